@@ -1,0 +1,152 @@
+package api
+
+import (
+	"context"
+	"errors"
+)
+
+// Port is the JSON port object; field names are a contract (DESIGN.md).
+type Port struct {
+	Name       string            `json:"name"`
+	VLAN       int               `json:"vlan"`
+	Trunk      []int             `json:"trunk"`
+	NativeVLAN int               `json:"native_vlan"`
+	SVID       int               `json:"svid"`
+	PCP        int               `json:"pcp"`
+	MACs       []string          `json:"macs"`
+	Flood      bool              `json:"flood_unknown,omitempty"`
+	State      string            `json:"state"` // up|down|absent
+	RxPackets  uint64            `json:"rx_packets"`
+	RxBytes    uint64            `json:"rx_bytes"`
+	TxPackets  uint64            `json:"tx_packets"`
+	TxBytes    uint64            `json:"tx_bytes"`
+	Drops      map[string]uint64 `json:"drops"`
+}
+
+// PortSpec is the body of POST /v1/ports (Name required) and PATCH
+// /v1/ports/{name} (nil fields are left unchanged).
+type PortSpec struct {
+	Name       string    `json:"name,omitempty"`
+	VLAN       *int      `json:"vlan,omitempty"`
+	Trunk      *string   `json:"trunk,omitempty"` // VID set "10,20-30"; "" clears
+	NativeVLAN *int      `json:"native_vlan,omitempty"`
+	SVID       *int      `json:"svid,omitempty"`
+	PCP        *int      `json:"pcp,omitempty"`
+	MACs       *[]string `json:"macs,omitempty"`
+	Flood      *bool     `json:"flood_unknown,omitempty"`
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	Version        string `json:"version"`
+	Uplink         string `json:"uplink"`
+	UplinkState    string `json:"uplink_state"`
+	Mode           string `json:"mode"`            // vepa|veb (effective)
+	ConfiguredMode string `json:"configured_mode"` // what the operator asked for
+	Datapath       string `json:"datapath"`        // afpacket|afxdp
+	DatapathReason string `json:"datapath_reason,omitempty"`
+	Ports          int    `json:"ports"`
+	PortsUp        int    `json:"ports_up"`
+	UptimeSeconds  int64  `json:"uptime_seconds"`
+	StatePath      string `json:"state_path"`
+	// Relay is the reflective-relay negotiation state (filled by pkg/vepa).
+	Relay *RelayStatus `json:"relay,omitempty"`
+}
+
+// RelayStatus reports the EVB TLV negotiation.
+type RelayStatus struct {
+	State   string `json:"state"` // unknown|granted|refused
+	Peer    string `json:"peer,omitempty"`
+	Updated string `json:"updated,omitempty"`
+}
+
+// FDBEntry is one row of GET /v1/fdb.
+type FDBEntry struct {
+	VLAN   int    `json:"vlan"`
+	MAC    string `json:"mac"`
+	Port   string `json:"port"`
+	Static bool   `json:"static"`
+	AgeSec int    `json:"age_seconds"`
+}
+
+// Stats is GET /v1/stats.
+type Stats struct {
+	Ports  []Port            `json:"ports"`
+	Uplink UplinkStats       `json:"uplink"`
+	Drops  map[string]uint64 `json:"drops"` // totals per reason
+}
+
+// UplinkStats are counters of the uplink.
+type UplinkStats struct {
+	Name      string            `json:"name"`
+	RxPackets uint64            `json:"rx_packets"`
+	RxBytes   uint64            `json:"rx_bytes"`
+	TxPackets uint64            `json:"tx_packets"`
+	TxBytes   uint64            `json:"tx_bytes"`
+	Drops     map[string]uint64 `json:"drops"`
+	Control   uint64            `json:"control_frames"`
+}
+
+// VSI is one row of GET /v1/vsis (VDP); filled by pkg/vepa.
+type VSI struct {
+	Port    string `json:"port"`
+	UUID    string `json:"uuid"`
+	State   string `json:"state"`
+	MgrID   string `json:"mgr_id,omitempty"`
+	TypeID  int    `json:"type_id"`
+	TypeVer int    `json:"type_version"`
+	VLAN    int    `json:"vlan"`
+	MAC     string `json:"mac,omitempty"`
+}
+
+// Error is the JSON error body of every 4xx/5xx answer.
+type Error struct {
+	Message string `json:"error"`
+	Code    string `json:"code"`
+}
+
+// Error codes (the "code" field).
+const (
+	CodeInvalidVLAN   = "invalid_vlan"
+	CodeInvalidMAC    = "invalid_mac"
+	CodeInvalidPCP    = "invalid_pcp"
+	CodeInvalidName   = "invalid_name"
+	CodeInvalidBody   = "invalid_request"
+	CodeNotFound      = "not_found"
+	CodeAlreadyExists = "already_exists"
+	CodeInternal      = "internal"
+)
+
+// ServiceError carries an API error code; services return it (wrapped or
+// not) so handlers can map it to a status and a code.
+type ServiceError struct {
+	Code string
+	Msg  string
+}
+
+func (e *ServiceError) Error() string { return e.Msg }
+
+// Errorf-like constructor.
+func NewError(code, msg string) error { return &ServiceError{Code: code, Msg: msg} }
+
+// CodeOf returns the code of err, CodeInternal if it has none.
+func CodeOf(err error) string {
+	var se *ServiceError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return CodeInternal
+}
+
+// Service is what the daemon implements behind the HTTP API.
+type Service interface {
+	Status(ctx context.Context) (Status, error)
+	ListPorts(ctx context.Context) ([]Port, error)
+	GetPort(ctx context.Context, name string) (Port, error)
+	AddPort(ctx context.Context, spec PortSpec) (Port, error)
+	UpdatePort(ctx context.Context, name string, spec PortSpec) (Port, error)
+	DeletePort(ctx context.Context, name string) error
+	FDB(ctx context.Context, vlan int) ([]FDBEntry, error) // vlan 0 = all
+	Stats(ctx context.Context) (Stats, error)
+	VSIs(ctx context.Context) ([]VSI, error)
+}
