@@ -1,0 +1,292 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sub", "dir", "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestOpenCreatesDirAndFileModes(t *testing.T) {
+	_, path := openTemp(t)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("state file mode %o, want 600", got)
+	}
+	di, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !di.IsDir() {
+		t.Fatalf("%s is not a directory", filepath.Dir(path))
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s, _ := openTemp(t)
+	name, mode, err := s.Uplink()
+	if err != nil || name != "" || mode != "" {
+		t.Fatalf("fresh Uplink = %q %q %v, want empty", name, mode, err)
+	}
+	if err := s.SetUplink("eth0", "veb"); err != nil {
+		t.Fatal(err)
+	}
+	if name, mode, _ = s.Uplink(); name != "eth0" || mode != "veb" {
+		t.Fatalf("Uplink = %q %q, want eth0 veb", name, mode)
+	}
+	want := []PortConfig{
+		{Name: "vnet1", VLAN: 100, PCP: 3, SVID: 7, MACs: []string{"52:54:00:12:34:56"}},
+		{Name: "vnet0", Trunk: "10,20-30", NativeVLAN: 10, Flood: true},
+	}
+	for _, p := range want {
+		if err := s.PutPort(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sorted by name.
+	if !reflect.DeepEqual(got, []PortConfig{want[1], want[0]}) {
+		t.Fatalf("Ports = %+v", got)
+	}
+	p, err := s.Port("vnet1")
+	if err != nil || !reflect.DeepEqual(p, want[0]) {
+		t.Fatalf("Port(vnet1) = %+v, %v", p, err)
+	}
+	// Replace.
+	want[0].VLAN = 200
+	if err := s.PutPort(want[0]); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ = s.Port("vnet1"); p.VLAN != 200 {
+		t.Fatalf("after replace VLAN = %d", p.VLAN)
+	}
+	if err := s.DeletePort("vnet1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePort("vnet1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Port("vnet1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Port after delete: %v, want ErrNotFound", err)
+	}
+	if err := s.PutPort(PortConfig{}); err == nil {
+		t.Fatal("PutPort with empty name succeeded")
+	}
+}
+
+func TestReopenPersists(t *testing.T) {
+	s, path := openTemp(t)
+	if err := s.SetUplink("ens1", "vepa"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPort(PortConfig{Name: "vnet3", VLAN: 42, MACs: []string{"52:54:00:00:00:01"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	name, mode, _ := s2.Uplink()
+	if name != "ens1" || mode != "vepa" {
+		t.Fatalf("Uplink after reopen = %q %q", name, mode)
+	}
+	ports, err := s2.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ports) != 1 || ports[0].Name != "vnet3" || ports[0].VLAN != 42 || ports[0].MACs[0] != "52:54:00:00:00:01" {
+		t.Fatalf("Ports after reopen = %+v", ports)
+	}
+}
+
+// rawDB writes a bbolt file by hand, the way another version would have.
+func rawDB(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		m, _ := tx.CreateBucket(bucketMeta)
+		tx.CreateBucket(bucketPorts)
+		return m.Put(keySchema, []byte("9"))
+	})
+	s, err := Open(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a v9 store succeeded")
+	}
+	if !errors.Is(err, ErrNewerSchema) {
+		t.Errorf("error %v is not ErrNewerSchema", err)
+	}
+	want := "state file " + path + " has schema v9, this vswitchd understands up to v2: upgrade vswitchd"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	// The file must not have been touched.
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		if v := string(tx.Bucket(bucketMeta).Get(keySchema)); v != "9" {
+			t.Errorf("schema rewritten to %q", v)
+		}
+		return nil
+	})
+}
+
+func TestMigrateV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	// A v1 file: meta has the uplink but no mode and no schema key; ports
+	// hold {"vlan":N} only.
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		m, _ := tx.CreateBucket(bucketMeta)
+		if err := m.Put(keyUplink, []byte("eth1")); err != nil {
+			return err
+		}
+		p, _ := tx.CreateBucket(bucketPorts)
+		if err := p.Put([]byte("vnet2"), []byte(`{"vlan":20}`)); err != nil {
+			return err
+		}
+		return p.Put([]byte("vnet1"), []byte(`{"vlan":10}`))
+	})
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open v1: %v", err)
+	}
+	ports, err := s.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []PortConfig{{Name: "vnet1", VLAN: 10}, {Name: "vnet2", VLAN: 20}}
+	if !reflect.DeepEqual(ports, want) {
+		t.Fatalf("migrated ports = %+v, want %+v", ports, want)
+	}
+	name, mode, _ := s.Uplink()
+	if name != "eth1" || mode != "vepa" {
+		t.Fatalf("migrated uplink = %q %q, want eth1 vepa", name, mode)
+	}
+	s.Close()
+	// The migration was written: the file now says v2 and records names.
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		if v := string(tx.Bucket(bucketMeta).Get(keySchema)); v != "2" {
+			t.Errorf("schema after migration = %q, want 2", v)
+		}
+		if v := string(tx.Bucket(bucketPorts).Get([]byte("vnet1"))); !strings.Contains(v, `"name":"vnet1"`) {
+			t.Errorf("vnet1 record after migration = %s", v)
+		}
+		return nil
+	})
+}
+
+func TestMigrateV1BadRecordNamesPort(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		p, _ := tx.CreateBucket(bucketPorts)
+		return p.Put([]byte("vnetX"), []byte(`{"vlan":`))
+	})
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), "vnetX") || !strings.Contains(err.Error(), "v1 to v2") {
+		t.Fatalf("Open of broken v1 store: %v", err)
+	}
+}
+
+func TestLockedFile(t *testing.T) {
+	_, path := openTemp(t)
+	start := time.Now()
+	s2, err := Open(path)
+	if err == nil {
+		s2.Close()
+		t.Fatal("second Open of the same file succeeded")
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("error %v is not ErrLocked", err)
+	}
+	if want := "state file " + path + " is locked by another vswitchd"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("locked Open took %v", d)
+	}
+}
+
+func TestCorruptPortRecord(t *testing.T) {
+	s, _ := openTemp(t)
+	if err := s.PutPort(PortConfig{Name: "vnet1", VLAN: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPorts).Put([]byte("vnet7"), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Ports()
+	if err == nil || !strings.Contains(err.Error(), "port vnet7") {
+		t.Fatalf("Ports with a corrupt record: %v, want an error naming vnet7", err)
+	}
+	if _, err := s.Port("vnet7"); err == nil || !strings.Contains(err.Error(), "vnet7") {
+		t.Fatalf("Port(vnet7): %v", err)
+	}
+	// The bad record can still be deleted, which repairs the store.
+	if err := s.DeletePort("vnet7"); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := s.Ports(); err != nil || len(ps) != 1 {
+		t.Fatalf("after deleting the corrupt record: %v %v", ps, err)
+	}
+}
+
+func TestUnreadableSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		m, _ := tx.CreateBucket(bucketMeta)
+		return m.Put(keySchema, []byte("two"))
+	})
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "unreadable schema") {
+		t.Fatalf("Open: %v", err)
+	}
+}
+
+func TestNotABoltFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("garbage!", 1024)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of garbage: %v", err)
+	}
+}
