@@ -1,0 +1,46 @@
+// Package api is vswitchd's control API: HTTP/JSON over a Unix socket
+// (default /run/vswitchd/vswitchd.sock, mode 0660), the server side that
+// turns requests into calls on a Service, and a typed Go client.
+//
+// # Routes
+//
+//	GET    /v1/status          Status
+//	GET    /v1/ports           []Port
+//	POST   /v1/ports           PortSpec (name required) -> 201 Port
+//	GET    /v1/ports/{name}    Port
+//	PATCH  /v1/ports/{name}    PortSpec (nil fields unchanged) -> Port
+//	DELETE /v1/ports/{name}    204
+//	GET    /v1/fdb?vlan=N      []FDBEntry (no vlan or 0 = all)
+//	GET    /v1/stats           Stats
+//	GET    /v1/vsis            []VSI
+//	GET    /metrics            mounted by the daemon with Server.Handle
+//
+// # Errors
+//
+// Every failure is a JSON body {"error": "...", "code": "..."}: 400 for the
+// invalid_* codes, 404 not_found, 409 already_exists, 405 wrong method, 413
+// body over 1 MiB, 415 body not application/json, and 500 only for code
+// internal (a Service error that carries no code, or a recovered panic). A
+// Service reports semantic problems (bad VID, unknown port, ...) by returning
+// NewError(code, msg); the message should tell the operator what to do, and
+// it is what vswctl prints. ErrPortNotFound and ErrPortExists build the two
+// most common ones with the wording the CLI contract uses.
+//
+// Request bodies are decoded strictly: unknown fields, trailing data and
+// bodies over 1 MiB are rejected, so a typo in a field name is an error, not
+// a silently ignored setting.
+//
+// # Socket
+//
+// ListenUnix creates the socket's directory, refuses to start when a live
+// daemon already answers on the socket, removes a stale socket left by a dead
+// one, and sets mode 0660 so that members of the socket's group (e.g. the
+// libvirt hook) can connect.
+//
+// # Client
+//
+// Client mirrors Service over the socket. A dial failure is returned as
+// *UnreachableError, whose message tells the operator to start vswitchd or
+// point --socket / VSWITCHD_SOCKET at it; an API error is returned as
+// *ServiceError, so callers can switch on CodeOf(err).
+package api
