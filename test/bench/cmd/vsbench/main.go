@@ -1,0 +1,101 @@
+// Command vsbench runs the vswitch benchmark harness: every contender switch
+// in its own namespace topology, the same generator and sink, a table on
+// stdout and the same results as JSON.
+//
+//	go run ./test/bench/cmd/vsbench -json bench-results.json
+//	go run ./test/bench/cmd/vsbench -short
+//	go run ./test/bench/cmd/vsbench -contenders macvlan-vepa,linux-bridge -duration 2s -reps 1
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vswitch/vswitch/test/bench"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	def := bench.DefaultConfig()
+	var (
+		duration   = flag.Duration("duration", def.Duration, "duration of each repetition of each test")
+		reps       = flag.Int("reps", def.Reps, "repetitions per test (median reported)")
+		contenders = flag.String("contenders", "all", "all, or a comma list of: "+strings.Join(bench.AllContenders, ","))
+		short      = flag.Bool("short", false, "smoke run: 1 rep of 1s, linux-bridge and vswitchd-afpacket (unless -contenders is given)")
+		jsonPath   = flag.String("json", "bench-results.json", "write results as JSON to this file (empty: don't)")
+		vswitchd   = flag.String("vswitchd", "", "vswitchd binary (default: go build ./cmd/vswitchd)")
+		vswctl     = flag.String("vswctl", "", "vswctl binary (default: go build ./cmd/vswctl)")
+		timeout    = flag.Duration("timeout", def.Timeout, "bound on the whole run")
+		verbose    = flag.Bool("v", false, "debug logging")
+	)
+	flag.Parse()
+	if flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "vsbench: unexpected arguments:", flag.Args())
+		return 2
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+
+	cfg := def
+	if *short {
+		cfg = bench.ShortConfig()
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["duration"] || !*short {
+		cfg.Duration = *duration
+	}
+	if set["reps"] || !*short {
+		cfg.Reps = *reps
+	}
+	if set["timeout"] || !*short {
+		cfg.Timeout = *timeout
+	}
+	if set["contenders"] || !*short {
+		cfg.Contenders = nil
+		if *contenders != "all" {
+			cfg.Contenders = strings.Split(*contenders, ",")
+		}
+	}
+	cfg.VswitchdPath, cfg.VswctlPath = *vswitchd, *vswctl
+	cfg.Progress = os.Stderr
+
+	// Ctrl-C / SIGTERM cancel the run; Run's teardown still removes every
+	// namespace and process it created before we exit.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vsbench:", err)
+		return 1
+	}
+	if err := res.WriteTable(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "vsbench:", err)
+		return 1
+	}
+	if *jsonPath != "" {
+		if err := res.WriteJSON(*jsonPath); err != nil {
+			fmt.Fprintln(os.Stderr, "vsbench:", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s (%.0fs)\n", *jsonPath, time.Since(start).Seconds())
+	}
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,586 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Test names (JSON keys).
+const (
+	TestVM2VM64   = "vm2vm_64"
+	TestUp2VM64   = "up2vm_64"
+	TestVM2VM1500 = "vm2vm_1500"
+)
+
+// Config controls one harness run.
+type Config struct {
+	Duration   time.Duration // per repetition of each test
+	Reps       int           // repetitions; the median is reported
+	Contenders []string      // names from AllContenders; empty = all
+	// VswitchdPath and VswctlPath point at prebuilt binaries; empty means
+	// build them from RepoRoot with `go build`.
+	VswitchdPath, VswctlPath string
+	RepoRoot                 string        // module root; found from the working directory when empty
+	BuildTimeout             time.Duration // bound on building vswitchd/vswctl
+	Timeout                  time.Duration // bound on the whole run
+	Progress                 io.Writer     // one line per finished test, may be nil
+}
+
+// DefaultConfig is the full run: all contenders, 3 x 4 s per test, which
+// keeps 7 contenders x 3 tests under 5 minutes on a 2-core machine.
+func DefaultConfig() Config {
+	return Config{Duration: 4 * time.Second, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 5 * time.Minute}
+}
+
+// ShortConfig is the smoke variant: 1 repetition of 1 s.
+func ShortConfig() Config {
+	return Config{Duration: time.Second, Reps: 1, BuildTimeout: 90 * time.Second, Timeout: 2 * time.Minute,
+		Contenders: []string{LinuxBridge, VswitchdAFPacket}}
+}
+
+// Results is everything one run measured; it is also the JSON document.
+type Results struct {
+	Started    time.Time         `json:"started"`
+	Commit     string            `json:"commit,omitempty"`
+	Kernel     string            `json:"kernel,omitempty"`
+	CPUs       int               `json:"cpus"`
+	DurationS  float64           `json:"duration_s"`
+	Reps       int               `json:"reps"`
+	Generator  string            `json:"generator"`
+	ElapsedS   float64           `json:"elapsed_s"`
+	Contenders []ContenderResult `json:"contenders"`
+}
+
+// ContenderResult is one row.
+type ContenderResult struct {
+	Name    string                 `json:"name"`
+	Note    string                 `json:"note,omitempty"`
+	Status  string                 `json:"status"` // ok, partial, cannot run
+	Reason  string                 `json:"reason,omitempty"`
+	CPUKind string                 `json:"cpu_kind,omitempty"` // process (utime+stime of the switch) or softirq (system-wide)
+	Tests   map[string]*TestResult `json:"tests,omitempty"`
+	// Ratios of vm2vm_64 pps to macvlan-vepa's and to the best OVS row's.
+	RatioMacvlanVEPA *float64 `json:"ratio_macvlan_vepa,omitempty"`
+	RatioBestOVS     *float64 `json:"ratio_best_ovs,omitempty"`
+}
+
+// Status values.
+const (
+	StatusOK        = "ok"
+	StatusPartial   = "partial"
+	StatusCannotRun = "cannot run"
+)
+
+// TestResult is one test of one contender: medians over the repetitions.
+type TestResult struct {
+	FrameSize  int         `json:"frame_size"` // bytes without FCS, untagged
+	Tagged     bool        `json:"tagged"`     // frames on the uplink carry VID 100
+	PPS        float64     `json:"pps"`
+	Mpps       float64     `json:"mpps"`
+	Gbps       float64     `json:"gbps"`
+	CPUPct     float64     `json:"cpu_pct"` // of one core; see CPUKind
+	SoftirqPct float64     `json:"softirq_pct"`
+	SysBusyPct float64     `json:"sys_busy_pct"` // all CPUs, 100 = one core
+	LossPct    float64     `json:"loss_pct"`
+	Verified   string      `json:"verified,omitempty"`
+	Error      string      `json:"error,omitempty"`
+	Reps       []RepResult `json:"reps,omitempty"`
+}
+
+// RepResult is one repetition.
+type RepResult struct {
+	Sent       uint64  `json:"sent"`
+	Received   uint64  `json:"received"`
+	Seconds    float64 `json:"seconds"`
+	PPS        float64 `json:"pps"`
+	CPUPct     float64 `json:"cpu_pct"`
+	SoftirqPct float64 `json:"softirq_pct"`
+	SysBusyPct float64 `json:"sys_busy_pct"`
+	LossPct    float64 `json:"loss_pct"`
+}
+
+// harness carries state shared by the contenders of one run.
+type harness struct {
+	cfg Config
+
+	buildOnce        sync.Once
+	vswitchd, vswctl string
+	buildErr         error
+	buildDir         string
+}
+
+// Run builds each contender's topology in turn, measures it and tears it
+// down. It needs root. Errors of single contenders land in their rows; the
+// returned error is for the run as a whole (not root, bad config).
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the benchmark needs root (network namespaces, packet sockets)")
+	}
+	if cfg.Duration <= 0 || cfg.Reps <= 0 {
+		return nil, fmt.Errorf("duration %v and reps %d must be positive", cfg.Duration, cfg.Reps)
+	}
+	names := cfg.Contenders
+	if len(names) == 0 {
+		names = AllContenders
+	}
+	var cs []contender
+	for _, n := range names {
+		c, ok := contenderByName(n)
+		if !ok {
+			return nil, fmt.Errorf("unknown contender %q (known: %s)", n, strings.Join(AllContenders, ", "))
+		}
+		cs = append(cs, c)
+	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	h := &harness{cfg: cfg}
+	defer h.cleanup()
+	removeStale(ctx)
+
+	res := &Results{Started: time.Now().UTC(), CPUs: runtime.NumCPU(), DurationS: cfg.Duration.Seconds(), Reps: cfg.Reps,
+		Generator: "in-repo Go AF_PACKET, PACKET_QDISC_BYPASS, sendmmsg x64, 1 thread"}
+	res.Kernel = kernelRelease()
+	res.Commit = gitCommit(cfg.RepoRoot)
+	for _, c := range cs {
+		var r ContenderResult
+		if ctx.Err() != nil {
+			r = ContenderResult{Name: c.name, Note: c.note, Status: StatusCannotRun, Reason: "harness time limit reached: " + ctx.Err().Error()}
+		} else {
+			r = h.runContender(ctx, c)
+		}
+		res.Contenders = append(res.Contenders, r)
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "%-18s %s\n", r.Name, r.summary())
+		}
+	}
+	res.computeRatios()
+	res.ElapsedS = time.Since(res.Started).Seconds()
+	return res, nil
+}
+
+func (h *harness) cleanup() {
+	if h.buildDir != "" {
+		_ = os.RemoveAll(h.buildDir)
+	}
+}
+
+// vswitchdBinaries returns the daemon and CLI paths, building them once.
+func (h *harness) vswitchdBinaries(ctx context.Context) (string, string, error) {
+	h.buildOnce.Do(func() {
+		if h.cfg.VswitchdPath != "" && h.cfg.VswctlPath != "" {
+			h.vswitchd, h.vswctl = h.cfg.VswitchdPath, h.cfg.VswctlPath
+			return
+		}
+		root := h.cfg.RepoRoot
+		if root == "" {
+			var err error
+			if root, err = findRepoRoot(); err != nil {
+				h.buildErr = err
+				return
+			}
+		}
+		dir, err := os.MkdirTemp("", "vsb-build-")
+		if err != nil {
+			h.buildErr = fmt.Errorf("build dir: %w", err)
+			return
+		}
+		h.buildDir = dir
+		h.vswitchd, h.vswctl = h.cfg.VswitchdPath, h.cfg.VswctlPath
+		bctx, cancel := context.WithTimeout(ctx, h.cfg.BuildTimeout)
+		defer cancel()
+		for _, b := range []struct {
+			pkg string
+			out *string
+		}{{"./cmd/vswitchd", &h.vswitchd}, {"./cmd/vswctl", &h.vswctl}} {
+			if *b.out != "" {
+				continue
+			}
+			bin := filepath.Join(dir, filepath.Base(b.pkg))
+			cmd := exec.CommandContext(bctx, "go", "build", "-o", bin, b.pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				msg := strings.TrimSpace(string(out))
+				if i := strings.IndexByte(msg, '\n'); i > 0 {
+					msg = msg[:i]
+				}
+				h.buildErr = fmt.Errorf("go build %s: %v: %s", b.pkg, err, msg)
+				return
+			}
+			*b.out = bin
+		}
+	})
+	return h.vswitchd, h.vswctl, h.buildErr
+}
+
+// findRepoRoot walks up from the working directory to the go.mod of this module.
+func findRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("getwd: %w", err)
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/vswitch/vswitch") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("repository root (go.mod of github.com/vswitch/vswitch) not found above the working directory; pass -vswitchd and -vswctl")
+		}
+		dir = parent
+	}
+}
+
+// runContender builds, measures and tears down one contender.
+func (h *harness) runContender(ctx context.Context, c contender) (r ContenderResult) {
+	r = ContenderResult{Name: c.name, Note: c.note, Tests: map[string]*TestResult{}}
+	t, err := buildTopo(ctx, c.kind, !c.noHairpin)
+	if err != nil {
+		return cannot(r, fmt.Errorf("build topology: %w", err))
+	}
+	defer t.teardown()
+	p, err := c.setup(ctx, h, t)
+	if err != nil {
+		return cannot(r, err)
+	}
+	r.CPUKind = "softirq"
+	if p != nil {
+		r.CPUKind = "process"
+	}
+
+	type spec struct {
+		name      string
+		ns, ifn   string
+		src       net.HardwareAddr
+		srcIP     net.IP
+		size, vid int
+	}
+	up := uplinkVID(c)
+	specs := []spec{
+		{TestVM2VM64, t.vm1, vmIf, vm1MAC, vm1IP, minFrame, 0},
+		{TestUp2VM64, t.rem, remIf, remMAC, remIP, minFrame, up},
+		{TestVM2VM1500, t.vm1, vmIf, vm1MAC, vm1IP, 1514, 0},
+	}
+	sink, err := newStatsReader(t.vm2, vmIf)
+	if err != nil {
+		return cannot(r, err)
+	}
+	defer sink.close()
+
+	failed := 0
+	for _, s := range specs {
+		if s.name == TestUp2VM64 && c.noUplink {
+			continue
+		}
+		tr := &TestResult{FrameSize: s.size, Tagged: s.vid != 0}
+		r.Tests[s.name] = tr
+		frame, err := buildFrame(frameSpec{Dst: vm2MAC, Src: s.src, SrcIP: s.srcIP, DstIP: vm2IP, VID: s.vid, Size: s.size})
+		if err != nil {
+			return cannot(r, err)
+		}
+		err = h.measure(ctx, t, p, sink, s.ns, s.ifn, frame, tr)
+		if err != nil {
+			tr.Error = err.Error()
+			failed++
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	switch {
+	case failed == 0:
+		r.Status = StatusOK
+	case failed == len(r.Tests):
+		r.Status = StatusCannotRun
+		for _, n := range []string{TestVM2VM64, TestUp2VM64, TestVM2VM1500} {
+			if tr := r.Tests[n]; tr != nil && tr.Error != "" {
+				r.Reason = n + ": " + tr.Error
+				break
+			}
+		}
+	default:
+		r.Status = StatusPartial
+	}
+	if p != nil && !p.alive() {
+		r.Status = StatusPartial
+		r.Reason = "switch process died: " + p.tail()
+	}
+	return r
+}
+
+func uplinkVID(c contender) int {
+	if c.tagUp {
+		return benchVID
+	}
+	return 0
+}
+
+func cannot(r ContenderResult, err error) ContenderResult {
+	r.Status = StatusCannotRun
+	r.Reason = err.Error()
+	r.Tests = nil
+	return r
+}
+
+// learn makes every switch on the path know both VMs: VM2 talks first (so
+// the adjacent bridge and FDBs learn it), then VM1.
+func learn(t *topo) error {
+	for _, d := range []struct {
+		ns       string
+		src, dst net.HardwareAddr
+		sip, dip net.IP
+	}{{t.vm2, vm2MAC, vm1MAC, vm2IP, vm1IP}, {t.vm1, vm1MAC, vm2MAC, vm1IP, vm2IP}} {
+		f, err := buildFrame(frameSpec{Dst: d.dst, Src: d.src, SrcIP: d.sip, DstIP: d.dip, Size: minFrame})
+		if err != nil {
+			return err
+		}
+		s, err := openSender(d.ns, vmIf, f)
+		if err != nil {
+			return fmt.Errorf("learning sender: %w", err)
+		}
+		_, err = s.sendN(3)
+		s.close()
+		if err != nil {
+			return fmt.Errorf("learning frames: %w", err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	return nil
+}
+
+// measure verifies delivery once and then runs the repetitions of one test.
+func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsReader, ns, ifn string, frame []byte, tr *TestResult) error {
+	if err := learn(t); err != nil {
+		return err
+	}
+	snd, err := openSender(ns, ifn, frame)
+	if err != nil {
+		return err
+	}
+	defer snd.close()
+
+	// Verify: frames must reach VM2 untagged and intact.
+	rcv, err := openReceiver(t.vm2, vmIf)
+	if err != nil {
+		return err
+	}
+	if _, err := snd.sendN(64); err != nil {
+		rcv.close()
+		return err
+	}
+	v, err := rcv.collect(vm2MAC, 16, time.Second)
+	rcv.close()
+	if err != nil {
+		return err
+	}
+	tr.Verified = fmt.Sprintf("%d ok, %d tagged, %d other of 64", v.OK, v.Tagged, v.Other)
+	if v.OK == 0 {
+		return fmt.Errorf("no generated frame reached VM2 untagged (verify: %s)", tr.Verified)
+	}
+
+	for i := 0; i < h.cfg.Reps; i++ {
+		if err := learn(t); err != nil {
+			return err
+		}
+		rep, err := h.rep(ctx, p, sink, snd)
+		if err != nil {
+			return err
+		}
+		rep.Seconds = round(rep.Seconds, 3)
+		tr.Reps = append(tr.Reps, rep)
+	}
+	med := func(f func(RepResult) float64) float64 {
+		xs := make([]float64, len(tr.Reps))
+		for i, r := range tr.Reps {
+			xs[i] = f(r)
+		}
+		return median(xs)
+	}
+	tr.PPS = round(med(func(r RepResult) float64 { return r.PPS }), 0)
+	tr.Mpps = round(tr.PPS/1e6, 4)
+	tr.Gbps = round(tr.PPS*float64(tr.FrameSize)*8/1e9, 3)
+	tr.CPUPct = round(med(func(r RepResult) float64 { return r.CPUPct }), 1)
+	tr.SoftirqPct = round(med(func(r RepResult) float64 { return r.SoftirqPct }), 1)
+	tr.SysBusyPct = round(med(func(r RepResult) float64 { return r.SysBusyPct }), 1)
+	tr.LossPct = round(med(func(r RepResult) float64 { return r.LossPct }), 2)
+	if tr.PPS == 0 {
+		return errors.New("no frames received during the measurement")
+	}
+	return nil
+}
+
+// drainWait lets frames still queued in switches arrive before counting.
+const drainWait = 150 * time.Millisecond
+
+// rep runs the generator for the configured duration and counts.
+func (h *harness) rep(ctx context.Context, p *proc, sink *statsReader, snd *sender) (RepResult, error) {
+	var rep RepResult
+	rx0, _, _, err := sink.read()
+	if err != nil {
+		return rep, err
+	}
+	var cpu0 uint64
+	if p != nil {
+		if cpu0, err = cpuTicks(p.pid()); err != nil {
+			return rep, err
+		}
+	}
+	si0, busy0, err := sysTicks()
+	if err != nil {
+		return rep, err
+	}
+	sent, elapsed, err := snd.sendFor(ctx, h.cfg.Duration)
+	if err != nil {
+		return rep, err
+	}
+	si1, busy1, err := sysTicks()
+	if err != nil {
+		return rep, err
+	}
+	var cpu1 uint64
+	if p != nil {
+		if cpu1, err = cpuTicks(p.pid()); err != nil {
+			return rep, fmt.Errorf("switch process: %w", err)
+		}
+	}
+	time.Sleep(drainWait)
+	rx1, _, _, err := sink.read()
+	if err != nil {
+		return rep, err
+	}
+	secs := elapsed.Seconds()
+	rep.Sent = sent
+	rep.Received = rx1 - rx0
+	rep.Seconds = secs
+	rep.PPS = round(float64(rep.Received)/secs, 0)
+	pct := func(ticks uint64) float64 { return round(float64(ticks)/clkTck/secs*100, 1) }
+	if p != nil {
+		rep.CPUPct = pct(cpu1 - cpu0)
+	} else {
+		rep.CPUPct = pct(si1 - si0)
+	}
+	rep.SoftirqPct = pct(si1 - si0)
+	rep.SysBusyPct = pct(busy1 - busy0)
+	if sent > 0 && rep.Received < sent {
+		rep.LossPct = round(float64(sent-rep.Received)/float64(sent)*100, 2)
+	}
+	return rep, nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func round(x float64, digits int) float64 {
+	p := 1.0
+	for i := 0; i < digits; i++ {
+		p *= 10
+	}
+	return float64(int64(x*p+0.5)) / p
+}
+
+// computeRatios fills the ratio columns from vm2vm_64.
+func (res *Results) computeRatios() {
+	pps := func(name string) float64 {
+		for _, c := range res.Contenders {
+			if c.Name == name && c.Tests != nil {
+				if t := c.Tests[TestVM2VM64]; t != nil && t.Error == "" {
+					return t.PPS
+				}
+			}
+		}
+		return 0
+	}
+	mv := pps(MacvlanVEPA)
+	ovs := max(pps(OVSAFPacket), pps(OVSAFXDP))
+	for i := range res.Contenders {
+		c := &res.Contenders[i]
+		p := pps(c.Name)
+		if p == 0 {
+			continue
+		}
+		if mv > 0 {
+			x := round(p/mv, 2)
+			c.RatioMacvlanVEPA = &x
+		}
+		if ovs > 0 {
+			x := round(p/ovs, 2)
+			c.RatioBestOVS = &x
+		}
+	}
+}
+
+// Contender returns the row of the named contender, or nil.
+func (res *Results) Contender(name string) *ContenderResult {
+	for i := range res.Contenders {
+		if res.Contenders[i].Name == name {
+			return &res.Contenders[i]
+		}
+	}
+	return nil
+}
+
+func (r ContenderResult) summary() string {
+	if r.Status == StatusCannotRun {
+		return "cannot run: " + r.Reason
+	}
+	var parts []string
+	for _, n := range []string{TestVM2VM64, TestUp2VM64, TestVM2VM1500} {
+		t := r.Tests[n]
+		switch {
+		case t == nil:
+		case t.Error != "":
+			parts = append(parts, n+" error: "+t.Error)
+		case n == TestVM2VM1500:
+			parts = append(parts, fmt.Sprintf("%s %.2f Gbit/s", n, t.Gbps))
+		default:
+			parts = append(parts, fmt.Sprintf("%s %.3f Mpps", n, t.Mpps))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func gitCommit(root string) string {
+	cmd := exec.Command("git", "rev-parse", "--short", "HEAD")
+	if root != "" {
+		cmd.Dir = root
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		slog.Debug("git rev-parse", "err", err)
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -1,0 +1,376 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Addresses of the generated traffic. MACs are locally administered, IPs are
+// from the RFC 2544 benchmarking range and never configured on an interface,
+// so no stack answers (no ICMP back-traffic) and nothing can route them.
+var (
+	vm1MAC = net.HardwareAddr{0x02, 0x76, 0x73, 0x62, 0x00, 0x01}
+	vm2MAC = net.HardwareAddr{0x02, 0x76, 0x73, 0x62, 0x00, 0x02}
+	remMAC = net.HardwareAddr{0x02, 0x76, 0x73, 0x62, 0x00, 0x03}
+	vm1IP  = net.IPv4(198, 18, 0, 1)
+	vm2IP  = net.IPv4(198, 18, 0, 2)
+	remIP  = net.IPv4(198, 18, 0, 3)
+)
+
+// benchVID is the VLAN of both VM ports on tagging contenders.
+const benchVID = 100
+
+// Interface names inside the namespaces.
+const (
+	vmIf     = "eth0"   // in VM1 and VM2
+	vnet1    = "vnet1"  // HV side of VM1
+	vnet2    = "vnet2"  // HV side of VM2
+	uplinkIf = "uplink" // HV side of the uplink
+	swUpIf   = "up-sw"  // SW side of the uplink (hairpin on)
+	remIf    = "rem0"   // in REM
+	swRemIf  = "rem-sw" // SW side of REM
+	swBridge = "br0"
+)
+
+// vmLinkKind says how the VMs attach.
+type vmLinkKind int
+
+const (
+	vmVeth    vmLinkKind = iota // veth pair VMn eth0 <-> HV vnetN
+	vmMacvlan                   // macvlan (mode vepa) on HV's uplink moved into VMn
+	vmWire                      // VM1 eth0 <-> VM2 eth0 directly, no switch at all
+)
+
+// nsPrefix is the prefix of every namespace this harness creates.
+const nsPrefix = "vsb"
+
+// topo is one contender's set of namespaces, processes and temp files.
+type topo struct {
+	id    string // unique prefix, e.g. vsb1234x9f3a
+	sw    string
+	hv    string
+	vm1   string
+	vm2   string
+	rem   string
+	tmp   string
+	nsAll []string
+
+	mu    sync.Mutex
+	procs []*proc
+}
+
+// proc is a child process the harness started (and alone may stop).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+func newID() string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s%dx%s", nsPrefix, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// buildTopo creates the namespaces and links for one contender.
+func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err error) {
+	id := newID()
+	t = &topo{id: id, sw: id + "-sw", hv: id + "-hv", vm1: id + "-vm1", vm2: id + "-vm2", rem: id + "-rem"}
+	defer func() {
+		if err != nil {
+			t.teardown()
+			t = nil
+		}
+	}()
+	if t.tmp, err = os.MkdirTemp("", id+"-"); err != nil {
+		return t, fmt.Errorf("temp dir: %w", err)
+	}
+	names := []string{t.vm1, t.vm2}
+	if kind != vmWire {
+		names = append(names, t.sw, t.hv, t.rem)
+	}
+	for _, n := range names {
+		if err := ipCmd(ctx, "netns", "add", n); err != nil {
+			return t, err
+		}
+		t.nsAll = append(t.nsAll, n)
+		// No IPv6 autoconf/DAD/MLD noise in the counters.
+		for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
+			if err := writeSysctl(n, k, "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return t, err
+			}
+		}
+		if err := ipCmd(ctx, "-n", n, "link", "set", "lo", "up"); err != nil {
+			return t, err
+		}
+	}
+	if kind == vmWire {
+		if err := ipCmd(ctx, "-n", t.vm1, "link", "add", vmIf, "type", "veth", "peer", "name", vmIf, "netns", t.vm2); err != nil {
+			return t, err
+		}
+		return t, t.vmUp(ctx)
+	}
+
+	// SW: the adjacent bridge, reflective relay on the uplink port.
+	steps := [][]string{
+		{"-n", t.sw, "link", "add", swBridge, "type", "bridge"},
+		{"-n", t.hv, "link", "add", uplinkIf, "type", "veth", "peer", "name", swUpIf, "netns", t.sw},
+		{"-n", t.rem, "link", "add", remIf, "address", remMAC.String(), "type", "veth", "peer", "name", swRemIf, "netns", t.sw},
+		{"-n", t.sw, "link", "set", swUpIf, "master", swBridge},
+		{"-n", t.sw, "link", "set", swRemIf, "master", swBridge},
+		{"-n", t.sw, "link", "set", swBridge, "up"},
+		{"-n", t.sw, "link", "set", swUpIf, "up"},
+		{"-n", t.sw, "link", "set", swRemIf, "up"},
+		{"-n", t.rem, "link", "set", remIf, "up"},
+		{"-n", t.hv, "link", "set", uplinkIf, "up"},
+	}
+	for _, s := range steps {
+		if err := ipCmd(ctx, s...); err != nil {
+			return t, err
+		}
+	}
+	if hairpin {
+		if _, err := run(ctx, nil, "bridge", "-n", t.sw, "link", "set", "dev", swUpIf, "hairpin", "on"); err != nil {
+			return t, err
+		}
+	}
+	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
+		if err := writeSysctl(t.sw, k, "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return t, err
+		}
+	}
+
+	switch kind {
+	case vmVeth:
+		if err := ipCmd(ctx, "-n", t.vm1, "link", "add", vmIf, "type", "veth", "peer", "name", vnet1, "netns", t.hv); err != nil {
+			return t, err
+		}
+		if err := ipCmd(ctx, "-n", t.vm2, "link", "add", vmIf, "type", "veth", "peer", "name", vnet2, "netns", t.hv); err != nil {
+			return t, err
+		}
+		for _, v := range []string{vnet1, vnet2} {
+			if err := ipCmd(ctx, "-n", t.hv, "link", "set", v, "up"); err != nil {
+				return t, err
+			}
+		}
+	case vmMacvlan:
+		for _, m := range []struct{ tmp, ns string }{{"mv1", t.vm1}, {"mv2", t.vm2}} {
+			if err := ipCmd(ctx, "-n", t.hv, "link", "add", "link", uplinkIf, "name", m.tmp, "type", "macvlan", "mode", "vepa"); err != nil {
+				return t, err
+			}
+			if err := ipCmd(ctx, "-n", t.hv, "link", "set", m.tmp, "netns", m.ns); err != nil {
+				return t, err
+			}
+			if err := ipCmd(ctx, "-n", m.ns, "link", "set", m.tmp, "name", vmIf); err != nil {
+				return t, err
+			}
+		}
+	}
+	return t, t.vmUp(ctx)
+}
+
+// vmUp sets the VM MACs and brings their interfaces up.
+func (t *topo) vmUp(ctx context.Context) error {
+	for _, v := range []struct {
+		ns  string
+		mac net.HardwareAddr
+	}{{t.vm1, vm1MAC}, {t.vm2, vm2MAC}} {
+		if err := ipCmd(ctx, "-n", v.ns, "link", "set", vmIf, "address", v.mac.String(), "up"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start runs a long-lived child process inside namespace ns (or in the
+// harness's namespace when ns is ""). Its output is kept for error messages.
+func (t *topo) start(name, ns string, env []string, bin string, args ...string) (*proc, error) {
+	var cmd *exec.Cmd
+	if ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	} else {
+		cmd = exec.Command(bin, args...)
+	}
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	p := &proc{name: name, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	w := &lockedWriter{w: p.out}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.mu.Lock()
+	t.procs = append(t.procs, p)
+	t.mu.Unlock()
+	return p, nil
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// tail returns the last lines of the process output, one line.
+func (p *proc) tail() string {
+	s := strings.TrimSpace(p.out.String())
+	if i := strings.LastIndex(s, "\n"); i >= 0 && len(s) > 300 {
+		s = s[i+1:]
+	}
+	if len(s) > 300 {
+		s = s[len(s)-300:]
+	}
+	return strings.ReplaceAll(s, "\n", " | ")
+}
+
+// stop sends SIGTERM, then SIGKILL after a grace period, to this one pid.
+func (p *proc) stop() {
+	if !p.alive() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// teardown stops our processes and deletes our namespaces (which deletes
+// every interface in them) and the temp dir. Safe to call twice.
+func (t *topo) teardown() {
+	t.mu.Lock()
+	procs := t.procs
+	t.procs = nil
+	t.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop()
+	}
+	ctx := context.Background()
+	for i := len(t.nsAll) - 1; i >= 0; i-- {
+		if err := ipCmd(ctx, "netns", "delete", t.nsAll[i]); err != nil {
+			slog.Warn("delete netns", "ns", t.nsAll[i], "err", err)
+		}
+	}
+	t.nsAll = nil
+	if t.tmp != "" {
+		_ = os.RemoveAll(t.tmp)
+		t.tmp = ""
+	}
+}
+
+// removeStale deletes namespaces left by an earlier harness run that died
+// without cleaning up: only names with our prefix whose pid is gone.
+func removeStale(ctx context.Context) {
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, nsPrefix) {
+			continue
+		}
+		rest := strings.TrimPrefix(n, nsPrefix)
+		x := strings.IndexByte(rest, 'x')
+		if x <= 0 {
+			continue
+		}
+		pid, err := strconv.Atoi(rest[:x])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+			continue // its owner still runs
+		}
+		slog.Info("removing stale benchmark namespace", "ns", n)
+		_ = ipCmd(ctx, "netns", "delete", n)
+	}
+}
+
+// cpuTicks returns utime+stime of pid in clock ticks.
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read stat of pid %d: %w", pid, err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse stat of pid %d", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse stat of pid %d: short", pid)
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse stat of pid %d: bad times", pid)
+	}
+	return u + s, nil
+}
+
+// sysTicks returns (softirq, busy) ticks summed over all CPUs from /proc/stat.
+func sysTicks() (softirq, busy uint64, err error) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("open /proc/stat: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		return 0, 0, fmt.Errorf("read /proc/stat: empty")
+	}
+	fs := strings.Fields(sc.Text())
+	if len(fs) < 9 || fs[0] != "cpu" {
+		return 0, 0, fmt.Errorf("parse /proc/stat: %q", sc.Text())
+	}
+	var v [8]uint64
+	for i := range v {
+		v[i], _ = strconv.ParseUint(fs[i+1], 10, 64)
+	}
+	// user nice system idle iowait irq softirq steal
+	busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+	return v[6], busy, nil
+}
+
+// clkTck is USER_HZ; 100 on every Linux architecture Go supports here.
+const clkTck = 100
