@@ -1,0 +1,152 @@
+package datapath
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// Mode is the forwarding mode.
+type Mode int
+
+const (
+	// ModeVEPA sends everything to the adjacent bridge (reflective relay).
+	ModeVEPA Mode = iota
+	// ModeVEB switches known local unicast and floods locally (fallback
+	// when the bridge refuses reflective relay).
+	ModeVEB
+)
+
+func (m Mode) String() string {
+	if m == ModeVEB {
+		return "veb"
+	}
+	return "vepa"
+}
+
+// ParseMode parses "vepa" or "veb".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "vepa", "":
+		return ModeVEPA, nil
+	case "veb":
+		return ModeVEB, nil
+	}
+	return 0, fmt.Errorf("invalid mode %q: use vepa or veb", s)
+}
+
+// PortConfig is one port's configuration. A port is an access port when
+// VLAN != 0, a trunk port otherwise (Trunk holds the allowed VIDs).
+type PortConfig struct {
+	Name       string
+	VLAN       uint16
+	Trunk      vlan.VIDSet
+	NativeVLAN uint16
+	SVID       uint16 // outer 802.1ad S-tag (S-channel); 0 = none
+	PCP        uint8
+	MACs       []net.HardwareAddr
+	Flood      bool // receive unknown unicast of its VLAN(s)
+}
+
+// IsTrunk reports whether the port is a trunk port.
+func (c *PortConfig) IsTrunk() bool { return c.VLAN == 0 }
+
+// Validate checks the configuration.
+func (c *PortConfig) Validate() error {
+	if c.Name == "" || len(c.Name) > 15 {
+		return fmt.Errorf("invalid port name %q: must be 1-15 characters", c.Name)
+	}
+	if c.VLAN != 0 {
+		if err := vlan.CheckVID(int(c.VLAN)); err != nil {
+			return err
+		}
+		if c.Trunk.Len() != 0 || c.NativeVLAN != 0 {
+			return fmt.Errorf("port %s: an access port (vlan) cannot have a trunk or native VLAN", c.Name)
+		}
+	} else if c.Trunk.Len() == 0 {
+		return fmt.Errorf("port %s: needs a VLAN (access) or a trunk VID set", c.Name)
+	}
+	if c.NativeVLAN != 0 {
+		if err := vlan.CheckVID(int(c.NativeVLAN)); err != nil {
+			return fmt.Errorf("native VLAN: %w", err)
+		}
+	}
+	if c.SVID != 0 {
+		if err := vlan.CheckVID(int(c.SVID)); err != nil {
+			return fmt.Errorf("S-VLAN: %w", err)
+		}
+	}
+	if c.PCP > 7 {
+		return fmt.Errorf("invalid PCP %d: must be 0-7", c.PCP)
+	}
+	for _, m := range c.MACs {
+		if len(m) != 6 || m[0]&1 != 0 || isZeroMAC(m) {
+			return fmt.Errorf("invalid MAC %s: must be a unicast Ethernet address", m)
+		}
+	}
+	return nil
+}
+
+// hasVID reports whether frames of vid belong to the port.
+func (c *PortConfig) hasVID(vid uint16) bool {
+	if c.VLAN != 0 {
+		return c.VLAN == vid
+	}
+	return c.Trunk.Has(vid) || (c.NativeVLAN != 0 && c.NativeVLAN == vid)
+}
+
+// Config configures a Switch.
+type Config struct {
+	Uplink  string
+	Mode    Mode
+	Backend Backend
+	// UplinkQueues is the number of uplink RX workers (fanout members or
+	// AF_XDP queues). Default 1.
+	UplinkQueues int
+	// MTU of the VM ports (default 1500): longer frames are malformed.
+	MTU int
+	// Aging of learned FDB entries (default 300 s).
+	Aging time.Duration
+	// Batch size (default DefaultBatch).
+	Batch int
+	// Control receives link-local / LLDP / ECP frames from the uplink (a copy
+	// the callee may keep). Nil: they are counted as control_unhandled.
+	Control func(frame []byte)
+	Logger  *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.UplinkQueues <= 0 {
+		c.UplinkQueues = 1
+	}
+	if c.MTU <= 0 {
+		c.MTU = 1500
+	}
+	if c.Aging <= 0 {
+		c.Aging = 300 * time.Second
+	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func isZeroMAC(m []byte) bool {
+	return m[0]|m[1]|m[2]|m[3]|m[4]|m[5] == 0
+}
+
+// isLinkLocal reports 01:80:c2:00:00:00-0f.
+func isLinkLocal(d []byte) bool {
+	return d[0] == 0x01 && d[1] == 0x80 && d[2] == 0xc2 && d[3] == 0 && d[4] == 0 && d[5]&0xf0 == 0
+}
+
+// Control-plane ethertypes.
+const (
+	EtherTypeLLDP = 0x88cc
+	EtherTypeECP  = 0x8940
+)

@@ -1,0 +1,84 @@
+package datapath
+
+import "sync/atomic"
+
+// Reason is why a frame was dropped. Every drop is counted under one.
+type Reason int
+
+// Drop reasons; their String values are the JSON/metrics names.
+const (
+	DropMalformed      Reason = iota // runt, over MTU, truncated or >2 tags
+	DropTaggedOnAccess               // a VM sent a tagged frame on an access port
+	DropBadSrc                       // multicast or all-zero source MAC
+	DropSpoofedSrc                   // source not among the port's registered MACs
+	DropVLANNotAllowed               // trunk: VID not allowed / untagged without native VLAN
+	DropUnknownVLAN                  // uplink: untagged or VID no port uses
+	DropUnknownDst                   // uplink: unicast to a MAC not in the FDB
+	DropLinkLocal                    // a VM sent an 802.1 link-local/LLDP/ECP frame
+	DropPortDown                     // destination port has no queue (tap absent)
+	DropTxError                      // the backend refused the frame
+	DropControl                      // control frame and no control-plane handler
+	DropReflection                   // a VM's own broadcast reflected back by the relay
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	"malformed", "tagged_on_access", "bad_src", "spoofed_src", "vlan_not_allowed",
+	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection",
+}
+
+func (r Reason) String() string {
+	if r < 0 || r >= numReasons {
+		return "unknown"
+	}
+	return reasonNames[r]
+}
+
+// Reasons lists every drop reason.
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
+	}
+	return out
+}
+
+// Counters are one port's (or the uplink's) packet counters. RX is what the
+// switch received on the interface, TX what it sent out of it.
+type Counters struct {
+	RxPackets, RxBytes atomic.Uint64
+	TxPackets, TxBytes atomic.Uint64
+	drops              [numReasons]atomic.Uint64
+}
+
+// Drop counts n drops for r.
+func (c *Counters) Drop(r Reason, n uint64) { c.drops[r].Add(n) }
+
+// Drops returns the non-zero drop counts by reason name.
+func (c *Counters) Drops() map[string]uint64 {
+	m := make(map[string]uint64)
+	for i := range c.drops {
+		if v := c.drops[i].Load(); v != 0 {
+			m[Reason(i).String()] = v
+		}
+	}
+	return m
+}
+
+// DropCount returns the count for one reason.
+func (c *Counters) DropCount(r Reason) uint64 { return c.drops[r].Load() }
+
+// Snapshot is a plain copy of Counters.
+type CounterSnapshot struct {
+	RxPackets, RxBytes, TxPackets, TxBytes uint64
+	Drops                                  map[string]uint64
+}
+
+// Snapshot copies the counters.
+func (c *Counters) Snapshot() CounterSnapshot {
+	return CounterSnapshot{
+		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
+		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
+		Drops: c.Drops(),
+	}
+}

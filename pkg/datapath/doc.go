@@ -1,0 +1,18 @@
+// Package datapath is the switch: ports, the forwarding database, the two
+// forwarding pipelines and their counters, over a batch-first Backend.
+//
+// Each port has its own goroutine that receives from the port's tap queue,
+// applies the VM -> uplink rules (size, tag, source checks, learning), pushes
+// the port's 802.1Q tag (and S-tag for an S-channel) in place in the receive
+// buffer, and sends the batch on the port's own uplink TX queue. Uplink
+// receive is spread over workers (fanout members or AF_XDP queues); each pops
+// the tags in place, finds the destination ports through a [4096] VID table
+// and the FDB, applies the VEPA reflection filter (a VM never gets its own
+// broadcast back from the reflective relay) and sends one batch per port.
+//
+// Configuration is an immutable snapshot swapped atomically; the pipelines
+// load it once per batch and never lock per frame. The FDB is a lock-free
+// open-addressing table of atomic words. Drops are counted per port and per
+// Reason. Backends live elsewhere (pkg/afpacket, pkg/afxdp); queuetest is an
+// in-memory backend for unit tests.
+package datapath

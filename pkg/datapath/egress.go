@@ -1,0 +1,193 @@
+package datapath
+
+import (
+	"errors"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// egressWorker runs the VM -> uplink pipeline of one port: it owns the
+// port's tap queue for receiving and sends on the port's own uplink queue.
+type egressWorker struct {
+	s      *Switch
+	p      *port
+	io     *portIO
+	b      *Batch
+	up     [][]byte // frames for the uplink, this batch
+	local  *fanout  // VEB: frames for other local ports
+	hdr    vlan.Header
+	maxLen int
+	now    uint32 // FDB clock, read once per batch
+}
+
+func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
+	return &egressWorker{
+		s: s, p: p, io: io,
+		b:      NewBatch(s.cfg.Batch),
+		up:     make([][]byte, 0, s.cfg.Batch),
+		local:  newFanout(s.cfg.Batch),
+		maxLen: s.cfg.MTU + 18,
+	}
+}
+
+func (w *egressWorker) run() {
+	for {
+		n, err := w.io.tap.Recv(w.b)
+		if err != nil {
+			if !errors.Is(err, ErrClosed) {
+				w.s.log.Warn("port receive failed; waiting for the interface to come back", "port", w.p.name, "err", err)
+			}
+			return
+		}
+		if n > 0 {
+			w.process(w.s.snap.Load(), w.p.view.Load())
+		}
+		w.io.tap.Release(w.b)
+	}
+}
+
+func (w *egressWorker) process(snap *snapshot, v *portView) {
+	c := &w.p.ctr
+	b := w.b
+	var rxp, rxb uint64
+	w.local.grow(len(snap.slots))
+	w.now = w.s.fdb.now()
+	for i := 0; i < b.N; i++ {
+		rxp++
+		rxb += uint64(b.Len[i])
+		if r, ok := w.frame(snap, v, b, i); !ok {
+			c.Drop(r, 1)
+		}
+	}
+	c.RxPackets.Add(rxp)
+	c.RxBytes.Add(rxb)
+	if len(w.up) > 0 {
+		n, _ := w.io.up.Send(w.up)
+		var bytes uint64
+		for _, f := range w.up[:n] {
+			bytes += uint64(len(f))
+		}
+		up := &w.s.uplink
+		up.TxPackets.Add(uint64(n))
+		up.TxBytes.Add(bytes)
+		if n < len(w.up) {
+			c.Drop(DropTxError, uint64(len(w.up)-n))
+		}
+		clear(w.up)
+		w.up = w.up[:0]
+	}
+	w.local.flush(snap)
+}
+
+// frame handles frame i; it returns the drop reason when the frame is dropped.
+func (w *egressWorker) frame(snap *snapshot, v *portView, b *Batch, i int) (Reason, bool) {
+	f := b.Frame(i)
+	if len(f) < vlan.HeaderLen || len(f) > w.maxLen {
+		return DropMalformed, false
+	}
+	h := &w.hdr
+	if err := vlan.Parse(f, h); err != nil {
+		return DropMalformed, false
+	}
+	if isLinkLocal(f) || h.EtherType == EtherTypeLLDP || h.EtherType == EtherTypeECP {
+		return DropLinkLocal, false
+	}
+	cfg := &v.cfg
+	var vid uint16
+	tci := v.ctag.TCI
+	off, n := b.Off[i], b.Len[i]
+	if !cfg.IsTrunk() {
+		if h.NTags != 0 {
+			return DropTaggedOnAccess, false
+		}
+		vid = cfg.VLAN
+	} else {
+		switch {
+		case h.NTags == 0 && cfg.NativeVLAN != 0:
+			vid = cfg.NativeVLAN
+			tci = vlan.MakeTCI(cfg.PCP, false, vid)
+		case h.NTags == 1 && h.Tags[0].TPID == vlan.TPIDCTag && cfg.Trunk.Has(h.Tags[0].VID()):
+			vid = h.Tags[0].VID()
+			tci = h.Tags[0].TCI
+			off, n = vlan.PopInPlace(b.Buf[i], off, n) // normalise to untagged
+		default:
+			return DropVLANNotAllowed, false
+		}
+	}
+	src := f[6:12]
+	if src[0]&1 != 0 || isZeroMAC(src) {
+		return DropBadSrc, false
+	}
+	if len(v.macs) != 0 && !hasMAC(v.macs, src) {
+		return DropSpoofedSrc, false
+	}
+	w.s.fdb.learnAt(MACKey(vid, src), v.slot, w.now)
+	u := b.Buf[i][off : off+n]
+	toUplink := true
+	if snap.mode == ModeVEB {
+		toUplink = w.switchLocal(snap, v, u, tci, vid)
+	}
+	if toUplink {
+		off, n = vlan.PushInPlace(b.Buf[i], off, n, vlan.Tag{TPID: vlan.TPIDCTag, TCI: tci})
+		if cfg.SVID != 0 {
+			off, n = vlan.PushInPlace(b.Buf[i], off, n, v.stag)
+		}
+		w.up = append(w.up, b.Buf[i][off:off+n])
+	}
+	b.Off[i], b.Len[i] = off, n
+	return 0, true
+}
+
+// switchLocal delivers in VEB mode: known local unicast goes only to its
+// port; broadcast/multicast goes to the other local ports of the VID and to
+// the uplink. It reports whether the frame must also go to the uplink.
+// Local copies are made before the in-place tag push, so they see u as is.
+func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, vid uint16) bool {
+	dst := u[0:6]
+	if dst[0]&1 == 0 {
+		slot, ok := lookup(snap, w.s.fdb, vid, dst)
+		if !ok || slot == v.slot || slot >= len(snap.slots) {
+			return true
+		}
+		d := snap.slots[slot]
+		if d == nil || d.cfg.SVID != v.cfg.SVID || !d.cfg.hasVID(vid) {
+			return true
+		}
+		w.addLocalCopy(d, u, tci, vid)
+		return false
+	}
+	for _, d := range snap.byVID[vid] {
+		if d.slot != v.slot && d.cfg.SVID == v.cfg.SVID {
+			w.addLocalCopy(d, u, tci, vid)
+		}
+	}
+	return true
+}
+
+// addLocalCopy queues a copy (the original view is about to be re-tagged in place).
+func (w *egressWorker) addLocalCopy(d *portView, u []byte, tci, vid uint16) {
+	f := w.local
+	if d.cfg.IsTrunk() && vid != d.cfg.NativeVLAN {
+		if t := f.tagged(u, tci); t != nil {
+			f.add(d.slot, t)
+			return
+		}
+	} else if f.used+len(u) <= len(f.arena) {
+		dst := f.arena[f.used : f.used+len(u)]
+		copy(dst, u)
+		f.used += len(u)
+		f.add(d.slot, dst)
+		return
+	}
+	d.p.ctr.Drop(DropTxError, 1)
+}
+
+func hasMAC(macs []uint64, src []byte) bool {
+	k := MACKey(0, src)
+	for _, m := range macs {
+		if m == k {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,178 @@
+package datapath
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// ingressWorker runs the uplink -> VM pipeline for one uplink RX queue.
+type ingressWorker struct {
+	s   *Switch
+	q   Queue
+	b   *Batch
+	out *fanout
+	hdr vlan.Header
+	// per-batch uplink counters, added once per batch
+	rxp, rxb uint64
+}
+
+func newIngressWorker(s *Switch, q Queue) *ingressWorker {
+	return &ingressWorker{s: s, q: q, b: NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
+}
+
+func (w *ingressWorker) run() {
+	for {
+		n, err := w.q.Recv(w.b)
+		if err != nil {
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			w.s.log.Error("uplink receive failed", "uplink", w.s.cfg.Uplink, "err", err)
+			select {
+			case <-w.s.stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		if n > 0 {
+			w.process(w.s.snap.Load())
+		}
+		w.q.Release(w.b)
+	}
+}
+
+// process forwards the frames of w.b; the Batch is released by the caller.
+func (w *ingressWorker) process(snap *snapshot) {
+	w.out.grow(len(snap.slots))
+	b := w.b
+	up := &w.s.uplink
+	w.rxp, w.rxb = 0, 0
+	for i := 0; i < b.N; i++ {
+		w.rxp++
+		w.rxb += uint64(b.Len[i])
+		w.frame(snap, b, i)
+	}
+	up.RxPackets.Add(w.rxp)
+	up.RxBytes.Add(w.rxb)
+	w.out.flush(snap)
+}
+
+func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
+	up := &w.s.uplink
+	f := b.Frame(i)
+	if len(f) < vlan.HeaderLen {
+		up.Drop(DropMalformed, 1)
+		return
+	}
+	if isLinkLocal(f) || etherTypeAt(f) == EtherTypeLLDP || etherTypeAt(f) == EtherTypeECP {
+		w.control(f)
+		return
+	}
+	h := &w.hdr
+	if err := vlan.Parse(f, h); err != nil {
+		up.Drop(DropMalformed, 1)
+		return
+	}
+	var svid uint16
+	var ctag vlan.Tag
+	switch {
+	case h.NTags == 0:
+		up.Drop(DropUnknownVLAN, 1)
+		return
+	case h.NTags == 2:
+		if h.Tags[0].TPID == vlan.TPIDCTag {
+			up.Drop(DropUnknownVLAN, 1) // C-tag outside: not ours
+			return
+		}
+		svid, ctag = h.Tags[0].VID(), h.Tags[1]
+	case h.Tags[0].TPID == vlan.TPIDCTag:
+		ctag = h.Tags[0]
+	default:
+		up.Drop(DropUnknownVLAN, 1) // lone S-tag
+		return
+	}
+	vid := ctag.VID()
+	ports := snap.byVID[vid]
+	if len(ports) == 0 {
+		up.Drop(DropUnknownVLAN, 1)
+		return
+	}
+	// Strip the tags in place: the untagged frame is the shared view; trunk
+	// ports get an arena copy with their C-tag.
+	off, n := b.Off[i], b.Len[i]
+	for t := 0; t < h.NTags; t++ {
+		off, n = vlan.PopInPlace(b.Buf[i], off, n)
+	}
+	b.Off[i], b.Len[i] = off, n
+	u := b.Buf[i][off : off+n]
+	dst := u[0:6]
+	if dst[0]&1 == 0 {
+		slot, ok := lookup(snap, w.s.fdb, vid, dst)
+		if ok {
+			v := snap.slots[slot]
+			if v != nil && v.cfg.SVID == svid && v.cfg.hasVID(vid) {
+				if !w.out.addFor(v, u, ctag.TCI, vid) {
+					v.p.ctr.Drop(DropTxError, 1)
+				}
+				return
+			}
+		}
+		// unknown unicast: only to ports that opted in
+		flooded := false
+		for _, v := range ports {
+			if v.flood && v.cfg.SVID == svid {
+				flooded = w.out.addFor(v, u, ctag.TCI, vid) || flooded
+			}
+		}
+		if !flooded {
+			up.Drop(DropUnknownDst, 1)
+		}
+		return
+	}
+	// broadcast / multicast: every port of the VID but the source's owner
+	// (VEPA reflection filter).
+	owner := -1
+	if slot, ok := lookup(snap, w.s.fdb, vid, u[6:12]); ok {
+		owner = slot
+	}
+	for _, v := range ports {
+		if v.cfg.SVID != svid {
+			continue
+		}
+		if v.slot == owner {
+			v.p.ctr.Drop(DropReflection, 1)
+			continue
+		}
+		if !w.out.addFor(v, u, ctag.TCI, vid) {
+			v.p.ctr.Drop(DropTxError, 1)
+		}
+	}
+}
+
+func (w *ingressWorker) control(f []byte) {
+	h := w.s.cfg.Control
+	if h == nil {
+		w.s.uplink.Drop(DropControl, 1)
+		return
+	}
+	cp := make([]byte, len(f)) // control frames are rare; the handler keeps it
+	copy(cp, f)
+	h(cp)
+}
+
+// lookup finds the slot owning (vid, mac): registered MACs first, then the FDB.
+func lookup(snap *snapshot, fdb *FDB, vid uint16, mac []byte) (int, bool) {
+	k := MACKey(vid, mac)
+	if len(snap.static) != 0 {
+		if slot, ok := snap.static[k]; ok {
+			return slot, true
+		}
+	}
+	return fdb.Lookup(k)
+}
+
+func etherTypeAt(f []byte) uint16 { return binary.BigEndian.Uint16(f[12:14]) }

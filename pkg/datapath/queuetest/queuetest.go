@@ -1,0 +1,206 @@
+// Package queuetest is an in-memory datapath.Backend for unit tests of the
+// forwarding pipeline, in the spirit of wireguard-go's tun/tuntest: frames
+// injected with Inject come out of the queue's Recv, frames the pipeline
+// Sends are collected and can be read with Sent or waited for with Wait.
+package queuetest
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/datapath"
+)
+
+// Backend hands out in-memory queues by interface name. Every Open of the
+// same (name, role) returns a new Queue; Iface gathers them per interface.
+type Backend struct {
+	mu     sync.Mutex
+	ifaces map[string]*Iface
+	// Missing makes Open fail for these names (interface absent).
+	Missing map[string]bool
+}
+
+// New makes an empty backend.
+func New() *Backend { return &Backend{ifaces: map[string]*Iface{}, Missing: map[string]bool{}} }
+
+// Name implements datapath.Backend.
+func (b *Backend) Name() string { return "memory" }
+
+// Iface returns the interface's state (created on first use).
+func (b *Backend) Iface(name string) *Iface {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i, ok := b.ifaces[name]
+	if !ok {
+		i = &Iface{name: name, cond: sync.NewCond(&sync.Mutex{})}
+		b.ifaces[name] = i
+	}
+	return i
+}
+
+// Open implements datapath.Backend.
+func (b *Backend) Open(name string, cfg datapath.QueueConfig) (datapath.Queue, error) {
+	b.mu.Lock()
+	missing := b.Missing[name]
+	b.mu.Unlock()
+	if missing {
+		return nil, fmt.Errorf("open %s: no such interface", name)
+	}
+	i := b.Iface(name)
+	q := &Queue{iface: i, role: cfg.Role, rx: make(chan []byte, 4096), closed: make(chan struct{})}
+	i.cond.L.Lock()
+	i.queues = append(i.queues, q)
+	i.cond.L.Unlock()
+	return q, nil
+}
+
+// Iface is one fake interface: frames injected reach its RX queues (the
+// first open RX queue, like a fanout of one); frames sent on any of its
+// queues are collected in order.
+type Iface struct {
+	name   string
+	cond   *sync.Cond
+	queues []*Queue
+	sent   [][]byte
+}
+
+// Inject queues frames for reception; it returns false if no queue receives.
+func (i *Iface) Inject(frames ...[]byte) bool {
+	i.cond.L.Lock()
+	var q *Queue
+	for _, c := range i.queues {
+		if c.role != datapath.RoleUplinkTX && !c.isClosed() {
+			q = c
+			break
+		}
+	}
+	i.cond.L.Unlock()
+	if q == nil {
+		return false
+	}
+	for _, f := range frames {
+		q.rx <- append([]byte(nil), f...)
+	}
+	return true
+}
+
+// Sent returns and clears the frames transmitted so far.
+func (i *Iface) Sent() [][]byte {
+	i.cond.L.Lock()
+	defer i.cond.L.Unlock()
+	s := i.sent
+	i.sent = nil
+	return s
+}
+
+// Wait waits until at least n frames were transmitted or the timeout passes,
+// then returns and clears them.
+func (i *Iface) Wait(n int, timeout time.Duration) [][]byte {
+	deadline := time.Now().Add(timeout)
+	for {
+		i.cond.L.Lock()
+		got := len(i.sent)
+		i.cond.L.Unlock()
+		if got >= n || time.Now().After(deadline) {
+			return i.Sent()
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// OpenQueues counts queues not yet closed.
+func (i *Iface) OpenQueues() int {
+	i.cond.L.Lock()
+	defer i.cond.L.Unlock()
+	n := 0
+	for _, q := range i.queues {
+		if !q.isClosed() {
+			n++
+		}
+	}
+	return n
+}
+
+// Queue is an in-memory datapath.Queue.
+type Queue struct {
+	iface     *Iface
+	role      datapath.Role
+	rx        chan []byte
+	closed    chan struct{}
+	closeOnce sync.Once
+	stats     datapath.QueueStats
+	mu        sync.Mutex
+}
+
+func (q *Queue) isClosed() bool {
+	select {
+	case <-q.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Recv implements datapath.Queue; each frame gets datapath.Headroom bytes in front.
+func (q *Queue) Recv(b *datapath.Batch) (int, error) {
+	var f []byte
+	select {
+	case f = <-q.rx:
+	case <-q.closed:
+		return 0, datapath.ErrClosed
+	}
+	n := 0
+	for {
+		buf := make([]byte, datapath.Headroom+len(f)+8)
+		copy(buf[datapath.Headroom:], f)
+		b.Buf[n], b.Off[n], b.Len[n] = buf, datapath.Headroom, len(f)
+		n++
+		if n == b.Cap() {
+			break
+		}
+		select {
+		case f = <-q.rx:
+			continue
+		default:
+		}
+		break
+	}
+	b.N = n
+	q.mu.Lock()
+	q.stats.RxPackets += uint64(n)
+	q.mu.Unlock()
+	return n, nil
+}
+
+// Release implements datapath.Queue.
+func (q *Queue) Release(b *datapath.Batch) { b.Reset() }
+
+// Send implements datapath.Queue (frames are copied).
+func (q *Queue) Send(frames [][]byte) (int, error) {
+	if q.isClosed() {
+		return 0, datapath.ErrClosed
+	}
+	q.iface.cond.L.Lock()
+	for _, f := range frames {
+		q.iface.sent = append(q.iface.sent, append([]byte(nil), f...))
+	}
+	q.iface.cond.L.Unlock()
+	q.mu.Lock()
+	q.stats.TxPackets += uint64(len(frames))
+	q.mu.Unlock()
+	return len(frames), nil
+}
+
+// Stats implements datapath.Queue.
+func (q *Queue) Stats() datapath.QueueStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stats
+}
+
+// Close implements datapath.Queue.
+func (q *Queue) Close() error {
+	q.closeOnce.Do(func() { close(q.closed) })
+	return nil
+}

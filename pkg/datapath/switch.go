@@ -1,0 +1,362 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// MaxPorts is the number of port slots a switch has.
+const MaxPorts = 4096
+
+// Errors returned by port operations.
+var (
+	ErrPortExists   = errors.New("port already exists")
+	ErrPortNotFound = errors.New("port not found")
+)
+
+// Switch is the VEPA/VEB datapath: ports, FDB, pipelines, counters.
+// Configuration changes build a new immutable snapshot that the pipelines
+// load once per batch; the frame path takes no lock.
+type Switch struct {
+	cfg  Config
+	log  *slog.Logger
+	snap atomic.Pointer[snapshot]
+	fdb  *FDB
+
+	mu      sync.Mutex // serialises configuration changes
+	ports   map[string]*port
+	free    []int // free slots
+	nslot   int
+	uplink  Counters
+	ctlTX   Queue
+	workers []*ingressWorker
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	started bool
+}
+
+type port struct {
+	name string
+	slot int
+	ctr  Counters
+	view atomic.Pointer[portView]
+	io   atomic.Pointer[portIO]
+}
+
+type portIO struct {
+	tap, up Queue
+	done    chan struct{}
+}
+
+type portView struct {
+	p     *port
+	slot  int
+	cfg   PortConfig
+	macs  []uint64 // registered MACs as MACKey(0, mac)
+	ctag  vlan.Tag // access: the tag pushed (trunk: PCP only)
+	stag  vlan.Tag
+	flood bool
+}
+
+type snapshot struct {
+	mode   Mode
+	slots  []*portView
+	byVID  [4096][]*portView
+	static map[uint64]int // MACKey(vid, mac) -> slot of registered MACs
+}
+
+// New creates a switch; Start opens the uplink.
+func New(cfg Config) (*Switch, error) {
+	cfg.setDefaults()
+	if cfg.Backend == nil {
+		return nil, errors.New("datapath: no backend")
+	}
+	s := &Switch{cfg: cfg, log: cfg.Logger, fdb: newFDB(), ports: map[string]*port{}, stop: make(chan struct{})}
+	s.rebuild()
+	return s, nil
+}
+
+// Mode returns the current forwarding mode.
+func (s *Switch) Mode() Mode { return s.snap.Load().mode }
+
+// SetMode switches between VEPA and VEB at run time.
+func (s *Switch) SetMode(m Mode) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Mode = m
+	s.rebuild()
+}
+
+// Backend returns the backend's name.
+func (s *Switch) Backend() string { return s.cfg.Backend.Name() }
+
+// Start opens the uplink queues and starts the uplink workers.
+func (s *Switch) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("datapath: already started")
+	}
+	group := uint16(os.Getpid()&0x7fff) | 0x100
+	for i := 0; i < s.cfg.UplinkQueues; i++ {
+		q, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true})
+		if err != nil {
+			for _, w := range s.workers {
+				w.q.Close()
+			}
+			s.workers = nil
+			return fmt.Errorf("open uplink %s queue %d: %w", s.cfg.Uplink, i, err)
+		}
+		s.workers = append(s.workers, newIngressWorker(s, q))
+	}
+	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: 4, QueueID: 0})
+	if err != nil {
+		s.log.Warn("no control-plane TX queue on uplink", "uplink", s.cfg.Uplink, "err", err)
+	} else {
+		s.ctlTX = ctl
+	}
+	for _, w := range s.workers {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); w.run() }()
+	}
+	s.wg.Add(1)
+	go s.ager()
+	s.started = true
+	return nil
+}
+
+// Stop closes every queue and waits for the workers.
+func (s *Switch) Stop() {
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.started = false
+	close(s.stop)
+	for _, w := range s.workers {
+		w.q.Close()
+	}
+	for _, p := range s.ports {
+		s.detachLocked(p)
+	}
+	if s.ctlTX != nil {
+		s.ctlTX.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// SendControl transmits a control-plane frame (LLDP, ECP) on the uplink.
+func (s *Switch) SendControl(frame []byte) error {
+	if s.ctlTX == nil {
+		return errors.New("no control-plane TX queue")
+	}
+	var fr [1][]byte
+	fr[0] = frame
+	if _, err := s.ctlTX.Send(fr[:]); err != nil {
+		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, err)
+	}
+	return nil
+}
+
+func (s *Switch) ager() {
+	defer s.wg.Done()
+	period := s.cfg.Aging / 4
+	if period > 10*time.Second {
+		period = 10 * time.Second
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			snap := s.snap.Load()
+			s.fdb.Sweep(s.cfg.Aging, func(slot int) bool { return slot < len(snap.slots) && snap.slots[slot] != nil })
+		}
+	}
+}
+
+// AddPort adds a port; it is attached later by Attach when its interface exists.
+func (s *Switch) AddPort(c PortConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ports[c.Name]; ok {
+		return fmt.Errorf("port %s: %w", c.Name, ErrPortExists)
+	}
+	slot := s.nslot
+	if n := len(s.free); n > 0 {
+		slot = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		if slot >= MaxPorts {
+			return fmt.Errorf("port %s: switch is full (%d ports)", c.Name, MaxPorts)
+		}
+		s.nslot++
+	}
+	p := &port{name: c.Name, slot: slot}
+	p.view.Store(newPortView(p, c))
+	s.ports[c.Name] = p
+	s.rebuild()
+	return nil
+}
+
+// UpdatePort replaces a port's configuration; counters and attachment stay.
+func (s *Switch) UpdatePort(c PortConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.ports[c.Name]
+	if !ok {
+		return fmt.Errorf("port %s: %w", c.Name, ErrPortNotFound)
+	}
+	p.view.Store(newPortView(p, c))
+	s.rebuild()
+	s.fdb.Forget(p.slot) // VIDs may have changed
+	return nil
+}
+
+// DeletePort detaches and removes a port.
+func (s *Switch) DeletePort(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.ports[name]
+	if !ok {
+		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
+	}
+	s.detachLocked(p)
+	delete(s.ports, name)
+	s.rebuild()
+	s.fdb.Forget(p.slot)
+	s.free = append(s.free, p.slot)
+	return nil
+}
+
+// HasPort reports whether a port is configured.
+func (s *Switch) HasPort(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ports[name]
+	return ok
+}
+
+// Attach opens the port's queues on its interface and starts its pipeline.
+// Attaching an attached port is a no-op.
+func (s *Switch) Attach(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.ports[name]
+	if !ok {
+		return fmt.Errorf("attach %s: %w", name, ErrPortNotFound)
+	}
+	if p.io.Load() != nil {
+		return nil
+	}
+	if !s.started {
+		return fmt.Errorf("attach %s: switch not started", name)
+	}
+	tap, err := s.cfg.Backend.Open(name, QueueConfig{Role: RolePort, Batch: s.cfg.Batch})
+	if err != nil {
+		return fmt.Errorf("attach %s: open port queue: %w", name, err)
+	}
+	up, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: s.cfg.Batch, QueueID: p.slot % s.cfg.UplinkQueues})
+	if err != nil {
+		tap.Close()
+		return fmt.Errorf("attach %s: open uplink TX queue on %s: %w", name, s.cfg.Uplink, err)
+	}
+	io := &portIO{tap: tap, up: up, done: make(chan struct{})}
+	p.io.Store(io)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(io.done)
+		newEgressWorker(s, p, io).run()
+	}()
+	s.log.Info("port attached", "port", name, "backend", s.cfg.Backend.Name())
+	return nil
+}
+
+// Detach stops the port's pipeline and closes its queues (interface gone).
+func (s *Switch) Detach(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.ports[name]; ok {
+		s.detachLocked(p)
+	}
+}
+
+func (s *Switch) detachLocked(p *port) {
+	io := p.io.Swap(nil)
+	if io == nil {
+		return
+	}
+	io.tap.Close() // wakes the egress worker
+	<-io.done
+	io.up.Close()
+	s.log.Info("port detached", "port", p.name)
+}
+
+// Attached reports whether the port has live queues.
+func (s *Switch) Attached(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.ports[name]
+	return ok && p.io.Load() != nil
+}
+
+func newPortView(p *port, c PortConfig) *portView {
+	v := &portView{p: p, slot: p.slot, cfg: c, flood: c.Flood}
+	for _, m := range c.MACs {
+		v.macs = append(v.macs, MACKey(0, m))
+	}
+	v.ctag = vlan.Tag{TPID: vlan.TPIDCTag, TCI: vlan.MakeTCI(c.PCP, false, c.VLAN)}
+	if c.SVID != 0 {
+		v.stag = vlan.Tag{TPID: vlan.TPIDSTag, TCI: vlan.MakeTCI(c.PCP, false, c.SVID)}
+	}
+	return v
+}
+
+// rebuild makes a new snapshot from s.ports; s.mu is held.
+func (s *Switch) rebuild() {
+	ns := &snapshot{mode: s.cfg.Mode, slots: make([]*portView, s.nslot), static: map[uint64]int{}}
+	names := make([]string, 0, len(s.ports))
+	for n := range s.ports {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v := s.ports[n].view.Load()
+		ns.slots[v.slot] = v
+		add := func(vid uint16) {
+			ns.byVID[vid] = append(ns.byVID[vid], v)
+			for _, m := range v.cfg.MACs {
+				ns.static[MACKey(vid, m)] = v.slot
+			}
+		}
+		if !v.cfg.IsTrunk() {
+			add(v.cfg.VLAN)
+			continue
+		}
+		for vid := uint16(1); vid <= vlan.MaxVID; vid++ {
+			if v.cfg.hasVID(vid) {
+				add(vid)
+			}
+		}
+	}
+	s.snap.Store(ns)
+}
