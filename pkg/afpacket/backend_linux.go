@@ -1,0 +1,457 @@
+//go:build linux
+
+package afpacket
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vswitch/vswitch/pkg/datapath"
+)
+
+// Ring defaults. A 128 KiB block holds ~60 MTU-sized frames or ~800 minimum
+// sized ones; 16 blocks (2 MiB) per port queue and 32 blocks (4 MiB) per
+// uplink worker absorb a few milliseconds of line rate while the pipeline is
+// busy.
+const (
+	DefaultBlockSize     = 128 << 10
+	DefaultPortBlocks    = 16
+	DefaultUplinkBlocks  = 32
+	DefaultBlockTimeout  = time.Millisecond
+	defaultFrameSize     = 2048 - datapath.Headroom
+	maxTagBytes          = 8 // two tags (802.1ad S-tag + 802.1Q C-tag)
+	rebuiltTagLen        = 4
+	ringReserve          = datapath.Headroom + rebuiltTagLen
+	pollTimeoutMillis    = 500
+	tpacketAlign         = unix.TPACKET_ALIGNMENT
+	sizeofSockaddrLL     = 20
+	tpacket3HdrAligned   = (unix.SizeofTpacket3Hdr + tpacketAlign - 1) &^ (tpacketAlign - 1)
+	frameScratchStartOff = tpacket3HdrAligned + sizeofSockaddrLL // first byte after sockaddr_ll
+)
+
+// Backend opens AF_PACKET queues. The zero value is ready to use; its fields
+// override the ring geometry for every queue it opens.
+type Backend struct {
+	// BlockSize is the size of one TPACKET_V3 block (a power of two and a
+	// multiple of the page size; default DefaultBlockSize).
+	BlockSize int
+	// Blocks is the number of blocks per RX ring (default DefaultPortBlocks
+	// for RolePort, DefaultUplinkBlocks for RoleUplinkRX).
+	Blocks int
+	// BlockTimeout is tp_retire_blk_tov: how long the kernel waits before
+	// handing over a partly filled block (default DefaultBlockTimeout,
+	// rounded up to whole milliseconds).
+	BlockTimeout time.Duration
+	// Logger receives open/close events (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// New returns a Backend with default ring geometry.
+func New() *Backend { return &Backend{} }
+
+// Name implements datapath.Backend.
+func (b *Backend) Name() string { return "afpacket" }
+
+var _ datapath.Backend = (*Backend)(nil)
+var _ datapath.Queue = (*Queue)(nil)
+
+// errTxOnly is returned by Recv on a RoleUplinkTX queue.
+var errTxOnly = errors.New("queue is transmit-only (RoleUplinkTX)")
+
+// Queue is one AF_PACKET socket on one interface: an optional TPACKET_V3 RX
+// ring and sendmmsg-based TX. See the package documentation.
+type Queue struct {
+	ifname  string
+	ifindex int
+	role    datapath.Role
+	log     *slog.Logger
+
+	fd   int // packet socket
+	wake int // eventfd, written by Close to wake a blocked Recv
+
+	// life guards the file descriptors: every Recv/Send/Stats holds a read
+	// lock for the duration of its system calls, Close takes the write lock
+	// after setting closed and waking Recv, so no call ever uses a closed
+	// (and possibly reused) descriptor.
+	life   sync.RWMutex
+	closed atomic.Bool
+
+	rx *rxRing // nil for RoleUplinkTX
+
+	tx txPool
+
+	// statistics
+	rxPackets, rxBytes atomic.Uint64
+	txPackets, txBytes atomic.Uint64
+	txErrors           atomic.Uint64
+	rxDroppedUser      atomic.Uint64 // truncated / oversize frames we dropped
+	kstatMu            sync.Mutex
+	kernelDrops        uint64 // accumulated tp_drops + tp_freeze_q_cnt (the kernel resets on read)
+}
+
+// Open implements datapath.Backend. It must be called from a goroutine whose
+// thread is in the network namespace of ifname; the socket stays bound to
+// that namespace afterwards and may be used from any goroutine.
+func (b *Backend) Open(ifname string, cfg datapath.QueueConfig) (datapath.Queue, error) {
+	q, err := b.open(ifname, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// OpenQueue is Open returning the concrete type.
+func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, error) {
+	return b.open(ifname, cfg)
+}
+
+func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err error) {
+	if cfg.Batch <= 0 {
+		cfg.Batch = datapath.DefaultBatch
+	}
+	if cfg.FrameSize <= 0 {
+		cfg.FrameSize = defaultFrameSize
+	}
+	log := b.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	switch cfg.Role {
+	case datapath.RolePort, datapath.RoleUplinkRX, datapath.RoleUplinkTX:
+	default:
+		return nil, fmt.Errorf("afpacket: open %s: unknown role %d", ifname, cfg.Role)
+	}
+
+	q := &Queue{ifname: ifname, role: cfg.Role, log: log, fd: -1, wake: -1}
+	defer func() {
+		if err != nil {
+			q.closeFDs()
+			err = &OpError{Op: "open", Iface: ifname, Err: err}
+		}
+	}()
+
+	// Protocol 0: the socket receives nothing until bind, so no frame lands
+	// in the ring while it is being configured, and a TX-only socket stays
+	// deaf for good.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket(AF_PACKET): %w", err)
+	}
+	q.fd = fd
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	q.wake = wake
+
+	ifr, err := unix.NewIfreq(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface name: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return nil, fmt.Errorf("interface index: %w", err)
+	}
+	q.ifindex = int(ifr.Uint32())
+
+	// TX: skip the qdisc layer (lower latency; our frames are also not
+	// looped back to packet sockets, ours or tcpdump's).
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+		return nil, fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
+	}
+	q.tx.init(cfg.Batch)
+
+	proto := uint16(0)
+	if cfg.Role != datapath.RoleUplinkTX {
+		geo := b.geometry(cfg)
+		if q.rx, err = newRxRing(fd, geo); err != nil {
+			return nil, err
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+			return nil, fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
+		}
+		proto = htons(unix.ETH_P_ALL)
+	}
+
+	sa := &unix.SockaddrLinklayer{Protocol: proto, Ifindex: q.ifindex}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+
+	if cfg.Role == datapath.RoleUplinkRX && cfg.FanoutGroup != 0 {
+		// HASH keeps a flow (and every fragment of a datagram: the flow
+		// dissector hashes fragments on addresses only) on one worker, so
+		// per-flow order is kept. No DEFRAG: a switch forwards fragments as
+		// they are. The fanout group has its own prot hook, so the
+		// per-socket PACKET_IGNORE_OUTGOING must be repeated as a flag.
+		arg := int(cfg.FanoutGroup) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING)<<16
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
+			return nil, fmt.Errorf("PACKET_FANOUT group %d: %w", cfg.FanoutGroup, err)
+		}
+	}
+	if cfg.Promisc {
+		mreq := &unix.PacketMreq{Ifindex: int32(q.ifindex), Type: unix.PACKET_MR_PROMISC}
+		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, mreq); err != nil {
+			return nil, fmt.Errorf("PACKET_MR_PROMISC: %w", err)
+		}
+	}
+	if q.rx != nil {
+		q.rx.maxFrame = cfg.FrameSize
+	}
+	log.Debug("afpacket queue open", "iface", ifname, "ifindex", q.ifindex, "role", cfg.Role.String(),
+		"fanout", cfg.FanoutGroup, "ring_bytes", q.ringBytes())
+	return q, nil
+}
+
+func (q *Queue) ringBytes() int {
+	if q.rx == nil {
+		return 0
+	}
+	return len(q.rx.mem)
+}
+
+func (b *Backend) geometry(cfg datapath.QueueConfig) ringGeometry {
+	g := ringGeometry{blockSize: b.BlockSize, blocks: b.Blocks, timeout: b.BlockTimeout}
+	if g.blockSize <= 0 {
+		g.blockSize = DefaultBlockSize
+	}
+	if g.blocks <= 0 {
+		g.blocks = DefaultPortBlocks
+		if cfg.Role == datapath.RoleUplinkRX {
+			g.blocks = DefaultUplinkBlocks
+		}
+	}
+	if g.timeout <= 0 {
+		g.timeout = DefaultBlockTimeout
+	}
+	// The kernel copies at most block size - header per frame; make sure the
+	// largest frame fits, with the reserve and headers in front of it.
+	need := 256 + ringReserve + cfg.FrameSize
+	for g.blockSize < need {
+		g.blockSize *= 2
+	}
+	g.frameSize = 2048
+	for g.frameSize < need && g.frameSize < g.blockSize {
+		g.frameSize *= 2
+	}
+	return g
+}
+
+// enter registers an in-flight call; it fails once the queue is closed.
+func (q *Queue) enter() bool {
+	q.life.RLock()
+	if q.closed.Load() {
+		q.life.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (q *Queue) exit() { q.life.RUnlock() }
+
+// Recv implements datapath.Queue. b must be empty (new or Released). The
+// frames are views into the ring, valid until Release. Recv and Release must
+// be called from one goroutine (or otherwise serialised).
+func (q *Queue) Recv(b *datapath.Batch) (int, error) {
+	if !q.enter() {
+		return 0, datapath.ErrClosed
+	}
+	defer q.exit()
+	if q.rx == nil {
+		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errTxOnly}
+	}
+	if b.N != 0 {
+		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errors.New("batch not released")}
+	}
+	for {
+		n, nbytes, dropped := q.rx.fill(b)
+		if dropped != 0 {
+			q.rxDroppedUser.Add(uint64(dropped))
+		}
+		if n > 0 {
+			q.rxPackets.Add(uint64(n))
+			q.rxBytes.Add(uint64(nbytes))
+			return n, nil
+		}
+		if err := q.wait(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// wait blocks until the ring may have a block for us, the queue is closed
+// or the socket reports an error.
+func (q *Queue) wait() error {
+	fds := &q.rx.pollfds
+	fds[0] = unix.PollFd{Fd: int32(q.fd), Events: unix.POLLIN | unix.POLLERR}
+	fds[1] = unix.PollFd{Fd: int32(q.wake), Events: unix.POLLIN}
+	for {
+		if q.closed.Load() {
+			return datapath.ErrClosed
+		}
+		if q.rx.ready() {
+			return nil
+		}
+		// ppoll by hand: unix.Poll allocates its timeout.
+		_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
+			uintptr(unsafe.Pointer(&q.rx.pollTimeout)), 0, 0, 0)
+		if e != 0 {
+			if e == unix.EINTR {
+				continue
+			}
+			return &OpError{Op: "poll", Iface: q.ifname, Err: e}
+		}
+		if fds[1].Revents != 0 || q.closed.Load() {
+			return datapath.ErrClosed
+		}
+		re := fds[0].Revents
+		if re&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+			// Frames already in the ring come first; the error stays
+			// pending until we read it.
+			if q.rx.ready() {
+				return nil
+			}
+			soerr, err := unix.GetsockoptInt(q.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			if err != nil {
+				return &OpError{Op: "recv", Iface: q.ifname, Err: err}
+			}
+			if soerr != 0 {
+				return &OpError{Op: "recv", Iface: q.ifname, Err: unix.Errno(soerr)}
+			}
+			if re&(unix.POLLHUP|unix.POLLNVAL) != 0 {
+				return &OpError{Op: "recv", Iface: q.ifname, Err: unix.ENETDOWN}
+			}
+		}
+		if re&unix.POLLIN != 0 {
+			return nil
+		}
+	}
+}
+
+// Release implements datapath.Queue: blocks whose frames have all been
+// released go back to the kernel.
+func (q *Queue) Release(b *datapath.Batch) {
+	if b.N == 0 {
+		b.Reset()
+		return
+	}
+	if q.rx != nil {
+		q.rx.release(b)
+		if q.closed.Load() {
+			q.rx.maybeUnmap()
+		}
+	}
+	b.Reset()
+}
+
+// Send implements datapath.Queue. It never blocks: frames the kernel cannot
+// take right now (EAGAIN, ENOBUFS) or at all (EMSGSIZE: larger than the MTU
+// allows) are counted in TxErrors and skipped. Errors saying the interface
+// is gone or down are returned.
+func (q *Queue) Send(frames [][]byte) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	if !q.enter() {
+		return 0, datapath.ErrClosed
+	}
+	s := q.tx.get()
+	sent, nbytes, errs, err := s.send(q.fd, frames)
+	q.tx.put(s)
+	q.exit()
+	if sent > 0 {
+		q.txPackets.Add(uint64(sent))
+		q.txBytes.Add(uint64(nbytes))
+	}
+	if errs > 0 {
+		q.txErrors.Add(uint64(errs))
+	}
+	if err != nil {
+		return sent, &OpError{Op: "send", Iface: q.ifname, Err: err}
+	}
+	return sent, nil
+}
+
+// Stats implements datapath.Queue.
+func (q *Queue) Stats() datapath.QueueStats {
+	q.kstatMu.Lock()
+	if q.rx != nil && q.enter() {
+		// PACKET_STATISTICS resets the kernel counters on every read.
+		if st, err := unix.GetsockoptTpacketStatsV3(q.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			q.kernelDrops += uint64(st.Drops) + uint64(st.Freeze_q_cnt)
+		}
+		q.exit()
+	}
+	kd := q.kernelDrops
+	q.kstatMu.Unlock()
+	return datapath.QueueStats{
+		RxPackets: q.rxPackets.Load(),
+		RxBytes:   q.rxBytes.Load(),
+		TxPackets: q.txPackets.Load(),
+		TxBytes:   q.txBytes.Load(),
+		RxDropped: kd + q.rxDroppedUser.Load(),
+		TxErrors:  q.txErrors.Load(),
+	}
+}
+
+// Close implements datapath.Queue. It wakes a blocked Recv, waits for
+// in-flight Recv/Send calls to leave, then closes the socket. The ring stays
+// mapped until the last received batch is Released, so views handed out
+// before Close never point to unmapped memory.
+func (q *Queue) Close() error {
+	if q.closed.Swap(true) {
+		return nil
+	}
+	var one [8]byte
+	one[0] = 1 // any non-zero eventfd value wakes poll, whatever the byte order
+	_, _ = unix.Write(q.wake, one[:])
+	q.life.Lock()
+	q.closeFDs()
+	q.life.Unlock()
+	if q.rx != nil {
+		q.rx.maybeUnmap()
+	}
+	q.log.Debug("afpacket queue closed", "iface", q.ifname, "role", q.role.String())
+	return nil
+}
+
+func (q *Queue) closeFDs() {
+	if q.fd >= 0 {
+		_ = unix.Close(q.fd)
+		q.fd = -1
+	}
+	if q.wake >= 0 {
+		_ = unix.Close(q.wake)
+		q.wake = -1
+	}
+	if q.closed.Load() || q.rx == nil {
+		return
+	}
+	// Failed open: nobody holds views yet.
+	q.rx.unmap()
+}
+
+// Ifindex is the interface index the queue is bound to.
+func (q *Queue) Ifindex() int { return q.ifindex }
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// OpError is the error type returned by Open, Recv and Send, in the style of
+// net.OpError.
+type OpError struct {
+	Op    string // "open", "recv", "poll", "send"
+	Iface string
+	Err   error
+}
+
+func (e *OpError) Error() string {
+	return "afpacket: " + e.Op + " " + e.Iface + ": " + e.Err.Error()
+}
+
+func (e *OpError) Unwrap() error { return e.Err }

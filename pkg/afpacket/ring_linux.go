@@ -1,0 +1,253 @@
+//go:build linux
+
+package afpacket
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vswitch/vswitch/pkg/datapath"
+)
+
+// Offsets inside struct tpacket_block_desc (version, offset_to_priv, then
+// struct tpacket_hdr_v1).
+const (
+	bdBlockStatus = 8
+	bdNumPkts     = 12
+	bdFirstPkt    = 16
+)
+
+// Offsets inside struct tpacket3_hdr.
+const (
+	phNextOffset = 0
+	phSnaplen    = 12
+	phLen        = 16
+	phStatus     = 20
+	phMac        = 24
+	phVlanTCI    = 32
+	phVlanTPID   = 36
+)
+
+type ringGeometry struct {
+	blockSize, blocks, frameSize int
+	timeout                      time.Duration
+}
+
+// rxRing is the user side of a TPACKET_V3 receive ring. Everything except
+// outstanding and the unmap state is owned by the single receiving
+// goroutine (Recv/Release).
+type rxRing struct {
+	mem       []byte
+	blockSize int
+	nblocks   int
+	maxFrame  int
+
+	cur     int  // block being walked, or next block to open
+	open    bool // cur is owned by us and partly walked
+	pktLeft int  // frames not yet walked in cur
+	pktOff  int  // ring offset of the next frame header in cur
+
+	refs   []int32 // frames handed out and not yet released, per block
+	walked []bool  // block fully walked, goes back once refs reaches 0
+
+	outstanding atomic.Int64 // frames handed out, all blocks
+	unmapMu     sync.Mutex
+	unmapped    bool
+
+	pollfds     [2]unix.PollFd
+	pollTimeout unix.Timespec
+}
+
+func newRxRing(fd int, g ringGeometry) (*rxRing, error) {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
+	}
+	// Headroom for the pipeline plus the tag we may rebuild in front of the
+	// MAC header.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_RESERVE, ringReserve); err != nil {
+		return nil, fmt.Errorf("PACKET_RESERVE: %w", err)
+	}
+	tov := uint32((g.timeout + time.Millisecond - 1) / time.Millisecond)
+	if tov == 0 {
+		tov = 1
+	}
+	req := &unix.TpacketReq3{
+		Block_size:     uint32(g.blockSize),
+		Block_nr:       uint32(g.blocks),
+		Frame_size:     uint32(g.frameSize),
+		Frame_nr:       uint32(g.blockSize / g.frameSize * g.blocks),
+		Retire_blk_tov: tov,
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, req); err != nil {
+		return nil, fmt.Errorf("PACKET_RX_RING (%d blocks of %d bytes): %w", g.blocks, g.blockSize, err)
+	}
+	mem, err := unix.Mmap(fd, 0, g.blockSize*g.blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("mmap rx ring: %w", err)
+	}
+	return &rxRing{
+		mem:         mem,
+		blockSize:   g.blockSize,
+		nblocks:     g.blocks,
+		maxFrame:    defaultFrameSize,
+		refs:        make([]int32, g.blocks),
+		walked:      make([]bool, g.blocks),
+		pollTimeout: unix.NsecToTimespec(int64(pollTimeoutMillis) * int64(time.Millisecond)),
+	}, nil
+}
+
+func (r *rxRing) u32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&r.mem[off])) }
+func (r *rxRing) u16(off int) uint16 { return *(*uint16)(unsafe.Pointer(&r.mem[off])) }
+
+func (r *rxRing) blockStatus(blk int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.mem[blk*r.blockSize+bdBlockStatus])))
+}
+
+// giveBack hands a block back to the kernel.
+func (r *rxRing) giveBack(blk int) {
+	r.walked[blk] = false
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&r.mem[blk*r.blockSize+bdBlockStatus])), unix.TP_STATUS_KERNEL)
+}
+
+// ready reports whether fill would find a frame (or a block to open).
+func (r *rxRing) ready() bool {
+	return (r.open && r.pktLeft > 0) || r.blockStatus(r.cur)&unix.TP_STATUS_USER != 0
+}
+
+// fill walks the ring and appends frames to b until it is full or the ring
+// has no more user-owned blocks. It returns the frames added, their bytes
+// and the number of frames dropped (truncated or oversize).
+func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
+	n = b.N
+	capacity := b.Cap()
+	for n < capacity {
+		if !r.open {
+			if r.blockStatus(r.cur)&unix.TP_STATUS_USER == 0 {
+				break
+			}
+			base := r.cur * r.blockSize
+			r.open = true
+			r.pktLeft = int(r.u32(base + bdNumPkts))
+			r.pktOff = base + int(r.u32(base+bdFirstPkt))
+			if r.pktLeft == 0 {
+				r.finishBlock()
+				continue
+			}
+		}
+		p := r.pktOff
+		next := int(r.u32(p + phNextOffset))
+		snap := int(r.u32(p + phSnaplen))
+		wire := int(r.u32(p + phLen))
+		status := r.u32(p + phStatus)
+		mac := p + int(r.u16(p+phMac))
+		start := p + frameScratchStartOff
+		end := mac + snap
+		r.pktOff = p + next
+		r.pktLeft--
+
+		off := mac - start
+		ln := snap
+		ok := snap == wire && end <= (r.cur+1)*r.blockSize && snap >= 12
+		if ok && status&unix.TP_STATUS_VLAN_VALID != 0 {
+			tpid := uint16(0x8100)
+			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+				if t := r.u16(p + phVlanTPID); t != 0 {
+					tpid = t
+				}
+			}
+			tci := uint16(r.u32(p + phVlanTCI))
+			rebuildTag(r.mem[start:end], off, tpid, tci)
+			off -= rebuiltTagLen
+			ln += rebuiltTagLen
+		}
+		if !ok || ln > r.maxFrame {
+			dropped++
+		} else {
+			b.Buf[n] = r.mem[start:end:end]
+			b.Off[n] = off
+			b.Len[n] = ln
+			b.Meta[n] = uint64(r.cur)
+			r.refs[r.cur]++
+			nbytes += ln
+			n++
+		}
+		if r.pktLeft == 0 {
+			r.finishBlock()
+		}
+	}
+	added := n - b.N
+	b.N = n
+	r.outstanding.Add(int64(added))
+	return added, nbytes, dropped
+}
+
+// finishBlock marks the current block walked, gives it back at once when no
+// frame of it is outstanding, and moves to the next block.
+func (r *rxRing) finishBlock() {
+	blk := r.cur
+	r.open = false
+	r.walked[blk] = true
+	if r.refs[blk] == 0 {
+		r.giveBack(blk)
+	}
+	r.cur++
+	if r.cur == r.nblocks {
+		r.cur = 0
+	}
+}
+
+// release drops b's references and gives fully walked blocks back.
+func (r *rxRing) release(b *datapath.Batch) {
+	for i := 0; i < b.N; i++ {
+		blk := int(b.Meta[i])
+		if blk < 0 || blk >= r.nblocks {
+			continue
+		}
+		r.refs[blk]--
+		if r.refs[blk] == 0 && r.walked[blk] {
+			r.giveBack(blk)
+		}
+	}
+	r.outstanding.Add(-int64(b.N))
+}
+
+// maybeUnmap unmaps the ring once the queue is closed and no frame is
+// outstanding. Callers guarantee the queue is closed.
+func (r *rxRing) maybeUnmap() {
+	r.unmapMu.Lock()
+	if !r.unmapped && r.outstanding.Load() <= 0 {
+		r.unmapLocked()
+	}
+	r.unmapMu.Unlock()
+}
+
+func (r *rxRing) unmap() {
+	r.unmapMu.Lock()
+	if !r.unmapped {
+		r.unmapLocked()
+	}
+	r.unmapMu.Unlock()
+}
+
+func (r *rxRing) unmapLocked() {
+	_ = unix.Munmap(r.mem)
+	r.mem = nil
+	r.unmapped = true
+}
+
+// rebuildTag re-inserts a VLAN tag the kernel moved out of the frame: the
+// 12 address bytes at frame[mac:] move 4 bytes towards the front and
+// TPID+TCI are written in the gap. The caller guarantees mac >= 4 and
+// len(frame) >= mac+12.
+func rebuildTag(frame []byte, mac int, tpid, tci uint16) {
+	copy(frame[mac-4:mac+8], frame[mac:mac+12])
+	frame[mac+8] = byte(tpid >> 8)
+	frame[mac+9] = byte(tpid)
+	frame[mac+10] = byte(tci >> 8)
+	frame[mac+11] = byte(tci)
+}

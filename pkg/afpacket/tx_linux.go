@@ -1,0 +1,102 @@
+//go:build linux
+
+package afpacket
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// txPoolSize is how many Send calls may run their system call at the same
+// time on one queue; further callers wait for a free scratch set.
+const txPoolSize = 4
+
+// txScratch is one preallocated sendmmsg argument set.
+type txScratch struct {
+	hdrs []unix.Mmsghdr
+	iovs []unix.Iovec
+}
+
+// txPool hands out scratch sets without allocating: a buffered channel is
+// a lock-free-enough free list for a handful of concurrent senders.
+type txPool struct {
+	free chan *txScratch
+}
+
+func (p *txPool) init(batch int) {
+	p.free = make(chan *txScratch, txPoolSize)
+	for i := 0; i < txPoolSize; i++ {
+		s := &txScratch{hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch)}
+		for j := range s.hdrs {
+			s.hdrs[j].Hdr.Iov = &s.iovs[j]
+			s.hdrs[j].Hdr.SetIovlen(1)
+		}
+		p.free <- s
+	}
+}
+
+func (p *txPool) get() *txScratch  { return <-p.free }
+func (p *txPool) put(s *txScratch) { p.free <- s }
+
+// send transmits frames with as few sendmmsg calls as possible. It returns
+// the frames and bytes the kernel accepted, the frames it refused for
+// transient (EAGAIN, ENOBUFS) or per-frame (EMSGSIZE, empty frame) reasons,
+// and an error for anything that means the socket or interface is unusable
+// (ENETDOWN, ENXIO, ENODEV, ...). It never blocks.
+func (s *txScratch) send(fd int, frames [][]byte) (sent, nbytes, errs int, err error) {
+	i := 0
+	for i < len(frames) {
+		// Fill the vector, skipping empty frames.
+		m := 0
+		for m < len(s.hdrs) && i+m < len(frames) {
+			f := frames[i+m]
+			if len(f) == 0 {
+				break
+			}
+			s.iovs[m].Base = &f[0]
+			s.iovs[m].SetLen(len(f))
+			m++
+		}
+		if m == 0 { // frames[i] is empty
+			errs++
+			i++
+			continue
+		}
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.hdrs[0])),
+			uintptr(m), unix.MSG_DONTWAIT, 0, 0)
+		for j := 0; j < m; j++ {
+			s.iovs[j].Base = nil // do not keep frames alive
+		}
+		switch {
+		case e == 0:
+			k := int(r)
+			for j := 0; j < k; j++ {
+				nbytes += len(frames[i+j])
+			}
+			sent += k
+			i += k
+			if k == 0 { // should not happen; avoid spinning
+				errs += len(frames) - i
+				return
+			}
+		case e == unix.EINTR:
+			// retry the same frames
+		case e == unix.EAGAIN || e == unix.ENOBUFS:
+			// The device or socket buffer is full: drop the rest of this
+			// call rather than spin, the caller moves on.
+			errs += len(frames) - i
+			return
+		case e == unix.EMSGSIZE || e == unix.EINVAL:
+			// This frame cannot go out (bigger than MTU + tag, or shorter
+			// than a link-layer header): skip it, keep the rest.
+			errs++
+			i++
+		default:
+			errs += len(frames) - i
+			err = e
+			return
+		}
+	}
+	return
+}
