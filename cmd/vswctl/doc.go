@@ -1,0 +1,25 @@
+// Command vswctl controls vswitchd through its API socket.
+//
+//	vswctl [--socket PATH] [-o table|json] status
+//	vswctl add-port IF --vlan VID [--mac MAC]... [--pcp N] [--svid N] [--flood]
+//	vswctl add-port IF --trunk 10,20-30 [--native-vlan VID]
+//	vswctl set-port IF [flags] | del-port IF | list-ports | stats [IF] | fdb [--vlan VID]
+//	vswctl capture IF -w FILE.pcap [-c COUNT]
+//	vswctl libvirt-hook DOMAIN OPERATION SUBOP EXTRA   (as /etc/libvirt/hooks/qemu)
+//
+// The socket is --socket, else $VSWITCHD_SOCKET, else /run/vswitchd/vswitchd.sock.
+//
+// Every value is checked here before the daemon is contacted (VLAN IDs
+// 1-4094, PCP 0-7, unicast MACs, interface names), so a typo fails fast with
+// a message that says what a valid value looks like.
+//
+// Exit status: 0 success; 1 an error (one line on stderr that says what to
+// do: a bad value, an unknown or duplicate port, the daemon not running);
+// 2 a usage error (unknown command or flag, missing argument).
+//
+// Output: -o table (default) prints aligned columns for people; -o json
+// prints the daemon's API answer unchanged (indented), for scripts.
+//
+// The command tree is built by newRoot and run by run(args, stdout, stderr),
+// so the tests drive the real CLI in-process against an apitest fake daemon.
+package main

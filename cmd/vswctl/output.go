@@ -1,0 +1,220 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func num(v int) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.Itoa(v)
+}
+
+// vidList formats VIDs compactly ("10,20-30").
+func vidList(vids []int) string {
+	var set vlan.VIDSet
+	for _, v := range vids {
+		if v >= 1 && v <= vlan.MaxVID {
+			set.Add(uint16(v))
+		}
+	}
+	return set.String()
+}
+
+// vlanColumn is "100" for an access port, "trunk 10,20-30 native 10" for a trunk.
+func vlanColumn(p api.Port) string {
+	if len(p.Trunk) > 0 {
+		s := "trunk " + vidList(p.Trunk)
+		if p.NativeVLAN != 0 {
+			s += " native " + strconv.Itoa(p.NativeVLAN)
+		}
+		return s
+	}
+	return num(p.VLAN)
+}
+
+func sumDrops(m map[string]uint64) uint64 {
+	var n uint64
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+// describePort is the one-line summary add-port and set-port print.
+func describePort(p api.Port) string {
+	parts := []string{}
+	if len(p.Trunk) > 0 {
+		parts = append(parts, "trunk "+vidList(p.Trunk))
+		if p.NativeVLAN != 0 {
+			parts = append(parts, fmt.Sprintf("native vlan %d", p.NativeVLAN))
+		}
+	} else {
+		parts = append(parts, fmt.Sprintf("vlan %d", p.VLAN))
+	}
+	if p.SVID != 0 {
+		parts = append(parts, fmt.Sprintf("svid %d", p.SVID))
+	}
+	if p.PCP != 0 {
+		parts = append(parts, fmt.Sprintf("pcp %d", p.PCP))
+	}
+	if len(p.MACs) > 0 {
+		parts = append(parts, "macs "+strings.Join(p.MACs, ","))
+	}
+	if p.Flood {
+		parts = append(parts, "flood")
+	}
+	parts = append(parts, "state "+dash(p.State))
+	return strings.Join(parts, ", ")
+}
+
+func writeStatus(w io.Writer, st api.Status) error {
+	t := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(t, "%s:\t%s\n", k, v) }
+	row("version", dash(st.Version))
+	row("uplink", fmt.Sprintf("%s (%s)", dash(st.Uplink), dash(st.UplinkState)))
+	mode := dash(st.Mode)
+	if st.ConfiguredMode != "" && st.ConfiguredMode != st.Mode {
+		mode += fmt.Sprintf(" (configured %s)", st.ConfiguredMode)
+	}
+	row("mode", mode)
+	dp := dash(st.Datapath)
+	if st.DatapathReason != "" {
+		dp += " (" + st.DatapathReason + ")"
+	}
+	row("datapath", dp)
+	if st.Relay != nil {
+		r := st.Relay.State
+		if st.Relay.Peer != "" {
+			r += " by " + st.Relay.Peer
+		}
+		if st.Relay.Updated != "" {
+			r += " at " + st.Relay.Updated
+		}
+		row("reflective relay", r)
+	} else {
+		row("reflective relay", "-")
+	}
+	row("ports", fmt.Sprintf("%d (%d up)", st.Ports, st.PortsUp))
+	row("uptime", (time.Duration(st.UptimeSeconds) * time.Second).String())
+	row("state file", dash(st.StatePath))
+	return t.Flush()
+}
+
+func writePorts(w io.Writer, ps []api.Port) error {
+	t := newTable(w)
+	fmt.Fprintln(t, "NAME\tVLAN/TRUNK\tSVID\tPCP\tMACS\tSTATE\tRX\tTX\tDROPS")
+	for _, p := range ps {
+		macs := "-"
+		if len(p.MACs) > 0 {
+			macs = strings.Join(p.MACs, ",")
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", p.Name, vlanColumn(p), num(p.SVID), p.PCP,
+			macs, dash(p.State), p.RxPackets, p.TxPackets, sumDrops(p.Drops))
+	}
+	return t.Flush()
+}
+
+// writeDropReasons prints "OWNER REASON COUNT" rows for nonzero counters.
+func writeDropReasons(t io.Writer, owner string, drops map[string]uint64) int {
+	reasons := make([]string, 0, len(drops))
+	for r, c := range drops {
+		if c != 0 {
+			reasons = append(reasons, r)
+		}
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(t, "%s\t%s\t%d\n", owner, r, drops[r])
+	}
+	return len(reasons)
+}
+
+func writeStats(w io.Writer, st api.Stats) error {
+	t := newTable(w)
+	fmt.Fprintln(t, "PORT\tSTATE\tRX_PACKETS\tRX_BYTES\tTX_PACKETS\tTX_BYTES\tDROPS")
+	for _, p := range st.Ports {
+		fmt.Fprintf(t, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, dash(p.State),
+			p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, sumDrops(p.Drops))
+	}
+	u := st.Uplink
+	fmt.Fprintf(t, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", dash(u.Name)+" (uplink)", "-",
+		u.RxPackets, u.RxBytes, u.TxPackets, u.TxBytes, sumDrops(u.Drops))
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nuplink control frames (LLDP/ECP/VDP): %d\n\n", u.Control)
+	t = newTable(w)
+	fmt.Fprintln(t, "DROPPED AT\tREASON\tCOUNT")
+	n := 0
+	for _, p := range st.Ports {
+		n += writeDropReasons(t, p.Name, p.Drops)
+	}
+	n += writeDropReasons(t, dash(u.Name)+" (uplink)", u.Drops)
+	if n == 0 {
+		fmt.Fprintln(t, "-\tno drops\t0")
+	}
+	return t.Flush()
+}
+
+func writePortStats(w io.Writer, p api.Port) error {
+	t := newTable(w)
+	row := func(k string, v any) { fmt.Fprintf(t, "%s:\t%v\n", k, v) }
+	row("port", p.Name)
+	row("vlan", vlanColumn(p))
+	row("state", dash(p.State))
+	row("rx packets", p.RxPackets)
+	row("rx bytes", p.RxBytes)
+	row("tx packets", p.TxPackets)
+	row("tx bytes", p.TxBytes)
+	row("drops", sumDrops(p.Drops))
+	reasons := make([]string, 0, len(p.Drops))
+	for r := range p.Drops {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		row("  "+r, p.Drops[r])
+	}
+	return t.Flush()
+}
+
+func writeFDB(w io.Writer, es []api.FDBEntry) error {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].VLAN != es[j].VLAN {
+			return es[i].VLAN < es[j].VLAN
+		}
+		return es[i].MAC < es[j].MAC
+	})
+	t := newTable(w)
+	fmt.Fprintln(t, "VLAN\tMAC\tPORT\tTYPE\tAGE")
+	for _, e := range es {
+		typ, age := "learned", fmt.Sprintf("%ds", e.AgeSec)
+		if e.Static {
+			typ, age = "static", "-"
+		}
+		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\n", e.VLAN, e.MAC, e.Port, typ, age)
+	}
+	return t.Flush()
+}
