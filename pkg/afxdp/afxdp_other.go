@@ -1,0 +1,46 @@
+//go:build !linux
+
+package afxdp
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/vswitch/vswitch/pkg/datapath"
+)
+
+var errUnsupported = errors.New("afxdp: AF_XDP needs Linux")
+
+// XDPMode chooses where the XDP program runs.
+type XDPMode int
+
+// XDP modes (see the Linux build for their meaning).
+const (
+	XDPModeAuto XDPMode = iota
+	XDPModeNative
+	XDPModeGeneric
+)
+
+// Options tune a Backend.
+type Options struct {
+	Logger     *slog.Logger
+	XDPMode    XDPMode
+	NoZeroCopy bool
+}
+
+// Backend is unavailable outside Linux.
+type Backend struct{}
+
+// New returns a backend whose Open always fails.
+func New(Options) *Backend { return &Backend{} }
+
+// Name implements datapath.Backend.
+func (*Backend) Name() string { return "afxdp" }
+
+// Open implements datapath.Backend.
+func (*Backend) Open(string, datapath.QueueConfig) (datapath.Queue, error) {
+	return nil, errUnsupported
+}
+
+// Probe always reports that AF_XDP is unavailable.
+func Probe(string) error { return errUnsupported }

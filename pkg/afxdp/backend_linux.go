@@ -1,0 +1,336 @@
+//go:build linux
+
+package afxdp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/vswitch/vswitch/pkg/datapath"
+)
+
+// XDPMode chooses where the XDP program runs.
+type XDPMode int
+
+const (
+	// XDPModeAuto tries native (driver) mode and falls back to generic.
+	XDPModeAuto XDPMode = iota
+	// XDPModeNative requires driver mode.
+	XDPModeNative
+	// XDPModeGeneric forces generic (skb) mode.
+	XDPModeGeneric
+)
+
+// Options tune a Backend. The zero value is the production default.
+type Options struct {
+	// Logger receives attach/detach and fallback messages (default slog.Default()).
+	Logger *slog.Logger
+	// XDPMode selects native or generic XDP (default: native, else generic).
+	XDPMode XDPMode
+	// NoZeroCopy skips the XDP_ZEROCOPY bind attempt.
+	NoZeroCopy bool
+}
+
+// ifKey names an interface across network namespaces: ifindexes are only
+// unique within one namespace.
+type ifKey struct {
+	netns   uint64
+	ifindex int
+}
+
+type sockKey struct {
+	ifKey
+	queue int
+}
+
+// Backend opens AF_XDP queues. It keeps a registry of the XDP programs it
+// attached (one per interface, reference counted by receiving queues) and
+// of its sockets (one per interface queue, shared by the Queues naming it).
+type Backend struct {
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	progs  map[ifKey]*ifaceProg
+	socks  map[sockKey]*xsk
+	memErr error
+	memSet bool
+}
+
+var _ datapath.Backend = (*Backend)(nil)
+
+// New returns an AF_XDP backend.
+func New(opts Options) *Backend {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Backend{
+		opts:  opts,
+		log:   log.With("backend", "afxdp"),
+		progs: make(map[ifKey]*ifaceProg),
+		socks: make(map[sockKey]*xsk),
+	}
+}
+
+// Name implements datapath.Backend.
+func (b *Backend) Name() string { return "afxdp" }
+
+// chunkSize picks the UMEM chunk for a frame size: received data starts
+// XDP_PACKET_HEADROOM (256) bytes into the chunk.
+func chunkSize(frameSize int) (uint64, error) {
+	if frameSize <= 0 {
+		frameSize = 1500 + 14 + 8 + 4 // MTU 1500, two tags, FCS slack
+	}
+	switch {
+	case frameSize+unix.XDP_PACKET_HEADROOM <= 2048:
+		return 2048, nil
+	case frameSize+unix.XDP_PACKET_HEADROOM <= 4096:
+		return 4096, nil
+	}
+	return 0, fmt.Errorf("frame size %d too large for AF_XDP without multi-buffer (max %d)", frameSize, 4096-unix.XDP_PACKET_HEADROOM)
+}
+
+// Open implements datapath.Backend. It works in the network namespace of
+// the calling thread; the returned Queue may be used and closed from any
+// goroutine.
+func (b *Backend) Open(ifname string, cfg datapath.QueueConfig) (datapath.Queue, error) {
+	q, err := b.OpenQueue(ifname, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// OpenQueue is Open with the concrete type, for callers that want Info.
+func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, error) {
+	runtime.LockOSThread() // netns, netlink and socket calls on one thread
+	defer runtime.UnlockOSThread()
+
+	b.mu.Lock()
+	if !b.memSet {
+		b.memSet = true
+		b.memErr = rlimit.RemoveMemlock()
+	}
+	b.mu.Unlock()
+	if b.memErr != nil {
+		b.log.Debug("raising RLIMIT_MEMLOCK failed", "err", b.memErr)
+	}
+
+	batch := cfg.Batch
+	if batch <= 0 {
+		batch = datapath.DefaultBatch
+	}
+	chunk, err := chunkSize(cfg.FrameSize)
+	if err != nil {
+		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+	}
+	nl, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+	}
+	ns, err := currentNetns()
+	if err != nil {
+		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+	}
+	ifindex := nl.Attrs().Index
+	queueID := cfg.QueueID
+	if cfg.Role == datapath.RolePort {
+		queueID = 0 // a tap/veth port: one queue
+	}
+	wantRX := cfg.Role == datapath.RolePort || cfg.Role == datapath.RoleUplinkRX
+	key := sockKey{ifKey{ns, ifindex}, queueID}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+
+	x := b.socks[key]
+	if x != nil && x.chunk < chunk {
+		return nil, fmt.Errorf("open afxdp queue on %s queue %d: socket already open with %d byte frames, %d needed", ifname, queueID, x.chunk, chunk)
+	}
+	if x != nil && wantRX && x.rxOwner != nil {
+		return nil, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", cfg.Role, ifname, queueID, x.rxOwner.role)
+	}
+	created := false
+	if x == nil {
+		x, err = b.openSocket(ifname, ifindex, queueID, chunk)
+		if err != nil {
+			return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+		}
+		x.key = key
+		created = true
+	}
+
+	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b}
+	if wantRX {
+		p := b.progs[key.ifKey]
+		if p == nil {
+			p, err = attachProgram(b.log, ifname, ifindex, b.opts.XDPMode)
+			if err != nil {
+				if created {
+					x.teardown()
+				}
+				return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+			}
+			p.key = key.ifKey
+			b.progs[key.ifKey] = p
+			b.log.Info("attached XDP program", "interface", ifname, "mode", p.mode)
+		}
+		if err := p.xsks.Put(uint32(queueID), uint32(x.fd)); err != nil {
+			if p.refs == 0 {
+				p.close()
+				delete(b.progs, key.ifKey)
+			}
+			if created {
+				x.teardown()
+			}
+			return nil, fmt.Errorf("open afxdp queue on %s: insert socket into XSKMAP at queue %d: %w", ifname, queueID, err)
+		}
+		p.refs++
+		q.prog = p
+		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			b.releaseProgLocked(p, queueID)
+			if created {
+				x.teardown()
+			}
+			return nil, fmt.Errorf("open afxdp queue on %s: eventfd: %w", ifname, err)
+		}
+		q.efd = efd
+		q.pfd[0] = unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN}
+		q.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
+		x.rxOwner = q
+	}
+	x.refs++
+	if created {
+		b.socks[key] = x
+	}
+	b.log.Debug("opened afxdp queue", "interface", ifname, "queue", queueID, "role", cfg.Role.String(),
+		"zerocopy", x.zeroCopy, "frame", x.chunk)
+	return q, nil
+}
+
+// openSocket binds a new socket, zero-copy first when allowed.
+//
+// The kernel releases a closed socket's claim on its (device, queue) from
+// a workqueue, so binding right after a Close (ours, or a crashed
+// process's) can see EBUSY for a moment: retry for up to a second.
+func (b *Backend) openSocket(ifname string, ifindex, queueID int, chunk uint64) (*xsk, error) {
+	deadline := time.Now().Add(time.Second)
+	delay := time.Millisecond
+	for {
+		x, err := b.tryOpenSocket(ifname, ifindex, queueID, chunk)
+		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return x, err
+		}
+		time.Sleep(delay)
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+func (b *Backend) tryOpenSocket(ifname string, ifindex, queueID int, chunk uint64) (*xsk, error) {
+	if !b.opts.NoZeroCopy {
+		x, err := openXSK(ifname, ifindex, queueID, chunk, unix.XDP_ZEROCOPY)
+		if err == nil {
+			return x, nil
+		}
+		if errors.Is(err, unix.EBUSY) {
+			return nil, err
+		}
+		b.log.Debug("zero-copy bind failed, using copy mode", "interface", ifname, "queue", queueID, "err", err)
+	}
+	return openXSK(ifname, ifindex, queueID, chunk, unix.XDP_COPY)
+}
+
+// releaseProgLocked removes queue's socket from the XSKMAP and detaches the
+// program when no receiving queue is left. Caller holds b.mu.
+func (b *Backend) releaseProgLocked(p *ifaceProg, queueID int) {
+	_ = p.xsks.Delete(uint32(queueID))
+	p.refs--
+	if p.refs <= 0 {
+		p.close()
+		delete(b.progs, p.key)
+		b.log.Info("detached XDP program", "interface", p.ifname)
+	}
+}
+
+// closeQueue drops q's claims on its socket and program. Caller holds
+// b.mu; q.closed is already set and no Recv runs on q.
+func (b *Backend) closeQueueLocked(q *Queue) {
+	x := q.x
+	if q.prog != nil {
+		b.releaseProgLocked(q.prog, x.queueID)
+		q.prog = nil
+	}
+	if x.rxOwner == q {
+		x.rxOwner = nil
+	}
+	x.refs--
+	if x.refs == 0 {
+		delete(b.socks, x.key)
+		x.rxMu.Lock()
+		x.txMu.Lock()
+		x.teardown()
+		x.txMu.Unlock()
+		x.rxMu.Unlock()
+	}
+}
+
+// currentNetns identifies the calling thread's network namespace.
+func currentNetns() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("identify network namespace: %w", err)
+	}
+	return st.Ino, nil
+}
+
+// Probe reports whether AF_XDP can work on ifname in the calling thread's
+// network namespace, and why not: the interface must exist, the kernel must
+// offer AF_XDP sockets, the XDP program must pass the verifier, and a socket
+// must bind to queue 0. It attaches nothing and leaves nothing behind.
+// Queue 0 must be free, so probe before opening queues.
+func Probe(ifname string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("afxdp probe %s: raise RLIMIT_MEMLOCK: %w", ifname, err)
+	}
+	nl, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("afxdp probe %s: %w", ifname, err)
+	}
+	if nl.Attrs().Flags&net.FlagLoopback != 0 {
+		return fmt.Errorf("afxdp probe %s: loopback interface", ifname)
+	}
+	if x := nl.Attrs().Xdp; x != nil && x.Attached {
+		// Not fatal (stale programs are replaced), but worth knowing.
+		slog.Debug("afxdp probe: interface already has an XDP program", "interface", ifname, "prog_id", x.ProgId)
+	}
+	xsks, prog, err := loadProgram(ifname, nl.Attrs().NumRxQueues)
+	if err != nil {
+		return fmt.Errorf("afxdp probe %s: %w", ifname, err)
+	}
+	prog.Close()
+	xsks.Close()
+	x, err := openXSK(ifname, nl.Attrs().Index, 0, 2048, unix.XDP_COPY)
+	if err != nil {
+		if errors.Is(err, unix.EAFNOSUPPORT) {
+			return fmt.Errorf("afxdp probe %s: kernel has no AF_XDP sockets: %w", ifname, err)
+		}
+		return fmt.Errorf("afxdp probe %s: %w", ifname, err)
+	}
+	x.teardown()
+	return nil
+}

@@ -1,0 +1,235 @@
+//go:build linux
+
+package afxdp
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vswitch/vswitch/pkg/datapath"
+)
+
+// Queue is one AF_XDP queue (implements datapath.Queue). Receiving roles own
+// the RX side of their socket; every role may transmit through it.
+type Queue struct {
+	b     *Backend
+	x     *xsk
+	prog  *ifaceProg // non-nil for receiving queues until Close
+	role  datapath.Role
+	batch int
+
+	efd int            // eventfd that wakes a blocked Recv on Close
+	pfd [2]unix.PollFd // socket, eventfd
+
+	closed atomic.Bool
+
+	rxPackets, rxBytes atomic.Uint64
+	txPackets, txBytes atomic.Uint64
+	txErrors           atomic.Uint64
+	lastStats          unix.XDPStatistics
+}
+
+var _ datapath.Queue = (*Queue)(nil)
+
+// Info describes how a queue ended up configured.
+type Info struct {
+	Interface string
+	QueueID   int
+	Role      datapath.Role
+	// XDPMode is "native" or "generic" for receiving queues, "" for
+	// transmit-only queues (they need no program).
+	XDPMode  string
+	ZeroCopy bool
+	// FrameSize is the UMEM chunk size (2048 or 4096).
+	FrameSize int
+}
+
+// Info reports the queue's mode.
+func (q *Queue) Info() Info {
+	in := Info{Interface: q.x.ifname, QueueID: q.x.queueID, Role: q.role, ZeroCopy: q.x.zeroCopy, FrameSize: int(q.x.chunk)}
+	q.b.mu.Lock()
+	if q.prog != nil {
+		in.XDPMode = q.prog.mode
+	}
+	q.b.mu.Unlock()
+	return in
+}
+
+func (q *Queue) receives() bool { return q.efd > 0 }
+
+// Recv implements datapath.Queue. Frames are views into the UMEM: Buf[i] is
+// the whole chunk, the frame starts at Off[i] (at least 256 bytes in, the
+// kernel's XDP headroom) and Meta[i] is the chunk's UMEM address.
+func (q *Queue) Recv(b *datapath.Batch) (int, error) {
+	if !q.receives() {
+		return 0, fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)
+	}
+	x := q.x
+	x.recvMu.Lock()
+	defer x.recvMu.Unlock()
+	max := b.Cap()
+	if max > q.batch {
+		max = q.batch
+	}
+	for {
+		if q.closed.Load() {
+			return 0, datapath.ErrClosed
+		}
+		x.rxMu.Lock()
+		n := x.recvLocked(b.Buf[:max], b.Off[:max], b.Len[:max], b.Meta[:max])
+		x.rxMu.Unlock()
+		if n > 0 {
+			b.N = n
+			var bytes uint64
+			for i := 0; i < n; i++ {
+				bytes += uint64(b.Len[i])
+			}
+			q.rxPackets.Add(uint64(n))
+			q.rxBytes.Add(bytes)
+			return n, nil
+		}
+		// Nothing ready: sleep in poll. poll on an XSK also performs the
+		// wakeup a zero-copy driver may ask for on the fill ring.
+		q.pfd[0].Revents, q.pfd[1].Revents = 0, 0
+		_, err := unix.Poll(q.pfd[:], -1)
+		if err != nil && err != unix.EINTR {
+			return 0, fmt.Errorf("afxdp poll on %s queue %d: %w", x.ifname, x.queueID, err)
+		}
+	}
+}
+
+// Release implements datapath.Queue: the batch's chunks go back to the fill
+// ring (or, after Close, the UMEM is freed with the last of them).
+func (q *Queue) Release(b *datapath.Batch) {
+	if b.N == 0 {
+		return
+	}
+	x := q.x
+	x.rxMu.Lock()
+	x.releaseLocked(b.Meta[:b.N])
+	if !x.closed {
+		x.wakeRXLocked()
+	}
+	x.rxMu.Unlock()
+	b.Reset()
+}
+
+// Send implements datapath.Queue: frames are copied into free TX chunks and
+// submitted as one batch; the kernel is kicked when the TX ring asks for it
+// (always, in copy mode). Frames that do not fit a chunk, or find no free
+// chunk, are not sent and count as TxErrors.
+func (q *Queue) Send(frames [][]byte) (int, error) {
+	if q.closed.Load() {
+		return 0, datapath.ErrClosed
+	}
+	x := q.x
+	x.txMu.Lock()
+	if x.closed {
+		x.txMu.Unlock()
+		return 0, datapath.ErrClosed
+	}
+	x.reapLocked()
+	want := uint32(len(frames))
+	room := x.tx.prodFree(want)
+	if uint32(len(x.txFree)) < room {
+		room = uint32(len(x.txFree))
+	}
+	if room < want && x.tx.pending() > 0 {
+		x.kickLocked()
+		x.reapLocked()
+		room = x.tx.prodFree(want)
+		if uint32(len(x.txFree)) < room {
+			room = uint32(len(x.txFree))
+		}
+	}
+	var sent, bad uint32
+	var bytes uint64
+	free := x.txFree
+	for _, f := range frames {
+		if sent == room {
+			break
+		}
+		if uint64(len(f)) > x.chunk || len(f) == 0 {
+			bad++
+			continue
+		}
+		addr := free[len(free)-1]
+		free = free[:len(free)-1]
+		copy(x.umem[addr:addr+x.chunk], f)
+		d := &x.tx.descs[(x.tx.local+sent)&x.tx.mask]
+		d.Addr, d.Len, d.Options = addr, uint32(len(f)), 0
+		sent++
+		bytes += uint64(len(f))
+	}
+	x.txFree = free
+	var errno unix.Errno
+	if sent > 0 {
+		x.tx.prodSubmit(sent)
+		if x.tx.needWakeup() {
+			errno = x.kickLocked()
+		}
+	}
+	x.txMu.Unlock()
+
+	q.txPackets.Add(uint64(sent))
+	q.txBytes.Add(bytes)
+	if dropped := uint64(len(frames)) - uint64(sent); dropped > 0 {
+		q.txErrors.Add(dropped)
+	}
+	_ = bad
+	if errno != 0 && errno != unix.EAGAIN && errno != unix.ENOBUFS {
+		return int(sent), fmt.Errorf("afxdp send on %s queue %d: %w", x.ifname, x.queueID, errno)
+	}
+	return int(sent), nil
+}
+
+// Stats implements datapath.Queue. RxDropped is the kernel's count for the
+// socket (no room in the RX ring, no chunk in the fill ring, bad
+// descriptors), reported by the receiving queue only.
+func (q *Queue) Stats() datapath.QueueStats {
+	s := datapath.QueueStats{
+		RxPackets: q.rxPackets.Load(),
+		RxBytes:   q.rxBytes.Load(),
+		TxPackets: q.txPackets.Load(),
+		TxBytes:   q.txBytes.Load(),
+		TxErrors:  q.txErrors.Load(),
+	}
+	if q.receives() {
+		x := q.x
+		x.txMu.Lock()
+		if !x.closed {
+			if st, err := x.stats(); err == nil {
+				q.lastStats = st
+			}
+		}
+		st := q.lastStats
+		x.txMu.Unlock()
+		s.RxDropped = st.Rx_dropped + st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
+	}
+	return s
+}
+
+// Close implements datapath.Queue. A Recv blocked in poll is woken through
+// the eventfd and returns ErrClosed; Close waits for it to leave before the
+// socket may close, so no fd is used after close or reuse.
+func (q *Queue) Close() error {
+	if q.closed.Swap(true) {
+		return nil
+	}
+	x := q.x
+	if q.receives() {
+		var one = [8]byte{1}
+		_, _ = unix.Write(q.efd, one[:])
+		x.recvMu.Lock() // Recv has returned and cannot start again
+	}
+	q.b.mu.Lock()
+	q.b.closeQueueLocked(q)
+	q.b.mu.Unlock()
+	if q.receives() {
+		_ = unix.Close(q.efd)
+		x.recvMu.Unlock()
+	}
+	return nil
+}
