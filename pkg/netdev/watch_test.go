@@ -338,3 +338,23 @@ func TestWatchVethChurnNoLeak(t *testing.T) {
 		t.Fatalf("fds: %d before, %d after", f0, f)
 	}
 }
+
+// A tap has carrier (Running) only while its fd is open: the daemon sees
+// the VM go away even though the persistent device stays.
+func TestWatchTapCarrier(t *testing.T) {
+	ns := newNS(t)
+	w := watch(t, ns)
+	f, err := topo.Tap(ns, "vnet7")
+	must(t, err)
+	ev := waitFor(t, w, "vnet7 up and running", func(e netdev.Event) bool {
+		return e.Name == "vnet7" && e.Present && e.Up && e.Running
+	})
+	if ev.Kind != "tuntap" || ev.MTU != 1500 {
+		t.Fatalf("tap event %+v", ev)
+	}
+	must(t, f.Close())
+	ev = waitFor(t, w, "vnet7 no carrier", func(e netdev.Event) bool { return e.Name == "vnet7" && !e.Running })
+	if !ev.Present || !ev.Up {
+		t.Fatalf("persistent tap after close: %+v", ev)
+	}
+}

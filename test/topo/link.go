@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -365,4 +366,20 @@ func DisableOffloads(ns *NS, name string) error {
 		}
 		return nil
 	})
+}
+
+// WaitLink waits until link name exists in the namespace (e.g. created by a
+// process under test) and returns it.
+func (n *NS) WaitLink(name string, timeout time.Duration) (netlink.Link, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		l, err := n.nl.LinkByName(name)
+		if err == nil {
+			return l, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("wait for link %s in %s: %w", name, n, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -42,6 +42,9 @@ func New(tb testing.TB) *Topo {
 	if os.Geteuid() != 0 {
 		tb.Skip("test/topo: needs root to create network namespaces")
 	}
+	if err := ReapStale(); err != nil {
+		tb.Logf("topo: reaping leftovers of dead runs: %v", err)
+	}
 	t, err := NewTopo()
 	if err != nil {
 		tb.Fatalf("topo: %v", err)
@@ -66,9 +69,17 @@ func NewTopo() (*Topo, error) {
 		prefix := "vs" + hex.EncodeToString(b[:])
 		// Avoid a prefix some other live run already uses.
 		matches, _ := filepath.Glob(filepath.Join(netnsDir, prefix+"-*"))
-		if len(matches) == 0 {
-			return &Topo{Prefix: prefix}, nil
+		if len(matches) != 0 {
+			continue
 		}
+		if _, err := os.Stat(filepath.Join(ownerDir, prefix)); err == nil {
+			continue
+		}
+		t := &Topo{Prefix: prefix}
+		if err := t.recordOwner(); err != nil {
+			return nil, err
+		}
+		return t, nil
 	}
 	return nil, errors.New("no free name prefix after 16 tries")
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -322,5 +323,46 @@ func TestRebuildTagFromAuxdata(t *testing.T) {
 	fr := BuildEth(BroadcastMAC(), MustMAC("02:00:00:00:00:01"), 0x0800, nil)
 	if got := rebuildTag(fr, nil); !bytes.Equal(got, fr) {
 		t.Fatal("changed an untagged frame")
+	}
+}
+
+func TestReapStale(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	tp, err := NewTopo()
+	must(t, err)
+	defer tp.Cleanup()
+	// A namespace the "dead run" left behind (not registered for cleanup).
+	ns, err := NewNS(tp.Name("left"))
+	must(t, err)
+	ns.nl.Close()
+	ns.h.Close()
+	host, err := HostNS()
+	must(t, err)
+	defer host.Close()
+	hostIf := tp.Ifname("lk")
+	must(t, VethPair(host, hostIf, host, tp.Ifname("lk2")))
+	// Pretend the owner died.
+	cmd := exec.Command("true")
+	must(t, cmd.Run())
+	must(t, os.WriteFile(ownerDir+"/"+tp.Prefix, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644))
+	must(t, ReapStale())
+	if _, err := os.Stat(netnsDir + "/" + tp.Name("left")); !os.IsNotExist(err) {
+		t.Fatalf("stale netns still there: %v", err)
+	}
+	if _, err := host.Link(hostIf); err == nil {
+		t.Fatal("stale host link still there")
+	}
+	if _, err := os.Stat(ownerDir + "/" + tp.Prefix); !os.IsNotExist(err) {
+		t.Fatal("owner record not removed")
+	}
+	// A live owner's things are left alone.
+	tp2 := New(t)
+	live, err := tp2.NewNS("live")
+	must(t, err)
+	must(t, ReapStale())
+	if _, err := os.Stat(netnsDir + "/" + live.Name); err != nil {
+		t.Fatalf("live netns reaped: %v", err)
 	}
 }
