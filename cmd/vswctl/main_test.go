@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/api/apitest"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func vswctl(t *testing.T, sock string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if sock != "" {
+		args = append([]string{"--socket", sock}, args...)
+	}
+	code := run(args, &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// expect checks the exit code and that stderr is exactly one line
+// containing want (or empty when want is "").
+func (r result) expect(t *testing.T, code int, want string) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("exit %d, want %d (stderr %q)", r.code, code, r.stderr)
+	}
+	if want == "" {
+		if r.stderr != "" {
+			t.Errorf("unexpected stderr %q", r.stderr)
+		}
+		return
+	}
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q does not contain %q", r.stderr, want)
+	}
+	if strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Errorf("stderr is not exactly one line: %q", r.stderr)
+	}
+}
+
+func daemon(t *testing.T) (*apitest.Fake, string) {
+	t.Helper()
+	fake := apitest.NewFake()
+	return fake, apitest.Serve(t, fake)
+}
+
+func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
+	fake, sock := daemon(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"add-port", "vnet1", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
+		{[]string{"add-port", "vnet1", "--vlan", "4095"}, "invalid VLAN 4095: must be 1-4094"},
+		{[]string{"add-port", "vnet1", "--vlan", "5000"}, "invalid VLAN 5000: must be 1-4094"},
+		{[]string{"add-port", "vnet1", "--vlan", "ten"}, `invalid VLAN "ten": must be a number 1-4094`},
+		{[]string{"add-port", "vnet1", "--vlan", "-3"}, "invalid VLAN -3: must be 1-4094"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--mac", "zz"}, `invalid MAC "zz": use the form 52:54:00:12:34:56`},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--mac", "52:54:00:12:34:56:78:9a"}, `invalid MAC "52:54:00:12:34:56:78:9a": use the form`},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--mac", "01:00:5e:00:00:01"}, "must be unicast"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--mac", "00:00:00:00:00:00"}, "all zeros"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--pcp", "8"}, "invalid PCP 8: must be 0-7"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--pcp", "x"}, `invalid PCP "x": must be a number 0-7`},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--svid", "4095"}, "invalid S-VLAN 4095: must be 1-4094, or 0 for none"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--trunk", "20"}, "use either --vlan VID (access port) or --trunk VIDS (trunk port), not both"},
+		{[]string{"add-port", "vnet1"}, "add-port vnet1 needs --vlan VID (access port) or --trunk VIDS (trunk port)"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--native-vlan", "5"}, "--native-vlan only applies to trunk ports"},
+		{[]string{"add-port", "vnet1", "--trunk", "10,5000"}, `invalid trunk "10,5000": VLAN 5000 is out of range`},
+		{[]string{"add-port", "vnet1", "--trunk", "0"}, `invalid trunk "0": VLAN 0 is out of range`},
+		{[]string{"add-port", "vnet1", "--trunk", "30-20"}, "range 30-20 is backwards"},
+		{[]string{"add-port", "vnet1", "--trunk", "a,b"}, `"a" is not a VLAN ID`},
+		{[]string{"add-port", "vnet1", "--trunk", "10", "--native-vlan", "4095"}, "invalid native VLAN 4095"},
+		{[]string{"add-port", "this-name-is-too-long", "--vlan", "10"}, `invalid interface name "this-name-is-too-long"`},
+		{[]string{"add-port", "a/b", "--vlan", "10"}, `invalid interface name "a/b"`},
+		{[]string{"set-port", "vnet1", "--vlan", "4095"}, "invalid VLAN 4095: must be 1-4094"},
+		{[]string{"set-port", "vnet1", "--mac", "zz"}, `invalid MAC "zz"`},
+		{[]string{"set-port", "vnet1"}, "nothing to change"},
+		{[]string{"set-port", "vnet1", "--mac", "52:54:00:12:34:56", "--clear-macs"}, "either --mac or --clear-macs"},
+		{[]string{"fdb", "--vlan", "5000"}, "invalid VLAN 5000: must be 1-4094"},
+		{[]string{"fdb", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
+		{[]string{"-o", "yaml", "status"}, `invalid output format "yaml": use -o table or -o json`},
+		{[]string{"capture", "vnet1", "-w", "x.pcap"}, "capture is not implemented yet"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			vswctl(t, sock, tc.args...).expect(t, 1, tc.want)
+		})
+	}
+	for m, n := range fake.Calls {
+		if m != "Status" && n != 0 {
+			t.Errorf("daemon was contacted (%s called %d times) for a value vswctl should have rejected", m, n)
+		}
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	_, sock := daemon(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing command"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"list-port"}, `did you mean list-ports`},
+		{[]string{"add-port", "vnet1", "--vlna", "10"}, "unknown flag: --vlna (see vswctl add-port --help)"},
+		{[]string{"add-port", "--vlan", "10"}, "add-port needs one interface name (IF)"},
+		{[]string{"add-port", "vnet1", "vnet2", "--vlan", "10"}, `got extra argument "vnet2"`},
+		{[]string{"del-port"}, "del-port needs one interface name (IF)"},
+		{[]string{"list-ports", "x"}, `got extra argument "x"`},
+		{[]string{"stats", "a", "b"}, `got extra argument "b"`},
+		{[]string{"add-port", "vnet1", "--vlan"}, "flag needs an argument: --vlan"},
+		{[]string{"--bogus", "status"}, "unknown flag: --bogus"},
+		{[]string{"capture", "vnet1"}, "capture needs -w FILE.pcap"},
+		{[]string{"capture", "vnet1", "-w", "f", "-c", "many"}, `invalid argument "many"`},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			vswctl(t, sock, tc.args...).expect(t, 2, tc.want)
+		})
+	}
+}
+
+func TestDaemonNotRunning(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "nobody-here.sock")
+	for _, args := range [][]string{
+		{"status"}, {"list-ports"}, {"add-port", "vnet1", "--vlan", "10"}, {"del-port", "vnet1"},
+		{"set-port", "vnet1", "--pcp", "1"}, {"stats"}, {"stats", "vnet1"}, {"fdb"}, {"-o", "json", "status"},
+	} {
+		r := vswctl(t, sock, args...)
+		r.expect(t, 1, "cannot reach vswitchd at "+sock+": is vswitchd running? (start it, or set --socket / VSWITCHD_SOCKET)")
+		if r.stdout != "" {
+			t.Errorf("%v: stdout %q", args, r.stdout)
+		}
+	}
+}
+
+func TestSocketFromEnvironment(t *testing.T) {
+	_, sock := daemon(t)
+	t.Setenv("VSWITCHD_SOCKET", sock)
+	r := vswctl(t, "", "status")
+	r.expect(t, 0, "")
+	if !strings.Contains(r.stdout, "eth0") {
+		t.Fatalf("status via VSWITCHD_SOCKET: %q", r.stdout)
+	}
+	// --socket beats the environment.
+	other := filepath.Join(t.TempDir(), "other.sock")
+	vswctl(t, other, "status").expect(t, 1, "cannot reach vswitchd at "+other)
+}
+
+func TestServerErrors(t *testing.T) {
+	_, sock := daemon(t)
+	vswctl(t, sock, "add-port", "vnet1", "--vlan", "10").expect(t, 0, "")
+	vswctl(t, sock, "add-port", "vnet1", "--vlan", "20").
+		expect(t, 1, "port vnet1 already exists (use vswctl set-port to change it)")
+	for _, args := range [][]string{
+		{"set-port", "vnet9", "--vlan", "5"}, {"del-port", "vnet9"}, {"stats", "vnet9"},
+		{"-o", "json", "del-port", "vnet9"},
+	} {
+		vswctl(t, sock, args...).expect(t, 1, "port vnet9 not found (see vswctl list-ports)")
+	}
+}
+
+// failing wraps the fake with a daemon-side validation error the CLI does
+// not check itself; its message must come through as one line.
+type failing struct{ *apitest.Fake }
+
+func (failing) AddPort(context.Context, api.PortSpec) (api.Port, error) {
+	return api.Port{}, api.NewError(api.CodeInvalidVLAN, "VLAN 100 is reserved by the uplink's S-channel:\nchoose another VLAN")
+}
+
+func TestDaemonMessagePrintedAsOneLine(t *testing.T) {
+	sock := apitest.Serve(t, failing{apitest.NewFake()})
+	vswctl(t, sock, "add-port", "vnet1", "--vlan", "100").
+		expect(t, 1, "vswctl: VLAN 100 is reserved by the uplink's S-channel: choose another VLAN")
+}
+
+func TestPortLifecycleAndTable(t *testing.T) {
+	fake, sock := daemon(t)
+	r := vswctl(t, sock, "add-port", "vnet1", "--vlan", "100", "--mac", "52:54:00:12:34:56",
+		"--mac", "52:54:00:AB:CD:EF", "--pcp", "3", "--svid", "7")
+	r.expect(t, 0, "")
+	if want := "added port vnet1: vlan 100, svid 7, pcp 3, macs 52:54:00:12:34:56,52:54:00:ab:cd:ef, state absent\n"; r.stdout != want {
+		t.Fatalf("add-port stdout %q, want %q", r.stdout, want)
+	}
+	vswctl(t, sock, "add-port", "vnet2", "--trunk", "10,20-30,11", "--native-vlan", "10", "--flood").expect(t, 0, "")
+	p, _ := fake.GetPort(context.Background(), "vnet2")
+	if len(p.Trunk) != 13 || p.NativeVLAN != 10 || !p.Flood || p.VLAN != 0 {
+		t.Fatalf("trunk port in daemon = %+v", p)
+	}
+	fake.SetCounters("vnet1", "up", 1234, 99999, 5678, 88888, map[string]uint64{"spoofed_src": 4, "tagged_on_access": 1})
+
+	r = vswctl(t, sock, "list-ports")
+	r.expect(t, 0, "")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("list-ports printed %d lines:\n%s", len(lines), r.stdout)
+	}
+	header := strings.Fields(lines[0])
+	if want := []string{"NAME", "VLAN/TRUNK", "SVID", "PCP", "MACS", "STATE", "RX", "TX", "DROPS"}; !reflect.DeepEqual(header, want) {
+		t.Fatalf("header %q, want %q", header, want)
+	}
+	row1 := strings.Fields(lines[1])
+	if want := []string{"vnet1", "100", "7", "3", "52:54:00:12:34:56,52:54:00:ab:cd:ef", "up", "1234", "5678", "5"}; !reflect.DeepEqual(row1, want) {
+		t.Fatalf("vnet1 row %q, want %q", row1, want)
+	}
+	if !strings.HasPrefix(lines[2], "vnet2") || !strings.Contains(lines[2], "trunk 10-11,20-30 native 10") {
+		t.Fatalf("vnet2 row %q", lines[2])
+	}
+	// Columns are aligned: every column starts at the same offset.
+	for _, col := range []string{"STATE", "DROPS"} {
+		off := strings.Index(lines[0], col)
+		if lines[1][off-2:off] != "  " || lines[1][off] == ' ' {
+			t.Errorf("column %s not aligned:\n%s", col, r.stdout)
+		}
+	}
+
+	// set-port: access -> trunk -> access, flags not given stay.
+	r = vswctl(t, sock, "set-port", "vnet1", "--trunk", "40-41")
+	r.expect(t, 0, "")
+	p, _ = fake.GetPort(context.Background(), "vnet1")
+	if p.VLAN != 0 || !reflect.DeepEqual(p.Trunk, []int{40, 41}) || p.PCP != 3 || len(p.MACs) != 2 {
+		t.Fatalf("after set-port --trunk: %+v", p)
+	}
+	vswctl(t, sock, "set-port", "vnet1", "--vlan", "200", "--clear-macs", "--flood=false").expect(t, 0, "")
+	p, _ = fake.GetPort(context.Background(), "vnet1")
+	if p.VLAN != 200 || len(p.Trunk) != 0 || len(p.MACs) != 0 || p.PCP != 3 {
+		t.Fatalf("after set-port --vlan --clear-macs: %+v", p)
+	}
+	if got := vswctl(t, sock, "set-port", "vnet1", "--pcp", "0").stdout; got != "updated port vnet1: vlan 200, svid 7, state up\n" {
+		t.Errorf("set-port summary %q", got)
+	}
+
+	r = vswctl(t, sock, "stats")
+	r.expect(t, 0, "")
+	for _, want := range []string{"PORT", "RX_PACKETS", "vnet1", "1234", "99999", "5678", "88888",
+		"eth0 (uplink)", "DROPPED AT", "spoofed_src", "tagged_on_access", "control frames"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stats output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = vswctl(t, sock, "stats", "vnet1")
+	r.expect(t, 0, "")
+	for _, want := range []string{"port:", "vnet1", "rx packets:", "1234", "drops:", "5", "spoofed_src:", "4"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stats vnet1 output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	r = vswctl(t, sock, "del-port", "vnet1")
+	r.expect(t, 0, "")
+	if r.stdout != "deleted port vnet1\n" {
+		t.Errorf("del-port stdout %q", r.stdout)
+	}
+	if _, err := fake.GetPort(context.Background(), "vnet1"); api.CodeOf(err) != api.CodeNotFound {
+		t.Fatalf("vnet1 still exists after del-port: %v", err)
+	}
+}
+
+func TestStatusAndFDBTables(t *testing.T) {
+	fake, sock := daemon(t)
+	fake.StatusV.Relay = &api.RelayStatus{State: "granted", Peer: "00:11:22:33:44:55"}
+	fake.StatusV.UptimeSeconds = 3725
+	fake.FDBV = []api.FDBEntry{
+		{VLAN: 200, MAC: "52:54:00:00:00:02", Port: "vnet2", AgeSec: 12},
+		{VLAN: 100, MAC: "52:54:00:00:00:01", Port: "vnet1", Static: true},
+	}
+	r := vswctl(t, sock, "status")
+	r.expect(t, 0, "")
+	for _, want := range []string{"uplink:", "eth0 (up)", "mode:", "vepa", "datapath:", "afpacket",
+		"reflective relay:", "granted by 00:11:22:33:44:55", "uptime:", "1h2m5s"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = vswctl(t, sock, "fdb")
+	r.expect(t, 0, "")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !reflect.DeepEqual(strings.Fields(lines[0]), []string{"VLAN", "MAC", "PORT", "TYPE", "AGE"}) {
+		t.Fatalf("fdb:\n%s", r.stdout)
+	}
+	if got := strings.Fields(lines[1]); !reflect.DeepEqual(got, []string{"100", "52:54:00:00:00:01", "vnet1", "static", "-"}) {
+		t.Errorf("fdb row 1 %q", got)
+	}
+	if got := strings.Fields(lines[2]); !reflect.DeepEqual(got, []string{"200", "52:54:00:00:00:02", "vnet2", "learned", "12s"}) {
+		t.Errorf("fdb row 2 %q", got)
+	}
+	r = vswctl(t, sock, "fdb", "--vlan", "200")
+	if strings.Contains(r.stdout, "vnet1") || !strings.Contains(r.stdout, "vnet2") {
+		t.Errorf("fdb --vlan 200 not filtered:\n%s", r.stdout)
+	}
+}
+
+func TestJSONOutputIsTheAPIAnswer(t *testing.T) {
+	fake, sock := daemon(t)
+	fake.FDBV = []api.FDBEntry{{VLAN: 100, MAC: "52:54:00:00:00:01", Port: "vnet1", Static: true}}
+	r := vswctl(t, sock, "-o", "json", "add-port", "vnet1", "--vlan", "100", "--mac", "52:54:00:00:00:01")
+	r.expect(t, 0, "")
+	var added api.Port
+	if err := json.Unmarshal([]byte(r.stdout), &added); err != nil || added.Name != "vnet1" || added.VLAN != 100 {
+		t.Fatalf("add-port -o json: %v %q", err, r.stdout)
+	}
+	c := api.NewClient(sock)
+	defer c.Close()
+	for _, tc := range []struct {
+		args []string
+		path string
+	}{
+		{[]string{"status"}, "/v1/status"},
+		{[]string{"list-ports"}, "/v1/ports"},
+		{[]string{"stats"}, "/v1/stats"},
+		{[]string{"stats", "vnet1"}, "/v1/ports/vnet1"},
+		{[]string{"fdb"}, "/v1/fdb"},
+		{[]string{"fdb", "--vlan", "100"}, "/v1/fdb?vlan=100"},
+		{[]string{"set-port", "vnet1", "--pcp", "2"}, "/v1/ports/vnet1"},
+	} {
+		r := vswctl(t, sock, append([]string{"--output=json"}, tc.args...)...)
+		r.expect(t, 0, "")
+		var raw json.RawMessage
+		if err := c.Do(context.Background(), "GET", tc.path, nil, &raw); err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		json.Indent(&want, raw, "", "  ")
+		want.WriteByte('\n')
+		if r.stdout != want.String() {
+			t.Errorf("vswctl -o json %v:\n%s\nwant the API answer:\n%s", tc.args, r.stdout, want.String())
+		}
+		if !json.Valid([]byte(r.stdout)) {
+			t.Errorf("-o json %v is not valid JSON", tc.args)
+		}
+	}
+	var ports []api.Port
+	r = vswctl(t, sock, "-o", "json", "list-ports")
+	if err := json.Unmarshal([]byte(r.stdout), &ports); err != nil || len(ports) != 1 || ports[0].PCP != 2 {
+		t.Fatalf("list-ports -o json decoded to %+v, %v", ports, err)
+	}
+	r = vswctl(t, sock, "-o", "json", "del-port", "vnet1")
+	r.expect(t, 0, "")
+	if r.stdout != "" {
+		t.Errorf("del-port -o json printed %q", r.stdout)
+	}
+}
+
+func TestHelpAndStubs(t *testing.T) {
+	r := vswctl(t, "", "--help")
+	r.expect(t, 0, "")
+	for _, want := range []string{"add-port", "set-port", "del-port", "list-ports", "stats", "fdb", "status",
+		"capture", "libvirt-hook", "--socket", "--output", "VSWITCHD_SOCKET"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	if strings.Contains(r.stdout, "vswctl [flags]") {
+		t.Error("help advertises a bare 'vswctl [flags]' usage")
+	}
+	r = vswctl(t, "", "add-port", "--help")
+	r.expect(t, 0, "")
+	for _, want := range []string{"--vlan VID", "--trunk VIDS", "--native-vlan VID", "--mac MAC", "--pcp N", "--svid VID", "--flood"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("add-port help lacks %q", want)
+		}
+	}
+	vswctl(t, "", "libvirt-hook", "guest", "start", "begin", "-").expect(t, 0, "")
+}
