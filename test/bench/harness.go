@@ -391,6 +391,11 @@ func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsRead
 	}
 	tr.Verified = fmt.Sprintf("%d ok, %d tagged, %d other of 64", v.OK, v.Tagged, v.Other)
 	if v.OK == 0 {
+		if hold := os.Getenv("VSBENCH_HOLD"); hold != "" { // debugging aid
+			d, _ := time.ParseDuration(hold)
+			slog.Warn("verify failed, holding topology", "id", t.id, "for", d)
+			time.Sleep(d)
+		}
 		return fmt.Errorf("no generated frame reached VM2 untagged (verify: %s)", tr.Verified)
 	}
 

@@ -147,6 +147,18 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 			return t, err
 		}
 	}
+	// The SW bridge receives tagged frames with the tag moved into skb
+	// metadata, and veth would hand it over that way: XDP/AF_XDP on the
+	// uplink would then see untagged frames. With TX VLAN offload off on
+	// up-sw the kernel writes the tag back into the frame bytes, as a real
+	// wire would carry it.
+	if _, err := exec.LookPath("ethtool"); err == nil {
+		if _, err := run(ctx, nil, "ip", "netns", "exec", t.sw, "ethtool", "-K", swUpIf, "txvlan", "off"); err != nil {
+			return t, err
+		}
+	} else {
+		slog.Warn("ethtool not installed: uplink frames carry VLAN tags out of band, AF_XDP contenders will see them untagged (apt-get install ethtool)")
+	}
 	if hairpin {
 		if _, err := run(ctx, nil, "bridge", "-n", t.sw, "link", "set", "dev", swUpIf, "hairpin", "on"); err != nil {
 			return t, err
@@ -292,6 +304,10 @@ func (t *topo) teardown() {
 	}
 	t.nsAll = nil
 	if t.tmp != "" {
+		if keep := os.Getenv("VSBENCH_KEEP_LOGS"); keep != "" {
+			// Debugging aid: keep the logs of the switches under test.
+			_ = exec.Command("cp", "-r", t.tmp, keep).Run()
+		}
 		_ = os.RemoveAll(t.tmp)
 		t.tmp = ""
 	}

@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// TestBuildFrame checks sizes, tags and both checksums against gopacket's
+// independent decoder and checksum code.
+func TestBuildFrame(t *testing.T) {
+	for _, tc := range []struct {
+		size, vid, wantLen int
+	}{
+		{60, 0, 60},
+		{60, 100, 64},
+		{1514, 0, 1514},
+		{1514, 4094, 1518},
+	} {
+		f, err := buildFrame(frameSpec{Dst: vm2MAC, Src: vm1MAC, SrcIP: vm1IP, DstIP: vm2IP, VID: tc.vid, Size: tc.size})
+		if err != nil {
+			t.Fatalf("size %d vid %d: %v", tc.size, tc.vid, err)
+		}
+		if len(f) != tc.wantLen {
+			t.Fatalf("size %d vid %d: len %d, want %d", tc.size, tc.vid, len(f), tc.wantLen)
+		}
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		if el := p.ErrorLayer(); el != nil {
+			t.Fatalf("decode: %v", el.Error())
+		}
+		if tc.vid != 0 {
+			d, ok := p.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q)
+			if !ok || int(d.VLANIdentifier) != tc.vid {
+				t.Fatalf("want 802.1Q tag %d, got %v", tc.vid, p.Layer(layers.LayerTypeDot1Q))
+			}
+		}
+		ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !ok {
+			t.Fatal("no IPv4 layer")
+		}
+		udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if !ok {
+			t.Fatal("no UDP layer")
+		}
+		if int(ip.Length) != tc.size-ethHdrLen || !ip.DstIP.Equal(vm2IP) {
+			t.Fatalf("ip length %d dst %v", ip.Length, ip.DstIP)
+		}
+		// Recompute both checksums with gopacket and compare.
+		gotIP, gotUDP := ip.Checksum, udp.Checksum
+		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true},
+			ip, udp, gopacket.Payload(udp.Payload)); err != nil {
+			t.Fatal(err)
+		}
+		re := buf.Bytes()
+		if want := binary.BigEndian.Uint16(re[10:]); gotIP != want {
+			t.Errorf("ip checksum %#x, want %#x", gotIP, want)
+		}
+		if want := binary.BigEndian.Uint16(re[ipHdrLen+6:]); gotUDP != want {
+			t.Errorf("udp checksum %#x, want %#x", gotUDP, want)
+		}
+		if tc.vid == 0 && !isOurFrame(f, vm2MAC) {
+			t.Error("isOurFrame false for our own frame")
+		}
+		if isOurFrame(f, vm1MAC) {
+			t.Error("isOurFrame true for the wrong destination")
+		}
+	}
+	if _, err := buildFrame(frameSpec{Dst: vm2MAC, Src: vm1MAC, SrcIP: vm1IP, DstIP: vm2IP, Size: 59}); err == nil {
+		t.Error("accepted a 59-byte frame")
+	}
+}
+
+func TestMedianAndRatios(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median = %v", m)
+	}
+	res := &Results{Contenders: []ContenderResult{
+		{Name: MacvlanVEPA, Status: StatusOK, Tests: map[string]*TestResult{TestVM2VM64: {PPS: 1e6}}},
+		{Name: OVSAFPacket, Status: StatusOK, Tests: map[string]*TestResult{TestVM2VM64: {PPS: 2e5}}},
+		{Name: OVSAFXDP, Status: StatusOK, Tests: map[string]*TestResult{TestVM2VM64: {PPS: 5e5}}},
+		{Name: VswitchdAFXDP, Status: StatusOK, Tests: map[string]*TestResult{TestVM2VM64: {PPS: 1.5e6}}},
+		{Name: VswitchdAFPacket, Status: StatusCannotRun, Reason: "no binary"},
+	}}
+	res.computeRatios()
+	v := res.Contender(VswitchdAFXDP)
+	if v.RatioMacvlanVEPA == nil || *v.RatioMacvlanVEPA != 1.5 || v.RatioBestOVS == nil || *v.RatioBestOVS != 3 {
+		t.Errorf("ratios %v %v", v.RatioMacvlanVEPA, v.RatioBestOVS)
+	}
+	if res.Contender(VswitchdAFPacket).RatioMacvlanVEPA != nil {
+		t.Error("ratio for a row that did not run")
+	}
+	var out bytes.Buffer
+	if err := res.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "cannot run: no binary") || !strings.Contains(out.String(), "1.50x") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+// TestBenchSmoke runs the harness in its short form (1 rep of 1 s, the
+// Linux bridge reference and vswitchd with AF_PACKET) so the harness keeps
+// working. vswitchd may not build or run yet; its row must then say why.
+func TestBenchSmoke(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and packet sockets")
+	}
+	cfg := ShortConfig()
+	cfg.Timeout = 55 * time.Second
+	cfg.BuildTimeout = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 58*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	path := filepath.Join(t.TempDir(), "bench-results.json")
+	if err := res.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("JSON does not decode: %v", err)
+	}
+	if len(back.Contenders) != 2 {
+		t.Fatalf("JSON has %d rows, want 2", len(back.Contenders))
+	}
+	for _, name := range []string{LinuxBridge, VswitchdAFPacket} {
+		if !strings.Contains(table.String(), name) {
+			t.Errorf("table lacks a %s row", name)
+		}
+	}
+	lb := back.Contender(LinuxBridge)
+	if lb == nil || lb.Status != StatusOK {
+		t.Fatalf("linux-bridge row: %+v", lb)
+	}
+	for _, n := range []string{TestVM2VM64, TestUp2VM64, TestVM2VM1500} {
+		tr := lb.Tests[n]
+		if tr == nil || tr.PPS <= 0 {
+			t.Errorf("linux-bridge %s: no frames received: %+v", n, tr)
+		}
+	}
+	v := back.Contender(VswitchdAFPacket)
+	switch {
+	case v == nil:
+		t.Fatal("no vswitchd-afpacket row")
+	case v.Status == StatusCannotRun:
+		if v.Reason == "" {
+			t.Error("vswitchd-afpacket cannot run but gives no reason")
+		}
+		t.Logf("vswitchd-afpacket cannot run (yet): %s", v.Reason)
+	default:
+		if tr := v.Tests[TestVM2VM64]; tr == nil || tr.PPS <= 0 {
+			t.Errorf("vswitchd-afpacket vm2vm_64: %+v", tr)
+		}
+	}
+	// Nothing of ours may be left behind.
+	ents, _ := os.ReadDir("/run/netns")
+	prefix := newID()
+	prefix = prefix[:strings.IndexByte(prefix, 'x')+1]
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			t.Errorf("namespace %s left behind", e.Name())
+		}
+	}
+}
