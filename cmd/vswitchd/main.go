@@ -1,0 +1,71 @@
+// Command vswitchd is the vswitch daemon: an IEEE 802.1Qbg EVB station that
+// tags every VM port's frames and sends them to the adjacent bridge for
+// reflective relay. It only parses flags, sets up logging and signals, and
+// hands over to pkg/daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/daemon"
+)
+
+var version = "dev"
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vswitchd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o daemon.Options
+	var level string
+	fs.StringVar(&o.Uplink, "uplink", "", "uplink `IF` facing the adjacent (reflective-relay) bridge (required)")
+	fs.StringVar(&o.Datapath, "datapath", "auto", "datapath backend: auto|afpacket|afxdp")
+	fs.StringVar(&o.Mode, "mode", "vepa", "forwarding mode: vepa|veb")
+	fs.StringVar(&o.StatePath, "state", "/var/lib/vswitchd/state.db", "state file `PATH`")
+	fs.StringVar(&o.Socket, "socket", api.SocketFromEnv(), "API unix socket `PATH` (env VSWITCHD_SOCKET)")
+	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics on TCP `ADDR` (e.g. :9477)")
+	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
+	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
+		return 2
+	}
+	if o.Uplink == "" {
+		fmt.Fprintln(stderr, "vswitchd: --uplink IF is required (the NIC facing the adjacent bridge)")
+		return 2
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(stderr, "vswitchd: invalid --log-level %q: use debug, info, warn or error\n", level)
+		return 2
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	o.Version = version
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := daemon.Run(ctx, o); err != nil {
+		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
+		return 1
+	}
+	return 0
+}

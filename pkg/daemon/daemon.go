@@ -1,0 +1,484 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/afpacket"
+	"github.com/vswitch/vswitch/pkg/afxdp"
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/netdev"
+	"github.com/vswitch/vswitch/pkg/store"
+)
+
+// Options are vswitchd's settings (its command-line flags).
+type Options struct {
+	Uplink    string
+	Datapath  string // auto|afpacket|afxdp
+	Mode      string // vepa|veb
+	StatePath string
+	Socket    string
+	Metrics   string // TCP address for /metrics; "" = off
+	Version   string
+	Logger    *slog.Logger
+	// UplinkQueues overrides the number of uplink RX workers (0 = automatic).
+	UplinkQueues int
+}
+
+// Daemon is a running vswitchd.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	st     *store.Store
+	sw     *datapath.Switch
+	mode   datapath.Mode
+	reason string // why this datapath was chosen
+	start  time.Time
+
+	mu    sync.Mutex // serialises configuration changes (store + switch)
+	links map[string]netdev.Event
+}
+
+// Run starts the daemon and serves until ctx is cancelled; it then stops
+// gracefully (rings closed, state flushed).
+func Run(ctx context.Context, o Options) error {
+	d, err := Start(o)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Serve(ctx)
+}
+
+// Start opens the store and the datapath, restores the ports and starts
+// watching interfaces; Serve then runs the API.
+func Start(o Options) (*Daemon, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Uplink == "" {
+		return nil, errors.New("no uplink: use --uplink IF (the NIC facing the adjacent bridge)")
+	}
+	mode, err := datapath.ParseMode(o.Mode)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{opts: o, log: o.Logger, mode: mode, start: time.Now(), links: map[string]netdev.Event{}}
+	if _, err := netdev.LinkByName(o.Uplink); err != nil {
+		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
+	}
+	if d.st, err = store.Open(o.StatePath); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.st.Close()
+		}
+	}()
+	if err := d.st.SetUplink(o.Uplink, mode.String()); err != nil {
+		return nil, fmt.Errorf("save uplink: %w", err)
+	}
+	ports, err := d.st.Ports()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.startSwitch(ports); err != nil {
+		return nil, err
+	}
+	for _, c := range ports {
+		dc, err := toDatapath(c)
+		if err != nil {
+			d.log.Error("stored port is invalid; skipped (fix it with vswctl set-port)", "port", c.Name, "err", err)
+			continue
+		}
+		if err := d.sw.AddPort(dc); err != nil {
+			d.log.Error("restore port", "port", c.Name, "err", err)
+		}
+	}
+	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "why", d.reason, "mode", mode, "ports", len(ports), "state", d.st.Path())
+	ok = true
+	return d, nil
+}
+
+// startSwitch picks the backend (see --datapath) and starts the switch.
+func (d *Daemon) startSwitch(ports []store.PortConfig) error {
+	choice := d.opts.Datapath
+	if choice == "" {
+		choice = "auto"
+	}
+	tryXDP := func() error {
+		if err := afxdp.Probe(d.opts.Uplink); err != nil {
+			return fmt.Errorf("uplink %s: %w", d.opts.Uplink, err)
+		}
+		for _, p := range ports {
+			if _, err := netdev.LinkByName(p.Name); err != nil {
+				continue // absent ports are checked when they appear
+			}
+			if err := afxdp.Probe(p.Name); err != nil {
+				return fmt.Errorf("port %s: %w", p.Name, err)
+			}
+		}
+		return d.newSwitch(afxdp.New(afxdp.Options{Logger: d.log}), rxQueues(d.opts.Uplink))
+	}
+	switch choice {
+	case "afxdp":
+		d.reason = "requested with --datapath afxdp"
+		return tryXDP()
+	case "afpacket":
+		d.reason = "requested with --datapath afpacket"
+		return d.newSwitch(afpacket.New(), 0)
+	case "auto":
+		if err := tryXDP(); err != nil {
+			d.reason = fmt.Sprintf("auto: AF_XDP unavailable (%v); using AF_PACKET", err)
+			d.log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
+			return d.newSwitch(afpacket.New(), 0)
+		}
+		d.reason = "auto: AF_XDP program loaded and bound on the uplink"
+		return nil
+	}
+	return fmt.Errorf("invalid --datapath %q: use auto, afpacket or afxdp", choice)
+}
+
+func (d *Daemon) newSwitch(be datapath.Backend, queues int) error {
+	if d.opts.UplinkQueues > 0 {
+		queues = d.opts.UplinkQueues
+	}
+	if queues <= 0 {
+		queues = runtime.NumCPU()
+	}
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	if err := sw.Start(); err != nil {
+		return fmt.Errorf("start %s datapath: %w", be.Name(), err)
+	}
+	d.sw = sw
+	return nil
+}
+
+// rxQueues counts the uplink's RX queues (one XSK each).
+func rxQueues(ifname string) int {
+	m, _ := filepath.Glob(filepath.Join("/sys/class/net", ifname, "queues", "rx-*"))
+	if len(m) == 0 {
+		return 1
+	}
+	return len(m)
+}
+
+// Serve runs the interface watcher and the API until ctx is done.
+func (d *Daemon) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := netdev.Watch(ctx)
+	if err != nil {
+		return fmt.Errorf("watch interfaces: %w", err)
+	}
+	go d.follow(ctx, w)
+
+	srv := api.NewServer(d, d.log)
+	srv.Handle("GET /metrics", d.metricsHandler()) // also on the socket
+	ln, err := api.ListenUnix(d.opts.Socket)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(ln) }()
+	var ms *http.Server
+	if d.opts.Metrics != "" {
+		mln, err := net.Listen("tcp", d.opts.Metrics)
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("metrics listener on %s: %w", d.opts.Metrics, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", d.metricsHandler())
+		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { errc <- ms.Serve(mln) }()
+	}
+	d.log.Info("API listening", "socket", d.opts.Socket, "metrics", d.opts.Metrics)
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer scancel()
+	hs.Shutdown(sctx)
+	if ms != nil {
+		ms.Shutdown(sctx)
+	}
+	os.Remove(d.opts.Socket)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// follow attaches and detaches ports as their interfaces come and go.
+func (d *Daemon) follow(ctx context.Context, w *netdev.Watcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events():
+			if !ok {
+				return
+			}
+			d.mu.Lock()
+			if ev.Present {
+				d.links[ev.Name] = ev
+			} else {
+				delete(d.links, ev.Name)
+			}
+			d.syncPortLocked(ev.Name)
+			d.mu.Unlock()
+		}
+	}
+}
+
+// syncPortLocked attaches a configured port whose interface exists and
+// detaches one whose interface is gone. d.mu is held.
+func (d *Daemon) syncPortLocked(name string) {
+	if !d.sw.HasPort(name) {
+		return
+	}
+	_, present := d.links[name]
+	switch {
+	case present && !d.sw.Attached(name):
+		if err := d.sw.Attach(name); err != nil {
+			d.log.Warn("attach port", "port", name, "err", err)
+		}
+	case !present && d.sw.Attached(name):
+		d.sw.Detach(name)
+	}
+}
+
+// Close stops the datapath and closes the store.
+func (d *Daemon) Close() error {
+	d.sw.Stop()
+	err := d.st.Close()
+	d.log.Info("vswitchd stopped")
+	return err
+}
+
+// portState is up|down|absent.
+func (d *Daemon) portStateLocked(name string, attached bool) string {
+	ev, present := d.links[name]
+	switch {
+	case !present:
+		return "absent"
+	case attached && ev.Up:
+		return "up"
+	}
+	return "down"
+}
+
+// --- api.Service ---
+
+// Status implements api.Service.
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ps := d.sw.Ports()
+	up := 0
+	for _, p := range ps {
+		if d.portStateLocked(p.Config.Name, p.Attached) == "up" {
+			up++
+		}
+	}
+	ustate := "absent"
+	if ev, ok := d.links[d.opts.Uplink]; ok {
+		ustate = "down"
+		if ev.Up {
+			ustate = "up"
+		}
+	}
+	return api.Status{
+		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
+		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
+		Datapath: d.sw.Backend(), DatapathReason: d.reason,
+		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
+		StatePath: d.st.Path(),
+	}, nil
+}
+
+func (d *Daemon) portLocked(c store.PortConfig) api.Port {
+	for _, p := range d.sw.Ports() {
+		if p.Config.Name == c.Name {
+			return toAPI(c, d.portStateLocked(c.Name, p.Attached), p.Counters)
+		}
+	}
+	return toAPI(c, d.portStateLocked(c.Name, false), datapath.CounterSnapshot{})
+}
+
+// ListPorts implements api.Service.
+func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cs, err := d.st.Ports()
+	if err != nil {
+		return nil, err
+	}
+	stats := map[string]datapath.PortStatus{}
+	for _, p := range d.sw.Ports() {
+		stats[p.Config.Name] = p
+	}
+	out := make([]api.Port, 0, len(cs))
+	for _, c := range cs {
+		s := stats[c.Name]
+		out = append(out, toAPI(c, d.portStateLocked(c.Name, s.Attached), s.Counters))
+	}
+	return out, nil
+}
+
+func notFound(name string) error {
+	return api.NewError(api.CodeNotFound, fmt.Sprintf("port %s not found (see vswctl list-ports)", name))
+}
+
+// GetPort implements api.Service.
+func (d *Daemon) GetPort(ctx context.Context, name string) (api.Port, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, err := d.st.Port(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Port{}, notFound(name)
+	}
+	if err != nil {
+		return api.Port{}, err
+	}
+	return d.portLocked(c), nil
+}
+
+// AddPort implements api.Service.
+func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, error) {
+	c := store.PortConfig{Name: spec.Name}
+	applySpec(&c, spec)
+	dc, err := toDatapath(c)
+	if err != nil {
+		return api.Port{}, err
+	}
+	c = normalise(c, dc)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.st.Port(c.Name); err == nil {
+		return api.Port{}, api.NewError(api.CodeAlreadyExists, fmt.Sprintf("port %s already exists (use vswctl set-port to change it)", c.Name))
+	}
+	if err := d.st.PutPort(c); err != nil {
+		return api.Port{}, fmt.Errorf("save port %s: %w", c.Name, err)
+	}
+	if err := d.sw.AddPort(dc); err != nil {
+		d.st.DeletePort(c.Name)
+		if errors.Is(err, datapath.ErrPortExists) {
+			return api.Port{}, api.NewError(api.CodeAlreadyExists, fmt.Sprintf("port %s already exists (use vswctl set-port to change it)", c.Name))
+		}
+		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
+	}
+	d.syncPortLocked(c.Name)
+	d.log.Info("port added", "port", c.Name, "vlan", c.VLAN, "trunk", c.Trunk, "svid", c.SVID)
+	return d.portLocked(c), nil
+}
+
+// UpdatePort implements api.Service.
+func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec) (api.Port, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, err := d.st.Port(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Port{}, notFound(name)
+	}
+	if err != nil {
+		return api.Port{}, err
+	}
+	if spec.Name != "" && spec.Name != name {
+		return api.Port{}, api.NewError(api.CodeInvalidName, "a port cannot be renamed: delete it and add it under the new name")
+	}
+	applySpec(&c, spec)
+	dc, err := toDatapath(c)
+	if err != nil {
+		return api.Port{}, err
+	}
+	c = normalise(c, dc)
+	if err := d.st.PutPort(c); err != nil {
+		return api.Port{}, fmt.Errorf("save port %s: %w", name, err)
+	}
+	if err := d.sw.UpdatePort(dc); err != nil {
+		return api.Port{}, err
+	}
+	d.log.Info("port updated", "port", name)
+	return d.portLocked(c), nil
+}
+
+// DeletePort implements api.Service.
+func (d *Daemon) DeletePort(ctx context.Context, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.st.DeletePort(name); errors.Is(err, store.ErrNotFound) {
+		return notFound(name)
+	} else if err != nil {
+		return fmt.Errorf("delete port %s: %w", name, err)
+	}
+	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, datapath.ErrPortNotFound) {
+		return err
+	}
+	d.log.Info("port deleted", "port", name)
+	return nil
+}
+
+// FDB implements api.Service.
+func (d *Daemon) FDB(ctx context.Context, vid int) ([]api.FDBEntry, error) {
+	if vid < 0 || vid > 4094 {
+		return nil, api.NewError(api.CodeInvalidVLAN, fmt.Sprintf("invalid VLAN %d: must be 1-4094", vid))
+	}
+	out := []api.FDBEntry{}
+	for _, e := range d.sw.FDBEntries(uint16(vid)) {
+		out = append(out, api.FDBEntry{VLAN: int(e.VID), MAC: e.MAC.String(), Port: e.Port, Static: e.Static, AgeSec: int(e.Age / time.Second)})
+	}
+	return out, nil
+}
+
+// Stats implements api.Service.
+func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
+	ports, err := d.ListPorts(ctx)
+	if err != nil {
+		return api.Stats{}, err
+	}
+	u := d.sw.UplinkCounters()
+	st := api.Stats{Ports: ports, Drops: map[string]uint64{}, Uplink: api.UplinkStats{
+		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops,
+	}}
+	for k, v := range u.Drops {
+		st.Drops[k] += v
+	}
+	for _, p := range ports {
+		for k, v := range p.Drops {
+			st.Drops[k] += v
+		}
+	}
+	return st, nil
+}
+
+// VSIs implements api.Service (VDP is not running yet: none).
+func (d *Daemon) VSIs(ctx context.Context) ([]api.VSI, error) { return []api.VSI{}, nil }
+
+// sortedNames is used by metrics.
+func sortedNames(m map[string]uint64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

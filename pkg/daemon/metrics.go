@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// collector exports port and uplink counters to Prometheus at scrape time.
+type collector struct{ d *Daemon }
+
+var (
+	descPortPackets = prometheus.NewDesc("vswitch_port_packets_total", "Frames per port and direction (rx: from the VM, tx: to the VM).", []string{"port", "direction"}, nil)
+	descPortBytes   = prometheus.NewDesc("vswitch_port_bytes_total", "Bytes per port and direction.", []string{"port", "direction"}, nil)
+	descPortDrops   = prometheus.NewDesc("vswitch_port_drops_total", "Dropped frames per port and reason.", []string{"port", "reason"}, nil)
+	descPortUp      = prometheus.NewDesc("vswitch_port_up", "1 when the port is attached and its interface is up.", []string{"port", "state"}, nil)
+	descUpPackets   = prometheus.NewDesc("vswitch_uplink_packets_total", "Frames on the uplink per direction.", []string{"uplink", "direction"}, nil)
+	descUpDrops     = prometheus.NewDesc("vswitch_uplink_drops_total", "Frames from the uplink dropped per reason.", []string{"uplink", "reason"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortUp, descUpPackets, descUpDrops} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.d.Stats(context.Background())
+	if err != nil {
+		return
+	}
+	ctr := prometheus.CounterValue
+	for _, p := range st.Ports {
+		ch <- prometheus.MustNewConstMetric(descPortPackets, ctr, float64(p.RxPackets), p.Name, "rx")
+		ch <- prometheus.MustNewConstMetric(descPortPackets, ctr, float64(p.TxPackets), p.Name, "tx")
+		ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.RxBytes), p.Name, "rx")
+		ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.TxBytes), p.Name, "tx")
+		for _, r := range sortedNames(p.Drops) {
+			ch <- prometheus.MustNewConstMetric(descPortDrops, ctr, float64(p.Drops[r]), p.Name, r)
+		}
+		up := 0.0
+		if p.State == "up" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPortUp, prometheus.GaugeValue, up, p.Name, p.State)
+	}
+	u := st.Uplink
+	ch <- prometheus.MustNewConstMetric(descUpPackets, ctr, float64(u.RxPackets), u.Name, "rx")
+	ch <- prometheus.MustNewConstMetric(descUpPackets, ctr, float64(u.TxPackets), u.Name, "tx")
+	for _, r := range sortedNames(u.Drops) {
+		ch <- prometheus.MustNewConstMetric(descUpDrops, ctr, float64(u.Drops[r]), u.Name, r)
+	}
+}
+
+func (d *Daemon) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{d})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
