@@ -8,12 +8,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func must(t *testing.T, err error) {
@@ -364,5 +367,40 @@ func TestReapStale(t *testing.T) {
 	must(t, ReapStale())
 	if _, err := os.Stat(netnsDir + "/" + live.Name); err != nil {
 		t.Fatalf("live netns reaped: %v", err)
+	}
+}
+
+func TestDisableOffloads(t *testing.T) {
+	tp := New(t)
+	ns, err := tp.NewNS("off")
+	must(t, err)
+	must(t, VethPair(ns, "o0", ns, "o1"))
+	txcsum := func() uint32 {
+		var v uint32
+		must(t, ns.Do(func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			ev := &ethtoolValue{Cmd: 0x16} // ETHTOOL_GTXCSUM
+			req := &ifreqData{}
+			copy(req.Name[:], "o0")
+			req.Data = uintptr(unsafe.Pointer(ev))
+			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(req))); e != 0 {
+				return e
+			}
+			runtime.KeepAlive(ev)
+			v = ev.Data
+			return nil
+		}))
+		return v
+	}
+	if txcsum() != 1 {
+		t.Skip("veth starts without tx checksum offload here")
+	}
+	must(t, DisableOffloads(ns, "o0"))
+	if got := txcsum(); got != 0 {
+		t.Fatalf("tx checksum offload still %d", got)
 	}
 }
