@@ -39,10 +39,10 @@ type Config struct {
 	Progress                 io.Writer     // one line per finished test, may be nil
 }
 
-// DefaultConfig is the full run: all contenders, 3 x 4 s per test, which
+// DefaultConfig is the full run: all contenders, 3 x 3 s per test, which
 // keeps 7 contenders x 3 tests under 5 minutes on a 2-core machine.
 func DefaultConfig() Config {
-	return Config{Duration: 4 * time.Second, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 5 * time.Minute}
+	return Config{Duration: 3 * time.Second, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 5 * time.Minute}
 }
 
 // ShortConfig is the smoke variant: 1 repetition of 1 s.
@@ -75,6 +75,10 @@ type ContenderResult struct {
 	// Ratios of vm2vm_64 pps to macvlan-vepa's and to the best OVS row's.
 	RatioMacvlanVEPA *float64 `json:"ratio_macvlan_vepa,omitempty"`
 	RatioBestOVS     *float64 `json:"ratio_best_ovs,omitempty"`
+	// BackgroundBusyPct is CPU busy (100 = one core) measured for a moment
+	// before this contender was set up: load that is not ours and skews
+	// every number of the row.
+	BackgroundBusyPct float64 `json:"background_busy_pct"`
 }
 
 // Status values.
@@ -162,7 +166,12 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if ctx.Err() != nil {
 			r = ContenderResult{Name: c.name, Note: c.note, Status: StatusCannotRun, Reason: "harness time limit reached: " + ctx.Err().Error()}
 		} else {
+			bg := backgroundBusy(300 * time.Millisecond)
 			r = h.runContender(ctx, c)
+			r.BackgroundBusyPct = bg
+			if bg > 20 {
+				slog.Warn("machine busy before this contender ran; its numbers are skewed", "contender", c.name, "busy_pct", bg)
+			}
 		}
 		res.Contenders = append(res.Contenders, r)
 		if cfg.Progress != nil {
@@ -486,6 +495,20 @@ func (h *harness) rep(ctx context.Context, p *proc, sink *statsReader, snd *send
 		rep.LossPct = round(float64(sent-rep.Received)/float64(sent)*100, 2)
 	}
 	return rep, nil
+}
+
+// backgroundBusy samples the machine's CPU busy percentage over d.
+func backgroundBusy(d time.Duration) float64 {
+	_, b0, err := sysTicks()
+	if err != nil {
+		return 0
+	}
+	time.Sleep(d)
+	_, b1, err := sysTicks()
+	if err != nil {
+		return 0
+	}
+	return round(float64(b1-b0)/clkTck/d.Seconds()*100, 0)
 }
 
 func median(xs []float64) float64 {

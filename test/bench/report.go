@@ -62,6 +62,11 @@ func (res *Results) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, c := range res.Contenders {
+		if c.BackgroundBusyPct > 20 && c.Status != StatusCannotRun {
+			fmt.Fprintf(w, "warning: %s ran on a busy machine (%.0f%% CPU busy before it started): its numbers are low.\n", c.Name, c.BackgroundBusyPct)
+		}
+	}
 	_, err := fmt.Fprintf(w, "\n%d rep(s) x %.1fs per test, median; kernel %s, %d CPUs, commit %s.\n"+
 		"CPU%%: utime+stime of the switch process (100 = one core); \"sirq\" = system-wide softirq time for in-kernel switches.\n"+
 		"64B = 60 bytes + FCS; 1500B = 1514-byte frames (1500-byte IP packets), Gbit/s of L2 bytes.\n",
