@@ -1,0 +1,38 @@
+# vswitch — see README.md. Everything here runs as root (network namespaces).
+GO       ?= go
+BIN      ?= bin
+PKGS     := ./...
+# the default test run: unit + netns integration tests for both datapaths
+TESTFLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build test test-short demo bench lint deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/vswitchd ./cmd/vswctl
+
+# deps installs what the tests, the demo and the benchmark need on Debian.
+deps:
+	bash scripts/install-deps.sh
+
+test: build
+	$(GO) test $(TESTFLAGS) -p 2 $(PKGS)
+
+test-short: build
+	$(GO) test -short -count=1 $(PKGS)
+
+demo: build
+	$(GO) run ./test/demo -bin $(BIN)
+
+bench: build
+	$(GO) run ./test/bench -vswitchd $(BIN)/vswitchd -vswctl $(BIN)/vswctl -json bench-results.json
+	$(GO) test -run XXX -bench . -benchmem ./pkg/vlan ./pkg/datapath
+
+lint:
+	gofmt -l . | (! grep .)
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+clean:
+	rm -rf $(BIN) bench-results.json

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what vswitch's tests, demo and benchmarks need on a fresh Debian
+# machine (run as root). Idempotent; quiet when everything is there.
+set -euo pipefail
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+[ "${WITH_BENCH:-0}" = 1 ] && { command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch); }
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+command -v go >/dev/null || { echo "install Go 1.26 (https://go.dev/doc/install) and put it on PATH" >&2; exit 1; }
+go mod download
