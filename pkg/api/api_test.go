@@ -462,3 +462,29 @@ func TestHTTPStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestServeStopsAndRemovesSocket(t *testing.T) {
+	sock := filepath.Join(apitest.ShortTempDir(t), "v.sock")
+	l, err := api.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.NewServer(apitest.NewFake(), nil).Serve(ctx, l) }()
+	if _, err := api.NewClient(sock).Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after its context was cancelled")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket still exists after shutdown: %v", err)
+	}
+}
