@@ -143,13 +143,18 @@ func (a *app) call(ctx context.Context, method, path string, in, out any) (print
 	return false, nil
 }
 
-// portError rewrites the daemon's not-found/already-exists errors for port
-// name into the CLI's wording, which names the vswctl command that helps.
+// portError rewrites the daemon's "no such port" error into the CLI's
+// wording, which names the vswctl command that helps.
 func portError(name string, err error) error {
-	switch api.CodeOf(err) {
-	case api.CodeNotFound:
+	if api.CodeOf(err) == api.CodeNotFound {
 		return fmt.Errorf("port %s not found (see vswctl list-ports)", name)
-	case api.CodeAlreadyExists:
+	}
+	return err
+}
+
+// addPortError does the same for add-port's "duplicate port" error.
+func addPortError(name string, err error) error {
+	if api.CodeOf(err) == api.CodeAlreadyExists {
 		return fmt.Errorf("port %s already exists (use vswctl set-port to change it)", name)
 	}
 	return err
@@ -302,7 +307,7 @@ the port is then "absent" and is attached when the tap appears.`,
 			var p api.Port
 			printed, err := a.call(cmd.Context(), http.MethodPost, "/v1/ports", spec, &p)
 			if err != nil {
-				return portError(name, err)
+				return addPortError(name, err)
 			}
 			if !printed {
 				fmt.Fprintf(a.stdout, "added port %s: %s\n", p.Name, describePort(p))
