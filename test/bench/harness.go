@@ -37,6 +37,14 @@ type Config struct {
 	BuildTimeout             time.Duration // bound on building vswitchd/vswctl
 	Timeout                  time.Duration // bound on the whole run
 	Progress                 io.Writer     // one line per finished test, may be nil
+	// Generator is "ring" (TPACKET_V2 TX ring, default) or "mmsg" (sendmmsg).
+	Generator string
+}
+
+// blaster is a generator that sends one frame as fast as it can.
+type blaster interface {
+	sendFor(ctx context.Context, d time.Duration) (uint64, time.Duration, error)
+	close()
 }
 
 // DefaultConfig is the full run: all contenders, 3 x 3 s per test, which
@@ -157,8 +165,16 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	defer h.cleanup()
 	removeStale(ctx)
 
-	res := &Results{Started: time.Now().UTC(), CPUs: runtime.NumCPU(), DurationS: cfg.Duration.Seconds(), Reps: cfg.Reps,
-		Generator: "in-repo Go AF_PACKET, PACKET_QDISC_BYPASS, sendmmsg x64, 1 thread"}
+	res := &Results{Started: time.Now().UTC(), CPUs: runtime.NumCPU(), DurationS: cfg.Duration.Seconds(), Reps: cfg.Reps}
+	switch cfg.Generator {
+	case "", "ring":
+		h.cfg.Generator = "ring"
+		res.Generator = "in-repo Go AF_PACKET TPACKET_V2 TX ring (512 slots), PACKET_QDISC_BYPASS, 1 thread"
+	case "mmsg":
+		res.Generator = "in-repo Go AF_PACKET sendmmsg x64, PACKET_QDISC_BYPASS, 1 thread"
+	default:
+		return nil, fmt.Errorf("unknown generator %q (ring or mmsg)", cfg.Generator)
+	}
 	res.Kernel = kernelRelease()
 	res.Commit = gitCommit(cfg.RepoRoot)
 	for _, c := range cs {
@@ -383,6 +399,20 @@ func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsRead
 		return err
 	}
 	defer snd.close()
+	gen, err := newStatsReader(ns, ifn)
+	if err != nil {
+		return err
+	}
+	defer gen.close()
+	var bl blaster = snd
+	if h.cfg.Generator == "ring" {
+		rs, err := openRingSender(ns, ifn, frame)
+		if err != nil {
+			return err
+		}
+		defer rs.close()
+		bl = rs
+	}
 
 	// Verify: frames must reach VM2 untagged and intact.
 	rcv, err := openReceiver(t.vm2, vmIf)
@@ -412,7 +442,7 @@ func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsRead
 		if err := learn(t); err != nil {
 			return err
 		}
-		rep, err := h.rep(ctx, p, sink, snd)
+		rep, err := h.rep(ctx, p, sink, gen, bl)
 		if err != nil {
 			return err
 		}
@@ -443,9 +473,13 @@ func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsRead
 const drainWait = 150 * time.Millisecond
 
 // rep runs the generator for the configured duration and counts.
-func (h *harness) rep(ctx context.Context, p *proc, sink *statsReader, snd *sender) (RepResult, error) {
+func (h *harness) rep(ctx context.Context, p *proc, sink, gen *statsReader, snd blaster) (RepResult, error) {
 	var rep RepResult
 	rx0, _, _, err := sink.read()
+	if err != nil {
+		return rep, err
+	}
+	_, tx0, _, err := gen.read()
 	if err != nil {
 		return rep, err
 	}
@@ -459,7 +493,7 @@ func (h *harness) rep(ctx context.Context, p *proc, sink *statsReader, snd *send
 	if err != nil {
 		return rep, err
 	}
-	sent, elapsed, err := snd.sendFor(ctx, h.cfg.Duration)
+	_, elapsed, err := snd.sendFor(ctx, h.cfg.Duration)
 	if err != nil {
 		return rep, err
 	}
@@ -478,6 +512,11 @@ func (h *harness) rep(ctx context.Context, p *proc, sink *statsReader, snd *send
 	if err != nil {
 		return rep, err
 	}
+	_, tx1, _, err := gen.read()
+	if err != nil {
+		return rep, err
+	}
+	sent := tx1 - tx0 // what really left the generator's interface
 	secs := elapsed.Seconds()
 	rep.Sent = sent
 	rep.Received = rx1 - rx0

@@ -37,6 +37,7 @@ func run() int {
 		vswctl     = flag.String("vswctl", "", "vswctl binary (default: go build ./cmd/vswctl)")
 		timeout    = flag.Duration("timeout", def.Timeout, "bound on the whole run")
 		verbose    = flag.Bool("v", false, "debug logging")
+		generator  = flag.String("gen", "ring", "generator: ring (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -72,6 +73,7 @@ func run() int {
 	}
 	cfg.VswitchdPath, cfg.VswctlPath = *vswitchd, *vswctl
 	cfg.Progress = os.Stderr
+	cfg.Generator = *generator
 
 	// Ctrl-C / SIGTERM cancel the run; Run's teardown still removes every
 	// namespace and process it created before we exit.
