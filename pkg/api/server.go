@@ -22,10 +22,9 @@ const MaxBodyBytes = 1 << 20
 
 // Server serves the control API on top of a Service.
 type Server struct {
-	svc    Service
-	log    *slog.Logger
-	mux    *http.ServeMux
-	routes map[string]string // path pattern -> allowed methods (for 405)
+	svc Service
+	log *slog.Logger
+	mux *http.ServeMux
 }
 
 // NewServer returns a Server answering with svc. A nil logger discards logs.
