@@ -26,7 +26,8 @@ demo: build
 	$(GO) run ./test/demo -bin $(BIN)
 
 bench: build
-	$(GO) run ./test/bench -vswitchd $(BIN)/vswitchd -vswctl $(BIN)/vswctl -json bench-results.json
+	WITH_BENCH=1 bash scripts/install-deps.sh
+	$(GO) run ./test/bench/cmd/vsbench -vswitchd $(BIN)/vswitchd -vswctl $(BIN)/vswctl -json bench-results.json
 	$(GO) test -run XXX -bench . -benchmem ./pkg/vlan ./pkg/datapath
 
 lint:

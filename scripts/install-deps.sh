@@ -4,7 +4,10 @@
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
-[ "${WITH_BENCH:-0}" = 1 ] && { command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch); }
+if [ "${WITH_BENCH:-0}" = 1 ]; then
+  command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
+  command -v ethtool >/dev/null || need+=(ethtool)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
