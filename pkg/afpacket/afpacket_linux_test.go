@@ -4,6 +4,7 @@ package afpacket
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"sync"
@@ -312,8 +313,14 @@ func TestFanout(t *testing.T) {
 		t.Fatalf("fanout did not spread: q1 %d, q2 %d", count[1], count[2])
 	}
 	t.Logf("fanout: q1 %d frames, q2 %d frames", count[1], count[2])
-	expectNone(t, c1, 50*time.Millisecond, "q1 extra")
-	expectNone(t, c2, 50*time.Millisecond, "q2 extra")
+	// Frames leaving the uplink must not reach the group either (fanout has
+	// its own ignore-outgoing flag).
+	out := n.raw("vb", false)
+	for f := 0; f < 16; f++ {
+		out.send(t, udpFrame(100+f, [4]byte{10, 2, 0, 1}, [4]byte{10, 1, byte(f), 1}, 53, uint16(1000+f), 16))
+	}
+	expectNone(t, c1, 100*time.Millisecond, "q1 extra or outgoing")
+	expectNone(t, c2, 50*time.Millisecond, "q2 extra or outgoing")
 }
 
 // TestCloseConcurrent closes a queue while one goroutine is blocked in Recv
@@ -515,5 +522,85 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := n.tryOpen(New(), "va", datapath.QueueConfig{Role: 9}); err == nil {
 		t.Fatal("unknown role accepted")
+	}
+}
+
+// TestRingWrapWithHeldBatches uses a two-block ring while the consumer holds
+// several batches before releasing them: frames never repeat, never
+// reorder, and held frames are not overwritten by the kernel.
+func TestRingWrapWithHeldBatches(t *testing.T) {
+	n := newTestNet(t)
+	q := n.open(&Backend{BlockSize: 8 << 10, Blocks: 2}, "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	peer := n.raw("va", false)
+	const total = 300
+	go func() {
+		for i := 0; i < total; i++ {
+			f := ethFrame(i, []tag{{0x8100, uint16(i%4000 + 1)}}, 0x88b5, 600)
+			_, _ = unix.Write(peer.fd, f)
+			if i%4 == 3 {
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+	}()
+	batches := []*datapath.Batch{datapath.NewBatch(4), datapath.NewBatch(4), datapath.NewBatch(4)}
+	last, got := -1, 0
+	check := func(b *datapath.Batch) {
+		for i := 0; i < b.N; i++ {
+			f := b.Frame(i)
+			if !isTestFrame(f) {
+				continue
+			}
+			seq := int(binary.BigEndian.Uint32(f[18:]))
+			if !bytes.Equal(f, ethFrame(seq, []tag{{0x8100, uint16(seq%4000 + 1)}}, 0x88b5, 600)) {
+				t.Fatalf("held frame %d corrupted", seq)
+			}
+			if seq <= last {
+				t.Fatalf("frame %d after %d: repeated or reordered", seq, last)
+			}
+			last = seq
+			got++
+		}
+	}
+	// Recv blocks when the last frames were dropped: Close ends the loop.
+	stopper := time.AfterFunc(time.Second, func() { _ = q.Close() })
+	defer stopper.Stop()
+	var st datapath.QueueStats
+	held := 0
+loop:
+	for last < total-1 {
+		for _, b := range batches {
+			if _, err := q.Recv(b); err != nil {
+				if errors.Is(err, datapath.ErrClosed) {
+					break loop
+				}
+				if errors.Is(err, ErrRingHeld) {
+					held++
+					break // release what we hold, then go on
+				}
+				t.Fatal(err)
+			}
+		}
+		st = q.Stats()
+		for _, b := range batches {
+			check(b)
+			q.Release(b)
+		}
+	}
+	for _, b := range batches {
+		check(b)
+		q.Release(b)
+	}
+	if s := q.Stats(); s.RxDropped > st.RxDropped {
+		st = s
+	}
+	t.Logf("received %d of %d, ring drops %d, ErrRingHeld %d times", got, total, st.RxDropped, held)
+	if got < total/4 {
+		t.Fatalf("received only %d of %d frames", got, total)
+	}
+	if uint64(got)+st.RxDropped != total {
+		t.Errorf("received %d + dropped %d != sent %d: frames lost without being counted", got, st.RxDropped, total)
+	}
+	if st.RxDropped > 0 && q.RingFreezes() == 0 {
+		t.Errorf("drops without a ring freeze")
 	}
 }

@@ -62,6 +62,12 @@ func (b *Backend) Name() string { return "afpacket" }
 var _ datapath.Backend = (*Backend)(nil)
 var _ datapath.Queue = (*Queue)(nil)
 
+// ErrRingHeld is returned (wrapped) by Recv when every block of the ring
+// holds frames of batches not yet released: nothing can arrive until the
+// caller releases a batch. Callers that hold several batches at once must
+// release them and call Recv again.
+var ErrRingHeld = errors.New("all ring blocks are held by unreleased batches")
+
 // errTxOnly is returned by Recv on a RoleUplinkTX queue.
 var errTxOnly = errors.New("queue is transmit-only (RoleUplinkTX)")
 
@@ -93,7 +99,8 @@ type Queue struct {
 	txErrors           atomic.Uint64
 	rxDroppedUser      atomic.Uint64 // truncated / oversize frames we dropped
 	kstatMu            sync.Mutex
-	kernelDrops        uint64 // accumulated tp_drops + tp_freeze_q_cnt (the kernel resets on read)
+	kernelDrops        uint64 // accumulated tp_drops (the kernel resets the counters on read)
+	freezes            uint64 // accumulated tp_freeze_q_cnt
 }
 
 // Open implements datapath.Backend. It must be called from a goroutine whose
@@ -287,34 +294,53 @@ func (q *Queue) Recv(b *datapath.Batch) (int, error) {
 
 // wait blocks until the ring may have a block for us, the queue is closed
 // or the socket reports an error.
+//
+// The socket is readable when the block before the kernel's current one is
+// user-owned. If that block is one we walked but whose frames the caller
+// still holds, poll would return at once, again and again, until the
+// kernel retires its current block; in that case the next round sleeps one
+// block timeout on the wake eventfd only, instead of spinning.
 func (q *Queue) wait() error {
-	fds := &q.rx.pollfds
-	fds[0] = unix.PollFd{Fd: int32(q.fd), Events: unix.POLLIN | unix.POLLERR}
-	fds[1] = unix.PollFd{Fd: int32(q.wake), Events: unix.POLLIN}
+	r := q.rx
+	fds := &r.pollfds
+	fds[0] = unix.PollFd{Fd: int32(q.wake), Events: unix.POLLIN}
+	fds[1] = unix.PollFd{Fd: int32(q.fd), Events: unix.POLLIN | unix.POLLERR}
+	idle := false
 	for {
 		if q.closed.Load() {
 			return datapath.ErrClosed
 		}
-		if q.rx.ready() {
+		if r.ready() {
 			return nil
 		}
+		if r.walked[r.cur] {
+			// Wrapped around onto a block whose frames are still held:
+			// only Release (by this same goroutine) can free it.
+			return &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
+		}
+		nfds, timeout := 2, &r.pollTimeout
+		if idle {
+			nfds, timeout = 1, &r.idleTimeout
+			fds[1].Revents = 0
+		}
 		// ppoll by hand: unix.Poll allocates its timeout.
-		_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
-			uintptr(unsafe.Pointer(&q.rx.pollTimeout)), 0, 0, 0)
+		_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(nfds),
+			uintptr(unsafe.Pointer(timeout)), 0, 0, 0)
+		idle = false
 		if e != 0 {
 			if e == unix.EINTR {
 				continue
 			}
 			return &OpError{Op: "poll", Iface: q.ifname, Err: e}
 		}
-		if fds[1].Revents != 0 || q.closed.Load() {
+		if fds[0].Revents != 0 || q.closed.Load() {
 			return datapath.ErrClosed
 		}
-		re := fds[0].Revents
+		re := fds[1].Revents
 		if re&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
 			// Frames already in the ring come first; the error stays
 			// pending until we read it.
-			if q.rx.ready() {
+			if r.ready() {
 				return nil
 			}
 			soerr, err := unix.GetsockoptInt(q.fd, unix.SOL_SOCKET, unix.SO_ERROR)
@@ -328,8 +354,8 @@ func (q *Queue) wait() error {
 				return &OpError{Op: "recv", Iface: q.ifname, Err: unix.ENETDOWN}
 			}
 		}
-		if re&unix.POLLIN != 0 {
-			return nil
+		if re&unix.POLLIN != 0 && !r.ready() {
+			idle = true
 		}
 	}
 }
@@ -384,7 +410,8 @@ func (q *Queue) Stats() datapath.QueueStats {
 	if q.rx != nil && q.enter() {
 		// PACKET_STATISTICS resets the kernel counters on every read.
 		if st, err := unix.GetsockoptTpacketStatsV3(q.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			q.kernelDrops += uint64(st.Drops) + uint64(st.Freeze_q_cnt)
+			q.kernelDrops += uint64(st.Drops)
+			q.freezes += uint64(st.Freeze_q_cnt)
 		}
 		q.exit()
 	}
@@ -398,6 +425,15 @@ func (q *Queue) Stats() datapath.QueueStats {
 		RxDropped: kd + q.rxDroppedUser.Load(),
 		TxErrors:  q.txErrors.Load(),
 	}
+}
+
+// RingFreezes is how many times the kernel found the ring full and froze
+// it (tp_freeze_q_cnt: events, not frames; the frames dropped meanwhile are
+// in Stats().RxDropped). Up to date as of the last Stats call.
+func (q *Queue) RingFreezes() uint64 {
+	q.kstatMu.Lock()
+	defer q.kstatMu.Unlock()
+	return q.freezes
 }
 
 // Close implements datapath.Queue. It wakes a blocked Recv, waits for

@@ -102,16 +102,19 @@ func (n *testNet) do(fn func() error) error {
 			errc <- fmt.Errorf("get current netns: %w", err)
 			return
 		}
-		defer orig.Close()
 		if err := netns.Set(n.ns); err != nil {
+			_ = orig.Close()
 			errc <- fmt.Errorf("enter netns %s: %w", n.name, err)
 			return
 		}
 		ferr := fn()
 		if err := netns.Set(orig); err != nil {
+			_ = orig.Close()
+			// the thread stays locked and dies with the goroutine
 			errc <- errors.Join(ferr, fmt.Errorf("restore netns: %w", err))
-			return // thread stays locked and dies with the goroutine
+			return
 		}
+		_ = orig.Close() // before answering: callers count open fds
 		runtime.UnlockOSThread()
 		errc <- ferr
 	}()

@@ -60,7 +60,8 @@ type rxRing struct {
 	unmapped    bool
 
 	pollfds     [2]unix.PollFd
-	pollTimeout unix.Timespec
+	pollTimeout unix.Timespec // socket + eventfd wait (safety net, Close wakes us)
+	idleTimeout unix.Timespec // one block timeout, see Queue.wait
 }
 
 func newRxRing(fd int, g ringGeometry) (*rxRing, error) {
@@ -98,6 +99,7 @@ func newRxRing(fd int, g ringGeometry) (*rxRing, error) {
 		refs:        make([]int32, g.blocks),
 		walked:      make([]bool, g.blocks),
 		pollTimeout: unix.NsecToTimespec(int64(pollTimeoutMillis) * int64(time.Millisecond)),
+		idleTimeout: unix.NsecToTimespec(int64(tov) * int64(time.Millisecond)),
 	}, nil
 }
 
@@ -116,7 +118,14 @@ func (r *rxRing) giveBack(blk int) {
 
 // ready reports whether fill would find a frame (or a block to open).
 func (r *rxRing) ready() bool {
-	return (r.open && r.pktLeft > 0) || r.blockStatus(r.cur)&unix.TP_STATUS_USER != 0
+	return (r.open && r.pktLeft > 0) || r.openable()
+}
+
+// openable reports whether the block under the cursor is a new one from the
+// kernel. A block we walked whose frames are still outstanding is also
+// user-owned: when the cursor wraps around to it, it is not new.
+func (r *rxRing) openable() bool {
+	return !r.walked[r.cur] && r.blockStatus(r.cur)&unix.TP_STATUS_USER != 0
 }
 
 // fill walks the ring and appends frames to b until it is full or the ring
@@ -127,7 +136,7 @@ func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
 	capacity := b.Cap()
 	for n < capacity {
 		if !r.open {
-			if r.blockStatus(r.cur)&unix.TP_STATUS_USER == 0 {
+			if !r.openable() {
 				break
 			}
 			base := r.cur * r.blockSize
