@@ -45,7 +45,7 @@ func TestChunkSize(t *testing.T) {
 
 func TestRecvByteIdentical(t *testing.T) {
 	tp := newTopo(t)
-	be := New(Options{})
+	be := New(testOptions(t))
 	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
 	in := q.Info()
 	t.Logf("queue on veth: xdp mode %q, zero-copy %v, frame %d", in.XDPMode, in.ZeroCopy, in.FrameSize)
@@ -82,7 +82,7 @@ func TestRecvByteIdentical(t *testing.T) {
 
 func TestControlFramesPassToStack(t *testing.T) {
 	tp := newTopo(t)
-	be := New(Options{})
+	be := New(testOptions(t))
 	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
 	sniffA := tp.packetSocket(t, tp.aIdx)
 	fd := tp.packetSocket(t, tp.bIdx)
@@ -129,7 +129,7 @@ func TestControlFramesPassToStack(t *testing.T) {
 
 func TestSendArrivesAtPeer(t *testing.T) {
 	tp := newTopo(t)
-	be := New(Options{})
+	be := New(testOptions(t))
 	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
 	sniffB := tp.packetSocket(t, tp.bIdx)
 
@@ -193,7 +193,7 @@ func stripTags(f []byte) []byte {
 
 func TestCloseUnblocksRecv(t *testing.T) {
 	tp := newTopo(t)
-	be := New(Options{})
+	be := New(testOptions(t))
 	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
 	errc := make(chan error, 1)
 	go func() {
@@ -227,7 +227,7 @@ func TestCloseUnblocksRecv(t *testing.T) {
 
 func TestCloseDuringTraffic(t *testing.T) {
 	tp := newTopo(t)
-	be := New(Options{})
+	be := New(testOptions(t))
 	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
 	fd := tp.packetSocket(t, tp.bIdx)
 	stop := make(chan struct{})
@@ -289,7 +289,7 @@ func countFDs(t *testing.T) int {
 
 func TestOpenCloseCyclesNoLeak(t *testing.T) {
 	tp := newTopo(t)
-	be := New(Options{})
+	be := New(testOptions(t))
 	cfg := datapath.QueueConfig{Role: datapath.RolePort}
 	// Warm up: the ebpf library caches feature probes.
 	var q *Queue
@@ -368,7 +368,7 @@ func TestStaleNetlinkProgramReplaced(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tp := newTopo(t)
 			stale := attachForeign(t, tp, c.flags)
-			be := New(Options{})
+			be := New(testOptions(t))
 			q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
 			if _, id := tp.xdpAttached(t, tp.a); id == stale {
 				t.Fatalf("stale program %d still attached", stale)
@@ -435,7 +435,7 @@ func TestCrashLeavesNoProgram(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	be := New(Options{})
+	be := New(testOptions(t))
 	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
 	fd := tp.packetSocket(t, tp.bIdx)
 	f := frame(macA, macB, 8, 60)
@@ -456,7 +456,7 @@ func TestCrashHelper(t *testing.T) {
 	}
 	var q *Queue
 	inNS(t, ns, func() {
-		q, err = New(Options{}).OpenQueue(os.Getenv("AFXDP_CRASH_IF"), datapath.QueueConfig{Role: datapath.RolePort})
+		q, err = New(testOptions(t)).OpenQueue(os.Getenv("AFXDP_CRASH_IF"), datapath.QueueConfig{Role: datapath.RolePort})
 	})
 	if err != nil {
 		t.Skipf("open: %v", err)
@@ -471,7 +471,7 @@ func TestCrashHelper(t *testing.T) {
 // and the transmit queues keep working when the receiver closes.
 func TestUplinkSharedSocket(t *testing.T) {
 	tp := newTopo(t)
-	be := New(Options{})
+	be := New(testOptions(t))
 	rx := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkRX, QueueID: 0})
 	tx1 := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkTX, QueueID: 0})
 	tx2 := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkTX, QueueID: 0})

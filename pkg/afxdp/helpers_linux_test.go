@@ -7,9 +7,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,4 +280,16 @@ func recvFrames(tb testing.TB, q *Queue, n int, timeout time.Duration) [][]byte 
 		tb.Fatalf("timeout: got %d of %d frames", len(r.frames), n)
 		return nil
 	}
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// testOptions routes the backend's log to the test log (shown with -v).
+func testOptions(tb testing.TB) Options {
+	return Options{Logger: slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }
