@@ -197,6 +197,31 @@ func TestSendBatch(t *testing.T) {
 	}
 }
 
+// TestSendMTULimits pins down the kernel rule the package doc describes:
+// MTU+14+4 bytes go out only when the outer TPID is 0x8100.
+func TestSendMTULimits(t *testing.T) {
+	n := newTestNet(t)
+	tx := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RoleUplinkTX})
+	rx := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	ch, _ := collect(rx)
+	ok1 := ethFrame(1, []tag{{0x8100, 100}}, 0x88b5, 1500)             // 1518
+	ok2 := ethFrame(2, nil, 0x88b5, 1500)                              // 1514
+	bad1 := ethFrame(3, []tag{{0x88a8, 100}}, 0x88b5, 1500)            // 1518, S-tag
+	bad2 := ethFrame(4, []tag{{0x8100, 100}}, 0x88b5, 1501)            // 1519
+	bad3 := ethFrame(5, []tag{{0x88a8, 1}, {0x8100, 2}}, 0x88b5, 1500) // 1522
+	sent, err := tx.Send([][]byte{bad1, ok1, bad2, ok2, bad3})
+	if err != nil || sent != 2 {
+		t.Fatalf("Send = %d, %v; want 2, nil", sent, err)
+	}
+	if st := tx.Stats(); st.TxErrors != 3 {
+		t.Fatalf("TxErrors = %d, want 3", st.TxErrors)
+	}
+	got := expectFrames(t, ch, 2, 2*time.Second)
+	if !bytes.Equal(got[0].data, ok1) || !bytes.Equal(got[1].data, ok2) {
+		t.Fatal("full-size frames not received intact")
+	}
+}
+
 // TestSendConcurrent: several goroutines Send at once; every frame arrives.
 func TestSendConcurrent(t *testing.T) {
 	n := newTestNet(t)

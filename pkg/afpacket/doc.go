@@ -1,0 +1,132 @@
+// Package afpacket is the AF_PACKET backend of the datapath: it implements
+// datapath.Backend and datapath.Queue with Linux packet sockets, in pure Go
+// on top of golang.org/x/sys/unix.
+//
+// # One queue, one socket
+//
+// Every Queue is one SOCK_RAW packet socket bound to one interface. What it
+// carries depends on its datapath.Role:
+//
+//   - RolePort (a VM's tap or veth): a TPACKET_V3 receive ring and sendmmsg
+//     transmit on the same socket.
+//   - RoleUplinkRX (an uplink worker): a receive ring that joins the
+//     PACKET_FANOUT group cfg.FanoutGroup in PACKET_FANOUT_HASH mode, so N
+//     workers share the uplink's traffic and every flow stays on one worker
+//     (order is kept per flow). IP fragments hash on addresses only, so they
+//     stay together too; we do not ask for PACKET_FANOUT_FLAG_DEFRAG, since a
+//     switch must forward fragments as they are.
+//   - RoleUplinkTX (a port's own transmit queue on the uplink): the socket is
+//     bound with protocol 0, so it never receives anything and has no ring.
+//
+// The socket is created with protocol 0 and bound to ETH_P_ALL only after
+// the ring is set up, so nothing lands in a half-configured ring. Open must
+// run on a thread that is in the interface's network namespace; a socket
+// keeps its namespace for life, so the Queue can then be used from any
+// goroutine. The package itself knows nothing about namespaces.
+//
+// # The receive ring (TPACKET_V3)
+//
+// The ring is BlockSize x Blocks bytes shared with the kernel by mmap
+// (defaults: 128 KiB blocks, 16 per port queue, 32 per uplink worker):
+//
+//	block 0                           block 1             ...
+//	+------------+-------------------+-------------------+
+//	| block desc | frame | frame | ..| block desc | ...  |
+//	+------------+-------------------+-------------------+
+//	   block_status: TP_STATUS_KERNEL (kernel fills it) or
+//	                 TP_STATUS_USER   (handed to us, whole block at once)
+//
+//	one frame, at offset_to_first_pkt then next_offset steps:
+//	+----------------+-------------+---------------------+-------------+
+//	| tpacket3_hdr   | sockaddr_ll | free: 14 + RESERVE  | MAC header  |...
+//	| 48 bytes       | 20 bytes    | (headroom for us)   | at tp_mac   |
+//	+----------------+-------------+---------------------+-------------+
+//	                               ^ Batch.Buf[i] starts here; Off[i] points
+//	                                 at the MAC header
+//
+// Unlike V1/V2 frames, V3 hands over whole blocks: the kernel packs frames
+// back to back and closes a block when it is full or when
+// tp_retire_blk_tov (BlockTimeout, default 1 ms) expires. That is what makes
+// V3 cheap (one wake-up and one status flip per block, not per frame) and
+// also why the timeout must be small: at low rates a frame waits in an open
+// block until it is retired.
+//
+// Recv walks the blocks in order and fills the Batch with zero-copy views
+// into the ring: Buf[i] is the frame's slot (capacity limited to the frame),
+// Off/Len select the frame, Meta[i] records the block. Recv only blocks
+// (ppoll on the socket plus an eventfd that Close writes) when no block is
+// ours. Release drops the batch's references; a block goes back to the
+// kernel (block_status = TP_STATUS_KERNEL) once it has been walked to the end
+// and none of its frames is still held. A caller that keeps several batches
+// can wrap around onto its own held blocks; Recv then returns ErrRingHeld
+// instead of waiting for a Release that can never happen. When the ring is
+// full the kernel freezes it and drops frames, counted in Stats().RxDropped
+// (PACKET_STATISTICS tp_drops) and RingFreezes.
+//
+// # Why and how VLAN tags are rebuilt
+//
+// On receive the kernel moves the outermost 802.1Q or 802.1ad tag out of the
+// frame into skb metadata before packet sockets see it (skb_vlan_untag runs
+// for every frame, with or without the 8021q module). A packet socket that
+// just copies bytes therefore sees tagged traffic as untagged, and a VEPA
+// switch whose whole job is VLANs would be blind. The ring header keeps what
+// was removed: hv1.tp_vlan_tci, hv1.tp_vlan_tpid and the status bits
+// TP_STATUS_VLAN_VALID / TP_STATUS_VLAN_TPID_VALID.
+//
+// Recv puts the tag back in place, in the ring, without copying the frame:
+// the 12 address bytes move 4 bytes towards the front and TPID + TCI fill
+// the gap (TPID 0x8100 when the kernel did not report one):
+//
+//	before:            [ free ][ dst | src ][ type | payload ]
+//	after:   [ free ][ dst | src ][ TPID | TCI ][ type | payload ]
+//
+// PACKET_RESERVE (datapath.Headroom + 4 bytes) guarantees the room: even
+// after the rebuild Off[i] >= datapath.Headroom, so the pipeline can still
+// push two tags in place. Only the outermost tag is stripped; inner tags
+// (QinQ) are still in the data and come out unchanged. A priority tag (VID
+// 0, possibly PCP bits) is reported with TP_STATUS_VLAN_VALID and TCI 0 and
+// is rebuilt like any other, so frames leave Recv exactly as they were on
+// the wire. (A tagged frame that ends right after its inner EtherType is
+// dropped by the kernel before packet sockets see it.)
+// On transmit nothing is needed: tags are ordinary frame bytes.
+//
+// # Transmit (sendmmsg)
+//
+// Send hands a batch to the kernel with one sendmmsg(2) system call per
+// Batch frames (x/sys/unix has no wrapper, so it is a raw Syscall6 on
+// preallocated mmsghdr/iovec arrays; a small pool of such arrays lets several
+// goroutines Send at once without allocating or sharing a lock per frame).
+// The socket sets PACKET_QDISC_BYPASS: frames go straight to the driver,
+// skipping the qdisc, and are not looped back to packet sockets (ours or
+// tcpdump's). Send never blocks (MSG_DONTWAIT): EAGAIN/ENOBUFS drop the rest
+// of the call, EMSGSIZE (longer than the MTU allows) or an empty frame drops
+// that frame; both are counted in TxErrors. Note the kernel allows
+// MTU + 14 + 4 bytes only when the outer TPID is 0x8100: frames with an
+// 802.1ad S-tag, or two tags, need an uplink MTU raised by 4 or 8 bytes to
+// carry full-size payloads. ENETDOWN, ENXIO and ENODEV (interface down or
+// gone) are returned as *OpError wrapping the errno.
+//
+// # Receive options
+//
+// PACKET_IGNORE_OUTGOING keeps frames leaving the interface (ours or anyone
+// else's) out of our ring; without it a switch sees its own transmissions
+// and loops. A fanout group has its own hook, so uplink workers set
+// PACKET_FANOUT_FLAG_IGNORE_OUTGOING as well. cfg.Promisc adds a
+// PACKET_MR_PROMISC membership, which the kernel drops with the socket.
+//
+// # Closing
+//
+// Close is safe against concurrent Recv and Send: every call holds a read
+// lock on the queue's lifetime for the duration of its system calls; Close
+// marks the queue closed, wakes a blocked Recv through its eventfd, takes the
+// write lock (waiting for in-flight calls), and closes the socket. Calls
+// after that return datapath.ErrClosed and never touch a closed or reused
+// descriptor. The ring stays mapped until the last outstanding batch is
+// Released, so views handed out before Close never point into unmapped
+// memory. If the interface is deleted or goes down, a blocked Recv returns an
+// *OpError wrapping ENETDOWN (from the socket error the kernel posts) and
+// Send one wrapping ENXIO/ENETDOWN; neither spins.
+//
+// Recv and Release are meant for one goroutine (the queue's reader);
+// Send and Stats may be called from any number of goroutines.
+package afpacket
