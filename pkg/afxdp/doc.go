@@ -1,0 +1,123 @@
+// Package afxdp is the AF_XDP datapath backend: it implements
+// datapath.Backend and datapath.Queue with XDP sockets (XSKs), an XSKMAP and
+// a small XDP program written with cilium/ebpf's asm package at run time (no
+// clang, no object files), in pure Go.
+//
+// # How AF_XDP moves frames
+//
+// An XSK does not carry frames through socket buffers. Frames live in the
+// UMEM, one block of user memory divided into equal chunks (2048 or 4096
+// bytes here), which the socket registers with the kernel
+// (setsockopt XDP_UMEM_REG). Ownership of chunks moves between user space
+// and the kernel through four single-producer/single-consumer rings, each an
+// array plus a producer and a consumer index in memory mmapped from the
+// socket:
+//
+//	fill ring        user -> kernel   addresses of empty chunks to receive into
+//	RX ring          kernel -> user   {addr, len} of received frames
+//	TX ring          user -> kernel   {addr, len} of frames to transmit
+//	completion ring  kernel -> user   addresses of chunks whose frame was sent
+//
+// Receiving: the kernel takes a chunk from the fill ring, writes the frame
+// into it and posts a descriptor on the RX ring; we hand the frame to the
+// caller as a view into the UMEM (no copy) and, on Release, put the chunk
+// back on the fill ring. Transmitting: we copy the frame into a free chunk,
+// post it on the TX ring and kick the kernel; when the frame has left, the
+// chunk's address comes back on the completion ring and is free again.
+// Each socket here owns 2048 RX chunks and 2048 TX chunks, and each ring is
+// as large as the set of chunks that travels on it, so a producer never
+// meets a full ring while it holds a chunk.
+//
+// The indexes are free-running uint32 counters (slot = index & (size-1)).
+// A producer writes entries, then stores its index (a release store); a
+// consumer loads the other side's index (an acquire load), reads, then
+// stores its own. We cache the kernel's index and only reload it when the
+// cache says "full" or "empty", so the fast path touches the shared cache
+// line once per batch, not once per frame.
+//
+// Headroom: in both copy and zero-copy mode the kernel writes a received
+// frame XDP_PACKET_HEADROOM (256) bytes into its chunk and the RX
+// descriptor's addr points at the frame itself. Batch.Buf[i] is the whole
+// chunk and Batch.Off[i] (256) is where the frame starts, so the pipeline
+// has far more than datapath.Headroom bytes to push VLAN tags in place. The
+// UMEM headroom option is therefore left at 0.
+//
+// need_wakeup: with XDP_USE_NEED_WAKEUP the kernel sets a flag in a ring
+// when it needs a syscall to make progress. Send kicks (sendto) only when
+// the TX ring's flag is set (in copy mode it always is: the kernel sends
+// inside sendto, a budget of frames per call, answering EAGAIN when frames
+// remain, so we kick again while it makes progress). Release pokes the
+// kernel (recvfrom) only when the fill ring's flag is set; Recv sleeps in
+// poll, which does the same wakeup.
+//
+// Copy vs zero-copy: a socket is bound with XDP_ZEROCOPY first (the NIC DMAs
+// straight into the UMEM); drivers without support refuse it and we bind
+// again with XDP_COPY (the kernel copies between its buffers and the UMEM).
+// veth and tun/tap give copy mode. Queue.Info reports what was obtained.
+//
+// # The XDP program
+//
+// Received frames reach an XSK only if an XDP program on the interface
+// redirects them there. The program (see programInstructions) is:
+//
+//	if dst MAC is 01:80:c2:00:00:0x, or ethertype is LLDP (0x88cc) or ECP (0x8940):
+//	    return XDP_PASS            // control plane: to the kernel stack, where
+//	                               // pkg/vepa reads it with a packet socket
+//	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
+//
+// xsks is an XSKMAP from NIC queue index to socket. The XDP_PASS in the
+// redirect's flags is the fallback when a queue has no socket, so a queue we
+// do not serve keeps working through the stack. XDP sees the frame exactly
+// as it came off the wire, VLAN tags included (the kernel only strips tags
+// later, for the stack), so Recv returns byte-identical frames.
+//
+// There is one program and one XSKMAP per interface, attached when the first
+// receiving queue opens and detached when the last one closes, reference
+// counted in the Backend (no globals). It is attached with a bpf_link in
+// native (driver) mode, or generic (skb) mode when the driver has no XDP
+// (veth and tun/tap have native XDP). A bpf_link is released by the kernel
+// when its owner's fds close, so a crashed daemon leaves no program behind.
+// A program attached the older way, through netlink, outlives its loader
+// and would block the link: Open finds it and detaches it first (whatever
+// its mode), logging a warning. A program held by a live bpf_link belongs to
+// a running process (another vswitchd, xdp-loader) and is an error.
+//
+// # Roles and sharing a NIC queue
+//
+// The kernel allows one UMEM owner per (device, queue): a second socket
+// bound to the same queue gets EBUSY unless it shares the first one's UMEM
+// and fill/completion rings (XDP_SHARED_UMEM), which would need a lock
+// across sockets anyway. So the Backend keeps one socket per (netns,
+// ifindex, queue) and hands out Queues that share it:
+//
+//   - RolePort binds queue 0 of a tap/veth, receives and transmits.
+//   - RoleUplinkRX binds uplink queue cfg.QueueID and receives (and may send).
+//   - RoleUplinkTX is transmit-only and needs no program: it joins the socket
+//     of (uplink, cfg.QueueID), creating it if needed. All transmitters of a
+//     socket serialise on one mutex per Send batch (never per frame); give
+//     ports different QueueIDs when the NIC has several queues to spread
+//     them.
+//
+// At most one Queue receives on a socket; a second receiver on the same
+// queue is refused. The socket closes with its last Queue.
+//
+// # Concurrency and lifetime
+//
+// Recv is for one goroutine and Release may run on another (Recv does not
+// hold the ring lock while it sleeps). Send may run from many goroutines.
+// Close wakes a Recv blocked in poll through an eventfd, waits for it to
+// return, and only then lets the socket close, so no call ever uses a
+// closed or reused fd. The UMEM is anonymous memory we map ourselves; it
+// stays mapped until the last batch that points into it is released, so a
+// late reader never faults. Recv, Release and Send allocate nothing.
+//
+// The kernel frees a closed socket's claim on its queue from a workqueue,
+// so an Open right after a Close may see EBUSY for tens of milliseconds;
+// Open retries for up to a second.
+//
+// # Namespaces
+//
+// Open and Probe work in the network namespace of the calling thread (they
+// lock the OS thread for their duration). The returned Queue holds only
+// fds, so it may be used and closed from any goroutine or thread.
+package afxdp
