@@ -518,6 +518,30 @@ func TestInterfaceDeleted(t *testing.T) {
 	}
 }
 
+// TestOpenWhileDown: a queue opened on a down interface (a tap before its
+// VM runs) starts receiving when the interface comes up, without a stale
+// error from Recv.
+func TestOpenWhileDown(t *testing.T) {
+	n := newTestNet(t)
+	n.ip("link", "set", "vb", "down")
+	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	ch, errc := collect(q)
+	n.ip("link", "set", "vb", "up")
+	time.Sleep(20 * time.Millisecond)
+	want := ethFrame(1, []tag{{0x8100, 100}}, 0x88b5, 46)
+	n.raw("va", false).send(t, want)
+	select {
+	case f := <-ch:
+		if !bytes.Equal(f.data, want) {
+			t.Fatalf("got % x", f.data)
+		}
+	case err := <-errc:
+		t.Fatalf("Recv: %v", err)
+	case <-time.After(2 * time.Second):
+		t.Fatal("no frame after the interface came up")
+	}
+}
+
 // TestTxOnly: a RoleUplinkTX queue receives nothing and refuses Recv.
 func TestTxOnly(t *testing.T) {
 	n := newTestNet(t)

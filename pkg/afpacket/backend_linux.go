@@ -191,6 +191,13 @@ func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err e
 		return nil, fmt.Errorf("bind: %w", err)
 	}
 
+	// Binding to an interface that is down posts ENETDOWN on the socket; the
+	// hook is registered again when it comes up. Clear it so the first Recv
+	// does not report a state we already know about.
+	if soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soerr != 0 {
+		log.Debug("afpacket: interface not up at open", "iface", ifname, "err", unix.Errno(soerr))
+	}
+
 	if cfg.Role == datapath.RoleUplinkRX && cfg.FanoutGroup != 0 {
 		// HASH keeps a flow (and every fragment of a datagram: the flow
 		// dissector hashes fragments on addresses only) on one worker, so
