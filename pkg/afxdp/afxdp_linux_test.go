@@ -547,3 +547,110 @@ func TestProbe(t *testing.T) {
 		t.Errorf("Probe left an XDP program attached")
 	}
 }
+
+// TestTapPort runs a port queue on a real tap device, the VM case: frames
+// the "VM" writes into the tap fd arrive byte-identical through Recv, and
+// frames we Send come out of the tap fd.
+func TestTapPort(t *testing.T) {
+	tp := newTopo(t)
+	var fd *os.File
+	inNS(t, tp.ns, func() {
+		tap := &netlink.Tuntap{
+			LinkAttrs:  netlink.LinkAttrs{Name: "xskt", MTU: 1600},
+			Mode:       netlink.TUNTAP_MODE_TAP,
+			Flags:      netlink.TUNTAP_DEFAULTS | netlink.TUNTAP_NO_PI,
+			Queues:     1,
+			NonPersist: true,
+		}
+		if err := netlink.LinkAdd(tap); err != nil {
+			t.Skipf("cannot create tap: %v", err)
+		}
+		fd = tap.Fds[0]
+		if err := netlink.LinkSetUp(tap); err != nil {
+			t.Fatalf("tap up: %v", err)
+		}
+	})
+	t.Cleanup(func() { fd.Close() })
+	q := tp.open(t, New(testOptions(t)), "xskt", datapath.QueueConfig{Role: datapath.RolePort})
+	t.Logf("queue on tap: xdp mode %q, zero-copy %v", q.Info().XDPMode, q.Info().ZeroCopy)
+
+	want := [][]byte{
+		frame(macA, macB, 1, 60),
+		frame(macA, macB, 2, 64, tag(0x8100, 10)),
+		frame(macA, macB, 3, 1518, tag(0x88a8, 3), tag(0x8100, 10)),
+	}
+	for _, f := range want {
+		if _, err := fd.Write(f); err != nil {
+			t.Fatalf("write to tap: %v", err)
+		}
+	}
+	got := recvFrames(t, q, len(want), 5*time.Second)
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("frame %d differs:\n got %x\nwant %x", i, got[i], want[i])
+		}
+	}
+
+	out := [][]byte{frame(macB, macA, 10, 60), frame(macB, macA, 11, 90, tag(0x8100, 5))}
+	if n, err := q.Send(out); n != len(out) || err != nil {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	raw, err := fd.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read [][]byte
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(2 * time.Second)
+	for len(read) < len(out) && time.Now().Before(deadline) {
+		var n int
+		var rerr error
+		raw.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true
+		})
+		if rerr != nil || n <= 0 {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if bytes.Equal(buf[6:12], macA) {
+			read = append(read, bytes.Clone(buf[:n]))
+		}
+	}
+	if len(read) != len(out) {
+		t.Fatalf("read %d frames from the tap, want %d", len(read), len(out))
+	}
+	for i := range out {
+		if !bytes.Equal(read[i], out[i]) {
+			t.Errorf("tap frame %d differs:\n got %x\nwant %x", i, read[i], out[i])
+		}
+	}
+}
+
+// TestPromiscHeldWhileOpen: Promisc raises the interface's promiscuity
+// for the queue's lifetime only.
+func TestPromiscHeldWhileOpen(t *testing.T) {
+	tp := newTopo(t)
+	promisc := func() int {
+		var n int
+		inNS(t, tp.ns, func() {
+			l, err := netlink.LinkByName(tp.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n = l.Attrs().Promisc
+		})
+		return n
+	}
+	if p := promisc(); p != 0 {
+		t.Fatalf("promiscuity %d before Open", p)
+	}
+	q := tp.open(t, New(testOptions(t)), tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkRX, Promisc: true})
+	if p := promisc(); p == 0 {
+		t.Errorf("interface not promiscuous while the queue is open")
+	}
+	q.Close()
+	if p := promisc(); p != 0 {
+		t.Errorf("promiscuity %d after Close", p)
+	}
+}

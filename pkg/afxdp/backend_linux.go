@@ -170,16 +170,30 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 		created = true
 	}
 
-	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b}
+	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b, promiscFD: -1}
+	if cfg.Promisc {
+		if q.promiscFD, err = promiscSocket(ifindex); err != nil {
+			if created {
+				x.teardown()
+			}
+			return nil, fmt.Errorf("open afxdp queue on %s: promiscuous mode: %w", ifname, err)
+		}
+	}
+	fail := func(err error) (*Queue, error) {
+		if q.promiscFD >= 0 {
+			unix.Close(q.promiscFD)
+		}
+		if created {
+			x.teardown()
+		}
+		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+	}
 	if wantRX {
 		p := b.progs[key.ifKey]
 		if p == nil {
 			p, err = attachProgram(b.log, ifname, ifindex, b.opts.XDPMode)
 			if err != nil {
-				if created {
-					x.teardown()
-				}
-				return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+				return fail(err)
 			}
 			p.key = key.ifKey
 			b.progs[key.ifKey] = p
@@ -190,25 +204,20 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 				p.close()
 				delete(b.progs, key.ifKey)
 			}
-			if created {
-				x.teardown()
-			}
-			return nil, fmt.Errorf("open afxdp queue on %s: insert socket into XSKMAP at queue %d: %w", ifname, queueID, err)
+			return fail(fmt.Errorf("insert socket into XSKMAP at queue %d: %w", queueID, err))
 		}
 		p.refs++
 		q.prog = p
 		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 		if err != nil {
 			b.releaseProgLocked(p, queueID)
-			if created {
-				x.teardown()
-			}
-			return nil, fmt.Errorf("open afxdp queue on %s: eventfd: %w", ifname, err)
+			return fail(fmt.Errorf("eventfd: %w", err))
 		}
 		q.efd = efd
 		q.pfd[0] = unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN}
 		q.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
 		x.rxOwner = q
+		q.rx = true
 	}
 	x.refs++
 	if created {
@@ -285,6 +294,28 @@ func (b *Backend) closeQueueLocked(q *Queue) {
 		x.txMu.Unlock()
 		x.rxMu.Unlock()
 	}
+}
+
+// promiscSocket holds the interface in promiscuous mode for as long as the
+// returned fd is open: an AF_PACKET socket with protocol 0 (it receives
+// nothing) and a PACKET_MR_PROMISC membership. The kernel counts such
+// memberships and drops them when the fd closes, crash included, so we
+// never turn off promiscuity someone else asked for.
+func promiscSocket(ifindex int) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("packet socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind packet socket: %w", err)
+	}
+	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("add promiscuous membership: %w", err)
+	}
+	return fd, nil
 }
 
 // currentNetns identifies the calling thread's network namespace.

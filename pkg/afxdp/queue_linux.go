@@ -20,8 +20,10 @@ type Queue struct {
 	role  datapath.Role
 	batch int
 
-	efd int            // eventfd that wakes a blocked Recv on Close
-	pfd [2]unix.PollFd // socket, eventfd
+	rx        bool           // owns the socket's RX side
+	promiscFD int            // AF_PACKET socket holding a promiscuous membership, or -1
+	efd       int            // eventfd that wakes a blocked Recv on Close
+	pfd       [2]unix.PollFd // socket, eventfd
 
 	closed atomic.Bool
 
@@ -57,7 +59,7 @@ func (q *Queue) Info() Info {
 	return in
 }
 
-func (q *Queue) receives() bool { return q.efd > 0 }
+func (q *Queue) receives() bool { return q.rx }
 
 // Recv implements datapath.Queue. Frames are views into the UMEM: Buf[i] is
 // the whole chunk, the frame starts at Off[i] (at least 256 bytes in, the
@@ -227,6 +229,10 @@ func (q *Queue) Close() error {
 	q.b.mu.Lock()
 	q.b.closeQueueLocked(q)
 	q.b.mu.Unlock()
+	if q.promiscFD >= 0 {
+		_ = unix.Close(q.promiscFD)
+		q.promiscFD = -1
+	}
 	if q.receives() {
 		_ = unix.Close(q.efd)
 		x.recvMu.Unlock()
