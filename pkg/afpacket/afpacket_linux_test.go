@@ -409,6 +409,9 @@ func TestCloseWithOutstandingBatch(t *testing.T) {
 	peer := n.raw("va", false)
 	want := ethFrame(3, []tag{{0x8100, 42}}, 0x88b5, 46)
 	peer.send(t, want)
+	if _, err := q.Recv(datapath.NewBatch(0)); err == nil || errors.Is(err, datapath.ErrClosed) {
+		t.Fatalf("Recv into a batch of capacity 0: %v, want an error", err)
+	}
 	b := datapath.NewBatch(8)
 	k, err := q.Recv(b)
 	if err != nil || k < 1 {

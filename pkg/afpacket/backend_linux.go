@@ -280,8 +280,8 @@ func (q *Queue) Recv(b *datapath.Batch) (int, error) {
 	if q.rx == nil {
 		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errTxOnly}
 	}
-	if b.N != 0 {
-		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errors.New("batch not released")}
+	if b.N != 0 || b.Cap() == 0 {
+		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errors.New("batch not released or of capacity 0")}
 	}
 	for {
 		n, nbytes, dropped := q.rx.fill(b)
