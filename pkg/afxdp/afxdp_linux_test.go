@@ -508,6 +508,11 @@ func TestUplinkSharedSocket(t *testing.T) {
 	if got := readRaw(sniffB, 500*time.Millisecond, fromA); len(got) != 20 {
 		t.Fatalf("peer got %d frames from two TX queues, want 20", len(got))
 	}
+	// A frame left unread in the RX ring when the receiver closes must not
+	// reach the next receiver.
+	fd := tp.packetSocket(t, tp.bIdx)
+	sendRaw(t, fd, tp.bIdx, frame(macA, macB, 8, 60))
+	time.Sleep(50 * time.Millisecond)
 	rx.Close()
 	if attached, _ := tp.xdpAttached(t, tp.a); attached {
 		t.Errorf("program still attached with no receiver left")
@@ -520,7 +525,6 @@ func TestUplinkSharedSocket(t *testing.T) {
 	}
 	// A new receiver can join the surviving socket.
 	rx2 := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkRX})
-	fd := tp.packetSocket(t, tp.bIdx)
 	f := frame(macA, macB, 9, 60)
 	sendRaw(t, fd, tp.bIdx, f)
 	if got := recvFrames(t, rx2, 1, 5*time.Second); !bytes.Equal(got[0], f) {

@@ -284,6 +284,14 @@ func (b *Backend) closeQueueLocked(q *Queue) {
 	}
 	if x.rxOwner == q {
 		x.rxOwner = nil
+		if x.refs > 1 {
+			// The socket lives on for transmitters: give frames still
+			// in the RX ring back to the fill ring so a later receiver
+			// starts clean.
+			x.rxMu.Lock()
+			x.drainRXLocked()
+			x.rxMu.Unlock()
+		}
 	}
 	x.refs--
 	if x.refs == 0 {

@@ -211,6 +211,24 @@ func (x *xsk) releaseLocked(meta []uint64) {
 	x.fill.prodSubmit(n)
 }
 
+// drainRXLocked returns every frame waiting in the RX ring to the fill
+// ring. Caller holds rxMu.
+func (x *xsk) drainRXLocked() {
+	var meta [64]uint64
+	for {
+		n := x.rx.consAvail(uint32(len(meta)))
+		if n == 0 {
+			return
+		}
+		for i := uint32(0); i < n; i++ {
+			meta[i] = x.rx.descs[(x.rx.local+i)&x.rx.mask].Addr
+		}
+		x.rx.consRelease(n)
+		x.outstanding += int(n)
+		x.releaseLocked(meta[:n])
+	}
+}
+
 // reapLocked moves completed TX chunks back to the free stack. Caller holds txMu.
 func (x *xsk) reapLocked() {
 	n := x.comp.consAvail(txFrames)
