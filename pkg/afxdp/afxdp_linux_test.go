@@ -658,3 +658,36 @@ func TestPromiscHeldWhileOpen(t *testing.T) {
 		t.Errorf("promiscuity %d after Close", p)
 	}
 }
+
+// TestConcurrentOpenSameQueue: transmit queues opened at once on one uplink
+// queue all succeed and share a socket.
+func TestConcurrentOpenSameQueue(t *testing.T) {
+	tp := newTopo(t)
+	be := New(testOptions(t))
+	const n = 8
+	qs := make([]*Queue, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inNS(t, tp.ns, func() {
+				qs[i], errs[i] = be.OpenQueue(tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkTX, QueueID: 0})
+			})
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		if errs[i] != nil {
+			t.Fatalf("open %d: %v", i, errs[i])
+		}
+		defer qs[i].Close()
+		if qs[i].x != qs[0].x {
+			t.Errorf("queue %d has its own socket", i)
+		}
+	}
+	if len(be.socks) != 1 {
+		t.Errorf("%d sockets registered, want 1", len(be.socks))
+	}
+}

@@ -153,21 +153,39 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 	b.mu.Lock()
 	defer b.mu.Unlock()
 
-	x := b.socks[key]
-	if x != nil && x.chunk < chunk {
-		return nil, fmt.Errorf("open afxdp queue on %s queue %d: socket already open with %d byte frames, %d needed", ifname, queueID, x.chunk, chunk)
-	}
-	if x != nil && wantRX && x.rxOwner != nil {
-		return nil, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", cfg.Role, ifname, queueID, x.rxOwner.role)
-	}
+	var x *xsk
 	created := false
-	if x == nil {
-		x, err = b.openSocket(ifname, ifindex, queueID, chunk)
-		if err != nil {
+	for x == nil {
+		if x = b.socks[key]; x != nil {
+			break
+		}
+		// Bind without holding the registry: the kernel may keep the
+		// queue busy for a moment after a close. A concurrent Open of the
+		// same queue that wins the bind is joined instead.
+		b.mu.Unlock()
+		nx, err := b.openSocket(ifname, ifindex, queueID, chunk, func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return b.socks[key] != nil
+		})
+		b.mu.Lock()
+		switch {
+		case err == nil && b.socks[key] == nil:
+			x, created = nx, true
+			x.key = key
+		case err == nil:
+			nx.teardown() // cannot bind twice; defensive
+		case errors.Is(err, unix.EBUSY) && b.socks[key] != nil:
+			// retry the loop: join the winner
+		default:
 			return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
 		}
-		x.key = key
-		created = true
+	}
+	if !created && x.chunk < chunk {
+		return nil, fmt.Errorf("open afxdp queue on %s queue %d: socket already open with %d byte frames, %d needed", ifname, queueID, x.chunk, chunk)
+	}
+	if !created && wantRX && x.rxOwner != nil {
+		return nil, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", cfg.Role, ifname, queueID, x.rxOwner.role)
 	}
 
 	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b, promiscFD: -1}
@@ -233,12 +251,13 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 // The kernel releases a closed socket's claim on its (device, queue) from
 // a workqueue, so binding right after a Close (ours, or a crashed
 // process's) can see EBUSY for a moment: retry for up to a second.
-func (b *Backend) openSocket(ifname string, ifindex, queueID int, chunk uint64) (*xsk, error) {
+// registered reports whether another Open registered the queue meanwhile.
+func (b *Backend) openSocket(ifname string, ifindex, queueID int, chunk uint64, registered func() bool) (*xsk, error) {
 	deadline := time.Now().Add(time.Second)
 	delay := time.Millisecond
 	for {
 		x, err := b.tryOpenSocket(ifname, ifindex, queueID, chunk)
-		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) || registered() {
 			return x, err
 		}
 		time.Sleep(delay)
