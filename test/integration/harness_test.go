@@ -283,6 +283,10 @@ func (h *hv) tryStart(extra ...string) error {
 		// First start: register the cleanup once. It runs before topo's
 		// (registered earlier), so the daemon dies before its namespace.
 		t.Cleanup(func() {
+			if t.Failed() && h.d != nil && !h.d.exited() {
+				r := runCtl(t, "--socket", h.sock, "-o", "json", "stats")
+				t.Logf("vswctl stats of %s at failure (exit %d):\n%s%s", h.name, r.code, r.stdout, r.stderr)
+			}
 			if h.d != nil && !h.d.exited() {
 				if err := h.d.kill(syscall.SIGKILL, 5*time.Second); err != nil && !h.d.exited() {
 					t.Errorf("kill vswitchd: %v", err)
@@ -299,9 +303,12 @@ func (h *hv) tryStart(extra ...string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Status(ctx)
+		st, err := c.Status(ctx)
 		cancel()
 		if err == nil {
+			if st.Datapath != h.lab.dp {
+				t.Fatalf("vswitchd started with --datapath %s reports datapath %q (%s)", h.lab.dp, st.Datapath, st.DatapathReason)
+			}
 			return nil
 		}
 		if d.exited() {
@@ -629,3 +636,5 @@ func framesWith(fs []topo.Frame, mark []byte) []topo.Frame {
 	}
 	return out
 }
+
+func parseIP4(s string) net.IP { return net.ParseIP(s).To4() }
