@@ -99,7 +99,15 @@
 //     them.
 //
 // At most one Queue receives on a socket; a second receiver on the same
-// queue is refused. The socket closes with its last Queue.
+// queue is refused. When a receiver closes while transmitters keep the
+// socket, frames left in its RX ring go back to the fill ring. The socket
+// closes with its last Queue. QueueConfig.FanoutGroup is ignored: spreading
+// uplink traffic is the NIC's RSS across queues, one RoleUplinkRX per queue.
+//
+// QueueConfig.Promisc is held with an AF_PACKET socket that receives nothing
+// but carries a PACKET_MR_PROMISC membership: the kernel counts it and drops
+// it when the queue closes (or the daemon dies), never switching off
+// promiscuity someone else asked for.
 //
 // # Concurrency and lifetime
 //
