@@ -530,7 +530,8 @@ func TestOpenWhileDown(t *testing.T) {
 	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
 	ch, errc := collect(q)
 	n.ip("link", "set", "vb", "up")
-	time.Sleep(20 * time.Millisecond)
+	n.waitUp("va")
+	n.waitUp("vb")
 	want := ethFrame(1, []tag{{0x8100, 100}}, 0x88b5, 46)
 	n.raw("va", false).send(t, want)
 	select {

@@ -73,7 +73,28 @@ func newTestNet(tb testing.TB) *testNet {
 	n.ip("link", "add", "va", "type", "veth", "peer", "name", "vb")
 	n.ip("link", "set", "va", "up")
 	n.ip("link", "set", "vb", "up")
+	n.waitUp("va")
+	n.waitUp("vb")
 	return n
+}
+
+// waitUp waits until linkwatch has marked the link operationally up: until
+// then the device still has the noop qdisc, which silently drops frames
+// sent through the qdisc layer (our raw test sockets; Queue.Send bypasses
+// it).
+func (n *testNet) waitUp(ifname string) {
+	n.tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", n.name, "-o", "link", "show", "dev", ifname).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "state UP") && !strings.Contains(string(out), "qdisc noop") {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.tb.Fatalf("%s not up after 5s: %s", ifname, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func runIP(tb testing.TB, args ...string) {
