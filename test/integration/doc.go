@@ -21,10 +21,10 @@
 // Each test builds its own topology with test/topo (names carry a random
 // prefix, everything is removed in t.Cleanup even when the test fails):
 //
-//	  VM ns vm1            hypervisor ns hv1                   switch ns sw
-//	 eth0 10.0.0.1 ==veth== vnet1 --+                      +-- p1 (hairpin on)
-//	 eth0 10.0.0.2 ==veth== vnet2 --+-- vswitchd -- uplink ==veth== |  br0
-//	                                                       +-- p2 (second hypervisor)
+//	 VM ns vm1            hypervisor ns hv1                   switch ns sw
+//	eth0 10.0.0.1 ==veth== vnet1 --+                      +-- p1 (hairpin on)
+//	eth0 10.0.0.2 ==veth== vnet2 --+-- vswitchd -- uplink ==veth== |  br0
+//	                                                      +-- p2 (second hypervisor)
 //
 // vswitchd runs inside the hypervisor namespace as a real process
 // (`ip netns exec HV vswitchd --uplink uplink --datapath DP --state
