@@ -128,6 +128,13 @@ func TestStatusAndJSONContract(t *testing.T) {
 				t.Errorf("port %s: drops is %s, want a JSON object", p["name"], s)
 			}
 		}
+		// /metrics is served on the socket too (Prometheus text format).
+		metrics := h.metrics()
+		for _, w := range []string{"vswitch_port_packets_total{", `port="vnet1"`, "vswitch_uplink_packets_total{", "vswitch_port_up{"} {
+			if !strings.Contains(metrics, w) {
+				t.Errorf("GET /metrics on the socket lacks %q", w)
+			}
+		}
 		for _, p := range h.ports() {
 			switch p.Name {
 			case vm1.port:

@@ -316,3 +316,25 @@ func head(b []byte) []byte {
 	}
 	return b
 }
+
+// With the kernel's default TX VLAN offload on the bridge port, the tag of a
+// frame the bridge sends to the hypervisor crosses the veth in skb metadata,
+// as it arrives from a physical NIC with RX VLAN offload. Each backend must
+// still see the VID: AF_PACKET from the ring header, AF_XDP from the XDP
+// metadata kfunc (bpf_xdp_metadata_rx_vlan_tag) or it sees the frame
+// untagged and drops it as unknown_vlan.
+func TestTagsOutOfBand(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		_, hvs := newLabWith(t, dp, 1, labConfig{keepTxVLAN: true})
+		h := hvs[0]
+		vm1, vm2 := h.addVM(1), h.addVM(2)
+		h.start()
+		h.addPort(vm1.port, "--vlan", "100")
+		h.addPort(vm2.port, "--vlan", "100")
+		vm1.mustPing(vm2)
+		vm2.mustPing(vm1)
+		if st := h.stats(); st.Uplink.Drops["unknown_vlan"] != 0 {
+			t.Errorf("uplink dropped %d frames as unknown_vlan: tags in skb metadata were lost", st.Uplink.Drops["unknown_vlan"])
+		}
+	})
+}

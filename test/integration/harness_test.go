@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +98,19 @@ type vm struct {
 // uplink veth into br0 (hairpin on, txvlan off).
 func newLab(t *testing.T, dp string, nhv int) (*lab, []*hv) {
 	t.Helper()
+	return newLabWith(t, dp, nhv, labConfig{})
+}
+
+// labConfig varies the topology.
+type labConfig struct {
+	// keepTxVLAN leaves TX VLAN offload on on the bridge ports (the kernel
+	// default): tags towards the hypervisor then cross the veth in skb
+	// metadata, as from a NIC with RX VLAN offload.
+	keepTxVLAN bool
+}
+
+func newLabWith(t *testing.T, dp string, nhv int, cfg labConfig) (*lab, []*hv) {
+	t.Helper()
 	tp := topo.New(t)
 	l := &lab{t: t, tp: tp, dp: dp}
 	var err error
@@ -112,7 +127,9 @@ func newLab(t *testing.T, dp string, nhv int) (*lab, []*hv) {
 		if err := topo.VethPair(h.ns, "uplink", l.sw, h.swPort); err != nil {
 			t.Fatal(err)
 		}
-		txVLANOff(t, l.sw, h.swPort)
+		if !cfg.keepTxVLAN {
+			txVLANOff(t, l.sw, h.swPort)
+		}
 		ports = append(ports, topo.Port{Name: h.swPort, Hairpin: true})
 		h.dir, err = os.MkdirTemp("", "vsit-")
 		if err != nil {
@@ -673,4 +690,27 @@ func dropDelta(before, after api.Stats, port string) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// metrics fetches GET /metrics over the API socket.
+func (h *hv) metrics() string {
+	t := h.lab.t
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", h.sock)
+		},
+	}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get("http://vswitchd/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics on %s: %v", h.sock, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics on %s: status %d, err %v", h.sock, resp.StatusCode, err)
+	}
+	return string(b)
 }
