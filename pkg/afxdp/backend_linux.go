@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -38,6 +39,12 @@ type Options struct {
 	XDPMode XDPMode
 	// NoZeroCopy skips the XDP_ZEROCOPY bind attempt.
 	NoZeroCopy bool
+
+	// noVLANHint loads the plain program only (tests: shows what is lost
+	// without it).
+	noVLANHint bool
+	// keepRxVLANOffload leaves the interface's rx VLAN offload alone.
+	keepRxVLANOffload bool
 }
 
 // ifKey names an interface across network namespaces: ifindexes are only
@@ -64,6 +71,13 @@ type Backend struct {
 	socks  map[sockKey]*xsk
 	memErr error
 	memSet bool
+
+	// BTF ID of bpf_xdp_metadata_rx_vlan_tag, resolved on first attach.
+	vlanKfunc    btf.TypeID
+	vlanKfuncErr error
+	vlanResolved bool
+	// Interfaces already warned that out-of-band VLAN tags are lost.
+	vlanWarned map[ifKey]bool
 }
 
 var _ datapath.Backend = (*Backend)(nil)
@@ -79,6 +93,8 @@ func New(opts Options) *Backend {
 		log:   log.With("backend", "afxdp"),
 		progs: make(map[ifKey]*ifaceProg),
 		socks: make(map[sockKey]*xsk),
+
+		vlanWarned: make(map[ifKey]bool),
 	}
 }
 
@@ -209,13 +225,29 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 	if wantRX {
 		p := b.progs[key.ifKey]
 		if p == nil {
-			p, err = attachProgram(b.log, ifname, ifindex, b.opts.XDPMode)
+			id, kerr := b.vlanKfuncLocked()
+			p, err = attachProgram(b.log, ifname, ifindex, b.opts.XDPMode, id, kerr)
 			if err != nil {
 				return fail(err)
 			}
 			p.key = key.ifKey
 			b.progs[key.ifKey] = p
-			b.log.Info("attached XDP program", "interface", ifname, "mode", p.mode)
+			b.log.Info("attached XDP program", "interface", ifname, "mode", p.mode, "vlan_restore", p.vlanHint)
+			if p.vlanErr != nil && !b.vlanWarned[key.ifKey] {
+				b.vlanWarned[key.ifKey] = true
+				b.log.Warn("XDP program cannot restore VLAN tags the driver holds out of band: such frames reach the datapath untagged (try `ethtool -K "+ifname+" rxvlan off`; for a veth, txvlan off on its peer)",
+					"interface", ifname, "reason", p.vlanErr)
+			}
+			if !b.opts.keepRxVLANOffload {
+				off, oerr := disableRxVLANOffload(ifname)
+				switch {
+				case off != nil:
+					p.offload = off
+					b.log.Info("switched off rx VLAN offload while AF_XDP receives (restored on detach)", "interface", ifname)
+				case oerr != nil:
+					b.log.Debug("cannot switch off rx VLAN offload", "interface", ifname, "err", oerr)
+				}
+			}
 		}
 		if err := p.xsks.Put(uint32(queueID), uint32(x.fd)); err != nil {
 			if p.refs == 0 {
@@ -244,6 +276,19 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 	b.log.Debug("opened afxdp queue", "interface", ifname, "queue", queueID, "role", cfg.Role.String(),
 		"zerocopy", x.zeroCopy, "frame", x.chunk)
 	return q, nil
+}
+
+// vlanKfuncLocked resolves bpf_xdp_metadata_rx_vlan_tag in the kernel's
+// BTF once per Backend (parsing vmlinux BTF is not free). Caller holds b.mu.
+func (b *Backend) vlanKfuncLocked() (btf.TypeID, error) {
+	if b.opts.noVLANHint {
+		return 0, errors.New("disabled by options")
+	}
+	if !b.vlanResolved {
+		b.vlanResolved = true
+		b.vlanKfunc, b.vlanKfuncErr = resolveVLANKfunc()
+	}
+	return b.vlanKfunc, b.vlanKfuncErr
 }
 
 // openSocket binds a new socket, zero-copy first when allowed.
@@ -376,8 +421,13 @@ func Probe(ifname string) error {
 		// Not fatal (stale programs are replaced), but worth knowing.
 		slog.Debug("afxdp probe: interface already has an XDP program", "interface", ifname, "prog_id", x.ProgId)
 	}
-	xsks, prog, err := loadProgram(ifname, nl.Attrs().NumRxQueues)
+	xsks, err := newXSKMap(ifname, nl.Attrs().NumRxQueues)
 	if err != nil {
+		return fmt.Errorf("afxdp probe %s: %w", ifname, err)
+	}
+	prog, err := loadProgram(ifname, xsks, nl.Attrs().Index, 0)
+	if err != nil {
+		xsks.Close()
 		return fmt.Errorf("afxdp probe %s: %w", ifname, err)
 	}
 	prog.Close()

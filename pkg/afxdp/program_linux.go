@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -27,7 +28,27 @@ const (
 	mdRxQueueIndex = 16
 )
 
-// programInstructions builds the per-interface XDP program:
+// vlanTagKfunc is the XDP metadata kfunc that reports the VLAN tag a driver
+// holds out of band (kernel 6.8+):
+//
+//	int bpf_xdp_metadata_rx_vlan_tag(const struct xdp_md *ctx,
+//	                                 __be16 *vlan_proto, u16 *vlan_tci);
+//
+// It returns 0 and the outermost tag when the driver stripped one (a NIC
+// with rx VLAN offload; veth when the sender's skb carried the tag in
+// metadata, as a Linux bridge's does), -ENODATA when there is none and
+// -EOPNOTSUPP when the driver does not implement the hint. vlan_proto is
+// big endian, vlan_tci host order (PCP, DEI and VID as one u16).
+const vlanTagKfunc = "bpf_xdp_metadata_rx_vlan_tag"
+
+// Stack slots of the program (below the frame pointer).
+const (
+	stackVLANProto = -2 // __be16, written by the kfunc
+	stackVLANTCI   = -4 // u16 host order, written by the kfunc
+)
+
+// programInstructions builds the per-interface XDP program. With
+// vlanKfunc == 0 (the plain program):
 //
 //	if frame shorter than 14 bytes           -> XDP_PASS
 //	if dst MAC is 01:80:c2:00:00:0x          -> XDP_PASS (IEEE link-local group: LLDP, EVB, ...)
@@ -39,18 +60,53 @@ const (
 // when the map has no socket for the queue, so a queue without an XSK
 // keeps working through the stack.
 //
+// With vlanKfunc set to the BTF ID of bpf_xdp_metadata_rx_vlan_tag in
+// vmlinux (the program must then be loaded device-bound), the program
+// first asks the driver for a tag it holds out of band:
+//
+//	tagged = bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0
+//	if short or link-local dst      -> XDP_PASS, untouched (the stack gets the tag from metadata as before)
+//	if !tagged and LLDP/ECP         -> XDP_PASS
+//	if tagged:
+//	    bpf_xdp_adjust_head(ctx, -4); move the MACs 4 bytes toward the head;
+//	    write proto, htons(tci) at offset 12   // the frame as it was on the wire
+//	r = bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)
+//	if tagged and r == XDP_PASS: undo the insertion (no socket on this queue:
+//	    the stack must not see the tag twice, in the bytes and in metadata)
+//	return r
+//
+// A tagged frame's outer ethertype is its TPID, so like an in-band tagged
+// frame it is never LLDP/ECP. If the head cannot grow (no headroom) the
+// frame is delivered untagged.
+//
 // Loads from packet memory are in host byte order, so the constants are
 // built from wire bytes with binary.NativeEndian.
-func programInstructions(xsksFD int) asm.Instructions {
+func programInstructions(xsksFD int, vlanKfunc btf.TypeID) asm.Instructions {
 	ne := binary.NativeEndian
 	linkLocal := int32(ne.Uint32([]byte{0x01, 0x80, 0xc2, 0x00}))
 	lastTwoMask := int32(ne.Uint16([]byte{0xff, 0xf0})) // byte 4 == 0, high nibble of byte 5 == 0
 	lldp := int32(ne.Uint16([]byte{0x88, 0xcc}))
 	ecp := int32(ne.Uint16([]byte{0x89, 0x40}))
+	hint := vlanKfunc != 0
 
-	return asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, mdData, asm.Word),
-		asm.LoadMem(asm.R3, asm.R1, mdDataEnd, asm.Word),
+	// R6 = ctx and R7 = tagged survive calls.
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	if hint {
+		insns = append(insns,
+			asm.StoreImm(asm.RFP, stackVLANTCI, 0, asm.Word), // proto and tci start as 0
+			asm.Mov.Imm(asm.R7, 0),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, stackVLANProto),
+			asm.Mov.Reg(asm.R3, asm.RFP),
+			asm.Add.Imm(asm.R3, stackVLANTCI),
+			kfuncCall(vlanKfunc),
+			asm.JNE.Imm32(asm.R0, 0, "classify"), // int result: compare 32 bits
+			asm.Mov.Imm(asm.R7, 1),
+		)
+	}
+	insns = append(insns,
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word).WithSymbol("classify"),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, 14),
 		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
@@ -60,19 +116,109 @@ func programInstructions(xsksFD int) asm.Instructions {
 		asm.LoadMem(asm.R5, asm.R2, 4, asm.Half),
 		asm.And.Imm(asm.R5, lastTwoMask),
 		asm.JEq.Imm(asm.R5, 0, "pass"),
-		// Ethertype (the outer one: control frames are untagged).
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half).WithSymbol("ethertype"),
+	)
+	if hint {
+		insns = append(insns, asm.JNE.Imm(asm.R7, 0, "tagged").WithSymbol("ethertype"))
+		insns = append(insns, asm.LoadMem(asm.R5, asm.R2, 12, asm.Half))
+	} else {
+		insns = append(insns, asm.LoadMem(asm.R5, asm.R2, 12, asm.Half).WithSymbol("ethertype"))
+	}
+	// Ethertype (the outer one: control frames are untagged).
+	insns = append(insns,
 		asm.JEq.Imm(asm.R5, lldp, "pass"),
 		asm.JEq.Imm(asm.R5, ecp, "pass"),
 		// return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
-		asm.LoadMem(asm.R2, asm.R1, mdRxQueueIndex, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word).WithSymbol("redirect"),
 		asm.LoadMapPtr(asm.R1, xsksFD),
 		asm.Mov.Imm(asm.R3, xdpPass),
 		asm.FnRedirectMap.Call(),
 		asm.Return(),
+	)
+	if hint {
+		insns = append(insns,
+			// Grow the head by one tag.
+			asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("tagged"),
+			asm.Mov.Imm(asm.R2, -4),
+			asm.FnXdpAdjustHead.Call(),
+			asm.JNE.Imm(asm.R0, 0, "redirect"), // no headroom: deliver untagged
+			asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+			asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+			asm.Mov.Reg(asm.R4, asm.R2),
+			asm.Add.Imm(asm.R4, 18),
+			asm.JGT.Reg(asm.R4, asm.R3, "pass"), // cannot happen: it had 14 bytes
+			// MACs from [4,16) to [0,12), ascending (destination below source).
+			asm.LoadMem(asm.R4, asm.R2, 4, asm.Word),
+			asm.StoreMem(asm.R2, 0, asm.R4, asm.Word),
+			asm.LoadMem(asm.R4, asm.R2, 8, asm.Word),
+			asm.StoreMem(asm.R2, 4, asm.R4, asm.Word),
+			asm.LoadMem(asm.R4, asm.R2, 12, asm.Word),
+			asm.StoreMem(asm.R2, 8, asm.R4, asm.Word),
+			// The tag: TPID as given (big endian), TCI to big endian.
+			asm.LoadMem(asm.R4, asm.RFP, stackVLANProto, asm.Half),
+			asm.StoreMem(asm.R2, 12, asm.R4, asm.Half),
+			asm.LoadMem(asm.R4, asm.RFP, stackVLANTCI, asm.Half),
+			asm.HostTo(asm.BE, asm.R4, asm.Half),
+			asm.StoreMem(asm.R2, 14, asm.R4, asm.Half),
+			// r = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
+			asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
+			asm.LoadMapPtr(asm.R1, xsksFD),
+			asm.Mov.Imm(asm.R3, xdpPass),
+			asm.FnRedirectMap.Call(),
+			asm.JNE.Imm(asm.R0, xdpPass, "out"),
+			// No socket on this queue: give the stack the frame as the
+			// driver delivered it (tag in metadata only).
+			asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+			asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+			asm.Mov.Reg(asm.R4, asm.R2),
+			asm.Add.Imm(asm.R4, 16),
+			asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+			// MACs from [0,12) back to [4,16), descending.
+			asm.LoadMem(asm.R4, asm.R2, 8, asm.Word),
+			asm.StoreMem(asm.R2, 12, asm.R4, asm.Word),
+			asm.LoadMem(asm.R4, asm.R2, 4, asm.Word),
+			asm.StoreMem(asm.R2, 8, asm.R4, asm.Word),
+			asm.LoadMem(asm.R4, asm.R2, 0, asm.Word),
+			asm.StoreMem(asm.R2, 4, asm.R4, asm.Word),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Imm(asm.R2, 4),
+			asm.FnXdpAdjustHead.Call(),
+			asm.Ja.Label("pass"),
+			asm.Return().WithSymbol("out"),
+		)
+	}
+	return append(insns,
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 		asm.Return(),
+	)
+}
+
+// kfuncCall calls the kernel function with BTF ID id in vmlinux
+// (BPF_PSEUDO_KFUNC_CALL, offset 0 = vmlinux rather than a module's BTF).
+// cilium/ebpf resolves kfunc calls itself only for programs read from ELF,
+// so we resolve the ID against the kernel's BTF (resolveVLANKfunc).
+func kfuncCall(id btf.TypeID) asm.Instruction {
+	return asm.Instruction{
+		OpCode:   asm.OpCode(asm.JumpClass).SetJumpOp(asm.Call),
+		Src:      asm.PseudoKfuncCall,
+		Constant: int64(id),
 	}
+}
+
+// resolveVLANKfunc finds bpf_xdp_metadata_rx_vlan_tag in the kernel's BTF.
+func resolveVLANKfunc() (btf.TypeID, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return 0, fmt.Errorf("load kernel BTF: %w", err)
+	}
+	var fn *btf.Func
+	if err := spec.TypeByName(vlanTagKfunc, &fn); err != nil {
+		return 0, fmt.Errorf("find kfunc %s in kernel BTF: %w", vlanTagKfunc, err)
+	}
+	id, err := spec.TypeID(fn)
+	if err != nil {
+		return 0, fmt.Errorf("BTF ID of %s: %w", vlanTagKfunc, err)
+	}
+	return id, nil
 }
 
 // ifaceProg is the XDP program and XSKMAP of one interface, shared by all
@@ -85,10 +231,19 @@ type ifaceProg struct {
 	link   link.Link
 	mode   string // "native" or "generic"
 	refs   int
+	// vlanHint: the program re-inserts VLAN tags the driver holds out of
+	// band (device-bound program calling bpf_xdp_metadata_rx_vlan_tag).
+	vlanHint bool
+	// vlanErr says why the VLAN-restoring program is not in use (nil when
+	// it is): frames whose tag the driver holds out of band then reach
+	// the socket untagged.
+	vlanErr error
+	// offload holds the rx VLAN offloads we switched off, restored on close.
+	offload *vlanOffload
 }
 
-// loadProgram creates the XSKMAP and the program (not attached).
-func loadProgram(ifname string, queues int) (*ebpf.Map, *ebpf.Program, error) {
+// newXSKMap creates the XSKMAP of an interface.
+func newXSKMap(ifname string, queues int) (*ebpf.Map, error) {
 	if queues < 64 {
 		queues = 64
 	}
@@ -100,30 +255,47 @@ func loadProgram(ifname string, queues int) (*ebpf.Map, *ebpf.Program, error) {
 		MaxEntries: uint32(queues),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("create XSKMAP for %s: %w", ifname, err)
+		return nil, fmt.Errorf("create XSKMAP for %s: %w", ifname, err)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+	return xsks, nil
+}
+
+// loadProgram loads the program (not attached). With vlanKfunc set it is
+// the VLAN-restoring variant, bound to ifindex: metadata kfuncs are
+// implemented per driver, so the kernel only accepts them in a program
+// loaded for one device (BPF_F_XDP_DEV_BOUND_ONLY), which can then be
+// attached to that device only, in native mode only.
+func loadProgram(ifname string, xsks *ebpf.Map, ifindex int, vlanKfunc btf.TypeID) (*ebpf.Program, error) {
+	spec := &ebpf.ProgramSpec{
 		Name:         "vsw_xsk_redir",
 		Type:         ebpf.XDP,
 		License:      "Dual MIT/GPL",
-		Instructions: programInstructions(xsks.FD()),
-	})
-	if err != nil {
-		xsks.Close()
-		return nil, nil, fmt.Errorf("load XDP program for %s: %w", ifname, err)
+		Instructions: programInstructions(xsks.FD(), vlanKfunc),
 	}
-	return xsks, prog, nil
+	if vlanKfunc != 0 {
+		spec.Name = "vsw_xsk_vlan"
+		spec.Ifindex = uint32(ifindex)
+		spec.Flags = unix.BPF_F_XDP_DEV_BOUND_ONLY
+	}
+	prog, err := ebpf.NewProgram(spec)
+	if err != nil {
+		return nil, fmt.Errorf("load XDP program %s for %s: %w", spec.Name, ifname, err)
+	}
+	return prog, nil
 }
 
 // attachProgram loads the program and attaches it to the interface with a
-// bpf_link, native (driver) mode first, generic (skb) mode as fallback.
+// bpf_link: first the VLAN-restoring program in native mode (when
+// vlanKfunc is known), then the plain program in native (driver) mode,
+// then in generic (skb) mode, as mode allows; vlanErr on the result says
+// why the VLAN-restoring program is not in use.
 //
 // A bpf_link detaches by itself when its last fd closes, so a crashed
 // daemon leaves nothing behind. A program attached the old way, through
 // netlink (an older build, ip link set xdp, a test), does outlive its
 // loader and blocks bpf_link attachment; it is removed first. A program
 // held by a live bpf_link belongs to a running process and is not touched.
-func attachProgram(log *slog.Logger, ifname string, ifindex int, mode XDPMode) (*ifaceProg, error) {
+func attachProgram(log *slog.Logger, ifname string, ifindex int, mode XDPMode, vlanKfunc btf.TypeID, vlanErr error) (*ifaceProg, error) {
 	nl, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("look up %s: %w", ifname, err)
@@ -131,12 +303,38 @@ func attachProgram(log *slog.Logger, ifname string, ifindex int, mode XDPMode) (
 	if err := removeStaleProgram(log, nl); err != nil {
 		return nil, err
 	}
-	xsks, prog, err := loadProgram(ifname, nl.Attrs().NumRxQueues)
+	xsks, err := newXSKMap(ifname, nl.Attrs().NumRxQueues)
 	if err != nil {
 		return nil, err
 	}
-	p := &ifaceProg{ifname: ifname, xsks: xsks, prog: prog}
+	p := &ifaceProg{ifname: ifname, xsks: xsks}
+	if mode == XDPModeGeneric && vlanErr == nil {
+		vlanErr = errors.New("generic XDP mode has no driver metadata")
+	}
+	if vlanErr == nil && vlanKfunc == 0 {
+		vlanErr = errors.New("kfunc " + vlanTagKfunc + " not resolved")
+	}
 	var attachErrs []error
+	if vlanErr == nil {
+		prog, err := loadProgram(ifname, xsks, ifindex, vlanKfunc)
+		if err == nil {
+			l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
+			if err == nil {
+				p.prog, p.link, p.mode, p.vlanHint = prog, l, "native", true
+				return p, nil
+			}
+			prog.Close()
+			vlanErr = fmt.Errorf("attach device-bound program in native mode: %w", err)
+		} else {
+			vlanErr = err
+		}
+	}
+	prog, err := loadProgram(ifname, xsks, ifindex, 0)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.prog = prog
 	try := []struct {
 		flags link.XDPAttachFlags
 		name  string
@@ -153,7 +351,7 @@ func attachProgram(log *slog.Logger, ifname string, ifindex int, mode XDPMode) (
 			attachErrs = append(attachErrs, fmt.Errorf("%s mode: %w", t.name, err))
 			continue
 		}
-		p.link, p.mode = l, t.name
+		p.link, p.mode, p.vlanErr = l, t.name, vlanErr
 		return p, nil
 	}
 	p.close()
@@ -194,6 +392,10 @@ func removeStaleProgram(log *slog.Logger, l netlink.Link) error {
 }
 
 func (p *ifaceProg) close() {
+	if p.offload != nil {
+		p.offload.restore()
+		p.offload = nil
+	}
 	if p.link != nil {
 		_ = p.link.Close()
 		p.link = nil

@@ -42,8 +42,12 @@ type Info struct {
 	Role      datapath.Role
 	// XDPMode is "native" or "generic" for receiving queues, "" for
 	// transmit-only queues (they need no program).
-	XDPMode  string
-	ZeroCopy bool
+	XDPMode string
+	// VLANRestore: the XDP program puts back VLAN tags the driver holds
+	// out of band (see the package doc). False for transmit-only queues
+	// and where only the plain program could be used.
+	VLANRestore bool
+	ZeroCopy    bool
 	// FrameSize is the UMEM chunk size (2048 or 4096).
 	FrameSize int
 }
@@ -54,6 +58,7 @@ func (q *Queue) Info() Info {
 	q.b.mu.Lock()
 	if q.prog != nil {
 		in.XDPMode = q.prog.mode
+		in.VLANRestore = q.prog.vlanHint
 	}
 	q.b.mu.Unlock()
 	return in
