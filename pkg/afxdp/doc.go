@@ -60,16 +60,68 @@
 // Received frames reach an XSK only if an XDP program on the interface
 // redirects them there. The program (see programInstructions) is:
 //
-//	if dst MAC is 01:80:c2:00:00:0x, or ethertype is LLDP (0x88cc) or ECP (0x8940):
+//	tagged = bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0
+//	if dst MAC is 01:80:c2:00:00:0x, or (untagged and ethertype is LLDP 0x88cc or ECP 0x8940):
 //	    return XDP_PASS            // control plane: to the kernel stack, where
 //	                               // pkg/vepa reads it with a packet socket
+//	if tagged: put the tag back into the frame (see below)
 //	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
 //
 // xsks is an XSKMAP from NIC queue index to socket. The XDP_PASS in the
 // redirect's flags is the fallback when a queue has no socket, so a queue we
-// do not serve keeps working through the stack. XDP sees the frame exactly
-// as it came off the wire, VLAN tags included (the kernel only strips tags
-// later, for the stack), so Recv returns byte-identical frames.
+// do not serve keeps working through the stack.
+//
+// # VLAN tags held out of band
+//
+// The datapath contract is that Recv returns a frame as it was on the wire,
+// tags included. XDP runs before the stack's own VLAN handling, so a tag
+// that is in the frame's bytes is still there. But a tag can also travel
+// beside the frame, out of band, and then XDP does not see it:
+//
+//   - a NIC with rx VLAN offload (ethtool -k: rx-vlan-hw-parse,
+//     rx-vlan-stag-hw-parse) strips the outer tag into the RX descriptor;
+//   - a veth whose peer transmits with txvlan on (the default) passes the
+//     sender's skb along with its tag in skb metadata. A Linux bridge (a
+//     test switch) holds the tag of every tagged frame it forwards there,
+//     because the ingress port moved it out of the bytes (skb_vlan_untag),
+//     so a veth behind a bridge sees every tagged frame untagged.
+//
+// Since kernel 6.8 an XDP program can ask the driver for that tag with the
+// metadata kfunc bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci): 0 and the
+// outer tag (proto big endian, tci in host order: PCP, DEI and VID) when the
+// driver holds one, -ENODATA when there is none, -EOPNOTSUPP when the
+// driver does not implement the hint (veth does, veth_xdp_rx_vlan_tag; so
+// do ice and mlx5 at the time of writing; most drivers do not). When it answers 0 the program
+// grows the head by 4 bytes (bpf_xdp_adjust_head), moves the two MAC
+// addresses to the new head and writes proto and htons(tci) after them:
+// the frame as it was on the wire. An 802.1ad+802.1Q frame comes back with
+// its outer S-tag re-inserted in front of the inner C-tag still in the
+// bytes. If the redirect then falls back to XDP_PASS (no socket on the
+// queue) the program undoes the insertion, so the stack does not find the
+// tag twice, in the bytes and in metadata.
+//
+// Metadata kfuncs are implemented per driver, so the kernel accepts them
+// only in a device-bound program: loaded with BPF_F_XDP_DEV_BOUND_ONLY and
+// the interface's ifindex, attachable to that interface only and in native
+// mode only. cilium/ebpf resolves kfunc calls only for programs read from
+// ELF, so we look the function up in the kernel's BTF (/sys/kernel/btf/
+// vmlinux, once per Backend) and emit the BPF_PSEUDO_KFUNC_CALL with its
+// BTF ID ourselves. Attach order: the device-bound program in native mode,
+// then the plain program (no kfunc) in native, then generic mode. When the
+// plain program is what runs (kernel before 6.8, no BTF, generic mode), a
+// warning is logged once per interface: frames whose tag is held out of
+// band reach the datapath untagged. Queue.Info().VLANRestore reports which
+// program runs. On a driver without the hint the device-bound program
+// loads and simply finds no tag.
+//
+// Independently of the kfunc, while the program is attached the interface's rx VLAN
+// offloads are switched off (ETHTOOL_SFEATURES for rx-vlan-hw-parse and
+// rx-vlan-stag-hw-parse, what `ethtool -K IF rxvlan off` does), best effort:
+// a driver that refuses is left alone. This is what helps on NICs without
+// the hint; it is restored when the program detaches (a crashed daemon
+// leaves it off). It does not help a veth: what a veth receives is decided
+// by the transmitting peer's txvlan, which is not ours to change, which is
+// why the kfunc matters there.
 //
 // There is one program and one XSKMAP per interface, attached when the first
 // receiving queue opens and detached when the last one closes, reference

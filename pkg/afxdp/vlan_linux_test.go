@@ -4,9 +4,13 @@ package afxdp
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -149,13 +153,14 @@ func vlanFrames() [][]byte {
 // metadata (bridge -> veth with txvlan) reach Recv byte-identical to what
 // was sent, tags included; untagged frames stay untagged.
 func TestRecvOutOfBandVLANTag(t *testing.T) {
+	requireVLANKfunc(t)
 	bt := newBridgeTopo(t)
 	be := New(testOptions(t))
 	q := bt.open(t, be, bt.a, datapath.QueueConfig{Role: datapath.RolePort})
 	in := q.Info()
 	t.Logf("queue on veth behind a bridge: xdp mode %q, vlan restore %v", in.XDPMode, in.VLANRestore)
 	if !in.VLANRestore {
-		t.Fatalf("the VLAN-restoring program did not load on veth (kernel %s has the kfunc)", kernelRelease())
+		t.Fatalf("the VLAN-restoring program is not in use on veth (kernel %s has the kfunc)", kernelRelease())
 	}
 	if in.XDPMode != "native" {
 		t.Errorf("XDP mode %q, want native for a device-bound program", in.XDPMode)
@@ -199,10 +204,147 @@ func TestRecvOutOfBandVLANTagLostWithoutHint(t *testing.T) {
 	}
 }
 
+// requireVLANKfunc skips on kernels without bpf_xdp_metadata_rx_vlan_tag
+// (before 6.8) or without BTF.
+func requireVLANKfunc(t *testing.T) {
+	t.Helper()
+	requireRoot(t)
+	if _, err := resolveVLANKfunc(); err != nil {
+		t.Skipf("kernel %s: %v", kernelRelease(), err)
+	}
+}
+
 func kernelRelease() string {
 	var u unix.Utsname
 	if unix.Uname(&u) != nil {
 		return "?"
 	}
 	return unix.ByteSliceToString(u.Release[:])
+}
+
+// TestRxVLANOffloadSwitchedOffWhileAttached: the interface's rx VLAN
+// offload is off while the program is attached and back on after the last
+// receiving queue closes.
+func TestRxVLANOffloadSwitchedOffWhileAttached(t *testing.T) {
+	tp := newTopo(t)
+	state := func() bool {
+		var on bool
+		inNS(t, tp.ns, func() {
+			var err error
+			if on, err = featureActive(tp.a, "rx-vlan-hw-parse"); err != nil {
+				t.Fatalf("read features: %v", err)
+			}
+		})
+		return on
+	}
+	if !state() {
+		t.Skipf("rx-vlan-hw-parse is off on a new veth already")
+	}
+	q := tp.open(t, New(testOptions(t)), tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	if state() {
+		t.Errorf("rx-vlan-hw-parse still on while the program is attached")
+	}
+	q.Close()
+	if !state() {
+		t.Errorf("rx-vlan-hw-parse not restored after the last Close")
+	}
+}
+
+// TestTaggedFrameWithoutSocketReachesStackOnce: when the XSKMAP has no
+// socket for the queue, the redirect falls back to XDP_PASS and the
+// program must undo the tag it inserted: the stack gets the frame as the
+// driver delivered it (tag in metadata only), not tagged twice.
+func TestTaggedFrameWithoutSocketReachesStackOnce(t *testing.T) {
+	requireVLANKfunc(t)
+	bt := newBridgeTopo(t)
+	q := bt.open(t, New(testOptions(t)), bt.a, datapath.QueueConfig{Role: datapath.RolePort})
+	if !q.Info().VLANRestore {
+		t.Fatalf("VLAN-restoring program not in use")
+	}
+	if err := q.prog.xsks.Delete(uint32(0)); err != nil {
+		t.Fatalf("remove the socket from the XSKMAP: %v", err)
+	}
+	sniffA := bt.packetSocket(t, bt.aIdx)
+	if err := unix.SetsockoptInt(sniffA, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		t.Fatalf("PACKET_AUXDATA: %v", err)
+	}
+	fd := bt.packetSocket(t, bt.dIdx)
+	want := frame(macA, macB, 1, 64, tag(0x8100, 5<<13|100))
+	sendRaw(t, fd, bt.dIdx, want)
+
+	buf := make([]byte, 2048)
+	oob := make([]byte, 256)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		n, oobn, _, _, err := unix.Recvmsg(sniffA, buf, oob, 0)
+		if err != nil || !fromB(buf[:n]) {
+			continue
+		}
+		if w := stripTags(want); !bytes.Equal(buf[:n], w) {
+			t.Fatalf("stack got %x\nwant the frame without its tag in the bytes %x", buf[:n], w)
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			t.Fatalf("parse control messages: %v", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA {
+				continue
+			}
+			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
+			if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 || aux.Vlan_tci != 5<<13|100 || aux.Vlan_tpid != 0x8100 {
+				t.Fatalf("stack got tag status %#x tci %#x tpid %#x, want the tag in metadata (tci %#x, tpid 0x8100)",
+					aux.Status, aux.Vlan_tci, aux.Vlan_tpid, 5<<13|100)
+			}
+			return
+		}
+		t.Fatalf("no PACKET_AUXDATA with the frame")
+	}
+	t.Fatalf("the tagged frame did not reach the stack on %s", bt.a)
+}
+
+// TestGenericModeWarnsOnce: generic XDP cannot use driver metadata, so the
+// plain program runs and the loss of out-of-band tags is logged once per
+// interface, not on every attach.
+func TestGenericModeWarnsOnce(t *testing.T) {
+	bt := newBridgeTopo(t)
+	var logs lockedBuffer
+	opts := Options{XDPMode: XDPModeGeneric, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	be := New(opts)
+	for i := 0; i < 2; i++ {
+		q := bt.open(t, be, bt.a, datapath.QueueConfig{Role: datapath.RolePort})
+		in := q.Info()
+		if in.XDPMode != "generic" || in.VLANRestore {
+			t.Fatalf("open %d: mode %q, vlan restore %v; want generic without restore", i, in.XDPMode, in.VLANRestore)
+		}
+		if i == 0 {
+			// Report what generic XDP on a veth sees of an out-of-band tag.
+			fd := bt.packetSocket(t, bt.dIdx)
+			f := frame(macA, macB, 1, 64, tag(0x8100, 100))
+			sendRaw(t, fd, bt.dIdx, f)
+			got := recvFrames(t, q, 1, 5*time.Second)
+			t.Logf("generic mode: sent %x\n received %x (tag kept: %v)", f[:18], got[0][:18], bytes.Equal(got[0], f))
+		}
+		q.Close()
+	}
+	if n := strings.Count(logs.String(), "cannot restore VLAN tags"); n != 1 {
+		t.Errorf("warning logged %d times over two attaches, want once:\n%s", n, logs.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
