@@ -69,7 +69,10 @@ func TestRestartAfterKill9(t *testing.T) {
 }
 
 // SIGTERM stops the daemon gracefully (exit 0, socket removed); a restart
-// restores the ports.
+// restores the ports and traffic resumes at once. The VMs' ARP caches are
+// still fresh after the restart, so they send unicast straight away: the
+// restarted daemon must deliver it although neither VM has spoken since
+// (no registered MACs here, unlike TestRestartAfterKill9).
 func TestSIGTERMGraceful(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		_, hvs := newLab(t, dp, 1)
