@@ -47,4 +47,19 @@
 //     travels out of band (skb metadata) across the veth, and XDP on the
 //     hypervisor's uplink (AF_XDP backend) would see the frame untagged.
 //     AF_PACKET gets the tag back from the ring header either way.
+//     TestTagsOutOfBand leaves it on, to check that both backends cope with
+//     tags held in metadata (as from a NIC with RX VLAN offload).
+//   - Neighbour entries in the VMs stay REACHABLE for 30-90 s
+//     (net.ipv4.neigh.eth0.base_reachable_time_ms=60000), so a VM sends no
+//     ARP probe of its own in the middle of a test and results do not depend
+//     on probe timing.
+//   - AF_XDP availability is probed (afxdp.Probe) on a throwaway veth, never
+//     on the uplink: the kernel releases an XSK's queue binding in deferred
+//     work after close, and a probe of the uplink would make vswitchd's own
+//     probe fail with EBUSY right after.
+//
+// # Environment
+//
+//	VSWITCH_DATAPATHS=afpacket,afxdp   backends to test (default both)
+//	VSWITCH_LEAK_CYCLES=N              attach/detach cycles of TestAttachDetachNoLeak (default 1000)
 package integration
