@@ -37,8 +37,10 @@
 //
 // Headroom: in both copy and zero-copy mode the kernel writes a received
 // frame XDP_PACKET_HEADROOM (256) bytes into its chunk and the RX
-// descriptor's addr points at the frame itself. Batch.Buf[i] is the whole
-// chunk and Batch.Off[i] (256) is where the frame starts, so the pipeline
+// descriptor's addr points at the frame itself (in zero-copy mode the XDP
+// program works in the chunk, so a frame whose VLAN tag it re-inserted
+// starts 4 bytes earlier, at 252). Batch.Buf[i] is the whole chunk and
+// Batch.Off[i] (from the descriptor) is where the frame starts, so the pipeline
 // has far more than datapath.Headroom bytes to push VLAN tags in place. The
 // UMEM headroom option is therefore left at 0.
 //

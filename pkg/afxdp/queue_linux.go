@@ -67,8 +67,9 @@ func (q *Queue) Info() Info {
 func (q *Queue) receives() bool { return q.rx }
 
 // Recv implements datapath.Queue. Frames are views into the UMEM: Buf[i] is
-// the whole chunk, the frame starts at Off[i] (at least 256 bytes in, the
-// kernel's XDP headroom) and Meta[i] is the chunk's UMEM address.
+// the whole chunk, the frame starts at Off[i] (the kernel's XDP headroom,
+// 256 bytes in, less 4 in zero-copy mode when the program re-inserted a
+// VLAN tag) and Meta[i] is the chunk's UMEM address.
 func (q *Queue) Recv(b *datapath.Batch) (int, error) {
 	if !q.receives() {
 		return 0, fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)

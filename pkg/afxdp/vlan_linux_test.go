@@ -35,7 +35,7 @@ type bridgeTopo struct {
 	cIdx, dIdx int
 }
 
-func newBridgeTopo(t *testing.T) *bridgeTopo {
+func newBridgeTopo(t testing.TB) *bridgeTopo {
 	t.Helper()
 	bt := &bridgeTopo{topo: newTopo(t), c: "xskc", d: "xskd"}
 	inNS(t, bt.ns, func() {
@@ -116,7 +116,7 @@ func featureActive(ifname, name string) (bool, error) {
 
 // waitOperUp waits until the interfaces report operstate UP (linkwatch
 // runs asynchronously; a frame sent before may be dropped).
-func waitOperUp(t *testing.T, tp *topo, names ...string) {
+func waitOperUp(t testing.TB, tp *topo, names ...string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for _, n := range names {
@@ -206,7 +206,7 @@ func TestRecvOutOfBandVLANTagLostWithoutHint(t *testing.T) {
 
 // requireVLANKfunc skips on kernels without bpf_xdp_metadata_rx_vlan_tag
 // (before 6.8) or without BTF.
-func requireVLANKfunc(t *testing.T) {
+func requireVLANKfunc(t testing.TB) {
 	t.Helper()
 	requireRoot(t)
 	if _, err := resolveVLANKfunc(); err != nil {
