@@ -425,12 +425,13 @@ func (q *Queue) Stats() datapath.QueueStats {
 	kd := q.kernelDrops
 	q.kstatMu.Unlock()
 	return datapath.QueueStats{
-		RxPackets: q.rxPackets.Load(),
-		RxBytes:   q.rxBytes.Load(),
-		TxPackets: q.txPackets.Load(),
-		TxBytes:   q.txBytes.Load(),
-		RxDropped: kd + q.rxDroppedUser.Load(),
-		TxErrors:  q.txErrors.Load(),
+		RxPackets:  q.rxPackets.Load(),
+		RxBytes:    q.rxBytes.Load(),
+		TxPackets:  q.txPackets.Load(),
+		TxBytes:    q.txBytes.Load(),
+		RxDropped:  kd,
+		RxOversize: q.rxDroppedUser.Load(),
+		TxErrors:   q.txErrors.Load(),
 	}
 }
 

@@ -432,7 +432,13 @@ func Probe(ifname string) error {
 	}
 	prog.Close()
 	xsks.Close()
+	// The kernel frees a closed socket's queue binding in deferred work: a
+	// daemon restarted right after a stop finds the queue busy for a while.
 	x, err := openXSK(ifname, nl.Attrs().Index, 0, 2048, unix.XDP_COPY)
+	for deadline := time.Now().Add(2 * time.Second); err != nil && errors.Is(err, unix.EBUSY) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		x, err = openXSK(ifname, nl.Attrs().Index, 0, 2048, unix.XDP_COPY)
+	}
 	if err != nil {
 		if errors.Is(err, unix.EAFNOSUPPORT) {
 			return fmt.Errorf("afxdp probe %s: kernel has no AF_XDP sockets: %w", ifname, err)

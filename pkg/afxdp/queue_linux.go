@@ -214,7 +214,9 @@ func (q *Queue) Stats() datapath.QueueStats {
 		}
 		st := q.lastStats
 		x.txMu.Unlock()
-		s.RxDropped = st.Rx_dropped + st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
+		// In copy mode Rx_dropped is frames longer than a UMEM chunk.
+		s.RxOversize = st.Rx_dropped
+		s.RxDropped = st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
 	}
 	return s
 }

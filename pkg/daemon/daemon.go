@@ -48,6 +48,9 @@ type Daemon struct {
 
 	mu    sync.Mutex // serialises configuration changes (store + switch)
 	links map[string]netdev.Event
+
+	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
+	saving  sync.WaitGroup
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -107,6 +110,7 @@ func Start(o Options) (*Daemon, error) {
 			d.log.Error("restore port", "port", c.Name, "err", err)
 		}
 	}
+	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "why", d.reason, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true
 	return d, nil
@@ -187,6 +191,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return fmt.Errorf("watch interfaces: %w", err)
 	}
 	go d.follow(ctx, w)
+	d.saving.Add(1)
+	go func() { defer d.saving.Done(); d.saveFDBLoop(ctx) }()
 
 	srv := api.NewServer(d, d.log)
 	srv.Handle("GET /metrics", d.metricsHandler()) // also on the socket
@@ -268,6 +274,8 @@ func (d *Daemon) syncPortLocked(name string) {
 
 // Close stops the datapath and closes the store.
 func (d *Daemon) Close() error {
+	d.saving.Wait()
+	d.saveFDB()
 	d.sw.Stop()
 	err := d.st.Close()
 	d.log.Info("vswitchd stopped")

@@ -1,6 +1,9 @@
 package datapath
 
-import "sort"
+import (
+	"net"
+	"sort"
+)
 
 // PortStatus is a port's configuration, attachment and counters.
 type PortStatus struct {
@@ -15,14 +18,55 @@ func (s *Switch) Ports() []PortStatus {
 	defer s.mu.Unlock()
 	out := make([]PortStatus, 0, len(s.ports))
 	for _, p := range s.ports {
-		out = append(out, PortStatus{Config: p.view.Load().cfg, Attached: p.io.Load() != nil, Counters: p.ctr.Snapshot()})
+		ps := PortStatus{Config: p.view.Load().cfg, Counters: p.ctr.Snapshot()}
+		if io := p.io.Load(); io != nil {
+			ps.Attached = true
+			ps.Counters.addQueueDrops(io.tap.Stats())
+		}
+		out = append(out, ps)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Config.Name < out[j].Config.Name })
 	return out
 }
 
 // UplinkCounters returns the uplink's counters.
-func (s *Switch) UplinkCounters() CounterSnapshot { return s.uplink.Snapshot() }
+func (s *Switch) UplinkCounters() CounterSnapshot {
+	cs := s.uplink.Snapshot()
+	s.mu.Lock()
+	for _, w := range s.workers {
+		cs.addQueueDrops(w.q.Stats())
+	}
+	s.mu.Unlock()
+	return cs
+}
+
+// LearnedFDB lists the learned (not registered) entries, for saving.
+func (s *Switch) LearnedFDB() []FDBEntry {
+	var out []FDBEntry
+	for _, e := range s.FDBEntries(0) {
+		if !e.Static {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// RestoreFDB re-learns a saved entry; it reports false when the port is
+// unknown or does not carry the VLAN.
+func (s *Switch) RestoreFDB(vid uint16, mac net.HardwareAddr, port string) bool {
+	s.mu.Lock()
+	p, ok := s.ports[port]
+	s.mu.Unlock()
+	if !ok || len(mac) != 6 || mac[0]&1 != 0 {
+		return false
+	}
+	v := p.view.Load()
+	if !v.cfg.hasVID(vid) {
+		return false
+	}
+	s.fdb.Learn(MACKey(vid, mac), p.slot)
+	return true
+}
 
 // FDBEntry is one forwarding entry.
 type FDBEntry struct {

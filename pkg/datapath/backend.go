@@ -87,7 +87,8 @@ type Queue interface {
 type QueueStats struct {
 	RxPackets, RxBytes uint64
 	TxPackets, TxBytes uint64
-	RxDropped          uint64 // dropped by the kernel/ring before we saw them
+	RxDropped          uint64 // dropped by the kernel/ring before we saw them (ring full)
+	RxOversize         uint64 // longer than the queue's frame size: dropped, counted as malformed
 	TxErrors           uint64
 }
 

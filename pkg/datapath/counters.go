@@ -19,12 +19,13 @@ const (
 	DropTxError                      // the backend refused the frame
 	DropControl                      // control frame and no control-plane handler
 	DropReflection                   // a VM's own broadcast reflected back by the relay
+	DropRxOverrun                    // the receive ring was full (the switch fell behind)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"malformed", "tagged_on_access", "bad_src", "spoofed_src", "vlan_not_allowed",
-	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection",
+	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection", "rx_overrun",
 }
 
 func (r Reason) String() string {
@@ -63,6 +64,22 @@ func (c *Counters) Drops() map[string]uint64 {
 		}
 	}
 	return m
+}
+
+// addQueueDrops adds a queue's own drops to a counter snapshot.
+func (cs *CounterSnapshot) addQueueDrops(st QueueStats) {
+	if st.RxOversize != 0 {
+		cs.Drops[DropMalformed.String()] += st.RxOversize
+	}
+	if st.RxDropped != 0 {
+		cs.Drops[DropRxOverrun.String()] += st.RxDropped
+	}
+}
+
+// foldQueueDrops adds a closing queue's own drops to the counters for good.
+func (c *Counters) foldQueueDrops(st QueueStats) {
+	c.Drop(DropMalformed, st.RxOversize)
+	c.Drop(DropRxOverrun, st.RxDropped)
 }
 
 // DropCount returns the count for one reason.

@@ -307,6 +307,7 @@ func (s *Switch) detachLocked(p *port) {
 	}
 	io.tap.Close() // wakes the egress worker
 	<-io.done
+	p.ctr.foldQueueDrops(io.tap.Stats())
 	io.up.Close()
 	s.log.Info("port detached", "port", p.name)
 }

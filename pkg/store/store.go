@@ -304,3 +304,42 @@ func decodePort(name string, v []byte, p *PortConfig) error {
 	p.Name = name
 	return nil
 }
+
+// FDBRecord is one learned forwarding entry kept across restarts, so a
+// restarted daemon still knows where the VMs are (VMs that keep their ARP
+// caches send unicast at once, and unknown unicast is dropped).
+type FDBRecord struct {
+	VLAN int    `json:"vlan"`
+	MAC  string `json:"mac"`
+	Port string `json:"port"`
+}
+
+var keyFDB = []byte("fdb")
+
+// SaveFDB replaces the saved forwarding entries.
+func (s *Store) SaveFDB(recs []FDBRecord) error {
+	b, err := json.Marshal(recs)
+	if err != nil {
+		return fmt.Errorf("encode FDB: %w", err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFDB, b) }); err != nil {
+		return fmt.Errorf("save FDB in %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// FDB returns the saved forwarding entries (none when never saved).
+func (s *Store) FDB() ([]FDBRecord, error) {
+	var recs []FDBRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyFDB)
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &recs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read FDB from %s: %w (it is rebuilt by learning; delete the file's fdb key or ignore)", s.path, err)
+	}
+	return recs, nil
+}

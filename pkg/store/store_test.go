@@ -290,3 +290,27 @@ func TestNotABoltFile(t *testing.T) {
 		t.Fatalf("Open of garbage: %v", err)
 	}
 }
+
+func TestFDBRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := s.FDB(); err != nil || len(recs) != 0 {
+		t.Fatalf("fresh store FDB = %v, %v", recs, err)
+	}
+	want := []FDBRecord{{VLAN: 100, MAC: "52:54:00:00:00:01", Port: "vnet1"}, {VLAN: 200, MAC: "52:54:00:00:00:02", Port: "vnet2"}}
+	if err := s.SaveFDB(want); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.FDB()
+	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("FDB after reopen = %v, %v; want %v", got, err, want)
+	}
+}

@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/store"
+)
+
+// fdbSaveEvery is how often learned entries are written to the store (when
+// they changed), so even a daemon killed with SIGKILL restarts knowing where
+// the VMs are.
+const fdbSaveEvery = 5 * time.Second
+
+// restoreFDB re-learns the entries saved by the previous run.
+func (d *Daemon) restoreFDB() {
+	recs, err := d.st.FDB()
+	if err != nil {
+		d.log.Warn("saved FDB unreadable; starting with an empty one", "err", err)
+		return
+	}
+	n := 0
+	for _, r := range recs {
+		mac, err := net.ParseMAC(r.MAC)
+		if err != nil || r.VLAN < 1 || r.VLAN > 4094 {
+			continue
+		}
+		if d.sw.RestoreFDB(uint16(r.VLAN), mac, r.Port) {
+			n++
+		}
+	}
+	if n > 0 {
+		d.log.Info("restored learned MACs", "entries", n)
+	}
+	d.lastFDB = recs
+}
+
+// saveFDB writes the learned entries if they changed since the last save.
+func (d *Daemon) saveFDB() {
+	var recs []store.FDBRecord
+	for _, e := range d.sw.LearnedFDB() {
+		recs = append(recs, store.FDBRecord{VLAN: int(e.VID), MAC: e.MAC.String(), Port: e.Port})
+	}
+	if slices.Equal(recs, d.lastFDB) {
+		return
+	}
+	if err := d.st.SaveFDB(recs); err != nil {
+		d.log.Warn("save FDB", "err", err)
+		return
+	}
+	d.lastFDB = recs
+}
+
+func (d *Daemon) saveFDBLoop(ctx context.Context) {
+	t := time.NewTicker(fdbSaveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.saveFDB()
+		}
+	}
+}
