@@ -3,10 +3,11 @@
 # machine (run as root). Idempotent; quiet when everything is there.
 set -euo pipefail
 need=()
-command -v ip >/dev/null || need+=(iproute2)
+command -v ip >/dev/null || need+=(iproute2)         # ip netns exec (tests, demo, bench)
+command -v ethtool >/dev/null || need+=(ethtool)      # txvlan off on the test switch's ports
+command -v git >/dev/null || need+=(git)
 if [ "${WITH_BENCH:-0}" = 1 ]; then
-  command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
-  command -v ethtool >/dev/null || need+=(ethtool)
+  command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)   # OVS rows of make bench
 fi
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
