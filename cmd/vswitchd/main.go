@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/vswitch/vswitch/pkg/api"
@@ -61,6 +62,20 @@ func run(args []string, stderr io.Writer) int {
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	o.Version = version
+	if path := os.Getenv("VSWITCHD_CPUPROFILE"); path != "" {
+		// For profiling the datapath under the benchmark harness.
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "vswitchd: VSWITCHD_CPUPROFILE: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "vswitchd: start CPU profile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := daemon.Run(ctx, o); err != nil {

@@ -657,3 +657,40 @@ loop:
 		t.Errorf("drops without a ring freeze")
 	}
 }
+
+// TestIdleRecvDoesNotSpin: a Recv waiting on an idle interface must sleep in
+// the kernel, also after its poll timeout expired once (ppoll writes the
+// time left back into its timeout argument; reusing it made every later
+// ppoll return at once and burn a core).
+func TestIdleRecvDoesNotSpin(t *testing.T) {
+	n := newTestNet(t)
+	q := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RolePort})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := datapath.NewBatch(32)
+		for {
+			if _, err := q.Recv(b); err != nil {
+				return
+			}
+			q.Release(b)
+		}
+	}()
+	time.Sleep(time.Duration(pollTimeoutMillis)*time.Millisecond + 200*time.Millisecond)
+	cpu := func() time.Duration {
+		var ru unix.Rusage
+		if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before := cpu()
+	time.Sleep(time.Second)
+	used := cpu() - before
+	q.Close()
+	<-done
+	if used > 200*time.Millisecond {
+		t.Fatalf("an idle Recv used %v of CPU in 1 s: it spins", used)
+	}
+	t.Logf("idle Recv used %v of CPU in 1 s", used)
+}

@@ -325,11 +325,14 @@ func (q *Queue) wait() error {
 			// only Release (by this same goroutine) can free it.
 			return &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
 		}
-		nfds, timeout := 2, &r.pollTimeout
+		nfds := 2
+		r.tsArg = r.pollTimeout
 		if idle {
-			nfds, timeout = 1, &r.idleTimeout
+			nfds = 1
+			r.tsArg = r.idleTimeout
 			fds[1].Revents = 0
 		}
+		timeout := &r.tsArg
 		// ppoll by hand: unix.Poll allocates its timeout.
 		_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(nfds),
 			uintptr(unsafe.Pointer(timeout)), 0, 0, 0)

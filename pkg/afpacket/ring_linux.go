@@ -62,6 +62,10 @@ type rxRing struct {
 	pollfds     [2]unix.PollFd
 	pollTimeout unix.Timespec // socket + eventfd wait (safety net, Close wakes us)
 	idleTimeout unix.Timespec // one block timeout, see Queue.wait
+	// tsArg is the timeout handed to ppoll: the kernel writes the time
+	// left back into it, so it is refilled from the two above every call
+	// (passing them directly makes every later ppoll a zero-timeout spin).
+	tsArg unix.Timespec
 }
 
 func newRxRing(fd int, g ringGeometry) (*rxRing, error) {
