@@ -53,7 +53,7 @@ func fill(b *Batch, f []byte) func() {
 	}
 }
 
-func benchSwitch(b *testing.B) (*Switch, *port, *port) {
+func benchSwitch(b testing.TB) (*Switch, *port, *port) {
 	sw, err := New(Config{Uplink: "up0", Backend: nullBackend{}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
