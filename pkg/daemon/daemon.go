@@ -356,14 +356,21 @@ func notFound(name string) error {
 	return api.NewError(api.CodeNotFound, fmt.Sprintf("port %s not found (see vswctl list-ports)", name))
 }
 
+// storedPortLocked reads a port's configuration, mapping a missing one to
+// the API's not_found error. d.mu is held.
+func (d *Daemon) storedPortLocked(name string) (store.PortConfig, error) {
+	c, err := d.st.Port(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, notFound(name)
+	}
+	return c, err
+}
+
 // GetPort implements api.Service.
 func (d *Daemon) GetPort(ctx context.Context, name string) (api.Port, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c, err := d.st.Port(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Port{}, notFound(name)
-	}
+	c, err := d.storedPortLocked(name)
 	if err != nil {
 		return api.Port{}, err
 	}
@@ -403,10 +410,7 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec) (api.Port, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c, err := d.st.Port(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Port{}, notFound(name)
-	}
+	c, err := d.storedPortLocked(name)
 	if err != nil {
 		return api.Port{}, err
 	}
