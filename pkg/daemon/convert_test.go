@@ -87,4 +87,3 @@ func TestNormaliseAndToAPI(t *testing.T) {
 		t.Fatalf("api port %+v", p)
 	}
 }
-
