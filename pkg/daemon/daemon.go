@@ -46,8 +46,9 @@ type Daemon struct {
 	reason string // why this datapath was chosen
 	start  time.Time
 
-	mu    sync.Mutex // serialises configuration changes (store + switch)
-	links map[string]netdev.Event
+	mu          sync.Mutex // serialises configuration changes (store + switch)
+	links       map[string]netdev.Event
+	uplinkIndex int // ifindex the uplink queues are bound to; 0 while it is gone
 
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup
@@ -78,9 +79,11 @@ func Start(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: o, log: o.Logger, mode: mode, start: time.Now(), links: map[string]netdev.Event{}}
-	if _, err := netdev.LinkByName(o.Uplink); err != nil {
+	ul, err := netdev.LinkByName(o.Uplink)
+	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
 	}
+	d.uplinkIndex = ul.Attrs().Index
 	if d.st, err = store.Open(o.StatePath); err != nil {
 		return nil, err
 	}
@@ -249,9 +252,31 @@ func (d *Daemon) follow(ctx context.Context, w *netdev.Watcher) {
 			} else {
 				delete(d.links, ev.Name)
 			}
-			d.syncPortLocked(ev.Name)
+			if ev.Name == d.opts.Uplink {
+				d.syncUplinkLocked(ev)
+			} else {
+				d.syncPortLocked(ev.Name)
+			}
 			d.mu.Unlock()
 		}
+	}
+}
+
+// syncUplinkLocked follows the uplink: when it is deleted the datapath
+// waits (frames to it are counted as tx errors); when an interface of that
+// name comes back, every uplink queue is reopened on it. d.mu is held.
+func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
+	switch {
+	case !ev.Present && d.uplinkIndex != 0:
+		d.log.Error("uplink disappeared; ports keep their configuration, traffic resumes when it is back", "uplink", ev.Name)
+		d.uplinkIndex = 0
+	case ev.Present && ev.Index != d.uplinkIndex:
+		d.log.Info("uplink is back; reopening its queues", "uplink", ev.Name, "ifindex", ev.Index)
+		if err := d.sw.RestartUplink(); err != nil {
+			d.log.Error("reopen uplink queues", "uplink", ev.Name, "err", err)
+			return
+		}
+		d.uplinkIndex = ev.Index
 	}
 }
 

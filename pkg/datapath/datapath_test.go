@@ -309,3 +309,32 @@ func TestPortLifecycle(t *testing.T) {
 		t.Fatal("deleting a deleted port succeeded")
 	}
 }
+
+func TestRestartUplink(t *testing.T) {
+	r := newRig(t, datapath.ModeVEPA, access("vnet1", 100, 0), access("vnet2", 100, 0))
+	r.sw.Detach("vnet2") // stays detached across the restart
+	up := r.be.Iface("up0")
+	if n := up.OpenQueues(); n != 3 { // RX worker, control TX, vnet1's TX
+		t.Fatalf("before: %d open uplink queues, want 3", n)
+	}
+	if err := r.sw.RestartUplink(); err != nil {
+		t.Fatal(err)
+	}
+	if n := up.OpenQueues(); n != 3 {
+		t.Fatalf("after restart: %d open uplink queues, want 3 (old ones closed, new ones open)", n)
+	}
+	if !r.sw.Attached("vnet1") || r.sw.Attached("vnet2") {
+		t.Fatal("restart changed which ports are attached")
+	}
+	r.be.Iface("vnet1").Inject(eth(macR, mac1))
+	if got := up.Wait(1, time.Second); len(got) != 1 {
+		t.Fatalf("after restart the uplink got %d frames from vnet1", len(got))
+	}
+	up.Inject(eth(mac1, macR, ctag(0, 100)))
+	if got := r.be.Iface("vnet1").Wait(1, time.Second); len(got) != 1 {
+		t.Fatalf("after restart vnet1 got %d frames from the uplink", len(got))
+	}
+	if err := r.sw.SendControl([]byte{1, 2, 3}); err != nil {
+		t.Fatalf("control TX after restart: %v", err)
+	}
+}

@@ -10,27 +10,34 @@ import (
 
 // ingressWorker runs the uplink -> VM pipeline for one uplink RX queue.
 type ingressWorker struct {
-	s   *Switch
-	q   Queue
-	b   *Batch
-	out *fanout
-	hdr vlan.Header
+	s    *Switch
+	q    Queue
+	done chan struct{} // closed when run returns
+	b    *Batch
+	out  *fanout
+	hdr  vlan.Header
 	// per-batch uplink counters, added once per batch
 	rxp, rxb uint64
 }
 
 func newIngressWorker(s *Switch, q Queue) *ingressWorker {
-	return &ingressWorker{s: s, q: q, b: NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
+	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
 }
 
 func (w *ingressWorker) run() {
+	failing := false
 	for {
 		n, err := w.q.Recv(w.b)
 		if err != nil {
 			if errors.Is(err, ErrClosed) {
 				return
 			}
-			w.s.log.Error("uplink receive failed", "uplink", w.s.cfg.Uplink, "err", err)
+			// Typically the uplink went away: say so once; the daemon
+			// reopens the queues when it comes back.
+			if !failing {
+				w.s.log.Error("uplink receive failed; waiting for the uplink to come back", "uplink", w.s.cfg.Uplink, "err", err)
+				failing = true
+			}
 			select {
 			case <-w.s.stop:
 				return
@@ -38,6 +45,7 @@ func (w *ingressWorker) run() {
 			}
 			continue
 		}
+		failing = false
 		if n > 0 {
 			w.process(w.s.snap.Load())
 		}

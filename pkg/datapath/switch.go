@@ -105,32 +105,94 @@ func (s *Switch) Start() error {
 	if s.started {
 		return errors.New("datapath: already started")
 	}
-	group := uint16(os.Getpid()&0x7fff) | 0x100
-	for i := 0; i < s.cfg.UplinkQueues; i++ {
-		q, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true})
-		if err != nil {
-			for _, w := range s.workers {
-				w.q.Close()
-			}
-			s.workers = nil
-			return fmt.Errorf("open uplink %s queue %d: %w", s.cfg.Uplink, i, err)
-		}
-		s.workers = append(s.workers, newIngressWorker(s, q))
-	}
-	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: 4, QueueID: 0})
-	if err != nil {
-		s.log.Warn("no control-plane TX queue on uplink", "uplink", s.cfg.Uplink, "err", err)
-	} else {
-		s.ctlTX = ctl
-	}
-	for _, w := range s.workers {
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); w.run() }()
+	if err := s.openUplinkLocked(); err != nil {
+		return err
 	}
 	s.wg.Add(1)
 	go s.ager()
 	s.started = true
 	return nil
+}
+
+// openUplinkLocked opens the uplink RX queues and the control TX queue and
+// starts one ingress worker per RX queue. s.mu is held.
+func (s *Switch) openUplinkLocked() error {
+	group := uint16(os.Getpid()&0x7fff) | 0x100
+	var workers []*ingressWorker
+	for i := 0; i < s.cfg.UplinkQueues; i++ {
+		q, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true})
+		if err != nil {
+			for _, w := range workers {
+				w.q.Close()
+			}
+			return fmt.Errorf("open uplink %s queue %d: %w", s.cfg.Uplink, i, err)
+		}
+		workers = append(workers, newIngressWorker(s, q))
+	}
+	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: 4, QueueID: 0})
+	if err != nil {
+		s.log.Warn("no control-plane TX queue on uplink", "uplink", s.cfg.Uplink, "err", err)
+		ctl = nil
+	}
+	s.ctlTX = ctl
+	s.workers = workers
+	for _, w := range workers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(w.done)
+			w.run()
+		}()
+	}
+	return nil
+}
+
+// closeUplinkLocked stops the ingress workers and closes the uplink
+// queues. s.mu is held.
+func (s *Switch) closeUplinkLocked() {
+	for _, w := range s.workers {
+		w.q.Close()
+	}
+	for _, w := range s.workers {
+		<-w.done
+		s.uplink.foldQueueDrops(w.q.Stats())
+	}
+	s.workers = nil
+	if s.ctlTX != nil {
+		s.ctlTX.Close()
+		s.ctlTX = nil
+	}
+}
+
+// RestartUplink reopens every queue on the uplink: after the uplink
+// interface was deleted and created again (a new ifindex), the old sockets
+// are bound to an interface that no longer exists. Ports keep their
+// configuration and counters; attached ports are reattached.
+func (s *Switch) RestartUplink() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		return errors.New("datapath: not started")
+	}
+	var attached []*port
+	for _, p := range s.ports {
+		if p.io.Load() != nil {
+			attached = append(attached, p)
+			s.detachLocked(p)
+		}
+	}
+	s.closeUplinkLocked()
+	if err := s.openUplinkLocked(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range attached {
+		if err := s.attachLocked(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.log.Info("uplink queues reopened", "uplink", s.cfg.Uplink, "ports", len(attached))
+	return errors.Join(errs...)
 }
 
 // Stop closes every queue and waits for the workers.
@@ -142,27 +204,23 @@ func (s *Switch) Stop() {
 	}
 	s.started = false
 	close(s.stop)
-	for _, w := range s.workers {
-		w.q.Close()
-	}
 	for _, p := range s.ports {
 		s.detachLocked(p)
 	}
-	if s.ctlTX != nil {
-		s.ctlTX.Close()
-	}
+	s.closeUplinkLocked()
 	s.mu.Unlock()
 	s.wg.Wait()
 }
 
 // SendControl transmits a control-plane frame (LLDP, ECP) on the uplink.
 func (s *Switch) SendControl(frame []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ctlTX == nil {
-		return errors.New("no control-plane TX queue")
+		return errors.New("no control-plane TX queue on the uplink")
 	}
-	var fr [1][]byte
-	fr[0] = frame
-	if _, err := s.ctlTX.Send(fr[:]); err != nil {
+	fr := [][]byte{frame}
+	if _, err := s.ctlTX.Send(fr); err != nil {
 		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, err)
 	}
 	return nil
@@ -264,12 +322,17 @@ func (s *Switch) Attach(name string) error {
 	if !ok {
 		return fmt.Errorf("attach %s: %w", name, ErrPortNotFound)
 	}
-	if p.io.Load() != nil {
-		return nil
-	}
 	if !s.started {
 		return fmt.Errorf("attach %s: switch not started", name)
 	}
+	return s.attachLocked(p)
+}
+
+func (s *Switch) attachLocked(p *port) error {
+	if p.io.Load() != nil {
+		return nil
+	}
+	name := p.name
 	tap, err := s.cfg.Backend.Open(name, QueueConfig{Role: RolePort, Batch: s.cfg.Batch})
 	if err != nil {
 		return fmt.Errorf("attach %s: open port queue: %w", name, err)

@@ -1,0 +1,65 @@
+package integration
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/test/topo"
+)
+
+// The uplink is deleted while the daemon runs (a NIC unbound, a bond torn
+// down): the daemon keeps running and its ports; when an uplink of that
+// name comes back, it reopens its queues on it and traffic resumes.
+func TestUplinkRecreate(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		vm1, vm2 := h.addVM(1), h.addVM(2)
+		h.start()
+		h.addPort(vm1.port, "--vlan", "100")
+		h.addPort(vm2.port, "--vlan", "100")
+		vm1.mustPing(vm2)
+
+		if err := h.ns.DelLink("uplink"); err != nil { // takes its bridge-side peer along
+			t.Fatal(err)
+		}
+		vm1.mustNotPing(vm2, "the uplink is gone")
+		h.alive()
+		st := h.status()
+		if st.UplinkState != "absent" {
+			t.Errorf("status uplink_state %q with the uplink deleted, want absent", st.UplinkState)
+		}
+
+		if err := topo.VethPair(h.ns, "uplink", l.sw, h.swPort); err != nil {
+			t.Fatal(err)
+		}
+		txVLANOff(t, l.sw, h.swPort)
+		if err := topo.AddBridgePort(l.sw, "br0", topo.Port{Name: h.swPort, Hairpin: true}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for h.status().UplinkState != "up" && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		vm1.mustPing(vm2)
+		vm2.mustPing(vm1)
+		if log := h.logTail(200); !strings.Contains(log, "uplink is back") {
+			t.Errorf("daemon log does not say the uplink came back:\n%s", log)
+		}
+	})
+}
+
+// status returns `vswctl -o json status`.
+func (h *hv) status() api.Status {
+	t := h.lab.t
+	t.Helper()
+	out := h.mustCtl("-o", "json", "status")
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, out)
+	}
+	return st
+}
