@@ -57,9 +57,9 @@ func runMain(m *testing.M) int {
 // build compiles vswitchd and vswctl into dir with the go tool that runs
 // this test.
 func build(dir string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
 	}
 	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator),
 		"github.com/vswitch/vswitch/cmd/vswitchd", "github.com/vswitch/vswitch/cmd/vswctl")
