@@ -447,6 +447,28 @@ func (q *Queue) RingFreezes() uint64 {
 	return q.freezes
 }
 
+// ChecksumsFixed is how many received frames arrived with their TCP/UDP
+// checksum left to offload (TP_STATUS_CSUMNOTREADY, the sender's
+// CHECKSUM_PARTIAL) and had it completed in place by Recv. 0 for a
+// transmit-only queue.
+func (q *Queue) ChecksumsFixed() uint64 {
+	if q.rx == nil {
+		return 0
+	}
+	return q.rx.csumFixed.Load()
+}
+
+// ChecksumsUnfixed is how many received frames had TP_STATUS_CSUMNOTREADY
+// but could not be completed (not TCP/UDP over IPv4/IPv6 without extension
+// headers, a fragment, or truncated) and were passed on unchanged: their
+// receivers will likely drop them.
+func (q *Queue) ChecksumsUnfixed() uint64 {
+	if q.rx == nil {
+		return 0
+	}
+	return q.rx.csumSkipped.Load()
+}
+
 // Close implements datapath.Queue. It wakes a blocked Recv, waits for
 // in-flight Recv/Send calls to leave, then closes the socket. The ring stays
 // mapped until the last received batch is Released, so views handed out

@@ -56,8 +56,13 @@ type rxRing struct {
 	walked []bool  // block fully walked, goes back once refs reaches 0
 
 	outstanding atomic.Int64 // frames handed out, all blocks
-	unmapMu     sync.Mutex
-	unmapped    bool
+
+	// CHECKSUM_PARTIAL frames (TP_STATUS_CSUMNOTREADY) whose L4 checksum
+	// fill completed, and those it could not (see fixL4Checksum).
+	csumFixed, csumSkipped atomic.Uint64
+
+	unmapMu  sync.Mutex
+	unmapped bool
 
 	pollfds     [2]unix.PollFd
 	pollTimeout unix.Timespec // socket + eventfd wait (safety net, Close wakes us)
@@ -138,6 +143,7 @@ func (r *rxRing) openable() bool {
 func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
 	n = b.N
 	capacity := b.Cap()
+	var fixed, skipped uint64
 	for n < capacity {
 		if !r.open {
 			if !r.openable() {
@@ -181,6 +187,16 @@ func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
 		if !ok || ln > r.maxFrame {
 			dropped++
 		} else {
+			if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+				// Checksum left to hardware by the sender (TX
+				// offload): complete it on the frame as it is on
+				// the wire (tag rebuilt), or it leaves us wrong.
+				if fixL4Checksum(r.mem[start+off:start+off+ln]) == csumFixed {
+					fixed++
+				} else {
+					skipped++
+				}
+			}
 			b.Buf[n] = r.mem[start:end:end]
 			b.Off[n] = off
 			b.Len[n] = ln
@@ -195,6 +211,12 @@ func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
 	}
 	added := n - b.N
 	b.N = n
+	if fixed != 0 {
+		r.csumFixed.Add(fixed)
+	}
+	if skipped != 0 {
+		r.csumSkipped.Add(skipped)
+	}
 	r.outstanding.Add(int64(added))
 	return added, nbytes, dropped
 }
