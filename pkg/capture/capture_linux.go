@@ -1,0 +1,370 @@
+package capture
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
+)
+
+// tagLen is the size of one 802.1Q/802.1ad tag (TPID + TCI).
+const tagLen = 4
+
+// downPoll is how often Run checks whether an interface that went down has
+// been deleted (the kernel reports nothing when a down interface goes away).
+const downPoll = 500 * time.Millisecond
+
+// Capture is an AF_PACKET socket bound to one interface, ready to Run.
+type Capture struct {
+	ifname  string
+	ifindex int
+	f       *os.File
+	rc      syscall.RawConn
+
+	// Receive state, allocated once in Open: the frame lands at buf[tagLen:]
+	// so a tag can be rebuilt in place; msg points at buf and oob.
+	buf []byte
+	oob []byte
+	iov unix.Iovec
+	msg unix.Msghdr
+
+	// Results of the last recvFn call (a method value made once, so the
+	// per-frame rc.Read call does not allocate a closure).
+	recvFn func(fd uintptr) bool
+	n      int
+	oobn   int
+	rerr   error
+	bw     *bufio.Writer // flushed by recvFn when the socket is idle
+	ferr   error         // error of that flush
+}
+
+// Open opens a capture socket on ifname, resolving the name in the calling
+// thread's network namespace. Close it when done.
+func Open(ifname string) (*Capture, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("capture on %s: %w", ifname, ErrPermission)
+		}
+		return nil, fmt.Errorf("capture on %s: open packet socket: %w", ifname, err)
+	}
+	c, err := setup(fd, ifname)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("capture on %s: %w", ifname, err)
+	}
+	return c, nil
+}
+
+func setup(fd int, ifname string) (*Capture, error) {
+	ifr, err := unix.NewIfreq(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("%w (invalid name: %v)", ErrNoInterface, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return nil, ErrNoInterface
+		}
+		return nil, fmt.Errorf("look up interface: %w", err)
+	}
+	ifindex := int(ifr.Uint32())
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return nil, fmt.Errorf("enable PACKET_AUXDATA: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return nil, fmt.Errorf("enable SO_TIMESTAMPNS: %w", err)
+	}
+	// A large receive buffer rides out bursts while the file is written.
+	// FORCE needs CAP_NET_ADMIN; fall back to what rmem_max allows.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20); err != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	}
+	// Bind last: until now the socket (protocol 0) received nothing.
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
+	if err := unix.Bind(fd, sa); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return nil, ErrNoInterface
+		}
+		return nil, fmt.Errorf("bind to ifindex %d: %w", ifindex, err)
+	}
+	// Reset the drop counter so Stats counts only this capture.
+	_, _ = unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+
+	f := os.NewFile(uintptr(fd), "packet:"+ifname)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("register socket with the poller: %w", err)
+	}
+	c := &Capture{
+		ifname:  ifname,
+		ifindex: ifindex,
+		f:       f,
+		rc:      rc,
+		buf:     make([]byte, tagLen+Snaplen),
+		oob:     make([]byte, 256),
+	}
+	c.iov.Base = &c.buf[tagLen]
+	c.iov.SetLen(Snaplen)
+	c.msg.Iov = &c.iov
+	c.msg.SetIovlen(1)
+	c.msg.Control = &c.oob[0]
+	c.recvFn = c.recv
+	return c, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Ifname is the interface the capture is bound to.
+func (c *Capture) Ifname() string { return c.ifname }
+
+// Close closes the socket.
+func (c *Capture) Close() error {
+	err := c.f.Close()
+	if errors.Is(err, os.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// recv is called by the poller: one non-blocking recvmsg. It returns false
+// (wait for readability) on EAGAIN, after flushing buffered output so a
+// reader of the file sees everything captured so far.
+func (c *Capture) recv(fd uintptr) bool {
+	for {
+		c.msg.SetControllen(len(c.oob))
+		c.msg.Flags = 0
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+		switch e {
+		case 0:
+			c.n, c.oobn, c.rerr = int(r), int(c.msg.Controllen), nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if c.bw != nil && c.bw.Buffered() > 0 {
+				if c.ferr = c.bw.Flush(); c.ferr != nil {
+					return true
+				}
+			}
+			return false
+		default:
+			c.rerr = e
+			return true
+		}
+	}
+}
+
+// Run writes a pcap file to w (header first, then one record per frame)
+// until opt says stop, ctx is cancelled, or the interface disappears. A
+// timeout or cancellation is a normal end and returns a nil error. The
+// output is flushed before Run returns; w itself is not closed.
+func (c *Capture) Run(ctx context.Context, w io.Writer, opt Options) (Stats, error) {
+	var st Stats
+	if opt.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opt.Timeout)
+		defer cancel()
+	}
+	c.bw = bufio.NewWriterSize(w, 256<<10)
+	defer func() { c.bw = nil }()
+	pw := pcapgo.NewWriterNanos(c.bw)
+	if err := pw.WriteFileHeader(Snaplen, layers.LinkTypeEthernet); err != nil {
+		return st, fmt.Errorf("write pcap header: %w", err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return st, fmt.Errorf("write pcap header: %w", err)
+	}
+
+	if err := c.f.SetReadDeadline(time.Time{}); err != nil {
+		return st, fmt.Errorf("capture on %s: %w", c.ifname, err)
+	}
+	// Cancellation wakes a blocked read by moving its deadline to the past.
+	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	err := c.loop(ctx, pw, opt.Count, &st)
+	if ferr := c.bw.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("write pcap: %w", ferr)
+	}
+	// Best effort: the drop count is advice for the operator.
+	_ = c.rc.Control(func(fd uintptr) {
+		if s, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			st.Drops = s.Drops
+		}
+	})
+	return st, err
+}
+
+func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *Stats) error {
+	down := false
+	for count <= 0 || st.Frames < count {
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := c.rc.Read(c.recvFn)
+		if c.ferr != nil {
+			return fmt.Errorf("write pcap: %w", c.ferr)
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Cancelled (ctx.Err is checked at the top), or the poll
+				// timer of a down interface: has it gone?
+				if down && ctx.Err() == nil {
+					if err := c.checkGone(); err != nil {
+						return err
+					}
+					if err := c.setDeadline(ctx, time.Now().Add(downPoll)); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			return fmt.Errorf("capture on %s: %w", c.ifname, err)
+		}
+		if c.rerr != nil {
+			if errors.Is(c.rerr, unix.ENETDOWN) {
+				if err := c.checkGone(); err != nil {
+					return err
+				}
+				// Down, not gone: keep waiting, and look again now and then.
+				down = true
+				if err := c.setDeadline(ctx, time.Now().Add(downPoll)); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("capture on %s: read: %w", c.ifname, c.rerr)
+		}
+		if down {
+			down = false
+			if err := c.setDeadline(ctx, time.Time{}); err != nil {
+				return err
+			}
+		}
+		if err := c.writeFrame(pw, c.n, c.oobn); err != nil {
+			return err
+		}
+		st.Frames++
+	}
+	return nil
+}
+
+// setDeadline sets the read deadline without losing a cancellation that
+// raced with it: context.AfterFunc marks ctx done before it moves the
+// deadline, so a cancellation either happened before (ctx.Err, re-armed
+// below) or will move the deadline after us.
+func (c *Capture) setDeadline(ctx context.Context, t time.Time) error {
+	if err := c.f.SetReadDeadline(t); err != nil {
+		return fmt.Errorf("capture on %s: %w", c.ifname, err)
+	}
+	if ctx.Err() != nil {
+		_ = c.f.SetReadDeadline(time.Unix(1, 0))
+	}
+	return nil
+}
+
+// checkGone reports ErrInterfaceGone when the kernel has unbound the socket
+// from its interface (ifindex -1 after NETDEV_UNREGISTER).
+func (c *Capture) checkGone() error {
+	var sa unix.Sockaddr
+	var serr error
+	if err := c.rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
+		return fmt.Errorf("capture on %s: %w", c.ifname, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("capture on %s: getsockname: %w", c.ifname, serr)
+	}
+	if ll, ok := sa.(*unix.SockaddrLinklayer); ok && ll.Ifindex == c.ifindex {
+		return nil
+	}
+	return fmt.Errorf("capture on %s: %w", c.ifname, ErrInterfaceGone)
+}
+
+// writeFrame turns the frame in buf[tagLen:tagLen+n] (n is its real length,
+// maybe more than was read) into one pcap record. It allocates nothing.
+func (c *Capture) writeFrame(pw *pcapgo.Writer, n, oobn int) error {
+	meta := parseCmsgs(c.oob[:oobn])
+	caplen := min(n, Snaplen)
+	data := c.buf[tagLen : tagLen+caplen]
+	length := n
+	if meta.vlanValid && caplen >= 12 {
+		// Move the MAC addresses 4 bytes left and put the tag after them.
+		copy(c.buf[0:12], c.buf[tagLen:tagLen+12])
+		binary.BigEndian.PutUint16(c.buf[12:], meta.tpid)
+		binary.BigEndian.PutUint16(c.buf[14:], meta.tci)
+		caplen = min(caplen+tagLen, Snaplen)
+		data = c.buf[:caplen]
+		length += tagLen
+	}
+	ts := meta.ts
+	if !meta.tsValid {
+		ts = time.Now()
+	}
+	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: caplen, Length: length, InterfaceIndex: c.ifindex}
+	if err := pw.WritePacket(ci, data); err != nil {
+		return fmt.Errorf("write pcap: %w", err)
+	}
+	return nil
+}
+
+// frameMeta is what the control messages of one recvmsg say.
+type frameMeta struct {
+	ts        time.Time
+	tsValid   bool
+	vlanValid bool
+	tpid, tci uint16
+}
+
+// Offsets in struct tpacket_auxdata (linux/if_packet.h).
+const (
+	auxStatusOff = 0
+	auxTCIOff    = 16
+	auxTPIDOff   = 18
+	auxSize      = 20
+)
+
+// parseCmsgs walks the control messages in oob without allocating
+// (unix.ParseSocketControlMessage returns a fresh slice per call).
+func parseCmsgs(oob []byte) frameMeta {
+	var m frameMeta
+	hdr := unix.CmsgLen(0) // aligned header size
+	for off := 0; off+unix.SizeofCmsghdr <= len(oob); {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[off]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || off+l > len(oob) {
+			break
+		}
+		data := oob[off+hdr : off+l]
+		switch {
+		case h.Level == unix.SOL_PACKET && h.Type == unix.PACKET_AUXDATA && len(data) >= auxSize:
+			status := binary.NativeEndian.Uint32(data[auxStatusOff:])
+			if status&unix.TP_STATUS_VLAN_VALID != 0 {
+				m.vlanValid = true
+				m.tci = binary.NativeEndian.Uint16(data[auxTCIOff:])
+				m.tpid = 0x8100
+				if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+					if tp := binary.NativeEndian.Uint16(data[auxTPIDOff:]); tp != 0 {
+						m.tpid = tp
+					}
+				}
+			}
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
+			m.ts = time.Unix(int64(ts.Sec), int64(ts.Nsec))
+			m.tsValid = true
+		}
+		off += unix.CmsgSpace(l - hdr)
+	}
+	return m
+}

@@ -1,0 +1,71 @@
+// Package capture records the frames on one network interface into a pcap
+// file, the way vswctl capture does on a hypervisor.
+//
+// # What it opens
+//
+// A capture is one AF_PACKET SOCK_RAW socket bound to the interface with
+// protocol ETH_P_ALL: it sees every frame the interface receives and every
+// frame sent out of it, whoever sent it (vswitchd, the kernel, a VM). It is
+// deliberately not PACKET_IGNORE_OUTGOING: on the uplink an operator wants
+// to see what vswitchd pushed, tags and all. Nothing is marked or filtered.
+//
+// The socket is created with protocol 0 (receives nothing), configured, and
+// only then bound to the interface with ETH_P_ALL, so no frame from another
+// interface slips in between socket() and bind(). The interface is looked
+// up with SIOCGIFINDEX on the socket itself, so the name is resolved in the
+// socket's network namespace: Open must run on a thread that is in the
+// namespace vswitchd uses (vswctl simply runs there; tests lock a goroutine
+// to its thread and switch). After Open the Capture can be used from any
+// goroutine.
+//
+// # VLAN tags
+//
+// On receive the kernel takes an 802.1Q/802.1ad tag out of the frame and
+// keeps it as metadata (skb->vlan_tci) before packet sockets see the frame;
+// on transmit a tag may also sit in metadata when the device offloads
+// insertion. With PACKET_AUXDATA enabled every recvmsg carries a
+// tpacket_auxdata control message; when its tp_status has
+// TP_STATUS_VLAN_VALID, tp_vlan_tci holds the tag (and tp_vlan_tpid its TPID
+// when TP_STATUS_VLAN_TPID_VALID, else 0x8100). The capture puts the tag back
+// at offset 12, so the pcap holds the frame as it was on the wire:
+//
+//	kernel gives:   | dst | src | type | payload |        + aux{tci, tpid}
+//	pcap holds:     | dst | src | tpid tci | type | payload |
+//
+// The frame is read into buf[4:] so the rebuild is an in-place 12-byte move
+// of the MAC addresses, not a copy of the frame.
+//
+// # Timestamps and the file
+//
+// SO_TIMESTAMPNS makes the kernel stamp each frame when it was received (or
+// handed to the device); the stamp arrives as an SCM_TIMESTAMPNS control
+// message. The file is a classic pcap with nanosecond timestamps
+// (pcapgo.NewWriterNanos), link type Ethernet, snaplen 65535. Frames longer
+// than that (GSO super-packets on a veth) are cut to 65535 bytes; the record
+// keeps their real length.
+//
+// Output is buffered and flushed whenever the socket has nothing more to
+// read, so `vswctl capture IF -w - | wireshark -k -i -` shows frames live
+// while a burst still costs one write per buffer, not per frame.
+//
+// # Stopping
+//
+// Run stops after Options.Count frames (0: no limit), when Options.Timeout
+// has passed, when its context is cancelled (vswctl cancels it on SIGINT and
+// SIGTERM) or when the interface disappears. A cancelled context or timeout
+// is a normal end (nil error); a vanished interface is an error wrapping
+// ErrInterfaceGone. In every case what was captured is flushed first.
+//
+// An interface that goes down does not end the capture: the kernel reports
+// ENETDOWN once and unhooks the socket, and hooks it again when the
+// interface comes back up (a VM rebooting takes its tap down and up). When
+// the interface is deleted or moved to another namespace the kernel sets the
+// socket's bound ifindex to -1, which getsockname shows; that is how Run
+// tells "down" from "gone" without looking the name up in any namespace.
+//
+// # Allocation
+//
+// The per-frame path (recvmsg, control message parse, tag rebuild, pcap
+// record write into a bufio.Writer) allocates nothing; see
+// BenchmarkHandleFrame.
+package capture
