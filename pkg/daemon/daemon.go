@@ -137,7 +137,11 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 				return fmt.Errorf("port %s: %w", p.Name, err)
 			}
 		}
-		return d.newSwitch(afxdp.New(afxdp.Options{Logger: d.log}), rxQueues(d.opts.Uplink))
+		if err := d.newSwitch(afxdp.New(afxdp.Options{Logger: d.log}), rxQueues(d.opts.Uplink)); err != nil {
+			return err
+		}
+		d.log.Warn("AF_XDP datapath: VMs must not use TX checksum offload (the kernel's partial-checksum mark does not reach AF_XDP; TCP from such VMs would fail); use --datapath afpacket if you cannot turn it off")
+		return nil
 	}
 	switch choice {
 	case "afxdp":
