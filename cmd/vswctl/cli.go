@@ -447,28 +447,3 @@ func (a *app) fdbCmd() *cobra.Command {
 	cmd.Flags().StringVar(&vid, "vlan", "", "only entries of VLAN `VID` (1-4094)")
 	return cmd
 }
-
-func (a *app) captureCmd() *cobra.Command {
-	var file string
-	var count int
-	cmd := &cobra.Command{
-		Use:   "capture IF -w FILE.pcap [-c COUNT]",
-		Short: "Capture a port's frames to a pcap file (not implemented yet)",
-		Args:  exactArgs(1, "one interface name (IF)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return usagef(cmd, "capture needs -w FILE.pcap")
-			}
-			if err := checkIfName(args[0]); err != nil {
-				return err
-			}
-			if count < 0 {
-				return fmt.Errorf("invalid count %d: must be 0 (no limit) or more", count)
-			}
-			return fmt.Errorf("capture is not implemented yet")
-		},
-	}
-	cmd.Flags().StringVarP(&file, "write", "w", "", "pcap `FILE` to write")
-	cmd.Flags().IntVarP(&count, "count", "c", 0, "stop after `COUNT` frames (0 = until interrupted)")
-	return cmd
-}

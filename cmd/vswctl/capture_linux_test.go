@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	"github.com/vswitch/vswitch/test/topo"
+)
+
+// capLab is a namespace with veth cap0 (captured) and peer0 (frames are
+// sent from it).
+type capLab struct {
+	ns   *topo.NS
+	peer *topo.PacketConn
+}
+
+func newCapLab(t *testing.T) *capLab {
+	t.Helper()
+	tp := topo.New(t) // skips unless root; removes the namespace at Cleanup
+	ns, err := tp.NewNS("vc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.VethPair(ns, "cap0", ns, "peer0"); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ns.PacketConn("peer0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &capLab{ns: ns, peer: peer}
+}
+
+// vswctlIn runs vswctl in-process on a thread inside the namespace.
+func (l *capLab) vswctlIn(t *testing.T, args ...string) result {
+	t.Helper()
+	var r result
+	var out, errb bytes.Buffer
+	if err := l.ns.Do(func() error { r.code = run(args, &out, &errb); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	r.stdout, r.stderr = out.String(), errb.String()
+	return r
+}
+
+// seqFrame is frame number i of a test stream: odd ones carry an 802.1Q tag
+// VID 100 PCP 5, which the kernel moves into metadata on receive and the
+// capture must put back.
+func seqFrame(i int) []byte {
+	f := topo.BuildUDPv4(topo.MustMAC("52:54:00:00:00:02"), topo.MustMAC("52:54:00:00:00:01"),
+		net.IPv4(10, 0, 0, 1), net.IPv4(10, 0, 0, 2), uint16(1000+i), 7, []byte(fmt.Sprintf("seq %d", i)))
+	if i%2 == 1 {
+		f = topo.PushTag(f, 0x8100, 5<<13|100)
+	}
+	return f
+}
+
+// sendUntil sends seqFrame(0), seqFrame(1), ... every 10ms until stop is
+// closed.
+func (l *capLab) sendUntil(t *testing.T, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if err := l.peer.WriteFrame(seqFrame(i)); err != nil {
+				t.Errorf("send frame %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	return &wg
+}
+
+// readRecords reads a pcap and returns its frames.
+func readRecords(t *testing.T, r io.Reader) [][]byte {
+	t.Helper()
+	pr, err := pcapgo.NewReader(r)
+	if err != nil {
+		t.Fatalf("not a pcap: %v", err)
+	}
+	if pr.LinkType() != layers.LinkTypeEthernet || pr.Snaplen() != 65535 {
+		t.Errorf("pcap header: link type %v snaplen %d, want Ethernet 65535", pr.LinkType(), pr.Snaplen())
+	}
+	var out [][]byte
+	for {
+		data, _, err := pr.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("record %d: %v", len(out), err)
+		}
+		out = append(out, data)
+	}
+}
+
+// checkSequence asserts recs are consecutive frames of the seqFrame stream,
+// byte for byte (tags included).
+func checkSequence(t *testing.T, recs [][]byte) {
+	t.Helper()
+	if len(recs) == 0 {
+		return
+	}
+	first := -1
+	for i := range 2000 {
+		if bytes.Equal(recs[0], seqFrame(i)) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		t.Fatalf("first record is no frame the test sent: % x", recs[0])
+	}
+	for j, r := range recs {
+		if want := seqFrame(first + j); !bytes.Equal(r, want) {
+			t.Errorf("record %d:\n got % x\nwant % x", j, r, want)
+		}
+	}
+}
+
+func TestCaptureCountInProcess(t *testing.T) {
+	l := newCapLab(t)
+	file := filepath.Join(t.TempDir(), "c3.pcap")
+	stop := make(chan struct{})
+	wg := l.sendUntil(t, stop)
+	r := l.vswctlIn(t, "capture", "cap0", "-w", file, "-c", "3", "--timeout", "10s")
+	close(stop)
+	wg.Wait()
+	r.expect(t, 0, "")
+	if want := "captured 3 frames on cap0 to " + file + "\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs := readRecords(t, f)
+	if len(recs) != 3 {
+		t.Fatalf("pcap holds %d frames, want 3", len(recs))
+	}
+	checkSequence(t, recs)
+	tagged := 0
+	for _, rec := range recs {
+		if tpid, tci, ok := topo.OuterTag(rec); ok && tpid == 0x8100 && tci == 5<<13|100 {
+			tagged++
+		}
+	}
+	if tagged == 0 {
+		t.Error("no record carries the rebuilt VID 100 PCP 5 tag")
+	}
+}
+
+func TestCaptureTimeoutAndJSON(t *testing.T) {
+	l := newCapLab(t)
+	file := filepath.Join(t.TempDir(), "t.pcap")
+	start := time.Now()
+	r := l.vswctlIn(t, "-o", "json", "capture", "cap0", "-w", file, "--timeout", "300ms")
+	el := time.Since(start)
+	r.expect(t, 0, "")
+	if el < 300*time.Millisecond || el > 3*time.Second {
+		t.Errorf("--timeout 300ms took %v", el)
+	}
+	if !strings.Contains(r.stdout, `"frames": 0`) || !strings.Contains(r.stdout, `"interface": "cap0"`) {
+		t.Errorf("json summary %q", r.stdout)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs := readRecords(t, bytes.NewReader(b)); len(recs) != 0 {
+		t.Errorf("silent link: %d records", len(recs))
+	}
+}
+
+func TestCaptureErrorsInNamespace(t *testing.T) {
+	l := newCapLab(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "vnet9.pcap")
+	r := l.vswctlIn(t, "capture", "vnet9", "-w", missing)
+	r.expect(t, 1, "no interface vnet9 in this network namespace (see ip link; vswctl must run where vswitchd runs)")
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed capture created %s (%v)", missing, err)
+	}
+	r = l.vswctlIn(t, "capture", "cap0", "-w", filepath.Join(dir, "no", "such", "dir.pcap"))
+	r.expect(t, 1, "cannot write "+filepath.Join(dir, "no", "such", "dir.pcap")+": no such file or directory")
+
+	// The interface disappears mid-capture: exit 1, frames kept.
+	file := filepath.Join(dir, "gone.pcap")
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = l.peer.WriteFrame(seqFrame(0))
+		time.Sleep(100 * time.Millisecond)
+		_ = l.ns.DelLink("cap0")
+	}()
+	r = l.vswctlIn(t, "capture", "cap0", "-w", file, "--timeout", "10s")
+	r.expect(t, 1, "interface cap0 disappeared (deleted or moved to another namespace) after 1 frames; they are saved in "+file)
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	checkSequence(t, readRecords(t, f))
+}
+
+// TestCaptureFlagErrors needs no root: the arguments are rejected before
+// any socket is opened.
+func TestCaptureFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"capture"}, 2, "capture needs one interface name (IF)"},
+		{[]string{"capture", "a", "b", "-w", "f"}, 2, `got extra argument "b"`},
+		{[]string{"capture", "vnet1"}, 2, "capture needs -w FILE.pcap"},
+		{[]string{"capture", "vnet1", "-w"}, 2, "flag needs an argument: 'w' in -w"},
+		{[]string{"capture", "vnet1", "-w", "f", "-c", "many"}, 2, `invalid argument "many"`},
+		{[]string{"capture", "vnet1", "-w", "f", "--timeout", "soon"}, 2, `invalid argument "soon"`},
+		{[]string{"capture", "vnet1", "-w", "f", "--snaplen", "9"}, 2, "unknown flag: --snaplen"},
+		{[]string{"capture", "vnet1", "-w", "f", "-c", "-1"}, 1, "invalid count -1: must be 0 (no limit) or more"},
+		{[]string{"capture", "vnet1", "-w", "f", "--timeout", "-1s"}, 1, "invalid timeout -1s"},
+		{[]string{"capture", "a/b", "-w", "f"}, 1, `invalid interface name "a/b"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			vswctl(t, "", tc.args...).expect(t, tc.code, tc.want)
+		})
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for a writer process and a polling test.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
+}
+
+// TestCaptureBinaryToStdoutUntilSIGINT runs the built vswctl via
+// `ip netns exec`, writing pcap to stdout, and stops it with SIGINT.
+func TestCaptureBinaryToStdoutUntilSIGINT(t *testing.T) {
+	l := newCapLab(t)
+	bin := filepath.Join(t.TempDir(), "vswctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var stdout, stderr syncBuf
+	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "-w", "-")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	stop := make(chan struct{})
+	wg := l.sendUntil(t, stop)
+	// Frames reach stdout as soon as the socket is idle: wait for 4.
+	deadline := time.Now().Add(10 * time.Second)
+	for countRecords(stdout.Bytes()) < 4 {
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("no 4 frames on stdout after 10s (stderr %q)", stderr.Bytes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("vswctl exited with %v after SIGINT (stderr %q)", waitErr, stderr.Bytes())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("vswctl did not stop on SIGINT")
+	}
+	recs := readRecords(t, bytes.NewReader(stdout.Bytes()))
+	m := regexp.MustCompile(`^captured (\d+) frames on cap0 to stdout\n$`).FindSubmatch(stderr.Bytes())
+	if m == nil {
+		t.Fatalf("stderr %q, want the summary line", stderr.Bytes())
+	}
+	if n, _ := strconv.Atoi(string(m[1])); n != len(recs) || n < 4 {
+		t.Errorf("summary says %d frames, stdout holds %d (want >= 4 and equal)", n, len(recs))
+	}
+	checkSequence(t, recs)
+}
+
+// countRecords counts complete pcap records in b (24-byte file header,
+// 16-byte record headers with the captured length at offset 8).
+func countRecords(b []byte) int {
+	if len(b) < 24 {
+		return 0
+	}
+	n := 0
+	for off := 24; off+16 <= len(b); n++ {
+		l := int(uint32(b[off+8]) | uint32(b[off+9])<<8 | uint32(b[off+10])<<16 | uint32(b[off+11])<<24)
+		if off+16+l > len(b) {
+			break
+		}
+		off += 16 + l
+	}
+	return n
+}
