@@ -272,10 +272,7 @@ func (s *syncBuf) Bytes() []byte {
 // `ip netns exec`, writing pcap to stdout, and stops it with SIGINT.
 func TestCaptureBinaryToStdoutUntilSIGINT(t *testing.T) {
 	l := newCapLab(t)
-	bin := filepath.Join(t.TempDir(), "vswctl")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildVswctl(t)
 	var stdout, stderr syncBuf
 	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "-w", "-")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -346,4 +343,45 @@ func countRecords(b []byte) int {
 		off += 16 + l
 	}
 	return n
+}
+
+// buildVswctl builds the vswctl binary into a temporary directory.
+func buildVswctl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "vswctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestCaptureNotRoot runs the binary as nobody without capabilities.
+func TestCaptureNotRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	bin := buildVswctl(t)
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "x.pcap")
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		"--", bin, "capture", "lo", "-w", file)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("unprivileged capture: %v, want exit 1 (stderr %q)", err, stderr.String())
+	}
+	if want := "vswctl: capture needs root (CAP_NET_RAW): run vswctl capture as root\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refused capture touched %s (%v)", file, err)
+	}
 }
