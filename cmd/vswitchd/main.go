@@ -36,6 +36,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Socket, "socket", api.SocketFromEnv(), "API unix socket `PATH` (env VSWITCHD_SOCKET)")
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics on TCP `ADDR` (e.g. :9477)")
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
+	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
@@ -49,6 +50,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
+		return 2
+	}
+	if o.MTU < 68 || o.MTU > 65000 {
+		fmt.Fprintf(stderr, "vswitchd: invalid --mtu %d: use 68-65000\n", o.MTU)
 		return 2
 	}
 	if o.Uplink == "" {

@@ -34,7 +34,13 @@ type Options struct {
 	Logger    *slog.Logger
 	// UplinkQueues overrides the number of uplink RX workers (0 = automatic).
 	UplinkQueues int
+	// MTU of the VM ports (0: 1500); longer frames are dropped as malformed.
+	MTU int
 }
+
+// afxdpMaxMTU is the largest MTU an AF_XDP queue carries (a 4096-byte UMEM
+// chunk less XDP headroom, Ethernet header and two tags).
+const afxdpMaxMTU = 4096 - 256 - 14 - 8
 
 // Daemon is a running vswitchd.
 type Daemon struct {
@@ -126,6 +132,9 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 		choice = "auto"
 	}
 	tryXDP := func() error {
+		if d.opts.MTU > afxdpMaxMTU {
+			return fmt.Errorf("MTU %d is above the %d AF_XDP supports without multi-buffer", d.opts.MTU, afxdpMaxMTU)
+		}
 		if err := afxdp.Probe(d.opts.Uplink); err != nil {
 			return fmt.Errorf("uplink %s: %w", d.opts.Uplink, err)
 		}
@@ -169,7 +178,7 @@ func (d *Daemon) newSwitch(be datapath.Backend, queues int) error {
 	if queues <= 0 {
 		queues = runtime.NumCPU()
 	}
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, Logger: d.log})
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Logger: d.log})
 	if err != nil {
 		return err
 	}

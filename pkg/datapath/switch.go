@@ -84,6 +84,15 @@ func New(cfg Config) (*Switch, error) {
 	return s, nil
 }
 
+// frameSize is the largest frame queues must carry: 0 (the backend's
+// default, enough for MTU 1500 and two tags) unless the MTU is larger.
+func (s *Switch) frameSize() int {
+	if s.cfg.MTU <= 1500 {
+		return 0
+	}
+	return s.cfg.MTU + vlan.HeaderLen + 2*vlan.TagLen
+}
+
 // Mode returns the current forwarding mode.
 func (s *Switch) Mode() Mode { return s.snap.Load().mode }
 
@@ -120,7 +129,7 @@ func (s *Switch) openUplinkLocked() error {
 	group := uint16(os.Getpid()&0x7fff) | 0x100
 	var workers []*ingressWorker
 	for i := 0; i < s.cfg.UplinkQueues; i++ {
-		q, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true})
+		q, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true, FrameSize: s.frameSize()})
 		if err != nil {
 			for _, w := range workers {
 				w.q.Close()
@@ -129,7 +138,7 @@ func (s *Switch) openUplinkLocked() error {
 		}
 		workers = append(workers, newIngressWorker(s, q))
 	}
-	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: 4, QueueID: 0})
+	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: 4, QueueID: 0, FrameSize: s.frameSize()})
 	if err != nil {
 		s.log.Warn("no control-plane TX queue on uplink", "uplink", s.cfg.Uplink, "err", err)
 		ctl = nil
@@ -333,11 +342,11 @@ func (s *Switch) attachLocked(p *port) error {
 		return nil
 	}
 	name := p.name
-	tap, err := s.cfg.Backend.Open(name, QueueConfig{Role: RolePort, Batch: s.cfg.Batch})
+	tap, err := s.cfg.Backend.Open(name, QueueConfig{Role: RolePort, Batch: s.cfg.Batch, FrameSize: s.frameSize()})
 	if err != nil {
 		return fmt.Errorf("attach %s: open port queue: %w", name, err)
 	}
-	up, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: s.cfg.Batch, QueueID: p.slot % s.cfg.UplinkQueues})
+	up, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: s.cfg.Batch, QueueID: p.slot % s.cfg.UplinkQueues, FrameSize: s.frameSize()})
 	if err != nil {
 		tap.Close()
 		return fmt.Errorf("attach %s: open uplink TX queue on %s: %w", name, s.cfg.Uplink, err)
