@@ -16,11 +16,7 @@ func TestVEPANeedsReflectiveRelay(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		l, hvs := newLab(t, dp, 1)
 		h := hvs[0]
-		vm1, vm2 := h.addVM(1), h.addVM(2)
-		h.start()
-		h.addPort(vm1.port, "--vlan", "100")
-		h.addPort(vm2.port, "--vlan", "100")
-		vm1.mustPing(vm2)
+		vm1, vm2 := h.pairOnVLAN100()
 		vm2.mustPing(vm1)
 
 		if err := topo.Hairpin(l.sw, h.swPort, false); err != nil {
@@ -43,11 +39,7 @@ func TestVEBWorksWithoutHairpin(t *testing.T) {
 		if err := topo.Hairpin(l.sw, h.swPort, false); err != nil {
 			t.Fatal(err)
 		}
-		vm1, vm2 := h.addVM(1), h.addVM(2)
-		h.start("--mode", "veb")
-		h.addPort(vm1.port, "--vlan", "100")
-		h.addPort(vm2.port, "--vlan", "100")
-		vm1.mustPing(vm2)
+		vm1, vm2 := h.pairOnVLAN100("--mode", "veb")
 		vm2.mustPing(vm1)
 	})
 }
@@ -327,11 +319,7 @@ func TestTagsOutOfBand(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		_, hvs := newLabWith(t, dp, 1, labConfig{keepTxVLAN: true})
 		h := hvs[0]
-		vm1, vm2 := h.addVM(1), h.addVM(2)
-		h.start()
-		h.addPort(vm1.port, "--vlan", "100")
-		h.addPort(vm2.port, "--vlan", "100")
-		vm1.mustPing(vm2)
+		vm1, vm2 := h.pairOnVLAN100()
 		vm2.mustPing(vm1)
 		if st := h.stats(); st.Uplink.Drops["unknown_vlan"] != 0 {
 			t.Errorf("uplink dropped %d frames as unknown_vlan: tags in skb metadata were lost", st.Uplink.Drops["unknown_vlan"])

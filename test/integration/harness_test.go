@@ -727,3 +727,15 @@ func (h *hv) metrics() string {
 	}
 	return string(b)
 }
+
+// pairOnVLAN100 adds vm1 and vm2, starts vswitchd with extra flags, puts
+// both on access VLAN 100 and checks vm1 reaches vm2.
+func (h *hv) pairOnVLAN100(startArgs ...string) (vm1, vm2 *vm) {
+	h.lab.t.Helper()
+	vm1, vm2 = h.addVM(1), h.addVM(2)
+	h.start(startArgs...)
+	h.addPort(vm1.port, "--vlan", "100")
+	h.addPort(vm2.port, "--vlan", "100")
+	vm1.mustPing(vm2)
+	return vm1, vm2
+}

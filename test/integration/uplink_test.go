@@ -17,11 +17,7 @@ func TestUplinkRecreate(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		l, hvs := newLab(t, dp, 1)
 		h := hvs[0]
-		vm1, vm2 := h.addVM(1), h.addVM(2)
-		h.start()
-		h.addPort(vm1.port, "--vlan", "100")
-		h.addPort(vm2.port, "--vlan", "100")
-		vm1.mustPing(vm2)
+		vm1, vm2 := h.pairOnVLAN100()
 
 		if err := h.ns.DelLink("uplink"); err != nil { // takes its bridge-side peer along
 			t.Fatal(err)
