@@ -21,7 +21,13 @@ import (
 // uplink worker absorb a few milliseconds of line rate while the pipeline is
 // busy.
 const (
-	DefaultBlockSize     = 128 << 10
+	DefaultBlockSize = 128 << 10
+	// DefaultPortBlockSize is the block size of port queues, which also
+	// receive GSO super-frames of up to 64 KiB: 256 KiB holds three.
+	DefaultPortBlockSize = 256 << 10
+	// DefaultPortBlocksGSO is the number of blocks of a port queue with
+	// the default block size (2 MiB, as 16 blocks of 128 KiB).
+	DefaultPortBlocksGSO = 8
 	DefaultPortBlocks    = 16
 	DefaultUplinkBlocks  = 32
 	DefaultBlockTimeout  = time.Millisecond
@@ -172,12 +178,16 @@ func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err e
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 		return nil, fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
 	}
-	q.tx.init(cfg.Batch)
+	// Port queues ask for a virtio_net_hdr per frame (GSO metadata for
+	// segmentation); the socket then also expects one in front of every
+	// frame it sends.
+	vnet := cfg.Role == datapath.RolePort
+	q.tx.init(cfg.Batch, vnet)
 
 	proto := uint16(0)
 	if cfg.Role != datapath.RoleUplinkTX {
 		geo := b.geometry(cfg)
-		if q.rx, err = newRxRing(fd, geo); err != nil {
+		if q.rx, err = newRxRing(fd, geo, vnet); err != nil {
 			return nil, err
 		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
@@ -217,6 +227,9 @@ func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err e
 	}
 	if q.rx != nil {
 		q.rx.maxFrame = cfg.FrameSize
+		if vnet {
+			q.rx.initArena(cfg.FrameSize, gsoSlots)
+		}
 	}
 	log.Debug("afpacket queue open", "iface", ifname, "ifindex", q.ifindex, "role", cfg.Role.String(),
 		"fanout", cfg.FanoutGroup, "ring_bytes", q.ringBytes())
@@ -232,8 +245,15 @@ func (q *Queue) ringBytes() int {
 
 func (b *Backend) geometry(cfg datapath.QueueConfig) ringGeometry {
 	g := ringGeometry{blockSize: b.BlockSize, blocks: b.Blocks, timeout: b.BlockTimeout}
+	port := cfg.Role == datapath.RolePort
 	if g.blockSize <= 0 {
 		g.blockSize = DefaultBlockSize
+		if port {
+			g.blockSize = DefaultPortBlockSize
+			if g.blocks <= 0 {
+				g.blocks = DefaultPortBlocksGSO
+			}
+		}
 	}
 	if g.blocks <= 0 {
 		g.blocks = DefaultPortBlocks
@@ -247,6 +267,9 @@ func (b *Backend) geometry(cfg datapath.QueueConfig) ringGeometry {
 	// The kernel copies at most block size - header per frame; make sure the
 	// largest frame fits, with the reserve and headers in front of it.
 	need := 256 + ringReserve + cfg.FrameSize
+	if port {
+		need += vnetHdrLen
+	}
 	for g.blockSize < need {
 		g.blockSize *= 2
 	}
@@ -319,6 +342,11 @@ func (q *Queue) wait() error {
 		}
 		if r.ready() {
 			return nil
+		}
+		if r.pending() {
+			// A super-frame waits for segment slots that only Release
+			// (by this same goroutine) can free.
+			return &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
 		}
 		if r.walked[r.cur] {
 			// Wrapped around onto a block whose frames are still held:
@@ -445,6 +473,35 @@ func (q *Queue) RingFreezes() uint64 {
 	q.kstatMu.Lock()
 	defer q.kstatMu.Unlock()
 	return q.freezes
+}
+
+// GSOFrames is how many GSO super-frames (TSO/GSO/USO on in the VM) Recv
+// received and cut into wire-sized segments. 0 unless RolePort.
+func (q *Queue) GSOFrames() uint64 {
+	if q.rx == nil {
+		return 0
+	}
+	return q.rx.gsoFrames.Load()
+}
+
+// GSOSegments is how many frames Recv produced by segmenting super-frames
+// (they are also in Stats().RxPackets).
+func (q *Queue) GSOSegments() uint64 {
+	if q.rx == nil {
+		return 0
+	}
+	return q.rx.gsoSegments.Load()
+}
+
+// GSODropped is how many super-frames could not be segmented (unsupported
+// gso_type such as UFO, IPv6 extension headers, inconsistent headers, or
+// segments larger than the frame size) and were dropped; they are also
+// counted in Stats().RxOversize.
+func (q *Queue) GSODropped() uint64 {
+	if q.rx == nil {
+		return 0
+	}
+	return q.rx.gsoDropped.Load()
 }
 
 // ChecksumsFixed is how many received frames arrived with their TCP/UDP

@@ -64,6 +64,20 @@ type rxRing struct {
 	unmapMu  sync.Mutex
 	unmapped bool
 
+	// GSO (port queues with PACKET_VNET_HDR): every frame has a
+	// virtio_net_hdr in front of its MAC header; super-frames are cut into
+	// segments written to arena slots (see gso_linux.go).
+	vnet      bool
+	arena     []byte  // nslots * slotSize bytes
+	slotSize  int     // ringReserve + maxFrame, rounded up
+	free      []int32 // free slot stack
+	nfree     int
+	seg       superFrame // super-frame being segmented, if segActive
+	segActive bool
+	segBlk    int // ring block holding seg.frame (one reference)
+
+	gsoFrames, gsoSegments, gsoDropped atomic.Uint64
+
 	pollfds     [2]unix.PollFd
 	pollTimeout unix.Timespec // socket + eventfd wait (safety net, Close wakes us)
 	idleTimeout unix.Timespec // one block timeout, see Queue.wait
@@ -73,7 +87,13 @@ type rxRing struct {
 	tsArg unix.Timespec
 }
 
-func newRxRing(fd int, g ringGeometry) (*rxRing, error) {
+func newRxRing(fd int, g ringGeometry, vnet bool) (*rxRing, error) {
+	if vnet {
+		// Must precede the ring: the kernel refuses it (EBUSY) after.
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return nil, fmt.Errorf("PACKET_VNET_HDR: %w", err)
+		}
+	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
 	}
@@ -101,6 +121,7 @@ func newRxRing(fd int, g ringGeometry) (*rxRing, error) {
 		return nil, fmt.Errorf("mmap rx ring: %w", err)
 	}
 	return &rxRing{
+		vnet:        vnet,
 		mem:         mem,
 		blockSize:   g.blockSize,
 		nblocks:     g.blocks,
@@ -110,6 +131,64 @@ func newRxRing(fd int, g ringGeometry) (*rxRing, error) {
 		pollTimeout: unix.NsecToTimespec(int64(pollTimeoutMillis) * int64(time.Millisecond)),
 		idleTimeout: unix.NsecToTimespec(int64(tov) * int64(time.Millisecond)),
 	}, nil
+}
+
+// arenaMeta marks a Batch.Meta entry as an arena slot (low bits: slot
+// index) instead of a ring block.
+const arenaMeta = uint64(1) << 63
+
+// gsoSlots is how many segment slots a GSO-capable ring owns: two full
+// batches of the default size plus a 64 KiB super-frame's worth at MSS 536.
+const gsoSlots = 2*datapath.DefaultBatch + 128
+
+// initArena allocates the segment arena for frames of up to maxFrame bytes.
+func (r *rxRing) initArena(maxFrame, nslots int) {
+	r.slotSize = (ringReserve + maxFrame + 63) &^ 63
+	r.arena = make([]byte, nslots*r.slotSize)
+	r.free = make([]int32, nslots)
+	for i := range r.free {
+		r.free[i] = int32(nslots - 1 - i)
+	}
+	r.nfree = nslots
+}
+
+// unref drops one reference on blk and gives it back if it was walked.
+func (r *rxRing) unref(blk int) {
+	r.refs[blk]--
+	if r.refs[blk] == 0 && r.walked[blk] {
+		r.giveBack(blk)
+	}
+}
+
+// pending reports whether a super-frame still has segments to hand out.
+func (r *rxRing) pending() bool { return r.segActive }
+
+// emitSegments moves segments of the pending super-frame into b from
+// position n while there is room in b and a free slot; it returns the new n
+// and the bytes added, and ends the super-frame when it is done.
+func (r *rxRing) emitSegments(b *datapath.Batch, n int) (int, int) {
+	nbytes := 0
+	capacity := b.Cap()
+	for n < capacity && r.nfree > 0 && !r.seg.done() {
+		r.nfree--
+		slot := int(r.free[r.nfree])
+		lo := slot * r.slotSize
+		buf := r.arena[lo : lo+r.slotSize : lo+r.slotSize]
+		ln := r.seg.next(buf[ringReserve:])
+		b.Buf[n] = buf
+		b.Off[n] = ringReserve
+		b.Len[n] = ln
+		b.Meta[n] = arenaMeta | uint64(slot)
+		nbytes += ln
+		n++
+		r.gsoSegments.Add(1)
+	}
+	if r.seg.done() {
+		r.seg.frame = nil
+		r.segActive = false
+		r.unref(r.segBlk)
+	}
+	return n, nbytes
 }
 
 func (r *rxRing) u32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&r.mem[off])) }
@@ -127,7 +206,7 @@ func (r *rxRing) giveBack(blk int) {
 
 // ready reports whether fill would find a frame (or a block to open).
 func (r *rxRing) ready() bool {
-	return (r.open && r.pktLeft > 0) || r.openable()
+	return (r.pending() && r.nfree > 0) || (!r.pending() && ((r.open && r.pktLeft > 0) || r.openable()))
 }
 
 // openable reports whether the block under the cursor is a new one from the
@@ -145,6 +224,15 @@ func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
 	capacity := b.Cap()
 	var fixed, skipped uint64
 	for n < capacity {
+		if r.pending() {
+			var nb int
+			n, nb = r.emitSegments(b, n)
+			nbytes += nb
+			if r.pending() {
+				break // batch full or every slot held
+			}
+			continue
+		}
 		if !r.open {
 			if !r.openable() {
 				break
@@ -172,6 +260,15 @@ func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
 		off := mac - start
 		ln := snap
 		ok := snap == wire && end <= (r.cur+1)*r.blockSize && snap >= 12
+		gsoType, gsoSize := uint8(vnetGSONone), 0
+		if ok && r.vnet {
+			// Read before the tag rebuild, which overwrites its tail.
+			if mac-vnetHdrLen < start {
+				ok = false
+			} else {
+				gsoType, gsoSize = readVnetHdr(r.mem[mac-vnetHdrLen : mac])
+			}
+		}
 		if ok && status&unix.TP_STATUS_VLAN_VALID != 0 {
 			tpid := uint16(0x8100)
 			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
@@ -184,7 +281,19 @@ func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
 			off -= rebuiltTagLen
 			ln += rebuiltTagLen
 		}
-		if !ok || ln > r.maxFrame {
+		if ok && gsoType != vnetGSONone {
+			// A GSO super-frame: segment it, starting now. Its block
+			// stays ours until the last segment is out.
+			if r.arena != nil && r.seg.parse(r.mem[start+off:start+off+ln], gsoType, gsoSize, r.maxFrame) {
+				r.gsoFrames.Add(1)
+				r.segActive = true
+				r.segBlk = r.cur
+				r.refs[r.cur]++
+			} else {
+				r.gsoDropped.Add(1)
+				dropped++
+			}
+		} else if !ok || ln > r.maxFrame {
 			dropped++
 		} else {
 			if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
@@ -239,6 +348,13 @@ func (r *rxRing) finishBlock() {
 // release drops b's references and gives fully walked blocks back.
 func (r *rxRing) release(b *datapath.Batch) {
 	for i := 0; i < b.N; i++ {
+		if m := b.Meta[i]; m&arenaMeta != 0 {
+			if slot := int(m &^ arenaMeta); slot < len(r.free) && r.nfree < len(r.free) {
+				r.free[r.nfree] = int32(slot)
+				r.nfree++
+			}
+			continue
+		}
 		blk := int(b.Meta[i])
 		if blk < 0 || blk >= r.nblocks {
 			continue

@@ -15,7 +15,11 @@ const txPoolSize = 4
 // txScratch is one preallocated sendmmsg argument set.
 type txScratch struct {
 	hdrs []unix.Mmsghdr
-	iovs []unix.Iovec
+	iovs []unix.Iovec // one per frame, or two (vnet header, frame) with vnet
+	vnet bool
+	// vhdr is the all-zero virtio_net_hdr (no GSO, checksum complete) sent
+	// in front of every frame when the socket has PACKET_VNET_HDR.
+	vhdr [vnetHdrLen]byte
 }
 
 // txPool hands out scratch sets without allocating: a buffered channel is
@@ -24,13 +28,21 @@ type txPool struct {
 	free chan *txScratch
 }
 
-func (p *txPool) init(batch int) {
+func (p *txPool) init(batch int, vnet bool) {
 	p.free = make(chan *txScratch, txPoolSize)
+	per := 1
+	if vnet {
+		per = 2
+	}
 	for i := 0; i < txPoolSize; i++ {
-		s := &txScratch{hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch)}
+		s := &txScratch{hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch*per), vnet: vnet}
 		for j := range s.hdrs {
-			s.hdrs[j].Hdr.Iov = &s.iovs[j]
-			s.hdrs[j].Hdr.SetIovlen(1)
+			s.hdrs[j].Hdr.Iov = &s.iovs[j*per]
+			s.hdrs[j].Hdr.SetIovlen(per)
+			if vnet {
+				s.iovs[j*per].Base = &s.vhdr[0]
+				s.iovs[j*per].SetLen(vnetHdrLen)
+			}
 		}
 		p.free <- s
 	}
@@ -54,8 +66,12 @@ func (s *txScratch) send(fd int, frames [][]byte) (sent, nbytes, errs int, err e
 			if len(f) == 0 {
 				break
 			}
-			s.iovs[m].Base = &f[0]
-			s.iovs[m].SetLen(len(f))
+			iv := &s.iovs[m]
+			if s.vnet {
+				iv = &s.iovs[2*m+1]
+			}
+			iv.Base = &f[0]
+			iv.SetLen(len(f))
 			m++
 		}
 		if m == 0 { // frames[i] is empty
@@ -66,7 +82,11 @@ func (s *txScratch) send(fd int, frames [][]byte) (sent, nbytes, errs int, err e
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.hdrs[0])),
 			uintptr(m), unix.MSG_DONTWAIT, 0, 0)
 		for j := 0; j < m; j++ {
-			s.iovs[j].Base = nil // do not keep frames alive
+			if s.vnet {
+				s.iovs[2*j+1].Base = nil // do not keep frames alive
+			} else {
+				s.iovs[j].Base = nil
+			}
 		}
 		switch {
 		case e == 0:
