@@ -168,6 +168,7 @@ func (r *rxRing) pending() bool { return r.segActive }
 // and the bytes added, and ends the super-frame when it is done.
 func (r *rxRing) emitSegments(b *datapath.Batch, n int) (int, int) {
 	nbytes := 0
+	var segs uint64
 	capacity := b.Cap()
 	for n < capacity && r.nfree > 0 && !r.seg.done() {
 		r.nfree--
@@ -181,7 +182,10 @@ func (r *rxRing) emitSegments(b *datapath.Batch, n int) (int, int) {
 		b.Meta[n] = arenaMeta | uint64(slot)
 		nbytes += ln
 		n++
-		r.gsoSegments.Add(1)
+		segs++
+	}
+	if segs != 0 {
+		r.gsoSegments.Add(segs)
 	}
 	if r.seg.done() {
 		r.seg.frame = nil
