@@ -149,7 +149,7 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 		if err := d.newSwitch(afxdp.New(afxdp.Options{Logger: d.log}), rxQueues(d.opts.Uplink)); err != nil {
 			return err
 		}
-		d.log.Warn("AF_XDP datapath: VMs must not use TX checksum offload (the kernel's partial-checksum mark does not reach AF_XDP; TCP from such VMs would fail); use --datapath afpacket if you cannot turn it off")
+		d.log.Warn("AF_XDP datapath: VMs must not use TX checksum offload or TSO/GSO (AF_XDP gets neither the partial-checksum mark nor GSO metadata; TCP from such VMs would fail); use --datapath afpacket if you cannot turn them off")
 		return nil
 	}
 	switch choice {
