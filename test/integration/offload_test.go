@@ -64,69 +64,8 @@ func TestOffloadTCPEcho(t *testing.T) {
 		vm1.mustPing(vm2)
 		vm2.mustPing(vm1)
 
-		var ln net.Listener
-		if err := vm2.ns.Do(func() error {
-			var err error
-			ln, err = net.Listen("tcp4", vm2.ip+":0")
-			return err
-		}); err != nil {
-			t.Fatalf("listen in %s: %v", vm2.ns, err)
-		}
-		defer ln.Close()
-		srvErr := make(chan error, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				srvErr <- fmt.Errorf("accept: %w", err)
-				return
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(15 * time.Second))
-			if _, err := io.Copy(c, c); err != nil {
-				srvErr <- fmt.Errorf("echo: %w", err)
-				return
-			}
-			srvErr <- c.(*net.TCPConn).CloseWrite()
-		}()
-
-		var conn net.Conn
-		if err := vm1.ns.Do(func() error {
-			d := net.Dialer{Timeout: 5 * time.Second}
-			var err error
-			conn, err = d.DialContext(context.Background(), "tcp4", ln.Addr().String())
-			return err
-		}); err != nil {
-			t.Fatalf("connect %s -> %s (TCP with TX checksum offload on): %v", vm1.ip, ln.Addr(), err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
-
 		const size = 100 << 10
-		msg := make([]byte, size)
-		for i := range msg {
-			msg[i] = byte(i*7 + i>>8)
-		}
-		wrErr := make(chan error, 1)
-		go func() {
-			_, err := conn.Write(msg)
-			if err == nil {
-				err = conn.(*net.TCPConn).CloseWrite()
-			}
-			wrErr <- err
-		}()
-		got, err := io.ReadAll(conn)
-		if err != nil {
-			t.Fatalf("read echo: %v (got %d of %d bytes)", err, len(got), size)
-		}
-		if err := <-wrErr; err != nil {
-			t.Fatalf("write %d bytes: %v", size, err)
-		}
-		if err := <-srvErr; err != nil {
-			t.Fatalf("server: %v", err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("echo differs: got %d bytes, want %d", len(got), size)
-		}
+		tcpEcho(t, vm1, vm2, size, 15*time.Second)
 		// Still offloaded at the end (nothing turned it off behind us).
 		if on, err := ethtoolGet(vm1.ns, "eth0", ethtoolGTXCSUM); err != nil || !on {
 			t.Fatalf("vm1 eth0 tx-checksumming on = %v (%v), want on", on, err)
@@ -193,4 +132,72 @@ func setTxCsum(ns *topo.NS, ifname string, on bool) error {
 func ethtoolGet(ns *topo.NS, ifname string, cmd uint32) (bool, error) {
 	v, err := ethtoolIoctl(ns, ifname, cmd, 0)
 	return v != 0, err
+}
+
+// tcpEcho opens a TCP connection from `from` to an echo server in `to`,
+// sends size bytes and checks they come back unchanged.
+func tcpEcho(t *testing.T, from, to *vm, size int, timeout time.Duration) {
+	t.Helper()
+	var ln net.Listener
+	if err := to.ns.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp4", to.ip+":0")
+		return err
+	}); err != nil {
+		t.Fatalf("listen in %s: %v", to.ns, err)
+	}
+	defer ln.Close()
+	srvErr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			srvErr <- fmt.Errorf("accept: %w", err)
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if _, err := io.Copy(c, c); err != nil {
+			srvErr <- fmt.Errorf("echo: %w", err)
+			return
+		}
+		srvErr <- c.(*net.TCPConn).CloseWrite()
+	}()
+
+	var conn net.Conn
+	if err := from.ns.Do(func() error {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		var err error
+		conn, err = d.DialContext(context.Background(), "tcp4", ln.Addr().String())
+		return err
+	}); err != nil {
+		t.Fatalf("connect %s -> %s: %v", from.ip, ln.Addr(), err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i*13 + i>>9)
+	}
+	wrErr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(msg)
+		if err == nil {
+			err = conn.(*net.TCPConn).CloseWrite()
+		}
+		wrErr <- err
+	}()
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("read echo: %v (got %d of %d bytes)", err, len(got), size)
+	}
+	if err := <-wrErr; err != nil {
+		t.Fatalf("write %d bytes: %v", size, err)
+	}
+	if err := <-srvErr; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("echo differs: got %d bytes, want %d", len(got), size)
+	}
 }

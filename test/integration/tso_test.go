@@ -1,11 +1,6 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"io"
-	"net"
 	"testing"
 	"time"
 )
@@ -56,70 +51,9 @@ func TestTSOTCPEcho(t *testing.T) {
 		vm1.mustPing(vm2)
 		vm2.mustPing(vm1)
 
-		var ln net.Listener
-		if err := vm2.ns.Do(func() error {
-			var err error
-			ln, err = net.Listen("tcp4", vm2.ip+":0")
-			return err
-		}); err != nil {
-			t.Fatalf("listen in %s: %v", vm2.ns, err)
-		}
-		defer ln.Close()
-		srvErr := make(chan error, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				srvErr <- fmt.Errorf("accept: %w", err)
-				return
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-			if _, err := io.Copy(c, c); err != nil {
-				srvErr <- fmt.Errorf("echo: %w", err)
-				return
-			}
-			srvErr <- c.(*net.TCPConn).CloseWrite()
-		}()
-
-		var conn net.Conn
-		if err := vm1.ns.Do(func() error {
-			d := net.Dialer{Timeout: 5 * time.Second}
-			var err error
-			conn, err = d.DialContext(context.Background(), "tcp4", ln.Addr().String())
-			return err
-		}); err != nil {
-			t.Fatalf("connect %s -> %s (TSO on): %v", vm1.ip, ln.Addr(), err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-
-		const size = 1 << 20
-		msg := make([]byte, size)
-		for i := range msg {
-			msg[i] = byte(i*13 + i>>9)
-		}
 		start := time.Now()
-		wrErr := make(chan error, 1)
-		go func() {
-			_, err := conn.Write(msg)
-			if err == nil {
-				err = conn.(*net.TCPConn).CloseWrite()
-			}
-			wrErr <- err
-		}()
-		got, err := io.ReadAll(conn)
-		if err != nil {
-			t.Fatalf("read echo: %v (got %d of %d bytes)", err, len(got), size)
-		}
-		if err := <-wrErr; err != nil {
-			t.Fatalf("write %d bytes: %v", size, err)
-		}
-		if err := <-srvErr; err != nil {
-			t.Fatalf("server: %v", err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("echo differs: got %d bytes, want %d", len(got), size)
-		}
+		const size = 1 << 20
+		tcpEcho(t, vm1, vm2, size, 20*time.Second)
 		t.Logf("1 MiB echoed in %v", time.Since(start))
 		if on, err := ethtoolGet(vm1.ns, "eth0", ethtoolGTSO); err != nil || !on {
 			t.Fatalf("vm1 eth0 tso on = %v (%v), want on", on, err)
