@@ -59,6 +59,11 @@ func toDatapath(c store.PortConfig) (datapath.PortConfig, error) {
 		}
 		d.MACs = append(d.MACs, m)
 	}
+	// Last word: the datapath's own checks (e.g. a trunk set that is empty
+	// after trimming).
+	if err := d.Validate(); err != nil {
+		return d, api.NewError(api.CodeInvalidVLAN, err.Error())
+	}
 	return d, nil
 }
 

@@ -24,6 +24,7 @@ func TestToDatapathValidation(t *testing.T) {
 		{"vlan and trunk", store.PortConfig{Name: "vnet1", VLAN: 10, Trunk: "20"}, api.CodeInvalidVLAN},
 		{"native on access", store.PortConfig{Name: "vnet1", VLAN: 10, NativeVLAN: 20}, api.CodeInvalidVLAN},
 		{"bad trunk", store.PortConfig{Name: "vnet1", Trunk: "10-"}, api.CodeInvalidVLAN},
+		{"blank trunk", store.PortConfig{Name: "vnet1", Trunk: " "}, api.CodeInvalidVLAN},
 		{"bad svid", store.PortConfig{Name: "vnet1", VLAN: 10, SVID: 4095}, api.CodeInvalidVLAN},
 		{"bad pcp", store.PortConfig{Name: "vnet1", VLAN: 10, PCP: 8}, api.CodeInvalidPCP},
 		{"malformed mac", store.PortConfig{Name: "vnet1", VLAN: 10, MACs: []string{"zz"}}, api.CodeInvalidMAC},

@@ -54,7 +54,8 @@ type Daemon struct {
 
 	mu          sync.Mutex // serialises configuration changes (store + switch)
 	links       map[string]netdev.Event
-	uplinkIndex int // ifindex the uplink queues are bound to; 0 while it is gone
+	uplinkIndex int            // ifindex the uplink queues are bound to; 0 while it is gone
+	portIndex   map[string]int // ifindex each attached port's queues are bound to
 
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup
@@ -84,7 +85,7 @@ func Start(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, mode: mode, start: time.Now(), links: map[string]netdev.Event{}}
+	d := &Daemon{opts: o, log: o.Logger, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}}
 	ul, err := netdev.LinkByName(o.Uplink)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
@@ -299,14 +300,24 @@ func (d *Daemon) syncPortLocked(name string) {
 	if !d.sw.HasPort(name) {
 		return
 	}
-	_, present := d.links[name]
+	ev, present := d.links[name]
+	attached := d.sw.Attached(name)
+	if present && attached && d.portIndex[name] != ev.Index {
+		// deleted and created again between two events: the queues are
+		// bound to the old interface
+		d.sw.Detach(name)
+		attached = false
+	}
 	switch {
-	case present && !d.sw.Attached(name):
+	case present && !attached:
 		if err := d.sw.Attach(name); err != nil {
 			d.log.Warn("attach port", "port", name, "err", err)
+			return
 		}
-	case !present && d.sw.Attached(name):
+		d.portIndex[name] = ev.Index
+	case !present && attached:
 		d.sw.Detach(name)
+		delete(d.portIndex, name)
 	}
 }
 
@@ -461,11 +472,18 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 		return api.Port{}, err
 	}
 	c = normalise(c, dc)
+	old, err := d.st.Port(name)
+	if err != nil {
+		return api.Port{}, err
+	}
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", name, err)
 	}
 	if err := d.sw.UpdatePort(dc); err != nil {
-		return api.Port{}, err
+		if rerr := d.st.PutPort(old); rerr != nil {
+			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
+		}
+		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
 	d.log.Info("port updated", "port", name)
 	return d.portLocked(c), nil

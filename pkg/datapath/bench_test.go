@@ -65,7 +65,7 @@ func benchSwitch(b testing.TB) (*Switch, *port, *port) {
 	}
 	p1, p2 := sw.ports["vnet1"], sw.ports["vnet2"]
 	for _, p := range []*port{p1, p2} {
-		p.io.Store(&portIO{tap: &nullQueue{}, up: &nullQueue{}, done: make(chan struct{})})
+		p.io.Store(&portIO{tap: &nullQueue{}, up: &nullQueue{}, stop: make(chan struct{}), done: make(chan struct{})})
 	}
 	return sw, p1, p2
 }

@@ -12,6 +12,7 @@ type fanout struct {
 	arena   []byte
 	used    int
 	batch   int
+	snap    *snapshot // of the batch being processed, for early flushes
 }
 
 const arenaFrame = 2048 + 2*vlan.TagLen
@@ -20,7 +21,14 @@ func newFanout(batch int) *fanout {
 	return &fanout{batch: batch, arena: make([]byte, batch*4*arenaFrame), touched: make([]int, 0, 64)}
 }
 
-// grow makes room for n slots (only on configuration change).
+// begin starts a batch: it makes room for the snapshot's slots (allocating
+// only on configuration change) and remembers the snapshot.
+func (f *fanout) begin(snap *snapshot) {
+	f.snap = snap
+	f.grow(len(snap.slots))
+}
+
+// grow makes room for n slots.
 func (f *fanout) grow(n int) {
 	if n <= len(f.pend) {
 		return
@@ -44,13 +52,36 @@ func (f *fanout) add(slot int, frame []byte) {
 // tagged returns a copy of the untagged frame u with a C-tag inserted, in the
 // arena; nil when the arena is full (the caller counts a drop).
 func (f *fanout) tagged(u []byte, tci uint16) []byte {
-	if f.used+len(u)+vlan.TagLen > len(f.arena) {
+	dst := f.room(len(u) + vlan.TagLen)
+	if dst == nil {
 		return nil
 	}
-	dst := f.arena[f.used : f.used+len(u)+vlan.TagLen]
 	n := vlan.PushTo(dst, u, vlan.Tag{TPID: vlan.TPIDCTag, TCI: tci})
 	f.used += n
 	return dst[:n]
+}
+
+// copyOf returns a copy of u in the arena (nil if it cannot fit at all).
+func (f *fanout) copyOf(u []byte) []byte {
+	dst := f.room(len(u))
+	if dst == nil {
+		return nil
+	}
+	copy(dst, u)
+	f.used += len(u)
+	return dst
+}
+
+// room returns n free arena bytes; when the arena is full it first sends
+// what is pending (Send copies, so the arena can be reused at once).
+func (f *fanout) room(n int) []byte {
+	if f.used+n > len(f.arena) && f.snap != nil {
+		f.flush(f.snap)
+	}
+	if f.used+n > len(f.arena) {
+		return nil
+	}
+	return f.arena[f.used : f.used+n]
 }
 
 // addFor queues the untagged frame u of VLAN vid (tci carries PCP) for port

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"time"
 
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
@@ -31,14 +32,28 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 }
 
 func (w *egressWorker) run() {
+	failing := false
 	for {
 		n, err := w.io.tap.Recv(w.b)
 		if err != nil {
-			if !errors.Is(err, ErrClosed) {
-				w.s.log.Warn("port receive failed; waiting for the interface to come back", "port", w.p.name, "err", err)
+			if errors.Is(err, ErrClosed) {
+				return
 			}
-			return
+			// The interface went down (a VM reboot) or away: keep the
+			// queue; it receives again once the link is back, and a
+			// deleted interface is detached by the daemon (Close).
+			if !failing {
+				w.s.log.Warn("port receive failed; waiting for the interface to come back", "port", w.p.name, "err", err)
+				failing = true
+			}
+			select {
+			case <-w.io.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
+		failing = false
 		if n > 0 {
 			w.process(w.s.snap.Load(), w.p.view.Load())
 		}
@@ -50,7 +65,7 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 	c := &w.p.ctr
 	b := w.b
 	var rxp, rxb uint64
-	w.local.grow(len(snap.slots))
+	w.local.begin(snap)
 	w.now = w.s.fdb.now()
 	for i := 0; i < b.N; i++ {
 		rxp++
@@ -114,7 +129,7 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *Batch, i int) (Reas
 			return DropVLANNotAllowed, false
 		}
 	}
-	src := f[6:12]
+	src := b.Buf[i][off+6 : off+12] // after a trunk pop the addresses moved
 	if src[0]&1 != 0 || isZeroMAC(src) {
 		return DropBadSrc, false
 	}
@@ -172,11 +187,8 @@ func (w *egressWorker) addLocalCopy(d *portView, u []byte, tci, vid uint16) {
 			f.add(d.slot, t)
 			return
 		}
-	} else if f.used+len(u) <= len(f.arena) {
-		dst := f.arena[f.used : f.used+len(u)]
-		copy(dst, u)
-		f.used += len(u)
-		f.add(d.slot, dst)
+	} else if c := f.copyOf(u); c != nil {
+		f.add(d.slot, c)
 		return
 	}
 	d.p.ctr.Drop(DropTxError, 1)

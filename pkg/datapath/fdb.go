@@ -3,6 +3,7 @@ package datapath
 import (
 	"encoding/binary"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -14,6 +15,7 @@ import (
 type FDB struct {
 	t     atomic.Pointer[fdbTable]
 	epoch time.Time
+	sweep sync.Mutex // one Sweep/Forget at a time (the ager and the API)
 }
 
 const (
@@ -122,6 +124,21 @@ func (f *FDB) learnAt(key uint64, slot int, now uint32) {
 	}
 }
 
+// insert puts an entry into a table nobody else sees yet.
+func (t *fdbTable) insert(k, v uint64) {
+	mask := uint64(len(t.e) - 1)
+	i := hashKey(k)
+	for n := 0; n < fdbProbe; n++ {
+		e := &t.e[i&mask]
+		if c := e.key.Load(); c == 0 || c == k {
+			e.key.Store(k)
+			e.val.Store(v)
+			return
+		}
+		i++
+	}
+}
+
 // FDBRow is one learned entry.
 type FDBRow struct {
 	VID  uint16
@@ -133,6 +150,8 @@ type FDBRow struct {
 // Sweep removes entries older than maxAge or whose slot fails keep, and
 // rebuilds the table when tombstones exceed a quarter of it.
 func (f *FDB) Sweep(maxAge time.Duration, keep func(slot int) bool) {
+	f.sweep.Lock()
+	defer f.sweep.Unlock()
 	t := f.t.Load()
 	now := f.now()
 	for i := range t.e {
@@ -142,6 +161,9 @@ func (f *FDB) Sweep(maxAge time.Duration, keep func(slot int) bool) {
 			continue
 		}
 		v := e.val.Load()
+		if v == 0 {
+			continue // being learned or being removed right now
+		}
 		slot := int(v>>32) - 1
 		if time.Duration(now-uint32(v))*time.Second > maxAge || !keep(slot) {
 			e.val.Store(0)
@@ -151,14 +173,17 @@ func (f *FDB) Sweep(maxAge time.Duration, keep func(slot int) bool) {
 		}
 	}
 	if t.tombstones.Load() > int64(len(t.e)/4) {
+		// Fill the new table privately and publish it whole: lookups never
+		// see a half-copied table. Entries learned into the old table
+		// while copying are learned again by the next frame of that MAC.
 		nt := &fdbTable{e: make([]fdbEntry, len(t.e))}
-		f.t.Store(nt)
 		for i := range t.e {
 			k, v := t.e[i].key.Load(), t.e[i].val.Load()
 			if k != 0 && k != fdbTombstone && v != 0 {
-				f.learnAt(k, int(v>>32)-1, uint32(v))
+				nt.insert(k, v)
 			}
 		}
+		f.t.Store(nt)
 	}
 }
 

@@ -25,7 +25,7 @@ func FuzzPipelines(f *testing.F) {
 				t.Fatal(err)
 			}
 			pt := sw.ports["trunk0"]
-			pt.io.Store(&portIO{tap: &nullQueue{}, up: &nullQueue{}, done: make(chan struct{})})
+			pt.io.Store(&portIO{tap: &nullQueue{}, up: &nullQueue{}, stop: make(chan struct{}), done: make(chan struct{})})
 			snap := sw.snap.Load()
 			local := func() (n uint64) { // frames switched locally (VEB)
 				for _, q := range sw.ports {

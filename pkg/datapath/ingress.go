@@ -55,7 +55,7 @@ func (w *ingressWorker) run() {
 
 // process forwards the frames of w.b; the Batch is released by the caller.
 func (w *ingressWorker) process(snap *snapshot) {
-	w.out.grow(len(snap.slots))
+	w.out.begin(snap)
 	b := w.b
 	up := &w.s.uplink
 	w.rxp, w.rxb = 0, 0
@@ -76,12 +76,14 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 		up.Drop(DropMalformed, 1)
 		return
 	}
-	if isLinkLocal(f) || etherTypeAt(f) == EtherTypeLLDP || etherTypeAt(f) == EtherTypeECP {
+	h := &w.hdr
+	perr := vlan.Parse(f, h)
+	if isLinkLocal(f) || etherTypeAt(f) == EtherTypeLLDP || etherTypeAt(f) == EtherTypeECP ||
+		(perr == nil && (h.EtherType == EtherTypeLLDP || h.EtherType == EtherTypeECP)) {
 		w.control(f)
 		return
 	}
-	h := &w.hdr
-	if err := vlan.Parse(f, h); err != nil {
+	if perr != nil {
 		up.Drop(DropMalformed, 1)
 		return
 	}
@@ -92,7 +94,7 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 		up.Drop(DropUnknownVLAN, 1)
 		return
 	case h.NTags == 2:
-		if h.Tags[0].TPID == vlan.TPIDCTag {
+		if h.Tags[0].TPID == vlan.TPIDCTag || h.Tags[1].TPID != vlan.TPIDCTag {
 			up.Drop(DropUnknownVLAN, 1) // C-tag outside: not ours
 			return
 		}
@@ -119,8 +121,10 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 	u := b.Buf[i][off : off+n]
 	dst := u[0:6]
 	if dst[0]&1 == 0 {
+		// The FDB is live, the snapshot per batch: a port added since
+		// may own a slot this snapshot does not have yet.
 		slot, ok := lookup(snap, w.s.fdb, vid, dst)
-		if ok {
+		if ok && slot >= 0 && slot < len(snap.slots) {
 			v := snap.slots[slot]
 			if v != nil && v.cfg.SVID == svid && v.cfg.hasVID(vid) {
 				if !w.out.addFor(v, u, ctag.TCI, vid) {
@@ -133,7 +137,11 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 		flooded := false
 		for _, v := range ports {
 			if v.flood && v.cfg.SVID == svid {
-				flooded = w.out.addFor(v, u, ctag.TCI, vid) || flooded
+				if w.out.addFor(v, u, ctag.TCI, vid) {
+					flooded = true
+				} else {
+					v.p.ctr.Drop(DropTxError, 1)
+				}
 			}
 		}
 		if !flooded {
@@ -147,10 +155,12 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 	if slot, ok := lookup(snap, w.s.fdb, vid, u[6:12]); ok {
 		owner = slot
 	}
+	matched := false
 	for _, v := range ports {
 		if v.cfg.SVID != svid {
 			continue
 		}
+		matched = true
 		if v.slot == owner {
 			v.p.ctr.Drop(DropReflection, 1)
 			continue
@@ -158,6 +168,9 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 		if !w.out.addFor(v, u, ctag.TCI, vid) {
 			v.p.ctr.Drop(DropTxError, 1)
 		}
+	}
+	if !matched {
+		up.Drop(DropUnknownVLAN, 1) // the VID is used, but not on this S-channel
 	}
 }
 

@@ -53,7 +53,8 @@ type port struct {
 
 type portIO struct {
 	tap, up Queue
-	done    chan struct{}
+	stop    chan struct{} // closed when the port is being detached
+	done    chan struct{} // closed when its egress worker has returned
 }
 
 type portView struct {
@@ -249,7 +250,7 @@ func (s *Switch) ager() {
 			return
 		case <-t.C:
 			snap := s.snap.Load()
-			s.fdb.Sweep(s.cfg.Aging, func(slot int) bool { return slot < len(snap.slots) && snap.slots[slot] != nil })
+			s.fdb.Sweep(s.cfg.Aging, func(slot int) bool { return slot >= 0 && slot < len(snap.slots) && snap.slots[slot] != nil })
 		}
 	}
 }
@@ -351,7 +352,7 @@ func (s *Switch) attachLocked(p *port) error {
 		tap.Close()
 		return fmt.Errorf("attach %s: open uplink TX queue on %s: %w", name, s.cfg.Uplink, err)
 	}
-	io := &portIO{tap: tap, up: up, done: make(chan struct{})}
+	io := &portIO{tap: tap, up: up, stop: make(chan struct{}), done: make(chan struct{})}
 	p.io.Store(io)
 	s.wg.Add(1)
 	go func() {
@@ -377,6 +378,7 @@ func (s *Switch) detachLocked(p *port) {
 	if io == nil {
 		return
 	}
+	close(io.stop)
 	io.tap.Close() // wakes the egress worker
 	<-io.done
 	p.ctr.foldQueueDrops(io.tap.Stats())
