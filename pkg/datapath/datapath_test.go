@@ -338,3 +338,15 @@ func TestRestartUplink(t *testing.T) {
 		t.Fatalf("control TX after restart: %v", err)
 	}
 }
+
+// A trunk accepts its native VLAN tagged as well as untagged; both leave
+// tagged with the native VID.
+func TestTrunkNativeTagged(t *testing.T) {
+	tr, _ := vlan.ParseVIDSet("10")
+	r := newRig(t, datapath.ModeVEPA, datapath.PortConfig{Name: "vnet1", Trunk: tr, NativeVLAN: 40})
+	r.be.Iface("vnet1").Inject(eth(macR, mac1, ctag(2, 40)), eth(macR, mac1))
+	got := r.be.Iface("up0").Wait(2, time.Second)
+	if len(got) != 2 || !bytes.Equal(got[0], eth(macR, mac1, ctag(2, 40))) || !bytes.Equal(got[1], eth(macR, mac1, ctag(0, 40))) {
+		t.Fatalf("uplink got %x", got)
+	}
+}

@@ -121,7 +121,7 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *Batch, i int) (Reas
 		case h.NTags == 0 && cfg.NativeVLAN != 0:
 			vid = cfg.NativeVLAN
 			tci = vlan.MakeTCI(cfg.PCP, false, vid)
-		case h.NTags == 1 && h.Tags[0].TPID == vlan.TPIDCTag && cfg.Trunk.Has(h.Tags[0].VID()):
+		case h.NTags == 1 && h.Tags[0].TPID == vlan.TPIDCTag && cfg.hasVID(h.Tags[0].VID()): // native may come tagged too
 			vid = h.Tags[0].VID()
 			tci = h.Tags[0].TCI
 			off, n = vlan.PopInPlace(b.Buf[i], off, n) // normalise to untagged
