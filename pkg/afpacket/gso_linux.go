@@ -140,12 +140,17 @@ func (s *superFrame) parse(frame []byte, gsoType uint8, gsoSize, maxFrame int) b
 	s.payLen = ipEnd - s.hdrLen
 	s.mss = gsoSize
 	first := min(s.mss, s.payLen)
-	if s.payLen <= 0 || s.hdrLen+first > maxFrame {
+	// A tiny gso_size would turn one 64 KiB super-frame into tens of
+	// thousands of frames: refuse it like the kernel's minimum TCP MSS.
+	if s.mss < minGSOSize || s.payLen <= 0 || s.hdrLen+first > maxFrame {
 		return false
 	}
 	s.frame = frame[:ipEnd]
 	return true
 }
+
+// minGSOSize is the smallest gso_size accepted (Linux's TCP_MIN_SND_MSS).
+const minGSOSize = 48
 
 // done reports whether every segment has been produced.
 func (s *superFrame) done() bool { return s.sent >= s.payLen }

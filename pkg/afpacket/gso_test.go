@@ -181,6 +181,8 @@ func TestSegmentRefuses(t *testing.T) {
 		{"type mismatch v6", f, vnetGSOTCPv6, 1448, 2040},
 		{"type mismatch udp", f, vnetGSOUDPL4, 1448, 2040},
 		{"mss 0", f, vnetGSOTCPv4, 0, 2040},
+		{"mss 1 (amplification)", f, vnetGSOTCPv4, 1, 2040},
+		{"mss below minimum", f, vnetGSOTCPv4, minGSOSize - 1, 2040},
 		{"segment larger than frame", f, vnetGSOTCPv4, 4000, 2040},
 		{"truncated", f[:len(f)-1], vnetGSOTCPv4, 1448, 2040},
 		{"fragment", frag, vnetGSOTCPv4, 1448, 2040},

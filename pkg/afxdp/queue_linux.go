@@ -74,6 +74,10 @@ func (q *Queue) Recv(b *datapath.Batch) (int, error) {
 	if !q.receives() {
 		return 0, fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)
 	}
+	if b.N != 0 || b.Cap() == 0 {
+		// Receiving into an unreleased batch would leak its UMEM chunks.
+		return 0, fmt.Errorf("afxdp recv on %s queue %d: batch not released or of capacity 0", q.x.ifname, q.x.queueID)
+	}
 	x := q.x
 	x.recvMu.Lock()
 	defer x.recvMu.Unlock()
