@@ -14,6 +14,7 @@ import (
 
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/daemon"
+	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 var version = "dev"
@@ -33,6 +34,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics on TCP `ADDR` (e.g. :9477)")
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
+	var prio string
+	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
@@ -50,6 +53,16 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if o.MTU < 68 || o.MTU > 65000 {
 		fmt.Fprintf(stderr, "vswitchd: invalid --mtu %d: use 68-65000\n", o.MTU)
+		return 2
+	}
+	switch prio {
+	case "rt":
+		o.Priority = datapath.Priority{RealTime: 1}
+	case "nice":
+		o.Priority = datapath.Priority{Nice: -10}
+	case "normal":
+	default:
+		fmt.Fprintf(stderr, "vswitchd: invalid --datapath-priority %q: use rt, nice or normal\n", prio)
 		return 2
 	}
 	if o.Uplink == "" {

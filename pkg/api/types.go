@@ -45,10 +45,12 @@ type Status struct {
 	ConfiguredMode string `json:"configured_mode"` // what the operator asked for
 	Datapath       string `json:"datapath"`        // afpacket|afxdp
 	DatapathReason string `json:"datapath_reason,omitempty"`
-	Ports          int    `json:"ports"`
-	PortsUp        int    `json:"ports_up"`
-	UptimeSeconds  int64  `json:"uptime_seconds"`
-	StatePath      string `json:"state_path"`
+	// DatapathPriority is the scheduling of the datapath threads.
+	DatapathPriority string `json:"datapath_priority,omitempty"`
+	Ports            int    `json:"ports"`
+	PortsUp          int    `json:"ports_up"`
+	UptimeSeconds    int64  `json:"uptime_seconds"`
+	StatePath        string `json:"state_path"`
 	// Relay is the reflective-relay negotiation state (filled by pkg/vepa).
 	Relay *RelayStatus `json:"relay,omitempty"`
 }

@@ -36,6 +36,8 @@ type Options struct {
 	UplinkQueues int
 	// MTU of the VM ports (0: 1500); longer frames are dropped as malformed.
 	MTU int
+	// Priority is the scheduling policy of the datapath threads.
+	Priority datapath.Priority
 }
 
 // afxdpMaxMTU is the largest MTU an AF_XDP queue carries (a 4096-byte UMEM
@@ -121,7 +123,7 @@ func Start(o Options) (*Daemon, error) {
 		}
 	}
 	d.restoreFDB()
-	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "why", d.reason, "mode", mode, "ports", len(ports), "state", d.st.Path())
+	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true
 	return d, nil
 }
@@ -179,7 +181,7 @@ func (d *Daemon) newSwitch(be datapath.Backend, queues int) error {
 	if queues <= 0 {
 		queues = runtime.NumCPU()
 	}
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Logger: d.log})
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -366,7 +368,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	return api.Status{
 		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
-		Datapath: d.sw.Backend(), DatapathReason: d.reason,
+		Datapath: d.sw.Backend(), DatapathReason: d.reason, DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
 		StatePath: d.st.Path(),
 	}, nil

@@ -32,6 +32,7 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 }
 
 func (w *egressWorker) run() {
+	defer w.s.pinWorker()()
 	failing := false
 	for {
 		n, err := w.io.tap.Recv(w.b)

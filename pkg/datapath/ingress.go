@@ -25,6 +25,7 @@ func newIngressWorker(s *Switch, q Queue) *ingressWorker {
 }
 
 func (w *ingressWorker) run() {
+	defer w.s.pinWorker()()
 	failing := false
 	for {
 		n, err := w.q.Recv(w.b)

@@ -41,6 +41,8 @@ type Switch struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	started bool
+
+	prioWarn sync.Once
 }
 
 type port struct {
