@@ -21,7 +21,6 @@ import (
 // ---- building frames the way a sender with TX checksum offload does ----
 
 type csumCase struct {
-	name    string
 	tags    []tag
 	v6      bool
 	proto   byte // 6 or 17
