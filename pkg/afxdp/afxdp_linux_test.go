@@ -691,3 +691,20 @@ func TestConcurrentOpenSameQueue(t *testing.T) {
 		t.Errorf("%d sockets registered, want 1", len(be.socks))
 	}
 }
+
+// Frames the device cannot carry (longer than MTU + header + one tag) are
+// refused and counted, not counted as sent and dropped by the kernel.
+func TestSendCountsFramesOverMTU(t *testing.T) {
+	tp := newTopo(t)
+	be := New(testOptions(t))
+	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	const mtu = 1600 // newTopo sets it on both veth ends
+	ok, over := frame(macB, macA, 1, mtu+18), frame(macB, macA, 2, mtu+19)
+	n, err := q.Send([][]byte{ok, over})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); n != 1 || st.TxPackets != 1 || st.TxErrors != 1 {
+		t.Fatalf("Send = %d, stats %+v: want the MTU+18 frame sent and the MTU+19 one counted as an error", n, st)
+	}
+}

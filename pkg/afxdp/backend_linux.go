@@ -116,6 +116,15 @@ func chunkSize(frameSize int) (uint64, error) {
 	return 0, fmt.Errorf("frame size %d too large for AF_XDP without multi-buffer (max %d)", frameSize, 4096-unix.XDP_PACKET_HEADROOM)
 }
 
+// txLimit is the longest frame a device of this MTU transmits: the kernel
+// forwards MTU + Ethernet header + one VLAN tag.
+func txLimit(mtu int) int {
+	if mtu <= 0 {
+		return 1 << 30 // unknown: leave it to the chunk size
+	}
+	return mtu + 14 + 4
+}
+
 // Open implements datapath.Backend. It works in the network namespace of
 // the calling thread; the returned Queue may be used and closed from any
 // goroutine.
@@ -204,7 +213,7 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 		return nil, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", cfg.Role, ifname, queueID, x.rxOwner.role)
 	}
 
-	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b, promiscFD: -1}
+	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b, promiscFD: -1, maxTx: txLimit(nl.Attrs().MTU)}
 	if cfg.Promisc {
 		if q.promiscFD, err = promiscSocket(ifindex); err != nil {
 			if created {

@@ -20,6 +20,7 @@ type Queue struct {
 	role  datapath.Role
 	batch int
 
+	maxTx     int            // longest frame the interface transmits (MTU + Ethernet header + one tag)
 	rx        bool           // owns the socket's RX side
 	promiscFD int            // AF_PACKET socket holding a promiscuous membership, or -1
 	efd       int            // eventfd that wakes a blocked Recv on Close
@@ -163,7 +164,9 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 		if sent == room {
 			break
 		}
-		if uint64(len(f)) > x.chunk || len(f) == 0 {
+		// The kernel drops what the device cannot carry without telling
+		// us: count those here, as afpacket does (EMSGSIZE).
+		if uint64(len(f)) > x.chunk || len(f) == 0 || len(f) > q.maxTx {
 			bad++
 			continue
 		}
