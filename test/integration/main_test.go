@@ -61,9 +61,16 @@ func build(dir string) error {
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
 	}
-	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator),
-		"github.com/vswitch/vswitch/cmd/vswitchd", "github.com/vswitch/vswitch/cmd/vswctl")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	env := append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("VSWITCH_RACE") != "" {
+		// VSWITCH_RACE=1: daemons built with the race detector (needs cgo).
+		args = append(args, "-race")
+		env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	args = append(args, "github.com/vswitch/vswitch/cmd/vswitchd", "github.com/vswitch/vswitch/cmd/vswctl")
+	cmd := exec.Command(goBin, args...)
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go build vswitchd vswctl: %w\n%s", err, out)
