@@ -4,29 +4,11 @@ package afxdp
 
 import (
 	"errors"
-	"log/slog"
 
 	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 var errUnsupported = errors.New("afxdp: AF_XDP needs Linux")
-
-// XDPMode chooses where the XDP program runs.
-type XDPMode int
-
-// XDP modes (see the Linux build for their meaning).
-const (
-	XDPModeAuto XDPMode = iota
-	XDPModeNative
-	XDPModeGeneric
-)
-
-// Options tune a Backend.
-type Options struct {
-	Logger     *slog.Logger
-	XDPMode    XDPMode
-	NoZeroCopy bool
-}
 
 // Backend is unavailable outside Linux.
 type Backend struct{}
