@@ -189,3 +189,34 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestEBPFVEPAContender runs the in-kernel ceiling row for one short
+// repetition: its frames must pass the harness's verification (they reach
+// VM2 untagged and intact) in all three tests, which only works if the tc
+// programs tag, hairpin through the switch, untag and look up VM2's MAC.
+func TestEBPFVEPAContender(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and eBPF")
+	}
+	cfg := ShortConfig()
+	cfg.Contenders = []string{EBPFVEPA}
+	cfg.Timeout = 40 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Contender(EBPFVEPA)
+	if r == nil || r.Status != StatusOK {
+		t.Fatalf("ebpf-vepa row: %+v", r)
+	}
+	if r.CPUKind != "softirq" {
+		t.Errorf("cpu kind %q, want softirq (no switching process)", r.CPUKind)
+	}
+	for _, n := range []string{TestVM2VM64, TestUp2VM64, TestVM2VM1500} {
+		if tr := r.Tests[n]; tr == nil || tr.PPS <= 0 {
+			t.Errorf("ebpf-vepa %s: no frames received: %+v", n, tr)
+		}
+	}
+}

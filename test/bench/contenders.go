@@ -38,10 +38,11 @@ const (
 	OVSAFPacket      = "ovs-afpacket"
 	OVSAFXDP         = "ovs-afxdp"
 	LinuxBridge      = "linux-bridge"
+	EBPFVEPA         = "ebpf-vepa"
 )
 
 // AllContenders lists every contender name in run order.
-var AllContenders = []string{Wire, VswitchdAFPacket, VswitchdAFXDP, MacvlanVEPA, OVSAFPacket, OVSAFXDP, LinuxBridge}
+var AllContenders = []string{Wire, VswitchdAFPacket, VswitchdAFXDP, MacvlanVEPA, OVSAFPacket, OVSAFXDP, LinuxBridge, EBPFVEPA}
 
 func contenderByName(name string) (contender, bool) {
 	switch name {
@@ -67,6 +68,10 @@ func contenderByName(name string) (contender, bool) {
 			setup: func(ctx context.Context, h *harness, t *topo) (*proc, error) {
 				return setupOVS(ctx, t, afxdp)
 			}}, true
+	case EBPFVEPA:
+		return contender{name: name, kind: vmVeth, tagUp: true,
+			note:  "ceiling of veth-attached VMs: 2 tc eBPF programs, no userspace, VID 100",
+			setup: setupEBPFVEPA}, true
 	case LinuxBridge:
 		return contender{name: name, kind: vmVeth, noHairpin: true,
 			note:  "kernel, local switching (no VEPA)",

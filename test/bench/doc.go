@@ -93,6 +93,14 @@
 // # Contenders
 //
 // wire, vswitchd-afpacket, vswitchd-afxdp, macvlan-vepa, ovs-afpacket,
-// ovs-afxdp, linux-bridge. A contender that cannot run reports why in its row
-// instead of numbers. See contenders.go.
+// ovs-afxdp, linux-bridge, ebpf-vepa. A contender that cannot run reports
+// why in its row instead of numbers. See contenders.go.
+//
+// ebpf-vepa is not a product but a ceiling: two tc eBPF programs in HV
+// (tag and redirect to the uplink; untag, look up the destination MAC and
+// redirect to the VM) and nothing in userspace. VMs attached through a veth
+// pair, as vswitchd's and OVS's are here, cross two more veth hops per
+// frame than macvlan's VMs, which sit on the uplink itself; ebpf-vepa shows
+// what that costs when switching itself is nearly free (see
+// ebpfvepa_linux.go).
 package bench

@@ -71,8 +71,9 @@ type topo struct {
 	tmp   string
 	nsAll []string
 
-	mu    sync.Mutex
-	procs []*proc
+	mu      sync.Mutex
+	procs   []*proc
+	closers []func() // run at teardown after the processes stop
 }
 
 // proc is a child process the harness started (and alone may stop).
@@ -286,15 +287,26 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
+// onTeardown registers f to run at teardown, after the processes stop and
+// before the namespaces go.
+func (t *topo) onTeardown(f func()) {
+	t.mu.Lock()
+	t.closers = append(t.closers, f)
+	t.mu.Unlock()
+}
+
 // teardown stops our processes and deletes our namespaces (which deletes
 // every interface in them) and the temp dir. Safe to call twice.
 func (t *topo) teardown() {
 	t.mu.Lock()
-	procs := t.procs
-	t.procs = nil
+	procs, closers := t.procs, t.closers
+	t.procs, t.closers = nil, nil
 	t.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].stop()
+	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
 	}
 	ctx := context.Background()
 	for i := len(t.nsAll) - 1; i >= 0; i-- {
