@@ -84,11 +84,11 @@ func contenderByName(name string) (contender, bool) {
 // VM is switched locally, uplink to VM untagged.
 func setupLinuxBridge(ctx context.Context, _ *harness, t *topo) (*proc, error) {
 	steps := [][]string{
-		{"-n", t.hv, "link", "add", "hvbr", "type", "bridge"},
-		{"-n", t.hv, "link", "set", vnet1, "master", "hvbr"},
-		{"-n", t.hv, "link", "set", vnet2, "master", "hvbr"},
-		{"-n", t.hv, "link", "set", uplinkIf, "master", "hvbr"},
-		{"-n", t.hv, "link", "set", "hvbr", "up"},
+		{"-n", t.hv.Name, "link", "add", "hvbr", "type", "bridge"},
+		{"-n", t.hv.Name, "link", "set", vnet1, "master", "hvbr"},
+		{"-n", t.hv.Name, "link", "set", vnet2, "master", "hvbr"},
+		{"-n", t.hv.Name, "link", "set", uplinkIf, "master", "hvbr"},
+		{"-n", t.hv.Name, "link", "set", "hvbr", "up"},
 	}
 	for _, s := range steps {
 		if err := ipCmd(ctx, s...); err != nil {
@@ -96,7 +96,7 @@ func setupLinuxBridge(ctx context.Context, _ *harness, t *topo) (*proc, error) {
 		}
 	}
 	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
-		_ = writeSysctl(t.hv, k, "0")
+		_ = t.hv.Sysctl(k, "0")
 	}
 	return nil, nil
 }
@@ -108,7 +108,7 @@ func setupVswitchd(ctx context.Context, h *harness, t *topo, datapath string) (*
 		return nil, err
 	}
 	sock := filepath.Join(t.tmp, "vswitchd.sock")
-	p, err := t.start("vswitchd", t.hv, nil, vswitchd,
+	p, err := t.start("vswitchd", t.hv.Name, nil, vswitchd,
 		"--uplink", uplinkIf, "--datapath", datapath,
 		"--state", filepath.Join(t.tmp, "state.db"), "--socket", sock, "--log-level", "warn")
 	if err != nil {
@@ -186,7 +186,7 @@ func setupOVS(ctx context.Context, t *topo, afxdp bool) (*proc, error) {
 	if _, err := vsctl("--no-wait", "init"); err != nil {
 		return nil, err
 	}
-	vsp, err := t.start("ovs-vswitchd", t.hv, env, "ovs-vswitchd", "unix:"+dbsock,
+	vsp, err := t.start("ovs-vswitchd", t.hv.Name, env, "ovs-vswitchd", "unix:"+dbsock,
 		"--unixctl="+filepath.Join(dir, "ovs-vswitchd.ctl"),
 		"--pidfile="+filepath.Join(dir, "ovs-vswitchd.pid"), "--log-file="+filepath.Join(dir, "ovs-vswitchd.log"),
 		"-vconsole:off", "--no-chdir")

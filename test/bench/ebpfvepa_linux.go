@@ -122,7 +122,7 @@ func uplinkProgram(fdbFD int) asm.Instructions {
 // the topology is torn down.
 func setupEBPFVEPA(_ context.Context, _ *harness, t *topo) (*proc, error) {
 	e := &ebpfVEPA{}
-	err := inNS(t.hv, func() error {
+	err := t.hv.Do(func() error {
 		index := map[string]int{}
 		for _, n := range []string{uplinkIf, vnet1, vnet2} {
 			l, err := netlink.LinkByName(n)

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // mmsghdr mirrors struct mmsghdr for sendmmsg(2) (x/sys/unix has no wrapper).
@@ -33,9 +35,9 @@ const genBatch = 64
 
 // openSender opens a TX-only packet socket on ifname inside namespace ns.
 // Protocol 0 means the socket receives nothing, so it costs nothing on RX.
-func openSender(ns, ifname string, frame []byte) (*sender, error) {
+func openSender(ns *vtopo.NS, ifname string, frame []byte) (*sender, error) {
 	s := &sender{fd: -1, frame: frame}
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return fmt.Errorf("find %s: %w", ifname, err)
@@ -142,9 +144,9 @@ type receiver struct {
 	fd int
 }
 
-func openReceiver(ns, ifname string) (*receiver, error) {
+func openReceiver(ns *vtopo.NS, ifname string) (*receiver, error) {
 	r := &receiver{fd: -1}
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return fmt.Errorf("find %s: %w", ifname, err)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // Test names (JSON keys).
@@ -291,7 +293,8 @@ func (h *harness) runContender(ctx context.Context, c contender) (r ContenderRes
 
 	type spec struct {
 		name      string
-		ns, ifn   string
+		ns        *vtopo.NS
+		ifn       string
 		src       net.HardwareAddr
 		srcIP     net.IP
 		size, vid int
@@ -367,7 +370,7 @@ func cannot(r ContenderResult, err error) ContenderResult {
 // the adjacent bridge and FDBs learn it), then VM1.
 func learn(t *topo) error {
 	for _, d := range []struct {
-		ns       string
+		ns       *vtopo.NS
 		src, dst net.HardwareAddr
 		sip, dip net.IP
 	}{{t.vm2, vm2MAC, vm1MAC, vm2IP, vm1IP}, {t.vm1, vm1MAC, vm2MAC, vm1IP, vm2IP}} {
@@ -390,7 +393,7 @@ func learn(t *topo) error {
 }
 
 // measure verifies delivery once and then runs the repetitions of one test.
-func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsReader, ns, ifn string, frame []byte, tr *TestResult) error {
+func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsReader, ns *vtopo.NS, ifn string, frame []byte, tr *TestResult) error {
 	if err := learn(t); err != nil {
 		return err
 	}

@@ -2,17 +2,15 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // cmdTimeout bounds every helper command (ip, ovs-vsctl, ...).
@@ -40,74 +38,18 @@ func ipCmd(ctx context.Context, args ...string) error {
 	return err
 }
 
-// inNS runs fn on a locked OS thread switched into the named namespace and
-// switches back afterwards. Sockets opened by fn stay in that namespace.
-func inNS(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open netns %s: %w", name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it dies with this goroutine
-			// instead of running other code in the wrong namespace.
-			errc <- errors.Join(ferr, fmt.Errorf("restore netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// writeSysctl writes value to /proc/sys/PATH inside namespace ns. A missing
-// key is reported as os.ErrNotExist so callers can decide it is optional.
-func writeSysctl(ns, key, value string) error {
-	p := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
-	return inNS(ns, func() error {
-		if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
-			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, ns, err)
-		}
-		return nil
-	})
-}
-
 // linkStats reads the counters of ifname in namespace ns over netlink.
 type statsReader struct {
 	h      *netlink.Handle
-	ns     netns.NsHandle
 	ifname string
 }
 
-func newStatsReader(ns, ifname string) (*statsReader, error) {
-	nh, err := netns.GetFromName(ns)
+func newStatsReader(ns *vtopo.NS, ifname string) (*statsReader, error) {
+	h, err := netlink.NewHandleAt(ns.Handle())
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", ns, err)
+		return nil, fmt.Errorf("netlink handle in %s: %w", ns.Name, err)
 	}
-	h, err := netlink.NewHandleAt(nh)
-	if err != nil {
-		nh.Close()
-		return nil, fmt.Errorf("netlink handle in %s: %w", ns, err)
-	}
-	return &statsReader{h: h, ns: nh, ifname: ifname}, nil
+	return &statsReader{h: h, ifname: ifname}, nil
 }
 
 // read returns rx_packets, tx_packets, rx_dropped of the link.
@@ -129,5 +71,4 @@ func (s *statsReader) read() (rx, tx, rxDrop uint64, err error) {
 
 func (s *statsReader) close() {
 	s.h.Close()
-	s.ns.Close()
 }

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // ringSender transmits through a TPACKET_V2 TX ring (the way trafgen does):
@@ -34,12 +36,12 @@ const (
 	ringDataOff = 32
 )
 
-func openRingSender(ns, ifname string, frame []byte) (*ringSender, error) {
+func openRingSender(ns *vtopo.NS, ifname string, frame []byte) (*ringSender, error) {
 	if len(frame) > ringFrameSize-ringDataOff {
 		return nil, fmt.Errorf("frame of %d bytes does not fit a ring slot", len(frame))
 	}
 	s := &ringSender{fd: -1, frameSize: ringFrameSize, frames: ringBlockSize / ringFrameSize * ringBlocks, frameLen: len(frame)}
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return fmt.Errorf("find %s: %w", ifname, err)

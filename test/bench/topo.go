@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // Addresses of the generated traffic. MACs are locally administered, IPs are
@@ -63,13 +65,13 @@ const nsPrefix = "vsb"
 // topo is one contender's set of namespaces, processes and temp files.
 type topo struct {
 	id    string // unique prefix, e.g. vsb1234x9f3a
-	sw    string
-	hv    string
-	vm1   string
-	vm2   string
-	rem   string
+	sw    *vtopo.NS
+	hv    *vtopo.NS
+	vm1   *vtopo.NS
+	vm2   *vtopo.NS
+	rem   *vtopo.NS
 	tmp   string
-	nsAll []string
+	nsAll []*vtopo.NS
 
 	mu      sync.Mutex
 	procs   []*proc
@@ -94,7 +96,7 @@ func newID() string {
 // buildTopo creates the namespaces and links for one contender.
 func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err error) {
 	id := newID()
-	t = &topo{id: id, sw: id + "-sw", hv: id + "-hv", vm1: id + "-vm1", vm2: id + "-vm2", rem: id + "-rem"}
+	t = &topo{id: id}
 	defer func() {
 		if err != nil {
 			t.teardown()
@@ -104,27 +106,26 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 	if t.tmp, err = os.MkdirTemp("", id+"-"); err != nil {
 		return t, fmt.Errorf("temp dir: %w", err)
 	}
-	names := []string{t.vm1, t.vm2}
-	if kind != vmWire {
-		names = append(names, t.sw, t.hv, t.rem)
+	type nsSlot struct {
+		ns     **vtopo.NS
+		suffix string
 	}
-	for _, n := range names {
-		if err := ipCmd(ctx, "netns", "add", n); err != nil {
+	slots := []nsSlot{{&t.vm1, "-vm1"}, {&t.vm2, "-vm2"}}
+	if kind != vmWire {
+		slots = append(slots, nsSlot{&t.sw, "-sw"}, nsSlot{&t.hv, "-hv"}, nsSlot{&t.rem, "-rem"})
+	}
+	for _, s := range slots {
+		// NewNS brings lo up and turns IPv6 off: no autoconf, DAD or MLD
+		// noise in the counters.
+		ns, err := vtopo.NewNS(id + s.suffix)
+		if err != nil {
 			return t, err
 		}
-		t.nsAll = append(t.nsAll, n)
-		// No IPv6 autoconf/DAD/MLD noise in the counters.
-		for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
-			if err := writeSysctl(n, k, "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return t, err
-			}
-		}
-		if err := ipCmd(ctx, "-n", n, "link", "set", "lo", "up"); err != nil {
-			return t, err
-		}
+		*s.ns = ns
+		t.nsAll = append(t.nsAll, ns)
 	}
 	if kind == vmWire {
-		if err := ipCmd(ctx, "-n", t.vm1, "link", "add", vmIf, "type", "veth", "peer", "name", vmIf, "netns", t.vm2); err != nil {
+		if err := ipCmd(ctx, "-n", t.vm1.Name, "link", "add", vmIf, "type", "veth", "peer", "name", vmIf, "netns", t.vm2.Name); err != nil {
 			return t, err
 		}
 		return t, t.vmUp(ctx)
@@ -132,16 +133,16 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 
 	// SW: the adjacent bridge, reflective relay on the uplink port.
 	steps := [][]string{
-		{"-n", t.sw, "link", "add", swBridge, "type", "bridge"},
-		{"-n", t.hv, "link", "add", uplinkIf, "type", "veth", "peer", "name", swUpIf, "netns", t.sw},
-		{"-n", t.rem, "link", "add", remIf, "address", remMAC.String(), "type", "veth", "peer", "name", swRemIf, "netns", t.sw},
-		{"-n", t.sw, "link", "set", swUpIf, "master", swBridge},
-		{"-n", t.sw, "link", "set", swRemIf, "master", swBridge},
-		{"-n", t.sw, "link", "set", swBridge, "up"},
-		{"-n", t.sw, "link", "set", swUpIf, "up"},
-		{"-n", t.sw, "link", "set", swRemIf, "up"},
-		{"-n", t.rem, "link", "set", remIf, "up"},
-		{"-n", t.hv, "link", "set", uplinkIf, "up"},
+		{"-n", t.sw.Name, "link", "add", swBridge, "type", "bridge"},
+		{"-n", t.hv.Name, "link", "add", uplinkIf, "type", "veth", "peer", "name", swUpIf, "netns", t.sw.Name},
+		{"-n", t.rem.Name, "link", "add", remIf, "address", remMAC.String(), "type", "veth", "peer", "name", swRemIf, "netns", t.sw.Name},
+		{"-n", t.sw.Name, "link", "set", swUpIf, "master", swBridge},
+		{"-n", t.sw.Name, "link", "set", swRemIf, "master", swBridge},
+		{"-n", t.sw.Name, "link", "set", swBridge, "up"},
+		{"-n", t.sw.Name, "link", "set", swUpIf, "up"},
+		{"-n", t.sw.Name, "link", "set", swRemIf, "up"},
+		{"-n", t.rem.Name, "link", "set", remIf, "up"},
+		{"-n", t.hv.Name, "link", "set", uplinkIf, "up"},
 	}
 	for _, s := range steps {
 		if err := ipCmd(ctx, s...); err != nil {
@@ -154,42 +155,42 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 	// up-sw the kernel writes the tag back into the frame bytes, as a real
 	// wire would carry it.
 	if _, err := exec.LookPath("ethtool"); err == nil {
-		if _, err := run(ctx, nil, "ip", "netns", "exec", t.sw, "ethtool", "-K", swUpIf, "txvlan", "off"); err != nil {
+		if _, err := run(ctx, nil, "ip", "netns", "exec", t.sw.Name, "ethtool", "-K", swUpIf, "txvlan", "off"); err != nil {
 			return t, err
 		}
 	} else {
 		slog.Warn("ethtool not installed: uplink frames carry VLAN tags out of band, AF_XDP contenders will see them untagged (apt-get install ethtool)")
 	}
 	if hairpin {
-		if _, err := run(ctx, nil, "bridge", "-n", t.sw, "link", "set", "dev", swUpIf, "hairpin", "on"); err != nil {
+		if _, err := run(ctx, nil, "bridge", "-n", t.sw.Name, "link", "set", "dev", swUpIf, "hairpin", "on"); err != nil {
 			return t, err
 		}
 	}
 	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
-		if err := writeSysctl(t.sw, k, "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := t.sw.Sysctl(k, "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return t, err
 		}
 	}
 
 	switch kind {
 	case vmVeth:
-		if err := ipCmd(ctx, "-n", t.vm1, "link", "add", vmIf, "type", "veth", "peer", "name", vnet1, "netns", t.hv); err != nil {
+		if err := ipCmd(ctx, "-n", t.vm1.Name, "link", "add", vmIf, "type", "veth", "peer", "name", vnet1, "netns", t.hv.Name); err != nil {
 			return t, err
 		}
-		if err := ipCmd(ctx, "-n", t.vm2, "link", "add", vmIf, "type", "veth", "peer", "name", vnet2, "netns", t.hv); err != nil {
+		if err := ipCmd(ctx, "-n", t.vm2.Name, "link", "add", vmIf, "type", "veth", "peer", "name", vnet2, "netns", t.hv.Name); err != nil {
 			return t, err
 		}
 		for _, v := range []string{vnet1, vnet2} {
-			if err := ipCmd(ctx, "-n", t.hv, "link", "set", v, "up"); err != nil {
+			if err := ipCmd(ctx, "-n", t.hv.Name, "link", "set", v, "up"); err != nil {
 				return t, err
 			}
 		}
 	case vmMacvlan:
-		for _, m := range []struct{ tmp, ns string }{{"mv1", t.vm1}, {"mv2", t.vm2}} {
-			if err := ipCmd(ctx, "-n", t.hv, "link", "add", "link", uplinkIf, "name", m.tmp, "type", "macvlan", "mode", "vepa"); err != nil {
+		for _, m := range []struct{ tmp, ns string }{{"mv1", t.vm1.Name}, {"mv2", t.vm2.Name}} {
+			if err := ipCmd(ctx, "-n", t.hv.Name, "link", "add", "link", uplinkIf, "name", m.tmp, "type", "macvlan", "mode", "vepa"); err != nil {
 				return t, err
 			}
-			if err := ipCmd(ctx, "-n", t.hv, "link", "set", m.tmp, "netns", m.ns); err != nil {
+			if err := ipCmd(ctx, "-n", t.hv.Name, "link", "set", m.tmp, "netns", m.ns); err != nil {
 				return t, err
 			}
 			if err := ipCmd(ctx, "-n", m.ns, "link", "set", m.tmp, "name", vmIf); err != nil {
@@ -203,10 +204,10 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 // vmUp sets the VM MACs and brings their interfaces up.
 func (t *topo) vmUp(ctx context.Context) error {
 	for _, v := range []struct {
-		ns  string
+		ns  *vtopo.NS
 		mac net.HardwareAddr
 	}{{t.vm1, vm1MAC}, {t.vm2, vm2MAC}} {
-		if err := ipCmd(ctx, "-n", v.ns, "link", "set", vmIf, "address", v.mac.String(), "up"); err != nil {
+		if err := ipCmd(ctx, "-n", v.ns.Name, "link", "set", vmIf, "address", v.mac.String(), "up"); err != nil {
 			return err
 		}
 	}
@@ -308,10 +309,9 @@ func (t *topo) teardown() {
 	for i := len(closers) - 1; i >= 0; i-- {
 		closers[i]()
 	}
-	ctx := context.Background()
 	for i := len(t.nsAll) - 1; i >= 0; i-- {
-		if err := ipCmd(ctx, "netns", "delete", t.nsAll[i]); err != nil {
-			slog.Warn("delete netns", "ns", t.nsAll[i], "err", err)
+		if err := t.nsAll[i].Close(); err != nil {
+			slog.Warn("delete netns", "ns", t.nsAll[i].Name, "err", err)
 		}
 	}
 	t.nsAll = nil
