@@ -104,6 +104,9 @@ func writeStatus(w io.Writer, st api.Status) error {
 		dp += " (" + st.DatapathReason + ")"
 	}
 	row("datapath", dp)
+	if st.PortDatapath != "" {
+		row("port datapath", st.PortDatapath)
+	}
 	if st.DatapathPriority != "" {
 		row("datapath threads", st.DatapathPriority)
 	}

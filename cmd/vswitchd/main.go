@@ -27,7 +27,8 @@ func run(args []string, stderr io.Writer) int {
 	var o daemon.Options
 	var level string
 	fs.StringVar(&o.Uplink, "uplink", "", "uplink `IF` facing the adjacent (reflective-relay) bridge (required)")
-	fs.StringVar(&o.Datapath, "datapath", "auto", "datapath backend: auto|afpacket|afxdp")
+	fs.StringVar(&o.Datapath, "datapath", "auto", "datapath backend of the uplink: auto|afpacket|afxdp (auto: AF_XDP when its program loads and binds there)")
+	fs.StringVar(&o.PortDatapath, "port-datapath", "afpacket", "backend of the VM ports: afpacket (guest checksum/TSO offloads work) or afxdp (VMs must turn those offloads off)")
 	fs.StringVar(&o.Mode, "mode", "vepa", "forwarding mode: vepa|veb")
 	fs.StringVar(&o.StatePath, "state", "/var/lib/vswitchd/state.db", "state file `PATH`")
 	fs.StringVar(&o.Socket, "socket", api.SocketFromEnv(), "API unix socket `PATH` (env VSWITCHD_SOCKET)")
@@ -38,7 +39,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
+		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,6 +50,18 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
+		return 2
+	}
+	if o.Datapath != "auto" && o.Datapath != "afpacket" && o.Datapath != "afxdp" {
+		fmt.Fprintf(stderr, "vswitchd: invalid --datapath %q: use auto, afpacket or afxdp\n", o.Datapath)
+		return 2
+	}
+	if o.Mode != "vepa" && o.Mode != "veb" {
+		fmt.Fprintf(stderr, "vswitchd: invalid --mode %q: use vepa or veb\n", o.Mode)
+		return 2
+	}
+	if o.PortDatapath != "afpacket" && o.PortDatapath != "afxdp" {
+		fmt.Fprintf(stderr, "vswitchd: invalid --port-datapath %q: use afpacket or afxdp\n", o.PortDatapath)
 		return 2
 	}
 	if o.MTU < 68 || o.MTU > 65000 {

@@ -43,8 +43,10 @@ type Status struct {
 	UplinkState    string `json:"uplink_state"`
 	Mode           string `json:"mode"`            // vepa|veb (effective)
 	ConfiguredMode string `json:"configured_mode"` // what the operator asked for
-	Datapath       string `json:"datapath"`        // afpacket|afxdp
+	Datapath       string `json:"datapath"`        // afpacket|afxdp (the uplink's backend)
 	DatapathReason string `json:"datapath_reason,omitempty"`
+	// PortDatapath is the VM ports' backend (afpacket|afxdp).
+	PortDatapath string `json:"port_datapath,omitempty"`
 	// DatapathPriority is the scheduling of the datapath threads.
 	DatapathPriority string `json:"datapath_priority,omitempty"`
 	Ports            int    `json:"ports"`

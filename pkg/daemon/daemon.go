@@ -24,14 +24,17 @@ import (
 
 // Options are vswitchd's settings (its command-line flags).
 type Options struct {
-	Uplink    string
-	Datapath  string // auto|afpacket|afxdp
-	Mode      string // vepa|veb
-	StatePath string
-	Socket    string
-	Metrics   string // TCP address for /metrics; "" = off
-	Version   string
-	Logger    *slog.Logger
+	Uplink   string
+	Datapath string // auto|afpacket|afxdp: the uplink's backend
+	// PortDatapath is the VM ports' backend: afpacket (default: guest
+	// checksum and TSO offloads work) or afxdp.
+	PortDatapath string
+	Mode         string // vepa|veb
+	StatePath    string
+	Socket       string
+	Metrics      string // TCP address for /metrics; "" = off
+	Version      string
+	Logger       *slog.Logger
 	// UplinkQueues overrides the number of uplink RX workers (0 = automatic).
 	UplinkQueues int
 	// MTU of the VM ports (0: 1500); longer frames are dropped as malformed.
@@ -123,55 +126,101 @@ func Start(o Options) (*Daemon, error) {
 		}
 	}
 	d.restoreFDB()
-	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
+	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true
 	return d, nil
 }
 
-// startSwitch picks the backend (see --datapath) and starts the switch.
+// startSwitch picks the backends (see --datapath and --port-datapath) and
+// starts the switch.
 func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 	choice := d.opts.Datapath
 	if choice == "" {
 		choice = "auto"
 	}
-	tryXDP := func() error {
+	portChoice := d.opts.PortDatapath
+	if portChoice == "" {
+		portChoice = "afpacket"
+	}
+	if portChoice != "afpacket" && portChoice != "afxdp" {
+		return fmt.Errorf("invalid --port-datapath %q: use afpacket or afxdp", portChoice)
+	}
+	probeXDP := func(what, ifname string) error {
 		if d.opts.MTU > afxdpMaxMTU {
 			return fmt.Errorf("MTU %d is above the %d AF_XDP supports without multi-buffer", d.opts.MTU, afxdpMaxMTU)
 		}
-		if err := afxdp.Probe(d.opts.Uplink); err != nil {
-			return fmt.Errorf("uplink %s: %w", d.opts.Uplink, err)
+		if err := afxdp.Probe(ifname); err != nil {
+			return fmt.Errorf("%s %s: %w", what, ifname, err)
 		}
+		return nil
+	}
+	probePorts := func() error {
 		for _, p := range ports {
 			if _, err := netdev.LinkByName(p.Name); err != nil {
 				continue // absent ports are checked when they appear
 			}
-			if err := afxdp.Probe(p.Name); err != nil {
-				return fmt.Errorf("port %s: %w", p.Name, err)
+			if err := probeXDP("port", p.Name); err != nil {
+				return err
 			}
 		}
-		if err := d.newSwitch(afxdp.New(afxdp.Options{Logger: d.log}), rxQueues(d.opts.Uplink)); err != nil {
-			return err
-		}
-		d.log.Warn("AF_XDP datapath: VMs must not use TX checksum offload or TSO/GSO (AF_XDP gets neither the partial-checksum mark nor GSO metadata; TCP from such VMs would fail); use --datapath afpacket if you cannot turn them off")
 		return nil
 	}
+	uplinkXDP := false
 	switch choice {
 	case "afxdp":
+		if err := probeXDP("uplink", d.opts.Uplink); err != nil {
+			return err
+		}
+		uplinkXDP = true
 		d.reason = "requested with --datapath afxdp"
-		return tryXDP()
 	case "afpacket":
 		d.reason = "requested with --datapath afpacket"
-		return d.newSwitch(afpacket.New(), 0)
 	case "auto":
-		if err := tryXDP(); err != nil {
+		if err := probeXDP("uplink", d.opts.Uplink); err != nil {
 			d.reason = fmt.Sprintf("auto: AF_XDP unavailable (%v); using AF_PACKET", err)
 			d.log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
-			return d.newSwitch(afpacket.New(), 0)
+		} else {
+			uplinkXDP = true
+			d.reason = "auto: AF_XDP program loaded and bound on the uplink"
 		}
-		d.reason = "auto: AF_XDP program loaded and bound on the uplink"
-		return nil
+	default:
+		return fmt.Errorf("invalid --datapath %q: use auto, afpacket or afxdp", choice)
 	}
-	return fmt.Errorf("invalid --datapath %q: use auto, afpacket or afxdp", choice)
+	if portChoice == "afxdp" {
+		if err := probePorts(); err != nil {
+			return fmt.Errorf("--port-datapath afxdp: %w", err)
+		}
+	}
+
+	var xdp, pkt datapath.Backend
+	pick := func(useXDP bool) datapath.Backend {
+		if useXDP {
+			if xdp == nil {
+				xdp = afxdp.New(afxdp.Options{Logger: d.log})
+			}
+			return xdp
+		}
+		if pkt == nil {
+			pkt = afpacket.New()
+		}
+		return pkt
+	}
+	up := pick(uplinkXDP)
+	var be datapath.Backend = up
+	if port := pick(portChoice == "afxdp"); port != up {
+		be = datapath.SplitBackend{Port: port, Uplink: up}
+	}
+	queues := 0
+	if uplinkXDP {
+		queues = rxQueues(d.opts.Uplink)
+	}
+	if err := d.newSwitch(be, queues); err != nil {
+		return err
+	}
+	if portChoice == "afxdp" {
+		d.log.Warn("VM ports on AF_XDP (--port-datapath afxdp): VMs must not use TX checksum offload or TSO/GSO (AF_XDP gets neither the partial-checksum mark nor GSO metadata; TCP from such VMs would fail); leave --port-datapath at afpacket if you cannot turn them off")
+	}
+	return nil
 }
 
 func (d *Daemon) newSwitch(be datapath.Backend, queues int) error {
@@ -368,7 +417,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	return api.Status{
 		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
-		Datapath: d.sw.Backend(), DatapathReason: d.reason, DatapathPriority: d.opts.Priority.String(),
+		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
 		StatePath: d.st.Path(),
 	}, nil

@@ -110,6 +110,10 @@ func (s *Switch) SetMode(m Mode) {
 // Backend returns the backend's name.
 func (s *Switch) Backend() string { return s.cfg.Backend.Name() }
 
+// PortBackend returns the name of the backend VM ports use (differs from
+// Backend with a SplitBackend).
+func (s *Switch) PortBackend() string { return PortBackendName(s.cfg.Backend) }
+
 // Start opens the uplink queues and starts the uplink workers.
 func (s *Switch) Start() error {
 	s.mu.Lock()
@@ -362,7 +366,7 @@ func (s *Switch) attachLocked(p *port) error {
 		defer close(io.done)
 		newEgressWorker(s, p, io).run()
 	}()
-	s.log.Info("port attached", "port", name, "backend", s.cfg.Backend.Name())
+	s.log.Info("port attached", "port", name, "backend", PortBackendName(s.cfg.Backend))
 	return nil
 }
 

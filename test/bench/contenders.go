@@ -34,6 +34,7 @@ const (
 	Wire             = "wire"
 	VswitchdAFPacket = "vswitchd-afpacket"
 	VswitchdAFXDP    = "vswitchd-afxdp"
+	VswitchdAFXDPXSK = "vswitchd-afxdp-xsk"
 	MacvlanVEPA      = "macvlan-vepa"
 	OVSAFPacket      = "ovs-afpacket"
 	OVSAFXDP         = "ovs-afxdp"
@@ -42,7 +43,7 @@ const (
 )
 
 // AllContenders lists every contender name in run order.
-var AllContenders = []string{Wire, VswitchdAFPacket, VswitchdAFXDP, MacvlanVEPA, OVSAFPacket, OVSAFXDP, LinuxBridge, EBPFVEPA}
+var AllContenders = []string{Wire, VswitchdAFPacket, VswitchdAFXDP, VswitchdAFXDPXSK, MacvlanVEPA, OVSAFPacket, OVSAFXDP, LinuxBridge, EBPFVEPA}
 
 func contenderByName(name string) (contender, bool) {
 	switch name {
@@ -50,12 +51,19 @@ func contenderByName(name string) (contender, bool) {
 		return contender{name: Wire, kind: vmWire, noUplink: true,
 			note:  "generator -> bare veth pair (ceiling)",
 			setup: func(context.Context, *harness, *topo) (*proc, error) { return nil, nil }}, true
-	case VswitchdAFPacket, VswitchdAFXDP:
-		dp := strings.TrimPrefix(name, "vswitchd-")
-		return contender{name: name, kind: vmVeth, tagUp: true,
-			note: "VEPA via hairpin, VID 100",
+	case VswitchdAFPacket, VswitchdAFXDP, VswitchdAFXDPXSK:
+		args := map[string][]string{
+			VswitchdAFPacket: {"--datapath", "afpacket"},
+			VswitchdAFXDP:    {"--datapath", "afxdp"}, // VM ports on AF_PACKET, the default
+			VswitchdAFXDPXSK: {"--datapath", "afxdp", "--port-datapath", "afxdp"},
+		}[name]
+		note := "VEPA via hairpin, VID 100"
+		if name == VswitchdAFXDPXSK {
+			note += ", VM ports on AF_XDP too"
+		}
+		return contender{name: name, kind: vmVeth, tagUp: true, note: note,
 			setup: func(ctx context.Context, h *harness, t *topo) (*proc, error) {
-				return setupVswitchd(ctx, h, t, dp)
+				return setupVswitchd(ctx, h, t, args...)
 			}}, true
 	case MacvlanVEPA:
 		return contender{name: name, kind: vmMacvlan,
@@ -101,21 +109,22 @@ func setupLinuxBridge(ctx context.Context, _ *harness, t *topo) (*proc, error) {
 	return nil, nil
 }
 
-// setupVswitchd starts our daemon in HV and adds both VM ports on VID 100.
-func setupVswitchd(ctx context.Context, h *harness, t *topo, datapath string) (*proc, error) {
+// setupVswitchd starts our daemon in HV with the datapath flags dpArgs and
+// adds both VM ports on VID 100.
+func setupVswitchd(ctx context.Context, h *harness, t *topo, dpArgs ...string) (*proc, error) {
 	vswitchd, vswctl, err := h.vswitchdBinaries(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sock := filepath.Join(t.tmp, "vswitchd.sock")
-	p, err := t.start("vswitchd", t.hv.Name, nil, vswitchd,
-		"--uplink", uplinkIf, "--datapath", datapath,
-		"--state", filepath.Join(t.tmp, "state.db"), "--socket", sock, "--log-level", "warn")
+	args := append([]string{"--uplink", uplinkIf}, dpArgs...)
+	args = append(args, "--state", filepath.Join(t.tmp, "state.db"), "--socket", sock, "--log-level", "warn")
+	p, err := t.start("vswitchd", t.hv.Name, nil, vswitchd, args...)
 	if err != nil {
 		return nil, err
 	}
 	if err := waitFor(ctx, 10*time.Second, p, func() bool { _, err := os.Stat(sock); return err == nil }); err != nil {
-		return nil, fmt.Errorf("vswitchd --datapath %s: %w", datapath, err)
+		return nil, fmt.Errorf("vswitchd %s: %w", strings.Join(dpArgs, " "), err)
 	}
 	for _, port := range []string{vnet1, vnet2} {
 		if _, err := run(ctx, nil, vswctl, "--socket", sock, "add-port", port, "--vlan", fmt.Sprint(benchVID)); err != nil {

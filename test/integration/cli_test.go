@@ -85,7 +85,7 @@ func TestStatusAndJSONContract(t *testing.T) {
 		h.mustCtl("add-port", "vnet2", "--trunk", "10,20-22", "--native-vlan", "10")
 
 		table := h.mustCtl("status")
-		for _, w := range []string{dp, "veb", "uplink"} {
+		for _, w := range []string{uplinkBackend(dp), "port datapath", portBackend(dp), "veb", "uplink"} {
 			if !strings.Contains(table, w) {
 				t.Errorf("vswctl status does not show %q:\n%s", w, table)
 			}
@@ -94,8 +94,8 @@ func TestStatusAndJSONContract(t *testing.T) {
 		if err := json.Unmarshal([]byte(h.mustCtl("-o", "json", "status")), &st); err != nil {
 			t.Fatalf("status JSON: %v", err)
 		}
-		if st["datapath"] != dp || st["mode"] != "veb" || st["uplink"] != "uplink" {
-			t.Errorf("status JSON datapath %v mode %v uplink %v, want %s veb uplink", st["datapath"], st["mode"], st["uplink"], dp)
+		if st["datapath"] != uplinkBackend(dp) || st["port_datapath"] != portBackend(dp) || st["mode"] != "veb" || st["uplink"] != "uplink" {
+			t.Errorf("status JSON datapath %v port_datapath %v mode %v uplink %v, want %s %s veb uplink", st["datapath"], st["port_datapath"], st["mode"], st["uplink"], uplinkBackend(dp), portBackend(dp))
 		}
 
 		out := h.mustCtl("-o", "json", "list-ports")

@@ -24,8 +24,33 @@ import (
 	"github.com/vswitch/vswitch/test/topo"
 )
 
-// allDatapaths are the backends every datapath test runs on.
-var allDatapaths = []string{"afpacket", "afxdp"}
+// allDatapaths are the backend variants every datapath test runs on:
+//
+//	afpacket   --datapath afpacket
+//	afxdp      --datapath afxdp (AF_XDP uplink, VM ports on AF_PACKET, the default)
+//	afxdp-xsk  --datapath afxdp --port-datapath afxdp (AF_XDP everywhere)
+var allDatapaths = []string{"afpacket", "afxdp", "afxdp-xsk"}
+
+// uplinkBackend is the backend of variant dp's uplink (status "datapath").
+func uplinkBackend(dp string) string {
+	if strings.HasPrefix(dp, "afxdp") {
+		return "afxdp"
+	}
+	return dp
+}
+
+// portBackend is the backend of variant dp's VM ports (status "port_datapath").
+func portBackend(dp string) string {
+	if dp == "afxdp-xsk" {
+		return "afxdp"
+	}
+	return "afpacket"
+}
+
+// datapathArgs are vswitchd's flags for variant dp.
+func datapathArgs(dp string) []string {
+	return []string{"--datapath", uplinkBackend(dp), "--port-datapath", portBackend(dp)}
+}
 
 // datapaths returns the backends to test: VSWITCH_DATAPATHS (comma
 // separated) limits the list.
@@ -147,7 +172,7 @@ func newLabWith(t *testing.T, dp string, nhv int, cfg labConfig) (*lab, []*hv) {
 	if err := topo.Bridge(l.sw, "br0", ports...); err != nil {
 		t.Fatal(err)
 	}
-	if dp == "afxdp" {
+	if uplinkBackend(dp) == "afxdp" {
 		probeAFXDP(t, hvs[0].ns)
 	}
 	return l, hvs
@@ -307,9 +332,9 @@ func (h *hv) tryStart(extra ...string) error {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "=== start %s %s\n", time.Now().Format(time.StampMilli), strings.Join(extra, " "))
-	args := append([]string{"netns", "exec", h.ns.Name, vswitchdBin,
-		"--uplink", "uplink", "--datapath", h.lab.dp, "--state", h.state, "--socket", h.sock,
-		"--log-level", "debug", "--uplink-queues", "1"}, extra...)
+	args := append([]string{"netns", "exec", h.ns.Name, vswitchdBin, "--uplink", "uplink"}, datapathArgs(h.lab.dp)...)
+	args = append(append(args, "--state", h.state, "--socket", h.sock,
+		"--log-level", "debug", "--uplink-queues", "1"), extra...)
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group (a ^C of go test does not race our cleanup) and
@@ -347,8 +372,8 @@ func (h *hv) tryStart(extra ...string) error {
 		st, err := c.Status(ctx)
 		cancel()
 		if err == nil {
-			if st.Datapath != h.lab.dp {
-				t.Fatalf("vswitchd started with --datapath %s reports datapath %q (%s)", h.lab.dp, st.Datapath, st.DatapathReason)
+			if st.Datapath != uplinkBackend(h.lab.dp) || st.PortDatapath != portBackend(h.lab.dp) {
+				t.Fatalf("vswitchd started with %v reports datapath %q, port datapath %q (%s)", datapathArgs(h.lab.dp), st.Datapath, st.PortDatapath, st.DatapathReason)
 			}
 			return nil
 		}
@@ -375,8 +400,8 @@ func (h *hv) start(extra ...string) {
 		h.lab.started = true
 		return
 	}
-	if h.lab.dp == "afxdp" && !h.lab.started && !t.Failed() {
-		t.Skipf("vswitchd cannot start with --datapath afxdp here: %v", err)
+	if uplinkBackend(h.lab.dp) == "afxdp" && !h.lab.started && !t.Failed() {
+		t.Skipf("vswitchd cannot start with %v here: %v", datapathArgs(h.lab.dp), err)
 	}
 	t.Fatal(err)
 }

@@ -102,7 +102,7 @@ func TestMalformedFrames(t *testing.T) {
 				}
 			}
 			want := uint64(seen)
-			if dp == "afxdp" {
+			if portBackend(dp) == "afxdp" {
 				want = uint64(sent)
 			}
 			h.waitDrops(vm1.port, "malformed", dropsOf(before, vm1.port, "malformed")+want, 2*time.Second)

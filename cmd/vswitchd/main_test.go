@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestUsageErrorsExit2 checks that every bad command line is refused with
+// exit code 2 and a one-line message naming the flag, before the daemon
+// touches the state file or any interface.
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--datapath", "dpdk", "--uplink", "eth0"}, "invalid --datapath"},
+		{[]string{"--port-datapath", "auto", "--uplink", "eth0"}, "invalid --port-datapath"},
+		{[]string{"--mode", "bridge", "--uplink", "eth0"}, "invalid --mode"},
+		{[]string{"--mtu", "9", "--uplink", "eth0"}, "invalid --mtu"},
+		{[]string{"--datapath-priority", "high", "--uplink", "eth0"}, "invalid --datapath-priority"},
+		{[]string{"--log-level", "loud", "--uplink", "eth0"}, "invalid --log-level"},
+		{[]string{"--datapath", "afxdp"}, "--uplink IF is required"},
+		{[]string{"--uplink", "eth0", "extra"}, "unexpected argument"},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(tc.args, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", tc.args, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: stderr %q does not say %q", tc.args, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestHelp documents every flag and exits 0.
+func TestHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"-h"}, &stderr); code != 0 {
+		t.Fatalf("-h: exit %d", code)
+	}
+	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--log-level"} {
+		if !strings.Contains(stderr.String(), strings.TrimPrefix(f, "-")) {
+			t.Errorf("help does not mention %s:\n%s", f, stderr.String())
+		}
+	}
+}
