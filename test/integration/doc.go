@@ -12,7 +12,9 @@
 //
 // TestMain builds cmd/vswitchd and cmd/vswctl once into a temporary directory
 // and removes it afterwards. Every test that depends on the datapath runs once
-// per backend as a subtest ("afpacket", "afxdp"); the afxdp subtest skips with
+// per backend variant as a subtest: "afpacket", "afxdp" (AF_XDP uplink, VM
+// ports on AF_PACKET, the default) and "afxdp-xsk" (--port-datapath afxdp:
+// AF_XDP everywhere); the afxdp subtests skip with
 // the reason when afxdp.Probe refuses the uplink or vswitchd cannot start
 // with it.
 //
@@ -60,6 +62,6 @@
 //
 // # Environment
 //
-//	VSWITCH_DATAPATHS=afpacket,afxdp   backends to test (default both)
+//	VSWITCH_DATAPATHS=afpacket,afxdp   variants to test (default afpacket,afxdp,afxdp-xsk)
 //	VSWITCH_LEAK_CYCLES=N              attach/detach cycles of TestAttachDetachNoLeak (default 1000)
 package integration
