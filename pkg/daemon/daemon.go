@@ -154,10 +154,15 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 		}
 		return nil
 	}
+	// Ports absent now are opened on AF_XDP when their tap appears; a
+	// failure then leaves that port down with the reason in the log.
 	probePorts := func() error {
+		if d.opts.MTU > afxdpMaxMTU {
+			return fmt.Errorf("MTU %d is above the %d AF_XDP supports without multi-buffer", d.opts.MTU, afxdpMaxMTU)
+		}
 		for _, p := range ports {
 			if _, err := netdev.LinkByName(p.Name); err != nil {
-				continue // absent ports are checked when they appear
+				continue
 			}
 			if err := probeXDP("port", p.Name); err != nil {
 				return err
@@ -205,17 +210,32 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 		}
 		return pkt
 	}
-	up := pick(uplinkXDP)
-	var be datapath.Backend = up
-	if port := pick(portChoice == "afxdp"); port != up {
-		be = datapath.SplitBackend{Port: port, Uplink: up}
+	build := func(uplinkXDP bool) error {
+		up := pick(uplinkXDP)
+		var be datapath.Backend = up
+		if port := pick(portChoice == "afxdp"); port != up {
+			be = datapath.SplitBackend{Port: port, Uplink: up}
+		}
+		queues := 0
+		if uplinkXDP {
+			queues = rxQueues(d.opts.Uplink)
+		}
+		return d.newSwitch(be, queues)
 	}
-	queues := 0
-	if uplinkXDP {
-		queues = rxQueues(d.opts.Uplink)
+	err := build(uplinkXDP)
+	if err != nil && choice == "auto" && uplinkXDP {
+		// The probe binds one queue; the switch opens them all, and that
+		// can still fail (a queue the driver refuses, --uplink-queues
+		// above the NIC's).
+		d.reason = fmt.Sprintf("auto: AF_XDP failed to start on the uplink (%v); using AF_PACKET", err)
+		d.log.Warn("AF_XDP failed to start on the uplink, falling back to AF_PACKET", "err", err)
+		err = build(false)
 	}
-	if err := d.newSwitch(be, queues); err != nil {
+	if err != nil {
 		return err
+	}
+	if portChoice == "afxdp" && d.sw.Backend() != "afxdp" {
+		d.reason += "; VM ports on AF_XDP as --port-datapath asks"
 	}
 	if portChoice == "afxdp" {
 		d.log.Warn("VM ports on AF_XDP (--port-datapath afxdp): VMs must not use TX checksum offload or TSO/GSO (AF_XDP gets neither the partial-checksum mark nor GSO metadata; TCP from such VMs would fail); leave --port-datapath at afpacket if you cannot turn them off")

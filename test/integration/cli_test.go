@@ -14,7 +14,7 @@ import (
 func TestCLIErrors(t *testing.T) {
 	needBinaries(t)
 	t.Parallel()
-	_, hvs := newLab(t, datapaths()[0], 1)
+	_, hvs := newLab(t, datapaths(t)[0], 1)
 	h := hvs[0]
 	h.start()
 	h.mustCtl("add-port", "vnet1", "--vlan", "100")

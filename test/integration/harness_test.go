@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,7 +55,7 @@ func datapathArgs(dp string) []string {
 
 // datapaths returns the backends to test: VSWITCH_DATAPATHS (comma
 // separated) limits the list.
-func datapaths() []string {
+func datapaths(t testing.TB) []string {
 	env := strings.TrimSpace(os.Getenv("VSWITCH_DATAPATHS"))
 	if env == "" {
 		return allDatapaths
@@ -62,6 +63,9 @@ func datapaths() []string {
 	var out []string
 	for _, f := range strings.Split(env, ",") {
 		if f = strings.TrimSpace(f); f != "" {
+			if !slices.Contains(allDatapaths, f) {
+				t.Fatalf("VSWITCH_DATAPATHS: unknown variant %q (known: %s)", f, strings.Join(allDatapaths, ", "))
+			}
 			out = append(out, f)
 		}
 	}
@@ -72,7 +76,7 @@ func datapaths() []string {
 func forEachDatapath(t *testing.T, fn func(t *testing.T, dp string)) {
 	needBinaries(t)
 	t.Parallel()
-	for _, dp := range datapaths() {
+	for _, dp := range datapaths(t) {
 		t.Run(dp, func(t *testing.T) {
 			t.Parallel()
 			fn(t, dp)
@@ -109,6 +113,10 @@ type hv struct {
 	state  string
 	logf   string
 	d      *daemon
+	// wantDP overrides the [uplink, port] backends start expects in the
+	// status (default: those of the lab's variant), for tests whose flags
+	// override the variant's.
+	wantDP [2]string
 }
 
 // vm is a VM namespace whose eth0 is a veth peer of a port in its hypervisor.
@@ -372,7 +380,11 @@ func (h *hv) tryStart(extra ...string) error {
 		st, err := c.Status(ctx)
 		cancel()
 		if err == nil {
-			if st.Datapath != uplinkBackend(h.lab.dp) || st.PortDatapath != portBackend(h.lab.dp) {
+			want := [2]string{uplinkBackend(h.lab.dp), portBackend(h.lab.dp)}
+			if h.wantDP[0] != "" {
+				want = h.wantDP
+			}
+			if st.Datapath != want[0] || st.PortDatapath != want[1] {
 				t.Fatalf("vswitchd started with %v reports datapath %q, port datapath %q (%s)", datapathArgs(h.lab.dp), st.Datapath, st.PortDatapath, st.DatapathReason)
 			}
 			return nil

@@ -1,0 +1,53 @@
+package integration
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// --datapath auto must fall back to AF_PACKET when AF_XDP passes its probe
+// (one queue) but the switch cannot open every uplink queue: here two RX
+// workers on a veth with one RX queue. The switch must then forward.
+func TestAutoFallsBackWhenAFXDPCannotStart(t *testing.T) {
+	needBinaries(t)
+	t.Parallel()
+	_, hvs := newLab(t, "afxdp", 1) // skips where AF_XDP is unavailable
+	h := hvs[0]
+	vm1, vm2 := h.addVM(1), h.addVM(2)
+	h.wantDP = [2]string{"afpacket", "afpacket"}
+	// tryStart, not start: start skips an afxdp lab whose daemon fails.
+	if err := h.tryStart("--datapath", "auto", "--uplink-queues", "2"); err != nil {
+		t.Fatal(err)
+	}
+	h.lab.started = true
+	var st map[string]any
+	if err := json.Unmarshal([]byte(h.mustCtl("-o", "json", "status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	reason, _ := st["datapath_reason"].(string)
+	if !strings.Contains(reason, "AF_XDP failed to start on the uplink") {
+		t.Errorf("datapath_reason %q does not say why AF_XDP was dropped", reason)
+	}
+	h.addPort(vm1.port, "--vlan", "100")
+	h.addPort(vm2.port, "--vlan", "100")
+	vm1.mustPing(vm2)
+}
+
+// VM ports on AF_XDP cannot carry frames above MTU 3818: the daemon must
+// refuse to start, even with no port present yet and the uplink on
+// AF_PACKET, instead of leaving every port down later.
+func TestPortDatapathAFXDPRefusesJumboMTU(t *testing.T) {
+	needBinaries(t)
+	t.Parallel()
+	_, hvs := newLab(t, "afpacket", 1)
+	h := hvs[0]
+	err := h.tryStart("--port-datapath", "afxdp", "--mtu", "9000")
+	if !errors.Is(err, errStartFailed) {
+		t.Fatalf("vswitchd started with --port-datapath afxdp --mtu 9000 (err %v)", err)
+	}
+	if !strings.Contains(err.Error(), "MTU 9000 is above the 3818 AF_XDP supports") {
+		t.Errorf("error does not name the limit: %v", err)
+	}
+}
