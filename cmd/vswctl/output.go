@@ -208,19 +208,41 @@ func writePortStats(w io.Writer, p api.Port) error {
 
 func writeFDB(w io.Writer, es []api.FDBEntry) error {
 	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].SVID != es[j].SVID {
+			return es[i].SVID < es[j].SVID
+		}
 		if es[i].VLAN != es[j].VLAN {
 			return es[i].VLAN < es[j].VLAN
 		}
 		return es[i].MAC < es[j].MAC
 	})
+	// The S-VID column only when an S-channel has entries.
+	schan := false
+	for _, e := range es {
+		schan = schan || e.SVID != 0
+	}
 	t := newTable(w)
+	if schan {
+		fmt.Fprint(t, "SVID\t")
+	}
 	fmt.Fprintln(t, "VLAN\tMAC\tPORT\tTYPE\tAGE")
 	for _, e := range es {
 		typ, age := "learned", fmt.Sprintf("%ds", e.AgeSec)
 		if e.Static {
 			typ, age = "static", "-"
 		}
+		if schan {
+			fmt.Fprintf(t, "%s\t", dash(svidString(e.SVID)))
+		}
 		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\n", e.VLAN, e.MAC, e.Port, typ, age)
 	}
 	return t.Flush()
+}
+
+// svidString is the S-VID as text, "" for none.
+func svidString(svid int) string {
+	if svid == 0 {
+		return ""
+	}
+	return fmt.Sprint(svid)
 }

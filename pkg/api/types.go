@@ -66,7 +66,10 @@ type RelayStatus struct {
 
 // FDBEntry is one row of GET /v1/fdb.
 type FDBEntry struct {
-	VLAN   int    `json:"vlan"`
+	VLAN int `json:"vlan"`
+	// SVID is the S-channel of the entry's port (omitted: none): the same
+	// MAC and C-VID may be learned once per S-channel.
+	SVID   int    `json:"svid,omitempty"`
 	MAC    string `json:"mac"`
 	Port   string `json:"port"`
 	Static bool   `json:"static"`

@@ -583,7 +583,7 @@ func (d *Daemon) FDB(ctx context.Context, vid int) ([]api.FDBEntry, error) {
 	}
 	out := []api.FDBEntry{}
 	for _, e := range d.sw.FDBEntries(uint16(vid)) {
-		out = append(out, api.FDBEntry{VLAN: int(e.VID), MAC: e.MAC.String(), Port: e.Port, Static: e.Static, AgeSec: int(e.Age / time.Second)})
+		out = append(out, api.FDBEntry{VLAN: int(e.VID), SVID: int(e.SVID), MAC: e.MAC.String(), Port: e.Port, Static: e.Static, AgeSec: int(e.Age / time.Second)})
 	}
 	return out, nil
 }

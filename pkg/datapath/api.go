@@ -64,43 +64,57 @@ func (s *Switch) RestoreFDB(vid uint16, mac net.HardwareAddr, port string) bool 
 	if !v.cfg.hasVID(vid) {
 		return false
 	}
-	s.fdb.Learn(MACKey(vid, mac), p.slot)
+	dom := s.snap.Load().dom.domain(v.cfg.SVID, vid)
+	if dom == noDomain {
+		return false
+	}
+	s.fdb.Learn(MACKey(dom, mac), p.slot)
 	return true
 }
 
-// FDBEntry is one forwarding entry.
+// FDBEntry is one forwarding entry. VID is the C-VID; SVID the S-channel
+// (0: none).
 type FDBEntry struct {
 	FDBRow
+	SVID   uint16
 	Port   string
 	Static bool
 }
 
-// FDBEntries lists registered and learned entries (vid 0: all).
+// FDBEntries lists registered and learned entries (vid 0: all C-VIDs).
 func (s *Switch) FDBEntries(vid uint16) []FDBEntry {
 	snap := s.snap.Load()
 	var out []FDBEntry
-	for _, v := range snap.slots {
-		if v == nil {
+	// entry turns a row keyed by learning domain into one with S-VID and
+	// C-VID, or reports false when the VID filter rejects it.
+	entry := func(r FDBRow, port string, static bool) (FDBEntry, bool) {
+		svid, cvid := snap.dom.pair(r.VID)
+		r.VID = cvid
+		return FDBEntry{FDBRow: r, SVID: svid, Port: port, Static: static}, vid == 0 || cvid == vid
+	}
+	for k, slot := range snap.static {
+		if slot < 0 || slot >= len(snap.slots) || snap.slots[slot] == nil {
 			continue
 		}
-		for k, slot := range snap.static {
-			if slot != v.slot || (vid != 0 && uint16(k>>48) != vid) {
-				continue
-			}
-			row := FDBRow{VID: uint16(k >> 48), Slot: slot, MAC: macOfKey(k)}
-			out = append(out, FDBEntry{FDBRow: row, Port: v.cfg.Name, Static: true})
+		if e, ok := entry(FDBRow{VID: uint16(k >> 48), Slot: slot, MAC: macOfKey(k)}, snap.slots[slot].cfg.Name, true); ok {
+			out = append(out, e)
 		}
 	}
-	for _, r := range s.fdb.Rows(vid) {
+	for _, r := range s.fdb.Rows(0) {
 		if r.Slot < 0 || r.Slot >= len(snap.slots) || snap.slots[r.Slot] == nil {
 			continue
 		}
 		if _, static := snap.static[MACKey(r.VID, r.MAC)]; static {
 			continue
 		}
-		out = append(out, FDBEntry{FDBRow: r, Port: snap.slots[r.Slot].cfg.Name})
+		if e, ok := entry(r, snap.slots[r.Slot].cfg.Name, false); ok {
+			out = append(out, e)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
+		if out[i].SVID != out[j].SVID {
+			return out[i].SVID < out[j].SVID
+		}
 		if out[i].VID != out[j].VID {
 			return out[i].VID < out[j].VID
 		}

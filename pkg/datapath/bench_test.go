@@ -53,13 +53,14 @@ func fill(b *Batch, f []byte) func() {
 	}
 }
 
-func benchSwitch(b testing.TB) (*Switch, *port, *port) {
+// benchSwitch has two access ports on VID 100, on S-channel svid (0: none).
+func benchSwitch(b testing.TB, svid uint16) (*Switch, *port, *port) {
 	sw, err := New(Config{Uplink: "up0", Backend: nullBackend{}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i, name := range []string{"vnet1", "vnet2"} {
-		if err := sw.AddPort(PortConfig{Name: name, VLAN: 100, MACs: []net.HardwareAddr{{0x52, 0x54, 0, 0, 0, byte(i + 1)}}}); err != nil {
+		if err := sw.AddPort(PortConfig{Name: name, VLAN: 100, SVID: svid, MACs: []net.HardwareAddr{{0x52, 0x54, 0, 0, 0, byte(i + 1)}}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -71,8 +72,14 @@ func benchSwitch(b testing.TB) (*Switch, *port, *port) {
 }
 
 // BenchmarkVMToUplink: parse, checks, learn, push tag, batch send; per frame.
-func BenchmarkVMToUplink(b *testing.B) {
-	sw, p1, _ := benchSwitch(b)
+func BenchmarkVMToUplink(b *testing.B) { benchEgress(b, 0) }
+
+// BenchmarkVMToUplinkSChannel: the same on S-channel 20 (learning domain
+// lookup, second tag).
+func BenchmarkVMToUplinkSChannel(b *testing.B) { benchEgress(b, 20) }
+
+func benchEgress(b *testing.B, svid uint16) {
+	sw, p1, _ := benchSwitch(b, svid)
 	w := newEgressWorker(sw, p1, p1.io.Load())
 	restore := fill(w.b, benchFrame(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}))
 	snap, v := sw.snap.Load(), p1.view.Load()
@@ -89,11 +96,14 @@ func BenchmarkVMToUplink(b *testing.B) {
 
 // benchIngress runs the uplink -> VM pipeline over batches of dst<-src
 // frames tagged VID 100 and returns the switch's ports.
-func benchIngress(b *testing.B, dst net.HardwareAddr, src net.HardwareAddr) (p1, p2 *port) {
-	sw, p1, p2 := benchSwitch(b)
+func benchIngress(b *testing.B, dst net.HardwareAddr, src net.HardwareAddr, svid uint16) (p1, p2 *port) {
+	sw, p1, p2 := benchSwitch(b, svid)
 	w := newIngressWorker(sw, &nullQueue{})
-	tag := vlan.Tag{TPID: vlan.TPIDCTag, TCI: 100}
-	restore := fill(w.b, benchFrame(dst, src, tag))
+	tags := []vlan.Tag{{TPID: vlan.TPIDCTag, TCI: 100}}
+	if svid != 0 {
+		tags = append([]vlan.Tag{{TPID: vlan.TPIDSTag, TCI: svid}}, tags...)
+	}
+	restore := fill(w.b, benchFrame(dst, src, tags...))
 	snap := sw.snap.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -106,7 +116,15 @@ func benchIngress(b *testing.B, dst net.HardwareAddr, src net.HardwareAddr) (p1,
 
 // BenchmarkUplinkToVM: parse, VID table, FDB lookup, pop tag, batch send.
 func BenchmarkUplinkToVM(b *testing.B) {
-	_, p2 := benchIngress(b, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9})
+	benchUnicastIngress(b, 0)
+}
+
+// BenchmarkUplinkToVMSChannel: the same for an S-tagged frame (two tags,
+// learning domain lookup).
+func BenchmarkUplinkToVMSChannel(b *testing.B) { benchUnicastIngress(b, 20) }
+
+func benchUnicastIngress(b *testing.B, svid uint16) {
+	_, p2 := benchIngress(b, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}, svid)
 	if p2.io.Load().tap.(*nullQueue).sent == 0 {
 		b.Fatal("nothing reached vnet2")
 	}
@@ -115,7 +133,7 @@ func BenchmarkUplinkToVM(b *testing.B) {
 // BenchmarkUplinkBroadcast: flood to the VID with the reflection filter
 // (the broadcast comes from vnet1's MAC: only vnet2 gets it).
 func BenchmarkUplinkBroadcast(b *testing.B) {
-	p1, p2 := benchIngress(b, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1})
+	p1, p2 := benchIngress(b, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, 0)
 	if p1.io.Load().tap.(*nullQueue).sent != 0 || p2.io.Load().tap.(*nullQueue).sent == 0 {
 		b.Fatal("reflection filter: vnet1 must get nothing, vnet2 everything")
 	}
@@ -127,6 +145,7 @@ func BenchmarkFDB(b *testing.B) {
 	mac := []byte{0x52, 0x54, 0, 0, 0, 1}
 	k := MACKey(100, mac)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		f.Learn(k, 3)
 		if s, ok := f.Lookup(k); !ok || s != 3 {

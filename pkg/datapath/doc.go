@@ -12,7 +12,10 @@
 //
 // Configuration is an immutable snapshot swapped atomically; the pipelines
 // load it once per batch and never lock per frame. The FDB is a lock-free
-// open-addressing table of atomic words. Drops are counted per port and per
+// open-addressing table of atomic words, keyed by learning domain and MAC:
+// the domain is the C-VID, or for S-channel ports a number standing for the
+// (S-VID, C-VID) pair (domain.go), so tenants on different S-channels may
+// use the same MAC and C-VID. Drops are counted per port and per
 // Reason. Backends live elsewhere (pkg/afpacket, pkg/afxdp); queuetest is an
 // in-memory backend for unit tests.
 package datapath

@@ -137,11 +137,14 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *Batch, i int) (Reas
 	if len(v.macs) != 0 && !hasMAC(v.macs, src) {
 		return DropSpoofedSrc, false
 	}
-	w.s.fdb.learnAt(MACKey(vid, src), v.slot, w.now)
+	dom := snap.dom.domain(cfg.SVID, vid)
+	if dom != noDomain { // noDomain: a config change this snapshot predates
+		w.s.fdb.learnAt(MACKey(dom, src), v.slot, w.now)
+	}
 	u := b.Buf[i][off : off+n]
 	toUplink := true
 	if snap.mode == ModeVEB {
-		toUplink = w.switchLocal(snap, v, u, tci, vid)
+		toUplink = w.switchLocal(snap, v, u, tci, vid, dom)
 	}
 	if toUplink {
 		off, n = vlan.PushInPlace(b.Buf[i], off, n, vlan.Tag{TPID: vlan.TPIDCTag, TCI: tci})
@@ -158,10 +161,10 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *Batch, i int) (Reas
 // port; broadcast/multicast goes to the other local ports of the VID and to
 // the uplink. It reports whether the frame must also go to the uplink.
 // Local copies are made before the in-place tag push, so they see u as is.
-func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, vid uint16) bool {
+func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, vid, dom uint16) bool {
 	dst := u[0:6]
 	if dst[0]&1 == 0 {
-		slot, ok := lookup(snap, w.s.fdb, vid, dst)
+		slot, ok := lookup(snap, w.s.fdb, dom, dst)
 		if !ok || slot == v.slot || slot >= len(snap.slots) {
 			return true
 		}

@@ -18,7 +18,7 @@ func FuzzPipelines(f *testing.F) {
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		for _, mode := range []Mode{ModeVEPA, ModeVEB} {
-			sw, p1, _ := benchSwitch(t)
+			sw, p1, _ := benchSwitch(t, 0)
 			sw.cfg.Mode = mode
 			tr, _ := vlan.ParseVIDSet("1-4094")
 			if err := sw.AddPort(PortConfig{Name: "trunk0", Trunk: tr, NativeVLAN: 100, SVID: 7}); err != nil {

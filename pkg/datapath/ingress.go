@@ -121,10 +121,11 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 	b.Off[i], b.Len[i] = off, n
 	u := b.Buf[i][off : off+n]
 	dst := u[0:6]
+	dom := snap.dom.domain(svid, vid)
 	if dst[0]&1 == 0 {
 		// The FDB is live, the snapshot per batch: a port added since
 		// may own a slot this snapshot does not have yet.
-		slot, ok := lookup(snap, w.s.fdb, vid, dst)
+		slot, ok := lookup(snap, w.s.fdb, dom, dst)
 		if ok && slot >= 0 && slot < len(snap.slots) {
 			v := snap.slots[slot]
 			if v != nil && v.cfg.SVID == svid && v.cfg.hasVID(vid) {
@@ -153,7 +154,7 @@ func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
 	// broadcast / multicast: every port of the VID but the source's owner
 	// (VEPA reflection filter).
 	owner := -1
-	if slot, ok := lookup(snap, w.s.fdb, vid, u[6:12]); ok {
+	if slot, ok := lookup(snap, w.s.fdb, dom, u[6:12]); ok {
 		owner = slot
 	}
 	matched := false
@@ -186,9 +187,11 @@ func (w *ingressWorker) control(f []byte) {
 	h(cp)
 }
 
-// lookup finds the slot owning (vid, mac): registered MACs first, then the FDB.
-func lookup(snap *snapshot, fdb *FDB, vid uint16, mac []byte) (int, bool) {
-	k := MACKey(vid, mac)
+// lookup finds the slot owning (dom, mac): registered MACs first, then the
+// FDB. dom is the learning domain (domain.go), the VID for ports without an
+// S-channel.
+func lookup(snap *snapshot, fdb *FDB, dom uint16, mac []byte) (int, bool) {
+	k := MACKey(dom, mac)
 	if len(snap.static) != 0 {
 		if slot, ok := snap.static[k]; ok {
 			return slot, true

@@ -33,6 +33,7 @@ type Switch struct {
 
 	mu      sync.Mutex // serialises configuration changes
 	ports   map[string]*port
+	doms    domains // learning domains of S-channel VLANs
 	free    []int // free slots
 	nslot   int
 	uplink  Counters
@@ -73,7 +74,8 @@ type snapshot struct {
 	mode   Mode
 	slots  []*portView
 	byVID  [4096][]*portView
-	static map[uint64]int // MACKey(vid, mac) -> slot of registered MACs
+	static map[uint64]int // MACKey(domain, mac) -> slot of registered MACs
+	dom    domainTable
 }
 
 // New creates a switch; Start opens the uplink.
@@ -271,6 +273,9 @@ func (s *Switch) AddPort(c PortConfig) error {
 	if _, ok := s.ports[c.Name]; ok {
 		return fmt.Errorf("port %s: %w", c.Name, ErrPortExists)
 	}
+	if err := s.doms.reserve(&c); err != nil {
+		return err
+	}
 	slot := s.nslot
 	if n := len(s.free); n > 0 {
 		slot = s.free[n-1]
@@ -298,6 +303,9 @@ func (s *Switch) UpdatePort(c PortConfig) error {
 	p, ok := s.ports[c.Name]
 	if !ok {
 		return fmt.Errorf("port %s: %w", c.Name, ErrPortNotFound)
+	}
+	if err := s.doms.reserve(&c); err != nil {
+		return err
 	}
 	p.view.Store(newPortView(p, c))
 	s.rebuild()
@@ -414,7 +422,7 @@ func newPortView(p *port, c PortConfig) *portView {
 
 // rebuild makes a new snapshot from s.ports; s.mu is held.
 func (s *Switch) rebuild() {
-	ns := &snapshot{mode: s.cfg.Mode, slots: make([]*portView, s.nslot), static: map[uint64]int{}}
+	ns := &snapshot{mode: s.cfg.Mode, slots: make([]*portView, s.nslot), static: map[uint64]int{}, dom: s.doms.table()}
 	names := make([]string, 0, len(s.ports))
 	for n := range s.ports {
 		names = append(names, n)
@@ -423,21 +431,13 @@ func (s *Switch) rebuild() {
 	for _, n := range names {
 		v := s.ports[n].view.Load()
 		ns.slots[v.slot] = v
-		add := func(vid uint16) {
+		each(&v.cfg, func(vid uint16) {
 			ns.byVID[vid] = append(ns.byVID[vid], v)
+			dom := ns.dom.domain(v.cfg.SVID, vid) // reserved by AddPort/UpdatePort
 			for _, m := range v.cfg.MACs {
-				ns.static[MACKey(vid, m)] = v.slot
+				ns.static[MACKey(dom, m)] = v.slot
 			}
-		}
-		if !v.cfg.IsTrunk() {
-			add(v.cfg.VLAN)
-			continue
-		}
-		for vid := uint16(1); vid <= vlan.MaxVID; vid++ {
-			if v.cfg.hasVID(vid) {
-				add(vid)
-			}
-		}
+		})
 	}
 	s.snap.Store(ns)
 }
