@@ -34,7 +34,7 @@ type Switch struct {
 	mu      sync.Mutex // serialises configuration changes
 	ports   map[string]*port
 	doms    domains // learning domains of S-channel VLANs
-	free    []int // free slots
+	free    []int   // free slots
 	nslot   int
 	uplink  Counters
 	ctlTX   Queue
