@@ -94,3 +94,25 @@ func TestSChannelStaticMAC(t *testing.T) {
 		t.Errorf("static entries %+v", static)
 	}
 }
+
+// A saved entry of an S-channel port comes back in that port's S-channel
+// (the daemon saves C-VID, MAC and port; the port implies the S-VID).
+func TestSChannelRestoreFDB(t *testing.T) {
+	a := access("vnet1", 100, 0)
+	a.SVID = 10
+	r := newRig(t, datapath.ModeVEPA, a)
+	if !r.sw.RestoreFDB(100, mac3, "vnet1") {
+		t.Fatal("RestoreFDB refused a valid entry")
+	}
+	if r.sw.RestoreFDB(200, mac3, "vnet1") {
+		t.Error("RestoreFDB accepted a VID the port does not carry")
+	}
+	es := r.sw.LearnedFDB()
+	if len(es) != 1 || es[0].SVID != 10 || es[0].VID != 100 || es[0].Port != "vnet1" {
+		t.Fatalf("learned entries %+v", es)
+	}
+	r.be.Iface("up0").Inject(eth(mac3, macR, vlan.Tag{TPID: vlan.TPIDSTag, TCI: 10}, ctag(0, 100)))
+	if got := r.be.Iface("vnet1").Wait(1, time.Second); len(got) != 1 {
+		t.Errorf("restored entry does not deliver: %x", got)
+	}
+}
