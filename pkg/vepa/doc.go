@@ -1,0 +1,26 @@
+// Package vepa is the IEEE 802.1Qbg control plane of the station: the EVB
+// TLV of the nearest-customer-bridge LLDP agent, with which vswitchd asks
+// the adjacent bridge for reflective relay (RRREQ) and learns whether it
+// was granted (RRCTR).
+//
+// LLDP framing (lldp.go) and the EVB TLV (evb.go) are pure functions of
+// bytes, fuzzed. Station (station.go) is the state machine: it sends an
+// LLDPDU at start (four times a second apart, as 802.1AB's fast start) and
+// every Interval after, with RRREQ when the configured mode is VEPA and
+// RRSTAT telling the bridge what it understood; it reads the bridge's EVB
+// TLV from frames handed to Handle:
+//
+//	RRCTR set                  -> granted
+//	no RRCAP                   -> refused (the bridge cannot reflect)
+//	RRCAP without RRCTR        -> unknown (it has not seen our request yet)
+//	TTL ran out, TTL 0, none   -> unknown
+//
+// The daemon turns "refused" into VEB forwarding (local switching) while the
+// configured mode is VEPA, as DESIGN's forwarding rules say, and back when
+// the bridge grants or goes away. Socket (socket_linux.go) is the packet
+// socket the daemon uses to send and receive LLDP on the uplink; it works
+// under both datapaths, since the AF_XDP program passes LLDP to the stack.
+//
+// Facts checked against lldpad (intel/openlldp lldp_evb22.c,
+// include/lldp_evb22.h) and tested against it: see test/integration.
+package vepa

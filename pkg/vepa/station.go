@@ -1,0 +1,283 @@
+package vepa
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Reflective relay states (api.RelayStatus.State).
+const (
+	RelayUnknown = "unknown" // no EVB bridge heard (or its TTL ran out), or it has not answered yet
+	RelayGranted = "granted" // the bridge set RRCTR
+	RelayRefused = "refused" // the bridge cannot reflect (no RRCAP)
+)
+
+// Default timers of the station's LLDP agent (IEEE 802.1AB defaults).
+const (
+	DefaultInterval = 30 * time.Second // msgTxInterval
+	fastInterval    = time.Second      // msgFastTx
+	fastCount       = 4                // txFastInit
+	ttlMultiplier   = 4                // msgTxHold
+)
+
+// Relay is what the station knows about reflective relay.
+type Relay struct {
+	State   string
+	Peer    string    // the bridge's chassis ID ("" when none heard)
+	Updated time.Time // last change of State or Peer
+	// Bridge is the last EVB TLV heard from the bridge (nil: none).
+	Bridge *EVB
+	// Sent and Received count LLDPDUs; Bad counts received frames that
+	// did not parse.
+	Sent, Received, Bad uint64
+}
+
+// StationConfig configures a Station.
+type StationConfig struct {
+	// MAC of the uplink: source address, chassis ID and port ID.
+	MAC net.HardwareAddr
+	// Send transmits a frame on the uplink.
+	Send func(frame []byte) error
+	// RequestRelay sets RRREQ: the station wants reflective relay (VEPA).
+	RequestRelay bool
+	// Interval between LLDPDUs after the fast start (default 30 s).
+	Interval time.Duration
+	// Local holds the station's ECP/VDP timer proposals (R, RTE, RWD,
+	// RKA); the status bits and mode are the station's to set.
+	Local EVB
+	// OnChange is called (from the station's goroutine or Handle) when
+	// the relay state or peer changes.
+	OnChange func(Relay)
+	Logger   *slog.Logger
+}
+
+// DefaultLocal are the timer proposals of a station (lldpad's defaults:
+// R 3, RTE 8, RWD 20, RKA 20).
+var DefaultLocal = EVB{R: 3, RTE: 8, RWD: 20, RKA: 20}
+
+// Station is the EVB station role of the nearest-customer-bridge LLDP
+// agent: it sends LLDPDUs with an EVB TLV asking for reflective relay and
+// follows the bridge's answer. Feed it received LLDP frames with Handle
+// and run it with Run.
+type Station struct {
+	cfg  StationConfig
+	log  *slog.Logger
+	kick chan struct{} // send now
+
+	mu      sync.Mutex
+	relay   Relay
+	expires time.Time // when the bridge's information runs out
+}
+
+// NewStation checks cfg and returns a station (not yet running).
+func NewStation(cfg StationConfig) (*Station, error) {
+	if len(cfg.MAC) != 6 {
+		return nil, fmt.Errorf("evb station: uplink MAC %q is not an Ethernet address", cfg.MAC)
+	}
+	if cfg.Send == nil {
+		return nil, fmt.Errorf("evb station: no Send function")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
+		relay: Relay{State: RelayUnknown, Updated: time.Now()}}, nil
+}
+
+// Relay returns the current reflective relay state.
+func (s *Station) Relay() Relay {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.relay
+	if r.Bridge != nil {
+		b := *r.Bridge
+		r.Bridge = &b
+	}
+	return r
+}
+
+// LLDPDU is what the station sends now.
+func (s *Station) LLDPDU() *LLDPDU {
+	s.mu.Lock()
+	state := s.relay.State
+	s.mu.Unlock()
+	e := s.cfg.Local
+	e.BridgeStatus = 0
+	e.Mode = ModeStation
+	e.StationStatus = RRStatUnknown
+	if s.cfg.RequestRelay {
+		e.StationStatus |= StationRRREQ
+	}
+	switch state {
+	case RelayGranted:
+		e.StationStatus = e.StationStatus&^0x03 | RRStatYes
+	case RelayRefused:
+		e.StationStatus = e.StationStatus&^0x03 | RRStatNo
+	}
+	ttl := s.cfg.Interval*ttlMultiplier + time.Second
+	if ttl > 65535*time.Second {
+		ttl = 65535 * time.Second
+	}
+	return &LLDPDU{
+		ChassisSubtype: ChassisIDMAC, ChassisID: []byte(s.cfg.MAC),
+		PortSubtype: PortIDMAC, PortID: []byte(s.cfg.MAC),
+		TTL: uint16(ttl / time.Second), EVB: &e,
+	}
+}
+
+// send transmits one LLDPDU.
+func (s *Station) send() error {
+	var src [6]byte
+	copy(src[:], s.cfg.MAC)
+	f, err := s.LLDPDU().Frame(NearestCustomerBridge, src)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Send(f); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.relay.Sent++
+	s.mu.Unlock()
+	return nil
+}
+
+// Run sends LLDPDUs (fast at start and after a change, then every
+// Interval) and expires the bridge's information, until ctx ends.
+func (s *Station) Run(ctx context.Context) {
+	fast := fastCount
+	t := time.NewTimer(0)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+			fast = fastCount
+		case <-t.C:
+		}
+		if err := s.send(); err != nil {
+			if !failing {
+				s.log.Warn("cannot send LLDP (EVB) on the uplink; retrying", "err", err)
+				failing = true
+			}
+		} else {
+			failing = false
+		}
+		s.expire(time.Now())
+		next := s.cfg.Interval
+		if fast > 0 {
+			fast--
+			next = fastInterval
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// expire forgets the bridge when its TTL ran out.
+func (s *Station) expire(now time.Time) {
+	s.mu.Lock()
+	if s.relay.Peer == "" || now.Before(s.expires) {
+		s.mu.Unlock()
+		return
+	}
+	s.log.Warn("EVB bridge information expired", "peer", s.relay.Peer)
+	changed := s.setLocked(RelayUnknown, "", nil, now)
+	s.mu.Unlock()
+	s.changed(changed)
+}
+
+// Handle takes a received LLDP frame. Frames without an EVB TLV, or from a
+// peer that is not an EVB bridge, are ignored; malformed ones counted.
+func (s *Station) Handle(frame []byte) {
+	d, err := ParseFrame(frame)
+	if err != nil {
+		s.mu.Lock()
+		s.relay.Bad++
+		s.mu.Unlock()
+		s.log.Debug("bad LLDP frame on the uplink", "err", err)
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.relay.Received++
+	if d.EVB == nil || d.EVB.Mode != ModeBridge {
+		s.mu.Unlock()
+		return
+	}
+	state := RelayUnknown // RRCAP without RRCTR: it has not seen our RRREQ yet
+	switch {
+	case !s.cfg.RequestRelay:
+		state = RelayUnknown
+	case d.EVB.Granted():
+		state = RelayGranted
+	case d.EVB.BridgeStatus&BridgeRRCAP == 0:
+		state = RelayRefused
+	}
+	if d.TTL == 0 { // shutdown LLDPDU
+		s.expires = now
+		state = RelayUnknown
+	} else {
+		s.expires = now.Add(time.Duration(d.TTL) * time.Second)
+	}
+	peer := chassisString(d)
+	if d.TTL == 0 {
+		peer = ""
+	}
+	b := *d.EVB
+	changed := s.setLocked(state, peer, &b, now)
+	s.mu.Unlock()
+	if changed {
+		select { // tell the bridge our new RRSTAT at once
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	s.changed(changed)
+}
+
+// setLocked records the state; it reports whether State or Peer changed.
+func (s *Station) setLocked(state, peer string, bridge *EVB, now time.Time) bool {
+	s.relay.Bridge = bridge
+	if s.relay.State == state && s.relay.Peer == peer {
+		return false
+	}
+	s.relay.State, s.relay.Peer, s.relay.Updated = state, peer, now
+	return true
+}
+
+func (s *Station) changed(changed bool) {
+	if !changed || s.cfg.OnChange == nil {
+		return
+	}
+	s.cfg.OnChange(s.Relay())
+}
+
+// chassisString shows a chassis ID: a MAC address as such, printable text
+// as text, anything else in hex.
+func chassisString(d *LLDPDU) string {
+	id := d.ChassisID
+	if d.ChassisSubtype == ChassisIDMAC && len(id) == 6 {
+		return net.HardwareAddr(id).String()
+	}
+	for _, c := range id {
+		if c < 0x20 || c > 0x7e {
+			return fmt.Sprintf("%x", id)
+		}
+	}
+	return string(id)
+}
