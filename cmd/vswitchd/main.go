@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/daemon"
@@ -37,6 +38,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	var prio string
 	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
+	var lldp time.Duration
+	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
@@ -63,6 +66,15 @@ func run(args []string, stderr io.Writer) int {
 	if o.PortDatapath != "afpacket" && o.PortDatapath != "afxdp" {
 		fmt.Fprintf(stderr, "vswitchd: invalid --port-datapath %q: use afpacket or afxdp\n", o.PortDatapath)
 		return 2
+	}
+	switch {
+	case lldp == 0:
+		o.LLDPInterval = -1
+	case lldp < time.Second || lldp > time.Hour:
+		fmt.Fprintf(stderr, "vswitchd: invalid --lldp-interval %v: use 1s-1h, or 0 for no EVB station\n", lldp)
+		return 2
+	default:
+		o.LLDPInterval = lldp
 	}
 	if o.MTU < 68 || o.MTU > 65000 {
 		fmt.Fprintf(stderr, "vswitchd: invalid --mtu %d: use 68-65000\n", o.MTU)

@@ -18,6 +18,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--port-datapath", "auto", "--uplink", "eth0"}, "invalid --port-datapath"},
 		{[]string{"--mode", "bridge", "--uplink", "eth0"}, "invalid --mode"},
 		{[]string{"--mtu", "9", "--uplink", "eth0"}, "invalid --mtu"},
+		{[]string{"--lldp-interval", "10ms", "--uplink", "eth0"}, "invalid --lldp-interval"},
+		{[]string{"--lldp-interval", "soon", "--uplink", "eth0"}, "invalid value"},
 		{[]string{"--datapath-priority", "high", "--uplink", "eth0"}, "invalid --datapath-priority"},
 		{[]string{"--log-level", "loud", "--uplink", "eth0"}, "invalid --log-level"},
 		{[]string{"--datapath", "afxdp"}, "--uplink IF is required"},
@@ -40,7 +42,7 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-h"}, &stderr); code != 0 {
 		t.Fatalf("-h: exit %d", code)
 	}
-	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--log-level"} {
+	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level"} {
 		if !strings.Contains(stderr.String(), strings.TrimPrefix(f, "-")) {
 			t.Errorf("help does not mention %s:\n%s", f, stderr.String())
 		}

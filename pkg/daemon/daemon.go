@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/afpacket"
@@ -20,6 +21,7 @@ import (
 	"github.com/vswitch/vswitch/pkg/datapath"
 	"github.com/vswitch/vswitch/pkg/netdev"
 	"github.com/vswitch/vswitch/pkg/store"
+	"github.com/vswitch/vswitch/pkg/vepa"
 )
 
 // Options are vswitchd's settings (its command-line flags).
@@ -41,6 +43,9 @@ type Options struct {
 	MTU int
 	// Priority is the scheduling policy of the datapath threads.
 	Priority datapath.Priority
+	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
+	// 802.1AB default of 30 s; negative: no EVB station).
+	LLDPInterval time.Duration
 }
 
 // afxdpMaxMTU is the largest MTU an AF_XDP queue carries (a 4096-byte UMEM
@@ -63,7 +68,9 @@ type Daemon struct {
 	portIndex   map[string]int // ifindex each attached port's queues are bound to
 
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
-	saving  sync.WaitGroup
+	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
+
+	evb atomic.Pointer[vepa.Station] // the EVB station once running
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -279,8 +286,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return fmt.Errorf("watch interfaces: %w", err)
 	}
 	go d.follow(ctx, w)
-	d.saving.Add(1)
+	d.saving.Add(2)
 	go func() { defer d.saving.Done(); d.saveFDBLoop(ctx) }()
+	go func() { defer d.saving.Done(); d.runEVB(ctx) }()
 
 	srv := api.NewServer(d, d.log)
 	srv.Handle("GET /metrics", d.metricsHandler()) // also on the socket
@@ -439,7 +447,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
-		StatePath: d.st.Path(),
+		StatePath: d.st.Path(), Relay: d.relayStatus(),
 	}, nil
 }
 

@@ -132,11 +132,21 @@ func (s *Station) LLDPDU() *LLDPDU {
 	}
 }
 
-// send transmits one LLDPDU.
-func (s *Station) send() error {
+// Shutdown sends a shutdown LLDPDU (TTL 0): the bridge forgets the
+// station at once instead of after its TTL. Call it after Run returned.
+func (s *Station) Shutdown() error {
+	d := s.LLDPDU()
+	d.TTL = 0
+	return s.sendPDU(d)
+}
+
+// send transmits the current LLDPDU.
+func (s *Station) send() error { return s.sendPDU(s.LLDPDU()) }
+
+func (s *Station) sendPDU(d *LLDPDU) error {
 	var src [6]byte
 	copy(src[:], s.cfg.MAC)
-	f, err := s.LLDPDU().Frame(NearestCustomerBridge, src)
+	f, err := d.Frame(NearestCustomerBridge, src)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/netdev"
+	"github.com/vswitch/vswitch/pkg/vepa"
+)
+
+// runEVB runs the EVB station (LLDP, nearest-customer-bridge agent) on the
+// uplink until ctx ends, then tells the bridge it is leaving.
+func (d *Daemon) runEVB(ctx context.Context) {
+	if d.opts.LLDPInterval < 0 {
+		return
+	}
+	l, err := netdev.LinkByName(d.opts.Uplink)
+	if err != nil {
+		d.log.Error("EVB station not started: uplink not found", "uplink", d.opts.Uplink, "err", err)
+		return
+	}
+	sock, err := vepa.OpenSocket(d.opts.Uplink, vepa.EtherTypeLLDP)
+	if err != nil {
+		d.log.Error("EVB station not started", "err", err)
+		return
+	}
+	defer sock.Close()
+	st, err := vepa.NewStation(vepa.StationConfig{
+		MAC: l.Attrs().HardwareAddr, Send: sock.Send, RequestRelay: d.mode == datapath.ModeVEPA,
+		Interval: d.opts.LLDPInterval, Local: vepa.DefaultLocal, OnChange: d.relayChanged, Logger: d.log,
+	})
+	if err != nil {
+		d.log.Error("EVB station not started", "err", err)
+		return
+	}
+	d.evb.Store(st)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for ctx.Err() == nil {
+			f, err := sock.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				d.log.Warn("LLDP receive on the uplink", "err", err)
+				time.Sleep(time.Second)
+				continue
+			}
+			if f != nil {
+				st.Handle(f)
+			}
+		}
+	}()
+	st.Run(ctx)
+	if err := st.Shutdown(); err != nil {
+		d.log.Debug("shutdown LLDPDU not sent", "err", err)
+	}
+	<-done
+}
+
+// relayChanged follows the bridge's answer: with VEPA configured, a bridge
+// that refuses reflective relay makes the switch fall back to VEB (local
+// switching), and a grant, or a bridge gone, brings VEPA back.
+func (d *Daemon) relayChanged(r vepa.Relay) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.log.Info("reflective relay", "state", r.State, "bridge", r.Peer)
+	if d.mode != datapath.ModeVEPA {
+		return
+	}
+	want := datapath.ModeVEPA
+	if r.State == vepa.RelayRefused {
+		want = datapath.ModeVEB
+	}
+	if d.sw.Mode() == want {
+		return
+	}
+	d.sw.SetMode(want)
+	if want == datapath.ModeVEB {
+		d.log.Warn("the adjacent bridge refuses reflective relay: switching VM to VM traffic locally (VEB) until it grants it", "bridge", r.Peer)
+	} else {
+		d.log.Info("back to VEPA forwarding", "relay", r.State)
+	}
+}
+
+// relayStatus is the station's state for the API (nil when it is off).
+func (d *Daemon) relayStatus() *api.RelayStatus {
+	st := d.evb.Load()
+	if st == nil {
+		return nil
+	}
+	r := st.Relay()
+	return &api.RelayStatus{State: r.State, Peer: r.Peer, Updated: r.Updated.UTC().Format(time.RFC3339)}
+}
