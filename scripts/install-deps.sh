@@ -6,6 +6,7 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)         # ip netns exec (tests, demo, bench)
 command -v ethtool >/dev/null || need+=(ethtool)      # txvlan off on the test switch's ports
 command -v git >/dev/null || need+=(git)
+command -v lldpad >/dev/null || need+=(lldpad)        # EVB interop test: lldpad as the bridge
 if [ "${WITH_BENCH:-0}" = 1 ]; then
   command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)   # OVS rows of make bench
 fi
