@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/test/topo"
 )
 
@@ -66,6 +68,12 @@ func run(t *topo.Topo, bin, dp string) error {
 		return err
 	}
 	fmt.Println("    switch: Linux bridge br0, port to-hv with hairpin on (reflective relay)")
+	lldpadDir, err := os.MkdirTemp("", "vswitch-demo-lldpad-")
+	if err != nil {
+		return err
+	}
+	t.Defer("remove "+lldpadDir, func() error { return os.RemoveAll(lldpadDir) })
+	evb := startEVBBridge(sw, lldpadDir)
 	vlans := map[int]int{1: 100, 2: 100, 3: 200}
 	var vm1 *topo.NS
 	for i := 1; i <= 3; i++ {
@@ -110,6 +118,15 @@ func run(t *topo.Topo, bin, dp string) error {
 	}
 	if err := ctl("status"); err != nil {
 		return err
+	}
+	if evb {
+		step("802.1Qbg: vswitchd asks the switch (lldpad, EVB bridge) for reflective relay")
+		if err := waitRelay(vswctl, sock, "granted", 15*time.Second); err != nil {
+			return err
+		}
+		if err := ctl("status"); err != nil {
+			return err
+		}
 	}
 	for i := 1; i <= 3; i++ {
 		args := []string{"add-port", fmt.Sprintf("vnet%d", i), "--vlan", fmt.Sprint(vlans[i])}
@@ -162,4 +179,42 @@ func waitSocket(sock string, d *topo.Proc) error {
 		}
 	}
 	return fmt.Errorf("vswitchd did not open %s within 10 s:\n%s", sock, d.Output())
+}
+
+// startEVBBridge runs lldpad on the switch as an EVB bridge that grants
+// reflective relay, when lldpad is installed; it reports whether it does.
+func startEVBBridge(sw *topo.NS, dir string) bool {
+	if err := topo.BridgeSTP(sw, "br0", true); err != nil {
+		fmt.Println("    (no EVB bridge: " + err.Error() + ")")
+		return false
+	}
+	lp, err := topo.StartLLDPAD(sw, dir)
+	if err == nil {
+		err = lp.EVBBridge("to-hv", true)
+	}
+	if err != nil {
+		fmt.Println("    (no EVB bridge: " + err.Error() + ")")
+		return false
+	}
+	fmt.Println("    switch: lldpad on to-hv as 802.1Qbg EVB bridge, reflective relay capable (RRCAP)")
+	return true
+}
+
+// waitRelay polls `vswctl -o json status` until the relay state is want.
+func waitRelay(vswctl, sock, want string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	last := ""
+	for time.Now().Before(deadline) {
+		out, err := exec.Command(vswctl, "--socket", sock, "-o", "json", "status").Output()
+		if err == nil {
+			var st api.Status
+			if json.Unmarshal(out, &st) == nil && st.Relay != nil {
+				if last = st.Relay.State; last == want {
+					return nil
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("reflective relay not %s after %v (last state %q)", want, d, last)
 }

@@ -1,0 +1,120 @@
+package topo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrNoLLDPAD is returned by StartLLDPAD when lldpad is not installed.
+var ErrNoLLDPAD = errors.New("lldpad not installed (apt-get install lldpad)")
+
+// LLDPAD is Debian's lldpad (intel/openlldp) running in a namespace, used
+// as the 802.1Qbg bridge peer. lldpad keeps its pid in POSIX shared memory
+// (/dev/shm/lldpad.state) and refuses to start while another one runs, so
+// it gets a private mount namespace with its own /dev/shm. Its control
+// socket is abstract, hence per network namespace: lldptool runs in the
+// same network namespace.
+type LLDPAD struct {
+	ns   *NS
+	proc *Proc
+}
+
+// StartLLDPAD starts lldpad in ns with its configuration file in dir and
+// waits until lldptool reaches it. When ns belongs to a Topo, lldpad is
+// stopped at Cleanup (and its log shown if the test failed).
+func StartLLDPAD(ns *NS, dir string) (*LLDPAD, error) {
+	if _, err := exec.LookPath("lldpad"); err != nil {
+		return nil, ErrNoLLDPAD
+	}
+	conf := filepath.Join(dir, "lldpad.conf")
+	p, err := ns.Start("unshare", "-m", "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs lldpad-shm /dev/shm && exec lldpad -p -V 7 -f "+conf)
+	if err != nil {
+		return nil, err
+	}
+	l := &LLDPAD{ns: ns, proc: p}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := l.Tool("-p"); err == nil {
+			return l, nil
+		}
+		select {
+		case <-p.Done():
+			return nil, fmt.Errorf("lldpad exited (%v): %s", p.Err(), p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = p.Stop(3 * time.Second)
+			return nil, fmt.Errorf("lldpad's control socket did not answer within 10 s: %s", p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Tool runs lldptool ARGS in the namespace and returns its output.
+func (l *LLDPAD) Tool(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := l.ns.Run(ctx, "lldptool", args...)
+	return string(out), err
+}
+
+// EVBBridge makes lldpad an EVB bridge on port (nearest-customer-bridge
+// agent, rx and tx), with or without the reflective relay capability.
+func (l *LLDPAD) EVBBridge(port string, rrcap bool) error {
+	yes := map[bool]string{true: "yes", false: "no"}
+	for _, args := range [][]string{
+		{"-L", "-i", port, "-g", "ncb", "adminStatus=rxtx"},
+		{"-T", "-i", port, "-g", "ncb", "-V", "evb", "-c", "evbmode=bridge"},
+		{"-T", "-i", port, "-g", "ncb", "-V", "evb", "-c", "evbrrcap=" + yes[rrcap]},
+		{"-T", "-i", port, "-g", "ncb", "-V", "evb", "-c", "enableTx=yes"},
+	} {
+		if _, err := l.Tool(args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetRRCAP changes the reflective relay capability of an EVB bridge set
+// up with EVBBridge. lldpad sends it with its next LLDPDU: at once only
+// when what it receives changes.
+func (l *LLDPAD) SetRRCAP(port string, rrcap bool) error {
+	_, err := l.Tool("-T", "-i", port, "-g", "ncb", "-V", "evb", "-c", "evbrrcap="+map[bool]string{true: "yes", false: "no"}[rrcap])
+	return err
+}
+
+// ReceivedEVB is lldptool's rendering of the last EVB TLV lldpad received
+// on port ("" before any).
+func (l *LLDPAD) ReceivedEVB(port string) (string, error) {
+	out, err := l.Tool("-t", "-n", "-i", port, "-g", "ncb", "-V", "evb")
+	return strings.TrimSpace(out), err
+}
+
+// Output is what lldpad logged so far.
+func (l *LLDPAD) Output() string { return l.proc.Output() }
+
+// Stop stops lldpad.
+func (l *LLDPAD) Stop() error {
+	_ = l.proc.Stop(3 * time.Second)
+	return nil
+}
+
+// BridgeSTP turns the kernel's STP on or off on bridge br (forward delay
+// 2 s, the minimum; ports that forward keep forwarding). With STP off a
+// Linux bridge forwards frames to the bridge group address
+// 01:80:c2:00:00:00 itself, so an LLDP agent on a bridge port (lldpad)
+// never hears the nearest-customer-bridge LLDPDUs; with STP on they go up
+// the port's stack, as on a real bridge.
+func BridgeSTP(ns *NS, br string, on bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	state := map[bool]string{true: "1", false: "0"}[on]
+	_, err := ns.Run(ctx, "ip", "link", "set", br, "type", "bridge", "forward_delay", "200", "stp_state", state)
+	return err
+}
