@@ -70,7 +70,8 @@ type Daemon struct {
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
 
-	evb atomic.Pointer[vepa.Station] // the EVB station once running
+	evb      atomic.Pointer[vepa.Station] // the EVB station once running
+	ctlOther atomic.Uint64                // control frames other than LLDP the datapath handed over
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -257,7 +258,7 @@ func (d *Daemon) newSwitch(be datapath.Backend, queues int) error {
 	if queues <= 0 {
 		queues = runtime.NumCPU()
 	}
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Logger: d.log})
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.controlFrame, Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -370,6 +371,11 @@ func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
 			return
 		}
 		d.uplinkIndex = ev.Index
+		if st := d.evb.Load(); st != nil {
+			if l, err := netdev.LinkByName(ev.Name); err == nil {
+				st.SetMAC(l.Attrs().HardwareAddr)
+			}
+		}
 	}
 }
 
@@ -606,6 +612,11 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 	st := api.Stats{Ports: ports, Drops: map[string]uint64{}, Uplink: api.UplinkStats{
 		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops,
 	}}
+	st.Uplink.Control = d.ctlOther.Load()
+	if evb := d.evb.Load(); evb != nil {
+		r := evb.Relay()
+		st.Uplink.Control += r.Received + r.Bad
+	}
 	for k, v := range u.Drops {
 		st.Drops[k] += v
 	}

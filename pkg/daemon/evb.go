@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"time"
@@ -18,10 +19,21 @@ func (d *Daemon) runEVB(ctx context.Context) {
 	if d.opts.LLDPInterval < 0 {
 		return
 	}
-	l, err := netdev.LinkByName(d.opts.Uplink)
-	if err != nil {
-		d.log.Error("EVB station not started: uplink not found", "uplink", d.opts.Uplink, "err", err)
-		return
+	var mac net.HardwareAddr
+	for warned := false; ; warned = true { // the uplink may be gone right now
+		l, err := netdev.LinkByName(d.opts.Uplink)
+		if err == nil && len(l.Attrs().HardwareAddr) == 6 {
+			mac = l.Attrs().HardwareAddr
+			break
+		}
+		if !warned {
+			d.log.Warn("EVB station waits for the uplink", "uplink", d.opts.Uplink, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
 	sock, err := vepa.OpenSocket(d.opts.Uplink, vepa.EtherTypeLLDP)
 	if err != nil {
@@ -30,7 +42,7 @@ func (d *Daemon) runEVB(ctx context.Context) {
 	}
 	defer sock.Close()
 	st, err := vepa.NewStation(vepa.StationConfig{
-		MAC: l.Attrs().HardwareAddr, Send: sock.Send, RequestRelay: d.mode == datapath.ModeVEPA,
+		MAC: mac, Send: sock.Send, RequestRelay: d.mode == datapath.ModeVEPA,
 		Interval: d.opts.LLDPInterval, Local: vepa.DefaultLocal, OnChange: d.relayChanged, Logger: d.log,
 	})
 	if err != nil {
@@ -62,6 +74,17 @@ func (d *Daemon) runEVB(ctx context.Context) {
 		d.log.Debug("shutdown LLDPDU not sent", "err", err)
 	}
 	<-done
+}
+
+// controlFrame takes the control frames the datapath hands over (with an
+// AF_PACKET uplink; the XDP program passes them to the stack instead).
+// LLDP belongs to the EVB station, which reads it from its own socket under
+// both datapaths; the rest (ECP/VDP) has no handler yet and is counted.
+func (d *Daemon) controlFrame(f []byte) {
+	if len(f) >= 14 && binary.BigEndian.Uint16(f[12:14]) == vepa.EtherTypeLLDP {
+		return
+	}
+	d.ctlOther.Add(1)
 }
 
 // relayChanged follows the bridge's answer: with VEPA configured, a bridge

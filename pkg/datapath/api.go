@@ -88,9 +88,9 @@ func (s *Switch) FDBEntries(vid uint16) []FDBEntry {
 	// entry turns a row keyed by learning domain into one with S-VID and
 	// C-VID, or reports false when the VID filter rejects it.
 	entry := func(r FDBRow, port string, static bool) (FDBEntry, bool) {
-		svid, cvid := snap.dom.pair(r.VID)
+		svid, cvid, ok := snap.dom.pair(r.VID)
 		r.VID = cvid
-		return FDBEntry{FDBRow: r, SVID: svid, Port: port, Static: static}, vid == 0 || cvid == vid
+		return FDBEntry{FDBRow: r, SVID: svid, Port: port, Static: static}, ok && (vid == 0 || cvid == vid)
 	}
 	for k, slot := range snap.static {
 		if slot < 0 || slot >= len(snap.slots) || snap.slots[slot] == nil {

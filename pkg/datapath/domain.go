@@ -12,8 +12,9 @@ import (
 // must not answer lookups in the other. FDB keys hold the domain in the 16
 // bits above the MAC (MACKey): domains 0-4095 are plain C-VIDs, so keys of
 // ports without an S-channel are MACKey(vid, mac); S-channel pairs get
-// numbers from 4096 up, handed out when a port first uses the pair and kept
-// for the switch's lifetime (stable while entries carry them).
+// numbers from 4096 up, handed out when a port first uses the pair. A number
+// no port uses any more goes back to a free list (release) and is handed
+// out again only after the FDB entries still carrying it are purged.
 
 const (
 	firstSDomain = vlan.MaxVID + 2 // 4096
@@ -26,16 +27,21 @@ const (
 // domains numbers the (S-VID, C-VID) pairs in use; guarded by Switch.mu.
 type domains struct {
 	ids  map[uint32]uint16 // svid<<12 | cvid -> domain
-	keys []uint32          // domain - firstSDomain -> svid<<12 | cvid
+	keys []uint32          // domain - firstSDomain -> svid<<12 | cvid (noPair: free)
+	free []uint16          // released numbers
 }
+
+// noPair marks a released number in keys.
+const noPair = ^uint32(0)
 
 func pairKey(svid, cvid uint16) uint32 { return uint32(svid)<<12 | uint32(cvid) }
 
-// reserve numbers every (S-VID, C-VID) pair of c. It fails, changing
-// nothing, when the domain numbers are used up.
-func (d *domains) reserve(c *PortConfig) error {
+// reserve numbers every (S-VID, C-VID) pair of c. It returns the numbers
+// it took from the free list (the caller purges their FDB entries) and
+// fails, changing nothing, when the numbers are used up.
+func (d *domains) reserve(c *PortConfig) (reused []uint16, err error) {
 	if c.SVID == 0 {
-		return nil
+		return nil, nil
 	}
 	var add []uint32
 	each(c, func(vid uint16) {
@@ -43,17 +49,36 @@ func (d *domains) reserve(c *PortConfig) error {
 			add = append(add, pairKey(c.SVID, vid))
 		}
 	})
-	if firstSDomain+len(d.keys)+len(add) > maxDomains {
-		return fmt.Errorf("port %s: too many distinct S-channel VLANs since vswitchd started (%d); restart it to renumber", c.Name, maxDomains-firstSDomain)
+	if fresh := len(add) - len(d.free); fresh > 0 && firstSDomain+len(d.keys)+fresh > maxDomains {
+		return nil, fmt.Errorf("port %s: too many S-channel VLANs in use (%d pairs of S-VID and VID at most)", c.Name, maxDomains-firstSDomain)
 	}
 	if d.ids == nil {
 		d.ids = map[uint32]uint16{}
 	}
 	for _, k := range add {
-		d.ids[k] = uint16(firstSDomain + len(d.keys))
-		d.keys = append(d.keys, k)
+		var dom uint16
+		if n := len(d.free); n > 0 {
+			dom, d.free = d.free[n-1], d.free[:n-1]
+			d.keys[dom-firstSDomain] = k
+			reused = append(reused, dom)
+		} else {
+			dom = uint16(firstSDomain + len(d.keys))
+			d.keys = append(d.keys, k)
+		}
+		d.ids[k] = dom
 	}
-	return nil
+	return reused, nil
+}
+
+// release frees the numbers of pairs not in used.
+func (d *domains) release(used map[uint32]bool) {
+	for k, dom := range d.ids {
+		if !used[k] {
+			delete(d.ids, k)
+			d.keys[dom-firstSDomain] = noPair
+			d.free = append(d.free, dom)
+		}
+	}
 }
 
 // each calls fn for every VID of c.
@@ -95,15 +120,15 @@ func (t *domainTable) domain(svid, cvid uint16) uint16 {
 	return noDomain
 }
 
-// pair is the inverse of domain.
-func (t *domainTable) pair(dom uint16) (svid, cvid uint16) {
+// pair is the inverse of domain; false for a number not in use.
+func (t *domainTable) pair(dom uint16) (svid, cvid uint16, ok bool) {
 	if dom < firstSDomain {
-		return 0, dom
+		return 0, dom, true
 	}
 	i := int(dom - firstSDomain)
-	if i >= len(t.keys) {
-		return 0, 0
+	if i >= len(t.keys) || t.keys[i] == noPair {
+		return 0, 0, false
 	}
 	k := t.keys[i]
-	return uint16(k >> 12), uint16(k & 0xfff)
+	return uint16(k >> 12), uint16(k & 0xfff), true
 }

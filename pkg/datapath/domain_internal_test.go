@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -16,14 +17,14 @@ func TestDomainsReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := PortConfig{Name: "p0", VLAN: 7}
-	if err := d.reserve(&plain); err != nil || len(d.keys) != 0 {
+	if _, err := d.reserve(&plain); err != nil || len(d.keys) != 0 {
 		t.Fatalf("a port without S-channel took domains: %v, %d", err, len(d.keys))
 	}
 	acc := PortConfig{Name: "a", VLAN: 100, SVID: 30}
-	if err := d.reserve(&acc); err != nil {
+	if _, err := d.reserve(&acc); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.reserve(&acc); err != nil || len(d.keys) != 1 {
+	if _, err := d.reserve(&acc); err != nil || len(d.keys) != 1 {
 		t.Fatalf("reserving the same pair twice: %v, %d domains", err, len(d.keys))
 	}
 	tab := d.table()
@@ -31,8 +32,8 @@ func TestDomainsReserve(t *testing.T) {
 	if dom < firstSDomain || dom == noDomain {
 		t.Fatalf("domain of (30, 100) = %d", dom)
 	}
-	if s, c := tab.pair(dom); s != 30 || c != 100 {
-		t.Errorf("pair(%d) = (%d, %d), want (30, 100)", dom, s, c)
+	if s, c, ok := tab.pair(dom); !ok || s != 30 || c != 100 {
+		t.Errorf("pair(%d) = (%d, %d, %v), want (30, 100)", dom, s, c, ok)
 	}
 	if got := tab.domain(0, 100); got != 100 {
 		t.Errorf("domain(0, 100) = %d, want the VID", got)
@@ -44,16 +45,58 @@ func TestDomainsReserve(t *testing.T) {
 	var failed error
 	svid := uint16(1)
 	for ; svid < 100 && failed == nil; svid++ {
-		failed = d.reserve(&PortConfig{Name: "t", Trunk: all, SVID: svid})
+		_, failed = d.reserve(&PortConfig{Name: "t", Trunk: all, SVID: svid})
 	}
-	if failed == nil || !strings.Contains(failed.Error(), "too many distinct S-channel VLANs") {
+	if failed == nil || !strings.Contains(failed.Error(), "too many S-channel VLANs in use") {
 		t.Fatalf("no exhaustion error after %d trunks: %v", svid-1, failed)
 	}
 	before := len(d.keys)
-	if err := d.reserve(&PortConfig{Name: "u", Trunk: all, SVID: svid}); err == nil || len(d.keys) != before {
+	if _, err := d.reserve(&PortConfig{Name: "u", Trunk: all, SVID: svid}); err == nil || len(d.keys) != before {
 		t.Errorf("a refused reservation changed the table: %v, %d -> %d", err, before, len(d.keys))
 	}
 	if firstSDomain+len(d.keys) > noDomain {
 		t.Errorf("%d domains handed out: noDomain is taken", len(d.keys))
+	}
+
+	// Release all but (30, 100): the trunks' numbers come back and serve
+	// a new trunk, reported as reused.
+	d.release(map[uint32]bool{pairKey(30, 100): true})
+	if len(d.ids) != 1 || d.ids[pairKey(30, 100)] != dom {
+		t.Fatalf("after release %d pairs numbered, (30,100) -> %d", len(d.ids), d.ids[pairKey(30, 100)])
+	}
+	after := d.table()
+	if _, _, ok := after.pair(dom + 1); ok {
+		t.Errorf("released number %d still maps to a pair", dom+1)
+	}
+	reused, err := d.reserve(&PortConfig{Name: "v", Trunk: all, SVID: 999})
+	if err != nil || len(reused) != 4094 || len(d.keys) != before {
+		t.Errorf("reserve after release: %v, %d reused, %d numbers (want 4094 reused, %d)", err, len(reused), len(d.keys), before)
+	}
+}
+
+// A learning domain handed out again starts empty: an entry left in it
+// (learned by a frame still in flight with the old snapshot) is purged.
+func TestReusedDomainStartsEmpty(t *testing.T) {
+	sw, err := New(Config{Uplink: "up0", Backend: nullBackend{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.AddPort(PortConfig{Name: "a", VLAN: 100, SVID: 10}); err != nil {
+		t.Fatal(err)
+	}
+	dom := sw.snap.Load().dom.domain(10, 100)
+	if err := sw.DeletePort("a"); err != nil {
+		t.Fatal(err)
+	}
+	mac := []byte{0x52, 0x54, 0, 0, 0, 7}
+	sw.fdb.Learn(MACKey(dom, mac), 3) // stale
+	if err := sw.AddPort(PortConfig{Name: "b", VLAN: 200, SVID: 20}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sw.snap.Load().dom.domain(20, 200); got != dom {
+		t.Fatalf("(20, 200) got domain %d, want the released %d", got, dom)
+	}
+	if _, ok := sw.fdb.Lookup(MACKey(dom, mac)); ok {
+		t.Error("the stale entry survived the domain's reuse")
 	}
 }

@@ -116,3 +116,38 @@ func TestSChannelRestoreFDB(t *testing.T) {
 		t.Errorf("restored entry does not deliver: %x", got)
 	}
 }
+
+// A trunk moved from S-channel to S-channel many times (each move numbers
+// 4094 pairs) must not run out of learning domains: the old pairs' numbers
+// come back, and learning keeps working on the current S-channel.
+func TestSChannelDomainsAreRecycled(t *testing.T) {
+	all, err := vlan.ParseVIDSet("1-4094")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trunk := datapath.PortConfig{Name: "vnet1", Trunk: all, SVID: 1}
+	r := newRig(t, datapath.ModeVEPA, trunk)
+	for svid := uint16(2); svid <= 40; svid++ {
+		trunk.SVID = svid
+		if err := r.sw.UpdatePort(trunk); err != nil {
+			t.Fatalf("move to S-VID %d: %v", svid, err)
+		}
+	}
+	// vnet1 (S-VID 40) learns mac1 on VID 7 and gets unicast for it.
+	r.be.Iface("vnet1").Inject(eth(macR, mac1, ctag(0, 7)))
+	r.be.Iface("up0").Wait(1, time.Second)
+	r.be.Iface("up0").Inject(eth(mac1, macR, vlan.Tag{TPID: vlan.TPIDSTag, TCI: 40}, ctag(0, 7)))
+	if got := r.be.Iface("vnet1").Wait(1, time.Second); len(got) != 1 {
+		t.Fatalf("unicast after 39 moves not delivered: %x", got)
+	}
+	es := r.sw.FDBEntries(7)
+	if len(es) != 1 || es[0].SVID != 40 || es[0].Port != "vnet1" {
+		t.Errorf("FDB entries %+v", es)
+	}
+	if err := r.sw.DeletePort("vnet1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.sw.FDBEntries(0)); n != 0 {
+		t.Errorf("%d FDB entries after the port went", n)
+	}
+}

@@ -150,10 +150,30 @@ type FDBRow struct {
 // Sweep removes entries older than maxAge or whose slot fails keep, and
 // rebuilds the table when tombstones exceed a quarter of it.
 func (f *FDB) Sweep(maxAge time.Duration, keep func(slot int) bool) {
+	now := f.now()
+	f.remove(func(_ uint64, v uint64) bool {
+		return time.Duration(now-uint32(v))*time.Second > maxAge || !keep(int(v>>32)-1)
+	})
+}
+
+// PurgeDomains removes every entry of the learning domains doms (the 16
+// bits above the MAC in the key), in one pass over the table.
+func (f *FDB) PurgeDomains(doms []uint16) {
+	if len(doms) == 0 {
+		return
+	}
+	var set [1 << 16]bool
+	for _, d := range doms {
+		set[d] = true
+	}
+	f.remove(func(k, _ uint64) bool { return set[uint16(k>>48)] })
+}
+
+// remove deletes the entries for which drop(key, value) holds.
+func (f *FDB) remove(drop func(k, v uint64) bool) {
 	f.sweep.Lock()
 	defer f.sweep.Unlock()
 	t := f.t.Load()
-	now := f.now()
 	for i := range t.e {
 		e := &t.e[i]
 		k := e.key.Load()
@@ -164,8 +184,7 @@ func (f *FDB) Sweep(maxAge time.Duration, keep func(slot int) bool) {
 		if v == 0 {
 			continue // being learned or being removed right now
 		}
-		slot := int(v>>32) - 1
-		if time.Duration(now-uint32(v))*time.Second > maxAge || !keep(slot) {
+		if drop(k, v) {
 			e.val.Store(0)
 			if e.key.CompareAndSwap(k, fdbTombstone) {
 				t.tombstones.Add(1)

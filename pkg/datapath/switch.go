@@ -273,7 +273,10 @@ func (s *Switch) AddPort(c PortConfig) error {
 	if _, ok := s.ports[c.Name]; ok {
 		return fmt.Errorf("port %s: %w", c.Name, ErrPortExists)
 	}
-	if err := s.doms.reserve(&c); err != nil {
+	if len(s.free) == 0 && s.nslot >= MaxPorts {
+		return fmt.Errorf("port %s: switch is full (%d ports)", c.Name, MaxPorts)
+	}
+	if err := s.reserveDomainsLocked(&c); err != nil {
 		return err
 	}
 	slot := s.nslot
@@ -281,9 +284,6 @@ func (s *Switch) AddPort(c PortConfig) error {
 		slot = s.free[n-1]
 		s.free = s.free[:n-1]
 	} else {
-		if slot >= MaxPorts {
-			return fmt.Errorf("port %s: switch is full (%d ports)", c.Name, MaxPorts)
-		}
 		s.nslot++
 	}
 	p := &port{name: c.Name, slot: slot}
@@ -304,7 +304,7 @@ func (s *Switch) UpdatePort(c PortConfig) error {
 	if !ok {
 		return fmt.Errorf("port %s: %w", c.Name, ErrPortNotFound)
 	}
-	if err := s.doms.reserve(&c); err != nil {
+	if err := s.reserveDomainsLocked(&c); err != nil {
 		return err
 	}
 	p.view.Store(newPortView(p, c))
@@ -420,8 +420,25 @@ func newPortView(p *port, c PortConfig) *portView {
 	return v
 }
 
-// rebuild makes a new snapshot from s.ports; s.mu is held.
+// reserveDomainsLocked numbers c's S-channel pairs; numbers used before by
+// other pairs lose their old FDB entries first. s.mu is held.
+func (s *Switch) reserveDomainsLocked(c *PortConfig) error {
+	reused, err := s.doms.reserve(c)
+	s.fdb.PurgeDomains(reused)
+	return err
+}
+
+// rebuild makes a new snapshot from s.ports and frees the learning
+// domains no port uses any more; s.mu is held.
 func (s *Switch) rebuild() {
+	used := map[uint32]bool{}
+	for _, p := range s.ports {
+		v := p.view.Load()
+		if v.cfg.SVID != 0 {
+			each(&v.cfg, func(vid uint16) { used[pairKey(v.cfg.SVID, vid)] = true })
+		}
+	}
+	s.doms.release(used)
 	ns := &snapshot{mode: s.cfg.Mode, slots: make([]*portView, s.nslot), static: map[uint64]int{}, dom: s.doms.table()}
 	names := make([]string, 0, len(s.ports))
 	for n := range s.ports {

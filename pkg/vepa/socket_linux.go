@@ -99,7 +99,19 @@ func (s *Socket) Read(buf []byte) ([]byte, error) {
 	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 		return nil, nil
 	}
-	// ENETDOWN and friends: the interface went away or was replaced.
+	// ENETDOWN (reported once when the interface goes down, or is bound
+	// while down) or the interface went away. While the same interface
+	// exists the kernel hooks the socket up again when it comes up: keep
+	// it. A deleted interface never comes back to this socket: reopen on
+	// the interface that has the name now. Either way wait a little, so a
+	// persisting error does not spin.
+	time.Sleep(200 * time.Millisecond)
+	s.mu.Lock()
+	ifindex := s.ifi
+	s.mu.Unlock()
+	if ifi, e := net.InterfaceByName(s.ifname); e == nil && ifi.Index == ifindex {
+		return nil, nil
+	}
 	s.mu.Lock()
 	if s.fd == fd && !s.closed {
 		unix.Close(fd)

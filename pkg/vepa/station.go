@@ -69,6 +69,7 @@ type Station struct {
 	kick chan struct{} // send now
 
 	mu      sync.Mutex
+	mac     net.HardwareAddr
 	relay   Relay
 	expires time.Time // when the bridge's information runs out
 }
@@ -87,8 +88,30 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
+	return &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: append(net.HardwareAddr(nil), cfg.MAC...),
 		relay: Relay{State: RelayUnknown, Updated: time.Now()}}, nil
+}
+
+// SetMAC changes the station's address (the uplink was replaced by one
+// with another MAC) and sends an LLDPDU with it soon.
+func (s *Station) SetMAC(mac net.HardwareAddr) {
+	if len(mac) != 6 {
+		return
+	}
+	s.mu.Lock()
+	same := string(s.mac) == string(mac)
+	s.mac = append(net.HardwareAddr(nil), mac...)
+	s.mu.Unlock()
+	if !same {
+		s.poke()
+	}
+}
+
+func (s *Station) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Relay returns the current reflective relay state.
@@ -103,10 +126,12 @@ func (s *Station) Relay() Relay {
 	return r
 }
 
-// LLDPDU is what the station sends now.
+// LLDPDU is what the station sends now. RRSTAT is unknown until a bridge
+// was heard, then yes if it set RRCTR and no otherwise (as lldpad's
+// station reports it).
 func (s *Station) LLDPDU() *LLDPDU {
 	s.mu.Lock()
-	state := s.relay.State
+	bridge, mac := s.relay.Bridge, s.mac
 	s.mu.Unlock()
 	e := s.cfg.Local
 	e.BridgeStatus = 0
@@ -115,10 +140,11 @@ func (s *Station) LLDPDU() *LLDPDU {
 	if s.cfg.RequestRelay {
 		e.StationStatus |= StationRRREQ
 	}
-	switch state {
-	case RelayGranted:
+	switch {
+	case bridge == nil:
+	case bridge.Granted():
 		e.StationStatus = e.StationStatus&^0x03 | RRStatYes
-	case RelayRefused:
+	default:
 		e.StationStatus = e.StationStatus&^0x03 | RRStatNo
 	}
 	ttl := s.cfg.Interval*ttlMultiplier + time.Second
@@ -126,8 +152,8 @@ func (s *Station) LLDPDU() *LLDPDU {
 		ttl = 65535 * time.Second
 	}
 	return &LLDPDU{
-		ChassisSubtype: ChassisIDMAC, ChassisID: []byte(s.cfg.MAC),
-		PortSubtype: PortIDMAC, PortID: []byte(s.cfg.MAC),
+		ChassisSubtype: ChassisIDMAC, ChassisID: []byte(mac),
+		PortSubtype: PortIDMAC, PortID: []byte(mac),
 		TTL: uint16(ttl / time.Second), EVB: &e,
 	}
 }
@@ -145,7 +171,7 @@ func (s *Station) send() error { return s.sendPDU(s.LLDPDU()) }
 
 func (s *Station) sendPDU(d *LLDPDU) error {
 	var src [6]byte
-	copy(src[:], s.cfg.MAC)
+	copy(src[:], d.ChassisID)
 	f, err := d.Frame(NearestCustomerBridge, src)
 	if err != nil {
 		return err
@@ -211,9 +237,16 @@ func (s *Station) expire(now time.Time) {
 	s.changed(changed)
 }
 
-// Handle takes a received LLDP frame. Frames without an EVB TLV, or from a
-// peer that is not an EVB bridge, are ignored; malformed ones counted.
+// Handle takes a received LLDP frame. Frames of another LLDP agent (not to
+// the nearest-customer-bridge address), without an EVB TLV, or from a peer
+// that is not an EVB bridge, are ignored; malformed ones counted.
 func (s *Station) Handle(frame []byte) {
+	if len(frame) >= 6 && [6]byte(frame[:6]) != NearestCustomerBridge {
+		s.mu.Lock()
+		s.relay.Received++
+		s.mu.Unlock()
+		return
+	}
 	d, err := ParseFrame(frame)
 	if err != nil {
 		s.mu.Lock()
@@ -229,14 +262,16 @@ func (s *Station) Handle(frame []byte) {
 		s.mu.Unlock()
 		return
 	}
-	state := RelayUnknown // RRCAP without RRCTR: it has not seen our RRREQ yet
+	// RRCAP without RRCTR, our RRREQ not echoed back: the bridge has not
+	// seen the request yet.
+	state := RelayUnknown
 	switch {
 	case !s.cfg.RequestRelay:
 		state = RelayUnknown
 	case d.EVB.Granted():
 		state = RelayGranted
-	case d.EVB.BridgeStatus&BridgeRRCAP == 0:
-		state = RelayRefused
+	case d.EVB.BridgeStatus&BridgeRRCAP == 0, d.EVB.StationStatus&StationRRREQ != 0:
+		state = RelayRefused // cannot, or saw the request (it echoes our status) and said no
 	}
 	if d.TTL == 0 { // shutdown LLDPDU
 		s.expires = now
@@ -248,14 +283,17 @@ func (s *Station) Handle(frame []byte) {
 	if d.TTL == 0 {
 		peer = ""
 	}
-	b := *d.EVB
-	changed := s.setLocked(state, peer, &b, now)
+	var b *EVB
+	if d.TTL != 0 {
+		e := *d.EVB
+		b = &e
+	}
+	before := s.relay.Bridge
+	changed := s.setLocked(state, peer, b, now)
+	rrstatChanged := (before == nil) != (b == nil) || before != nil && b != nil && before.Granted() != b.Granted()
 	s.mu.Unlock()
-	if changed {
-		select { // tell the bridge our new RRSTAT at once
-		case s.kick <- struct{}{}:
-		default:
-		}
+	if changed || rrstatChanged {
+		s.poke() // tell the bridge our new RRSTAT at once
 	}
 	s.changed(changed)
 }

@@ -104,8 +104,64 @@ func TestStationFollowsBridge(t *testing.T) {
 	expectChange(t, changes, RelayUnknown, "")
 
 	r := s.Relay()
-	if r.Received != 5 || r.Bad != 0 || r.Bridge == nil || !r.Bridge.Granted() {
+	if r.Received != 5 || r.Bad != 0 || r.Bridge != nil {
+		t.Errorf("relay after the shutdown LLDPDU %+v, want 5 received and the bridge forgotten", r)
+	}
+	if e := s.LLDPDU().EVB; e.RRStat() != RRStatUnknown {
+		t.Errorf("RRSTAT %d with no bridge, want unknown", e.RRStat())
+	}
+}
+
+// A bridge that echoes our RRREQ (lldpad copies the station's status byte
+// into its TLV) and still sets no RRCTR has refused, capability or not.
+// While a bridge TLV without RRCTR is in effect the station says RRSTAT no.
+func TestStationEchoedRequestWithoutGrant(t *testing.T) {
+	s, _, changes := newTestStation(t, true)
+	peer := net.HardwareAddr(bridgeMAC[:]).String()
+	s.Handle(bridgeFrame(t, BridgeRRCAP, 120))
+	expectChange(t, changes, RelayUnknown, peer)
+	if e := s.LLDPDU().EVB; e.RRStat() != RRStatNo {
+		t.Errorf("RRSTAT %d after a bridge TLV without RRCTR, want no", e.RRStat())
+	}
+	d := &LLDPDU{ChassisSubtype: ChassisIDMAC, ChassisID: bridgeMAC[:], PortSubtype: PortIDIfName, PortID: []byte("swp1"), TTL: 120,
+		EVB: &EVB{BridgeStatus: BridgeRRCAP, StationStatus: StationRRREQ | RRStatNo, Mode: ModeBridge}}
+	f, err := d.Frame(NearestCustomerBridge, bridgeMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Handle(f)
+	expectChange(t, changes, RelayRefused, peer)
+}
+
+// Only the nearest-customer-bridge agent carries EVB: the same TLV sent to
+// the nearest-bridge address (01:80:c2:00:00:0e) changes nothing.
+func TestStationIgnoresOtherAgents(t *testing.T) {
+	s, _, changes := newTestStation(t, true)
+	f := bridgeFrame(t, BridgeRRCAP|BridgeRRCTR, 120)
+	f[5] = 0x0e
+	s.Handle(f)
+	select {
+	case r := <-changes:
+		t.Fatalf("an EVB TLV to 01:80:c2:00:00:0e changed the state: %+v", r)
+	default:
+	}
+	if r := s.Relay(); r.State != RelayUnknown || r.Received != 1 {
 		t.Errorf("relay %+v", r)
+	}
+}
+
+// SetMAC: a replaced uplink's new address goes into the next LLDPDU.
+func TestStationSetMAC(t *testing.T) {
+	s, _, _ := newTestStation(t, true)
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x11, 0x22, 0x33}
+	s.SetMAC(mac)
+	d := s.LLDPDU()
+	if string(d.ChassisID) != string(mac) || string(d.PortID) != string(mac) {
+		t.Errorf("chassis % x port % x after SetMAC(%s)", d.ChassisID, d.PortID, mac)
+	}
+	s.SetMAC(net.HardwareAddr{1, 2, 3}) // not a MAC: ignored
+	if string(s.LLDPDU().ChassisID) != string(mac) {
+		t.Error("SetMAC took a 3-byte address")
 	}
 }
 

@@ -166,6 +166,14 @@ func TestEVBRelayNegotiation(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		vm2.mustPing(vm1) // through the relay again
+
+		// The bridge's LLDPDUs are control frames handled by the
+		// station, not drops.
+		stats := h.stats()
+		if stats.Uplink.Control == 0 || stats.Uplink.Drops["control_unhandled"] != 0 {
+			t.Errorf("uplink control frames %d, control_unhandled drops %d: want LLDP counted as handled",
+				stats.Uplink.Control, stats.Uplink.Drops["control_unhandled"])
+		}
 	})
 }
 

@@ -88,29 +88,42 @@ func TestSChannelsWithSameMAC(t *testing.T) {
 			t.Errorf("vswctl fdb does not show the S-VIDs:\n%s", table)
 		}
 
-		// Tags on the wire: S-tag outside, C-tag inside.
-		want := map[string]struct{ svid, pcp uint16 }{vm2.mac.String(): {10, 0}, vm4.mac.String(): {20, 0}}
-		seen := map[string]int{}
+		// Tags on the wire: S-tag outside, C-tag inside, the port's PCP in
+		// both. vm1 and vm3 share a MAC: frames are told apart by S-VID.
+		type key struct {
+			src  string
+			svid uint16
+		}
+		want := map[key]uint16{ // -> PCP
+			{vm1.mac.String(), 10}: 2, {vm2.mac.String(), 10}: 0,
+			{vm3.mac.String(), 20}: 0, {vm4.mac.String(), 20}: 0,
+		}
+		seen := map[key]int{}
 		for _, f := range capt.Stop() {
 			if len(f.Data) < 22 {
 				continue
 			}
 			src := net.HardwareAddr(f.Data[6:12]).String()
-			w, ok := want[src]
-			if !ok {
-				continue
-			}
 			stpid, stci := binary.BigEndian.Uint16(f.Data[12:]), binary.BigEndian.Uint16(f.Data[14:])
 			ctpid, ctci := binary.BigEndian.Uint16(f.Data[16:]), binary.BigEndian.Uint16(f.Data[18:])
-			if stpid != 0x88a8 || stci&0xfff != w.svid || ctpid != 0x8100 || ctci&0xfff != 100 {
-				t.Errorf("frame from %s: outer %#04x/%d inner %#04x/%d, want 0x88a8/%d 0x8100/100", src, stpid, stci&0xfff, ctpid, ctci&0xfff, w.svid)
+			k := key{src, stci & 0xfff}
+			pcp, ok := want[k]
+			if !ok {
+				if src == vm2.mac.String() || src == vm4.mac.String() || src == vm1.mac.String() {
+					t.Errorf("frame from %s: outer %#04x/%d, not an S-channel of that VM", src, stpid, stci&0xfff)
+				}
 				continue
 			}
-			seen[src]++
+			if stpid != 0x88a8 || ctpid != 0x8100 || ctci&0xfff != 100 || stci>>13 != pcp || ctci>>13 != pcp {
+				t.Errorf("frame from %s on S-VID %d: outer %#04x PCP %d, inner %#04x/%d PCP %d; want 0x88a8 and 0x8100/100, PCP %d",
+					src, k.svid, stpid, stci>>13, ctpid, ctci&0xfff, ctci>>13, pcp)
+				continue
+			}
+			seen[k]++
 		}
-		for mac := range want {
-			if seen[mac] == 0 {
-				t.Errorf("no S-tagged frame from %s seen on the switch side", mac)
+		for k := range want {
+			if seen[k] == 0 {
+				t.Errorf("no S-tagged frame from %s on S-VID %d seen on the switch side", k.src, k.svid)
 			}
 		}
 	})
