@@ -171,7 +171,8 @@
 // of every frame it sends: Send puts a zeroed one (no GSO, checksum
 // complete) as a first iovec of each message. Uplink queues do not use it:
 // their frames come from a NIC (GRO'd frames on an uplink would still be
-// dropped as oversize; turn GRO off on the uplink).
+// dropped as oversize: vswitchd switches the uplink's GRO/LRO off while it
+// runs, see pkg/daemon).
 //
 // # Transmit (sendmmsg)
 //

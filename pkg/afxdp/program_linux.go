@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"github.com/vswitch/vswitch/pkg/ethtool"
 	"golang.org/x/sys/unix"
 )
 
@@ -239,7 +240,7 @@ type ifaceProg struct {
 	// the socket untagged.
 	vlanErr error
 	// offload holds the rx VLAN offloads we switched off, restored on close.
-	offload *vlanOffload
+	offload *ethtool.Restore
 }
 
 // newXSKMap creates the XSKMAP of an interface.
@@ -393,7 +394,7 @@ func removeStaleProgram(log *slog.Logger, l netlink.Link) error {
 
 func (p *ifaceProg) close() {
 	if p.offload != nil {
-		p.offload.restore()
+		_ = p.offload.Restore()
 		p.offload = nil
 	}
 	if p.link != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/ethtool"
 )
 
 // bridgeTopo extends topo into a test switch: B (the peer of our A) and C
@@ -97,22 +98,7 @@ func newBridgeTopo(t testing.TB) *bridgeTopo {
 }
 
 // featureActive reads one ethtool feature of ifname (calling thread's netns).
-func featureActive(ifname, name string) (bool, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false, err
-	}
-	defer unix.Close(fd)
-	idx, n, err := featureIndexes(fd, ifname, []string{name})
-	if err != nil || idx[0] < 0 {
-		return false, err
-	}
-	_, active, err := getFeatures(fd, ifname, (n+31)/32)
-	if err != nil {
-		return false, err
-	}
-	return active[idx[0]/32]&(1<<(idx[0]%32)) != 0, nil
-}
+func featureActive(ifname, name string) (bool, error) { return ethtool.Enabled(ifname, name) }
 
 // waitOperUp waits until the interfaces report operstate UP (linkwatch
 // runs asynchronously; a frame sent before may be dropped).

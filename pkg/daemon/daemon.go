@@ -19,6 +19,7 @@ import (
 	"github.com/vswitch/vswitch/pkg/afxdp"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/ethtool"
 	"github.com/vswitch/vswitch/pkg/netdev"
 	"github.com/vswitch/vswitch/pkg/store"
 	"github.com/vswitch/vswitch/pkg/vepa"
@@ -70,6 +71,8 @@ type Daemon struct {
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
 
+	uplinkOffload *ethtool.Restore // receive coalescing we switched off on the uplink (d.mu)
+
 	evb      atomic.Pointer[vepa.Station] // the EVB station once running
 	ctlOther atomic.Uint64                // control frames other than LLDP the datapath handed over
 }
@@ -120,6 +123,12 @@ func Start(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.noUplinkCoalescingLocked()
+	defer func() {
+		if !ok {
+			_ = d.uplinkOffload.Restore()
+		}
+	}()
 	if err := d.startSwitch(ports); err != nil {
 		return nil, err
 	}
@@ -371,6 +380,7 @@ func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
 			return
 		}
 		d.uplinkIndex = ev.Index
+		d.noUplinkCoalescingLocked()
 		if st := d.evb.Load(); st != nil {
 			if l, err := netdev.LinkByName(ev.Name); err == nil {
 				st.SetMAC(l.Attrs().HardwareAddr)
@@ -411,6 +421,14 @@ func (d *Daemon) Close() error {
 	d.saving.Wait()
 	d.saveFDB()
 	d.sw.Stop()
+	d.mu.Lock()
+	if d.uplinkOffload != nil {
+		if err := d.uplinkOffload.Restore(); err != nil {
+			d.log.Warn("could not switch the uplink's receive coalescing back on", "uplink", d.opts.Uplink, "err", err)
+		}
+		d.uplinkOffload = nil
+	}
+	d.mu.Unlock()
 	err := d.st.Close()
 	d.log.Info("vswitchd stopped")
 	return err

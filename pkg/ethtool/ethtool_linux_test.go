@@ -1,0 +1,81 @@
+//go:build linux
+
+package ethtool
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vswitch/vswitch/test/topo"
+)
+
+// Disable switches off what is on (and only that), reports it, and
+// Restore switches it back on; the state is read back each time, and
+// `ethtool -k` (a separate implementation) agrees.
+func TestDisableAndRestore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces")
+	}
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		t.Skip("ethtool not installed")
+	}
+	tp := topo.New(t)
+	ns, err := tp.NewNS("eth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.VethPair(ns, "a0", ns, "b0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.Run(context.Background(), "ethtool", "-K", "a0", "gro", "on"); err != nil {
+		t.Fatal(err)
+	}
+	cliSays := func(want string) {
+		t.Helper()
+		out, err := ns.Run(context.Background(), "ethtool", "-k", "a0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(strings.Split(string(out), "\n"), "generic-receive-offload: "+want) {
+			t.Errorf("ethtool -k a0 does not say generic-receive-offload: %s:\n%s", want, out)
+		}
+	}
+	err = ns.Do(func() error {
+		if on, err := Enabled("a0", "rx-gro"); err != nil || !on {
+			t.Fatalf("rx-gro on after ethtool -K gro on: %v %v", on, err)
+		}
+		r, err := Disable("a0", "rx-gro", "rx-lro", "no-such-feature")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.Names(), []string{"rx-gro"}) {
+			t.Errorf("switched off %v, want [rx-gro] (rx-lro was off)", r.Names())
+		}
+		if on, _ := Enabled("a0", "rx-gro"); on {
+			t.Error("rx-gro still on after Disable")
+		}
+		cliSays("off")
+		again, err := Disable("a0", "rx-gro")
+		if again != nil || err != nil {
+			t.Errorf("Disable of what is off: %v, %v; want nil, nil", again, err)
+		}
+		if err := r.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		if on, _ := Enabled("a0", "rx-gro"); !on {
+			t.Error("rx-gro off after Restore")
+		}
+		cliSays("on")
+		if _, err := Disable("nope0", "rx-gro"); err == nil {
+			t.Error("Disable on a missing interface gave no error")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
