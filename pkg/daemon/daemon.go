@@ -295,8 +295,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch interfaces: %w", err)
 	}
-	go d.follow(ctx, w)
-	d.saving.Add(2)
+	d.saving.Add(3)
+	go func() { defer d.saving.Done(); d.follow(ctx, w) }()
 	go func() { defer d.saving.Done(); d.saveFDBLoop(ctx) }()
 	go func() { defer d.saving.Done(); d.runEVB(ctx) }()
 
@@ -375,12 +375,12 @@ func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
 		d.uplinkIndex = 0
 	case ev.Present && ev.Index != d.uplinkIndex:
 		d.log.Info("uplink is back; reopening its queues", "uplink", ev.Name, "ifindex", ev.Index)
+		d.noUplinkCoalescingLocked()
 		if err := d.sw.RestartUplink(); err != nil {
 			d.log.Error("reopen uplink queues", "uplink", ev.Name, "err", err)
 			return
 		}
 		d.uplinkIndex = ev.Index
-		d.noUplinkCoalescingLocked()
 		if st := d.evb.Load(); st != nil {
 			if l, err := netdev.LinkByName(ev.Name); err == nil {
 				st.SetMAC(l.Attrs().HardwareAddr)

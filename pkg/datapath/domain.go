@@ -57,8 +57,8 @@ func (d *domains) reserve(c *PortConfig) (reused []uint16, err error) {
 	}
 	for _, k := range add {
 		var dom uint16
-		if n := len(d.free); n > 0 {
-			dom, d.free = d.free[n-1], d.free[:n-1]
+		if len(d.free) > 0 { // oldest first: the longest since any snapshot used it
+			dom, d.free = d.free[0], d.free[1:]
 			d.keys[dom-firstSDomain] = k
 			reused = append(reused, dom)
 		} else {

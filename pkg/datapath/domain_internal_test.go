@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
@@ -98,5 +99,20 @@ func TestReusedDomainStartsEmpty(t *testing.T) {
 	}
 	if _, ok := sw.fdb.Lookup(MACKey(dom, mac)); ok {
 		t.Error("the stale entry survived the domain's reuse")
+	}
+}
+
+// An entry learned after Sweep read the clock (a learner racing a sweep
+// that waited for the lock) is young, not 136 years old.
+func TestSweepKeepsEntriesNewerThanItsClock(t *testing.T) {
+	f := newFDB()
+	k := MACKey(100, []byte{0x52, 0x54, 0, 0, 0, 9})
+	f.learnAt(k, 1, f.now()+5)
+	f.Sweep(time.Second, func(int) bool { return true })
+	if _, ok := f.Lookup(k); !ok {
+		t.Fatal("Sweep removed an entry stamped after its clock")
+	}
+	if rows := f.Rows(0); len(rows) != 1 || rows[0].Age != 0 {
+		t.Errorf("rows %+v, want one of age 0", rows)
 	}
 }

@@ -150,9 +150,9 @@ type FDBRow struct {
 // Sweep removes entries older than maxAge or whose slot fails keep, and
 // rebuilds the table when tombstones exceed a quarter of it.
 func (f *FDB) Sweep(maxAge time.Duration, keep func(slot int) bool) {
-	now := f.now()
-	f.remove(func(_ uint64, v uint64) bool {
-		return time.Duration(now-uint32(v))*time.Second > maxAge || !keep(int(v>>32)-1)
+	f.remove(func(_ uint64, v uint64, now uint32) bool {
+		// Signed: an entry learned after now was taken is young, not old.
+		return time.Duration(int32(now-uint32(v)))*time.Second > maxAge || !keep(int(v>>32)-1)
 	})
 }
 
@@ -166,13 +166,15 @@ func (f *FDB) PurgeDomains(doms []uint16) {
 	for _, d := range doms {
 		set[d] = true
 	}
-	f.remove(func(k, _ uint64) bool { return set[uint16(k>>48)] })
+	f.remove(func(k, _ uint64, _ uint32) bool { return set[uint16(k>>48)] })
 }
 
-// remove deletes the entries for which drop(key, value) holds.
-func (f *FDB) remove(drop func(k, v uint64) bool) {
+// remove deletes the entries for which drop(key, value, now) holds; now is
+// read once the lock is held.
+func (f *FDB) remove(drop func(k, v uint64, now uint32) bool) {
 	f.sweep.Lock()
 	defer f.sweep.Unlock()
+	now := f.now()
 	t := f.t.Load()
 	for i := range t.e {
 		e := &t.e[i]
@@ -184,7 +186,7 @@ func (f *FDB) remove(drop func(k, v uint64) bool) {
 		if v == 0 {
 			continue // being learned or being removed right now
 		}
-		if drop(k, v) {
+		if drop(k, v, now) {
 			e.val.Store(0)
 			if e.key.CompareAndSwap(k, fdbTombstone) {
 				t.tombstones.Add(1)
@@ -223,7 +225,7 @@ func (f *FDB) Rows(vid uint16) []FDBRow {
 		if vid != 0 && kv != vid {
 			continue
 		}
-		out = append(out, FDBRow{VID: kv, MAC: macOfKey(k), Slot: int(v>>32) - 1, Age: time.Duration(now-uint32(v)) * time.Second})
+		out = append(out, FDBRow{VID: kv, MAC: macOfKey(k), Slot: int(v>>32) - 1, Age: time.Duration(max(int32(now-uint32(v)), 0)) * time.Second})
 	}
 	return out
 }

@@ -23,10 +23,11 @@ const (
 // belongs to the interface's network namespace, and Restore may run on any
 // thread.
 type Restore struct {
-	fd     int
-	ifname string
-	names  []string // what was switched off, for logs
-	off    []uint32 // per 32-bit word: the bits we cleared
+	fd      int
+	ifname  string
+	ifindex int      // the interface Disable changed; another one of the same name is left alone
+	names   []string // what was switched off, for logs
+	off     []uint32 // per 32-bit word: the bits we cleared
 }
 
 // Names lists the features that were switched off.
@@ -82,14 +83,20 @@ func disable(fd int, ifname string, names []string) (*Restore, error) {
 	if !anyBit(want) {
 		return nil, fixedErr
 	}
+	ifindex, err := indexOf(fd, ifname)
+	if err != nil {
+		return nil, err
+	}
 	if err := setFeatures(fd, ifname, want, false); err != nil {
 		return nil, fmt.Errorf("switch off %v on %s: %w", names, ifname, err)
 	}
+	r := &Restore{fd: fd, ifname: ifname, ifindex: ifindex, off: make([]uint32, words)}
 	_, active, err = getFeatures(fd, ifname, words)
 	if err != nil {
-		return nil, fmt.Errorf("ethtool features of %s: %w", ifname, err)
+		// Cannot tell what took: restore all we asked to switch off.
+		r.off, r.names = want, names
+		return r, fmt.Errorf("ethtool features of %s: %w", ifname, err)
 	}
-	r := &Restore{fd: fd, ifname: ifname, off: make([]uint32, words)}
 	for i, k := range idx {
 		if k < 0 {
 			continue
@@ -106,15 +113,30 @@ func disable(fd int, ifname string, names []string) (*Restore, error) {
 	return r, fixedErr
 }
 
-// Restore switches the features back on (best effort: the interface may be
-// gone) and closes the socket. It is safe to call on a nil Restore.
+// Restore switches the features back on and closes the socket. An
+// interface that is gone, or was replaced by another of the same name, is
+// left alone. It is safe to call on a nil Restore.
 func (r *Restore) Restore() error {
 	if r == nil {
 		return nil
 	}
-	err := setFeatures(r.fd, r.ifname, r.off, true)
-	unix.Close(r.fd)
-	return err
+	defer unix.Close(r.fd)
+	if idx, err := indexOf(r.fd, r.ifname); err != nil || idx != r.ifindex {
+		return nil
+	}
+	return setFeatures(r.fd, r.ifname, r.off, true)
+}
+
+// indexOf returns the ifindex of ifname (SIOCGIFINDEX, in fd's namespace).
+func indexOf(fd int, ifname string) (int, error) {
+	ifr, err := unix.NewIfreq(ifname)
+	if err != nil {
+		return 0, fmt.Errorf("interface name %q: %w", ifname, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, fmt.Errorf("index of %s: %w", ifname, err)
+	}
+	return int(ifr.Uint32()), nil
 }
 
 // Enabled reports whether the named feature is on (false when the
