@@ -18,10 +18,17 @@ var (
 	descPortUp      = prometheus.NewDesc("vswitch_port_up", "1 when the port is attached and its interface is up.", []string{"port", "state"}, nil)
 	descUpPackets   = prometheus.NewDesc("vswitch_uplink_packets_total", "Frames on the uplink per direction.", []string{"uplink", "direction"}, nil)
 	descUpDrops     = prometheus.NewDesc("vswitch_uplink_drops_total", "Frames from the uplink dropped per reason.", []string{"uplink", "reason"}, nil)
+	descUpControl   = prometheus.NewDesc("vswitch_uplink_control_frames_total", "Control frames (LLDP, ECP) received on the uplink.", []string{"uplink"}, nil)
+	descRelay       = prometheus.NewDesc("vswitch_reflective_relay", "1 for the current 802.1Qbg reflective relay state (unknown, granted, refused); absent when the EVB station is off.", []string{"uplink", "state"}, nil)
+	descMode        = prometheus.NewDesc("vswitch_forwarding_mode", "1 for the forwarding mode in effect (vepa, veb); configured is the mode asked for.", []string{"mode", "configured"}, nil)
 )
 
+// relayStates are the values of api.RelayStatus.State, each exported as a
+// series of vswitch_reflective_relay.
+var relayStates = []string{"unknown", "granted", "refused"}
+
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortUp, descUpPackets, descUpDrops} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortUp, descUpPackets, descUpDrops, descUpControl, descRelay, descMode} {
 		ch <- d
 	}
 }
@@ -52,6 +59,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range sortedNames(u.Drops) {
 		ch <- prometheus.MustNewConstMetric(descUpDrops, ctr, float64(u.Drops[r]), u.Name, r)
 	}
+	ch <- prometheus.MustNewConstMetric(descUpControl, ctr, float64(u.Control), u.Name)
+	s, err := c.d.Status(context.Background())
+	if err != nil {
+		return
+	}
+	for _, m := range []string{"vepa", "veb"} {
+		ch <- prometheus.MustNewConstMetric(descMode, prometheus.GaugeValue, oneIf(s.Mode == m), m, s.ConfiguredMode)
+	}
+	if s.Relay != nil {
+		for _, state := range relayStates {
+			ch <- prometheus.MustNewConstMetric(descRelay, prometheus.GaugeValue, oneIf(s.Relay.State == state), u.Name, state)
+		}
+	}
+}
+
+func oneIf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (d *Daemon) metricsHandler() http.Handler {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -142,6 +143,17 @@ func TestEVBRelayNegotiation(t *testing.T) {
 			t.Errorf("refused: mode %s configured %s peer %s, want veb vepa %s", st.Mode, st.ConfiguredMode, st.Relay.Peer, peer)
 		}
 		vm1.mustPing(vm2) // switched locally: no hairpin on the bridge
+		m := h.metrics()
+		for _, want := range []string{
+			`vswitch_reflective_relay{state="refused",uplink="uplink"} 1`,
+			`vswitch_reflective_relay{state="granted",uplink="uplink"} 0`,
+			`vswitch_forwarding_mode{configured="vepa",mode="veb"} 1`,
+			`vswitch_forwarding_mode{configured="vepa",mode="vepa"} 0`,
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
 		if e, n := br.lastStation(); n == 0 || e.StationStatus&vepa.StationRRREQ == 0 || e.RRStat() != vepa.RRStatNo {
 			t.Errorf("bridge heard %d station TLVs, last %+v: want RRREQ and RRSTAT no", n, e)
 		}
@@ -166,6 +178,10 @@ func TestEVBRelayNegotiation(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		vm2.mustPing(vm1) // through the relay again
+		if m := h.metrics(); !strings.Contains(m, `vswitch_reflective_relay{state="granted",uplink="uplink"} 1`) ||
+			!strings.Contains(m, `vswitch_forwarding_mode{configured="vepa",mode="vepa"} 1`) || !strings.Contains(m, `vswitch_uplink_control_frames_total{uplink="uplink"}`) {
+			t.Errorf("metrics after the grant do not say granted/vepa with control frames:\n%s", m)
+		}
 
 		// The bridge's LLDPDUs are control frames handled by the
 		// station, not drops.
