@@ -112,8 +112,10 @@ type Config struct {
 	Aging time.Duration
 	// Batch size (default DefaultBatch).
 	Batch int
-	// Control receives link-local / LLDP / ECP frames from the uplink (a copy
-	// the callee may keep). Nil: they are counted as control_unhandled.
+	// Control receives link-local / LLDP / ECP frames from the uplink: a
+	// view into the receive buffer, valid during the call only (copy what
+	// you keep), so a flood of them allocates nothing. Nil: they are
+	// counted as control_unhandled.
 	Control func(frame []byte)
 	// Priority is the scheduling policy of the datapath threads (each
 	// worker runs locked to its own thread). Zero: unchanged.

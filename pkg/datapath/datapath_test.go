@@ -45,7 +45,7 @@ type rig struct {
 func newRig(t *testing.T, mode datapath.Mode, ports ...datapath.PortConfig) *rig {
 	t.Helper()
 	r := &rig{t: t, be: queuetest.New(), ctl: make(chan []byte, 16)}
-	sw, err := datapath.New(datapath.Config{Uplink: "up0", Mode: mode, Backend: r.be, Control: func(f []byte) { r.ctl <- f }, Logger: slog.New(slog.DiscardHandler)})
+	sw, err := datapath.New(datapath.Config{Uplink: "up0", Mode: mode, Backend: r.be, Control: func(f []byte) { r.ctl <- append([]byte(nil), f...) }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

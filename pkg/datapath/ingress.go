@@ -182,9 +182,7 @@ func (w *ingressWorker) control(f []byte) {
 		w.s.uplink.Drop(DropControl, 1)
 		return
 	}
-	cp := make([]byte, len(f)) // control frames are rare; the handler keeps it
-	copy(cp, f)
-	h(cp)
+	h(f)
 }
 
 // lookup finds the slot owning (dom, mac): registered MACs first, then the
