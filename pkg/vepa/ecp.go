@@ -1,0 +1,232 @@
+package vepa
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ECP (Edge Control Protocol, IEEE 802.1Qbg-2012 clause 43) carries VDP
+// between station and bridge: ethertype 0x8940 to the nearest-customer-
+// bridge address, a 4-byte header and a sequence number:
+//
+//	bits 15-12 version (1), 11-10 operation (0 request, 1 acknowledgement),
+//	9-0 subtype (1 = VDP); then u16 sequence number (big endian)
+//
+// Each side has at most one request outstanding; the receiver acknowledges
+// every request with the same sequence number and passes a request up only
+// when its sequence number differs from the last one it passed up (a
+// retransmission whose acknowledgement was lost is acknowledged again but
+// not delivered twice). The sender retransmits after 10 µs × 2^RTE, R times.
+const (
+	EtherTypeECP = 0x8940
+
+	ecpVersion    = 1
+	ECPRequest    = 0
+	ECPAck        = 1
+	ECPSubtypeVDP = 1
+	ecpHeaderLen  = 4
+)
+
+// ECPHeader is a parsed ECP header.
+type ECPHeader struct {
+	Version uint8
+	Op      uint8
+	Subtype uint16
+	Seq     uint16
+}
+
+// ParseECP splits an untagged Ethernet frame with ethertype 0x8940 into its
+// header and payload (a view into frame).
+func ParseECP(frame []byte) (ECPHeader, []byte, error) {
+	if len(frame) < 14+ecpHeaderLen || binary.BigEndian.Uint16(frame[12:14]) != EtherTypeECP {
+		return ECPHeader{}, nil, errors.New("ecp: not an ECP frame")
+	}
+	w := binary.BigEndian.Uint16(frame[14:16])
+	h := ECPHeader{Version: uint8(w >> 12), Op: uint8(w>>10) & 0x3, Subtype: w & 0x3ff, Seq: binary.BigEndian.Uint16(frame[16:18])}
+	if h.Version != ecpVersion {
+		return h, nil, fmt.Errorf("ecp: version %d, want %d", h.Version, ecpVersion)
+	}
+	if h.Op > ECPAck {
+		return h, nil, fmt.Errorf("ecp: operation %d", h.Op)
+	}
+	return h, frame[14+ecpHeaderLen:], nil
+}
+
+// ECPFrame builds an ECP frame from src to the nearest customer bridge,
+// padded to 60 bytes.
+func ECPFrame(src [6]byte, op uint8, subtype, seq uint16, payload []byte) []byte {
+	b := make([]byte, 0, 18+len(payload)+46)
+	b = append(b, NearestCustomerBridge[:]...)
+	b = append(b, src[:]...)
+	b = binary.BigEndian.AppendUint16(b, EtherTypeECP)
+	b = binary.BigEndian.AppendUint16(b, uint16(ecpVersion)<<12|uint16(op&3)<<10|subtype&0x3ff)
+	b = binary.BigEndian.AppendUint16(b, seq)
+	b = append(b, payload...)
+	for len(b) < 60 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// ECPConfig configures an ECP endpoint.
+type ECPConfig struct {
+	// MAC is the source address.
+	MAC [6]byte
+	// Send transmits a frame.
+	Send func(frame []byte) error
+	// Deliver receives the payload of each new request (VDP PDUs); it
+	// must not keep the slice.
+	Deliver func(payload []byte)
+	// Retries (R) and RTE (retransmission exponent) of requests we send
+	// (defaults 3 and 8, lldpad's; each side uses the larger of its own
+	// and the peer's values from the EVB TLV).
+	Retries int
+	RTE     uint8
+}
+
+// ECP is one end of the protocol for subtype VDP.
+type ECP struct {
+	cfg ECPConfig
+
+	reqMu sync.Mutex // one request outstanding
+
+	mu      sync.Mutex
+	seq     uint16      // last sequence number sent
+	waiting chan uint16 // acks of the outstanding request
+	lastRx  uint16
+	haveRx  bool
+	stats   ECPStats
+}
+
+// ECPStats counts ECP traffic.
+type ECPStats struct {
+	Sent, Retransmitted, Acked, Failed uint64 // our requests
+	Received, Duplicates, Bad          uint64 // the peer's requests
+}
+
+// NewECP returns an ECP endpoint.
+func NewECP(cfg ECPConfig) (*ECP, error) {
+	if cfg.Send == nil || cfg.Deliver == nil {
+		return nil, errors.New("ecp: Send and Deliver are required")
+	}
+	if cfg.Retries <= 0 {
+		cfg.Retries = 3
+	}
+	if cfg.RTE == 0 {
+		cfg.RTE = 8
+	}
+	return &ECP{cfg: cfg}, nil
+}
+
+// Stats returns the counters.
+func (e *ECP) Stats() ECPStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// ErrNoAck is returned when a request was not acknowledged after all retries.
+var ErrNoAck = errors.New("ecp: request not acknowledged")
+
+// Request sends payload as the next request and waits for its
+// acknowledgement, retransmitting as configured. Requests are serialised.
+func (e *ECP) Request(ctx context.Context, payload []byte) error {
+	e.reqMu.Lock()
+	defer e.reqMu.Unlock()
+	e.mu.Lock()
+	e.seq++
+	if e.seq == 0 { // never 0 after a wrap
+		e.seq = 1
+	}
+	seq := e.seq
+	acks := make(chan uint16, 4)
+	e.waiting = acks
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.waiting = nil
+		e.mu.Unlock()
+	}()
+	frame := ECPFrame(e.cfg.MAC, ECPRequest, ECPSubtypeVDP, seq, payload)
+	timeout := Timer(e.cfg.RTE)
+	if timeout < time.Millisecond {
+		timeout = time.Millisecond
+	}
+	for try := 0; try <= e.cfg.Retries; try++ {
+		if err := e.cfg.Send(frame); err != nil {
+			return fmt.Errorf("ecp: send request %d: %w", seq, err)
+		}
+		e.count(func(s *ECPStats) {
+			if try == 0 {
+				s.Sent++
+			} else {
+				s.Retransmitted++
+			}
+		})
+		t := time.NewTimer(timeout)
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case got := <-acks:
+				if got == seq {
+					t.Stop()
+					e.count(func(s *ECPStats) { s.Acked++ })
+					return nil
+				}
+			case <-t.C:
+				waiting = false
+			}
+		}
+		timeout *= 2 // back off, as lldpad does
+	}
+	e.count(func(s *ECPStats) { s.Failed++ })
+	return fmt.Errorf("%w: sequence %d, %d tries", ErrNoAck, seq, e.cfg.Retries+1)
+}
+
+func (e *ECP) count(f func(*ECPStats)) {
+	e.mu.Lock()
+	f(&e.stats)
+	e.mu.Unlock()
+}
+
+// Handle takes a received ECP frame: acknowledgements complete the
+// outstanding request; requests are acknowledged and, unless repeated,
+// delivered.
+func (e *ECP) Handle(frame []byte) {
+	h, payload, err := ParseECP(frame)
+	if err != nil || h.Subtype != ECPSubtypeVDP {
+		e.count(func(s *ECPStats) { s.Bad++ })
+		return
+	}
+	if h.Op == ECPAck {
+		e.mu.Lock()
+		ch := e.waiting
+		e.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- h.Seq:
+			default:
+			}
+		}
+		return
+	}
+	_ = e.cfg.Send(ECPFrame(e.cfg.MAC, ECPAck, ECPSubtypeVDP, h.Seq, nil))
+	e.mu.Lock()
+	dup := e.haveRx && e.lastRx == h.Seq
+	e.lastRx, e.haveRx = h.Seq, true
+	if dup {
+		e.stats.Duplicates++
+	} else {
+		e.stats.Received++
+	}
+	e.mu.Unlock()
+	if !dup {
+		e.cfg.Deliver(payload)
+	}
+}
