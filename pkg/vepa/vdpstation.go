@@ -1,0 +1,291 @@
+package vepa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// VSI states (api.VSI.State).
+const (
+	VSIWaiting     = "waiting"     // no EVB bridge heard yet: VDP waits for the EVB TLV exchange
+	VSIAssociating = "associating" // ASSOC sent, no answer yet
+	VSIAssociated  = "associated"  // the bridge acknowledged the association
+	VSIFailed      = "failed"      // the bridge refused (hard error); retried after the keep-alive time
+)
+
+// VSIStatus is a VSI the station registers, with its state.
+type VSIStatus struct {
+	Key     string // the caller's name for it (a port)
+	VSI     VSI
+	State   string
+	Reason  string // the bridge's reason for a failure
+	Updated time.Time
+}
+
+// VDPConfig configures a VDPStation.
+type VDPConfig struct {
+	MAC       [6]byte
+	Send      func(frame []byte) error
+	ManagerID [16]byte
+	// Timer exponents (10 µs × 2^exp): RKA is the keep-alive (default 20,
+	// 10.5 s), RWD how long to wait for the bridge's answer (default 20).
+	// R and RTE drive ECP.
+	RKA, RWD, RTE uint8
+	R             int
+	Logger        *slog.Logger
+}
+
+type vsiEntry struct {
+	VSIStatus
+	sent     time.Time // last ASSOC sent
+	deassoc  bool      // to be de-associated, then forgotten
+	answered bool      // an answer arrived since the last ASSOC
+}
+
+// VDPStation registers VSIs with the adjacent bridge over ECP: it sends an
+// ASSOC for each, repeats it every keep-alive period (the bridge forgets a
+// VSI that is not refreshed), re-sends when no answer came within RWD, and
+// de-associates VSIs that are removed. Feed it the ECP frames received on
+// the uplink (Handle) and run it (Run) while an EVB bridge is present
+// (SetBridge).
+type VDPStation struct {
+	cfg  VDPConfig
+	ecp  *ECP
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu     sync.Mutex
+	vsis   map[[16]byte]*vsiEntry
+	bridge bool
+}
+
+// NewVDPStation returns a station with no VSIs.
+func NewVDPStation(cfg VDPConfig) (*VDPStation, error) {
+	if cfg.Send == nil {
+		return nil, errors.New("vdp: no Send function")
+	}
+	if cfg.RKA == 0 {
+		cfg.RKA = 20
+	}
+	if cfg.RWD == 0 {
+		cfg.RWD = 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &VDPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), vsis: map[[16]byte]*vsiEntry{}}
+	e, err := NewECP(ECPConfig{MAC: cfg.MAC, Send: cfg.Send, Deliver: s.deliver, Retries: cfg.R, RTE: cfg.RTE})
+	if err != nil {
+		return nil, err
+	}
+	s.ecp = e
+	return s, nil
+}
+
+func (s *VDPStation) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// SetBridge tells the station whether an EVB bridge is present; VDP only
+// talks to one.
+func (s *VDPStation) SetBridge(present bool) {
+	s.mu.Lock()
+	changed := s.bridge != present
+	s.bridge = present
+	for _, e := range s.vsis {
+		if !present && !e.deassoc {
+			e.State, e.Updated = VSIWaiting, time.Now()
+		} else if present && e.State == VSIWaiting {
+			e.State, e.Updated, e.sent = VSIAssociating, time.Now(), time.Time{}
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.poke()
+	}
+}
+
+// Associate registers (or replaces) VSI v under key; the ASSOC goes out
+// from Run.
+func (s *VDPStation) Associate(key string, v VSI) {
+	v.Mode, v.Status = VDPAssoc, 0
+	s.mu.Lock()
+	if old, ok := s.vsis[v.ID]; ok && !old.deassoc && old.Key == key && sameVSI(old.VSI, v) {
+		s.mu.Unlock()
+		return
+	}
+	state := VSIWaiting
+	if s.bridge {
+		state = VSIAssociating
+	}
+	s.vsis[v.ID] = &vsiEntry{VSIStatus: VSIStatus{Key: key, VSI: v, State: state, Updated: time.Now()}}
+	s.mu.Unlock()
+	s.poke()
+}
+
+func sameVSI(a, b VSI) bool {
+	if a.TypeID != b.TypeID || a.TypeVersion != b.TypeVersion || a.IDFormat != b.IDFormat || a.FilterFormat != b.FilterFormat || len(a.Filters) != len(b.Filters) {
+		return false
+	}
+	for i := range a.Filters {
+		x, y := a.Filters[i], b.Filters[i]
+		if x.VID != y.VID || x.PCP != y.PCP || x.PS != y.PS || x.GroupID != y.GroupID || x.MAC.String() != y.MAC.String() {
+			return false
+		}
+	}
+	return true
+}
+
+// Deassociate removes the VSI with this ID; a DEASSOC goes out from Run
+// when the bridge knew it.
+func (s *VDPStation) Deassociate(id [16]byte) {
+	s.mu.Lock()
+	e, ok := s.vsis[id]
+	if ok {
+		if e.State == VSIWaiting || !s.bridge {
+			delete(s.vsis, id)
+		} else {
+			e.deassoc = true
+		}
+	}
+	s.mu.Unlock()
+	if ok {
+		s.poke()
+	}
+}
+
+// VSIs lists the registered VSIs, sorted by key.
+func (s *VDPStation) VSIs() []VSIStatus {
+	s.mu.Lock()
+	out := make([]VSIStatus, 0, len(s.vsis))
+	for _, e := range s.vsis {
+		if !e.deassoc {
+			out = append(out, e.VSIStatus)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// ECPStats returns the transport counters.
+func (s *VDPStation) ECPStats() ECPStats { return s.ecp.Stats() }
+
+// Handle takes a received ECP frame. Frames from our own address (the
+// reflective relay returns what we send to the bridge group address when
+// it floods it) are ignored.
+func (s *VDPStation) Handle(frame []byte) {
+	if len(frame) >= 12 && [6]byte(frame[6:12]) == s.cfg.MAC {
+		return
+	}
+	s.ecp.Handle(frame)
+}
+
+// deliver takes a VDP PDU from the bridge: answers to our requests, or a
+// de-association of its own (it forgets a VSI that was not refreshed).
+func (s *VDPStation) deliver(payload []byte) {
+	p, err := ParseVDP(payload)
+	if err != nil {
+		s.log.Debug("bad VDP PDU from the bridge", "err", err)
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	kick := false
+	for _, v := range p.VSIs {
+		e, ok := s.vsis[v.ID]
+		if !ok {
+			continue
+		}
+		switch {
+		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
+			// The bridge dropped it: associate again.
+			e.State, e.Reason, e.Updated, e.sent = VSIAssociating, "de-associated by the bridge", now, time.Time{}
+			kick = true
+		case v.Status&VDPStatusAck == 0:
+			// a request of ours reflected, or something not for us
+		case e.deassoc && v.Mode == VDPDeassoc:
+			delete(s.vsis, v.ID)
+		case v.Mode == VDPAssoc && v.Status&VDPStatusHard != 0:
+			e.State, e.Reason, e.Updated, e.answered = VSIFailed, VDPReasons[v.Status&0x0f], now, true
+		case v.Mode == VDPAssoc:
+			if e.State != VSIAssociated {
+				e.State, e.Reason, e.Updated = VSIAssociated, "", now
+			}
+			e.answered = true
+		}
+	}
+	s.mu.Unlock()
+	if kick {
+		s.poke()
+	}
+}
+
+// Run sends what is due until ctx ends: ASSOCs for new VSIs, unanswered
+// ones after RWD, keep-alives after RKA (and failed ones then too), and
+// DEASSOCs for removed ones.
+func (s *VDPStation) Run(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		for _, pdu := range s.due(time.Now()) {
+			b, err := pdu.Append(nil)
+			if err != nil {
+				s.log.Error("encode VDP PDU", "err", err)
+				continue
+			}
+			if err := s.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
+				s.log.Warn("VDP request not acknowledged by the bridge", "err", err)
+			}
+		}
+	}
+}
+
+// due collects the PDUs to send now (one VSI each) and marks them sent.
+func (s *VDPStation) due(now time.Time) []*VDPPDU {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.bridge {
+		return nil
+	}
+	var out []*VDPPDU
+	keep, wait := Timer(s.cfg.RKA), Timer(s.cfg.RWD)
+	for id, e := range s.vsis {
+		v := e.VSI
+		switch {
+		case e.deassoc:
+			v.Mode = VDPDeassoc
+			delete(s.vsis, id) // one DEASSOC; the bridge's ACK needs no state
+		case e.sent.IsZero(),
+			e.State == VSIAssociating && now.Sub(e.sent) >= wait,
+			e.State != VSIAssociating && now.Sub(e.sent) >= keep:
+			e.sent, e.answered = now, false
+			if e.State == VSIFailed {
+				e.State = VSIAssociating
+			}
+		default:
+			continue
+		}
+		out = append(out, &VDPPDU{ManagerID: s.cfg.ManagerID, VSIs: []VSI{v}})
+	}
+	return out
+}
+
+// String shows a VSI status for logs.
+func (v VSIStatus) String() string {
+	return fmt.Sprintf("%s %s %x", v.Key, v.State, v.VSI.ID)
+}

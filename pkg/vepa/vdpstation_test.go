@@ -1,0 +1,162 @@
+package vepa
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeBridge is the bridge side of VDP over an in-memory ECP link: it
+// answers every VSI request with the same TLV and status ack (or a hard
+// error), like lldpad's bridge role.
+type fakeBridge struct {
+	t   *testing.T
+	ecp *ECP
+	st  *VDPStation
+
+	mu       sync.Mutex
+	hard     bool
+	received []VSI
+}
+
+func newVDPPair(t *testing.T) (*VDPStation, *fakeBridge) {
+	t.Helper()
+	b := &fakeBridge{t: t}
+	var err error
+	stationMAC := [6]byte{0x52, 0x54, 0, 0, 0, 0x5a}
+	b.st, err = NewVDPStation(VDPConfig{MAC: stationMAC, ManagerID: ManagerID("vswitchd"), RKA: 17, RWD: 17, RTE: 10,
+		Send: func(f []byte) error { go b.ecp.Handle(append([]byte(nil), f...)); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ecp, err = NewECP(ECPConfig{MAC: bridgeMAC, RTE: 10, Send: func(f []byte) error { go b.st.Handle(append([]byte(nil), f...)); return nil },
+		Deliver: func(p []byte) {
+			pdu, err := ParseVDP(p)
+			if err != nil {
+				t.Errorf("bridge got a bad PDU: %v", err)
+				return
+			}
+			b.mu.Lock()
+			b.received = append(b.received, pdu.VSIs...)
+			hard := b.hard
+			b.mu.Unlock()
+			for i := range pdu.VSIs {
+				pdu.VSIs[i].Status = VDPStatusAck
+				if hard && pdu.VSIs[i].Mode == VDPAssoc {
+					pdu.VSIs[i].Status |= VDPStatusHard | 5
+				}
+			}
+			resp, _ := pdu.Append(nil)
+			go func() { _ = b.ecp.Request(context.Background(), resp) }()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.st.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return b.st, b
+}
+
+func (b *fakeBridge) got() []VSI {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]VSI(nil), b.received...)
+}
+
+func waitVSI(t *testing.T, s *VDPStation, key, state string) VSIStatus {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		for _, v := range s.VSIs() {
+			if v.Key == key && v.State == state {
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VSI %s not %s: %v", key, state, s.VSIs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testVSI(mac net.HardwareAddr, vid uint16) VSI {
+	return VSI{IDFormat: VSIIDMAC, ID: MACVSIID(mac), FilterFormat: FilterMACVID, Filters: []Filter{{VID: vid, MAC: mac}}}
+}
+
+func TestVDPAssociateLifecycle(t *testing.T) {
+	s, b := newVDPPair(t)
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
+	s.Associate("vnet1", testVSI(mac, 100))
+	time.Sleep(300 * time.Millisecond)
+	if v := waitVSI(t, s, "vnet1", VSIWaiting); len(b.got()) != 0 {
+		t.Fatalf("sent %d VSI TLVs without an EVB bridge (%v)", len(b.got()), v)
+	}
+	s.SetBridge(true)
+	waitVSI(t, s, "vnet1", VSIAssociated)
+	got := b.got()
+	if len(got) != 1 || got[0].Mode != VDPAssoc || got[0].ID != MACVSIID(mac) || got[0].Filters[0].VID != 100 {
+		t.Fatalf("bridge received %+v", got)
+	}
+	// Keep-alive: RKA 17 is 1.3 s.
+	deadline := time.Now().Add(3 * time.Second)
+	for len(b.got()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(b.got()) < 2 {
+		t.Fatal("no keep-alive ASSOC after RKA")
+	}
+	// The bridge forgets it and says so: the station associates again.
+	before := len(b.got())
+	resp, _ := (&VDPPDU{ManagerID: ManagerID("x"), VSIs: []VSI{func() VSI { v := testVSI(mac, 100); v.Mode = VDPDeassoc; return v }()}}).Append(nil)
+	if err := b.ecp.Request(context.Background(), resp); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Second)
+	for len(b.got()) == before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(b.got()) == before {
+		t.Fatal("no new ASSOC after the bridge de-associated the VSI")
+	}
+	waitVSI(t, s, "vnet1", VSIAssociated)
+
+	s.Deassociate(MACVSIID(mac))
+	deadline = time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if g := b.got(); g[len(g)-1].Mode == VDPDeassoc {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := b.got(); g[len(g)-1].Mode != VDPDeassoc {
+		t.Fatalf("no DEASSOC reached the bridge: last %+v", g[len(g)-1])
+	}
+	if n := len(s.VSIs()); n != 0 {
+		t.Errorf("%d VSIs left after Deassociate", n)
+	}
+}
+
+func TestVDPHardErrorAndReflection(t *testing.T) {
+	s, b := newVDPPair(t)
+	b.mu.Lock()
+	b.hard = true
+	b.mu.Unlock()
+	s.SetBridge(true)
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}
+	s.Associate("vnet2", testVSI(mac, 7))
+	v := waitVSI(t, s, "vnet2", VSIFailed)
+	if v.Reason != VDPReasons[5] {
+		t.Errorf("reason %q", v.Reason)
+	}
+	// Our own ASSOC reflected back (source = our MAC) changes nothing.
+	pdu, _ := (&VDPPDU{ManagerID: ManagerID("vswitchd"), VSIs: []VSI{func() VSI { v := testVSI(mac, 7); v.Mode = VDPDeassoc; return v }()}}).Append(nil)
+	s.Handle(ECPFrame(s.cfg.MAC, ECPRequest, ECPSubtypeVDP, 999, pdu))
+	if st := s.ECPStats(); st.Received != 1 {
+		t.Errorf("ECP received %d requests, want only the bridge's one (reflection ignored)", st.Received)
+	}
+	waitVSI(t, s, "vnet2", VSIFailed)
+}
