@@ -79,6 +79,7 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 		a.listPortsCmd(),
 		a.statsCmd(),
 		a.fdbCmd(),
+		a.vsisCmd(),
 		a.captureCmd(),
 		a.libvirtHookCmd(),
 	)
@@ -418,6 +419,22 @@ func (a *app) statsCmd() *cobra.Command {
 				return err
 			}
 			return writeStats(a.stdout, st)
+		},
+	}
+}
+
+func (a *app) vsisCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "vsis",
+		Short: "Show the VSIs registered with the adjacent bridge (802.1Qbg VDP)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var vs []api.VSI
+			printed, err := a.call(cmd.Context(), http.MethodGet, "/v1/vsis", nil, &vs)
+			if err != nil || printed {
+				return err
+			}
+			return writeVSIs(a.stdout, vs)
 		},
 	}
 }

@@ -246,3 +246,12 @@ func svidString(svid int) string {
 	}
 	return fmt.Sprint(svid)
 }
+
+func writeVSIs(w io.Writer, vs []api.VSI) error {
+	t := newTable(w)
+	fmt.Fprintln(t, "PORT\tMAC\tVLAN\tSTATE\tVSIID\tMANAGER")
+	for _, v := range vs {
+		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Port, dash(v.MAC), v.VLAN, v.State, v.UUID, dash(v.MgrID))
+	}
+	return t.Flush()
+}

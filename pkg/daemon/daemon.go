@@ -73,8 +73,9 @@ type Daemon struct {
 
 	uplinkOffload *ethtool.Restore // receive coalescing we switched off on the uplink (d.mu)
 
-	evb      atomic.Pointer[vepa.Station] // the EVB station once running
-	ctlOther atomic.Uint64                // control frames other than LLDP the datapath handed over
+	evb      atomic.Pointer[vepa.Station]    // the EVB station once running
+	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
+	ctlOther atomic.Uint64                   // control frames other than LLDP the datapath handed over
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -554,6 +555,7 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
 	d.syncPortLocked(c.Name)
+	d.syncVSIsLocked()
 	d.log.Info("port added", "port", c.Name, "vlan", c.VLAN, "trunk", c.Trunk, "svid", c.SVID)
 	return d.portLocked(c), nil
 }
@@ -588,6 +590,7 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
+	d.syncVSIsLocked()
 	d.log.Info("port updated", "port", name)
 	return d.portLocked(c), nil
 }
@@ -604,6 +607,7 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, datapath.ErrPortNotFound) {
 		return err
 	}
+	d.syncVSIsLocked()
 	d.log.Info("port deleted", "port", name)
 	return nil
 }
@@ -646,8 +650,8 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 	return st, nil
 }
 
-// VSIs implements api.Service (VDP is not running yet: none).
-func (d *Daemon) VSIs(ctx context.Context) ([]api.VSI, error) { return []api.VSI{}, nil }
+// VSIs implements api.Service: the VSIs registered with the bridge (VDP).
+func (d *Daemon) VSIs(ctx context.Context) ([]api.VSI, error) { return d.vsis(), nil }
 
 // sortedNames is used by metrics.
 func sortedNames(m map[string]uint64) []string {

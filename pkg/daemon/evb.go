@@ -50,6 +50,9 @@ func (d *Daemon) runEVB(ctx context.Context) {
 		return
 	}
 	d.evb.Store(st)
+	vdpDone := make(chan struct{})
+	go func() { defer close(vdpDone); d.runVDP(ctx, mac) }()
+	defer func() { <-vdpDone }()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -94,6 +97,9 @@ func (d *Daemon) relayChanged(r vepa.Relay) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.log.Info("reflective relay", "state", r.State, "bridge", r.Peer)
+	if v := d.vdp.Load(); v != nil {
+		v.SetBridge(r.Peer != "") // VDP talks only to an EVB bridge
+	}
 	if d.mode != datapath.ModeVEPA {
 		return
 	}

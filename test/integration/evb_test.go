@@ -220,6 +220,10 @@ func TestEVBWithoutBridge(t *testing.T) {
 	if n < 2 {
 		t.Errorf("saw %d station LLDPDUs on the bridge port in 1.5 s, want >= 2 (fast start)", n)
 	}
+	// VDP talks only to an EVB bridge: the VSI of a port with a MAC waits.
+	vm1 := h.addVM(1)
+	h.addPort(vm1.port, "--vlan", "100", "--mac", vm1.mac.String())
+	h.waitVSIs("VSI waiting", 3*time.Second, func(vs []api.VSI) bool { return len(vs) == 1 && vs[0].State == "waiting" })
 	if err := h.d.kill(syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,9 @@ type LLDPAD struct {
 }
 
 // StartLLDPAD starts lldpad in ns with its configuration file in dir and
-// waits until lldptool reaches it. When ns belongs to a Topo, lldpad is
+// waits until lldptool reaches it. lldpad fixes each interface's VDP role
+// when it starts, from the saved EVB mode: to be a VDP bridge, configure
+// EVBBridge, Stop, and start it again with the same dir. When ns belongs to a Topo, lldpad is
 // stopped at Cleanup (and its log shown if the test failed).
 func StartLLDPAD(ns *NS, dir string) (*LLDPAD, error) {
 	if _, err := exec.LookPath("lldpad"); err != nil {

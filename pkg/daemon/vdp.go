@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/vepa"
+)
+
+// vdpManager is the VSI manager ID vswitchd registers its VSIs under.
+const vdpManager = "vswitchd"
+
+// runVDP registers the VMs with the adjacent bridge (VDP over ECP) until ctx
+// ends: each access port without an S-channel registers one VSI per MAC
+// given with --mac (VSIID format MAC, filter MAC+VID). It talks only while
+// the EVB station hears an EVB bridge (relayChanged calls SetBridge).
+func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
+	sock, err := vepa.OpenSocket(d.opts.Uplink, vepa.EtherTypeECP)
+	if err != nil {
+		d.log.Error("VDP not started", "err", err)
+		return
+	}
+	defer sock.Close()
+	var src [6]byte
+	copy(src[:], mac)
+	st, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: src, Send: sock.Send, ManagerID: vepa.ManagerID(vdpManager), Logger: d.log})
+	if err != nil {
+		d.log.Error("VDP not started", "err", err)
+		return
+	}
+	if evb := d.evb.Load(); evb != nil {
+		st.SetBridge(evb.Relay().Peer != "")
+	}
+	d.vdp.Store(st)
+	d.mu.Lock()
+	d.syncVSIsLocked()
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for ctx.Err() == nil {
+			f, err := sock.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				d.log.Warn("ECP receive on the uplink", "err", err)
+				time.Sleep(time.Second)
+				continue
+			}
+			if f != nil {
+				st.Handle(f)
+			}
+		}
+	}()
+	st.Run(ctx)
+	<-done
+}
+
+// syncVSIsLocked makes the registered VSIs follow the ports. d.mu is held.
+func (d *Daemon) syncVSIsLocked() {
+	st := d.vdp.Load()
+	if st == nil {
+		return
+	}
+	ports, err := d.st.Ports()
+	if err != nil {
+		d.log.Error("VDP: read ports", "err", err)
+		return
+	}
+	want := map[[16]byte]bool{}
+	for _, p := range ports {
+		if p.VLAN == 0 || p.SVID != 0 {
+			continue // trunks and S-channel ports register nothing (yet)
+		}
+		for _, m := range p.MACs {
+			hw, err := net.ParseMAC(m)
+			if err != nil || len(hw) != 6 {
+				continue
+			}
+			v := vepa.VSI{IDFormat: vepa.VSIIDMAC, ID: vepa.MACVSIID(hw), FilterFormat: vepa.FilterMACVID,
+				Filters: []vepa.Filter{{VID: uint16(p.VLAN), PCP: uint8(p.PCP), MAC: hw}}}
+			want[v.ID] = true
+			st.Associate(p.Name, v)
+		}
+	}
+	for _, v := range st.VSIs() {
+		if !want[v.VSI.ID] {
+			st.Deassociate(v.VSI.ID)
+		}
+	}
+}
+
+// vsis is GET /v1/vsis.
+func (d *Daemon) vsis() []api.VSI {
+	out := []api.VSI{}
+	st := d.vdp.Load()
+	if st == nil {
+		return out
+	}
+	for _, v := range st.VSIs() {
+		a := api.VSI{Port: v.Key, UUID: uuidString(v.VSI.ID), State: v.State, MgrID: vdpManager,
+			TypeID: int(v.VSI.TypeID), TypeVer: int(v.VSI.TypeVersion)}
+		if len(v.VSI.Filters) > 0 {
+			a.VLAN = int(v.VSI.Filters[0].VID)
+			if f := v.VSI.Filters[0]; len(f.MAC) == 6 {
+				a.MAC = f.MAC.String()
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// uuidString shows a 16-byte VSIID as a UUID (8-4-4-4-12 hex digits).
+func uuidString(b [16]byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
