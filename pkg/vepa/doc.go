@@ -1,7 +1,8 @@
 // Package vepa is the IEEE 802.1Qbg control plane of the station: the EVB
 // TLV of the nearest-customer-bridge LLDP agent, with which vswitchd asks
 // the adjacent bridge for reflective relay (RRREQ) and learns whether it
-// was granted (RRCTR).
+// was granted (RRCTR), and VSI registration: VDP (vdp.go, vdpstation.go)
+// over ECP (ecp.go), the acknowledged transport of clause 43.
 //
 // LLDP framing (lldp.go) and the EVB TLV (evb.go) are pure functions of
 // bytes, fuzzed. Station (station.go) is the state machine: it sends an
@@ -20,6 +21,11 @@
 // the bridge grants or goes away. Socket (socket_linux.go) is the packet
 // socket the daemon uses to send and receive LLDP on the uplink; it works
 // under both datapaths, since the AF_XDP program passes LLDP to the stack.
+//
+// VDPStation associates each VSI once an EVB bridge is present, refreshes
+// it every RKA, re-sends an unanswered one after RWD, associates again when
+// the bridge drops it, and de-associates removed ones; frames it sent that
+// a reflective relay floods back are ignored by source address.
 //
 // Facts checked against lldpad (intel/openlldp lldp_evb22.c,
 // include/lldp_evb22.h) and tested against it: see test/integration.
