@@ -76,6 +76,7 @@ func run(t *topo.Topo, bin, dp string) error {
 	evb := startEVBBridge(sw, lldpadDir)
 	vlans := map[int]int{1: 100, 2: 100, 3: 200}
 	var vm1 *topo.NS
+	macs := map[int]string{}
 	for i := 1; i <= 3; i++ {
 		vm, err := t.NewNS(fmt.Sprintf("vm%d", i))
 		if err != nil {
@@ -93,6 +94,11 @@ func run(t *topo.Topo, bin, dp string) error {
 		if err := topo.AddrAdd(vm, "eth0", fmt.Sprintf("10.0.0.%d/24", i)); err != nil {
 			return err
 		}
+		mac, err := vm.MAC("eth0")
+		if err != nil {
+			return err
+		}
+		macs[i] = mac.String()
 		fmt.Printf("    vm%d: 10.0.0.%d on hv:vnet%d (VLAN %d)\n", i, i, i, vlans[i])
 	}
 
@@ -129,7 +135,7 @@ func run(t *topo.Topo, bin, dp string) error {
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		args := []string{"add-port", fmt.Sprintf("vnet%d", i), "--vlan", fmt.Sprint(vlans[i])}
+		args := []string{"add-port", fmt.Sprintf("vnet%d", i), "--vlan", fmt.Sprint(vlans[i]), "--mac", macs[i]}
 		if i == 1 {
 			args = append(args, "--pcp", "3")
 		}
@@ -138,6 +144,15 @@ func run(t *topo.Topo, bin, dp string) error {
 		}
 	}
 
+	if evb {
+		step("802.1Qbg VDP: each VM (port MAC + VLAN) is registered with the switch")
+		if err := waitVSIs(vswctl, sock, 3, 15*time.Second); err != nil {
+			return err
+		}
+		if err := ctl("vsis"); err != nil {
+			return err
+		}
+	}
 	step("vm1 -> vm2 (VLAN 100, through the reflective relay)")
 	if err := topo.Ping(vm1, "10.0.0.1", "10.0.0.2", 3*time.Second); err != nil {
 		return fmt.Errorf("vm1 could not reach vm2: %w", err)
@@ -192,11 +207,16 @@ func startEVBBridge(sw *topo.NS, dir string) bool {
 	if err == nil {
 		err = lp.EVBBridge("to-hv", true)
 	}
+	if err == nil {
+		// lldpad takes its VDP bridge role from the saved config at start.
+		_ = lp.Stop()
+		_, err = topo.StartLLDPAD(sw, dir)
+	}
 	if err != nil {
 		fmt.Println("    (no EVB bridge: " + err.Error() + ")")
 		return false
 	}
-	fmt.Println("    switch: lldpad on to-hv as 802.1Qbg EVB bridge, reflective relay capable (RRCAP)")
+	fmt.Println("    switch: lldpad on to-hv as 802.1Qbg EVB and VDP bridge, reflective relay capable (RRCAP)")
 	return true
 }
 
@@ -217,4 +237,29 @@ func waitRelay(vswctl, sock, want string, d time.Duration) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("reflective relay not %s after %v (last state %q)", want, d, last)
+}
+
+// waitVSIs polls `vswctl -o json vsis` until n VSIs are associated.
+func waitVSIs(vswctl, sock string, n int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	got := 0
+	for time.Now().Before(deadline) {
+		out, err := exec.Command(vswctl, "--socket", sock, "-o", "json", "vsis").Output()
+		if err == nil {
+			var vs []api.VSI
+			if json.Unmarshal(out, &vs) == nil {
+				got = 0
+				for _, v := range vs {
+					if v.State == "associated" {
+						got++
+					}
+				}
+				if got == n {
+					return nil
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%d of %d VSIs associated after %v", got, n, d)
 }
