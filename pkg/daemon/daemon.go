@@ -639,6 +639,10 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 		r := evb.Relay()
 		st.Uplink.Control += r.Received + r.Bad
 	}
+	if vdp := d.vdp.Load(); vdp != nil {
+		e := vdp.ECPStats()
+		st.Uplink.Control += e.Received + e.Duplicates + e.Bad + e.Acked
+	}
 	for k, v := range u.Drops {
 		st.Drops[k] += v
 	}

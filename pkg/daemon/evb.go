@@ -81,11 +81,14 @@ func (d *Daemon) runEVB(ctx context.Context) {
 
 // controlFrame takes the control frames the datapath hands over (with an
 // AF_PACKET uplink; the XDP program passes them to the stack instead).
-// LLDP belongs to the EVB station, which reads it from its own socket under
-// both datapaths; the rest (ECP/VDP) has no handler yet and is counted.
+// LLDP and ECP belong to the EVB and VDP stations, which read them from
+// their own sockets under both datapaths (those are not counted here); the
+// rest is counted.
 func (d *Daemon) controlFrame(f []byte) {
-	if len(f) >= 14 && binary.BigEndian.Uint16(f[12:14]) == vepa.EtherTypeLLDP {
-		return
+	if len(f) >= 14 {
+		if et := binary.BigEndian.Uint16(f[12:14]); et == vepa.EtherTypeLLDP || et == vepa.EtherTypeECP {
+			return
+		}
 	}
 	d.ctlOther.Add(1)
 }

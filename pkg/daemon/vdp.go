@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +17,7 @@ const vdpManager = "vswitchd"
 
 // runVDP registers the VMs with the adjacent bridge (VDP over ECP) until ctx
 // ends: each access port without an S-channel registers one VSI per MAC
-// given with --mac (VSIID format MAC, filter MAC+VID). It talks only while
+// given with --mac (a UUID VSIID named after port and MAC, filter MAC+VID). It talks only while
 // the EVB station hears an EVB bridge (relayChanged calls SetBridge).
 func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
 	sock, err := vepa.OpenSocket(d.opts.Uplink, vepa.EtherTypeECP)
@@ -32,11 +33,11 @@ func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
 		d.log.Error("VDP not started", "err", err)
 		return
 	}
+	d.mu.Lock() // relayChanged holds it too: no relay change is lost in between
+	d.vdp.Store(st)
 	if evb := d.evb.Load(); evb != nil {
 		st.SetBridge(evb.Relay().Peer != "")
 	}
-	d.vdp.Store(st)
-	d.mu.Lock()
 	d.syncVSIsLocked()
 	d.mu.Unlock()
 	done := make(chan struct{})
@@ -73,6 +74,9 @@ func (d *Daemon) syncVSIsLocked() {
 		d.log.Error("VDP: read ports", "err", err)
 		return
 	}
+	// One VSI per port and MAC, so the same MAC on two ports (VLANs) is two
+	// VSIs. Its VSIID is a name-based UUID of the two: stable across
+	// restarts, so the bridge sees the same VSI again.
 	want := map[[16]byte]bool{}
 	for _, p := range ports {
 		if p.VLAN == 0 || p.SVID != 0 {
@@ -83,7 +87,7 @@ func (d *Daemon) syncVSIsLocked() {
 			if err != nil || len(hw) != 6 {
 				continue
 			}
-			v := vepa.VSI{IDFormat: vepa.VSIIDMAC, ID: vepa.MACVSIID(hw), FilterFormat: vepa.FilterMACVID,
+			v := vepa.VSI{IDFormat: vepa.VSIIDUUID, ID: vsiUUID(p.Name, hw), FilterFormat: vepa.FilterMACVID,
 				Filters: []vepa.Filter{{VID: uint16(p.VLAN), PCP: uint8(p.PCP), MAC: hw}}}
 			want[v.ID] = true
 			st.Associate(p.Name, v)
@@ -115,6 +119,16 @@ func (d *Daemon) vsis() []api.VSI {
 		out = append(out, a)
 	}
 	return out
+}
+
+// vsiUUID is the VSIID of a port's MAC: a name-based (version 5, SHA-1)
+// UUID of "vswitchd", the port and the MAC.
+func vsiUUID(port string, mac net.HardwareAddr) (id [16]byte) {
+	h := sha1.Sum([]byte("vswitchd/" + port + "/" + mac.String()))
+	copy(id[:], h[:16])
+	id[6] = id[6]&0x0f | 0x50 // version 5
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id
 }
 
 // uuidString shows a 16-byte VSIID as a UUID (8-4-4-4-12 hex digits).

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -119,7 +120,9 @@ func NewECP(cfg ECPConfig) (*ECP, error) {
 	if cfg.RTE == 0 {
 		cfg.RTE = 8
 	}
-	return &ECP{cfg: cfg}, nil
+	// Start where a peer that remembers our last run's sequence numbers
+	// (lldpad does) cannot take the first request for a repeat.
+	return &ECP{cfg: cfg, seq: uint16(rand.N(1 << 16))}, nil
 }
 
 // Stats returns the counters.

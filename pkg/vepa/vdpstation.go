@@ -47,10 +47,17 @@ type vsiEntry struct {
 	answered bool      // an answer arrived since the last ASSOC
 }
 
+// answerWait is how long the station waits for the bridge's answer to an
+// ASSOC before sending it again (lldpad answers within milliseconds; RWD,
+// 10.5 s by default, plus a keep-alive period would outlast the bridge's
+// ~15.8 s timeout).
+const answerWait = time.Second
+
 // VDPStation registers VSIs with the adjacent bridge over ECP: it sends an
 // ASSOC for each, repeats it every keep-alive period (the bridge forgets a
-// VSI that is not refreshed), re-sends when no answer came within RWD, and
-// de-associates VSIs that are removed. Feed it the ECP frames received on
+// VSI that is not refreshed), re-sends when no answer came within a second
+// (marking an associated VSI associating again), and de-associates VSIs
+// that are removed. Feed it the ECP frames received on
 // the uplink (Handle) and run it (Run) while an EVB bridge is present
 // (SetBridge).
 type VDPStation struct {
@@ -131,6 +138,21 @@ func (s *VDPStation) Associate(key string, v VSI) {
 	s.poke()
 }
 
+// sameFilters reports whether an answer's filters are the entry's (a VID
+// the station left 0 may come back assigned).
+func sameFilters(entry, answer VSI) bool {
+	if len(entry.Filters) != len(answer.Filters) {
+		return false
+	}
+	for i, f := range entry.Filters {
+		g := answer.Filters[i]
+		if f.MAC.String() != g.MAC.String() || f.GroupID != g.GroupID || f.VID != 0 && f.VID != g.VID {
+			return false
+		}
+	}
+	return true
+}
+
 func sameVSI(a, b VSI) bool {
 	if a.TypeID != b.TypeID || a.TypeVersion != b.TypeVersion || a.IDFormat != b.IDFormat || a.FilterFormat != b.FilterFormat || len(a.Filters) != len(b.Filters) {
 		return false
@@ -202,8 +224,8 @@ func (s *VDPStation) deliver(payload []byte) {
 	kick := false
 	for _, v := range p.VSIs {
 		e, ok := s.vsis[v.ID]
-		if !ok {
-			continue
+		if !ok || !sameFilters(e.VSI, v) {
+			continue // not ours, or an answer for filters it no longer has
 		}
 		switch {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
@@ -263,7 +285,7 @@ func (s *VDPStation) due(now time.Time) []*VDPPDU {
 		return nil
 	}
 	var out []*VDPPDU
-	keep, wait := Timer(s.cfg.RKA), Timer(s.cfg.RWD)
+	keep := Timer(s.cfg.RKA)
 	for id, e := range s.vsis {
 		v := e.VSI
 		switch {
@@ -271,12 +293,15 @@ func (s *VDPStation) due(now time.Time) []*VDPPDU {
 			v.Mode = VDPDeassoc
 			delete(s.vsis, id) // one DEASSOC; the bridge's ACK needs no state
 		case e.sent.IsZero(),
-			e.State == VSIAssociating && now.Sub(e.sent) >= wait,
-			e.State != VSIAssociating && now.Sub(e.sent) >= keep:
-			e.sent, e.answered = now, false
+			!e.answered && now.Sub(e.sent) >= answerWait,
+			e.answered && now.Sub(e.sent) >= keep:
+			if !e.sent.IsZero() && !e.answered && e.State == VSIAssociated {
+				e.State, e.Reason, e.Updated = VSIAssociating, "no answer to the keep-alive", now
+			}
 			if e.State == VSIFailed {
 				e.State = VSIAssociating
 			}
+			e.sent, e.answered = now, false
 		default:
 			continue
 		}

@@ -18,6 +18,7 @@ type fakeBridge struct {
 
 	mu       sync.Mutex
 	hard     bool
+	mute     bool // the station's frames are lost
 	received []VSI
 }
 
@@ -27,7 +28,15 @@ func newVDPPair(t *testing.T) (*VDPStation, *fakeBridge) {
 	var err error
 	stationMAC := [6]byte{0x52, 0x54, 0, 0, 0, 0x5a}
 	b.st, err = NewVDPStation(VDPConfig{MAC: stationMAC, ManagerID: ManagerID("vswitchd"), RKA: 17, RWD: 17, RTE: 10,
-		Send: func(f []byte) error { go b.ecp.Handle(append([]byte(nil), f...)); return nil }})
+		Send: func(f []byte) error {
+			b.mu.Lock()
+			mute := b.mute
+			b.mu.Unlock()
+			if !mute {
+				go b.ecp.Handle(append([]byte(nil), f...))
+			}
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +78,7 @@ func (b *fakeBridge) got() []VSI {
 
 func waitVSI(t *testing.T, s *VDPStation, key, state string) VSIStatus {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(4 * time.Second)
 	for {
 		for _, v := range s.VSIs() {
 			if v.Key == key && v.State == state {
@@ -152,11 +161,43 @@ func TestVDPHardErrorAndReflection(t *testing.T) {
 	if v.Reason != VDPReasons[5] {
 		t.Errorf("reason %q", v.Reason)
 	}
-	// Our own ASSOC reflected back (source = our MAC) changes nothing.
+	// A DEASSOC without the ACK bit from the bridge would make the
+	// station associate again at once; the same frame with our own source
+	// address (reflected by a relay that floods the group address) must not.
+	before := len(b.got())
 	pdu, _ := (&VDPPDU{ManagerID: ManagerID("vswitchd"), VSIs: []VSI{func() VSI { v := testVSI(mac, 7); v.Mode = VDPDeassoc; return v }()}}).Append(nil)
 	s.Handle(ECPFrame(s.cfg.MAC, ECPRequest, ECPSubtypeVDP, 999, pdu))
+	time.Sleep(300 * time.Millisecond)
 	if st := s.ECPStats(); st.Received != 1 {
 		t.Errorf("ECP received %d requests, want only the bridge's one (reflection ignored)", st.Received)
 	}
-	waitVSI(t, s, "vnet2", VSIFailed)
+	if n := len(b.got()); n != before {
+		t.Errorf("the reflected DEASSOC triggered %d new requests", n-before)
+	}
+}
+
+// A keep-alive the bridge never answers (lost) is re-sent within a second,
+// and the VSI shows associating until the bridge answers again, instead of
+// waiting another keep-alive period (the bridge would have dropped it).
+func TestVDPLostKeepAlive(t *testing.T) {
+	s, b := newVDPPair(t)
+	s.SetBridge(true)
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 3}
+	s.Associate("vnet3", testVSI(mac, 9))
+	waitVSI(t, s, "vnet3", VSIAssociated)
+	b.mu.Lock()
+	b.mute = true
+	b.mu.Unlock()
+	v := waitVSI(t, s, "vnet3", VSIAssociating) // RKA 17 = 1.3 s, then 1 s without an answer
+	if v.Reason != "no answer to the keep-alive" {
+		t.Errorf("reason %q", v.Reason)
+	}
+	b.mu.Lock()
+	b.mute = false
+	b.mu.Unlock()
+	start := time.Now()
+	waitVSI(t, s, "vnet3", VSIAssociated)
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Errorf("associated again after %v, want within about a second", el)
+	}
 }
