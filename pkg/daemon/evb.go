@@ -53,6 +53,17 @@ func (d *Daemon) runEVB(ctx context.Context) {
 	vdpDone := make(chan struct{})
 	go func() { defer close(vdpDone); d.runVDP(ctx, mac) }()
 	defer func() { <-vdpDone }()
+	done := d.readFrames(ctx, sock, "LLDP", st.Handle)
+	st.Run(ctx)
+	if err := st.Shutdown(); err != nil {
+		d.log.Debug("shutdown LLDPDU not sent", "err", err)
+	}
+	<-done
+}
+
+// readFrames hands every frame sock receives to handle until ctx ends or
+// the socket closes; the returned channel closes then.
+func (d *Daemon) readFrames(ctx context.Context, sock *vepa.Socket, what string, handle func([]byte)) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -63,20 +74,16 @@ func (d *Daemon) runEVB(ctx context.Context) {
 				return
 			}
 			if err != nil {
-				d.log.Warn("LLDP receive on the uplink", "err", err)
+				d.log.Warn(what+" receive on the uplink", "err", err)
 				time.Sleep(time.Second)
 				continue
 			}
 			if f != nil {
-				st.Handle(f)
+				handle(f)
 			}
 		}
 	}()
-	st.Run(ctx)
-	if err := st.Shutdown(); err != nil {
-		d.log.Debug("shutdown LLDPDU not sent", "err", err)
-	}
-	<-done
+	return done
 }
 
 // controlFrame takes the control frames the datapath hands over (with an

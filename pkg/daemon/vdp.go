@@ -3,10 +3,8 @@ package daemon
 import (
 	"context"
 	"crypto/sha1"
-	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/vepa"
@@ -40,25 +38,7 @@ func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
 	}
 	d.syncVSIsLocked()
 	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for ctx.Err() == nil {
-			f, err := sock.Read(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if err != nil {
-				d.log.Warn("ECP receive on the uplink", "err", err)
-				time.Sleep(time.Second)
-				continue
-			}
-			if f != nil {
-				st.Handle(f)
-			}
-		}
-	}()
+	done := d.readFrames(ctx, sock, "ECP", st.Handle)
 	st.Run(ctx)
 	<-done
 }

@@ -17,23 +17,7 @@ import (
 // Restore switches it back on; the state is read back each time, and
 // `ethtool -k` (a separate implementation) agrees.
 func TestDisableAndRestore(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces")
-	}
-	if _, err := exec.LookPath("ethtool"); err != nil {
-		t.Skip("ethtool not installed")
-	}
-	tp := topo.New(t)
-	ns, err := tp.NewNS("eth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.VethPair(ns, "a0", ns, "b0"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ns.Run(context.Background(), "ethtool", "-K", "a0", "gro", "on"); err != nil {
-		t.Fatal(err)
-	}
+	ns := vethWithGRO(t)
 	cliSays := func(want string) {
 		t.Helper()
 		out, err := ns.Run(context.Background(), "ethtool", "-k", "a0")
@@ -44,7 +28,7 @@ func TestDisableAndRestore(t *testing.T) {
 			t.Errorf("ethtool -k a0 does not say generic-receive-offload: %s:\n%s", want, out)
 		}
 	}
-	err = ns.Do(func() error {
+	err := ns.Do(func() error {
 		if on, err := Enabled("a0", "rx-gro"); err != nil || !on {
 			t.Fatalf("rx-gro on after ethtool -K gro on: %v %v", on, err)
 		}
@@ -83,24 +67,8 @@ func TestDisableAndRestore(t *testing.T) {
 // Restore leaves alone an interface that replaced the one Disable changed
 // (same name, new ifindex): it never switches on what that one never had.
 func TestRestoreSkipsReplacedInterface(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces")
-	}
-	if _, err := exec.LookPath("ethtool"); err != nil {
-		t.Skip("ethtool not installed")
-	}
-	tp := topo.New(t)
-	ns, err := tp.NewNS("eth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.VethPair(ns, "a0", ns, "b0"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ns.Run(context.Background(), "ethtool", "-K", "a0", "gro", "on"); err != nil {
-		t.Fatal(err)
-	}
-	err = ns.Do(func() error {
+	ns := vethWithGRO(t)
+	err := ns.Do(func() error {
 		r, err := Disable("a0", "rx-gro")
 		if err != nil || r == nil {
 			t.Fatalf("Disable: %v, %v", r, err)
@@ -125,4 +93,28 @@ func TestRestoreSkipsReplacedInterface(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// vethWithGRO makes a namespace with veth pair a0/b0 and GRO on on a0
+// (skipping without root or ethtool).
+func vethWithGRO(t *testing.T) *topo.NS {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces")
+	}
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		t.Skip("ethtool not installed")
+	}
+	tp := topo.New(t)
+	ns, err := tp.NewNS("eth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.VethPair(ns, "a0", ns, "b0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.Run(context.Background(), "ethtool", "-K", "a0", "gro", "on"); err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }

@@ -20,19 +20,7 @@ func TestEVBWithLLDPAD(t *testing.T) {
 	t.Parallel()
 	l, hvs := newLab(t, "afpacket", 1)
 	h := hvs[0]
-	if err := topo.BridgeSTP(l.sw, "br0", true); err != nil {
-		t.Fatal(err)
-	}
-	lp, err := topo.StartLLDPAD(l.sw, t.TempDir())
-	if errors.Is(err, topo.ErrNoLLDPAD) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.EVBBridge(h.swPort, true); err != nil {
-		t.Fatal(err)
-	}
+	lp := lldpadBridge(t, l, h, false)
 	mac, err := l.sw.MAC(h.swPort)
 	if err != nil {
 		t.Fatal(err)
@@ -77,4 +65,35 @@ func TestEVBWithLLDPAD(t *testing.T) {
 		t.Errorf("refused: mode %s configured %s, want veb vepa", st.Mode, st.ConfiguredMode)
 	}
 	vm2.mustPing(vm1) // switched locally, the bridge reflects nothing now
+}
+
+// lldpadBridge runs lldpad on h's port of the lab's switch as an EVB bridge
+// with the reflective relay capability (the test skips when lldpad is not
+// installed). With vdp it is restarted once configured, since lldpad takes
+// its VDP bridge role from the saved configuration at start. The bridge
+// gets STP on, or it would forward the station's LLDPDUs itself
+// (topo.BridgeSTP).
+func lldpadBridge(t *testing.T, l *lab, h *hv, vdp bool) *topo.LLDPAD {
+	t.Helper()
+	if err := topo.BridgeSTP(l.sw, "br0", true); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lp, err := topo.StartLLDPAD(l.sw, dir)
+	if errors.Is(err, topo.ErrNoLLDPAD) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.EVBBridge(h.swPort, true); err != nil {
+		t.Fatal(err)
+	}
+	if vdp {
+		_ = lp.Stop()
+		if lp, err = topo.StartLLDPAD(l.sw, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lp
 }

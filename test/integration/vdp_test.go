@@ -2,13 +2,11 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
-	"github.com/vswitch/vswitch/test/topo"
 )
 
 // waitVSIs polls GET /v1/vsis until cond holds.
@@ -40,24 +38,7 @@ func TestVDPWithLLDPAD(t *testing.T) {
 	t.Parallel()
 	l, hvs := newLab(t, "afpacket", 1)
 	h := hvs[0]
-	if err := topo.BridgeSTP(l.sw, "br0", true); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	lp, err := topo.StartLLDPAD(l.sw, dir)
-	if errors.Is(err, topo.ErrNoLLDPAD) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.EVBBridge(h.swPort, true); err != nil {
-		t.Fatal(err)
-	}
-	_ = lp.Stop() // it takes the VDP bridge role from the saved config at start
-	if lp, err = topo.StartLLDPAD(l.sw, dir); err != nil {
-		t.Fatal(err)
-	}
+	lp := lldpadBridge(t, l, h, true)
 	vm1 := h.addVM(1)
 	h.start("--lldp-interval", "1s")
 	h.addPort(vm1.port, "--vlan", "100", "--mac", vm1.mac.String())
