@@ -103,18 +103,28 @@ func (s *sender) sendN(n int) (int, error) {
 // sendFor blasts frames until d elapsed or ctx ends and returns the frames
 // accepted by the kernel and the real elapsed time.
 func (s *sender) sendFor(ctx context.Context, d time.Duration) (uint64, time.Duration, error) {
+	return blast(ctx, d, 16, func() (uint64, error) {
+		k, err := s.sendBatch(genBatch)
+		return uint64(k), err
+	})
+}
+
+// blast runs step on one locked thread until d elapsed or ctx ends,
+// looking at the clock every `every` steps, and returns the frames the
+// steps sent and the real elapsed time.
+func blast(ctx context.Context, d time.Duration, every int, step func() (uint64, error)) (uint64, time.Duration, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := time.Now()
 	deadline := start.Add(d)
 	var sent uint64
 	for i := 0; ; i++ {
-		k, err := s.sendBatch(genBatch)
+		k, err := step()
+		sent += k
 		if err != nil {
 			return sent, time.Since(start), err
 		}
-		sent += uint64(k)
-		if i&15 == 0 {
+		if i%every == 0 {
 			now := time.Now()
 			if now.After(deadline) {
 				return sent, now.Sub(start), nil

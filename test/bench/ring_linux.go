@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -92,12 +91,8 @@ func (s *ringSender) status(i int) *uint32 {
 // returns the frames handed to the kernel; the harness takes the real
 // sent count from the interface's tx counter.
 func (s *ringSender) sendFor(ctx context.Context, d time.Duration) (uint64, time.Duration, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	start := time.Now()
-	deadline := start.Add(d)
-	var queued uint64
-	for {
+	return blast(ctx, d, 1, func() (uint64, error) {
+		var queued uint64
 		for i := 0; i < s.frames; i++ {
 			st := s.status(i)
 			if atomic.LoadUint32(st) == unix.TP_STATUS_AVAILABLE {
@@ -107,16 +102,10 @@ func (s *ringSender) sendFor(ctx context.Context, d time.Duration) (uint64, time
 		}
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, 0, 0, 0)
 		if errno != 0 && !errors.Is(errno, unix.EAGAIN) && !errors.Is(errno, unix.ENOBUFS) && !errors.Is(errno, unix.EINTR) {
-			return queued, time.Since(start), fmt.Errorf("flush TX ring: %w", errno)
+			return queued, fmt.Errorf("flush TX ring: %w", errno)
 		}
-		now := time.Now()
-		if now.After(deadline) {
-			return queued, now.Sub(start), nil
-		}
-		if ctx.Err() != nil {
-			return queued, now.Sub(start), ctx.Err()
-		}
-	}
+		return queued, nil
+	})
 }
 
 func (s *ringSender) close() {
