@@ -5,7 +5,7 @@
 //	vswctl add-port IF --trunk 10,20-30 [--native-vlan VID]
 //	vswctl set-port IF [flags] | del-port IF | list-ports | stats [IF] | fdb [--vlan VID]
 //	vswctl capture IF -w FILE.pcap [-c COUNT]
-//	vswctl libvirt-hook DOMAIN OPERATION SUBOP EXTRA   (as /etc/libvirt/hooks/qemu)
+//	vswctl libvirt-hook DOMAIN OPERATION SUBOP [EXTRA] (as /etc/libvirt/hooks/qemu; domain XML on stdin)
 //
 // The socket is --socket, else $VSWITCHD_SOCKET, else /run/vswitchd/vswitchd.sock.
 //

@@ -45,11 +45,17 @@ func usagef(cmd *cobra.Command, format string, args ...any) error {
 
 // run executes vswctl with args and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runIO(args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with stdin given (the libvirt hook reads the domain XML).
+func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	a := &app{stdout: stdout, stderr: stderr}
 	root := a.newRoot()
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)

@@ -354,7 +354,7 @@ func TestJSONOutputIsTheAPIAnswer(t *testing.T) {
 func TestHelpAndStubs(t *testing.T) {
 	r := vswctl(t, "", "--help")
 	r.expect(t, 0, "")
-	for _, want := range []string{"add-port", "set-port", "del-port", "list-ports", "stats", "fdb", "status",
+	for _, want := range []string{"add-port", "set-port", "del-port", "list-ports", "stats", "fdb", "vsis", "status",
 		"capture", "libvirt-hook", "--socket", "--output", "VSWITCHD_SOCKET"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("help lacks %q", want)
@@ -370,5 +370,13 @@ func TestHelpAndStubs(t *testing.T) {
 			t.Errorf("add-port help lacks %q", want)
 		}
 	}
-	vswctl(t, "", "libvirt-hook", "guest", "start", "begin", "-").expect(t, 0, "")
+	// Calls the hook ignores succeed without reading stdin; a start needs
+	// the domain XML; too few arguments are a usage error.
+	vswctl(t, "", "libvirt-hook", "guest", "prepare", "begin", "-").expect(t, 0, "")
+	var out, errb bytes.Buffer
+	if code := runIO([]string{"libvirt-hook", "guest", "start", "begin", "-"}, strings.NewReader(""), &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "no domain XML on stdin") {
+		t.Errorf("start without XML: exit %d, stderr %q", code, errb.String())
+	}
+	vswctl(t, "", "libvirt-hook", "guest").expect(t, 2, "want DOMAIN OPERATION SUBOP")
 }

@@ -1,0 +1,21 @@
+// Package libvirt reads what vswitch needs from libvirt: the arguments of
+// the qemu hook (/etc/libvirt/hooks/qemu DOMAIN OPERATION SUBOP EXTRA) and
+// the domain XML it gets on stdin.
+//
+// A VM's NIC for vswitch is an <interface type='ethernet'> (libvirt creates
+// the tap and leaves it alone; it refuses <vlan> there), and its switch
+// port is described in the domain's <metadata> in the namespace
+// urn:vswitch:libvirt:1, matched to the NIC by MAC address:
+//
+//	<metadata>
+//	  <vsw:ports xmlns:vsw="urn:vswitch:libvirt:1">
+//	    <vsw:port mac="52:54:00:12:34:56" vlan="100" pcp="3"/>
+//	    <vsw:port mac="52:54:00:12:34:57" trunk="10,20-30" native-vlan="10"/>
+//	  </vsw:ports>
+//	</metadata>
+//
+// Attributes: mac (required), vlan | trunk [native-vlan], pcp, svid. Any
+// element named port in the namespace counts, wherever it sits under
+// <metadata>. Bindings pairs each such port with its NIC's tap (<target
+// dev>), which the live XML of the "start begin" hook call carries.
+package libvirt

@@ -1,0 +1,192 @@
+package libvirt
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Namespace is the XML namespace of vswitch's domain metadata.
+const Namespace = "urn:vswitch:libvirt:1"
+
+// maxXML bounds the domain XML read from stdin.
+const maxXML = 4 << 20
+
+// Interface is a NIC of the domain.
+type Interface struct {
+	Type   string // ethernet, bridge, network, ...
+	MAC    net.HardwareAddr
+	Target string // the tap, in the live XML
+}
+
+// Port is a <vsw:port> element: the switch port of one NIC. Nil fields
+// were not given.
+type Port struct {
+	MAC        net.HardwareAddr
+	VLAN       *int
+	Trunk      *string
+	NativeVLAN *int
+	PCP        *int
+	SVID       *int
+}
+
+// Domain is what vswitch reads from a domain XML.
+type Domain struct {
+	Name       string
+	UUID       string
+	Interfaces []Interface
+	Ports      []Port
+}
+
+// Binding is a vswitch port to configure on a tap.
+type Binding struct {
+	Tap  string
+	Port Port
+}
+
+type xmlDomain struct {
+	Name     string `xml:"name"`
+	UUID     string `xml:"uuid"`
+	Metadata struct {
+		Inner []byte `xml:",innerxml"`
+	} `xml:"metadata"`
+	Devices struct {
+		Interfaces []struct {
+			Type string `xml:"type,attr"`
+			MAC  struct {
+				Address string `xml:"address,attr"`
+			} `xml:"mac"`
+			Target struct {
+				Dev string `xml:"dev,attr"`
+			} `xml:"target"`
+		} `xml:"interface"`
+	} `xml:"devices"`
+}
+
+// ParseDomain reads a domain XML (at most 4 MiB).
+func ParseDomain(r io.Reader) (*Domain, error) {
+	var x xmlDomain
+	dec := xml.NewDecoder(io.LimitReader(r, maxXML))
+	if err := dec.Decode(&x); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("libvirt: no domain XML on stdin")
+		}
+		return nil, fmt.Errorf("libvirt: domain XML: %w", err)
+	}
+	d := &Domain{Name: x.Name, UUID: x.UUID}
+	for _, i := range x.Devices.Interfaces {
+		nic := Interface{Type: i.Type, Target: i.Target.Dev}
+		if i.MAC.Address != "" {
+			mac, err := net.ParseMAC(i.MAC.Address)
+			if err != nil || len(mac) != 6 {
+				return nil, fmt.Errorf("libvirt: interface MAC %q is not an Ethernet address", i.MAC.Address)
+			}
+			nic.MAC = mac
+		}
+		d.Interfaces = append(d.Interfaces, nic)
+	}
+	ports, err := parsePorts(x.Metadata.Inner)
+	if err != nil {
+		return nil, err
+	}
+	d.Ports = ports
+	return d, nil
+}
+
+// parsePorts finds the port elements of our namespace in the metadata.
+func parsePorts(inner []byte) ([]Port, error) {
+	var out []Port
+	dec := xml.NewDecoder(strings.NewReader(string(inner)))
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("libvirt: domain metadata: %w", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok || se.Name.Space != Namespace || se.Name.Local != "port" {
+			continue
+		}
+		p, err := parsePort(se.Attr)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+}
+
+func parsePort(attrs []xml.Attr) (Port, error) {
+	var p Port
+	num := func(name, v string) (*int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("libvirt: <vsw:port %s=%q>: not a number", name, v)
+		}
+		return &n, nil
+	}
+	var err error
+	for _, a := range attrs {
+		v := a.Value
+		switch a.Name.Local {
+		case "mac":
+			mac, perr := net.ParseMAC(strings.TrimSpace(v))
+			if perr != nil || len(mac) != 6 {
+				return p, fmt.Errorf("libvirt: <vsw:port mac=%q>: not an Ethernet address", v)
+			}
+			p.MAC = mac
+		case "vlan":
+			p.VLAN, err = num("vlan", v)
+		case "native-vlan":
+			p.NativeVLAN, err = num("native-vlan", v)
+		case "pcp":
+			p.PCP, err = num("pcp", v)
+		case "svid":
+			p.SVID, err = num("svid", v)
+		case "trunk":
+			t := strings.TrimSpace(v)
+			p.Trunk = &t
+		}
+		if err != nil {
+			return p, err
+		}
+	}
+	if p.MAC == nil {
+		return p, errors.New("libvirt: <vsw:port> without a mac attribute (it names the NIC it configures)")
+	}
+	if (p.VLAN == nil) == (p.Trunk == nil) {
+		return p, fmt.Errorf("libvirt: <vsw:port mac=%q> needs exactly one of vlan and trunk", p.MAC)
+	}
+	return p, nil
+}
+
+// Bindings pairs each <vsw:port> with its NIC (same MAC): the NIC must be
+// an <interface type='ethernet'> whose tap the XML names. A port whose NIC
+// is missing, of another type or without a tap is an error that says so.
+func (d *Domain) Bindings() ([]Binding, error) {
+	var out []Binding
+	for _, p := range d.Ports {
+		var nic *Interface
+		for i := range d.Interfaces {
+			if d.Interfaces[i].MAC.String() == p.MAC.String() {
+				nic = &d.Interfaces[i]
+				break
+			}
+		}
+		switch {
+		case nic == nil:
+			return nil, fmt.Errorf("domain %s: <vsw:port mac=%q> matches no <interface>", d.Name, p.MAC)
+		case nic.Type != "ethernet":
+			return nil, fmt.Errorf("domain %s: the NIC with MAC %s is <interface type=%q>; vswitch ports need type='ethernet'", d.Name, p.MAC, nic.Type)
+		case nic.Target == "":
+			return nil, fmt.Errorf("domain %s: the NIC with MAC %s has no <target dev> (not the live XML?)", d.Name, p.MAC)
+		}
+		out = append(out, Binding{Tap: nic.Target, Port: p})
+	}
+	return out, nil
+}

@@ -1,0 +1,150 @@
+package libvirt
+
+import (
+	"strings"
+	"testing"
+)
+
+// A live domain XML as libvirt passes it to the hook at "start begin"
+// (trimmed): two vswitch NICs, one libvirt-bridged NIC, metadata of
+// another application next to ours.
+const liveXML = `<domain type='kvm' id='7'>
+  <name>web1</name>
+  <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid>
+  <metadata>
+    <app1:foo xmlns:app1="http://app1.org/app1/">..</app1:foo>
+    <vsw:ports xmlns:vsw="urn:vswitch:libvirt:1">
+      <vsw:port mac="52:54:00:12:34:56" vlan="100" pcp="3"/>
+      <vsw:port mac="52:54:00:AB:CD:EF" trunk="10,20-30" native-vlan="10" svid="7"/>
+    </vsw:ports>
+  </metadata>
+  <devices>
+    <interface type='ethernet'>
+      <mac address='52:54:00:12:34:56'/>
+      <target dev='vnet7' managed='no'/>
+      <model type='virtio'/>
+    </interface>
+    <interface type='bridge'>
+      <mac address='52:54:00:00:00:99'/>
+      <source bridge='virbr0'/>
+      <target dev='vnet8'/>
+    </interface>
+    <interface type='ethernet'>
+      <mac address='52:54:00:ab:cd:ef'/>
+      <target dev='vnet9'/>
+    </interface>
+  </devices>
+</domain>`
+
+func TestParseLiveDomain(t *testing.T) {
+	d, err := ParseDomain(strings.NewReader(liveXML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "web1" || len(d.Interfaces) != 3 || len(d.Ports) != 2 {
+		t.Fatalf("domain %+v", d)
+	}
+	bs, err := d.Bindings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 2 {
+		t.Fatalf("bindings %+v", bs)
+	}
+	a, b := bs[0], bs[1]
+	if a.Tap != "vnet7" || *a.Port.VLAN != 100 || *a.Port.PCP != 3 || a.Port.Trunk != nil || a.Port.SVID != nil {
+		t.Errorf("first binding %+v", a)
+	}
+	if b.Tap != "vnet9" || b.Port.VLAN != nil || *b.Port.Trunk != "10,20-30" || *b.Port.NativeVLAN != 10 || *b.Port.SVID != 7 ||
+		b.Port.MAC.String() != "52:54:00:ab:cd:ef" {
+		t.Errorf("second binding (MAC matched case-insensitively) %+v", b)
+	}
+}
+
+func TestNoPortsIsNotAnError(t *testing.T) {
+	d, err := ParseDomain(strings.NewReader(`<domain><name>plain</name><devices><interface type='network'><mac address='52:54:00:00:00:01'/></interface></devices></domain>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs, err := d.Bindings(); err != nil || len(bs) != 0 {
+		t.Errorf("a domain without vswitch metadata: %v, %v", bs, err)
+	}
+}
+
+func TestBadDomains(t *testing.T) {
+	port := func(attrs string) string {
+		return `<domain><name>d</name><metadata><vsw:port xmlns:vsw="urn:vswitch:libvirt:1" ` + attrs + `/></metadata>` +
+			`<devices><interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='vnet1'/></interface>` +
+			`<interface type='bridge'><mac address='52:54:00:00:00:02'/><target dev='vnet2'/></interface>` +
+			`<interface type='ethernet'><mac address='52:54:00:00:00:03'/></interface></devices></domain>`
+	}
+	for name, tc := range map[string]struct{ xml, want string }{
+		"empty":          {"", "no domain XML"},
+		"not xml":        {"<domain", "domain XML"},
+		"bad nic mac":    {`<domain><devices><interface type='ethernet'><mac address='zz'/></interface></devices></domain>`, "not an Ethernet address"},
+		"no mac":         {port(`vlan="1"`), "without a mac"},
+		"bad mac":        {port(`mac="1:2" vlan="1"`), "not an Ethernet address"},
+		"vlan and trunk": {port(`mac="52:54:00:00:00:01" vlan="1" trunk="2"`), "exactly one of vlan and trunk"},
+		"neither":        {port(`mac="52:54:00:00:00:01"`), "exactly one of vlan and trunk"},
+		"vlan not num":   {port(`mac="52:54:00:00:00:01" vlan="ten"`), "not a number"},
+		"no nic":         {port(`mac="52:54:00:00:00:09" vlan="1"`), "matches no <interface>"},
+		"bridge nic":     {port(`mac="52:54:00:00:00:02" vlan="1"`), "type='ethernet'"},
+		"no target":      {port(`mac="52:54:00:00:00:03" vlan="1"`), "no <target dev>"},
+	} {
+		d, err := ParseDomain(strings.NewReader(tc.xml))
+		if err == nil {
+			_, err = d.Bindings()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one saying %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestHookActions(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want Action
+	}{
+		{[]string{"web1", "prepare", "begin", "-"}, Ignore},
+		{[]string{"web1", "start", "begin", "-"}, Configure},
+		{[]string{"web1", "started", "begin", "-"}, Ignore},
+		{[]string{"web1", "reconnect", "begin", "-"}, Configure},
+		{[]string{"web1", "stopped", "end", "-"}, Ignore},
+		{[]string{"web1", "release", "end", "shutdown"}, Remove},
+		{[]string{"web1", "migrate", "begin", "-"}, Ignore},
+	} {
+		c, err := ParseHookArgs(tc.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Action(); got != tc.want {
+			t.Errorf("%v: action %d, want %d", tc.args, got, tc.want)
+		}
+	}
+	if c, _ := ParseHookArgs([]string{"d", "release", "end", "crashed"}); c.Extra != "crashed" {
+		t.Errorf("extra %q", c.Extra)
+	}
+	if _, err := ParseHookArgs([]string{"d", "start"}); err == nil {
+		t.Error("accepted two arguments")
+	}
+}
+
+func FuzzParseDomain(f *testing.F) {
+	f.Add(liveXML)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDomain(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		bs, err := d.Bindings()
+		if err != nil {
+			return
+		}
+		for _, b := range bs {
+			if b.Tap == "" || len(b.Port.MAC) != 6 || (b.Port.VLAN == nil) == (b.Port.Trunk == nil) {
+				t.Fatalf("invalid binding %+v", b)
+			}
+		}
+	})
+}
