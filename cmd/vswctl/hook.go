@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -39,29 +40,42 @@ Attributes: mac, vlan | trunk [native-vlan], pcp, svid.`,
 			}
 			act := call.Action()
 			if act == libvirt.Ignore {
+				// Read what libvirt writes so it never blocks on a full
+				// pipe; print nothing (for "migrate" and "restore"
+				// libvirt takes our stdout as the new domain XML).
+				_, _ = io.Copy(io.Discard, cmd.InOrStdin())
 				return nil
 			}
-			dom, err := libvirt.ParseDomain(cmd.InOrStdin())
-			if err != nil {
-				return err
+			err = a.hook(cmd, call, act)
+			if err != nil && call.BestEffort() {
+				// reconnect: a failure would make libvirt kill the
+				// running VM; stopped/release: libvirt ignores it.
+				fmt.Fprintf(a.stderr, "vswctl: %s (ignored: libvirt %s %s)\n", oneLine(err.Error()), call.Op, call.SubOp)
+				return nil
 			}
-			bs, err := dom.Bindings()
-			if err != nil {
-				return err
-			}
-			for _, b := range bs {
-				if act == libvirt.Remove {
-					err = a.hookRemove(cmd, dom.Name, b)
-				} else {
-					err = a.hookConfigure(cmd, call, dom.Name, b)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
+			return err
 		},
 	}
+}
+
+func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action) error {
+	dom, err := libvirt.ParseDomain(cmd.InOrStdin())
+	if err != nil {
+		return err
+	}
+	if act == libvirt.Remove {
+		return a.hookRemove(cmd, dom)
+	}
+	bs, err := dom.Bindings()
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if err := a.hookConfigure(cmd, call, dom.Name, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // hookConfigure adds the port of binding b. At "start begin" a port of the
@@ -75,7 +89,7 @@ func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain st
 	p, err := c.AddPort(cmd.Context(), spec)
 	if api.CodeOf(err) == api.CodeAlreadyExists {
 		if call.Op == "reconnect" {
-			return nil
+			return a.hookCheck(cmd, domain, spec)
 		}
 		if err = c.DeletePort(cmd.Context(), b.Tap); err == nil {
 			p, err = c.AddPort(cmd.Context(), spec)
@@ -88,12 +102,51 @@ func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain st
 	return nil
 }
 
-// hookRemove deletes the port of binding b (gone already is fine).
-func (a *app) hookRemove(cmd *cobra.Command, domain string, b libvirt.Binding) error {
-	err := a.api().DeletePort(cmd.Context(), b.Tap)
-	if err != nil && api.CodeOf(err) != api.CodeNotFound {
-		return fmt.Errorf("domain %s: delete port %s: %w", domain, b.Tap, err)
+// hookRemove deletes the ports that carry one of the domain's registered
+// MACs: by now libvirt may have deleted the taps and dropped their names
+// from the XML.
+func (a *app) hookRemove(cmd *cobra.Command, dom *libvirt.Domain) error {
+	macs := map[string]bool{}
+	for _, m := range dom.MACs() {
+		macs[m] = true
 	}
-	fmt.Fprintf(a.stdout, "domain %s: port %s deleted\n", domain, strings.TrimSpace(b.Tap))
+	if len(macs) == 0 {
+		return nil
+	}
+	c := a.api()
+	ports, err := c.ListPorts(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("domain %s: list ports: %w", dom.Name, err)
+	}
+	for _, p := range ports {
+		ours := false
+		for _, m := range p.MACs {
+			ours = ours || macs[strings.ToLower(m)]
+		}
+		if !ours {
+			continue
+		}
+		if err := c.DeletePort(cmd.Context(), p.Name); err != nil && api.CodeOf(err) != api.CodeNotFound {
+			return fmt.Errorf("domain %s: delete port %s: %w", dom.Name, p.Name, err)
+		}
+		fmt.Fprintf(a.stdout, "domain %s: port %s deleted\n", dom.Name, p.Name)
+	}
+	return nil
+}
+
+// hookCheck compares a running VM's existing port with its description
+// (at reconnect) and says so on stderr when they differ; it changes
+// nothing, the VM is running.
+func (a *app) hookCheck(cmd *cobra.Command, domain string, spec api.PortSpec) error {
+	p, err := a.api().GetPort(cmd.Context(), spec.Name)
+	if err != nil {
+		return fmt.Errorf("domain %s: port %s: %w", domain, spec.Name, err)
+	}
+	same := func(want *int, got int) bool { return want == nil || *want == got }
+	if !same(spec.VLAN, p.VLAN) || !same(spec.PCP, p.PCP) || !same(spec.SVID, p.SVID) || !same(spec.NativeVLAN, p.NativeVLAN) ||
+		len(p.MACs) != 1 || !strings.EqualFold(p.MACs[0], (*spec.MACs)[0]) {
+		fmt.Fprintf(a.stderr, "vswctl: domain %s: port %s differs from the domain's description (%s); left as it is (vswctl set-port to change it)\n",
+			domain, spec.Name, describePort(p))
+	}
 	return nil
 }

@@ -69,10 +69,13 @@ type xmlDomain struct {
 
 // ParseDomain reads a domain XML (at most 4 MiB).
 func ParseDomain(r io.Reader) (*Domain, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxXML))
+	if err != nil {
+		return nil, fmt.Errorf("libvirt: read domain XML: %w", err)
+	}
 	var x xmlDomain
-	dec := xml.NewDecoder(io.LimitReader(r, maxXML))
-	if err := dec.Decode(&x); err != nil {
-		if errors.Is(err, io.EOF) {
+	if err := xml.Unmarshal(raw, &x); err != nil {
+		if len(strings.TrimSpace(string(raw))) == 0 {
 			return nil, errors.New("libvirt: no domain XML on stdin")
 		}
 		return nil, fmt.Errorf("libvirt: domain XML: %w", err)
@@ -89,7 +92,7 @@ func ParseDomain(r io.Reader) (*Domain, error) {
 		}
 		d.Interfaces = append(d.Interfaces, nic)
 	}
-	ports, err := parsePorts(x.Metadata.Inner)
+	ports, err := parsePorts(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -97,27 +100,50 @@ func ParseDomain(r io.Reader) (*Domain, error) {
 	return d, nil
 }
 
-// parsePorts finds the port elements of our namespace in the metadata.
-func parsePorts(inner []byte) ([]Port, error) {
+// parsePorts finds the port elements of our namespace under the domain's
+// <metadata>, walking the whole document so that a namespace prefix
+// declared on <domain> or <metadata> resolves too. Two ports for one MAC
+// are an error.
+func parsePorts(doc []byte) ([]Port, error) {
 	var out []Port
-	dec := xml.NewDecoder(strings.NewReader(string(inner)))
+	dec := xml.NewDecoder(strings.NewReader(string(doc)))
+	depth, metaDepth := 0, -1
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("libvirt: domain metadata: %w", err)
+			return nil, fmt.Errorf("libvirt: domain XML: %w", err)
 		}
-		se, ok := tok.(xml.StartElement)
-		if !ok || se.Name.Space != Namespace || se.Name.Local != "port" {
-			continue
+		switch e := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && e.Name.Local != "domain" {
+				return nil, fmt.Errorf("libvirt: <%s> is not a domain XML", e.Name.Local)
+			}
+			if depth == 2 && e.Name.Local == "metadata" {
+				metaDepth = depth
+			}
+			if metaDepth < 0 || e.Name.Space != Namespace || e.Name.Local != "port" {
+				continue
+			}
+			p, err := parsePort(e.Attr)
+			if err != nil {
+				return nil, err
+			}
+			for _, q := range out {
+				if q.MAC.String() == p.MAC.String() {
+					return nil, fmt.Errorf("libvirt: two <vsw:port mac=%q> elements", p.MAC)
+				}
+			}
+			out = append(out, p)
+		case xml.EndElement:
+			if depth == metaDepth {
+				metaDepth = -1
+			}
+			depth--
 		}
-		p, err := parsePort(se.Attr)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
 	}
 }
 
@@ -151,6 +177,10 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 		case "trunk":
 			t := strings.TrimSpace(v)
 			p.Trunk = &t
+		default:
+			if a.Name.Space == "" || a.Name.Space == Namespace {
+				return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (mac, vlan, trunk, native-vlan, pcp, svid)", a.Name.Local)
+			}
 		}
 		if err != nil {
 			return p, err
@@ -163,6 +193,15 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 		return p, fmt.Errorf("libvirt: <vsw:port mac=%q> needs exactly one of vlan and trunk", p.MAC)
 	}
 	return p, nil
+}
+
+// MACs lists the MACs of the domain's <vsw:port> elements.
+func (d *Domain) MACs() []string {
+	var out []string
+	for _, p := range d.Ports {
+		out = append(out, p.MAC.String())
+	}
+	return out
 }
 
 // Bindings pairs each <vsw:port> with its NIC (same MAC): the NIC must be

@@ -18,7 +18,9 @@ const (
 	Ignore Action = iota
 	// Configure the ports of the domain's NICs (taps exist).
 	Configure
-	// Remove the ports of the domain's NICs.
+	// Remove the ports of the domain's NICs. libvirt may have deleted
+	// the taps (and their names from the XML) by then: ports are found by
+	// their registered MACs.
 	Remove
 )
 
@@ -36,14 +38,20 @@ func ParseHookArgs(args []string) (HookCall, error) {
 
 // Action says what to do: configure the ports when libvirt has created
 // the taps and QEMU is about to run ("start begin", and "reconnect begin"
-// when libvirtd restarts with the VM running), remove them when the VM's
-// resources are released ("release end"); everything else is ignored.
+// when libvirtd restarts with the VM running), remove them when the VM has
+// stopped ("stopped end", and "release end" again, which also follows a
+// failed start); everything else is ignored.
 func (c HookCall) Action() Action {
 	switch {
 	case c.Op == "start" && c.SubOp == "begin", c.Op == "reconnect" && c.SubOp == "begin":
 		return Configure
-	case c.Op == "release" && c.SubOp == "end":
+	case c.Op == "stopped" && c.SubOp == "end", c.Op == "release" && c.SubOp == "end":
 		return Remove
 	}
 	return Ignore
 }
+
+// BestEffort reports whether a failure must not fail the hook: libvirt
+// kills a running VM when the "reconnect" hook fails, and ignores the exit
+// status of "stopped" and "release".
+func (c HookCall) BestEffort() bool { return c.Op != "start" }

@@ -90,6 +90,9 @@ func TestBadDomains(t *testing.T) {
 		"no nic":         {port(`mac="52:54:00:00:00:09" vlan="1"`), "matches no <interface>"},
 		"bridge nic":     {port(`mac="52:54:00:00:00:02" vlan="1"`), "type='ethernet'"},
 		"no target":      {port(`mac="52:54:00:00:00:03" vlan="1"`), "no <target dev>"},
+		"unknown attr":   {port(`mac="52:54:00:00:00:01" vlan="1" pcpp="3"`), "unknown attribute"},
+		"two for a MAC":  {strings.Replace(port(`mac="52:54:00:00:00:01" vlan="1"`), "</metadata>", `<vsw:port xmlns:vsw="urn:vswitch:libvirt:1" mac="52:54:00:00:00:01" vlan="2"/></metadata>`, 1), "two <vsw:port"},
+		"not a domain":   {`<network><name>n</name></network>`, "not a domain XML"},
 	} {
 		d, err := ParseDomain(strings.NewReader(tc.xml))
 		if err == nil {
@@ -98,6 +101,27 @@ func TestBadDomains(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one saying %q", name, err, tc.want)
 		}
+	}
+}
+
+// The namespace prefix may be declared on <domain> or on <metadata>, as
+// XML allows; the ports must be found either way (ignoring them would start
+// the VM unswitched).
+func TestNamespaceDeclaredAbove(t *testing.T) {
+	for _, xml := range []string{
+		`<domain xmlns:vsw="urn:vswitch:libvirt:1"><name>a</name><metadata><vsw:ports><vsw:port mac="52:54:00:00:00:01" vlan="5"/></vsw:ports></metadata></domain>`,
+		`<domain><name>b</name><metadata xmlns:vsw="urn:vswitch:libvirt:1"><vsw:ports><vsw:port mac="52:54:00:00:00:01" vlan="5"/></vsw:ports></metadata></domain>`,
+		`<domain><name>c</name><metadata><ports xmlns="urn:vswitch:libvirt:1"><port mac="52:54:00:00:00:01" vlan="5"/></ports></metadata></domain>`,
+	} {
+		d, err := ParseDomain(strings.NewReader(xml))
+		if err != nil || len(d.Ports) != 1 || *d.Ports[0].VLAN != 5 {
+			t.Errorf("%s: %+v, %v", xml, d, err)
+		}
+	}
+	// Our element outside <metadata> is not a port description.
+	d, err := ParseDomain(strings.NewReader(`<domain xmlns:vsw="urn:vswitch:libvirt:1"><name>d</name><devices><vsw:port mac="52:54:00:00:00:01" vlan="5"/></devices></domain>`))
+	if err != nil || len(d.Ports) != 0 {
+		t.Errorf("port outside metadata: %+v, %v", d, err)
 	}
 }
 
@@ -110,7 +134,7 @@ func TestHookActions(t *testing.T) {
 		{[]string{"web1", "start", "begin", "-"}, Configure},
 		{[]string{"web1", "started", "begin", "-"}, Ignore},
 		{[]string{"web1", "reconnect", "begin", "-"}, Configure},
-		{[]string{"web1", "stopped", "end", "-"}, Ignore},
+		{[]string{"web1", "stopped", "end", "-"}, Remove},
 		{[]string{"web1", "release", "end", "shutdown"}, Remove},
 		{[]string{"web1", "migrate", "begin", "-"}, Ignore},
 	} {
@@ -124,6 +148,11 @@ func TestHookActions(t *testing.T) {
 	}
 	if c, _ := ParseHookArgs([]string{"d", "release", "end", "crashed"}); c.Extra != "crashed" {
 		t.Errorf("extra %q", c.Extra)
+	}
+	for op, want := range map[string]bool{"start": false, "reconnect": true, "stopped": true, "release": true} {
+		if c, _ := ParseHookArgs([]string{"d", op, "begin"}); c.BestEffort() != want {
+			t.Errorf("%s best effort = %v", op, !want)
+		}
 	}
 	if _, err := ParseHookArgs([]string{"d", "start"}); err == nil {
 		t.Error("accepted two arguments")

@@ -89,15 +89,30 @@ func TestLibvirtHook(t *testing.T) {
 	if ps := h.ports(); len(ps) != 1 || ps[0].PCP != 5 {
 		t.Errorf("reconnect changed the running VM's port: %+v", ps)
 	}
-	if r := h.hook(xml, "web1", "stopped", "end", "-"); r.code != 0 || len(h.ports()) != 1 {
-		t.Errorf("stopped end must leave the port to release end: %+v", r)
+	// A port that differs from the description at reconnect is reported,
+	// not changed; a description that cannot be applied at reconnect does
+	// not fail the hook (libvirt would kill the running VM).
+	if r := h.hook(xml, "web1", "reconnect", "begin", "-"); r.code != 0 || !strings.Contains(r.stderr, "differs from the domain's description") {
+		t.Errorf("reconnect with a changed port: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := h.hook(xml, "web1", "release", "end", "shutdown"); r.code != 0 || len(h.ports()) != 0 {
-		t.Errorf("release end: exit %d (%s), ports %v", r.code, r.stderr, h.ports())
+	if r := h.hook(domainXML("vnet7", mac, `vlan="5000"`), "web1", "reconnect", "begin", "-"); r.code != 0 || !strings.Contains(r.stderr, "ignored") {
+		t.Errorf("reconnect with a bad description: exit %d, stderr %q; want 0 and a note", r.code, r.stderr)
 	}
-	if r := h.hook(xml, "web1", "release", "end", "shutdown"); r.code != 0 {
-		t.Errorf("a second release end (port already gone) failed: %+v", r)
+	// By "stopped end"/"release end" libvirt has deleted a managed tap and
+	// its name from the XML: the port is found by its MAC.
+	stopped := strings.Replace(xml, "<target dev='vnet7' managed='no'/>", "", 1)
+	if r := h.hook(stopped, "web1", "stopped", "end", "-"); r.code != 0 || len(h.ports()) != 0 {
+		t.Errorf("stopped end without <target dev>: exit %d (%s), ports %v", r.code, r.stderr, h.ports())
 	}
+	if r := h.hook(stopped, "web1", "release", "end", "shutdown"); r.code != 0 {
+		t.Errorf("release end with the port already gone failed: %+v", r)
+	}
+	// Another VM's port (another MAC) is left alone.
+	h.addPort("vnet7", "--vlan", "300", "--mac", "52:54:00:99:99:99")
+	if r := h.hook(stopped, "web1", "release", "end", "shutdown"); r.code != 0 || len(h.ports()) != 1 {
+		t.Errorf("release end deleted another VM's port: %+v, ports %v", r, h.ports())
+	}
+	h.mustCtl("del-port", "vnet7")
 
 	// Descriptions that cannot be applied stop the VM from starting, with
 	// one line on stderr.
