@@ -32,14 +32,7 @@ type capLab struct {
 
 func newCapLab(t *testing.T) *capLab {
 	t.Helper()
-	tp := topo.New(t) // skips unless root; removes the namespace at Cleanup
-	ns, err := tp.NewNS("vc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.VethPair(ns, "cap0", ns, "peer0"); err != nil {
-		t.Fatal(err)
-	}
+	ns := topo.VethNS(t, "vc", "cap0", "peer0") // skips unless root
 	peer, err := ns.PacketConn("peer0")
 	if err != nil {
 		t.Fatal(err)

@@ -32,19 +32,12 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	tp := topo.New(t) // skips unless root; removes everything at Cleanup
-	ns, err := tp.NewNS("cap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.VethPair(ns, "cap0", ns, "peer0"); err != nil {
-		t.Fatal(err)
-	}
+	ns := topo.VethNS(t, "cap", "cap0", "peer0") // skips unless root
 	peer, err := ns.PacketConn("peer0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &lab{tp: tp, ns: ns, peer: peer}
+	return &lab{ns: ns, peer: peer}
 }
 
 // open opens a capture on ifname inside the lab's namespace.

@@ -105,14 +105,7 @@ func vethWithGRO(t *testing.T) *topo.NS {
 	if _, err := exec.LookPath("ethtool"); err != nil {
 		t.Skip("ethtool not installed")
 	}
-	tp := topo.New(t)
-	ns, err := tp.NewNS("eth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.VethPair(ns, "a0", ns, "b0"); err != nil {
-		t.Fatal(err)
-	}
+	ns := topo.VethNS(t, "eth", "a0", "b0")
 	if _, err := ns.Run(context.Background(), "ethtool", "-K", "a0", "gro", "on"); err != nil {
 		t.Fatal(err)
 	}

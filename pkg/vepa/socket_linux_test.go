@@ -31,14 +31,7 @@ func TestSocketFollowsInterface(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces and packet sockets")
 	}
-	tp := topo.New(t)
-	ns, err := tp.NewNS("vepa")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.VethPair(ns, "up0", ns, "peer0"); err != nil {
-		t.Fatal(err)
-	}
+	ns := topo.VethNS(t, "vepa", "up0", "peer0")
 	var src [6]byte
 	copy(src[:], bridgeMAC[:])
 	d := &LLDPDU{ChassisSubtype: ChassisIDMAC, ChassisID: bridgeMAC[:], PortSubtype: PortIDIfName, PortID: []byte("peer0"), TTL: 120}

@@ -141,3 +141,17 @@ func (t *Topo) Cleanup() error {
 	}
 	return errors.Join(errs...)
 }
+
+// VethNS is the smallest lab: a namespace (removed at Cleanup; the test
+// skips without root) holding a veth pair a <-> b, both up.
+func VethNS(tb testing.TB, name, a, b string) *NS {
+	tb.Helper()
+	ns, err := New(tb).NewNS(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := VethPair(ns, a, ns, b); err != nil {
+		tb.Fatal(err)
+	}
+	return ns
+}
