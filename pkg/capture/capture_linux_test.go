@@ -25,7 +25,6 @@ import (
 // lab is one namespace with a veth pair: the capture runs on "cap0", frames
 // are injected from its peer "peer0".
 type lab struct {
-	tp   *topo.Topo
 	ns   *topo.NS
 	peer *topo.PacketConn
 }
