@@ -117,6 +117,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first signal starts a graceful stop; a second one ends the
+	// process at once (default signal behaviour again).
+	context.AfterFunc(ctx, stop)
 	if err := daemon.Run(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
 		return 1

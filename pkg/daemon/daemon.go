@@ -329,9 +329,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer scancel()
-	hs.Shutdown(sctx)
-	if ms != nil {
-		ms.Shutdown(sctx)
+	if hs.Shutdown(sctx) != nil {
+		hs.Close() // requests still running after 3 s end now, before the datapath and store close
+	}
+	if ms != nil && ms.Shutdown(sctx) != nil {
+		ms.Close()
 	}
 	os.Remove(d.opts.Socket)
 	if errors.Is(err, http.ErrServerClosed) {
@@ -379,11 +381,25 @@ func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
 		d.noUplinkCoalescingLocked()
 		if err := d.sw.RestartUplink(); err != nil {
 			d.log.Error("reopen uplink queues", "uplink", ev.Name, "err", err)
-			return
+			if !d.sw.UplinkOpen() {
+				return
+			}
+			// the uplink is open; some ports failed to reattach: the sync
+			// below tries them again
 		}
 		d.uplinkIndex = ev.Index
-		if st := d.evb.Load(); st != nil {
-			if l, err := netdev.LinkByName(ev.Name); err == nil {
+		// Ports whose taps appeared (or were replaced) while the uplink was
+		// gone could not attach then: attach every present port now.
+		for name := range d.links {
+			if name != d.opts.Uplink {
+				d.syncPortLocked(name)
+			}
+		}
+		if l, err := netdev.LinkByName(ev.Name); err == nil {
+			if st := d.evb.Load(); st != nil {
+				st.SetMAC(l.Attrs().HardwareAddr)
+			}
+			if st := d.vdp.Load(); st != nil {
 				st.SetMAC(l.Attrs().HardwareAddr)
 			}
 		}

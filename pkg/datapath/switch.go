@@ -230,6 +230,13 @@ func (s *Switch) Stop() {
 	s.wg.Wait()
 }
 
+// UplinkOpen reports whether the uplink queues are open.
+func (s *Switch) UplinkOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.workers) > 0
+}
+
 // SendControl transmits a control-plane frame (LLDP, ECP) on the uplink.
 func (s *Switch) SendControl(frame []byte) error {
 	s.mu.Lock()

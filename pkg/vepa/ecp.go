@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 )
@@ -125,6 +126,22 @@ func NewECP(cfg ECPConfig) (*ECP, error) {
 	return &ECP{cfg: cfg, seq: uint16(rand.N(1 << 16))}, nil
 }
 
+// SetMAC changes the source address of the frames sent from now on.
+func (e *ECP) SetMAC(mac net.HardwareAddr) {
+	if len(mac) != 6 {
+		return
+	}
+	e.mu.Lock()
+	copy(e.cfg.MAC[:], mac)
+	e.mu.Unlock()
+}
+
+func (e *ECP) src() [6]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.MAC
+}
+
 // Stats returns the counters.
 func (e *ECP) Stats() ECPStats {
 	e.mu.Lock()
@@ -154,7 +171,7 @@ func (e *ECP) Request(ctx context.Context, payload []byte) error {
 		e.waiting = nil
 		e.mu.Unlock()
 	}()
-	frame := ECPFrame(e.cfg.MAC, ECPRequest, ECPSubtypeVDP, seq, payload)
+	frame := ECPFrame(e.src(), ECPRequest, ECPSubtypeVDP, seq, payload)
 	timeout := Timer(e.cfg.RTE)
 	if timeout < time.Millisecond {
 		timeout = time.Millisecond
@@ -219,7 +236,7 @@ func (e *ECP) Handle(frame []byte) {
 		}
 		return
 	}
-	_ = e.cfg.Send(ECPFrame(e.cfg.MAC, ECPAck, ECPSubtypeVDP, h.Seq, nil))
+	_ = e.cfg.Send(ECPFrame(e.src(), ECPAck, ECPSubtypeVDP, h.Seq, nil))
 	e.mu.Lock()
 	dup := e.haveRx && e.lastRx == h.Seq
 	e.lastRx, e.haveRx = h.Seq, true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"time"
@@ -120,6 +121,18 @@ func (s *VDPStation) SetBridge(present bool) {
 	}
 }
 
+// SetMAC changes the station's source address (the uplink was replaced);
+// the ECP endpoint sends from it and the reflection filter compares with it.
+func (s *VDPStation) SetMAC(mac net.HardwareAddr) {
+	if len(mac) != 6 {
+		return
+	}
+	s.mu.Lock()
+	copy(s.cfg.MAC[:], mac)
+	s.mu.Unlock()
+	s.ecp.SetMAC(mac)
+}
+
 // Associate registers (or replaces) VSI v under key; the ASSOC goes out
 // from Run.
 func (s *VDPStation) Associate(key string, v VSI) {
@@ -205,7 +218,10 @@ func (s *VDPStation) ECPStats() ECPStats { return s.ecp.Stats() }
 // reflective relay returns what we send to the bridge group address when
 // it floods it) are ignored.
 func (s *VDPStation) Handle(frame []byte) {
-	if len(frame) >= 12 && [6]byte(frame[6:12]) == s.cfg.MAC {
+	s.mu.Lock()
+	own := s.cfg.MAC
+	s.mu.Unlock()
+	if len(frame) >= 12 && [6]byte(frame[6:12]) == own {
 		return
 	}
 	s.ecp.Handle(frame)

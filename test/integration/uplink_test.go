@@ -12,7 +12,8 @@ import (
 
 // The uplink is deleted while the daemon runs (a NIC unbound, a bond torn
 // down): the daemon keeps running and its ports; when an uplink of that
-// name comes back, it reopens its queues on it and traffic resumes.
+// name comes back, it reopens its queues on it and traffic resumes, also
+// for a port whose tap was replaced while the uplink was gone.
 func TestUplinkRecreate(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		l, hvs := newLab(t, dp, 1)
@@ -28,6 +29,13 @@ func TestUplinkRecreate(t *testing.T) {
 		if st.UplinkState != "absent" {
 			t.Errorf("status uplink_state %q with the uplink deleted, want absent", st.UplinkState)
 		}
+		// vm2's tap is replaced while the uplink is gone: it cannot be
+		// attached now, and must be once the uplink is back.
+		if err := h.ns.DelLink(vm2.port); err != nil {
+			t.Fatal(err)
+		}
+		vm2.plug()
+		time.Sleep(200 * time.Millisecond)
 
 		if err := topo.VethPair(h.ns, "uplink", l.sw, h.swPort); err != nil {
 			t.Fatal(err)
