@@ -451,9 +451,16 @@ type ctlResult struct {
 // runCtl runs the vswctl binary with args (no implicit --socket).
 func runCtl(t *testing.T, args ...string) ctlResult {
 	t.Helper()
+	return runCtlIn(t, nil, args...)
+}
+
+// runCtlIn is runCtl with stdin.
+func runCtlIn(t *testing.T, stdin io.Reader, args ...string) ctlResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, vswctlBin, args...)
+	cmd.Stdin = stdin
 	cmd.Env = append(os.Environ(), "VSWITCHD_SOCKET=/nonexistent/vsit.sock")
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se

@@ -1,13 +1,8 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vswitch/vswitch/test/topo"
 )
@@ -15,25 +10,8 @@ import (
 // hook runs `vswctl libvirt-hook ARGS` against h's daemon with xml on stdin,
 // as libvirt runs /etc/libvirt/hooks/qemu.
 func (h *hv) hook(xml string, args ...string) ctlResult {
-	t := h.lab.t
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, vswctlBin, append([]string{"--socket", h.sock, "libvirt-hook"}, args...)...)
-	cmd.Stdin = strings.NewReader(xml)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	r := ctlResult{stdout: so.String(), stderr: se.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run vswctl libvirt-hook: %v", err)
-	}
-	return r
+	h.lab.t.Helper()
+	return runCtlIn(h.lab.t, strings.NewReader(xml), append([]string{"--socket", h.sock, "libvirt-hook"}, args...)...)
 }
 
 // domainXML is a live domain XML with one vswitch NIC on tap `tap`.
