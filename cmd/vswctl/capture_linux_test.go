@@ -243,30 +243,12 @@ func TestCaptureFlagErrors(t *testing.T) {
 	}
 }
 
-// syncBuf is a bytes.Buffer safe for a writer process and a polling test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
-}
-
 // TestCaptureBinaryToStdoutUntilSIGINT runs the built vswctl via
 // `ip netns exec`, writing pcap to stdout, and stops it with SIGINT.
 func TestCaptureBinaryToStdoutUntilSIGINT(t *testing.T) {
 	l := newCapLab(t)
 	bin := buildVswctl(t)
-	var stdout, stderr syncBuf
+	var stdout, stderr topo.SyncBuffer
 	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "-w", "-")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

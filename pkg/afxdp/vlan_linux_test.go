@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/vswitch/vswitch/pkg/datapath"
 	"github.com/vswitch/vswitch/pkg/ethtool"
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // bridgeTopo extends topo into a test switch: B (the peer of our A) and C
@@ -294,7 +294,7 @@ func TestTaggedFrameWithoutSocketReachesStackOnce(t *testing.T) {
 // interface, not on every attach.
 func TestGenericModeWarnsOnce(t *testing.T) {
 	bt := newBridgeTopo(t)
-	var logs lockedBuffer
+	var logs vtopo.SyncBuffer
 	opts := Options{XDPMode: XDPModeGeneric, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	be := New(opts)
 	for i := 0; i < 2; i++ {
@@ -316,21 +316,4 @@ func TestGenericModeWarnsOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "cannot restore VLAN tags"); n != 1 {
 		t.Errorf("warning logged %d times over two attaches, want once:\n%s", n, logs.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

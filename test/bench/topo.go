@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -82,7 +81,7 @@ type topo struct {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	out  *vtopo.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -226,9 +225,8 @@ func (t *topo) start(name, ns string, env []string, bin string, args ...string) 
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	p := &proc{name: name, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
-	w := &lockedWriter{w: p.out}
-	cmd.Stdout, cmd.Stderr = w, w
+	p := &proc{name: name, cmd: cmd, out: &vtopo.SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -275,17 +273,6 @@ func (p *proc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // onTeardown registers f to run at teardown, after the processes stop and

@@ -255,7 +255,7 @@ func (n *NS) Run(ctx context.Context, name string, args ...string) ([]byte, erro
 // Proc is a long-running process started in a namespace with Start.
 type Proc struct {
 	Cmd  *exec.Cmd
-	out  syncBuffer
+	out  SyncBuffer
 	done chan struct{}
 	err  error
 	stop sync.Once
@@ -335,19 +335,29 @@ func (p *Proc) Stop(grace time.Duration) error {
 	return p.err
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process (or logger) may write while
+// a test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns a copy of what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Bytes returns a copy of what was written so far.
+func (s *SyncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
 }
