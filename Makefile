@@ -30,6 +30,7 @@ bench: build
 	$(GO) run ./test/bench/cmd/vsbench -vswitchd $(BIN)/vswitchd -vswctl $(BIN)/vswctl -json bench-results.json
 	$(GO) test -run XXX -bench . -benchmem ./pkg/vlan ./pkg/datapath
 
+# lint: what CI checks after the tests (.ci/run adds go mod tidy -diff).
 lint:
 	gofmt -l . | (! grep .)
 	$(GO) vet $(PKGS)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/vswitch/vswitch/pkg/capture"
+	"github.com/vswitch/vswitch/internal/capture"
 )
 
 // captureCmd records a port's (or the uplink's) frames into a pcap file. It

@@ -7,14 +7,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vswitch/vswitch/internal/libvirt"
 	"github.com/vswitch/vswitch/pkg/api"
-	"github.com/vswitch/vswitch/pkg/libvirt"
 )
 
 // libvirtHookCmd is the entry point libvirt runs as /etc/libvirt/hooks/qemu
 // (DOMAIN OPERATION SUBOP EXTRA, domain XML on stdin): at "start begin"
 // (and "reconnect begin") it adds a port for each NIC that the domain's
-// metadata describes (pkg/libvirt), on the tap libvirt just created; at
+// metadata describes (internal/libvirt), on the tap libvirt just created; at
 // "release end" it deletes them. Every other call is ignored. A failure at
 // "start begin" exits 1 with one line on stderr, and libvirt then refuses
 // to start the VM with that message: a VM whose port cannot be set up would

@@ -1,5 +1,5 @@
 // Command vswitchd is the vswitch daemon: an IEEE 802.1Qbg EVB station that
 // tags every VM port's frames and sends them to the adjacent bridge for
 // reflective relay. It only parses flags, sets up logging and signals, and
-// hands over to pkg/daemon.
+// hands over to internal/daemon.
 package main

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vswitch/vswitch/internal/daemon"
 	"github.com/vswitch/vswitch/pkg/api"
-	"github.com/vswitch/vswitch/pkg/daemon"
 	"github.com/vswitch/vswitch/pkg/datapath"
 )
 

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 // smallRing keeps tests light: 8 blocks of 64 KiB.
@@ -51,10 +50,10 @@ func rxCases() []struct {
 
 // TestRecvRebuildsTags is the central test: frames sent from the peer come
 // out of Recv byte-identical, tags the kernel stripped included, with at
-// least datapath.Headroom writable bytes in front.
+// least backend.Headroom writable bytes in front.
 func TestRecvRebuildsTags(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	ch, _ := collect(q)
 	peer := n.raw("va", false)
 
@@ -76,8 +75,8 @@ func TestRecvRebuildsTags(t *testing.T) {
 		if !bytes.Equal(f.data, c.frame) {
 			t.Errorf("%s:\n got % x\nwant % x", c.name, f.data, c.frame)
 		}
-		if f.off < datapath.Headroom {
-			t.Errorf("%s: Off %d < Headroom %d", c.name, f.off, datapath.Headroom)
+		if f.off < backend.Headroom {
+			t.Errorf("%s: Off %d < Headroom %d", c.name, f.off, backend.Headroom)
 		}
 		if i < len(got) && got[i].data[11] != c.frame[11] {
 			t.Errorf("%s: out of order", c.name)
@@ -93,7 +92,7 @@ func TestRecvRebuildsTags(t *testing.T) {
 // pipeline does) and checks neighbouring frames are untouched.
 func TestRecvHeadroomWritable(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	peer := n.raw("va", false)
 	var want [][]byte
 	for i := 0; i < 20; i++ {
@@ -106,7 +105,7 @@ func TestRecvHeadroomWritable(t *testing.T) {
 		peer.send(t, f)
 	}
 	time.Sleep(20 * time.Millisecond) // let the block retire with all frames
-	b := datapath.NewBatch(64)
+	b := backend.NewBatch(64)
 	got := 0
 	deadline := time.Now().Add(3 * time.Second)
 	for got < len(want) && time.Now().Before(deadline) {
@@ -150,8 +149,8 @@ func TestRecvHeadroomWritable(t *testing.T) {
 // and skipped without hurting the rest.
 func TestSendBatch(t *testing.T) {
 	n := newTestNet(t)
-	tx := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RolePort})
-	rx := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	tx := n.open(smallRing(), "va", backend.QueueConfig{Role: backend.RolePort})
+	rx := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	ch, _ := collect(rx)
 
 	const N = 150 // more than one sendmmsg batch
@@ -201,8 +200,8 @@ func TestSendBatch(t *testing.T) {
 // MTU+14+4 bytes go out only when the outer TPID is 0x8100.
 func TestSendMTULimits(t *testing.T) {
 	n := newTestNet(t)
-	tx := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-	rx := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	tx := n.open(smallRing(), "va", backend.QueueConfig{Role: backend.RoleUplinkTX})
+	rx := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	ch, _ := collect(rx)
 	ok1 := ethFrame(1, []tag{{0x8100, 100}}, 0x88b5, 1500)             // 1518
 	ok2 := ethFrame(2, nil, 0x88b5, 1500)                              // 1514
@@ -225,8 +224,8 @@ func TestSendMTULimits(t *testing.T) {
 // TestSendConcurrent: several goroutines Send at once; every frame arrives.
 func TestSendConcurrent(t *testing.T) {
 	n := newTestNet(t)
-	tx := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RoleUplinkTX, Batch: 8})
-	rx := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	tx := n.open(smallRing(), "va", backend.QueueConfig{Role: backend.RoleUplinkTX, Batch: 8})
+	rx := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	ch, _ := collect(rx)
 	const G, per = 8, 40
 	var wg sync.WaitGroup
@@ -264,9 +263,9 @@ func TestSendConcurrent(t *testing.T) {
 // shows those frames are visible as outgoing without the option.
 func TestIgnoreOutgoing(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "va", backend.QueueConfig{Role: backend.RolePort})
 	own, _ := collect(q)
-	peer := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	peer := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	atPeer, _ := collect(peer)
 	sniffer := n.raw("va", true)
 	other := n.raw("va", false) // goes through the qdisc: seen by sniffers
@@ -292,7 +291,7 @@ func TestIgnoreOutgoing(t *testing.T) {
 // frame is received exactly once, both get some, and a flow stays on one.
 func TestFanout(t *testing.T) {
 	n := newTestNet(t)
-	cfg := datapath.QueueConfig{Role: datapath.RoleUplinkRX, FanoutGroup: uint16(os.Getpid()), Promisc: true}
+	cfg := backend.QueueConfig{Role: backend.RoleUplinkRX, FanoutGroup: uint16(os.Getpid()), Promisc: true}
 	q1 := n.open(smallRing(), "vb", cfg)
 	q2 := n.open(smallRing(), "vb", cfg)
 	c1, _ := collect(q1)
@@ -352,11 +351,11 @@ func TestFanout(t *testing.T) {
 // and another keeps calling Send: both return ErrClosed promptly.
 func TestCloseConcurrent(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "va", backend.QueueConfig{Role: backend.RolePort})
 	recvErr := make(chan error, 1)
 	sendErr := make(chan error, 1)
 	go func() {
-		b := datapath.NewBatch(32)
+		b := backend.NewBatch(32)
 		for {
 			if _, err := q.Recv(b); err != nil {
 				recvErr <- err
@@ -385,7 +384,7 @@ func TestCloseConcurrent(t *testing.T) {
 	}{{"Recv", recvErr}, {"Send", sendErr}} {
 		select {
 		case err := <-c.ch:
-			if !errors.Is(err, datapath.ErrClosed) {
+			if !errors.Is(err, backend.ErrClosed) {
 				t.Errorf("%s returned %v, want ErrClosed", c.name, err)
 			}
 		case <-time.After(time.Second):
@@ -396,7 +395,7 @@ func TestCloseConcurrent(t *testing.T) {
 	if err := q.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := q.Send([][]byte{ethFrame(1, nil, 0x88b5, 46)}); !errors.Is(err, datapath.ErrClosed) {
+	if _, err := q.Send([][]byte{ethFrame(1, nil, 0x88b5, 46)}); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Send after Close: %v", err)
 	}
 }
@@ -405,14 +404,14 @@ func TestCloseConcurrent(t *testing.T) {
 // until Release (the ring is unmapped only then).
 func TestCloseWithOutstandingBatch(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	peer := n.raw("va", false)
 	want := ethFrame(3, []tag{{0x8100, 42}}, 0x88b5, 46)
 	peer.send(t, want)
-	if _, err := q.Recv(datapath.NewBatch(0)); err == nil || errors.Is(err, datapath.ErrClosed) {
+	if _, err := q.Recv(backend.NewBatch(0)); err == nil || errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Recv into a batch of capacity 0: %v, want an error", err)
 	}
-	b := datapath.NewBatch(8)
+	b := backend.NewBatch(8)
 	k, err := q.Recv(b)
 	if err != nil || k < 1 {
 		t.Fatalf("Recv = %d, %v", k, err)
@@ -430,7 +429,7 @@ func TestCloseWithOutstandingBatch(t *testing.T) {
 	if !q.rx.unmapped {
 		t.Fatal("ring still mapped after the last Release following Close")
 	}
-	if _, err := q.Recv(b); !errors.Is(err, datapath.ErrClosed) {
+	if _, err := q.Recv(b); !errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Recv after Close: %v", err)
 	}
 }
@@ -448,16 +447,16 @@ func countFDs(t *testing.T) int {
 func TestNoFDLeak(t *testing.T) {
 	n := newTestNet(t)
 	be := &Backend{BlockSize: 16 << 10, Blocks: 2}
-	roles := []datapath.Role{datapath.RolePort, datapath.RoleUplinkRX, datapath.RoleUplinkTX}
+	roles := []backend.Role{backend.RolePort, backend.RoleUplinkRX, backend.RoleUplinkTX}
 	// warm up (runtime, netns handles)
-	q, err := n.tryOpen(be, "va", datapath.QueueConfig{})
+	q, err := n.tryOpen(be, "va", backend.QueueConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = q.Close()
 	before := countFDs(t)
 	for i := 0; i < 200; i++ {
-		cfg := datapath.QueueConfig{Role: roles[i%3], FanoutGroup: 77, Promisc: i%2 == 0}
+		cfg := backend.QueueConfig{Role: roles[i%3], FanoutGroup: 77, Promisc: i%2 == 0}
 		q, err := n.tryOpen(be, "va", cfg)
 		if err != nil {
 			t.Fatalf("cycle %d: %v", i, err)
@@ -468,7 +467,7 @@ func TestNoFDLeak(t *testing.T) {
 	}
 	// a failing open must not leak either
 	for i := 0; i < 10; i++ {
-		if _, err := n.tryOpen(be, "nope0", datapath.QueueConfig{}); err == nil {
+		if _, err := n.tryOpen(be, "nope0", backend.QueueConfig{}); err == nil {
 			t.Fatal("open of a missing interface succeeded")
 		}
 	}
@@ -481,10 +480,10 @@ func TestNoFDLeak(t *testing.T) {
 // return an error (not hang, not spin); Send reports an error too.
 func TestInterfaceDeleted(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "va", backend.QueueConfig{Role: backend.RolePort})
 	recvErr := make(chan error, 1)
 	go func() {
-		b := datapath.NewBatch(32)
+		b := backend.NewBatch(32)
 		for {
 			k, err := q.Recv(b)
 			if err != nil {
@@ -500,7 +499,7 @@ func TestInterfaceDeleted(t *testing.T) {
 	n.ip("link", "del", "va")
 	select {
 	case err := <-recvErr:
-		if errors.Is(err, datapath.ErrClosed) || !errors.Is(err, unix.ENETDOWN) {
+		if errors.Is(err, backend.ErrClosed) || !errors.Is(err, unix.ENETDOWN) {
 			t.Fatalf("Recv after delete: %v, want a wrapped ENETDOWN", err)
 		}
 		t.Logf("Recv: %v", err)
@@ -508,7 +507,7 @@ func TestInterfaceDeleted(t *testing.T) {
 		t.Fatal("Recv still blocked 2s after the interface was deleted")
 	}
 	_, err := q.Send([][]byte{ethFrame(1, nil, 0x88b5, 46)})
-	if err == nil || errors.Is(err, datapath.ErrClosed) {
+	if err == nil || errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Send after delete: %v, want an interface error", err)
 	}
 	t.Logf("Send: %v", err)
@@ -527,7 +526,7 @@ func TestInterfaceDeleted(t *testing.T) {
 func TestOpenWhileDown(t *testing.T) {
 	n := newTestNet(t)
 	n.ip("link", "set", "vb", "down")
-	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	ch, errc := collect(q)
 	n.ip("link", "set", "vb", "up")
 	n.waitUp("va")
@@ -549,8 +548,8 @@ func TestOpenWhileDown(t *testing.T) {
 // TestTxOnly: a RoleUplinkTX queue receives nothing and refuses Recv.
 func TestTxOnly(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-	if _, err := q.Recv(datapath.NewBatch(4)); err == nil || errors.Is(err, datapath.ErrClosed) {
+	q := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RoleUplinkTX})
+	if _, err := q.Recv(backend.NewBatch(4)); err == nil || errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Recv on TX-only queue: %v", err)
 	}
 	if q.rx != nil {
@@ -568,12 +567,12 @@ func TestTxOnly(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	n := newTestNet(t)
-	_, err := n.tryOpen(New(), "missing0", datapath.QueueConfig{})
+	_, err := n.tryOpen(New(), "missing0", backend.QueueConfig{})
 	var op *OpError
 	if !errors.As(err, &op) || op.Op != "open" || !errors.Is(err, unix.ENODEV) {
 		t.Fatalf("open missing interface: %v", err)
 	}
-	if _, err := n.tryOpen(New(), "va", datapath.QueueConfig{Role: 9}); err == nil {
+	if _, err := n.tryOpen(New(), "va", backend.QueueConfig{Role: 9}); err == nil {
 		t.Fatal("unknown role accepted")
 	}
 }
@@ -583,7 +582,7 @@ func TestOpenErrors(t *testing.T) {
 // reorder, and held frames are not overwritten by the kernel.
 func TestRingWrapWithHeldBatches(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(&Backend{BlockSize: 8 << 10, Blocks: 2}, "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(&Backend{BlockSize: 8 << 10, Blocks: 2}, "vb", backend.QueueConfig{Role: backend.RolePort})
 	peer := n.raw("va", false)
 	const total = 300
 	go func() {
@@ -595,9 +594,9 @@ func TestRingWrapWithHeldBatches(t *testing.T) {
 			}
 		}
 	}()
-	batches := []*datapath.Batch{datapath.NewBatch(4), datapath.NewBatch(4), datapath.NewBatch(4)}
+	batches := []*backend.Batch{backend.NewBatch(4), backend.NewBatch(4), backend.NewBatch(4)}
 	last, got := -1, 0
-	check := func(b *datapath.Batch) {
+	check := func(b *backend.Batch) {
 		for i := 0; i < b.N; i++ {
 			f := b.Frame(i)
 			if !isTestFrame(f) {
@@ -617,13 +616,13 @@ func TestRingWrapWithHeldBatches(t *testing.T) {
 	// Recv blocks when the last frames were dropped: Close ends the loop.
 	stopper := time.AfterFunc(time.Second, func() { _ = q.Close() })
 	defer stopper.Stop()
-	var st datapath.QueueStats
+	var st backend.QueueStats
 	held := 0
 loop:
 	for last < total-1 {
 		for _, b := range batches {
 			if _, err := q.Recv(b); err != nil {
-				if errors.Is(err, datapath.ErrClosed) {
+				if errors.Is(err, backend.ErrClosed) {
 					break loop
 				}
 				if errors.Is(err, ErrRingHeld) {
@@ -664,11 +663,11 @@ loop:
 // ppoll return at once and burn a core).
 func TestIdleRecvDoesNotSpin(t *testing.T) {
 	n := newTestNet(t)
-	q := n.open(smallRing(), "va", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "va", backend.QueueConfig{Role: backend.RolePort})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		b := datapath.NewBatch(32)
+		b := backend.NewBatch(32)
 		for {
 			if _, err := q.Recv(b); err != nil {
 				return

@@ -11,9 +11,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 // Ring defaults. A 128 KiB block holds ~60 MTU-sized frames or ~800 minimum
@@ -31,10 +30,10 @@ const (
 	DefaultPortBlocks    = 16
 	DefaultUplinkBlocks  = 32
 	DefaultBlockTimeout  = time.Millisecond
-	defaultFrameSize     = 2048 - datapath.Headroom
+	defaultFrameSize     = 2048 - backend.Headroom
 	maxTagBytes          = 8 // two tags (802.1ad S-tag + 802.1Q C-tag)
 	rebuiltTagLen        = 4
-	ringReserve          = datapath.Headroom + rebuiltTagLen
+	ringReserve          = backend.Headroom + rebuiltTagLen
 	pollTimeoutMillis    = 500
 	tpacketAlign         = unix.TPACKET_ALIGNMENT
 	sizeofSockaddrLL     = 20
@@ -62,11 +61,11 @@ type Backend struct {
 // New returns a Backend with default ring geometry.
 func New() *Backend { return &Backend{} }
 
-// Name implements datapath.Backend.
+// Name implements backend.Backend.
 func (b *Backend) Name() string { return "afpacket" }
 
-var _ datapath.Backend = (*Backend)(nil)
-var _ datapath.Queue = (*Queue)(nil)
+var _ backend.Backend = (*Backend)(nil)
+var _ backend.Queue = (*Queue)(nil)
 
 // ErrRingHeld is returned (wrapped) by Recv when every block of the ring
 // holds frames of batches not yet released: nothing can arrive until the
@@ -82,7 +81,7 @@ var errTxOnly = errors.New("queue is transmit-only (RoleUplinkTX)")
 type Queue struct {
 	ifname  string
 	ifindex int
-	role    datapath.Role
+	role    backend.Role
 	log     *slog.Logger
 
 	fd   int // packet socket
@@ -109,10 +108,10 @@ type Queue struct {
 	freezes            uint64 // accumulated tp_freeze_q_cnt
 }
 
-// Open implements datapath.Backend. It must be called from a goroutine whose
+// Open implements backend.Backend. It must be called from a goroutine whose
 // thread is in the network namespace of ifname; the socket stays bound to
 // that namespace afterwards and may be used from any goroutine.
-func (b *Backend) Open(ifname string, cfg datapath.QueueConfig) (datapath.Queue, error) {
+func (b *Backend) Open(ifname string, cfg backend.QueueConfig) (backend.Queue, error) {
 	q, err := b.open(ifname, cfg)
 	if err != nil {
 		return nil, err
@@ -121,13 +120,13 @@ func (b *Backend) Open(ifname string, cfg datapath.QueueConfig) (datapath.Queue,
 }
 
 // OpenQueue is Open returning the concrete type.
-func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, error) {
+func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, error) {
 	return b.open(ifname, cfg)
 }
 
-func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err error) {
+func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err error) {
 	if cfg.Batch <= 0 {
-		cfg.Batch = datapath.DefaultBatch
+		cfg.Batch = backend.DefaultBatch
 	}
 	if cfg.FrameSize <= 0 {
 		cfg.FrameSize = defaultFrameSize
@@ -137,7 +136,7 @@ func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err e
 		log = slog.Default()
 	}
 	switch cfg.Role {
-	case datapath.RolePort, datapath.RoleUplinkRX, datapath.RoleUplinkTX:
+	case backend.RolePort, backend.RoleUplinkRX, backend.RoleUplinkTX:
 	default:
 		return nil, fmt.Errorf("afpacket: open %s: unknown role %d", ifname, cfg.Role)
 	}
@@ -181,11 +180,11 @@ func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err e
 	// Port queues ask for a virtio_net_hdr per frame (GSO metadata for
 	// segmentation); the socket then also expects one in front of every
 	// frame it sends.
-	vnet := cfg.Role == datapath.RolePort
+	vnet := cfg.Role == backend.RolePort
 	q.tx.init(cfg.Batch, vnet)
 
 	proto := uint16(0)
-	if cfg.Role != datapath.RoleUplinkTX {
+	if cfg.Role != backend.RoleUplinkTX {
 		geo := b.geometry(cfg)
 		if q.rx, err = newRxRing(fd, geo, vnet); err != nil {
 			return nil, err
@@ -208,7 +207,7 @@ func (b *Backend) open(ifname string, cfg datapath.QueueConfig) (_ *Queue, err e
 		log.Debug("afpacket: interface not up at open", "iface", ifname, "err", unix.Errno(soerr))
 	}
 
-	if cfg.Role == datapath.RoleUplinkRX && cfg.FanoutGroup != 0 {
+	if cfg.Role == backend.RoleUplinkRX && cfg.FanoutGroup != 0 {
 		// HASH keeps a flow (and every fragment of a datagram: the flow
 		// dissector hashes fragments on addresses only) on one worker, so
 		// per-flow order is kept. No DEFRAG: a switch forwards fragments as
@@ -243,9 +242,9 @@ func (q *Queue) ringBytes() int {
 	return len(q.rx.mem)
 }
 
-func (b *Backend) geometry(cfg datapath.QueueConfig) ringGeometry {
+func (b *Backend) geometry(cfg backend.QueueConfig) ringGeometry {
 	g := ringGeometry{blockSize: b.BlockSize, blocks: b.Blocks, timeout: b.BlockTimeout}
-	port := cfg.Role == datapath.RolePort
+	port := cfg.Role == backend.RolePort
 	if g.blockSize <= 0 {
 		g.blockSize = DefaultBlockSize
 		if port {
@@ -257,7 +256,7 @@ func (b *Backend) geometry(cfg datapath.QueueConfig) ringGeometry {
 	}
 	if g.blocks <= 0 {
 		g.blocks = DefaultPortBlocks
-		if cfg.Role == datapath.RoleUplinkRX {
+		if cfg.Role == backend.RoleUplinkRX {
 			g.blocks = DefaultUplinkBlocks
 		}
 	}
@@ -292,12 +291,12 @@ func (q *Queue) enter() bool {
 
 func (q *Queue) exit() { q.life.RUnlock() }
 
-// Recv implements datapath.Queue. b must be empty (new or Released). The
+// Recv implements backend.Queue. b must be empty (new or Released). The
 // frames are views into the ring, valid until Release. Recv and Release must
 // be called from one goroutine (or otherwise serialised).
-func (q *Queue) Recv(b *datapath.Batch) (int, error) {
+func (q *Queue) Recv(b *backend.Batch) (int, error) {
 	if !q.enter() {
-		return 0, datapath.ErrClosed
+		return 0, backend.ErrClosed
 	}
 	defer q.exit()
 	if q.rx == nil {
@@ -338,7 +337,7 @@ func (q *Queue) wait() error {
 	idle := false
 	for {
 		if q.closed.Load() {
-			return datapath.ErrClosed
+			return backend.ErrClosed
 		}
 		if r.ready() {
 			return nil
@@ -372,7 +371,7 @@ func (q *Queue) wait() error {
 			return &OpError{Op: "poll", Iface: q.ifname, Err: e}
 		}
 		if fds[0].Revents != 0 || q.closed.Load() {
-			return datapath.ErrClosed
+			return backend.ErrClosed
 		}
 		re := fds[1].Revents
 		if re&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
@@ -398,9 +397,9 @@ func (q *Queue) wait() error {
 	}
 }
 
-// Release implements datapath.Queue: blocks whose frames have all been
+// Release implements backend.Queue: blocks whose frames have all been
 // released go back to the kernel.
-func (q *Queue) Release(b *datapath.Batch) {
+func (q *Queue) Release(b *backend.Batch) {
 	if b.N == 0 {
 		b.Reset()
 		return
@@ -414,7 +413,7 @@ func (q *Queue) Release(b *datapath.Batch) {
 	b.Reset()
 }
 
-// Send implements datapath.Queue. It never blocks: frames the kernel cannot
+// Send implements backend.Queue. It never blocks: frames the kernel cannot
 // take right now (EAGAIN, ENOBUFS) or at all (EMSGSIZE: larger than the MTU
 // allows) are counted in TxErrors and skipped. Errors saying the interface
 // is gone or down are returned.
@@ -423,7 +422,7 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 		return 0, nil
 	}
 	if !q.enter() {
-		return 0, datapath.ErrClosed
+		return 0, backend.ErrClosed
 	}
 	s := q.tx.get()
 	sent, nbytes, errs, err := s.send(q.fd, frames)
@@ -442,8 +441,8 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 	return sent, nil
 }
 
-// Stats implements datapath.Queue.
-func (q *Queue) Stats() datapath.QueueStats {
+// Stats implements backend.Queue.
+func (q *Queue) Stats() backend.QueueStats {
 	q.kstatMu.Lock()
 	if q.rx != nil && q.enter() {
 		// PACKET_STATISTICS resets the kernel counters on every read.
@@ -455,7 +454,7 @@ func (q *Queue) Stats() datapath.QueueStats {
 	}
 	kd := q.kernelDrops
 	q.kstatMu.Unlock()
-	return datapath.QueueStats{
+	return backend.QueueStats{
 		RxPackets:  q.rxPackets.Load(),
 		RxBytes:    q.rxBytes.Load(),
 		TxPackets:  q.txPackets.Load(),
@@ -526,7 +525,7 @@ func (q *Queue) ChecksumsUnfixed() uint64 {
 	return q.rx.csumSkipped.Load()
 }
 
-// Close implements datapath.Queue. It wakes a blocked Recv, waits for
+// Close implements backend.Queue. It wakes a blocked Recv, waits for
 // in-flight Recv/Send calls to leave, then closes the socket. The ring stays
 // mapped until the last received batch is Released, so views handed out
 // before Close never point to unmapped memory.

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/backend"
 )
 
 // ErrUnsupported is returned by Open on systems without AF_PACKET.
@@ -22,10 +22,10 @@ type Backend struct {
 // New returns a Backend.
 func New() *Backend { return &Backend{} }
 
-// Name implements datapath.Backend.
+// Name implements backend.Backend.
 func (b *Backend) Name() string { return "afpacket" }
 
-// Open implements datapath.Backend.
-func (b *Backend) Open(ifname string, cfg datapath.QueueConfig) (datapath.Queue, error) {
+// Open implements backend.Backend.
+func (b *Backend) Open(ifname string, cfg backend.QueueConfig) (backend.Queue, error) {
 	return nil, ErrUnsupported
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/backend"
 )
 
 // benchFrames returns batch copies of a UDP frame of the given size, each
@@ -31,9 +31,9 @@ func BenchmarkRecvRelease(b *testing.B) {
 	for _, size := range []int{64, 1500} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 			n := newTestNet(b)
-			rx := n.open(&Backend{}, "vb", datapath.QueueConfig{Role: datapath.RolePort})
-			tx := n.open(&Backend{}, "va", datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-			frames := benchFrames(datapath.DefaultBatch, size)
+			rx := n.open(&Backend{}, "vb", backend.QueueConfig{Role: backend.RolePort})
+			tx := n.open(&Backend{}, "va", backend.QueueConfig{Role: backend.RoleUplinkTX})
+			frames := benchFrames(backend.DefaultBatch, size)
 
 			var stop atomic.Bool
 			var wg sync.WaitGroup
@@ -44,7 +44,7 @@ func BenchmarkRecvRelease(b *testing.B) {
 					_, _ = tx.Send(frames)
 				}
 			}()
-			batch := datapath.NewBatch(datapath.DefaultBatch)
+			batch := backend.NewBatch(backend.DefaultBatch)
 			// warm up: the first block
 			if _, err := rx.Recv(batch); err != nil {
 				b.Fatal(err)
@@ -90,15 +90,15 @@ func BenchmarkRecvDrain(b *testing.B) {
 
 func benchRecvDrain(b *testing.B, tagged bool) {
 	n := newTestNet(b)
-	rx := n.open(&Backend{}, "vb", datapath.QueueConfig{Role: datapath.RoleUplinkRX})
-	tx := n.open(&Backend{}, "va", datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-	frames := benchFrames(datapath.DefaultBatch, 64)
+	rx := n.open(&Backend{}, "vb", backend.QueueConfig{Role: backend.RoleUplinkRX})
+	tx := n.open(&Backend{}, "va", backend.QueueConfig{Role: backend.RoleUplinkTX})
+	frames := benchFrames(backend.DefaultBatch, 64)
 	if tagged {
 		for i, f := range frames {
 			frames[i] = append(append(append([]byte{}, f[:12]...), 0x81, 0x00, 0xa0, 0x64), f[12:]...)
 		}
 	}
-	batch := datapath.NewBatch(datapath.DefaultBatch)
+	batch := backend.NewBatch(backend.DefaultBatch)
 	drain := func() (got, sum int) {
 		for rx.rx.ready() { // never blocks: only while a block is ours
 			k, err := rx.Recv(batch)
@@ -141,8 +141,8 @@ func BenchmarkSend(b *testing.B) {
 	for _, size := range []int{64, 1500} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 			n := newTestNet(b)
-			tx := n.open(&Backend{}, "va", datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-			frames := benchFrames(datapath.DefaultBatch, size)
+			tx := n.open(&Backend{}, "va", backend.QueueConfig{Role: backend.RoleUplinkTX})
+			frames := benchFrames(backend.DefaultBatch, size)
 			if _, err := tx.Send(frames); err != nil {
 				b.Fatal(err)
 			}

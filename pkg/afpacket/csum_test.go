@@ -13,9 +13,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 // ---- building frames the way a sender with TX checksum offload does ----
@@ -375,7 +374,7 @@ func TestRingFixesPartialChecksum(t *testing.T) {
 		{frame: untouched}, // partial checksum but no flag: not ours to touch
 		{frame: arp, status: unix.TP_STATUS_CSUMNOTREADY},
 	})
-	b := datapath.NewBatch(4)
+	b := backend.NewBatch(4)
 	n, _, dropped := r.fill(b)
 	if n != 3 || dropped != 0 {
 		t.Fatalf("fill: %d frames, %d dropped", n, dropped)
@@ -485,7 +484,7 @@ func TestRecvCompletesPartialChecksum(t *testing.T) {
 	if on, err := n.txCsum("va"); err != nil || !on {
 		t.Fatalf("TX checksum offload on va: %v (err %v), want on (the veth default)", on, err)
 	}
-	q := n.open(smallRing(), "vb", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 	raw := n.raw("vb", true) // a plain copy of what the kernel hands packet sockets
 	ch, _ := collect(q)
 

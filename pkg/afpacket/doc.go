@@ -1,11 +1,11 @@
 // Package afpacket is the AF_PACKET backend of the datapath: it implements
-// datapath.Backend and datapath.Queue with Linux packet sockets, in pure Go
+// backend.Backend and backend.Queue with Linux packet sockets, in pure Go
 // on top of golang.org/x/sys/unix.
 //
 // # One queue, one socket
 //
 // Every Queue is one SOCK_RAW packet socket bound to one interface. What it
-// carries depends on its datapath.Role:
+// carries depends on its backend.Role:
 //
 //   - RolePort (a VM's tap or veth): a TPACKET_V3 receive ring with
 //     PACKET_VNET_HDR (GSO metadata, see "Segmentation offload" below) and
@@ -82,8 +82,8 @@
 //	before:            [ free ][ dst | src ][ type | payload ]
 //	after:   [ free ][ dst | src ][ TPID | TCI ][ type | payload ]
 //
-// PACKET_RESERVE (datapath.Headroom + 4 bytes) guarantees the room: even
-// after the rebuild Off[i] >= datapath.Headroom, so the pipeline can still
+// PACKET_RESERVE (backend.Headroom + 4 bytes) guarantees the room: even
+// after the rebuild Off[i] >= backend.Headroom, so the pipeline can still
 // push two tags in place. Only the outermost tag is stripped; inner tags
 // (QinQ) are still in the data and come out unchanged. A priority tag (VID
 // 0, possibly PCP bits) is reported with TP_STATUS_VLAN_VALID and TCI 0 and
@@ -172,7 +172,7 @@
 // complete) as a first iovec of each message. Uplink queues do not use it:
 // their frames come from a NIC (GRO'd frames on an uplink would still be
 // dropped as oversize: vswitchd switches the uplink's GRO/LRO off while it
-// runs, see pkg/daemon).
+// runs, see internal/daemon).
 //
 // # Transmit (sendmmsg)
 //
@@ -204,7 +204,7 @@
 // lock on the queue's lifetime for the duration of its system calls; Close
 // marks the queue closed, wakes a blocked Recv through its eventfd, takes the
 // write lock (waiting for in-flight calls), and closes the socket. Calls
-// after that return datapath.ErrClosed and never touch a closed or reused
+// after that return backend.ErrClosed and never touch a closed or reused
 // descriptor. The ring stays mapped until the last outstanding batch is
 // Released, so views handed out before Close never point into unmapped
 // memory. If the interface is deleted or goes down, a blocked Recv returns an

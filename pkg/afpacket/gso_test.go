@@ -11,9 +11,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 type gsoCase struct {
@@ -298,7 +297,7 @@ func TestRingSegmentsAcrossBatches(t *testing.T) {
 	want = append(want, plain)
 
 	var got [][]byte
-	b1, b2 := datapath.NewBatch(4), datapath.NewBatch(4)
+	b1, b2 := backend.NewBatch(4), backend.NewBatch(4)
 	n, _, dropped := r.fill(b1)
 	if n != 4 || dropped != 0 || !r.pending() {
 		t.Fatalf("fill 1: %d frames, %d dropped, pending %v", n, dropped, r.pending())
@@ -307,13 +306,13 @@ func TestRingSegmentsAcrossBatches(t *testing.T) {
 	if n != 4 {
 		t.Fatalf("fill 2: %d frames, want 4 (8 slots)", n)
 	}
-	b3 := datapath.NewBatch(4)
+	b3 := backend.NewBatch(4)
 	if n, _, _ = r.fill(b3); n != 0 || r.ready() {
 		t.Fatalf("fill with every slot held: %d frames, ready %v", n, r.ready())
 	}
-	for _, b := range []*datapath.Batch{b1, b2} {
+	for _, b := range []*backend.Batch{b1, b2} {
 		for i := 0; i < b.N; i++ {
-			if b.Off[i] < datapath.Headroom || b.Meta[i]&arenaMeta == 0 {
+			if b.Off[i] < backend.Headroom || b.Meta[i]&arenaMeta == 0 {
 				t.Fatalf("segment: Off %d, Meta %#x", b.Off[i], b.Meta[i])
 			}
 			got = append(got, append([]byte(nil), b.Frame(i)...))
@@ -357,7 +356,7 @@ func TestRingDropsUnsupportedGSO(t *testing.T) {
 	pkts := []fakePkt{{frame: super}, {frame: ethFrame(1, nil, 0x88b5, 46)}}
 	writeBlock(r.mem, 0, pkts)
 	writeVnet(r.mem, 0, pkts, 0, vnetGSOUDP, c.mss) // UFO
-	b := datapath.NewBatch(8)
+	b := backend.NewBatch(8)
 	n, _, dropped := r.fill(b)
 	if n != 1 || dropped != 1 || r.gsoDropped.Load() != 1 {
 		t.Fatalf("%d frames, %d dropped, gsoDropped %d", n, dropped, r.gsoDropped.Load())
@@ -383,7 +382,7 @@ func TestRecvSegmentsTSO(t *testing.T) {
 	n2.ip("link", "set", "tB", "up")
 	n.waitUp("tA")
 	n2.waitUp("tB")
-	q := n.open(&Backend{}, "tA", datapath.QueueConfig{Role: datapath.RolePort})
+	q := n.open(&Backend{}, "tA", backend.QueueConfig{Role: backend.RolePort})
 	ch, _ := collect(q)
 
 	const size = 200 << 10

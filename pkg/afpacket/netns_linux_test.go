@@ -17,9 +17,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 // testNet is a network namespace holding one veth pair "va" <-> "vb",
@@ -143,7 +142,7 @@ func (n *testNet) do(fn func() error) error {
 }
 
 // open opens a queue inside the namespace and closes it at cleanup.
-func (n *testNet) open(b *Backend, ifname string, cfg datapath.QueueConfig) *Queue {
+func (n *testNet) open(b *Backend, ifname string, cfg backend.QueueConfig) *Queue {
 	n.tb.Helper()
 	q, err := n.tryOpen(b, ifname, cfg)
 	if err != nil {
@@ -153,7 +152,7 @@ func (n *testNet) open(b *Backend, ifname string, cfg datapath.QueueConfig) *Que
 	return q
 }
 
-func (n *testNet) tryOpen(b *Backend, ifname string, cfg datapath.QueueConfig) (*Queue, error) {
+func (n *testNet) tryOpen(b *Backend, ifname string, cfg backend.QueueConfig) (*Queue, error) {
 	var q *Queue
 	err := n.do(func() error {
 		var err error
@@ -296,7 +295,7 @@ func collect(q *Queue) (<-chan rxFrame, <-chan error) {
 	ch := make(chan rxFrame, 4096)
 	errc := make(chan error, 1)
 	go func() {
-		b := datapath.NewBatch(datapath.DefaultBatch)
+		b := backend.NewBatch(backend.DefaultBatch)
 		for {
 			n, err := q.Recv(b)
 			if err != nil {

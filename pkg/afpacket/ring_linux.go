@@ -9,9 +9,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 // Offsets inside struct tpacket_block_desc (version, offset_to_priv, then
@@ -139,7 +138,7 @@ const arenaMeta = uint64(1) << 63
 
 // gsoSlots is how many segment slots a GSO-capable ring owns: two full
 // batches of the default size plus a 64 KiB super-frame's worth at MSS 536.
-const gsoSlots = 2*datapath.DefaultBatch + 128
+const gsoSlots = 2*backend.DefaultBatch + 128
 
 // initArena allocates the segment arena for frames of up to maxFrame bytes.
 func (r *rxRing) initArena(maxFrame, nslots int) {
@@ -166,7 +165,7 @@ func (r *rxRing) pending() bool { return r.segActive }
 // emitSegments moves segments of the pending super-frame into b from
 // position n while there is room in b and a free slot; it returns the new n
 // and the bytes added, and ends the super-frame when it is done.
-func (r *rxRing) emitSegments(b *datapath.Batch, n int) (int, int) {
+func (r *rxRing) emitSegments(b *backend.Batch, n int) (int, int) {
 	nbytes := 0
 	var segs uint64
 	capacity := b.Cap()
@@ -223,7 +222,7 @@ func (r *rxRing) openable() bool {
 // fill walks the ring and appends frames to b until it is full or the ring
 // has no more user-owned blocks. It returns the frames added, their bytes
 // and the number of frames dropped (truncated or oversize).
-func (r *rxRing) fill(b *datapath.Batch) (n, nbytes, dropped int) {
+func (r *rxRing) fill(b *backend.Batch) (n, nbytes, dropped int) {
 	n = b.N
 	capacity := b.Cap()
 	var fixed, skipped uint64
@@ -350,7 +349,7 @@ func (r *rxRing) finishBlock() {
 }
 
 // release drops b's references and gives fully walked blocks back.
-func (r *rxRing) release(b *datapath.Batch) {
+func (r *rxRing) release(b *backend.Batch) {
 	for i := 0; i < b.N; i++ {
 		if m := b.Meta[i]; m&arenaMeta != 0 {
 			if slot := int(m &^ arenaMeta); slot < len(r.free) && r.nfree < len(r.free) {

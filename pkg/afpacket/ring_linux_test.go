@@ -7,9 +7,8 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 func TestRebuildTag(t *testing.T) {
@@ -86,7 +85,7 @@ func TestRingWalkAndRelease(t *testing.T) {
 		plain,
 	}
 
-	b1, b2 := datapath.NewBatch(2), datapath.NewBatch(4)
+	b1, b2 := backend.NewBatch(2), backend.NewBatch(4)
 	n, _, dropped := r.fill(b1)
 	if n != 2 || dropped != 0 {
 		t.Fatalf("fill 1: %d frames, %d dropped", n, dropped)
@@ -101,7 +100,7 @@ func TestRingWalkAndRelease(t *testing.T) {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Errorf("frame %d:\n got % x\nwant % x", i, got[i], want[i])
 		}
-		if offs[i] < datapath.Headroom {
+		if offs[i] < backend.Headroom {
 			t.Errorf("frame %d: Off %d < Headroom", i, offs[i])
 		}
 	}
@@ -136,7 +135,7 @@ func TestRingOversizeDropped(t *testing.T) {
 		{frame: ethFrame(1, nil, 0x88b5, 90)},                                            // 104 bytes > 100
 		{frame: ethFrame(2, nil, 0x88b5, 82), status: unix.TP_STATUS_VLAN_VALID, tci: 1}, // 96+4
 	})
-	b := datapath.NewBatch(4)
+	b := backend.NewBatch(4)
 	n, _, dropped := r.fill(b)
 	if n != 1 || dropped != 1 || b.Len[0] != 100 {
 		t.Fatalf("fill: %d frames (len %d), %d dropped; want 1 (len 100), 1", n, b.Len[0], dropped)

@@ -17,9 +17,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 func TestChunkSize(t *testing.T) {
@@ -46,7 +45,7 @@ func TestChunkSize(t *testing.T) {
 func TestRecvByteIdentical(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 	in := q.Info()
 	t.Logf("queue on veth: xdp mode %q, zero-copy %v, frame %d", in.XDPMode, in.ZeroCopy, in.FrameSize)
 	if in.XDPMode == "" {
@@ -83,7 +82,7 @@ func TestRecvByteIdentical(t *testing.T) {
 func TestControlFramesPassToStack(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 	sniffA := tp.packetSocket(t, tp.aIdx)
 	fd := tp.packetSocket(t, tp.bIdx)
 
@@ -130,11 +129,11 @@ func TestControlFramesPassToStack(t *testing.T) {
 func TestSendArrivesAtPeer(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 	sniffB := tp.packetSocket(t, tp.bIdx)
 
 	var frames [][]byte
-	for i := 0; i < datapath.DefaultBatch; i++ {
+	for i := 0; i < backend.DefaultBatch; i++ {
 		size := 60 + i*23
 		switch i % 3 {
 		case 0:
@@ -194,10 +193,10 @@ func stripTags(f []byte) []byte {
 func TestCloseUnblocksRecv(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 	errc := make(chan error, 1)
 	go func() {
-		_, err := q.Recv(datapath.NewBatch(8))
+		_, err := q.Recv(backend.NewBatch(8))
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -207,17 +206,17 @@ func TestCloseUnblocksRecv(t *testing.T) {
 	}
 	select {
 	case err := <-errc:
-		if !errors.Is(err, datapath.ErrClosed) {
+		if !errors.Is(err, backend.ErrClosed) {
 			t.Fatalf("Recv after Close = %v, want ErrClosed", err)
 		}
 		t.Logf("blocked Recv returned %v after Close", time.Since(start))
 	case <-time.After(2 * time.Second):
 		t.Fatalf("Recv still blocked 2s after Close")
 	}
-	if _, err := q.Send([][]byte{frame(macB, macA, 1, 60)}); !errors.Is(err, datapath.ErrClosed) {
+	if _, err := q.Send([][]byte{frame(macB, macA, 1, 60)}); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Send after Close = %v, want ErrClosed", err)
 	}
-	if _, err := q.Recv(datapath.NewBatch(8)); !errors.Is(err, datapath.ErrClosed) {
+	if _, err := q.Recv(backend.NewBatch(8)); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Recv after Close = %v, want ErrClosed", err)
 	}
 	if err := q.Close(); err != nil {
@@ -228,7 +227,7 @@ func TestCloseUnblocksRecv(t *testing.T) {
 func TestCloseDuringTraffic(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 	fd := tp.packetSocket(t, tp.bIdx)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -248,7 +247,7 @@ func TestCloseDuringTraffic(t *testing.T) {
 	recvErr := make(chan error, 1)
 	go func() {
 		defer wg.Done()
-		b := datapath.NewBatch(32)
+		b := backend.NewBatch(32)
 		for {
 			_, err := q.Recv(b)
 			if err != nil {
@@ -269,7 +268,7 @@ func TestCloseDuringTraffic(t *testing.T) {
 	}()
 	time.Sleep(200 * time.Millisecond)
 	q.Close()
-	if err := <-recvErr; !errors.Is(err, datapath.ErrClosed) {
+	if err := <-recvErr; !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Recv = %v, want ErrClosed", err)
 	}
 	close(stop)
@@ -290,7 +289,7 @@ func countFDs(t *testing.T) int {
 func TestOpenCloseCyclesNoLeak(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	cfg := datapath.QueueConfig{Role: datapath.RolePort}
+	cfg := backend.QueueConfig{Role: backend.RolePort}
 	// Warm up: the ebpf library caches feature probes.
 	var q *Queue
 	inNS(t, tp.ns, func() {
@@ -369,7 +368,7 @@ func TestStaleNetlinkProgramReplaced(t *testing.T) {
 			tp := newTopo(t)
 			stale := attachForeign(t, tp, c.flags)
 			be := New(testOptions(t))
-			q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+			q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 			if _, id := tp.xdpAttached(t, tp.a); id == stale {
 				t.Fatalf("stale program %d still attached", stale)
 			}
@@ -436,7 +435,7 @@ func TestCrashLeavesNoProgram(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 	fd := tp.packetSocket(t, tp.bIdx)
 	f := frame(macA, macB, 8, 60)
 	sendRaw(t, fd, tp.bIdx, f)
@@ -456,7 +455,7 @@ func TestCrashHelper(t *testing.T) {
 	}
 	var q *Queue
 	inNS(t, ns, func() {
-		q, err = New(testOptions(t)).OpenQueue(os.Getenv("AFXDP_CRASH_IF"), datapath.QueueConfig{Role: datapath.RolePort})
+		q, err = New(testOptions(t)).OpenQueue(os.Getenv("AFXDP_CRASH_IF"), backend.QueueConfig{Role: backend.RolePort})
 	})
 	if err != nil {
 		t.Skipf("open: %v", err)
@@ -472,9 +471,9 @@ func TestCrashHelper(t *testing.T) {
 func TestUplinkSharedSocket(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	rx := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkRX, QueueID: 0})
-	tx1 := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkTX, QueueID: 0})
-	tx2 := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkTX, QueueID: 0})
+	rx := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX, QueueID: 0})
+	tx1 := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkTX, QueueID: 0})
+	tx2 := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkTX, QueueID: 0})
 	if rx.x != tx1.x || tx1.x != tx2.x {
 		t.Fatalf("queues on the same (interface, queue) do not share a socket")
 	}
@@ -482,12 +481,12 @@ func TestUplinkSharedSocket(t *testing.T) {
 		t.Errorf("transmit-only queue reports an XDP program")
 	}
 	inNS(t, tp.ns, func() {
-		if q, err := be.OpenQueue(tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkRX}); err == nil {
+		if q, err := be.OpenQueue(tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX}); err == nil {
 			q.Close()
 			t.Errorf("second receiver on queue 0 was accepted")
 		}
 	})
-	if _, err := tx1.Recv(datapath.NewBatch(4)); err == nil {
+	if _, err := tx1.Recv(backend.NewBatch(4)); err == nil {
 		t.Errorf("Recv on a transmit-only queue succeeded")
 	}
 	sniffB := tp.packetSocket(t, tp.bIdx)
@@ -524,7 +523,7 @@ func TestUplinkSharedSocket(t *testing.T) {
 		t.Fatalf("peer got %d frames after receiver closed, want 1", len(got))
 	}
 	// A new receiver can join the surviving socket.
-	rx2 := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkRX})
+	rx2 := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX})
 	f := frame(macA, macB, 9, 60)
 	sendRaw(t, fd, tp.bIdx, f)
 	if got := recvFrames(t, rx2, 1, 5*time.Second); !bytes.Equal(got[0], f) {
@@ -575,7 +574,7 @@ func TestTapPort(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { fd.Close() })
-	q := tp.open(t, New(testOptions(t)), "xskt", datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, New(testOptions(t)), "xskt", backend.QueueConfig{Role: backend.RolePort})
 	t.Logf("queue on tap: xdp mode %q, zero-copy %v", q.Info().XDPMode, q.Info().ZeroCopy)
 
 	want := [][]byte{
@@ -649,7 +648,7 @@ func TestPromiscHeldWhileOpen(t *testing.T) {
 	if p := promisc(); p != 0 {
 		t.Fatalf("promiscuity %d before Open", p)
 	}
-	q := tp.open(t, New(testOptions(t)), tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkRX, Promisc: true})
+	q := tp.open(t, New(testOptions(t)), tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX, Promisc: true})
 	if p := promisc(); p == 0 {
 		t.Errorf("interface not promiscuous while the queue is open")
 	}
@@ -673,7 +672,7 @@ func TestConcurrentOpenSameQueue(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			inNS(t, tp.ns, func() {
-				qs[i], errs[i] = be.OpenQueue(tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkTX, QueueID: 0})
+				qs[i], errs[i] = be.OpenQueue(tp.a, backend.QueueConfig{Role: backend.RoleUplinkTX, QueueID: 0})
 			})
 		}()
 	}
@@ -697,7 +696,7 @@ func TestConcurrentOpenSameQueue(t *testing.T) {
 func TestSendCountsFramesOverMTU(t *testing.T) {
 	tp := newTopo(t)
 	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
 	const mtu = 1600 // newTopo sets it on both veth ends
 	ok, over := frame(macB, macA, 1, mtu+18), frame(macB, macA, 2, mtu+19)
 	n, err := q.Send([][]byte{ok, over})

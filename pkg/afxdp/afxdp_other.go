@@ -5,7 +5,7 @@ package afxdp
 import (
 	"errors"
 
-	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/backend"
 )
 
 var errUnsupported = errors.New("afxdp: AF_XDP needs Linux")
@@ -16,11 +16,11 @@ type Backend struct{}
 // New returns a backend whose Open always fails.
 func New(Options) *Backend { return &Backend{} }
 
-// Name implements datapath.Backend.
+// Name implements backend.Backend.
 func (*Backend) Name() string { return "afxdp" }
 
-// Open implements datapath.Backend.
-func (*Backend) Open(string, datapath.QueueConfig) (datapath.Queue, error) {
+// Open implements backend.Backend.
+func (*Backend) Open(string, backend.QueueConfig) (backend.Queue, error) {
 	return nil, errUnsupported
 }
 

@@ -14,9 +14,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 // ifKey names an interface across network namespaces: ifindexes are only
@@ -52,7 +51,7 @@ type Backend struct {
 	vlanWarned map[ifKey]bool
 }
 
-var _ datapath.Backend = (*Backend)(nil)
+var _ backend.Backend = (*Backend)(nil)
 
 // New returns an AF_XDP backend.
 func New(opts Options) *Backend {
@@ -70,7 +69,7 @@ func New(opts Options) *Backend {
 	}
 }
 
-// Name implements datapath.Backend.
+// Name implements backend.Backend.
 func (b *Backend) Name() string { return "afxdp" }
 
 // chunkSize picks the UMEM chunk for a frame size: received data starts
@@ -97,10 +96,10 @@ func txLimit(mtu int) int {
 	return mtu + 14 + 4
 }
 
-// Open implements datapath.Backend. It works in the network namespace of
+// Open implements backend.Backend. It works in the network namespace of
 // the calling thread; the returned Queue may be used and closed from any
 // goroutine.
-func (b *Backend) Open(ifname string, cfg datapath.QueueConfig) (datapath.Queue, error) {
+func (b *Backend) Open(ifname string, cfg backend.QueueConfig) (backend.Queue, error) {
 	q, err := b.OpenQueue(ifname, cfg)
 	if err != nil {
 		return nil, err
@@ -109,7 +108,7 @@ func (b *Backend) Open(ifname string, cfg datapath.QueueConfig) (datapath.Queue,
 }
 
 // OpenQueue is Open with the concrete type, for callers that want Info.
-func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, error) {
+func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, error) {
 	runtime.LockOSThread() // netns, netlink and socket calls on one thread
 	defer runtime.UnlockOSThread()
 
@@ -125,7 +124,7 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 
 	batch := cfg.Batch
 	if batch <= 0 {
-		batch = datapath.DefaultBatch
+		batch = backend.DefaultBatch
 	}
 	chunk, err := chunkSize(cfg.FrameSize)
 	if err != nil {
@@ -141,10 +140,10 @@ func (b *Backend) OpenQueue(ifname string, cfg datapath.QueueConfig) (*Queue, er
 	}
 	ifindex := nl.Attrs().Index
 	queueID := cfg.QueueID
-	if cfg.Role == datapath.RolePort {
+	if cfg.Role == backend.RolePort {
 		queueID = 0 // a tap/veth port: one queue
 	}
-	wantRX := cfg.Role == datapath.RolePort || cfg.Role == datapath.RoleUplinkRX
+	wantRX := cfg.Role == backend.RolePort || cfg.Role == backend.RoleUplinkRX
 	key := sockKey{ifKey{ns, ifindex}, queueID}
 
 	b.mu.Lock()

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vswitch/vswitch/pkg/backend"
 
-	"github.com/vswitch/vswitch/pkg/datapath"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,9 +24,9 @@ import (
 // transmit-only queue on the peer B floods 64 byte frames at it.
 func BenchmarkRecv(b *testing.B) {
 	tp := newTopo(b)
-	rx := tp.open(b, New(testOptions(b)), tp.a, datapath.QueueConfig{Role: datapath.RolePort})
-	gen := tp.open(b, New(testOptions(b)), tp.b, datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-	frames := make([][]byte, datapath.DefaultBatch)
+	rx := tp.open(b, New(testOptions(b)), tp.a, backend.QueueConfig{Role: backend.RolePort})
+	gen := tp.open(b, New(testOptions(b)), tp.b, backend.QueueConfig{Role: backend.RoleUplinkTX})
+	frames := make([][]byte, backend.DefaultBatch)
 	for i := range frames {
 		frames[i] = frame(macA, macB, uint32(i), 60)
 	}
@@ -48,12 +48,12 @@ func BenchmarkRecvBridgeVLAN(b *testing.B) {
 			bt := newBridgeTopo(b)
 			opts := testOptions(b)
 			opts.noVLANHint = c.plain
-			rx := bt.open(b, New(opts), bt.a, datapath.QueueConfig{Role: datapath.RolePort})
+			rx := bt.open(b, New(opts), bt.a, backend.QueueConfig{Role: backend.RolePort})
 			if rx.Info().VLANRestore == c.plain {
 				b.Fatalf("VLANRestore = %v", rx.Info().VLANRestore)
 			}
-			gen := bt.open(b, New(testOptions(b)), bt.d, datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-			frames := make([][]byte, datapath.DefaultBatch)
+			gen := bt.open(b, New(testOptions(b)), bt.d, backend.QueueConfig{Role: backend.RoleUplinkTX})
+			frames := make([][]byte, backend.DefaultBatch)
 			for i := range frames {
 				frames[i] = frame(macA, macB, uint32(i), 64, tag(0x8100, 5<<13|100))
 			}
@@ -80,7 +80,7 @@ func benchRecv(b *testing.B, rx, gen *Queue, frames [][]byte) {
 			}
 		}
 	}()
-	batch := datapath.NewBatch(datapath.DefaultBatch)
+	batch := backend.NewBatch(backend.DefaultBatch)
 	// Warm up until traffic flows.
 	if _, err := rx.Recv(batch); err != nil {
 		b.Fatal(err)
@@ -131,8 +131,8 @@ func BenchmarkSend1500(b *testing.B) {
 
 func benchSend(b *testing.B, size int) {
 	tp := newTopo(b)
-	q := tp.open(b, New(testOptions(b)), tp.a, datapath.QueueConfig{Role: datapath.RoleUplinkTX})
-	frames := make([][]byte, datapath.DefaultBatch)
+	q := tp.open(b, New(testOptions(b)), tp.a, backend.QueueConfig{Role: backend.RoleUplinkTX})
+	frames := make([][]byte, backend.DefaultBatch)
 	for i := range frames {
 		// Unicast to a MAC B does not own: B's stack drops it early.
 		frames[i] = frame([]byte{0x02, 0, 0, 0, 0, 0x77}, macA, uint32(i), size)
@@ -194,13 +194,13 @@ func BenchmarkRecvDrain(b *testing.B) {
 		b.Skip("needs -benchtime=Nx (refilling the ring dominates otherwise)")
 	}
 	tp := newTopo(b)
-	rx := tp.open(b, New(testOptions(b)), tp.a, datapath.QueueConfig{Role: datapath.RolePort})
-	gen := tp.open(b, New(testOptions(b)), tp.b, datapath.QueueConfig{Role: datapath.RoleUplinkTX})
+	rx := tp.open(b, New(testOptions(b)), tp.a, backend.QueueConfig{Role: backend.RolePort})
+	gen := tp.open(b, New(testOptions(b)), tp.b, backend.QueueConfig{Role: backend.RoleUplinkTX})
 	frames := make([][]byte, 32)
 	for i := range frames {
 		frames[i] = frame(macA, macB, uint32(i), 60)
 	}
-	batch := datapath.NewBatch(datapath.DefaultBatch)
+	batch := backend.NewBatch(backend.DefaultBatch)
 	ready := func() int {
 		rx.x.rxMu.Lock()
 		defer rx.x.rxMu.Unlock()

@@ -1,5 +1,5 @@
 // Package afxdp is the AF_XDP datapath backend: it implements
-// datapath.Backend and datapath.Queue with XDP sockets (XSKs), an XSKMAP and
+// backend.Backend and backend.Queue with XDP sockets (XSKs), an XSKMAP and
 // a small XDP program written with cilium/ebpf's asm package at run time (no
 // clang, no object files), in pure Go.
 //
@@ -41,7 +41,7 @@
 // program works in the chunk, so a frame whose VLAN tag it re-inserted
 // starts 4 bytes earlier, at 252). Batch.Buf[i] is the whole chunk and
 // Batch.Off[i] (from the descriptor) is where the frame starts, so the pipeline
-// has far more than datapath.Headroom bytes to push VLAN tags in place. The
+// has far more than backend.Headroom bytes to push VLAN tags in place. The
 // UMEM headroom option is therefore left at 0.
 //
 // need_wakeup: with XDP_USE_NEED_WAKEUP the kernel sets a flag in a ring

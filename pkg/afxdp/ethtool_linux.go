@@ -2,7 +2,7 @@
 
 package afxdp
 
-import "github.com/vswitch/vswitch/pkg/ethtool"
+import "github.com/vswitch/vswitch/internal/ethtool"
 
 // Receive VLAN offload features (ethtool -k names). With them on, a NIC
 // strips the outer 802.1Q / 802.1ad tag into the RX descriptor and the

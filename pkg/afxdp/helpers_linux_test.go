@@ -17,9 +17,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
 // topo is a network namespace holding a veth pair: A carries the AF_XDP
@@ -120,7 +119,7 @@ func newTopo(tb testing.TB) *topo {
 
 // open opens an AF_XDP queue on A (skipping the test when the kernel
 // cannot do AF_XDP at all).
-func (t *topo) open(tb testing.TB, be *Backend, ifname string, cfg datapath.QueueConfig) *Queue {
+func (t *topo) open(tb testing.TB, be *Backend, ifname string, cfg backend.QueueConfig) *Queue {
 	tb.Helper()
 	var q *Queue
 	var err error
@@ -244,7 +243,7 @@ func recvFrames(tb testing.TB, q *Queue, n int, timeout time.Duration) [][]byte 
 	ch := make(chan res, 1)
 	go func() {
 		var out [][]byte
-		b := datapath.NewBatch(datapath.DefaultBatch)
+		b := backend.NewBatch(backend.DefaultBatch)
 		for len(out) < n {
 			k, err := q.Recv(b)
 			if err != nil {
@@ -252,12 +251,12 @@ func recvFrames(tb testing.TB, q *Queue, n int, timeout time.Duration) [][]byte 
 				return
 			}
 			for i := 0; i < k; i++ {
-				if b.Off[i] < datapath.Headroom {
-					ch <- res{out, fmt.Errorf("frame %d: Off %d < Headroom %d", i, b.Off[i], datapath.Headroom)}
+				if b.Off[i] < backend.Headroom {
+					ch <- res{out, fmt.Errorf("frame %d: Off %d < Headroom %d", i, b.Off[i], backend.Headroom)}
 					return
 				}
 				// The headroom is ours to write (tag push in place).
-				for j := b.Off[i] - datapath.Headroom; j < b.Off[i]; j++ {
+				for j := b.Off[i] - backend.Headroom; j < b.Off[i]; j++ {
 					b.Buf[i][j] = 0xee
 				}
 				if f := b.Frame(i); fromB(f) {

@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
-	"github.com/vswitch/vswitch/pkg/ethtool"
+	"github.com/vswitch/vswitch/internal/ethtool"
 	"golang.org/x/sys/unix"
 )
 

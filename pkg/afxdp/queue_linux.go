@@ -6,18 +6,17 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
-
-	"github.com/vswitch/vswitch/pkg/datapath"
 )
 
-// Queue is one AF_XDP queue (implements datapath.Queue). Receiving roles own
+// Queue is one AF_XDP queue (implements backend.Queue). Receiving roles own
 // the RX side of their socket; every role may transmit through it.
 type Queue struct {
 	b     *Backend
 	x     *xsk
 	prog  *ifaceProg // non-nil for receiving queues until Close
-	role  datapath.Role
+	role  backend.Role
 	batch int
 
 	maxTx     int            // longest frame the interface transmits (MTU + Ethernet header + one tag)
@@ -34,13 +33,13 @@ type Queue struct {
 	lastStats          unix.XDPStatistics
 }
 
-var _ datapath.Queue = (*Queue)(nil)
+var _ backend.Queue = (*Queue)(nil)
 
 // Info describes how a queue ended up configured.
 type Info struct {
 	Interface string
 	QueueID   int
-	Role      datapath.Role
+	Role      backend.Role
 	// XDPMode is "native" or "generic" for receiving queues, "" for
 	// transmit-only queues (they need no program).
 	XDPMode string
@@ -67,11 +66,11 @@ func (q *Queue) Info() Info {
 
 func (q *Queue) receives() bool { return q.rx }
 
-// Recv implements datapath.Queue. Frames are views into the UMEM: Buf[i] is
+// Recv implements backend.Queue. Frames are views into the UMEM: Buf[i] is
 // the whole chunk, the frame starts at Off[i] (the kernel's XDP headroom,
 // 256 bytes in, less 4 in zero-copy mode when the program re-inserted a
 // VLAN tag) and Meta[i] is the chunk's UMEM address.
-func (q *Queue) Recv(b *datapath.Batch) (int, error) {
+func (q *Queue) Recv(b *backend.Batch) (int, error) {
 	if !q.receives() {
 		return 0, fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)
 	}
@@ -88,7 +87,7 @@ func (q *Queue) Recv(b *datapath.Batch) (int, error) {
 	}
 	for {
 		if q.closed.Load() {
-			return 0, datapath.ErrClosed
+			return 0, backend.ErrClosed
 		}
 		x.rxMu.Lock()
 		n := x.recvLocked(b.Buf[:max], b.Off[:max], b.Len[:max], b.Meta[:max])
@@ -113,9 +112,9 @@ func (q *Queue) Recv(b *datapath.Batch) (int, error) {
 	}
 }
 
-// Release implements datapath.Queue: the batch's chunks go back to the fill
+// Release implements backend.Queue: the batch's chunks go back to the fill
 // ring (or, after Close, the UMEM is freed with the last of them).
-func (q *Queue) Release(b *datapath.Batch) {
+func (q *Queue) Release(b *backend.Batch) {
 	if b.N == 0 {
 		return
 	}
@@ -129,19 +128,19 @@ func (q *Queue) Release(b *datapath.Batch) {
 	b.Reset()
 }
 
-// Send implements datapath.Queue: frames are copied into free TX chunks and
+// Send implements backend.Queue: frames are copied into free TX chunks and
 // submitted as one batch; the kernel is kicked when the TX ring asks for it
 // (always, in copy mode). Frames that do not fit a chunk, or find no free
 // chunk, are not sent and count as TxErrors.
 func (q *Queue) Send(frames [][]byte) (int, error) {
 	if q.closed.Load() {
-		return 0, datapath.ErrClosed
+		return 0, backend.ErrClosed
 	}
 	x := q.x
 	x.txMu.Lock()
 	if x.closed {
 		x.txMu.Unlock()
-		return 0, datapath.ErrClosed
+		return 0, backend.ErrClosed
 	}
 	x.reapLocked()
 	want := uint32(len(frames))
@@ -200,11 +199,11 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 	return int(sent), nil
 }
 
-// Stats implements datapath.Queue. RxDropped is the kernel's count for the
+// Stats implements backend.Queue. RxDropped is the kernel's count for the
 // socket (no room in the RX ring, no chunk in the fill ring, bad
 // descriptors), reported by the receiving queue only.
-func (q *Queue) Stats() datapath.QueueStats {
-	s := datapath.QueueStats{
+func (q *Queue) Stats() backend.QueueStats {
+	s := backend.QueueStats{
 		RxPackets: q.rxPackets.Load(),
 		RxBytes:   q.rxBytes.Load(),
 		TxPackets: q.txPackets.Load(),
@@ -228,7 +227,7 @@ func (q *Queue) Stats() datapath.QueueStats {
 	return s
 }
 
-// Close implements datapath.Queue. A Recv blocked in poll is woken through
+// Close implements backend.Queue. A Recv blocked in poll is woken through
 // the eventfd and returns ErrClosed; Close waits for it to leave before the
 // socket may close, so no fd is used after close or reuse.
 func (q *Queue) Close() error {

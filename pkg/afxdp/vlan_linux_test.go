@@ -14,8 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/ethtool"
+	"github.com/vswitch/vswitch/internal/ethtool"
+	"github.com/vswitch/vswitch/pkg/backend"
 	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
@@ -142,7 +142,7 @@ func TestRecvOutOfBandVLANTag(t *testing.T) {
 	requireVLANKfunc(t)
 	bt := newBridgeTopo(t)
 	be := New(testOptions(t))
-	q := bt.open(t, be, bt.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := bt.open(t, be, bt.a, backend.QueueConfig{Role: backend.RolePort})
 	in := q.Info()
 	t.Logf("queue on veth behind a bridge: xdp mode %q, vlan restore %v", in.XDPMode, in.VLANRestore)
 	if !in.VLANRestore {
@@ -173,7 +173,7 @@ func TestRecvOutOfBandVLANTagLostWithoutHint(t *testing.T) {
 	opts := testOptions(t)
 	opts.noVLANHint = true
 	opts.keepRxVLANOffload = true
-	q := bt.open(t, New(opts), bt.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := bt.open(t, New(opts), bt.a, backend.QueueConfig{Role: backend.RolePort})
 	if q.Info().VLANRestore {
 		t.Fatalf("VLANRestore reported with the hint disabled")
 	}
@@ -226,7 +226,7 @@ func TestRxVLANOffloadSwitchedOffWhileAttached(t *testing.T) {
 	if !state() {
 		t.Skipf("rx-vlan-hw-parse is off on a new veth already")
 	}
-	q := tp.open(t, New(testOptions(t)), tp.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := tp.open(t, New(testOptions(t)), tp.a, backend.QueueConfig{Role: backend.RolePort})
 	if state() {
 		t.Errorf("rx-vlan-hw-parse still on while the program is attached")
 	}
@@ -243,7 +243,7 @@ func TestRxVLANOffloadSwitchedOffWhileAttached(t *testing.T) {
 func TestTaggedFrameWithoutSocketReachesStackOnce(t *testing.T) {
 	requireVLANKfunc(t)
 	bt := newBridgeTopo(t)
-	q := bt.open(t, New(testOptions(t)), bt.a, datapath.QueueConfig{Role: datapath.RolePort})
+	q := bt.open(t, New(testOptions(t)), bt.a, backend.QueueConfig{Role: backend.RolePort})
 	if !q.Info().VLANRestore {
 		t.Fatalf("VLAN-restoring program not in use")
 	}
@@ -298,7 +298,7 @@ func TestGenericModeWarnsOnce(t *testing.T) {
 	opts := Options{XDPMode: XDPModeGeneric, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	be := New(opts)
 	for i := 0; i < 2; i++ {
-		q := bt.open(t, be, bt.a, datapath.QueueConfig{Role: datapath.RolePort})
+		q := bt.open(t, be, bt.a, backend.QueueConfig{Role: backend.RolePort})
 		in := q.Info()
 		if in.XDPMode != "generic" || in.VLANRestore {
 			t.Fatalf("open %d: mode %q, vlan restore %v; want generic without restore", i, in.XDPMode, in.VLANRestore)

@@ -90,7 +90,7 @@ func openXSK(ifname string, ifindex, queueID int, chunk uint64, bindFlags uint16
 		// Headroom 0: in both copy and zero-copy mode the kernel already
 		// places received data XDP_PACKET_HEADROOM (256) bytes into the
 		// chunk, and the RX descriptor's addr points at the data, so the
-		// bytes in front are ours and far more than datapath.Headroom.
+		// bytes in front are ours and far more than backend.Headroom.
 		Headroom: 0,
 	}
 	if err := setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {

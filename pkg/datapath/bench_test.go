@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -13,19 +14,21 @@ import (
 // the pipelines directly with a pre-filled batch.
 type nullQueue struct{ sent uint64 }
 
-func (q *nullQueue) Recv(b *Batch) (int, error) { return 0, ErrClosed }
-func (q *nullQueue) Release(b *Batch)           {}
+func (q *nullQueue) Recv(b *backend.Batch) (int, error) { return 0, backend.ErrClosed }
+func (q *nullQueue) Release(b *backend.Batch)           {}
 func (q *nullQueue) Send(frames [][]byte) (int, error) {
 	q.sent += uint64(len(frames))
 	return len(frames), nil
 }
-func (q *nullQueue) Stats() QueueStats { return QueueStats{} }
-func (q *nullQueue) Close() error      { return nil }
+func (q *nullQueue) Stats() backend.QueueStats { return backend.QueueStats{} }
+func (q *nullQueue) Close() error              { return nil }
 
 type nullBackend struct{}
 
-func (nullBackend) Name() string                            { return "null" }
-func (nullBackend) Open(string, QueueConfig) (Queue, error) { return &nullQueue{}, nil }
+func (nullBackend) Name() string { return "null" }
+func (nullBackend) Open(string, backend.QueueConfig) (backend.Queue, error) {
+	return &nullQueue{}, nil
+}
 
 func benchFrame(dst, src net.HardwareAddr, tags ...vlan.Tag) []byte {
 	b := append(append([]byte{}, dst...), src...)
@@ -39,7 +42,7 @@ func benchFrame(dst, src net.HardwareAddr, tags ...vlan.Tag) []byte {
 
 // fill loads the batch with copies of f, each with headroom, and returns a
 // function that restores them (the pipeline rewrites tags in place).
-func fill(b *Batch, f []byte) func() {
+func fill(b *backend.Batch, f []byte) func() {
 	for i := range b.Buf {
 		b.Buf[i] = make([]byte, 64+len(f))
 		copy(b.Buf[i][64:], f)
@@ -85,7 +88,7 @@ func benchEgress(b *testing.B, svid uint16) {
 	snap, v := sw.snap.Load(), p1.view.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i += DefaultBatch {
+	for i := 0; i < b.N; i += backend.DefaultBatch {
 		restore()
 		w.process(snap, v)
 	}
@@ -107,7 +110,7 @@ func benchIngress(b *testing.B, dst net.HardwareAddr, src net.HardwareAddr, svid
 	snap := sw.snap.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i += DefaultBatch {
+	for i := 0; i < b.N; i += backend.DefaultBatch {
 		restore()
 		w.process(snap)
 	}

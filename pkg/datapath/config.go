@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -102,7 +103,7 @@ func (c *PortConfig) hasVID(vid uint16) bool {
 type Config struct {
 	Uplink  string
 	Mode    Mode
-	Backend Backend
+	Backend backend.Backend
 	// UplinkQueues is the number of uplink RX workers (fanout members or
 	// AF_XDP queues). Default 1.
 	UplinkQueues int
@@ -134,7 +135,7 @@ func (c *Config) setDefaults() {
 		c.Aging = 300 * time.Second
 	}
 	if c.Batch <= 0 {
-		c.Batch = DefaultBatch
+		c.Batch = backend.DefaultBatch
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -1,6 +1,10 @@
 package datapath
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/vswitch/vswitch/pkg/backend"
+)
 
 // Reason is why a frame was dropped. Every drop is counted under one.
 type Reason int
@@ -67,7 +71,7 @@ func (c *Counters) Drops() map[string]uint64 {
 }
 
 // addQueueDrops adds a queue's own drops to a counter snapshot.
-func (cs *CounterSnapshot) addQueueDrops(st QueueStats) {
+func (cs *CounterSnapshot) addQueueDrops(st backend.QueueStats) {
 	if st.RxOversize != 0 {
 		cs.Drops[DropMalformed.String()] += st.RxOversize
 	}
@@ -77,7 +81,7 @@ func (cs *CounterSnapshot) addQueueDrops(st QueueStats) {
 }
 
 // foldQueueDrops adds a closing queue's own drops to the counters for good.
-func (c *Counters) foldQueueDrops(st QueueStats) {
+func (c *Counters) foldQueueDrops(st backend.QueueStats) {
 	c.Drop(DropMalformed, st.RxOversize)
 	c.Drop(DropRxOverrun, st.RxDropped)
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend/queuetest"
 	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/datapath/queuetest"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 

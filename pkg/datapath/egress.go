@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -13,7 +14,7 @@ type egressWorker struct {
 	s      *Switch
 	p      *port
 	io     *portIO
-	b      *Batch
+	b      *backend.Batch
 	up     [][]byte // frames for the uplink, this batch
 	local  *fanout  // VEB: frames for other local ports
 	hdr    vlan.Header
@@ -24,7 +25,7 @@ type egressWorker struct {
 func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 	return &egressWorker{
 		s: s, p: p, io: io,
-		b:      NewBatch(s.cfg.Batch),
+		b:      backend.NewBatch(s.cfg.Batch),
 		up:     make([][]byte, 0, s.cfg.Batch),
 		local:  newFanout(s.cfg.Batch),
 		maxLen: s.cfg.MTU + 18,
@@ -37,7 +38,7 @@ func (w *egressWorker) run() {
 	for {
 		n, err := w.io.tap.Recv(w.b)
 		if err != nil {
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, backend.ErrClosed) {
 				return
 			}
 			// The interface went down (a VM reboot) or away: keep the
@@ -96,7 +97,7 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 }
 
 // frame handles frame i; it returns the drop reason when the frame is dropped.
-func (w *egressWorker) frame(snap *snapshot, v *portView, b *Batch, i int) (Reason, bool) {
+func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i int) (Reason, bool) {
 	f := b.Frame(i)
 	if len(f) < vlan.HeaderLen || len(f) > w.maxLen {
 		return DropMalformed, false

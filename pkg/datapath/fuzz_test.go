@@ -4,6 +4,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -56,7 +57,7 @@ func FuzzPipelines(f *testing.F) {
 }
 
 // load puts one copy of frame, with headroom, into b.
-func load(b *Batch, frame []byte) {
+func load(b *backend.Batch, frame []byte) {
 	buf := make([]byte, 64+len(frame))
 	copy(buf[64:], frame)
 	b.Buf[0], b.Off[0], b.Len[0], b.N = buf, 64, len(frame), 1

@@ -5,23 +5,24 @@ import (
 	"errors"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
 // ingressWorker runs the uplink -> VM pipeline for one uplink RX queue.
 type ingressWorker struct {
 	s    *Switch
-	q    Queue
+	q    backend.Queue
 	done chan struct{} // closed when run returns
-	b    *Batch
+	b    *backend.Batch
 	out  *fanout
 	hdr  vlan.Header
 	// per-batch uplink counters, added once per batch
 	rxp, rxb uint64
 }
 
-func newIngressWorker(s *Switch, q Queue) *ingressWorker {
-	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
+func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
+	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: backend.NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
 }
 
 func (w *ingressWorker) run() {
@@ -30,7 +31,7 @@ func (w *ingressWorker) run() {
 	for {
 		n, err := w.q.Recv(w.b)
 		if err != nil {
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, backend.ErrClosed) {
 				return
 			}
 			// Typically the uplink went away: say so once; the daemon
@@ -70,7 +71,7 @@ func (w *ingressWorker) process(snap *snapshot) {
 	w.out.flush(snap)
 }
 
-func (w *ingressWorker) frame(snap *snapshot, b *Batch, i int) {
+func (w *ingressWorker) frame(snap *snapshot, b *backend.Batch, i int) {
 	up := &w.s.uplink
 	f := b.Frame(i)
 	if len(f) < vlan.HeaderLen {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -21,9 +22,9 @@ type fakeQ struct {
 	once   sync.Once
 }
 
-func newFakeQ() *fakeQ                      { return &fakeQ{closed: make(chan struct{})} }
-func (q *fakeQ) Recv(b *Batch) (int, error) { <-q.closed; return 0, ErrClosed }
-func (q *fakeQ) Release(b *Batch)           { b.Reset() }
+func newFakeQ() *fakeQ                              { return &fakeQ{closed: make(chan struct{})} }
+func (q *fakeQ) Recv(b *backend.Batch) (int, error) { <-q.closed; return 0, backend.ErrClosed }
+func (q *fakeQ) Release(b *backend.Batch)           { b.Reset() }
 func (q *fakeQ) Send(fr [][]byte) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -32,8 +33,8 @@ func (q *fakeQ) Send(fr [][]byte) (int, error) {
 	}
 	return len(fr), nil
 }
-func (q *fakeQ) Stats() QueueStats { return QueueStats{} }
-func (q *fakeQ) Close() error      { q.once.Do(func() { close(q.closed) }); return nil }
+func (q *fakeQ) Stats() backend.QueueStats { return backend.QueueStats{} }
+func (q *fakeQ) Close() error              { q.once.Do(func() { close(q.closed) }); return nil }
 
 type fakeBE struct {
 	mu sync.Mutex
@@ -41,7 +42,7 @@ type fakeBE struct {
 }
 
 func (b *fakeBE) Name() string { return "fake" }
-func (b *fakeBE) Open(n string, c QueueConfig) (Queue, error) {
+func (b *fakeBE) Open(n string, c backend.QueueConfig) (backend.Queue, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	q := newFakeQ()
@@ -62,11 +63,11 @@ func mkEth(dst, src net.HardwareAddr, size int, tags ...vlan.Tag) []byte {
 	return b
 }
 
-func rfill(b *Batch, frames ...[]byte) {
+func rfill(b *backend.Batch, frames ...[]byte) {
 	for i, f := range frames {
-		buf := make([]byte, Headroom+len(f)+8)
-		copy(buf[Headroom:], f)
-		b.Buf[i], b.Off[i], b.Len[i] = buf, Headroom, len(f)
+		buf := make([]byte, backend.Headroom+len(f)+8)
+		copy(buf[backend.Headroom:], f)
+		b.Buf[i], b.Off[i], b.Len[i] = buf, backend.Headroom, len(f)
 	}
 	b.N = len(frames)
 }
@@ -259,7 +260,7 @@ type errQ struct {
 	n atomic.Int32
 }
 
-func (q *errQ) Recv(b *Batch) (int, error) {
+func (q *errQ) Recv(b *backend.Batch) (int, error) {
 	if q.n.Add(1) == 1 {
 		return 0, io.ErrUnexpectedEOF
 	}
@@ -268,8 +269,8 @@ func (q *errQ) Recv(b *Batch) (int, error) {
 
 type errBE struct{ fakeBE }
 
-func (b *errBE) Open(n string, c QueueConfig) (Queue, error) {
-	if c.Role == RolePort {
+func (b *errBE) Open(n string, c backend.QueueConfig) (backend.Queue, error) {
+	if c.Role == backend.RolePort {
 		return &errQ{fakeQ: newFakeQ()}, nil
 	}
 	return b.fakeBE.Open(n, c)

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
+
+	"github.com/vswitch/vswitch/pkg/backend/queuetest"
 	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/datapath/queuetest"
 )
 
 // TestSplitBackend runs a switch whose VM ports live on one backend and
@@ -15,7 +17,7 @@ import (
 // for its role, and frames must cross between them both ways.
 func TestSplitBackend(t *testing.T) {
 	ports, uplink := queuetest.New(), queuetest.New()
-	be := datapath.SplitBackend{Port: named{ports, "pkt"}, Uplink: named{uplink, "xdp"}}
+	be := backend.Split{Port: named{ports, "pkt"}, Uplink: named{uplink, "xdp"}}
 	sw, err := datapath.New(datapath.Config{Uplink: "up0", Mode: datapath.ModeVEPA, Backend: be, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -53,14 +55,14 @@ func TestSplitBackend(t *testing.T) {
 	if sw.Backend() != "xdp" || sw.PortBackend() != "pkt" {
 		t.Errorf("names: backend %q port backend %q, want xdp pkt", sw.Backend(), sw.PortBackend())
 	}
-	if n := datapath.PortBackendName(ports); n != ports.Name() {
+	if n := backend.PortName(ports); n != ports.Name() {
 		t.Errorf("port backend of a plain backend %q, want its name %q", n, ports.Name())
 	}
 }
 
 // named gives a backend another name.
 type named struct {
-	datapath.Backend
+	backend.Backend
 	name string
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
+
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -37,7 +39,7 @@ type Switch struct {
 	free    []int   // free slots
 	nslot   int
 	uplink  Counters
-	ctlTX   Queue
+	ctlTX   backend.Queue
 	workers []*ingressWorker
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -55,7 +57,7 @@ type port struct {
 }
 
 type portIO struct {
-	tap, up Queue
+	tap, up backend.Queue
 	stop    chan struct{} // closed when the port is being detached
 	done    chan struct{} // closed when its egress worker has returned
 }
@@ -113,8 +115,8 @@ func (s *Switch) SetMode(m Mode) {
 func (s *Switch) Backend() string { return s.cfg.Backend.Name() }
 
 // PortBackend returns the name of the backend VM ports use (differs from
-// Backend with a SplitBackend).
-func (s *Switch) PortBackend() string { return PortBackendName(s.cfg.Backend) }
+// Backend with a backend.Split).
+func (s *Switch) PortBackend() string { return backend.PortName(s.cfg.Backend) }
 
 // Start opens the uplink queues and starts the uplink workers.
 func (s *Switch) Start() error {
@@ -138,7 +140,7 @@ func (s *Switch) openUplinkLocked() error {
 	group := uint16(os.Getpid()&0x7fff) | 0x100
 	var workers []*ingressWorker
 	for i := 0; i < s.cfg.UplinkQueues; i++ {
-		q, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true, FrameSize: s.frameSize()})
+		q, err := s.cfg.Backend.Open(s.cfg.Uplink, backend.QueueConfig{Role: backend.RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true, FrameSize: s.frameSize()})
 		if err != nil {
 			for _, w := range workers {
 				w.q.Close()
@@ -147,7 +149,7 @@ func (s *Switch) openUplinkLocked() error {
 		}
 		workers = append(workers, newIngressWorker(s, q))
 	}
-	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: 4, QueueID: 0, FrameSize: s.frameSize()})
+	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, backend.QueueConfig{Role: backend.RoleUplinkTX, Batch: 4, QueueID: 0, FrameSize: s.frameSize()})
 	if err != nil {
 		s.log.Warn("no control-plane TX queue on uplink", "uplink", s.cfg.Uplink, "err", err)
 		ctl = nil
@@ -364,11 +366,11 @@ func (s *Switch) attachLocked(p *port) error {
 		return nil
 	}
 	name := p.name
-	tap, err := s.cfg.Backend.Open(name, QueueConfig{Role: RolePort, Batch: s.cfg.Batch, FrameSize: s.frameSize()})
+	tap, err := s.cfg.Backend.Open(name, backend.QueueConfig{Role: backend.RolePort, Batch: s.cfg.Batch, FrameSize: s.frameSize()})
 	if err != nil {
 		return fmt.Errorf("attach %s: open port queue: %w", name, err)
 	}
-	up, err := s.cfg.Backend.Open(s.cfg.Uplink, QueueConfig{Role: RoleUplinkTX, Batch: s.cfg.Batch, QueueID: p.slot % s.cfg.UplinkQueues, FrameSize: s.frameSize()})
+	up, err := s.cfg.Backend.Open(s.cfg.Uplink, backend.QueueConfig{Role: backend.RoleUplinkTX, Batch: s.cfg.Batch, QueueID: p.slot % s.cfg.UplinkQueues, FrameSize: s.frameSize()})
 	if err != nil {
 		tap.Close()
 		return fmt.Errorf("attach %s: open uplink TX queue on %s: %w", name, s.cfg.Uplink, err)
@@ -381,7 +383,7 @@ func (s *Switch) attachLocked(p *port) error {
 		defer close(io.done)
 		newEgressWorker(s, p, io).run()
 	}()
-	s.log.Info("port attached", "port", name, "backend", PortBackendName(s.cfg.Backend))
+	s.log.Info("port attached", "port", name, "backend", backend.PortName(s.cfg.Backend))
 	return nil
 }
 

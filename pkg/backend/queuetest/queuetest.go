@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/backend"
 )
 
 // Backend hands out in-memory queues by interface name. Every Open of the
@@ -20,7 +20,7 @@ type Backend struct {
 // New makes an empty backend.
 func New() *Backend { return &Backend{ifaces: map[string]*Iface{}, Missing: map[string]bool{}} }
 
-// Name implements datapath.Backend.
+// Name implements backend.Backend.
 func (b *Backend) Name() string { return "memory" }
 
 // Iface returns the interface's state (created on first use).
@@ -35,8 +35,8 @@ func (b *Backend) Iface(name string) *Iface {
 	return i
 }
 
-// Open implements datapath.Backend.
-func (b *Backend) Open(name string, cfg datapath.QueueConfig) (datapath.Queue, error) {
+// Open implements backend.Backend.
+func (b *Backend) Open(name string, cfg backend.QueueConfig) (backend.Queue, error) {
 	b.mu.Lock()
 	missing := b.Missing[name]
 	b.mu.Unlock()
@@ -66,7 +66,7 @@ func (i *Iface) Inject(frames ...[]byte) bool {
 	i.cond.L.Lock()
 	var q *Queue
 	for _, c := range i.queues {
-		if c.role != datapath.RoleUplinkTX && !c.isClosed() {
+		if c.role != backend.RoleUplinkTX && !c.isClosed() {
 			q = c
 			break
 		}
@@ -118,14 +118,14 @@ func (i *Iface) OpenQueues() int {
 	return n
 }
 
-// Queue is an in-memory datapath.Queue.
+// Queue is an in-memory backend.Queue.
 type Queue struct {
 	iface     *Iface
-	role      datapath.Role
+	role      backend.Role
 	rx        chan []byte
 	closed    chan struct{}
 	closeOnce sync.Once
-	stats     datapath.QueueStats
+	stats     backend.QueueStats
 	mu        sync.Mutex
 }
 
@@ -138,19 +138,19 @@ func (q *Queue) isClosed() bool {
 	}
 }
 
-// Recv implements datapath.Queue; each frame gets datapath.Headroom bytes in front.
-func (q *Queue) Recv(b *datapath.Batch) (int, error) {
+// Recv implements backend.Queue; each frame gets backend.Headroom bytes in front.
+func (q *Queue) Recv(b *backend.Batch) (int, error) {
 	var f []byte
 	select {
 	case f = <-q.rx:
 	case <-q.closed:
-		return 0, datapath.ErrClosed
+		return 0, backend.ErrClosed
 	}
 	n := 0
 	for {
-		buf := make([]byte, datapath.Headroom+len(f)+8)
-		copy(buf[datapath.Headroom:], f)
-		b.Buf[n], b.Off[n], b.Len[n] = buf, datapath.Headroom, len(f)
+		buf := make([]byte, backend.Headroom+len(f)+8)
+		copy(buf[backend.Headroom:], f)
+		b.Buf[n], b.Off[n], b.Len[n] = buf, backend.Headroom, len(f)
 		n++
 		if n == b.Cap() {
 			break
@@ -169,13 +169,13 @@ func (q *Queue) Recv(b *datapath.Batch) (int, error) {
 	return n, nil
 }
 
-// Release implements datapath.Queue.
-func (q *Queue) Release(b *datapath.Batch) { b.Reset() }
+// Release implements backend.Queue.
+func (q *Queue) Release(b *backend.Batch) { b.Reset() }
 
-// Send implements datapath.Queue (frames are copied).
+// Send implements backend.Queue (frames are copied).
 func (q *Queue) Send(frames [][]byte) (int, error) {
 	if q.isClosed() {
-		return 0, datapath.ErrClosed
+		return 0, backend.ErrClosed
 	}
 	q.iface.cond.L.Lock()
 	for _, f := range frames {
@@ -188,14 +188,14 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 	return len(frames), nil
 }
 
-// Stats implements datapath.Queue.
-func (q *Queue) Stats() datapath.QueueStats {
+// Stats implements backend.Queue.
+func (q *Queue) Stats() backend.QueueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.stats
 }
 
-// Close implements datapath.Queue.
+// Close implements backend.Queue.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() { close(q.closed) })
 	return nil

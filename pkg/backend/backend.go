@@ -1,4 +1,4 @@
-package datapath
+package backend
 
 import "errors"
 
@@ -129,33 +129,33 @@ func (b *Batch) Reset() {
 	b.N = 0
 }
 
-// SplitBackend opens VM port queues (RolePort) on Port and uplink queues on
+// Split opens VM port queues (RolePort) on Port and uplink queues on
 // Uplink. vswitchd uses it to run AF_XDP where it pays, on the NIC, while VM
 // taps stay on AF_PACKET: a guest's frames may carry checksum and
 // segmentation offload state (CHECKSUM_PARTIAL, GSO) that a packet socket
 // receives in its virtio_net_hdr and an XSK never sees. This is how Open
 // vSwitch pairs afxdp NIC ports with tap or vhost VM ports.
-type SplitBackend struct {
+type Split struct {
 	Port, Uplink Backend
 }
 
 // Name is the uplink backend's name: the datapath as users know it.
-func (s SplitBackend) Name() string { return s.Uplink.Name() }
+func (s Split) Name() string { return s.Uplink.Name() }
 
 // PortName is the name of the backend VM ports use.
-func (s SplitBackend) PortName() string { return s.Port.Name() }
+func (s Split) PortName() string { return s.Port.Name() }
 
 // Open routes the queue to the backend for its role.
-func (s SplitBackend) Open(ifname string, cfg QueueConfig) (Queue, error) {
+func (s Split) Open(ifname string, cfg QueueConfig) (Queue, error) {
 	if cfg.Role == RolePort {
 		return s.Port.Open(ifname, cfg)
 	}
 	return s.Uplink.Open(ifname, cfg)
 }
 
-// PortBackendName is the name of the backend that opens VM port queues:
-// b's PortName when it has one (SplitBackend), else b's Name.
-func PortBackendName(b Backend) string {
+// PortName is the name of the backend that opens VM port queues:
+// b's PortName when it has one (Split), else b's Name.
+func PortName(b Backend) string {
 	if p, ok := b.(interface{ PortName() string }); ok {
 		return p.PortName()
 	}

@@ -1,4 +1,4 @@
-// Package queuetest is an in-memory datapath.Backend for unit tests of the
+// Package queuetest is an in-memory backend.Backend for unit tests of the
 // forwarding pipeline, in the spirit of wireguard-go's tun/tuntest: frames
 // injected with Inject come out of the queue's Recv, frames the pipeline
 // Sends are collected and can be read with Sent or waited for with Wait.

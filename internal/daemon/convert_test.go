@@ -3,9 +3,9 @@ package daemon
 import (
 	"testing"
 
+	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/store"
 )
 
 func TestToDatapathValidation(t *testing.T) {

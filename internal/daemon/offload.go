@@ -1,6 +1,6 @@
 package daemon
 
-import "github.com/vswitch/vswitch/pkg/ethtool"
+import "github.com/vswitch/vswitch/internal/ethtool"
 
 // uplinkCoalescing are the receive offloads that merge frames from the
 // wire into super-frames of up to 64 KiB (ethtool -k names). A switch must

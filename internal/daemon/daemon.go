@@ -15,13 +15,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vswitch/vswitch/pkg/backend"
+
+	"github.com/vswitch/vswitch/internal/ethtool"
+	"github.com/vswitch/vswitch/internal/netdev"
+	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/afpacket"
 	"github.com/vswitch/vswitch/pkg/afxdp"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/ethtool"
-	"github.com/vswitch/vswitch/pkg/netdev"
-	"github.com/vswitch/vswitch/pkg/store"
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
 
@@ -215,8 +217,8 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 		}
 	}
 
-	var xdp, pkt datapath.Backend
-	pick := func(useXDP bool) datapath.Backend {
+	var xdp, pkt backend.Backend
+	pick := func(useXDP bool) backend.Backend {
 		if useXDP {
 			if xdp == nil {
 				xdp = afxdp.New(afxdp.Options{Logger: d.log})
@@ -230,9 +232,9 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 	}
 	build := func(uplinkXDP bool) error {
 		up := pick(uplinkXDP)
-		var be datapath.Backend = up
+		var be backend.Backend = up
 		if port := pick(portChoice == "afxdp"); port != up {
-			be = datapath.SplitBackend{Port: port, Uplink: up}
+			be = backend.Split{Port: port, Uplink: up}
 		}
 		queues := 0
 		if uplinkXDP {
@@ -261,7 +263,7 @@ func (d *Daemon) startSwitch(ports []store.PortConfig) error {
 	return nil
 }
 
-func (d *Daemon) newSwitch(be datapath.Backend, queues int) error {
+func (d *Daemon) newSwitch(be backend.Backend, queues int) error {
 	if d.opts.UplinkQueues > 0 {
 		queues = d.opts.UplinkQueues
 	}

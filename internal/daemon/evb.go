@@ -7,9 +7,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/vswitch/vswitch/internal/netdev"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/netdev"
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
 

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vswitch/vswitch/pkg/store"
+	"github.com/vswitch/vswitch/internal/store"
 )
 
 // fdbSaveEvery is how often learned entries are written to the store (when

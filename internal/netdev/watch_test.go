@@ -10,7 +10,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/vswitch/vswitch/pkg/netdev"
+	"github.com/vswitch/vswitch/internal/netdev"
 	"github.com/vswitch/vswitch/test/topo"
 )
 

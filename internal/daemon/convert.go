@@ -5,9 +5,9 @@ import (
 	"net"
 	"strings"
 
+	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/store"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
