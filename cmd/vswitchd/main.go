@@ -55,16 +55,12 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
 		return 2
 	}
-	if o.Datapath != "auto" && o.Datapath != "afpacket" && o.Datapath != "afxdp" {
-		fmt.Fprintf(stderr, "vswitchd: invalid --datapath %q: use auto, afpacket or afxdp\n", o.Datapath)
+	if err := daemon.CheckDatapaths(o.Datapath, o.PortDatapath); err != nil {
+		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
 		return 2
 	}
 	if o.Mode != "vepa" && o.Mode != "veb" {
 		fmt.Fprintf(stderr, "vswitchd: invalid --mode %q: use vepa or veb\n", o.Mode)
-		return 2
-	}
-	if o.PortDatapath != "afpacket" && o.PortDatapath != "afxdp" {
-		fmt.Fprintf(stderr, "vswitchd: invalid --port-datapath %q: use afpacket or afxdp\n", o.PortDatapath)
 		return 2
 	}
 	switch {

@@ -5,23 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/vswitch/vswitch/pkg/backend"
-
-	"github.com/vswitch/vswitch/internal/ethtool"
 	"github.com/vswitch/vswitch/internal/netdev"
 	"github.com/vswitch/vswitch/internal/store"
-	"github.com/vswitch/vswitch/pkg/afpacket"
-	"github.com/vswitch/vswitch/pkg/afxdp"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
 	"github.com/vswitch/vswitch/pkg/vepa"
@@ -51,10 +41,6 @@ type Options struct {
 	LLDPInterval time.Duration
 }
 
-// afxdpMaxMTU is the largest MTU an AF_XDP queue carries (a 4096-byte UMEM
-// chunk less XDP headroom, Ethernet header and two tags).
-const afxdpMaxMTU = 4096 - 256 - 14 - 8
-
 // Daemon is a running vswitchd.
 type Daemon struct {
 	opts   Options
@@ -73,7 +59,8 @@ type Daemon struct {
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
 
-	uplinkOffload *ethtool.Restore // receive coalescing we switched off on the uplink (d.mu)
+	sys           system   // the host: links, backends, AF_XDP probe, ethtool (system.go)
+	uplinkOffload restorer // receive coalescing we switched off on the uplink (d.mu)
 
 	evb      atomic.Pointer[vepa.Station]    // the EVB station once running
 	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
@@ -97,6 +84,14 @@ func Start(o Options) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return start(o, hostSystem(o.Logger))
+}
+
+// start is Start on the given host (unit tests pass a fake one).
+func start(o Options, sys system) (*Daemon, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	if o.Uplink == "" {
 		return nil, errors.New("no uplink: use --uplink IF (the NIC facing the adjacent bridge)")
 	}
@@ -104,12 +99,12 @@ func Start(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}}
-	ul, err := netdev.LinkByName(o.Uplink)
+	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}}
+	ul, err := sys.links.Link(o.Uplink)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
 	}
-	d.uplinkIndex = ul.Attrs().Index
+	d.uplinkIndex = ul.Index
 	if d.st, err = store.Open(o.StatePath); err != nil {
 		return nil, err
 	}
@@ -129,10 +124,16 @@ func Start(o Options) (*Daemon, error) {
 	d.noUplinkCoalescingLocked()
 	defer func() {
 		if !ok {
-			_ = d.uplinkOffload.Restore()
+			d.restoreUplinkCoalescingLocked()
 		}
 	}()
-	if err := d.startSwitch(ports); err != nil {
+	var present []string
+	for _, c := range ports {
+		if _, err := sys.links.Link(c.Name); err == nil {
+			present = append(present, c.Name)
+		}
+	}
+	if err := d.startSwitch(present); err != nil {
 		return nil, err
 	}
 	for _, c := range ports {
@@ -151,318 +152,17 @@ func Start(o Options) (*Daemon, error) {
 	return d, nil
 }
 
-// startSwitch picks the backends (see --datapath and --port-datapath) and
-// starts the switch.
-func (d *Daemon) startSwitch(ports []store.PortConfig) error {
-	choice := d.opts.Datapath
-	if choice == "" {
-		choice = "auto"
-	}
-	portChoice := d.opts.PortDatapath
-	if portChoice == "" {
-		portChoice = "afpacket"
-	}
-	if portChoice != "afpacket" && portChoice != "afxdp" {
-		return fmt.Errorf("invalid --port-datapath %q: use afpacket or afxdp", portChoice)
-	}
-	probeXDP := func(what, ifname string) error {
-		if d.opts.MTU > afxdpMaxMTU {
-			return fmt.Errorf("MTU %d is above the %d AF_XDP supports without multi-buffer", d.opts.MTU, afxdpMaxMTU)
-		}
-		if err := afxdp.Probe(ifname); err != nil {
-			return fmt.Errorf("%s %s: %w", what, ifname, err)
-		}
-		return nil
-	}
-	// Ports absent now are opened on AF_XDP when their tap appears; a
-	// failure then leaves that port down with the reason in the log.
-	probePorts := func() error {
-		if d.opts.MTU > afxdpMaxMTU {
-			return fmt.Errorf("MTU %d is above the %d AF_XDP supports without multi-buffer", d.opts.MTU, afxdpMaxMTU)
-		}
-		for _, p := range ports {
-			if _, err := netdev.LinkByName(p.Name); err != nil {
-				continue
-			}
-			if err := probeXDP("port", p.Name); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	uplinkXDP := false
-	switch choice {
-	case "afxdp":
-		if err := probeXDP("uplink", d.opts.Uplink); err != nil {
-			return err
-		}
-		uplinkXDP = true
-		d.reason = "requested with --datapath afxdp"
-	case "afpacket":
-		d.reason = "requested with --datapath afpacket"
-	case "auto":
-		if err := probeXDP("uplink", d.opts.Uplink); err != nil {
-			d.reason = fmt.Sprintf("auto: AF_XDP unavailable (%v); using AF_PACKET", err)
-			d.log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
-		} else {
-			uplinkXDP = true
-			d.reason = "auto: AF_XDP program loaded and bound on the uplink"
-		}
-	default:
-		return fmt.Errorf("invalid --datapath %q: use auto, afpacket or afxdp", choice)
-	}
-	if portChoice == "afxdp" {
-		if err := probePorts(); err != nil {
-			return fmt.Errorf("--port-datapath afxdp: %w", err)
-		}
-	}
-
-	var xdp, pkt backend.Backend
-	pick := func(useXDP bool) backend.Backend {
-		if useXDP {
-			if xdp == nil {
-				xdp = afxdp.New(afxdp.Options{Logger: d.log})
-			}
-			return xdp
-		}
-		if pkt == nil {
-			pkt = afpacket.New()
-		}
-		return pkt
-	}
-	build := func(uplinkXDP bool) error {
-		up := pick(uplinkXDP)
-		var be backend.Backend = up
-		if port := pick(portChoice == "afxdp"); port != up {
-			be = backend.Split{Port: port, Uplink: up}
-		}
-		queues := 0
-		if uplinkXDP {
-			queues = rxQueues(d.opts.Uplink)
-		}
-		return d.newSwitch(be, queues)
-	}
-	err := build(uplinkXDP)
-	if err != nil && choice == "auto" && uplinkXDP {
-		// The probe binds one queue; the switch opens them all, and that
-		// can still fail (a queue the driver refuses, --uplink-queues
-		// above the NIC's).
-		d.reason = fmt.Sprintf("auto: AF_XDP failed to start on the uplink (%v); using AF_PACKET", err)
-		d.log.Warn("AF_XDP failed to start on the uplink, falling back to AF_PACKET", "err", err)
-		err = build(false)
-	}
-	if err != nil {
-		return err
-	}
-	if portChoice == "afxdp" && d.sw.Backend() != "afxdp" {
-		d.reason += "; VM ports on AF_XDP as --port-datapath asks"
-	}
-	if portChoice == "afxdp" {
-		d.log.Warn("VM ports on AF_XDP (--port-datapath afxdp): VMs must not use TX checksum offload or TSO/GSO (AF_XDP gets neither the partial-checksum mark nor GSO metadata; TCP from such VMs would fail); leave --port-datapath at afpacket if you cannot turn them off")
-	}
-	return nil
-}
-
-func (d *Daemon) newSwitch(be backend.Backend, queues int) error {
-	if d.opts.UplinkQueues > 0 {
-		queues = d.opts.UplinkQueues
-	}
-	if queues <= 0 {
-		queues = runtime.NumCPU()
-	}
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.controlFrame, Logger: d.log})
-	if err != nil {
-		return err
-	}
-	if err := sw.Start(); err != nil {
-		return fmt.Errorf("start %s datapath: %w", be.Name(), err)
-	}
-	d.sw = sw
-	return nil
-}
-
-// rxQueues counts the uplink's RX queues (one XSK each).
-func rxQueues(ifname string) int {
-	m, _ := filepath.Glob(filepath.Join("/sys/class/net", ifname, "queues", "rx-*"))
-	if len(m) == 0 {
-		return 1
-	}
-	return len(m)
-}
-
-// Serve runs the interface watcher and the API until ctx is done.
-func (d *Daemon) Serve(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := netdev.Watch(ctx)
-	if err != nil {
-		return fmt.Errorf("watch interfaces: %w", err)
-	}
-	d.saving.Add(3)
-	go func() { defer d.saving.Done(); d.follow(ctx, w) }()
-	go func() { defer d.saving.Done(); d.saveFDBLoop(ctx) }()
-	go func() { defer d.saving.Done(); d.runEVB(ctx) }()
-
-	srv := api.NewServer(d, d.log)
-	srv.Handle("GET /metrics", d.metricsHandler()) // also on the socket
-	ln, err := api.ListenUnix(d.opts.Socket)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
-	var ms *http.Server
-	if d.opts.Metrics != "" {
-		mln, err := net.Listen("tcp", d.opts.Metrics)
-		if err != nil {
-			hs.Close()
-			return fmt.Errorf("metrics listener on %s: %w", d.opts.Metrics, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", d.metricsHandler())
-		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { errc <- ms.Serve(mln) }()
-	}
-	d.log.Info("API listening", "socket", d.opts.Socket, "metrics", d.opts.Metrics)
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer scancel()
-	if hs.Shutdown(sctx) != nil {
-		hs.Close() // requests still running after 3 s end now, before the datapath and store close
-	}
-	if ms != nil && ms.Shutdown(sctx) != nil {
-		ms.Close()
-	}
-	os.Remove(d.opts.Socket)
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
-}
-
-// follow attaches and detaches ports as their interfaces come and go.
-func (d *Daemon) follow(ctx context.Context, w *netdev.Watcher) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events():
-			if !ok {
-				return
-			}
-			d.mu.Lock()
-			if ev.Present {
-				d.links[ev.Name] = ev
-			} else {
-				delete(d.links, ev.Name)
-			}
-			if ev.Name == d.opts.Uplink {
-				d.syncUplinkLocked(ev)
-			} else {
-				d.syncPortLocked(ev.Name)
-			}
-			d.mu.Unlock()
-		}
-	}
-}
-
-// syncUplinkLocked follows the uplink: when it is deleted the datapath
-// waits (frames to it are counted as tx errors); when an interface of that
-// name comes back, every uplink queue is reopened on it. d.mu is held.
-func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
-	switch {
-	case !ev.Present && d.uplinkIndex != 0:
-		d.log.Error("uplink disappeared; ports keep their configuration, traffic resumes when it is back", "uplink", ev.Name)
-		d.uplinkIndex = 0
-	case ev.Present && ev.Index != d.uplinkIndex:
-		d.log.Info("uplink is back; reopening its queues", "uplink", ev.Name, "ifindex", ev.Index)
-		d.noUplinkCoalescingLocked()
-		if err := d.sw.RestartUplink(); err != nil {
-			d.log.Error("reopen uplink queues", "uplink", ev.Name, "err", err)
-			if !d.sw.UplinkOpen() {
-				return
-			}
-			// the uplink is open; some ports failed to reattach: the sync
-			// below tries them again
-		}
-		d.uplinkIndex = ev.Index
-		// Ports whose taps appeared (or were replaced) while the uplink was
-		// gone could not attach then: attach every present port now.
-		for name := range d.links {
-			if name != d.opts.Uplink {
-				d.syncPortLocked(name)
-			}
-		}
-		if l, err := netdev.LinkByName(ev.Name); err == nil {
-			if st := d.evb.Load(); st != nil {
-				st.SetMAC(l.Attrs().HardwareAddr)
-			}
-			if st := d.vdp.Load(); st != nil {
-				st.SetMAC(l.Attrs().HardwareAddr)
-			}
-		}
-	}
-}
-
-// syncPortLocked attaches a configured port whose interface exists and
-// detaches one whose interface is gone. d.mu is held.
-func (d *Daemon) syncPortLocked(name string) {
-	if !d.sw.HasPort(name) {
-		return
-	}
-	ev, present := d.links[name]
-	attached := d.sw.Attached(name)
-	if present && attached && d.portIndex[name] != ev.Index {
-		// deleted and created again between two events: the queues are
-		// bound to the old interface
-		d.sw.Detach(name)
-		attached = false
-	}
-	switch {
-	case present && !attached:
-		if err := d.sw.Attach(name); err != nil {
-			d.log.Warn("attach port", "port", name, "err", err)
-			return
-		}
-		d.portIndex[name] = ev.Index
-	case !present && attached:
-		d.sw.Detach(name)
-		delete(d.portIndex, name)
-	}
-}
-
 // Close stops the datapath and closes the store.
 func (d *Daemon) Close() error {
 	d.saving.Wait()
 	d.saveFDB()
 	d.sw.Stop()
 	d.mu.Lock()
-	if d.uplinkOffload != nil {
-		if err := d.uplinkOffload.Restore(); err != nil {
-			d.log.Warn("could not switch the uplink's receive coalescing back on", "uplink", d.opts.Uplink, "err", err)
-		}
-		d.uplinkOffload = nil
-	}
+	d.restoreUplinkCoalescingLocked()
 	d.mu.Unlock()
 	err := d.st.Close()
 	d.log.Info("vswitchd stopped")
 	return err
-}
-
-// portState is up|down|absent.
-func (d *Daemon) portStateLocked(name string, attached bool) string {
-	ev, present := d.links[name]
-	switch {
-	case !present:
-		return "absent"
-	case attached && ev.Up:
-		return "up"
-	}
-	return "down"
 }
 
 // --- api.Service ---

@@ -1,19 +1,30 @@
-// Package daemon is vswitchd's wiring: it opens the state store, picks and
-// starts the datapath backends (the uplink's from --datapath, the VM
-// ports' from --port-datapath; daemon.go), restores every configured port,
-// follows interfaces coming and going through netlink (attaching a port the
-// moment its tap appears), and implements the control API (api.Service) on
-// top of all of that. Every configuration change is written to the store
-// before the API answers, so a daemon killed at any point restarts with
-// everything it acknowledged.
+// Package daemon is vswitchd's wiring. It owns no forwarding, protocol or
+// storage logic of its own; it connects the packages that do, one file per
+// job:
 //
-// Around the datapath it also runs:
-//   - the 802.1Qbg EVB station (evb.go): LLDP on the uplink asking the
-//     bridge for reflective relay; a refusal switches the datapath to VEB
-//     while the configured mode stays VEPA;
-//   - VSI registration (vdp.go): each MAC registered on an access port is a
-//     VSI associated with the bridge over ECP/VDP;
-//   - uplink hygiene (offload.go): receive coalescing (GRO/LRO) off while
-//     running, restored at stop;
-//   - Prometheus metrics (metrics.go) and the periodic FDB save (fdbsave.go).
+//   - daemon.go: Start and Close. Open the state store, start the switch,
+//     restore every configured port; every configuration change is written
+//     to the store before the API answers, so a daemon killed at any point
+//     restarts with everything it acknowledged.
+//   - plan.go and datapath.go: which backends run (planBackends, a pure
+//     function of --datapath, --port-datapath, the MTU and an AF_XDP probe)
+//     and starting the switch on them, falling back from AF_XDP to
+//     AF_PACKET under auto.
+//   - links.go: link following. Ports attach when their taps appear and
+//     detach when they go; the uplink's return reopens its queues and
+//     reattaches every present port.
+//   - service.go: the control API (api.Service) on top of the store and
+//     the switch; serve.go: the HTTP servers (API socket, --metrics) and
+//     the background loops.
+//   - evb.go, vdp.go: the 802.1Qbg EVB station (reflective relay; a refusal
+//     switches the datapath to VEB while the configured mode stays VEPA)
+//     and VSI registration (each MAC registered on an access port is a VSI
+//     associated with the bridge over ECP/VDP).
+//   - offload.go: receive coalescing (GRO/LRO) off on the uplink while
+//     running; metrics.go: Prometheus; fdbsave.go: the periodic FDB save.
+//
+// Everything the daemon asks of the host (netlink links and events, AF_XDP
+// probes, backends, ethtool) goes through system (system.go), so the
+// daemon's logic is unit-tested without root on in-memory backends
+// (pkg/backend/queuetest), a fake LinkSource and a temporary state file.
 package daemon

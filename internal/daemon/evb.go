@@ -7,7 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/vswitch/vswitch/internal/netdev"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
 	"github.com/vswitch/vswitch/pkg/vepa"
@@ -21,9 +20,9 @@ func (d *Daemon) runEVB(ctx context.Context) {
 	}
 	var mac net.HardwareAddr
 	for warned := false; ; warned = true { // the uplink may be gone right now
-		l, err := netdev.LinkByName(d.opts.Uplink)
-		if err == nil && len(l.Attrs().HardwareAddr) == 6 {
-			mac = l.Attrs().HardwareAddr
+		l, err := d.sys.links.Link(d.opts.Uplink)
+		if err == nil && len(l.HardwareAddr) == 6 {
+			mac = l.HardwareAddr
 			break
 		}
 		if !warned {

@@ -1,7 +1,5 @@
 package daemon
 
-import "github.com/vswitch/vswitch/internal/ethtool"
-
 // uplinkCoalescing are the receive offloads that merge frames from the
 // wire into super-frames of up to 64 KiB (ethtool -k names). A switch must
 // not see them: the uplink queues carry wire-sized frames and would drop a
@@ -17,7 +15,7 @@ func (d *Daemon) noUplinkCoalescingLocked() {
 		_ = d.uplinkOffload.Restore() // the old interface, if it is still there
 		d.uplinkOffload = nil
 	}
-	r, err := ethtool.Disable(d.opts.Uplink, uplinkCoalescing...)
+	r, err := d.sys.noCoalescing(d.opts.Uplink)
 	if r != nil {
 		d.uplinkOffload = r
 		d.log.Info("switched off receive coalescing on the uplink while vswitchd runs (frames to the VMs stay wire-sized)", "uplink", d.opts.Uplink, "features", r.Names())
@@ -25,4 +23,17 @@ func (d *Daemon) noUplinkCoalescingLocked() {
 	if err != nil {
 		d.log.Warn("cannot switch off receive coalescing on the uplink: merged frames to VMs are dropped as malformed (try `ethtool -K "+d.opts.Uplink+" gro off lro off`)", "err", err)
 	}
+}
+
+// restoreUplinkCoalescingLocked switches back on what
+// noUplinkCoalescingLocked switched off. d.mu is held (or the daemon is not
+// serving).
+func (d *Daemon) restoreUplinkCoalescingLocked() {
+	if d.uplinkOffload == nil {
+		return
+	}
+	if err := d.uplinkOffload.Restore(); err != nil {
+		d.log.Warn("could not switch the uplink's receive coalescing back on", "uplink", d.opts.Uplink, "err", err)
+	}
+	d.uplinkOffload = nil
 }

@@ -93,24 +93,41 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-// Serve answers on l until ctx is done, then shuts down gracefully (up to 5 s).
+// Serve answers on l until ctx is done, then shuts down gracefully (see
+// Serve).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	return Serve(ctx, l, s.Handler(), s.log)
+}
+
+// ShutdownGrace is how long Serve lets running requests finish once its
+// context is done; requests still running then are cut off, so whoever
+// stops next (the datapath, the store) never races a handler.
+const ShutdownGrace = 3 * time.Second
+
+// Serve answers HTTP requests on l with h until ctx is done, then shuts
+// down gracefully (ShutdownGrace). It is the one HTTP server setup of
+// vswitchd: the API socket and the --metrics listener both use it. The
+// error is nil after a shutdown, else why serving stopped.
+func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	hs := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve API on %s: %w", l.Addr(), err)
+		return fmt.Errorf("serve HTTP on %s: %w", l.Addr(), err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shut down API on %s: %w", l.Addr(), err)
+		hs.Close()
 	}
 	<-errc
 	return nil

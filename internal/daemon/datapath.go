@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/vswitch/vswitch/pkg/backend"
+	"github.com/vswitch/vswitch/pkg/datapath"
+)
+
+// startSwitch chooses the backends (planBackends: --datapath and
+// --port-datapath over an AF_XDP probe) and starts the switch on them; with
+// auto, an AF_XDP uplink that fails to start falls back to AF_PACKET.
+// present are the configured ports whose interfaces exist now.
+func (d *Daemon) startSwitch(present []string) error {
+	p, err := planBackends(planInput{
+		datapath: d.opts.Datapath, portDatapath: d.opts.PortDatapath,
+		uplink: d.opts.Uplink, mtu: d.opts.MTU, presentPorts: present,
+	}, d.sys.probeXDP)
+	if err != nil {
+		return err
+	}
+	if d.opts.Datapath == "" || d.opts.Datapath == backendAuto {
+		if p.uplink != backendAFXDP {
+			d.log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "why", p.reason)
+		}
+	}
+	err = d.newSwitch(p)
+	if err != nil && p.fallback {
+		d.log.Warn("AF_XDP failed to start on the uplink, falling back to AF_PACKET", "err", err)
+		p = p.afpacketFallback(err)
+		err = d.newSwitch(p)
+	}
+	if err != nil {
+		return err
+	}
+	d.reason = p.describe()
+	if p.port == backendAFXDP {
+		d.log.Warn("VM ports on AF_XDP (--port-datapath afxdp): VMs must not use TX checksum offload or TSO/GSO (AF_XDP gets neither the partial-checksum mark nor GSO metadata; TCP from such VMs would fail); leave --port-datapath at afpacket if you cannot turn them off")
+	}
+	return nil
+}
+
+// newSwitch builds and starts the switch on the plan's backends (one
+// instance of each backend, shared by the uplink and the ports when they
+// are the same).
+func (d *Daemon) newSwitch(p backendPlan) error {
+	up := d.sys.backend(p.uplink)
+	be := up
+	if p.port != p.uplink {
+		be = backend.Split{Port: d.sys.backend(p.port), Uplink: up}
+	}
+	queues := d.opts.UplinkQueues
+	if queues <= 0 && p.uplink == backendAFXDP {
+		queues = d.sys.rxQueues(d.opts.Uplink) // one XSK per NIC queue
+	}
+	if queues <= 0 {
+		queues = runtime.NumCPU()
+	}
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.controlFrame, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	if err := sw.Start(); err != nil {
+		return fmt.Errorf("start %s datapath: %w", be.Name(), err)
+	}
+	d.sw = sw
+	return nil
+}

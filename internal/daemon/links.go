@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/vswitch/vswitch/internal/netdev"
+)
+
+// This file is link following: the datapath's ports and uplink track the
+// interfaces a LinkSource reports (netlink in production). A port is
+// attached while its interface exists and detached when it goes; a tap
+// deleted and created again (a new ifindex) is reattached; when the uplink
+// comes back every uplink queue is reopened and every present port
+// attached again.
+
+// follow attaches and detaches ports as their interfaces come and go.
+func (d *Daemon) follow(ctx context.Context, events <-chan netdev.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			d.linkChanged(ev)
+		}
+	}
+}
+
+// linkChanged applies one link event.
+func (d *Daemon) linkChanged(ev netdev.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ev.Present {
+		d.links[ev.Name] = ev
+	} else {
+		delete(d.links, ev.Name)
+	}
+	if ev.Name == d.opts.Uplink {
+		d.syncUplinkLocked(ev)
+	} else {
+		d.syncPortLocked(ev.Name)
+	}
+}
+
+// syncUplinkLocked follows the uplink: when it is deleted the datapath
+// waits (frames to it are counted as tx errors); when an interface of that
+// name comes back, every uplink queue is reopened on it. d.mu is held.
+func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
+	switch {
+	case !ev.Present && d.uplinkIndex != 0:
+		d.log.Error("uplink disappeared; ports keep their configuration, traffic resumes when it is back", "uplink", ev.Name)
+		d.uplinkIndex = 0
+	case ev.Present && ev.Index != d.uplinkIndex:
+		d.log.Info("uplink is back; reopening its queues", "uplink", ev.Name, "ifindex", ev.Index)
+		d.noUplinkCoalescingLocked()
+		if err := d.sw.RestartUplink(); err != nil {
+			d.log.Error("reopen uplink queues", "uplink", ev.Name, "err", err)
+			if !d.sw.UplinkOpen() {
+				return
+			}
+			// the uplink is open; some ports failed to reattach: the sync
+			// below tries them again
+		}
+		d.uplinkIndex = ev.Index
+		// Ports whose taps appeared (or were replaced) while the uplink was
+		// gone could not attach then: attach every present port now.
+		for name := range d.links {
+			if name != d.opts.Uplink {
+				d.syncPortLocked(name)
+			}
+		}
+		if len(ev.HardwareAddr) == 6 {
+			if st := d.evb.Load(); st != nil {
+				st.SetMAC(ev.HardwareAddr)
+			}
+			if st := d.vdp.Load(); st != nil {
+				st.SetMAC(ev.HardwareAddr)
+			}
+		}
+	}
+}
+
+// syncPortLocked attaches a configured port whose interface exists and
+// detaches one whose interface is gone. d.mu is held.
+func (d *Daemon) syncPortLocked(name string) {
+	if !d.sw.HasPort(name) {
+		return
+	}
+	ev, present := d.links[name]
+	attached := d.sw.Attached(name)
+	if present && attached && d.portIndex[name] != ev.Index {
+		// deleted and created again between two events: the queues are
+		// bound to the old interface
+		d.sw.Detach(name)
+		attached = false
+	}
+	switch {
+	case present && !attached:
+		if err := d.sw.Attach(name); err != nil {
+			d.log.Warn("attach port", "port", name, "err", err)
+			return
+		}
+		d.portIndex[name] = ev.Index
+	case !present && attached:
+		d.sw.Detach(name)
+		delete(d.portIndex, name)
+	}
+}
+
+// portState is up|down|absent.
+func (d *Daemon) portStateLocked(name string, attached bool) string {
+	ev, present := d.links[name]
+	switch {
+	case !present:
+		return "absent"
+	case attached && ev.Up:
+		return "up"
+	}
+	return "down"
+}
