@@ -383,3 +383,24 @@ func (n *NS) WaitLink(name string, timeout time.Duration) (netlink.Link, error) 
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// MacvlanVEPA creates a macvlan in mode vepa on parent (in ns), named
+// name inside dst, up: the kernel's VEPA port, the anchor every latency and
+// throughput comparison of vswitchd is measured against.
+func MacvlanVEPA(ns *NS, parent string, dst *NS, name string) error {
+	if err := checkIfname(name); err != nil {
+		return err
+	}
+	p, err := ns.Link(parent)
+	if err != nil {
+		return err
+	}
+	m := &netlink.Macvlan{
+		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: p.Attrs().Index, Namespace: netlink.NsFd(int(dst.h))},
+		Mode:      netlink.MACVLAN_MODE_VEPA,
+	}
+	if err := ns.nl.LinkAdd(m); err != nil {
+		return fmt.Errorf("add macvlan %s on %s(%s) into %s: %w", name, parent, ns, dst, err)
+	}
+	return dst.SetUp(name)
+}

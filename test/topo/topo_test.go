@@ -404,3 +404,23 @@ func TestDisableOffloads(t *testing.T) {
 		t.Fatalf("tx checksum offload still %d", got)
 	}
 }
+
+func TestSummarize(t *testing.T) {
+	var rtts []time.Duration
+	for i := 100; i >= 1; i-- { // 1..100 ms, unsorted
+		rtts = append(rtts, time.Duration(i)*time.Millisecond)
+	}
+	l := Summarize(rtts)
+	if l.N != 100 || l.Min != time.Millisecond || l.P50 != 50*time.Millisecond || l.P99 != 99*time.Millisecond || l.Max != 100*time.Millisecond {
+		t.Fatalf("Summarize(1..100 ms) = %+v", l)
+	}
+	if rtts[0] != 100*time.Millisecond {
+		t.Fatal("Summarize sorted its input in place")
+	}
+	if one := Summarize([]time.Duration{7}); one.P50 != 7 || one.P99 != 7 || one.Max != 7 {
+		t.Fatalf("one sample: %+v", one)
+	}
+	if Summarize(nil).N != 0 {
+		t.Fatal("empty input")
+	}
+}
