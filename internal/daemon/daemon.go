@@ -24,6 +24,7 @@ import (
 	"github.com/vswitch/vswitch/pkg/afxdp"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
 
@@ -123,7 +124,12 @@ func Start(o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("save uplink: %w", err)
 	}
 	ports, err := d.st.Ports()
-	if err != nil {
+	var bad *store.RecordError
+	if errors.As(err, &bad) {
+		// The records are kept for the operator to repair (the message says
+		// how); the other ports are restored.
+		d.log.Error("stored ports are unusable; skipped", "err", err)
+	} else if err != nil {
 		return nil, err
 	}
 	d.noUplinkCoalescingLocked()
@@ -136,12 +142,7 @@ func Start(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	for _, c := range ports {
-		dc, err := toDatapath(c)
-		if err != nil {
-			d.log.Error("stored port is invalid; skipped (fix it with vswctl set-port)", "port", c.Name, "err", err)
-			continue
-		}
-		if err := d.sw.AddPort(dc); err != nil {
+		if err := d.sw.AddPort(c); err != nil {
 			d.log.Error("restore port", "port", c.Name, "err", err)
 		}
 	}
@@ -153,7 +154,7 @@ func Start(o Options) (*Daemon, error) {
 
 // startSwitch picks the backends (see --datapath and --port-datapath) and
 // starts the switch.
-func (d *Daemon) startSwitch(ports []store.PortConfig) error {
+func (d *Daemon) startSwitch(ports []port.Config) error {
 	choice := d.opts.Datapath
 	if choice == "" {
 		choice = "auto"
@@ -494,21 +495,22 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	}, nil
 }
 
-func (d *Daemon) portLocked(c store.PortConfig) api.Port {
+func (d *Daemon) portLocked(c port.Config) api.Port {
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			return toAPI(c, d.portStateLocked(c.Name, p.Attached), p.Counters)
+			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), api.PortCounters(p.Counters))
 		}
 	}
-	return toAPI(c, d.portStateLocked(c.Name, false), datapath.CounterSnapshot{})
+	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
 }
 
 // ListPorts implements api.Service.
 func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var bad *store.RecordError
 	cs, err := d.st.Ports()
-	if err != nil {
+	if err != nil && !errors.As(err, &bad) { // unusable records: logged and skipped at start
 		return nil, err
 	}
 	stats := map[string]datapath.PortStatus{}
@@ -518,21 +520,17 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	out := make([]api.Port, 0, len(cs))
 	for _, c := range cs {
 		s := stats[c.Name]
-		out = append(out, toAPI(c, d.portStateLocked(c.Name, s.Attached), s.Counters))
+		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), api.PortCounters(s.Counters)))
 	}
 	return out, nil
 }
 
-func notFound(name string) error {
-	return api.NewError(api.CodeNotFound, fmt.Sprintf("port %s not found (see vswctl list-ports)", name))
-}
-
 // storedPortLocked reads a port's configuration, mapping a missing one to
 // the API's not_found error. d.mu is held.
-func (d *Daemon) storedPortLocked(name string) (store.PortConfig, error) {
+func (d *Daemon) storedPortLocked(name string) (port.Config, error) {
 	c, err := d.st.Port(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return c, notFound(name)
+	if errors.Is(err, port.ErrNotFound) {
+		return c, port.NotFound(name)
 	}
 	return c, err
 }
@@ -550,31 +548,28 @@ func (d *Daemon) GetPort(ctx context.Context, name string) (api.Port, error) {
 
 // AddPort implements api.Service.
 func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, error) {
-	c := store.PortConfig{Name: spec.Name}
-	applySpec(&c, spec)
-	dc, err := toDatapath(c)
+	c, err := spec.Apply(port.Config{})
 	if err != nil {
 		return api.Port{}, err
 	}
-	c = normalise(c, dc)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, err := d.st.Port(c.Name); err == nil {
-		return api.Port{}, api.NewError(api.CodeAlreadyExists, fmt.Sprintf("port %s already exists (use vswctl set-port to change it)", c.Name))
+		return api.Port{}, port.Exists(c.Name)
 	}
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", c.Name, err)
 	}
-	if err := d.sw.AddPort(dc); err != nil {
+	if err := d.sw.AddPort(c); err != nil {
 		d.st.DeletePort(c.Name)
-		if errors.Is(err, datapath.ErrPortExists) {
-			return api.Port{}, api.NewError(api.CodeAlreadyExists, fmt.Sprintf("port %s already exists (use vswctl set-port to change it)", c.Name))
+		if errors.Is(err, port.ErrExists) {
+			return api.Port{}, port.Exists(c.Name)
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
 	d.syncPortLocked(c.Name)
 	d.syncVSIsLocked()
-	d.log.Info("port added", "port", c.Name, "vlan", c.VLAN, "trunk", c.Trunk, "svid", c.SVID)
+	d.log.Info("port added", "port", c.Name, "vlan", c.VLAN, "trunk", c.Trunk.String(), "svid", c.SVID)
 	return d.portLocked(c), nil
 }
 
@@ -582,27 +577,18 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec) (api.Port, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c, err := d.storedPortLocked(name)
+	old, err := d.storedPortLocked(name)
 	if err != nil {
 		return api.Port{}, err
 	}
-	if spec.Name != "" && spec.Name != name {
-		return api.Port{}, api.NewError(api.CodeInvalidName, "a port cannot be renamed: delete it and add it under the new name")
-	}
-	applySpec(&c, spec)
-	dc, err := toDatapath(c)
-	if err != nil {
-		return api.Port{}, err
-	}
-	c = normalise(c, dc)
-	old, err := d.st.Port(name)
+	c, err := spec.Apply(old) // refuses a rename too
 	if err != nil {
 		return api.Port{}, err
 	}
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", name, err)
 	}
-	if err := d.sw.UpdatePort(dc); err != nil {
+	if err := d.sw.UpdatePort(c); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
 		}
@@ -617,12 +603,12 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.st.DeletePort(name); errors.Is(err, store.ErrNotFound) {
-		return notFound(name)
+	if err := d.st.DeletePort(name); errors.Is(err, port.ErrNotFound) {
+		return port.NotFound(name)
 	} else if err != nil {
 		return fmt.Errorf("delete port %s: %w", name, err)
 	}
-	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, datapath.ErrPortNotFound) {
+	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, port.ErrNotFound) {
 		return err
 	}
 	d.syncVSIsLocked()
