@@ -79,17 +79,17 @@ func (s PortSpec) values() (specValues, error) {
 // makes it an access port (its trunk and native VLAN go), setting a
 // non-empty trunk makes it a trunk port (its VLAN goes). Errors are the
 // *port.Error of the first rule broken (CodeOf maps them to the API's
-// codes); c is not modified.
+// codes), with the zero Config.
 func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 	switch {
 	case c.Name == "":
 		c.Name = s.Name
 	case s.Name != "" && s.Name != c.Name:
-		return c, NewError(CodeInvalidName, fmt.Sprintf("cannot rename port %s to %s: delete it and add %s", c.Name, s.Name, s.Name))
+		return port.Config{}, NewError(CodeInvalidName, fmt.Sprintf("cannot rename port %s to %s: delete it and add %s", c.Name, s.Name, s.Name))
 	}
 	v, err := s.values()
 	if err != nil {
-		return c, err
+		return port.Config{}, err
 	}
 	if s.VLAN != nil {
 		c.VLAN = uint16(*s.VLAN)
@@ -121,10 +121,10 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 	if c.VLAN == 0 && c.Trunk.Len() == 0 && s.VLAN != nil && *s.VLAN == 0 {
 		// The request asked for VLAN 0 and the port has no trunk to fall
 		// back on: say so rather than that a VLAN is missing.
-		return c, port.CheckNumber(port.FieldVLAN, 0)
+		return port.Config{}, port.CheckNumber(port.FieldVLAN, 0)
 	}
 	if err := c.Validate(); err != nil {
-		return c, err
+		return port.Config{}, err
 	}
 	return c, nil
 }
