@@ -85,7 +85,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// withPort sets the port name of a *Error.
+// withPort sets the port name of a *Error (err may be nil).
 func withPort(err error, name string) error {
 	if e, ok := err.(*Error); ok {
 		e.Port = name

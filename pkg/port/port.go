@@ -48,15 +48,7 @@ func (c *Config) HasVID(vid uint16) bool {
 // Validate checks c against the port rules (see the package
 // documentation) and returns the first one it breaks as an *Error, with
 // Port set to c.Name.
-func (c *Config) Validate() error {
-	if err := c.validate(); err != nil {
-		if e, ok := err.(*Error); ok {
-			e.Port = c.Name
-		}
-		return err
-	}
-	return nil
-}
+func (c *Config) Validate() error { return withPort(c.validate(), c.Name) }
 
 func (c *Config) validate() error {
 	if err := CheckName(c.Name); err != nil {
