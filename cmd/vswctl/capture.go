@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/vswitch/vswitch/internal/capture"
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // captureCmd records a port's (or the uplink's) frames into a pcap file. It
@@ -42,7 +43,7 @@ when IF disappears; what was captured is always saved.`,
 				return usagef(cmd, "capture needs -w FILE.pcap")
 			}
 			ifname := args[0]
-			if err := checkIfName(ifname); err != nil {
+			if err := port.CheckName(ifname); err != nil {
 				return err
 			}
 			if count < 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // app is one invocation's state: global flags, output streams, the client.
@@ -148,7 +149,7 @@ func (a *app) call(ctx context.Context, method, path string, in, out any) (print
 // wording, which names the vswctl command that helps.
 func portError(name string, err error) error {
 	if api.CodeOf(err) == api.CodeNotFound {
-		return fmt.Errorf("port %s not found (see vswctl list-ports)", name)
+		return port.NotFound(name)
 	}
 	return err
 }
@@ -156,7 +157,7 @@ func portError(name string, err error) error {
 // addPortError does the same for add-port's "duplicate port" error.
 func addPortError(name string, err error) error {
 	if api.CodeOf(err) == api.CodeAlreadyExists {
-		return fmt.Errorf("port %s already exists (use vswctl set-port to change it)", name)
+		return port.Exists(name)
 	}
 	return err
 }
@@ -199,7 +200,11 @@ func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
 	}
 }
 
-// spec validates the flags and builds the request. add selects add-port rules.
+// spec validates the flags and builds the request. add selects add-port
+// rules. Each value is parsed by package port, and the request is checked
+// as vswitchd will check it (api.PortSpec.Apply for a new port, Check for a
+// change), so a bad value never reaches the daemon; the messages about
+// flags that go together are vswctl's own.
 func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSpec, error) {
 	s := api.PortSpec{}
 	if add {
@@ -214,7 +219,7 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		return s, fmt.Errorf("add-port %s needs --vlan VID (access port) or --trunk VIDS (trunk port)", name)
 	}
 	if changed("vlan") {
-		v, err := parseVID("VLAN", pf.vlan, false)
+		v, err := port.ParseNumber(port.FieldVLAN, pf.vlan)
 		if err != nil {
 			return s, err
 		}
@@ -226,10 +231,11 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		}
 	}
 	if changed("trunk") {
-		t, err := parseTrunk(pf.trunk)
+		set, err := port.ParseTrunk(pf.trunk)
 		if err != nil {
 			return s, err
 		}
+		t := set.String()
 		s.Trunk = &t
 		if !add {
 			// Turning an access port into a trunk port clears its VID.
@@ -241,21 +247,21 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		if add && !changed("trunk") {
 			return s, fmt.Errorf("--native-vlan only applies to trunk ports: add --trunk VIDS, or drop --native-vlan")
 		}
-		v, err := parseVID("native VLAN", pf.native, true)
+		v, err := port.ParseNumber(port.FieldNativeVLAN, pf.native)
 		if err != nil {
 			return s, err
 		}
 		s.NativeVLAN = &v
 	}
 	if changed("svid") {
-		v, err := parseVID("S-VLAN", pf.svid, true)
+		v, err := port.ParseNumber(port.FieldSVID, pf.svid)
 		if err != nil {
 			return s, err
 		}
 		s.SVID = &v
 	}
 	if changed("pcp") {
-		v, err := parsePCP(pf.pcp)
+		v, err := port.ParseNumber(port.FieldPCP, pf.pcp)
 		if err != nil {
 			return s, err
 		}
@@ -265,9 +271,13 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		return s, fmt.Errorf("use either --mac or --clear-macs, not both")
 	}
 	if changed("mac") {
-		macs, err := parseMACs(pf.macs)
+		hws, err := port.ParseMACs(pf.macs)
 		if err != nil {
 			return s, err
+		}
+		macs := make([]string, 0, len(hws))
+		for _, m := range hws {
+			macs = append(macs, m.String())
 		}
 		s.MACs = &macs
 	}
@@ -282,7 +292,11 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 	if !add && s == (api.PortSpec{}) {
 		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood", name)
 	}
-	return s, nil
+	if add {
+		_, err := s.Apply(port.Config{})
+		return s, err
+	}
+	return s, s.Check()
 }
 
 func (a *app) addPortCmd() *cobra.Command {
@@ -298,7 +312,7 @@ the port is then "absent" and is attached when the tap appears.`,
 		Args: exactArgs(1, "one interface name (IF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if err := checkIfName(name); err != nil {
+			if err := port.CheckName(name); err != nil {
 				return err
 			}
 			spec, err := pf.spec(cmd, name, true)
@@ -331,7 +345,7 @@ func (a *app) setPortCmd() *cobra.Command {
 		Args: exactArgs(1, "one interface name (IF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if err := checkIfName(name); err != nil {
+			if err := port.CheckName(name); err != nil {
 				return err
 			}
 			spec, err := pf.spec(cmd, name, false)
@@ -360,7 +374,7 @@ func (a *app) delPortCmd() *cobra.Command {
 		Args:  exactArgs(1, "one interface name (IF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if err := checkIfName(name); err != nil {
+			if err := port.CheckName(name); err != nil {
 				return err
 			}
 			printed, err := a.call(cmd.Context(), http.MethodDelete, api.PortPath(name), nil, nil)
@@ -400,7 +414,7 @@ func (a *app) statsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				name := args[0]
-				if err := checkIfName(name); err != nil {
+				if err := port.CheckName(name); err != nil {
 					return err
 				}
 				var p api.Port
@@ -449,7 +463,7 @@ func (a *app) fdbCmd() *cobra.Command {
 			v := 0
 			if cmd.Flags().Changed("vlan") {
 				var err error
-				if v, err = parseVID("VLAN", vid, false); err != nil {
+				if v, err = port.ParseNumber(port.FieldVLAN, vid); err != nil {
 					return err
 				}
 			}

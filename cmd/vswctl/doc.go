@@ -11,7 +11,11 @@
 //
 // Every value is checked here before the daemon is contacted (VLAN IDs
 // 1-4094, PCP 0-7, unicast MACs, interface names), so a typo fails fast with
-// a message that says what a valid value looks like.
+// a message that says what a valid value looks like. The rules and messages
+// are package port's, the daemon's own: add-port checks the whole request
+// with api.PortSpec.Apply, set-port each value with PortSpec.Check (what
+// depends on the port's current configuration, such as a native VLAN on an
+// access port, the daemon refuses).
 //
 // Exit status: 0 success; 1 an error (one line on stderr that says what to
 // do: a bad value, an unknown or duplicate port, the daemon not running);

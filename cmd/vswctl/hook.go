@@ -83,8 +83,7 @@ func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action
 // replaced; at "reconnect begin" (libvirtd restarted, the VM runs) it is
 // the VM's own and is kept.
 func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain string, b libvirt.Binding) error {
-	spec := api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
-		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}}
+	spec := b.Spec() // checked by the port rules in Bindings
 	c := a.api()
 	p, err := c.AddPort(cmd.Context(), spec)
 	if api.CodeOf(err) == api.CodeAlreadyExists {

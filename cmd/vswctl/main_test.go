@@ -90,6 +90,18 @@ func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
 		{[]string{"fdb", "--vlan", "5000"}, "invalid VLAN 5000: must be 1-4094"},
 		{[]string{"fdb", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
 		{[]string{"-o", "yaml", "status"}, `invalid output format "yaml": use -o table or -o json`},
+		// The rules of package port, the daemon's own, checked before sending.
+		{[]string{"add-port", "vnet:1", "--vlan", "10"}, `invalid interface name "vnet:1"`},
+		{[]string{"add-port", "..", "--vlan", "10"}, `invalid interface name ".."`},
+		{[]string{"add-port", "vnet1", "--trunk", ""}, `invalid trunk "": use VLAN IDs 1-4094 and ranges, e.g. 10,20-30`},
+		{[]string{"add-port", "vnet1", "--trunk", "10,,20"}, `invalid trunk "10,,20": empty element`},
+		{[]string{"set-port", "vnet1", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
+		{[]string{"set-port", "vnet1", "--trunk", ""}, `invalid trunk ""`},
+		{[]string{"set-port", "vnet1", "--svid", "-1"}, "invalid S-VLAN -1: must be 1-4094, or 0 for none"},
+		{[]string{"set-port", "vnet1", "--mac", "01:00:5e:00:00:01"}, "must be unicast"},
+		{[]string{"set-port", "vnet1", "--native-vlan", "4095"}, "invalid native VLAN 4095"},
+		{[]string{"del-port", "vnet1:0"}, `invalid interface name "vnet1:0"`},
+		{[]string{"stats", "a b"}, `invalid interface name "a b"`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -167,6 +179,22 @@ func TestServerErrors(t *testing.T) {
 		{"-o", "json", "del-port", "vnet9"},
 	} {
 		vswctl(t, sock, args...).expect(t, 1, "port vnet9 not found (see vswctl list-ports)")
+	}
+}
+
+// What vswctl cannot check alone (it depends on the port's current
+// configuration) the fake refuses as the daemon does: the CLI's tests run
+// against the production rules.
+func TestDaemonSideRules(t *testing.T) {
+	_, sock := daemon(t)
+	vswctl(t, sock, "add-port", "vnet1", "--vlan", "10").expect(t, 0, "")
+	vswctl(t, sock, "set-port", "vnet1", "--native-vlan", "20").
+		expect(t, 1, "port vnet1: a native VLAN needs a trunk port")
+	vswctl(t, sock, "set-port", "vnet1", "--trunk", "20-30", "--native-vlan", "20").expect(t, 0, "")
+	r := vswctl(t, sock, "set-port", "vnet1", "--vlan", "40")
+	r.expect(t, 0, "")
+	if r.stdout != "updated port vnet1: vlan 40, state absent\n" {
+		t.Errorf("trunk -> access drops the native VLAN: %q", r.stdout)
 	}
 }
 

@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"net"
 
+	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
@@ -49,8 +51,9 @@ func (d *Daemon) syncVSIsLocked() {
 	if st == nil {
 		return
 	}
+	var bad *store.RecordError
 	ports, err := d.st.Ports()
-	if err != nil {
+	if err != nil && !errors.As(err, &bad) { // unusable records: skipped at start, they register nothing
 		d.log.Error("VDP: read ports", "err", err)
 		return
 	}
@@ -62,13 +65,9 @@ func (d *Daemon) syncVSIsLocked() {
 		if p.VLAN == 0 || p.SVID != 0 {
 			continue // trunks and S-channel ports register nothing (yet)
 		}
-		for _, m := range p.MACs {
-			hw, err := net.ParseMAC(m)
-			if err != nil || len(hw) != 6 {
-				continue
-			}
+		for _, hw := range p.MACs {
 			v := vepa.VSI{IDFormat: vepa.VSIIDUUID, ID: vsiUUID(p.Name, hw), FilterFormat: vepa.FilterMACVID,
-				Filters: []vepa.Filter{{VID: uint16(p.VLAN), PCP: uint8(p.PCP), MAC: hw}}}
+				Filters: []vepa.Filter{{VID: p.VLAN, PCP: p.PCP, MAC: hw}}}
 			want[v.ID] = true
 			st.Associate(p.Name, v)
 		}

@@ -17,5 +17,9 @@
 // Attributes: mac (required), vlan | trunk [native-vlan], pcp, svid. Any
 // element named port in the namespace counts, wherever it sits under
 // <metadata>. Bindings pairs each such port with its NIC's tap (<target
-// dev>), which the live XML of the "start begin" hook call carries.
+// dev>), which the live XML of the "start begin" hook call carries, and
+// checks the port by the same rules as vswitchd (package port, through
+// api.PortSpec.Apply on Binding.Spec, the request that adds it). ParseDomain
+// checks only the XML's shape, so that the ports of a domain whose
+// description went bad can still be found and removed.
 package libvirt

@@ -8,6 +8,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // Namespace is the XML namespace of vswitch's domain metadata.
@@ -46,6 +49,14 @@ type Domain struct {
 type Binding struct {
 	Tap  string
 	Port Port
+}
+
+// Spec is the request that adds the binding's port: named after the tap,
+// with the described VLAN(s), priority and S-channel, and the NIC's MAC
+// registered.
+func (b Binding) Spec() api.PortSpec {
+	return api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
+		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}}
 }
 
 type xmlDomain struct {
@@ -206,7 +217,10 @@ func (d *Domain) MACs() []string {
 
 // Bindings pairs each <vsw:port> with its NIC (same MAC): the NIC must be
 // an <interface type='ethernet'> whose tap the XML names. A port whose NIC
-// is missing, of another type or without a tap is an error that says so.
+// is missing, of another type or without a tap is an error that says so,
+// and so is one that vswitchd would refuse: each binding's Spec is checked
+// by the port rules (api.PortSpec.Apply), so a bad VLAN fails here, with
+// the domain and tap named, before anything is sent.
 func (d *Domain) Bindings() ([]Binding, error) {
 	var out []Binding
 	for _, p := range d.Ports {
@@ -225,7 +239,11 @@ func (d *Domain) Bindings() ([]Binding, error) {
 		case nic.Target == "":
 			return nil, fmt.Errorf("domain %s: the NIC with MAC %s has no <target dev> (not the live XML?)", d.Name, p.MAC)
 		}
-		out = append(out, Binding{Tap: nic.Target, Port: p})
+		b := Binding{Tap: nic.Target, Port: p}
+		if _, err := b.Spec().Apply(port.Config{}); err != nil {
+			return nil, fmt.Errorf("domain %s: port %s: %w", d.Name, b.Tap, err)
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }

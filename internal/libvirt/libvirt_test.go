@@ -3,6 +3,8 @@ package libvirt
 import (
 	"strings"
 	"testing"
+
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // A live domain XML as libvirt passes it to the hook at "start begin"
@@ -104,6 +106,55 @@ func TestBadDomains(t *testing.T) {
 	}
 }
 
+// Bindings judges each port by vswitchd's rules (api.PortSpec.Apply), so
+// the hook refuses a bad description before it sends anything; ParseDomain
+// does not, so the ports of such a domain can still be removed.
+func TestBindingsUseThePortRules(t *testing.T) {
+	dom := func(mac, attrs string) string {
+		return `<domain><name>d</name><metadata><vsw:port xmlns:vsw="urn:vswitch:libvirt:1" mac="` + mac + `" ` + attrs + `/></metadata>` +
+			`<devices><interface type='ethernet'><mac address='` + mac + `'/><target dev='vnet1'/></interface></devices></domain>`
+	}
+	const m = "52:54:00:00:00:01"
+	for attrs, want := range map[string]string{
+		`vlan="5000"`:                   "domain d: port vnet1: invalid VLAN 5000: must be 1-4094",
+		`vlan="0"`:                      "invalid VLAN 0: must be 1-4094",
+		`vlan="10" native-vlan="20"`:    "port vnet1: a native VLAN needs a trunk port",
+		`trunk="30-20"`:                 "range 30-20 is backwards; write it 20-30",
+		`trunk=""`:                      "needs a VLAN",
+		`trunk="10" native-vlan="4095"`: "invalid native VLAN 4095",
+		`vlan="10" pcp="8"`:             "invalid PCP 8: must be 0-7",
+		`vlan="10" svid="4095"`:         "invalid S-VLAN 4095",
+	} {
+		d, err := ParseDomain(strings.NewReader(dom(m, attrs)))
+		if err != nil || len(d.MACs()) != 1 {
+			t.Errorf("%s: ParseDomain = %v, want the port found (for removal)", attrs, err)
+			continue
+		}
+		if _, err := d.Bindings(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Bindings = %v, want an error with %q", attrs, err, want)
+		}
+	}
+	d, err := ParseDomain(strings.NewReader(dom("01:00:5e:00:00:01", `vlan="10"`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Bindings(); err == nil || !strings.Contains(err.Error(), "must be unicast") {
+		t.Errorf("multicast NIC MAC: %v", err)
+	}
+	d, err = ParseDomain(strings.NewReader(dom(m, `trunk=" 30,10-12 " native-vlan="10" pcp="3" svid="7"`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := d.Bindings()
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("valid trunk: %v, %v", bs, err)
+	}
+	s := bs[0].Spec()
+	if s.Name != "vnet1" || *s.Trunk != "30,10-12" || *s.NativeVLAN != 10 || *s.PCP != 3 || *s.SVID != 7 || s.VLAN != nil || len(*s.MACs) != 1 || (*s.MACs)[0] != m {
+		t.Errorf("Spec = %+v", s)
+	}
+}
+
 // The namespace prefix may be declared on <domain> or on <metadata>, as
 // XML allows; the ports must be found either way (ignoring them would start
 // the VM unswitched).
@@ -173,6 +224,9 @@ func FuzzParseDomain(f *testing.F) {
 		for _, b := range bs {
 			if b.Tap == "" || len(b.Port.MAC) != 6 || (b.Port.VLAN == nil) == (b.Port.Trunk == nil) {
 				t.Fatalf("invalid binding %+v", b)
+			}
+			if _, err := b.Spec().Apply(port.Config{}); err != nil {
+				t.Fatalf("binding %+v: the daemon would refuse it: %v", b, err)
 			}
 		}
 	})

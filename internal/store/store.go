@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // CurrentSchema is the schema version this build writes and understands.
@@ -36,31 +37,33 @@ var (
 	keyMode   = []byte("mode")
 )
 
-// Sentinel errors; test with errors.Is.
+// Sentinel errors; test with errors.Is. A port that is not in the store
+// is port.ErrNotFound.
 var (
-	// ErrNotFound: the port (or other object) is not in the store.
-	ErrNotFound = errors.New("not found")
 	// ErrLocked: another process holds the state file.
 	ErrLocked = errors.New("state file is locked")
 	// ErrNewerSchema: the file was written by a newer vswitchd.
 	ErrNewerSchema = errors.New("state file schema is newer than this vswitchd")
 )
 
-// PortConfig is the persistent configuration of one port. It holds only what
-// the operator configured, never runtime state or counters.
-type PortConfig struct {
-	Name string `json:"name"`
-	// VLAN is the access VID (1-4094); 0 for a trunk port.
-	VLAN int `json:"vlan,omitempty"`
-	// Trunk is the allowed VID set of a trunk port in canonical form
-	// ("10,20-30"); empty for an access port.
-	Trunk      string   `json:"trunk,omitempty"`
-	NativeVLAN int      `json:"native_vlan,omitempty"`
-	SVID       int      `json:"svid,omitempty"`
-	PCP        int      `json:"pcp,omitempty"`
-	MACs       []string `json:"macs,omitempty"`
-	Flood      bool     `json:"flood_unknown,omitempty"`
+// RecordError is a port record the store cannot use: it does not decode
+// (corrupt) or it breaks the port rules (invalid; Err is then the
+// *port.Error). Its message names the port and says how to repair it.
+type RecordError struct {
+	Port string
+	Err  error
 }
+
+func (e *RecordError) Error() string {
+	what := "a corrupt"
+	var pe *port.Error
+	if errors.As(e.Err, &pe) {
+		what = "an invalid"
+	}
+	return fmt.Sprintf("port %s has %s record (%v): delete it with vswctl del-port %s and add it again", e.Port, what, e.Err, e.Port)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
 
 // Store is an open state file. Its methods are safe for concurrent use.
 type Store struct {
@@ -163,6 +166,16 @@ type v1Port struct {
 	VLAN int `json:"vlan"`
 }
 
+// v1ToConfig is the v2 form of a v1 port; ok is false when the v1 record
+// breaks the port rules (it is then left as it is, and Ports reports it).
+func v1ToConfig(name string, old v1Port) (c port.Config, ok bool) {
+	if port.CheckNumber(port.FieldVLAN, old.VLAN) != nil {
+		return c, false
+	}
+	c = port.Config{Name: name, VLAN: uint16(old.VLAN)}
+	return c, c.Validate() == nil
+}
+
 func migrateV1toV2(tx *bolt.Tx) error {
 	ports := tx.Bucket(bucketPorts)
 	type kv struct{ k, v []byte }
@@ -172,9 +185,13 @@ func migrateV1toV2(tx *bolt.Tx) error {
 		if err := json.Unmarshal(v, &old); err != nil {
 			return fmt.Errorf("decode v1 port %q: %w", k, err)
 		}
-		b, err := json.Marshal(PortConfig{Name: string(k), VLAN: old.VLAN})
+		c, ok := v1ToConfig(string(k), old)
+		if !ok {
+			return nil
+		}
+		b, err := json.Marshal(c)
 		if err != nil {
-			return err
+			return fmt.Errorf("encode port %q: %w", k, err)
 		}
 		rewritten = append(rewritten, kv{append([]byte(nil), k...), b})
 		return nil
@@ -224,30 +241,32 @@ func (s *Store) Uplink() (name, mode string, err error) {
 	return name, mode, nil
 }
 
-// PutPort creates or replaces the port p.Name.
-func (s *Store) PutPort(p PortConfig) error {
-	if p.Name == "" {
-		return errors.New("save port: empty name")
+// PutPort creates or replaces the port c.Name; c must be valid
+// (port.Config.Validate).
+func (s *Store) PutPort(c port.Config) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("save port %s: %w", c.Name, err)
 	}
-	b, err := json.Marshal(p)
+	b, err := json.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("encode port %s: %w", p.Name, err)
+		return fmt.Errorf("encode port %s: %w", c.Name, err)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPorts).Put([]byte(p.Name), b)
+		return tx.Bucket(bucketPorts).Put([]byte(c.Name), b)
 	})
 	if err != nil {
-		return fmt.Errorf("save port %s in %s: %w", p.Name, s.path, err)
+		return fmt.Errorf("save port %s in %s: %w", c.Name, s.path, err)
 	}
 	return nil
 }
 
-// DeletePort removes a port; errors.Is(err, ErrNotFound) if it was absent.
+// DeletePort removes a port; errors.Is(err, port.ErrNotFound) if it was
+// absent. A record Port and Ports cannot use is deleted all the same.
 func (s *Store) DeletePort(name string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPorts)
 		if b.Get([]byte(name)) == nil {
-			return ErrNotFound
+			return port.ErrNotFound
 		}
 		return b.Delete([]byte(name))
 	})
@@ -257,32 +276,40 @@ func (s *Store) DeletePort(name string) error {
 	return nil
 }
 
-// Port returns one port; errors.Is(err, ErrNotFound) if it is absent.
-func (s *Store) Port(name string) (PortConfig, error) {
-	var p PortConfig
+// Port returns one port; errors.Is(err, port.ErrNotFound) if it is absent,
+// a *RecordError if its record cannot be used.
+func (s *Store) Port(name string) (port.Config, error) {
+	var c port.Config
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketPorts).Get([]byte(name))
 		if v == nil {
-			return ErrNotFound
+			return port.ErrNotFound
 		}
-		return decodePort(name, v, &p)
+		var err error
+		c, err = decodePort(name, v)
+		return err
 	})
 	if err != nil {
-		return PortConfig{}, fmt.Errorf("read port %s from %s: %w", name, s.path, err)
+		return port.Config{}, fmt.Errorf("read port %s from %s: %w", name, s.path, err)
 	}
-	return p, nil
+	return c, nil
 }
 
-// Ports returns every port, sorted by name.
-func (s *Store) Ports() ([]PortConfig, error) {
-	var out []PortConfig
+// Ports returns every port, sorted by name. A record that cannot be used
+// does not hide the others: they are returned together with an error
+// joining one *RecordError per such record (errors.As finds them), so a
+// caller may go on without it.
+func (s *Store) Ports() ([]port.Config, error) {
+	var out []port.Config
+	var bad []error
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPorts).ForEach(func(k, v []byte) error {
-			var p PortConfig
-			if err := decodePort(string(k), v, &p); err != nil {
-				return err
+			c, err := decodePort(string(k), v)
+			if err != nil {
+				bad = append(bad, err)
+				return nil
 			}
-			out = append(out, p)
+			out = append(out, c)
 			return nil
 		})
 	})
@@ -292,17 +319,25 @@ func (s *Store) Ports() ([]PortConfig, error) {
 	// bbolt iterates in byte order already; sort anyway so the contract
 	// does not depend on it.
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if len(bad) > 0 {
+		return out, fmt.Errorf("read ports from %s: %w", s.path, errors.Join(bad...))
+	}
 	return out, nil
 }
 
-func decodePort(name string, v []byte, p *PortConfig) error {
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if err := dec.Decode(p); err != nil {
-		return fmt.Errorf("port %s has a corrupt record (%w): delete it with vswctl del-port %s and add it again", name, err, name)
+// decodePort decodes and validates the record of port name (the key is
+// authoritative for the name); the error is a *RecordError.
+func decodePort(name string, v []byte) (port.Config, error) {
+	var c port.Config
+	err := json.Unmarshal(v, &c)
+	if err == nil && c.Name != name {
+		c.Name = name
+		err = c.Validate()
 	}
-	// The key is authoritative.
-	p.Name = name
-	return nil
+	if err != nil {
+		return port.Config{}, &RecordError{Port: name, Err: err}
+	}
+	return c, nil
 }
 
 // FDBRecord is one learned forwarding entry kept across restarts, so a

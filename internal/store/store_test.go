@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,7 +12,28 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/vswitch/vswitch/pkg/port"
+	"github.com/vswitch/vswitch/pkg/vlan"
 )
+
+func mac(t *testing.T, s string) net.HardwareAddr {
+	t.Helper()
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func trunk(t *testing.T, s string) vlan.VIDSet {
+	t.Helper()
+	set, err := vlan.ParseVIDSet(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
 
 func openTemp(t *testing.T) (*Store, string) {
 	t.Helper()
@@ -53,9 +76,9 @@ func TestRoundTrip(t *testing.T) {
 	if name, mode, _ = s.Uplink(); name != "eth0" || mode != "veb" {
 		t.Fatalf("Uplink = %q %q, want eth0 veb", name, mode)
 	}
-	want := []PortConfig{
-		{Name: "vnet1", VLAN: 100, PCP: 3, SVID: 7, MACs: []string{"52:54:00:12:34:56"}},
-		{Name: "vnet0", Trunk: "10,20-30", NativeVLAN: 10, Flood: true},
+	want := []port.Config{
+		{Name: "vnet1", VLAN: 100, PCP: 3, SVID: 7, MACs: []net.HardwareAddr{mac(t, "52:54:00:12:34:56")}},
+		{Name: "vnet0", Trunk: trunk(t, "10,20-30"), NativeVLAN: 10, Flood: true},
 	}
 	for _, p := range want {
 		if err := s.PutPort(p); err != nil {
@@ -67,7 +90,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Sorted by name.
-	if !reflect.DeepEqual(got, []PortConfig{want[1], want[0]}) {
+	if !reflect.DeepEqual(got, []port.Config{want[1], want[0]}) {
 		t.Fatalf("Ports = %+v", got)
 	}
 	p, err := s.Port("vnet1")
@@ -85,14 +108,21 @@ func TestRoundTrip(t *testing.T) {
 	if err := s.DeletePort("vnet1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeletePort("vnet1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	if err := s.DeletePort("vnet1"); !errors.Is(err, port.ErrNotFound) {
+		t.Fatalf("second delete: %v, want port.ErrNotFound", err)
 	}
-	if _, err := s.Port("vnet1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Port after delete: %v, want ErrNotFound", err)
+	if _, err := s.Port("vnet1"); !errors.Is(err, port.ErrNotFound) {
+		t.Fatalf("Port after delete: %v, want port.ErrNotFound", err)
 	}
-	if err := s.PutPort(PortConfig{}); err == nil {
+	if err := s.PutPort(port.Config{}); err == nil {
 		t.Fatal("PutPort with empty name succeeded")
+	}
+	// Nothing invalid is written.
+	if err := s.PutPort(port.Config{Name: "vnet9", VLAN: 10, NativeVLAN: 20}); err == nil {
+		t.Fatal("PutPort of an invalid port succeeded")
+	}
+	if _, err := s.Port("vnet9"); !errors.Is(err, port.ErrNotFound) {
+		t.Fatalf("invalid port was written: %v", err)
 	}
 }
 
@@ -101,7 +131,7 @@ func TestReopenPersists(t *testing.T) {
 	if err := s.SetUplink("ens1", "vepa"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPort(PortConfig{Name: "vnet3", VLAN: 42, MACs: []string{"52:54:00:00:00:01"}}); err != nil {
+	if err := s.PutPort(port.Config{Name: "vnet3", VLAN: 42, MACs: []net.HardwareAddr{mac(t, "52:54:00:00:00:01")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -120,7 +150,7 @@ func TestReopenPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ports) != 1 || ports[0].Name != "vnet3" || ports[0].VLAN != 42 || ports[0].MACs[0] != "52:54:00:00:00:01" {
+	if len(ports) != 1 || ports[0].Name != "vnet3" || ports[0].VLAN != 42 || ports[0].MACs[0].String() != "52:54:00:00:00:01" {
 		t.Fatalf("Ports after reopen = %+v", ports)
 	}
 }
@@ -191,7 +221,7 @@ func TestMigrateV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []PortConfig{{Name: "vnet1", VLAN: 10}, {Name: "vnet2", VLAN: 20}}
+	want := []port.Config{{Name: "vnet1", VLAN: 10}, {Name: "vnet2", VLAN: 20}}
 	if !reflect.DeepEqual(ports, want) {
 		t.Fatalf("migrated ports = %+v, want %+v", ports, want)
 	}
@@ -245,7 +275,7 @@ func TestLockedFile(t *testing.T) {
 
 func TestCorruptPortRecord(t *testing.T) {
 	s, _ := openTemp(t)
-	if err := s.PutPort(PortConfig{Name: "vnet1", VLAN: 1}); err != nil {
+	if err := s.PutPort(port.Config{Name: "vnet1", VLAN: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.db.Update(func(tx *bolt.Tx) error {
@@ -312,5 +342,148 @@ func TestFDBRoundTrip(t *testing.T) {
 	got, err := s.FDB()
 	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("FDB after reopen = %v, %v; want %v", got, err, want)
+	}
+}
+
+// legacyPortConfig is store.PortConfig, the record type before
+// port.Config: files written with it must load unchanged.
+type legacyPortConfig struct {
+	Name       string   `json:"name"`
+	VLAN       int      `json:"vlan,omitempty"`
+	Trunk      string   `json:"trunk,omitempty"`
+	NativeVLAN int      `json:"native_vlan,omitempty"`
+	SVID       int      `json:"svid,omitempty"`
+	PCP        int      `json:"pcp,omitempty"`
+	MACs       []string `json:"macs,omitempty"`
+	Flood      bool     `json:"flood_unknown,omitempty"`
+}
+
+func TestLegacyRecordsLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	old := []legacyPortConfig{
+		{Name: "vnet0", Trunk: "10,20-30", NativeVLAN: 10, Flood: true},
+		{Name: "vnet1", VLAN: 100, PCP: 3, SVID: 7, MACs: []string{"52:54:00:12:34:56", "52:54:00:ab:cd:ef"}},
+	}
+	recs := map[string][]byte{}
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		m, _ := tx.CreateBucket(bucketMeta)
+		if err := m.Put(keySchema, []byte("2")); err != nil {
+			return err
+		}
+		p, _ := tx.CreateBucket(bucketPorts)
+		for _, o := range old {
+			b, err := json.Marshal(o)
+			if err != nil {
+				return err
+			}
+			recs[o.Name] = b
+			if err := p.Put([]byte(o.Name), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []port.Config{
+		{Name: "vnet0", Trunk: trunk(t, "10,20-30"), NativeVLAN: 10, Flood: true},
+		{Name: "vnet1", VLAN: 100, PCP: 3, SVID: 7, MACs: []net.HardwareAddr{mac(t, "52:54:00:12:34:56"), mac(t, "52:54:00:ab:cd:ef")}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("legacy records loaded as %+v, want %+v", got, want)
+	}
+	// Saved again, they are the same bytes.
+	for _, c := range got {
+		if err := s.PutPort(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		for name, b := range recs {
+			if now := tx.Bucket(bucketPorts).Get([]byte(name)); string(now) != string(b) {
+				t.Errorf("record %s rewritten as %s, was %s", name, now, b)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A record that does not decode or breaks the port rules is reported (a
+// *RecordError that says how to repair it) without hiding the other ports.
+func TestUnusableRecordsReported(t *testing.T) {
+	s, _ := openTemp(t)
+	if err := s.PutPort(port.Config{Name: "vnet1", VLAN: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for name, rec := range map[string]string{
+		"vnet7": "{not json",
+		"vnet8": `{"name":"vnet8","vlan":5000}`,
+		"vnet9": `{"name":"vnet9","vlan":10,"native_vlan":20}`,
+	} {
+		if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPorts).Put([]byte(name), []byte(rec)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := s.Ports()
+	if len(ps) != 1 || ps[0].Name != "vnet1" {
+		t.Fatalf("usable ports %+v, want vnet1 only", ps)
+	}
+	var re *RecordError
+	if !errors.As(err, &re) {
+		t.Fatalf("Ports error %v has no *RecordError", err)
+	}
+	for _, want := range []string{
+		"port vnet7 has a corrupt record", "delete it with vswctl del-port vnet7 and add it again",
+		"port vnet8 has an invalid record (invalid VLAN 5000: must be 1-4094)",
+		"port vnet9 has an invalid record", "a native VLAN needs a trunk port",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Ports error %q lacks %q", err, want)
+		}
+	}
+	_, err = s.Port("vnet8")
+	if !errors.As(err, &re) || re.Port != "vnet8" || errors.Is(err, port.ErrNotFound) {
+		t.Fatalf("Port(vnet8) = %v", err)
+	}
+	// The record's name field does not override the key.
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPorts).Put([]byte("vnet2"), []byte(`{"name":"other","vlan":2}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Port("vnet2"); err != nil || c.Name != "vnet2" {
+		t.Fatalf("Port(vnet2) = %+v, %v", c, err)
+	}
+}
+
+// A v1 record that breaks the port rules is left as it was; it is then
+// reported like any unusable record, and the others are migrated.
+func TestMigrateV1InvalidRecordLeft(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	rawDB(t, path, func(tx *bolt.Tx) error {
+		p, _ := tx.CreateBucket(bucketPorts)
+		if err := p.Put([]byte("vnet1"), []byte(`{"vlan":10}`)); err != nil {
+			return err
+		}
+		return p.Put([]byte("vnet2"), []byte(`{"vlan":5000}`))
+	})
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ps, err := s.Ports()
+	var re *RecordError
+	if len(ps) != 1 || ps[0].Name != "vnet1" || ps[0].VLAN != 10 || !errors.As(err, &re) || re.Port != "vnet2" {
+		t.Fatalf("after migration: %+v, %v", ps, err)
 	}
 }

@@ -21,10 +21,21 @@
 // invalid_* codes, 404 not_found, 409 already_exists, 405 wrong method, 413
 // body over 1 MiB, 415 body not application/json, and 500 only for code
 // internal (a Service error that carries no code, or a recovered panic). A
-// Service reports semantic problems (bad VID, unknown port, ...) by returning
-// NewError(code, msg); the message should tell the operator what to do, and
-// it is what vswctl prints. ErrPortNotFound and ErrPortExists build the two
-// most common ones with the wording the CLI contract uses.
+// Service reports semantic problems by returning an error CodeOf maps to a
+// code: NewError(code, msg); a *port.Error from the port rules (invalid_name,
+// invalid_vlan, invalid_pcp, invalid_mac by the field at fault); port.NotFound
+// and port.Exists (not_found, already_exists). The message should tell the
+// operator what to do, and it is what vswctl prints.
+//
+// # Ports
+//
+// PortSpec.Apply is the one place a request becomes a port.Config: it checks
+// the fields a spec sets by the rules of package port, applies them (nil
+// fields stay as they are; vlan and trunk switch a port between access and
+// trunk) and validates the result. The daemon, its test double
+// (apitest.Fake), vswctl and the libvirt hook all use it, so a request
+// is judged by the same rules on both sides of the socket. NewPort turns a
+// port.Config, its state and counters back into the Port object.
 //
 // Request bodies are decoded strictly: unknown fields, trailing data and
 // bodies over 1 MiB are rejected, so a typo in a field name is an error, not

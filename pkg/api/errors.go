@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // Codes the HTTP layer itself produces (in addition to those in types.go).
@@ -38,14 +40,16 @@ func HTTPStatus(code string) int {
 }
 
 // ErrPortNotFound is the canonical "unknown port" error.
-func ErrPortNotFound(name string) error {
-	return NewError(CodeNotFound, fmt.Sprintf("port %s not found (see vswctl list-ports)", name))
-}
+//
+// Deprecated: use port.NotFound, which this returns (CodeOf maps it to
+// not_found).
+func ErrPortNotFound(name string) error { return port.NotFound(name) }
 
 // ErrPortExists is the canonical "duplicate port" error.
-func ErrPortExists(name string) error {
-	return NewError(CodeAlreadyExists, fmt.Sprintf("port %s already exists (use vswctl set-port to change it)", name))
-}
+//
+// Deprecated: use port.Exists, which this returns (CodeOf maps it to
+// already_exists).
+func ErrPortExists(name string) error { return port.Exists(name) }
 
 // UnreachableError is returned by Client when nothing answers on the socket.
 type UnreachableError struct {

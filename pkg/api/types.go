@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // Port is the JSON port object; field names are a contract (DESIGN.md).
@@ -136,13 +138,39 @@ func (e *ServiceError) Error() string { return e.Msg }
 // Errorf-like constructor.
 func NewError(code, msg string) error { return &ServiceError{Code: code, Msg: msg} }
 
-// CodeOf returns the code of err, CodeInternal if it has none.
+// CodeOf returns the code of err: a *ServiceError's own code; for a
+// *port.Error the code of its field (invalid_name, invalid_vlan for the
+// VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac); for
+// port.ErrNotFound and port.ErrExists not_found and already_exists (all
+// found through wrapping); CodeInternal for anything else.
 func CodeOf(err error) string {
 	var se *ServiceError
 	if errors.As(err, &se) {
 		return se.Code
 	}
+	var pe *port.Error
+	switch {
+	case errors.As(err, &pe):
+		return fieldCode(pe.Field)
+	case errors.Is(err, port.ErrNotFound):
+		return CodeNotFound
+	case errors.Is(err, port.ErrExists):
+		return CodeAlreadyExists
+	}
 	return CodeInternal
+}
+
+// fieldCode is the error code of a rule about field f.
+func fieldCode(f port.Field) string {
+	switch f {
+	case port.FieldName:
+		return CodeInvalidName
+	case port.FieldPCP:
+		return CodeInvalidPCP
+	case port.FieldMAC:
+		return CodeInvalidMAC
+	}
+	return CodeInvalidVLAN // VLAN, trunk, native VLAN, S-VLAN
 }
 
 // Service is what the daemon implements behind the HTTP API.

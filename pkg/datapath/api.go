@@ -3,11 +3,13 @@ package datapath
 import (
 	"net"
 	"sort"
+
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 )
 
 // PortStatus is a port's configuration, attachment and counters.
 type PortStatus struct {
-	Config   PortConfig
+	Config   portcfg.Config
 	Attached bool
 	Counters CounterSnapshot
 }
@@ -61,7 +63,7 @@ func (s *Switch) RestoreFDB(vid uint16, mac net.HardwareAddr, port string) bool 
 		return false
 	}
 	v := p.view.Load()
-	if !v.cfg.hasVID(vid) {
+	if !v.cfg.HasVID(vid) {
 		return false
 	}
 	dom := s.snap.Load().dom.domain(v.cfg.SVID, vid)

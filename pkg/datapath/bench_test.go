@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vswitch/vswitch/pkg/backend"
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -63,7 +64,7 @@ func benchSwitch(b testing.TB, svid uint16) (*Switch, *port, *port) {
 		b.Fatal(err)
 	}
 	for i, name := range []string{"vnet1", "vnet2"} {
-		if err := sw.AddPort(PortConfig{Name: name, VLAN: 100, SVID: svid, MACs: []net.HardwareAddr{{0x52, 0x54, 0, 0, 0, byte(i + 1)}}}); err != nil {
+		if err := sw.AddPort(portcfg.Config{Name: name, VLAN: 100, SVID: svid, MACs: []net.HardwareAddr{{0x52, 0x54, 0, 0, 0, byte(i + 1)}}}); err != nil {
 			b.Fatal(err)
 		}
 	}

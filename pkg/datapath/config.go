@@ -3,11 +3,9 @@ package datapath
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/backend"
-	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
 // Mode is the forwarding mode.
@@ -37,66 +35,6 @@ func ParseMode(s string) (Mode, error) {
 		return ModeVEB, nil
 	}
 	return 0, fmt.Errorf("invalid mode %q: use vepa or veb", s)
-}
-
-// PortConfig is one port's configuration. A port is an access port when
-// VLAN != 0, a trunk port otherwise (Trunk holds the allowed VIDs).
-type PortConfig struct {
-	Name       string
-	VLAN       uint16
-	Trunk      vlan.VIDSet
-	NativeVLAN uint16
-	SVID       uint16 // outer 802.1ad S-tag (S-channel); 0 = none
-	PCP        uint8
-	MACs       []net.HardwareAddr
-	Flood      bool // receive unknown unicast of its VLAN(s)
-}
-
-// IsTrunk reports whether the port is a trunk port.
-func (c *PortConfig) IsTrunk() bool { return c.VLAN == 0 }
-
-// Validate checks the configuration.
-func (c *PortConfig) Validate() error {
-	if c.Name == "" || len(c.Name) > 15 {
-		return fmt.Errorf("invalid port name %q: must be 1-15 characters", c.Name)
-	}
-	if c.VLAN != 0 {
-		if err := vlan.CheckVID(int(c.VLAN)); err != nil {
-			return err
-		}
-		if c.Trunk.Len() != 0 || c.NativeVLAN != 0 {
-			return fmt.Errorf("port %s: an access port (vlan) cannot have a trunk or native VLAN", c.Name)
-		}
-	} else if c.Trunk.Len() == 0 {
-		return fmt.Errorf("port %s: needs a VLAN (access) or a trunk VID set", c.Name)
-	}
-	if c.NativeVLAN != 0 {
-		if err := vlan.CheckVID(int(c.NativeVLAN)); err != nil {
-			return fmt.Errorf("native VLAN: %w", err)
-		}
-	}
-	if c.SVID != 0 {
-		if err := vlan.CheckVID(int(c.SVID)); err != nil {
-			return fmt.Errorf("S-VLAN: %w", err)
-		}
-	}
-	if c.PCP > 7 {
-		return fmt.Errorf("invalid PCP %d: must be 0-7", c.PCP)
-	}
-	for _, m := range c.MACs {
-		if len(m) != 6 || m[0]&1 != 0 || isZeroMAC(m) {
-			return fmt.Errorf("invalid MAC %s: must be a unicast Ethernet address", m)
-		}
-	}
-	return nil
-}
-
-// hasVID reports whether frames of vid belong to the port.
-func (c *PortConfig) hasVID(vid uint16) bool {
-	if c.VLAN != 0 {
-		return c.VLAN == vid
-	}
-	return c.Trunk.Has(vid) || (c.NativeVLAN != 0 && c.NativeVLAN == vid)
 }
 
 // Config configures a Switch.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vswitch/vswitch/pkg/backend/queuetest"
 	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -42,7 +43,7 @@ type rig struct {
 	ctl chan []byte
 }
 
-func newRig(t *testing.T, mode datapath.Mode, ports ...datapath.PortConfig) *rig {
+func newRig(t *testing.T, mode datapath.Mode, ports ...port.Config) *rig {
 	t.Helper()
 	r := &rig{t: t, be: queuetest.New(), ctl: make(chan []byte, 16)}
 	sw, err := datapath.New(datapath.Config{Uplink: "up0", Mode: mode, Backend: r.be, Control: func(f []byte) { r.ctl <- append([]byte(nil), f...) }, Logger: slog.New(slog.DiscardHandler)})
@@ -78,8 +79,8 @@ func (r *rig) portDrops(name string) map[string]uint64 {
 // settle waits for pipelines to consume injected frames.
 func settle() { time.Sleep(30 * time.Millisecond) }
 
-func access(name string, vid uint16, pcp uint8, macs ...net.HardwareAddr) datapath.PortConfig {
-	return datapath.PortConfig{Name: name, VLAN: vid, PCP: pcp, MACs: macs}
+func access(name string, vid uint16, pcp uint8, macs ...net.HardwareAddr) port.Config {
+	return port.Config{Name: name, VLAN: vid, PCP: pcp, MACs: macs}
 }
 
 func TestVMToUplinkPushesTag(t *testing.T) {
@@ -139,7 +140,7 @@ func TestVMToUplinkDrops(t *testing.T) {
 
 func TestTrunk(t *testing.T) {
 	tr, _ := vlan.ParseVIDSet("10,20-30")
-	r := newRig(t, datapath.ModeVEPA, datapath.PortConfig{Name: "vnet1", Trunk: tr, NativeVLAN: 40})
+	r := newRig(t, datapath.ModeVEPA, port.Config{Name: "vnet1", Trunk: tr, NativeVLAN: 40})
 	vm, up := r.be.Iface("vnet1"), r.be.Iface("up0")
 	vm.Inject(eth(macR, mac1, ctag(3, 25)), eth(macR, mac1, ctag(0, 31)), eth(macR, mac1))
 	got := up.Wait(2, time.Second)
@@ -343,7 +344,7 @@ func TestRestartUplink(t *testing.T) {
 // tagged with the native VID.
 func TestTrunkNativeTagged(t *testing.T) {
 	tr, _ := vlan.ParseVIDSet("10")
-	r := newRig(t, datapath.ModeVEPA, datapath.PortConfig{Name: "vnet1", Trunk: tr, NativeVLAN: 40})
+	r := newRig(t, datapath.ModeVEPA, port.Config{Name: "vnet1", Trunk: tr, NativeVLAN: 40})
 	r.be.Iface("vnet1").Inject(eth(macR, mac1, ctag(2, 40)), eth(macR, mac1))
 	got := r.be.Iface("up0").Wait(2, time.Second)
 	if len(got) != 2 || !bytes.Equal(got[0], eth(macR, mac1, ctag(2, 40))) || !bytes.Equal(got[1], eth(macR, mac1, ctag(0, 40))) {

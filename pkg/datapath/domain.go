@@ -3,6 +3,7 @@ package datapath
 import (
 	"fmt"
 
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -39,7 +40,7 @@ func pairKey(svid, cvid uint16) uint32 { return uint32(svid)<<12 | uint32(cvid) 
 // reserve numbers every (S-VID, C-VID) pair of c. It returns the numbers
 // it took from the free list (the caller purges their FDB entries) and
 // fails, changing nothing, when the numbers are used up.
-func (d *domains) reserve(c *PortConfig) (reused []uint16, err error) {
+func (d *domains) reserve(c *portcfg.Config) (reused []uint16, err error) {
 	if c.SVID == 0 {
 		return nil, nil
 	}
@@ -82,13 +83,13 @@ func (d *domains) release(used map[uint32]bool) {
 }
 
 // each calls fn for every VID of c.
-func each(c *PortConfig, fn func(vid uint16)) {
+func each(c *portcfg.Config, fn func(vid uint16)) {
 	if !c.IsTrunk() {
 		fn(c.VLAN)
 		return
 	}
 	for vid := uint16(1); vid <= vlan.MaxVID; vid++ {
-		if c.hasVID(vid) {
+		if c.HasVID(vid) {
 			fn(vid)
 		}
 	}

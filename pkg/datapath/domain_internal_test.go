@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -17,11 +18,11 @@ func TestDomainsReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := PortConfig{Name: "p0", VLAN: 7}
+	plain := portcfg.Config{Name: "p0", VLAN: 7}
 	if _, err := d.reserve(&plain); err != nil || len(d.keys) != 0 {
 		t.Fatalf("a port without S-channel took domains: %v, %d", err, len(d.keys))
 	}
-	acc := PortConfig{Name: "a", VLAN: 100, SVID: 30}
+	acc := portcfg.Config{Name: "a", VLAN: 100, SVID: 30}
 	if _, err := d.reserve(&acc); err != nil {
 		t.Fatal(err)
 	}
@@ -46,13 +47,13 @@ func TestDomainsReserve(t *testing.T) {
 	var failed error
 	svid := uint16(1)
 	for ; svid < 100 && failed == nil; svid++ {
-		_, failed = d.reserve(&PortConfig{Name: "t", Trunk: all, SVID: svid})
+		_, failed = d.reserve(&portcfg.Config{Name: "t", Trunk: all, SVID: svid})
 	}
 	if failed == nil || !strings.Contains(failed.Error(), "too many S-channel VLANs in use") {
 		t.Fatalf("no exhaustion error after %d trunks: %v", svid-1, failed)
 	}
 	before := len(d.keys)
-	if _, err := d.reserve(&PortConfig{Name: "u", Trunk: all, SVID: svid}); err == nil || len(d.keys) != before {
+	if _, err := d.reserve(&portcfg.Config{Name: "u", Trunk: all, SVID: svid}); err == nil || len(d.keys) != before {
 		t.Errorf("a refused reservation changed the table: %v, %d -> %d", err, before, len(d.keys))
 	}
 	if firstSDomain+len(d.keys) > noDomain {
@@ -69,7 +70,7 @@ func TestDomainsReserve(t *testing.T) {
 	if _, _, ok := after.pair(dom + 1); ok {
 		t.Errorf("released number %d still maps to a pair", dom+1)
 	}
-	reused, err := d.reserve(&PortConfig{Name: "v", Trunk: all, SVID: 999})
+	reused, err := d.reserve(&portcfg.Config{Name: "v", Trunk: all, SVID: 999})
 	if err != nil || len(reused) != 4094 || len(d.keys) != before {
 		t.Errorf("reserve after release: %v, %d reused, %d numbers (want 4094 reused, %d)", err, len(reused), len(d.keys), before)
 	}
@@ -82,7 +83,7 @@ func TestReusedDomainStartsEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sw.AddPort(PortConfig{Name: "a", VLAN: 100, SVID: 10}); err != nil {
+	if err := sw.AddPort(portcfg.Config{Name: "a", VLAN: 100, SVID: 10}); err != nil {
 		t.Fatal(err)
 	}
 	dom := sw.snap.Load().dom.domain(10, 100)
@@ -91,7 +92,7 @@ func TestReusedDomainStartsEmpty(t *testing.T) {
 	}
 	mac := []byte{0x52, 0x54, 0, 0, 0, 7}
 	sw.fdb.Learn(MACKey(dom, mac), 3) // stale
-	if err := sw.AddPort(PortConfig{Name: "b", VLAN: 200, SVID: 20}); err != nil {
+	if err := sw.AddPort(portcfg.Config{Name: "b", VLAN: 200, SVID: 20}); err != nil {
 		t.Fatal(err)
 	}
 	if got := sw.snap.Load().dom.domain(20, 200); got != dom {

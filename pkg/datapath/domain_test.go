@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -125,7 +126,7 @@ func TestSChannelDomainsAreRecycled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trunk := datapath.PortConfig{Name: "vnet1", Trunk: all, SVID: 1}
+	trunk := port.Config{Name: "vnet1", Trunk: all, SVID: 1}
 	r := newRig(t, datapath.ModeVEPA, trunk)
 	for svid := uint16(2); svid <= 40; svid++ {
 		trunk.SVID = svid

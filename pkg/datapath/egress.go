@@ -123,7 +123,7 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 		case h.NTags == 0 && cfg.NativeVLAN != 0:
 			vid = cfg.NativeVLAN
 			tci = vlan.MakeTCI(cfg.PCP, false, vid)
-		case h.NTags == 1 && h.Tags[0].TPID == vlan.TPIDCTag && cfg.hasVID(h.Tags[0].VID()): // native may come tagged too
+		case h.NTags == 1 && h.Tags[0].TPID == vlan.TPIDCTag && cfg.HasVID(h.Tags[0].VID()): // native may come tagged too
 			vid = h.Tags[0].VID()
 			tci = h.Tags[0].TCI
 			off, n = vlan.PopInPlace(b.Buf[i], off, n) // normalise to untagged
@@ -170,7 +170,7 @@ func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, v
 			return true
 		}
 		d := snap.slots[slot]
-		if d == nil || d.cfg.SVID != v.cfg.SVID || !d.cfg.hasVID(vid) {
+		if d == nil || d.cfg.SVID != v.cfg.SVID || !d.cfg.HasVID(vid) {
 			return true
 		}
 		w.addLocalCopy(d, u, tci, vid)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vswitch/vswitch/pkg/backend"
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -22,7 +23,7 @@ func FuzzPipelines(f *testing.F) {
 			sw, p1, _ := benchSwitch(t, 0)
 			sw.cfg.Mode = mode
 			tr, _ := vlan.ParseVIDSet("1-4094")
-			if err := sw.AddPort(PortConfig{Name: "trunk0", Trunk: tr, NativeVLAN: 100, SVID: 7}); err != nil {
+			if err := sw.AddPort(portcfg.Config{Name: "trunk0", Trunk: tr, NativeVLAN: 100, SVID: 7}); err != nil {
 				t.Fatal(err)
 			}
 			pt := sw.ports["trunk0"]

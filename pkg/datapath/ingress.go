@@ -129,7 +129,7 @@ func (w *ingressWorker) frame(snap *snapshot, b *backend.Batch, i int) {
 		slot, ok := lookup(snap, w.s.fdb, dom, dst)
 		if ok && slot >= 0 && slot < len(snap.slots) {
 			v := snap.slots[slot]
-			if v != nil && v.cfg.SVID == svid && v.cfg.hasVID(vid) {
+			if v != nil && v.cfg.SVID == svid && v.cfg.HasVID(vid) {
 				if !w.out.addFor(v, u, ctag.TCI, vid) {
 					v.p.ctr.Drop(DropTxError, 1)
 				}

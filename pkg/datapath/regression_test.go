@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/backend"
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
@@ -98,7 +99,7 @@ func ct(vid uint16) vlan.Tag { return vlan.Tag{TPID: vlan.TPIDCTag, TCI: vid} }
 func TestRegressionTrunkTaggedSrc(t *testing.T) {
 	s, _ := newTestSwitch(t, ModeVEPA)
 	tr, _ := vlan.ParseVIDSet("20")
-	if err := s.AddPort(PortConfig{Name: "t1", Trunk: tr}); err != nil {
+	if err := s.AddPort(portcfg.Config{Name: "t1", Trunk: tr}); err != nil {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
@@ -120,9 +121,9 @@ func TestRegressionTrunkTaggedSrc(t *testing.T) {
 // Regression (review): ingress indexes snap.slots with an FDB slot from a newer config.
 func TestRegressionIngressStaleSnapshotPanic(t *testing.T) {
 	s, _ := newTestSwitch(t, ModeVEPA)
-	s.AddPort(PortConfig{Name: "a", VLAN: 100})
+	s.AddPort(portcfg.Config{Name: "a", VLAN: 100})
 	old := s.snap.Load() // ingress worker loaded this at batch start
-	s.AddPort(PortConfig{Name: "b", VLAN: 100})
+	s.AddPort(portcfg.Config{Name: "b", VLAN: 100})
 	s.fdb.Learn(MACKey(100, m2), 1) // b's egress learns
 	w := newIngressWorker(s, newFakeQ())
 	rfill(w.b, mkEth(m2, mR, 60, ct(100)))
@@ -137,7 +138,7 @@ func TestRegressionIngressStaleSnapshotPanic(t *testing.T) {
 // Regression (review): broadcast for a (svid, vid) no port uses is dropped silently.
 func TestRegressionSilentSChannelDrop(t *testing.T) {
 	s, _ := newTestSwitch(t, ModeVEPA)
-	s.AddPort(PortConfig{Name: "a", VLAN: 100})
+	s.AddPort(portcfg.Config{Name: "a", VLAN: 100})
 	w := newIngressWorker(s, newFakeQ())
 	rfill(w.b, mkEth(bc, mR, 60, vlan.Tag{TPID: vlan.TPIDSTag, TCI: 5}, ct(100)))
 	w.process(s.snap.Load())
@@ -203,7 +204,7 @@ func TestRegressionRebuildLookupMiss(t *testing.T) {
 func TestRegressionVEBArenaOverflow(t *testing.T) {
 	s, _ := newTestSwitch(t, ModeVEB)
 	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g"} {
-		s.AddPort(PortConfig{Name: n, VLAN: 100})
+		s.AddPort(portcfg.Config{Name: n, VLAN: 100})
 	}
 	// attach all so io != nil
 	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g"} {
@@ -235,7 +236,7 @@ func TestRegressionIngressTrunkArenaOverflow(t *testing.T) {
 	tr, _ := vlan.ParseVIDSet("100")
 	names := []string{"a", "b", "c", "d", "e", "f"}
 	for _, n := range names {
-		s.AddPort(PortConfig{Name: n, Trunk: tr})
+		s.AddPort(portcfg.Config{Name: n, Trunk: tr})
 		s.Attach(n)
 	}
 	w := newIngressWorker(s, newFakeQ())
@@ -281,7 +282,7 @@ func TestRegressionEgressWorkerDiesButAttached(t *testing.T) {
 	s, _ := New(Config{Uplink: "up0", Backend: be, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s.Start()
 	defer s.Stop()
-	s.AddPort(PortConfig{Name: "a", VLAN: 100})
+	s.AddPort(portcfg.Config{Name: "a", VLAN: 100})
 	s.Attach("a")
 	time.Sleep(20 * time.Millisecond)
 	io := s.ports["a"].io.Load()

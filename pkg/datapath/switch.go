@@ -12,17 +12,12 @@ import (
 
 	"github.com/vswitch/vswitch/pkg/backend"
 
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
 // MaxPorts is the number of port slots a switch has.
 const MaxPorts = 4096
-
-// Errors returned by port operations.
-var (
-	ErrPortExists   = errors.New("port already exists")
-	ErrPortNotFound = errors.New("port not found")
-)
 
 // Switch is the VEPA/VEB datapath: ports, FDB, pipelines, counters.
 // Configuration changes build a new immutable snapshot that the pipelines
@@ -65,7 +60,7 @@ type portIO struct {
 type portView struct {
 	p     *port
 	slot  int
-	cfg   PortConfig
+	cfg   portcfg.Config
 	macs  []uint64 // registered MACs as MACKey(0, mac)
 	ctag  vlan.Tag // access: the tag pushed (trunk: PCP only)
 	stag  vlan.Tag
@@ -272,15 +267,17 @@ func (s *Switch) ager() {
 	}
 }
 
-// AddPort adds a port; it is attached later by Attach when its interface exists.
-func (s *Switch) AddPort(c PortConfig) error {
+// AddPort adds a port; it is attached later by Attach when its interface
+// exists. c must pass c.Validate (the error is then its *port.Error); a
+// port of the same name is port.ErrExists.
+func (s *Switch) AddPort(c portcfg.Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.ports[c.Name]; ok {
-		return fmt.Errorf("port %s: %w", c.Name, ErrPortExists)
+		return portcfg.Exists(c.Name)
 	}
 	if len(s.free) == 0 && s.nslot >= MaxPorts {
 		return fmt.Errorf("port %s: switch is full (%d ports)", c.Name, MaxPorts)
@@ -302,8 +299,9 @@ func (s *Switch) AddPort(c PortConfig) error {
 	return nil
 }
 
-// UpdatePort replaces a port's configuration; counters and attachment stay.
-func (s *Switch) UpdatePort(c PortConfig) error {
+// UpdatePort replaces a port's configuration; counters and attachment
+// stay. c must pass c.Validate; an unknown name is port.ErrNotFound.
+func (s *Switch) UpdatePort(c portcfg.Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -311,7 +309,7 @@ func (s *Switch) UpdatePort(c PortConfig) error {
 	defer s.mu.Unlock()
 	p, ok := s.ports[c.Name]
 	if !ok {
-		return fmt.Errorf("port %s: %w", c.Name, ErrPortNotFound)
+		return portcfg.NotFound(c.Name)
 	}
 	if err := s.reserveDomainsLocked(&c); err != nil {
 		return err
@@ -322,13 +320,14 @@ func (s *Switch) UpdatePort(c PortConfig) error {
 	return nil
 }
 
-// DeletePort detaches and removes a port.
+// DeletePort detaches and removes a port; an unknown name is
+// port.ErrNotFound.
 func (s *Switch) DeletePort(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.ports[name]
 	if !ok {
-		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
+		return portcfg.NotFound(name)
 	}
 	s.detachLocked(p)
 	delete(s.ports, name)
@@ -353,7 +352,7 @@ func (s *Switch) Attach(name string) error {
 	defer s.mu.Unlock()
 	p, ok := s.ports[name]
 	if !ok {
-		return fmt.Errorf("attach %s: %w", name, ErrPortNotFound)
+		return fmt.Errorf("attach: %w", portcfg.NotFound(name))
 	}
 	if !s.started {
 		return fmt.Errorf("attach %s: switch not started", name)
@@ -417,7 +416,7 @@ func (s *Switch) Attached(name string) bool {
 	return ok && p.io.Load() != nil
 }
 
-func newPortView(p *port, c PortConfig) *portView {
+func newPortView(p *port, c portcfg.Config) *portView {
 	v := &portView{p: p, slot: p.slot, cfg: c, flood: c.Flood}
 	for _, m := range c.MACs {
 		v.macs = append(v.macs, MACKey(0, m))
@@ -431,7 +430,7 @@ func newPortView(p *port, c PortConfig) *portView {
 
 // reserveDomainsLocked numbers c's S-channel pairs; numbers used before by
 // other pairs lose their old FDB entries first. s.mu is held.
-func (s *Switch) reserveDomainsLocked(c *PortConfig) error {
+func (s *Switch) reserveDomainsLocked(c *portcfg.Config) error {
 	reused, err := s.doms.reserve(c)
 	s.fdb.PurgeDomains(reused)
 	return err

@@ -62,11 +62,14 @@ func (s *VIDSet) String() string {
 	return b.String()
 }
 
+// vidSetHint ends the messages of VID-set errors: what a valid set looks like.
+const vidSetHint = "use VLAN IDs 1-4094 and ranges, e.g. 10,20-30"
+
 // ParseVID parses one VLAN ID and checks it is 1-4094.
 func ParseVID(s string) (uint16, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil {
-		return 0, fmt.Errorf("invalid VLAN %q: not a number", s)
+		return 0, fmt.Errorf("invalid VLAN %q: must be a number 1-4094", s)
 	}
 	if err := CheckVID(n); err != nil {
 		return 0, err
@@ -82,30 +85,45 @@ func CheckVID(vid int) error {
 	return nil
 }
 
-// ParseVIDSet parses a list like "10,20-30,40". Empty input is an empty set.
+// SetError is what ParseVIDSet returns for a malformed set: the input and
+// what is wrong with it, with a hint at the fix.
+type SetError struct {
+	Set    string // the input, as given
+	Reason string // e.g. "range 30-20 is backwards; write it 20-30"
+}
+
+func (e *SetError) Error() string { return fmt.Sprintf("invalid VLAN set %q: %s", e.Set, e.Reason) }
+
+// ParseVIDSet parses a list like "10,20-30,40": VLAN IDs 1-4094 and
+// inclusive ranges, separated by commas, spaces around each allowed. Empty
+// (or blank) input is the empty set. Errors are *SetError; their reasons
+// name the element at fault and say what to write instead (VLAN 5000 is
+// out of range, range 30-20 is backwards: write it 20-30, "a" is not a
+// VLAN ID, an empty element).
 func ParseVIDSet(s string) (VIDSet, error) {
 	var set VIDSet
-	s = strings.TrimSpace(s)
-	if s == "" {
+	if strings.TrimSpace(s) == "" {
 		return set, nil
 	}
+	fail := func(format string, args ...any) (VIDSet, error) {
+		return VIDSet{}, &SetError{Set: s, Reason: fmt.Sprintf(format, args...) + "; " + vidSetHint}
+	}
 	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			return set, fmt.Errorf("invalid VLAN set %q: empty element", s)
+		if strings.TrimSpace(part) == "" {
+			return fail("empty element (two commas, or one at an end)")
 		}
 		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := ParseVID(lo)
-		if err != nil {
-			return set, fmt.Errorf("invalid VLAN set %q: %w", s, err)
+		a, problem := setVID(lo)
+		if problem != "" {
+			return fail("%s", problem)
 		}
 		b := a
 		if isRange {
-			if b, err = ParseVID(hi); err != nil {
-				return set, fmt.Errorf("invalid VLAN set %q: %w", s, err)
+			if b, problem = setVID(hi); problem != "" {
+				return fail("%s", problem)
 			}
 			if b < a {
-				return set, fmt.Errorf("invalid VLAN set %q: range %d-%d is backwards", s, a, b)
+				return VIDSet{}, &SetError{Set: s, Reason: fmt.Sprintf("range %d-%d is backwards; write it %d-%d", a, b, b, a)}
 			}
 		}
 		for v := a; v <= b; v++ {
@@ -113,4 +131,18 @@ func ParseVIDSet(s string) (VIDSet, error) {
 		}
 	}
 	return set, nil
+}
+
+// setVID parses one end of an element of a VID set; problem says what is
+// wrong with it ("" when nothing is).
+func setVID(s string) (vid uint16, problem string) {
+	s = strings.TrimSpace(s)
+	v, err := strconv.Atoi(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Sprintf("%q is not a VLAN ID", s)
+	case v < 1 || v > MaxVID:
+		return 0, fmt.Sprintf("VLAN %d is out of range", v)
+	}
+	return uint16(v), ""
 }

@@ -3,6 +3,8 @@ package vlan
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -124,6 +126,78 @@ func TestVIDSet(t *testing.T) {
 	if s, err := ParseVIDSet(""); err != nil || s.Len() != 0 {
 		t.Fatalf("empty set: %v %d", err, s.Len())
 	}
+}
+
+// The messages of ParseVIDSet are what vswctl prints for a bad --trunk:
+// they name the element at fault and say what to write instead.
+func TestParseVIDSetMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		"10,5000":  `invalid VLAN set "10,5000": VLAN 5000 is out of range; use VLAN IDs 1-4094 and ranges, e.g. 10,20-30`,
+		"0":        `VLAN 0 is out of range`,
+		"30-20":    `range 30-20 is backwards; write it 20-30`,
+		"a,b":      `"a" is not a VLAN ID; use VLAN IDs 1-4094`,
+		"10,,20":   `empty element`,
+		"10,":      `empty element`,
+		"1-":       `"" is not a VLAN ID`,
+		"1-2-3":    `"2-3" is not a VLAN ID`,
+		" 20 -x ":  `"x" is not a VLAN ID`,
+		"99999999": `VLAN 99999999 is out of range`,
+	} {
+		_, err := ParseVIDSet(in)
+		var se *SetError
+		if !errors.As(err, &se) || se.Set != in {
+			t.Errorf("ParseVIDSet(%q) = %v, want a *SetError for the input", in, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseVIDSet(%q) = %q, want it to contain %q", in, err, want)
+		}
+	}
+	for in, want := range map[string]string{" 10 - 20 ": "10-20", "+5": "5", "4094,1": "1,4094", "\t7\n": "7"} {
+		if s, err := ParseVIDSet(in); err != nil || s.String() != want {
+			t.Errorf("ParseVIDSet(%q) = %q, %v; want %q", in, s.String(), err, want)
+		}
+	}
+}
+
+func TestParseVID(t *testing.T) {
+	for in, want := range map[string]string{"0": "invalid VLAN 0: must be 1-4094", "4095": "invalid VLAN 4095: must be 1-4094",
+		"ten": `invalid VLAN "ten": must be a number 1-4094`} {
+		if _, err := ParseVID(in); err == nil || err.Error() != want {
+			t.Errorf("ParseVID(%q) = %v, want %q", in, err, want)
+		}
+	}
+	if v, err := ParseVID(" 4094 "); err != nil || v != 4094 {
+		t.Errorf("ParseVID(4094) = %d, %v", v, err)
+	}
+}
+
+// FuzzParseVIDSet: an accepted set prints in canonical form, which parses
+// back to the same set; a refused one gets a one-line *SetError.
+func FuzzParseVIDSet(f *testing.F) {
+	for _, s := range []string{"10", "10,20-30", "1-4094", "0", "4095", "30-20", "10,,20", " 10 - 20 ", "+5", "a", "1-2-3", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		set, err := ParseVIDSet(s)
+		if err != nil {
+			var se *SetError
+			if !errors.As(err, &se) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("ParseVIDSet(%q): %v", s, err)
+			}
+			return
+		}
+		if set.Has(0) || set.Has(4095) {
+			t.Fatalf("ParseVIDSet(%q) holds VID 0 or 4095", s)
+		}
+		back, err := ParseVIDSet(set.String())
+		if err != nil || back != set {
+			t.Fatalf("canonical %q of %q does not parse back: %v", set.String(), s, err)
+		}
+		if len(set.List()) != set.Len() {
+			t.Fatalf("List and Len disagree for %q", s)
+		}
+	})
 }
 
 func FuzzParse(f *testing.F) {

@@ -5,11 +5,14 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/vswitch/vswitch/test/topo"
 )
 
@@ -105,6 +108,74 @@ func TestSIGTERMGraceful(t *testing.T) {
 		h.waitState(vm2.port, "up", 10*time.Second)
 		vm1.mustPing(vm2)
 	})
+}
+
+// A restarted daemon restores the usable ports of a state file that also
+// holds unusable port records (one that is not JSON, one that breaks the
+// port rules: written by hand, or by a version with looser rules); it logs
+// each with what to do, and del-port or add-port repairs them.
+func TestRestartWithUnusablePortRecords(t *testing.T) {
+	needBinaries(t)
+	t.Parallel()
+	_, hvs := newLab(t, datapaths(t)[0], 1)
+	h := hvs[0]
+	vm1 := h.addVM(1)
+	h.start()
+	h.addPort(vm1.port, "--vlan", "100")
+	if err := h.d.kill(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatalf("vswitchd on SIGTERM: %v", err)
+	}
+	db, err := bolt.Open(h.state, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("ports"))
+		if err := b.Put([]byte("vnet7"), []byte("{not json")); err != nil {
+			return err
+		}
+		return b.Put([]byte("vnet8"), []byte(`{"name":"vnet8","vlan":5000}`))
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// lastRun is the log of the running daemon (the file is appended to
+	// across restarts).
+	lastRun := func() string {
+		b, err := os.ReadFile(h.logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b[strings.LastIndex(string(b), "=== start"):])
+	}
+	h.start()
+	h.wantPorts(map[string]int{vm1.port: 100})
+	h.waitState(vm1.port, "up", 10*time.Second)
+	log := lastRun()
+	for _, want := range []string{"port vnet7 has a corrupt record", "delete it with vswctl del-port vnet7 and add it again",
+		"port vnet8 has an invalid record (invalid VLAN 5000: must be 1-4094)"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("vswitchd log does not say %q:\n%s", want, log)
+		}
+	}
+	if r := h.ctl("stats", "vnet8"); r.code != 1 || !strings.Contains(r.stderr, "vswctl del-port vnet8") {
+		t.Errorf("stats vnet8: exit %d, stderr %q", r.code, r.stderr)
+	}
+	h.mustCtl("del-port", "vnet8")
+	h.mustCtl("add-port", "vnet7", "--vlan", "7") // replaces the corrupt record
+	h.wantPorts(map[string]int{vm1.port: 100, "vnet7": 7})
+	if err := h.d.kill(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatalf("vswitchd on SIGTERM: %v", err)
+	}
+	h.start()
+	h.wantPorts(map[string]int{vm1.port: 100, "vnet7": 7})
+	if log := lastRun(); strings.Contains(log, "unusable") {
+		t.Errorf("after repair the log still reports unusable records:\n%s", log)
+	}
 }
 
 // Deleting a VM's veth (or tap) makes its port absent; recreating it

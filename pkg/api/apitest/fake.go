@@ -2,23 +2,23 @@ package apitest
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
-// Fake is an in-memory api.Service. Its fields may be set before use.
+// Fake is an in-memory api.Service. Its fields may be set before use. It
+// judges port requests as vswitchd does (api.PortSpec.Apply, the port
+// package's rules), so clients tested against it meet the production
+// rules and messages.
 type Fake struct {
 	mu    sync.Mutex
-	ports map[string]api.Port
+	ports map[string]*fakePort
 
 	// StatusV, FDBV and VSIsV are returned by Status, FDB (filtered by VLAN)
 	// and VSIs.
@@ -34,7 +34,7 @@ type Fake struct {
 // NewFake returns an empty fake switch with uplink eth0 in VEPA mode.
 func NewFake() *Fake {
 	return &Fake{
-		ports: map[string]api.Port{},
+		ports: map[string]*fakePort{},
 		StatusV: api.Status{Version: "test", Uplink: "eth0", UplinkState: "up", Mode: "vepa",
 			ConfiguredMode: "vepa", Datapath: "afpacket", StatePath: "/tmp/state.db"},
 		Calls: map[string]int{},
@@ -58,7 +58,7 @@ func (f *Fake) Status(ctx context.Context) (api.Status, error) {
 	st := f.StatusV
 	st.Ports = len(f.ports)
 	for _, p := range f.ports {
-		if p.State == "up" {
+		if p.state == "up" {
 			st.PortsUp++
 		}
 	}
@@ -72,7 +72,7 @@ func (f *Fake) ListPorts(ctx context.Context) ([]api.Port, error) {
 	defer f.mu.Unlock()
 	out := make([]api.Port, 0, len(f.ports))
 	for _, p := range f.ports {
-		out = append(out, p)
+		out = append(out, p.api())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -85,28 +85,26 @@ func (f *Fake) GetPort(ctx context.Context, name string) (api.Port, error) {
 	defer f.mu.Unlock()
 	p, ok := f.ports[name]
 	if !ok {
-		return api.Port{}, api.ErrPortNotFound(name)
+		return api.Port{}, port.NotFound(name)
 	}
-	return p, nil
+	return p.api(), nil
 }
 
 // AddPort implements api.Service.
 func (f *Fake) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, error) {
 	f.enter("AddPort")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.ports[spec.Name]; ok {
-		return api.Port{}, api.ErrPortExists(spec.Name)
-	}
-	if spec.VLAN == nil && spec.Trunk == nil {
-		return api.Port{}, api.NewError(api.CodeInvalidVLAN, "port "+spec.Name+" needs a vlan (access) or a trunk VID set")
-	}
-	p := api.Port{Name: spec.Name, State: "absent", Drops: map[string]uint64{}, MACs: []string{}, Trunk: []int{}}
-	if err := apply(&p, spec); err != nil {
+	c, err := spec.Apply(port.Config{})
+	if err != nil {
 		return api.Port{}, err
 	}
-	f.ports[p.Name] = p
-	return p, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.ports[c.Name]; ok {
+		return api.Port{}, port.Exists(c.Name)
+	}
+	p := &fakePort{cfg: c, state: "absent"}
+	f.ports[c.Name] = p
+	return p.api(), nil
 }
 
 // UpdatePort implements api.Service.
@@ -116,13 +114,14 @@ func (f *Fake) UpdatePort(ctx context.Context, name string, spec api.PortSpec) (
 	defer f.mu.Unlock()
 	p, ok := f.ports[name]
 	if !ok {
-		return api.Port{}, api.ErrPortNotFound(name)
+		return api.Port{}, port.NotFound(name)
 	}
-	if err := apply(&p, spec); err != nil {
+	c, err := spec.Apply(p.cfg)
+	if err != nil {
 		return api.Port{}, err
 	}
-	f.ports[name] = p
-	return p, nil
+	p.cfg = c
+	return p.api(), nil
 }
 
 // DeletePort implements api.Service.
@@ -131,7 +130,7 @@ func (f *Fake) DeletePort(ctx context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.ports[name]; !ok {
-		return api.ErrPortNotFound(name)
+		return port.NotFound(name)
 	}
 	delete(f.ports, name)
 	return nil
@@ -163,7 +162,7 @@ func (f *Fake) Stats(ctx context.Context) (api.Stats, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		p := f.ports[n]
+		p := f.ports[n].api()
 		st.Ports = append(st.Ports, p)
 		for r, c := range p.Drops {
 			st.Drops[r] += c
@@ -184,82 +183,23 @@ func (f *Fake) VSIs(ctx context.Context) ([]api.VSI, error) {
 func (f *Fake) SetCounters(name, state string, rxp, rxb, txp, txb uint64, drops map[string]uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := f.ports[name]
-	p.State, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.Drops = state, rxp, rxb, txp, txb, drops
-	f.ports[name] = p
+	p, ok := f.ports[name]
+	if !ok {
+		p = &fakePort{cfg: port.Config{Name: name}}
+		f.ports[name] = p
+	}
+	p.state = state
+	p.ctr = api.PortCounters{RxPackets: rxp, RxBytes: rxb, TxPackets: txp, TxBytes: txb, Drops: drops}
 }
 
-func apply(p *api.Port, s api.PortSpec) error {
-	if s.VLAN != nil {
-		if *s.VLAN < 0 || *s.VLAN > 4094 || (*s.VLAN == 0 && s.Trunk == nil) {
-			return api.NewError(api.CodeInvalidVLAN, fmt.Sprintf("invalid VLAN %d: must be 1-4094", *s.VLAN))
-		}
-		p.VLAN = *s.VLAN
-		if *s.VLAN != 0 {
-			p.Trunk = []int{}
-		}
-	}
-	if s.Trunk != nil {
-		vids, err := parseVIDs(*s.Trunk)
-		if err != nil {
-			return api.NewError(api.CodeInvalidVLAN, err.Error())
-		}
-		p.Trunk = vids
-		if len(vids) > 0 {
-			p.VLAN = 0
-		}
-	}
-	if s.NativeVLAN != nil {
-		p.NativeVLAN = *s.NativeVLAN
-	}
-	if s.SVID != nil {
-		p.SVID = *s.SVID
-	}
-	if s.PCP != nil {
-		if *s.PCP < 0 || *s.PCP > 7 {
-			return api.NewError(api.CodeInvalidPCP, fmt.Sprintf("invalid PCP %d: must be 0-7", *s.PCP))
-		}
-		p.PCP = *s.PCP
-	}
-	if s.MACs != nil {
-		macs := []string{}
-		for _, m := range *s.MACs {
-			hw, err := net.ParseMAC(m)
-			if err != nil || len(hw) != 6 {
-				return api.NewError(api.CodeInvalidMAC, fmt.Sprintf("invalid MAC %q: use the form 52:54:00:12:34:56", m))
-			}
-			macs = append(macs, hw.String())
-		}
-		p.MACs = macs
-	}
-	if s.Flood != nil {
-		p.Flood = *s.Flood
-	}
-	return nil
+// fakePort is a port of the fake switch: what the daemon keeps of one.
+type fakePort struct {
+	cfg   port.Config
+	state string
+	ctr   api.PortCounters
 }
 
-func parseVIDs(s string) ([]int, error) {
-	out := []int{}
-	if s == "" {
-		return out, nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err1 := strconv.Atoi(lo)
-		b := a
-		var err2 error
-		if isRange {
-			b, err2 = strconv.Atoi(hi)
-		}
-		if err1 != nil || err2 != nil || a < 1 || b > 4094 || a > b {
-			return nil, fmt.Errorf("invalid VID set %q: use VIDs 1-4094 like 10,20-30", s)
-		}
-		for v := a; v <= b; v++ {
-			out = append(out, v)
-		}
-	}
-	return out, nil
-}
+func (p *fakePort) api() api.Port { return api.NewPort(p.cfg, p.state, p.ctr) }
 
 // Serve runs api.Server for svc on a Unix socket in t.TempDir() and returns
 // the socket path; the server stops when the test ends.

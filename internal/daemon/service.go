@@ -1,0 +1,223 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/vswitch/vswitch/internal/store"
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/port"
+)
+
+// This file is the control API (api.Service): every change is checked by
+// the port model (api.PortSpec.Apply), written to the store, then applied
+// to the switch, and rolled back in the store when the switch refuses it,
+// all under d.mu, so the store and the switch never disagree for long and
+// a daemon killed at any point restarts with what it acknowledged.
+
+// Status implements api.Service.
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ps := d.sw.Ports()
+	up := 0
+	for _, p := range ps {
+		if d.portStateLocked(p.Config.Name, p.Attached) == "up" {
+			up++
+		}
+	}
+	ustate := "absent"
+	if ev, ok := d.links[d.opts.Uplink]; ok {
+		ustate = "down"
+		if ev.Up {
+			ustate = "up"
+		}
+	}
+	return api.Status{
+		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
+		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
+		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
+		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
+		StatePath: d.st.Path(), Relay: d.relayStatus(),
+	}, nil
+}
+
+func (d *Daemon) portLocked(c port.Config) api.Port {
+	for _, p := range d.sw.Ports() {
+		if p.Config.Name == c.Name {
+			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), api.PortCounters(p.Counters))
+		}
+	}
+	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
+}
+
+// ListPorts implements api.Service.
+func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var bad *store.RecordError
+	cs, err := d.st.Ports()
+	if err != nil && !errors.As(err, &bad) { // unusable records: logged and skipped at start
+		return nil, err
+	}
+	stats := map[string]datapath.PortStatus{}
+	for _, p := range d.sw.Ports() {
+		stats[p.Config.Name] = p
+	}
+	out := make([]api.Port, 0, len(cs))
+	for _, c := range cs {
+		s := stats[c.Name]
+		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), api.PortCounters(s.Counters)))
+	}
+	return out, nil
+}
+
+// storedPortLocked reads a port's configuration, mapping a missing one to
+// the API's not_found error. d.mu is held.
+func (d *Daemon) storedPortLocked(name string) (port.Config, error) {
+	c, err := d.st.Port(name)
+	if errors.Is(err, port.ErrNotFound) {
+		return c, port.NotFound(name)
+	}
+	return c, err
+}
+
+// GetPort implements api.Service.
+func (d *Daemon) GetPort(ctx context.Context, name string) (api.Port, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, err := d.storedPortLocked(name)
+	if err != nil {
+		return api.Port{}, err
+	}
+	return d.portLocked(c), nil
+}
+
+// AddPort implements api.Service.
+func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, error) {
+	c, err := spec.Apply(port.Config{})
+	if err != nil {
+		return api.Port{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.st.Port(c.Name); err == nil {
+		return api.Port{}, port.Exists(c.Name)
+	}
+	if err := d.st.PutPort(c); err != nil {
+		return api.Port{}, fmt.Errorf("save port %s: %w", c.Name, err)
+	}
+	if err := d.sw.AddPort(c); err != nil {
+		d.st.DeletePort(c.Name)
+		if errors.Is(err, port.ErrExists) {
+			return api.Port{}, port.Exists(c.Name)
+		}
+		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
+	}
+	d.syncPortLocked(c.Name)
+	d.syncVSIsLocked()
+	d.log.Info("port added", "port", c.Name, "vlan", c.VLAN, "trunk", c.Trunk.String(), "svid", c.SVID)
+	return d.portLocked(c), nil
+}
+
+// UpdatePort implements api.Service.
+func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec) (api.Port, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, err := d.storedPortLocked(name)
+	if err != nil {
+		return api.Port{}, err
+	}
+	c, err := spec.Apply(old) // refuses a rename too
+	if err != nil {
+		return api.Port{}, err
+	}
+	if err := d.st.PutPort(c); err != nil {
+		return api.Port{}, fmt.Errorf("save port %s: %w", name, err)
+	}
+	if err := d.sw.UpdatePort(c); err != nil {
+		if rerr := d.st.PutPort(old); rerr != nil {
+			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
+		}
+		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
+	}
+	d.syncVSIsLocked()
+	d.log.Info("port updated", "port", name)
+	return d.portLocked(c), nil
+}
+
+// DeletePort implements api.Service.
+func (d *Daemon) DeletePort(ctx context.Context, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.st.DeletePort(name); errors.Is(err, port.ErrNotFound) {
+		return port.NotFound(name)
+	} else if err != nil {
+		return fmt.Errorf("delete port %s: %w", name, err)
+	}
+	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, port.ErrNotFound) {
+		return err
+	}
+	d.syncVSIsLocked()
+	d.log.Info("port deleted", "port", name)
+	return nil
+}
+
+// FDB implements api.Service.
+func (d *Daemon) FDB(ctx context.Context, vid int) ([]api.FDBEntry, error) {
+	if vid < 0 || vid > 4094 {
+		return nil, api.NewError(api.CodeInvalidVLAN, fmt.Sprintf("invalid VLAN %d: must be 1-4094", vid))
+	}
+	out := []api.FDBEntry{}
+	for _, e := range d.sw.FDBEntries(uint16(vid)) {
+		out = append(out, api.FDBEntry{VLAN: int(e.VID), SVID: int(e.SVID), MAC: e.MAC.String(), Port: e.Port, Static: e.Static, AgeSec: int(e.Age / time.Second)})
+	}
+	return out, nil
+}
+
+// Stats implements api.Service.
+func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
+	ports, err := d.ListPorts(ctx)
+	if err != nil {
+		return api.Stats{}, err
+	}
+	u := d.sw.UplinkCounters()
+	st := api.Stats{Ports: ports, Drops: map[string]uint64{}, Uplink: api.UplinkStats{
+		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops,
+	}}
+	st.Uplink.Control = d.ctlOther.Load()
+	if evb := d.evb.Load(); evb != nil {
+		r := evb.Relay()
+		st.Uplink.Control += r.Received + r.Bad
+	}
+	if vdp := d.vdp.Load(); vdp != nil {
+		e := vdp.ECPStats()
+		st.Uplink.Control += e.Received + e.Duplicates + e.Bad + e.Acked
+	}
+	for k, v := range u.Drops {
+		st.Drops[k] += v
+	}
+	for _, p := range ports {
+		for k, v := range p.Drops {
+			st.Drops[k] += v
+		}
+	}
+	return st, nil
+}
+
+// VSIs implements api.Service: the VSIs registered with the bridge (VDP).
+func (d *Daemon) VSIs(ctx context.Context) ([]api.VSI, error) { return d.vsis(), nil }
+
+// sortedNames is used by metrics.
+func sortedNames(m map[string]uint64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,156 @@
+package api
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vswitch/vswitch/pkg/port"
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// specValues are a PortSpec's values checked on their own and parsed.
+type specValues struct {
+	trunk vlan.VIDSet        // when Trunk is set and not ""
+	macs  []net.HardwareAddr // when MACs is set
+}
+
+// Check checks each field the spec sets on its own, by the rules of
+// port.Config (the interface name, the range of each number, the trunk's
+// VID set, each MAC), as a client can before it knows the port's current
+// configuration. In a spec, vlan 0 means "no access VLAN" and trunk ""
+// "no trunk": both are how a PATCH switches a port between access and
+// trunk. Setting both at once leaves a port with neither, so that is
+// refused as VLAN 0. Errors are *port.Error.
+func (s PortSpec) Check() error {
+	_, err := s.values()
+	return err
+}
+
+func (s PortSpec) values() (specValues, error) {
+	var v specValues
+	if s.Name != "" {
+		if err := port.CheckName(s.Name); err != nil {
+			return v, err
+		}
+	}
+	if s.VLAN != nil && *s.VLAN != 0 {
+		if err := port.CheckNumber(port.FieldVLAN, *s.VLAN); err != nil {
+			return v, err
+		}
+	}
+	if s.Trunk != nil && *s.Trunk != "" {
+		set, err := port.ParseTrunk(*s.Trunk)
+		if err != nil {
+			return v, err
+		}
+		v.trunk = set
+	}
+	if s.VLAN != nil && *s.VLAN == 0 && s.Trunk != nil && *s.Trunk == "" {
+		return v, port.CheckNumber(port.FieldVLAN, 0)
+	}
+	for _, f := range []struct {
+		field port.Field
+		v     *int
+	}{{port.FieldNativeVLAN, s.NativeVLAN}, {port.FieldSVID, s.SVID}, {port.FieldPCP, s.PCP}} {
+		if f.v != nil {
+			if err := port.CheckNumber(f.field, *f.v); err != nil {
+				return v, err
+			}
+		}
+	}
+	if s.MACs != nil {
+		macs, err := port.ParseMACs(*s.MACs)
+		if err != nil {
+			return v, err
+		}
+		v.macs = macs
+	}
+	return v, nil
+}
+
+// Apply returns c changed by the fields the spec sets, validated. It is
+// how both POST /v1/ports (c is the zero Config and the spec's Name names
+// the port) and PATCH /v1/ports/{name} (c is the port's configuration; a
+// Name other than c's is refused: ports are not renamed) turn a request
+// into a port.Config, and what vswctl and the libvirt hook check their
+// requests with before sending them.
+//
+// A port switches kind through the same fields: setting vlan to a VID
+// makes it an access port (its trunk and native VLAN go), setting a
+// non-empty trunk makes it a trunk port (its VLAN goes). Errors are the
+// *port.Error of the first rule broken (CodeOf maps them to the API's
+// codes), with the zero Config.
+func (s PortSpec) Apply(c port.Config) (port.Config, error) {
+	switch {
+	case c.Name == "":
+		c.Name = s.Name
+	case s.Name != "" && s.Name != c.Name:
+		return port.Config{}, NewError(CodeInvalidName, fmt.Sprintf("cannot rename port %s to %s: delete it and add %s", c.Name, s.Name, s.Name))
+	}
+	v, err := s.values()
+	if err != nil {
+		return port.Config{}, err
+	}
+	if s.VLAN != nil {
+		c.VLAN = uint16(*s.VLAN)
+		if *s.VLAN != 0 {
+			c.Trunk, c.NativeVLAN = vlan.VIDSet{}, 0
+		}
+	}
+	if s.Trunk != nil {
+		c.Trunk = v.trunk
+		if *s.Trunk != "" {
+			c.VLAN = 0
+		}
+	}
+	if s.NativeVLAN != nil {
+		c.NativeVLAN = uint16(*s.NativeVLAN)
+	}
+	if s.SVID != nil {
+		c.SVID = uint16(*s.SVID)
+	}
+	if s.PCP != nil {
+		c.PCP = uint8(*s.PCP)
+	}
+	if s.MACs != nil {
+		c.MACs = v.macs
+	}
+	if s.Flood != nil {
+		c.Flood = *s.Flood
+	}
+	if c.VLAN == 0 && c.Trunk.Len() == 0 && s.VLAN != nil && *s.VLAN == 0 {
+		// The request asked for VLAN 0 and the port has no trunk to fall
+		// back on: say so rather than that a VLAN is missing.
+		return port.Config{}, port.CheckNumber(port.FieldVLAN, 0)
+	}
+	if err := c.Validate(); err != nil {
+		return port.Config{}, err
+	}
+	return c, nil
+}
+
+// PortCounters are a port's traffic counters as the API reports them.
+type PortCounters struct {
+	RxPackets, RxBytes, TxPackets, TxBytes uint64
+	Drops                                  map[string]uint64 // per reason
+}
+
+// NewPort builds the API's port object from a port's configuration, its
+// state (up, down or absent) and its counters. Lists are never null in
+// the JSON: an access port has "trunk":[], a port without registered MACs
+// "macs":[], and "drops" is always an object.
+func NewPort(c port.Config, state string, ctr PortCounters) Port {
+	p := Port{
+		Name: c.Name, VLAN: int(c.VLAN), Trunk: c.Trunk.List(), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID),
+		PCP: int(c.PCP), MACs: make([]string, 0, len(c.MACs)), Flood: c.Flood, State: state,
+		RxPackets: ctr.RxPackets, RxBytes: ctr.RxBytes, TxPackets: ctr.TxPackets, TxBytes: ctr.TxBytes,
+		Drops: ctr.Drops,
+	}
+	for _, m := range c.MACs {
+		p.MACs = append(p.MACs, m.String())
+	}
+	if p.Drops == nil {
+		p.Drops = map[string]uint64{}
+	}
+	return p
+}

@@ -1,0 +1,94 @@
+package port
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// record is a Config's JSON form, the state file's port record (schema
+// v2): the field names, the trunk in canonical text and the omitted zero
+// values are a contract with state files already written.
+type record struct {
+	Name       string   `json:"name"`
+	VLAN       int      `json:"vlan,omitempty"`
+	Trunk      string   `json:"trunk,omitempty"`
+	NativeVLAN int      `json:"native_vlan,omitempty"`
+	SVID       int      `json:"svid,omitempty"`
+	PCP        int      `json:"pcp,omitempty"`
+	MACs       []string `json:"macs,omitempty"`
+	Flood      bool     `json:"flood_unknown,omitempty"`
+}
+
+// MarshalJSON writes c as
+//
+//	{"name":"vnet2","trunk":"10,20-30","native_vlan":10,"macs":["52:54:00:12:34:56"]}
+//
+// with the trunk in canonical form and zero values left out. It does not
+// validate c.
+func (c Config) MarshalJSON() ([]byte, error) {
+	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood}
+	if c.Trunk.Len() != 0 {
+		r.Trunk = c.Trunk.String()
+	}
+	for _, m := range c.MACs {
+		r.MACs = append(r.MACs, m.String())
+	}
+	return json.Marshal(r)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes and validates it: a Config
+// decoded from JSON is valid, with its MACs normalised and listed once.
+// Unknown fields are ignored. On error c is left unchanged and the error
+// is the *Error of the rule the record breaks (or the JSON error).
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("decode port: %w", err)
+	}
+	if err := CheckName(r.Name); err != nil {
+		return withPort(err, r.Name)
+	}
+	n := Config{Name: r.Name, Flood: r.Flood}
+	for _, f := range []struct {
+		field Field
+		v     int
+		dst   *uint16
+	}{{FieldVLAN, r.VLAN, &n.VLAN}, {FieldNativeVLAN, r.NativeVLAN, &n.NativeVLAN}, {FieldSVID, r.SVID, &n.SVID}} {
+		if f.v == 0 {
+			continue // not set
+		}
+		if err := CheckNumber(f.field, f.v); err != nil {
+			return withPort(err, r.Name)
+		}
+		*f.dst = uint16(f.v)
+	}
+	if err := CheckNumber(FieldPCP, r.PCP); err != nil {
+		return withPort(err, r.Name)
+	}
+	n.PCP = uint8(r.PCP)
+	if r.Trunk != "" {
+		set, err := ParseTrunk(r.Trunk)
+		if err != nil {
+			return withPort(err, r.Name)
+		}
+		n.Trunk = set
+	}
+	macs, err := ParseMACs(r.MACs)
+	if err != nil {
+		return withPort(err, r.Name)
+	}
+	n.MACs = macs
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	*c = n
+	return nil
+}
+
+// withPort sets the port name of a *Error (err may be nil).
+func withPort(err error, name string) error {
+	if e, ok := err.(*Error); ok {
+		e.Port = name
+	}
+	return err
+}

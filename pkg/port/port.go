@@ -1,0 +1,94 @@
+package port
+
+import (
+	"net"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// Config is one switch port: the VM tap it stands for, how its frames are
+// tagged and which source MACs it may use. A port is an access port when
+// VLAN != 0 and a trunk port otherwise (Trunk then holds the VIDs it
+// carries). Validate says whether a Config is usable; the zero Config is
+// not (it has no name).
+type Config struct {
+	// Name is the interface (tap) name, as Linux accepts it.
+	Name string
+	// VLAN is the access port's VID (1-4094); 0 on a trunk port.
+	VLAN uint16
+	// Trunk is the trunk port's set of allowed VIDs; empty on an access port.
+	Trunk vlan.VIDSet
+	// NativeVLAN is the VID of a trunk port's untagged frames (0: they are
+	// dropped); 0 on an access port.
+	NativeVLAN uint16
+	// SVID is the outer 802.1ad S-tag of the port's S-channel; 0 = none.
+	SVID uint16
+	// PCP is the 802.1p priority (0-7) of the tags pushed for the port.
+	PCP uint8
+	// MACs are the source addresses the VM may use (none: any); each is a
+	// 6-byte unicast address other than 00:00:00:00:00:00, listed once.
+	MACs []net.HardwareAddr
+	// Flood makes the port receive unknown unicast of its VLAN(s).
+	Flood bool
+}
+
+// IsTrunk reports whether c is a trunk port (it has no access VLAN).
+func (c *Config) IsTrunk() bool { return c.VLAN == 0 }
+
+// HasVID reports whether frames of VLAN vid belong to the port: its access
+// VLAN, or one of its trunk VIDs or its native VLAN. It is on the frame
+// path: no allocation, no lock.
+func (c *Config) HasVID(vid uint16) bool {
+	if c.VLAN != 0 {
+		return c.VLAN == vid
+	}
+	return c.Trunk.Has(vid) || (c.NativeVLAN != 0 && c.NativeVLAN == vid)
+}
+
+// Validate checks c against the port rules (see the package
+// documentation) and returns the first one it breaks as an *Error, with
+// Port set to c.Name.
+func (c *Config) Validate() error { return withPort(c.validate(), c.Name) }
+
+func (c *Config) validate() error {
+	if err := CheckName(c.Name); err != nil {
+		return err
+	}
+	trunk := c.Trunk.Len() != 0
+	switch {
+	case c.VLAN != 0 && trunk:
+		return &Error{Field: FieldVLAN, Reason: "use either a VLAN (access port) or a trunk, not both"}
+	case c.VLAN != 0:
+		if err := CheckNumber(FieldVLAN, int(c.VLAN)); err != nil {
+			return err
+		}
+		if c.NativeVLAN != 0 {
+			return &Error{Field: FieldNativeVLAN, Reason: "a native VLAN needs a trunk port"}
+		}
+	case !trunk:
+		return &Error{Field: FieldVLAN, Reason: "needs a VLAN (--vlan VID) or a trunk (--trunk 10,20-30)"}
+	case c.Trunk.Has(0) || c.Trunk.Has(vlan.MaxVID+1):
+		// VIDSet.Add takes any VID below 4096; only 1-4094 name VLANs.
+		return &Error{Field: FieldTrunk, Reason: "the trunk holds VLAN 0 or 4095, which are reserved; " + trunkHint}
+	}
+	if err := CheckNumber(FieldNativeVLAN, int(c.NativeVLAN)); err != nil {
+		return err
+	}
+	if err := CheckNumber(FieldSVID, int(c.SVID)); err != nil {
+		return err
+	}
+	if err := CheckNumber(FieldPCP, int(c.PCP)); err != nil {
+		return err
+	}
+	for i, m := range c.MACs {
+		if err := checkMAC(m, m.String()); err != nil {
+			return err
+		}
+		for _, o := range c.MACs[:i] {
+			if string(o) == string(m) {
+				return &Error{Field: FieldMAC, Value: quote(m.String()), Reason: "listed twice; give each MAC once"}
+			}
+		}
+	}
+	return nil
+}
