@@ -106,7 +106,8 @@ const ShutdownGrace = 3 * time.Second
 
 // Serve answers HTTP requests on l with h until ctx is done, then shuts
 // down gracefully (ShutdownGrace). It is the one HTTP server setup of
-// vswitchd: the API socket and the --metrics listener both use it. The
+// vswitchd: the API socket and the --metrics listener both use it, with the
+// limits of limits.go (connections, timeouts, header size). The
 // error is nil after a shutdown, else why serving stopped.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
 	if log == nil {
@@ -114,11 +115,15 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger
 	}
 	hs := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: HeaderTimeout,
+		ReadTimeout:       BodyTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
+	go func() { errc <- hs.Serve(newLimitListener(l, MaxConns)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve HTTP on %s: %w", l.Addr(), err)
