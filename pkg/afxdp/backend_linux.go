@@ -285,6 +285,12 @@ func (b *Backend) newQueueLocked(t queueTarget, x *xsk) (*Queue, error) {
 // an eventfd lets Close wake a Recv blocked in poll. Caller holds b.mu.
 func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	x, queueID := q.x, t.key.queue
+	// A socket that lived on for its transmitters after an earlier
+	// receiver closed has counted for that receiver: start from there
+	// (read before the XSKMAP insert, while no frame can arrive).
+	if st, err := x.stats(); err == nil {
+		q.statsBase, q.lastStats = st, st
+	}
 	p, err := b.programLocked(t.ifname, t.key.ifKey)
 	if err != nil {
 		return err
