@@ -115,7 +115,7 @@ func toAPI(c store.PortConfig, state string, ctr datapath.CounterSnapshot) api.P
 		Name: c.Name, VLAN: c.VLAN, Trunk: []int{}, NativeVLAN: c.NativeVLAN, SVID: c.SVID, PCP: c.PCP,
 		MACs: []string{}, Flood: c.Flood, State: state,
 		RxPackets: ctr.RxPackets, RxBytes: ctr.RxBytes, TxPackets: ctr.TxPackets, TxBytes: ctr.TxBytes,
-		Drops: ctr.Drops,
+		Drops: ctr.Drops, Backend: ctr.Backend,
 	}
 	if c.Trunk != "" {
 		if set, err := vlan.ParseVIDSet(c.Trunk); err == nil {

@@ -17,8 +17,9 @@ import (
 
 // Fake is an in-memory api.Service. Its fields may be set before use.
 type Fake struct {
-	mu    sync.Mutex
-	ports map[string]api.Port
+	mu            sync.Mutex
+	ports         map[string]api.Port
+	uplinkBackend map[string]uint64
 
 	// StatusV, FDBV and VSIsV are returned by Status, FDB (filtered by VLAN)
 	// and VSIs.
@@ -156,7 +157,7 @@ func (f *Fake) Stats(ctx context.Context) (api.Stats, error) {
 	f.enter("Stats")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := api.Stats{Uplink: api.UplinkStats{Name: f.StatusV.Uplink, Drops: map[string]uint64{}}, Drops: map[string]uint64{}}
+	st := api.Stats{Uplink: api.UplinkStats{Name: f.StatusV.Uplink, Drops: map[string]uint64{}, Backend: f.uplinkBackend}, Drops: map[string]uint64{}}
 	names := make([]string, 0, len(f.ports))
 	for n := range f.ports {
 		names = append(names, n)
@@ -187,6 +188,22 @@ func (f *Fake) SetCounters(name, state string, rxp, rxb, txp, txb uint64, drops 
 	p := f.ports[name]
 	p.State, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.Drops = state, rxp, rxb, txp, txb, drops
 	f.ports[name] = p
+}
+
+// SetBackend sets a port's backend-specific counters (for output tests).
+func (f *Fake) SetBackend(name string, counters map[string]uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.ports[name]
+	p.Backend = counters
+	f.ports[name] = p
+}
+
+// SetUplinkBackend sets the uplink's backend-specific counters in Stats.
+func (f *Fake) SetUplinkBackend(counters map[string]uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.uplinkBackend = counters
 }
 
 func apply(p *api.Port, s api.PortSpec) error {
