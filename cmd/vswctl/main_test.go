@@ -276,12 +276,42 @@ func TestPortLifecycleAndTable(t *testing.T) {
 			t.Errorf("stats output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	if strings.Contains(r.stdout, "BACKEND COUNTERS") {
+		t.Errorf("stats prints backend counters while there are none:\n%s", r.stdout)
+	}
 	r = vswctl(t, sock, "stats", "vnet1")
 	r.expect(t, 0, "")
 	for _, want := range []string{"port:", "vnet1", "rx packets:", "1234", "drops:", "5", "spoofed_src:", "4"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stats vnet1 output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// Backend counters: a line per port (and the uplink) with any that is
+	// not zero, zeros left out.
+	before := r.stdout
+	fake.SetBackend("vnet1", map[string]uint64{"gso_segments": 120, "gso_frames": 3, "ring_freezes": 0})
+	fake.SetUplinkBackend(map[string]uint64{"xsk_rx_ring_full": 2})
+	r = vswctl(t, sock, "stats")
+	r.expect(t, 0, "")
+	lines = strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if n := len(lines); n < 3 || !reflect.DeepEqual(strings.Fields(lines[n-3]), []string{"COUNTED", "AT", "BACKEND", "COUNTERS"}) ||
+		!reflect.DeepEqual(strings.Fields(lines[n-2]), []string{"vnet1", "gso_frames=3", "gso_segments=120"}) ||
+		!reflect.DeepEqual(strings.Fields(lines[n-1]), []string{"eth0", "(uplink)", "xsk_rx_ring_full=2"}) {
+		t.Errorf("stats with backend counters:\n%s", r.stdout)
+	}
+	r = vswctl(t, sock, "stats", "vnet1")
+	r.expect(t, 0, "")
+	if want := before + "backend:"; !strings.HasPrefix(r.stdout, want) || !strings.HasSuffix(r.stdout, "gso_frames=3 gso_segments=120\n") {
+		t.Errorf("stats vnet1 with backend counters:\n%s\nwant the output before plus a backend line", r.stdout)
+	}
+	r = vswctl(t, sock, "-o", "json", "stats")
+	r.expect(t, 0, "")
+	var js api.Stats
+	if err := json.Unmarshal([]byte(r.stdout), &js); err != nil {
+		t.Fatal(err)
+	}
+	if got := js.Ports[0].Backend; got["gso_segments"] != 120 || js.Uplink.Backend["xsk_rx_ring_full"] != 2 {
+		t.Errorf("json stats: port backend %v, uplink backend %v", got, js.Uplink.Backend)
 	}
 
 	r = vswctl(t, sock, "del-port", "vnet1")

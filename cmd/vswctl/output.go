@@ -181,7 +181,54 @@ func writeStats(w io.Writer, st api.Stats) error {
 	if n == 0 {
 		fmt.Fprintln(t, "-\tno drops\t0")
 	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	return writeBackendCounters(w, st)
+}
+
+// writeBackendCounters prints, after a blank line, one line per port (and
+// the uplink) whose backend-specific counters are not all zero, as
+// name=value pairs. It prints nothing when every counter is zero, so
+// stats output stays as it was for backends without such counters.
+func writeBackendCounters(w io.Writer, st api.Stats) error {
+	type line struct{ owner, counters string }
+	var lines []line
+	for _, p := range st.Ports {
+		if c := nonZeroCounters(p.Backend); c != "" {
+			lines = append(lines, line{p.Name, c})
+		}
+	}
+	if c := nonZeroCounters(st.Uplink.Backend); c != "" {
+		lines = append(lines, line{dash(st.Uplink.Name) + " (uplink)", c})
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	t := newTable(w)
+	fmt.Fprintln(t, "COUNTED AT\tBACKEND COUNTERS")
+	for _, l := range lines {
+		fmt.Fprintf(t, "%s\t%s\n", l.owner, l.counters)
+	}
 	return t.Flush()
+}
+
+// nonZeroCounters formats the non-zero counters of m as "a=1 b=2", sorted
+// by name; "" when there are none.
+func nonZeroCounters(m map[string]uint64) string {
+	names := make([]string, 0, len(m))
+	for k, v := range m {
+		if v != 0 {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = k + "=" + strconv.FormatUint(m[k], 10)
+	}
+	return strings.Join(parts, " ")
 }
 
 func writePortStats(w io.Writer, p api.Port) error {
@@ -202,6 +249,9 @@ func writePortStats(w io.Writer, p api.Port) error {
 	sort.Strings(reasons)
 	for _, r := range reasons {
 		row("  "+r, p.Drops[r])
+	}
+	if c := nonZeroCounters(p.Backend); c != "" {
+		row("backend", c)
 	}
 	return t.Flush()
 }

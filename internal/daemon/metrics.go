@@ -18,6 +18,8 @@ var (
 	descPortUp      = prometheus.NewDesc("vswitch_port_up", "1 when the port is attached and its interface is up.", []string{"port", "state"}, nil)
 	descUpPackets   = prometheus.NewDesc("vswitch_uplink_packets_total", "Frames on the uplink per direction.", []string{"uplink", "direction"}, nil)
 	descUpDrops     = prometheus.NewDesc("vswitch_uplink_drops_total", "Frames from the uplink dropped per reason.", []string{"uplink", "reason"}, nil)
+	descPortBackend = prometheus.NewDesc("vswitch_port_backend_total", "Counters only the port's backend keeps (afpacket: gso_segments, checksums_fixed, ...; afxdp: xsk_rx_dropped, ...), per port and counter name.", []string{"port", "counter"}, nil)
+	descUpBackend   = prometheus.NewDesc("vswitch_uplink_backend_total", "Counters only the uplink's backend keeps, per counter name (its receive and control-plane queues; the ports' transmit queues count for their ports).", []string{"uplink", "counter"}, nil)
 	descUpControl   = prometheus.NewDesc("vswitch_uplink_control_frames_total", "Control frames (LLDP, ECP) received on the uplink.", []string{"uplink"}, nil)
 	descRelay       = prometheus.NewDesc("vswitch_reflective_relay", "1 for the current 802.1Qbg reflective relay state (unknown, granted, refused); absent when the EVB station is off.", []string{"uplink", "state"}, nil)
 	descMode        = prometheus.NewDesc("vswitch_forwarding_mode", "1 for the forwarding mode in effect (vepa, veb); configured is the mode asked for.", []string{"mode", "configured"}, nil)
@@ -28,7 +30,7 @@ var (
 var relayStates = []string{"unknown", "granted", "refused"}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortUp, descUpPackets, descUpDrops, descUpControl, descRelay, descMode} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descRelay, descMode} {
 		ch <- d
 	}
 }
@@ -47,6 +49,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range sortedNames(p.Drops) {
 			ch <- prometheus.MustNewConstMetric(descPortDrops, ctr, float64(p.Drops[r]), p.Name, r)
 		}
+		for _, n := range sortedNames(p.Backend) {
+			ch <- prometheus.MustNewConstMetric(descPortBackend, ctr, float64(p.Backend[n]), p.Name, n)
+		}
 		up := 0.0
 		if p.State == "up" {
 			up = 1
@@ -58,6 +63,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUpPackets, ctr, float64(u.TxPackets), u.Name, "tx")
 	for _, r := range sortedNames(u.Drops) {
 		ch <- prometheus.MustNewConstMetric(descUpDrops, ctr, float64(u.Drops[r]), u.Name, r)
+	}
+	for _, n := range sortedNames(u.Backend) {
+		ch <- prometheus.MustNewConstMetric(descUpBackend, ctr, float64(u.Backend[n]), u.Name, n)
 	}
 	ch <- prometheus.MustNewConstMetric(descUpControl, ctr, float64(u.Control), u.Name)
 	s, err := c.d.Status(context.Background())

@@ -187,7 +187,7 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 	}
 	u := d.sw.UplinkCounters()
 	st := api.Stats{Ports: ports, Drops: map[string]uint64{}, Uplink: api.UplinkStats{
-		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops,
+		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops, Backend: u.Backend,
 	}}
 	st.Uplink.Control = d.ctlOther.Load()
 	if evb := d.evb.Load(); evb != nil {

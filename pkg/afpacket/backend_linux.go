@@ -441,19 +441,11 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 	return sent, nil
 }
 
-// Stats implements backend.Queue.
+// Stats implements backend.Queue. RxDropped is the kernel's count of
+// frames lost to a full ring (PACKET_STATISTICS tp_drops), RxOversize ours
+// of frames too long, truncated or unsegmentable.
 func (q *Queue) Stats() backend.QueueStats {
-	q.kstatMu.Lock()
-	if q.rx != nil && q.enter() {
-		// PACKET_STATISTICS resets the kernel counters on every read.
-		if st, err := unix.GetsockoptTpacketStatsV3(q.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			q.kernelDrops += uint64(st.Drops)
-			q.freezes += uint64(st.Freeze_q_cnt)
-		}
-		q.exit()
-	}
-	kd := q.kernelDrops
-	q.kstatMu.Unlock()
+	kd, _ := q.kernelStats()
 	return backend.QueueStats{
 		RxPackets:  q.rxPackets.Load(),
 		RxBytes:    q.rxBytes.Load(),
@@ -463,66 +455,6 @@ func (q *Queue) Stats() backend.QueueStats {
 		RxOversize: q.rxDroppedUser.Load(),
 		TxErrors:   q.txErrors.Load(),
 	}
-}
-
-// RingFreezes is how many times the kernel found the ring full and froze
-// it (tp_freeze_q_cnt: events, not frames; the frames dropped meanwhile are
-// in Stats().RxDropped). Up to date as of the last Stats call.
-func (q *Queue) RingFreezes() uint64 {
-	q.kstatMu.Lock()
-	defer q.kstatMu.Unlock()
-	return q.freezes
-}
-
-// GSOFrames is how many GSO super-frames (TSO/GSO/USO on in the VM) Recv
-// received and cut into wire-sized segments. 0 unless RolePort.
-func (q *Queue) GSOFrames() uint64 {
-	if q.rx == nil {
-		return 0
-	}
-	return q.rx.gsoFrames.Load()
-}
-
-// GSOSegments is how many frames Recv produced by segmenting super-frames
-// (they are also in Stats().RxPackets).
-func (q *Queue) GSOSegments() uint64 {
-	if q.rx == nil {
-		return 0
-	}
-	return q.rx.gsoSegments.Load()
-}
-
-// GSODropped is how many super-frames could not be segmented (unsupported
-// gso_type such as UFO, IPv6 extension headers, inconsistent headers, or
-// segments larger than the frame size) and were dropped; they are also
-// counted in Stats().RxOversize.
-func (q *Queue) GSODropped() uint64 {
-	if q.rx == nil {
-		return 0
-	}
-	return q.rx.gsoDropped.Load()
-}
-
-// ChecksumsFixed is how many received frames arrived with their TCP/UDP
-// checksum left to offload (TP_STATUS_CSUMNOTREADY, the sender's
-// CHECKSUM_PARTIAL) and had it completed in place by Recv. 0 for a
-// transmit-only queue.
-func (q *Queue) ChecksumsFixed() uint64 {
-	if q.rx == nil {
-		return 0
-	}
-	return q.rx.csumFixed.Load()
-}
-
-// ChecksumsUnfixed is how many received frames had TP_STATUS_CSUMNOTREADY
-// but could not be completed (not TCP/UDP over IPv4/IPv6 without extension
-// headers, a fragment, or truncated) and were passed on unchanged: their
-// receivers will likely drop them.
-func (q *Queue) ChecksumsUnfixed() uint64 {
-	if q.rx == nil {
-		return 0
-	}
-	return q.rx.csumSkipped.Load()
 }
 
 // Close implements backend.Queue. It wakes a blocked Recv, waits for
@@ -536,9 +468,17 @@ func (q *Queue) Close() error {
 	var one [8]byte
 	one[0] = 1 // any non-zero eventfd value wakes poll, whatever the byte order
 	_, _ = unix.Write(q.wake, one[:])
+	// kstatMu before life, as in kernelStats. The last PACKET_STATISTICS
+	// read makes the counters final: what the kernel counted since the
+	// previous Stats would go with the socket.
+	q.kstatMu.Lock()
 	q.life.Lock()
+	if q.rx != nil {
+		q.addKernelStatsLocked()
+	}
 	q.closeFDs()
 	q.life.Unlock()
+	q.kstatMu.Unlock()
 	if q.rx != nil {
 		q.rx.maybeUnmap()
 	}
@@ -561,9 +501,6 @@ func (q *Queue) closeFDs() {
 	// Failed open: nobody holds views yet.
 	q.rx.unmap()
 }
-
-// Ifindex is the interface index the queue is bound to.
-func (q *Queue) Ifindex() int { return q.ifindex }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 

@@ -63,7 +63,8 @@
 // can wrap around onto its own held blocks; Recv then returns ErrRingHeld
 // instead of waiting for a Release that can never happen. When the ring is
 // full the kernel freezes it and drops frames, counted in Stats().RxDropped
-// (PACKET_STATISTICS tp_drops) and RingFreezes.
+// (PACKET_STATISTICS tp_drops) and, as events, in the ring_freezes
+// custom counter (see Counters below).
 //
 // # Why and how VLAN tags are rebuilt
 //
@@ -115,8 +116,8 @@
 // end-around-carry accumulator, 8 bytes per step, and writes the result in
 // place; the old field is ignored. About 15 ns for a 64-byte frame and 90 ns
 // for 1514 bytes, no allocation. Frames it cannot fix (other protocols,
-// truncated or inconsistent headers) pass unchanged. Queue.ChecksumsFixed and
-// Queue.ChecksumsUnfixed count both outcomes.
+// truncated or inconsistent headers) pass unchanged. The checksums_fixed
+// and checksums_unfixed custom counters count both outcomes.
 //
 // Not covered: CHECKSUM_PARTIAL for anything but plain TCP/UDP (SCTP's
 // CRC32c, tunnels with an inner partial checksum) is not completed.
@@ -162,10 +163,11 @@
 //
 // A super-frame that cannot be segmented (UFO, IPv6 extension headers,
 // BIG TCP jumbograms, inconsistent lengths, a gso_size whose segments
-// exceed FrameSize) is dropped and counted in Stats().RxOversize and
-// Queue.GSODropped. A super-frame larger than a ring block is truncated by
-// the kernel and dropped as well (keep BlockSize >= 128 KiB for ports).
-// Queue.GSOFrames and Queue.GSOSegments count the work done.
+// exceed FrameSize) is dropped and counted in Stats().RxOversize and in
+// the gso_dropped custom counter. A super-frame larger than a ring block is
+// truncated by the kernel and dropped as well (keep BlockSize >= 128 KiB
+// for ports).
+// The gso_frames and gso_segments custom counters count the work done.
 //
 // With PACKET_VNET_HDR the socket also expects a virtio_net_hdr in front
 // of every frame it sends: Send puts a zeroed one (no GSO, checksum
@@ -198,6 +200,20 @@
 // PACKET_FANOUT_FLAG_IGNORE_OUTGOING as well. cfg.Promisc adds a
 // PACKET_MR_PROMISC membership, which the kernel drops with the socket.
 //
+// # Counters
+//
+// What every backend counts is in Stats (backend.QueueStats): frames and
+// bytes each way, RxDropped (the kernel's tp_drops: ring full), RxOversize
+// (ours: too long, truncated or unsegmentable), TxErrors. What only
+// AF_PACKET does is counted in custom counters, which a Queue reports
+// through backend.CustomStatser and vswitchd shows per port and for the
+// uplink in the API's "backend" objects and in /metrics: gso_frames,
+// gso_segments, gso_dropped, checksums_fixed, checksums_unfixed and
+// ring_freezes (the Stat* constants say what each counts). Every queue
+// reports all six, zero where they cannot happen. PACKET_STATISTICS resets
+// the kernel's counters on every read, so the queue adds up each read, and
+// reads them a last time in Close: the totals survive the socket.
+//
 // # Closing
 //
 // Close is safe against concurrent Recv and Send: every call holds a read
@@ -212,5 +228,5 @@
 // Send one wrapping ENXIO/ENETDOWN; neither spins.
 //
 // Recv and Release are meant for one goroutine (the queue's reader);
-// Send and Stats may be called from any number of goroutines.
+// Send, Stats and CustomStats may be called from any number of goroutines.
 package afpacket

@@ -460,8 +460,7 @@ func TestRecvSegmentsTSO(t *testing.T) {
 		select {
 		case f = <-ch:
 		case <-deadline:
-			t.Fatalf("%d of %d bytes seen; GSO frames %d segments %d dropped %d, stats %+v",
-				size-left, size, q.GSOFrames(), q.GSOSegments(), q.GSODropped(), q.Stats())
+			t.Fatalf("%d of %d bytes seen; custom stats %v, stats %+v", size-left, size, customStats(q), q.Stats())
 		}
 		d := f.data
 		if len(d) < 14+20+20 || binary.BigEndian.Uint16(d[12:]) != etherTypeIPv4 || d[14+9] != ipProtoTCP {
@@ -503,11 +502,12 @@ func TestRecvSegmentsTSO(t *testing.T) {
 	if !bytes.Equal(rebuilt, data) {
 		t.Fatal("segments do not rebuild the sent stream")
 	}
-	if q.GSOFrames() == 0 || q.GSOSegments() <= q.GSOFrames() {
-		t.Fatalf("GSOFrames %d, GSOSegments %d: the sender did not use TSO/GSO?", q.GSOFrames(), q.GSOSegments())
+	cs := customStats(q)
+	if cs[StatGSOFrames] == 0 || cs[StatGSOSegments] <= cs[StatGSOFrames] {
+		t.Fatalf("%s %d, %s %d: the sender did not use TSO/GSO?", StatGSOFrames, cs[StatGSOFrames], StatGSOSegments, cs[StatGSOSegments])
 	}
-	if q.GSODropped() != 0 || q.Stats().RxOversize != 0 {
-		t.Fatalf("GSODropped %d, RxOversize %d", q.GSODropped(), q.Stats().RxOversize)
+	if cs[StatGSODropped] != 0 || q.Stats().RxOversize != 0 {
+		t.Fatalf("%s %d, RxOversize %d", StatGSODropped, cs[StatGSODropped], q.Stats().RxOversize)
 	}
-	t.Logf("%d super-frames -> %d segments", q.GSOFrames(), q.GSOSegments())
+	t.Logf("%d super-frames -> %d segments", cs[StatGSOFrames], cs[StatGSOSegments])
 }

@@ -221,11 +221,18 @@ func (r *rxRing) openable() bool {
 
 // fill walks the ring and appends frames to b until it is full or the ring
 // has no more user-owned blocks. It returns the frames added, their bytes
-// and the number of frames dropped (truncated or oversize).
+// and the number of frames dropped (truncated, oversize or unsegmentable).
+//
+// Each round does one of: hand out segments of a pending super-frame
+// (emitSegments), open the next block the kernel has retired (openBlock),
+// or take the next frame of the open block (nextFrame) and then start
+// segmenting it (startSuperFrame), drop it, or complete its checksum and
+// put it in b (take).
 func (r *rxRing) fill(b *backend.Batch) (n, nbytes, dropped int) {
 	n = b.N
 	capacity := b.Cap()
-	var fixed, skipped uint64
+	var csum csumTally
+	var f ringFrame
 	for n < capacity {
 		if r.pending() {
 			var nb int
@@ -237,84 +244,28 @@ func (r *rxRing) fill(b *backend.Batch) (n, nbytes, dropped int) {
 			continue
 		}
 		if !r.open {
-			if !r.openable() {
+			if !r.openBlock() {
 				break
 			}
-			base := r.cur * r.blockSize
-			r.open = true
-			r.pktLeft = int(r.u32(base + bdNumPkts))
-			r.pktOff = base + int(r.u32(base+bdFirstPkt))
 			if r.pktLeft == 0 {
 				r.finishBlock()
 				continue
 			}
 		}
-		p := r.pktOff
-		next := int(r.u32(p + phNextOffset))
-		snap := int(r.u32(p + phSnaplen))
-		wire := int(r.u32(p + phLen))
-		status := r.u32(p + phStatus)
-		mac := p + int(r.u16(p+phMac))
-		start := p + frameScratchStartOff
-		end := mac + snap
-		r.pktOff = p + next
-		r.pktLeft--
-
-		off := mac - start
-		ln := snap
-		ok := snap == wire && end <= (r.cur+1)*r.blockSize && snap >= 12
-		gsoType, gsoSize := uint8(vnetGSONone), 0
-		if ok && r.vnet {
-			// Read before the tag rebuild, which overwrites its tail.
-			if mac-vnetHdrLen < start {
-				ok = false
-			} else {
-				gsoType, gsoSize = readVnetHdr(r.mem[mac-vnetHdrLen : mac])
-			}
-		}
-		if ok && status&unix.TP_STATUS_VLAN_VALID != 0 {
-			tpid := uint16(0x8100)
-			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
-				if t := r.u16(p + phVlanTPID); t != 0 {
-					tpid = t
-				}
-			}
-			tci := uint16(r.u32(p + phVlanTCI))
-			rebuildTag(r.mem[start:end], off, tpid, tci)
-			off -= rebuiltTagLen
-			ln += rebuiltTagLen
-		}
-		if ok && gsoType != vnetGSONone {
-			// A GSO super-frame: segment it, starting now. Its block
-			// stays ours until the last segment is out.
-			if r.arena != nil && r.seg.parse(r.mem[start+off:start+off+ln], gsoType, gsoSize, r.maxFrame) {
-				r.gsoFrames.Add(1)
-				r.segActive = true
-				r.segBlk = r.cur
-				r.refs[r.cur]++
-			} else {
-				r.gsoDropped.Add(1)
+		r.nextFrame(&f)
+		switch {
+		case f.ok && f.gsoType != vnetGSONone:
+			if !r.startSuperFrame(&f) {
 				dropped++
 			}
-		} else if !ok || ln > r.maxFrame {
+		case !f.ok || f.ln > r.maxFrame:
 			dropped++
-		} else {
-			if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				// Checksum left to hardware by the sender (TX
-				// offload): complete it on the frame as it is on
-				// the wire (tag rebuilt), or it leaves us wrong.
-				if fixL4Checksum(r.mem[start+off:start+off+ln]) == csumFixed {
-					fixed++
-				} else {
-					skipped++
-				}
+		default:
+			if f.status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+				csum.complete(r.mem[f.start+f.off : f.start+f.off+f.ln])
 			}
-			b.Buf[n] = r.mem[start:end:end]
-			b.Off[n] = off
-			b.Len[n] = ln
-			b.Meta[n] = uint64(r.cur)
-			r.refs[r.cur]++
-			nbytes += ln
+			r.take(b, n, &f)
+			nbytes += f.ln
 			n++
 		}
 		if r.pktLeft == 0 {
@@ -323,14 +274,137 @@ func (r *rxRing) fill(b *backend.Batch) (n, nbytes, dropped int) {
 	}
 	added := n - b.N
 	b.N = n
-	if fixed != 0 {
-		r.csumFixed.Add(fixed)
+	if csum.fixed != 0 {
+		r.csumFixed.Add(csum.fixed)
 	}
-	if skipped != 0 {
-		r.csumSkipped.Add(skipped)
+	if csum.skipped != 0 {
+		r.csumSkipped.Add(csum.skipped)
 	}
 	r.outstanding.Add(int64(added))
 	return added, nbytes, dropped
+}
+
+// openBlock opens the block under the cursor if the kernel has retired it
+// to us, ready for nextFrame, and reports whether it did. The block may
+// hold no frame at all (pktLeft 0).
+func (r *rxRing) openBlock() bool {
+	if !r.openable() {
+		return false
+	}
+	base := r.cur * r.blockSize
+	r.open = true
+	r.pktLeft = int(r.u32(base + bdNumPkts))
+	r.pktOff = base + int(r.u32(base+bdFirstPkt))
+	return true
+}
+
+// ringFrame is one frame of the open block, as nextFrame found it.
+type ringFrame struct {
+	// The frame is mem[start+off : start+off+ln]; the bytes from start
+	// up to it are scratch the pipeline may write tags into, and end is
+	// where the captured bytes stop.
+	start, end, off, ln int
+	status              uint32 // tp_status
+	// ok: the frame was captured whole (not truncated to the slot), lies
+	// within its block and is long enough to carry two MAC addresses.
+	ok bool
+	// GSO metadata from the virtio_net_hdr (port queues only):
+	// vnetGSONone for an ordinary frame.
+	gsoType uint8
+	gsoSize int
+}
+
+// nextFrame reads the next frame header of the open block into f, moves
+// the cursor past it and makes the frame what it was on the wire: a VLAN
+// tag the kernel took out of the bytes is put back in front of the
+// EtherType. (f is the caller's, filled in place: returning the struct
+// costs measurably per frame.)
+func (r *rxRing) nextFrame(f *ringFrame) {
+	p := r.pktOff
+	next := int(r.u32(p + phNextOffset))
+	snap := int(r.u32(p + phSnaplen))
+	wire := int(r.u32(p + phLen))
+	mac := p + int(r.u16(p+phMac))
+	*f = ringFrame{
+		start:   p + frameScratchStartOff,
+		end:     mac + snap,
+		ln:      snap,
+		status:  r.u32(p + phStatus),
+		gsoType: vnetGSONone,
+	}
+	f.off = mac - f.start
+	f.ok = snap == wire && f.end <= (r.cur+1)*r.blockSize && snap >= 12
+	r.pktOff = p + next
+	r.pktLeft--
+
+	if f.ok && r.vnet {
+		// Read before the tag rebuild, which overwrites its tail.
+		if mac-vnetHdrLen < f.start {
+			f.ok = false
+		} else {
+			f.gsoType, f.gsoSize = readVnetHdr(r.mem[mac-vnetHdrLen : mac])
+		}
+	}
+	if f.ok && f.status&unix.TP_STATUS_VLAN_VALID != 0 {
+		r.restoreTag(p, f)
+	}
+}
+
+// restoreTag rebuilds the VLAN tag the kernel moved from frame f (header at
+// ring offset p) into the ring header, and grows f by it.
+func (r *rxRing) restoreTag(p int, f *ringFrame) {
+	tpid := uint16(0x8100)
+	if f.status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+		if t := r.u16(p + phVlanTPID); t != 0 {
+			tpid = t
+		}
+	}
+	tci := uint16(r.u32(p + phVlanTCI))
+	rebuildTag(r.mem[f.start:f.end], f.off, tpid, tci)
+	f.off -= rebuiltTagLen
+	f.ln += rebuiltTagLen
+}
+
+// startSuperFrame begins segmenting the GSO super-frame f; emitSegments
+// hands out the segments, starting in this same fill. The frame's block
+// stays ours until the last segment is out. It reports false, counting
+// the frame in gso_dropped, when f cannot be segmented.
+func (r *rxRing) startSuperFrame(f *ringFrame) bool {
+	if r.arena == nil || !r.seg.parse(r.mem[f.start+f.off:f.start+f.off+f.ln], f.gsoType, f.gsoSize, r.maxFrame) {
+		r.gsoDropped.Add(1)
+		return false
+	}
+	r.gsoFrames.Add(1)
+	r.segActive = true
+	r.segBlk = r.cur
+	r.refs[r.cur]++
+	return true
+}
+
+// take puts frame f of the block under the cursor at position n of b, as a
+// view into the ring that holds a reference on the block until Release.
+func (r *rxRing) take(b *backend.Batch, n int, f *ringFrame) {
+	b.Buf[n] = r.mem[f.start:f.end:f.end]
+	b.Off[n] = f.off
+	b.Len[n] = f.ln
+	b.Meta[n] = uint64(r.cur)
+	r.refs[r.cur]++
+}
+
+// csumTally counts, over one fill, the frames whose checksum was left to
+// offload (TP_STATUS_CSUMNOTREADY): completed or not. fill adds them to the
+// ring's counters once, not once per frame.
+type csumTally struct{ fixed, skipped uint64 }
+
+// complete finishes the TCP/UDP checksum of frame, which the sender left
+// to hardware (TX offload): as it is on the wire (tag rebuilt), or it
+// leaves us wrong.
+func (c *csumTally) complete(frame []byte) {
+	if fixL4Checksum(frame) == csumFixed {
+		c.fixed++
+	} else {
+		c.skipped++
+	}
 }
 
 // finishBlock marks the current block walked, gives it back at once when no

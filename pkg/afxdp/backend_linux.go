@@ -108,154 +108,248 @@ func (b *Backend) Open(ifname string, cfg backend.QueueConfig) (backend.Queue, e
 }
 
 // OpenQueue is Open with the concrete type, for callers that want Info.
+//
+// Opening a queue takes these steps, each a function below: raise
+// RLIMIT_MEMLOCK (once per Backend), resolve the interface and NIC queue
+// (resolveTarget), find the socket of that NIC queue or bind a new one
+// (socketLocked), then make the Queue (newQueueLocked): hold promiscuous
+// mode if asked and, for a receiving role, attach the interface's XDP
+// program and insert the socket into its XSKMAP (attachRXLocked). A failed
+// step undoes what the steps before it did.
 func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, error) {
 	runtime.LockOSThread() // netns, netlink and socket calls on one thread
 	defer runtime.UnlockOSThread()
+	b.raiseMemlock()
 
+	t, err := resolveTarget(ifname, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	x, created, err := b.socketLocked(t)
+	if err != nil {
+		return nil, err
+	}
+	q, err := b.newQueueLocked(t, x)
+	if err != nil {
+		if created {
+			x.teardown()
+		}
+		return nil, err
+	}
+	x.refs++
+	if created {
+		b.socks[t.key] = x
+	}
+	b.log.Debug("opened afxdp queue", "interface", ifname, "queue", t.key.queue, "role", cfg.Role.String(),
+		"zerocopy", x.zeroCopy, "frame", x.chunk)
+	return q, nil
+}
+
+// queueTarget is what a queue to open is bound to, resolved from its
+// interface name and QueueConfig.
+type queueTarget struct {
+	ifname  string
+	key     sockKey // namespace, ifindex and NIC queue of the socket
+	mtu     int
+	chunk   uint64 // UMEM chunk size the frame size needs
+	batch   int
+	role    backend.Role
+	receive bool // RolePort or RoleUplinkRX: the queue owns the socket's RX side
+	promisc bool
+}
+
+// resolveTarget looks up ifname in the calling thread's network namespace
+// and works out the socket the queue needs. A port (a tap or veth) has one
+// queue, 0; uplink queues bind cfg.QueueID.
+func resolveTarget(ifname string, cfg backend.QueueConfig) (queueTarget, error) {
+	t := queueTarget{
+		ifname:  ifname,
+		batch:   cfg.Batch,
+		role:    cfg.Role,
+		receive: cfg.Role == backend.RolePort || cfg.Role == backend.RoleUplinkRX,
+		promisc: cfg.Promisc,
+	}
+	if t.batch <= 0 {
+		t.batch = backend.DefaultBatch
+	}
+	var err error
+	if t.chunk, err = chunkSize(cfg.FrameSize); err != nil {
+		return t, err
+	}
+	nl, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return t, err
+	}
+	ns, err := currentNetns()
+	if err != nil {
+		return t, err
+	}
+	queueID := cfg.QueueID
+	if cfg.Role == backend.RolePort {
+		queueID = 0
+	}
+	t.key = sockKey{ifKey{ns, nl.Attrs().Index}, queueID}
+	t.mtu = nl.Attrs().MTU
+	return t, nil
+}
+
+// raiseMemlock lifts RLIMIT_MEMLOCK, once per Backend: kernels before 5.11
+// charge BPF maps and locked UMEM pages to it. A failure is only logged;
+// whatever then runs out of locked memory reports its own error.
+func (b *Backend) raiseMemlock() {
 	b.mu.Lock()
 	if !b.memSet {
 		b.memSet = true
 		b.memErr = rlimit.RemoveMemlock()
 	}
+	err := b.memErr
 	b.mu.Unlock()
-	if b.memErr != nil {
-		b.log.Debug("raising RLIMIT_MEMLOCK failed", "err", b.memErr)
-	}
-
-	batch := cfg.Batch
-	if batch <= 0 {
-		batch = backend.DefaultBatch
-	}
-	chunk, err := chunkSize(cfg.FrameSize)
 	if err != nil {
-		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+		b.log.Debug("raising RLIMIT_MEMLOCK failed", "err", err)
 	}
-	nl, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
-	}
-	ns, err := currentNetns()
-	if err != nil {
-		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
-	}
-	ifindex := nl.Attrs().Index
-	queueID := cfg.QueueID
-	if cfg.Role == backend.RolePort {
-		queueID = 0 // a tap/veth port: one queue
-	}
-	wantRX := cfg.Role == backend.RolePort || cfg.Role == backend.RoleUplinkRX
-	key := sockKey{ifKey{ns, ifindex}, queueID}
+}
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-
+// socketLocked returns the socket registered for t.key, or binds a new one
+// (created) when there is none. A registered socket must have chunks as
+// large as t needs and, when t receives, no receiver yet.
+//
+// b.mu is held on entry and on return but not while binding: the kernel
+// may keep a queue busy for a moment after a close, and openSocket waits
+// that out. A concurrent Open of the same queue that wins the bind is
+// joined instead.
+func (b *Backend) socketLocked(t queueTarget) (*xsk, bool, error) {
 	var x *xsk
 	created := false
 	for x == nil {
-		if x = b.socks[key]; x != nil {
+		if x = b.socks[t.key]; x != nil {
 			break
 		}
-		// Bind without holding the registry: the kernel may keep the
-		// queue busy for a moment after a close. A concurrent Open of the
-		// same queue that wins the bind is joined instead.
 		b.mu.Unlock()
-		nx, err := b.openSocket(ifname, ifindex, queueID, chunk, func() bool {
+		nx, err := b.openSocket(t.ifname, t.key.ifindex, t.key.queue, t.chunk, func() bool {
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			return b.socks[key] != nil
+			return b.socks[t.key] != nil
 		})
 		b.mu.Lock()
 		switch {
-		case err == nil && b.socks[key] == nil:
+		case err == nil && b.socks[t.key] == nil:
 			x, created = nx, true
-			x.key = key
+			x.key = t.key
 		case err == nil:
 			nx.teardown() // cannot bind twice; defensive
-		case errors.Is(err, unix.EBUSY) && b.socks[key] != nil:
+		case errors.Is(err, unix.EBUSY) && b.socks[t.key] != nil:
 			// retry the loop: join the winner
 		default:
-			return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
+			return nil, false, fmt.Errorf("open afxdp queue on %s: %w", t.ifname, err)
 		}
 	}
-	if !created && x.chunk < chunk {
-		return nil, fmt.Errorf("open afxdp queue on %s queue %d: socket already open with %d byte frames, %d needed", ifname, queueID, x.chunk, chunk)
+	if !created && x.chunk < t.chunk {
+		return nil, false, fmt.Errorf("open afxdp queue on %s queue %d: socket already open with %d byte frames, %d needed", t.ifname, t.key.queue, x.chunk, t.chunk)
 	}
-	if !created && wantRX && x.rxOwner != nil {
-		return nil, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", cfg.Role, ifname, queueID, x.rxOwner.role)
+	if !created && t.receive && x.rxOwner != nil {
+		return nil, false, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", t.role, t.ifname, t.key.queue, x.rxOwner.role)
 	}
+	return x, created, nil
+}
 
-	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b, promiscFD: -1, maxTx: txLimit(nl.Attrs().MTU)}
-	if cfg.Promisc {
-		if q.promiscFD, err = promiscSocket(ifindex); err != nil {
-			if created {
-				x.teardown()
-			}
-			return nil, fmt.Errorf("open afxdp queue on %s: promiscuous mode: %w", ifname, err)
-		}
-	}
-	fail := func(err error) (*Queue, error) {
-		if q.promiscFD >= 0 {
-			unix.Close(q.promiscFD)
-		}
-		if created {
-			x.teardown()
-		}
-		return nil, fmt.Errorf("open afxdp queue on %s: %w", ifname, err)
-	}
-	if wantRX {
-		p := b.progs[key.ifKey]
-		if p == nil {
-			id, kerr := b.vlanKfuncLocked()
-			p, err = attachProgram(b.log, ifname, ifindex, b.opts.XDPMode, id, kerr)
-			if err != nil {
-				return fail(err)
-			}
-			p.key = key.ifKey
-			b.progs[key.ifKey] = p
-			b.log.Info("attached XDP program", "interface", ifname, "mode", p.mode, "vlan_restore", p.vlanHint)
-			if p.vlanErr != nil && !b.vlanWarned[key.ifKey] {
-				b.vlanWarned[key.ifKey] = true
-				b.log.Warn("XDP program cannot restore VLAN tags the driver holds out of band: such frames reach the datapath untagged (try `ethtool -K "+ifname+" rxvlan off`; for a veth, txvlan off on its peer)",
-					"interface", ifname, "reason", p.vlanErr)
-			}
-			if !b.opts.keepRxVLANOffload {
-				off, oerr := disableRxVLANOffload(ifname)
-				switch {
-				case off != nil:
-					p.offload = off
-					b.log.Info("switched off rx VLAN offload while AF_XDP receives (restored on detach)", "interface", ifname)
-				case oerr != nil:
-					b.log.Debug("cannot switch off rx VLAN offload", "interface", ifname, "err", oerr)
-				}
-			}
-		}
-		if err := p.xsks.Put(uint32(queueID), uint32(x.fd)); err != nil {
-			if p.refs == 0 {
-				p.close()
-				delete(b.progs, key.ifKey)
-			}
-			return fail(fmt.Errorf("insert socket into XSKMAP at queue %d: %w", queueID, err))
-		}
-		p.refs++
-		q.prog = p
-		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+// newQueueLocked makes the Queue for t on socket x: it holds the interface
+// in promiscuous mode if asked and, for a receiving role, takes the
+// socket's RX side (attachRXLocked). On failure it undoes its own steps and
+// leaves x to the caller. Caller holds b.mu.
+func (b *Backend) newQueueLocked(t queueTarget, x *xsk) (*Queue, error) {
+	q := &Queue{x: x, role: t.role, batch: t.batch, b: b, promiscFD: -1, maxTx: txLimit(t.mtu)}
+	if t.promisc {
+		fd, err := promiscSocket(t.key.ifindex)
 		if err != nil {
-			b.releaseProgLocked(p, queueID)
-			return fail(fmt.Errorf("eventfd: %w", err))
+			return nil, fmt.Errorf("open afxdp queue on %s: promiscuous mode: %w", t.ifname, err)
 		}
-		q.efd = efd
-		q.pfd[0] = unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN}
-		q.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
-		x.rxOwner = q
-		q.rx = true
+		q.promiscFD = fd
 	}
-	x.refs++
-	if created {
-		b.socks[key] = x
+	if t.receive {
+		if err := b.attachRXLocked(q, t); err != nil {
+			if q.promiscFD >= 0 {
+				unix.Close(q.promiscFD)
+			}
+			return nil, fmt.Errorf("open afxdp queue on %s: %w", t.ifname, err)
+		}
 	}
-	b.log.Debug("opened afxdp queue", "interface", ifname, "queue", queueID, "role", cfg.Role.String(),
-		"zerocopy", x.zeroCopy, "frame", x.chunk)
 	return q, nil
+}
+
+// attachRXLocked makes q the receiver of its socket: the interface's XDP
+// program (attached by the first receiver, see programLocked) redirects
+// the frames of t's NIC queue to the socket once it is in the XSKMAP, and
+// an eventfd lets Close wake a Recv blocked in poll. Caller holds b.mu.
+func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
+	x, queueID := q.x, t.key.queue
+	// A socket that lived on for its transmitters after an earlier
+	// receiver closed has counted for that receiver: start from there
+	// (read before the XSKMAP insert, while no frame can arrive).
+	if st, err := x.stats(); err == nil {
+		q.statsBase, q.lastStats = st, st
+	}
+	p, err := b.programLocked(t.ifname, t.key.ifKey)
+	if err != nil {
+		return err
+	}
+	if err := p.xsks.Put(uint32(queueID), uint32(x.fd)); err != nil {
+		if p.refs == 0 {
+			p.close()
+			delete(b.progs, t.key.ifKey)
+		}
+		return fmt.Errorf("insert socket into XSKMAP at queue %d: %w", queueID, err)
+	}
+	p.refs++
+	q.prog = p
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		b.releaseProgLocked(p, queueID)
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	q.efd = efd
+	q.pfd[0] = unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN}
+	q.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
+	x.rxOwner = q
+	q.rx = true
+	return nil
+}
+
+// programLocked returns the XDP program attached to the interface, or
+// attaches one (see attachProgram and the package doc). A new program also
+// switches the interface's rx VLAN offload off unless the options keep it,
+// and warns once per interface when it cannot restore VLAN tags the driver
+// holds out of band. Caller holds b.mu.
+func (b *Backend) programLocked(ifname string, key ifKey) (*ifaceProg, error) {
+	if p := b.progs[key]; p != nil {
+		return p, nil
+	}
+	id, kerr := b.vlanKfuncLocked()
+	p, err := attachProgram(b.log, ifname, key.ifindex, b.opts.XDPMode, id, kerr)
+	if err != nil {
+		return nil, err
+	}
+	p.key = key
+	b.progs[key] = p
+	b.log.Info("attached XDP program", "interface", ifname, "mode", p.mode, "vlan_restore", p.vlanHint)
+	if p.vlanErr != nil && !b.vlanWarned[key] {
+		b.vlanWarned[key] = true
+		b.log.Warn("XDP program cannot restore VLAN tags the driver holds out of band: such frames reach the datapath untagged (try `ethtool -K "+ifname+" rxvlan off`; for a veth, txvlan off on its peer)",
+			"interface", ifname, "reason", p.vlanErr)
+	}
+	if !b.opts.keepRxVLANOffload {
+		off, oerr := disableRxVLANOffload(ifname)
+		switch {
+		case off != nil:
+			p.offload = off
+			b.log.Info("switched off rx VLAN offload while AF_XDP receives (restored on detach)", "interface", ifname)
+		case oerr != nil:
+			b.log.Debug("cannot switch off rx VLAN offload", "interface", ifname, "err", oerr)
+		}
+	}
+	return p, nil
 }
 
 // vlanKfuncLocked resolves bpf_xdp_metadata_rx_vlan_tag in the kernel's

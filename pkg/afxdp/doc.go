@@ -163,6 +163,20 @@
 // it when the queue closes (or the daemon dies), never switching off
 // promiscuity someone else asked for.
 //
+// # Counters
+//
+// Stats (backend.QueueStats) has what every backend counts; for a
+// receiving queue RxDropped and RxOversize come from the kernel's
+// XDP_STATISTICS for its socket. A receiving queue also reports all six of
+// those counters, under stable names, through backend.CustomStatser
+// (vswitchd shows them in the API's "backend" objects and in /metrics):
+// xsk_rx_dropped, xsk_rx_invalid_descs, xsk_tx_invalid_descs,
+// xsk_rx_ring_full, xsk_fill_ring_empty and xsk_tx_ring_empty (the Stat*
+// constants say what each counts). They are per socket, so transmit-only
+// queues, which send through their receiver's socket, report none. The
+// kernel counts over the socket's whole life: a queue reports what was
+// counted while it was the receiver, and reads them a last time in Close.
+//
 // # Concurrency and lifetime
 //
 // Recv is for one goroutine and Release may run on another (Recv does not

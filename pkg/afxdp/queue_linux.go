@@ -30,7 +30,10 @@ type Queue struct {
 	rxPackets, rxBytes atomic.Uint64
 	txPackets, txBytes atomic.Uint64
 	txErrors           atomic.Uint64
-	lastStats          unix.XDPStatistics
+	// Receiving queues: the socket's XDP_STATISTICS as last read, and as
+	// they were when the queue became the receiver (see socketStats).
+	// Guarded by x.txMu.
+	lastStats, statsBase unix.XDPStatistics
 }
 
 var _ backend.Queue = (*Queue)(nil)
@@ -211,15 +214,7 @@ func (q *Queue) Stats() backend.QueueStats {
 		TxErrors:  q.txErrors.Load(),
 	}
 	if q.receives() {
-		x := q.x
-		x.txMu.Lock()
-		if !x.closed {
-			if st, err := x.stats(); err == nil {
-				q.lastStats = st
-			}
-		}
-		st := q.lastStats
-		x.txMu.Unlock()
+		st := q.socketStats()
 		// In copy mode Rx_dropped is frames longer than a UMEM chunk.
 		s.RxOversize = st.Rx_dropped
 		s.RxDropped = st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
@@ -239,6 +234,7 @@ func (q *Queue) Close() error {
 		var one = [8]byte{1}
 		_, _ = unix.Write(q.efd, one[:])
 		x.recvMu.Lock() // Recv has returned and cannot start again
+		q.socketStats() // final counters, before the socket may go
 	}
 	q.b.mu.Lock()
 	q.b.closeQueueLocked(q)

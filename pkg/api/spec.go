@@ -133,6 +133,9 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 type PortCounters struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
 	Drops                                  map[string]uint64 // per reason
+	// Backend are the counters only the port's backend keeps (GSO,
+	// checksums, ring and XSK events), by name; nil when none.
+	Backend map[string]uint64
 }
 
 // NewPort builds the API's port object from a port's configuration, its
@@ -144,7 +147,7 @@ func NewPort(c port.Config, state string, ctr PortCounters) Port {
 		Name: c.Name, VLAN: int(c.VLAN), Trunk: c.Trunk.List(), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID),
 		PCP: int(c.PCP), MACs: make([]string, 0, len(c.MACs)), Flood: c.Flood, State: state,
 		RxPackets: ctr.RxPackets, RxBytes: ctr.RxBytes, TxPackets: ctr.TxPackets, TxBytes: ctr.TxBytes,
-		Drops: ctr.Drops,
+		Drops: ctr.Drops, Backend: ctr.Backend,
 	}
 	for _, m := range c.MACs {
 		p.MACs = append(p.MACs, m.String())

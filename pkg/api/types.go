@@ -23,6 +23,14 @@ type Port struct {
 	TxPackets  uint64            `json:"tx_packets"`
 	TxBytes    uint64            `json:"tx_bytes"`
 	Drops      map[string]uint64 `json:"drops"`
+	// Backend holds counters only the port's backend keeps (afpacket:
+	// gso_frames, gso_segments, gso_dropped, checksums_fixed,
+	// checksums_unfixed, ring_freezes; afxdp: xsk_rx_dropped and the
+	// other xsk_* counters), summed over the port's queues and kept
+	// across detach. Names are stable snake_case; which appear depends on
+	// the backend (see pkg/afpacket and pkg/afxdp). Omitted when the
+	// port's queues never reported any.
+	Backend map[string]uint64 `json:"backend,omitempty"`
 }
 
 // PortSpec is the body of POST /v1/ports (Name required) and PATCH
@@ -94,6 +102,11 @@ type UplinkStats struct {
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"`
 	Control   uint64            `json:"control_frames"`
+	// Backend holds counters only the uplink's backend keeps, summed
+	// over the uplink's own queues (receive workers and the control
+	// plane's; what the ports' transmit queues count is in each Port's
+	// Backend). As Port.Backend.
+	Backend map[string]uint64 `json:"backend,omitempty"`
 }
 
 // VSI is one row of GET /v1/vsis (VDP); filled by pkg/vepa.

@@ -30,5 +30,7 @@
 //
 // Counters every backend has are QueueStats; what only one backend counts
 // (GSO segments, checksums completed, ring freezes, XSK drops) a Queue offers
-// through the optional CustomStatser interface.
+// through the optional CustomStatser interface, as named counters the
+// engine sums per port and for the uplink without knowing what they mean,
+// as Open vSwitch's netdev get_custom_stats does.
 package backend

@@ -24,6 +24,9 @@ func (s *Switch) Ports() []PortStatus {
 		if io := p.io.Load(); io != nil {
 			ps.Attached = true
 			ps.Counters.addQueueDrops(io.tap.Stats())
+			ps.Counters.Backend = backendCounters(p.backend, io.tap, io.up)
+		} else {
+			ps.Counters.Backend = backendCounters(p.backend)
 		}
 		out = append(out, ps)
 	}
@@ -31,13 +34,16 @@ func (s *Switch) Ports() []PortStatus {
 	return out
 }
 
-// UplinkCounters returns the uplink's counters.
+// UplinkCounters returns the uplink's counters. Its Backend counters are
+// those of the uplink's own queues (receive workers, control plane); what
+// the ports' transmit queues on the uplink count is in each port's.
 func (s *Switch) UplinkCounters() CounterSnapshot {
 	cs := s.uplink.Snapshot()
 	s.mu.Lock()
 	for _, w := range s.workers {
 		cs.addQueueDrops(w.q.Stats())
 	}
+	cs.Backend = backendCounters(s.uplinkBackend, s.uplinkQueuesLocked()...)
 	s.mu.Unlock()
 	return cs
 }

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"maps"
 	"sync/atomic"
 
 	"github.com/vswitch/vswitch/pkg/backend"
@@ -89,10 +90,17 @@ func (c *Counters) foldQueueDrops(st backend.QueueStats) {
 // DropCount returns the count for one reason.
 func (c *Counters) DropCount(r Reason) uint64 { return c.drops[r].Load() }
 
-// Snapshot is a plain copy of Counters.
+// CounterSnapshot is a plain copy of Counters.
 type CounterSnapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
 	Drops                                  map[string]uint64
+	// Backend holds the backend-specific counters of the queues behind a
+	// port (its own queue and its transmit queue on the uplink) or behind
+	// the uplink (receive workers and the control-plane queue), summed by
+	// name: what the queues report through backend.CustomStatser, plus
+	// what queues closed before reported last (a port keeps its totals
+	// across detach and attach). nil when no queue reports any.
+	Backend map[string]uint64
 }
 
 // Snapshot copies the counters.
@@ -102,4 +110,28 @@ func (c *Counters) Snapshot() CounterSnapshot {
 		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
 		Drops: c.Drops(),
 	}
+}
+
+// backendCounters returns folded plus the custom counters of qs summed by
+// name, in a new map (nil when both are empty): folded holds the final
+// values of queues already closed, qs are the live ones (nil entries are
+// skipped). Called with Switch.mu held, off the frame path.
+func backendCounters(folded map[string]uint64, qs ...backend.Queue) map[string]uint64 {
+	var m map[string]uint64
+	if len(folded) > 0 {
+		m = maps.Clone(folded)
+	}
+	var buf [16]backend.Stat
+	for _, q := range qs {
+		if q == nil {
+			continue
+		}
+		for _, st := range backend.CustomStats(q, buf[:0]) {
+			if m == nil {
+				m = make(map[string]uint64)
+			}
+			m[st.Name] += st.Value
+		}
+	}
+	return m
 }

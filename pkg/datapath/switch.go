@@ -40,6 +40,10 @@ type Switch struct {
 	wg      sync.WaitGroup
 	started bool
 
+	// uplinkBackend sums the backend-specific counters of uplink queues
+	// already closed (see CounterSnapshot.Backend). Guarded by mu.
+	uplinkBackend map[string]uint64
+
 	prioWarn sync.Once
 }
 
@@ -49,6 +53,10 @@ type port struct {
 	ctr  Counters
 	view atomic.Pointer[portView]
 	io   atomic.Pointer[portIO]
+
+	// backend sums the backend-specific counters of the port's queues
+	// already closed (see CounterSnapshot.Backend). Guarded by Switch.mu.
+	backend map[string]uint64
 }
 
 type portIO struct {
@@ -172,11 +180,23 @@ func (s *Switch) closeUplinkLocked() {
 		<-w.done
 		s.uplink.foldQueueDrops(w.q.Stats())
 	}
-	s.workers = nil
 	if s.ctlTX != nil {
 		s.ctlTX.Close()
-		s.ctlTX = nil
 	}
+	s.uplinkBackend = backendCounters(s.uplinkBackend, s.uplinkQueuesLocked()...)
+	s.workers = nil
+	s.ctlTX = nil
+}
+
+// uplinkQueuesLocked lists the uplink's own queues: the receive workers'
+// and the control-plane TX queue (nil when it could not be opened). The
+// ports' transmit queues on the uplink count for their ports. s.mu is held.
+func (s *Switch) uplinkQueuesLocked() []backend.Queue {
+	qs := make([]backend.Queue, 0, len(s.workers)+1)
+	for _, w := range s.workers {
+		qs = append(qs, w.q)
+	}
+	return append(qs, s.ctlTX)
 }
 
 // RestartUplink reopens every queue on the uplink: after the uplink
@@ -405,6 +425,7 @@ func (s *Switch) detachLocked(p *port) {
 	<-io.done
 	p.ctr.foldQueueDrops(io.tap.Stats())
 	io.up.Close()
+	p.backend = backendCounters(p.backend, io.tap, io.up)
 	s.log.Info("port detached", "port", p.name)
 }
 

@@ -75,6 +75,13 @@ func TestOffloadTCPEcho(t *testing.T) {
 				t.Errorf("%s rx_packets %d: the transfer did not go through vswitchd", p.Name, p.RxPackets)
 			}
 		}
+		// The completed checksums are counted per port (afpacket's
+		// backend counters).
+		for _, p := range h.stats().Ports {
+			if p.Name == vm1.port && p.Backend["checksums_fixed"] < size/1500 {
+				t.Errorf("%s backend counters %v: want checksums_fixed >= %d", p.Name, p.Backend, size/1500)
+			}
+		}
 	})
 }
 

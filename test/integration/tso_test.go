@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,5 +68,43 @@ func TestTSOTCPEcho(t *testing.T) {
 		if n := h.drops(vm1.port, "malformed"); n != 0 {
 			t.Errorf("%s: %d frames dropped as malformed (oversize super-frames?)", vm1.port, n)
 		}
+
+		// The segmentation shows in the port's backend counters, in the
+		// API and in /metrics; the uplink reports its own backend's.
+		st := h.stats()
+		var port map[string]uint64
+		for _, p := range st.Ports {
+			if p.Name == vm1.port {
+				port = p.Backend
+			}
+		}
+		t.Logf("%s backend counters %v; uplink %v", vm1.port, port, st.Uplink.Backend)
+		if port["gso_frames"] == 0 || port["gso_segments"] <= port["gso_frames"] {
+			t.Errorf("%s backend counters %v: want gso_segments > gso_frames > 0 after a TSO flow", vm1.port, port)
+		}
+		uplinkKey := map[string]string{"afpacket": "ring_freezes", "afxdp": "xsk_rx_dropped"}[uplinkBackend(dp)]
+		if _, ok := st.Uplink.Backend[uplinkKey]; !ok {
+			t.Errorf("uplink backend counters %v lack %s", st.Uplink.Backend, uplinkKey)
+		}
+		m := h.metrics()
+		if v, ok := metricValue(m, "vswitch_port_backend_total", `counter="gso_segments",port="`+vm1.port+`"`); !ok || v < float64(port["gso_segments"]) {
+			t.Errorf("/metrics vswitch_port_backend_total gso_segments of %s = %v (found %v), want >= %d", vm1.port, v, ok, port["gso_segments"])
+		}
+		if _, ok := metricValue(m, "vswitch_uplink_backend_total", `counter="`+uplinkKey+`",uplink="`+st.Uplink.Name+`"`); !ok {
+			t.Errorf("/metrics has no vswitch_uplink_backend_total for %s", uplinkKey)
+		}
 	})
+}
+
+// metricValue finds the sample name{labels} (labels as Prometheus writes
+// them: sorted by name, comma separated) in a /metrics text exposition.
+func metricValue(metrics, name, labels string) (float64, bool) {
+	prefix := name + "{" + labels + "} "
+	for _, l := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }

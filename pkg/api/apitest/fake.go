@@ -17,8 +17,9 @@ import (
 // package's rules), so clients tested against it meet the production
 // rules and messages.
 type Fake struct {
-	mu    sync.Mutex
-	ports map[string]*fakePort
+	mu            sync.Mutex
+	ports         map[string]*fakePort
+	uplinkBackend map[string]uint64
 
 	// StatusV, FDBV and VSIsV are returned by Status, FDB (filtered by VLAN)
 	// and VSIs.
@@ -155,7 +156,7 @@ func (f *Fake) Stats(ctx context.Context) (api.Stats, error) {
 	f.enter("Stats")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := api.Stats{Uplink: api.UplinkStats{Name: f.StatusV.Uplink, Drops: map[string]uint64{}}, Drops: map[string]uint64{}}
+	st := api.Stats{Uplink: api.UplinkStats{Name: f.StatusV.Uplink, Drops: map[string]uint64{}, Backend: f.uplinkBackend}, Drops: map[string]uint64{}}
 	names := make([]string, 0, len(f.ports))
 	for n := range f.ports {
 		names = append(names, n)
@@ -190,6 +191,22 @@ func (f *Fake) SetCounters(name, state string, rxp, rxb, txp, txb uint64, drops 
 	}
 	p.state = state
 	p.ctr = api.PortCounters{RxPackets: rxp, RxBytes: rxb, TxPackets: txp, TxBytes: txb, Drops: drops}
+}
+
+// SetBackend sets a port's backend-specific counters (for output tests).
+func (f *Fake) SetBackend(name string, counters map[string]uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.ports[name]; ok {
+		p.ctr.Backend = counters
+	}
+}
+
+// SetUplinkBackend sets the uplink's backend-specific counters in Stats.
+func (f *Fake) SetUplinkBackend(counters map[string]uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.uplinkBackend = counters
 }
 
 // fakePort is a port of the fake switch: what the daemon keeps of one.

@@ -1,0 +1,33 @@
+package afpacket
+
+// Names of the counters a Queue reports through backend.CustomStatser.
+// They are JSON keys of the API's "backend" objects and values of the
+// counter label of vswitch_port_backend_total and
+// vswitch_uplink_backend_total: stable, never renamed.
+const (
+	// StatGSOFrames counts GSO super-frames (TSO/GSO/USO on in the VM)
+	// that Recv received and cut into wire-sized segments. Only port
+	// queues (PACKET_VNET_HDR) see super-frames.
+	StatGSOFrames = "gso_frames"
+	// StatGSOSegments counts the frames Recv made by segmenting
+	// super-frames; they are also in QueueStats.RxPackets.
+	StatGSOSegments = "gso_segments"
+	// StatGSODropped counts super-frames that could not be segmented
+	// (unsupported gso_type such as UFO, IPv6 extension headers,
+	// inconsistent headers, segments larger than the frame size) and were
+	// dropped; they are also in QueueStats.RxOversize.
+	StatGSODropped = "gso_dropped"
+	// StatChecksumsFixed counts received frames whose TCP/UDP checksum was
+	// left to offload (TP_STATUS_CSUMNOTREADY: the sender's
+	// CHECKSUM_PARTIAL) and that Recv completed in place.
+	StatChecksumsFixed = "checksums_fixed"
+	// StatChecksumsUnfixed counts frames with TP_STATUS_CSUMNOTREADY that
+	// Recv could not complete (not TCP/UDP over IPv4/IPv6 without extension
+	// headers, a fragment, or truncated) and passed on unchanged: their
+	// receivers will likely drop them.
+	StatChecksumsUnfixed = "checksums_unfixed"
+	// StatRingFreezes counts the times the kernel found the RX ring full
+	// and froze it (PACKET_STATISTICS tp_freeze_q_cnt). These are events,
+	// not frames: the frames dropped meanwhile are QueueStats.RxDropped.
+	StatRingFreezes = "ring_freezes"
+)

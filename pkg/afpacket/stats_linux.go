@@ -1,0 +1,68 @@
+//go:build linux
+
+package afpacket
+
+import (
+	"unsafe"
+
+	"github.com/vswitch/vswitch/pkg/backend"
+	"golang.org/x/sys/unix"
+)
+
+var _ backend.CustomStatser = (*Queue)(nil)
+
+// CustomStats implements backend.CustomStatser. Every queue reports the
+// same six counters, in this order: StatGSOFrames, StatGSOSegments,
+// StatGSODropped, StatChecksumsFixed, StatChecksumsUnfixed and
+// StatRingFreezes. They stay 0 where they cannot happen (a transmit-only
+// queue has no ring; only port queues receive super-frames), so the set of
+// names does not depend on the role.
+func (q *Queue) CustomStats(dst []backend.Stat) []backend.Stat {
+	_, freezes := q.kernelStats()
+	var gsoFrames, gsoSegments, gsoDropped, fixed, unfixed uint64
+	if r := q.rx; r != nil {
+		gsoFrames = r.gsoFrames.Load()
+		gsoSegments = r.gsoSegments.Load()
+		gsoDropped = r.gsoDropped.Load()
+		fixed = r.csumFixed.Load()
+		unfixed = r.csumSkipped.Load()
+	}
+	return append(dst,
+		backend.Stat{Name: StatGSOFrames, Value: gsoFrames},
+		backend.Stat{Name: StatGSOSegments, Value: gsoSegments},
+		backend.Stat{Name: StatGSODropped, Value: gsoDropped},
+		backend.Stat{Name: StatChecksumsFixed, Value: fixed},
+		backend.Stat{Name: StatChecksumsUnfixed, Value: unfixed},
+		backend.Stat{Name: StatRingFreezes, Value: freezes},
+	)
+}
+
+// kernelStats returns the totals of what the kernel counted on the RX ring:
+// frames it dropped because the ring was full (tp_drops) and the times it
+// froze the ring for that (tp_freeze_q_cnt). It reads PACKET_STATISTICS
+// first while the socket is open; after Close the totals are final.
+func (q *Queue) kernelStats() (drops, freezes uint64) {
+	q.kstatMu.Lock()
+	defer q.kstatMu.Unlock()
+	if q.rx != nil && q.enter() {
+		q.addKernelStatsLocked()
+		q.exit()
+	}
+	return q.kernelDrops, q.freezes
+}
+
+// addKernelStatsLocked adds what PACKET_STATISTICS counted since the last
+// read to the totals: the kernel resets its counters on every read, so
+// every read must be added. The caller holds kstatMu and keeps the socket
+// open (enter, or the life write lock in Close).
+//
+// getsockopt by hand: unix.GetsockoptTpacketStatsV3 allocates its result.
+func (q *Queue) addKernelStatsLocked() {
+	var st unix.TpacketStatsV3
+	n := uint32(unsafe.Sizeof(st))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_PACKET, unix.PACKET_STATISTICS,
+		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&n)), 0); e == 0 {
+		q.kernelDrops += uint64(st.Drops)
+		q.freezes += uint64(st.Freeze_q_cnt)
+	}
+}
