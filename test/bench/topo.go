@@ -58,6 +58,17 @@ const (
 	vmWire                      // VM1 eth0 <-> VM2 eth0 directly, no switch at all
 )
 
+// Topology names (ContenderResult.Topology).
+const (
+	topoVeth    = "veth"
+	topoMacvlan = "macvlan"
+	topoWire    = "wire"
+)
+
+func (k vmLinkKind) String() string {
+	return [...]string{vmVeth: topoVeth, vmMacvlan: topoMacvlan, vmWire: topoWire}[k]
+}
+
 // nsPrefix is the prefix of every namespace this harness creates.
 const nsPrefix = "vsb"
 
@@ -71,6 +82,9 @@ type topo struct {
 	rem   *vtopo.NS
 	tmp   string
 	nsAll []*vtopo.NS
+
+	// The NICs of the generator VM, the sink VM and the remote host.
+	nic1, nic2, nicRem vmNIC
 
 	mu      sync.Mutex
 	procs   []*proc
@@ -127,7 +141,10 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 		if err := ipCmd(ctx, "-n", t.vm1.Name, "link", "add", vmIf, "type", "veth", "peer", "name", vmIf, "netns", t.vm2.Name); err != nil {
 			return t, err
 		}
-		return t, t.vmUp(ctx)
+		if err := t.vmUp(ctx); err != nil {
+			return t, err
+		}
+		return t, t.vethNICs()
 	}
 
 	// SW: the adjacent bridge, reflective relay on the uplink port.
@@ -197,7 +214,30 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 			}
 		}
 	}
-	return t, t.vmUp(ctx)
+	if err := t.vmUp(ctx); err != nil {
+		return t, err
+	}
+	return t, t.vethNICs()
+}
+
+// vethNICs makes the NICs of VMs that are namespaces.
+func (t *topo) vethNICs() error {
+	for _, n := range []struct {
+		nic    *vmNIC
+		ns     *vtopo.NS
+		ifname string
+	}{{&t.nic1, t.vm1, vmIf}, {&t.nic2, t.vm2, vmIf}, {&t.nicRem, t.rem, remIf}} {
+		if n.ns == nil {
+			continue
+		}
+		v, err := newVethNIC(n.ns, n.ifname)
+		if err != nil {
+			return err
+		}
+		t.onTeardown(v.close)
+		*n.nic = v
+	}
+	return nil
 }
 
 // vmUp sets the VM MACs and brings their interfaces up.
