@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,6 +236,56 @@ func checkLatency(t *testing.T, r *ContenderResult) {
 			t.Errorf("%s light: background stream of %v pps", r.Name, p.LoadTargetPPS)
 		}
 	}
+}
+
+// TestTapContenders runs the rows whose VMs sit on taps, short: vswitchd
+// with tun taps (IFF_VNET_HDR) as ports and kernel macvtap in mode vepa.
+// Frames written to one tap's descriptor must come out of the other's
+// untagged and intact, probes must come back, and nothing may be left.
+func TestTapContenders(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and taps")
+	}
+	cfg := ShortConfig()
+	cfg.Contenders = []string{VswitchdAFPacketTap, MacvtapVEPA}
+	cfg.Timeout = 45 * time.Second
+	cfg.BuildTimeout = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	for _, n := range cfg.Contenders {
+		r := res.Contender(n)
+		if r == nil || r.Status != StatusOK {
+			t.Errorf("%s row: %+v", n, r)
+			continue
+		}
+		if want := map[string]string{VswitchdAFPacketTap: topoTap, MacvtapVEPA: topoMacvtap}[n]; r.Topology != want {
+			t.Errorf("%s: topology %q, want %q", n, r.Topology, want)
+		}
+		if len(r.Tests) != 1 || r.Tests[TestVM2VM64] == nil || r.Tests[TestVM2VM64].PPS <= 0 {
+			t.Errorf("%s: want only vm2vm_64 with frames received: %+v", n, r.Tests)
+		} else {
+			// Verification stops looking once 16 of its 64 frames arrived.
+			var ok, tagged int
+			v := r.Tests[TestVM2VM64].Verified
+			if _, err := fmt.Sscanf(v, "%d ok, %d tagged", &ok, &tagged); err != nil || ok < 16 || tagged != 0 {
+				t.Errorf("%s: verify %q", n, v)
+			}
+		}
+		if r.RatioMacvtapVEPA == nil || r.RatioMacvlanVEPA != nil {
+			t.Errorf("%s: ratio to macvtap %v, to macvlan %v", n, r.RatioMacvtapVEPA, r.RatioMacvlanVEPA)
+		}
+		checkLatency(t, r)
+	}
+	checkNoNamespacesLeft(t)
 }
 
 // checkNoNamespacesLeft: nothing of this process may be left behind.

@@ -19,6 +19,24 @@
 // bridge-nf-call-* sysctls are set to 0 there so the bridge neither drops
 // nor slows the generated IP frames.
 //
+// Rows whose names end in -tap and macvtap-vepa attach the VMs the way
+// QEMU does instead (topology "tap" and "macvtap" in the JSON): there are
+// no VM namespaces; each VM is a file descriptor in the harness with a
+// 12-byte virtio-net header on every frame (IFF_VNET_HDR, as vhost-net
+// uses it), written by the generator and drained by a reader goroutine
+// (the guest's receive path), which also answers probes:
+//
+//	tap:     /dev/net/tun fd ── tap vnet1 ┐ (created in HV, IFF_TAP|IFF_NO_PI|IFF_VNET_HDR,
+//	         /dev/net/tun fd ── tap vnet2 ┘  gone when the fd closes) ── switch under test ── uplink ...
+//	macvtap: /dev/tapN fd ── macvtap1 ┐ mode vepa on HV's uplink (libvirt's
+//	         /dev/tapM fd ── macvtap2 ┘ <interface type='direct'><source mode='vepa'/>) ── uplink ...
+//
+// The macvtap character device node is made with mknod(2) in the
+// contender's temp dir from /sys/class/net/macvtapX/macvtap/tapN/dev (read
+// in HV). The taps carry no offloads (no TUNSETOFFLOAD): the frames hold
+// full checksums. One write(2) per frame: vhost-net, which batches inside
+// the kernel, is not used (it needs a virtqueue in guest memory).
+//
 // # Tests
 //
 //   - vm2vm_64: 64-byte frames (60 + FCS) VM1 -> VM2. For VEPA contenders the
@@ -35,13 +53,13 @@
 //     VM1 -> VM2 at half of the row's vm2vm_64 rate ("load"). Reported:
 //     p50, p99 (nearest rank), max, min, mean, lost probes, and the CPU the
 //     switch burns meanwhile (a busy-polling switch burns a core for its
-//     latency; see CPU).
+//     latency; see CPU). Tap rows run vm2vm_64 and latency only.
 //
 // Each throughput test runs a fixed duration, a number of repetitions, and
 // the median is reported. Before measuring, the harness sends learning
-// frames both ways and verifies with a packet socket in VM2 that generated
-// frames arrive untagged and intact, so a contender that "forwards" garbage
-// cannot score.
+// frames both ways and verifies with a packet socket in VM2 (on taps: VM2's
+// reader) that generated frames arrive untagged and intact, so a contender
+// that "forwards" garbage cannot score.
 //
 // # Generator and sink
 //
@@ -55,6 +73,8 @@
 // generator against a bare veth pair: the ceiling for every other row. Sent
 // frames are the tx_packets of the generator's interface, received frames
 // the rx_packets of VM2's, both read over netlink; loss% compares the two.
+// On taps the generator is a write(2) loop on VM1's descriptor and the
+// counts are the frames written to VM1's and read from VM2's descriptor.
 //
 // # Prober
 //
@@ -66,12 +86,13 @@
 // it back; VM1 subtracts the send time from CLOCK_MONOTONIC at arrival and
 // verifies both checksums. Probes go out on a fixed 10 ms schedule, not
 // after the previous answer; an answer later than 500 ms after the last
-// probe, or never, is lost. Prober and responder use packet sockets with a
-// classic BPF filter on the UDP port, so the background stream costs them
-// nothing. The background stream is the throughput test's frame, paced in
-// sendmmsg batches every ~100 us; load_sent_pps says what it reached (a
-// busy machine can hold it back; the table notes when it fell below 90% of
-// the target).
+// probe, or never, is lost. On veth and macvlan, prober and responder use
+// packet sockets with a classic BPF filter on the UDP port, so the
+// background stream costs them nothing; on taps, the VMs' reader
+// goroutines echo and collect. The background stream is the throughput
+// test's frame, paced in batches every ~100 us (sendmmsg on veth, write(2)
+// on taps); load_sent_pps says what it reached (a busy machine can hold it
+// back; the table notes when it fell below 90% of the target).
 //
 // Note that with veth every kernel-side step of delivery (including copying
 // into a userspace switch's packet socket) runs in softirq on the
@@ -109,7 +130,8 @@
 // -vswitchd PATH, -vswctl PATH (default: built with go build), -gen ring|mmsg,
 // -probes N (per latency phase; 0: no latency), -probe-interval, -timeout.
 // The full run is 3 x 1 s per throughput test (it was 3 x 2.5 s before the
-// latency phases came) and 2 x 500 probes per row. Debian packages: openvswitch-switch (OVS rows), ethtool
+// latency phases and the tap rows came) and 2 x 500 probes per row: about
+// 4.5 minutes for 12 rows on 2 cores. Debian packages: openvswitch-switch (OVS rows), ethtool
 // (see above); netsniff-ng only to compare generators by hand.
 // Debugging aids: VSBENCH_KEEP_LOGS=DIR copies each contender's temp dir
 // (OVS logs, state) there; VSBENCH_HOLD=40s keeps a topology that failed
@@ -124,9 +146,11 @@
 // # Contenders
 //
 // wire, vswitchd-afpacket, vswitchd-afxdp, vswitchd-afxdp-xsk,
-// macvlan-vepa, ovs-afpacket, ovs-afxdp, linux-bridge, ebpf-vepa. A
-// contender that cannot run reports why in its row instead of numbers. See
-// contenders.go.
+// macvlan-vepa, ovs-afpacket, ovs-afxdp, linux-bridge, ebpf-vepa; on taps
+// vswitchd-afpacket-tap, vswitchd-afxdp-tap (uplink on AF_XDP, taps on
+// AF_PACKET) and macvtap-vepa, their kernel anchor (ratio_macvtap_vepa,
+// "mvtap" in the table). A contender that cannot run reports why in its
+// row instead of numbers. See contenders.go.
 //
 // ebpf-vepa is not a product but a ceiling: two tc eBPF programs in HV
 // (tag and redirect to the uplink; untag, look up the destination MAC and

@@ -53,8 +53,8 @@ type blaster interface {
 
 // DefaultConfig is the full run: all contenders, 3 x 1 s per throughput
 // test and 500 latency probes 10 ms apart per phase (5 s each), which
-// keeps 9 contenders under 5 minutes on a 2-core machine. (Before the
-// latency phases it was 3 x 2.5 s.)
+// keeps 12 contenders (9 on veth, 3 on taps) under 5 minutes on a 2-core
+// machine. (Before the latency phases and the tap rows it was 3 x 2.5 s.)
 func DefaultConfig() Config {
 	return Config{Duration: time.Second, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 5*time.Minute + 20*time.Second,
 		Probes: 500, ProbeInterval: 10 * time.Millisecond}
@@ -92,10 +92,13 @@ type ContenderResult struct {
 	Reason  string                 `json:"reason,omitempty"`
 	CPUKind string                 `json:"cpu_kind,omitempty"` // process (utime+stime of the switch) or softirq (system-wide)
 	Tests   map[string]*TestResult `json:"tests,omitempty"`
-	// Ratios of vm2vm_64 pps to macvlan-vepa's and to the best OVS row's.
+	// Ratios of vm2vm_64 pps to macvlan-vepa's and to the best OVS row's
+	// (rows whose VMs sit on veth or macvlan); for rows whose VMs sit on
+	// taps, to macvtap-vepa's.
 	RatioMacvlanVEPA *float64 `json:"ratio_macvlan_vepa,omitempty"`
 	RatioBestOVS     *float64 `json:"ratio_best_ovs,omitempty"`
-	// Topology says how the VMs attach: veth, macvlan, wire.
+	RatioMacvtapVEPA *float64 `json:"ratio_macvtap_vepa,omitempty"`
+	// Topology says how the VMs attach: veth, macvlan, wire, tap, macvtap.
 	Topology string `json:"topology,omitempty"`
 	// Latency is the probes' round-trip time VM1 -> VM2 -> VM1.
 	Latency *LatencyResult `json:"latency,omitempty"`
@@ -196,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, fmt.Errorf("probe interval %v must be positive", cfg.ProbeInterval)
 		}
 		res.Prober = "in-repo Go: 60-byte UDP/IPv4 probes VM1 -> echo in VM2 -> VM1 on a fixed schedule, " +
-			"CLOCK_MONOTONIC send time in the payload; packet sockets with a BPF filter"
+			"CLOCK_MONOTONIC send time in the payload; packet sockets with a BPF filter (veth), the tap's file descriptor (taps)"
 		res.LatencyProbes = cfg.Probes
 		res.LatencyIntervalMs = round(float64(cfg.ProbeInterval)/1e6, 3)
 	}
@@ -330,7 +333,7 @@ func (h *harness) runContender(ctx context.Context, c contender) (r ContenderRes
 
 	failed := 0
 	for _, s := range specs {
-		if s.name == TestUp2VM64 && c.noUplink {
+		if s.name == TestUp2VM64 && c.noUplink || s.name != TestVM2VM64 && c.only64 {
 			continue
 		}
 		tr := &TestResult{FrameSize: s.size, Tagged: s.vid != 0}
@@ -593,11 +596,19 @@ func (res *Results) computeRatios() {
 		return 0
 	}
 	mv := pps(MacvlanVEPA)
+	mvt := pps(MacvtapVEPA)
 	ovs := max(pps(OVSAFPacket), pps(OVSAFXDP))
 	for i := range res.Contenders {
 		c := &res.Contenders[i]
 		p := pps(c.Name)
 		if p == 0 {
+			continue
+		}
+		if c.Topology == topoTap || c.Topology == topoMacvtap {
+			if mvt > 0 {
+				x := round(p/mvt, 2)
+				c.RatioMacvtapVEPA = &x
+			}
 			continue
 		}
 		if mv > 0 {

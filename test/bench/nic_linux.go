@@ -10,8 +10,8 @@ import (
 
 // vmNIC is a VM's network interface as the VM sees it: what the generator
 // sends on, what the sink counts on, where the prober and the echo
-// responder sit. A veth or macvlan end inside a VM namespace (vethNIC)
-// implements it.
+// responder sit. A veth or macvlan end inside a VM namespace (vethNIC) and
+// a tap or macvtap file descriptor (tapNIC) implement it.
 type vmNIC interface {
 	// blaster returns a generator that sends frame as fast as it can; gen
 	// is the -gen choice ("ring" or "mmsg") where the NIC has a choice.

@@ -70,6 +70,9 @@ func (res *Results) WriteTable(w io.Writer) error {
 			up += " (untagged)"
 		}
 		mv := ratio(c.RatioMacvlanVEPA)
+		if c.RatioMacvtapVEPA != nil {
+			mv = ratio(c.RatioMacvtapVEPA) + " mvtap"
+		}
 		light, lcpu, load, ploss := "-", "-", "-", "-"
 		if l := c.Latency; l != nil {
 			light, load = l.Light.cell(), l.Load.cell()
@@ -103,6 +106,12 @@ func (res *Results) WriteTable(w io.Writer) error {
 		_, err = fmt.Fprintf(w, "RTT: round trip VM1 -> VM2 -> VM1 of %d 60-byte UDP probes per phase, one every %g ms, microseconds "+
 			"(nearest-rank p50/p99/max); light: the probes alone, with the switch's CPU%% meanwhile; load: plus a stream "+
 			"VM1 -> VM2 at half the row's vm->vm 64B rate.\n", res.LatencyProbes, res.LatencyIntervalMs)
+	}
+	for _, c := range res.Contenders {
+		if c.RatioMacvtapVEPA != nil {
+			_, err = fmt.Fprintln(w, "Rows on taps (vswitchd-*-tap, macvtap-vepa): the VMs are tap file descriptors; \"mvtap\" ratios are to macvtap-vepa.")
+			break
+		}
 	}
 	return err
 }

@@ -56,6 +56,8 @@ const (
 	vmVeth    vmLinkKind = iota // veth pair VMn eth0 <-> HV vnetN
 	vmMacvlan                   // macvlan (mode vepa) on HV's uplink moved into VMn
 	vmWire                      // VM1 eth0 <-> VM2 eth0 directly, no switch at all
+	vmTap                       // tap vnetN in HV; the VM is the tap's file descriptor
+	vmMacvtap                   // macvtap (mode vepa) macvtapN on HV's uplink; the VM is /dev/tapN
 )
 
 // Topology names (ContenderResult.Topology).
@@ -63,11 +65,17 @@ const (
 	topoVeth    = "veth"
 	topoMacvlan = "macvlan"
 	topoWire    = "wire"
+	topoTap     = "tap"
+	topoMacvtap = "macvtap"
 )
 
 func (k vmLinkKind) String() string {
-	return [...]string{vmVeth: topoVeth, vmMacvlan: topoMacvlan, vmWire: topoWire}[k]
+	return [...]string{vmVeth: topoVeth, vmMacvlan: topoMacvlan, vmWire: topoWire, vmTap: topoTap, vmMacvtap: topoMacvtap}[k]
 }
+
+// onTaps reports whether the VMs are file descriptors (tap, macvtap)
+// rather than interfaces in VM namespaces.
+func (k vmLinkKind) onTaps() bool { return k == vmTap || k == vmMacvtap }
 
 // nsPrefix is the prefix of every namespace this harness creates.
 const nsPrefix = "vsb"
@@ -77,8 +85,8 @@ type topo struct {
 	id    string // unique prefix, e.g. vsb1234x9f3a
 	sw    *vtopo.NS
 	hv    *vtopo.NS
-	vm1   *vtopo.NS
-	vm2   *vtopo.NS
+	vm1   *vtopo.NS // nil on taps
+	vm2   *vtopo.NS // nil on taps
 	rem   *vtopo.NS
 	tmp   string
 	nsAll []*vtopo.NS
@@ -123,7 +131,10 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 		ns     **vtopo.NS
 		suffix string
 	}
-	slots := []nsSlot{{&t.vm1, "-vm1"}, {&t.vm2, "-vm2"}}
+	var slots []nsSlot
+	if !kind.onTaps() {
+		slots = append(slots, nsSlot{&t.vm1, "-vm1"}, nsSlot{&t.vm2, "-vm2"})
+	}
 	if kind != vmWire {
 		slots = append(slots, nsSlot{&t.sw, "-sw"}, nsSlot{&t.hv, "-hv"}, nsSlot{&t.rem, "-rem"})
 	}
@@ -213,6 +224,8 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 				return t, err
 			}
 		}
+	case vmTap, vmMacvtap:
+		return t, t.tapNICs(ctx, kind)
 	}
 	if err := t.vmUp(ctx); err != nil {
 		return t, err
