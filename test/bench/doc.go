@@ -130,8 +130,9 @@
 // -vswitchd PATH, -vswctl PATH (default: built with go build), -gen ring|mmsg,
 // -probes N (per latency phase; 0: no latency), -probe-interval, -timeout.
 // The full run is 3 x 1 s per throughput test (it was 3 x 2.5 s before the
-// latency phases and the tap rows came) and 2 x 500 probes per row: about
-// 4.5 minutes for 12 rows on 2 cores. Debian packages: openvswitch-switch (OVS rows), ethtool
+// latency phases and the tap rows came) and 2 x 500 probes per row: 250 s
+// for 12 rows on 2 cores (make bench: 4.5 minutes with build and the
+// micro-benchmarks). Debian packages: openvswitch-switch (OVS rows), ethtool
 // (see above); netsniff-ng only to compare generators by hand.
 // Debugging aids: VSBENCH_KEEP_LOGS=DIR copies each contender's temp dir
 // (OVS logs, state) there; VSBENCH_HOLD=40s keeps a topology that failed
