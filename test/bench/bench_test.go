@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,9 +115,10 @@ func TestMedianAndRatios(t *testing.T) {
 	}
 }
 
-// TestBenchSmoke runs the harness in its short form (1 rep of 1 s, the
-// Linux bridge reference and vswitchd with AF_PACKET) so the harness keeps
-// working. vswitchd may not build or run yet; its row must then say why.
+// TestBenchSmoke runs the harness in its short form (1 rep of 1 s, 100
+// latency probes per phase; the Linux bridge and macvlan-vepa references
+// and vswitchd with AF_PACKET) so the harness keeps working. vswitchd may
+// not build or run yet; its row must then say why.
 func TestBenchSmoke(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces and packet sockets")
@@ -147,13 +149,16 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatalf("JSON does not decode: %v", err)
 	}
-	if len(back.Contenders) != 2 {
-		t.Fatalf("JSON has %d rows, want 2", len(back.Contenders))
+	if len(back.Contenders) != 3 {
+		t.Fatalf("JSON has %d rows, want 3", len(back.Contenders))
 	}
-	for _, name := range []string{LinuxBridge, VswitchdAFPacket} {
+	for _, name := range []string{LinuxBridge, VswitchdAFPacket, MacvlanVEPA} {
 		if !strings.Contains(table.String(), name) {
 			t.Errorf("table lacks a %s row", name)
 		}
+	}
+	if !strings.Contains(table.String(), "RTT light us") || back.LatencyProbes != cfg.Probes || back.Prober == "" {
+		t.Errorf("no latency columns or settings: probes %d prober %q", back.LatencyProbes, back.Prober)
 	}
 	lb := back.Contender(LinuxBridge)
 	if lb == nil || lb.Status != StatusOK {
@@ -178,8 +183,114 @@ func TestBenchSmoke(t *testing.T) {
 		if tr := v.Tests[TestVM2VM64]; tr == nil || tr.PPS <= 0 {
 			t.Errorf("vswitchd-afpacket vm2vm_64: %+v", tr)
 		}
+		checkLatency(t, v)
 	}
-	// Nothing of ours may be left behind.
+	mv := back.Contender(MacvlanVEPA)
+	if mv == nil || mv.Status != StatusOK {
+		t.Fatalf("macvlan-vepa row: %+v", mv)
+	}
+	checkLatency(t, mv)
+	checkLatency(t, lb)
+	checkNoNamespacesLeft(t)
+}
+
+// checkLatency asserts that a row's latency fields hold sane values: both
+// phases measured, 0 < min <= p50 <= p99 <= max, under half the probes
+// lost, the load phase with its background stream. It says nothing about
+// how fast any switch should be.
+func checkLatency(t *testing.T, r *ContenderResult) {
+	t.Helper()
+	l := r.Latency
+	if l == nil || l.Error != "" {
+		t.Errorf("%s: latency not measured: %+v", r.Name, l)
+		return
+	}
+	if l.IntervalMs <= 0 || l.FrameSize != 60 {
+		t.Errorf("%s: latency interval %v ms, frame %d bytes", r.Name, l.IntervalMs, l.FrameSize)
+	}
+	for _, ph := range []struct {
+		name string
+		p    *LatencyPhase
+	}{{"light", l.Light}, {"load", l.Load}} {
+		p := ph.p
+		switch {
+		case p == nil:
+			t.Errorf("%s: no %s phase", r.Name, ph.name)
+			continue
+		case p.Error != "":
+			t.Errorf("%s %s: %s", r.Name, ph.name, p.Error)
+		}
+		if !(p.MinUs > 0 && p.MinUs <= p.P50Us && p.P50Us <= p.P99Us && p.P99Us <= p.MaxUs && p.MeanUs > 0) {
+			t.Errorf("%s %s: rtt min %v p50 %v p99 %v max %v mean %v us", r.Name, ph.name, p.MinUs, p.P50Us, p.P99Us, p.MaxUs, p.MeanUs)
+		}
+		if p.Probes <= 0 || p.Received <= 0 || p.Lost != p.Probes-p.Received || p.LossPct < 0 || p.LossPct >= 50 {
+			t.Errorf("%s %s: %d probes, %d answered, %d lost (%.1f%%)", r.Name, ph.name, p.Probes, p.Received, p.Lost, p.LossPct)
+		}
+		if p.Seconds <= 0 || p.CPUPct < 0 || p.SysBusyPct < 0 {
+			t.Errorf("%s %s: %v s, cpu %v%%, busy %v%%", r.Name, ph.name, p.Seconds, p.CPUPct, p.SysBusyPct)
+		}
+		if ph.name == "load" && (p.LoadTargetPPS <= 0 || p.LoadSentPPS <= 0 || p.LoadRxPPS <= 0) {
+			t.Errorf("%s load: background target %v sent %v received %v pps", r.Name, p.LoadTargetPPS, p.LoadSentPPS, p.LoadRxPPS)
+		}
+		if ph.name == "light" && p.LoadTargetPPS != 0 {
+			t.Errorf("%s light: background stream of %v pps", r.Name, p.LoadTargetPPS)
+		}
+	}
+}
+
+// TestTapContenders runs the rows whose VMs sit on taps, short: vswitchd
+// with tun taps (IFF_VNET_HDR) as ports and kernel macvtap in mode vepa.
+// Frames written to one tap's descriptor must come out of the other's
+// untagged and intact, probes must come back, and nothing may be left.
+func TestTapContenders(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and taps")
+	}
+	cfg := ShortConfig()
+	cfg.Contenders = []string{VswitchdAFPacketTap, MacvtapVEPA}
+	cfg.Timeout = 45 * time.Second
+	cfg.BuildTimeout = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	for _, n := range cfg.Contenders {
+		r := res.Contender(n)
+		if r == nil || r.Status != StatusOK {
+			t.Errorf("%s row: %+v", n, r)
+			continue
+		}
+		if want := map[string]string{VswitchdAFPacketTap: topoTap, MacvtapVEPA: topoMacvtap}[n]; r.Topology != want {
+			t.Errorf("%s: topology %q, want %q", n, r.Topology, want)
+		}
+		if len(r.Tests) != 1 || r.Tests[TestVM2VM64] == nil || r.Tests[TestVM2VM64].PPS <= 0 {
+			t.Errorf("%s: want only vm2vm_64 with frames received: %+v", n, r.Tests)
+		} else {
+			// Verification stops looking once 16 of its 64 frames arrived.
+			var ok, tagged int
+			v := r.Tests[TestVM2VM64].Verified
+			if _, err := fmt.Sscanf(v, "%d ok, %d tagged", &ok, &tagged); err != nil || ok < 16 || tagged != 0 {
+				t.Errorf("%s: verify %q", n, v)
+			}
+		}
+		if r.RatioMacvtapVEPA == nil || r.RatioMacvlanVEPA != nil {
+			t.Errorf("%s: ratio to macvtap %v, to macvlan %v", n, r.RatioMacvtapVEPA, r.RatioMacvlanVEPA)
+		}
+		checkLatency(t, r)
+	}
+	checkNoNamespacesLeft(t)
+}
+
+// checkNoNamespacesLeft: nothing of this process may be left behind.
+func checkNoNamespacesLeft(t *testing.T) {
+	t.Helper()
 	ents, _ := os.ReadDir("/run/netns")
 	prefix := newID()
 	prefix = prefix[:strings.IndexByte(prefix, 'x')+1]

@@ -20,6 +20,8 @@ type contender struct {
 	tagUp bool
 	// noUplink: the up2vm test does not apply (wire).
 	noUplink bool
+	// only64: of the throughput tests only vm2vm_64 runs (tap rows).
+	only64 bool
 	// noHairpin: SW's uplink port without hairpin. Only for the local
 	// switching reference, whose bridge spans the uplink too (hairpin there
 	// would reflect its floods back into it: a loop).
@@ -40,10 +42,15 @@ const (
 	OVSAFXDP         = "ovs-afxdp"
 	LinuxBridge      = "linux-bridge"
 	EBPFVEPA         = "ebpf-vepa"
+	// VMs on taps (what QEMU and vhost-net read and write).
+	VswitchdAFPacketTap = "vswitchd-afpacket-tap"
+	VswitchdAFXDPTap    = "vswitchd-afxdp-tap"
+	MacvtapVEPA         = "macvtap-vepa"
 )
 
 // AllContenders lists every contender name in run order.
-var AllContenders = []string{Wire, VswitchdAFPacket, VswitchdAFXDP, VswitchdAFXDPXSK, MacvlanVEPA, OVSAFPacket, OVSAFXDP, LinuxBridge, EBPFVEPA}
+var AllContenders = []string{Wire, VswitchdAFPacket, VswitchdAFXDP, VswitchdAFXDPXSK, MacvlanVEPA, OVSAFPacket, OVSAFXDP, LinuxBridge, EBPFVEPA,
+	VswitchdAFPacketTap, VswitchdAFXDPTap, MacvtapVEPA}
 
 func contenderByName(name string) (contender, bool) {
 	switch name {
@@ -68,6 +75,20 @@ func contenderByName(name string) (contender, bool) {
 	case MacvlanVEPA:
 		return contender{name: name, kind: vmMacvlan,
 			note:  "kernel, untagged via hairpin",
+			setup: func(context.Context, *harness, *topo) (*proc, error) { return nil, nil }}, true
+	case VswitchdAFPacketTap, VswitchdAFXDPTap:
+		args := map[string][]string{
+			VswitchdAFPacketTap: {"--datapath", "afpacket"},
+			VswitchdAFXDPTap:    {"--datapath", "afxdp"}, // VM ports (taps) on AF_PACKET, the default
+		}[name]
+		return contender{name: name, kind: vmTap, tagUp: true, only64: true,
+			note: "VMs on taps (IFF_VNET_HDR), VEPA via hairpin, VID 100",
+			setup: func(ctx context.Context, h *harness, t *topo) (*proc, error) {
+				return setupVswitchd(ctx, h, t, args...)
+			}}, true
+	case MacvtapVEPA:
+		return contender{name: name, kind: vmMacvtap, only64: true,
+			note:  "kernel macvtap (libvirt type=direct), untagged via hairpin",
 			setup: func(context.Context, *harness, *topo) (*proc, error) { return nil, nil }}, true
 	case OVSAFPacket, OVSAFXDP:
 		afxdp := name == OVSAFXDP

@@ -1,7 +1,8 @@
 // Package bench is the benchmark harness for vswitch: one call builds an
 // 802.1Qbg-style topology in network namespaces, runs every contender
 // switch through the same generator and sink, and reports packets per
-// second, throughput, CPU and loss in a table and as JSON.
+// second, throughput, CPU, loss and round-trip latency in a table and as
+// JSON.
 //
 // # Topology
 //
@@ -18,6 +19,24 @@
 // bridge-nf-call-* sysctls are set to 0 there so the bridge neither drops
 // nor slows the generated IP frames.
 //
+// Rows whose names end in -tap and macvtap-vepa attach the VMs the way
+// QEMU does instead (topology "tap" and "macvtap" in the JSON): there are
+// no VM namespaces; each VM is a file descriptor in the harness with a
+// 12-byte virtio-net header on every frame (IFF_VNET_HDR, as vhost-net
+// uses it), written by the generator and drained by a reader goroutine
+// (the guest's receive path), which also answers probes:
+//
+//	tap:     /dev/net/tun fd ── tap vnet1 ┐ (created in HV, IFF_TAP|IFF_NO_PI|IFF_VNET_HDR,
+//	         /dev/net/tun fd ── tap vnet2 ┘  gone when the fd closes) ── switch under test ── uplink ...
+//	macvtap: /dev/tapN fd ── macvtap1 ┐ mode vepa on HV's uplink (libvirt's
+//	         /dev/tapM fd ── macvtap2 ┘ <interface type='direct'><source mode='vepa'/>) ── uplink ...
+//
+// The macvtap character device node is made with mknod(2) in the
+// contender's temp dir from /sys/class/net/macvtapX/macvtap/tapN/dev (read
+// in HV). The taps carry no offloads (no TUNSETOFFLOAD): the frames hold
+// full checksums. One write(2) per frame: vhost-net, which batches inside
+// the kernel, is not used (it needs a virtqueue in guest memory).
+//
 // # Tests
 //
 //   - vm2vm_64: 64-byte frames (60 + FCS) VM1 -> VM2. For VEPA contenders the
@@ -28,11 +47,19 @@
 //     contender tags; untagged for the kernel contenders, which tag nothing).
 //   - vm2vm_1500: 1514-byte frames (a 1500-byte IP packet) VM1 -> VM2, in Gbit/s
 //     of L2 bytes (FCS excluded).
+//   - latency: after the throughput tests, the round-trip time VM1 -> VM2 ->
+//     VM1 of 60-byte UDP probes, one every 10 ms (500 per phase; 100 with
+//     -short), first alone ("light"), then with a paced background stream
+//     VM1 -> VM2 at half of the row's vm2vm_64 rate ("load"). Reported:
+//     p50, p99 (nearest rank), max, min, mean, lost probes, and the CPU the
+//     switch burns meanwhile (a busy-polling switch burns a core for its
+//     latency; see CPU). Tap rows run vm2vm_64 and latency only.
 //
-// Each test runs a fixed duration, a number of repetitions, and the median is
-// reported. Before measuring, the harness sends learning frames both ways
-// and verifies with a packet socket in VM2 that generated frames arrive
-// untagged and intact, so a contender that "forwards" garbage cannot score.
+// Each throughput test runs a fixed duration, a number of repetitions, and
+// the median is reported. Before measuring, the harness sends learning
+// frames both ways and verifies with a packet socket in VM2 (on taps: VM2's
+// reader) that generated frames arrive untagged and intact, so a contender
+// that "forwards" garbage cannot score.
 //
 // # Generator and sink
 //
@@ -46,6 +73,26 @@
 // generator against a bare veth pair: the ceiling for every other row. Sent
 // frames are the tx_packets of the generator's interface, received frames
 // the rx_packets of VM2's, both read over netlink; loss% compares the two.
+// On taps the generator is a write(2) loop on VM1's descriptor and the
+// counts are the frames written to VM1's and read from VM2's descriptor.
+//
+// # Prober
+//
+// The latency prober is in-repo Go too (probe.go, prober_linux.go), never
+// ping: a request is a valid UDP/IPv4 frame VM1:40001 -> VM2:7 whose
+// payload carries a magic, a session number per phase, a sequence number
+// and the CLOCK_MONOTONIC time it was sent. The echo responder in VM2
+// swaps addresses and ports in place (both checksums stay valid) and sends
+// it back; VM1 subtracts the send time from CLOCK_MONOTONIC at arrival and
+// verifies both checksums. Probes go out on a fixed 10 ms schedule, not
+// after the previous answer; an answer later than 500 ms after the last
+// probe, or never, is lost. On veth and macvlan, prober and responder use
+// packet sockets with a classic BPF filter on the UDP port, so the
+// background stream costs them nothing; on taps, the VMs' reader
+// goroutines echo and collect. The background stream is the throughput
+// test's frame, paced in batches every ~100 us (sendmmsg on veth, write(2)
+// on taps); load_sent_pps says what it reached (a busy machine can hold it
+// back; the table notes when it fell below 90% of the target).
 //
 // Note that with veth every kernel-side step of delivery (including copying
 // into a userspace switch's packet socket) runs in softirq on the
@@ -57,7 +104,10 @@
 // For userspace switches (vswitchd, ovs-vswitchd) CPU% is utime+stime of the
 // process from /proc/PID/stat over the run (100% = one core). For kernel
 // contenders there is no process: the harness reports the system-wide
-// softirq time from /proc/stat instead, marked "sirq".
+// softirq time from /proc/stat instead, marked "sirq". The same is measured
+// while the light latency phase runs (the "CPU% (RTT light)" column): for
+// kernel rows that is mostly other load on the machine, for a userspace
+// switch it is what its wake-ups or busy polling cost at 100 probes/s.
 //
 // # Kernel fact found here
 //
@@ -72,29 +122,36 @@
 // # Running
 //
 //	go run ./test/bench/cmd/vsbench -json bench-results.json      # full run, < 5 min, root
-//	go run ./test/bench/cmd/vsbench -short                          # smoke: 1 x 1 s, 2 contenders
+//	go run ./test/bench/cmd/vsbench -short                          # smoke: 1 x 1 s, 100 probes, 3 contenders
 //	go run ./test/bench/cmd/vsbench -contenders macvlan-vepa,ovs-afxdp -duration 5s -reps 3
 //	go test ./test/bench -run TestBenchSmoke                        # the smoke test of the default suite
 //
 // Flags: -duration, -reps, -contenders all|a,b,c, -short, -json FILE,
 // -vswitchd PATH, -vswctl PATH (default: built with go build), -gen ring|mmsg,
-// -timeout. Debian packages: openvswitch-switch (OVS rows), ethtool
+// -probes N (per latency phase; 0: no latency), -probe-interval, -timeout.
+// The full run is 3 x 1 s per throughput test (it was 3 x 2.5 s before the
+// latency phases and the tap rows came) and 2 x 500 probes per row: 250 s
+// for 12 rows on 2 cores (make bench: 4.5 minutes with build and the
+// micro-benchmarks). Debian packages: openvswitch-switch (OVS rows), ethtool
 // (see above); netsniff-ng only to compare generators by hand.
 // Debugging aids: VSBENCH_KEEP_LOGS=DIR copies each contender's temp dir
 // (OVS logs, state) there; VSBENCH_HOLD=40s keeps a topology that failed
 // verification alive that long for inspection.
 //
 // Everything runs bounded: helper commands 20 s, setup waits 10 s, the whole
-// run -timeout (5 min). Teardown (also on Ctrl-C, SIGTERM or a failure)
+// run -timeout (5 min 20 s). Teardown (also on Ctrl-C, SIGTERM or a failure)
 // stops the processes the harness started, by pid, and deletes its
 // namespaces, which removes every interface it created; a later run deletes
 // namespaces of an earlier run whose process is gone.
 //
 // # Contenders
 //
-// wire, vswitchd-afpacket, vswitchd-afxdp, macvlan-vepa, ovs-afpacket,
-// ovs-afxdp, linux-bridge, ebpf-vepa. A contender that cannot run reports
-// why in its row instead of numbers. See contenders.go.
+// wire, vswitchd-afpacket, vswitchd-afxdp, vswitchd-afxdp-xsk,
+// macvlan-vepa, ovs-afpacket, ovs-afxdp, linux-bridge, ebpf-vepa; on taps
+// vswitchd-afpacket-tap, vswitchd-afxdp-tap (uplink on AF_XDP, taps on
+// AF_PACKET) and macvtap-vepa, their kernel anchor (ratio_macvtap_vepa,
+// "mvtap" in the table). A contender that cannot run reports why in its
+// row instead of numbers. See contenders.go.
 //
 // ebpf-vepa is not a product but a ceiling: two tc eBPF programs in HV
 // (tag and redirect to the uplink; untag, look up the destination MAC and

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // Test names (JSON keys).
@@ -41,6 +39,10 @@ type Config struct {
 	Progress                 io.Writer     // one line per finished test, may be nil
 	// Generator is "ring" (TPACKET_V2 TX ring, default) or "mmsg" (sendmmsg).
 	Generator string
+	// Probes is the number of latency probes per phase (light, under
+	// load), one every ProbeInterval; 0 skips the latency measurement.
+	Probes        int
+	ProbeInterval time.Duration
 }
 
 // blaster is a generator that sends one frame as fast as it can.
@@ -49,16 +51,20 @@ type blaster interface {
 	close()
 }
 
-// DefaultConfig is the full run: all contenders, 3 x 2.5 s per test, which
-// keeps 9 contenders x 3 tests under 5 minutes on a 2-core machine.
+// DefaultConfig is the full run: all contenders, 3 x 1 s per throughput
+// test and 500 latency probes 10 ms apart per phase (5 s each), which
+// keeps 12 contenders (9 on veth, 3 on taps) under 5 minutes on a 2-core
+// machine. (Before the latency phases and the tap rows it was 3 x 2.5 s.)
 func DefaultConfig() Config {
-	return Config{Duration: 2500 * time.Millisecond, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 5 * time.Minute}
+	return Config{Duration: time.Second, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 5*time.Minute + 20*time.Second,
+		Probes: 500, ProbeInterval: 10 * time.Millisecond}
 }
 
-// ShortConfig is the smoke variant: 1 repetition of 1 s.
+// ShortConfig is the smoke variant: 1 repetition of 1 s, 100 probes per
+// latency phase, a vswitchd row and the two kernel references.
 func ShortConfig() Config {
 	return Config{Duration: time.Second, Reps: 1, BuildTimeout: 90 * time.Second, Timeout: 2 * time.Minute,
-		Contenders: []string{LinuxBridge, VswitchdAFPacket}}
+		Contenders: []string{LinuxBridge, VswitchdAFPacket, MacvlanVEPA}, Probes: 100, ProbeInterval: 10 * time.Millisecond}
 }
 
 // Results is everything one run measured; it is also the JSON document.
@@ -72,6 +78,10 @@ type Results struct {
 	Generator  string            `json:"generator"`
 	ElapsedS   float64           `json:"elapsed_s"`
 	Contenders []ContenderResult `json:"contenders"`
+	// Prober describes the latency measurement (empty when it was off).
+	Prober            string  `json:"prober,omitempty"`
+	LatencyProbes     int     `json:"latency_probes,omitempty"` // per phase
+	LatencyIntervalMs float64 `json:"latency_interval_ms,omitempty"`
 }
 
 // ContenderResult is one row.
@@ -82,9 +92,16 @@ type ContenderResult struct {
 	Reason  string                 `json:"reason,omitempty"`
 	CPUKind string                 `json:"cpu_kind,omitempty"` // process (utime+stime of the switch) or softirq (system-wide)
 	Tests   map[string]*TestResult `json:"tests,omitempty"`
-	// Ratios of vm2vm_64 pps to macvlan-vepa's and to the best OVS row's.
+	// Ratios of vm2vm_64 pps to macvlan-vepa's and to the best OVS row's
+	// (rows whose VMs sit on veth or macvlan); for rows whose VMs sit on
+	// taps, to macvtap-vepa's.
 	RatioMacvlanVEPA *float64 `json:"ratio_macvlan_vepa,omitempty"`
 	RatioBestOVS     *float64 `json:"ratio_best_ovs,omitempty"`
+	RatioMacvtapVEPA *float64 `json:"ratio_macvtap_vepa,omitempty"`
+	// Topology says how the VMs attach: veth, macvlan, wire, tap, macvtap.
+	Topology string `json:"topology,omitempty"`
+	// Latency is the probes' round-trip time VM1 -> VM2 -> VM1.
+	Latency *LatencyResult `json:"latency,omitempty"`
 	// BackgroundBusyPct is CPU busy (100 = one core) measured for a moment
 	// before this contender was set up: load that is not ours and skews
 	// every number of the row.
@@ -176,6 +193,15 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		res.Generator = "in-repo Go AF_PACKET sendmmsg x64, PACKET_QDISC_BYPASS, 1 thread"
 	default:
 		return nil, fmt.Errorf("unknown generator %q (ring or mmsg)", cfg.Generator)
+	}
+	if cfg.Probes > 0 {
+		if cfg.ProbeInterval <= 0 {
+			return nil, fmt.Errorf("probe interval %v must be positive", cfg.ProbeInterval)
+		}
+		res.Prober = "in-repo Go: 60-byte UDP/IPv4 probes VM1 -> echo in VM2 -> VM1 on a fixed schedule, " +
+			"CLOCK_MONOTONIC send time in the payload; packet sockets with a BPF filter (veth), the tap's file descriptor (taps)"
+		res.LatencyProbes = cfg.Probes
+		res.LatencyIntervalMs = round(float64(cfg.ProbeInterval)/1e6, 3)
 	}
 	res.Kernel = kernelRelease()
 	res.Commit = gitCommit(cfg.RepoRoot)
@@ -276,7 +302,7 @@ func findRepoRoot() (string, error) {
 
 // runContender builds, measures and tears down one contender.
 func (h *harness) runContender(ctx context.Context, c contender) (r ContenderResult) {
-	r = ContenderResult{Name: c.name, Note: c.note, Tests: map[string]*TestResult{}}
+	r = ContenderResult{Name: c.name, Note: c.note, Tests: map[string]*TestResult{}, Topology: c.kind.String()}
 	t, err := buildTopo(ctx, c.kind, !c.noHairpin)
 	if err != nil {
 		return cannot(r, fmt.Errorf("build topology: %w", err))
@@ -293,27 +319,21 @@ func (h *harness) runContender(ctx context.Context, c contender) (r ContenderRes
 
 	type spec struct {
 		name      string
-		ns        *vtopo.NS
-		ifn       string
+		nic       vmNIC
 		src       net.HardwareAddr
 		srcIP     net.IP
 		size, vid int
 	}
 	up := uplinkVID(c)
 	specs := []spec{
-		{TestVM2VM64, t.vm1, vmIf, vm1MAC, vm1IP, minFrame, 0},
-		{TestUp2VM64, t.rem, remIf, remMAC, remIP, minFrame, up},
-		{TestVM2VM1500, t.vm1, vmIf, vm1MAC, vm1IP, 1514, 0},
+		{TestVM2VM64, t.nic1, vm1MAC, vm1IP, minFrame, 0},
+		{TestUp2VM64, t.nicRem, remMAC, remIP, minFrame, up},
+		{TestVM2VM1500, t.nic1, vm1MAC, vm1IP, 1514, 0},
 	}
-	sink, err := newStatsReader(t.vm2, vmIf)
-	if err != nil {
-		return cannot(r, err)
-	}
-	defer sink.close()
 
 	failed := 0
 	for _, s := range specs {
-		if s.name == TestUp2VM64 && c.noUplink {
+		if s.name == TestUp2VM64 && c.noUplink || s.name != TestVM2VM64 && c.only64 {
 			continue
 		}
 		tr := &TestResult{FrameSize: s.size, Tagged: s.vid != 0}
@@ -322,7 +342,7 @@ func (h *harness) runContender(ctx context.Context, c contender) (r ContenderRes
 		if err != nil {
 			return cannot(r, err)
 		}
-		err = h.measure(ctx, t, p, sink, s.ns, s.ifn, frame, tr)
+		err = h.measure(ctx, t, p, s.nic, frame, tr)
 		if err != nil {
 			tr.Error = err.Error()
 			failed++
@@ -344,6 +364,16 @@ func (h *harness) runContender(ctx context.Context, c contender) (r ContenderRes
 		}
 	default:
 		r.Status = StatusPartial
+	}
+	if h.cfg.Probes > 0 && ctx.Err() == nil {
+		if tr := r.Tests[TestVM2VM64]; tr != nil && tr.Error == "" {
+			r.Latency = h.measureLatency(ctx, t, p, tr.PPS)
+		} else {
+			r.Latency = &LatencyResult{Error: "not measured: vm2vm_64 failed"}
+		}
+		if r.Status == StatusOK && r.Latency.failed() {
+			r.Status = StatusPartial
+		}
 	}
 	if p != nil && !p.alive() {
 		r.Status = StatusPartial
@@ -370,21 +400,15 @@ func cannot(r ContenderResult, err error) ContenderResult {
 // the adjacent bridge and FDBs learn it), then VM1.
 func learn(t *topo) error {
 	for _, d := range []struct {
-		ns       *vtopo.NS
+		nic      vmNIC
 		src, dst net.HardwareAddr
 		sip, dip net.IP
-	}{{t.vm2, vm2MAC, vm1MAC, vm2IP, vm1IP}, {t.vm1, vm1MAC, vm2MAC, vm1IP, vm2IP}} {
+	}{{t.nic2, vm2MAC, vm1MAC, vm2IP, vm1IP}, {t.nic1, vm1MAC, vm2MAC, vm1IP, vm2IP}} {
 		f, err := buildFrame(frameSpec{Dst: d.dst, Src: d.src, SrcIP: d.sip, DstIP: d.dip, Size: minFrame})
 		if err != nil {
 			return err
 		}
-		s, err := openSender(d.ns, vmIf, f)
-		if err != nil {
-			return fmt.Errorf("learning sender: %w", err)
-		}
-		_, err = s.sendN(3)
-		s.close()
-		if err != nil {
+		if err := d.nic.sendN(f, 3); err != nil {
 			return fmt.Errorf("learning frames: %w", err)
 		}
 		time.Sleep(30 * time.Millisecond)
@@ -393,36 +417,22 @@ func learn(t *topo) error {
 }
 
 // measure verifies delivery once and then runs the repetitions of one test.
-func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsReader, ns *vtopo.NS, ifn string, frame []byte, tr *TestResult) error {
+func (h *harness) measure(ctx context.Context, t *topo, p *proc, src vmNIC, frame []byte, tr *TestResult) error {
 	if err := learn(t); err != nil {
 		return err
 	}
-	snd, err := openSender(ns, ifn, frame)
+	bl, err := src.blaster(frame, h.cfg.Generator)
 	if err != nil {
 		return err
 	}
-	defer snd.close()
-	gen, err := newStatsReader(ns, ifn)
-	if err != nil {
-		return err
-	}
-	defer gen.close()
-	var bl blaster = snd
-	if h.cfg.Generator == "ring" {
-		rs, err := openRingSender(ns, ifn, frame)
-		if err != nil {
-			return err
-		}
-		defer rs.close()
-		bl = rs
-	}
+	defer bl.close()
 
 	// Verify: frames must reach VM2 untagged and intact.
-	rcv, err := openReceiver(t.vm2, vmIf)
+	rcv, err := t.nic2.watch()
 	if err != nil {
 		return err
 	}
-	if _, err := snd.sendN(64); err != nil {
+	if err := src.sendN(frame, 64); err != nil {
 		rcv.close()
 		return err
 	}
@@ -445,7 +455,7 @@ func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsRead
 		if err := learn(t); err != nil {
 			return err
 		}
-		rep, err := h.rep(ctx, p, sink, gen, bl)
+		rep, err := h.rep(ctx, p, src, t.nic2, bl)
 		if err != nil {
 			return err
 		}
@@ -476,13 +486,13 @@ func (h *harness) measure(ctx context.Context, t *topo, p *proc, sink *statsRead
 const drainWait = 150 * time.Millisecond
 
 // rep runs the generator for the configured duration and counts.
-func (h *harness) rep(ctx context.Context, p *proc, sink, gen *statsReader, snd blaster) (RepResult, error) {
+func (h *harness) rep(ctx context.Context, p *proc, src, dst vmNIC, snd blaster) (RepResult, error) {
 	var rep RepResult
-	rx0, _, _, err := sink.read()
+	_, rx0, err := dst.counts()
 	if err != nil {
 		return rep, err
 	}
-	_, tx0, _, err := gen.read()
+	tx0, _, err := src.counts()
 	if err != nil {
 		return rep, err
 	}
@@ -511,11 +521,11 @@ func (h *harness) rep(ctx context.Context, p *proc, sink, gen *statsReader, snd 
 		}
 	}
 	time.Sleep(drainWait)
-	rx1, _, _, err := sink.read()
+	_, rx1, err := dst.counts()
 	if err != nil {
 		return rep, err
 	}
-	_, tx1, _, err := gen.read()
+	tx1, _, err := src.counts()
 	if err != nil {
 		return rep, err
 	}
@@ -586,11 +596,19 @@ func (res *Results) computeRatios() {
 		return 0
 	}
 	mv := pps(MacvlanVEPA)
+	mvt := pps(MacvtapVEPA)
 	ovs := max(pps(OVSAFPacket), pps(OVSAFXDP))
 	for i := range res.Contenders {
 		c := &res.Contenders[i]
 		p := pps(c.Name)
 		if p == 0 {
+			continue
+		}
+		if c.Topology == topoTap || c.Topology == topoMacvtap {
+			if mvt > 0 {
+				x := round(p/mvt, 2)
+				c.RatioMacvtapVEPA = &x
+			}
 			continue
 		}
 		if mv > 0 {
@@ -629,6 +647,17 @@ func (r ContenderResult) summary() string {
 			parts = append(parts, fmt.Sprintf("%s %.2f Gbit/s", n, t.Gbps))
 		default:
 			parts = append(parts, fmt.Sprintf("%s %.3f Mpps", n, t.Mpps))
+		}
+	}
+	if l := r.Latency; l != nil {
+		switch {
+		case l.Error != "":
+			parts = append(parts, "latency error: "+l.Error)
+		default:
+			parts = append(parts, "rtt light "+l.Light.cell())
+			if l.Load != nil {
+				parts = append(parts, "load "+l.Load.cell())
+			}
 		}
 	}
 	return strings.Join(parts, ", ")

@@ -12,11 +12,11 @@ import (
 // WriteTable prints the results as an aligned table, one row per contender.
 func (res *Results) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "contender\tvm->vm 64B\tup->vm 64B\tvm->vm 1500B\tCPU%\tloss%\tx macvlan-vepa\tx best-OVS\tnote")
-	fmt.Fprintln(tw, "\tMpps\tMpps\tGbit/s\t(vm->vm 64B)\t(vm->vm 64B)\t(vm->vm 64B)\t(vm->vm 64B)\t")
+	fmt.Fprintln(tw, "contender\tvm->vm 64B\tup->vm 64B\tvm->vm 1500B\tCPU%\tloss%\tx macvlan-vepa\tx best-OVS\tRTT light us\tCPU%\tRTT load us\tprobe loss%\tnote")
+	fmt.Fprintln(tw, "\tMpps\tMpps\tGbit/s\t(vm->vm 64B)\t(vm->vm 64B)\t(vm->vm 64B)\t(vm->vm 64B)\tp50/p99/max\t(RTT light)\tp50/p99/max\tlight/load\t")
 	for _, c := range res.Contenders {
 		if c.Status == StatusCannotRun {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\tcannot run: %s\n", c.Name, oneLine(c.Reason))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tcannot run: %s\n", c.Name, oneLine(c.Reason))
 			continue
 		}
 		note := c.Note
@@ -26,6 +26,19 @@ func (res *Results) WriteTable(w io.Writer) error {
 		for _, n := range []string{TestVM2VM64, TestUp2VM64, TestVM2VM1500} {
 			if t := c.Tests[n]; t != nil && t.Error != "" {
 				note += "; " + n + ": " + oneLine(t.Error)
+			}
+		}
+		if l := c.Latency; l != nil {
+			for _, e := range []struct {
+				name string
+				ph   *LatencyPhase
+			}{{"latency", &LatencyPhase{Error: l.Error}}, {"latency light", l.Light}, {"latency load", l.Load}} {
+				if e.ph != nil && e.ph.Error != "" {
+					note += "; " + e.name + ": " + oneLine(e.ph.Error)
+				}
+			}
+			if p := l.Load; p != nil && p.Error == "" && p.LoadSentPPS < 0.9*p.LoadTargetPPS {
+				note += fmt.Sprintf("; load stream reached %.0f of %.0f kpps", p.LoadSentPPS/1e3, p.LoadTargetPPS/1e3)
 			}
 		}
 		cell := func(n string, gbps bool) string {
@@ -56,8 +69,23 @@ func (res *Results) WriteTable(w io.Writer) error {
 		if t := c.Tests[TestUp2VM64]; t != nil && t.Error == "" && !t.Tagged {
 			up += " (untagged)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, cell(TestVM2VM64, false), up,
-			cell(TestVM2VM1500, true), cpu, loss, ratio(c.RatioMacvlanVEPA), ratio(c.RatioBestOVS), note)
+		mv := ratio(c.RatioMacvlanVEPA)
+		if c.RatioMacvtapVEPA != nil {
+			mv = ratio(c.RatioMacvtapVEPA) + " mvtap"
+		}
+		light, lcpu, load, ploss := "-", "-", "-", "-"
+		if l := c.Latency; l != nil {
+			light, load = l.Light.cell(), l.Load.cell()
+			if l.Light != nil && l.Light.Error == "" {
+				lcpu = fmt.Sprintf("%.1f", l.Light.CPUPct)
+				if c.CPUKind == "softirq" {
+					lcpu += " sirq"
+				}
+			}
+			ploss = l.Light.lossCell() + "/" + l.Load.lossCell()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, cell(TestVM2VM64, false), up,
+			cell(TestVM2VM1500, true), cpu, loss, mv, ratio(c.RatioBestOVS), light, lcpu, load, ploss, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -71,7 +99,54 @@ func (res *Results) WriteTable(w io.Writer) error {
 		"CPU%%: utime+stime of the switch process (100 = one core); \"sirq\" = system-wide softirq time for in-kernel switches.\n"+
 		"64B = 60 bytes + FCS; 1500B = 1514-byte frames (1500-byte IP packets), Gbit/s of L2 bytes.\n",
 		res.Reps, res.DurationS, res.Kernel, res.CPUs, orNone(res.Commit))
+	if err != nil {
+		return err
+	}
+	if res.LatencyProbes > 0 {
+		_, err = fmt.Fprintf(w, "RTT: round trip VM1 -> VM2 -> VM1 of %d 60-byte UDP probes per phase, one every %g ms, microseconds "+
+			"(nearest-rank p50/p99/max); light: the probes alone, with the switch's CPU%% meanwhile; load: plus a stream "+
+			"VM1 -> VM2 at half the row's vm->vm 64B rate.\n", res.LatencyProbes, res.LatencyIntervalMs)
+	}
+	for _, c := range res.Contenders {
+		if c.RatioMacvtapVEPA != nil {
+			_, err = fmt.Fprintln(w, "Rows on taps (vswitchd-*-tap, macvtap-vepa): the VMs are tap file descriptors; \"mvtap\" ratios are to macvtap-vepa.")
+			break
+		}
+	}
 	return err
+}
+
+// cell formats p50/p99/max in microseconds.
+func (p *LatencyPhase) cell() string {
+	switch {
+	case p == nil || p.Error != "" && p.Received == 0:
+		return "-"
+	case p.Received == 0:
+		return "all lost"
+	}
+	us := func(v float64) string {
+		if v < 10 {
+			return fmt.Sprintf("%.1f", v)
+		}
+		return fmt.Sprintf("%.0f", v)
+	}
+	return us(p.P50Us) + "/" + us(p.P99Us) + "/" + us(p.MaxUs)
+}
+
+func (p *LatencyPhase) lossCell() string {
+	if p == nil || p.Probes == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", p.LossPct)
+}
+
+// failed reports whether the latency measurement (or one of its phases)
+// went wrong.
+func (l *LatencyResult) failed() bool {
+	if l == nil {
+		return false
+	}
+	return l.Error != "" || l.Light == nil || l.Light.Error != "" || l.Load == nil || l.Load.Error != ""
 }
 
 // WriteJSON writes the results as indented JSON to path.

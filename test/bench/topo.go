@@ -56,7 +56,26 @@ const (
 	vmVeth    vmLinkKind = iota // veth pair VMn eth0 <-> HV vnetN
 	vmMacvlan                   // macvlan (mode vepa) on HV's uplink moved into VMn
 	vmWire                      // VM1 eth0 <-> VM2 eth0 directly, no switch at all
+	vmTap                       // tap vnetN in HV; the VM is the tap's file descriptor
+	vmMacvtap                   // macvtap (mode vepa) macvtapN on HV's uplink; the VM is /dev/tapN
 )
+
+// Topology names (ContenderResult.Topology).
+const (
+	topoVeth    = "veth"
+	topoMacvlan = "macvlan"
+	topoWire    = "wire"
+	topoTap     = "tap"
+	topoMacvtap = "macvtap"
+)
+
+func (k vmLinkKind) String() string {
+	return [...]string{vmVeth: topoVeth, vmMacvlan: topoMacvlan, vmWire: topoWire, vmTap: topoTap, vmMacvtap: topoMacvtap}[k]
+}
+
+// onTaps reports whether the VMs are file descriptors (tap, macvtap)
+// rather than interfaces in VM namespaces.
+func (k vmLinkKind) onTaps() bool { return k == vmTap || k == vmMacvtap }
 
 // nsPrefix is the prefix of every namespace this harness creates.
 const nsPrefix = "vsb"
@@ -66,11 +85,14 @@ type topo struct {
 	id    string // unique prefix, e.g. vsb1234x9f3a
 	sw    *vtopo.NS
 	hv    *vtopo.NS
-	vm1   *vtopo.NS
-	vm2   *vtopo.NS
+	vm1   *vtopo.NS // nil on taps
+	vm2   *vtopo.NS // nil on taps
 	rem   *vtopo.NS
 	tmp   string
 	nsAll []*vtopo.NS
+
+	// The NICs of the generator VM, the sink VM and the remote host.
+	nic1, nic2, nicRem vmNIC
 
 	mu      sync.Mutex
 	procs   []*proc
@@ -109,7 +131,10 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 		ns     **vtopo.NS
 		suffix string
 	}
-	slots := []nsSlot{{&t.vm1, "-vm1"}, {&t.vm2, "-vm2"}}
+	var slots []nsSlot
+	if !kind.onTaps() {
+		slots = append(slots, nsSlot{&t.vm1, "-vm1"}, nsSlot{&t.vm2, "-vm2"})
+	}
 	if kind != vmWire {
 		slots = append(slots, nsSlot{&t.sw, "-sw"}, nsSlot{&t.hv, "-hv"}, nsSlot{&t.rem, "-rem"})
 	}
@@ -127,7 +152,10 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 		if err := ipCmd(ctx, "-n", t.vm1.Name, "link", "add", vmIf, "type", "veth", "peer", "name", vmIf, "netns", t.vm2.Name); err != nil {
 			return t, err
 		}
-		return t, t.vmUp(ctx)
+		if err := t.vmUp(ctx); err != nil {
+			return t, err
+		}
+		return t, t.vethNICs()
 	}
 
 	// SW: the adjacent bridge, reflective relay on the uplink port.
@@ -196,8 +224,33 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 				return t, err
 			}
 		}
+	case vmTap, vmMacvtap:
+		return t, t.tapNICs(ctx, kind)
 	}
-	return t, t.vmUp(ctx)
+	if err := t.vmUp(ctx); err != nil {
+		return t, err
+	}
+	return t, t.vethNICs()
+}
+
+// vethNICs makes the NICs of VMs that are namespaces.
+func (t *topo) vethNICs() error {
+	for _, n := range []struct {
+		nic    *vmNIC
+		ns     *vtopo.NS
+		ifname string
+	}{{&t.nic1, t.vm1, vmIf}, {&t.nic2, t.vm2, vmIf}, {&t.nicRem, t.rem, remIf}} {
+		if n.ns == nil {
+			continue
+		}
+		v, err := newVethNIC(n.ns, n.ifname)
+		if err != nil {
+			return err
+		}
+		t.onTeardown(v.close)
+		*n.nic = v
+	}
+	return nil
 }
 
 // vmUp sets the VM MACs and brings their interfaces up.

@@ -24,13 +24,15 @@ func run() int {
 		duration   = flag.Duration("duration", def.Duration, "duration of each repetition of each test")
 		reps       = flag.Int("reps", def.Reps, "repetitions per test (median reported)")
 		contenders = flag.String("contenders", "all", "all, or a comma list of: "+strings.Join(bench.AllContenders, ","))
-		short      = flag.Bool("short", false, "smoke run: 1 rep of 1s, linux-bridge and vswitchd-afpacket (unless -contenders is given)")
+		short      = flag.Bool("short", false, "smoke run: 1 rep of 1s, 100 probes, linux-bridge, vswitchd-afpacket and macvlan-vepa (unless -contenders is given)")
 		jsonPath   = flag.String("json", "bench-results.json", "write results as JSON to this file (empty: don't)")
 		vswitchd   = flag.String("vswitchd", "", "vswitchd binary (default: go build ./cmd/vswitchd)")
 		vswctl     = flag.String("vswctl", "", "vswctl binary (default: go build ./cmd/vswctl)")
 		timeout    = flag.Duration("timeout", def.Timeout, "bound on the whole run")
 		verbose    = flag.Bool("v", false, "debug logging")
 		generator  = flag.String("gen", "ring", "generator: ring (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
+		probes     = flag.Int("probes", def.Probes, "latency probes per phase (light, under load); 0: no latency measurement")
+		interval   = flag.Duration("probe-interval", def.ProbeInterval, "time between latency probes")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -57,6 +59,12 @@ func run() int {
 	}
 	if set["timeout"] || !*short {
 		cfg.Timeout = *timeout
+	}
+	if set["probes"] || !*short {
+		cfg.Probes = *probes
+	}
+	if set["probe-interval"] || !*short {
+		cfg.ProbeInterval = *interval
 	}
 	if set["contenders"] || !*short {
 		cfg.Contenders = nil
