@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/internal/daemon"
+	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
 )
@@ -31,7 +32,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Datapath, "datapath", "auto", "datapath backend of the uplink: auto|afpacket|afxdp (auto: AF_XDP when its program loads and binds there)")
 	fs.StringVar(&o.PortDatapath, "port-datapath", "afpacket", "backend of the VM ports: afpacket (guest checksum/TSO offloads work) or afxdp (VMs must turn those offloads off)")
 	fs.StringVar(&o.Mode, "mode", "vepa", "forwarding mode: vepa (VM to VM through the adjacent bridge; veb while that bridge refuses reflective relay) or veb (switch VM to VM locally)")
-	fs.StringVar(&o.StatePath, "state", "/var/lib/vswitchd/state.db", "state file `PATH`")
+	fs.StringVar(&o.StatePath, "state", store.DefaultPath, "state file `PATH`")
 	fs.StringVar(&o.Socket, "socket", api.SocketFromEnv(), "API unix socket `PATH` (env VSWITCHD_SOCKET)")
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics on TCP `ADDR` (e.g. :9477)")
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")

@@ -38,7 +38,7 @@
 // # Lookups under churn
 //
 // vishvananda/netlink dump calls fail with EINTR or netlink.ErrDumpInterrupted
-// when links change during the dump. LinkByName, LinkByIndex and LinkList
+// when links change during the dump. LinkByName and the watcher's link dumps
 // (and their ...At variants taking a *netlink.Handle for another namespace)
 // retry those a few times; Retry does the same for any call.
 //

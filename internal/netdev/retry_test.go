@@ -1,7 +1,6 @@
 package netdev
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 
@@ -20,11 +19,11 @@ func TestRetry(t *testing.T) {
 		{"eintr then ok", []error{unix.EINTR, nil}, 2, false},
 		{"dump interrupted twice then ok", []error{netlink.ErrDumpInterrupted, fmt.Errorf("wrapped: %w", netlink.ErrDumpInterrupted), nil}, 3, false},
 		{"permanent", []error{unix.EPERM, nil}, 1, true},
-		{"always eintr", nil, MaxAttempts, true},
+		{"always eintr", nil, maxAttempts, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
-			v, err := Retry(func() (int, error) {
+			v, err := retry(func() (int, error) {
 				calls++
 				if tc.errs == nil {
 					return 0, unix.EINTR
@@ -38,15 +37,5 @@ func TestRetry(t *testing.T) {
 				t.Fatalf("value %d", v)
 			}
 		})
-	}
-}
-
-func TestIsNotFound(t *testing.T) {
-	_, err := LinkByName("nonexistent-x")
-	if err == nil || !IsNotFound(err) {
-		t.Fatalf("err = %v, IsNotFound false", err)
-	}
-	if IsNotFound(errors.New("x")) {
-		t.Fatal("plain error reported as not found")
 	}
 }

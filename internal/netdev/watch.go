@@ -294,7 +294,7 @@ func (w *Watcher) reportVanished(ctx context.Context) bool {
 		}
 		defer h.Close()
 	}
-	links, err := LinkListAt(h)
+	links, err := linkListAt(h)
 	if err != nil {
 		// The fresh dump still re-reports everything present; only
 		// vanished links go unreported until the next resync.

@@ -37,6 +37,6 @@
 //     is left as it is and reported by Ports.
 //   - v2: the current schema.
 //
-// To add v3: bump CurrentSchema, write migrateV2toV3 and append it to the
+// To add v3: bump currentSchema, write migrateV2toV3 and append it to the
 // migrations table, and add a test that builds a v2 file by hand.
 package store

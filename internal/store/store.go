@@ -16,14 +16,14 @@ import (
 	"github.com/vswitch/vswitch/pkg/port"
 )
 
-// CurrentSchema is the schema version this build writes and understands.
-const CurrentSchema = 2
+// currentSchema is the schema version this build writes and understands.
+const currentSchema = 2
 
 // DefaultPath is where vswitchd keeps its state unless told otherwise.
 const DefaultPath = "/var/lib/vswitchd/state.db"
 
-// DefaultMode is the forwarding mode of a store that never recorded one.
-const DefaultMode = "vepa"
+// defaultMode is the forwarding mode of a store that never recorded one.
+const defaultMode = "vepa"
 
 // lockTimeout bounds how long Open waits for another process's flock.
 const lockTimeout = 1500 * time.Millisecond
@@ -121,7 +121,7 @@ func (s *Store) init() error {
 		switch {
 		case meta == nil && ports == nil:
 			// Fresh file.
-			version = CurrentSchema
+			version = currentSchema
 		case meta != nil && meta.Get(keySchema) != nil:
 			v, err := strconv.Atoi(string(meta.Get(keySchema)))
 			if err != nil || v < 1 {
@@ -132,9 +132,9 @@ func (s *Store) init() error {
 			// Buckets but no version: written by v1, which did not record one.
 			version = 1
 		}
-		if version > CurrentSchema {
+		if version > currentSchema {
 			return fmt.Errorf("state file %s has schema v%d, this vswitchd understands up to v%d: upgrade vswitchd: %w",
-				s.path, version, CurrentSchema, ErrNewerSchema)
+				s.path, version, currentSchema, ErrNewerSchema)
 		}
 		var err error
 		if meta, err = tx.CreateBucketIfNotExists(bucketMeta); err != nil {
@@ -143,7 +143,7 @@ func (s *Store) init() error {
 		if _, err = tx.CreateBucketIfNotExists(bucketPorts); err != nil {
 			return fmt.Errorf("create ports bucket in %s: %w", s.path, err)
 		}
-		for v := version; v < CurrentSchema; v++ {
+		for v := version; v < currentSchema; v++ {
 			m, ok := migrations[v]
 			if !ok {
 				return fmt.Errorf("state file %s has schema v%d and no migration from it exists", s.path, v)
@@ -152,7 +152,7 @@ func (s *Store) init() error {
 				return fmt.Errorf("migrate state file %s from schema v%d to v%d: %w", s.path, v, v+1, err)
 			}
 		}
-		if err := meta.Put(keySchema, []byte(strconv.Itoa(CurrentSchema))); err != nil {
+		if err := meta.Put(keySchema, []byte(strconv.Itoa(currentSchema))); err != nil {
 			return fmt.Errorf("write schema version to %s: %w", s.path, err)
 		}
 		return nil
@@ -207,7 +207,7 @@ func migrateV1toV2(tx *bolt.Tx) error {
 	}
 	meta := tx.Bucket(bucketMeta)
 	if meta.Get(keyMode) == nil {
-		return meta.Put(keyMode, []byte(DefaultMode))
+		return meta.Put(keyMode, []byte(defaultMode))
 	}
 	return nil
 }
