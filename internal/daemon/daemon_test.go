@@ -139,8 +139,7 @@ func (r *rig) start(t *testing.T) *Daemon {
 	return d
 }
 
-func intp(v int) *int       { return &v }
-func strp(s string) *string { return &s }
+func intp(v int) *int { return &v }
 
 // frame is an untagged unicast frame from src to dst.
 func frame(src, dst byte) []byte {
