@@ -107,6 +107,7 @@ type ScaleStep struct {
 	SwitchDropsLight  map[string]uint64 `json:"switch_drops_light,omitempty"`
 	Verified          string            `json:"verified,omitempty"`
 	BackgroundBusyPct float64           `json:"background_busy_pct"`
+	ElapsedS          float64           `json:"elapsed_s"` // the whole step, setup to teardown
 	Error             string            `json:"error,omitempty"`
 }
 

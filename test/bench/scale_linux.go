@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
@@ -134,23 +135,70 @@ func pairFrame(k int, reverse bool) ([]byte, error) {
 	return buildFrame(frameSpec{Dst: dmac, Src: smac, SrcIP: sip, DstIP: dip, Size: minFrame})
 }
 
-// learn makes the switches know every VM of the first pairs pairs: the
+// vmSenders are a step's sendmmsg sockets, one per VM, each with the VM's
+// frame (a source's to its sink, a sink's back, for learning), opened on
+// first use and shared by learning, verification and the paced background.
+// Closing a packet socket waits for an RCU grace period (synchronize_net
+// in packet_release; 1-40 ms each on the shared 2-core machine), so
+// closeAll closes them all at once instead of one after the other.
+type vmSenders struct {
+	st *scaleTopo
+	m  map[int]*sender
+}
+
+func newVMSenders(st *scaleTopo) *vmSenders { return &vmSenders{st: st, m: map[int]*sender{}} }
+
+// get returns VM k's sender (1-based).
+func (v *vmSenders) get(k int) (*sender, error) {
+	if s := v.m[k]; s != nil {
+		return s, nil
+	}
+	f, err := pairFrame((k-1)/2, k%2 == 0)
+	if err != nil {
+		return nil, err
+	}
+	name, _, _ := scaleVM(k)
+	s, err := openSender(v.st.vms, name, f)
+	if err != nil {
+		return nil, err
+	}
+	v.m[k] = s
+	return s, nil
+}
+
+func (v *vmSenders) closeAll() {
+	cs := make([]func(), 0, len(v.m))
+	for _, s := range v.m {
+		cs = append(cs, s.close)
+	}
+	closeAll(cs)
+	clear(v.m)
+}
+
+// closeAll runs every close at once and waits for them (see vmSenders).
+func closeAll(cs []func()) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(c)
+	}
+	wg.Wait()
+}
+
+// learnPairs makes the switches know every VM of the first pairs pairs: the
 // sinks talk first, then the sources.
-func (st *scaleTopo) learn(pairs int) error {
-	for _, reverse := range []bool{true, false} {
+func learnPairs(vs *vmSenders, pairs int) error {
+	for _, sink := range []bool{true, false} {
 		for k := 0; k < pairs; k++ {
-			f, err := pairFrame(k, reverse)
+			vm := 2*k + 1
+			if sink {
+				vm++
+			}
+			s, err := vs.get(vm)
 			if err != nil {
 				return err
 			}
-			src := 2*k + 1
-			if reverse {
-				src++
-			}
-			name, _, _ := scaleVM(src)
-			v := &vethNIC{ns: st.vms, ifname: name}
-			if err := v.sendN(f, 3); err != nil {
-				return fmt.Errorf("learning frames: %w", err)
+			if _, err := s.sendN(3); err != nil {
+				return fmt.Errorf("learning frames from VM %d: %w", vm, err)
 			}
 		}
 		time.Sleep(30 * time.Millisecond)
@@ -158,22 +206,21 @@ func (st *scaleTopo) learn(pairs int) error {
 	return nil
 }
 
-// verify checks that the first and the last pair's frames reach their
+// verifyPairs checks that the first and the last pair's frames reach their
 // sink untagged and intact.
-func (st *scaleTopo) verify(pairs int) (string, error) {
+func verifyPairs(vs *vmSenders, pairs int) (string, error) {
 	var parts []string
 	for _, k := range sortedInts([]int{0, pairs - 1}) {
-		f, err := pairFrame(k, false)
+		src, err := vs.get(2*k + 1)
 		if err != nil {
 			return "", err
 		}
-		src, _, _ := scaleVM(2*k + 1)
 		dst, dmac, _ := scaleVM(2*k + 2)
-		r, err := (&vethNIC{ns: st.vms, ifname: dst}).watch()
+		r, err := (&vethNIC{ns: vs.st.vms, ifname: dst}).watch()
 		if err != nil {
 			return "", err
 		}
-		err = (&vethNIC{ns: st.vms, ifname: src}).sendN(f, 64)
+		_, err = src.sendN(64)
 		var v verifyResult
 		if err == nil {
 			v, err = r.collect(dmac, 16, time.Second)
@@ -204,7 +251,8 @@ func openStepper(ns *vtopo.NS, ifname string, frame []byte, gen string) (stepper
 }
 
 // roundRobin is a batchSender over many senders: frame i of a batch goes
-// to sender (next+i) mod len, so every pair gets the same paced rate.
+// to sender (next+i) mod len, so every pair gets the same paced rate. It
+// does not own the senders (close does nothing).
 type roundRobin struct {
 	ss   []*sender
 	next int
@@ -223,11 +271,7 @@ func (r *roundRobin) sendBatch(n int) (int, error) {
 	return sent, nil
 }
 
-func (r *roundRobin) close() {
-	for _, s := range r.ss {
-		s.close()
-	}
-}
+func (r *roundRobin) close() {}
 
 // readProc reads VmRSS, VmHWM and Threads of pid and counts its open
 // file descriptors.
@@ -298,10 +342,12 @@ func (h *harness) runScaling(ctx context.Context) *ScalingResult {
 				break
 			}
 			st := ScaleStep{Ports: n, Pairs: n / 2, BackgroundBusyPct: backgroundBusy(200 * time.Millisecond)}
+			t0 := time.Now()
 			if err := h.scaleStep(ctx, c, cur, &st); err != nil {
 				st.Error = err.Error()
 				failed++
 			}
+			st.ElapsedS = round(time.Since(t0).Seconds(), 2)
 			sc.Steps = append(sc.Steps, st)
 			if cfg.Progress != nil {
 				fmt.Fprintf(cfg.Progress, "%-18s %4d ports %s\n", c.name, n, st.summary())
@@ -432,10 +478,12 @@ func (h *harness) scaleStep(ctx context.Context, c scaleContender, st *scaleTopo
 		s.RSSNoneKB, s.RSSPortsKB, s.RSSPerPortKB = ps0.RSSKB, ps1.RSSKB, perPort(ps1.RSSKB, ps0.RSSKB, n)
 		s.ThreadsNone, s.ThreadsPorts, s.FDsNone, s.FDsPorts = ps0.Threads, ps1.Threads, fds0, fds1
 	}
-	if err := st.learn(pairs); err != nil {
+	vs := newVMSenders(st)
+	defer vs.closeAll()
+	if err := learnPairs(vs, pairs); err != nil {
 		return err
 	}
-	if s.Verified, err = st.verify(pairs); err != nil {
+	if s.Verified, err = verifyPairs(vs, pairs); err != nil {
 		return err
 	}
 	if err := h.scaleThroughput(ctx, p, st, s); err != nil {
@@ -446,7 +494,7 @@ func (h *harness) scaleStep(ctx context.Context, c scaleContender, st *scaleTopo
 		if cl != nil {
 			d0, _ = switchDrops(ctx, cl)
 		}
-		s.Latency = h.scaleLatency(ctx, p, st, pairs)
+		s.Latency = h.scaleLatency(ctx, p, vs, pairs)
 		if d0 != nil {
 			if d1, err := switchDrops(ctx, cl); err == nil {
 				s.SwitchDropsLight = dropsDelta(d0, d1)
@@ -469,6 +517,9 @@ func (h *harness) scaleStep(ctx context.Context, c scaleContender, st *scaleTopo
 	if s.Latency != nil && s.Latency.Error != "" {
 		return errors.New("latency: " + s.Latency.Error)
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped: %w", ctx.Err())
+	}
 	return nil
 }
 
@@ -479,9 +530,11 @@ func (h *harness) scaleThroughput(ctx context.Context, p *proc, st *scaleTopo, s
 	pairs := s.Pairs
 	gens := make([]stepper, 0, pairs)
 	defer func() {
-		for _, g := range gens {
-			g.close()
+		cs := make([]func(), len(gens))
+		for i, g := range gens {
+			cs[i] = g.close
 		}
+		closeAll(cs)
 	}()
 	for k := 0; k < pairs; k++ {
 		f, err := pairFrame(k, false)
@@ -568,7 +621,8 @@ func countZero(xs []float64) int {
 }
 
 // scaleLatency probes pair 1 while every pair sends ScaleLoadPPS frames/s.
-func (h *harness) scaleLatency(ctx context.Context, p *proc, st *scaleTopo, pairs int) *LatencyPhase {
+func (h *harness) scaleLatency(ctx context.Context, p *proc, vs *vmSenders, pairs int) *LatencyPhase {
+	st := vs.st
 	vm1, mac1, ip1 := scaleVM(1)
 	vm2, mac2, ip2 := scaleVM(2)
 	stop, err := (&vethNIC{ns: st.vms, ifname: vm2}).responder()
@@ -589,15 +643,8 @@ func (h *harness) scaleLatency(ctx context.Context, p *proc, st *scaleTopo, pair
 		pacer: func() (batchSender, error) {
 			rr := &roundRobin{}
 			for k := 0; k < pairs; k++ {
-				f, err := pairFrame(k, false)
+				s, err := vs.get(2*k + 1)
 				if err != nil {
-					rr.close()
-					return nil, err
-				}
-				name, _, _ := scaleVM(2*k + 1)
-				s, err := openSender(st.vms, name, f)
-				if err != nil {
-					rr.close()
 					return nil, err
 				}
 				rr.ss = append(rr.ss, s)
