@@ -52,6 +52,15 @@ const (
 var AllContenders = []string{Wire, VswitchdAFPacket, VswitchdAFXDP, VswitchdAFXDPXSK, MacvlanVEPA, OVSAFPacket, OVSAFXDP, LinuxBridge, EBPFVEPA,
 	VswitchdAFPacketTap, VswitchdAFXDPTap, MacvtapVEPA}
 
+// vswitchdArgs are the datapath flags of each vswitchd row.
+var vswitchdArgs = map[string][]string{
+	VswitchdAFPacket:    {"--datapath", "afpacket"},
+	VswitchdAFXDP:       {"--datapath", "afxdp"}, // VM ports on AF_PACKET, the default
+	VswitchdAFXDPXSK:    {"--datapath", "afxdp", "--port-datapath", "afxdp"},
+	VswitchdAFPacketTap: {"--datapath", "afpacket"},
+	VswitchdAFXDPTap:    {"--datapath", "afxdp"}, // VM ports (taps) on AF_PACKET, the default
+}
+
 func contenderByName(name string) (contender, bool) {
 	switch name {
 	case Wire:
@@ -59,11 +68,7 @@ func contenderByName(name string) (contender, bool) {
 			note:  "generator -> bare veth pair (ceiling)",
 			setup: func(context.Context, *harness, *topo) (*proc, error) { return nil, nil }}, true
 	case VswitchdAFPacket, VswitchdAFXDP, VswitchdAFXDPXSK:
-		args := map[string][]string{
-			VswitchdAFPacket: {"--datapath", "afpacket"},
-			VswitchdAFXDP:    {"--datapath", "afxdp"}, // VM ports on AF_PACKET, the default
-			VswitchdAFXDPXSK: {"--datapath", "afxdp", "--port-datapath", "afxdp"},
-		}[name]
+		args := vswitchdArgs[name]
 		note := "VEPA via hairpin, VID 100"
 		if name == VswitchdAFXDPXSK {
 			note += ", VM ports on AF_XDP too"
@@ -77,10 +82,7 @@ func contenderByName(name string) (contender, bool) {
 			note:  "kernel, untagged via hairpin",
 			setup: func(context.Context, *harness, *topo) (*proc, error) { return nil, nil }}, true
 	case VswitchdAFPacketTap, VswitchdAFXDPTap:
-		args := map[string][]string{
-			VswitchdAFPacketTap: {"--datapath", "afpacket"},
-			VswitchdAFXDPTap:    {"--datapath", "afxdp"}, // VM ports (taps) on AF_PACKET, the default
-		}[name]
+		args := vswitchdArgs[name]
 		return contender{name: name, kind: vmTap, tagUp: true, only64: true,
 			note: "VMs on taps (IFF_VNET_HDR), VEPA via hairpin, VID 100",
 			setup: func(ctx context.Context, h *harness, t *topo) (*proc, error) {
@@ -133,19 +135,13 @@ func setupLinuxBridge(ctx context.Context, _ *harness, t *topo) (*proc, error) {
 // setupVswitchd starts our daemon in HV with the datapath flags dpArgs and
 // adds both VM ports on VID 100.
 func setupVswitchd(ctx context.Context, h *harness, t *topo, dpArgs ...string) (*proc, error) {
-	vswitchd, vswctl, err := h.vswitchdBinaries(ctx)
+	_, vswctl, err := h.vswitchdBinaries(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(t.tmp, "vswitchd.sock")
-	args := append([]string{"--uplink", uplinkIf}, dpArgs...)
-	args = append(args, "--state", filepath.Join(t.tmp, "state.db"), "--socket", sock, "--log-level", "warn")
-	p, err := t.start("vswitchd", t.hv.Name, nil, vswitchd, args...)
+	p, sock, err := startVswitchd(ctx, h, t, "", dpArgs...)
 	if err != nil {
 		return nil, err
-	}
-	if err := waitFor(ctx, 10*time.Second, p, func() bool { _, err := os.Stat(sock); return err == nil }); err != nil {
-		return nil, fmt.Errorf("vswitchd %s: %w", strings.Join(dpArgs, " "), err)
 	}
 	for _, port := range []string{vnet1, vnet2} {
 		if _, err := run(ctx, nil, vswctl, "--socket", sock, "add-port", port, "--vlan", fmt.Sprint(benchVID)); err != nil {
@@ -157,6 +153,27 @@ func setupVswitchd(ctx context.Context, h *harness, t *topo, dpArgs ...string) (
 		return nil, fmt.Errorf("vswitchd exited: %s", p.tail())
 	}
 	return p, nil
+}
+
+// startVswitchd starts our daemon in HV with the datapath flags dpArgs,
+// its state and API socket in t's temp dir (names suffixed with tag), and
+// waits for the socket. It returns the process and the socket's path.
+func startVswitchd(ctx context.Context, h *harness, t *topo, tag string, dpArgs ...string) (*proc, string, error) {
+	vswitchd, _, err := h.vswitchdBinaries(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	sock := filepath.Join(t.tmp, "vswitchd"+tag+".sock")
+	args := append([]string{"--uplink", uplinkIf}, dpArgs...)
+	args = append(args, "--state", filepath.Join(t.tmp, "state"+tag+".db"), "--socket", sock, "--log-level", "warn")
+	p, err := t.start("vswitchd", t.hv.Name, nil, vswitchd, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitFor(ctx, 10*time.Second, p, func() bool { _, err := os.Stat(sock); return err == nil }); err != nil {
+		return nil, "", fmt.Errorf("vswitchd %s: %w", strings.Join(dpArgs, " "), err)
+	}
+	return p, sock, nil
 }
 
 // waitFor polls cond until it holds, the process dies or d passes.

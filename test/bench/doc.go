@@ -61,6 +61,47 @@
 // reader) that generated frames arrive untagged and intact, so a contender
 // that "forwards" garbage cannot score.
 //
+// # Scaling with VMs
+//
+// After the rows, a scaling phase (-scale, default 2,16,64 ports; a
+// separate section of the table, "scaling" in the JSON) runs vswitchd with
+// AF_PACKET, vswitchd with the uplink on AF_XDP (-scale-contenders; also
+// vswitchd-afxdp-xsk) and macvlan-vepa with N VM ports: N/2 pairs, VM
+// 2k-1 sends to VM 2k, every pair at once. Every port is on VID 100: many
+// VMs of one network on a hypervisor is the common case (one VLAN per
+// pair would be one VLAN per two VMs), it is the harder one for a learning
+// switch (one FDB domain with N MACs, floods reach every port), and it
+// keeps macvlan-vepa, which tags nothing, the same topology as for the
+// rows. Topology: SW and HV as above (no REM) and one namespace VMS with
+// every VM's interface vmK, the peer of HV's vnetK (vswitchd's port) or a
+// macvlan in mode vepa on the uplink; a VM's own namespace would change
+// nothing the switch sees, and one namespace lets one netlink dump read
+// every VM's counters (64 namespaces cost seconds to make and delete).
+// Each step (one per port count, ascending; a fresh vswitchd per step,
+// ports added over its API socket, each add returning once attached):
+//
+//   - learn (sinks talk first) and verify the first and the last pair as
+//     the rows are verified;
+//   - flood: one generator thread steps every source's TX ring (or sendmmsg
+//     batch) in turn for -scale-duration (1 s, one repetition), so each pair
+//     is offered the same load; the received frames of every sink give the
+//     aggregate Mpps and per-pair rates: min/max, and Jain's fairness index
+//     (sum x)^2 / (n sum x^2), 1 when all pairs get the same;
+//   - latency at light load: -scale-probes (200) probes 5 ms apart on
+//     pair 1 while every pair sends -scale-load-pps (2,000) frames/s, paced
+//     and spread round-robin over the pairs frame by frame (64 kpps for 64
+//     ports: a tenth of what vswitchd forwards here), with the switch's CPU;
+//   - vswitchd only: VmRSS, VmHWM and Threads from /proc/PID/status and the
+//     count of /proc/PID/fd with no port, with N ports attached and after
+//     the traffic; RSS per port = (with N - with none) / N. Also how long
+//     adding the N ports took, how long the daemon took to exit on SIGTERM
+//     (it gets 20 s here, then SIGKILL and the step reports it) and its
+//     drop counters by place (uplink/ports) and reason, over the step and
+//     over the latency phase alone.
+//
+// A step in which a pair received nothing fails. The whole phase takes
+// about 55 s for 3 rows x 3 steps on the 2-core machine.
+//
 // # Generator and sink
 //
 // The generator is in-repo Go: an AF_PACKET socket with PACKET_QDISC_BYPASS
@@ -125,13 +166,18 @@
 //	go run ./test/bench/cmd/vsbench -short                          # smoke: 1 x 1 s, 100 probes, 3 contenders
 //	go run ./test/bench/cmd/vsbench -contenders macvlan-vepa,ovs-afxdp -duration 5s -reps 3
 //	go test ./test/bench -run TestBenchSmoke                        # the smoke test of the default suite
+//	go run ./test/bench/cmd/vsbench -contenders none -scale 2,16,64  # only the scaling phase
+//	go test ./test/bench -run TestScaling                           # scaling, 2 and 4 ports
 //
-// Flags: -duration, -reps, -contenders all|a,b,c, -short, -json FILE,
+// Flags: -duration, -reps, -contenders all|none|a,b,c, -short, -json FILE,
 // -vswitchd PATH, -vswctl PATH (default: built with go build), -gen ring|mmsg,
-// -probes N (per latency phase; 0: no latency), -probe-interval, -timeout.
-// The full run is 3 x 1 s per throughput test (it was 3 x 2.5 s before the
-// latency phases and the tap rows came) and 2 x 500 probes per row: 250 s
-// for 12 rows on 2 cores (make bench: 4.5 minutes with build and the
+// -probes N (per latency phase; 0: no latency), -probe-interval, -timeout;
+// for the scaling phase -scale N,N,... (none: skip it; -short skips it
+// unless given), -scale-contenders, -scale-duration, -scale-probes,
+// -scale-load-pps. The full run is 3 x 1 s per throughput test (it was 3 x
+// 2.5 s before the latency phases and the tap rows came) and 2 x 500
+// probes per row: 250 s for 12 rows on 2 cores, then about 55 s of
+// scaling (make bench: about 5.5 minutes with build and the
 // micro-benchmarks). Debian packages: openvswitch-switch (OVS rows), ethtool
 // (see above); netsniff-ng only to compare generators by hand.
 // Debugging aids: VSBENCH_KEEP_LOGS=DIR copies each contender's temp dir
@@ -139,7 +185,7 @@
 // verification alive that long for inspection.
 //
 // Everything runs bounded: helper commands 20 s, setup waits 10 s, the whole
-// run -timeout (5 min 20 s). Teardown (also on Ctrl-C, SIGTERM or a failure)
+// run -timeout (6 min 30 s). Teardown (also on Ctrl-C, SIGTERM or a failure)
 // stops the processes the harness started, by pid, and deletes its
 // namespaces, which removes every interface it created; a later run deletes
 // namespaces of an earlier run whose process is gone.

@@ -103,10 +103,13 @@ func (s *sender) sendN(n int) (int, error) {
 // sendFor blasts frames until d elapsed or ctx ends and returns the frames
 // accepted by the kernel and the real elapsed time.
 func (s *sender) sendFor(ctx context.Context, d time.Duration) (uint64, time.Duration, error) {
-	return blast(ctx, d, 16, func() (uint64, error) {
-		k, err := s.sendBatch(genBatch)
-		return uint64(k), err
-	})
+	return blast(ctx, d, 16, s.step)
+}
+
+// step sends one batch of genBatch frames.
+func (s *sender) step() (uint64, error) {
+	k, err := s.sendBatch(genBatch)
+	return uint64(k), err
 }
 
 // blast runs step on one locked thread until d elapsed or ctx ends,

@@ -43,6 +43,19 @@ type Config struct {
 	// load), one every ProbeInterval; 0 skips the latency measurement.
 	Probes        int
 	ProbeInterval time.Duration
+	// Scale lists the port counts of the scaling phase (even, 2 up to
+	// MaxScalePorts: VM 2k-1 sends to VM 2k, all pairs at once); empty:
+	// no scaling phase. ScaleContenders are its rows (of
+	// ScaleContenderNames; empty: DefaultScaleContenders). Each step
+	// floods for ScaleDuration (one repetition), then sends ScaleProbes
+	// probes ScaleProbeInterval apart on pair 1 while every pair sends
+	// ScaleLoadPPS frames/s (0: probes alone; ScaleProbes 0: no probes).
+	Scale              []int
+	ScaleContenders    []string
+	ScaleDuration      time.Duration
+	ScaleProbes        int
+	ScaleProbeInterval time.Duration
+	ScaleLoadPPS       float64
 }
 
 // blaster is a generator that sends one frame as fast as it can.
@@ -54,17 +67,23 @@ type blaster interface {
 // DefaultConfig is the full run: all contenders, 3 x 1 s per throughput
 // test and 500 latency probes 10 ms apart per phase (5 s each), which
 // keeps 12 contenders (9 on veth, 3 on taps) under 5 minutes on a 2-core
-// machine. (Before the latency phases and the tap rows it was 3 x 2.5 s.)
+// machine (before the latency phases and the tap rows it was 3 x 2.5 s);
+// then the scaling phase with 2, 16 and 64 ports: 1 x 1 s of flood and
+// 200 probes 5 ms apart at 2,000 frames/s per pair per step.
 func DefaultConfig() Config {
-	return Config{Duration: time.Second, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 5*time.Minute + 20*time.Second,
-		Probes: 500, ProbeInterval: 10 * time.Millisecond}
+	return Config{Duration: time.Second, Reps: 3, BuildTimeout: 3 * time.Minute, Timeout: 6*time.Minute + 30*time.Second,
+		Probes: 500, ProbeInterval: 10 * time.Millisecond,
+		Scale: DefaultScale, ScaleDuration: time.Second, ScaleProbes: 200, ScaleProbeInterval: 5 * time.Millisecond, ScaleLoadPPS: 2000}
 }
 
 // ShortConfig is the smoke variant: 1 repetition of 1 s, 100 probes per
-// latency phase, a vswitchd row and the two kernel references.
+// latency phase, a vswitchd row and the two kernel references; no scaling
+// phase (set Scale for one: its other settings are short ones).
 func ShortConfig() Config {
 	return Config{Duration: time.Second, Reps: 1, BuildTimeout: 90 * time.Second, Timeout: 2 * time.Minute,
-		Contenders: []string{LinuxBridge, VswitchdAFPacket, MacvlanVEPA}, Probes: 100, ProbeInterval: 10 * time.Millisecond}
+		Contenders: []string{LinuxBridge, VswitchdAFPacket, MacvlanVEPA}, Probes: 100, ProbeInterval: 10 * time.Millisecond,
+		ScaleContenders: []string{VswitchdAFPacket, MacvlanVEPA}, ScaleDuration: time.Second, ScaleProbes: 100,
+		ScaleProbeInterval: 5 * time.Millisecond, ScaleLoadPPS: 2000}
 }
 
 // Results is everything one run measured; it is also the JSON document.
@@ -82,6 +101,8 @@ type Results struct {
 	Prober            string  `json:"prober,omitempty"`
 	LatencyProbes     int     `json:"latency_probes,omitempty"` // per phase
 	LatencyIntervalMs float64 `json:"latency_interval_ms,omitempty"`
+	// Scaling is the scaling phase (nil when it did not run).
+	Scaling *ScalingResult `json:"scaling,omitempty"`
 }
 
 // ContenderResult is one row.
@@ -164,8 +185,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, fmt.Errorf("duration %v and reps %d must be positive", cfg.Duration, cfg.Reps)
 	}
 	names := cfg.Contenders
-	if len(names) == 0 {
+	switch {
+	case len(names) == 0:
 		names = AllContenders
+	case len(names) == 1 && names[0] == "none": // only the scaling phase
+		names = nil
 	}
 	var cs []contender
 	for _, n := range names {
@@ -174,6 +198,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, fmt.Errorf("unknown contender %q (known: %s)", n, strings.Join(AllContenders, ", "))
 		}
 		cs = append(cs, c)
+	}
+	if err := checkScaleConfig(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -223,8 +250,39 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}
 	res.computeRatios()
+	if len(cfg.Scale) > 0 {
+		res.Scaling = h.runScaling(ctx)
+	}
 	res.ElapsedS = time.Since(res.Started).Seconds()
 	return res, nil
+}
+
+// checkScaleConfig checks (and sorts) the scaling phase's settings.
+func checkScaleConfig(cfg *Config) error {
+	if len(cfg.Scale) == 0 {
+		return nil
+	}
+	for _, n := range cfg.Scale {
+		if err := checkScalePorts(n); err != nil {
+			return err
+		}
+	}
+	cfg.Scale = sortedInts(cfg.Scale)
+	for _, n := range cfg.ScaleContenders {
+		if _, ok := scaleContenderByName(n); !ok {
+			return fmt.Errorf("unknown scaling contender %q (known: %s)", n, strings.Join(ScaleContenderNames, ", "))
+		}
+	}
+	if cfg.ScaleDuration <= 0 {
+		return fmt.Errorf("scale duration %v must be positive", cfg.ScaleDuration)
+	}
+	if cfg.ScaleProbes > 0 && cfg.ScaleProbeInterval <= 0 {
+		return fmt.Errorf("scale probe interval %v must be positive", cfg.ScaleProbeInterval)
+	}
+	if cfg.ScaleLoadPPS < 0 {
+		return fmt.Errorf("scale load %v frames/s per pair must not be negative", cfg.ScaleLoadPPS)
+	}
+	return nil
 }
 
 func (h *harness) cleanup() {

@@ -55,6 +55,21 @@ const probeGrace = 500 * time.Millisecond
 // loadWarmup runs the background stream this long before the first probe.
 const loadWarmup = 200 * time.Millisecond
 
+// probePath is what a latency phase needs: where the prober sends, the
+// probes' addresses, how many probes how far apart, and the background
+// stream of the load phase.
+type probePath struct {
+	link     probeLink
+	addrs    probeAddrs
+	probes   int
+	interval time.Duration
+	// pacer opens the background stream's sender (VM -> VM frames in
+	// paced batches); counts returns the frames the stream's senders sent
+	// and its sinks received so far, over their interfaces' counters.
+	pacer  func() (batchSender, error)
+	counts func() (tx, rx uint64, err error)
+}
+
 // measureLatency runs both latency phases on a topology whose switch is
 // set up. satPPS is the contender's vm2vm_64 rate; 0 skips the load phase.
 func (h *harness) measureLatency(ctx context.Context, t *topo, p *proc, satPPS float64) *LatencyResult {
@@ -75,35 +90,56 @@ func (h *harness) measureLatency(ctx context.Context, t *topo, p *proc, satPPS f
 		return lr
 	}
 	defer link.close()
-	lr.Light = h.latencyPhase(ctx, t, p, link, 0)
+	pp := probePath{
+		link:     link,
+		addrs:    probeAddrs{Src: vm1MAC, Dst: vm2MAC, SrcIP: vm1IP, DstIP: vm2IP},
+		probes:   h.cfg.Probes,
+		interval: h.cfg.ProbeInterval,
+		pacer: func() (batchSender, error) {
+			frame, err := buildFrame(frameSpec{Dst: vm2MAC, Src: vm1MAC, SrcIP: vm1IP, DstIP: vm2IP, Size: minFrame})
+			if err != nil {
+				return nil, err
+			}
+			return t.nic1.pacer(frame)
+		},
+		counts: func() (uint64, uint64, error) {
+			tx, _, err := t.nic1.counts()
+			if err != nil {
+				return 0, 0, err
+			}
+			_, rx, err := t.nic2.counts()
+			return tx, rx, err
+		},
+	}
+	lr.Light = latencyPhase(ctx, p, pp, 0)
 	switch {
 	case ctx.Err() != nil:
 	case satPPS <= 0:
 		lr.Load = &LatencyPhase{Error: "no vm2vm_64 rate to take half of"}
 	default:
-		lr.Load = h.latencyPhase(ctx, t, p, link, satPPS/2)
+		lr.Load = latencyPhase(ctx, p, pp, satPPS/2)
 	}
 	return lr
 }
 
-// latencyPhase sends h.cfg.Probes probes, with a background stream of
-// loadPPS frames/s VM1 -> VM2 when loadPPS > 0.
-func (h *harness) latencyPhase(ctx context.Context, t *topo, p *proc, link probeLink, loadPPS float64) *LatencyPhase {
+// latencyPhase sends pp.probes probes, with a background stream of
+// loadPPS frames/s when loadPPS > 0.
+func latencyPhase(ctx context.Context, p *proc, pp probePath, loadPPS float64) *LatencyPhase {
 	ph := &LatencyPhase{}
-	err := h.runLatencyPhase(ctx, t, p, link, loadPPS, ph)
+	err := runLatencyPhase(ctx, p, pp, loadPPS, ph)
 	if err != nil {
 		ph.Error = err.Error()
 	}
 	return ph
 }
 
-func (h *harness) runLatencyPhase(ctx context.Context, t *topo, p *proc, link probeLink, loadPPS float64, ph *LatencyPhase) error {
+func runLatencyPhase(ctx context.Context, p *proc, pp probePath, loadPPS float64, ph *LatencyPhase) error {
 	session := uint16(rand.Uint32())
-	tmpl, err := buildProbe(make([]byte, probeLen), probeAddrs{Src: vm1MAC, Dst: vm2MAC, SrcIP: vm1IP, DstIP: vm2IP}, session)
+	tmpl, err := buildProbe(make([]byte, probeLen), pp.addrs, session)
 	if err != nil {
 		return err
 	}
-	pr := newProber(h.cfg.Probes, session)
+	pr := newProber(pp.probes, session)
 
 	// The background stream: the throughput test's frames, paced.
 	var (
@@ -118,19 +154,12 @@ func (h *harness) runLatencyPhase(ctx context.Context, t *topo, p *proc, link pr
 		close(bgDone)
 	} else {
 		ph.LoadTargetPPS = round(loadPPS, 0)
-		frame, err := buildFrame(frameSpec{Dst: vm2MAC, Src: vm1MAC, SrcIP: vm1IP, DstIP: vm2IP, Size: minFrame})
-		if err != nil {
-			return err
-		}
-		s, err := t.nic1.pacer(frame)
+		s, err := pp.pacer()
 		if err != nil {
 			return fmt.Errorf("background generator: %w", err)
 		}
 		defer s.close()
-		if tx0, _, err = t.nic1.counts(); err != nil {
-			return err
-		}
-		if _, rx0, err = t.nic2.counts(); err != nil {
+		if tx0, rx0, err = pp.counts(); err != nil {
 			return err
 		}
 		go func() {
@@ -155,7 +184,7 @@ func (h *harness) runLatencyPhase(ctx context.Context, t *topo, p *proc, link pr
 	if err != nil {
 		return err
 	}
-	run, err := pr.run(ctx, link, tmpl, h.cfg.ProbeInterval, probeGrace)
+	run, err := pr.run(ctx, pp.link, tmpl, pp.interval, probeGrace)
 	cpu, cerr := m.stop()
 	stopBG()
 	if err != nil {
@@ -181,11 +210,7 @@ func (h *harness) runLatencyPhase(ctx context.Context, t *topo, p *proc, link pr
 			return fmt.Errorf("background stream: %w", bgErr)
 		}
 		time.Sleep(drainWait)
-		tx1, _, err := t.nic1.counts()
-		if err != nil {
-			return err
-		}
-		_, rx1, err := t.nic2.counts()
+		tx1, rx1, err := pp.counts()
 		if err != nil {
 			return err
 		}

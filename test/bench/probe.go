@@ -3,10 +3,10 @@ package bench
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"net"
-	"slices"
 	"time"
+
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
 
 // Latency probes are minimum-size Ethernet/IPv4/UDP frames (60 bytes, 64
@@ -170,49 +170,25 @@ func echoProbe(frame []byte) {
 	copy(udp[2:4], t[:2])
 }
 
-// percentile returns the p-th percentile (0 < p <= 100) of sorted by the
-// nearest-rank method: the smallest value with at least p% of the values at
-// or below it. p50 of 1..100 is 50, p99 is 99, p100 the maximum. Empty: 0.
-func percentile(sorted []int64, p float64) int64 {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	r := int(math.Ceil(p / 100 * float64(n)))
-	r = min(max(r, 1), n)
-	return sorted[r-1]
-}
-
-// rttStats summarizes the round-trip times of one phase.
+// rttStats summarizes the round-trip times of one phase: topo.Summarize
+// (the one nearest-rank percentile rule of this repository, shared with
+// the integration tests) plus how many probes went out and came back.
 type rttStats struct {
-	Sent, Received   int
-	Min, P50, P99    time.Duration
-	Max, Mean, Stdev time.Duration
+	Sent, Received int
+	vtopo.Latency
 }
 
-// summarizeRTT computes rttStats from rtts, which it sorts in place; sent
-// is how many probes went out (sent - len(rtts) were lost).
+// summarizeRTT computes rttStats from rtts (nanoseconds); sent is how many
+// probes went out (sent - len(rtts) were lost).
 func summarizeRTT(rtts []int64, sent int) rttStats {
 	s := rttStats{Sent: sent, Received: len(rtts)}
 	if len(rtts) == 0 {
 		return s
 	}
-	slices.Sort(rtts)
-	var sum float64
-	for _, v := range rtts {
-		sum += float64(v)
+	ds := make([]time.Duration, len(rtts))
+	for i, v := range rtts {
+		ds[i] = time.Duration(v)
 	}
-	mean := sum / float64(len(rtts))
-	var sq float64
-	for _, v := range rtts {
-		d := float64(v) - mean
-		sq += d * d
-	}
-	s.Min = time.Duration(rtts[0])
-	s.P50 = time.Duration(percentile(rtts, 50))
-	s.P99 = time.Duration(percentile(rtts, 99))
-	s.Max = time.Duration(rtts[len(rtts)-1])
-	s.Mean = time.Duration(mean)
-	s.Stdev = time.Duration(math.Sqrt(sq / float64(len(rtts))))
+	s.Latency = vtopo.Summarize(ds)
 	return s
 }

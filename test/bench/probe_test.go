@@ -178,56 +178,26 @@ func TestParseProbeRejects(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	hundred := make([]int64, 100)
-	for i := range hundred {
-		hundred[i] = int64(i + 1)
-	}
-	for _, tc := range []struct {
-		xs   []int64
-		p    float64
-		want int64
-	}{
-		{nil, 50, 0},
-		{[]int64{7}, 50, 7},
-		{[]int64{7}, 99, 7},
-		{[]int64{1, 2}, 50, 1},
-		{[]int64{1, 2}, 51, 2},
-		{[]int64{1, 2, 3}, 50, 2},
-		{[]int64{1, 2, 3, 4}, 50, 2},
-		{[]int64{1, 2, 3, 4}, 75, 3},
-		{[]int64{1, 2, 3, 4}, 99, 4},
-		{hundred, 50, 50},
-		{hundred, 99, 99},
-		{hundred, 99.5, 100},
-		{hundred, 100, 100},
-		{hundred, 1, 1},
-		{hundred, 0, 1}, // clamped to the first rank
-		{hundred[:10], 99, 10},
-	} {
-		if got := percentile(tc.xs, tc.p); got != tc.want {
-			t.Errorf("percentile(%d values, %v) = %d, want %d", len(tc.xs), tc.p, got, tc.want)
-		}
-	}
-	// 500 probes: p99 is the 495th smallest, i.e. the 6th largest.
-	five := make([]int64, 500)
-	for i := range five {
-		five[i] = int64(i)
-	}
-	if got := percentile(five, 99); got != 494 {
-		t.Errorf("p99 of 0..499 = %d, want 494", got)
-	}
-}
-
+// TestSummarizeRTT: the prober's summary is topo.Summarize's (one
+// percentile rule for the benchmark and the integration tests) plus the
+// sent and received counts.
 func TestSummarizeRTT(t *testing.T) {
 	s := summarizeRTT([]int64{4000, 1000, 3000, 2000}, 5)
-	want := rttStats{Sent: 5, Received: 4, Min: time.Microsecond, P50: 2 * time.Microsecond, P99: 4 * time.Microsecond,
-		Max: 4 * time.Microsecond, Mean: 2500 * time.Nanosecond, Stdev: time.Duration(math.Sqrt(1.25e6))}
+	want := rttStats{Sent: 5, Received: 4, Latency: vtopo.Latency{N: 4, Min: time.Microsecond, P50: 2 * time.Microsecond, P99: 4 * time.Microsecond,
+		Max: 4 * time.Microsecond, Mean: 2500 * time.Nanosecond, Stdev: time.Duration(math.Sqrt(1.25e6))}}
 	if s != want {
 		t.Errorf("summary %+v, want %+v", s, want)
 	}
 	if s := summarizeRTT(nil, 3); s != (rttStats{Sent: 3}) {
 		t.Errorf("no answers: %+v", s)
+	}
+	// 500 probes: p99 is the 495th smallest, i.e. the 6th largest.
+	five := make([]int64, 500)
+	for i := range five {
+		five[i] = int64(499 - i)
+	}
+	if s := summarizeRTT(five, 500); s.P99 != 494 || s.P50 != 249 || s.Min != 0 || s.Max != 499 {
+		t.Errorf("0..499 ns: %+v", s)
 	}
 }
 

@@ -11,6 +11,19 @@ import (
 
 // WriteTable prints the results as an aligned table, one row per contender.
 func (res *Results) WriteTable(w io.Writer) error {
+	if len(res.Contenders) > 0 || res.Scaling == nil {
+		if err := res.writeRows(w); err != nil {
+			return err
+		}
+	}
+	if res.Scaling != nil {
+		return res.Scaling.write(w)
+	}
+	return nil
+}
+
+// writeRows prints the contenders' rows and their notes.
+func (res *Results) writeRows(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "contender\tvm->vm 64B\tup->vm 64B\tvm->vm 1500B\tCPU%\tloss%\tx macvlan-vepa\tx best-OVS\tRTT light us\tCPU%\tRTT load us\tprobe loss%\tnote")
 	fmt.Fprintln(tw, "\tMpps\tMpps\tGbit/s\t(vm->vm 64B)\t(vm->vm 64B)\t(vm->vm 64B)\t(vm->vm 64B)\tp50/p99/max\t(RTT light)\tp50/p99/max\tlight/load\t")

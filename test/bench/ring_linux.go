@@ -91,21 +91,25 @@ func (s *ringSender) status(i int) *uint32 {
 // returns the frames handed to the kernel; the harness takes the real
 // sent count from the interface's tx counter.
 func (s *ringSender) sendFor(ctx context.Context, d time.Duration) (uint64, time.Duration, error) {
-	return blast(ctx, d, 1, func() (uint64, error) {
-		var queued uint64
-		for i := 0; i < s.frames; i++ {
-			st := s.status(i)
-			if atomic.LoadUint32(st) == unix.TP_STATUS_AVAILABLE {
-				atomic.StoreUint32(st, unix.TP_STATUS_SEND_REQUEST)
-				queued++
-			}
+	return blast(ctx, d, 1, s.step)
+}
+
+// step marks every free slot for sending and flushes the ring with one
+// send(2); it returns the frames queued.
+func (s *ringSender) step() (uint64, error) {
+	var queued uint64
+	for i := 0; i < s.frames; i++ {
+		st := s.status(i)
+		if atomic.LoadUint32(st) == unix.TP_STATUS_AVAILABLE {
+			atomic.StoreUint32(st, unix.TP_STATUS_SEND_REQUEST)
+			queued++
 		}
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, 0, 0, 0)
-		if errno != 0 && !errors.Is(errno, unix.EAGAIN) && !errors.Is(errno, unix.ENOBUFS) && !errors.Is(errno, unix.EINTR) {
-			return queued, fmt.Errorf("flush TX ring: %w", errno)
-		}
-		return queued, nil
-	})
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, 0, 0, 0)
+	if errno != 0 && !errors.Is(errno, unix.EAGAIN) && !errors.Is(errno, unix.ENOBUFS) && !errors.Is(errno, unix.EINTR) {
+		return queued, fmt.Errorf("flush TX ring: %w", errno)
+	}
+	return queued, nil
 }
 
 func (s *ringSender) close() {

@@ -158,45 +158,8 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 		return t, t.vethNICs()
 	}
 
-	// SW: the adjacent bridge, reflective relay on the uplink port.
-	steps := [][]string{
-		{"-n", t.sw.Name, "link", "add", swBridge, "type", "bridge"},
-		{"-n", t.hv.Name, "link", "add", uplinkIf, "type", "veth", "peer", "name", swUpIf, "netns", t.sw.Name},
-		{"-n", t.rem.Name, "link", "add", remIf, "address", remMAC.String(), "type", "veth", "peer", "name", swRemIf, "netns", t.sw.Name},
-		{"-n", t.sw.Name, "link", "set", swUpIf, "master", swBridge},
-		{"-n", t.sw.Name, "link", "set", swRemIf, "master", swBridge},
-		{"-n", t.sw.Name, "link", "set", swBridge, "up"},
-		{"-n", t.sw.Name, "link", "set", swUpIf, "up"},
-		{"-n", t.sw.Name, "link", "set", swRemIf, "up"},
-		{"-n", t.rem.Name, "link", "set", remIf, "up"},
-		{"-n", t.hv.Name, "link", "set", uplinkIf, "up"},
-	}
-	for _, s := range steps {
-		if err := ipCmd(ctx, s...); err != nil {
-			return t, err
-		}
-	}
-	// The SW bridge receives tagged frames with the tag moved into skb
-	// metadata, and veth would hand it over that way: XDP/AF_XDP on the
-	// uplink would then see untagged frames. With TX VLAN offload off on
-	// up-sw the kernel writes the tag back into the frame bytes, as a real
-	// wire would carry it.
-	if _, err := exec.LookPath("ethtool"); err == nil {
-		if _, err := run(ctx, nil, "ip", "netns", "exec", t.sw.Name, "ethtool", "-K", swUpIf, "txvlan", "off"); err != nil {
-			return t, err
-		}
-	} else {
-		slog.Warn("ethtool not installed: uplink frames carry VLAN tags out of band, AF_XDP contenders will see them untagged (apt-get install ethtool)")
-	}
-	if hairpin {
-		if _, err := run(ctx, nil, "bridge", "-n", t.sw.Name, "link", "set", "dev", swUpIf, "hairpin", "on"); err != nil {
-			return t, err
-		}
-	}
-	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
-		if err := t.sw.Sysctl(k, "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return t, err
-		}
+	if err := t.buildSwitchSide(ctx, hairpin); err != nil {
+		return t, err
 	}
 
 	switch kind {
@@ -231,6 +194,57 @@ func buildTopo(ctx context.Context, kind vmLinkKind, hairpin bool) (t *topo, err
 		return t, err
 	}
 	return t, t.vethNICs()
+}
+
+// buildSwitchSide makes SW's bridge br0 with the uplink veth (HV uplink
+// <-> SW up-sw, hairpin on up-sw unless told not to) and, when t has a REM
+// namespace, REM's port on it.
+func (t *topo) buildSwitchSide(ctx context.Context, hairpin bool) error {
+	// SW: the adjacent bridge, reflective relay on the uplink port.
+	steps := [][]string{
+		{"-n", t.sw.Name, "link", "add", swBridge, "type", "bridge"},
+		{"-n", t.hv.Name, "link", "add", uplinkIf, "type", "veth", "peer", "name", swUpIf, "netns", t.sw.Name},
+		{"-n", t.sw.Name, "link", "set", swUpIf, "master", swBridge},
+		{"-n", t.sw.Name, "link", "set", swBridge, "up"},
+		{"-n", t.sw.Name, "link", "set", swUpIf, "up"},
+		{"-n", t.hv.Name, "link", "set", uplinkIf, "up"},
+	}
+	if t.rem != nil {
+		steps = append(steps, [][]string{
+			{"-n", t.rem.Name, "link", "add", remIf, "address", remMAC.String(), "type", "veth", "peer", "name", swRemIf, "netns", t.sw.Name},
+			{"-n", t.sw.Name, "link", "set", swRemIf, "master", swBridge},
+			{"-n", t.sw.Name, "link", "set", swRemIf, "up"},
+			{"-n", t.rem.Name, "link", "set", remIf, "up"},
+		}...)
+	}
+	for _, s := range steps {
+		if err := ipCmd(ctx, s...); err != nil {
+			return err
+		}
+	}
+	// The SW bridge receives tagged frames with the tag moved into skb
+	// metadata, and veth would hand it over that way: XDP/AF_XDP on the
+	// uplink would then see untagged frames. With TX VLAN offload off on
+	// up-sw the kernel writes the tag back into the frame bytes, as a real
+	// wire would carry it.
+	if _, err := exec.LookPath("ethtool"); err == nil {
+		if _, err := run(ctx, nil, "ip", "netns", "exec", t.sw.Name, "ethtool", "-K", swUpIf, "txvlan", "off"); err != nil {
+			return err
+		}
+	} else {
+		slog.Warn("ethtool not installed: uplink frames carry VLAN tags out of band, AF_XDP contenders will see them untagged (apt-get install ethtool)")
+	}
+	if hairpin {
+		if _, err := run(ctx, nil, "bridge", "-n", t.sw.Name, "link", "set", "dev", swUpIf, "hairpin", "on"); err != nil {
+			return err
+		}
+	}
+	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
+		if err := t.sw.Sysctl(k, "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // vethNICs makes the NICs of VMs that are namespaces.
@@ -314,17 +328,24 @@ func (p *proc) tail() string {
 	return strings.ReplaceAll(s, "\n", " | ")
 }
 
-// stop sends SIGTERM, then SIGKILL after a grace period, to this one pid.
-func (p *proc) stop() {
+// stop sends SIGTERM, then SIGKILL after a grace period of 3 s, to this
+// one pid.
+func (p *proc) stop() { p.stopWithin(3 * time.Second) }
+
+// stopWithin sends SIGTERM, then SIGKILL if the process is still there
+// after grace. It reports whether the process had to be killed.
+func (p *proc) stopWithin(grace time.Duration) (killed bool) {
 	if !p.alive() {
-		return
+		return false
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(3 * time.Second):
+		return false
+	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+		return true
 	}
 }
 

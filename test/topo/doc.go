@@ -50,4 +50,8 @@
 //
 // Ping and Pinger speak ICMP echo over a raw IPv4 socket opened inside the
 // namespace and bound to the source address; no ping binary needed.
+// Pinger.RTTs collects round-trip times and Summarize reduces them (min,
+// nearest-rank p50/p99, max, mean, stdev). Percentile is the one
+// percentile rule of the repository: the benchmark harness (test/bench)
+// reports its prober's round trips through Summarize too.
 package topo

@@ -1,8 +1,10 @@
 package topo
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"time"
@@ -59,25 +61,50 @@ func (p *Pinger) RTTs(n int, interval, timeout time.Duration) (rtts []time.Durat
 	return rtts, n - len(rtts), nil
 }
 
-// Latency summarises round-trip times.
+// Latency summarises round-trip times. The benchmark harness (test/bench)
+// reports its probes through it too, so there is one percentile rule.
 type Latency struct {
 	N             int
 	Min, P50, P99 time.Duration
 	Max           time.Duration
+	Mean, Stdev   time.Duration // population standard deviation
 }
 
-// Summarize computes the summary of rtts (nearest-rank percentiles).
+// Summarize computes the summary of rtts (nearest-rank percentiles, see
+// Percentile). It does not modify rtts.
 func Summarize(rtts []time.Duration) Latency {
 	if len(rtts) == 0 {
 		return Latency{}
 	}
 	s := slices.Clone(rtts)
 	slices.Sort(s)
-	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[max(0, min(i, len(s)-1))]
+	var sum float64
+	for _, v := range s {
+		sum += float64(v)
 	}
-	return Latency{N: len(s), Min: s[0], P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
+	mean := sum / float64(len(s))
+	var sq float64
+	for _, v := range s {
+		d := float64(v) - mean
+		sq += d * d
+	}
+	return Latency{N: len(s), Min: s[0], P50: Percentile(s, 50), P99: Percentile(s, 99), Max: s[len(s)-1],
+		Mean: time.Duration(mean), Stdev: time.Duration(math.Sqrt(sq / float64(len(s))))}
+}
+
+// Percentile returns the p-th percentile (0 < p <= 100) of sorted (in
+// ascending order) by the nearest-rank method: the smallest value with at
+// least p% of the values at or below it. p50 of 1..100 is 50, p99 is 99,
+// p100 the maximum; p <= 0 gives the minimum. Empty: the zero value.
+func Percentile[T cmp.Ordered](sorted []T, p float64) T {
+	n := len(sorted)
+	if n == 0 {
+		var zero T
+		return zero
+	}
+	r := int(math.Ceil(p / 100 * float64(n)))
+	r = min(max(r, 1), n)
+	return sorted[r-1]
 }
 
 func (l Latency) String() string {

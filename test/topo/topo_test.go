@@ -414,6 +414,9 @@ func TestSummarize(t *testing.T) {
 	if l.N != 100 || l.Min != time.Millisecond || l.P50 != 50*time.Millisecond || l.P99 != 99*time.Millisecond || l.Max != 100*time.Millisecond {
 		t.Fatalf("Summarize(1..100 ms) = %+v", l)
 	}
+	if l.Mean != 50500*time.Microsecond || l.Stdev < 28866*time.Microsecond || l.Stdev > 28867*time.Microsecond {
+		t.Fatalf("Summarize(1..100 ms): mean %v stdev %v, want 50.5 ms and 28.866 ms", l.Mean, l.Stdev)
+	}
 	if rtts[0] != 100*time.Millisecond {
 		t.Fatal("Summarize sorted its input in place")
 	}
@@ -422,5 +425,57 @@ func TestSummarize(t *testing.T) {
 	}
 	if Summarize(nil).N != 0 {
 		t.Fatal("empty input")
+	}
+}
+
+// TestPercentile is the nearest-rank rule shared by Summarize and the
+// benchmark harness (test/bench).
+func TestPercentile(t *testing.T) {
+	hundred := make([]int64, 100)
+	for i := range hundred {
+		hundred[i] = int64(i + 1)
+	}
+	for _, tc := range []struct {
+		xs   []int64
+		p    float64
+		want int64
+	}{
+		{nil, 50, 0},
+		{[]int64{7}, 50, 7},
+		{[]int64{7}, 99, 7},
+		{[]int64{1, 2}, 50, 1},
+		{[]int64{1, 2}, 51, 2},
+		{[]int64{1, 2, 3}, 50, 2},
+		{[]int64{1, 2, 3, 4}, 50, 2},
+		{[]int64{1, 2, 3, 4}, 75, 3},
+		{[]int64{1, 2, 3, 4}, 99, 4},
+		{hundred, 50, 50},
+		{hundred, 99, 99},
+		{hundred, 99.5, 100},
+		{hundred, 100, 100},
+		{hundred, 1, 1},
+		{hundred, 0, 1}, // clamped to the first rank
+		{hundred[:10], 99, 10},
+	} {
+		if got := Percentile(tc.xs, tc.p); got != tc.want {
+			t.Errorf("Percentile(%d values, %v) = %d, want %d", len(tc.xs), tc.p, got, tc.want)
+		}
+	}
+	// 500 probes: p99 is the 495th smallest, i.e. the 6th largest.
+	five := make([]int64, 500)
+	for i := range five {
+		five[i] = int64(i)
+	}
+	if got := Percentile(five, 99); got != 494 {
+		t.Errorf("p99 of 0..499 = %d, want 494", got)
+	}
+}
+
+func TestPercentileDurations(t *testing.T) {
+	if got := Percentile([]time.Duration{time.Millisecond, 2 * time.Millisecond}, 50); got != time.Millisecond {
+		t.Errorf("p50 of 1, 2 ms = %v", got)
+	}
+	if got := Percentile([]time.Duration(nil), 99); got != 0 {
+		t.Errorf("p99 of nothing = %v", got)
 	}
 }

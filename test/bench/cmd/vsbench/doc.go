@@ -5,4 +5,5 @@
 //	go run ./test/bench/cmd/vsbench -json bench-results.json
 //	go run ./test/bench/cmd/vsbench -short
 //	go run ./test/bench/cmd/vsbench -contenders macvlan-vepa,linux-bridge -duration 2s -reps 1
+//	go run ./test/bench/cmd/vsbench -contenders none -scale 2,16,64   # only the scaling phase
 package main

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,7 +24,7 @@ func run() int {
 	var (
 		duration   = flag.Duration("duration", def.Duration, "duration of each repetition of each test")
 		reps       = flag.Int("reps", def.Reps, "repetitions per test (median reported)")
-		contenders = flag.String("contenders", "all", "all, or a comma list of: "+strings.Join(bench.AllContenders, ","))
+		contenders = flag.String("contenders", "all", "all, none (only the scaling phase), or a comma list of: "+strings.Join(bench.AllContenders, ","))
 		short      = flag.Bool("short", false, "smoke run: 1 rep of 1s, 100 probes, linux-bridge, vswitchd-afpacket and macvlan-vepa (unless -contenders is given)")
 		jsonPath   = flag.String("json", "bench-results.json", "write results as JSON to this file (empty: don't)")
 		vswitchd   = flag.String("vswitchd", "", "vswitchd binary (default: go build ./cmd/vswitchd)")
@@ -33,6 +34,11 @@ func run() int {
 		generator  = flag.String("gen", "ring", "generator: ring (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
 		probes     = flag.Int("probes", def.Probes, "latency probes per phase (light, under load); 0: no latency measurement")
 		interval   = flag.Duration("probe-interval", def.ProbeInterval, "time between latency probes")
+		scale      = flag.String("scale", joinInts(def.Scale), "scaling phase: port counts, comma-separated even numbers (VM 2k-1 -> VM 2k, all pairs at once); none: skip it (the default with -short)")
+		scaleC     = flag.String("scale-contenders", strings.Join(bench.DefaultScaleContenders, ","), "rows of the scaling phase, a comma list of: "+strings.Join(bench.ScaleContenderNames, ","))
+		scaleDur   = flag.Duration("scale-duration", def.ScaleDuration, "flood duration of each scaling step (one repetition)")
+		scaleProbe = flag.Int("scale-probes", def.ScaleProbes, "latency probes per scaling step, on pair 1 (0: none)")
+		scaleLoad  = flag.Float64("scale-load-pps", def.ScaleLoadPPS, "frames/s every pair sends while the scaling step's probes run (light load)")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -46,6 +52,7 @@ func run() int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 
 	cfg := def
+	var err error
 	if *short {
 		cfg = bench.ShortConfig()
 	}
@@ -71,6 +78,24 @@ func run() int {
 		if *contenders != "all" {
 			cfg.Contenders = strings.Split(*contenders, ",")
 		}
+	}
+	if set["scale"] || !*short {
+		if cfg.Scale, err = bench.ParseScale(*scale); err != nil {
+			fmt.Fprintln(os.Stderr, "vsbench:", err)
+			return 2
+		}
+	}
+	if set["scale-contenders"] || !*short {
+		cfg.ScaleContenders = strings.Split(*scaleC, ",")
+	}
+	if set["scale-duration"] || !*short {
+		cfg.ScaleDuration = *scaleDur
+	}
+	if set["scale-probes"] || !*short {
+		cfg.ScaleProbes = *scaleProbe
+	}
+	if set["scale-load-pps"] || !*short {
+		cfg.ScaleLoadPPS = *scaleLoad
 	}
 	cfg.VswitchdPath, cfg.VswctlPath = *vswitchd, *vswctl
 	cfg.Progress = os.Stderr
@@ -101,4 +126,12 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
 }
