@@ -77,7 +77,7 @@ type Daemon struct {
 
 	evb      atomic.Pointer[vepa.Station]    // the EVB station once running
 	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
-	ctlOther atomic.Uint64                   // control frames other than LLDP the datapath handed over
+	ctlQueue *controlQueue                   // control frames from the datapath to the stations (control.go)
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -270,7 +270,8 @@ func (d *Daemon) newSwitch(be backend.Backend, queues int) error {
 	if queues <= 0 {
 		queues = runtime.NumCPU()
 	}
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.controlFrame, Logger: d.log})
+	d.ctlQueue = newControlQueue()
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.ctlQueue.take, Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -652,15 +653,7 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 	st := api.Stats{Ports: ports, Drops: map[string]uint64{}, Uplink: api.UplinkStats{
 		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops,
 	}}
-	st.Uplink.Control = d.ctlOther.Load()
-	if evb := d.evb.Load(); evb != nil {
-		r := evb.Relay()
-		st.Uplink.Control += r.Received + r.Bad
-	}
-	if vdp := d.vdp.Load(); vdp != nil {
-		e := vdp.ECPStats()
-		st.Uplink.Control += e.Received + e.Duplicates + e.Bad + e.Acked
-	}
+	st.Uplink.Control = u.Control
 	for k, v := range u.Drops {
 		st.Drops[k] += v
 	}

@@ -32,6 +32,7 @@ func (s *Switch) Ports() []PortStatus {
 // UplinkCounters returns the uplink's counters.
 func (s *Switch) UplinkCounters() CounterSnapshot {
 	cs := s.uplink.Snapshot()
+	cs.Control = s.control.Load()
 	s.mu.Lock()
 	for _, w := range s.workers {
 		cs.addQueueDrops(w.q.Stats())

@@ -24,12 +24,14 @@ const (
 	DropControl                      // control frame and no control-plane handler
 	DropReflection                   // a VM's own broadcast reflected back by the relay
 	DropRxOverrun                    // the receive ring was full (the switch fell behind)
+	DropControlOverrun               // the control plane could not take a control frame (fell behind)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"malformed", "tagged_on_access", "bad_src", "spoofed_src", "vlan_not_allowed",
 	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection", "rx_overrun",
+	"control_overrun",
 }
 
 func (r Reason) String() string {
@@ -89,10 +91,14 @@ func (c *Counters) foldQueueDrops(st backend.QueueStats) {
 // DropCount returns the count for one reason.
 func (c *Counters) DropCount(r Reason) uint64 { return c.drops[r].Load() }
 
-// Snapshot is a plain copy of Counters.
+// CounterSnapshot is a plain copy of Counters.
 type CounterSnapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
-	Drops                                  map[string]uint64
+	// Control is the number of control frames (link-local, LLDP, ECP)
+	// received and handed to Config.Control, or dropped as
+	// control_unhandled / control_overrun. Uplink only.
+	Control uint64
+	Drops   map[string]uint64
 }
 
 // Snapshot copies the counters.

@@ -18,7 +18,7 @@ type ingressWorker struct {
 	out  *fanout
 	hdr  vlan.Header
 	// per-batch uplink counters, added once per batch
-	rxp, rxb uint64
+	rxp, rxb, ctl uint64
 }
 
 func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
@@ -60,7 +60,7 @@ func (w *ingressWorker) process(snap *snapshot) {
 	w.out.begin(snap)
 	b := w.b
 	up := &w.s.uplink
-	w.rxp, w.rxb = 0, 0
+	w.rxp, w.rxb, w.ctl = 0, 0, 0
 	for i := 0; i < b.N; i++ {
 		w.rxp++
 		w.rxb += uint64(b.Len[i])
@@ -68,6 +68,9 @@ func (w *ingressWorker) process(snap *snapshot) {
 	}
 	up.RxPackets.Add(w.rxp)
 	up.RxBytes.Add(w.rxb)
+	if w.ctl != 0 {
+		w.s.control.Add(w.ctl)
+	}
 	w.out.flush(snap)
 }
 
@@ -177,13 +180,17 @@ func (w *ingressWorker) frame(snap *snapshot, b *backend.Batch, i int) {
 	}
 }
 
+// control hands a control frame to Config.Control and counts it; without
+// a handler, or when the handler cannot take it, it is a drop.
 func (w *ingressWorker) control(f []byte) {
+	w.ctl++
 	h := w.s.cfg.Control
-	if h == nil {
+	switch {
+	case h == nil:
 		w.s.uplink.Drop(DropControl, 1)
-		return
+	case !h(f):
+		w.s.uplink.Drop(DropControlOverrun, 1)
 	}
-	h(f)
 }
 
 // lookup finds the slot owning (dom, mac): registered MACs first, then the

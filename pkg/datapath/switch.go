@@ -39,11 +39,17 @@ type Switch struct {
 	free    []int   // free slots
 	nslot   int
 	uplink  Counters
-	ctlTX   backend.Queue
+	control atomic.Uint64 // uplink control frames (CounterSnapshot.Control)
 	workers []*ingressWorker
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	started bool
+
+	// ctlMu guards ctlTX, the uplink TX queue of SendControl: apart from
+	// s.mu, so the control plane is not held up by configuration changes
+	// (and never waits for anything that waits for it).
+	ctlMu sync.Mutex
+	ctlTX backend.Queue
 
 	prioWarn sync.Once
 }
@@ -154,7 +160,9 @@ func (s *Switch) openUplinkLocked() error {
 		s.log.Warn("no control-plane TX queue on uplink", "uplink", s.cfg.Uplink, "err", err)
 		ctl = nil
 	}
+	s.ctlMu.Lock()
 	s.ctlTX = ctl
+	s.ctlMu.Unlock()
 	s.workers = workers
 	for _, w := range workers {
 		s.wg.Add(1)
@@ -178,10 +186,12 @@ func (s *Switch) closeUplinkLocked() {
 		s.uplink.foldQueueDrops(w.q.Stats())
 	}
 	s.workers = nil
+	s.ctlMu.Lock()
 	if s.ctlTX != nil {
 		s.ctlTX.Close()
 		s.ctlTX = nil
 	}
+	s.ctlMu.Unlock()
 }
 
 // RestartUplink reopens every queue on the uplink: after the uplink
@@ -239,16 +249,28 @@ func (s *Switch) UplinkOpen() bool {
 	return len(s.workers) > 0
 }
 
-// SendControl transmits a control-plane frame (LLDP, ECP) on the uplink.
+// ErrNoControlTX is returned (wrapped) by SendControl while the uplink has
+// no control TX queue: the switch is not started, its uplink is being
+// reopened, or the queue could not be opened.
+var ErrNoControlTX = errors.New("no control-plane TX queue on the uplink")
+
+// SendControl transmits a control-plane frame (LLDP, ECP) on the uplink,
+// through its own uplink TX queue (reopened with the uplink by
+// RestartUplink). It is safe for concurrent use and does not wait for
+// configuration changes.
 func (s *Switch) SendControl(frame []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
 	if s.ctlTX == nil {
-		return errors.New("no control-plane TX queue on the uplink")
+		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, ErrNoControlTX)
 	}
 	fr := [][]byte{frame}
-	if _, err := s.ctlTX.Send(fr); err != nil {
+	n, err := s.ctlTX.Send(fr)
+	if err != nil {
 		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("send control frame on %s: the queue refused it (full, or longer than the MTU)", s.cfg.Uplink)
 	}
 	return nil
 }
