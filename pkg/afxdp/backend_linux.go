@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
+	"github.com/vswitch/vswitch/internal/rawsock"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -184,9 +185,9 @@ func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, err
 		return nil, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", cfg.Role, ifname, queueID, x.rxOwner.role)
 	}
 
-	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b, promiscFD: -1, maxTx: txLimit(nl.Attrs().MTU)}
+	q := &Queue{x: x, role: cfg.Role, batch: batch, b: b, maxTx: txLimit(nl.Attrs().MTU)}
 	if cfg.Promisc {
-		if q.promiscFD, err = promiscSocket(ifindex); err != nil {
+		if q.promiscSk, err = promiscSocket(ifindex); err != nil {
 			if created {
 				x.teardown()
 			}
@@ -194,8 +195,8 @@ func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, err
 		}
 	}
 	fail := func(err error) (*Queue, error) {
-		if q.promiscFD >= 0 {
-			unix.Close(q.promiscFD)
+		if q.promiscSk != nil {
+			q.promiscSk.Close()
 		}
 		if created {
 			x.teardown()
@@ -349,25 +350,20 @@ func (b *Backend) closeQueueLocked(q *Queue) {
 }
 
 // promiscSocket holds the interface in promiscuous mode for as long as the
-// returned fd is open: an AF_PACKET socket with protocol 0 (it receives
+// returned socket is open: a packet socket with protocol 0 (it receives
 // nothing) and a PACKET_MR_PROMISC membership. The kernel counts such
-// memberships and drops them when the fd closes, crash included, so we
-// never turn off promiscuity someone else asked for.
-func promiscSocket(ifindex int) (int, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+// memberships and drops them when the socket closes, crash included, so
+// we never turn off promiscuity someone else asked for.
+func promiscSocket(ifindex int) (*rawsock.Conn, error) {
+	c, err := rawsock.Listen(ifindex, rawsock.Raw, 0, &rawsock.Config{Unpolled: true}) // nothing to wait for
 	if err != nil {
-		return -1, fmt.Errorf("packet socket: %w", err)
+		return nil, err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("bind packet socket: %w", err)
+	if err := c.SetPromiscuous(true); err != nil {
+		c.Close()
+		return nil, err
 	}
-	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
-	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("add promiscuous membership: %w", err)
-	}
-	return fd, nil
+	return c, nil
 }
 
 // currentNetns identifies the calling thread's network namespace.

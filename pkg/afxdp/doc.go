@@ -161,8 +161,8 @@
 // closes with its last Queue. QueueConfig.FanoutGroup is ignored: spreading
 // uplink traffic is the NIC's RSS across queues, one RoleUplinkRX per queue.
 //
-// QueueConfig.Promisc is held with an AF_PACKET socket that receives nothing
-// but carries a PACKET_MR_PROMISC membership: the kernel counts it and drops
+// QueueConfig.Promisc is held with a packet socket (internal/rawsock) that
+// receives nothing but carries a PACKET_MR_PROMISC membership: the kernel counts it and drops
 // it when the queue closes (or the daemon dies), never switching off
 // promiscuity someone else asked for.
 //
