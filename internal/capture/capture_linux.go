@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -15,22 +16,23 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/vswitch/vswitch/internal/rawsock"
 )
 
 // tagLen is the size of one 802.1Q/802.1ad tag (TPID + TCI).
 const tagLen = 4
 
-// downPoll is how often Run checks whether an interface that went down has
-// been deleted (the kernel reports nothing when a down interface goes away).
-const downPoll = 500 * time.Millisecond
-
 // Capture is an AF_PACKET socket bound to one interface, ready to Run.
 type Capture struct {
 	ifname  string
 	ifindex int
-	f       *os.File
+	conn    *rawsock.Conn
 	rc      syscall.RawConn
+	netns   netns.NsHandle // the network namespace Open ran in (link events)
 
 	// Receive state, allocated once in Open: the frame lands at buf[tagLen:]
 	// so a tag can be rebuilt in place; msg points at buf and oob.
@@ -47,70 +49,86 @@ type Capture struct {
 	rerr   error
 	bw     *bufio.Writer // flushed by recvFn when the socket is idle
 	ferr   error         // error of that flush
+
+	// linkEvent is set by the link watcher of a down interface before it
+	// wakes the blocked read (see watchLink).
+	linkEvent atomic.Bool
 }
 
 // Open opens a capture socket on ifname, resolving the name in the calling
 // thread's network namespace. Close it when done.
 func Open(ifname string) (*Capture, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	ifindex, err := rawsock.InterfaceIndex(ifname)
 	if err != nil {
-		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-			return nil, fmt.Errorf("capture on %s: %w", ifname, ErrPermission)
+		if errors.Is(err, unix.ENODEV) {
+			return nil, fmt.Errorf("capture on %s: %w", ifname, ErrNoInterface)
 		}
+		return nil, fmt.Errorf("capture on %s: look up interface: %w", ifname, err)
+	}
+	// Protocol 0: nothing is received until setup has configured the
+	// socket and binds it to ETH_P_ALL.
+	conn, err := rawsock.Listen(ifindex, rawsock.Raw, 0, nil)
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return nil, fmt.Errorf("capture on %s: %w", ifname, ErrPermission)
+	case errors.Is(err, unix.ENODEV):
+		return nil, fmt.Errorf("capture on %s: %w", ifname, ErrNoInterface)
+	case err != nil:
 		return nil, fmt.Errorf("capture on %s: open packet socket: %w", ifname, err)
 	}
-	c, err := setup(fd, ifname)
+	ns, err := netns.Get()
 	if err != nil {
-		unix.Close(fd)
+		conn.Close()
+		return nil, fmt.Errorf("capture on %s: identify the network namespace: %w", ifname, err)
+	}
+	c, err := setup(conn, ifname, ns)
+	if err != nil {
+		conn.Close()
+		ns.Close()
 		return nil, fmt.Errorf("capture on %s: %w", ifname, err)
 	}
 	return c, nil
 }
 
-func setup(fd int, ifname string) (*Capture, error) {
-	ifr, err := unix.NewIfreq(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("%w (invalid name: %v)", ErrNoInterface, err)
+func setup(conn *rawsock.Conn, ifname string, ns netns.NsHandle) (*Capture, error) {
+	if err := conn.SetAuxdata(true); err != nil {
+		return nil, err
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return nil, ErrNoInterface
+	err := conn.Control(func(fd int) error {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+			return fmt.Errorf("enable SO_TIMESTAMPNS: %w", err)
 		}
-		return nil, fmt.Errorf("look up interface: %w", err)
-	}
-	ifindex := int(ifr.Uint32())
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		return nil, fmt.Errorf("enable PACKET_AUXDATA: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-		return nil, fmt.Errorf("enable SO_TIMESTAMPNS: %w", err)
-	}
-	// A large receive buffer rides out bursts while the file is written.
-	// FORCE needs CAP_NET_ADMIN; fall back to what rmem_max allows.
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20); err != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+		// A large receive buffer rides out bursts while the file is
+		// written. FORCE needs CAP_NET_ADMIN; fall back to what rmem_max
+		// allows.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20); err != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	// Bind last: until now the socket (protocol 0) received nothing.
-	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := conn.Bind(unix.ETH_P_ALL); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			return nil, ErrNoInterface
 		}
-		return nil, fmt.Errorf("bind to ifindex %d: %w", ifindex, err)
+		return nil, err
 	}
 	// Reset the drop counter so Stats counts only this capture.
-	_, _ = unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	_, _ = conn.Stats()
 
-	f := os.NewFile(uintptr(fd), "packet:"+ifname)
-	rc, err := f.SyscallConn()
+	rc, err := conn.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("register socket with the poller: %w", err)
+		return nil, err
 	}
 	c := &Capture{
 		ifname:  ifname,
-		ifindex: ifindex,
-		f:       f,
+		ifindex: conn.Ifindex(),
+		conn:    conn,
 		rc:      rc,
+		netns:   ns,
 		buf:     make([]byte, tagLen+Snaplen),
 		oob:     make([]byte, 256),
 	}
@@ -123,16 +141,14 @@ func setup(fd int, ifname string) (*Capture, error) {
 	return c, nil
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // Ifname is the interface the capture is bound to.
 func (c *Capture) Ifname() string { return c.ifname }
 
 // Close closes the socket.
 func (c *Capture) Close() error {
-	err := c.f.Close()
-	if errors.Is(err, os.ErrClosed) {
-		return nil
+	err := c.conn.Close()
+	if c.netns.IsOpen() {
+		c.netns.Close()
 	}
 	return err
 }
@@ -186,11 +202,11 @@ func (c *Capture) Run(ctx context.Context, w io.Writer, opt Options) (Stats, err
 		return st, fmt.Errorf("write pcap header: %w", err)
 	}
 
-	if err := c.f.SetReadDeadline(time.Time{}); err != nil {
+	if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
 		return st, fmt.Errorf("capture on %s: %w", c.ifname, err)
 	}
 	// Cancellation wakes a blocked read by moving its deadline to the past.
-	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	err := c.loop(ctx, pw, opt.Count, &st)
@@ -198,16 +214,20 @@ func (c *Capture) Run(ctx context.Context, w io.Writer, opt Options) (Stats, err
 		err = fmt.Errorf("write pcap: %w", ferr)
 	}
 	// Best effort: the drop count is advice for the operator.
-	_ = c.rc.Control(func(fd uintptr) {
-		if s, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			st.Drops = s.Drops
-		}
-	})
+	if s, serr := c.conn.Stats(); serr == nil {
+		st.Drops = s.Drops
+	}
 	return st, err
 }
 
 func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *Stats) error {
 	down := false
+	var unwatch func() // stops the link watcher, once started
+	defer func() {
+		if unwatch != nil {
+			unwatch()
+		}
+	}()
 	for count <= 0 || st.Frames < count {
 		if ctx.Err() != nil {
 			return nil
@@ -217,41 +237,41 @@ func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *St
 			return fmt.Errorf("write pcap: %w", c.ferr)
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// Cancelled (ctx.Err is checked at the top), or the poll
-				// timer of a down interface: has it gone?
-				if down && ctx.Err() == nil {
-					if err := c.checkGone(); err != nil {
-						return err
-					}
-					if err := c.setDeadline(ctx, time.Now().Add(downPoll)); err != nil {
-						return err
-					}
-				}
-				continue
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("capture on %s: %w", c.ifname, err)
 			}
-			return fmt.Errorf("capture on %s: %w", c.ifname, err)
+			// Cancelled (ctx.Err is checked at the top), or the link
+			// watcher of a down interface saw it deleted: has it gone?
+			if down && ctx.Err() == nil {
+				if err := c.recheckGone(ctx); err != nil {
+					return err
+				}
+			}
+			continue
 		}
 		if c.rerr != nil {
-			if errors.Is(c.rerr, unix.ENETDOWN) {
+			if !errors.Is(c.rerr, unix.ENETDOWN) {
+				return fmt.Errorf("capture on %s: read: %w", c.ifname, c.rerr)
+			}
+			if err := c.checkGone(); err != nil {
+				return err
+			}
+			// Down, not gone: keep waiting. The kernel says nothing to
+			// this socket if the interface is deleted while down (the
+			// socket is unhooked already), so a netlink watcher does.
+			down = true
+			if unwatch == nil {
+				if unwatch, err = c.watchLink(); err != nil {
+					return err
+				}
+				// It may have gone before the watcher started.
 				if err := c.checkGone(); err != nil {
 					return err
 				}
-				// Down, not gone: keep waiting, and look again now and then.
-				down = true
-				if err := c.setDeadline(ctx, time.Now().Add(downPoll)); err != nil {
-					return err
-				}
-				continue
 			}
-			return fmt.Errorf("capture on %s: read: %w", c.ifname, c.rerr)
+			continue
 		}
-		if down {
-			down = false
-			if err := c.setDeadline(ctx, time.Time{}); err != nil {
-				return err
-			}
-		}
+		down = false
 		if err := c.writeFrame(pw, c.n, c.oobn); err != nil {
 			return err
 		}
@@ -260,16 +280,56 @@ func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *St
 	return nil
 }
 
+// recheckGone runs when the read of a down interface was woken: by the link
+// watcher, or spuriously. It reports ErrInterfaceGone, or re-arms the read.
+func (c *Capture) recheckGone(ctx context.Context) error {
+	c.linkEvent.Store(false)
+	if err := c.checkGone(); err != nil {
+		return err
+	}
+	if err := c.setDeadline(ctx, time.Time{}); err != nil {
+		return err
+	}
+	// An event that came after checkGone but before the deadline was
+	// cleared must not be lost: wake the read again.
+	if c.linkEvent.Load() {
+		return c.setDeadline(ctx, time.Unix(1, 0))
+	}
+	return nil
+}
+
+// watchLink subscribes to link events in the capture's namespace and,
+// when the kernel reports the interface deleted or moved away (RTM_DELLINK
+// for its index, sent after the socket was unbound), wakes the blocked
+// read by moving its deadline to the past. The returned function stops it.
+func (c *Capture) watchLink() (func(), error) {
+	ch := make(chan netlink.LinkUpdate, 8)
+	done := make(chan struct{})
+	opts := netlink.LinkSubscribeOptions{Namespace: &c.netns}
+	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
+		return nil, fmt.Errorf("capture on %s: watch link events: %w", c.ifname, err)
+	}
+	go func() {
+		for u := range ch { // closed once done is
+			if u.Header.Type == unix.RTM_DELLINK && int(u.Index) == c.ifindex {
+				c.linkEvent.Store(true)
+				_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+			}
+		}
+	}()
+	return func() { close(done) }, nil
+}
+
 // setDeadline sets the read deadline without losing a cancellation that
 // raced with it: context.AfterFunc marks ctx done before it moves the
 // deadline, so a cancellation either happened before (ctx.Err, re-armed
 // below) or will move the deadline after us.
 func (c *Capture) setDeadline(ctx context.Context, t time.Time) error {
-	if err := c.f.SetReadDeadline(t); err != nil {
+	if err := c.conn.SetReadDeadline(t); err != nil {
 		return fmt.Errorf("capture on %s: %w", c.ifname, err)
 	}
 	if ctx.Err() != nil {
-		_ = c.f.SetReadDeadline(time.Unix(1, 0))
+		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 	}
 	return nil
 }
@@ -278,12 +338,12 @@ func (c *Capture) setDeadline(ctx context.Context, t time.Time) error {
 // from its interface (ifindex -1 after NETDEV_UNREGISTER).
 func (c *Capture) checkGone() error {
 	var sa unix.Sockaddr
-	var serr error
-	if err := c.rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
-		return fmt.Errorf("capture on %s: %w", c.ifname, err)
-	}
-	if serr != nil {
-		return fmt.Errorf("capture on %s: getsockname: %w", c.ifname, serr)
+	if err := c.conn.Control(func(fd int) error {
+		var err error
+		sa, err = unix.Getsockname(fd)
+		return err
+	}); err != nil {
+		return fmt.Errorf("capture on %s: getsockname: %w", c.ifname, err)
 	}
 	if ll, ok := sa.(*unix.SockaddrLinklayer); ok && ll.Ifindex == c.ifindex {
 		return nil

@@ -294,7 +294,7 @@ func TestDownAndUpKeepsCapturing(t *testing.T) {
 	if err := l.ns.SetDown("cap0"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond) // past one downPoll
+	time.Sleep(700 * time.Millisecond) // down for a while
 	if err := l.ns.SetUp("cap0"); err != nil {
 		t.Fatal(err)
 	}

@@ -3,17 +3,17 @@
 //
 // # What it opens
 //
-// A capture is one AF_PACKET SOCK_RAW socket bound to the interface with
-// protocol ETH_P_ALL: it sees every frame the interface receives and every
+// A capture is one AF_PACKET SOCK_RAW socket (internal/rawsock) bound to the
+// interface with protocol ETH_P_ALL: it sees every frame the interface receives and every
 // frame sent out of it, whoever sent it (vswitchd, the kernel, a VM). It is
 // deliberately not PACKET_IGNORE_OUTGOING: on the uplink an operator wants
 // to see what vswitchd pushed, tags and all. Nothing is marked or filtered.
 //
-// The socket is created with protocol 0 (receives nothing), configured, and
-// only then bound to the interface with ETH_P_ALL, so no frame from another
-// interface slips in between socket() and bind(). The interface is looked
-// up with SIOCGIFINDEX on the socket itself, so the name is resolved in the
-// socket's network namespace: Open must run on a thread that is in the
+// The socket is bound to the interface with protocol 0 (receives nothing),
+// configured, and only then bound again with ETH_P_ALL, so no frame slips in
+// before the options that describe it are set. The interface is looked up
+// with SIOCGIFINDEX in the calling thread's network namespace, where the
+// socket is created too: Open must run on a thread that is in the
 // namespace vswitchd uses (vswctl simply runs there; tests lock a goroutine
 // to its thread and switch). After Open the Capture can be used from any
 // goroutine.
@@ -62,6 +62,12 @@
 // the interface is deleted or moved to another namespace the kernel sets the
 // socket's bound ifindex to -1, which getsockname shows; that is how Run
 // tells "down" from "gone" without looking the name up in any namespace.
+// The deletion of an interface that is down wakes nothing on the socket
+// (it is unhooked already), so while it is down Run also listens to
+// netlink link events in the namespace Open ran in and looks again when
+// the kernel reports the interface deleted (RTM_DELLINK). Nothing polls on
+// a timer: reads wait in the Go netpoller, woken by a frame, a link event
+// or cancellation.
 //
 // # Allocation
 //

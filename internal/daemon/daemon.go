@@ -62,7 +62,7 @@ type Daemon struct {
 
 	evb      atomic.Pointer[vepa.Station]    // the EVB station once running
 	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
-	ctlOther atomic.Uint64                   // control frames other than LLDP the datapath handed over
+	ctlQueue *controlQueue                   // control frames from the datapath to the stations (control.go)
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops

@@ -57,7 +57,8 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 	if queues <= 0 {
 		queues = runtime.NumCPU()
 	}
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.controlFrame, Logger: d.log})
+	d.ctlQueue = newControlQueue()
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.ctlQueue.take, Logger: d.log})
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"net"
 	"time"
 
@@ -12,9 +10,16 @@ import (
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
 
-// runEVB runs the EVB station (LLDP, nearest-customer-bridge agent) on the
-// uplink until ctx ends, then tells the bridge it is leaving.
+// runEVB runs the control plane on the uplink until ctx ends: the
+// goroutine that takes the control frames the datapath received
+// (control.go), the EVB station (LLDP, nearest-customer-bridge agent) and,
+// from it, VSI registration (runVDP). Both stations transmit through the
+// datapath (Switch.SendControl). At the end the station tells the bridge
+// it is leaving.
 func (d *Daemon) runEVB(ctx context.Context) {
+	rxDone := make(chan struct{})
+	go func() { defer close(rxDone); d.ctlQueue.run(ctx, d.controlFrame) }()
+	defer func() { <-rxDone }()
 	if d.opts.LLDPInterval < 0 {
 		return
 	}
@@ -34,14 +39,8 @@ func (d *Daemon) runEVB(ctx context.Context) {
 		case <-time.After(time.Second):
 		}
 	}
-	sock, err := vepa.OpenSocket(d.opts.Uplink, vepa.EtherTypeLLDP)
-	if err != nil {
-		d.log.Error("EVB station not started", "err", err)
-		return
-	}
-	defer sock.Close()
 	st, err := vepa.NewStation(vepa.StationConfig{
-		MAC: mac, Send: sock.Send, RequestRelay: d.mode == datapath.ModeVEPA,
+		MAC: mac, Send: d.sw.SendControl, RequestRelay: d.mode == datapath.ModeVEPA,
 		Interval: d.opts.LLDPInterval, Local: vepa.DefaultLocal, OnChange: d.relayChanged, Logger: d.log,
 	})
 	if err != nil {
@@ -52,51 +51,10 @@ func (d *Daemon) runEVB(ctx context.Context) {
 	vdpDone := make(chan struct{})
 	go func() { defer close(vdpDone); d.runVDP(ctx, mac) }()
 	defer func() { <-vdpDone }()
-	done := d.readFrames(ctx, sock, "LLDP", st.Handle)
 	st.Run(ctx)
 	if err := st.Shutdown(); err != nil {
 		d.log.Debug("shutdown LLDPDU not sent", "err", err)
 	}
-	<-done
-}
-
-// readFrames hands every frame sock receives to handle until ctx ends or
-// the socket closes; the returned channel closes then.
-func (d *Daemon) readFrames(ctx context.Context, sock *vepa.Socket, what string, handle func([]byte)) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for ctx.Err() == nil {
-			f, err := sock.Read(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if err != nil {
-				d.log.Warn(what+" receive on the uplink", "err", err)
-				time.Sleep(time.Second)
-				continue
-			}
-			if f != nil {
-				handle(f)
-			}
-		}
-	}()
-	return done
-}
-
-// controlFrame takes the control frames the datapath hands over (with an
-// AF_PACKET uplink; the XDP program passes them to the stack instead).
-// LLDP and ECP belong to the EVB and VDP stations, which read them from
-// their own sockets under both datapaths (those are not counted here); the
-// rest is counted.
-func (d *Daemon) controlFrame(f []byte) {
-	if len(f) >= 14 {
-		if et := binary.BigEndian.Uint16(f[12:14]); et == vepa.EtherTypeLLDP || et == vepa.EtherTypeECP {
-			return
-		}
-	}
-	d.ctlOther.Add(1)
 }
 
 // relayChanged follows the bridge's answer: with VEPA configured, a bridge

@@ -20,7 +20,7 @@ var (
 	descUpDrops     = prometheus.NewDesc("vswitch_uplink_drops_total", "Frames from the uplink dropped per reason.", []string{"uplink", "reason"}, nil)
 	descPortBackend = prometheus.NewDesc("vswitch_port_backend_total", "Counters only the port's backend keeps (afpacket: gso_segments, checksums_fixed, ...; afxdp: xsk_rx_dropped, ...), per port and counter name.", []string{"port", "counter"}, nil)
 	descUpBackend   = prometheus.NewDesc("vswitch_uplink_backend_total", "Counters only the uplink's backend keeps, per counter name (its receive and control-plane queues; the ports' transmit queues count for their ports).", []string{"uplink", "counter"}, nil)
-	descUpControl   = prometheus.NewDesc("vswitch_uplink_control_frames_total", "Control frames (LLDP, ECP) received on the uplink.", []string{"uplink"}, nil)
+	descUpControl   = prometheus.NewDesc("vswitch_uplink_control_frames_total", "Control frames (link-local group addresses, LLDP, ECP) received on the uplink and handed to the control plane or dropped as control_unhandled/control_overrun.", []string{"uplink"}, nil)
 	descRelay       = prometheus.NewDesc("vswitch_reflective_relay", "1 for the current 802.1Qbg reflective relay state (unknown, granted, refused); absent when the EVB station is off.", []string{"uplink", "state"}, nil)
 	descMode        = prometheus.NewDesc("vswitch_forwarding_mode", "1 for the forwarding mode in effect (vepa, veb); configured is the mode asked for.", []string{"mode", "configured"}, nil)
 )

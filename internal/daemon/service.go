@@ -49,7 +49,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 func (d *Daemon) portLocked(c port.Config) api.Port {
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), api.PortCounters(p.Counters))
+			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p.Counters))
 		}
 	}
 	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
@@ -71,7 +71,7 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	out := make([]api.Port, 0, len(cs))
 	for _, c := range cs {
 		s := stats[c.Name]
-		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), api.PortCounters(s.Counters)))
+		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s.Counters)))
 	}
 	return out, nil
 }
@@ -189,15 +189,7 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 	st := api.Stats{Ports: ports, Drops: map[string]uint64{}, Uplink: api.UplinkStats{
 		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops, Backend: u.Backend,
 	}}
-	st.Uplink.Control = d.ctlOther.Load()
-	if evb := d.evb.Load(); evb != nil {
-		r := evb.Relay()
-		st.Uplink.Control += r.Received + r.Bad
-	}
-	if vdp := d.vdp.Load(); vdp != nil {
-		e := vdp.ECPStats()
-		st.Uplink.Control += e.Received + e.Duplicates + e.Bad + e.Acked
-	}
+	st.Uplink.Control = u.Control
 	for k, v := range u.Drops {
 		st.Drops[k] += v
 	}
@@ -220,4 +212,10 @@ func sortedNames(m map[string]uint64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// portCounters is what the API shows of a port's datapath counters.
+func portCounters(c datapath.CounterSnapshot) api.PortCounters {
+	return api.PortCounters{RxPackets: c.RxPackets, RxBytes: c.RxBytes, TxPackets: c.TxPackets, TxBytes: c.TxBytes,
+		Drops: c.Drops, Backend: c.Backend}
 }

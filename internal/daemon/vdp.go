@@ -19,16 +19,12 @@ const vdpManager = "vswitchd"
 // ends: each access port without an S-channel registers one VSI per MAC
 // given with --mac (a UUID VSIID named after port and MAC, filter MAC+VID). It talks only while
 // the EVB station hears an EVB bridge (relayChanged calls SetBridge).
+// ECP frames come from the datapath through controlFrame and go out through
+// Switch.SendControl.
 func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
-	sock, err := vepa.OpenSocket(d.opts.Uplink, vepa.EtherTypeECP)
-	if err != nil {
-		d.log.Error("VDP not started", "err", err)
-		return
-	}
-	defer sock.Close()
 	var src [6]byte
 	copy(src[:], mac)
-	st, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: src, Send: sock.Send, ManagerID: vepa.ManagerID(vdpManager), Logger: d.log})
+	st, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: src, Send: d.sw.SendControl, ManagerID: vepa.ManagerID(vdpManager), Logger: d.log})
 	if err != nil {
 		d.log.Error("VDP not started", "err", err)
 		return
@@ -40,9 +36,7 @@ func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
 	}
 	d.syncVSIsLocked()
 	d.mu.Unlock()
-	done := d.readFrames(ctx, sock, "ECP", st.Handle)
 	st.Run(ctx)
-	<-done
 }
 
 // syncVSIsLocked makes the registered VSIs follow the ports. d.mu is held.

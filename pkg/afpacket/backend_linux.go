@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vswitch/vswitch/internal/rawsock"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -84,8 +85,9 @@ type Queue struct {
 	role    backend.Role
 	log     *slog.Logger
 
-	fd   int // packet socket
-	wake int // eventfd, written by Close to wake a blocked Recv
+	conn *rawsock.Conn // the packet socket
+	fd   int           // its descriptor, for the ring and the hot path's system calls
+	wake int           // eventfd, written by Close to wake a blocked Recv
 
 	// life guards the file descriptors: every Recv/Send/Stats holds a read
 	// lock for the duration of its system calls, Close takes the write lock
@@ -124,6 +126,9 @@ func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, err
 	return b.open(ifname, cfg)
 }
 
+// open opens a queue in four steps: the socket (openSocket), its transmit
+// side (setupTX), for receiving roles its ring (setupRX), and finally the
+// binding that lets frames in, with fanout and promiscuity (start).
 func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = backend.DefaultBatch
@@ -148,91 +153,122 @@ func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err er
 			err = &OpError{Op: "open", Iface: ifname, Err: err}
 		}
 	}()
-
-	// Protocol 0: the socket receives nothing until bind, so no frame lands
-	// in the ring while it is being configured, and a TX-only socket stays
-	// deaf for good.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("socket(AF_PACKET): %w", err)
-	}
-	q.fd = fd
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	q.wake = wake
-
-	ifr, err := unix.NewIfreq(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("interface name: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		return nil, fmt.Errorf("interface index: %w", err)
-	}
-	q.ifindex = int(ifr.Uint32())
-
-	// TX: skip the qdisc layer (lower latency; our frames are also not
-	// looped back to packet sockets, ours or tcpdump's).
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
-		return nil, fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
+	if err := q.openSocket(); err != nil {
+		return nil, err
 	}
 	// Port queues ask for a virtio_net_hdr per frame (GSO metadata for
 	// segmentation); the socket then also expects one in front of every
 	// frame it sends.
 	vnet := cfg.Role == backend.RolePort
-	q.tx.init(cfg.Batch, vnet)
-
-	proto := uint16(0)
+	if err := q.setupTX(cfg.Batch, vnet); err != nil {
+		return nil, err
+	}
 	if cfg.Role != backend.RoleUplinkTX {
-		geo := b.geometry(cfg)
-		if q.rx, err = newRxRing(fd, geo, vnet); err != nil {
+		if err := q.setupRX(b.geometry(cfg), cfg.FrameSize, vnet); err != nil {
 			return nil, err
 		}
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
-			return nil, fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
+	}
+	if err := q.start(cfg); err != nil {
+		return nil, err
+	}
+	log.Debug("afpacket queue open", "iface", ifname, "ifindex", q.ifindex, "role", cfg.Role.String(),
+		"fanout", cfg.FanoutGroup, "ring_bytes", q.ringBytes())
+	return q, nil
+}
+
+// openSocket opens the queue's packet socket, bound to the interface (named
+// in the calling thread's network namespace) with protocol 0: it receives
+// nothing while it is configured, and a transmit-only socket stays deaf for
+// good. The socket is blocking and left out of the Go netpoller (Recv
+// waits in ppoll on the ring and the wake eventfd); q.fd is its descriptor
+// for the ring and the system calls of the hot path, valid until Close.
+func (q *Queue) openSocket() error {
+	ifindex, err := rawsock.InterfaceIndex(q.ifname)
+	if err != nil {
+		return err
+	}
+	conn, err := rawsock.Listen(ifindex, rawsock.Raw, 0, &rawsock.Config{Unpolled: true})
+	if err != nil {
+		return err
+	}
+	q.conn, q.ifindex = conn, ifindex
+	if err := conn.Control(func(fd int) error { q.fd = fd; return nil }); err != nil {
+		return err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	q.wake = wake
+	return nil
+}
+
+// setupTX prepares transmission: frames skip the qdisc layer (lower
+// latency; they are also not looped back to packet sockets, ours or
+// tcpdump's) and go out in sendmmsg batches of up to batch frames, each
+// behind a virtio_net_hdr when vnet.
+func (q *Queue) setupTX(batch int, vnet bool) error {
+	if err := q.conn.SetQdiscBypass(true); err != nil {
+		return err
+	}
+	q.tx.init(batch, vnet)
+	return nil
+}
+
+// setupRX maps the TPACKET_V3 receive ring (PACKET_VNET_HDR first when
+// vnet) for frames of up to frameSize bytes, and hides what this host
+// transmits on the interface from it (PACKET_IGNORE_OUTGOING): our own
+// frames, an LLDPDU of the control plane included, must not come back in.
+func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool) error {
+	err := q.conn.Control(func(fd int) error {
+		var err error
+		q.rx, err = newRxRing(fd, g, vnet)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := q.conn.SetIgnoreOutgoing(true); err != nil {
+		return err
+	}
+	q.rx.maxFrame = frameSize
+	if vnet {
+		q.rx.initArena(frameSize, gsoSlots)
+	}
+	return nil
+}
+
+// start lets frames in: a receiving queue is bound to ETH_P_ALL, an uplink
+// worker joins its fanout group, and cfg.Promisc takes a promiscuous
+// membership.
+func (q *Queue) start(cfg backend.QueueConfig) error {
+	if q.rx != nil {
+		if err := q.conn.Bind(unix.ETH_P_ALL); err != nil {
+			return err
 		}
-		proto = htons(unix.ETH_P_ALL)
+		// Binding to an interface that is down posts ENETDOWN on the
+		// socket; the hook is registered again when it comes up. Clear it
+		// so the first Recv does not report a state we already know about.
+		if soerr, err := unix.GetsockoptInt(q.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soerr != 0 {
+			q.log.Debug("afpacket: interface not up at open", "iface", q.ifname, "err", unix.Errno(soerr))
+		}
 	}
-
-	sa := &unix.SockaddrLinklayer{Protocol: proto, Ifindex: q.ifindex}
-	if err := unix.Bind(fd, sa); err != nil {
-		return nil, fmt.Errorf("bind: %w", err)
-	}
-
-	// Binding to an interface that is down posts ENETDOWN on the socket; the
-	// hook is registered again when it comes up. Clear it so the first Recv
-	// does not report a state we already know about.
-	if soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soerr != 0 {
-		log.Debug("afpacket: interface not up at open", "iface", ifname, "err", unix.Errno(soerr))
-	}
-
 	if cfg.Role == backend.RoleUplinkRX && cfg.FanoutGroup != 0 {
 		// HASH keeps a flow (and every fragment of a datagram: the flow
 		// dissector hashes fragments on addresses only) on one worker, so
 		// per-flow order is kept. No DEFRAG: a switch forwards fragments as
 		// they are. The fanout group has its own prot hook, so the
 		// per-socket PACKET_IGNORE_OUTGOING must be repeated as a flag.
-		arg := int(cfg.FanoutGroup) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING)<<16
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
-			return nil, fmt.Errorf("PACKET_FANOUT group %d: %w", cfg.FanoutGroup, err)
+		if err := q.conn.SetFanout(cfg.FanoutGroup, unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING); err != nil {
+			return err
 		}
 	}
 	if cfg.Promisc {
-		mreq := &unix.PacketMreq{Ifindex: int32(q.ifindex), Type: unix.PACKET_MR_PROMISC}
-		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, mreq); err != nil {
-			return nil, fmt.Errorf("PACKET_MR_PROMISC: %w", err)
+		if err := q.conn.SetPromiscuous(true); err != nil {
+			return err
 		}
 	}
-	if q.rx != nil {
-		q.rx.maxFrame = cfg.FrameSize
-		if vnet {
-			q.rx.initArena(cfg.FrameSize, gsoSlots)
-		}
-	}
-	log.Debug("afpacket queue open", "iface", ifname, "ifindex", q.ifindex, "role", cfg.Role.String(),
-		"fanout", cfg.FanoutGroup, "ring_bytes", q.ringBytes())
-	return q, nil
+	return nil
 }
 
 func (q *Queue) ringBytes() int {
@@ -487,8 +523,8 @@ func (q *Queue) Close() error {
 }
 
 func (q *Queue) closeFDs() {
-	if q.fd >= 0 {
-		_ = unix.Close(q.fd)
+	if q.conn != nil {
+		_ = q.conn.Close()
 		q.fd = -1
 	}
 	if q.wake >= 0 {

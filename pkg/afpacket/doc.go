@@ -19,8 +19,10 @@
 //   - RoleUplinkTX (a port's own transmit queue on the uplink): the socket is
 //     bound with protocol 0, so it never receives anything and has no ring.
 //
-// The socket is created with protocol 0 and bound to ETH_P_ALL only after
-// the ring is set up, so nothing lands in a half-configured ring. Open must
+// The socket (an internal/rawsock Conn, kept blocking and out of the Go
+// netpoller: Recv waits in ppoll on the ring itself) is bound to the
+// interface with protocol 0 and bound again to ETH_P_ALL only after the
+// ring is set up, so nothing lands in a half-configured ring. Open must
 // run on a thread that is in the interface's network namespace; a socket
 // keeps its namespace for life, so the Queue can then be used from any
 // goroutine. The package itself knows nothing about namespaces.

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
+	"github.com/vswitch/vswitch/internal/rawsock"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -260,18 +261,18 @@ func (b *Backend) socketLocked(t queueTarget) (*xsk, bool, error) {
 // socket's RX side (attachRXLocked). On failure it undoes its own steps and
 // leaves x to the caller. Caller holds b.mu.
 func (b *Backend) newQueueLocked(t queueTarget, x *xsk) (*Queue, error) {
-	q := &Queue{x: x, role: t.role, batch: t.batch, b: b, promiscFD: -1, maxTx: txLimit(t.mtu)}
+	q := &Queue{x: x, role: t.role, batch: t.batch, b: b, maxTx: txLimit(t.mtu)}
 	if t.promisc {
-		fd, err := promiscSocket(t.key.ifindex)
+		sk, err := promiscSocket(t.key.ifindex)
 		if err != nil {
 			return nil, fmt.Errorf("open afxdp queue on %s: promiscuous mode: %w", t.ifname, err)
 		}
-		q.promiscFD = fd
+		q.promiscSk = sk
 	}
 	if t.receive {
 		if err := b.attachRXLocked(q, t); err != nil {
-			if q.promiscFD >= 0 {
-				unix.Close(q.promiscFD)
+			if q.promiscSk != nil {
+				q.promiscSk.Close()
 			}
 			return nil, fmt.Errorf("open afxdp queue on %s: %w", t.ifname, err)
 		}
@@ -443,25 +444,20 @@ func (b *Backend) closeQueueLocked(q *Queue) {
 }
 
 // promiscSocket holds the interface in promiscuous mode for as long as the
-// returned fd is open: an AF_PACKET socket with protocol 0 (it receives
+// returned socket is open: a packet socket with protocol 0 (it receives
 // nothing) and a PACKET_MR_PROMISC membership. The kernel counts such
-// memberships and drops them when the fd closes, crash included, so we
-// never turn off promiscuity someone else asked for.
-func promiscSocket(ifindex int) (int, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+// memberships and drops them when the socket closes, crash included, so
+// we never turn off promiscuity someone else asked for.
+func promiscSocket(ifindex int) (*rawsock.Conn, error) {
+	c, err := rawsock.Listen(ifindex, rawsock.Raw, 0, &rawsock.Config{Unpolled: true}) // nothing to wait for
 	if err != nil {
-		return -1, fmt.Errorf("packet socket: %w", err)
+		return nil, err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("bind packet socket: %w", err)
+	if err := c.SetPromiscuous(true); err != nil {
+		c.Close()
+		return nil, err
 	}
-	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
-	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("add promiscuous membership: %w", err)
-	}
-	return fd, nil
+	return c, nil
 }
 
 // currentNetns identifies the calling thread's network namespace.

@@ -63,15 +63,18 @@
 // redirects them there. The program (see programInstructions) is:
 //
 //	tagged = bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0
-//	if dst MAC is 01:80:c2:00:00:0x, or (untagged and ethertype is LLDP 0x88cc or ECP 0x8940):
-//	    return XDP_PASS            // control plane: to the kernel stack, where
-//	                               // pkg/vepa reads it with a packet socket
 //	if tagged: put the tag back into the frame (see below)
 //	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
 //
 // xsks is an XSKMAP from NIC queue index to socket. The XDP_PASS in the
 // redirect's flags is the fallback when a queue has no socket, so a queue we
 // do not serve keeps working through the stack.
+//
+// Control frames (LLDP 0x88cc, ECP 0x8940, 01:80:c2:00:00:0x) are not
+// special here: they are redirected like the rest, and the datapath, which
+// owns all uplink I/O, hands them to the control plane (pkg/datapath
+// Config.Control), exactly as under AF_PACKET. Nothing in the stack sees
+// them while a socket serves the queue.
 //
 // # VLAN tags held out of band
 //
@@ -158,8 +161,8 @@
 // closes with its last Queue. QueueConfig.FanoutGroup is ignored: spreading
 // uplink traffic is the NIC's RSS across queues, one RoleUplinkRX per queue.
 //
-// QueueConfig.Promisc is held with an AF_PACKET socket that receives nothing
-// but carries a PACKET_MR_PROMISC membership: the kernel counts it and drops
+// QueueConfig.Promisc is held with a packet socket (internal/rawsock) that
+// receives nothing but carries a PACKET_MR_PROMISC membership: the kernel counts it and drops
 // it when the queue closes (or the daemon dies), never switching off
 // promiscuity someone else asked for.
 //

@@ -3,7 +3,6 @@
 package afxdp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,144 +48,116 @@ const (
 )
 
 // programInstructions builds the per-interface XDP program. With
-// vlanKfunc == 0 (the plain program):
+// vlanKfunc == 0 (the plain program) it is one call:
 //
-//	if frame shorter than 14 bytes           -> XDP_PASS
-//	if dst MAC is 01:80:c2:00:00:0x          -> XDP_PASS (IEEE link-local group: LLDP, EVB, ...)
-//	if ethertype is 0x88cc (LLDP) or 0x8940 (ECP) -> XDP_PASS
-//	else bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)
+//	return bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)
 //
-// The control plane (pkg/vepa) reads what we pass with an ordinary packet
-// socket. The XDP_PASS in the redirect flags is the action the kernel takes
-// when the map has no socket for the queue, so a queue without an XSK
-// keeps working through the stack.
+// Every frame goes to the queue's socket, control frames (LLDP, ECP,
+// 01:80:c2:00:00:0x) included: the datapath owns all uplink I/O, sorts
+// them out itself and hands them to the control plane (pkg/datapath
+// Config.Control), as it does under AF_PACKET. The XDP_PASS in the
+// redirect flags is the action the kernel takes when the map has no socket
+// for the queue, so a queue without an XSK keeps working through the stack.
 //
 // With vlanKfunc set to the BTF ID of bpf_xdp_metadata_rx_vlan_tag in
 // vmlinux (the program must then be loaded device-bound), the program
 // first asks the driver for a tag it holds out of band:
 //
-//	tagged = bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0
-//	if short or link-local dst      -> XDP_PASS, untouched (the stack gets the tag from metadata as before)
-//	if !tagged and LLDP/ECP         -> XDP_PASS
-//	if tagged:
-//	    bpf_xdp_adjust_head(ctx, -4); move the MACs 4 bytes toward the head;
-//	    write proto, htons(tci) at offset 12   // the frame as it was on the wire
+//	if bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) != 0 -> redirect as above (no tag held)
+//	if shorter than 14 bytes        -> redirect as above (a runt: the datapath counts it)
+//	bpf_xdp_adjust_head(ctx, -4)    (no headroom: redirect untagged)
+//	move the MACs 4 bytes toward the head;
+//	write proto, htons(tci) at offset 12   // the frame as it was on the wire
 //	r = bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)
-//	if tagged and r == XDP_PASS: undo the insertion (no socket on this queue:
+//	if r == XDP_PASS: undo the insertion (no socket on this queue:
 //	    the stack must not see the tag twice, in the bytes and in metadata)
 //	return r
 //
-// A tagged frame's outer ethertype is its TPID, so like an in-band tagged
-// frame it is never LLDP/ECP. If the head cannot grow (no headroom) the
-// frame is delivered untagged.
-//
-// Loads from packet memory are in host byte order, so the constants are
-// built from wire bytes with binary.NativeEndian.
+// Loads from packet memory are in host byte order; the program only moves
+// bytes, so it needs no constants built from wire bytes.
 func programInstructions(xsksFD int, vlanKfunc btf.TypeID) asm.Instructions {
-	ne := binary.NativeEndian
-	linkLocal := int32(ne.Uint32([]byte{0x01, 0x80, 0xc2, 0x00}))
-	lastTwoMask := int32(ne.Uint16([]byte{0xff, 0xf0})) // byte 4 == 0, high nibble of byte 5 == 0
-	lldp := int32(ne.Uint16([]byte{0x88, 0xcc}))
-	ecp := int32(ne.Uint16([]byte{0x89, 0x40}))
-	hint := vlanKfunc != 0
-
-	// R6 = ctx and R7 = tagged survive calls.
-	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
-	if hint {
-		insns = append(insns,
-			asm.StoreImm(asm.RFP, stackVLANTCI, 0, asm.Word), // proto and tci start as 0
-			asm.Mov.Imm(asm.R7, 0),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, stackVLANProto),
-			asm.Mov.Reg(asm.R3, asm.RFP),
-			asm.Add.Imm(asm.R3, stackVLANTCI),
-			kfuncCall(vlanKfunc),
-			asm.JNE.Imm32(asm.R0, 0, "classify"), // int result: compare 32 bits
-			asm.Mov.Imm(asm.R7, 1),
-		)
-	}
-	insns = append(insns,
-		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word).WithSymbol("classify"),
-		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, 14),
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-		// Destination MAC 01:80:c2:00:00:0x?
-		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
-		asm.JNE.Imm(asm.R5, linkLocal, "ethertype"),
-		asm.LoadMem(asm.R5, asm.R2, 4, asm.Half),
-		asm.And.Imm(asm.R5, lastTwoMask),
-		asm.JEq.Imm(asm.R5, 0, "pass"),
-	)
-	if hint {
-		insns = append(insns, asm.JNE.Imm(asm.R7, 0, "tagged").WithSymbol("ethertype"))
-		insns = append(insns, asm.LoadMem(asm.R5, asm.R2, 12, asm.Half))
-	} else {
-		insns = append(insns, asm.LoadMem(asm.R5, asm.R2, 12, asm.Half).WithSymbol("ethertype"))
-	}
-	// Ethertype (the outer one: control frames are untagged).
-	insns = append(insns,
-		asm.JEq.Imm(asm.R5, lldp, "pass"),
-		asm.JEq.Imm(asm.R5, ecp, "pass"),
-		// return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
-		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word).WithSymbol("redirect"),
-		asm.LoadMapPtr(asm.R1, xsksFD),
-		asm.Mov.Imm(asm.R3, xdpPass),
-		asm.FnRedirectMap.Call(),
-		asm.Return(),
-	)
-	if hint {
-		insns = append(insns,
-			// Grow the head by one tag.
-			asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("tagged"),
-			asm.Mov.Imm(asm.R2, -4),
-			asm.FnXdpAdjustHead.Call(),
-			asm.JNE.Imm(asm.R0, 0, "redirect"), // no headroom: deliver untagged
-			asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
-			asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
-			asm.Mov.Reg(asm.R4, asm.R2),
-			asm.Add.Imm(asm.R4, 18),
-			asm.JGT.Reg(asm.R4, asm.R3, "pass"), // cannot happen: it had 14 bytes
-			// MACs from [4,16) to [0,12), ascending (destination below source).
-			asm.LoadMem(asm.R4, asm.R2, 4, asm.Word),
-			asm.StoreMem(asm.R2, 0, asm.R4, asm.Word),
-			asm.LoadMem(asm.R4, asm.R2, 8, asm.Word),
-			asm.StoreMem(asm.R2, 4, asm.R4, asm.Word),
-			asm.LoadMem(asm.R4, asm.R2, 12, asm.Word),
-			asm.StoreMem(asm.R2, 8, asm.R4, asm.Word),
-			// The tag: TPID as given (big endian), TCI to big endian.
-			asm.LoadMem(asm.R4, asm.RFP, stackVLANProto, asm.Half),
-			asm.StoreMem(asm.R2, 12, asm.R4, asm.Half),
-			asm.LoadMem(asm.R4, asm.RFP, stackVLANTCI, asm.Half),
-			asm.HostTo(asm.BE, asm.R4, asm.Half),
-			asm.StoreMem(asm.R2, 14, asm.R4, asm.Half),
-			// r = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
-			asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
+	// redirect is the plain program's body; ctx is in ctxReg.
+	redirect := func(ctxReg asm.Register) asm.Instructions {
+		return asm.Instructions{
+			// return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
+			asm.LoadMem(asm.R2, ctxReg, mdRxQueueIndex, asm.Word),
 			asm.LoadMapPtr(asm.R1, xsksFD),
 			asm.Mov.Imm(asm.R3, xdpPass),
 			asm.FnRedirectMap.Call(),
-			asm.JNE.Imm(asm.R0, xdpPass, "out"),
-			// No socket on this queue: give the stack the frame as the
-			// driver delivered it (tag in metadata only).
-			asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
-			asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
-			asm.Mov.Reg(asm.R4, asm.R2),
-			asm.Add.Imm(asm.R4, 16),
-			asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-			// MACs from [0,12) back to [4,16), descending.
-			asm.LoadMem(asm.R4, asm.R2, 8, asm.Word),
-			asm.StoreMem(asm.R2, 12, asm.R4, asm.Word),
-			asm.LoadMem(asm.R4, asm.R2, 4, asm.Word),
-			asm.StoreMem(asm.R2, 8, asm.R4, asm.Word),
-			asm.LoadMem(asm.R4, asm.R2, 0, asm.Word),
-			asm.StoreMem(asm.R2, 4, asm.R4, asm.Word),
-			asm.Mov.Reg(asm.R1, asm.R6),
-			asm.Mov.Imm(asm.R2, 4),
-			asm.FnXdpAdjustHead.Call(),
-			asm.Ja.Label("pass"),
-			asm.Return().WithSymbol("out"),
-		)
+			asm.Return(),
+		}
 	}
+	if vlanKfunc == 0 {
+		return redirect(asm.R1)
+	}
+	// R6 = ctx survives calls.
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.StoreImm(asm.RFP, stackVLANTCI, 0, asm.Word), // proto and tci start as 0
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stackVLANProto),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, stackVLANTCI),
+		kfuncCall(vlanKfunc),
+		asm.JNE.Imm32(asm.R0, 0, "redirect"), // int result: compare 32 bits; no tag held
+		// A runt cannot take the tag back: deliver it as it is.
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "redirect"),
+		// Grow the head by one tag.
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, -4),
+		asm.FnXdpAdjustHead.Call(),
+		asm.JNE.Imm(asm.R0, 0, "redirect"), // no headroom: deliver untagged
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 18),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"), // cannot happen: it had 14 bytes
+		// MACs from [4,16) to [0,12), ascending (destination below source).
+		asm.LoadMem(asm.R4, asm.R2, 4, asm.Word),
+		asm.StoreMem(asm.R2, 0, asm.R4, asm.Word),
+		asm.LoadMem(asm.R4, asm.R2, 8, asm.Word),
+		asm.StoreMem(asm.R2, 4, asm.R4, asm.Word),
+		asm.LoadMem(asm.R4, asm.R2, 12, asm.Word),
+		asm.StoreMem(asm.R2, 8, asm.R4, asm.Word),
+		// The tag: TPID as given (big endian), TCI to big endian.
+		asm.LoadMem(asm.R4, asm.RFP, stackVLANProto, asm.Half),
+		asm.StoreMem(asm.R2, 12, asm.R4, asm.Half),
+		asm.LoadMem(asm.R4, asm.RFP, stackVLANTCI, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.StoreMem(asm.R2, 14, asm.R4, asm.Half),
+		// r = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
+		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
+		asm.LoadMapPtr(asm.R1, xsksFD),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+		asm.JNE.Imm(asm.R0, xdpPass, "out"),
+		// No socket on this queue: give the stack the frame as the
+		// driver delivered it (tag in metadata only).
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 16),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		// MACs from [0,12) back to [4,16), descending.
+		asm.LoadMem(asm.R4, asm.R2, 8, asm.Word),
+		asm.StoreMem(asm.R2, 12, asm.R4, asm.Word),
+		asm.LoadMem(asm.R4, asm.R2, 4, asm.Word),
+		asm.StoreMem(asm.R2, 8, asm.R4, asm.Word),
+		asm.LoadMem(asm.R4, asm.R2, 0, asm.Word),
+		asm.StoreMem(asm.R2, 4, asm.R4, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, 4),
+		asm.FnXdpAdjustHead.Call(),
+		asm.Ja.Label("pass"),
+		asm.Return().WithSymbol("out"),
+	}
+	r := redirect(asm.R6)
+	r[0] = r[0].WithSymbol("redirect")
+	insns = append(insns, r...)
 	return append(insns,
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 		asm.Return(),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/vswitch/vswitch/internal/rawsock"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +22,7 @@ type Queue struct {
 
 	maxTx     int            // longest frame the interface transmits (MTU + Ethernet header + one tag)
 	rx        bool           // owns the socket's RX side
-	promiscFD int            // AF_PACKET socket holding a promiscuous membership, or -1
+	promiscSk *rawsock.Conn  // packet socket holding a promiscuous membership, or nil
 	efd       int            // eventfd that wakes a blocked Recv on Close
 	pfd       [2]unix.PollFd // socket, eventfd
 
@@ -239,9 +240,9 @@ func (q *Queue) Close() error {
 	q.b.mu.Lock()
 	q.b.closeQueueLocked(q)
 	q.b.mu.Unlock()
-	if q.promiscFD >= 0 {
-		_ = unix.Close(q.promiscFD)
-		q.promiscFD = -1
+	if q.promiscSk != nil {
+		_ = q.promiscSk.Close()
+		q.promiscSk = nil
 	}
 	if q.receives() {
 		_ = unix.Close(q.efd)

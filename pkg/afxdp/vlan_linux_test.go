@@ -132,7 +132,14 @@ func vlanFrames() [][]byte {
 		frame(macA, macB, 3, 60),                            // untagged
 		frame(macA, macB, 4, 1518, tag(0x8100, 7<<13|4094)), // full size, VID 4094
 		frame([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macB, 5, 64, tag(0x8100, 1)),
+		lldpFrame(frame(macA, macB, 6, 64, tag(0x8100, 2<<13|300))), // LLDP: control frames get their tag back too
 	}
+}
+
+// lldpFrame makes f, with one tag, an LLDP frame (ethertype 0x88cc behind the tag).
+func lldpFrame(f []byte) []byte {
+	copy(f[16:], []byte{0x88, 0xcc})
+	return f
 }
 
 // TestRecvOutOfBandVLANTag: frames whose tag the kernel holds in skb

@@ -39,6 +39,7 @@ func (s *Switch) Ports() []PortStatus {
 // the ports' transmit queues on the uplink count is in each port's.
 func (s *Switch) UplinkCounters() CounterSnapshot {
 	cs := s.uplink.Snapshot()
+	cs.Control = s.control.Load()
 	s.mu.Lock()
 	for _, w := range s.workers {
 		cs.addQueueDrops(w.q.Stats())

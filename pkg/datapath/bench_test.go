@@ -143,6 +143,28 @@ func BenchmarkUplinkBroadcast(b *testing.B) {
 	}
 }
 
+// BenchmarkUplinkControl: an LLDP frame classified and handed to the
+// control-plane hook (which here only looks at it).
+func BenchmarkUplinkControl(b *testing.B) {
+	sw, _, _ := benchSwitch(b, 0)
+	var seen int
+	sw.cfg.Control = func(f []byte) bool { seen += len(f); return true }
+	w := newIngressWorker(sw, &nullQueue{})
+	f := benchFrame(net.HardwareAddr{0x01, 0x80, 0xc2, 0, 0, 0}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9})
+	binary.BigEndian.PutUint16(f[12:], EtherTypeLLDP)
+	restore := fill(w.b, f)
+	snap := sw.snap.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += backend.DefaultBatch {
+		restore()
+		w.process(snap)
+	}
+	if seen == 0 || sw.control.Load() == 0 {
+		b.Fatal("nothing reached the control hook")
+	}
+}
+
 // BenchmarkFDB: learn + lookup of a learned MAC.
 func BenchmarkFDB(b *testing.B) {
 	f := newFDB()

@@ -51,11 +51,17 @@ type Config struct {
 	Aging time.Duration
 	// Batch size (default DefaultBatch).
 	Batch int
-	// Control receives link-local / LLDP / ECP frames from the uplink: a
-	// view into the receive buffer, valid during the call only (copy what
-	// you keep), so a flood of them allocates nothing. Nil: they are
-	// counted as control_unhandled.
-	Control func(frame []byte)
+	// Control receives the control frames of the uplink (to an 802.1
+	// link-local group address 01:80:c2:00:00:0x, LLDP or ECP), under
+	// either backend; the datapath counts them (CounterSnapshot.Control).
+	// frame is a view into the receive buffer, valid during the call only
+	// (copy what you keep), so a flood of them allocates nothing. It runs
+	// on an uplink worker, the hot path, possibly on several at once: it
+	// must not block, and returns false when it cannot take the frame
+	// (counted as control_overrun). Nil: they are counted as
+	// control_unhandled. The control plane transmits with
+	// Switch.SendControl.
+	Control func(frame []byte) bool
 	// Priority is the scheduling policy of the datapath threads (each
 	// worker runs locked to its own thread). Zero: unchanged.
 	Priority Priority

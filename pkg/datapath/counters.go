@@ -25,12 +25,14 @@ const (
 	DropControl                      // control frame and no control-plane handler
 	DropReflection                   // a VM's own broadcast reflected back by the relay
 	DropRxOverrun                    // the receive ring was full (the switch fell behind)
+	DropControlOverrun               // the control plane could not take a control frame (fell behind)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"malformed", "tagged_on_access", "bad_src", "spoofed_src", "vlan_not_allowed",
 	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection", "rx_overrun",
+	"control_overrun",
 }
 
 func (r Reason) String() string {
@@ -94,6 +96,10 @@ func (c *Counters) DropCount(r Reason) uint64 { return c.drops[r].Load() }
 type CounterSnapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
 	Drops                                  map[string]uint64
+	// Control is the number of control frames (link-local, LLDP, ECP)
+	// received and handed to Config.Control, or dropped as
+	// control_unhandled / control_overrun. Uplink only.
+	Control uint64
 	// Backend holds the backend-specific counters of the queues behind a
 	// port (its own queue and its transmit queue on the uplink) or behind
 	// the uplink (receive workers and the control-plane queue), summed by

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +47,14 @@ type rig struct {
 func newRig(t *testing.T, mode datapath.Mode, ports ...port.Config) *rig {
 	t.Helper()
 	r := &rig{t: t, be: queuetest.New(), ctl: make(chan []byte, 16)}
-	sw, err := datapath.New(datapath.Config{Uplink: "up0", Mode: mode, Backend: r.be, Control: func(f []byte) { r.ctl <- append([]byte(nil), f...) }, Logger: slog.New(slog.DiscardHandler)})
+	sw, err := datapath.New(datapath.Config{Uplink: "up0", Mode: mode, Backend: r.be, Control: func(f []byte) bool {
+		select {
+		case r.ctl <- append([]byte(nil), f...):
+			return true
+		default:
+			return false
+		}
+	}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +218,9 @@ func TestUplinkToVM(t *testing.T) {
 	if n := len(vm1.Sent()) + len(vm2.Sent()); n != 0 {
 		t.Fatalf("LLDP leaked to VMs (%d)", n)
 	}
+	if c := r.sw.UplinkCounters(); c.Control != 1 || c.Drops["control_unhandled"] != 0 || c.Drops["control_overrun"] != 0 {
+		t.Fatalf("uplink control frames %d, drops %v: want 1 handled", c.Control, c.Drops)
+	}
 }
 
 func TestUnknownUnicastFloodOptIn(t *testing.T) {
@@ -337,6 +348,95 @@ func TestRestartUplink(t *testing.T) {
 	}
 	if err := r.sw.SendControl([]byte{1, 2, 3}); err != nil {
 		t.Fatalf("control TX after restart: %v", err)
+	}
+	if got := up.Wait(1, time.Second); len(got) != 1 || !bytes.Equal(got[0], []byte{1, 2, 3}) {
+		t.Fatalf("the uplink got %x, want the control frame", got)
+	}
+	// The control plane hears the new uplink too.
+	lldp := eth(net.HardwareAddr{0x01, 0x80, 0xc2, 0, 0, 0}, macR)
+	binary.BigEndian.PutUint16(lldp[12:], datapath.EtherTypeLLDP)
+	up.Inject(lldp)
+	select {
+	case f := <-r.ctl:
+		if !bytes.Equal(f, lldp) {
+			t.Fatalf("control got %x", f)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("LLDP did not reach the control plane after the restart")
+	}
+}
+
+// Control frames are counted once each, whoever takes them: handed over,
+// refused by a handler that cannot keep up (control_overrun), or with no
+// handler at all (control_unhandled). None reaches a VM.
+func TestControlFrameAccounting(t *testing.T) {
+	ll := func(last byte, et uint16, tags ...vlan.Tag) []byte {
+		f := eth(net.HardwareAddr{0x01, 0x80, 0xc2, 0, 0, last}, macR, tags...)
+		binary.BigEndian.PutUint16(f[len(f)-48:], et)
+		return f
+	}
+	lldp := ll(0, datapath.EtherTypeLLDP)
+	ecp := ll(0, datapath.EtherTypeECP)
+	stp := ll(0, 0x0026)                    // link-local by address alone
+	tagged := eth(mac1, macR, ctag(0, 100)) // LLDP behind a tag, by ethertype alone
+	binary.BigEndian.PutUint16(tagged[16:], datapath.EtherTypeLLDP)
+	frames := [][]byte{lldp, ecp, stp, tagged}
+
+	for _, c := range []struct {
+		name    string
+		handler func([]byte) bool
+		drop    string
+	}{
+		{"handled", func([]byte) bool { return true }, ""},
+		{"overrun", func([]byte) bool { return false }, "control_overrun"},
+		{"unhandled", nil, "control_unhandled"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			be := queuetest.New()
+			var got atomic.Int64
+			h := c.handler
+			var ctl func([]byte) bool
+			if h != nil {
+				ctl = func(f []byte) bool { got.Add(1); return h(f) }
+			}
+			sw, err := datapath.New(datapath.Config{Uplink: "up0", Backend: be, Control: ctl, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sw.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(sw.Stop)
+			if err := sw.AddPort(access("vnet1", 100, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if err := sw.Attach("vnet1"); err != nil {
+				t.Fatal(err)
+			}
+			be.Iface("up0").Inject(frames...)
+			deadline := time.Now().Add(time.Second)
+			for sw.UplinkCounters().Control < uint64(len(frames)) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			settle()
+			u := sw.UplinkCounters()
+			if u.Control != uint64(len(frames)) {
+				t.Errorf("control frames %d, want %d", u.Control, len(frames))
+			}
+			want := map[string]uint64{}
+			if c.drop != "" {
+				want[c.drop] = uint64(len(frames))
+			}
+			if len(u.Drops) != len(want) || u.Drops[c.drop] != want[c.drop] {
+				t.Errorf("uplink drops %v, want %v", u.Drops, want)
+			}
+			if h != nil && got.Load() != int64(len(frames)) {
+				t.Errorf("handler got %d frames, want %d", got.Load(), len(frames))
+			}
+			if n := len(be.Iface("vnet1").Sent()); n != 0 {
+				t.Errorf("%d control frames reached a VM", n)
+			}
+		})
 	}
 }
 

@@ -10,6 +10,15 @@
 // and the FDB, applies the VEPA reflection filter (a VM never gets its own
 // broadcast back from the reflective relay) and sends one batch per port.
 //
+// The uplink workers own all uplink I/O, control frames included, under
+// every backend: a frame to an IEEE 802.1 link-local group address
+// (01:80:c2:00:00:0x), or LLDP or ECP by its ethertype, never reaches a VM;
+// it is counted (CounterSnapshot.Control) and handed to Config.Control on
+// the worker's own thread, so that hook must not block (vswitchd copies the
+// frame into a bounded queue and returns). The control plane transmits with
+// SendControl, on a TX queue of its own that RestartUplink reopens with the
+// rest of the uplink.
+//
 // Configuration is an immutable snapshot swapped atomically; the pipelines
 // load it once per batch and never lock per frame. The FDB is a lock-free
 // open-addressing table of atomic words, keyed by learning domain and MAC:

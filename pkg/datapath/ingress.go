@@ -18,7 +18,7 @@ type ingressWorker struct {
 	out  *fanout
 	hdr  vlan.Header
 	// per-batch uplink counters, added once per batch
-	rxp, rxb uint64
+	rxp, rxb, ctl uint64
 }
 
 func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
@@ -60,7 +60,7 @@ func (w *ingressWorker) process(snap *snapshot) {
 	w.out.begin(snap)
 	b := w.b
 	up := &w.s.uplink
-	w.rxp, w.rxb = 0, 0
+	w.rxp, w.rxb, w.ctl = 0, 0, 0
 	for i := 0; i < b.N; i++ {
 		w.rxp++
 		w.rxb += uint64(b.Len[i])
@@ -68,9 +68,22 @@ func (w *ingressWorker) process(snap *snapshot) {
 	}
 	up.RxPackets.Add(w.rxp)
 	up.RxBytes.Add(w.rxb)
+	if w.ctl != 0 {
+		w.s.control.Add(w.ctl)
+	}
 	w.out.flush(snap)
 }
 
+// frame takes one uplink frame through the steps of the uplink -> VM
+// pipeline (DESIGN.md, forwarding rules "Uplink -> VM ports"):
+//
+//	classify   link-local, LLDP and ECP frames go to the control plane (isControl)
+//	parse tags the S-tag/C-tag pair that names the VLAN (uplinkTags)
+//	resolve    VID -> the ports of that VLAN and its learning domain (resolve)
+//	deliver    tags popped; unicast through the FDB to one port (unicast),
+//	           broadcast/multicast to the VLAN's ports but the source's (group)
+//
+// Every frame that goes nowhere is counted under a drop reason.
 func (w *ingressWorker) frame(snap *snapshot, b *backend.Batch, i int) {
 	up := &w.s.uplink
 	f := b.Frame(i)
@@ -79,88 +92,145 @@ func (w *ingressWorker) frame(snap *snapshot, b *backend.Batch, i int) {
 		return
 	}
 	h := &w.hdr
-	perr := vlan.Parse(f, h)
-	if isLinkLocal(f) || etherTypeAt(f) == EtherTypeLLDP || etherTypeAt(f) == EtherTypeECP ||
-		(perr == nil && (h.EtherType == EtherTypeLLDP || h.EtherType == EtherTypeECP)) {
+	parsed := vlan.Parse(f, h) == nil
+	if isControl(f, h, parsed) {
 		w.control(f)
 		return
 	}
-	if perr != nil {
+	if !parsed {
 		up.Drop(DropMalformed, 1)
 		return
 	}
-	var svid uint16
-	var ctag vlan.Tag
-	switch {
-	case h.NTags == 0:
+	svid, ctag, ok := uplinkTags(h)
+	var d ingressDest
+	if !ok || !d.resolve(snap, svid, ctag) {
 		up.Drop(DropUnknownVLAN, 1)
 		return
+	}
+	u := popTags(b, i, h.NTags)
+	if u[0]&1 == 0 {
+		w.unicast(snap, u, &d)
+		return
+	}
+	w.group(snap, u, &d)
+}
+
+// isControl reports a frame for the control plane: to an IEEE 802.1
+// link-local group address (01:80:c2:00:00:0x), or LLDP or ECP by its
+// ethertype, the outer one or (parsed: h holds its tags) the one behind
+// its tags.
+func isControl(f []byte, h *vlan.Header, parsed bool) bool {
+	return isLinkLocal(f) || isControlType(etherTypeAt(f)) || parsed && isControlType(h.EtherType)
+}
+
+func isControlType(et uint16) bool { return et == EtherTypeLLDP || et == EtherTypeECP }
+
+// control hands a control frame to Config.Control and counts it; without
+// a handler, or when the handler cannot take it, it is a drop.
+func (w *ingressWorker) control(f []byte) {
+	w.ctl++
+	h := w.s.cfg.Control
+	switch {
+	case h == nil:
+		w.s.uplink.Drop(DropControl, 1)
+	case !h(f):
+		w.s.uplink.Drop(DropControlOverrun, 1)
+	}
+}
+
+// ingressDest is where an uplink frame belongs: its S-channel (0: none),
+// C-tag and C-VID, the learning domain of the pair and the ports of the
+// C-VID.
+type ingressDest struct {
+	svid, vid, dom uint16
+	ctag           vlan.Tag
+	ports          []*portView
+}
+
+// uplinkTags picks the tags that name an uplink frame's VLAN: a lone C-tag,
+// or an S-tag with a C-tag inside (an S-channel). Untagged frames, a lone
+// S-tag and a C-tag outside an S-tag are not ours.
+func uplinkTags(h *vlan.Header) (svid uint16, ctag vlan.Tag, ok bool) {
+	switch {
 	case h.NTags == 2:
 		if h.Tags[0].TPID == vlan.TPIDCTag || h.Tags[1].TPID != vlan.TPIDCTag {
-			up.Drop(DropUnknownVLAN, 1) // C-tag outside: not ours
+			return 0, vlan.Tag{}, false // C-tag outside
+		}
+		return h.Tags[0].VID(), h.Tags[1], true
+	case h.NTags == 1 && h.Tags[0].TPID == vlan.TPIDCTag:
+		return 0, h.Tags[0], true
+	}
+	return 0, vlan.Tag{}, false
+}
+
+// resolve fills d for a frame of S-channel svid (0: none) and C-tag ctag
+// from the snapshot's VID table and learning domains; false when no port
+// uses the C-VID. It is just small enough for the compiler to inline into
+// frame (go build -gcflags=-m): keep it that way, the benchmarks notice.
+func (d *ingressDest) resolve(snap *snapshot, svid uint16, ctag vlan.Tag) bool {
+	vid := ctag.VID()
+	d.ports = snap.byVID[vid]
+	if len(d.ports) == 0 {
+		return false
+	}
+	d.svid, d.vid, d.ctag, d.dom = svid, vid, ctag, snap.dom.domain(svid, vid)
+	return true
+}
+
+// popTags strips frame i's n tags in place (the MAC addresses move 4n
+// bytes toward the payload) and returns the untagged frame: the view every
+// port shares (trunk ports get an arena copy with their C-tag).
+func popTags(b *backend.Batch, i, n int) []byte {
+	buf, off := b.Buf[i], b.Off[i]
+	no := off + n*vlan.TagLen
+	copy(buf[no:no+vlan.MACsLen], buf[off:off+vlan.MACsLen]) // copy handles the overlap
+	l := b.Len[i] - n*vlan.TagLen
+	b.Off[i], b.Len[i] = no, l
+	return buf[no : no+l]
+}
+
+// unicast delivers the untagged frame u to the port that owns its
+// destination in d's domain, else to the ports of the VLAN that opted in to
+// flooding, else counts unknown_dst.
+func (w *ingressWorker) unicast(snap *snapshot, u []byte, d *ingressDest) {
+	// The FDB is live, the snapshot per batch: a port added since may own
+	// a slot this snapshot does not have yet.
+	slot, ok := lookup(snap, w.s.fdb, d.dom, u[0:6])
+	if ok && slot >= 0 && slot < len(snap.slots) {
+		v := snap.slots[slot]
+		if v != nil && v.cfg.SVID == d.svid && v.cfg.HasVID(d.vid) {
+			if !w.out.addFor(v, u, d.ctag.TCI, d.vid) {
+				v.p.ctr.Drop(DropTxError, 1)
+			}
 			return
 		}
-		svid, ctag = h.Tags[0].VID(), h.Tags[1]
-	case h.Tags[0].TPID == vlan.TPIDCTag:
-		ctag = h.Tags[0]
-	default:
-		up.Drop(DropUnknownVLAN, 1) // lone S-tag
-		return
 	}
-	vid := ctag.VID()
-	ports := snap.byVID[vid]
-	if len(ports) == 0 {
-		up.Drop(DropUnknownVLAN, 1)
-		return
-	}
-	// Strip the tags in place: the untagged frame is the shared view; trunk
-	// ports get an arena copy with their C-tag.
-	off, n := b.Off[i], b.Len[i]
-	for t := 0; t < h.NTags; t++ {
-		off, n = vlan.PopInPlace(b.Buf[i], off, n)
-	}
-	b.Off[i], b.Len[i] = off, n
-	u := b.Buf[i][off : off+n]
-	dst := u[0:6]
-	dom := snap.dom.domain(svid, vid)
-	if dst[0]&1 == 0 {
-		// The FDB is live, the snapshot per batch: a port added since
-		// may own a slot this snapshot does not have yet.
-		slot, ok := lookup(snap, w.s.fdb, dom, dst)
-		if ok && slot >= 0 && slot < len(snap.slots) {
-			v := snap.slots[slot]
-			if v != nil && v.cfg.SVID == svid && v.cfg.HasVID(vid) {
-				if !w.out.addFor(v, u, ctag.TCI, vid) {
-					v.p.ctr.Drop(DropTxError, 1)
-				}
-				return
+	flooded := false
+	for _, v := range d.ports {
+		if v.flood && v.cfg.SVID == d.svid {
+			if w.out.addFor(v, u, d.ctag.TCI, d.vid) {
+				flooded = true
+			} else {
+				v.p.ctr.Drop(DropTxError, 1)
 			}
 		}
-		// unknown unicast: only to ports that opted in
-		flooded := false
-		for _, v := range ports {
-			if v.flood && v.cfg.SVID == svid {
-				if w.out.addFor(v, u, ctag.TCI, vid) {
-					flooded = true
-				} else {
-					v.p.ctr.Drop(DropTxError, 1)
-				}
-			}
-		}
-		if !flooded {
-			up.Drop(DropUnknownDst, 1)
-		}
-		return
 	}
-	// broadcast / multicast: every port of the VID but the source's owner
-	// (VEPA reflection filter).
+	if !flooded {
+		w.s.uplink.Drop(DropUnknownDst, 1)
+	}
+}
+
+// group delivers the untagged broadcast/multicast frame u to every port of
+// d's VLAN and S-channel but the one that owns its source (the VEPA
+// reflection filter).
+func (w *ingressWorker) group(snap *snapshot, u []byte, d *ingressDest) {
 	owner := -1
-	if slot, ok := lookup(snap, w.s.fdb, dom, u[6:12]); ok {
+	if slot, ok := lookup(snap, w.s.fdb, d.dom, u[6:12]); ok {
 		owner = slot
 	}
 	matched := false
-	for _, v := range ports {
-		if v.cfg.SVID != svid {
+	for _, v := range d.ports {
+		if v.cfg.SVID != d.svid {
 			continue
 		}
 		matched = true
@@ -168,22 +238,13 @@ func (w *ingressWorker) frame(snap *snapshot, b *backend.Batch, i int) {
 			v.p.ctr.Drop(DropReflection, 1)
 			continue
 		}
-		if !w.out.addFor(v, u, ctag.TCI, vid) {
+		if !w.out.addFor(v, u, d.ctag.TCI, d.vid) {
 			v.p.ctr.Drop(DropTxError, 1)
 		}
 	}
 	if !matched {
-		up.Drop(DropUnknownVLAN, 1) // the VID is used, but not on this S-channel
+		w.s.uplink.Drop(DropUnknownVLAN, 1) // the VID is used, but not on this S-channel
 	}
-}
-
-func (w *ingressWorker) control(f []byte) {
-	h := w.s.cfg.Control
-	if h == nil {
-		w.s.uplink.Drop(DropControl, 1)
-		return
-	}
-	h(f)
 }
 
 // lookup finds the slot owning (dom, mac): registered MACs first, then the

@@ -34,7 +34,7 @@ type Switch struct {
 	free    []int   // free slots
 	nslot   int
 	uplink  Counters
-	ctlTX   backend.Queue
+	control atomic.Uint64 // uplink control frames (CounterSnapshot.Control)
 	workers []*ingressWorker
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -43,6 +43,12 @@ type Switch struct {
 	// uplinkBackend sums the backend-specific counters of uplink queues
 	// already closed (see CounterSnapshot.Backend). Guarded by mu.
 	uplinkBackend map[string]uint64
+	// ctlMu guards ctlTX, the uplink TX queue of SendControl: apart from
+	// s.mu, so the control plane is not held up by configuration changes
+	// (and never waits for anything that waits for it). ctlTX changes only
+	// under both locks, so holding either is enough to read it.
+	ctlMu sync.Mutex
+	ctlTX backend.Queue
 
 	prioWarn sync.Once
 }
@@ -157,7 +163,9 @@ func (s *Switch) openUplinkLocked() error {
 		s.log.Warn("no control-plane TX queue on uplink", "uplink", s.cfg.Uplink, "err", err)
 		ctl = nil
 	}
+	s.ctlMu.Lock()
 	s.ctlTX = ctl
+	s.ctlMu.Unlock()
 	s.workers = workers
 	for _, w := range workers {
 		s.wg.Add(1)
@@ -180,12 +188,14 @@ func (s *Switch) closeUplinkLocked() {
 		<-w.done
 		s.uplink.foldQueueDrops(w.q.Stats())
 	}
+	s.ctlMu.Lock()
 	if s.ctlTX != nil {
 		s.ctlTX.Close()
 	}
 	s.uplinkBackend = backendCounters(s.uplinkBackend, s.uplinkQueuesLocked()...)
 	s.workers = nil
 	s.ctlTX = nil
+	s.ctlMu.Unlock()
 }
 
 // uplinkQueuesLocked lists the uplink's own queues: the receive workers'
@@ -254,16 +264,28 @@ func (s *Switch) UplinkOpen() bool {
 	return len(s.workers) > 0
 }
 
-// SendControl transmits a control-plane frame (LLDP, ECP) on the uplink.
+// ErrNoControlTX is returned (wrapped) by SendControl while the uplink has
+// no control TX queue: the switch is not started, its uplink is being
+// reopened, or the queue could not be opened.
+var ErrNoControlTX = errors.New("no control-plane TX queue on the uplink")
+
+// SendControl transmits a control-plane frame (LLDP, ECP) on the uplink,
+// through its own uplink TX queue (reopened with the uplink by
+// RestartUplink). It is safe for concurrent use and does not wait for
+// configuration changes.
 func (s *Switch) SendControl(frame []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
 	if s.ctlTX == nil {
-		return errors.New("no control-plane TX queue on the uplink")
+		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, ErrNoControlTX)
 	}
 	fr := [][]byte{frame}
-	if _, err := s.ctlTX.Send(fr); err != nil {
+	n, err := s.ctlTX.Send(fr)
+	if err != nil {
 		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("send control frame on %s: the queue refused it (full, or longer than the MTU)", s.cfg.Uplink)
 	}
 	return nil
 }

@@ -18,9 +18,12 @@
 //
 // The daemon turns "refused" into VEB forwarding (local switching) while the
 // configured mode is VEPA, as DESIGN's forwarding rules say, and back when
-// the bridge grants or goes away. Socket (socket_linux.go) is the packet
-// socket the daemon uses to send and receive LLDP on the uplink; it works
-// under both datapaths, since the AF_XDP program passes LLDP to the stack.
+// the bridge grants or goes away.
+//
+// The package does no I/O of its own: the stations send through the Send
+// function they are given and are fed received frames with Handle. In
+// vswitchd both come from the datapath, which owns all uplink I/O under
+// either backend (pkg/datapath Config.Control and Switch.SendControl).
 //
 // VDPStation associates each VSI once an EVB bridge is present, refreshes
 // it every RKA, re-sends an unanswered one after RWD, associates again when

@@ -16,55 +16,55 @@ import (
 // asked (RRREQ) and understood (RRSTAT yes). Without the capability it
 // refuses and vswitchd falls back to VEB.
 func TestEVBWithLLDPAD(t *testing.T) {
-	needBinaries(t)
-	t.Parallel()
-	l, hvs := newLab(t, "afpacket", 1)
-	h := hvs[0]
-	lp := lldpadBridge(t, l, h, false)
-	mac, err := l.sw.MAC(h.swPort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm1, vm2 := h.addVM(1), h.addVM(2)
-	h.start("--lldp-interval", "1s")
-	h.addPort(vm1.port, "--vlan", "100")
-	h.addPort(vm2.port, "--vlan", "100")
-
-	st := h.waitRelay("granted by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "granted" })
-	if st.Relay.Peer != mac.String() || st.Mode != "vepa" {
-		t.Errorf("granted: peer %s mode %s, want %s vepa", st.Relay.Peer, st.Mode, mac)
-	}
-	vm1.mustPing(vm2)
-	// lldpad's view of the station: RRREQ and RRSTAT yes (0x5).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := lp.ReceivedEVB(h.swPort)
-		if err == nil && strings.Contains(out, "station:rrreq,rrstat(0x5)") && strings.Contains(out, "mode:station") {
-			break
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		lp := lldpadBridge(t, l, h, false)
+		mac, err := l.sw.MAC(h.swPort)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lldpad never saw RRREQ with RRSTAT yes from vswitchd:\n%s (%v)", out, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		vm1, vm2 := h.addVM(1), h.addVM(2)
+		h.start("--lldp-interval", "1s")
+		h.addPort(vm1.port, "--vlan", "100")
+		h.addPort(vm2.port, "--vlan", "100")
 
-	// Take the capability away and restart vswitchd: its first LLDPDU
-	// (RRSTAT unknown again) makes lldpad answer with the new policy.
-	if err := lp.SetRRCAP(h.swPort, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.d.kill(syscall.SIGTERM, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.Hairpin(l.sw, h.swPort, false); err != nil {
-		t.Fatal(err)
-	}
-	h.start("--lldp-interval", "1s")
-	st = h.waitRelay("refused by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "refused" })
-	if st.Mode != "veb" || st.ConfiguredMode != "vepa" {
-		t.Errorf("refused: mode %s configured %s, want veb vepa", st.Mode, st.ConfiguredMode)
-	}
-	vm2.mustPing(vm1) // switched locally, the bridge reflects nothing now
+		st := h.waitRelay("granted by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "granted" })
+		if st.Relay.Peer != mac.String() || st.Mode != "vepa" {
+			t.Errorf("granted: peer %s mode %s, want %s vepa", st.Relay.Peer, st.Mode, mac)
+		}
+		vm1.mustPing(vm2)
+		// lldpad's view of the station: RRREQ and RRSTAT yes (0x5).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out, err := lp.ReceivedEVB(h.swPort)
+			if err == nil && strings.Contains(out, "station:rrreq,rrstat(0x5)") && strings.Contains(out, "mode:station") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lldpad never saw RRREQ with RRSTAT yes from vswitchd:\n%s (%v)", out, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+
+		// Take the capability away and restart vswitchd: its first LLDPDU
+		// (RRSTAT unknown again) makes lldpad answer with the new policy.
+		if err := lp.SetRRCAP(h.swPort, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.d.kill(syscall.SIGTERM, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := topo.Hairpin(l.sw, h.swPort, false); err != nil {
+			t.Fatal(err)
+		}
+		h.start("--lldp-interval", "1s")
+		st = h.waitRelay("refused by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "refused" })
+		if st.Mode != "veb" || st.ConfiguredMode != "vepa" {
+			t.Errorf("refused: mode %s configured %s, want veb vepa", st.Mode, st.ConfiguredMode)
+		}
+		vm2.mustPing(vm1) // switched locally, the bridge reflects nothing now
+	})
 }
 
 // lldpadBridge runs lldpad on h's port of the lab's switch as an EVB bridge

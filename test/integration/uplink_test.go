@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/vepa"
 	"github.com/vswitch/vswitch/test/topo"
 )
 
@@ -52,6 +53,16 @@ func TestUplinkRecreate(t *testing.T) {
 		vm2.mustPing(vm1)
 		if log := h.logTail(200); !strings.Contains(log, "uplink is back") {
 			t.Errorf("daemon log does not say the uplink came back:\n%s", log)
+		}
+
+		// The control plane follows the new uplink too (the datapath
+		// carries it): the EVB station, which takes the new interface's
+		// MAC and announces it at once, is heard by a bridge on the new
+		// port, and the bridge's answer comes back in.
+		br := startEVBBridge(t, l.sw, h.swPort, true)
+		h.waitRelay("relay granted over the new uplink", 10*time.Second, func(st api.Status) bool { return st.Relay.State == "granted" })
+		if e, n := br.lastStation(); n == 0 || e.StationStatus&vepa.StationRRREQ == 0 {
+			t.Errorf("bridge heard %d station TLVs over the new uplink, last %+v", n, e)
 		}
 	})
 }
