@@ -56,6 +56,10 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
 		return 2
 	}
+	if o.Datapath == "" || o.PortDatapath == "" {
+		fmt.Fprintln(stderr, "vswitchd: --datapath and --port-datapath need a value (auto|afpacket|afxdp, afpacket|afxdp)")
+		return 2
+	}
 	if err := daemon.CheckDatapaths(o.Datapath, o.PortDatapath); err != nil {
 		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
 		return 2

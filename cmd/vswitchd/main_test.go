@@ -16,6 +16,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}{
 		{[]string{"--datapath", "dpdk", "--uplink", "eth0"}, "invalid --datapath"},
 		{[]string{"--port-datapath", "auto", "--uplink", "eth0"}, "invalid --port-datapath"},
+		{[]string{"--datapath", "", "--uplink", "eth0"}, "need a value"},
+		{[]string{"--port-datapath", "", "--uplink", "eth0"}, "need a value"},
 		{[]string{"--mode", "bridge", "--uplink", "eth0"}, "invalid --mode"},
 		{[]string{"--mtu", "9", "--uplink", "eth0"}, "invalid --mtu"},
 		{[]string{"--lldp-interval", "10ms", "--uplink", "eth0"}, "invalid --lldp-interval"},

@@ -317,11 +317,16 @@ func TestAutoFallsBackWhenAFXDPFailsToStart(t *testing.T) {
 	if !strings.Contains(st.DatapathReason, "failed to start") || !strings.Contains(st.DatapathReason, "broken in this test") {
 		t.Fatalf("reason %q does not say why AF_XDP was left", st.DatapathReason)
 	}
-	// --datapath afxdp does not fall back: it fails.
+	// --datapath afxdp does not fall back: it fails, and says why.
+	d.Close()
 	r.opts.Datapath = backendAFXDP
-	if d, err := start(r.opts, r.sys); err == nil {
+	d, err = start(r.opts, r.sys)
+	if err == nil {
 		d.Close()
 		t.Fatal("--datapath afxdp started although AF_XDP cannot open the uplink")
+	}
+	if !strings.Contains(err.Error(), "broken in this test") {
+		t.Fatalf("--datapath afxdp failed for another reason: %v", err)
 	}
 }
 

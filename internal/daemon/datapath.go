@@ -51,8 +51,16 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 		be = backend.Split{Port: d.sys.backend(p.port), Uplink: up}
 	}
 	queues := d.opts.UplinkQueues
-	if queues <= 0 && p.uplink == backendAFXDP {
-		queues = d.sys.rxQueues(d.opts.Uplink) // one XSK per NIC queue
+	if p.uplink == backendAFXDP {
+		nic := d.sys.rxQueues(d.opts.Uplink) // one XSK per NIC queue
+		if queues <= 0 {
+			queues = nic
+		} else if queues < nic {
+			// The XDP program passes frames of a queue without a socket to
+			// the kernel: they never reach the switch or the EVB station.
+			d.log.Warn("--uplink-queues is below the uplink's RX queue count: frames the NIC puts on the other queues (data and LLDP/ECP alike) bypass vswitchd; use the NIC's count or `ethtool -L` it down",
+				"uplink_queues", queues, "nic_rx_queues", nic)
+		}
 	}
 	if queues <= 0 {
 		queues = runtime.NumCPU()

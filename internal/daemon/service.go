@@ -83,6 +83,12 @@ func (d *Daemon) storedPortLocked(name string) (port.Config, error) {
 	if errors.Is(err, port.ErrNotFound) {
 		return c, port.NotFound(name)
 	}
+	var bad *store.RecordError
+	if errors.As(err, &bad) {
+		// The state file's fault, not the request's: its own code (the
+		// port error inside would otherwise read as a bad request).
+		return c, api.NewError(api.CodeBadRecord, bad.Error())
+	}
 	return c, err
 }
 

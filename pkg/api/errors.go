@@ -31,7 +31,7 @@ func HTTPStatus(code string) int {
 		return http.StatusUnsupportedMediaType
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeInternal:
+	case CodeInternal, CodeBadRecord:
 		return http.StatusInternalServerError
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable

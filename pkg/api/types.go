@@ -137,6 +137,9 @@ const (
 	CodeNotFound      = "not_found"
 	CodeAlreadyExists = "already_exists"
 	CodeInternal      = "internal"
+	// CodeBadRecord: the port's record in the state file is unusable (the
+	// message says how to repair it); a server-side error.
+	CodeBadRecord = "bad_record"
 )
 
 // ServiceError carries an API error code; services return it (wrapped or
