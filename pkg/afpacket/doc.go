@@ -66,8 +66,9 @@
 // read an unretired V3 block safely. What V2 costs in exchange: a status
 // flip and a wake-up per frame instead of per block (see "Wake-ups"
 // below), and a slot of 2 KiB per frame however small the frame (a 2 MiB
-// V3 block ring held some 16000 minimum-sized frames, the V2 ring holds
-// 984, a few milliseconds of traffic; a slower reader drops sooner).
+// V3 block ring held about 12000 minimum-sized frames, the V2 ring holds
+// 984, a few milliseconds of traffic: a reader that is descheduled drops
+// sooner).
 //
 // Recv fills the Batch with zero-copy views into the ring: Buf[i] is the
 // frame's slot (capacity limited to the frame), Off/Len select the frame,

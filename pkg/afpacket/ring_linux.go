@@ -144,13 +144,13 @@ type rxRing struct {
 	haveEp bool
 	armed  bool
 	arms   int // times armed (tests)
+	events [2]unix.EpollEvent
 
-	// Interrupt moderation (see Queue.nap): when the last batch came
+	// Interrupt moderation (see noteBatch): when the last batch came
 	// less than rxBusyGap after the one before, the next empty wait
 	// first naps rxNap without the socket.
 	lastBatch time.Duration // clock() of the last Recv that returned frames
 	nap       bool
-	events    [2]unix.EpollEvent
 }
 
 // newRxRing sets up a TPACKET_V2 receive ring on fd and maps it.
@@ -386,7 +386,7 @@ func (r *rxRing) fill(b *backend.Batch) (added, nbytes, dropped int) {
 		switch {
 		case !v.ok:
 			if v.gsoType != vnetGSONone {
-				r.gsoDropped.Add(1) // a super-frame the kernel truncated
+				r.gsoDropped.Add(1) // a super-frame truncated, its copy missing
 			}
 		case v.gsoType != vnetGSONone:
 			if r.startSegments(&v, slot) {
