@@ -16,44 +16,53 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Ring defaults. A 128 KiB block holds ~60 MTU-sized frames or ~800 minimum
-// sized ones; 16 blocks (2 MiB) per port queue and 32 blocks (4 MiB) per
-// uplink worker absorb a few milliseconds of line rate while the pipeline is
-// busy.
+// Ring defaults. A TPACKET_V2 ring is allocated in blocks of whole frame
+// slots; a slot holds one frame of up to QueueConfig.FrameSize bytes after
+// its header and headroom (2128 bytes for the default frame size). A
+// 128 KiB block holds 61 slots, a 256 KiB one 123: 8 blocks of 256 KiB
+// (2 MiB, 984 slots) per port queue and 32 blocks of 128 KiB (4 MiB, 1952
+// slots) per uplink worker absorb a few milliseconds of line rate while the
+// pipeline is busy.
 const (
 	DefaultBlockSize = 128 << 10
-	// DefaultPortBlockSize is the block size of port queues, which also
-	// receive GSO super-frames of up to 64 KiB: 256 KiB holds three.
+	// DefaultPortBlockSize is the block size of port queues. (With
+	// TPACKET_V3 a GSO super-frame of up to 64 KiB had to fit a block; a
+	// V2 ring takes super-frames through TP_STATUS_COPY instead, the size
+	// stays for the same 2 MiB per port.)
 	DefaultPortBlockSize = 256 << 10
 	// DefaultPortBlocksGSO is the number of blocks of a port queue with
 	// the default block size (2 MiB, as 16 blocks of 128 KiB).
 	DefaultPortBlocksGSO = 8
 	DefaultPortBlocks    = 16
 	DefaultUplinkBlocks  = 32
-	DefaultBlockTimeout  = time.Millisecond
-	defaultFrameSize     = 2048 - backend.Headroom
-	maxTagBytes          = 8 // two tags (802.1ad S-tag + 802.1Q C-tag)
-	rebuiltTagLen        = 4
-	ringReserve          = backend.Headroom + rebuiltTagLen
-	pollTimeoutMillis    = 500
-	tpacketAlign         = unix.TPACKET_ALIGNMENT
-	sizeofSockaddrLL     = 20
-	tpacket3HdrAligned   = (unix.SizeofTpacket3Hdr + tpacketAlign - 1) &^ (tpacketAlign - 1)
-	frameScratchStartOff = tpacket3HdrAligned + sizeofSockaddrLL // first byte after sockaddr_ll
+	// DefaultBlockTimeout was the TPACKET_V3 block retire timeout.
+	//
+	// Deprecated: TPACKET_V2 rings hand over every frame at once; nothing
+	// uses it.
+	DefaultBlockTimeout = time.Millisecond
+	defaultFrameSize    = 2048 - backend.Headroom
+	maxTagBytes         = 8 // two tags (802.1ad S-tag + 802.1Q C-tag)
+	rebuiltTagLen       = 4
+	ringReserve         = backend.Headroom + rebuiltTagLen
+	pollTimeoutMillis   = 500
+	tpacketAlign        = unix.TPACKET_ALIGNMENT
+	sizeofSockaddrLL    = 20
 )
 
 // Backend opens AF_PACKET queues. The zero value is ready to use; its fields
 // override the ring geometry for every queue it opens.
 type Backend struct {
-	// BlockSize is the size of one TPACKET_V3 block (a power of two and a
-	// multiple of the page size; default DefaultBlockSize).
+	// BlockSize is the allocation unit of a TPACKET_V2 RX ring: a multiple
+	// of the page size holding whole frame slots (default DefaultBlockSize,
+	// DefaultPortBlockSize for RolePort; doubled until one slot fits).
 	BlockSize int
 	// Blocks is the number of blocks per RX ring (default DefaultPortBlocks
-	// for RolePort, DefaultUplinkBlocks for RoleUplinkRX).
+	// for RolePort with a BlockSize of its own, DefaultPortBlocksGSO with
+	// the default one, DefaultUplinkBlocks for RoleUplinkRX).
 	Blocks int
-	// BlockTimeout is tp_retire_blk_tov: how long the kernel waits before
-	// handing over a partly filled block (default DefaultBlockTimeout,
-	// rounded up to whole milliseconds).
+	// BlockTimeout was tp_retire_blk_tov of the TPACKET_V3 ring. It is
+	// ignored: a TPACKET_V2 ring hands every frame over as soon as the
+	// kernel has written it and wakes the reader per frame.
 	BlockTimeout time.Duration
 	// Logger receives open/close events (default slog.Default()).
 	Logger *slog.Logger
@@ -68,16 +77,17 @@ func (b *Backend) Name() string { return "afpacket" }
 var _ backend.Backend = (*Backend)(nil)
 var _ backend.Queue = (*Queue)(nil)
 
-// ErrRingHeld is returned (wrapped) by Recv when every block of the ring
-// holds frames of batches not yet released: nothing can arrive until the
-// caller releases a batch. Callers that hold several batches at once must
+// ErrRingHeld is returned (wrapped) by Recv when the ring has wrapped
+// around onto a slot that holds a frame of a batch not yet released (or
+// every segment slot is held): nothing can arrive until the caller
+// releases a batch. Callers that hold several batches at once must
 // release them and call Recv again.
-var ErrRingHeld = errors.New("all ring blocks are held by unreleased batches")
+var ErrRingHeld = errors.New("ring slots are held by unreleased batches")
 
 // errTxOnly is returned by Recv on a RoleUplinkTX queue.
 var errTxOnly = errors.New("queue is transmit-only (RoleUplinkTX)")
 
-// Queue is one AF_PACKET socket on one interface: an optional TPACKET_V3 RX
+// Queue is one AF_PACKET socket on one interface: an optional TPACKET_V2 RX
 // ring and sendmmsg-based TX. See the package documentation.
 type Queue struct {
 	ifname  string
@@ -107,7 +117,7 @@ type Queue struct {
 	rxDroppedUser      atomic.Uint64 // truncated / oversize frames we dropped
 	kstatMu            sync.Mutex
 	kernelDrops        uint64 // accumulated tp_drops (the kernel resets the counters on read)
-	freezes            uint64 // accumulated tp_freeze_q_cnt
+	freezes            uint64 // ring-full episodes (Stats reads that found new tp_drops)
 }
 
 // Open implements backend.Backend. It must be called from a goroutine whose
@@ -279,7 +289,7 @@ func (q *Queue) ringBytes() int {
 }
 
 func (b *Backend) geometry(cfg backend.QueueConfig) ringGeometry {
-	g := ringGeometry{blockSize: b.BlockSize, blocks: b.Blocks, timeout: b.BlockTimeout}
+	g := ringGeometry{blockSize: b.BlockSize, blocks: b.Blocks}
 	port := cfg.Role == backend.RolePort
 	if g.blockSize <= 0 {
 		g.blockSize = DefaultBlockSize
@@ -296,21 +306,11 @@ func (b *Backend) geometry(cfg backend.QueueConfig) ringGeometry {
 			g.blocks = DefaultUplinkBlocks
 		}
 	}
-	if g.timeout <= 0 {
-		g.timeout = DefaultBlockTimeout
-	}
-	// The kernel copies at most block size - header per frame; make sure the
-	// largest frame fits, with the reserve and headers in front of it.
-	need := 256 + ringReserve + cfg.FrameSize
-	if port {
-		need += vnetHdrLen
-	}
-	for g.blockSize < need {
+	// A slot holds the largest frame after the header, the reserve and
+	// (port queues) the virtio_net_hdr; a block holds at least one slot.
+	g.frameSize = ringSlotSize(cfg.FrameSize, port)
+	for g.blockSize < g.frameSize {
 		g.blockSize *= 2
-	}
-	g.frameSize = 2048
-	for g.frameSize < need && g.frameSize < g.blockSize {
-		g.frameSize *= 2
 	}
 	return g
 }
@@ -347,6 +347,7 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			q.rxDroppedUser.Add(uint64(dropped))
 		}
 		if n > 0 {
+			q.rx.noteBatch()
 			q.rxPackets.Add(uint64(n))
 			q.rxBytes.Add(uint64(nbytes))
 			return n, nil
@@ -357,20 +358,29 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 	}
 }
 
-// wait blocks until the ring may have a block for us, the queue is closed
-// or the socket reports an error.
+// wait blocks until the ring may have a frame for us, the queue is closed
+// or the socket reports an error. It never spins (NAPI's rule: poll while
+// there is work, sleep on a per-frame wake-up when idle). While traffic is
+// flowing, the first empty wait after a batch naps rxNap before it
+// re-arms the per-frame wake-up (interrupt moderation, see noteBatch);
+// an isolated frame is never delayed by it.
 //
-// The socket is readable when the block before the kernel's current one is
-// user-owned. If that block is one we walked but whose frames the caller
-// still holds, poll would return at once, again and again, until the
-// kernel retires its current block; in that case the next round sleeps one
-// block timeout on the wake eventfd only, instead of spinning.
+// A TPACKET_V2 socket wakes its waiters (sk_data_ready) for every frame
+// it writes, and poll says readable when the slot before the kernel's
+// head is not TP_STATUS_KERNEL. Normally that slot is one we have not read
+// yet, so ppoll on the socket and the Close eventfd is all it takes. But
+// if the caller still holds the frame in that slot (it keeps batches while
+// calling Recv again), poll stays readable with nothing new to read, and a
+// level-triggered wait would spin. Then wait arms an edge-triggered epoll
+// on the socket, which returns on the next frame's wake-up only, until the
+// ring has a frame again; disarming afterwards keeps the kernel from
+// running our epoll callback for every frame while we are busy.
 func (q *Queue) wait() error {
 	r := q.rx
 	fds := &r.pollfds
 	fds[0] = unix.PollFd{Fd: int32(q.wake), Events: unix.POLLIN}
 	fds[1] = unix.PollFd{Fd: int32(q.fd), Events: unix.POLLIN | unix.POLLERR}
-	idle := false
+	defer r.disarmEdge(q.fd)
 	for {
 		if q.closed.Load() {
 			return backend.ErrClosed
@@ -378,38 +388,31 @@ func (q *Queue) wait() error {
 		if r.ready() {
 			return nil
 		}
-		if r.pending() {
-			// A super-frame waits for segment slots that only Release
-			// (by this same goroutine) can free.
+		if err := r.takeSockErr(); err != nil {
+			return &OpError{Op: "recv", Iface: q.ifname, Err: err}
+		}
+		if r.pending() || r.wrapped() {
+			// A super-frame waits for segment slots, or the cursor
+			// reached a slot whose frame is still held: only Release
+			// (by this same goroutine) can free them.
 			return &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
 		}
-		if r.walked[r.cur] {
-			// Wrapped around onto a block whose frames are still held:
-			// only Release (by this same goroutine) can free it.
-			return &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
-		}
-		nfds := 2
-		r.tsArg = r.pollTimeout
-		if idle {
-			nfds = 1
-			r.tsArg = r.idleTimeout
-			fds[1].Revents = 0
-		}
-		timeout := &r.tsArg
-		// ppoll by hand: unix.Poll allocates its timeout.
-		_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(nfds),
-			uintptr(unsafe.Pointer(timeout)), 0, 0, 0)
-		idle = false
-		if e != 0 {
-			if e == unix.EINTR {
-				continue
+		if r.nap {
+			// Traffic is flowing: let frames gather instead of
+			// being woken for each (see noteBatch).
+			r.nap = false
+			if q.nap() {
+				return backend.ErrClosed
 			}
-			return &OpError{Op: "poll", Iface: q.ifname, Err: e}
+			continue
 		}
-		if fds[0].Revents != 0 || q.closed.Load() {
+		woke, re, err := q.sleep()
+		if err != nil {
+			return err
+		}
+		if woke || q.closed.Load() {
 			return backend.ErrClosed
 		}
-		re := fds[1].Revents
 		if re&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
 			// Frames already in the ring come first; the error stays
 			// pending until we read it.
@@ -427,14 +430,64 @@ func (q *Queue) wait() error {
 				return &OpError{Op: "recv", Iface: q.ifname, Err: unix.ENETDOWN}
 			}
 		}
-		if re&unix.POLLIN != 0 && !r.ready() {
-			idle = true
+		if re&unix.POLLIN != 0 && !r.armed && !r.ready() {
+			// Readable, but only because of a frame we hold.
+			if err := r.armEdge(q.fd, q.wake); err != nil {
+				return &OpError{Op: "poll", Iface: q.ifname, Err: err}
+			}
 		}
 	}
 }
 
-// Release implements backend.Queue: blocks whose frames have all been
-// released go back to the kernel.
+// nap sleeps rxNap on the eventfd alone, so frames arriving meanwhile do
+// not wake us one by one; it reports whether Close woke it.
+func (q *Queue) nap() bool {
+	r := q.rx
+	r.tsArg = unix.NsecToTimespec(int64(rxNap))
+	_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&r.pollfds[0])), 1,
+		uintptr(unsafe.Pointer(&r.tsArg)), 0, 0, 0)
+	return e == 0 && r.pollfds[0].Revents != 0
+}
+
+// sleep waits once, up to pollTimeoutMillis: on ppoll (level-triggered)
+// or, once armed, on the edge-triggered epoll set. It reports whether the
+// eventfd woke it and the socket's events (POLL* bits; EPOLL* has the same
+// values).
+func (q *Queue) sleep() (woke bool, re int16, err error) {
+	r := q.rx
+	if r.armed {
+		n, err := unix.EpollWait(r.epfd, r.events[:], pollTimeoutMillis)
+		if err != nil {
+			if err == unix.EINTR {
+				return false, 0, nil
+			}
+			return false, 0, &OpError{Op: "poll", Iface: q.ifname, Err: err}
+		}
+		for _, ev := range r.events[:n] {
+			if int(ev.Fd) == q.wake {
+				woke = true
+			} else {
+				re |= int16(ev.Events)
+			}
+		}
+		return woke, re, nil
+	}
+	fds := &r.pollfds
+	r.tsArg = r.pollTimeout
+	// ppoll by hand: unix.Poll allocates its timeout.
+	_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
+		uintptr(unsafe.Pointer(&r.tsArg)), 0, 0, 0)
+	if e != 0 {
+		if e == unix.EINTR {
+			return false, 0, nil
+		}
+		return false, 0, &OpError{Op: "poll", Iface: q.ifname, Err: e}
+	}
+	return fds[0].Revents != 0, fds[1].Revents, nil
+}
+
+// Release implements backend.Queue: the ring slots of b's frames go back
+// to the kernel, in whatever order batches are released.
 func (q *Queue) Release(b *backend.Batch) {
 	if b.N == 0 {
 		b.Reset()
@@ -530,6 +583,9 @@ func (q *Queue) closeFDs() {
 	if q.wake >= 0 {
 		_ = unix.Close(q.wake)
 		q.wake = -1
+	}
+	if q.rx != nil {
+		q.rx.closeEdge()
 	}
 	if q.closed.Load() || q.rx == nil {
 		return

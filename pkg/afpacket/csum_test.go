@@ -360,16 +360,14 @@ func TestChecksumAddMatchesReference(t *testing.T) {
 // TP_STATUS_CSUMNOTREADY, after putting the VLAN tag back (so it parses
 // the frame as it was on the wire).
 func TestRingFixesPartialChecksum(t *testing.T) {
-	const bs = 8192
-	r := &rxRing{mem: make([]byte, bs), blockSize: bs, nblocks: 1, maxFrame: defaultFrameSize,
-		refs: make([]int32, 1), walked: make([]bool, 1)}
+	r, q := fakeRing(1, 4, plainSlot, false)
 	c := csumCase{tags: []tag{{0x8100, 100}}, proto: ipProtoTCP, payload: 100}
 	tagged, l4, l4len := buildPartial(c, 9)
 	stripped := append(append([]byte(nil), tagged[:12]...), tagged[16:]...) // kernel view
 	plain := csumCase{proto: ipProtoUDP, payload: 30}
 	untouched, _, _ := buildPartial(plain, 2)
 	arp := ethFrame(3, nil, 0x0806, 28)
-	writeBlock(r.mem, 0, []fakePkt{
+	writeSlots(r, q, 0, []fakePkt{
 		{frame: stripped, status: unix.TP_STATUS_VLAN_VALID | unix.TP_STATUS_CSUMNOTREADY, tci: 100},
 		{frame: untouched}, // partial checksum but no flag: not ours to touch
 		{frame: arp, status: unix.TP_STATUS_CSUMNOTREADY},

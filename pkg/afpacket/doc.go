@@ -7,7 +7,7 @@
 // Every Queue is one SOCK_RAW packet socket bound to one interface. What it
 // carries depends on its backend.Role:
 //
-//   - RolePort (a VM's tap or veth): a TPACKET_V3 receive ring with
+//   - RolePort (a VM's tap or veth): a TPACKET_V2 receive ring with
 //     PACKET_VNET_HDR (GSO metadata, see "Segmentation offload" below) and
 //     sendmmsg transmit on the same socket.
 //   - RoleUplinkRX (an uplink worker): a receive ring that joins the
@@ -27,46 +27,85 @@
 // keeps its namespace for life, so the Queue can then be used from any
 // goroutine. The package itself knows nothing about namespaces.
 //
-// # The receive ring (TPACKET_V3)
+// # The receive ring (TPACKET_V2)
 //
-// The ring is BlockSize x Blocks bytes shared with the kernel by mmap
-// (defaults: 8 blocks of 256 KiB per port queue, so a 64 KiB GSO
-// super-frame fits a block; 32 blocks of 128 KiB per uplink worker):
+// The ring is Blocks x BlockSize bytes shared with the kernel by mmap,
+// cut into fixed frame slots (tp_frame_size), each holding one frame of
+// up to QueueConfig.FrameSize bytes after its header and our headroom:
+// 2128 bytes for the default frame size (2040), so 123 slots per 256 KiB
+// block. Defaults: 8 blocks of 256 KiB (984 slots, 2 MiB) per port queue,
+// 32 blocks of 128 KiB (1952 slots, 4 MiB) per uplink worker.
 //
-//	block 0                           block 1             ...
-//	+------------+-------------------+-------------------+
-//	| block desc | frame | frame | ..| block desc | ...  |
-//	+------------+-------------------+-------------------+
-//	   block_status: TP_STATUS_KERNEL (kernel fills it) or
-//	                 TP_STATUS_USER   (handed to us, whole block at once)
+//	block 0                                 block 1
+//	+--------+--------+-- ... --+---------+--------+-- ...
+//	| slot 0 | slot 1 |         | (spare) | slot N |
+//	+--------+--------+-- ... --+---------+--------+-- ...
 //
-//	one frame, at offset_to_first_pkt then next_offset steps:
-//	+----------------+-------------+---------------------+-------------+
-//	| tpacket3_hdr   | sockaddr_ll | free: 14 + RESERVE  | MAC header  |...
-//	| 48 bytes       | 20 bytes    | (headroom for us)   | at tp_mac   |
-//	+----------------+-------------+---------------------+-------------+
+//	one slot (tp_status: TP_STATUS_KERNEL, the kernel may fill it, or
+//	TP_STATUS_USER and flags, it holds a frame for us):
+//	+----------------+-------------+-----------------------+-------------+
+//	| tpacket2_hdr   | sockaddr_ll | free: 14 + RESERVE    | MAC header  |...
+//	| 32 bytes       | 20 bytes    | (+ virtio_net_hdr)    | at tp_mac   |
+//	+----------------+-------------+-----------------------+-------------+
 //	                               ^ Batch.Buf[i] starts here; Off[i] points
 //	                                 at the MAC header
 //
-// Unlike V1/V2 frames, V3 hands over whole blocks: the kernel packs frames
-// back to back and closes a block when it is full or when
-// tp_retire_blk_tov (BlockTimeout, default 1 ms) expires. That is what makes
-// V3 cheap (one wake-up and one status flip per block, not per frame) and
-// also why the timeout must be small: at low rates a frame waits in an open
-// block until it is retired.
+// The kernel fills slots in order, one frame each, flips tp_status to
+// TP_STATUS_USER when the frame is complete and wakes the reader
+// (sk_data_ready) for every frame. So light traffic is handed over at once,
+// and heavy traffic still comes in full batches without a system call:
+// Recv walks the slots from its cursor while they are TP_STATUS_USER and
+// only sleeps when the slot under the cursor is not (NAPI's rule: poll
+// while there is work, sleep on a per-frame wake-up when idle).
 //
-// Recv walks the blocks in order and fills the Batch with zero-copy views
-// into the ring: Buf[i] is the frame's slot (capacity limited to the frame),
-// Off/Len select the frame, Meta[i] records the block. Recv only blocks
-// (ppoll on the socket plus an eventfd that Close writes) when no block is
-// ours. Release drops the batch's references; a block goes back to the
-// kernel (block_status = TP_STATUS_KERNEL) once it has been walked to the end
-// and none of its frames is still held. A caller that keeps several batches
-// can wrap around onto its own held blocks; Recv then returns ErrRingHeld
-// instead of waiting for a Release that can never happen. When the ring is
-// full the kernel freezes it and drops frames, counted in Stats().RxDropped
-// (PACKET_STATISTICS tp_drops) and, as events, in the ring_freezes
-// custom counter (see Counters below).
+// This replaced a TPACKET_V3 ring, which hands over whole blocks: the
+// kernel packs frames back to back and gives a block to user space (and
+// wakes the reader) only when it is full or its retire timer
+// (tp_retire_blk_tov, 1 ms at least, often more at timer granularity)
+// fires. At low rates every frame waited for that timer, and a round trip
+// between two VMs crosses four rings (port RX, uplink RX, and back): a ping
+// took 2.5 ms where kernel macvlan takes 0.04 ms. No user-space trick can
+// read an unretired V3 block safely. What V2 costs in exchange: a status
+// flip and a wake-up per frame instead of per block (see "Wake-ups"
+// below), and a slot of 2 KiB per frame however small the frame (a 2 MiB
+// V3 block ring held about 12000 minimum-sized frames, the V2 ring holds
+// 984, a few milliseconds of traffic: a reader that is descheduled drops
+// sooner).
+//
+// Recv fills the Batch with zero-copy views into the ring: Buf[i] is the
+// frame's slot (capacity limited to the frame), Off/Len select the frame,
+// Meta[i] records the slot. Release gives each slot back (tp_status =
+// TP_STATUS_KERNEL), in whatever order batches are released; the kernel
+// only ever looks at the slot under its own head. A caller that keeps
+// several batches can wrap the cursor around onto a slot it still holds;
+// Recv then returns ErrRingHeld instead of waiting for a Release that can
+// never happen. When the kernel's head reaches a slot that is not free it
+// drops frames, counted in Stats().RxDropped (PACKET_STATISTICS tp_drops;
+// the ring_freezes custom counter counts the episodes, see Counters below).
+//
+// # Wake-ups
+//
+// Recv sleeps in ppoll on the socket plus an eventfd that Close writes.
+// The socket polls readable when the slot before the kernel's head is not
+// TP_STATUS_KERNEL; if that is a slot the caller still holds (it keeps the
+// previous batch while calling Recv again), ppoll would return at once
+// forever. Recv then switches to an edge-triggered epoll on the socket,
+// which returns on the next frame's wake-up only, and drops the socket
+// from it when the ring has a frame again (a registered epoll callback
+// runs for every frame). An idle queue thus sleeps in the kernel and costs
+// no CPU (a wake-up every 500 ms as a safety net).
+//
+// Per-frame wake-ups have a price when the reader is faster than the
+// traffic: it empties the ring, sleeps, and the next frame wakes it again,
+// so the sending CPU runs try_to_wake_up (an IPI under a hypervisor) from
+// tpacket_rcv for every frame or two and the reader switches context as
+// often; BenchmarkRecvRelease lost half its rate to that. The cure is
+// NAPI's interrupt moderation (napi_defer_hard_irqs, gro_flush_timeout):
+// when a batch came less than 200 us after the one before, the next empty
+// Recv first naps 50 us on the eventfd alone, then takes what gathered,
+// and only sleeps on the per-frame wake-up if that was nothing. An
+// isolated frame (more than 200 us after the last one) is handed over at
+// once; a frame within a burst waits at most one nap.
 //
 // # Why and how VLAN tags are rebuilt
 //
@@ -74,11 +113,12 @@
 // frame into skb metadata before packet sockets see it (skb_vlan_untag runs
 // for every frame, with or without the 8021q module). A packet socket that
 // just copies bytes therefore sees tagged traffic as untagged, and a VEPA
-// switch whose whole job is VLANs would be blind. The ring header keeps what
-// was removed: hv1.tp_vlan_tci, hv1.tp_vlan_tpid and the status bits
-// TP_STATUS_VLAN_VALID / TP_STATUS_VLAN_TPID_VALID.
+// switch whose whole job is VLANs would be blind. The slot header keeps what
+// was removed: tp_vlan_tci, tp_vlan_tpid and the status bits
+// TP_STATUS_VLAN_VALID / TP_STATUS_VLAN_TPID_VALID (and PACKET_AUXDATA
+// carries the same for a frame read with recvmsg, see below).
 //
-// Recv puts the tag back in place, in the ring, without copying the frame:
+// Recv puts the tag back in place, in the slot, without copying the frame:
 // the 12 address bytes move 4 bytes towards the front and TPID + TCI fill
 // the gap (TPID 0x8100 when the kernel did not report one):
 //
@@ -103,7 +143,7 @@
 // in the checksum field only the folded pseudo-header sum, for "hardware" to
 // finish. veth and tap keep that state, so our packet socket receives the
 // unfinished bytes; tpacket_rcv says so with TP_STATUS_CSUMNOTREADY in
-// tp_status (but the ring header has no csum_start/csum_offset). Sent on
+// tp_status (but the slot header has no csum_start/csum_offset). Sent on
 // through another packet socket the frame is CHECKSUM_NONE, no device
 // finishes the job, and the receiver drops it: without help, TCP between VMs
 // fails while ping works.
@@ -134,8 +174,8 @@
 //
 // Port queues set PACKET_VNET_HDR (before the ring: the kernel refuses it
 // after). tpacket_rcv then writes a 10-byte struct virtio_net_hdr right
-// before the MAC header of every frame (virtio_net_hdr_from_skb; TPACKET_V3
-// supports it): flags, gso_type (TCPv4, TCPv6, UDP L4, ECN bit), hdr_len,
+// before the MAC header of every frame (virtio_net_hdr_from_skb): flags,
+// gso_type (TCPv4, TCPv6, UDP L4, ECN bit), hdr_len,
 // gso_size (the MSS), csum_start/csum_offset. Recv reads it before the VLAN
 // tag rebuild (which overwrites its last 4 bytes). A frame with gso_type
 // NONE goes on as before. A super-frame is parsed like fixL4Checksum does
@@ -153,22 +193,39 @@
 // pseudo-header sum). That is what the kernel's software GSO does. About
 // 5.7 us per 64 KiB super-frame (45 segments), no allocation.
 //
+// A super-frame of up to 64 KiB does not fit a 2 KiB slot. Port queues
+// therefore also set PACKET_COPY_THRESH (any non-zero value) and
+// PACKET_AUXDATA: for a frame longer than its slot, tpacket_rcv stores only
+// the head in the slot, marks it TP_STATUS_COPY and queues the whole skb on
+// the socket's receive queue (while sk_rmem_alloc < sk_rcvbuf: port queues
+// ask for a receive buffer as large as the ring with SO_RCVBUFFORCE).
+// It assigns the slot and queues the skb under one lock and sets the
+// slot's status only afterwards, so the receive queue holds exactly one
+// skb per TP_STATUS_COPY slot not yet read, in slot order. When Recv meets
+// such a slot it reads the head of the queue with one recvmsg(MSG_DONTWAIT)
+// into a 64 KiB buffer of the queue (virtio_net_hdr first, then the frame;
+// the VLAN tag and TP_STATUS_CSUMNOTREADY come in the PACKET_AUXDATA
+// control message, whose length must match the slot's tp_len), gives the
+// slot back at once and segments the frame from that buffer. One recvmsg
+// per TP_STATUS_COPY slot, whatever happens to the frame, keeps slots and
+// skbs in step. A frame longer than a slot that is not a GSO super-frame
+// is longer than FrameSize: it is read, dropped and counted as oversize,
+// as before. (A super-frame small enough for its slot is segmented in
+// place; its slot goes back after its last segment.)
+//
 // The arena has 256 slots of ringReserve + FrameSize bytes (528 KiB
 // per port queue at the default frame size), kept on a free stack; an
 // arena frame is marked in Batch.Meta (high bit + slot index) and its slot
 // goes back on Release. A super-frame whose segments do not all fit the
-// batch (or the free slots) stays pending: it keeps one reference on its
-// ring block, the next Recv continues it before walking further, so frame
-// order is kept and the block goes back to the kernel only after its last
-// segment has been made. If every slot is held by unreleased batches, Recv
-// returns ErrRingHeld, as for ring blocks.
+// batch (or the free slots) stays pending: the next Recv continues it
+// before walking further, so frame order is kept. If every arena slot is
+// held by unreleased batches, Recv returns ErrRingHeld, as for ring slots.
 //
 // A super-frame that cannot be segmented (UFO, IPv6 extension headers,
-// BIG TCP jumbograms, inconsistent lengths, a gso_size whose segments
-// exceed FrameSize) is dropped and counted in Stats().RxOversize and in
-// the gso_dropped custom counter. A super-frame larger than a ring block is
-// truncated by the kernel and dropped as well (keep BlockSize >= 128 KiB
-// for ports).
+// BIG TCP jumbograms or frames beyond the 64 KiB buffer, inconsistent
+// lengths, a gso_size whose segments exceed FrameSize) is dropped and
+// counted in Stats().RxOversize and in the gso_dropped custom counter; so
+// is one the kernel truncated without a copy (receive buffer full).
 // The gso_frames and gso_segments custom counters count the work done.
 //
 // With PACKET_VNET_HDR the socket also expects a virtio_net_hdr in front

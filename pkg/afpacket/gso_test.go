@@ -263,33 +263,21 @@ func BenchmarkSegment(b *testing.B) {
 	}
 }
 
-// writeVnet puts a virtio_net_hdr in front of packet k of a fake block
-// (writeBlock layout: packets at 48, 16-byte aligned).
-func writeVnet(mem []byte, base int, pkts []fakePkt, k int, gsoType uint8, gsoSize int) {
-	p := base + 48
-	for i := 0; i < k; i++ {
-		p += (fakeMac + len(pkts[i].frame) + 15) &^ 15
-	}
-	h := mem[p+fakeMac-vnetHdrLen : p+fakeMac]
-	clear(h)
-	h[vnetGSOTypeOff] = gsoType
-	binary.NativeEndian.PutUint16(h[vnetGSOSizeOff:], uint16(gsoSize))
-}
-
 // A super-frame in the ring comes out as segments spread over several
-// batches, in order, followed by the frame after it; its block stays ours
-// until the last segment is out, slots come back on Release.
+// batches, in order, followed by the frame after it; its slot stays ours
+// until the last segment is out, arena slots come back on Release. (In a
+// real ring a super-frame this long arrives through TP_STATUS_COPY, see
+// TestRingCopySlots; one that fits its slot is segmented in place.)
 func TestRingSegmentsAcrossBatches(t *testing.T) {
-	const bs = 64 << 10
-	r := &rxRing{mem: make([]byte, bs), blockSize: bs, nblocks: 1, maxFrame: defaultFrameSize,
-		refs: make([]int32, 1), walked: make([]bool, 1), vnet: true}
+	r, q := fakeRing(1, 2, 16<<10, true)
 	r.initArena(defaultFrameSize, 8)
 	c := gsoCase{csumCase: csumCase{proto: ipProtoTCP, payload: 14480}, mss: 1448, flags: 0x18}
 	super, _, _ := buildSuper(c, 3)
 	plain := ethFrame(1, nil, 0x88b5, 46)
-	pkts := []fakePkt{{frame: super, status: unix.TP_STATUS_CSUMNOTREADY}, {frame: plain}}
-	writeBlock(r.mem, 0, pkts)
-	writeVnet(r.mem, 0, pkts, 0, vnetGSOTCPv4|vnetGSOECN, c.mss)
+	writeSlots(r, q, 0, []fakePkt{
+		{frame: super, status: unix.TP_STATUS_CSUMNOTREADY, gsoType: vnetGSOTCPv4 | vnetGSOECN, gsoSize: c.mss},
+		{frame: plain},
+	})
 	want := segmentAll(t, super, vnetGSOTCPv4, c.mss, defaultFrameSize)
 	if len(want) != 10 {
 		t.Fatalf("%d reference segments", len(want))
@@ -318,9 +306,10 @@ func TestRingSegmentsAcrossBatches(t *testing.T) {
 			got = append(got, append([]byte(nil), b.Frame(i)...))
 		}
 		r.release(b)
+		b.Reset()
 	}
-	if r.blockStatus(0) != unix.TP_STATUS_USER {
-		t.Fatal("block returned while its super-frame is still being segmented")
+	if r.slotStatus(0)&unix.TP_STATUS_USER == 0 {
+		t.Fatal("slot returned while its super-frame is still being segmented")
 	}
 	for r.ready() {
 		n, _, _ := r.fill(b3)
@@ -328,6 +317,7 @@ func TestRingSegmentsAcrossBatches(t *testing.T) {
 			got = append(got, append([]byte(nil), b3.Frame(i)...))
 		}
 		r.release(b3)
+		b3.Reset()
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d frames, want %d", len(got), len(want))
@@ -337,8 +327,9 @@ func TestRingSegmentsAcrossBatches(t *testing.T) {
 			t.Fatalf("frame %d differs", i)
 		}
 	}
-	if r.blockStatus(0) != unix.TP_STATUS_KERNEL || r.outstanding.Load() != 0 || r.nfree != 8 {
-		t.Fatalf("after release: block status %d, outstanding %d, free slots %d", r.blockStatus(0), r.outstanding.Load(), r.nfree)
+	if r.slotStatus(0) != unix.TP_STATUS_KERNEL || r.slotStatus(1) != unix.TP_STATUS_KERNEL || r.outstanding.Load() != 0 || r.nfree != 8 {
+		t.Fatalf("after release: slot status %d/%d, outstanding %d, free slots %d",
+			r.slotStatus(0), r.slotStatus(1), r.outstanding.Load(), r.nfree)
 	}
 	if r.gsoFrames.Load() != 1 || r.gsoSegments.Load() != 10 {
 		t.Fatalf("gso counters %d frames %d segments", r.gsoFrames.Load(), r.gsoSegments.Load())
@@ -347,23 +338,26 @@ func TestRingSegmentsAcrossBatches(t *testing.T) {
 
 // An unsupported super-frame is dropped and counted.
 func TestRingDropsUnsupportedGSO(t *testing.T) {
-	const bs = 64 << 10
-	r := &rxRing{mem: make([]byte, bs), blockSize: bs, nblocks: 1, maxFrame: defaultFrameSize,
-		refs: make([]int32, 1), walked: make([]bool, 1), vnet: true}
+	r, q := fakeRing(1, 2, 16<<10, true)
 	r.initArena(defaultFrameSize, 8)
 	c := gsoCase{csumCase: csumCase{proto: ipProtoUDP, payload: 4000}, mss: 1400}
 	super, _, _ := buildSuper(c, 3)
-	pkts := []fakePkt{{frame: super}, {frame: ethFrame(1, nil, 0x88b5, 46)}}
-	writeBlock(r.mem, 0, pkts)
-	writeVnet(r.mem, 0, pkts, 0, vnetGSOUDP, c.mss) // UFO
+	writeSlots(r, q, 0, []fakePkt{
+		{frame: super, gsoType: vnetGSOUDP, gsoSize: c.mss}, // UFO
+		{frame: ethFrame(1, nil, 0x88b5, 46)},
+	})
 	b := backend.NewBatch(8)
 	n, _, dropped := r.fill(b)
 	if n != 1 || dropped != 1 || r.gsoDropped.Load() != 1 {
 		t.Fatalf("%d frames, %d dropped, gsoDropped %d", n, dropped, r.gsoDropped.Load())
 	}
+	if r.slotStatus(0) != unix.TP_STATUS_KERNEL {
+		t.Fatal("slot of the dropped super-frame not returned")
+	}
 	r.release(b)
-	if r.blockStatus(0) != unix.TP_STATUS_KERNEL {
-		t.Fatal("block not returned")
+	b.Reset()
+	if r.slotStatus(1) != unix.TP_STATUS_KERNEL {
+		t.Fatal("slot not returned")
 	}
 }
 

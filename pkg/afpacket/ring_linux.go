@@ -3,6 +3,7 @@
 package afpacket
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,48 +14,88 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Offsets inside struct tpacket_block_desc (version, offset_to_priv, then
-// struct tpacket_hdr_v1).
+// Offsets inside struct tpacket2_hdr (include/uapi/linux/if_packet.h), the
+// header tpacket_rcv writes at the start of every slot of a TPACKET_V2
+// ring. TestTpacket2Layout checks them against unix.Tpacket2Hdr.
 const (
-	bdBlockStatus = 8
-	bdNumPkts     = 12
-	bdFirstPkt    = 16
+	tp2Status   = 0  // u32: TP_STATUS_* (owner bit and frame flags)
+	tp2Len      = 4  // u32: skb->len, the frame as the kernel had it
+	tp2Snaplen  = 8  // u32: bytes stored in the slot
+	tp2Mac      = 12 // u16: MAC header, from the slot start
+	tp2Net      = 14 // u16: network header, from the slot start
+	tp2Sec      = 16 // u32: timestamp (unused)
+	tp2Nsec     = 20 // u32
+	tp2VlanTCI  = 24 // u16: the tag the kernel took out of the frame
+	tp2VlanTPID = 26 // u16
 )
 
-// Offsets inside struct tpacket3_hdr.
+// Slot layout. tpacket_rcv puts the network header of a SOCK_RAW frame at
+// TPACKET_ALIGN(tp_hdrlen + max(maclen, 16)) + tp_reserve (+ the
+// virtio_net_hdr with PACKET_VNET_HDR), where tp_hdrlen is TPACKET2_HDRLEN
+// (the aligned tpacket2_hdr and a sockaddr_ll), and the MAC header maclen
+// bytes before it. maclen is ETH_HLEN for Ethernet (the kernel has moved
+// the outer tag out of the frame by then).
 const (
-	phNextOffset = 0
-	phSnaplen    = 12
-	phLen        = 16
-	phStatus     = 20
-	phMac        = 24
-	phVlanTCI    = 32
-	phVlanTPID   = 36
+	tpacket2HdrAligned = (unix.SizeofTpacket2Hdr + tpacketAlign - 1) &^ (tpacketAlign - 1)
+	// slotScratchOff is the first byte after the sockaddr_ll: Batch.Buf[i]
+	// starts there, everything up to the MAC header is our headroom.
+	slotScratchOff = tpacket2HdrAligned + sizeofSockaddrLL
+	slotNetBase    = (slotScratchOff + 16 + tpacketAlign - 1) &^ (tpacketAlign - 1)
+	ethHdrLen      = 14
 )
+
+// slotMacOff is where tpacket_rcv puts the MAC header of an Ethernet frame
+// in a slot (tp_mac).
+func slotMacOff(vnet bool) int {
+	mac := slotNetBase + ringReserve - ethHdrLen
+	if vnet {
+		mac += vnetHdrLen
+	}
+	return mac
+}
+
+// ringSlotSize is the tp_frame_size that holds a frame of maxFrame bytes
+// (as the kernel stores it: up to maxFrame, tags included) after the slot
+// header, the reserve and the virtio_net_hdr.
+func ringSlotSize(maxFrame int, vnet bool) int {
+	return (slotMacOff(vnet) + maxFrame + tpacketAlign - 1) &^ (tpacketAlign - 1)
+}
+
+// copyBufSize is the buffer a TP_STATUS_COPY frame is read into: the
+// virtio_net_hdr, then the largest GSO frame (gso_max_size 64 KiB of
+// L2 + IP + L4; the IP length fields stop there without BIG TCP) with
+// room for the tags, and copyMac bytes in front for the tag rebuild.
+const (
+	copyMac     = 64
+	copyBufSize = copyMac + 64<<10 + 256
+)
+
+// auxdataLen is sizeof(struct tpacket_auxdata).
+const auxdataLen = int(unsafe.Sizeof(unix.TpacketAuxdata{}))
 
 type ringGeometry struct {
 	blockSize, blocks, frameSize int
-	timeout                      time.Duration
 }
 
-// rxRing is the user side of a TPACKET_V3 receive ring. Everything except
-// outstanding and the unmap state is owned by the single receiving
-// goroutine (Recv/Release).
+// slots is how many frame slots the geometry gives: the kernel fills each
+// block with whole slots and leaves the rest of it unused.
+func (g ringGeometry) slots() int { return g.blockSize / g.frameSize * g.blocks }
+
+// rxRing is the user side of a TPACKET_V2 receive ring. Everything except
+// outstanding, the counters and the unmap state is owned by the single
+// receiving goroutine (Recv/Release).
 type rxRing struct {
 	mem       []byte
 	blockSize int
 	nblocks   int
+	frameSize int     // tp_frame_size: bytes per slot
+	slots     []int32 // ring offset of every slot, in the order the kernel fills them
 	maxFrame  int
 
-	cur     int  // block being walked, or next block to open
-	open    bool // cur is owned by us and partly walked
-	pktLeft int  // frames not yet walked in cur
-	pktOff  int  // ring offset of the next frame header in cur
+	cur  int    // next slot to read (the kernel fills them in the same order)
+	held []bool // slot handed out (or holding a pending super-frame), not given back yet
 
-	refs   []int32 // frames handed out and not yet released, per block
-	walked []bool  // block fully walked, goes back once refs reaches 0
-
-	outstanding atomic.Int64 // frames handed out, all blocks
+	outstanding atomic.Int64 // frames handed out, ring and arena
 
 	// CHECKSUM_PARTIAL frames (TP_STATUS_CSUMNOTREADY) whose L4 checksum
 	// fill completed, and those it could not (see fixL4Checksum).
@@ -73,67 +114,139 @@ type rxRing struct {
 	nfree     int
 	seg       superFrame // super-frame being segmented, if segActive
 	segActive bool
-	segBlk    int // ring block holding seg.frame (one reference)
+	segSlot   int // ring slot holding seg.frame, or -1 when it is in copyBuf
+
+	// TP_STATUS_COPY (port queues): a frame longer than a slot is also
+	// queued on the socket's receive queue in full; fill reads it from
+	// there into copyBuf with recvCopy.
+	fd       int
+	copyBuf  []byte
+	oob      []byte // control message buffer (PACKET_AUXDATA)
+	recvCopy func(p, oob []byte) (n, oobn, flags int, err error)
+	rmsg     unix.Msghdr
+	riov     unix.Iovec
+	// sockErr is a socket error (sk_err) that a recvmsg of a
+	// TP_STATUS_COPY frame consumed: the next wait reports it.
+	sockErr error
 
 	gsoFrames, gsoSegments, gsoDropped atomic.Uint64
 
 	pollfds     [2]unix.PollFd
 	pollTimeout unix.Timespec // socket + eventfd wait (safety net, Close wakes us)
-	idleTimeout unix.Timespec // one block timeout, see Queue.wait
 	// tsArg is the timeout handed to ppoll: the kernel writes the time
-	// left back into it, so it is refilled from the two above every call
-	// (passing them directly makes every later ppoll a zero-timeout spin).
+	// left back into it, so it is refilled from pollTimeout every call
+	// (passing pollTimeout directly makes every later ppoll a zero-timeout
+	// spin).
 	tsArg unix.Timespec
+	// Edge-triggered wait (see Queue.wait): an epoll set created on first
+	// use holding the eventfd and, while armed, the socket with EPOLLET.
+	epfd   int
+	haveEp bool
+	armed  bool
+	arms   int // times armed (tests)
+	events [2]unix.EpollEvent
+
+	// Interrupt moderation (see noteBatch): when the last batch came
+	// less than rxBusyGap after the one before, the next empty wait
+	// first naps rxNap without the socket.
+	lastBatch time.Duration // clock() of the last Recv that returned frames
+	nap       bool
 }
 
+// newRxRing sets up a TPACKET_V2 receive ring on fd and maps it.
 func newRxRing(fd int, g ringGeometry, vnet bool) (*rxRing, error) {
 	if vnet {
 		// Must precede the ring: the kernel refuses it (EBUSY) after.
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 			return nil, fmt.Errorf("PACKET_VNET_HDR: %w", err)
 		}
+		if err := setCopyMode(fd, g.blockSize*g.blocks); err != nil {
+			return nil, err
+		}
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V2: %w", err)
 	}
 	// Headroom for the pipeline plus the tag we may rebuild in front of the
 	// MAC header.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_RESERVE, ringReserve); err != nil {
 		return nil, fmt.Errorf("PACKET_RESERVE: %w", err)
 	}
-	tov := uint32((g.timeout + time.Millisecond - 1) / time.Millisecond)
-	if tov == 0 {
-		tov = 1
+	req := &unix.TpacketReq{
+		Block_size: uint32(g.blockSize),
+		Block_nr:   uint32(g.blocks),
+		Frame_size: uint32(g.frameSize),
+		Frame_nr:   uint32(g.slots()),
 	}
-	req := &unix.TpacketReq3{
-		Block_size:     uint32(g.blockSize),
-		Block_nr:       uint32(g.blocks),
-		Frame_size:     uint32(g.frameSize),
-		Frame_nr:       uint32(g.blockSize / g.frameSize * g.blocks),
-		Retire_blk_tov: tov,
-	}
-	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, req); err != nil {
-		return nil, fmt.Errorf("PACKET_RX_RING (%d blocks of %d bytes): %w", g.blocks, g.blockSize, err)
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, req); err != nil {
+		return nil, fmt.Errorf("PACKET_RX_RING (%d blocks of %d bytes, %d slots of %d bytes): %w",
+			g.blocks, g.blockSize, g.slots(), g.frameSize, err)
 	}
 	mem, err := unix.Mmap(fd, 0, g.blockSize*g.blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap rx ring: %w", err)
 	}
-	return &rxRing{
+	r := newRingState(mem, g, vnet)
+	r.fd = fd
+	if vnet {
+		r.recvCopy = r.recvmsg
+	}
+	return r, nil
+}
+
+// setCopyMode asks the kernel to queue frames longer than a slot on the
+// socket's receive queue as well (PACKET_COPY_THRESH: any non-zero value),
+// with PACKET_AUXDATA control messages, and gives that queue room for the
+// GSO super-frames a ring of ringBytes may announce at once.
+func setCopyMode(fd, ringBytes int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+		return fmt.Errorf("PACKET_COPY_THRESH: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fmt.Errorf("PACKET_AUXDATA: %w", err)
+	}
+	// tpacket_rcv queues a copy only while sk_rmem_alloc < sk_rcvbuf; past
+	// that a super-frame is truncated in its slot and dropped. Skbs sit
+	// there only until fill reaches their slots. SO_RCVBUFFORCE (we have
+	// CAP_NET_ADMIN) ignores net.core.rmem_max; SO_RCVBUF is the fallback.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ringBytes); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, ringBytes); err != nil {
+			return fmt.Errorf("SO_RCVBUF %d: %w", ringBytes, err)
+		}
+	}
+	return nil
+}
+
+// newRingState builds the user-side state of a ring mapped at mem (also
+// used by tests on rings built in memory).
+func newRingState(mem []byte, g ringGeometry, vnet bool) *rxRing {
+	r := &rxRing{
 		vnet:        vnet,
 		mem:         mem,
 		blockSize:   g.blockSize,
 		nblocks:     g.blocks,
+		frameSize:   g.frameSize,
 		maxFrame:    defaultFrameSize,
-		refs:        make([]int32, g.blocks),
-		walked:      make([]bool, g.blocks),
+		slots:       make([]int32, g.slots()),
+		held:        make([]bool, g.slots()),
+		segSlot:     -1,
+		fd:          -1,
 		pollTimeout: unix.NsecToTimespec(int64(pollTimeoutMillis) * int64(time.Millisecond)),
-		idleTimeout: unix.NsecToTimespec(int64(tov) * int64(time.Millisecond)),
-	}, nil
+	}
+	// packet_lookup_frame: slot i is frame i%per of block i/per.
+	per := g.blockSize / g.frameSize
+	for i := range r.slots {
+		r.slots[i] = int32(i/per*g.blockSize + i%per*g.frameSize)
+	}
+	if vnet {
+		r.copyBuf = make([]byte, copyBufSize)
+		r.oob = make([]byte, unix.CmsgSpace(auxdataLen))
+	}
+	return r
 }
 
 // arenaMeta marks a Batch.Meta entry as an arena slot (low bits: slot
-// index) instead of a ring block.
+// index) instead of a ring slot.
 const arenaMeta = uint64(1) << 63
 
 // gsoSlots is how many segment slots a GSO-capable ring owns: two full
@@ -151,20 +264,13 @@ func (r *rxRing) initArena(maxFrame, nslots int) {
 	r.nfree = nslots
 }
 
-// unref drops one reference on blk and gives it back if it was walked.
-func (r *rxRing) unref(blk int) {
-	r.refs[blk]--
-	if r.refs[blk] == 0 && r.walked[blk] {
-		r.giveBack(blk)
-	}
-}
-
 // pending reports whether a super-frame still has segments to hand out.
 func (r *rxRing) pending() bool { return r.segActive }
 
 // emitSegments moves segments of the pending super-frame into b from
 // position n while there is room in b and a free slot; it returns the new n
-// and the bytes added, and ends the super-frame when it is done.
+// and the bytes added, and ends the super-frame when it is done (giving
+// its ring slot back).
 func (r *rxRing) emitSegments(b *backend.Batch, n int) (int, int) {
 	nbytes := 0
 	var segs uint64
@@ -189,7 +295,10 @@ func (r *rxRing) emitSegments(b *backend.Batch, n int) (int, int) {
 	if r.seg.done() {
 		r.seg.frame = nil
 		r.segActive = false
-		r.unref(r.segBlk)
+		if r.segSlot >= 0 {
+			r.giveBack(r.segSlot)
+			r.segSlot = -1
+		}
 	}
 	return n, nbytes
 }
@@ -197,232 +306,310 @@ func (r *rxRing) emitSegments(b *backend.Batch, n int) (int, int) {
 func (r *rxRing) u32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&r.mem[off])) }
 func (r *rxRing) u16(off int) uint16 { return *(*uint16)(unsafe.Pointer(&r.mem[off])) }
 
-func (r *rxRing) blockStatus(blk int) uint32 {
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.mem[blk*r.blockSize+bdBlockStatus])))
+// slotStatus is tp_status of a slot: TP_STATUS_KERNEL (0) while the kernel
+// owns it, TP_STATUS_USER and flags once it holds a frame for us.
+func (r *rxRing) slotStatus(slot int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.mem[r.slots[slot]+tp2Status])))
 }
 
-// giveBack hands a block back to the kernel.
-func (r *rxRing) giveBack(blk int) {
-	r.walked[blk] = false
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&r.mem[blk*r.blockSize+bdBlockStatus])), unix.TP_STATUS_KERNEL)
+// giveBack hands a slot back to the kernel. Slots go back in any order;
+// the kernel only ever looks at the one under its own head.
+func (r *rxRing) giveBack(slot int) {
+	r.held[slot] = false
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&r.mem[r.slots[slot]+tp2Status])), unix.TP_STATUS_KERNEL)
 }
 
-// ready reports whether fill would find a frame (or a block to open).
+// ready reports whether fill would find a frame.
 func (r *rxRing) ready() bool {
-	return (r.pending() && r.nfree > 0) || (!r.pending() && ((r.open && r.pktLeft > 0) || r.openable()))
+	if r.pending() {
+		return r.nfree > 0
+	}
+	return r.readable()
 }
 
-// openable reports whether the block under the cursor is a new one from the
-// kernel. A block we walked whose frames are still outstanding is also
-// user-owned: when the cursor wraps around to it, it is not new.
-func (r *rxRing) openable() bool {
-	return !r.walked[r.cur] && r.blockStatus(r.cur)&unix.TP_STATUS_USER != 0
+// readable reports whether the slot under the cursor holds a new frame. A
+// slot we handed out and that is still held is user-owned too: when the
+// cursor wraps around to it, it is not new.
+func (r *rxRing) readable() bool {
+	return !r.held[r.cur] && r.slotStatus(r.cur)&unix.TP_STATUS_USER != 0
 }
 
-// fill walks the ring and appends frames to b until it is full or the ring
-// has no more user-owned blocks. It returns the frames added, their bytes
-// and the number of frames dropped (truncated, oversize or unsegmentable).
-//
-// Each round does one of: hand out segments of a pending super-frame
-// (emitSegments), open the next block the kernel has retired (openBlock),
-// or take the next frame of the open block (nextFrame) and then start
-// segmenting it (startSuperFrame), drop it, or complete its checksum and
-// put it in b (take).
-func (r *rxRing) fill(b *backend.Batch) (n, nbytes, dropped int) {
-	n = b.N
+// wrapped reports whether the cursor has come round to a slot the caller
+// still holds: the kernel cannot fill it, so nothing arrives until Release.
+func (r *rxRing) wrapped() bool { return r.held[r.cur] }
+
+// rxView is what fill learns about the frame in one slot.
+type rxView struct {
+	buf     []byte // the memory holding the frame: the slot from its scratch area on, or copyBuf
+	off, ln int    // the frame is buf[off:off+ln]
+	wire    int    // tp_len
+	status  uint32 // TP_STATUS_* flags describing the frame
+	tci     uint16
+	tpid    uint16
+	gsoType uint8
+	gsoSize int
+	ok      bool // complete and usable
+	copied  bool // read from the receive queue (TP_STATUS_COPY): the slot is already back
+}
+
+// fill walks the ring and appends frames to b until it is full or the
+// slot under the cursor is not ours. It returns the frames added, their
+// bytes and the number of frames dropped (truncated, oversize, or GSO
+// super-frames that cannot be segmented). Per slot: take it (nextSlot),
+// read its header (inspect), fetch the full frame from the receive queue
+// if the slot only has its head (fetchCopy), put the VLAN tag back
+// (restoreTag), then segment, hand out or drop it.
+func (r *rxRing) fill(b *backend.Batch) (added, nbytes, dropped int) {
+	n := b.N
 	capacity := b.Cap()
-	var csum csumTally
-	var f ringFrame
+	var fixed, skipped uint64
 	for n < capacity {
 		if r.pending() {
 			var nb int
 			n, nb = r.emitSegments(b, n)
 			nbytes += nb
 			if r.pending() {
-				break // batch full or every slot held
+				break // batch full or every arena slot held
 			}
 			continue
 		}
-		if !r.open {
-			if !r.openBlock() {
-				break
-			}
-			if r.pktLeft == 0 {
-				r.finishBlock()
-				continue
-			}
+		slot, ok := r.nextSlot()
+		if !ok {
+			break
 		}
-		r.nextFrame(&f)
+		v := r.inspect(slot)
+		if v.status&unix.TP_STATUS_COPY != 0 && r.recvCopy != nil {
+			r.fetchCopy(&v)
+			r.giveBack(slot) // everything we need is in copyBuf now
+		}
+		r.restoreTag(&v)
 		switch {
-		case f.ok && f.gsoType != vnetGSONone:
-			if !r.startSuperFrame(&f) {
-				dropped++
+		case !v.ok:
+			if v.gsoType != vnetGSONone {
+				r.gsoDropped.Add(1) // a super-frame truncated, its copy missing
 			}
-		case !f.ok || f.ln > r.maxFrame:
-			dropped++
+		case v.gsoType != vnetGSONone:
+			if r.startSegments(&v, slot) {
+				continue // its slot (if any) goes back after the last segment
+			}
+			r.gsoDropped.Add(1)
+		case v.copied || v.ln > r.maxFrame:
+			// Longer than the frame size. (A frame read from the
+			// receive queue is always that: slots hold maxFrame.)
 		default:
-			if f.status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				csum.complete(r.mem[f.start+f.off : f.start+f.off+f.ln])
+			if v.status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+				// Checksum left to hardware by the sender (TX
+				// offload): complete it on the frame as it is on
+				// the wire (tag rebuilt), or it leaves us wrong.
+				if fixL4Checksum(v.buf[v.off:v.off+v.ln]) == csumFixed {
+					fixed++
+				} else {
+					skipped++
+				}
 			}
-			r.take(b, n, &f)
-			nbytes += f.ln
+			b.Buf[n] = v.buf
+			b.Off[n] = v.off
+			b.Len[n] = v.ln
+			b.Meta[n] = uint64(slot)
+			r.held[slot] = true
+			nbytes += v.ln
 			n++
+			continue
 		}
-		if r.pktLeft == 0 {
-			r.finishBlock()
+		dropped++
+		if !v.copied {
+			r.giveBack(slot)
 		}
 	}
-	added := n - b.N
+	added = n - b.N
 	b.N = n
-	if csum.fixed != 0 {
-		r.csumFixed.Add(csum.fixed)
+	if fixed != 0 {
+		r.csumFixed.Add(fixed)
 	}
-	if csum.skipped != 0 {
-		r.csumSkipped.Add(csum.skipped)
+	if skipped != 0 {
+		r.csumSkipped.Add(skipped)
 	}
 	r.outstanding.Add(int64(added))
 	return added, nbytes, dropped
 }
 
-// openBlock opens the block under the cursor if the kernel has retired it
-// to us, ready for nextFrame, and reports whether it did. The block may
-// hold no frame at all (pktLeft 0).
-func (r *rxRing) openBlock() bool {
-	if !r.openable() {
-		return false
+// nextSlot takes the slot under the cursor if it holds a new frame and
+// moves the cursor on.
+func (r *rxRing) nextSlot() (int, bool) {
+	if !r.readable() {
+		return 0, false
 	}
-	base := r.cur * r.blockSize
-	r.open = true
-	r.pktLeft = int(r.u32(base + bdNumPkts))
-	r.pktOff = base + int(r.u32(base+bdFirstPkt))
-	return true
+	slot := r.cur
+	r.cur++
+	if r.cur == len(r.slots) {
+		r.cur = 0
+	}
+	return slot, true
 }
 
-// ringFrame is one frame of the open block, as nextFrame found it.
-type ringFrame struct {
-	// The frame is mem[start+off : start+off+ln]; the bytes from start
-	// up to it are scratch the pipeline may write tags into, and end is
-	// where the captured bytes stop.
-	start, end, off, ln int
-	status              uint32 // tp_status
-	// ok: the frame was captured whole (not truncated to the slot), lies
-	// within its block and is long enough to carry two MAC addresses.
-	ok bool
-	// GSO metadata from the virtio_net_hdr (port queues only):
-	// vnetGSONone for an ordinary frame.
-	gsoType uint8
-	gsoSize int
+// inspect reads a slot's tpacket2_hdr (and virtio_net_hdr) and checks the
+// frame is complete and lies inside the slot. The view starts at the
+// scratch area after the sockaddr_ll, so everything in front of the MAC
+// header (14 + PACKET_RESERVE bytes at least) is headroom.
+func (r *rxRing) inspect(slot int) rxView {
+	p := int(r.slots[slot])
+	status := r.u32(p + tp2Status)
+	snap := int(r.u32(p + tp2Snaplen))
+	v := rxView{
+		wire:   int(r.u32(p + tp2Len)),
+		status: status,
+		tci:    r.u16(p + tp2VlanTCI),
+		tpid:   r.u16(p + tp2VlanTPID),
+	}
+	start := p + slotScratchOff
+	mac := p + int(r.u16(p+tp2Mac))
+	end := mac + snap
+	if mac < start || end > p+r.frameSize {
+		return v // the kernel never writes such a header
+	}
+	if r.vnet && mac-vnetHdrLen >= start {
+		// Read before the tag rebuild, which overwrites its tail. The
+		// kernel writes it also when it truncates the frame.
+		v.gsoType, v.gsoSize = readVnetHdr(r.mem[mac-vnetHdrLen : mac])
+	}
+	v.buf = r.mem[start:end:end]
+	v.off = mac - start
+	v.ln = snap
+	v.ok = snap == v.wire && snap >= 12 && (!r.vnet || mac-vnetHdrLen >= start)
+	return v
 }
 
-// nextFrame reads the next frame header of the open block into f, moves
-// the cursor past it and makes the frame what it was on the wire: a VLAN
-// tag the kernel took out of the bytes is put back in front of the
-// EtherType. (f is the caller's, filled in place: returning the struct
-// costs measurably per frame.)
-func (r *rxRing) nextFrame(f *ringFrame) {
-	p := r.pktOff
-	next := int(r.u32(p + phNextOffset))
-	snap := int(r.u32(p + phSnaplen))
-	wire := int(r.u32(p + phLen))
-	mac := p + int(r.u16(p+phMac))
-	*f = ringFrame{
-		start:   p + frameScratchStartOff,
-		end:     mac + snap,
-		ln:      snap,
-		status:  r.u32(p + phStatus),
-		gsoType: vnetGSONone,
-	}
-	f.off = mac - f.start
-	f.ok = snap == wire && f.end <= (r.cur+1)*r.blockSize && snap >= 12
-	r.pktOff = p + next
-	r.pktLeft--
-
-	if f.ok && r.vnet {
-		// Read before the tag rebuild, which overwrites its tail.
-		if mac-vnetHdrLen < f.start {
-			f.ok = false
-		} else {
-			f.gsoType, f.gsoSize = readVnetHdr(r.mem[mac-vnetHdrLen : mac])
+// fetchCopy reads the full frame of a TP_STATUS_COPY slot from the
+// socket's receive queue into copyBuf: the virtio_net_hdr first (the socket
+// has PACKET_VNET_HDR), the frame from copyMac on. tpacket_rcv queues the
+// skb under the same lock that assigns the slot and sets the slot's status
+// only after that, so the queue holds one skb per TP_STATUS_COPY slot not
+// yet read, in slot order: the head of the queue is this slot's frame.
+// Exactly one recvmsg per such slot keeps it that way. The VLAN tag and
+// the checksum state come from the PACKET_AUXDATA control message, which
+// describes the skb itself; its length must match the slot's tp_len.
+func (r *rxRing) fetchCopy(v *rxView) {
+	v.copied = true
+	v.ok = false
+	p := r.copyBuf[copyMac-vnetHdrLen:]
+	var n, oobn, flags int
+	var err error
+	for try := 0; try < 3; try++ {
+		n, oobn, flags, err = r.recvCopy(p, r.oob)
+		if err == unix.EINTR {
+			continue
 		}
+		if err == nil || err == unix.EAGAIN {
+			break
+		}
+		// A pending socket error (ENETDOWN, ...) is reported by
+		// recvmsg before any queued skb and cleared by it: keep it for
+		// wait and read the frame again.
+		r.sockErr = err
 	}
-	if f.ok && f.status&unix.TP_STATUS_VLAN_VALID != 0 {
-		r.restoreTag(p, f)
+	if err != nil || flags&unix.MSG_TRUNC != 0 || n < vnetHdrLen+12 {
+		return
 	}
+	aux, ok := parseAuxdata(r.oob[:oobn])
+	ln := n - vnetHdrLen
+	if !ok || aux.Snaplen != uint32(ln) || ln != v.wire {
+		return
+	}
+	v.buf = r.copyBuf[: copyMac+ln : copyMac+ln]
+	v.off = copyMac
+	v.ln = ln
+	v.status = aux.Status | unix.TP_STATUS_COPY
+	v.tci = aux.Vlan_tci
+	v.tpid = aux.Vlan_tpid
+	v.gsoType, v.gsoSize = readVnetHdr(p[:vnetHdrLen])
+	v.ok = true
 }
 
-// restoreTag rebuilds the VLAN tag the kernel moved from frame f (header at
-// ring offset p) into the ring header, and grows f by it.
-func (r *rxRing) restoreTag(p int, f *ringFrame) {
+// recvmsg is recvCopy on the real socket: recvmsg(2) with preallocated
+// arguments (unix.Recvmsg allocates the peer address).
+func (r *rxRing) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
+	r.riov.Base = &p[0]
+	r.riov.SetLen(len(p))
+	r.rmsg.Iov = &r.riov
+	r.rmsg.SetIovlen(1)
+	r.rmsg.Control = &oob[0]
+	r.rmsg.SetControllen(len(oob))
+	r.rmsg.Flags = 0
+	nr, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.rmsg)), unix.MSG_DONTWAIT)
+	r.riov.Base = nil
+	if e != 0 {
+		return 0, 0, 0, e
+	}
+	return int(nr), int(r.rmsg.Controllen), int(r.rmsg.Flags), nil
+}
+
+// parseAuxdata finds the PACKET_AUXDATA control message in oob without
+// allocating (unix.ParseSocketControlMessage does).
+func parseAuxdata(oob []byte) (unix.TpacketAuxdata, bool) {
+	var aux unix.TpacketAuxdata
+	hdr := unix.CmsgLen(0)
+	for len(oob) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < hdr || l > len(oob) {
+			return aux, false
+		}
+		if h.Level == unix.SOL_PACKET && h.Type == unix.PACKET_AUXDATA && l >= unix.CmsgLen(auxdataLen) {
+			d := oob[hdr:l]
+			ne := binary.NativeEndian
+			aux.Status = ne.Uint32(d[0:])
+			aux.Len = ne.Uint32(d[4:])
+			aux.Snaplen = ne.Uint32(d[8:])
+			aux.Mac = ne.Uint16(d[12:])
+			aux.Net = ne.Uint16(d[14:])
+			aux.Vlan_tci = ne.Uint16(d[16:])
+			aux.Vlan_tpid = ne.Uint16(d[18:])
+			return aux, true
+		}
+		next := unix.CmsgSpace(l - hdr)
+		if next >= len(oob) {
+			break
+		}
+		oob = oob[next:]
+	}
+	return aux, false
+}
+
+// restoreTag puts back the VLAN tag the kernel moved out of the frame
+// (TP_STATUS_VLAN_VALID; TPID 0x8100 unless TP_STATUS_VLAN_TPID_VALID
+// names another).
+func (r *rxRing) restoreTag(v *rxView) {
+	if !v.ok || v.status&unix.TP_STATUS_VLAN_VALID == 0 {
+		return
+	}
 	tpid := uint16(0x8100)
-	if f.status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
-		if t := r.u16(p + phVlanTPID); t != 0 {
-			tpid = t
-		}
+	if v.status&unix.TP_STATUS_VLAN_TPID_VALID != 0 && v.tpid != 0 {
+		tpid = v.tpid
 	}
-	tci := uint16(r.u32(p + phVlanTCI))
-	rebuildTag(r.mem[f.start:f.end], f.off, tpid, tci)
-	f.off -= rebuiltTagLen
-	f.ln += rebuiltTagLen
+	rebuildTag(v.buf, v.off, tpid, v.tci)
+	v.off -= rebuiltTagLen
+	v.ln += rebuiltTagLen
 }
 
-// startSuperFrame begins segmenting the GSO super-frame f; emitSegments
-// hands out the segments, starting in this same fill. The frame's block
-// stays ours until the last segment is out. It reports false, counting
-// the frame in gso_dropped, when f cannot be segmented.
-func (r *rxRing) startSuperFrame(f *ringFrame) bool {
-	if r.arena == nil || !r.seg.parse(r.mem[f.start+f.off:f.start+f.off+f.ln], f.gsoType, f.gsoSize, r.maxFrame) {
-		r.gsoDropped.Add(1)
+// startSegments checks a GSO super-frame and makes it the pending one;
+// emitSegments then cuts it. A super-frame in its ring slot keeps the slot
+// until the last segment is out; one in copyBuf has given its slot back.
+func (r *rxRing) startSegments(v *rxView, slot int) bool {
+	if r.arena == nil || !r.seg.parse(v.buf[v.off:v.off+v.ln], v.gsoType, v.gsoSize, r.maxFrame) {
 		return false
 	}
 	r.gsoFrames.Add(1)
 	r.segActive = true
-	r.segBlk = r.cur
-	r.refs[r.cur]++
+	r.segSlot = -1
+	if !v.copied {
+		r.segSlot = slot
+		r.held[slot] = true
+	}
 	return true
 }
 
-// take puts frame f of the block under the cursor at position n of b, as a
-// view into the ring that holds a reference on the block until Release.
-func (r *rxRing) take(b *backend.Batch, n int, f *ringFrame) {
-	b.Buf[n] = r.mem[f.start:f.end:f.end]
-	b.Off[n] = f.off
-	b.Len[n] = f.ln
-	b.Meta[n] = uint64(r.cur)
-	r.refs[r.cur]++
-}
-
-// csumTally counts, over one fill, the frames whose checksum was left to
-// offload (TP_STATUS_CSUMNOTREADY): completed or not. fill adds them to the
-// ring's counters once, not once per frame.
-type csumTally struct{ fixed, skipped uint64 }
-
-// complete finishes the TCP/UDP checksum of frame, which the sender left
-// to hardware (TX offload): as it is on the wire (tag rebuilt), or it
-// leaves us wrong.
-func (c *csumTally) complete(frame []byte) {
-	if fixL4Checksum(frame) == csumFixed {
-		c.fixed++
-	} else {
-		c.skipped++
-	}
-}
-
-// finishBlock marks the current block walked, gives it back at once when no
-// frame of it is outstanding, and moves to the next block.
-func (r *rxRing) finishBlock() {
-	blk := r.cur
-	r.open = false
-	r.walked[blk] = true
-	if r.refs[blk] == 0 {
-		r.giveBack(blk)
-	}
-	r.cur++
-	if r.cur == r.nblocks {
-		r.cur = 0
-	}
-}
-
-// release drops b's references and gives fully walked blocks back.
+// release gives the slots of b's frames back to the kernel, and its
+// segments' arena slots back to the free stack.
 func (r *rxRing) release(b *backend.Batch) {
 	for i := 0; i < b.N; i++ {
 		if m := b.Meta[i]; m&arenaMeta != 0 {
@@ -432,16 +619,62 @@ func (r *rxRing) release(b *backend.Batch) {
 			}
 			continue
 		}
-		blk := int(b.Meta[i])
-		if blk < 0 || blk >= r.nblocks {
-			continue
-		}
-		r.refs[blk]--
-		if r.refs[blk] == 0 && r.walked[blk] {
-			r.giveBack(blk)
+		slot := b.Meta[i]
+		if slot < uint64(len(r.held)) && r.held[slot] {
+			r.giveBack(int(slot))
 		}
 	}
 	r.outstanding.Add(-int64(b.N))
+}
+
+// takeSockErr returns (and forgets) a socket error a recvmsg consumed.
+func (r *rxRing) takeSockErr() error {
+	err := r.sockErr
+	r.sockErr = nil
+	return err
+}
+
+// armEdge adds the socket to the ring's epoll set, edge-triggered: from
+// now on a wait returns on the kernel's next sk_data_ready (one per frame
+// for TPACKET_V2), whatever the level state of the ring says. The epoll
+// set is created on first use, with the eventfd Close writes.
+func (r *rxRing) armEdge(sock, wake int) error {
+	if !r.haveEp {
+		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("epoll_create1: %w", err)
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+			_ = unix.Close(ep)
+			return fmt.Errorf("epoll_ctl add eventfd: %w", err)
+		}
+		r.epfd, r.haveEp = ep, true
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLERR | unix.EPOLLET, Fd: int32(sock)}
+	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, sock, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl add socket: %w", err)
+	}
+	r.armed = true
+	r.arms++
+	return nil
+}
+
+// disarmEdge takes the socket out of the epoll set again, so the kernel
+// does not run our epoll callback for every frame while we are busy.
+func (r *rxRing) disarmEdge(sock int) {
+	if r.armed {
+		_ = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, sock, nil)
+		r.armed = false
+	}
+}
+
+// closeEdge closes the epoll set, if one was created.
+func (r *rxRing) closeEdge() {
+	if r.haveEp {
+		_ = unix.Close(r.epfd)
+		r.haveEp, r.armed = false, false
+	}
 }
 
 // maybeUnmap unmaps the ring once the queue is closed and no frame is
@@ -478,4 +711,36 @@ func rebuildTag(frame []byte, mac int, tpid, tci uint16) {
 	frame[mac+9] = byte(tpid)
 	frame[mac+10] = byte(tci >> 8)
 	frame[mac+11] = byte(tci)
+}
+
+// Interrupt moderation. A TPACKET_V2 socket wakes its reader for every
+// frame. When the reader is faster than the traffic, it empties the ring,
+// sleeps, and is woken again by the next frame: a wake-up (an IPI, a
+// context switch, and on the sending CPU the kernel's try_to_wake_up from
+// inside tpacket_rcv) for every frame or two, which costs the sender more
+// than the frames themselves (BenchmarkRecvRelease lost half its rate).
+// NAPI has the same problem and the same cure (napi_defer_hard_irqs,
+// gro_flush_timeout): while traffic is flowing, poll again a little later
+// instead of re-arming the per-frame interrupt. So when a batch came less
+// than rxBusyGap after the one before, an empty Recv first naps rxNap on
+// the Close eventfd alone and then reads what gathered; only when that
+// finds nothing does it sleep on the socket's per-frame wake-up. Isolated
+// frames (light traffic: more than rxBusyGap apart) never wait for a nap,
+// and an idle queue costs nothing.
+const (
+	rxBusyGap = 200 * time.Microsecond
+	rxNap     = 50 * time.Microsecond
+)
+
+// clockBase makes clock monotonic without allocating.
+var clockBase = time.Now()
+
+func clock() time.Duration { return time.Since(clockBase) }
+
+// noteBatch records that Recv returned frames and decides whether the next
+// empty wait naps first.
+func (r *rxRing) noteBatch() {
+	now := clock()
+	r.nap = now-r.lastBatch < rxBusyGap
+	r.lastBatch = now
 }

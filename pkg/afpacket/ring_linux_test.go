@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+	"unsafe"
 
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
@@ -22,67 +23,189 @@ func TestRebuildTag(t *testing.T) {
 	}
 }
 
-// fakeRing builds ring memory the way the kernel lays out TPACKET_V3 blocks
-// (block descriptor, then tpacket3_hdr + sockaddr_ll + reserve + frame per
-// packet) so the walk can be tested without root.
+// TestTpacket2Layout pins the tpacket2_hdr offsets the ring walk uses to
+// x/sys/unix's Tpacket2Hdr (generated from the kernel headers), and the
+// slot layout to tpacket_rcv's arithmetic.
+func TestTpacket2Layout(t *testing.T) {
+	var h unix.Tpacket2Hdr
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"tp_status", tp2Status, unsafe.Offsetof(h.Status)},
+		{"tp_len", tp2Len, unsafe.Offsetof(h.Len)},
+		{"tp_snaplen", tp2Snaplen, unsafe.Offsetof(h.Snaplen)},
+		{"tp_mac", tp2Mac, unsafe.Offsetof(h.Mac)},
+		{"tp_net", tp2Net, unsafe.Offsetof(h.Net)},
+		{"tp_sec", tp2Sec, unsafe.Offsetof(h.Sec)},
+		{"tp_nsec", tp2Nsec, unsafe.Offsetof(h.Nsec)},
+		{"tp_vlan_tci", tp2VlanTCI, unsafe.Offsetof(h.Vlan_tci)},
+		{"tp_vlan_tpid", tp2VlanTPID, unsafe.Offsetof(h.Vlan_tpid)},
+		{"sizeof", tpacket2HdrAligned, unsafe.Sizeof(h)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at %d, unix.Tpacket2Hdr says %d", c.name, c.got, c.want)
+		}
+	}
+	// TPACKET2_HDRLEN = TPACKET_ALIGN(32) + sizeof(sockaddr_ll) = 52;
+	// netoff = TPACKET_ALIGN(52 + 16) + reserve (+ vnet); macoff = netoff - 14.
+	if slotScratchOff != 52 || slotNetBase != 80 {
+		t.Fatalf("scratch at %d, network header base %d; want 52, 80", slotScratchOff, slotNetBase)
+	}
+	if got := slotMacOff(false); got != 80+ringReserve-14 {
+		t.Fatalf("tp_mac %d", got)
+	}
+	if got := slotMacOff(true); got != 80+ringReserve+vnetHdrLen-14 {
+		t.Fatalf("tp_mac with vnet %d", got)
+	}
+	// Headroom in front of every frame, after the tag rebuild: the frame
+	// starts at tp_mac - 4 at worst, the view at the scratch area.
+	for _, vnet := range []bool{false, true} {
+		if room := slotMacOff(vnet) - rebuiltTagLen - slotScratchOff; room < backend.Headroom {
+			t.Fatalf("vnet %v: %d bytes of headroom", vnet, room)
+		}
+		if sz := ringSlotSize(defaultFrameSize, vnet); sz%tpacketAlign != 0 || sz < slotMacOff(vnet)+defaultFrameSize {
+			t.Fatalf("vnet %v: slot size %d", vnet, sz)
+		}
+	}
+	if auxdataLen != 20 {
+		t.Fatalf("sizeof(tpacket_auxdata) = %d", auxdataLen)
+	}
+}
+
+// fakePkt is one frame of a ring built in memory the way tpacket_rcv lays
+// out TPACKET_V2 slots (tpacket2_hdr, sockaddr_ll, reserve, [vnet header,]
+// frame), so the walk can be tested without root.
 type fakePkt struct {
 	frame  []byte // as the kernel stores it (outer tag already stripped)
 	wire   int    // tp_len; 0 means len(frame)
 	status uint32
 	tci    uint16
 	tpid   uint16
+	// with a vnet ring: the virtio_net_hdr in front of the frame
+	gsoType uint8
+	gsoSize int
+	// copied: the frame does not fit its slot; the slot gets its head
+	// and TP_STATUS_COPY, the whole frame goes to the fake receive queue
+	copied bool
 }
 
-const fakeMac = 96 + ringReserve - 14 // TPACKET_ALIGN(68+16) + reserve - maclen
+// fakeRing is a TPACKET_V2 ring in memory: blocks of perBlock slots of
+// frameSize bytes (with a gap at the end of each block, as the kernel
+// leaves when the block size is not a multiple of the slot size), and the
+// fake receive queue its TP_STATUS_COPY frames are read from.
+func fakeRing(blocks, perBlock, frameSize int, vnet bool) (*rxRing, *fakeQueue) {
+	g := ringGeometry{blockSize: perBlock*frameSize + 48, blocks: blocks, frameSize: frameSize}
+	r := newRingState(make([]byte, g.blockSize*g.blocks), g, vnet)
+	q := &fakeQueue{}
+	if vnet {
+		r.recvCopy = q.recv
+	}
+	return r, q
+}
 
-func writeBlock(mem []byte, base int, pkts []fakePkt) {
+// fakeQueue stands for the socket's receive queue of TP_STATUS_COPY skbs.
+type fakeQueue struct {
+	skbs [][]byte // virtio_net_hdr + frame
+	aux  []unix.TpacketAuxdata
+	// cycle: serve the skbs round and round instead of dequeuing them
+	cycle bool
+	next  int
+}
+
+func (q *fakeQueue) recv(p, oob []byte) (n, oobn, flags int, err error) {
+	if len(q.skbs) == 0 {
+		return 0, 0, 0, unix.EAGAIN
+	}
+	var skb []byte
+	var aux unix.TpacketAuxdata
+	if q.cycle {
+		skb, aux = q.skbs[q.next%len(q.skbs)], q.aux[q.next%len(q.skbs)]
+		q.next++
+	} else {
+		skb, aux = q.skbs[0], q.aux[0]
+		q.skbs, q.aux = q.skbs[1:], q.aux[1:]
+	}
+	n = copy(p, skb)
+	if n < len(skb) {
+		flags |= unix.MSG_TRUNC
+	}
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_PACKET, unix.PACKET_AUXDATA
+	h.SetLen(unix.CmsgLen(auxdataLen))
+	d := oob[unix.CmsgLen(0):]
 	ne := binary.NativeEndian
-	ne.PutUint32(mem[base+bdBlockStatus:], unix.TP_STATUS_USER)
-	ne.PutUint32(mem[base+bdNumPkts:], uint32(len(pkts)))
-	ne.PutUint32(mem[base+bdFirstPkt:], 48)
-	p := base + 48
+	ne.PutUint32(d[0:], aux.Status)
+	ne.PutUint32(d[4:], aux.Len)
+	ne.PutUint32(d[8:], aux.Snaplen)
+	ne.PutUint16(d[16:], aux.Vlan_tci)
+	ne.PutUint16(d[18:], aux.Vlan_tpid)
+	return n, unix.CmsgSpace(auxdataLen), flags, nil
+}
+
+// writeSlots writes pkts into consecutive slots from slot first, marking
+// them TP_STATUS_USER as tpacket_rcv does last.
+func writeSlots(r *rxRing, q *fakeQueue, first int, pkts []fakePkt) {
+	ne := binary.NativeEndian
+	mac := slotMacOff(r.vnet)
 	for i, k := range pkts {
-		size := (fakeMac + len(k.frame) + 15) &^ 15
-		next := size
-		if i == len(pkts)-1 {
-			next = 0
-		}
+		p := int(r.slots[(first+i)%len(r.slots)])
+		slot := r.mem[p : p+r.frameSize]
+		clear(slot)
 		wire := k.wire
 		if wire == 0 {
 			wire = len(k.frame)
 		}
-		ne.PutUint32(mem[p+phNextOffset:], uint32(next))
-		ne.PutUint32(mem[p+phSnaplen:], uint32(len(k.frame)))
-		ne.PutUint32(mem[p+phLen:], uint32(wire))
-		ne.PutUint32(mem[p+phStatus:], unix.TP_STATUS_USER|k.status)
-		ne.PutUint16(mem[p+phMac:], fakeMac)
-		ne.PutUint32(mem[p+phVlanTCI:], uint32(k.tci))
-		ne.PutUint16(mem[p+phVlanTPID:], k.tpid)
-		copy(mem[p+fakeMac:], k.frame)
-		p += size
+		snap := len(k.frame)
+		status := unix.TP_STATUS_USER | k.status
+		if k.copied {
+			snap = r.frameSize - mac
+			status |= unix.TP_STATUS_COPY
+		}
+		ne.PutUint32(slot[tp2Len:], uint32(wire))
+		ne.PutUint32(slot[tp2Snaplen:], uint32(snap))
+		ne.PutUint16(slot[tp2Mac:], uint16(mac))
+		ne.PutUint16(slot[tp2Net:], uint16(mac+14))
+		ne.PutUint16(slot[tp2VlanTCI:], k.tci)
+		ne.PutUint16(slot[tp2VlanTPID:], k.tpid)
+		copy(slot[mac:mac+snap], k.frame)
+		var vh [vnetHdrLen]byte
+		vh[vnetGSOTypeOff] = k.gsoType
+		ne.PutUint16(vh[vnetGSOSizeOff:], uint16(k.gsoSize))
+		if r.vnet {
+			copy(slot[mac-vnetHdrLen:mac], vh[:])
+		}
+		if k.copied {
+			q.skbs = append(q.skbs, append(vh[:], k.frame...))
+			q.aux = append(q.aux, unix.TpacketAuxdata{Status: unix.TP_STATUS_USER | k.status,
+				Snaplen: uint32(len(k.frame)), Vlan_tci: k.tci, Vlan_tpid: k.tpid})
+		}
+		ne.PutUint32(slot[tp2Status:], status)
 	}
 }
 
+// plainSlot is the slot size of a ring without vnet headers for frames of
+// the default frame size.
+var plainSlot = ringSlotSize(defaultFrameSize, false)
+
 func TestRingWalkAndRelease(t *testing.T) {
-	const bs = 4096
-	r := &rxRing{mem: make([]byte, 2*bs), blockSize: bs, nblocks: 2, maxFrame: defaultFrameSize,
-		refs: make([]int32, 2), walked: make([]bool, 2)}
+	r, q := fakeRing(2, 3, plainSlot, false)
 	plain := ethFrame(1, nil, 0x88b5, 46)
 	stripped := ethFrame(2, nil, 0x88b5, 46) // kernel view of a tagged frame
-	writeBlock(r.mem, 0, []fakePkt{
+	writeSlots(r, q, 0, []fakePkt{
 		{frame: plain},
 		{frame: stripped, status: unix.TP_STATUS_VLAN_VALID, tci: 5<<13 | 100}, // no TPID: 0x8100
 		{frame: stripped, status: unix.TP_STATUS_VLAN_VALID | unix.TP_STATUS_VLAN_TPID_VALID, tpid: 0x88a8},
-	})
-	writeBlock(r.mem, bs, []fakePkt{
 		{frame: plain[:30], wire: 60}, // truncated: dropped
 		{frame: plain},
+		{frame: stripped, status: unix.TP_STATUS_VLAN_VALID | unix.TP_STATUS_LOSING, tci: 7},
 	})
 	want := [][]byte{
 		plain,
 		append(append(append([]byte{}, stripped[:12]...), 0x81, 0x00, 0xa0, 0x64), stripped[12:]...),
 		append(append(append([]byte{}, stripped[:12]...), 0x88, 0xa8, 0x00, 0x00), stripped[12:]...),
 		plain,
+		append(append(append([]byte{}, stripped[:12]...), 0x81, 0x00, 0x00, 0x07), stripped[12:]...),
 	}
 
 	b1, b2 := backend.NewBatch(2), backend.NewBatch(4)
@@ -91,11 +214,11 @@ func TestRingWalkAndRelease(t *testing.T) {
 		t.Fatalf("fill 1: %d frames, %d dropped", n, dropped)
 	}
 	n, _, dropped = r.fill(b2)
-	if n != 2 || dropped != 1 {
-		t.Fatalf("fill 2: %d frames, %d dropped; want 2, 1", n, dropped)
+	if n != 3 || dropped != 1 {
+		t.Fatalf("fill 2: %d frames, %d dropped; want 3, 1", n, dropped)
 	}
-	got := [][]byte{b1.Frame(0), b1.Frame(1), b2.Frame(0), b2.Frame(1)}
-	offs := []int{b1.Off[0], b1.Off[1], b2.Off[0], b2.Off[1]}
+	got := [][]byte{b1.Frame(0), b1.Frame(1), b2.Frame(0), b2.Frame(1), b2.Frame(2)}
+	offs := []int{b1.Off[0], b1.Off[1], b2.Off[0], b2.Off[1], b2.Off[2]}
 	for i := range want {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Errorf("frame %d:\n got % x\nwant % x", i, got[i], want[i])
@@ -104,34 +227,51 @@ func TestRingWalkAndRelease(t *testing.T) {
 			t.Errorf("frame %d: Off %d < Headroom", i, offs[i])
 		}
 	}
-	if r.blockStatus(0) != unix.TP_STATUS_USER || r.blockStatus(1) != unix.TP_STATUS_USER {
-		t.Fatal("a block went back to the kernel while its frames are outstanding")
+	if r.slotStatus(3) != unix.TP_STATUS_KERNEL {
+		t.Fatal("the dropped frame's slot was not given back at once")
 	}
-	if r.ready() {
-		t.Fatal("ready with both blocks walked")
+	for _, s := range []int{0, 1, 2, 4, 5} {
+		if r.slotStatus(s)&unix.TP_STATUS_USER == 0 {
+			t.Fatalf("slot %d went back to the kernel while its frame is outstanding", s)
+		}
+	}
+	if r.ready() || !r.wrapped() {
+		t.Fatalf("ready %v, wrapped %v with every slot walked and held", r.ready(), r.wrapped())
+	}
+	// Any order: the second batch first.
+	r.release(b2)
+	b2.Reset()
+	for s := range 6 {
+		if held := s < 2; (r.slotStatus(s) == unix.TP_STATUS_KERNEL) == held {
+			t.Fatalf("after releasing batch 2: slot %d status %#x", s, r.slotStatus(s))
+		}
 	}
 	r.release(b1)
-	if r.blockStatus(0) != unix.TP_STATUS_USER {
-		t.Fatal("block 0 returned while batch 2 still holds one of its frames")
-	}
-	r.release(b2)
-	if r.blockStatus(0) != unix.TP_STATUS_KERNEL || r.blockStatus(1) != unix.TP_STATUS_KERNEL {
-		t.Fatal("blocks not returned after all frames were released")
+	b1.Reset()
+	for s := range 6 {
+		if r.slotStatus(s) != unix.TP_STATUS_KERNEL {
+			t.Fatalf("slot %d not returned after all frames were released", s)
+		}
 	}
 	if r.outstanding.Load() != 0 {
 		t.Fatalf("outstanding = %d", r.outstanding.Load())
 	}
-	// The walk wrapped around to block 0 again.
-	if r.cur != 0 || r.open {
-		t.Fatalf("cursor at block %d (open %v), want 0 closed", r.cur, r.open)
+	// The walk wrapped around to slot 0, which the kernel fills next.
+	if r.cur != 0 || r.ready() || r.wrapped() {
+		t.Fatalf("cursor at slot %d (ready %v, wrapped %v), want 0, idle", r.cur, r.ready(), r.wrapped())
 	}
+	writeSlots(r, q, 0, []fakePkt{{frame: stripped}})
+	if n, _, _ := r.fill(b1); n != 1 || !bytes.Equal(b1.Frame(0), stripped) {
+		t.Fatalf("after the wrap: %d frames", n)
+	}
+	r.release(b1)
+	b1.Reset()
 }
 
 func TestRingOversizeDropped(t *testing.T) {
-	const bs = 4096
-	r := &rxRing{mem: make([]byte, bs), blockSize: bs, nblocks: 1, maxFrame: 100,
-		refs: make([]int32, 1), walked: make([]bool, 1)}
-	writeBlock(r.mem, 0, []fakePkt{
+	r, q := fakeRing(1, 2, plainSlot, false)
+	r.maxFrame = 100
+	writeSlots(r, q, 0, []fakePkt{
 		{frame: ethFrame(1, nil, 0x88b5, 90)},                                            // 104 bytes > 100
 		{frame: ethFrame(2, nil, 0x88b5, 82), status: unix.TP_STATUS_VLAN_VALID, tci: 1}, // 96+4
 	})
@@ -141,7 +281,192 @@ func TestRingOversizeDropped(t *testing.T) {
 		t.Fatalf("fill: %d frames (len %d), %d dropped; want 1 (len 100), 1", n, b.Len[0], dropped)
 	}
 	r.release(b)
-	if r.blockStatus(0) != unix.TP_STATUS_KERNEL {
-		t.Fatal("block not returned")
+	b.Reset()
+	if r.slotStatus(0) != unix.TP_STATUS_KERNEL || r.slotStatus(1) != unix.TP_STATUS_KERNEL {
+		t.Fatal("slots not returned")
+	}
+}
+
+// TP_STATUS_COPY slots: the walk reads each one's frame from the receive
+// queue (exactly one skb per slot, in slot order), gives the slot back at
+// once, rebuilds the tag from PACKET_AUXDATA, segments GSO super-frames
+// from the copy (across batches, keeping order) and drops other frames
+// too long for a slot.
+func TestRingCopySlots(t *testing.T) {
+	r, q := fakeRing(2, 4, ringSlotSize(defaultFrameSize, true), true)
+	r.initArena(defaultFrameSize, 8)
+	c := gsoCase{csumCase: csumCase{tags: []tag{{0x8100, 100}}, proto: ipProtoTCP, payload: 14480}, mss: 1448, flags: 0x18}
+	super, _, _ := buildSuper(c, 3)
+	superStripped := append(append([]byte(nil), super[:12]...), super[16:]...)
+	segs := segmentAll(t, super, vnetGSOTCPv4, c.mss, defaultFrameSize)
+	big := ethFrame(9, nil, 0x88b5, 3000)
+	udp := gsoCase{csumCase: csumCase{proto: ipProtoUDP, payload: 4000}, mss: 1400}
+	ufo, _, _ := buildSuper(udp, 4)
+	plain := func(i int) []byte { return ethFrame(i, nil, 0x88b5, 46) }
+	writeSlots(r, q, 0, []fakePkt{
+		{frame: plain(1)},
+		{frame: superStripped, copied: true, gsoType: vnetGSOTCPv4, gsoSize: c.mss,
+			status: unix.TP_STATUS_VLAN_VALID | unix.TP_STATUS_CSUMNOTREADY, tci: 100},
+		{frame: plain(2)},
+		{frame: big, copied: true}, // not GSO: too long, dropped
+		{frame: plain(3)},
+		{frame: ufo, copied: true, gsoType: vnetGSOUDP, gsoSize: udp.mss}, // UFO: dropped
+		{frame: plain(4)},
+	})
+	want := append(append([][]byte{plain(1)}, segs...), plain(2), plain(3), plain(4))
+
+	var got [][]byte
+	dropped := 0
+	b := backend.NewBatch(4)
+	for i := 0; r.ready(); i++ {
+		n, _, d := r.fill(b)
+		dropped += d
+		if n == 0 {
+			t.Fatalf("fill %d: nothing, but ready", i)
+		}
+		if i == 0 {
+			// Slot 1's frame is in the copy buffer: slot back at once,
+			// while its segments are still to come; slot 3's skb not
+			// read yet (the walk does not pass a pending super-frame).
+			if r.slotStatus(1) != unix.TP_STATUS_KERNEL || !r.pending() || len(q.skbs) != 2 {
+				t.Fatalf("after fill 1: slot 1 status %#x, pending %v, %d skbs queued", r.slotStatus(1), r.pending(), len(q.skbs))
+			}
+		}
+		for k := 0; k < n; k++ {
+			got = append(got, append([]byte(nil), b.Frame(k)...))
+			if b.Off[k] < backend.Headroom {
+				t.Fatalf("Off %d < Headroom", b.Off[k])
+			}
+		}
+		r.release(b)
+		b.Reset()
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d differs:\n got % x\nwant % x", i, got[i][:min(40, len(got[i]))], want[i][:min(40, len(want[i]))])
+		}
+	}
+	if dropped != 2 || len(q.skbs) != 0 {
+		t.Fatalf("%d dropped (want 2), %d skbs left in the receive queue (want 0)", dropped, len(q.skbs))
+	}
+	if r.gsoFrames.Load() != 1 || r.gsoSegments.Load() != uint64(len(segs)) || r.gsoDropped.Load() != 1 {
+		t.Fatalf("gso frames %d segments %d dropped %d", r.gsoFrames.Load(), r.gsoSegments.Load(), r.gsoDropped.Load())
+	}
+	for s := range len(r.slots) {
+		if r.slotStatus(s) != unix.TP_STATUS_KERNEL {
+			t.Fatalf("slot %d not given back", s)
+		}
+	}
+	if r.outstanding.Load() != 0 || r.nfree != 8 {
+		t.Fatalf("outstanding %d, free arena slots %d", r.outstanding.Load(), r.nfree)
+	}
+}
+
+// A TP_STATUS_COPY slot whose skb does not match (length differs from
+// tp_len) or is missing is dropped without stalling the walk; the skb is
+// consumed either way.
+func TestRingCopyMismatch(t *testing.T) {
+	r, q := fakeRing(1, 4, ringSlotSize(defaultFrameSize, true), true)
+	r.initArena(defaultFrameSize, 8)
+	c := gsoCase{csumCase: csumCase{proto: ipProtoTCP, payload: 5000}, mss: 1448}
+	super, _, _ := buildSuper(c, 1)
+	writeSlots(r, q, 0, []fakePkt{
+		{frame: super, copied: true, gsoType: vnetGSOTCPv4, gsoSize: c.mss},
+		{frame: ethFrame(1, nil, 0x88b5, 46)},
+		{frame: super, copied: true, gsoType: vnetGSOTCPv4, gsoSize: c.mss},
+	})
+	q.aux[0].Snaplen-- // not the slot's frame
+	q.skbs, q.aux = q.skbs[:1], q.aux[:1]
+	b := backend.NewBatch(8)
+	n, _, dropped := r.fill(b)
+	if n != 1 || dropped != 2 || len(q.skbs) != 0 || r.gsoDropped.Load() != 2 {
+		t.Fatalf("%d frames, %d dropped, %d skbs left, gsoDropped %d; want 1, 2, 0, 2", n, dropped, len(q.skbs), r.gsoDropped.Load())
+	}
+	r.release(b)
+	b.Reset()
+}
+
+func TestParseAuxdata(t *testing.T) {
+	oob := make([]byte, 2*unix.CmsgSpace(auxdataLen))
+	// an unrelated control message first
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_TIMESTAMP
+	h.SetLen(unix.CmsgLen(16))
+	first := unix.CmsgSpace(16)
+	h = (*unix.Cmsghdr)(unsafe.Pointer(&oob[first]))
+	h.Level, h.Type = unix.SOL_PACKET, unix.PACKET_AUXDATA
+	h.SetLen(unix.CmsgLen(auxdataLen))
+	d := oob[first+unix.CmsgLen(0):]
+	binary.NativeEndian.PutUint32(d[0:], unix.TP_STATUS_USER|unix.TP_STATUS_VLAN_VALID)
+	binary.NativeEndian.PutUint32(d[8:], 1234)
+	binary.NativeEndian.PutUint16(d[16:], 100)
+	binary.NativeEndian.PutUint16(d[18:], 0x88a8)
+	aux, ok := parseAuxdata(oob[:first+unix.CmsgSpace(auxdataLen)])
+	if !ok || aux.Snaplen != 1234 || aux.Vlan_tci != 100 || aux.Vlan_tpid != 0x88a8 || aux.Status&unix.TP_STATUS_VLAN_VALID == 0 {
+		t.Fatalf("parseAuxdata = %+v, %v", aux, ok)
+	}
+	for _, bad := range [][]byte{nil, oob[:first], oob[:first+8]} {
+		if _, ok := parseAuxdata(bad); ok {
+			t.Fatalf("found auxdata in %d bytes", len(bad))
+		}
+	}
+}
+
+// Interrupt moderation: only a batch that follows the previous one within
+// rxBusyGap makes the next empty wait nap; an isolated frame never does.
+func TestNoteBatch(t *testing.T) {
+	r, _ := fakeRing(1, 1, plainSlot, false)
+	r.noteBatch()
+	if r.nap {
+		t.Fatal("the first batch ever naps")
+	}
+	r.lastBatch = clock() - rxBusyGap/4
+	r.noteBatch()
+	if !r.nap {
+		t.Fatal("a batch rxBusyGap/4 after the previous one does not nap")
+	}
+	r.lastBatch = clock() - 4*rxBusyGap
+	r.noteBatch()
+	if r.nap {
+		t.Fatal("a batch 4 rxBusyGap after the previous one naps")
+	}
+}
+
+// The ring walk allocates nothing: plain frames, tag rebuild, checksum
+// completion, TP_STATUS_COPY reads and segmentation included.
+func TestRingFillDoesNotAllocate(t *testing.T) {
+	r, q := fakeRing(1, 4, ringSlotSize(defaultFrameSize, true), true)
+	r.initArena(defaultFrameSize, 64)
+	c := gsoCase{csumCase: csumCase{proto: ipProtoTCP, payload: 14480}, mss: 1448, flags: 0x18}
+	super, _, _ := buildSuper(c, 3)
+	partial, _, _ := buildPartial(csumCase{proto: ipProtoUDP, payload: 100}, 1)
+	writeSlots(r, q, 0, []fakePkt{
+		{frame: ethFrame(1, nil, 0x88b5, 46)},
+		{frame: super, copied: true, gsoType: vnetGSOTCPv4, gsoSize: c.mss},
+		{frame: partial, status: unix.TP_STATUS_VLAN_VALID | unix.TP_STATUS_CSUMNOTREADY, tci: 100},
+		{frame: ethFrame(2, nil, 0x88b5, 3000), copied: true},
+	})
+	q.cycle = true
+	status := make([]uint32, len(r.slots))
+	for s := range status {
+		status[s] = r.slotStatus(s)
+	}
+	b := backend.NewBatch(64)
+	allocs := testing.AllocsPerRun(100, func() {
+		for s, st := range status { // the kernel fills the slots again
+			binary.NativeEndian.PutUint32(r.mem[r.slots[s]+tp2Status:], st)
+		}
+		n, _, dropped := r.fill(b)
+		if n != 12 || dropped != 1 {
+			t.Fatalf("%d frames, %d dropped; want 12, 1", n, dropped)
+		}
+		r.release(b)
+		b.Reset()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per walk", allocs)
 	}
 }

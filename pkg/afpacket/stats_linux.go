@@ -53,16 +53,21 @@ func (q *Queue) kernelStats() (drops, freezes uint64) {
 
 // addKernelStatsLocked adds what PACKET_STATISTICS counted since the last
 // read to the totals: the kernel resets its counters on every read, so
-// every read must be added. The caller holds kstatMu and keeps the socket
-// open (enter, or the life write lock in Close).
+// every read must be added. A TPACKET_V2 ring does not freeze like a V3
+// one (tp_freeze_q_cnt): the kernel drops while the slot under its head is
+// still ours, so a read that finds new drops counts as one ring-full
+// episode. The caller holds kstatMu and keeps the socket open (enter, or
+// the life write lock in Close).
 //
-// getsockopt by hand: unix.GetsockoptTpacketStatsV3 allocates its result.
+// getsockopt by hand: unix.GetsockoptTpacketStats allocates its result.
 func (q *Queue) addKernelStatsLocked() {
-	var st unix.TpacketStatsV3
+	var st unix.TpacketStats
 	n := uint32(unsafe.Sizeof(st))
 	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_PACKET, unix.PACKET_STATISTICS,
 		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&n)), 0); e == 0 {
 		q.kernelDrops += uint64(st.Drops)
-		q.freezes += uint64(st.Freeze_q_cnt)
+		if st.Drops != 0 {
+			q.freezes++
+		}
 	}
 }
