@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -31,24 +30,14 @@ type Capture struct {
 	ifname  string
 	ifindex int
 	conn    *rawsock.Conn
-	rc      syscall.RawConn
 	netns   netns.NsHandle // the network namespace Open ran in (link events)
 
-	// Receive state, allocated once in Open: the frame lands at buf[tagLen:]
-	// so a tag can be rebuilt in place; msg points at buf and oob.
+	// Receive buffers, allocated once in Open: the frame lands at
+	// buf[tagLen:] so a tag can be rebuilt in place.
 	buf []byte
 	oob []byte
-	iov unix.Iovec
-	msg unix.Msghdr
 
-	// Results of the last recvFn call (a method value made once, so the
-	// per-frame rc.Read call does not allocate a closure).
-	recvFn func(fd uintptr) bool
-	n      int
-	oobn   int
-	rerr   error
-	bw     *bufio.Writer // flushed by recvFn when the socket is idle
-	ferr   error         // error of that flush
+	bw *bufio.Writer // the pcap output, flushed when the socket is idle
 
 	// linkEvent is set by the link watcher of a down interface before it
 	// wakes the blocked read (see watchLink).
@@ -119,26 +108,14 @@ func setup(conn *rawsock.Conn, ifname string, ns netns.NsHandle) (*Capture, erro
 	// Reset the drop counter so Stats counts only this capture.
 	_, _ = conn.Stats()
 
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	c := &Capture{
+	return &Capture{
 		ifname:  ifname,
 		ifindex: conn.Ifindex(),
 		conn:    conn,
-		rc:      rc,
 		netns:   ns,
 		buf:     make([]byte, tagLen+Snaplen),
 		oob:     make([]byte, 256),
-	}
-	c.iov.Base = &c.buf[tagLen]
-	c.iov.SetLen(Snaplen)
-	c.msg.Iov = &c.iov
-	c.msg.SetIovlen(1)
-	c.msg.Control = &c.oob[0]
-	c.recvFn = c.recv
-	return c, nil
+	}, nil
 }
 
 // Ifname is the interface the capture is bound to.
@@ -153,33 +130,30 @@ func (c *Capture) Close() error {
 	return err
 }
 
-// recv is called by the poller: one non-blocking recvmsg. It returns false
-// (wait for readability) on EAGAIN, after flushing buffered output so a
-// reader of the file sees everything captured so far.
-func (c *Capture) recv(fd uintptr) bool {
-	for {
-		c.msg.SetControllen(len(c.oob))
-		c.msg.Flags = 0
-		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), unix.MSG_TRUNC|unix.MSG_DONTWAIT)
-		switch e {
-		case 0:
-			c.n, c.oobn, c.rerr = int(r), int(c.msg.Controllen), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			if c.bw != nil && c.bw.Buffered() > 0 {
-				if c.ferr = c.bw.Flush(); c.ferr != nil {
-					return true
-				}
-			}
-			return false
-		default:
-			c.rerr = e
-			return true
+// read receives one frame into buf[tagLen:] and its control messages
+// into oob, returning the frame's full length. When none is queued it
+// first flushes buffered output, so a reader of the file sees everything
+// captured so far, then waits (rawsock's TryReadMsg, then ReadMsg).
+func (c *Capture) read() (n, oobn int, err error) {
+	b := c.buf[tagLen:]
+	n, oobn, _, err = c.conn.TryReadMsg(b, c.oob)
+	if !errors.Is(err, unix.EAGAIN) {
+		return n, oobn, err
+	}
+	if c.bw != nil && c.bw.Buffered() > 0 {
+		if err := c.bw.Flush(); err != nil {
+			return 0, 0, &flushError{err}
 		}
 	}
+	n, oobn, _, err = c.conn.ReadMsg(b, c.oob)
+	return n, oobn, err
 }
+
+// flushError is a failed write of the pcap output while reading.
+type flushError struct{ err error }
+
+func (e *flushError) Error() string { return "write pcap: " + e.err.Error() }
+func (e *flushError) Unwrap() error { return e.err }
 
 // Run writes a pcap file to w (header first, then one record per frame)
 // until opt says stop, ctx is cancelled, or the interface disappears. A
@@ -232,14 +206,12 @@ func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *St
 		if ctx.Err() != nil {
 			return nil
 		}
-		err := c.rc.Read(c.recvFn)
-		if c.ferr != nil {
-			return fmt.Errorf("write pcap: %w", c.ferr)
-		}
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return fmt.Errorf("capture on %s: %w", c.ifname, err)
-			}
+		n, oobn, err := c.read()
+		var fe *flushError
+		switch {
+		case errors.As(err, &fe):
+			return fe
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			// Cancelled (ctx.Err is checked at the top), or the link
 			// watcher of a down interface saw it deleted: has it gone?
 			if down && ctx.Err() == nil {
@@ -248,10 +220,9 @@ func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *St
 				}
 			}
 			continue
-		}
-		if c.rerr != nil {
-			if !errors.Is(c.rerr, unix.ENETDOWN) {
-				return fmt.Errorf("capture on %s: read: %w", c.ifname, c.rerr)
+		case err != nil:
+			if !errors.Is(err, unix.ENETDOWN) {
+				return fmt.Errorf("capture on %s: %w", c.ifname, err)
 			}
 			if err := c.checkGone(); err != nil {
 				return err
@@ -272,7 +243,7 @@ func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *St
 			continue
 		}
 		down = false
-		if err := c.writeFrame(pw, c.n, c.oobn); err != nil {
+		if err := c.writeFrame(pw, n, oobn); err != nil {
 			return err
 		}
 		st.Frames++

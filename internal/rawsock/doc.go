@@ -22,32 +22,36 @@
 // # Waiting: the netpoller, not timeouts
 //
 // By default the socket is non-blocking and registered with the runtime's
-// netpoller (os.NewFile): Read, ReadFrom, ReadMsg and the writes park the
-// goroutine until the socket is ready, and SetDeadline / SetReadDeadline
-// wake it with an error that matches os.ErrDeadlineExceeded (and whose
-// Timeout method reports true). Nothing polls with a receive timeout. Close
-// may be called while another goroutine is blocked in Read: the read
-// returns an error matching net.ErrClosed, and the descriptor is only
-// released once no call uses it any more, so it is never reused under a
-// reader.
+// netpoller (os.NewFile): ReadMsg parks the goroutine until a frame is
+// queued, and SetReadDeadline wakes it with an error that matches
+// os.ErrDeadlineExceeded (and whose Timeout method reports true). Nothing
+// polls with a receive timeout. Close may be called while another goroutine
+// is blocked in ReadMsg: the read returns an error matching net.ErrClosed,
+// and the descriptor is only released once no call uses it any more, so it
+// is never reused under a reader.
 //
 // Config.Unpolled keeps the descriptor blocking and out of the netpoller,
 // for a caller that waits on it itself: pkg/afpacket sleeps in ppoll on its
 // TPACKET ring together with an eventfd, and a netpoller registration would
 // only add an epoll wake-up per ring block received and per frame
-// transmitted. Read and friends are not available then; SyscallConn and
-// Control are.
+// transmitted. ReadMsg, TryReadMsg and SetReadDeadline are not available
+// then; SyscallConn and Control are.
 //
 // # Reading
 //
-// Read and ReadMsg allocate nothing: one reader at a time fills a msghdr
-// held by the Conn and hands a cached method value to the RawConn.
-// ReadMsg returns the control messages as well (SetAuxdata makes every
+// ReadMsg and TryReadMsg allocate nothing: one reader at a time fills a
+// msghdr held by the Conn and hands a cached method value to the RawConn.
+// They return the control messages with the frame (SetAuxdata makes every
 // frame carry a tpacket_auxdata: the kernel moves an 802.1Q/802.1ad tag
 // out of the frame into metadata before packet sockets see it, and this
 // is the only way to get it back without a ring). A frame longer than the
-// buffer is cut; ReadMsg's flags then include unix.MSG_TRUNC. ReadFrom also
-// returns the sender's address, which it allocates.
+// buffer is cut; the length returned is the frame's own and the flags
+// include unix.MSG_TRUNC. TryReadMsg does not wait: with nothing queued it
+// fails with unix.EAGAIN, so a reader can do its idle work (capture flushes
+// its file) before it waits in ReadMsg.
+//
+// There is no write path: pkg/afpacket transmits through its TX ring and
+// the other users only receive (tests send with Control and sendto).
 //
 // # Options
 //

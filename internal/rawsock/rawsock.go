@@ -1,40 +1,23 @@
 package rawsock
 
-import (
-	"errors"
-	"net"
-)
+import "errors"
 
-// Type is the socket type: Raw frames carry their link-layer header,
-// Datagram ones only the payload.
+// Type is the socket type. Raw (unix.SOCK_RAW), whose frames carry their
+// link-layer header, is the one vswitch uses.
 type Type int
 
-// Socket types (unix.SOCK_RAW and unix.SOCK_DGRAM).
-const (
-	Raw      Type = 3
-	Datagram Type = 2
-)
+// Raw is the socket type of frames with their link-layer header.
+const Raw Type = 3
 
 // Config changes how Listen opens a socket. The zero value (or nil) is the
 // default: non-blocking, waited on by the netpoller.
 type Config struct {
 	// Unpolled leaves the descriptor blocking and out of the Go runtime's
 	// netpoller, for a caller that waits on it itself (poll on a TPACKET
-	// ring). Read, ReadFrom, ReadMsg, Write, WriteTo and the deadlines
-	// then fail with ErrUnpolled; Control and SyscallConn work.
+	// ring). ReadMsg, TryReadMsg and SetReadDeadline then fail with
+	// ErrUnpolled; Control and SyscallConn work.
 	Unpolled bool
 }
-
-// Addr is a link-layer address: a packet socket's peer.
-type Addr struct {
-	HardwareAddr net.HardwareAddr
-}
-
-// Network implements net.Addr.
-func (a *Addr) Network() string { return "packet" }
-
-// String implements net.Addr.
-func (a *Addr) String() string { return a.HardwareAddr.String() }
 
 // Stats are a socket's PACKET_STATISTICS since the previous read.
 type Stats struct {

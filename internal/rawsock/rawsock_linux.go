@@ -3,7 +3,6 @@
 package rawsock
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,9 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Raw and Datagram must be the kernel's values (a negative constant does
+// Raw must be the kernel's value (a negative constant does
 // not convert to uint: this fails to compile if they drift).
-const _ = uint(Raw-unix.SOCK_RAW) + uint(unix.SOCK_RAW-Raw) + uint(Datagram-unix.SOCK_DGRAM) + uint(unix.SOCK_DGRAM-Datagram)
+const _ = uint(Raw-unix.SOCK_RAW) + uint(unix.SOCK_RAW-Raw)
 
 // Conn is an AF_PACKET socket bound to one interface. Its methods are safe
 // for concurrent use; reads are serialised with each other, as are writes.
@@ -29,15 +28,14 @@ type Conn struct {
 	f       *os.File
 	rc      syscall.RawConn
 	closed  atomic.Bool
-	proto   atomic.Uint32 // bound protocol, host order
 
 	// Allocation-free reads: the reader holding rmu sets up rmsg and runs
 	// the cached rfn through rc.Read.
 	rmu    sync.Mutex
 	rmsg   unix.Msghdr
 	riov   unix.Iovec
-	rsa    unix.RawSockaddrLinklayer
 	rfn    func(fd uintptr) bool
+	rwait  bool // this read waits for a frame (ReadMsg, not TryReadMsg)
 	rn     int
 	rerr   error
 	rflags int // msg_flags of the last read
@@ -94,8 +92,6 @@ func Listen(ifindex int, typ Type, protocol uint16, cfg *Config) (*Conn, error) 
 		return nil, opErr("listen", ifindex, err)
 	}
 	conn := &Conn{ifindex: ifindex, typ: typ, polled: !c.Unpolled, f: f, rc: rc}
-	conn.proto.Store(uint32(protocol))
-	conn.rmsg.Name = (*byte)(unsafe.Pointer(&conn.rsa))
 	conn.rmsg.Iov = &conn.riov
 	conn.rmsg.SetIovlen(1)
 	conn.rfn = conn.recvmsg
@@ -137,7 +133,6 @@ func (c *Conn) Bind(protocol uint16) error {
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(protocol), Ifindex: c.ifindex}); err != nil {
 			return fmt.Errorf("bind protocol %#04x: %w", protocol, err)
 		}
-		c.proto.Store(uint32(protocol))
 		return nil
 	})
 }
@@ -239,58 +234,33 @@ func (c *Conn) Stats() (Stats, error) {
 	return st, err
 }
 
-// SetDeadline sets the read and write deadlines (zero: none). A call
-// blocked in a read or write returns an error matching
-// os.ErrDeadlineExceeded once it passes.
-func (c *Conn) SetDeadline(t time.Time) error { return c.deadline("set deadline", c.f.SetDeadline, t) }
-
-// SetReadDeadline sets the read deadline (zero: none).
+// SetReadDeadline sets the read deadline (zero: none). A ReadMsg blocked
+// in another goroutine returns an error matching os.ErrDeadlineExceeded
+// once it passes.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	return c.deadline("set read deadline", c.f.SetReadDeadline, t)
-}
-
-// SetWriteDeadline sets the write deadline (zero: none).
-func (c *Conn) SetWriteDeadline(t time.Time) error {
-	return c.deadline("set write deadline", c.f.SetWriteDeadline, t)
-}
-
-func (c *Conn) deadline(op string, set func(time.Time) error, t time.Time) error {
 	if !c.polled {
-		return c.wrap(op, ErrUnpolled)
+		return c.wrap("set read deadline", ErrUnpolled)
 	}
-	return c.wrap(op, set(t))
+	return c.wrap("set read deadline", c.f.SetReadDeadline(t))
 }
 
-// Read reads one frame into b and returns its length (cut to len(b)). It
+// ReadMsg reads one frame into b and its control messages into oob,
+// waiting for one if none is queued. It returns the frame's length, which
+// is more than len(b) when the frame was cut to fit (flags then include
+// unix.MSG_TRUNC), the bytes of oob filled and the message flags. It
 // allocates nothing.
-func (c *Conn) Read(b []byte) (int, error) {
-	n, _, _, err := c.read(b, nil, nil)
-	return n, err
-}
-
-// ReadFrom reads one frame into b and returns its length (cut to len(b))
-// and its source address.
-func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
-	var sa unix.RawSockaddrLinklayer
-	n, _, _, err := c.read(b, nil, &sa)
-	if err != nil {
-		return n, nil, err
-	}
-	hw := make(net.HardwareAddr, min(int(sa.Halen), len(sa.Addr)))
-	copy(hw, sa.Addr[:])
-	return n, &Addr{HardwareAddr: hw}, nil
-}
-
-// ReadMsg reads one frame into b and its control messages into oob. It
-// returns the bytes read into each and the message flags (unix.MSG_TRUNC:
-// the frame was longer than b). It allocates nothing.
 func (c *Conn) ReadMsg(b, oob []byte) (n, oobn, flags int, err error) {
-	return c.read(b, oob, nil)
+	return c.read(b, oob, true)
 }
 
-// read receives one frame into b (and oob); with from set, the sender's
-// address too.
-func (c *Conn) read(b, oob []byte, from *unix.RawSockaddrLinklayer) (n, oobn, flags int, err error) {
+// TryReadMsg is ReadMsg without the wait: when no frame is queued it
+// returns at once with an error matching unix.EAGAIN (a caller does its
+// idle work, then waits in ReadMsg).
+func (c *Conn) TryReadMsg(b, oob []byte) (n, oobn, flags int, err error) {
+	return c.read(b, oob, false)
+}
+
+func (c *Conn) read(b, oob []byte, wait bool) (n, oobn, flags int, err error) {
 	if !c.polled {
 		return 0, 0, 0, c.wrap("read", ErrUnpolled)
 	}
@@ -307,11 +277,8 @@ func (c *Conn) read(b, oob []byte, from *unix.RawSockaddrLinklayer) (n, oobn, fl
 		c.rmsg.Control = &oob[0]
 		c.rmsg.SetControllen(len(oob))
 	}
-	c.rmsg.Namelen = 0
-	if from != nil {
-		c.rmsg.Namelen = unix.SizeofSockaddrLinklayer
-	}
 	c.rmsg.Flags = 0
+	c.rwait = wait
 	err = c.rc.Read(c.rfn)
 	if err == nil {
 		err = c.rerr
@@ -321,17 +288,15 @@ func (c *Conn) read(b, oob []byte, from *unix.RawSockaddrLinklayer) (n, oobn, fl
 	if err != nil {
 		return 0, 0, 0, c.wrap("read", err)
 	}
-	if from != nil {
-		*from = c.rsa
-	}
 	return c.rn, int(c.rmsg.Controllen), c.rflags, nil
 }
 
-// recvmsg is the RawConn callback of read: one non-blocking recvmsg;
-// false asks the netpoller to wait for readability.
+// recvmsg is the RawConn callback of read: one non-blocking recvmsg
+// (MSG_TRUNC: it returns the frame's full length); false asks the
+// netpoller to wait for readability.
 func (c *Conn) recvmsg(fd uintptr) bool {
 	for {
-		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.rmsg)), unix.MSG_DONTWAIT)
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.rmsg)), unix.MSG_TRUNC|unix.MSG_DONTWAIT)
 		switch e {
 		case 0:
 			c.rn, c.rflags, c.rerr = int(r), int(c.rmsg.Flags), nil
@@ -339,48 +304,13 @@ func (c *Conn) recvmsg(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			if c.rwait {
+				return false
+			}
 		}
 		c.rn, c.rflags, c.rerr = 0, 0, e
 		return true
 	}
-}
-
-// Write sends the frame b out of the interface (a Raw socket: b carries
-// its link-layer header). It is sent with the bound protocol; for a Raw
-// socket bound to none (0) or all, the kernel takes the frame's ethertype.
-func (c *Conn) Write(b []byte) (int, error) {
-	return c.write(b, &unix.SockaddrLinklayer{Ifindex: c.ifindex, Protocol: htons(uint16(c.proto.Load())), Halen: 6})
-}
-
-// WriteTo sends b to addr (an *Addr) out of the interface; a Datagram
-// socket builds the link-layer header from addr and the bound protocol.
-func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	a, ok := addr.(*Addr)
-	if !ok || len(a.HardwareAddr) > 8 {
-		return 0, c.wrap("write", fmt.Errorf("invalid address %v: want a *rawsock.Addr", addr))
-	}
-	sa := &unix.SockaddrLinklayer{Ifindex: c.ifindex, Protocol: htons(uint16(c.proto.Load())), Halen: uint8(len(a.HardwareAddr))}
-	copy(sa.Addr[:], a.HardwareAddr)
-	return c.write(b, sa)
-}
-
-func (c *Conn) write(b []byte, sa *unix.SockaddrLinklayer) (int, error) {
-	if !c.polled {
-		return 0, c.wrap("write", ErrUnpolled)
-	}
-	var serr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, sa)
-		return !errors.Is(serr, unix.EAGAIN)
-	})
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
-		return 0, c.wrap("write", err)
-	}
-	return len(b), nil
 }
 
 // Close closes the socket. A Read blocked in another goroutine returns an

@@ -85,7 +85,24 @@ func testFrame(seq byte, tags ...uint16) []byte {
 	return append(f, make([]byte, 60-len(f))...)
 }
 
-// readFrom reads until a frame from macB arrives (the kernel may send
+// send transmits f out of c's interface (the tests' writer: the package
+// has no write path of its own, its users send through rings or not at all).
+func send(t *testing.T, c *Conn, f []byte) {
+	t.Helper()
+	if err := c.Control(func(fd int) error {
+		return unix.Sendto(fd, f, 0, &unix.SockaddrLinklayer{Ifindex: c.Ifindex(), Halen: 6})
+	}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+// readFrame reads one frame without its control messages.
+func readFrame(c *Conn, b []byte) (int, error) {
+	n, _, _, err := c.ReadMsg(b, nil)
+	return n, err
+}
+
+// readFromB reads until a frame from macB arrives (the kernel may send
 // its own, IPv6 router solicitations and such) or the deadline passes.
 func readFromB(t *testing.T, c *Conn, buf []byte, d time.Duration) int {
 	t.Helper()
@@ -94,7 +111,7 @@ func readFromB(t *testing.T, c *Conn, buf []byte, d time.Duration) int {
 	}
 	defer c.SetReadDeadline(time.Time{})
 	for {
-		n, err := c.Read(buf)
+		n, err := readFrame(c, buf)
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
@@ -105,8 +122,9 @@ func readFromB(t *testing.T, c *Conn, buf []byte, d time.Duration) int {
 }
 
 // A frame written on one end of a veth is read on the other, byte for
-// byte, with the sender's address; the tag the kernel moved out of a
-// tagged frame comes back in PACKET_AUXDATA; a short buffer says MSG_TRUNC.
+// byte; the tag the kernel moved out of a tagged frame comes back in
+// PACKET_AUXDATA; a short buffer gets the frame's start, its full length
+// and MSG_TRUNC.
 func TestFrameCrossesVeth(t *testing.T) {
 	l := newLab(t)
 	rx := l.listen(t, l.a, unix.ETH_P_ALL, nil)
@@ -118,17 +136,15 @@ func TestFrameCrossesVeth(t *testing.T) {
 	}
 	tx := l.listen(t, l.b, 0, nil) // sends only
 	want := testFrame(1)
-	if n, err := tx.Write(want); err != nil || n != len(want) {
-		t.Fatalf("write: %d, %v", n, err)
-	}
+	send(t, tx, want)
 	buf := make([]byte, 2048)
 	if err := rx.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		n, from, err := rx.ReadFrom(buf)
+		n, err := readFrame(rx, buf)
 		if err != nil {
-			t.Fatalf("ReadFrom: %v", err)
+			t.Fatalf("ReadMsg: %v", err)
 		}
 		if !bytes.Equal(buf[6:12], macB) {
 			continue
@@ -136,17 +152,12 @@ func TestFrameCrossesVeth(t *testing.T) {
 		if !bytes.Equal(buf[:n], want) {
 			t.Errorf("got %x\nwant %x", buf[:n], want)
 		}
-		if a, ok := from.(*Addr); !ok || a.HardwareAddr.String() != macB.String() || a.Network() != "packet" {
-			t.Errorf("from %v, want %s", from, macB)
-		}
 		break
 	}
 
 	// A tagged frame: the kernel holds the tag out of band.
 	tagged := testFrame(2, 5<<13|100)
-	if _, err := tx.WriteTo(tagged, &Addr{HardwareAddr: macA}); err != nil {
-		t.Fatal(err)
-	}
+	send(t, tx, tagged)
 	oob := make([]byte, 256)
 	for {
 		n, oobn, flags, err := rx.ReadMsg(buf, oob)
@@ -169,9 +180,7 @@ func TestFrameCrossesVeth(t *testing.T) {
 		break
 	}
 
-	if _, err := tx.Write(testFrame(3)); err != nil {
-		t.Fatal(err)
-	}
+	send(t, tx, testFrame(3))
 	small := make([]byte, 20)
 	for {
 		n, _, flags, err := rx.ReadMsg(small, nil)
@@ -181,8 +190,11 @@ func TestFrameCrossesVeth(t *testing.T) {
 		if !bytes.Equal(small[6:12], macB) {
 			continue
 		}
-		if n != len(small) || flags&unix.MSG_TRUNC == 0 {
-			t.Errorf("60-byte frame into 20 bytes: n %d flags %#x, want 20 and MSG_TRUNC", n, flags)
+		if n != 60 || flags&unix.MSG_TRUNC == 0 {
+			t.Errorf("60-byte frame into 20 bytes: n %d flags %#x, want 60 and MSG_TRUNC", n, flags)
+		}
+		if want := testFrame(3)[:20]; !bytes.Equal(small, want) {
+			t.Errorf("cut frame %x, want %x", small, want)
 		}
 		break
 	}
@@ -212,7 +224,7 @@ func TestReadDeadline(t *testing.T) {
 	if err := c.SetReadDeadline(start.Add(100 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Read(make([]byte, 2048))
+	_, err := readFrame(c, make([]byte, 2048))
 	el := time.Since(start)
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v, want os.ErrDeadlineExceeded", err)
@@ -229,23 +241,54 @@ func TestReadDeadline(t *testing.T) {
 		t.Errorf("read returned after %v, want about 100ms", el)
 	}
 	// A deadline in the past fails at once too; a cleared one waits again.
-	if err := c.SetDeadline(time.Unix(1, 0)); err != nil {
+	if err := c.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if _, err := readFrame(c, make([]byte, 64)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("read with a past deadline: %v", err)
 	}
-	if err := c.SetDeadline(time.Time{}); err != nil {
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Bind(unix.ETH_P_ALL); err != nil {
 		t.Fatal(err)
 	}
 	tx := l.listen(t, l.b, 0, nil)
-	if _, err := tx.Write(testFrame(1)); err != nil {
-		t.Fatal(err)
-	}
+	send(t, tx, testFrame(1))
 	readFromB(t, c, make([]byte, 2048), 2*time.Second)
+}
+
+// TryReadMsg returns at once, EAGAIN when nothing is queued and the frame
+// when one is; it leaves a later ReadMsg waiting as before.
+func TestTryReadMsg(t *testing.T) {
+	l := newLab(t)
+	c := l.listen(t, l.a, 0x88b5, nil)
+	buf := make([]byte, 2048)
+	start := time.Now()
+	if _, _, _, err := c.TryReadMsg(buf, nil); !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("TryReadMsg on an empty socket: %v, want EAGAIN", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("TryReadMsg waited %v", el)
+	}
+	tx := l.listen(t, l.b, 0, nil)
+	send(t, tx, testFrame(9))
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n, _, _, err := c.TryReadMsg(buf, nil)
+		if errors.Is(err, unix.EAGAIN) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err != nil || n != 60 || buf[14] != 9 {
+			t.Fatalf("TryReadMsg = %d, %v (%x), want frame 9", n, err, buf[:n])
+		}
+		break
+	}
+	send(t, tx, testFrame(10))
+	if n := readFromB(t, c, buf, 2*time.Second); buf[14] != 10 {
+		t.Errorf("ReadMsg after TryReadMsg got %x, want frame 10", buf[:n])
+	}
 }
 
 // Close wakes a Read blocked in another goroutine with net.ErrClosed; what
@@ -255,7 +298,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 	c := l.listen(t, l.a, 0x88b6, nil)
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Read(make([]byte, 2048))
+		_, err := readFrame(c, make([]byte, 2048))
 		done <- err
 	}()
 	time.Sleep(50 * time.Millisecond) // let it block
@@ -275,7 +318,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close did not wake the blocked read")
 	}
-	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, net.ErrClosed) {
+	if _, err := readFrame(c, make([]byte, 64)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("read after Close: %v, want net.ErrClosed", err)
 	}
 	if err := c.SetPromiscuous(true); !errors.Is(err, net.ErrClosed) {
@@ -291,21 +334,17 @@ func TestProtocolZeroReceivesNothingUntilBind(t *testing.T) {
 	l := newLab(t)
 	c := l.listen(t, l.a, 0, nil)
 	tx := l.listen(t, l.b, 0, nil)
-	if _, err := tx.Write(testFrame(1)); err != nil {
-		t.Fatal(err)
-	}
+	send(t, tx, testFrame(1))
 	if err := c.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := c.Read(make([]byte, 2048)); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if n, err := readFrame(c, make([]byte, 2048)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("protocol 0 read %d bytes (%v), want nothing", n, err)
 	}
 	if err := c.Bind(0x88b5); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Write(testFrame(2)); err != nil {
-		t.Fatal(err)
-	}
+	send(t, tx, testFrame(2))
 	buf := make([]byte, 2048)
 	if n := readFromB(t, c, buf, 2*time.Second); buf[14] != 2 {
 		t.Errorf("after Bind got %x, want frame 2", buf[:n])
@@ -362,16 +401,14 @@ func TestIgnoreOutgoing(t *testing.T) {
 	tx := l.listen(t, l.a, 0, nil)
 	out := testFrame(7)
 	copy(out[6:12], macA) // from A, out of A
-	if _, err := tx.Write(out); err != nil {
-		t.Fatal(err)
-	}
+	send(t, tx, out)
 	buf := make([]byte, 2048)
 	seen := func(c *Conn) bool {
 		if err := c.SetReadDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
 		for {
-			n, err := c.Read(buf)
+			n, err := readFrame(c, buf)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return false
 			}
@@ -396,8 +433,11 @@ func TestIgnoreOutgoing(t *testing.T) {
 func TestUnpolled(t *testing.T) {
 	l := newLab(t)
 	c := l.listen(t, l.a, 0, &Config{Unpolled: true})
-	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, ErrUnpolled) {
+	if _, err := readFrame(c, make([]byte, 64)); !errors.Is(err, ErrUnpolled) {
 		t.Errorf("read: %v, want ErrUnpolled", err)
+	}
+	if _, _, _, err := c.TryReadMsg(make([]byte, 64), nil); !errors.Is(err, ErrUnpolled) {
+		t.Errorf("try read: %v, want ErrUnpolled", err)
 	}
 	if err := c.SetReadDeadline(time.Now()); !errors.Is(err, ErrUnpolled) {
 		t.Errorf("deadline: %v, want ErrUnpolled", err)
@@ -418,7 +458,7 @@ func TestUnpolled(t *testing.T) {
 	}
 }
 
-// Read and ReadMsg allocate nothing per frame.
+// ReadMsg and TryReadMsg allocate nothing per frame.
 func TestReadAllocatesNothing(t *testing.T) {
 	l := newLab(t)
 	rx := l.listen(t, l.a, 0x88b5, nil)
@@ -431,9 +471,7 @@ func TestReadAllocatesNothing(t *testing.T) {
 	tx := l.listen(t, l.b, 0, nil)
 	const runs = 100
 	for i := 0; i < 2*runs+10; i++ { // AllocsPerRun runs each function once more
-		if _, err := tx.Write(testFrame(byte(i))); err != nil {
-			t.Fatal(err)
-		}
+		send(t, tx, testFrame(byte(i)))
 	}
 	buf, oob := make([]byte, 2048), make([]byte, 256)
 	readFromB(t, rx, buf, 2*time.Second) // the first is in
@@ -448,11 +486,11 @@ func TestReadAllocatesNothing(t *testing.T) {
 		t.Errorf("ReadMsg allocates %v times per frame", n)
 	}
 	if n := testing.AllocsPerRun(runs, func() {
-		if _, err := rx.Read(buf); err != nil {
+		if _, _, _, err := rx.TryReadMsg(buf, oob); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 0 {
-		t.Errorf("Read allocates %v times per frame", n)
+		t.Errorf("TryReadMsg allocates %v times per frame", n)
 	}
 	st, err := rx.Stats()
 	if err != nil {

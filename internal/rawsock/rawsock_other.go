@@ -53,31 +53,18 @@ func (c *Conn) SetFanout(id uint16, mode int) error { return unsupported("contro
 // Stats reports ErrUnsupported.
 func (c *Conn) Stats() (Stats, error) { return Stats{}, unsupported("control") }
 
-// SetDeadline reports ErrUnsupported.
-func (c *Conn) SetDeadline(t time.Time) error { return unsupported("set deadline") }
-
 // SetReadDeadline reports ErrUnsupported.
 func (c *Conn) SetReadDeadline(t time.Time) error { return unsupported("set read deadline") }
-
-// SetWriteDeadline reports ErrUnsupported.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return unsupported("set write deadline") }
-
-// Read reports ErrUnsupported.
-func (c *Conn) Read(b []byte) (int, error) { return 0, unsupported("read") }
-
-// ReadFrom reports ErrUnsupported.
-func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) { return 0, nil, unsupported("read") }
 
 // ReadMsg reports ErrUnsupported.
 func (c *Conn) ReadMsg(b, oob []byte) (n, oobn, flags int, err error) {
 	return 0, 0, 0, unsupported("read")
 }
 
-// Write reports ErrUnsupported.
-func (c *Conn) Write(b []byte) (int, error) { return 0, unsupported("write") }
-
-// WriteTo reports ErrUnsupported.
-func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) { return 0, unsupported("write") }
+// TryReadMsg reports ErrUnsupported.
+func (c *Conn) TryReadMsg(b, oob []byte) (n, oobn, flags int, err error) {
+	return 0, 0, 0, unsupported("read")
+}
 
 // Close does nothing.
 func (c *Conn) Close() error { return nil }

@@ -161,33 +161,24 @@ func (s *Store) init() error {
 	return err
 }
 
-// v1Port is how schema v1 stored a port (the name was only the key).
-type v1Port struct {
-	VLAN int `json:"vlan"`
-}
-
-// v1ToConfig is the v2 form of a v1 port; ok is false when the v1 record
-// breaks the port rules (it is then left as it is, and Ports reports it).
-func v1ToConfig(name string, old v1Port) (c port.Config, ok bool) {
-	if port.CheckNumber(port.FieldVLAN, old.VLAN) != nil {
-		return c, false
-	}
-	c = port.Config{Name: name, VLAN: uint16(old.VLAN)}
-	return c, c.Validate() == nil
-}
-
+// migrateV1toV2 gives each v1 port record ({"vlan":N}: the name was only
+// the key) its v2 form. A v1 record is a v2 record without the name, so it
+// is decoded as Ports decodes one (decodeRecord: the key names the port,
+// then the port rules are checked); one that breaks the rules is left as
+// it is, and Ports reports it. A record that does not decode (not JSON, a
+// field of the wrong type) fails the migration.
 func migrateV1toV2(tx *bolt.Tx) error {
 	ports := tx.Bucket(bucketPorts)
 	type kv struct{ k, v []byte }
 	var rewritten []kv
 	err := ports.ForEach(func(k, v []byte) error {
-		var old v1Port
-		if err := json.Unmarshal(v, &old); err != nil {
+		c, err := decodeRecord(string(k), v)
+		var pe *port.Error
+		switch {
+		case errors.As(err, &pe):
+			return nil // breaks the port rules: left for Ports to report
+		case err != nil:
 			return fmt.Errorf("decode v1 port %q: %w", k, err)
-		}
-		c, ok := v1ToConfig(string(k), old)
-		if !ok {
-			return nil
 		}
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -325,17 +316,42 @@ func (s *Store) Ports() ([]port.Config, error) {
 	return out, nil
 }
 
-// decodePort decodes and validates the record of port name (the key is
-// authoritative for the name); the error is a *RecordError.
+// decodePort decodes and validates the record of port name; the error is
+// a *RecordError.
 func decodePort(name string, v []byte) (port.Config, error) {
-	var c port.Config
-	err := json.Unmarshal(v, &c)
-	if err == nil && c.Name != name {
-		c.Name = name
-		err = c.Validate()
-	}
+	c, err := decodeRecord(name, v)
 	if err != nil {
 		return port.Config{}, &RecordError{Port: name, Err: err}
+	}
+	return c, nil
+}
+
+// decodeRecord decodes the record of port name with the key as the
+// authority for the name: the raw record is read, its name field (absent
+// in a v1 record, possibly stale or broken in a v2 one) replaced by the
+// key, and only then decoded and checked against the port rules
+// (port.Config.UnmarshalJSON), so the error is about the record's fields,
+// not about a name the key overrides.
+func decodeRecord(name string, v []byte) (port.Config, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(v, &raw); err != nil {
+		return port.Config{}, err
+	}
+	if raw == nil { // the record is null
+		raw = map[string]json.RawMessage{}
+	}
+	n, err := json.Marshal(name)
+	if err != nil {
+		return port.Config{}, err
+	}
+	raw["name"] = n
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return port.Config{}, err
+	}
+	var c port.Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return port.Config{}, err
 	}
 	return c, nil
 }

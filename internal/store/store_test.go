@@ -428,6 +428,11 @@ func TestUnusableRecordsReported(t *testing.T) {
 		"vnet7": "{not json",
 		"vnet8": `{"name":"vnet8","vlan":5000}`,
 		"vnet9": `{"name":"vnet9","vlan":10,"native_vlan":20}`,
+		// The key names the port: a record without a name (v1 form) or
+		// with a stale or broken one is checked for its other fields.
+		"vnetA": `{"vlan":5000}`,
+		"vnetB": `{"name":"not a valid name!","vlan":4095}`,
+		"vnetC": `null`,
 	} {
 		if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPorts).Put([]byte(name), []byte(rec)) }); err != nil {
 			t.Fatal(err)
@@ -445,6 +450,9 @@ func TestUnusableRecordsReported(t *testing.T) {
 		"port vnet7 has a corrupt record", "delete it with vswctl del-port vnet7 and add it again",
 		"port vnet8 has an invalid record (invalid VLAN 5000: must be 1-4094)",
 		"port vnet9 has an invalid record", "a native VLAN needs a trunk port",
+		"port vnetA has an invalid record (invalid VLAN 5000: must be 1-4094)",
+		"port vnetB has an invalid record (invalid VLAN 4095: must be 1-4094)",
+		"port vnetC has an invalid record",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Ports error %q lacks %q", err, want)
@@ -462,6 +470,19 @@ func TestUnusableRecordsReported(t *testing.T) {
 	}
 	if c, err := s.Port("vnet2"); err != nil || c.Name != "vnet2" {
 		t.Fatalf("Port(vnet2) = %+v, %v", c, err)
+	}
+	// Nor does a name field that breaks the rules: the key is checked.
+	for rec, want := range map[string]port.Config{
+		`{"name":"not a valid name!","vlan":3}`: {Name: "vnet3", VLAN: 3},
+		`{"vlan":4}`:                            {Name: "vnet3", VLAN: 4},
+		`{"name":"","trunk":"5-6"}`:             {Name: "vnet3", Trunk: trunk(t, "5-6")},
+	} {
+		if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPorts).Put([]byte("vnet3"), []byte(rec)) }); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.Port("vnet3"); err != nil || !reflect.DeepEqual(c, want) {
+			t.Errorf("record %s: Port(vnet3) = %+v, %v; want %+v", rec, c, err, want)
+		}
 	}
 }
 
@@ -485,5 +506,58 @@ func TestMigrateV1InvalidRecordLeft(t *testing.T) {
 	var re *RecordError
 	if len(ps) != 1 || ps[0].Name != "vnet1" || ps[0].VLAN != 10 || !errors.As(err, &re) || re.Port != "vnet2" {
 		t.Fatalf("after migration: %+v, %v", ps, err)
+	}
+	// The problem reported is the record's, not the name it lacks.
+	if want := "port vnet2 has an invalid record (invalid VLAN 5000: must be 1-4094)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Ports error %q lacks %q", err, want)
+	}
+}
+
+// v1 records: what the migration makes of them (the key names the port).
+func TestMigrateV1Records(t *testing.T) {
+	for _, c := range []struct {
+		rec     string
+		want    *port.Config // nil: left as it was and reported
+		problem string       // in the Ports error when want is nil
+		openErr bool
+	}{
+		{rec: `{"vlan":7}`, want: &port.Config{Name: "vnet1", VLAN: 7}},
+		{rec: `{"vlan":7,"name":"stale"}`, want: &port.Config{Name: "vnet1", VLAN: 7}},
+		{rec: `{"vlan":5000}`, problem: "invalid VLAN 5000: must be 1-4094"},
+		{rec: `{"vlan":0}`, problem: "invalid record"},
+		{rec: `{}`, problem: "invalid record"},
+		{rec: `{"vlan":"x"}`, openErr: true},
+		{rec: `{"vlan":`, openErr: true},
+	} {
+		path := filepath.Join(t.TempDir(), "state.db")
+		rawDB(t, path, func(tx *bolt.Tx) error {
+			p, _ := tx.CreateBucket(bucketPorts)
+			return p.Put([]byte("vnet1"), []byte(c.rec))
+		})
+		s, err := Open(path)
+		if c.openErr {
+			if err == nil || !strings.Contains(err.Error(), "vnet1") {
+				t.Errorf("v1 record %s: Open = %v, want an error naming vnet1", c.rec, err)
+			}
+			if s != nil {
+				s.Close()
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("v1 record %s: Open: %v", c.rec, err)
+			continue
+		}
+		ps, err := s.Ports()
+		s.Close()
+		switch {
+		case c.want != nil:
+			if err != nil || len(ps) != 1 || !reflect.DeepEqual(ps[0], *c.want) {
+				t.Errorf("v1 record %s: Ports = %+v, %v; want %+v", c.rec, ps, err, *c.want)
+			}
+		case err == nil || len(ps) != 0 || !strings.Contains(err.Error(), "port vnet1 has an invalid record") ||
+			!strings.Contains(err.Error(), c.problem) || strings.Contains(err.Error(), "interface name"):
+			t.Errorf("v1 record %s: Ports = %+v, %v; want the record reported for %q", c.rec, ps, err, c.problem)
+		}
 	}
 }

@@ -5,6 +5,7 @@ package afxdp
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -79,51 +80,103 @@ func TestRecvByteIdentical(t *testing.T) {
 	}
 }
 
-// TestControlFramesRedirected: control frames (LLDP, ECP, 802.1
-// link-local) are redirected into the socket like every other frame (the
-// datapath hands them to the control plane), byte-identical, tags
-// included, and none reaches the stack while a socket is bound.
+// TestControlFramesRedirected: the frames the datapath hands to the
+// control plane, LLDP and ECP by ethertype (also behind in-band tags), are
+// redirected into the socket byte-identical; the other IEEE 802.1
+// link-local frames (STP, LACP, 802.1X, ...) reach the stack untouched and
+// not the socket, as they would without us.
 func TestControlFramesRedirected(t *testing.T) {
+	for _, plain := range []bool{true, false} {
+		name := "plain"
+		if !plain {
+			name = "vlan-restoring"
+		}
+		t.Run(name, func(t *testing.T) {
+			if !plain {
+				requireVLANKfunc(t)
+			}
+			opts := testOptions(t)
+			opts.noVLANHint = plain
+			testControlFramesRedirected(t, opts, !plain)
+		})
+	}
+}
+
+func testControlFramesRedirected(t *testing.T, opts Options, vlanRestore bool) {
 	tp := newTopo(t)
-	be := New(testOptions(t))
-	q := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RolePort})
+	q := tp.open(t, New(opts), tp.a, backend.QueueConfig{Role: backend.RolePort})
+	if q.Info().VLANRestore != vlanRestore {
+		t.Fatalf("VLANRestore = %v, want %v", q.Info().VLANRestore, vlanRestore)
+	}
 	sniffA := tp.packetSocket(t, tp.aIdx)
 	fd := tp.packetSocket(t, tp.bIdx)
 
-	nearest := []byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x00}
-	lldp := frame(nearest, macB, 1, 60)
-	copy(lldp[12:], []byte{0x88, 0xcc})
-	ecp := frame(nearest, macB, 2, 60)
-	copy(ecp[12:], []byte{0x89, 0x40})
-	lldpUnicast := frame(macA, macB, 3, 60) // LLDP by ethertype alone
-	copy(lldpUnicast[12:], []byte{0x88, 0xcc})
-	linkLocal := frame([]byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e}, macB, 4, 60) // by address alone
-	taggedLLDP := frame(macA, macB, 5, 64, tag(0x8100, 5<<13|100))              // LLDP behind an in-band tag
-	copy(taggedLLDP[16:], []byte{0x88, 0xcc})
+	ll := func(last byte) []byte { return []byte{0x01, 0x80, 0xc2, 0x00, 0x00, last} }
+	withType := func(f []byte, off int, et uint16) []byte {
+		binary.BigEndian.PutUint16(f[off:], et)
+		return f
+	}
+	lldp := withType(frame(ll(0x00), macB, 1, 60), 12, 0x88cc)
+	ecp := withType(frame(ll(0x00), macB, 2, 60), 12, 0x8940)
+	lldpUnicast := withType(frame(macA, macB, 3, 60), 12, 0x88cc) // LLDP by ethertype alone
+	taggedLLDP := withType(frame(ll(0x0e), macB, 4, 64, tag(0x8100, 5<<13|100)), 16, 0x88cc)
+	taggedECP := withType(frame(ll(0x00), macB, 5, 68, tag(0x88a8, 7), tag(0x8100, 100)), 20, 0x8940)
+	qinqLLDP := withType(frame(ll(0x03), macB, 6, 68, tag(0x9100, 7), tag(0x8100, 100)), 20, 0x88cc)
 	data := frame(macA, macB, 99, 60)
-	// Not control: 01:80:c2:00:00:10 is outside the reserved block.
-	notReserved := frame([]byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x10}, macB, 100, 60)
-	want := [][]byte{lldp, ecp, lldpUnicast, linkLocal, taggedLLDP, data, notReserved}
+	// Not link-local: 01:80:c2:00:00:10 is outside the reserved block.
+	notReserved := frame(ll(0x10), macB, 100, 60)
+	toXSK := [][]byte{lldp, ecp, lldpUnicast, taggedLLDP, taggedECP, qinqLLDP, data, notReserved}
 
-	for _, f := range want {
+	// An STP configuration BPDU: 802.3 length field, LLC 42 42 03.
+	stp := frame(ll(0x00), macB, 0, 60)
+	binary.BigEndian.PutUint16(stp[12:], 38)
+	copy(stp[14:], []byte{0x42, 0x42, 0x03, 0x00, 0x00, 0x00})
+	lacp := withType(frame(ll(0x02), macB, 11, 60), 12, 0x8809)
+	eapol := withType(frame(ll(0x03), macB, 12, 60), 12, 0x888e)
+	byAddress := frame(ll(0x0e), macB, 13, 60)                                           // link-local, not LLDP/ECP
+	taggedEAPOL := withType(frame(ll(0x03), macB, 14, 64, tag(0x8100, 100)), 16, 0x888e) // behind a tag
+	threeTags := withType(frame(ll(0x0e), macB, 15, 72, tag(0x88a8, 1), tag(0x8100, 2), tag(0x8100, 3)), 24, 0x88cc)
+	toStack := [][]byte{stp, lacp, eapol, byAddress, taggedEAPOL, threeTags}
+	// Truncated behind a TPID: passed (the stack drops it), not redirected.
+	runtTag := frame(ll(0x0e), macB, 16, 0)[:16]
+	binary.BigEndian.PutUint16(runtTag[12:], 0x8100)
+
+	sendRaw(t, fd, tp.bIdx, runtTag)
+	for i, f := range toXSK {
+		if i < len(toStack) {
+			sendRaw(t, fd, tp.bIdx, toStack[i])
+		}
 		sendRaw(t, fd, tp.bIdx, f)
 	}
-	got := recvFrames(t, q, len(want), 5*time.Second)
-	for i := range want {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Errorf("XSK frame %d: got %x\nwant %x", i, got[i], want[i])
+	got := recvFrames(t, q, len(toXSK), 5*time.Second)
+	for i := range toXSK {
+		if !bytes.Equal(got[i], toXSK[i]) {
+			t.Errorf("XSK frame %d: got %x\nwant %x", i, got[i], toXSK[i])
 		}
 	}
-	for _, s := range readRaw(sniffA, 500*time.Millisecond, fromB) {
-		t.Errorf("frame %x reached the stack on %s: the program passed it instead of redirecting", s[:16], tp.a)
+	seen := readRaw(sniffA, 500*time.Millisecond, fromB)
+	for _, w := range toStack {
+		n := 0
+		for _, s := range seen {
+			// The stack's receive path moves an outer tag into metadata.
+			if bytes.Equal(s, stripTags(w)) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("link-local frame %x reached the stack on %s %d times, want once", w, tp.a, n)
+		}
+	}
+	if len(seen) != len(toStack) {
+		t.Errorf("stack got %d frames, want the %d link-local ones: %x", len(seen), len(toStack), seen)
 	}
 
-	// No socket on the queue: the stack gets them.
+	// No socket on the queue: the stack gets the control frames too.
 	if err := q.prog.xsks.Delete(uint32(0)); err != nil {
 		t.Fatalf("remove the socket from the XSKMAP: %v", err)
 	}
 	sendRaw(t, fd, tp.bIdx, lldp)
-	seen := readRaw(sniffA, 500*time.Millisecond, fromB)
+	seen = readRaw(sniffA, 500*time.Millisecond, fromB)
 	if len(seen) != 1 || !bytes.Equal(seen[0], lldp) {
 		t.Errorf("without a socket the stack got %x, want the LLDP frame", seen)
 	}

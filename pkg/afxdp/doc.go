@@ -62,6 +62,9 @@
 // Received frames reach an XSK only if an XDP program on the interface
 // redirects them there. The program (see programInstructions) is:
 //
+//	if dst MAC is 01:80:c2:00:00:0x and the ethertype (the outer one, or
+//	   the one behind up to two in-band tags) is neither LLDP 0x88cc nor ECP 0x8940:
+//	    return XDP_PASS            // to the kernel stack, untouched
 //	tagged = bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0
 //	if tagged: put the tag back into the frame (see below)
 //	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
@@ -70,11 +73,16 @@
 // redirect's flags is the fallback when a queue has no socket, so a queue we
 // do not serve keeps working through the stack.
 //
-// Control frames (LLDP 0x88cc, ECP 0x8940, 01:80:c2:00:00:0x) are not
-// special here: they are redirected like the rest, and the datapath, which
-// owns all uplink I/O, hands them to the control plane (pkg/datapath
-// Config.Control), exactly as under AF_PACKET. Nothing in the stack sees
-// them while a socket serves the queue.
+// LLDP and ECP frames (by ethertype, whatever their destination) are
+// redirected like data: the datapath, which owns the uplink's control
+// frame I/O, hands them to the control plane (pkg/datapath Config.Control),
+// as under AF_PACKET. The other IEEE 802.1 link-local frames (STP BPDUs,
+// LACP, 802.1X, ...) are none of the switch's business: they go to the
+// stack as they would without the program, for the host's bridge, bonding,
+// or authenticator, as a packet socket leaves the kernel its copy
+// under AF_PACKET. The classification comes before the VLAN tag kfunc, so
+// a passed frame keeps a tag held out of band in metadata, not in its
+// bytes.
 //
 // # VLAN tags held out of band
 //

@@ -3,6 +3,7 @@
 package afxdp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,21 +48,34 @@ const (
 	stackVLANTCI   = -4 // u16 host order, written by the kfunc
 )
 
-// programInstructions builds the per-interface XDP program. With
-// vlanKfunc == 0 (the plain program) it is one call:
+// programInstructions builds the per-interface XDP program. Both variants
+// start with the same classification (classifyInstructions):
+//
+//	if shorter than 14 bytes                    -> deliver (a runt: the datapath counts it)
+//	if dst MAC is not 01:80:c2:00:00:0x         -> deliver
+//	if the ethertype, the outer one or the one behind up to two in-band
+//	   tags (TPID 0x8100, 0x88a8, 0x9100), is LLDP 0x88cc or ECP 0x8940
+//	                                            -> deliver
+//	else                                        -> XDP_PASS, untouched
+//
+// so the control frames the datapath hands to the control plane (pkg/datapath
+// Config.Control) reach the socket, while the other IEEE 802.1 link-local
+// frames (STP, LACP, 802.1X, ...) go to the kernel stack as they would
+// without us, for the host's own bridge, bonding or authenticator to see.
+// (Under AF_PACKET the stack gets them too: a packet socket receives a
+// copy.)
+//
+// With vlanKfunc == 0 (the plain program) deliver is one call:
 //
 //	return bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)
 //
-// Every frame goes to the queue's socket, control frames (LLDP, ECP,
-// 01:80:c2:00:00:0x) included: the datapath owns all uplink I/O, sorts
-// them out itself and hands them to the control plane (pkg/datapath
-// Config.Control), as it does under AF_PACKET. The XDP_PASS in the
-// redirect flags is the action the kernel takes when the map has no socket
-// for the queue, so a queue without an XSK keeps working through the stack.
+// The XDP_PASS in the redirect flags is the action the kernel takes when
+// the map has no socket for the queue, so a queue without an XSK keeps
+// working through the stack.
 //
 // With vlanKfunc set to the BTF ID of bpf_xdp_metadata_rx_vlan_tag in
-// vmlinux (the program must then be loaded device-bound), the program
-// first asks the driver for a tag it holds out of band:
+// vmlinux (the program must then be loaded device-bound), deliver first
+// asks the driver for a tag it holds out of band:
 //
 //	if bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) != 0 -> redirect as above (no tag held)
 //	if shorter than 14 bytes        -> redirect as above (a runt: the datapath counts it)
@@ -73,26 +87,36 @@ const (
 //	    the stack must not see the tag twice, in the bytes and in metadata)
 //	return r
 //
-// Loads from packet memory are in host byte order; the program only moves
-// bytes, so it needs no constants built from wire bytes.
+// A link-local frame the classification passes is passed before the kfunc
+// is asked, so the stack gets it as the driver delivered it (a tag held out
+// of band stays in metadata). With a tag held out of band the frame's bytes
+// start behind it, so the classification looks at the ethertype the tag
+// precedes, as the datapath does once the tag is back.
+//
+// Loads from packet memory are in host byte order, so the classification's
+// constants are built from wire bytes (wire16, wire32).
 func programInstructions(xsksFD int, vlanKfunc btf.TypeID) asm.Instructions {
-	// redirect is the plain program's body; ctx is in ctxReg.
-	redirect := func(ctxReg asm.Register) asm.Instructions {
-		return asm.Instructions{
-			// return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
-			asm.LoadMem(asm.R2, ctxReg, mdRxQueueIndex, asm.Word),
-			asm.LoadMapPtr(asm.R1, xsksFD),
-			asm.Mov.Imm(asm.R3, xdpPass),
-			asm.FnRedirectMap.Call(),
-			asm.Return(),
-		}
-	}
-	if vlanKfunc == 0 {
-		return redirect(asm.R1)
+	// redirect is the plain program's deliver; ctx is in R6.
+	redirect := asm.Instructions{
+		// return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
+		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
+		asm.LoadMapPtr(asm.R1, xsksFD),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
 	}
 	// R6 = ctx survives calls.
-	insns := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
+	insns := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, classifyInstructions()...)
+	if vlanKfunc == 0 {
+		redirect[0] = redirect[0].WithSymbol("deliver")
+		insns = append(insns, redirect...)
+		return append(insns,
+			asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+			asm.Return(),
+		)
+	}
+	insns = append(insns,
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("deliver"),
 		asm.StoreImm(asm.RFP, stackVLANTCI, 0, asm.Word), // proto and tci start as 0
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, stackVLANProto),
@@ -154,14 +178,75 @@ func programInstructions(xsksFD int, vlanKfunc btf.TypeID) asm.Instructions {
 		asm.FnXdpAdjustHead.Call(),
 		asm.Ja.Label("pass"),
 		asm.Return().WithSymbol("out"),
-	}
-	r := redirect(asm.R6)
-	r[0] = r[0].WithSymbol("redirect")
-	insns = append(insns, r...)
+	)
+	redirect[0] = redirect[0].WithSymbol("redirect")
+	insns = append(insns, redirect...)
 	return append(insns,
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 		asm.Return(),
 	)
+}
+
+// classifyInstructions is the programs' common start (programInstructions):
+// with ctx in R6, it jumps to "deliver" for a frame the datapath must get
+// and to "pass" for an IEEE 802.1 link-local frame that is neither LLDP nor
+// ECP. It uses R2-R5 only.
+func classifyInstructions() asm.Instructions {
+	linkLocal := wire32(0x0180c200)
+	lastTwoMask := wire16(0xfff0) // byte 4 == 0, high nibble of byte 5 == 0
+	lldp, ecp := wire16(0x88cc), wire16(0x8940)
+	tpids := []int32{wire16(0x8100), wire16(0x88a8), wire16(0x9100)} // vlan.IsTPID
+	insns := asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "deliver"),
+		// Destination MAC 01:80:c2:00:00:0x?
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
+		asm.JNE.Imm32(asm.R5, linkLocal, "deliver"),
+		asm.LoadMem(asm.R5, asm.R2, 4, asm.Half),
+		asm.And.Imm(asm.R5, lastTwoMask),
+		asm.JNE.Imm(asm.R5, 0, "deliver"),
+	}
+	// The ethertype at 12, 16 or 20: behind zero, one or two in-band tags.
+	for _, off := range []int16{12, 16, 20} {
+		load := asm.LoadMem(asm.R5, asm.R2, off, asm.Half)
+		if off > 12 {
+			insns = append(insns,
+				asm.Mov.Reg(asm.R4, asm.R2).WithSymbol(fmt.Sprintf("tag%d", off)),
+				asm.Add.Imm(asm.R4, int32(off)+2),
+				asm.JGT.Reg(asm.R4, asm.R3, "pass"), // truncated tag
+			)
+		}
+		insns = append(insns,
+			load,
+			asm.JEq.Imm(asm.R5, lldp, "deliver"),
+			asm.JEq.Imm(asm.R5, ecp, "deliver"),
+		)
+		if off == 20 {
+			break // a third tag is more than the datapath parses
+		}
+		for _, t := range tpids {
+			insns = append(insns, asm.JEq.Imm(asm.R5, t, fmt.Sprintf("tag%d", off+4)))
+		}
+		insns = append(insns, asm.Ja.Label("pass"))
+	}
+	return append(insns, asm.Ja.Label("pass"))
+}
+
+// wire16 and wire32 are the values a load from packet memory yields for
+// the big-endian (wire order) v.
+func wire16(v uint16) int32 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return int32(binary.NativeEndian.Uint16(b[:]))
+}
+
+func wire32(v uint32) int32 {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return int32(binary.NativeEndian.Uint32(b[:]))
 }
 
 // kfuncCall calls the kernel function with BTF ID id in vmlinux

@@ -171,6 +171,70 @@ func TestRecvOutOfBandVLANTag(t *testing.T) {
 	}
 }
 
+// TestOutOfBandTaggedLinkLocal: with the tag held out of band, a
+// link-local LLDP frame reaches the socket with its tag back, while a
+// link-local frame that is not LLDP/ECP reaches the stack as the driver
+// delivered it: no tag inserted into the bytes, the tag in metadata.
+func TestOutOfBandTaggedLinkLocal(t *testing.T) {
+	requireVLANKfunc(t)
+	bt := newBridgeTopo(t)
+	// The bridge forwards 01:80:c2:00:00:0e only with bit 14 of its
+	// group_fwd_mask set.
+	inNS(t, bt.ns, func() {
+		mask := uint16(1 << 14)
+		if err := netlink.LinkModify(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "xskbr"}, GroupFwdMask: &mask}); err != nil {
+			t.Skipf("bridge group_fwd_mask: %v", err)
+		}
+	})
+	q := bt.open(t, New(testOptions(t)), bt.a, backend.QueueConfig{Role: backend.RolePort})
+	if !q.Info().VLANRestore {
+		t.Fatalf("VLAN-restoring program not in use")
+	}
+	sniffA := bt.packetSocket(t, bt.aIdx)
+	if err := unix.SetsockoptInt(sniffA, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		t.Fatalf("PACKET_AUXDATA: %v", err)
+	}
+	fd := bt.packetSocket(t, bt.dIdx)
+	nearest := []byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e}
+	lldp := lldpFrame(frame(nearest, macB, 1, 64, tag(0x8100, 5<<13|100)))
+	other := frame(nearest, macB, 2, 64, tag(0x8100, 3<<13|200)) // ethertype 0x88b5
+	sendRaw(t, fd, bt.dIdx, other)
+	sendRaw(t, fd, bt.dIdx, lldp)
+	got := recvFrames(t, q, 1, 5*time.Second)
+	if !bytes.Equal(got[0], lldp) {
+		t.Errorf("XSK got %x\nwant the LLDP frame with its tag %x", got[0], lldp)
+	}
+
+	buf := make([]byte, 2048)
+	oob := make([]byte, 256)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		n, oobn, _, _, err := unix.Recvmsg(sniffA, buf, oob, 0)
+		if err != nil || !fromB(buf[:n]) {
+			continue
+		}
+		if w := stripTags(other); !bytes.Equal(buf[:n], w) {
+			t.Fatalf("stack got %x\nwant the link-local frame without its tag in the bytes %x", buf[:n], w)
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			t.Fatalf("parse control messages: %v", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA {
+				continue
+			}
+			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
+			if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 || aux.Vlan_tci != 3<<13|200 {
+				t.Fatalf("stack got tag status %#x tci %#x, want the tag in metadata (tci %#x)", aux.Status, aux.Vlan_tci, 3<<13|200)
+			}
+			return
+		}
+		t.Fatalf("no PACKET_AUXDATA with the frame")
+	}
+	t.Fatalf("the link-local frame did not reach the stack on %s", bt.a)
+}
+
 // TestRecvOutOfBandVLANTagLostWithoutHint is the control: with the plain
 // program the same topology delivers the tagged frames without their outer
 // tag. It proves the topology really holds tags out of band, so the test

@@ -39,17 +39,38 @@ func HTTPStatus(code string) int {
 	return http.StatusBadRequest
 }
 
-// ErrPortNotFound is the canonical "unknown port" error.
+// ErrPortNotFound is the canonical "unknown port" error. As before port.NotFound
+// existed, it is a *ServiceError (errors.As finds one, code not_found);
+// errors.Is(err, port.ErrNotFound) holds too.
 //
-// Deprecated: use port.NotFound, which this returns (CodeOf maps it to
-// not_found).
-func ErrPortNotFound(name string) error { return port.NotFound(name) }
+// Deprecated: use port.NotFound (CodeOf maps it to not_found).
+func ErrPortNotFound(name string) error {
+	return deprecatedPortError(CodeNotFound, port.NotFound(name))
+}
 
-// ErrPortExists is the canonical "duplicate port" error.
+// ErrPortExists is the canonical "duplicate port" error. As before
+// port.Exists existed, it is a *ServiceError (errors.As finds one, code
+// already_exists); errors.Is(err, port.ErrExists) holds too.
 //
-// Deprecated: use port.Exists, which this returns (CodeOf maps it to
-// already_exists).
-func ErrPortExists(name string) error { return port.Exists(name) }
+// Deprecated: use port.Exists (CodeOf maps it to already_exists).
+func ErrPortExists(name string) error {
+	return deprecatedPortError(CodeAlreadyExists, port.Exists(name))
+}
+
+// portError is what ErrPortNotFound and ErrPortExists return: both the
+// *ServiceError their callers may look for with errors.As and the port
+// error they may test with errors.Is.
+type portError struct {
+	se  *ServiceError
+	err error
+}
+
+func deprecatedPortError(code string, err error) error {
+	return &portError{se: &ServiceError{Code: code, Msg: err.Error()}, err: err}
+}
+
+func (e *portError) Error() string   { return e.se.Msg }
+func (e *portError) Unwrap() []error { return []error{e.se, e.err} }
 
 // UnreachableError is returned by Client when nothing answers on the socket.
 type UnreachableError struct {

@@ -247,6 +247,33 @@ func TestCodeOf(t *testing.T) {
 	}
 }
 
+// The deprecated constructors keep what an external client may rely on:
+// a *ServiceError with the code and message they always had (errors.As,
+// also through wrapping), and now errors.Is with the port sentinels.
+func TestDeprecatedPortErrors(t *testing.T) {
+	for _, c := range []struct {
+		err       error
+		code, msg string
+		is, isNot error
+	}{
+		{api.ErrPortNotFound("vnet1"), api.CodeNotFound, "port vnet1 not found (see vswctl list-ports)", port.ErrNotFound, port.ErrExists},
+		{api.ErrPortExists("vnet1"), api.CodeAlreadyExists, "port vnet1 already exists (use vswctl set-port to change it)", port.ErrExists, port.ErrNotFound},
+	} {
+		for _, err := range []error{c.err, fmt.Errorf("add port: %w", c.err)} {
+			var se *api.ServiceError
+			if !errors.As(err, &se) || se.Code != c.code || se.Msg != c.msg {
+				t.Errorf("errors.As(%v, *ServiceError) = %+v, want code %s, message %q", err, se, c.code, c.msg)
+			}
+			if !errors.Is(err, c.is) || errors.Is(err, c.isNot) {
+				t.Errorf("%v: errors.Is %v = %v, %v = %v", err, c.is, errors.Is(err, c.is), c.isNot, errors.Is(err, c.isNot))
+			}
+			if !strings.HasSuffix(err.Error(), c.msg) {
+				t.Errorf("message %q, want %q", err, c.msg)
+			}
+		}
+	}
+}
+
 // The fake judges requests by the production rules: before, it accepted
 // multicast MACs, names with ':' and out-of-range S-VLANs the daemon
 // refused, so clients were tested against looser rules.

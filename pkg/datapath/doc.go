@@ -17,7 +17,9 @@
 // the worker's own thread, so that hook must not block (vswitchd copies the
 // frame into a bounded queue and returns). The control plane transmits with
 // SendControl, on a TX queue of its own that RestartUplink reopens with the
-// rest of the uplink.
+// rest of the uplink. (An AF_XDP backend sees only the link-local frames
+// that are LLDP or ECP: its XDP program passes the others, STP, LACP,
+// 802.1X, to the host's stack, as AF_PACKET leaves the kernel its copy.)
 //
 // Configuration is an immutable snapshot swapped atomically; the pipelines
 // load it once per batch and never lock per frame. The FDB is a lock-free

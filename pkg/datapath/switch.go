@@ -264,10 +264,10 @@ func (s *Switch) UplinkOpen() bool {
 	return len(s.workers) > 0
 }
 
-// ErrNoControlTX is returned (wrapped) by SendControl while the uplink has
+// errNoControlTX is returned (wrapped) by SendControl while the uplink has
 // no control TX queue: the switch is not started, its uplink is being
 // reopened, or the queue could not be opened.
-var ErrNoControlTX = errors.New("no control-plane TX queue on the uplink")
+var errNoControlTX = errors.New("no control-plane TX queue on the uplink")
 
 // SendControl transmits a control-plane frame (LLDP, ECP) on the uplink,
 // through its own uplink TX queue (reopened with the uplink by
@@ -277,7 +277,7 @@ func (s *Switch) SendControl(frame []byte) error {
 	s.ctlMu.Lock()
 	defer s.ctlMu.Unlock()
 	if s.ctlTX == nil {
-		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, ErrNoControlTX)
+		return fmt.Errorf("send control frame on %s: %w", s.cfg.Uplink, errNoControlTX)
 	}
 	fr := [][]byte{frame}
 	n, err := s.ctlTX.Send(fr)

@@ -132,9 +132,6 @@ func ParseNumber(f Field, s string) (int, error) {
 	return v, nil
 }
 
-// trunkHint is what a valid trunk looks like.
-const trunkHint = "use VLAN IDs 1-4094 and ranges, e.g. 10,20-30"
-
 // ParseTrunk parses a trunk's VID set ("10,20-30", see vlan.ParseVIDSet).
 // A trunk carries at least one VLAN, so empty or blank text is an error
 // here.
@@ -149,7 +146,7 @@ func ParseTrunk(s string) (vlan.VIDSet, error) {
 		return vlan.VIDSet{}, e
 	}
 	if set.Len() == 0 {
-		return set, &Error{Field: FieldTrunk, Value: quote(s), Reason: trunkHint}
+		return set, &Error{Field: FieldTrunk, Value: quote(s), Reason: vlan.VIDSetHint}
 	}
 	return set, nil
 }

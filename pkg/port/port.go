@@ -69,7 +69,7 @@ func (c *Config) validate() error {
 		return &Error{Field: FieldVLAN, Reason: "needs a VLAN (--vlan VID) or a trunk (--trunk 10,20-30)"}
 	case c.Trunk.Has(0) || c.Trunk.Has(vlan.MaxVID+1):
 		// VIDSet.Add takes any VID below 4096; only 1-4094 name VLANs.
-		return &Error{Field: FieldTrunk, Reason: "the trunk holds VLAN 0 or 4095, which are reserved; " + trunkHint}
+		return &Error{Field: FieldTrunk, Reason: "the trunk holds VLAN 0 or 4095, which are reserved; " + vlan.VIDSetHint}
 	}
 	if err := CheckNumber(FieldNativeVLAN, int(c.NativeVLAN)); err != nil {
 		return err

@@ -62,28 +62,9 @@ func (s *VIDSet) String() string {
 	return b.String()
 }
 
-// vidSetHint ends the messages of VID-set errors: what a valid set looks like.
-const vidSetHint = "use VLAN IDs 1-4094 and ranges, e.g. 10,20-30"
-
-// ParseVID parses one VLAN ID and checks it is 1-4094.
-func ParseVID(s string) (uint16, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return 0, fmt.Errorf("invalid VLAN %q: must be a number 1-4094", s)
-	}
-	if err := CheckVID(n); err != nil {
-		return 0, err
-	}
-	return uint16(n), nil
-}
-
-// CheckVID returns an error unless 1 <= vid <= 4094.
-func CheckVID(vid int) error {
-	if vid < 1 || vid > MaxVID {
-		return fmt.Errorf("invalid VLAN %d: must be 1-4094", vid)
-	}
-	return nil
-}
+// VIDSetHint is what a valid VID set looks like: it ends the messages of
+// ParseVIDSet's errors, and pkg/port says it for an empty trunk.
+const VIDSetHint = "use VLAN IDs 1-4094 and ranges, e.g. 10,20-30"
 
 // SetError is what ParseVIDSet returns for a malformed set: the input and
 // what is wrong with it, with a hint at the fix.
@@ -106,7 +87,7 @@ func ParseVIDSet(s string) (VIDSet, error) {
 		return set, nil
 	}
 	fail := func(format string, args ...any) (VIDSet, error) {
-		return VIDSet{}, &SetError{Set: s, Reason: fmt.Sprintf(format, args...) + "; " + vidSetHint}
+		return VIDSet{}, &SetError{Set: s, Reason: fmt.Sprintf(format, args...) + "; " + VIDSetHint}
 	}
 	for _, part := range strings.Split(s, ",") {
 		if strings.TrimSpace(part) == "" {

@@ -160,18 +160,6 @@ func TestParseVIDSetMessages(t *testing.T) {
 	}
 }
 
-func TestParseVID(t *testing.T) {
-	for in, want := range map[string]string{"0": "invalid VLAN 0: must be 1-4094", "4095": "invalid VLAN 4095: must be 1-4094",
-		"ten": `invalid VLAN "ten": must be a number 1-4094`} {
-		if _, err := ParseVID(in); err == nil || err.Error() != want {
-			t.Errorf("ParseVID(%q) = %v, want %q", in, err, want)
-		}
-	}
-	if v, err := ParseVID(" 4094 "); err != nil || v != 4094 {
-		t.Errorf("ParseVID(4094) = %d, %v", v, err)
-	}
-}
-
 // FuzzParseVIDSet: an accepted set prints in canonical form, which parses
 // back to the same set; a refused one gets a one-line *SetError.
 func FuzzParseVIDSet(f *testing.F) {
