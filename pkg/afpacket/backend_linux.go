@@ -107,6 +107,9 @@ type Queue struct {
 	closed atomic.Bool
 
 	rx *rxRing // nil for RoleUplinkTX
+	// heldErr is Recv's ErrRingHeld error, made on first use (Recv's
+	// goroutine only).
+	heldErr error
 
 	tx txPool
 
@@ -395,7 +398,10 @@ func (q *Queue) wait() error {
 			// A super-frame waits for segment slots, or the cursor
 			// reached a slot whose frame is still held: only Release
 			// (by this same goroutine) can free them.
-			return &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
+			if q.heldErr == nil { // built once: a caller may hit it often
+				q.heldErr = &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
+			}
+			return q.heldErr
 		}
 		if r.nap {
 			// Traffic is flowing: let frames gather instead of

@@ -582,6 +582,12 @@ func (r *rxRing) restoreTag(v *rxView) {
 	if !v.ok || v.status&unix.TP_STATUS_VLAN_VALID == 0 {
 		return
 	}
+	if v.off < rebuiltTagLen || v.ln < 12 {
+		// No room in front of the frame for the tag (the kernel never
+		// writes such a header; a garbled one must not panic).
+		v.ok = false
+		return
+	}
 	tpid := uint16(0x8100)
 	if v.status&unix.TP_STATUS_VLAN_TPID_VALID != 0 && v.tpid != 0 {
 		tpid = v.tpid

@@ -470,3 +470,22 @@ func TestRingFillDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per walk", allocs)
 	}
 }
+
+// A garbled slot header whose frame starts less than a tag's length into
+// the slot's scratch area, with a VLAN tag to rebuild, is dropped, not a
+// panic (the kernel never writes one; the ring is shared memory).
+func TestRingGarbledMacNoRoomForTag(t *testing.T) {
+	r, q := fakeRing(1, 2, plainSlot, false)
+	writeSlots(r, q, 0, []fakePkt{
+		{frame: ethFrame(1, nil, 0x88b5, 46), status: unix.TP_STATUS_VLAN_VALID, tci: 100},
+		{frame: ethFrame(2, nil, 0x88b5, 46)},
+	})
+	p := int(r.slots[0])
+	binary.NativeEndian.PutUint16(r.mem[p+tp2Mac:], uint16(slotScratchOff+2)) // 2 bytes of room
+	b := backend.NewBatch(4)
+	n, _, dropped := r.fill(b)
+	if n != 1 || dropped != 1 {
+		t.Fatalf("fill: %d frames, %d dropped; want the good one and one drop", n, dropped)
+	}
+	r.release(b)
+}
