@@ -51,8 +51,11 @@ type Daemon struct {
 
 	mu          sync.Mutex // serialises configuration changes (store + switch)
 	links       map[string]netdev.Event
-	uplinkIndex int            // ifindex the uplink queues are bound to; 0 while it is gone
-	portIndex   map[string]int // ifindex each attached port's queues are bound to
+	uplinkIndex int                     // ifindex the uplink queues are bound to; 0 while it is gone
+	portIndex   map[string]int          // ifindex each attached port's queues are bound to
+	retries     map[string]*attachRetry // ports whose attach failed, tried again (links.go)
+	retryBase   time.Duration           // first retry delay (0: firstAttachRetry; tests shorten it)
+	closed      bool                    // Close began: no more retries
 
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
@@ -97,7 +100,7 @@ func start(o Options, sys system) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}}
+	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}}
 	ul, err := sys.links.Link(o.Uplink)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
@@ -152,6 +155,12 @@ func start(o Options, sys system) (*Daemon, error) {
 
 // Close stops the datapath and closes the store.
 func (d *Daemon) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	for name := range d.retries {
+		d.stopAttachRetryLocked(name)
+	}
+	d.mu.Unlock()
 	d.saving.Wait()
 	d.saveFDB()
 	d.sw.Stop()

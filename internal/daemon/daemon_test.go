@@ -437,3 +437,63 @@ func TestServeFollowsLinksAndAnswersTheAPI(t *testing.T) {
 		t.Fatalf("API still answers after Serve returned: %v", err)
 	}
 }
+
+// A port whose attach fails with no link event to come (here: its queue
+// cannot open) is tried again with back-off until it attaches; a deleted
+// port's retry ends.
+func TestAttachFailureIsRetried(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	d.mu.Lock()
+	d.retryBase = 20 * time.Millisecond
+	d.mu.Unlock()
+	ctx := context.Background()
+	r.mem.SetMissing("vnet1", true)
+	for _, n := range []string{"up0", "vnet1"} {
+		ev, _ := r.links.Link(n)
+		d.linkChanged(ev)
+	}
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(100)}); err != nil {
+		t.Fatal(err)
+	}
+	if d.sw.Attached("vnet1") {
+		t.Fatal("vnet1 attached although its queue cannot open")
+	}
+	time.Sleep(100 * time.Millisecond) // a few failed retries
+	if d.sw.Attached("vnet1") {
+		t.Fatal("vnet1 attached although its queue cannot open")
+	}
+	r.mem.SetMissing("vnet1", false)
+	deadline := time.Now().Add(3 * time.Second)
+	for !d.sw.Attached("vnet1") {
+		if time.Now().After(deadline) {
+			t.Fatal("vnet1 never attached after its queue could open again: no retry")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.mu.Lock()
+	pending := len(d.retries)
+	d.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d retries pending after the attach", pending)
+	}
+	sendsTagged(t, r.mem, "vnet1", 100)
+
+	// A port deleted while its retry is pending leaves nothing behind.
+	r.mem.SetMissing("vnet2", true)
+	ev, _ := r.links.Link("vnet2")
+	d.linkChanged(ev)
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet2", VLAN: intp(200)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeletePort(ctx, "vnet2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	d.mu.Lock()
+	pending = len(d.retries)
+	d.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d retries left after the port was deleted", pending)
+	}
+}

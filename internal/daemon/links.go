@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"time"
 
 	"github.com/vswitch/vswitch/internal/netdev"
 )
@@ -86,6 +87,7 @@ func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
 // detaches one whose interface is gone. d.mu is held.
 func (d *Daemon) syncPortLocked(name string) {
 	if !d.sw.HasPort(name) {
+		d.stopAttachRetryLocked(name) // deleted meanwhile
 		return
 	}
 	ev, present := d.links[name]
@@ -99,13 +101,69 @@ func (d *Daemon) syncPortLocked(name string) {
 	switch {
 	case present && !attached:
 		if err := d.sw.Attach(name); err != nil {
-			d.log.Warn("attach port", "port", name, "err", err)
+			d.log.Warn("attach port failed; retrying", "port", name, "err", err, "in", d.retryAttachLocked(name))
 			return
 		}
 		d.portIndex[name] = ev.Index
 	case !present && attached:
 		d.sw.Detach(name)
 		delete(d.portIndex, name)
+	}
+	d.stopAttachRetryLocked(name)
+}
+
+// Attach retries. An attach can fail for a while (file descriptors or
+// memory short, the uplink being replaced) with no link event to come that
+// would try again: the port is tried again after firstAttachRetry, then
+// twice as long each time up to maxAttachRetry, until it attaches, its
+// interface goes or the port is deleted.
+const (
+	firstAttachRetry = time.Second
+	maxAttachRetry   = 30 * time.Second
+)
+
+// attachRetry is the pending retry of one port.
+type attachRetry struct {
+	timer *time.Timer // nil while none is pending
+	delay time.Duration
+}
+
+// retryAttachLocked schedules the next attempt for name (one at a time)
+// and returns its delay. d.mu is held.
+func (d *Daemon) retryAttachLocked(name string) time.Duration {
+	r := d.retries[name]
+	if r == nil {
+		r = &attachRetry{delay: d.retryBase}
+		if r.delay <= 0 {
+			r.delay = firstAttachRetry
+		}
+		d.retries[name] = r
+	}
+	if r.timer != nil {
+		return r.delay
+	}
+	delay := r.delay
+	r.timer = time.AfterFunc(delay, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.closed || d.retries[name] != r {
+			return
+		}
+		r.timer = nil
+		r.delay = min(2*r.delay, maxAttachRetry)
+		d.syncPortLocked(name)
+	})
+	return delay
+}
+
+// stopAttachRetryLocked drops name's retry: it attached, or there is
+// nothing to attach. d.mu is held.
+func (d *Daemon) stopAttachRetryLocked(name string) {
+	if r := d.retries[name]; r != nil {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		delete(d.retries, name)
 	}
 }
 

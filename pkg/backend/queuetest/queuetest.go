@@ -20,6 +20,18 @@ type Backend struct {
 // New makes an empty backend.
 func New() *Backend { return &Backend{ifaces: map[string]*Iface{}, Missing: map[string]bool{}} }
 
+// SetMissing makes Open fail (or work again) for name, safely against
+// concurrent Opens.
+func (b *Backend) SetMissing(name string, missing bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if missing {
+		b.Missing[name] = true
+	} else {
+		delete(b.Missing, name)
+	}
+}
+
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "memory" }
 
