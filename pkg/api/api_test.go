@@ -203,6 +203,8 @@ func TestHTTPErrorMapping(t *testing.T) {
 		{"malformed json", "POST", "/v1/ports", js, `{"name":"vnet1",`, 400, api.CodeInvalidBody, "malformed JSON"},
 		{"syntax error", "POST", "/v1/ports", js, `{"name" "x"}`, 400, api.CodeInvalidBody, "malformed JSON"},
 		{"unknown field", "POST", "/v1/ports", js, `{"name":"vnet1","vlna":10}`, 400, api.CodeInvalidBody, `unknown field "vlna"`},
+		{"field name case", "POST", "/v1/ports", js, `{"name":"vnet1","vlan":100,"Vlan":300}`, 400, api.CodeInvalidBody, `unknown field "Vlan"`},
+		{"field name upper", "POST", "/v1/ports", js, `{"NAME":"vnet1","VLAN":100}`, 400, api.CodeInvalidBody, `case-sensitive`},
 		{"wrong type", "POST", "/v1/ports", js, `{"name":"vnet1","vlan":"ten"}`, 400, api.CodeInvalidBody, `field "vlan" must be a JSON int`},
 		{"trailing data", "POST", "/v1/ports", js, `{"name":"vnet1","vlan":1} {}`, 400, api.CodeInvalidBody, "after the JSON object"},
 		{"empty body", "POST", "/v1/ports", js, ``, 400, api.CodeInvalidBody, "empty"},

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -276,17 +277,17 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 			fmt.Sprintf("request body must be JSON: send Content-Type: application/json (got %q)", ct))
 		return false
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err = dec.Decode(v)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err == nil {
-		// Exactly one JSON value: anything but whitespace after it is an error.
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("unexpected data after the JSON object")
-			var mbe *http.MaxBytesError
-			if errors.As(terr, &mbe) {
-				err = terr
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(v); err == nil {
+			err = exactFieldNames(raw, v)
+		}
+		if err == nil {
+			// Exactly one JSON value: anything but whitespace after it is an error.
+			if _, terr := dec.Token(); terr != io.EOF {
+				err = errors.New("unexpected data after the JSON object")
 			}
 		}
 	}
@@ -314,6 +315,35 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusBadRequest, CodeInvalidBody, "invalid request body: "+err.Error())
 	}
 	return false
+}
+
+// exactFieldNames refuses a JSON object whose keys match v's field names
+// only case-insensitively (encoding/json accepts {"VLAN":1} for "vlan", and
+// {"vlan":100,"Vlan":300} would silently take the second): field names are
+// a contract, matched exactly.
+func exactFieldNames(raw []byte, v any) error {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var m map[string]json.RawMessage
+	if t.Kind() != reflect.Struct || json.Unmarshal(raw, &m) != nil {
+		return nil // not an object: the decoder has judged it
+	}
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name == "" {
+			name = t.Field(i).Name
+		}
+		names[name] = true
+	}
+	for k := range m {
+		if !names[k] {
+			return fmt.Errorf("json: unknown field %q (field names are case-sensitive)", k)
+		}
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
