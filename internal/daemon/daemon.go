@@ -57,6 +57,8 @@ type Daemon struct {
 	retryBase   time.Duration           // first retry delay (0: firstAttachRetry; tests shorten it)
 	closed      bool                    // Close began: no more retries
 
+	unlockUplink func() // gives up the one-vswitchd-per-uplink lock (uplinklock_linux.go)
+
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
 
@@ -106,10 +108,18 @@ func start(o Options, sys system) (*Daemon, error) {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
 	}
 	d.uplinkIndex = ul.Index
+	ok := false
+	if d.unlockUplink, err = sys.lockUplink(o.Uplink); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			d.unlockUplink()
+		}
+	}()
 	if d.st, err = store.Open(o.StatePath); err != nil {
 		return nil, err
 	}
-	ok := false
 	defer func() {
 		if !ok {
 			d.st.Close()
@@ -168,6 +178,7 @@ func (d *Daemon) Close() error {
 	d.restoreUplinkCoalescingLocked()
 	d.mu.Unlock()
 	err := d.st.Close()
+	d.unlockUplink()
 	d.log.Info("vswitchd stopped")
 	return err
 }

@@ -124,6 +124,7 @@ func newRig(t *testing.T) *rig {
 		backend:      func(name string) backend.Backend { return named{r.mem, name} },
 		rxQueues:     func(string) int { return 1 },
 		noCoalescing: func(string) (restorer, error) { return nil, nil },
+		lockUplink:   func(string) (func(), error) { return func() {}, nil },
 	}
 	return r
 }

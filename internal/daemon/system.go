@@ -39,6 +39,9 @@ type system struct {
 	// noCoalescing switches receive coalescing (GRO, LRO) off on an
 	// interface; the restorer switches back what it changed.
 	noCoalescing func(ifname string) (restorer, error)
+	// lockUplink makes this the only vswitchd serving the interface
+	// (uplinklock_linux.go); release gives it up.
+	lockUplink func(ifname string) (release func(), err error)
 }
 
 // restorer undoes an interface setting.
@@ -58,7 +61,8 @@ func hostSystem(log *slog.Logger) system {
 			}
 			return afpacket.New()
 		},
-		rxQueues: sysfsRXQueues,
+		rxQueues:   sysfsRXQueues,
+		lockUplink: lockUplink,
 		noCoalescing: func(ifname string) (restorer, error) {
 			r, err := ethtool.Disable(ifname, uplinkCoalescing...)
 			if r == nil {
