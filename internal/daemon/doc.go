@@ -11,11 +11,15 @@
 //     and starting the switch on them, falling back from AF_XDP to
 //     AF_PACKET under auto.
 //   - links.go: link following. Ports attach when their taps appear and
-//     detach when they go; the uplink's return reopens its queues and
-//     reattaches every present port.
+//     detach when they go; a failed attach is retried with back-off; the
+//     uplink's return reopens its queues and reattaches every present port.
+//   - uplinklock_linux.go: one vswitchd per uplink (an flock taken before
+//     the uplink, the state file or the socket is touched).
 //   - service.go: the control API (api.Service) on top of the store and
 //     the switch; serve.go: the HTTP servers (API socket, --metrics) and
 //     the background loops.
+//   - control.go: the bounded hand-off of control frames (LLDP, ECP) from
+//     the datapath's workers, which must never block, to the stations.
 //   - evb.go, vdp.go: the 802.1Qbg EVB station (reflective relay; a refusal
 //     switches the datapath to VEB while the configured mode stays VEPA)
 //     and VSI registration (each MAC registered on an access port is a VSI
