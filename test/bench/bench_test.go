@@ -125,39 +125,16 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	cfg := ShortConfig()
 	cfg.Timeout = 55 * time.Second
-	cfg.BuildTimeout = 30 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 58*time.Second)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table bytes.Buffer
-	if err := res.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", table.String())
-	path := filepath.Join(t.TempDir(), "bench-results.json")
-	if err := res.WriteJSON(path); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back Results
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatalf("JSON does not decode: %v", err)
-	}
+	_, table, back := runShort(t, cfg)
 	if len(back.Contenders) != 3 {
 		t.Fatalf("JSON has %d rows, want 3", len(back.Contenders))
 	}
 	for _, name := range []string{LinuxBridge, VswitchdAFPacket, MacvlanVEPA} {
-		if !strings.Contains(table.String(), name) {
+		if !strings.Contains(table, name) {
 			t.Errorf("table lacks a %s row", name)
 		}
 	}
-	if !strings.Contains(table.String(), "RTT light us") || back.LatencyProbes != cfg.Probes || back.Prober == "" {
+	if !strings.Contains(table, "RTT light us") || back.LatencyProbes != cfg.Probes || back.Prober == "" {
 		t.Errorf("no latency columns or settings: probes %d prober %q", back.LatencyProbes, back.Prober)
 	}
 	lb := back.Contender(LinuxBridge)
@@ -249,18 +226,7 @@ func TestTapContenders(t *testing.T) {
 	cfg := ShortConfig()
 	cfg.Contenders = []string{VswitchdAFPacketTap, MacvtapVEPA}
 	cfg.Timeout = 45 * time.Second
-	cfg.BuildTimeout = 30 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table bytes.Buffer
-	if err := res.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", table.String())
+	res, _, _ := runShort(t, cfg)
 	for _, n := range cfg.Contenders {
 		r := res.Contender(n)
 		if r == nil || r.Status != StatusOK {
@@ -330,4 +296,35 @@ func TestEBPFVEPAContender(t *testing.T) {
 			t.Errorf("ebpf-vepa %s: no frames received: %+v", n, tr)
 		}
 	}
+}
+
+// runShort runs the harness with cfg (30 s to build vswitchd, cfg.Timeout
+// to run, a few seconds' grace), logs its table and returns the results,
+// the table and the results as read back from their JSON file.
+func runShort(t *testing.T, cfg Config) (res *Results, table string, back Results) {
+	t.Helper()
+	cfg.BuildTimeout = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout+5*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb bytes.Buffer
+	if err := res.WriteTable(&tb); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", tb.String())
+	path := filepath.Join(t.TempDir(), "bench-results.json")
+	if err := res.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("JSON does not decode: %v", err)
+	}
+	return res, tb.String(), back
 }

@@ -2,11 +2,8 @@ package bench
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -193,30 +190,7 @@ func TestScaling(t *testing.T) {
 	cfg.Scale = []int{4, 2}
 	cfg.ScaleProbes = 50
 	cfg.Timeout = 45 * time.Second
-	cfg.BuildTimeout = 30 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table bytes.Buffer
-	if err := res.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", table.String())
-	path := filepath.Join(t.TempDir(), "bench-results.json")
-	if err := res.WriteJSON(path); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back Results
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatalf("JSON does not decode: %v", err)
-	}
+	_, table, back := runShort(t, cfg)
 	sr := back.Scaling
 	if len(back.Contenders) != 0 || sr == nil || !reflect.DeepEqual(sr.Ports, []int{2, 4}) || len(sr.Contenders) != 2 {
 		t.Fatalf("want only a scaling section with 2 and 4 ports, 2 rows: %d rows, %+v", len(back.Contenders), sr)
@@ -254,7 +228,7 @@ func TestScaling(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(table.String(), "Scaling with VMs (2, 4 ports)") {
+	if !strings.Contains(table, "Scaling with VMs (2, 4 ports)") {
 		t.Error("no scaling section in the table")
 	}
 	checkNoNamespacesLeft(t)
