@@ -205,34 +205,7 @@ func TestOutOfBandTaggedLinkLocal(t *testing.T) {
 		t.Errorf("XSK got %x\nwant the LLDP frame with its tag %x", got[0], lldp)
 	}
 
-	buf := make([]byte, 2048)
-	oob := make([]byte, 256)
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		n, oobn, _, _, err := unix.Recvmsg(sniffA, buf, oob, 0)
-		if err != nil || !fromB(buf[:n]) {
-			continue
-		}
-		if w := stripTags(other); !bytes.Equal(buf[:n], w) {
-			t.Fatalf("stack got %x\nwant the link-local frame without its tag in the bytes %x", buf[:n], w)
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			t.Fatalf("parse control messages: %v", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA {
-				continue
-			}
-			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
-			if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 || aux.Vlan_tci != 3<<13|200 {
-				t.Fatalf("stack got tag status %#x tci %#x, want the tag in metadata (tci %#x)", aux.Status, aux.Vlan_tci, 3<<13|200)
-			}
-			return
-		}
-		t.Fatalf("no PACKET_AUXDATA with the frame")
-	}
-	t.Fatalf("the link-local frame did not reach the stack on %s", bt.a)
+	expectStackTagged(t, sniffA, other, 3<<13|200, "link-local frame", bt.a)
 }
 
 // TestRecvOutOfBandVLANTagLostWithoutHint is the control: with the plain
@@ -329,35 +302,7 @@ func TestTaggedFrameWithoutSocketReachesStackOnce(t *testing.T) {
 	want := frame(macA, macB, 1, 64, tag(0x8100, 5<<13|100))
 	sendRaw(t, fd, bt.dIdx, want)
 
-	buf := make([]byte, 2048)
-	oob := make([]byte, 256)
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		n, oobn, _, _, err := unix.Recvmsg(sniffA, buf, oob, 0)
-		if err != nil || !fromB(buf[:n]) {
-			continue
-		}
-		if w := stripTags(want); !bytes.Equal(buf[:n], w) {
-			t.Fatalf("stack got %x\nwant the frame without its tag in the bytes %x", buf[:n], w)
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			t.Fatalf("parse control messages: %v", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA {
-				continue
-			}
-			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
-			if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 || aux.Vlan_tci != 5<<13|100 || aux.Vlan_tpid != 0x8100 {
-				t.Fatalf("stack got tag status %#x tci %#x tpid %#x, want the tag in metadata (tci %#x, tpid 0x8100)",
-					aux.Status, aux.Vlan_tci, aux.Vlan_tpid, 5<<13|100)
-			}
-			return
-		}
-		t.Fatalf("no PACKET_AUXDATA with the frame")
-	}
-	t.Fatalf("the tagged frame did not reach the stack on %s", bt.a)
+	expectStackTagged(t, sniffA, want, 5<<13|100, "tagged frame", bt.a)
 }
 
 // TestGenericModeWarnsOnce: generic XDP cannot use driver metadata, so the
@@ -387,4 +332,41 @@ func TestGenericModeWarnsOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "cannot restore VLAN tags"); n != 1 {
 		t.Errorf("warning logged %d times over two attaches, want once:\n%s", n, logs.String())
 	}
+}
+
+// expectStackTagged waits up to 2 s on sniff (a packet socket with
+// PACKET_AUXDATA) for sent, a frame from B carrying one 802.1Q tag with
+// tci, and checks the stack got it as the kernel hands tags over: the
+// bytes without the tag, the tag (TPID 0x8100, tci) in the aux data.
+func expectStackTagged(t *testing.T, sniff int, sent []byte, tci uint16, what, ifname string) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	oob := make([]byte, 256)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		n, oobn, _, _, err := unix.Recvmsg(sniff, buf, oob, 0)
+		if err != nil || !fromB(buf[:n]) {
+			continue
+		}
+		if w := stripTags(sent); !bytes.Equal(buf[:n], w) {
+			t.Fatalf("stack got %x\nwant the %s without its tag in the bytes %x", buf[:n], what, w)
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			t.Fatalf("parse control messages: %v", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA {
+				continue
+			}
+			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
+			if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 || aux.Vlan_tci != tci || aux.Vlan_tpid != 0x8100 {
+				t.Fatalf("stack got tag status %#x tci %#x tpid %#x, want the tag in metadata (tci %#x, tpid 0x8100)",
+					aux.Status, aux.Vlan_tci, aux.Vlan_tpid, tci)
+			}
+			return
+		}
+		t.Fatalf("no PACKET_AUXDATA with the %s", what)
+	}
+	t.Fatalf("the %s did not reach the stack on %s", what, ifname)
 }
