@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -34,6 +36,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Mode, "mode", "vepa", "forwarding mode: vepa (VM to VM through the adjacent bridge; veb while that bridge refuses reflective relay) or veb (switch VM to VM locally)")
 	fs.StringVar(&o.StatePath, "state", store.DefaultPath, "state file `PATH`")
 	fs.StringVar(&o.Socket, "socket", api.SocketFromEnv(), "API unix socket `PATH` (env VSWITCHD_SOCKET)")
+	var group string
+	fs.StringVar(&group, "socket-group", "", "`GROUP` (name or number) that owns the API socket: its members may use vswctl without root (default: root's group only)")
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics on TCP `ADDR` (e.g. :9477)")
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
@@ -95,6 +99,14 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vswitchd: --uplink IF is required (the NIC facing the adjacent bridge)")
 		return 2
 	}
+	if group != "" {
+		gid, err := lookupGroup(group)
+		if err != nil {
+			fmt.Fprintf(stderr, "vswitchd: invalid --socket-group: %v\n", err)
+			return 2
+		}
+		o.SocketGroup = &gid
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		fmt.Fprintf(stderr, "vswitchd: invalid --log-level %q: use debug, info, warn or error\n", level)
@@ -126,4 +138,19 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// lookupGroup resolves a group name or number (from /etc/group; no cgo).
+func lookupGroup(s string) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("group %q: a group number is not negative", s)
+		}
+		return n, nil
+	}
+	g, err := user.LookupGroup(s)
+	if err != nil {
+		return 0, fmt.Errorf("group %q: %w", s, err)
+	}
+	return strconv.Atoi(g.Gid)
 }

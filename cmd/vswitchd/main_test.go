@@ -27,6 +27,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--datapath", "afxdp"}, "--uplink IF is required"},
 		{[]string{"--uplink", "eth0", "extra"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"--socket-group", "no-such-group-vsw", "--uplink", "eth0"}, "invalid --socket-group"},
+		{[]string{"--socket-group", "-5", "--uplink", "eth0"}, "invalid --socket-group"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(tc.args, &stderr); code != 2 {
@@ -44,9 +46,22 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-h"}, &stderr); code != 0 {
 		t.Fatalf("-h: exit %d", code)
 	}
-	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level"} {
+	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--socket-group"} {
 		if !strings.Contains(stderr.String(), strings.TrimPrefix(f, "-")) {
 			t.Errorf("help does not mention %s:\n%s", f, stderr.String())
 		}
+	}
+}
+
+// TestLookupGroup resolves names from /etc/group and numbers as they are.
+func TestLookupGroup(t *testing.T) {
+	if gid, err := lookupGroup("root"); err != nil || gid != 0 {
+		t.Errorf("root: %d, %v; want 0", gid, err)
+	}
+	if gid, err := lookupGroup("4242"); err != nil || gid != 4242 {
+		t.Errorf("4242: %d, %v", gid, err)
+	}
+	if _, err := lookupGroup("no-such-group-vsw"); err == nil {
+		t.Error("an unknown group resolved")
 	}
 }

@@ -25,6 +25,9 @@ type Options struct {
 	Mode         string // vepa|veb
 	StatePath    string
 	Socket       string
+	// SocketGroup is the numeric group that owns the API socket: its
+	// members may use the API (mode 0660). nil: the daemon's own group.
+	SocketGroup *int
 	Metrics      string // TCP address for /metrics; "" = off
 	Version      string
 	Logger       *slog.Logger
@@ -37,6 +40,14 @@ type Options struct {
 	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
 	// 802.1AB default of 30 s; negative: no EVB station).
 	LLDPInterval time.Duration
+}
+
+// socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
+func (o *Options) socketGID() int {
+	if o.SocketGroup == nil {
+		return -1
+	}
+	return *o.SocketGroup
 }
 
 // Daemon is a running vswitchd.

@@ -34,7 +34,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 func (d *Daemon) serveHTTP(ctx context.Context) error {
 	srv := api.NewServer(d, d.log)
 	srv.Handle("GET /metrics", d.metricsHandler()) // also on the socket
-	ln, err := api.ListenUnix(d.opts.Socket)
+	ln, err := api.ListenUnixGroup(d.opts.Socket, d.opts.socketGID())
 	if err != nil {
 		return err
 	}

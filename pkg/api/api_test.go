@@ -5,18 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/api/apitest"
+	"golang.org/x/sys/unix"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -360,6 +364,80 @@ func TestSocketMode(t *testing.T) {
 	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 {
 		t.Fatalf("socket mode %v, want socket 0660", fi.Mode())
 	}
+}
+
+// TestListenUnixGroup gives the socket to the group whose members may use
+// the API, and a process of another user in that group can connect while
+// one outside it cannot (mode 0660 is what keeps the others out).
+func TestListenUnixGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the socket to another group and to act as another user")
+	}
+	const member, outsider = 4242, 4243 // uids; 4242 is also the group
+	dir := apitest.ShortTempDir(t)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "v.sock")
+	l, err := api.ListenUnixGroup(sock, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Gid != member || fi.Mode().Perm() != api.SocketMode {
+		t.Fatalf("socket gid %d mode %v, want gid %d mode %v", st.Gid, fi.Mode().Perm(), member, os.FileMode(api.SocketMode))
+	}
+	if err := dialAs(sock, member); err != nil {
+		t.Errorf("a member of the socket's group cannot connect: %v", err)
+	}
+	if err := dialAs(sock, outsider); err == nil {
+		t.Errorf("a user outside the socket's group connected")
+	}
+}
+
+// dialAs connects to the Unix socket with effective uid and gid id and no
+// supplementary groups. Linux keeps credentials per thread: the raw
+// syscalls change only this (locked, then discarded) thread's, and the
+// real and saved ids stay root's.
+func dialAs(sock string, id uintptr) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		const keep = ^uintptr(0)
+		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+			errc <- fmt.Errorf("setgroups: %w", e)
+			return
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, keep, id, keep); e != 0 {
+			errc <- fmt.Errorf("setresgid: %w", e)
+			return
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, id, keep); e != 0 {
+			errc <- fmt.Errorf("setresuid: %w", e)
+			return
+		}
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(fd)
+		errc <- unix.Connect(fd, &unix.SockaddrUnix{Name: sock})
+	}()
+	return <-errc
 }
 
 func TestListenUnixCreatesDir(t *testing.T) {

@@ -15,7 +15,12 @@ const SocketMode = 0o660
 // ListenUnix listens on the Unix socket path for the API. It creates the
 // parent directory, removes a stale socket nobody answers on, refuses to
 // take over a socket a live daemon answers on, and sets mode 0660.
-func ListenUnix(path string) (net.Listener, error) {
+func ListenUnix(path string) (net.Listener, error) { return ListenUnixGroup(path, -1) }
+
+// ListenUnixGroup is ListenUnix that also gives the socket to group gid
+// (-1: the daemon's own group), whose members may then use the API (mode
+// 0660: read and write for owner and group, nothing for others).
+func ListenUnixGroup(path string, gid int) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("listen on API socket: empty path")
 	}
@@ -43,6 +48,12 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err := os.Chmod(path, SocketMode); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("chmod API socket %s: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("give API socket %s to group %d: %w", path, gid, err)
+		}
 	}
 	return l, nil
 }
