@@ -28,9 +28,9 @@ type Options struct {
 	// SocketGroup is the numeric group that owns the API socket: its
 	// members may use the API (mode 0660). nil: the daemon's own group.
 	SocketGroup *int
-	Metrics      string // TCP address for /metrics; "" = off
-	Version      string
-	Logger       *slog.Logger
+	Metrics     string // TCP address for /metrics; "" = off
+	Version     string
+	Logger      *slog.Logger
 	// UplinkQueues overrides the number of uplink RX workers (0 = automatic).
 	UplinkQueues int
 	// MTU of the VM ports (0: 1500); longer frames are dropped as malformed.
