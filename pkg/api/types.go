@@ -102,6 +102,11 @@ type UplinkStats struct {
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"`
 	Control   uint64            `json:"control_frames"`
+	// ControlRejected counts the LLDP and ECP frames the control plane
+	// refused, by protocol and reason: lldp_tagged, lldp_foreign_peer,
+	// lldp_foreign_shutdown, ecp_tagged, ecp_foreign_peer (see README,
+	// "Reflective relay"). Omitted when the EVB station is off.
+	ControlRejected map[string]uint64 `json:"control_rejected,omitempty"`
 	// Backend holds counters only the uplink's backend keeps, summed
 	// over the uplink's own queues (receive workers and the control
 	// plane's; what the ports' transmit queues count is in each Port's

@@ -102,9 +102,13 @@ func (s *VDPStation) poke() {
 	}
 }
 
-// SetBridge tells the station whether an EVB bridge is present; VDP only
-// talks to one.
-func (s *VDPStation) SetBridge(present bool) {
+// SetBridge tells the station which EVB bridge is present: its address
+// (the source of its LLDPDUs, Relay.PeerMAC), or nil when there is none.
+// VDP only talks to an EVB bridge, and ECP takes frames only from that
+// address.
+func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
+	present := len(peer) == 6
+	s.ecp.SetPeer(peer)
 	s.mu.Lock()
 	changed := s.bridge != present
 	s.bridge = present
@@ -214,9 +218,10 @@ func (s *VDPStation) VSIs() []VSIStatus {
 // ECPStats returns the transport counters.
 func (s *VDPStation) ECPStats() ECPStats { return s.ecp.Stats() }
 
-// Handle takes a received ECP frame. Frames from our own address (the
-// reflective relay returns what we send to the bridge group address when
-// it floods it) are ignored.
+// Handle takes a received ECP frame, as it was on the wire. Frames from
+// our own address (the reflective relay returns what we send to the bridge
+// group address when it floods it) are ignored; of the others ECP takes
+// only untagged ones from the bridge named by SetBridge (ECP.Handle).
 func (s *VDPStation) Handle(frame []byte) {
 	s.mu.Lock()
 	own := s.cfg.MAC
