@@ -438,3 +438,25 @@ func TestHelpAndStubs(t *testing.T) {
 	}
 	vswctl(t, "", "libvirt-hook", "guest").expect(t, 2, "want DOMAIN OPERATION SUBOP")
 }
+
+// The control frames the EVB station refused are listed on the control
+// frames line, zeros left out; with none refused the line is as before.
+func TestStatsShowsRefusedControlFrames(t *testing.T) {
+	st := api.Stats{Uplink: api.UplinkStats{Name: "eth0", Control: 12,
+		ControlRejected: map[string]uint64{"lldp_tagged": 3, "lldp_foreign_peer": 0, "ecp_foreign_peer": 2}}}
+	var b strings.Builder
+	if err := writeStats(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if want := "uplink control frames (LLDP/ECP/VDP): 12, refused: ecp_foreign_peer=2 lldp_tagged=3\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("stats output lacks %q:\n%s", want, b.String())
+	}
+	st.Uplink.ControlRejected = map[string]uint64{"lldp_tagged": 0}
+	b.Reset()
+	if err := writeStats(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "uplink control frames (LLDP/ECP/VDP): 12\n") {
+		t.Errorf("stats output with nothing refused:\n%s", b.String())
+	}
+}
