@@ -85,6 +85,9 @@ func describePort(p api.Port) string {
 	if p.Flood {
 		parts = append(parts, "flood")
 	}
+	if p.Owner != "" {
+		parts = append(parts, "owner "+p.Owner)
+	}
 	parts = append(parts, "state "+dash(p.State))
 	return strings.Join(parts, ", ")
 }

@@ -54,14 +54,52 @@ type Domain struct {
 type Binding struct {
 	Tap  string
 	Port Port
+	// Owner is the domain's (Domain.Owner), recorded in the port.
+	Owner string
 }
 
 // Spec is the request that adds the binding's port: named after the tap,
-// with the described VLAN(s), priority and S-channel, and the NIC's MAC
-// registered.
+// with the described VLAN(s), priority and S-channel, the NIC's MAC
+// registered and the domain as its owner.
 func (b Binding) Spec() api.PortSpec {
+	owner := b.Owner
 	return api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
-		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}}
+		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner}
+}
+
+// Owner is what the hook records as the owner of the domain's ports
+// (api.PortSpec.Owner): its UUID, in lower case ("" when the XML has
+// none). A domain's name can change while it is shut off; its UUID
+// cannot, and no two domains share one.
+func (d *Domain) Owner() string { return strings.ToLower(strings.TrimSpace(d.UUID)) }
+
+// Owned picks the domain's ports out of ports: those its hook added
+// (Owner is the domain's) that carry one of its <vsw:port> MACs. Both
+// must hold: a MAC alone is whatever another domain's metadata claims, and
+// an owner alone may name a port that the domain no longer describes.
+// Linear in the number of ports and MACs.
+func (d *Domain) Owned(ports []api.Port) []api.Port {
+	owner := d.Owner()
+	if owner == "" || len(d.Ports) == 0 {
+		return nil
+	}
+	macs := make(map[[6]byte]bool, len(d.Ports))
+	for _, q := range d.Ports {
+		macs[[6]byte(q.MAC)] = true
+	}
+	var out []api.Port
+	for _, p := range ports {
+		if p.Owner != owner {
+			continue
+		}
+		for _, m := range p.MACs {
+			if mac, err := net.ParseMAC(m); err == nil && len(mac) == 6 && macs[[6]byte(mac)] {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
 
 type xmlDomain struct {
@@ -235,6 +273,9 @@ func (d *Domain) MACs() []string {
 // the domain and tap named, before anything is sent.
 func (d *Domain) Bindings() ([]Binding, error) {
 	var out []Binding
+	if len(d.Ports) > 0 && d.Owner() == "" {
+		return nil, fmt.Errorf("domain %s: no <uuid> in the domain XML: it names the owner of the domain's ports", d.Name)
+	}
 	nics := make(map[[6]byte]*Interface, len(d.Interfaces)) // the first NIC of each MAC
 	for i := range d.Interfaces {
 		if m := d.Interfaces[i].MAC; len(m) == 6 && nics[[6]byte(m)] == nil {
@@ -251,7 +292,7 @@ func (d *Domain) Bindings() ([]Binding, error) {
 		case nic.Target == "":
 			return nil, fmt.Errorf("domain %s: the NIC with MAC %s has no <target dev> (not the live XML?)", d.Name, p.MAC)
 		}
-		b := Binding{Tap: nic.Target, Port: p}
+		b := Binding{Tap: nic.Target, Port: p, Owner: d.Owner()}
 		if _, err := b.Spec().Apply(port.Config{}); err != nil {
 			return nil, fmt.Errorf("domain %s: port %s: %w", d.Name, b.Tap, err)
 		}

@@ -17,7 +17,8 @@ type Port struct {
 	PCP        int               `json:"pcp"`
 	MACs       []string          `json:"macs"`
 	Flood      bool              `json:"flood_unknown,omitempty"`
-	State      string            `json:"state"` // up|down|absent
+	Owner      string            `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
+	State      string            `json:"state"`           // up|down|absent
 	RxPackets  uint64            `json:"rx_packets"`
 	RxBytes    uint64            `json:"rx_bytes"`
 	TxPackets  uint64            `json:"tx_packets"`
@@ -44,6 +45,11 @@ type PortSpec struct {
 	PCP        *int      `json:"pcp,omitempty"`
 	MACs       *[]string `json:"macs,omitempty"`
 	Flood      *bool     `json:"flood_unknown,omitempty"`
+	// Owner records who adds the port ("" clears it): up to 128
+	// printable ASCII characters, no spaces. The libvirt hook sets the
+	// domain's UUID and at the domain's stop removes only the ports it
+	// owns.
+	Owner *string `json:"owner,omitempty"`
 }
 
 // Status is GET /v1/status.
