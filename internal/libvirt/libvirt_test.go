@@ -262,7 +262,7 @@ func TestOwnedNeedsDomainAndMAC(t *testing.T) {
 	}
 	ports := []api.Port{
 		{Name: "vnetA", Owner: uuidA, MACs: []string{macA}},
-		{Name: "manual", MACs: []string{macA}},                               // vswctl add-port: nobody's
+		{Name: "manual", MACs: []string{macA}},                              // vswctl add-port: nobody's
 		{Name: "vnetA2", Owner: uuidA, MACs: []string{"52:54:00:00:00:0c"}}, // A's, a MAC A dropped
 		{Name: "vnetB", Owner: uuidB, MACs: []string{"52:54:00:00:00:0b"}},
 	}
