@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -57,6 +58,46 @@ Attributes: mac, vlan | trunk [native-vlan], pcp, svid.`,
 			return err
 		},
 	}
+}
+
+// hookArgv returns args with "--" inserted right after the libvirt-hook
+// subcommand, so that what libvirt passes after it is taken as the hook's
+// arguments and never as flags: a domain named "-h" would otherwise print
+// help and start the VM without its ports, and one named "--socket=x"
+// would talk to another socket and take "start" for the domain's name.
+// vswctl's own flags go before the subcommand, as the hook script writes
+// them (root's flags say which of them take a value). A domain named "--"
+// is a domain too; "libvirt-hook --help" (or -h) alone, which libvirt
+// never passes (it always gives three or four arguments), asks for help.
+func hookArgv(root *cobra.Command, args []string) []string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return args
+		case strings.HasPrefix(a, "-"):
+			name := strings.TrimLeft(a, "-")
+			if strings.Contains(name, "=") || !strings.HasPrefix(a, "--") && len(name) > 1 {
+				continue // the value is attached: --socket=PATH, -ojson
+			}
+			f := root.PersistentFlags().Lookup(name)
+			if f == nil && len(name) == 1 {
+				f = root.PersistentFlags().ShorthandLookup(name)
+			}
+			if f != nil && f.NoOptDefVal == "" {
+				i++ // its value is the next argument
+			}
+		case a == "libvirt-hook":
+			rest := args[i+1:]
+			if len(rest) == 0 || len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help") {
+				return args
+			}
+			return append(append(slices.Clip(args[:i+1]), "--"), rest...)
+		default:
+			return args // another subcommand
+		}
+	}
+	return args
 }
 
 func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action) error {
