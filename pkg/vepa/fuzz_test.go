@@ -350,15 +350,17 @@ func vdpView(s *VDPStation) string {
 // party and the station itself, and checks after each step:
 //
 //   - received frames never add VSIs: there are at most as many as were
-//     associated (bounded by the four keys used);
+//     associated (bounded by the four MACs used);
 //   - states are the four known ones;
-//   - a frame that is tagged or not from the bridge changes no VSI;
+//   - a frame that is tagged or not from the current bridge changes no
+//     VSI;
 //   - what is due encodes, and nothing is due without a bridge.
 func FuzzVDPStation(f *testing.F) {
-	// op 0: Associate (key, MAC, VID u16); 1: Deassociate (MAC); 2:
-	// SetBridge (0: none); 3: ECP request (sender|0x80 tagged, MAC|0x80
-	// raw, mode, status, seq u16, then the VID or the raw payload's
-	// length and bytes); 4: time passes (100 ms units), what is due.
+	// op 0: Associate (key, MAC, VID u16); 1: Deassociate (MAC);
+	// 2: SetBridge (0: none, 1: the bridge, 2: another); 3: ECP request
+	// (sender|0x80 tagged, MAC|0x80 raw, mode, status, seq u16, then the
+	// VID or the raw payload's length and bytes); 4: time passes (100 ms
+	// units), what is due.
 	bridgeUp, assoc, due := []byte{2, 1}, []byte{0, 0, 0, 0, 100}, []byte{4, 0}
 	cat := func(ops ...[]byte) []byte { return bytes.Join(ops, nil) }
 	ack := []byte{3, 0, 0, VDPAssoc - 1, VDPStatusAck, 0, 1, 100}
@@ -384,7 +386,7 @@ func FuzzVDPStation(f *testing.F) {
 			macs[i] = net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i + 1)}
 		}
 		associated := map[[16]byte]bool{}
-		bridge := false
+		bridge, curBridge := false, [6]byte{}
 		now := time.Now()
 		o := &ops{b: data}
 		for step := 0; o.more() && step < 300; step++ {
@@ -400,12 +402,17 @@ func FuzzVDPStation(f *testing.F) {
 			case 1:
 				s.Deassociate(MACVSIID(macs[o.byte()%4]))
 				continue
-			case 2:
-				bridge = o.byte()%3 != 0
-				if bridge {
-					s.SetBridge(bridgeMAC[:])
-				} else {
+			case 2: // no bridge, the bridge, or another one
+				switch o.byte() % 3 {
+				case 0:
+					bridge = false
 					s.SetBridge(nil)
+				case 1:
+					bridge, curBridge = true, bridgeMAC
+					s.SetBridge(bridgeMAC[:])
+				case 2:
+					bridge, curBridge = true, thirdMAC
+					s.SetBridge(thirdMAC[:])
 				}
 				continue
 			case 3: // an ECP request with a VDP PDU
@@ -438,7 +445,7 @@ func FuzzVDPStation(f *testing.F) {
 			}
 			s.Handle(frame)
 			after := vdpView(s)
-			if (vlan.IsTagged(frame) || [6]byte(frame[6:12]) != bridgeMAC || !bridge) && after != before {
+			if (vlan.IsTagged(frame) || [6]byte(frame[6:12]) != curBridge || !bridge) && after != before {
 				t.Fatalf("step %d: frame % x (bridge present %v) changed the VSIs:\n%s->\n%s", step, frame, bridge, before, after)
 			}
 			vs := s.VSIs()

@@ -277,3 +277,39 @@ func TestVDPIgnoresForeignDeassoc(t *testing.T) {
 		}
 	}
 }
+
+// Another bridge (the old one's TTL ran out) knows none of the VSIs: each
+// is associated again at once, and the old bridge's answers no longer
+// count.
+func TestVDPNewBridgeReassociates(t *testing.T) {
+	s, b := newVDPPair(t)
+	s.SetBridge(bridgeMAC[:])
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 5}
+	s.Associate("vnet5", testVSI(mac, 5))
+	waitVSI(t, s, "vnet5", VSIAssociated)
+	s.SetBridge(bridgeMAC[:]) // the same bridge again: nothing to do
+	if v := s.VSIs(); len(v) != 1 || v[0].State != VSIAssociated {
+		t.Fatalf("the same bridge again: %v", v)
+	}
+	before := len(b.got())
+	s.SetBridge(thirdMAC[:])
+	if v := s.VSIs(); len(v) != 1 || v[0].State != VSIAssociating || v[0].Reason != "the bridge changed" {
+		t.Fatalf("after the bridge changed: %v", v)
+	}
+	// The fake bridge answers from bridgeMAC, no longer the peer: the
+	// ASSOC goes out at once but stays unanswered.
+	deadline := time.Now().Add(time.Second)
+	for len(b.got()) == before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(b.got()) == before {
+		t.Fatal("no ASSOC to the new bridge")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if v := s.VSIs(); v[0].State != VSIAssociating {
+		t.Errorf("the old bridge's answer counted: %v", v)
+	}
+	if st := s.ECPStats(); st.Foreign == 0 {
+		t.Errorf("ECP stats %+v: the old bridge's frames not counted as foreign", st)
+	}
+}

@@ -70,6 +70,7 @@ type VDPStation struct {
 	mu     sync.Mutex
 	vsis   map[[16]byte]*vsiEntry
 	bridge bool
+	peer   [6]byte // the bridge's address, when bridge
 }
 
 // NewVDPStation returns a station with no VSIs.
@@ -105,18 +106,30 @@ func (s *VDPStation) poke() {
 // SetBridge tells the station which EVB bridge is present: its address
 // (the source of its LLDPDUs, Relay.PeerMAC), or nil when there is none.
 // VDP only talks to an EVB bridge, and ECP takes frames only from that
-// address.
+// address. Another bridge than before knows none of the VSIs: each is
+// associated again with it at once.
 func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 	present := len(peer) == 6
+	var mac [6]byte
+	if present {
+		mac = [6]byte(peer)
+	}
 	s.ecp.SetPeer(peer)
 	s.mu.Lock()
-	changed := s.bridge != present
-	s.bridge = present
-	for _, e := range s.vsis {
-		if !present && !e.deassoc {
-			e.State, e.Updated = VSIWaiting, time.Now()
-		} else if present && e.State == VSIWaiting {
-			e.State, e.Updated, e.sent = VSIAssociating, time.Now(), time.Time{}
+	replaced := s.bridge && present && s.peer != mac
+	changed := s.bridge != present || replaced
+	s.bridge, s.peer = present, mac
+	now := time.Now()
+	for id, e := range s.vsis {
+		switch {
+		case replaced && e.deassoc:
+			delete(s.vsis, id) // the new bridge never knew it
+		case replaced:
+			e.State, e.Reason, e.Updated, e.sent, e.answered = VSIAssociating, "the bridge changed", now, time.Time{}, false
+		case !present && !e.deassoc:
+			e.State, e.Updated = VSIWaiting, now
+		case present && e.State == VSIWaiting:
+			e.State, e.Updated, e.sent = VSIAssociating, now, time.Time{}
 		}
 	}
 	s.mu.Unlock()
