@@ -1,6 +1,7 @@
 package vepa
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -214,7 +215,7 @@ func (s *VDPStation) Deassociate(id [16]byte) {
 	}
 }
 
-// VSIs lists the registered VSIs, sorted by key.
+// VSIs lists the registered VSIs, sorted by key, then VSIID.
 func (s *VDPStation) VSIs() []VSIStatus {
 	s.mu.Lock()
 	out := make([]VSIStatus, 0, len(s.vsis))
@@ -224,7 +225,12 @@ func (s *VDPStation) VSIs() []VSIStatus {
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	sort.Slice(out, func(i, j int) bool { // stable: a key may have several VSIs
+		if out[i].Key != out[j].Key {
+			return out[i].Key < out[j].Key
+		}
+		return bytes.Compare(out[i].VSI.ID[:], out[j].VSI.ID[:]) < 0
+	})
 	return out
 }
 
