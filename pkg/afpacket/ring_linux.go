@@ -81,6 +81,16 @@ type ringGeometry struct {
 // block with whole slots and leaves the rest of it unused.
 func (g ringGeometry) slots() int { return g.blockSize / g.frameSize * g.blocks }
 
+// request is the PACKET_RX_RING request for the geometry.
+func (g ringGeometry) request() *unix.TpacketReq {
+	return &unix.TpacketReq{
+		Block_size: uint32(g.blockSize),
+		Block_nr:   uint32(g.blocks),
+		Frame_size: uint32(g.frameSize),
+		Frame_nr:   uint32(g.slots()),
+	}
+}
+
 // rxRing is the user side of a TPACKET_V2 receive ring. Everything except
 // outstanding, the counters and the unmap state is owned by the single
 // receiving goroutine (Recv/Release).
@@ -92,8 +102,19 @@ type rxRing struct {
 	slots     []int32 // ring offset of every slot, in the order the kernel fills them
 	maxFrame  int
 
-	cur  int    // next slot to read (the kernel fills them in the same order)
-	held []bool // slot handed out (or holding a pending super-frame), not given back yet
+	cur   int    // next slot to read (the kernel fills them in the same order)
+	held  []bool // slot handed out (or holding a pending super-frame), not given back yet
+	taken uint64 // slots the walk has taken: progress, for the watchdog
+
+	// The jam watchdog (watchdog_linux.go): its state, the number of
+	// resynchronisations, and whether the ring may be rebuilt (port
+	// queues: a socket in a fanout group cannot be unbound).
+	wd          watchState
+	resyncs     atomic.Uint64
+	rebuildable bool
+	// dead is set when a rebuild failed half-way: the ring is gone, Recv
+	// reports it.
+	dead error
 
 	outstanding atomic.Int64 // frames handed out, ring and arena
 
@@ -172,13 +193,7 @@ func newRxRing(fd int, g ringGeometry, vnet bool) (*rxRing, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_RESERVE, ringReserve); err != nil {
 		return nil, fmt.Errorf("PACKET_RESERVE: %w", err)
 	}
-	req := &unix.TpacketReq{
-		Block_size: uint32(g.blockSize),
-		Block_nr:   uint32(g.blocks),
-		Frame_size: uint32(g.frameSize),
-		Frame_nr:   uint32(g.slots()),
-	}
-	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, req); err != nil {
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, g.request()); err != nil {
 		return nil, fmt.Errorf("PACKET_RX_RING (%d blocks of %d bytes, %d slots of %d bytes): %w",
 			g.blocks, g.blockSize, g.slots(), g.frameSize, err)
 	}
@@ -243,6 +258,11 @@ func newRingState(mem []byte, g ringGeometry, vnet bool) *rxRing {
 		r.oob = make([]byte, unix.CmsgSpace(auxdataLen))
 	}
 	return r
+}
+
+// geometry is the ring's geometry (for a rebuild).
+func (r *rxRing) geometry() ringGeometry {
+	return ringGeometry{blockSize: r.blockSize, blocks: r.nblocks, frameSize: r.frameSize}
 }
 
 // arenaMeta marks a Batch.Meta entry as an arena slot (low bits: slot
@@ -444,6 +464,7 @@ func (r *rxRing) nextSlot() (int, bool) {
 	if r.cur == len(r.slots) {
 		r.cur = 0
 	}
+	r.taken++
 	return slot, true
 }
 

@@ -30,4 +30,13 @@ const (
 	// and froze it (PACKET_STATISTICS tp_freeze_q_cnt). These are events,
 	// not frames: the frames dropped meanwhile are QueueStats.RxDropped.
 	StatRingFreezes = "ring_freezes"
+	// StatRingResyncs counts the times Recv found the RX ring out of step
+	// with the kernel and resynchronised it: the kernel kept dropping
+	// frames while the slot under Recv's cursor stayed free and nothing
+	// arrived. Either the kernel had written frames elsewhere (the cursor
+	// moves to the oldest) or it had stopped filling the ring for good,
+	// which a frame with a GSO type the kernel cannot describe in a
+	// virtio_net_hdr (UFO from a VM's tap) does to a port queue: the ring
+	// is then rebuilt. See the package documentation.
+	StatRingResyncs = "ring_resyncs"
 )
