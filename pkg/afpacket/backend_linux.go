@@ -255,6 +255,7 @@ func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool) error {
 		// queue (TP_STATUS_COPY), and only they are in no fanout group,
 		// so only they may be unbound for a rebuild or a resync.
 		q.rx.rebuildable = true
+		q.rx.fence = q.fence
 	}
 	return nil
 }
@@ -278,6 +279,14 @@ func (q *Queue) bindAll() error {
 		q.log.Debug("afpacket: interface not up at bind", "iface", q.ifname, "err", unix.Errno(soerr))
 	}
 	return nil
+}
+
+// fence is rxRing.fence: unbind (stop) or bind again.
+func (q *Queue) fence(stop bool) error {
+	if stop {
+		return q.unbind()
+	}
+	return q.bindAll()
 }
 
 // start lets frames in: a receiving queue is bound to ETH_P_ALL, an uplink
@@ -374,6 +383,10 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 		n, nbytes, dropped := q.rx.fill(b)
 		if dropped != 0 {
 			q.rxDroppedUser.Add(uint64(dropped))
+			if q.rx.copyNote {
+				q.rx.copyNote = false
+				q.noteResync("a TP_STATUS_COPY slot's frame was missing from the receive queue or not its own; restarted both, dropping the super-frames in flight")
+			}
 		}
 		if n > 0 {
 			q.rx.noteBatch()

@@ -206,9 +206,24 @@
 // into a 64 KiB buffer of the queue (virtio_net_hdr first, then the frame;
 // the VLAN tag and TP_STATUS_CSUMNOTREADY come in the PACKET_AUXDATA
 // control message, whose length must match the slot's tp_len), gives the
-// slot back at once and segments the frame from that buffer. One recvmsg
-// per TP_STATUS_COPY slot, whatever happens to the frame, keeps slots and
-// skbs in step. A frame longer than a slot that is not a GSO super-frame
+// slot back at once and segments the frame from that buffer. One skb
+// dequeued per TP_STATUS_COPY slot, whatever happens to the frame, keeps
+// slots and skbs in step: a recvmsg that fails before it dequeues (a
+// pending socket error such as ENETDOWN, which Recv reports afterwards) is
+// repeated, one that fails after (EINVAL: the kernel could not describe
+// the skb) counts as the slot's. Should the step be lost all the same (no
+// skb for the slot, an skb whose length is not the slot's tp_len, socket
+// errors without end), Recv starts over from a known state: it unbinds the
+// socket (the kernel waits until no tpacket_rcv runs for it, so every
+// assigned slot has its status and every skb is queued), counts the
+// TP_STATUS_COPY slots it has yet to walk, empties the receive queue and
+// binds again; those slots then drop their frames without a read, and
+// every later slot finds its own skb at the head of the queue. The
+// super-frames in flight are lost (gso_dropped), the event counts in the
+// copy_resyncs custom counter and is logged (at most once a minute per
+// queue). Nobody can tell which slot a queued skb belongs to, so the
+// queue is emptied rather than searched. A frame longer than a slot that
+// is not a GSO super-frame
 // is longer than FrameSize: it is read, dropped and counted as oversize,
 // as before. (A super-frame small enough for its slot is segmented in
 // place; its slot goes back after its last segment.)
@@ -303,8 +318,8 @@
 // through backend.CustomStatser and vswitchd shows per port and for the
 // uplink in the API's "backend" objects and in /metrics: gso_frames,
 // gso_segments, gso_dropped, checksums_fixed, checksums_unfixed,
-// ring_freezes and ring_resyncs (the Stat* constants say what each
-// counts). Every queue reports all of them, zero where they cannot happen. PACKET_STATISTICS resets
+// ring_freezes, ring_resyncs and copy_resyncs (the Stat* constants say
+// what each counts). Every queue reports all of them, zero where they cannot happen. PACKET_STATISTICS resets
 // the kernel's counters on every read, so the queue adds up each read, and
 // reads them a last time in Close: the totals survive the socket.
 //

@@ -199,14 +199,24 @@ func (n *testNet) tap(name string) int {
 	return fd
 }
 
-// tapWrite writes frame to a tap descriptor behind a virtio_net_hdr with
-// gso_type, gso_size and hdr_len (the rest zero: no checksum offload).
-func tapWrite(tb testing.TB, fd int, gsoType uint8, gsoSize, hdrLen int, frame []byte) {
+// vnetHdr is the struct virtio_net_hdr a VM writes in front of a frame.
+type vnetHdr struct {
+	flags, gsoType        uint8
+	hdrLen, gsoSize       uint16
+	csumStart, csumOffset uint16
+}
+
+// tapWrite writes frame to a tap descriptor behind h.
+func tapWrite(tb testing.TB, fd int, h vnetHdr, frame []byte) {
 	tb.Helper()
 	buf := make([]byte, vnetHdrLen+len(frame))
-	buf[vnetGSOTypeOff] = gsoType
-	binary.NativeEndian.PutUint16(buf[2:], uint16(hdrLen))
-	binary.NativeEndian.PutUint16(buf[vnetGSOSizeOff:], uint16(gsoSize))
+	ne := binary.NativeEndian
+	buf[vnetFlagsOff] = h.flags
+	buf[vnetGSOTypeOff] = h.gsoType
+	ne.PutUint16(buf[2:], h.hdrLen)
+	ne.PutUint16(buf[vnetGSOSizeOff:], h.gsoSize)
+	ne.PutUint16(buf[6:], h.csumStart)
+	ne.PutUint16(buf[8:], h.csumOffset)
 	copy(buf[vnetHdrLen:], frame)
 	if _, err := unix.Write(fd, buf); err != nil {
 		tb.Fatalf("write %d bytes to the tap: %v", len(buf), err)

@@ -149,6 +149,15 @@ type rxRing struct {
 	// sockErr is a socket error (sk_err) that a recvmsg of a
 	// TP_STATUS_COPY frame consumed: the next wait reports it.
 	sockErr error
+	// Keeping the receive queue in step (see resyncCopy): fence stops
+	// (true) and restarts (false) delivery to the socket (nil for rings
+	// in memory, where nothing else writes); copySkip is the number of
+	// TP_STATUS_COPY slots ahead whose skbs a resync discarded;
+	// copyResyncs counts the resyncs.
+	fence       func(stop bool) error
+	copySkip    int
+	copyResyncs atomic.Uint64
+	copyNote    bool // a resync happened that Recv has not logged yet
 
 	gsoFrames, gsoSegments, gsoDropped atomic.Uint64
 
@@ -500,41 +509,71 @@ func (r *rxRing) inspect(slot int) rxView {
 	return v
 }
 
+// copyReadTries bounds the recvmsg calls for one TP_STATUS_COPY slot.
+// Only a pending socket error (ENETDOWN, one per link-down event) or EINTR
+// fails a read before it dequeues the skb; past this many the head of the
+// queue is unknown and resyncCopy takes over.
+const copyReadTries = 16
+
 // fetchCopy reads the full frame of a TP_STATUS_COPY slot from the
 // socket's receive queue into copyBuf: the virtio_net_hdr first (the socket
 // has PACKET_VNET_HDR), the frame from copyMac on. tpacket_rcv queues the
 // skb under the same lock that assigns the slot and sets the slot's status
 // only after that, so the queue holds one skb per TP_STATUS_COPY slot not
 // yet read, in slot order: the head of the queue is this slot's frame.
-// Exactly one recvmsg per such slot keeps it that way. The VLAN tag and
-// the checksum state come from the PACKET_AUXDATA control message, which
+// Exactly one dequeued skb per such slot keeps it that way: a read that
+// fails before dequeuing (a pending socket error, kept for wait) is
+// repeated; one that fails after (EINVAL: the kernel could not describe
+// the skb in a virtio_net_hdr) has consumed it. The VLAN tag and the
+// checksum state come from the PACKET_AUXDATA control message, which
 // describes the skb itself; its length must match the slot's tp_len.
+//
+// When the step is lost all the same (no skb for the slot, or not its own
+// length, or socket errors without end), resyncCopy restores it; the
+// slot's frame is dropped.
 func (r *rxRing) fetchCopy(v *rxView) {
 	v.copied = true
 	v.ok = false
+	if r.copySkip > 0 {
+		r.copySkip-- // its skb went with a resync
+		return
+	}
 	p := r.copyBuf[copyMac-vnetHdrLen:]
 	var n, oobn, flags int
 	var err error
-	for try := 0; try < 3; try++ {
+	for range copyReadTries {
 		n, oobn, flags, err = r.recvCopy(p, r.oob)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == nil || err == unix.EAGAIN {
+		if err == nil || err == unix.EAGAIN || err == unix.EINVAL || err == unix.EFAULT {
 			break
 		}
-		// A pending socket error (ENETDOWN, ...) is reported by
-		// recvmsg before any queued skb and cleared by it: keep it for
-		// wait and read the frame again.
-		r.sockErr = err
+		if err != unix.EINTR {
+			// A pending socket error (ENETDOWN, ...) is reported by
+			// recvmsg before any queued skb and cleared by it: keep
+			// it for wait and read the frame again.
+			r.sockErr = err
+		}
 	}
-	if err != nil || flags&unix.MSG_TRUNC != 0 || n < vnetHdrLen+12 {
+	switch err {
+	case nil:
+	case unix.EINVAL, unix.EFAULT:
+		return // dequeued, then refused: still in step
+	default:
+		// EAGAIN: no skb for this slot. Anything else: the skb may
+		// still be queued. Either way the queue is out of step.
+		r.resyncCopy()
 		return
 	}
 	aux, ok := parseAuxdata(r.oob[:oobn])
-	ln := n - vnetHdrLen
-	if !ok || aux.Snaplen != uint32(ln) || ln != v.wire {
+	if !ok {
+		return // the socket always asks for PACKET_AUXDATA
+	}
+	if int(aux.Snaplen) != v.wire {
+		r.resyncCopy() // another slot's skb
 		return
+	}
+	ln := n - vnetHdrLen
+	if flags&unix.MSG_TRUNC != 0 || ln != v.wire || ln < 12 {
+		return // this slot's frame, longer than copyBuf or too short
 	}
 	v.buf = r.copyBuf[: copyMac+ln : copyMac+ln]
 	v.off = copyMac
@@ -544,6 +583,50 @@ func (r *rxRing) fetchCopy(v *rxView) {
 	v.tpid = aux.Vlan_tpid
 	v.gsoType, v.gsoSize = readVnetHdr(p[:vnetHdrLen])
 	v.ok = true
+}
+
+// resyncCopy puts the receive queue back in step with the ring when the
+// skb at its head is not the next TP_STATUS_COPY slot's. Nobody can say
+// which slot a queued skb belongs to, so it starts over from a known
+// state: it stops delivery (fence: the socket is unbound, and the kernel
+// waits until no tpacket_rcv runs for it, so every slot it assigned has
+// its status and every skb is queued), counts the TP_STATUS_COPY slots
+// the walk has yet to reach, discards the whole receive queue, and lets
+// frames in again. Those slots then drop their frames without a read
+// (copySkip); every slot written afterwards has its own skb at the head
+// of the queue again. A few super-frames are lost, plus whatever arrives
+// while the socket is unbound; the walk never stays out of step.
+func (r *rxRing) resyncCopy() {
+	r.copyResyncs.Add(1)
+	r.copyNote = true
+	fenced := false
+	if r.fence != nil {
+		if err := r.fence(true); err != nil {
+			r.sockErr = err // resync anyway; a later mismatch repeats it
+		} else {
+			fenced = true
+		}
+	}
+	k := 0
+	for i, s := 0, r.cur; i < len(r.slots) && !r.held[s]; i++ {
+		st := r.slotStatus(s)
+		if st&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		if st&unix.TP_STATUS_COPY != 0 {
+			k++
+		}
+		if s++; s == len(r.slots) {
+			s = 0
+		}
+	}
+	r.drainQueue()
+	r.copySkip = k
+	if fenced {
+		if err := r.fence(false); err != nil {
+			r.sockErr = err
+		}
+	}
 }
 
 // recvmsg is recvCopy on the real socket: recvmsg(2) with preallocated

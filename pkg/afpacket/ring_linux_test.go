@@ -111,9 +111,18 @@ type fakeQueue struct {
 	// cycle: serve the skbs round and round instead of dequeuing them
 	cycle bool
 	next  int
+	// errs are returned, one per call, before any skb (pending socket
+	// errors: recvmsg reports them without dequeuing)
+	errs  []error
+	reads int // calls
 }
 
 func (q *fakeQueue) recv(p, oob []byte) (n, oobn, flags int, err error) {
+	q.reads++
+	if len(q.errs) > 0 {
+		err, q.errs = q.errs[0], q.errs[1:]
+		return 0, 0, 0, err
+	}
 	if len(q.skbs) == 0 {
 		return 0, 0, 0, unix.EAGAIN
 	}
@@ -366,8 +375,9 @@ func TestRingCopySlots(t *testing.T) {
 }
 
 // A TP_STATUS_COPY slot whose skb does not match (length differs from
-// tp_len) or is missing is dropped without stalling the walk; the skb is
-// consumed either way.
+// tp_len) is dropped without stalling the walk, and the queue is
+// resynchronised: the skb is consumed, and the later TP_STATUS_COPY slot
+// whose skb is missing is dropped without a read.
 func TestRingCopyMismatch(t *testing.T) {
 	r, q := fakeRing(1, 4, ringSlotSize(defaultFrameSize, true), true)
 	r.initArena(defaultFrameSize, 8)
@@ -385,8 +395,156 @@ func TestRingCopyMismatch(t *testing.T) {
 	if n != 1 || dropped != 2 || len(q.skbs) != 0 || r.gsoDropped.Load() != 2 {
 		t.Fatalf("%d frames, %d dropped, %d skbs left, gsoDropped %d; want 1, 2, 0, 2", n, dropped, len(q.skbs), r.gsoDropped.Load())
 	}
+	if r.copyResyncs.Load() != 1 || r.copySkip != 0 {
+		t.Fatalf("copyResyncs %d, copySkip %d; want 1, 0", r.copyResyncs.Load(), r.copySkip)
+	}
 	r.release(b)
 	b.Reset()
+}
+
+// The receive queue out of step with the ring, every way it can happen,
+// and back in step deterministically: the frames of slots written after
+// the resync come out whole, in order, and each TP_STATUS_COPY slot reads
+// exactly its own skb again.
+func TestRingCopyResync(t *testing.T) {
+	c := gsoCase{csumCase: csumCase{proto: ipProtoTCP, payload: 5000}, mss: 1448}
+	super := func(seed byte, payload int) fakePkt {
+		c := c
+		c.payload = payload
+		f, _, _ := buildSuper(c, seed)
+		return fakePkt{frame: f, copied: true, gsoType: vnetGSOTCPv4, gsoSize: c.mss}
+	}
+	plain := func(i int) fakePkt { return fakePkt{frame: ethFrame(i, nil, 0x88b5, 46)} }
+	// run walks the ring until it is idle; it returns the frames (whole
+	// super-frames rebuilt from their segments' count) and the drops.
+	run := func(t *testing.T, r *rxRing) (frames, segs, dropped int) {
+		t.Helper()
+		b := backend.NewBatch(64)
+		for r.ready() {
+			n, _, d := r.fill(b)
+			dropped += d
+			for i := 0; i < n; i++ {
+				if b.Meta[i]&arenaMeta != 0 {
+					segs++
+				} else {
+					frames++
+				}
+			}
+			r.release(b)
+			b.Reset()
+		}
+		return frames, segs, dropped
+	}
+	segsOf := func(k fakePkt) int { return (len(k.frame) - 54 + c.mss - 1) / c.mss }
+	var fences []bool
+	newRing := func() (*rxRing, *fakeQueue) {
+		r, q := fakeRing(2, 8, ringSlotSize(defaultFrameSize, true), true)
+		r.initArena(defaultFrameSize, 64)
+		fences = nil
+		r.fence = func(stop bool) error { fences = append(fences, stop); return nil }
+		return r, q
+	}
+	// inStep writes one more super-frame and a plain frame and checks
+	// both come out whole, without a resync.
+	inStep := func(t *testing.T, r *rxRing, q *fakeQueue, at int) {
+		t.Helper()
+		before := r.copyResyncs.Load()
+		s := super(9, 3000)
+		writeSlots(r, q, at, []fakePkt{s, plain(50)})
+		frames, segs, dropped := run(t, r)
+		if frames != 1 || segs != segsOf(s) || dropped != 0 || r.copyResyncs.Load() != before || len(q.skbs) != 0 {
+			t.Fatalf("after the resync: %d frames, %d segments (want 1, %d), %d dropped, %d resyncs more, %d skbs left",
+				frames, segs, segsOf(s), dropped, r.copyResyncs.Load()-before, len(q.skbs))
+		}
+	}
+
+	t.Run("socket errors", func(t *testing.T) {
+		// More pending errors than the old limit of 3 tries: the skb
+		// stays queued while they last, and is this slot's.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, plain(1), b})
+		q.errs = []error{unix.ENETDOWN, unix.EINTR, unix.ENETDOWN, unix.ENETDOWN, unix.ENETDOWN}
+		frames, segs, dropped := run(t, r)
+		if frames != 1 || segs != segsOf(a)+segsOf(b) || dropped != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped; want 1, %d, 0", frames, segs, dropped, segsOf(a)+segsOf(b))
+		}
+		if r.copyResyncs.Load() != 0 || len(fences) != 0 || r.takeSockErr() != unix.ENETDOWN {
+			t.Fatalf("copyResyncs %d, fences %v: want no resync and ENETDOWN kept for wait", r.copyResyncs.Load(), fences)
+		}
+		inStep(t, r, q, 3)
+	})
+	t.Run("errors without end", func(t *testing.T) {
+		r, q := newRing()
+		writeSlots(r, q, 0, []fakePkt{super(1, 5000), plain(1)})
+		for range copyReadTries {
+			q.errs = append(q.errs, unix.ENETDOWN)
+		}
+		frames, _, dropped := run(t, r)
+		if frames != 1 || dropped != 1 || r.copyResyncs.Load() != 1 || len(fences) != 2 || !fences[0] || fences[1] {
+			t.Fatalf("%d frames, %d dropped, copyResyncs %d, fences %v; want 1, 1, 1, [true false]", frames, dropped, r.copyResyncs.Load(), fences)
+		}
+		inStep(t, r, q, 2)
+	})
+	t.Run("stale skb at the head", func(t *testing.T) {
+		// One skb too many (a read that failed after all, a slot
+		// walked past): without the resync every later super-frame
+		// would read its predecessor's skb.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, plain(1), b, plain(2)})
+		stale := super(7, 2000)
+		q.skbs = append([][]byte{append(make([]byte, vnetHdrLen), stale.frame...)}, q.skbs...)
+		q.aux = append([]unix.TpacketAuxdata{{Status: unix.TP_STATUS_USER, Snaplen: uint32(len(stale.frame))}}, q.aux...)
+		frames, segs, dropped := run(t, r)
+		// a reads the stale skb: resync, a dropped; b is dropped unread
+		// (its skb went with the queue); the plain frames pass.
+		if frames != 2 || segs != 0 || dropped != 2 || r.copyResyncs.Load() != 1 || len(q.skbs) != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped, copyResyncs %d, %d skbs left; want 2, 0, 2, 1, 0",
+				frames, segs, dropped, r.copyResyncs.Load(), len(q.skbs))
+		}
+		if q.reads != 4 { // a's read, then the drain: a, b, EAGAIN; none for b
+			t.Fatalf("%d reads of the receive queue, want 4", q.reads)
+		}
+		inStep(t, r, q, 4)
+	})
+	t.Run("skb missing", func(t *testing.T) {
+		// One skb too few: a's skb is gone, a reads b's.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, b, plain(1)})
+		q.skbs, q.aux = q.skbs[1:], q.aux[1:]
+		frames, segs, dropped := run(t, r)
+		if frames != 1 || segs != 0 || dropped != 2 || r.copyResyncs.Load() != 1 || len(q.skbs) != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped, copyResyncs %d, %d skbs left; want 1, 0, 2, 1, 0",
+				frames, segs, dropped, r.copyResyncs.Load(), len(q.skbs))
+		}
+		inStep(t, r, q, 3)
+	})
+	t.Run("queue empty", func(t *testing.T) {
+		r, q := newRing()
+		writeSlots(r, q, 0, []fakePkt{super(1, 5000), plain(1)})
+		q.skbs, q.aux = nil, nil
+		frames, _, dropped := run(t, r)
+		if frames != 1 || dropped != 1 || r.copyResyncs.Load() != 1 {
+			t.Fatalf("%d frames, %d dropped, copyResyncs %d; want 1, 1, 1", frames, dropped, r.copyResyncs.Load())
+		}
+		inStep(t, r, q, 2)
+	})
+	t.Run("refused after dequeue", func(t *testing.T) {
+		// EINVAL: recvmsg took the skb and could not describe it; the
+		// queue is still in step, no resync.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, b})
+		q.skbs, q.aux = q.skbs[1:], q.aux[1:] // a's skb was dequeued...
+		q.errs = []error{unix.EINVAL}         // ...by the failed read
+		frames, segs, dropped := run(t, r)
+		if frames != 0 || segs != segsOf(b) || dropped != 1 || r.copyResyncs.Load() != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped, copyResyncs %d; want 0, %d, 1, 0", frames, segs, dropped, r.copyResyncs.Load(), segsOf(b))
+		}
+		inStep(t, r, q, 2)
+	})
 }
 
 func TestParseAuxdata(t *testing.T) {

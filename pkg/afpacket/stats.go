@@ -39,4 +39,10 @@ const (
 	// virtio_net_hdr (UFO from a VM's tap) does to a port queue: the ring
 	// is then rebuilt. See the package documentation.
 	StatRingResyncs = "ring_resyncs"
+	// StatCopyResyncs counts the times Recv found the socket's receive
+	// queue out of step with the ring's TP_STATUS_COPY slots (the skb at
+	// its head was missing or another slot's) and restarted both from a
+	// known state, dropping the super-frames in flight. It should stay 0;
+	// see the package documentation.
+	StatCopyResyncs = "copy_resyncs"
 )

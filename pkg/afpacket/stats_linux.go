@@ -14,14 +14,15 @@ var _ backend.CustomStatser = (*Queue)(nil)
 // CustomStats implements backend.CustomStatser. Every queue reports the
 // same counters, in this order: StatGSOFrames, StatGSOSegments,
 // StatGSODropped, StatChecksumsFixed, StatChecksumsUnfixed,
-// StatRingFreezes and StatRingResyncs. They stay 0 where they cannot happen (a transmit-only
+// StatRingFreezes, StatRingResyncs and StatCopyResyncs. They stay 0 where they cannot happen (a transmit-only
 // queue has no ring; only port queues receive super-frames), so the set of
 // names does not depend on the role.
 func (q *Queue) CustomStats(dst []backend.Stat) []backend.Stat {
 	_, freezes := q.kernelStats()
-	var gsoFrames, gsoSegments, gsoDropped, fixed, unfixed, resyncs uint64
+	var gsoFrames, gsoSegments, gsoDropped, fixed, unfixed, resyncs, copyResyncs uint64
 	if r := q.rx; r != nil {
 		resyncs = r.resyncs.Load()
+		copyResyncs = r.copyResyncs.Load()
 		gsoFrames = r.gsoFrames.Load()
 		gsoSegments = r.gsoSegments.Load()
 		gsoDropped = r.gsoDropped.Load()
@@ -36,6 +37,7 @@ func (q *Queue) CustomStats(dst []backend.Stat) []backend.Stat {
 		backend.Stat{Name: StatChecksumsUnfixed, Value: unfixed},
 		backend.Stat{Name: StatRingFreezes, Value: freezes},
 		backend.Stat{Name: StatRingResyncs, Value: resyncs},
+		backend.Stat{Name: StatCopyResyncs, Value: copyResyncs},
 	)
 }
 

@@ -20,7 +20,7 @@ func customStats(q *Queue) map[string]uint64 {
 // Every role reports the same names in the same order, open or closed,
 // and a caller's buffer with room is filled without allocating.
 func TestCustomStatsNames(t *testing.T) {
-	want := []string{StatGSOFrames, StatGSOSegments, StatGSODropped, StatChecksumsFixed, StatChecksumsUnfixed, StatRingFreezes, StatRingResyncs}
+	want := []string{StatGSOFrames, StatGSOSegments, StatGSODropped, StatChecksumsFixed, StatChecksumsUnfixed, StatRingFreezes, StatRingResyncs, StatCopyResyncs}
 	n := newTestNet(t)
 	for _, role := range []backend.Role{backend.RolePort, backend.RoleUplinkRX, backend.RoleUplinkTX} {
 		q := n.open(smallRing(), "vb", backend.QueueConfig{Role: role})

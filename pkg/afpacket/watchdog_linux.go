@@ -148,7 +148,7 @@ func (q *Queue) noteResync(what string) {
 	q.lastResyncLog = now
 	r := q.rx
 	q.log.Warn("afpacket: receive ring out of step with the kernel: "+what,
-		"iface", q.ifname, StatRingResyncs, r.resyncs.Load())
+		"iface", q.ifname, StatRingResyncs, r.resyncs.Load(), StatCopyResyncs, r.copyResyncs.Load())
 }
 
 // rebuildRing gives the socket a new ring: with the socket unbound (no
@@ -204,6 +204,7 @@ func (r *rxRing) remap(fd int) error {
 	r.cur = 0
 	clear(r.held)
 	r.wd = watchState{last: r.wd.last}
+	r.copySkip = 0
 	return nil
 }
 

@@ -24,13 +24,13 @@ func TestRecvRecoversFromRejectedGSO(t *testing.T) {
 	ch, errc := collect(q)
 
 	for i := range 3 {
-		tapWrite(t, tap, vnetGSONone, 0, 0, ethFrame(i, nil, 0x88b5, 46))
+		tapWrite(t, tap, vnetHdr{}, ethFrame(i, nil, 0x88b5, 46))
 	}
 	expectFrames(t, ch, 3, 2*time.Second)
 
 	// 1000 bytes of UDP payload as UFO with 400-byte fragments.
 	ufo := udpFrame(9, [4]byte{10, 9, 0, 1}, [4]byte{10, 9, 0, 2}, 9, 9, 1000)
-	tapWrite(t, tap, vnetGSOUDP, 400, 14+20+8, ufo)
+	tapWrite(t, tap, vnetHdr{gsoType: vnetGSOUDP, gsoSize: 400, hdrLen: 14 + 20 + 8}, ufo)
 	jammed := time.Now()
 
 	// A VM keeps sending: one frame every 20 ms until one comes through.
@@ -40,7 +40,7 @@ func TestRecvRecoversFromRejectedGSO(t *testing.T) {
 		if time.Since(jammed) > 5*time.Second {
 			t.Fatalf("no frame received 5 s after the UFO frame: the port is jammed; stats %+v, custom %v", q.Stats(), customStats(q))
 		}
-		tapWrite(t, tap, vnetGSONone, 0, 0, ethFrame(seq, nil, 0x88b5, 46))
+		tapWrite(t, tap, vnetHdr{}, ethFrame(seq, nil, 0x88b5, 46))
 		seq++
 		select {
 		case first = <-ch:
@@ -56,7 +56,7 @@ func TestRecvRecoversFromRejectedGSO(t *testing.T) {
 	}
 	// The port is healthy again: every frame now arrives.
 	for i := range 20 {
-		tapWrite(t, tap, vnetGSONone, 0, 0, ethFrame(100+i, nil, 0x88b5, 46))
+		tapWrite(t, tap, vnetHdr{}, ethFrame(100+i, nil, 0x88b5, 46))
 	}
 	for i, f := range expectFrames(t, ch, 20, 2*time.Second) {
 		if int(f.data[11]) != 100+i {
@@ -171,5 +171,78 @@ func TestWatchdog(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() { _ = r2.watch(5000) }); a != 0 {
 		t.Fatalf("watch allocates %.0f times", a)
 	}
-	_ = unix.TP_STATUS_KERNEL
+}
+
+// The receive queue resync on a real socket: a port queue on a tap gets
+// TSO super-frames from the "VM" (TP_STATUS_COPY slots); the test steals
+// one skb from the receive queue, so the next slot would read the wrong
+// one. The queue must notice, fence the socket (unbind, rebind), drop the
+// two super-frames in flight, and then receive every later frame whole:
+// super-frames segmented, plain frames unchanged.
+func TestRecvCopyResyncOnSocket(t *testing.T) {
+	n := newTestNet(t)
+	tap := n.tap("tp1")
+	q := n.open(&Backend{}, "tp1", backend.QueueConfig{Role: backend.RolePort})
+	r := q.rx
+	tso := func(seed byte, payload int) ([]byte, vnetHdr) {
+		c := gsoCase{csumCase: csumCase{proto: ipProtoTCP, payload: payload}, mss: 1448, flags: 0x18}
+		f, _, l4 := buildSuper(c, seed)
+		return f, vnetHdr{flags: 1 /* NEEDS_CSUM */, gsoType: vnetGSOTCPv4, hdrLen: uint16(l4 + 20),
+			gsoSize: uint16(c.mss), csumStart: uint16(l4), csumOffset: 16}
+	}
+	waitSlot := func(slot int) uint32 {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for r.slotStatus(slot)&unix.TP_STATUS_USER == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("slot %d not written after 2 s", slot)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return r.slotStatus(slot)
+	}
+
+	s1, h1 := tso(1, 5000)
+	tapWrite(t, tap, h1, s1)
+	if st := waitSlot(0); st&unix.TP_STATUS_COPY == 0 {
+		t.Fatalf("slot 0 status %#x: a 5 KB super-frame should come as TP_STATUS_COPY", st)
+	}
+	// Steal slot 0's skb, as a read that went wrong would.
+	buf, oob := make([]byte, copyBufSize), make([]byte, 64)
+	if k, _, _, err := r.recvCopy(buf, oob); err != nil || k != vnetHdrLen+len(s1) {
+		t.Fatalf("stealing the skb: %d bytes, %v; want %d", k, err, vnetHdrLen+len(s1))
+	}
+	s2, h2 := tso(2, 3000)
+	tapWrite(t, tap, h2, s2)
+	tapWrite(t, tap, vnetHdr{}, ethFrame(100, nil, 0x88b5, 46))
+	waitSlot(2)
+
+	ch, _ := collect(q)
+	if got := expectFrames(t, ch, 1, 2*time.Second); got[0].data[11] != 100 {
+		t.Fatalf("first frame seq %d, want the plain frame 100 (both super-frames dropped)", got[0].data[11])
+	}
+	expectNone(t, ch, 100*time.Millisecond, "after the resync")
+	cs := customStats(q)
+	if cs[StatCopyResyncs] != 1 || cs[StatGSODropped] != 2 || cs[StatGSOFrames] != 0 {
+		t.Fatalf("custom stats %v: want %s 1, %s 2, %s 0", cs, StatCopyResyncs, StatGSODropped, StatGSOFrames)
+	}
+
+	// In step again: a super-frame comes out as its segments, then a
+	// plain frame (the socket was bound again).
+	s3, h3 := tso(3, 4000)
+	tapWrite(t, tap, h3, s3)
+	tapWrite(t, tap, vnetHdr{}, ethFrame(101, nil, 0x88b5, 46))
+	segs := (4000 + 1447) / 1448
+	got := expectFrames(t, ch, segs+1, 2*time.Second)
+	for i, f := range got[:segs] {
+		if len(f.data) > 14+20+20+1448 || f.data[11] != 1 {
+			t.Fatalf("segment %d: %d bytes, seq byte %d", i, len(f.data), f.data[11])
+		}
+	}
+	if got[segs].data[11] != 101 {
+		t.Fatalf("frame after the segments: seq %d, want 101", got[segs].data[11])
+	}
+	if cs := customStats(q); cs[StatCopyResyncs] != 1 || cs[StatGSOFrames] != 1 {
+		t.Fatalf("custom stats %v: want %s 1, %s 1", cs, StatCopyResyncs, StatGSOFrames)
+	}
 }
