@@ -120,7 +120,6 @@ type Queue struct {
 	rxDroppedUser      atomic.Uint64 // truncated / oversize frames we dropped
 	kstatMu            sync.Mutex
 	kernelDrops        uint64 // accumulated tp_drops (the kernel resets the counters on read)
-	freezes            uint64 // ring-full episodes (Stats reads that found new tp_drops)
 
 	// lastResyncLog is clock() of the last resync warning (Recv's
 	// goroutine only).
@@ -587,7 +586,7 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 // frames lost to a full ring (PACKET_STATISTICS tp_drops), RxOversize ours
 // of frames too long, truncated or unsegmentable.
 func (q *Queue) Stats() backend.QueueStats {
-	kd, _ := q.kernelStats()
+	kd := q.kernelStats()
 	return backend.QueueStats{
 		RxPackets:  q.rxPackets.Load(),
 		RxBytes:    q.rxBytes.Load(),

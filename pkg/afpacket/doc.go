@@ -80,8 +80,12 @@
 // several batches can wrap the cursor around onto a slot it still holds;
 // Recv then returns ErrRingHeld instead of waiting for a Release that can
 // never happen. When the kernel's head reaches a slot that is not free it
-// drops frames, counted in Stats().RxDropped (PACKET_STATISTICS tp_drops;
-// the ring_freezes custom counter counts the episodes, see Counters below).
+// drops frames, counted in Stats().RxDropped (PACKET_STATISTICS tp_drops).
+// The ring_freezes custom counter counts those episodes: when a batch is
+// released, the slot before its first one (walked and given back earlier)
+// holding a frame again means the kernel has gone all the way round and
+// waits on this batch. An episode counts once however many batches it
+// lasts, and the count does not depend on who reads the counters when.
 //
 // # Wake-ups
 //

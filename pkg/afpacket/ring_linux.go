@@ -106,6 +106,11 @@ type rxRing struct {
 	held  []bool // slot handed out (or holding a pending super-frame), not given back yet
 	taken uint64 // slots the walk has taken: progress, for the watchdog
 
+	// Ring-full episodes (noteFull): whether the last release found the
+	// ring full, and how many times it became so.
+	full    bool
+	freezes atomic.Uint64
+
 	// The jam watchdog (watchdog_linux.go): its state, the number of
 	// resynchronisations, and whether the ring may be rebuilt (port
 	// queues: a socket in a fanout group cannot be unbound).
@@ -274,9 +279,20 @@ func (r *rxRing) geometry() ringGeometry {
 	return ringGeometry{blockSize: r.blockSize, blocks: r.nblocks, frameSize: r.frameSize}
 }
 
-// arenaMeta marks a Batch.Meta entry as an arena slot (low bits: slot
-// index) instead of a ring slot.
-const arenaMeta = uint64(1) << 63
+// Batch.Meta of a frame: a ring slot is its index in the low 32 bits and,
+// above them, the value of rxRing.taken right after the walk took it (31
+// bits, for noteFull); an arena slot is arenaMeta plus its index.
+const (
+	arenaMeta  = uint64(1) << 63
+	metaSlot   = uint64(1)<<32 - 1
+	metaTakenS = 32
+	takenMask  = uint64(1)<<31 - 1
+)
+
+// ringMeta is the Batch.Meta of ring slot slot, just taken.
+func (r *rxRing) ringMeta(slot int) uint64 {
+	return uint64(slot) | (r.taken&takenMask)<<metaTakenS
+}
 
 // gsoSlots is how many segment slots a GSO-capable ring owns: two full
 // batches of the default size plus a 64 KiB super-frame's worth at MSS 536.
@@ -439,7 +455,7 @@ func (r *rxRing) fill(b *backend.Batch) (added, nbytes, dropped int) {
 			b.Buf[n] = v.buf
 			b.Off[n] = v.off
 			b.Len[n] = v.ln
-			b.Meta[n] = uint64(slot)
+			b.Meta[n] = r.ringMeta(slot)
 			r.held[slot] = true
 			nbytes += v.ln
 			n++
@@ -719,8 +735,10 @@ func (r *rxRing) startSegments(v *rxView, slot int) bool {
 }
 
 // release gives the slots of b's frames back to the kernel, and its
-// segments' arena slots back to the free stack.
+// segments' arena slots back to the free stack. Before the first ring slot
+// goes back it looks whether the kernel is waiting for it (noteFull).
 func (r *rxRing) release(b *backend.Batch) {
+	looked := false
 	for i := 0; i < b.N; i++ {
 		if m := b.Meta[i]; m&arenaMeta != 0 {
 			if slot := int(m &^ arenaMeta); slot < len(r.free) && r.nfree < len(r.free) {
@@ -729,12 +747,45 @@ func (r *rxRing) release(b *backend.Batch) {
 			}
 			continue
 		}
-		slot := b.Meta[i]
+		slot := b.Meta[i] & metaSlot
 		if slot < uint64(len(r.held)) && r.held[slot] {
+			if !looked {
+				r.noteFull(int(slot), b.Meta[i]>>metaTakenS&takenMask)
+				looked = true
+			}
 			r.giveBack(int(slot))
 		}
 	}
 	r.outstanding.Add(-int64(b.N))
+}
+
+// noteFull counts ring-full episodes (ring_freezes) as the ring shows
+// them, whoever reads the counters and however often. It runs when a batch
+// is released, before its first ring slot (first, the oldest, which the
+// walk took when rxRing.taken became taken) goes back: the moment the ring
+// is fullest. The kernel waits on first exactly when it has written the
+// slot before it again since the walk took first, i.e. gone all the way
+// round: that slot then holds a frame not yet read, or the walk has taken
+// it since (taken has grown by a lap). The ring is then full, and the
+// kernel drops whatever arrives until this release. A freeze is counted
+// when the ring is seen full after it was last seen not full, so a
+// sustained overload is one event however many batches it lasts. It never
+// allocates.
+func (r *rxRing) noteFull(first int, taken uint64) {
+	n := len(r.slots)
+	if n < 2 {
+		return
+	}
+	prev := first - 1
+	if prev < 0 {
+		prev = n - 1
+	}
+	lapped := (r.taken-taken)&takenMask >= uint64(n-1)
+	full := lapped || !r.held[prev] && r.slotStatus(prev)&unix.TP_STATUS_USER != 0
+	if full && !r.full {
+		r.freezes.Add(1)
+	}
+	r.full = full
 }
 
 // takeSockErr returns (and forgets) a socket error a recvmsg consumed.

@@ -647,3 +647,85 @@ func TestRingGarbledMacNoRoomForTag(t *testing.T) {
 	}
 	r.release(b)
 }
+
+// Ring-full episodes are seen at release, counted once per episode
+// however many batches it lasts, and again for the next one.
+func TestRingFreezes(t *testing.T) {
+	r, q := fakeRing(2, 4, plainSlot, false) // 8 slots
+	b := backend.NewBatch(4)
+	frames := func(first, k int) []fakePkt {
+		var p []fakePkt
+		for i := range k {
+			p = append(p, fakePkt{frame: ethFrame(first+i, nil, 0x88b5, 46)})
+		}
+		return p
+	}
+	step := func(what string, kernelWrites func(), want uint64, full bool) {
+		t.Helper()
+		if n, _, _ := r.fill(b); n == 0 {
+			t.Fatalf("%s: fill found nothing", what)
+		}
+		kernelWrites()
+		r.release(b)
+		b.Reset()
+		if got := r.freezes.Load(); got != want || r.full != full {
+			t.Fatalf("%s: freezes %d, full %v; want %d, %v", what, got, r.full, want, full)
+		}
+	}
+
+	writeSlots(r, q, 0, frames(0, 4))
+	step("room left", func() { writeSlots(r, q, 4, frames(4, 3)) }, 0, false)
+	// Batch 4..6 out, the kernel fills 7 and 0..3 and waits on 4.
+	step("kernel waits on the batch", func() { writeSlots(r, q, 7, frames(7, 5)) }, 1, true)
+	// Still full at the next two releases (batches 7..2, then 3..6,
+	// the kernel refilling what the one before gave back): the same
+	// episode.
+	step("sustained 1", func() { writeSlots(r, q, 4, frames(4, 3)) }, 1, true)
+	step("sustained 2", func() { writeSlots(r, q, 7, frames(7, 4)) }, 1, true)
+	// The reader catches up: the kernel writes nothing while batch 7..2 is out.
+	step("caught up", func() {}, 1, false)
+	// Drain the rest, with no new frames: no episode.
+	for r.ready() {
+		step("drain", func() {}, 1, false)
+	}
+	// A second overload is a second episode.
+	writeSlots(r, q, r.cur, frames(20, 4))
+	step("second overload", func() { writeSlots(r, q, r.cur, frames(24, 4)) }, 2, true)
+
+	// A caller holding two batches: the walk takes every slot and comes
+	// round to the first batch (ErrRingHeld); the kernel waits on it. The
+	// slot before it is held by the second batch, walked after it.
+	r, q = fakeRing(2, 4, plainSlot, false)
+	b0, b1 := backend.NewBatch(4), backend.NewBatch(4)
+	writeSlots(r, q, 0, frames(0, 8))
+	r.fill(b0)
+	r.fill(b1)
+	if !r.wrapped() {
+		t.Fatal("the walk did not come round to the held batch")
+	}
+	r.release(b0)
+	if r.freezes.Load() != 1 || !r.full {
+		t.Fatalf("held batches: freezes %d, full %v; want 1, true", r.freezes.Load(), r.full)
+	}
+	// Released in walk order, b1 finds the kernel not waiting on it: it
+	// waits on (or has filled) b0's slots, which are free now.
+	r.release(b1)
+	if r.freezes.Load() != 1 || r.full {
+		t.Fatalf("second batch: freezes %d, full %v; want 1, false", r.freezes.Load(), r.full)
+	}
+	// Out of order: b1 released before b0 tells nothing (the kernel waits
+	// on b0's slots, the older ones); b0 then shows the ring full.
+	b0.Reset()
+	b1.Reset()
+	writeSlots(r, q, 0, frames(0, 8))
+	r.fill(b0)
+	r.fill(b1)
+	r.release(b1)
+	if r.freezes.Load() != 1 || r.full {
+		t.Fatalf("out of order, b1 first: freezes %d, full %v; want 1, false", r.freezes.Load(), r.full)
+	}
+	r.release(b0)
+	if r.freezes.Load() != 2 || !r.full {
+		t.Fatalf("out of order, b0 then: freezes %d, full %v; want 2, true", r.freezes.Load(), r.full)
+	}
+}

@@ -26,9 +26,15 @@ const (
 	// headers, a fragment, or truncated) and passed on unchanged: their
 	// receivers will likely drop them.
 	StatChecksumsUnfixed = "checksums_unfixed"
-	// StatRingFreezes counts the times the kernel found the RX ring full
-	// and froze it (PACKET_STATISTICS tp_freeze_q_cnt). These are events,
-	// not frames: the frames dropped meanwhile are QueueStats.RxDropped.
+	// StatRingFreezes counts the times the RX ring became full: the
+	// kernel had written every slot and its head waited on a frame the
+	// reader still held, so whatever arrived until the reader released
+	// it was dropped. Seen by the reader at each release (the moment the
+	// ring is fullest); a full ring that stays full over many batches is
+	// one event. These are events, not frames: the frames dropped
+	// meanwhile are QueueStats.RxDropped. The count depends on the
+	// traffic and the reader's pace only, not on how often or by whom the
+	// counters are read.
 	StatRingFreezes = "ring_freezes"
 	// StatRingResyncs counts the times Recv found the RX ring out of step
 	// with the kernel and resynchronised it: the kernel kept dropping

@@ -205,6 +205,7 @@ func (r *rxRing) remap(fd int) error {
 	clear(r.held)
 	r.wd = watchState{last: r.wd.last}
 	r.copySkip = 0
+	r.full = false
 	return nil
 }
 
