@@ -12,7 +12,7 @@
 // load order) and guest/init.sh as /init. Both live in CacheDir
 // (/var/cache/vswitch-vm): `make deps` runs cmd/vmimage, which fetches the
 // kernel once (about 27 MB download, 14 MB kept); BuildImage makes the
-// initramfs again, in about a second, whenever its inputs change (it is
+// initramfs again, in about 0.3 s, whenever its inputs change (it is
 // named by their hash).
 //
 // The guest's init loads the modules, gives eth0 the address on the kernel

@@ -117,7 +117,8 @@ func (l *Libvirtd) Define(spec DomainSpec) (*Domain, error) {
 	if err := os.WriteFile(xmlPath, []byte(spec.XML(d.sock, d.log)), 0o644); err != nil {
 		return nil, fmt.Errorf("domain %s: %w", spec.Name, err)
 	}
-	if _, err := l.Virsh("define", xmlPath); err != nil {
+	// --validate: against libvirt's schema, which define alone does not check.
+	if _, err := l.Virsh("define", "--validate", xmlPath); err != nil {
 		return nil, fmt.Errorf("domain %s: %w", spec.Name, err)
 	}
 	l.tp.Defer("remove domain "+spec.Name, func() error {

@@ -298,7 +298,7 @@ func checkStatic(path string) error {
 
 // BuildImage returns the guest image of the cache's newest kernel, building
 // its initramfs when the cache has none for the current inputs (init
-// script, busybox, modules): about a second, pure Go. The initramfs is
+// script, busybox, modules): about 0.3 s, pure Go. The initramfs is
 // named by a hash of its inputs, so a changed init script gets a new one
 // and concurrent test runs never see a half-written file.
 func BuildImage(dir string) (img Image, built bool, err error) {
