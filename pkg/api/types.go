@@ -71,6 +71,28 @@ type Status struct {
 	StatePath        string `json:"state_path"`
 	// Relay is the reflective-relay negotiation state (filled by pkg/vepa).
 	Relay *RelayStatus `json:"relay,omitempty"`
+	// Libvirt is the connection to libvirtd (vswitchd --libvirt; omitted
+	// without it).
+	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
+}
+
+// LibvirtStatus reports vswitchd's connection to libvirtd, whose domain
+// events it follows with --libvirt (internal/libvirt/events).
+type LibvirtStatus struct {
+	URI   string `json:"uri"`
+	State string `json:"state"` // connecting|connected|disconnected (retried with back-off)
+	// Since is when State last changed (RFC 3339, UTC).
+	Since string `json:"since,omitempty"`
+	// Error is why it is disconnected, or the last sync that failed
+	// while connected (cleared at each connection).
+	Error string `json:"error,omitempty"`
+	// Events counts the domain events handled since vswitchd started.
+	Events uint64 `json:"events"`
+	// Reconciled is when the ports were last reconciled with the running
+	// domains (at each connection; RFC 3339, UTC), and Domains how many
+	// domains ran then.
+	Reconciled string `json:"reconciled,omitempty"`
+	Domains    int    `json:"domains"`
 }
 
 // RelayStatus reports the EVB TLV negotiation.
