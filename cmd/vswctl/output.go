@@ -125,6 +125,23 @@ func writeStatus(w io.Writer, st api.Status) error {
 	} else {
 		row("reflective relay", "-")
 	}
+	if lv := st.Libvirt; lv != nil {
+		v := lv.State + " to " + lv.URI
+		if lv.State == "disconnected" {
+			v = lv.State + " from " + lv.URI
+		}
+		if lv.Since != "" {
+			v += " since " + lv.Since
+		}
+		if lv.Reconciled != "" {
+			v += fmt.Sprintf(", reconciled at %s (%d domains running)", lv.Reconciled, lv.Domains)
+		}
+		v += fmt.Sprintf(", %d events", lv.Events)
+		if lv.Error != "" {
+			v += ": " + oneLine(lv.Error)
+		}
+		row("libvirt", v)
+	}
 	row("ports", fmt.Sprintf("%d (%d up)", st.Ports, st.PortsUp))
 	row("uptime", (time.Duration(st.UptimeSeconds) * time.Second).String())
 	row("state file", dash(st.StatePath))

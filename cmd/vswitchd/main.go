@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/internal/daemon"
+	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
@@ -45,9 +46,10 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
+	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
+		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--libvirt URI] [--log-level info]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -94,6 +96,12 @@ func run(args []string, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "vswitchd: invalid --datapath-priority %q: use rt, nice or normal\n", prio)
 		return 2
+	}
+	if o.Libvirt != "" {
+		if _, err := events.ParseURI(o.Libvirt); err != nil {
+			fmt.Fprintf(stderr, "vswitchd: invalid --libvirt: %v\n", err)
+			return 2
+		}
 	}
 	if o.Uplink == "" {
 		fmt.Fprintln(stderr, "vswitchd: --uplink IF is required (the NIC facing the adjacent bridge)")

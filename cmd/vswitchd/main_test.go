@@ -29,6 +29,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
 		{[]string{"--socket-group", "no-such-group-vsw", "--uplink", "eth0"}, "invalid --socket-group"},
 		{[]string{"--socket-group", "-5", "--uplink", "eth0"}, "invalid --socket-group"},
+		{[]string{"--libvirt", "libvirt-sock", "--uplink", "eth0"}, "invalid --libvirt"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(tc.args, &stderr); code != 2 {
@@ -46,7 +47,7 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-h"}, &stderr); code != 0 {
 		t.Fatalf("-h: exit %d", code)
 	}
-	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--socket-group"} {
+	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--socket-group", "--libvirt"} {
 		if !strings.Contains(stderr.String(), strings.TrimPrefix(f, "-")) {
 			t.Errorf("help does not mention %s:\n%s", f, stderr.String())
 		}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/netdev"
 	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/datapath"
@@ -40,6 +41,9 @@ type Options struct {
 	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
 	// 802.1AB default of 30 s; negative: no EVB station).
 	LLDPInterval time.Duration
+	// Libvirt is libvirtd's URI (or socket path) whose domain events
+	// vswitchd follows (internal/libvirt/events); "" = off.
+	Libvirt string
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -79,6 +83,8 @@ type Daemon struct {
 	evb      atomic.Pointer[vepa.Station]    // the EVB station once running
 	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
 	ctlQueue *controlQueue                   // control frames from the datapath to the stations (control.go)
+
+	libvirt *events.Follower // --libvirt: follows libvirtd's domains (nil: off)
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -114,6 +120,13 @@ func start(o Options, sys system) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}}
+	if o.Libvirt != "" {
+		u, err := events.ParseURI(o.Libvirt)
+		if err != nil {
+			return nil, err
+		}
+		d.libvirt = events.New(events.Config{URI: o.Libvirt, Dial: events.Dialer(u), Ports: d, Logger: d.log})
+	}
 	ul, err := sys.links.Link(o.Uplink)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)

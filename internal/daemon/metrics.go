@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vswitch/vswitch/internal/libvirt/events"
 )
 
 // collector exports port and uplink counters to Prometheus at scrape time.
@@ -23,6 +25,8 @@ var (
 	descUpControl   = prometheus.NewDesc("vswitch_uplink_control_frames_total", "Control frames (link-local group addresses, LLDP, ECP) received on the uplink and handed to the control plane or dropped as control_unhandled/control_overrun.", []string{"uplink"}, nil)
 	descUpRejected  = prometheus.NewDesc("vswitch_uplink_control_rejected_total", "LLDP and ECP frames the control plane refused, per protocol (lldp, ecp) and reason (tagged: carried a VLAN tag; foreign_peer: from another bridge than the peer; foreign_shutdown: a shutdown LLDPDU not from the peer).", []string{"uplink", "protocol", "reason"}, nil)
 	descRelay       = prometheus.NewDesc("vswitch_reflective_relay", "1 for the current 802.1Qbg reflective relay state (unknown, granted, refused); absent when the EVB station is off.", []string{"uplink", "state"}, nil)
+	descLibvirt     = prometheus.NewDesc("vswitch_libvirt_connected", "1 while vswitchd is connected to libvirtd and follows its domain events (--libvirt); absent without --libvirt.", []string{"uri"}, nil)
+	descLvEvents    = prometheus.NewDesc("vswitch_libvirt_events_total", "libvirt domain events handled (--libvirt).", []string{"uri"}, nil)
 	descMode        = prometheus.NewDesc("vswitch_forwarding_mode", "1 for the forwarding mode in effect (vepa, veb); configured is the mode asked for.", []string{"mode", "configured"}, nil)
 )
 
@@ -31,7 +35,7 @@ var (
 var relayStates = []string{"unknown", "granted", "refused"}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descLibvirt, descLvEvents} {
 		ch <- d
 	}
 }
@@ -83,6 +87,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, state := range relayStates {
 			ch <- prometheus.MustNewConstMetric(descRelay, prometheus.GaugeValue, oneIf(s.Relay.State == state), u.Name, state)
 		}
+	}
+	if lv := s.Libvirt; lv != nil {
+		ch <- prometheus.MustNewConstMetric(descLibvirt, prometheus.GaugeValue, oneIf(lv.State == events.StateConnected), lv.URI)
+		ch <- prometheus.MustNewConstMetric(descLvEvents, ctr, float64(lv.Events), lv.URI)
 	}
 }
 

@@ -37,13 +37,18 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 			ustate = "up"
 		}
 	}
-	return api.Status{
+	st := api.Status{
 		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
 		StatePath: d.st.Path(), Relay: d.relayStatus(),
-	}, nil
+	}
+	if d.libvirt != nil {
+		lv := d.libvirt.Status()
+		st.Libvirt = &lv
+	}
+	return st, nil
 }
 
 func (d *Daemon) portLocked(c port.Config) api.Port {
