@@ -306,4 +306,3 @@ func TestLibvirtEvents(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
