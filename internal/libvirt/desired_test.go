@@ -128,3 +128,18 @@ func TestUpdateSpecAndDescribes(t *testing.T) {
 		}
 	}
 }
+
+// Attributes count only without a prefix, as the schema says: another
+// application's attribute is ignored even when named like ours, and ours
+// with a prefix is an error that says to drop it.
+func TestPortAttributeNamespaces(t *testing.T) {
+	const head = `<domain><name>d</name><metadata><vsw:ports xmlns:vsw="urn:vswitch:libvirt:1" xmlns:o="urn:other">`
+	d, err := ParseDomain(strings.NewReader(head + `<vsw:port o:vlan="7" mac="52:54:00:00:00:01" vlan="100" o:pcp="9"/></vsw:ports></metadata></domain>`))
+	if err != nil || len(d.Ports) != 1 || *d.Ports[0].VLAN != 100 || d.Ports[0].PCP != nil {
+		t.Errorf("foreign attributes named like ours: %+v, %v; want VLAN 100 and no PCP", d, err)
+	}
+	_, err = ParseDomain(strings.NewReader(head + `<vsw:port mac="52:54:00:00:00:01" vsw:vlan="100"/></vsw:ports></metadata></domain>`))
+	if err == nil || !strings.Contains(err.Error(), "vsw:vlan=...>: write the attribute without a prefix") {
+		t.Errorf("prefixed attribute: %v", err)
+	}
+}

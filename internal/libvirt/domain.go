@@ -254,6 +254,14 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 	}
 	var err error
 	for _, a := range attrs {
+		switch {
+		case a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns":
+			continue // a namespace declaration
+		case a.Name.Space == Namespace:
+			return p, fmt.Errorf("libvirt: <vsw:port vsw:%s=...>: write the attribute without a prefix", a.Name.Local)
+		case a.Name.Space != "":
+			continue // another application's attribute, even if named like ours
+		}
 		v := a.Value
 		switch a.Name.Local {
 		case "mac":
@@ -274,9 +282,7 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 			t := strings.TrimSpace(v)
 			p.Trunk = &t
 		default:
-			if a.Name.Space == "" || a.Name.Space == Namespace {
-				return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (mac, vlan, trunk, native-vlan, pcp, svid)", a.Name.Local)
-			}
+			return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (mac, vlan, trunk, native-vlan, pcp, svid)", a.Name.Local)
 		}
 		if err != nil {
 			return p, err
