@@ -122,9 +122,16 @@ func writeStatus(w io.Writer, st api.Status) error {
 	} else {
 		row("reflective relay", "-")
 	}
-	row("ports", fmt.Sprintf("%d (%d up)", st.Ports, st.PortsUp))
+	ports := fmt.Sprintf("%d (%d up)", st.Ports, st.PortsUp)
+	if st.PortsUnusable > 0 {
+		ports += fmt.Sprintf(", %d unusable in the state file (see list-ports)", st.PortsUnusable)
+	}
+	row("ports", ports)
 	row("uptime", (time.Duration(st.UptimeSeconds) * time.Second).String())
 	row("state file", dash(st.StatePath))
+	for _, n := range st.StateNotes {
+		row("state file note", n)
+	}
 	return t.Flush()
 }
 
@@ -139,7 +146,18 @@ func writePorts(w io.Writer, ps []api.Port) error {
 		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", p.Name, vlanColumn(p), num(p.SVID), p.PCP,
 			macs, dash(p.State), p.RxPackets, p.TxPackets, sumDrops(p.Drops))
 	}
-	return t.Flush()
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	// Ports the daemon cannot use, below the table: the reason is long.
+	for _, p := range ps {
+		if p.Problem != "" {
+			if _, err := fmt.Fprintf(w, "%s: %s\n", p.Name, p.Problem); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // writeDropReasons prints "OWNER REASON COUNT" rows for nonzero counters.

@@ -128,6 +128,8 @@ func start(o Options, sys system) (*Daemon, error) {
 			d.unlockUplink()
 		}
 	}()
+	// A damaged state file is refused with one line that says how to
+	// recover (store.DamageError); the file can never crash the daemon.
 	if d.st, err = store.Open(o.StatePath); err != nil {
 		return nil, err
 	}
@@ -136,17 +138,22 @@ func start(o Options, sys system) (*Daemon, error) {
 			d.st.Close()
 		}
 	}()
+	for _, n := range d.st.Notes() {
+		d.log.Warn("state file: "+n, "state", o.StatePath)
+	}
 	if err := d.st.SetUplink(o.Uplink, mode.String()); err != nil {
 		return nil, fmt.Errorf("save uplink: %w", err)
 	}
-	ports, err := d.st.Ports()
-	var bad *store.RecordError
-	if errors.As(err, &bad) {
-		// The records are kept for the operator to repair (the message says
-		// how); the other ports are restored.
-		d.log.Error("stored ports are unusable; skipped", "err", err)
-	} else if err != nil {
+	// Every usable record is restored. An unusable one (it fails the API's
+	// rules, or does not decode) stays in the file and shows as a down port
+	// with the reason (ListPorts) until it is replaced or deleted: it never
+	// stops the daemon, and is never dropped silently.
+	ports, bad, err := d.st.Records()
+	if err != nil {
 		return nil, err
+	}
+	for _, e := range bad {
+		d.log.Error("port not restored: its record in the state file is unusable", "port", e.Port, "err", e)
 	}
 	d.noUplinkCoalescingLocked()
 	defer func() {
@@ -169,7 +176,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		}
 	}
 	d.restoreFDB()
-	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
+	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "unusable_ports", len(bad), "state", d.st.Path())
 	ok = true
 	return d, nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vswitch/vswitch/internal/store"
@@ -24,6 +26,10 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ps := d.sw.Ports()
+	_, bad, err := d.st.Records()
+	if err != nil {
+		return api.Status{}, err
+	}
 	up := 0
 	for _, p := range ps {
 		if d.portStateLocked(p.Config.Name, p.Attached) == "up" {
@@ -42,7 +48,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
-		StatePath: d.st.Path(), Relay: d.relayStatus(),
+		StatePath: d.st.Path(), PortsUnusable: len(bad), StateNotes: d.st.Notes(), Relay: d.relayStatus(),
 	}, nil
 }
 
@@ -59,20 +65,25 @@ func (d *Daemon) portLocked(c port.Config) api.Port {
 func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var bad *store.RecordError
-	cs, err := d.st.Ports()
-	if err != nil && !errors.As(err, &bad) { // unusable records: logged and skipped at start
+	cs, bad, err := d.st.Records()
+	if err != nil {
 		return nil, err
 	}
 	stats := map[string]datapath.PortStatus{}
 	for _, p := range d.sw.Ports() {
 		stats[p.Config.Name] = p
 	}
-	out := make([]api.Port, 0, len(cs))
+	out := make([]api.Port, 0, len(cs)+len(bad))
 	for _, c := range cs {
 		s := stats[c.Name]
 		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s.Counters)))
 	}
+	// An unusable record is a port that is down, with the reason: kept in
+	// the file until it is deleted (del-port).
+	for _, e := range bad {
+		out = append(out, api.Port{Name: e.Port, State: "down", Problem: e.Error(), Drops: map[string]uint64{}})
+	}
+	slices.SortFunc(out, func(a, b api.Port) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -111,8 +122,13 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, err := d.st.Port(c.Name); err == nil {
+	// An unusable record of that name is refused like a port that exists
+	// (never overwritten: a rollback could not bring it back), with the
+	// message that says to delete it first.
+	if _, err := d.storedPortLocked(c.Name); err == nil {
 		return api.Port{}, port.Exists(c.Name)
+	} else if !errors.Is(err, port.ErrNotFound) {
+		return api.Port{}, err
 	}
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", c.Name, err)

@@ -18,6 +18,10 @@ type Port struct {
 	MACs       []string          `json:"macs"`
 	Flood      bool              `json:"flood_unknown,omitempty"`
 	State      string            `json:"state"` // up|down|absent
+	// Problem says why a port is down that the daemon cannot use: its
+	// record in the state file breaks the port rules or does not decode
+	// (the other fields are then zero). Empty for every usable port.
+	Problem string `json:"problem,omitempty"`
 	RxPackets  uint64            `json:"rx_packets"`
 	RxBytes    uint64            `json:"rx_bytes"`
 	TxPackets  uint64            `json:"tx_packets"`
@@ -63,6 +67,12 @@ type Status struct {
 	PortsUp          int    `json:"ports_up"`
 	UptimeSeconds    int64  `json:"uptime_seconds"`
 	StatePath        string `json:"state_path"`
+	// PortsUnusable counts the port records in the state file the daemon
+	// cannot use (not in Ports; list-ports shows each with its problem).
+	PortsUnusable int `json:"ports_unusable,omitempty"`
+	// StateNotes are what loading the state file found and coped with
+	// (a rewritten meta page, a file without data), one line each.
+	StateNotes []string `json:"state_notes,omitempty"`
 	// Relay is the reflective-relay negotiation state (filled by pkg/vepa).
 	Relay *RelayStatus `json:"relay,omitempty"`
 }

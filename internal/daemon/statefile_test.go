@@ -1,0 +1,107 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/vswitch/vswitch/internal/store"
+	"github.com/vswitch/vswitch/pkg/api"
+)
+
+// putRecord writes a raw port record into the state file at path, as a
+// hand edit or an older vswitchd would.
+func putRecord(t *testing.T, path, name, rec string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("ports")).Put([]byte(name), []byte(rec)) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A record the API would refuse does not stop the daemon: the other ports
+// are restored, and the bad one shows as down with the reason until it is
+// deleted; it is never overwritten or dropped silently.
+func TestUnusableRecordIsADownPort(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	ctx := context.Background()
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(100)}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	putRecord(t, r.opts.StatePath, "vnet2", `{"name":"vnet2","vlan":5000}`)
+	putRecord(t, r.opts.StatePath, "vnet3", `{"name":"vnet3","vl`)
+
+	d = r.start(t)
+	ps, err := d.ListPorts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 3 || ps[0].Name != "vnet1" || ps[0].VLAN != 100 || ps[0].Problem != "" {
+		t.Fatalf("ports after restart: %+v", ps)
+	}
+	for i, want := range map[int]string{1: "invalid VLAN 5000: must be 1-4094", 2: "port vnet3 has a corrupt record"} {
+		if p := ps[i]; p.State != "down" || !strings.Contains(p.Problem, want) || !strings.Contains(p.Problem, "vswctl del-port "+p.Name) {
+			t.Errorf("port %s: state %q, problem %q; want down and %q with the repair", p.Name, p.State, p.Problem, want)
+		}
+	}
+	st, err := d.Status(ctx)
+	if err != nil || st.Ports != 1 || st.PortsUnusable != 2 {
+		t.Fatalf("status: %d ports, %d unusable (%v); want 1 and 2", st.Ports, st.PortsUnusable, err)
+	}
+	// Adding over it is refused (the message says to delete it first).
+	_, err = d.AddPort(ctx, api.PortSpec{Name: "vnet2", VLAN: intp(200)})
+	var se *api.ServiceError
+	if !errors.As(err, &se) || se.Code != api.CodeBadRecord || !strings.Contains(err.Error(), "vswctl del-port vnet2") {
+		t.Fatalf("add-port over the bad record: %v", err)
+	}
+	// Deleting it repairs the file; the port can then be added.
+	if err := d.DeletePort(ctx, "vnet2"); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := d.AddPort(ctx, api.PortSpec{Name: "vnet2", VLAN: intp(200)}); err != nil || p.VLAN != 200 || p.Problem != "" {
+		t.Fatalf("add-port after deleting the bad record: %+v, %v", p, err)
+	}
+	if st, _ := d.Status(ctx); st.PortsUnusable != 1 {
+		t.Errorf("status after the repair: %d unusable, want 1", st.PortsUnusable)
+	}
+}
+
+// A damaged state file is refused at start with the store's one-line
+// error, and the file is left as it was.
+func TestDamagedStateFileRefused(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	for _, n := range []string{"vnet1", "vnet2", "vnet3", "vnet4"} {
+		if _, err := d.AddPort(context.Background(), api.PortSpec{Name: n, VLAN: intp(100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	if err := os.Truncate(r.opts.StatePath, 12<<10); err != nil {
+		t.Fatal(err)
+	}
+	_, err := start(r.opts, r.sys)
+	if !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), "truncated") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("start on a truncated state file: %v", err)
+	}
+	if fi, err := os.Stat(r.opts.StatePath); err != nil || fi.Size() != 12<<10 {
+		t.Fatalf("the refused file changed: %v %v", fi, err)
+	}
+	// A fresh file works, with no ports.
+	r.opts.StatePath += ".new"
+	d = r.start(t)
+	if ps, err := d.ListPorts(context.Background()); err != nil || len(ps) != 0 {
+		t.Fatalf("ports on a fresh file: %v, %v", ps, err)
+	}
+
+}
