@@ -9,24 +9,20 @@ import (
 
 // Port is the JSON port object; field names are a contract (DESIGN.md).
 type Port struct {
-	Name       string   `json:"name"`
-	VLAN       int      `json:"vlan"`
-	Trunk      []int    `json:"trunk"`
-	NativeVLAN int      `json:"native_vlan"`
-	SVID       int      `json:"svid"`
-	PCP        int      `json:"pcp"`
-	MACs       []string `json:"macs"`
-	Flood      bool     `json:"flood_unknown,omitempty"`
-	State      string   `json:"state"` // up|down|absent
-	// Problem says why a port is down that the daemon cannot use: its
-	// record in the state file breaks the port rules or does not decode
-	// (the other fields are then zero). Empty for every usable port.
-	Problem   string            `json:"problem,omitempty"`
-	RxPackets uint64            `json:"rx_packets"`
-	RxBytes   uint64            `json:"rx_bytes"`
-	TxPackets uint64            `json:"tx_packets"`
-	TxBytes   uint64            `json:"tx_bytes"`
-	Drops     map[string]uint64 `json:"drops"`
+	Name       string            `json:"name"`
+	VLAN       int               `json:"vlan"`
+	Trunk      []int             `json:"trunk"`
+	NativeVLAN int               `json:"native_vlan"`
+	SVID       int               `json:"svid"`
+	PCP        int               `json:"pcp"`
+	MACs       []string          `json:"macs"`
+	Flood      bool              `json:"flood_unknown,omitempty"`
+	State      string            `json:"state"` // up|down|absent
+	RxPackets  uint64            `json:"rx_packets"`
+	RxBytes    uint64            `json:"rx_bytes"`
+	TxPackets  uint64            `json:"tx_packets"`
+	TxBytes    uint64            `json:"tx_bytes"`
+	Drops      map[string]uint64 `json:"drops"`
 	// Backend holds counters only the port's backend keeps (afpacket:
 	// gso_frames, gso_segments, gso_dropped, checksums_fixed,
 	// checksums_unfixed, ring_freezes; afxdp: xsk_rx_dropped and the
@@ -35,6 +31,10 @@ type Port struct {
 	// the backend (see pkg/afpacket and pkg/afxdp). Omitted when the
 	// port's queues never reported any.
 	Backend map[string]uint64 `json:"backend,omitempty"`
+	// Problem says why a port is down that the daemon cannot use: its
+	// record in the state file breaks the port rules or does not decode
+	// (the other fields are then zero). Empty for every usable port.
+	Problem string `json:"problem,omitempty"`
 }
 
 // PortSpec is the body of POST /v1/ports (Name required) and PATCH
