@@ -46,8 +46,13 @@ func run(args []string, stderr io.Writer) int {
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
+	var off offlineArgs
+	fs.BoolVar(&off.check, "check", false, "check the --state file and print its ports and problems, then exit (0: vswitchd starts with it and every port; 1: not); works while vswitchd cannot start, refuses a file a running vswitchd holds")
+	fs.StringVar(&off.salvage, "salvage", "", "copy the usable ports of the --state file, damaged or not, into the new state file `NEWFILE` (with --check), then exit")
+	fs.StringVar(&off.dropPort, "drop-port", "", "delete port `NAME`'s record from the --state file while vswitchd is stopped, then exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
+		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n")
+		fmt.Fprintf(stderr, "       vswitchd [--state PATH] --check [--salvage NEWFILE] | --drop-port NAME   (offline, vswitchd stopped)\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +64,13 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
 		return 2
+	}
+	if off.set() {
+		if err := off.validate(); err != nil {
+			fmt.Fprintf(stderr, "vswitchd: %v\n", err)
+			return 2
+		}
+		return offline(o.StatePath, off, os.Stdout, stderr)
 	}
 	if o.Datapath == "" || o.PortDatapath == "" {
 		fmt.Fprintln(stderr, "vswitchd: --datapath and --port-datapath need a value (auto|afpacket|afxdp, afpacket|afxdp)")

@@ -163,19 +163,14 @@ func (s *boltScan) problem(format string, a ...any) {
 // Damaged reports whether bbolt must not open the file.
 func (s *boltScan) damaged() bool { return len(s.problems) > 0 }
 
-// problemText is the problems as one line.
+// problemText is the first problem, and how many more there are: the
+// first is the cause (a truncation), the others mostly its consequences;
+// Check lists them all.
 func (s *boltScan) problemText() string {
-	out := ""
-	for i, p := range s.problems {
-		if i > 0 {
-			out += "; "
-		}
-		out += p
+	if n := len(s.problems) - 1 + s.missed; n > 0 {
+		return fmt.Sprintf("%s; %d more problems: vswitchd --check lists them", s.problems[0], n)
 	}
-	if s.missed > 0 {
-		out += fmt.Sprintf("; and %d more", s.missed)
-	}
-	return out
+	return s.problems[0]
 }
 
 // scanBolt scans the bbolt file of size bytes that r reads. It needs no
