@@ -79,7 +79,7 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s.Counters)))
 	}
 	// An unusable record is a port that is down, with the reason: kept in
-	// the file until it is deleted (del-port).
+	// the file until it is deleted (del-port) or replaced (add-port).
 	for _, e := range bad {
 		out = append(out, api.Port{Name: e.Port, State: "down", Problem: e.Error(), Drops: map[string]uint64{}})
 	}
@@ -122,19 +122,21 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// An unusable record of that name is refused like a port that exists
-	// (never overwritten: a rollback could not bring it back), with the
-	// message that says to delete it first.
-	if _, err := d.storedPortLocked(c.Name); err == nil {
+	// An unusable record of that name is replaced (its message says so).
+	_, err = d.st.Port(c.Name)
+	if err == nil {
 		return api.Port{}, port.Exists(c.Name)
-	} else if !errors.Is(err, port.ErrNotFound) {
-		return api.Port{}, err
 	}
+	var unusable *store.RecordError
+	errors.As(err, &unusable)
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", c.Name, err)
 	}
 	if err := d.sw.AddPort(c); err != nil {
 		d.st.DeletePort(c.Name)
+		if unusable != nil {
+			d.log.Warn("the unusable record was replaced by a port the datapath refused: neither is kept", "port", c.Name, "record", unusable)
+		}
 		if errors.Is(err, port.ErrExists) {
 			return api.Port{}, port.Exists(c.Name)
 		}

@@ -29,7 +29,7 @@ func putRecord(t *testing.T, path, name, rec string) {
 
 // A record the API would refuse does not stop the daemon: the other ports
 // are restored, and the bad one shows as down with the reason until it is
-// deleted; it is never overwritten or dropped silently.
+// deleted or replaced; it is never dropped silently.
 func TestUnusableRecordIsADownPort(t *testing.T) {
 	r := newRig(t)
 	d := r.start(t)
@@ -58,13 +58,8 @@ func TestUnusableRecordIsADownPort(t *testing.T) {
 	if err != nil || st.Ports != 1 || st.PortsUnusable != 2 {
 		t.Fatalf("status: %d ports, %d unusable (%v); want 1 and 2", st.Ports, st.PortsUnusable, err)
 	}
-	// Adding over it is refused (the message says to delete it first).
-	_, err = d.AddPort(ctx, api.PortSpec{Name: "vnet2", VLAN: intp(200)})
-	var se *api.ServiceError
-	if !errors.As(err, &se) || se.Code != api.CodeBadRecord || !strings.Contains(err.Error(), "vswctl del-port vnet2") {
-		t.Fatalf("add-port over the bad record: %v", err)
-	}
-	// Deleting it repairs the file; the port can then be added.
+	// Deleting one repairs the file; the port can then be added. add-port
+	// replaces the other.
 	if err := d.DeletePort(ctx, "vnet2"); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +67,13 @@ func TestUnusableRecordIsADownPort(t *testing.T) {
 		t.Fatalf("add-port after deleting the bad record: %+v, %v", p, err)
 	}
 	if st, _ := d.Status(ctx); st.PortsUnusable != 1 {
-		t.Errorf("status after the repair: %d unusable, want 1", st.PortsUnusable)
+		t.Errorf("status after one repair: %d unusable, want 1", st.PortsUnusable)
+	}
+	if p, err := d.AddPort(ctx, api.PortSpec{Name: "vnet3", VLAN: intp(300)}); err != nil || p.VLAN != 300 {
+		t.Fatalf("add-port over the corrupt record: %+v, %v", p, err)
+	}
+	if st, _ := d.Status(ctx); st.PortsUnusable != 0 || st.Ports != 3 {
+		t.Errorf("status after the repairs: %d ports, %d unusable; want 3 and 0", st.Ports, st.PortsUnusable)
 	}
 }
 

@@ -75,7 +75,7 @@ func (r *Report) WriteTo(w io.Writer) (int64, error) {
 	case len(r.Problems) > 0:
 		fmt.Fprintf(&b, "verdict: vswitchd refuses this file; copy its readable ports into a new one with vswitchd --state %s --check --salvage NEWFILE, then start with --state NEWFILE\n", r.Path)
 	case len(r.Bad) > 0:
-		b.WriteString("verdict: vswitchd starts with this file; the unusable ports stay down until deleted (vswctl del-port NAME, or vswitchd --state FILE --drop-port NAME while it is stopped)\n")
+		b.WriteString("verdict: vswitchd starts with this file; the unusable ports stay down until deleted or replaced (vswctl del-port NAME or add-port NAME, or vswitchd --state FILE --drop-port NAME while it is stopped)\n")
 	default:
 		b.WriteString("verdict: vswitchd starts with this file\n")
 	}

@@ -34,7 +34,7 @@ const (
 // (corrupt), is longer than any port record can be, or breaks the port
 // rules (invalid; Err is then the *port.Error). Its message names the port
 // and says how to repair it. The record stays in the file until it is
-// deleted.
+// deleted or replaced.
 type RecordError struct {
 	Port string
 	Err  error
@@ -46,8 +46,8 @@ func (e *RecordError) Error() string {
 	if errors.As(e.Err, &pe) {
 		what = "an invalid"
 	}
-	return fmt.Sprintf("port %s has %s record (%v): it stays in the state file, unused, until you delete it (vswctl del-port %s, or vswitchd --state FILE --drop-port %s while vswitchd is stopped) and add the port again",
-		e.Port, what, e.Err, e.Port, e.Port)
+	return fmt.Sprintf("port %s has %s record (%v): delete it with vswctl del-port %s and add it again (vswctl add-port %s replaces it too; with vswitchd stopped: vswitchd --state FILE --drop-port %s)",
+		e.Port, what, e.Err, e.Port, e.Port, e.Port)
 }
 
 func (e *RecordError) Unwrap() error { return e.Err }

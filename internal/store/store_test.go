@@ -458,7 +458,7 @@ func TestUnusableRecordsReported(t *testing.T) {
 		t.Fatalf("Ports error %v has no *RecordError", err)
 	}
 	for _, want := range []string{
-		"port vnet7 has a corrupt record", "until you delete it (vswctl del-port vnet7, or vswitchd --state FILE --drop-port vnet7 while vswitchd is stopped) and add the port again",
+		"port vnet7 has a corrupt record", "delete it with vswctl del-port vnet7 and add it again (vswctl add-port vnet7 replaces it too; with vswitchd stopped: vswitchd --state FILE --drop-port vnet7)",
 		"port vnet8 has an invalid record (invalid VLAN 5000: must be 1-4094)",
 		"port vnet9 has an invalid record", "a native VLAN needs a trunk port",
 		"port vnetA has an invalid record (invalid VLAN 5000: must be 1-4094)",
