@@ -84,7 +84,10 @@ type boltMeta struct {
 	err      error // why bbolt would not use it
 }
 
-// parseMeta reads a meta page's body (b starts at the page header).
+// parseMeta reads a meta page (b starts at its page header). Like bbolt's
+// Meta.Validate it judges the magic number, the version and the checksum
+// only: what bbolt takes as valid must be valid here, or the two would
+// read different trees.
 func parseMeta(b []byte, page int) boltMeta {
 	m := boltMeta{page: page}
 	if len(b) < pageHeaderSize+metaSize {
@@ -106,8 +109,6 @@ func parseMeta(b []byte, page int) boltMeta {
 		m.err = fmt.Errorf("bbolt format version %d, want %d", ne.Uint32(b[4:]), boltVersion)
 	case ne.Uint64(b[56:]) != h.Sum64():
 		m.err = errors.New("checksum mismatch")
-	case m.pageSize < minPageSize || m.pageSize > maxPageSize || bits.OnesCount32(m.pageSize) != 1:
-		m.err = fmt.Errorf("page size %d", m.pageSize)
 	}
 	return m
 }
@@ -190,7 +191,14 @@ func scanBolt(r io.ReaderAt, size int64) *boltScan {
 	if need := uint64(m.hw) * uint64(s.pageSize); m.hw > uint64(size)/uint64(s.pageSize) {
 		s.problem("truncated: the file is %d bytes, its %d pages of %d bytes need %d", size, m.hw, s.pageSize, need)
 	}
-	if m.hw < 2 || m.root < 2 || m.root >= m.hw || (m.freelist != noFreelist && (m.freelist < 2 || m.freelist >= m.hw)) {
+	if m.freelist == noFreelist {
+		// bbolt would rebuild the freelist by walking the tree in a
+		// goroutine that panics on what it finds wrong, beyond any
+		// recover; vswitchd always writes the freelist.
+		s.problem("meta page %d says the file has no freelist, which vswitchd always writes", m.page)
+		return s
+	}
+	if m.hw < 2 || m.root < 2 || m.root >= m.hw || m.freelist < 2 || m.freelist >= m.hw {
 		s.problem("meta page %d points outside the file's pages (root page %d, freelist page %d, %d pages)", m.page, m.root, m.freelist, m.hw)
 		return s
 	}
@@ -199,16 +207,16 @@ func scanBolt(r io.ReaderAt, size int64) *boltScan {
 	s.state = make([]uint8, min(m.hw, uint64(size)/uint64(s.pageSize)+1))
 	s.mark(0, 0, "meta")
 	s.mark(1, 0, "meta")
-	if m.freelist != noFreelist {
-		s.readFreelist(m.freelist)
-	}
+	s.readFreelist(m.freelist)
 	s.walk(m.root, 0, "", true)
 	return s
 }
 
 // readMetas finds the page size and the meta page bbolt would use, as
-// bbolt does: page 0's page size if page 0 is valid, else the first offset
-// from 1 KiB up where a valid meta page sits.
+// bbolt does (DB.getPageSize, DB.mmap, DB.meta): the page size of page 0
+// if page 0 is valid, else of the first valid meta page at 1 KiB, 2 KiB,
+// ... 16 MiB; meta page 1 is then the page at that offset; bbolt uses the
+// valid one with the higher txid.
 func (s *boltScan) readMetas() bool {
 	buf := make([]byte, pageHeaderSize+metaSize)
 	read := func(off int64, page int) boltMeta {
@@ -221,25 +229,28 @@ func (s *boltScan) readMetas() bool {
 		return parseMeta(buf, page)
 	}
 	s.metas[0] = read(0, 0)
-	if s.metas[0].err == nil {
-		s.pageSize = int(s.metas[0].pageSize)
-		s.metas[1] = read(int64(s.pageSize), 1)
-	} else {
-		s.metas[1] = boltMeta{page: 1, err: errors.New("not found")}
-		for off := int64(minPageSize); off <= maxPageSize && off < s.size; off *= 2 {
-			if m := read(off, 1); m.err == nil && int64(m.pageSize) == off {
-				s.pageSize, s.metas[1] = int(off), m
+	ps := s.metas[0].pageSize
+	if s.metas[0].err != nil {
+		ps = 0
+		for off := int64(minPageSize); off <= maxPageSize && off < s.size-1024; off *= 2 {
+			if m := read(off, 1); m.err == nil {
+				ps = m.pageSize
 				break
 			}
 		}
 	}
-	m0, m1 := &s.metas[0], &s.metas[1]
-	if m1.err == nil && int(m1.pageSize) != s.pageSize {
-		m1.err = fmt.Errorf("page size %d, page 0 says %d", m1.pageSize, s.pageSize)
+	if ps != 0 {
+		s.metas[1] = read(int64(ps), 1)
+	} else {
+		s.metas[1] = boltMeta{page: 1, err: errors.New("not found")}
 	}
+	m0, m1 := &s.metas[0], &s.metas[1]
 	switch {
 	case m0.err != nil && m1.err != nil:
 		s.problem("not a state file, or both its meta pages are destroyed (page 0: %v; page 1: %v)", m0.err, m1.err)
+		return false
+	case ps < minPageSize || ps > maxPageSize || bits.OnesCount32(ps) != 1:
+		s.problem("its meta page gives the page size %d", ps)
 		return false
 	case m0.err != nil:
 		s.meta = m1
@@ -250,6 +261,7 @@ func (s *boltScan) readMetas() bool {
 	default:
 		s.meta = m0
 	}
+	s.pageSize = int(ps)
 	for _, m := range []*boltMeta{m0, m1} {
 		if m.err != nil {
 			s.notes = append(s.notes, fmt.Sprintf("meta page %d is unusable (%v): bbolt uses meta page %d (transaction %d)", m.page, m.err, s.meta.page, s.meta.txid))
@@ -440,6 +452,14 @@ func (s *boltScan) walkPage(b []byte, id uint64, depth int, bucket string, root 
 				name := string(k)
 				if !root {
 					name = bucket + "/" + name // nested: walked, not kept
+				}
+				if id == 0 {
+					// bbolt inlines only buckets without buckets. Walking
+					// one would also make the walk exponential: inline
+					// pages have no number to mark as seen, and their
+					// entries may all point at the same bytes.
+					s.problem("inline bucket %q holds bucket %q, which bbolt never writes", bucket, k)
+					continue
 				}
 				if r := ne.Uint64(v); r == 0 {
 					if depth+1 > maxDepth {

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -560,5 +561,34 @@ func TestFDBBounds(t *testing.T) {
 	}
 	if recs, err := decodeFDB([]byte("null")); err != nil || recs != nil {
 		t.Errorf("decodeFDB(null) = %v, %v", recs, err)
+	}
+}
+
+// An inline bucket whose entries are buckets sharing one nested inline
+// page, 24 levels deep, would cost 2^24 walks (inline pages have no
+// number to mark as seen): bbolt never writes one, and the scan refuses it
+// at the first level.
+func TestNestedInlineBucketsRefusedAtOnce(t *testing.T) {
+	page := make([]byte, pageHeaderSize) // the innermost: an empty leaf
+	ne.PutUint16(page[8:], flagLeaf)
+	for range 24 {
+		value := append(make([]byte, bucketHeaderSize), page...) // root 0: inline
+		p := make([]byte, pageHeaderSize+2*elemSize)
+		ne.PutUint16(p[8:], flagLeaf)
+		ne.PutUint16(p[10:], 2)
+		for i := range 2 {
+			e := p[pageHeaderSize+i*elemSize:]
+			ne.PutUint32(e[0:], leafIsBucket)
+			ne.PutUint32(e[4:], uint32(len(p)-pageHeaderSize-i*elemSize)) // both at the same key and value
+			ne.PutUint32(e[8:], 1)
+			ne.PutUint32(e[12:], uint32(len(value)))
+		}
+		page = append(append(p, 'b'), value...)
+	}
+	s := &boltScan{buckets: map[string][]kv{}}
+	start := time.Now()
+	s.walkPage(page, 0, 1, "ports", false)
+	if d := time.Since(start); d > time.Second || !s.damaged() || !strings.Contains(s.problems[0], "which bbolt never writes") {
+		t.Fatalf("scan took %v, problems %q", d, s.problems)
 	}
 }

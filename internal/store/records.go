@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/vswitch/vswitch/pkg/port"
 )
@@ -68,10 +69,15 @@ func decodePort(name string, v []byte) (port.Config, error) {
 // key, and only then decoded and checked against the port rules
 // (port.Config.UnmarshalJSON), so the error is about the record's fields,
 // not about a name the key overrides. A record over maxRecordBytes is
-// refused unread.
+// refused unread, and so is a key that is not UTF-8 (JSON would turn it
+// into another name; found by FuzzDecodeRecord).
 func decodeRecord(name string, v []byte) (port.Config, error) {
 	if len(v) > maxRecordBytes {
 		return port.Config{}, recordTooLong(len(v))
+	}
+	if !utf8.ValidString(name) {
+		// JSON (the record, the API) would carry another name.
+		return port.Config{}, fmt.Errorf("the port name %q is not UTF-8, which the API cannot carry", name)
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(v, &raw); err != nil {
