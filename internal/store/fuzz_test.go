@@ -12,7 +12,12 @@ import (
 
 // The state file is outside data: these fuzz targets feed its decoders
 // arbitrary bytes. Seed corpora are in testdata/fuzz (go test replays
-// them); run one with go test -fuzz FuzzScanBolt ./internal/store.
+// them); run one with
+//
+//	TMPDIR=/dev/shm go test -fuzz FuzzScanBolt -fuzzminimizetime 1s ./internal/store
+//
+// (FuzzScanBolt writes each file it passes and opens it; with the default
+// minimize time the fuzzer spends its minutes minimizing kilobyte inputs.)
 
 // FuzzDecodeRecord: a port record decodes to a valid port or to an error,
 // never a panic, and a decoded port writes back to a record that decodes
