@@ -176,7 +176,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		}
 	}
 	d.restoreFDB()
-	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "unusable_ports", len(bad), "state", d.st.Path())
+	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true
 	return d, nil
 }
