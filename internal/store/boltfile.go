@@ -139,6 +139,7 @@ type boltScan struct {
 	buckets map[string][]kv
 
 	r      io.ReaderAt
+	keep   bool    // keep the entries (Check, Salvage), or only check
 	state  []uint8 // per page below the high-water mark: pageFree, pageUsed
 	inUse  int     // pages reached from the root and the freelist
 	nfree  int
@@ -174,12 +175,13 @@ func (s *boltScan) problemText() string {
 	return s.problems[0]
 }
 
-// scanBolt scans the bbolt file of size bytes that r reads. It needs no
-// lock of its own (the caller holds the file's), never panics, and reads
-// each page once, so it costs time in proportion to the file and memory in
-// proportion to the data it keeps.
-func scanBolt(r io.ReaderAt, size int64) *boltScan {
-	s := &boltScan{r: r, size: size, buckets: map[string][]kv{}}
+// scanBolt scans the bbolt file of size bytes that r reads, keeping the
+// top-level buckets' entries if keep is set. It needs no lock of its own
+// (the caller holds the file's), never panics, and reads each page once,
+// so it costs time in proportion to the file and memory in proportion to
+// a page and the data it keeps.
+func scanBolt(r io.ReaderAt, size int64, keep bool) *boltScan {
+	s := &boltScan{r: r, size: size, keep: keep, buckets: map[string][]kv{}}
 	if size == 0 {
 		s.problem("the file is empty (0 bytes)")
 		return s
@@ -475,8 +477,8 @@ func (s *boltScan) walkPage(b []byte, id uint64, depth int, bucket string, root 
 				}
 				continue
 			}
-			if root {
-				continue // bbolt keeps no values in the root bucket
+			if root || !s.keep {
+				continue // no values in the root bucket; none kept without keep
 			}
 			e2 := kv{key: append([]byte(nil), k...), size: len(v)}
 			if len(v) <= maxValue {

@@ -74,7 +74,7 @@ func scanFile(t *testing.T, path string) *boltScan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return scanBolt(f, fi.Size())
+	return scanBolt(f, fi.Size(), true)
 }
 
 // dup copies the file at path to a new name in its directory.

@@ -91,7 +91,7 @@ func FuzzScanBolt(f *testing.F) {
 	dir := f.TempDir()
 	path := filepath.Join(dir, "state.db")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		sc := scanBolt(bytes.NewReader(b), int64(len(b)))
+		sc := scanBolt(bytes.NewReader(b), int64(len(b)), true)
 		if sc.damaged() {
 			return
 		}

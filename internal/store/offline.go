@@ -106,7 +106,7 @@ func check(path string) (*Report, *boltScan, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	sc, db, err := inspect(path, f, false)
+	sc, db, err := inspect(path, f, false, true)
 	if err != nil {
 		return nil, nil, err
 	}

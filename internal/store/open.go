@@ -87,7 +87,7 @@ func openChecked(path string, write bool) (*opened, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc, db, err := inspect(path, f, write)
+	sc, db, err := inspect(path, f, write, false)
 	if err != nil {
 		return nil, err
 	}
@@ -100,18 +100,19 @@ func openChecked(path string, write bool) (*opened, error) {
 	return o, nil
 }
 
-// inspect checks the locked file f: it scans it and, when the scan finds
+// inspect checks the locked file f: it scans it (keeping what it reads if
+// keep is set) and, when the scan finds
 // it sound, opens it in bbolt (read-only unless write) and runs bbolt's
 // consistency check, whose problems join the scan's. The returned db owns
 // f; when it is nil (an error, or the file is damaged), f is still the
 // caller's to close (closing it twice is harmless). err is for what is
 // not damage (an I/O error).
-func inspect(path string, f *os.File, write bool) (*boltScan, *bolt.DB, error) {
+func inspect(path string, f *os.File, write, keep bool) (*boltScan, *bolt.DB, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	sc := scanBolt(f, fi.Size())
+	sc := scanBolt(f, fi.Size(), keep)
 	if sc.damaged() {
 		return sc, nil, nil
 	}
