@@ -592,3 +592,35 @@ func TestNestedInlineBucketsRefusedAtOnce(t *testing.T) {
 		t.Fatalf("scan took %v, problems %q", d, s.problems)
 	}
 }
+
+// A new state file appears complete (bbolt initialised it under a
+// temporary name), and nothing else in its directory is touched or left.
+func TestFreshFileCreatedComplete(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.db")
+	other := path + ".new" // e.g. an operator's salvaged copy
+	if err := os.WriteFile(other, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(s.Notes()) != 0 {
+		t.Errorf("a new file has notes %q", s.Notes())
+	}
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].Name() != "state.db" || es[1].Name() != "state.db.new" {
+		t.Errorf("directory holds %v, want state.db and state.db.new", es)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "mine" {
+		t.Errorf("%s was changed: %q", other, b)
+	}
+	if sc := scanFile(t, path); sc.damaged() || sc.size < 4*int64(sc.pageSize) {
+		t.Errorf("new file: %d bytes, problems %q", sc.size, sc.problems)
+	}
+}

@@ -169,18 +169,27 @@ func inspect(path string, f *os.File, write, keep bool) (*boltScan, *bolt.DB, er
 }
 
 // createFresh creates an empty state file at path complete or not at all:
-// bbolt initialises it under another name, and a rename puts it in place.
-// A crash in between leaves no file at path (a leftover path.new is
-// replaced next time), so an empty file at path is never vswitchd's doing.
+// bbolt initialises it under a temporary name in the same directory, and a
+// rename puts it in place. A crash in between leaves no file at path (at
+// worst a hidden .NAME.new-* file), so an empty file at path is never
+// vswitchd's doing.
 func createFresh(path string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create directory for state file %s: %w", path, err)
 	}
-	tmp := path + ".new"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".new-*")
+	if err != nil {
 		return fmt.Errorf("create state file %s: %w", path, err)
 	}
+	tmp := f.Name()
+	f.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
 	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
 		return fmt.Errorf("create state file %s: %w", path, err)
@@ -191,6 +200,7 @@ func createFresh(path string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("create state file %s: %w", path, err)
 	}
+	ok = true
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync() // the rename survives a power loss
 		d.Close()
