@@ -33,7 +33,9 @@ func (a *app) captureCmd() *cobra.Command {
 metadata are put back into the frames, so on the uplink you see the tags
 vswitchd pushed. Runs locally: vswctl must run as root in vswitchd's network
 namespace. Stops after COUNT frames, after --timeout, on Ctrl-C/SIGTERM, or
-when IF disappears; what was captured is always saved.`,
+when IF disappears; what was captured is always saved. At most 8 captures run
+at once on a host (each costs an 8 MiB socket buffer and a copy of every frame
+of its interface); one more is refused and the message names the running ones.`,
 		Example: `  vswctl capture vnet1 -w vnet1.pcap
   vswctl capture uplink0 -w - -c 100 | tcpdump -e -n -r -
   vswctl capture vnet2 -w /tmp/x.pcap --timeout 30s`,
@@ -67,8 +69,10 @@ when IF disappears; what was captured is always saved.`,
 
 func (a *app) capture(ctx context.Context, ifname, file string, opt capture.Options) error {
 	// Socket first: a wrong interface name must not truncate FILE.
-	c, err := capture.Open(ifname)
+	c, err := a.captureLimit.Open(ifname)
 	switch {
+	case errors.Is(err, capture.ErrTooManySessions):
+		return fmt.Errorf("%v: stop one of them (Ctrl-C, or kill PID) and try again", err)
 	case errors.Is(err, capture.ErrNoInterface):
 		return fmt.Errorf("no interface %s in this network namespace (see ip link; vswctl must run where vswitchd runs)", ifname)
 	case errors.Is(err, capture.ErrPermission):

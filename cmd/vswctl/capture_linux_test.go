@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/vswitch/vswitch/internal/capture"
 	"github.com/vswitch/vswitch/test/topo"
 )
 
@@ -359,4 +361,159 @@ func TestCaptureNotRoot(t *testing.T) {
 	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("refused capture touched %s (%v)", file, err)
 	}
+}
+
+// vswctlLimited runs vswctl in-process inside the namespace like
+// vswctlIn, with captures bounded by lim instead of the host's slots.
+func (l *capLab) vswctlLimited(t *testing.T, lim capture.Limit, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := &app{stdout: &out, stderr: &errb, captureLimit: lim}
+	root := a.newRoot()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	var err error
+	if derr := l.ns.Do(func() error { err = root.ExecuteContext(context.Background()); return nil }); derr != nil {
+		t.Fatal(derr)
+	}
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if err != nil {
+		r.code = exitError
+		r.stderr += "vswctl: " + oneLine(err.Error()) + "\n"
+	}
+	return r
+}
+
+// With every capture slot taken, vswctl capture is refused with a message
+// that names the running captures and says what to do, and leaves FILE
+// alone; once one stops, the next capture runs.
+func TestCaptureRefusedWhenAllSlotsTaken(t *testing.T) {
+	l := newCapLab(t)
+	lim := capture.Limit{Dir: t.TempDir(), Max: 2}
+	var held []*capture.Capture
+	for range 2 {
+		if err := l.ns.Do(func() error {
+			c, err := lim.Open("cap0")
+			if err == nil {
+				held = append(held, c)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	file := filepath.Join(t.TempDir(), "x.pcap")
+	if err := os.WriteFile(file, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	me := fmt.Sprintf("pid %d on cap0", os.Getpid())
+	r := l.vswctlLimited(t, lim, "capture", "cap0", "-w", file, "-c", "1")
+	r.expect(t, 1, "capture on cap0: too many captures running: all 2 slots are taken ("+me+", "+me+
+		"): stop one of them (Ctrl-C, or kill PID) and try again")
+	if b, _ := os.ReadFile(file); string(b) != "keep" {
+		t.Errorf("a refused capture changed %s: %q", file, b)
+	}
+
+	held[0].Close()
+	held = held[1:]
+	stop := make(chan struct{})
+	wg := l.sendUntil(t, stop)
+	r = l.vswctlLimited(t, lim, "capture", "cap0", "-w", file, "-c", "2", "--timeout", "10s")
+	close(stop)
+	wg.Wait()
+	r.expect(t, 0, "")
+	if !strings.HasPrefix(r.stdout, "captured 2 frames on cap0") {
+		t.Errorf("stdout %q", r.stdout)
+	}
+}
+
+// A capture writing to a pipe whose reader is killed (`vswctl capture IF
+// -w - | wireshark -k -i -`, wireshark closed) ends at its next write
+// (SIGPIPE) instead of running on unseen, and its packet socket is gone
+// with it.
+func TestCaptureBinaryEndsWhenReaderGone(t *testing.T) {
+	l := newCapLab(t)
+	bin := buildVswctl(t)
+	before := l.packetSockets(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr topo.SyncBuffer
+	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "-w", "-")
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	// The reader sees the pcap header, so the capture runs; then it dies.
+	hdr := make([]byte, 24)
+	if _, err := io.ReadFull(pr, hdr); err != nil {
+		t.Fatalf("pcap header: %v (stderr %q)", err, stderr.Bytes())
+	}
+	if len(l.packetSockets(t)) != len(before)+1 {
+		t.Fatalf("packet sockets %v while capturing, %v before: want one more", l.packetSockets(t), before)
+	}
+	pr.Close()
+
+	stop := make(chan struct{})
+	wg := l.sendUntil(t, stop)
+	defer func() { close(stop); wg.Wait() }()
+	gone := time.Now()
+	select {
+	case <-exited:
+		t.Logf("ended %v after its reader", time.Since(gone).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("vswctl capture still running 5 s after its reader went away")
+	}
+	var ee *exec.ExitError
+	if !errors.As(waitErr, &ee) {
+		t.Fatalf("vswctl exited with %v, want a failure (SIGPIPE or EPIPE)", waitErr)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !(ws.Signaled() && ws.Signal() == syscall.SIGPIPE) &&
+		!strings.Contains(string(stderr.Bytes()), "broken pipe") {
+		t.Fatalf("vswctl ended with %v (stderr %q), want SIGPIPE or a broken pipe error", waitErr, stderr.Bytes())
+	}
+	if got := l.packetSockets(t); !slices.Equal(got, before) {
+		t.Fatalf("packet sockets %v after the capture ended, want %v", got, before)
+	}
+}
+
+// packetSockets lists the inodes of the packet sockets in the lab's
+// namespace (/proc/net/packet as seen from inside it).
+func (l *capLab) packetSockets(t *testing.T) []string {
+	t.Helper()
+	var b []byte
+	if err := l.ns.Do(func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/packet")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var inodes []string
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); i > 0 && len(f) > 0 {
+			inodes = append(inodes, f[len(f)-1])
+		}
+	}
+	return inodes
 }

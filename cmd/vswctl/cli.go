@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/vswitch/vswitch/internal/capture"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/port"
 )
@@ -21,6 +22,9 @@ type app struct {
 	socket         string
 	output         string
 	client         *api.Client
+	// captureLimit bounds concurrent captures (zero: the host-wide
+	// default, capture.MaxSessions).
+	captureLimit capture.Limit
 }
 
 func (a *app) newRoot() *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,8 +15,9 @@ import (
 // libvirtHookCmd is the entry point libvirt runs as /etc/libvirt/hooks/qemu
 // (DOMAIN OPERATION SUBOP EXTRA, domain XML on stdin): at "start begin"
 // (and "reconnect begin") it adds a port for each NIC that the domain's
-// metadata describes (internal/libvirt), on the tap libvirt just created; at
-// "release end" it deletes them. Every other call is ignored. A failure at
+// metadata describes (internal/libvirt), on the tap libvirt just created,
+// recording the domain's UUID as the port's owner; at "stopped end" and
+// "release end" it deletes the ports the domain owns. Every other call is ignored. A failure at
 // "start begin" exits 1 with one line on stderr, and libvirt then refuses
 // to start the VM with that message: a VM whose port cannot be set up would
 // start cut off from its VLAN.
@@ -56,6 +58,46 @@ Attributes: mac, vlan | trunk [native-vlan], pcp, svid.`,
 			return err
 		},
 	}
+}
+
+// hookArgv returns args with "--" inserted right after the libvirt-hook
+// subcommand, so that what libvirt passes after it is taken as the hook's
+// arguments and never as flags: a domain named "-h" would otherwise print
+// help and start the VM without its ports, and one named "--socket=x"
+// would talk to another socket and take "start" for the domain's name.
+// vswctl's own flags go before the subcommand, as the hook script writes
+// them (root's flags say which of them take a value). A domain named "--"
+// is a domain too; "libvirt-hook --help" (or -h) alone, which libvirt
+// never passes (it always gives three or four arguments), asks for help.
+func hookArgv(root *cobra.Command, args []string) []string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return args
+		case strings.HasPrefix(a, "-"):
+			name := strings.TrimLeft(a, "-")
+			if strings.Contains(name, "=") || !strings.HasPrefix(a, "--") && len(name) > 1 {
+				continue // the value is attached: --socket=PATH, -ojson
+			}
+			f := root.PersistentFlags().Lookup(name)
+			if f == nil && len(name) == 1 {
+				f = root.PersistentFlags().ShorthandLookup(name)
+			}
+			if f != nil && f.NoOptDefVal == "" {
+				i++ // its value is the next argument
+			}
+		case a == "libvirt-hook":
+			rest := args[i+1:]
+			if len(rest) == 0 || len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help") {
+				return args
+			}
+			return append(append(slices.Clip(args[:i+1]), "--"), rest...)
+		default:
+			return args // another subcommand
+		}
+	}
+	return args
 }
 
 func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action) error {
@@ -101,15 +143,13 @@ func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain st
 	return nil
 }
 
-// hookRemove deletes the ports that carry one of the domain's registered
-// MACs: by now libvirt may have deleted the taps and dropped their names
-// from the XML.
+// hookRemove deletes the domain's ports: those its hook added (the owner
+// is the domain's UUID) that carry one of its MACs, found in the port list
+// because by now libvirt may have deleted the taps and dropped their names
+// from the XML. A port of another domain that registered the same MAC, or
+// one added by vswctl (no owner), is left alone.
 func (a *app) hookRemove(cmd *cobra.Command, dom *libvirt.Domain) error {
-	macs := map[string]bool{}
-	for _, m := range dom.MACs() {
-		macs[m] = true
-	}
-	if len(macs) == 0 {
+	if len(dom.Ports) == 0 {
 		return nil
 	}
 	c := a.api()
@@ -117,14 +157,7 @@ func (a *app) hookRemove(cmd *cobra.Command, dom *libvirt.Domain) error {
 	if err != nil {
 		return fmt.Errorf("domain %s: list ports: %w", dom.Name, err)
 	}
-	for _, p := range ports {
-		ours := false
-		for _, m := range p.MACs {
-			ours = ours || macs[strings.ToLower(m)]
-		}
-		if !ours {
-			continue
-		}
+	for _, p := range dom.Owned(ports) {
 		if err := c.DeletePort(cmd.Context(), p.Name); err != nil && api.CodeOf(err) != api.CodeNotFound {
 			return fmt.Errorf("domain %s: delete port %s: %w", dom.Name, p.Name, err)
 		}
@@ -135,17 +168,26 @@ func (a *app) hookRemove(cmd *cobra.Command, dom *libvirt.Domain) error {
 
 // hookCheck compares a running VM's existing port with its description
 // (at reconnect) and says so on stderr when they differ; it changes
-// nothing, the VM is running.
+// nothing, the VM is running, except that a port matching the description
+// but without an owner (added by a hook of an earlier version) gets the
+// domain as its owner, so that it is removed when the domain stops.
 func (a *app) hookCheck(cmd *cobra.Command, domain string, spec api.PortSpec) error {
-	p, err := a.api().GetPort(cmd.Context(), spec.Name)
+	c := a.api()
+	p, err := c.GetPort(cmd.Context(), spec.Name)
 	if err != nil {
 		return fmt.Errorf("domain %s: port %s: %w", domain, spec.Name, err)
 	}
 	same := func(want *int, got int) bool { return want == nil || *want == got }
 	if !same(spec.VLAN, p.VLAN) || !same(spec.PCP, p.PCP) || !same(spec.SVID, p.SVID) || !same(spec.NativeVLAN, p.NativeVLAN) ||
-		len(p.MACs) != 1 || !strings.EqualFold(p.MACs[0], (*spec.MACs)[0]) {
+		len(p.MACs) != 1 || !strings.EqualFold(p.MACs[0], (*spec.MACs)[0]) || p.Owner != "" && p.Owner != *spec.Owner {
 		fmt.Fprintf(a.stderr, "vswctl: domain %s: port %s differs from the domain's description (%s); left as it is (vswctl set-port to change it)\n",
 			domain, spec.Name, describePort(p))
+		return nil
+	}
+	if p.Owner == "" {
+		if _, err := c.UpdatePort(cmd.Context(), spec.Name, api.PortSpec{Owner: spec.Owner}); err != nil {
+			return fmt.Errorf("domain %s: port %s: record the owner: %w", domain, spec.Name, err)
+		}
 	}
 	return nil
 }

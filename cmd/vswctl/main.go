@@ -54,7 +54,7 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer cancel()
 	a := &app{stdout: stdout, stderr: stderr}
 	root := a.newRoot()
-	root.SetArgs(args)
+	root.SetArgs(hookArgv(root, args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

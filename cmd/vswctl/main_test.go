@@ -438,3 +438,119 @@ func TestHelpAndStubs(t *testing.T) {
 	}
 	vswctl(t, "", "libvirt-hook", "guest").expect(t, 2, "want DOMAIN OPERATION SUBOP")
 }
+
+// The control frames the EVB station refused are listed on the control
+// frames line, zeros left out; with none refused the line is as before.
+func TestStatsShowsRefusedControlFrames(t *testing.T) {
+	st := api.Stats{Uplink: api.UplinkStats{Name: "eth0", Control: 12,
+		ControlRejected: map[string]uint64{"lldp_tagged": 3, "lldp_foreign_peer": 0, "ecp_foreign_peer": 2}}}
+	var b strings.Builder
+	if err := writeStats(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if want := "uplink control frames (LLDP/ECP/VDP): 12, refused: ecp_foreign_peer=2 lldp_tagged=3\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("stats output lacks %q:\n%s", want, b.String())
+	}
+	st.Uplink.ControlRejected = map[string]uint64{"lldp_tagged": 0}
+	b.Reset()
+	if err := writeStats(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "uplink control frames (LLDP/ECP/VDP): 12\n") {
+		t.Errorf("stats output with nothing refused:\n%s", b.String())
+	}
+}
+
+// hookXML is a live domain XML: name, UUID, one vswitch NIC per tap:mac
+// pair (a pair without a tap is a <vsw:port> whose NIC libvirt dropped).
+func hookXML(name, uuid string, nics ...[2]string) string {
+	x := `<domain type='kvm'><name>` + name + `</name><uuid>` + uuid + `</uuid><metadata><vsw:ports xmlns:vsw="urn:vswitch:libvirt:1">`
+	for _, n := range nics {
+		x += `<vsw:port mac="` + n[1] + `" vlan="100"/>`
+	}
+	x += `</vsw:ports></metadata><devices>`
+	for _, n := range nics {
+		if n[0] != "" {
+			x += `<interface type='ethernet'><mac address='` + n[1] + `'/><target dev='` + n[0] + `'/></interface>`
+		}
+	}
+	return x + `</devices></domain>`
+}
+
+func hook(t *testing.T, sock, xml string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runIO(append([]string{"--socket", sock, "libvirt-hook"}, args...), strings.NewReader(xml), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// The hook records the domain's UUID as the owner of the ports it adds and
+// at "stopped end" removes a port only when both the owner and a MAC are
+// the domain's: domain B whose metadata lists VM A's MAC leaves A's port
+// alone (it used to delete it), and so it does a port added by vswctl with
+// that MAC. At reconnect an ownerless port that matches gets the owner.
+func TestHookRemovesOnlyOwnPorts(t *testing.T) {
+	fake, sock := daemon(t)
+	const (
+		uuidA, uuidB, uuidC = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0", "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d", "11111111-2222-4333-8444-555555555555"
+		macA, macB, macC    = "52:54:00:00:00:0a", "52:54:00:00:00:0b", "52:54:00:00:00:0c"
+	)
+	ctx := context.Background()
+	if r := hook(t, sock, hookXML("a", uuidA, [2]string{"vnetA", macA}), "a", "start", "begin", "-"); r.code != 0 || !strings.Contains(r.stdout, "owner "+uuidA) {
+		t.Fatalf("start of A: %+v", r)
+	}
+	if p, err := fake.GetPort(ctx, "vnetA"); err != nil || p.Owner != uuidA {
+		t.Fatalf("A's port %+v, %v: want owner %s", p, err, uuidA)
+	}
+	hook(t, sock, hookXML("b", uuidB, [2]string{"vnetB", macB}), "b", "start", "begin", "-").expect(t, 0, "")
+	vswctl(t, sock, "add-port", "manual", "--vlan", "5", "--mac", macA).expect(t, 0, "")
+
+	// B stops; its metadata (wrongly, or maliciously) lists A's MAC too.
+	r := hook(t, sock, hookXML("b", uuidB, [2]string{"", macB}, [2]string{"", macA}), "b", "stopped", "end", "-")
+	if r.code != 0 || r.stdout != "domain b: port vnetB deleted\n" {
+		t.Errorf("stop of B: %+v, want only vnetB deleted", r)
+	}
+	for _, name := range []string{"vnetA", "manual"} {
+		if _, err := fake.GetPort(ctx, name); err != nil {
+			t.Errorf("port %s gone after B stopped: %v", name, err)
+		}
+	}
+	// A stops: its own port goes, the manual one with its MAC stays.
+	if r := hook(t, sock, hookXML("a", uuidA, [2]string{"", macA}), "a", "stopped", "end", "-"); r.code != 0 || r.stdout != "domain a: port vnetA deleted\n" {
+		t.Errorf("stop of A: %+v", r)
+	}
+	if ps, _ := fake.ListPorts(ctx); len(ps) != 1 || ps[0].Name != "manual" {
+		t.Errorf("ports after both stopped: %+v, want only manual", ps)
+	}
+
+	// A port from before owners (none recorded) is adopted at reconnect
+	// when it matches the description, then removed at the stop.
+	vswctl(t, sock, "add-port", "vnetC", "--vlan", "100", "--mac", macC).expect(t, 0, "")
+	xmlC := hookXML("c", uuidC, [2]string{"vnetC", macC})
+	hook(t, sock, xmlC, "c", "reconnect", "begin", "-").expect(t, 0, "")
+	if p, _ := fake.GetPort(ctx, "vnetC"); p.Owner != uuidC {
+		t.Errorf("reconnect did not record the owner: %+v", p)
+	}
+	// Another domain's port at reconnect is reported, not taken over.
+	if r := hook(t, sock, hookXML("d", uuidB, [2]string{"vnetC", macC}), "d", "reconnect", "begin", "-"); r.code != 0 ||
+		!strings.Contains(r.stderr, "differs from the domain's description") {
+		t.Errorf("reconnect of another domain's port: %+v", r)
+	}
+	if p, _ := fake.GetPort(ctx, "vnetC"); p.Owner != uuidC {
+		t.Errorf("another domain's reconnect changed the owner: %+v", p)
+	}
+	hook(t, sock, xmlC, "c", "stopped", "end", "-").expect(t, 0, "")
+	if _, err := fake.GetPort(ctx, "vnetC"); err == nil {
+		t.Error("vnetC left after C stopped")
+	}
+}
+
+// A domain XML over 4 MiB fails the start as such (it used to fail as
+// "unexpected EOF"); at a stop the failure is only reported.
+func TestHookTooLargeXML(t *testing.T) {
+	_, sock := daemon(t)
+	big := hookXML("big", "4dea22b3-1d52-d8f3-2516-782e98ab3fa0", [2]string{"vnet1", "52:54:00:00:00:01"})
+	big = strings.Replace(big, "<devices>", "<description>"+strings.Repeat("x", 5<<20)+"</description><devices>", 1)
+	hook(t, sock, big, "big", "start", "begin", "-").expect(t, 1, "domain XML larger than 4 MiB")
+	hook(t, sock, big, "big", "stopped", "end", "-").expect(t, 0, "domain XML larger than 4 MiB (ignored: libvirt stopped end)")
+}

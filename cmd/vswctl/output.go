@@ -85,6 +85,9 @@ func describePort(p api.Port) string {
 	if p.Flood {
 		parts = append(parts, "flood")
 	}
+	if p.Owner != "" {
+		parts = append(parts, "owner "+p.Owner)
+	}
 	parts = append(parts, "state "+dash(p.State))
 	return strings.Join(parts, ", ")
 }
@@ -188,7 +191,11 @@ func writeStats(w io.Writer, st api.Stats) error {
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nuplink control frames (LLDP/ECP/VDP): %d\n\n", u.Control)
+	fmt.Fprintf(w, "\nuplink control frames (LLDP/ECP/VDP): %d", u.Control)
+	if c := nonZeroCounters(u.ControlRejected); c != "" {
+		fmt.Fprintf(w, ", refused: %s", c) // tagged, or not from the EVB peer
+	}
+	fmt.Fprint(w, "\n\n")
 	t = newTable(w)
 	fmt.Fprintln(t, "DROPPED AT\tREASON\tCOUNT")
 	n := 0

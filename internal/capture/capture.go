@@ -21,7 +21,37 @@ var (
 	ErrInterfaceGone = errors.New("interface disappeared")
 	// ErrUnsupported: packet capture is only implemented on Linux.
 	ErrUnsupported = errors.New("packet capture needs Linux (AF_PACKET)")
+	// ErrTooManySessions: Limit.Max captures are running already.
+	ErrTooManySessions = errors.New("too many captures running")
 )
+
+// Session bound defaults (see "How many at once" in the package
+// documentation).
+const (
+	// MaxSessions is how many captures may run at once on one host.
+	MaxSessions = 8
+	// SessionDir holds one lock file per capture slot.
+	SessionDir = "/run/vswitchd/captures"
+)
+
+// Limit bounds how many captures run at once: each open Capture holds one
+// of Max slots, an flock on the lock file slot-N.lock in Dir, until Close
+// or until its process dies. The zero value is the host-wide default
+// (MaxSessions slots in SessionDir).
+type Limit struct {
+	Dir string // default SessionDir
+	Max int    // default MaxSessions
+}
+
+func (l Limit) withDefaults() Limit {
+	if l.Dir == "" {
+		l.Dir = SessionDir
+	}
+	if l.Max <= 0 {
+		l.Max = MaxSessions
+	}
+	return l
+}
 
 // Options says when Run stops.
 type Options struct {

@@ -42,11 +42,33 @@ type Capture struct {
 	// linkEvent is set by the link watcher of a down interface before it
 	// wakes the blocked read (see watchLink).
 	linkEvent atomic.Bool
+
+	slot *slot // the session slot, released by Close
 }
 
 // Open opens a capture socket on ifname, resolving the name in the calling
-// thread's network namespace. Close it when done.
-func Open(ifname string) (*Capture, error) {
+// thread's network namespace, within the host-wide default Limit. Close it
+// when done.
+func Open(ifname string) (*Capture, error) { return Limit{}.Open(ifname) }
+
+// Open opens a capture socket on ifname, resolving the name in the calling
+// thread's network namespace, if one of l's slots is free (else an error
+// wrapping ErrTooManySessions). Close it when done.
+func (l Limit) Open(ifname string) (*Capture, error) {
+	s, err := l.withDefaults().acquire(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("capture on %s: %w", ifname, err)
+	}
+	c, err := open(ifname)
+	if err != nil {
+		s.release()
+		return nil, err
+	}
+	c.slot = s
+	return c, nil
+}
+
+func open(ifname string) (*Capture, error) {
 	ifindex, err := rawsock.InterfaceIndex(ifname)
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {
@@ -121,12 +143,14 @@ func setup(conn *rawsock.Conn, ifname string, ns netns.NsHandle) (*Capture, erro
 // Ifname is the interface the capture is bound to.
 func (c *Capture) Ifname() string { return c.ifname }
 
-// Close closes the socket.
+// Close closes the socket and frees the session slot.
 func (c *Capture) Close() error {
 	err := c.conn.Close()
 	if c.netns.IsOpen() {
 		c.netns.Close()
 	}
+	c.slot.release()
+	c.slot = nil
 	return err
 }
 

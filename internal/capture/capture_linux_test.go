@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -9,7 +10,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -27,6 +33,7 @@ import (
 type lab struct {
 	ns   *topo.NS
 	peer *topo.PacketConn
+	lim  Limit // session slots of the test's own, not the host's
 }
 
 func newLab(t *testing.T) *lab {
@@ -36,23 +43,28 @@ func newLab(t *testing.T) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &lab{ns: ns, peer: peer}
+	return &lab{ns: ns, peer: peer, lim: Limit{Dir: t.TempDir()}}
 }
 
 // open opens a capture on ifname inside the lab's namespace.
 func (l *lab) open(t *testing.T, ifname string) *Capture {
 	t.Helper()
-	var c *Capture
-	err := l.ns.Do(func() error {
-		var err error
-		c, err = Open(ifname)
-		return err
-	})
+	c, err := l.tryOpen(ifname)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+func (l *lab) tryOpen(ifname string) (*Capture, error) {
+	var c *Capture
+	err := l.ns.Do(func() error {
+		var err error
+		c, err = l.lim.Open(ifname)
+		return err
+	})
+	return c, err
 }
 
 // run starts c.Run in the background; wait returns its results.
@@ -315,16 +327,173 @@ func TestDownAndUpKeepsCapturing(t *testing.T) {
 
 func TestOpenMissingInterface(t *testing.T) {
 	l := newLab(t)
-	err := l.ns.Do(func() error {
-		c, err := Open("vnet9")
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
+	c, err := l.tryOpen("vnet9")
+	if err == nil {
+		c.Close()
+	}
 	if !errors.Is(err, ErrNoInterface) {
 		t.Fatalf("Open(vnet9) = %v, want ErrNoInterface", err)
 	}
+	// The failed open gave its session slot back.
+	if _, err := os.Stat(filepath.Join(l.lim.Dir, "slot-0.lock")); err != nil {
+		t.Fatalf("no slot was taken: %v", err)
+	}
+	l.lim.Max = 1
+	l.open(t, "cap0")
+}
+
+// At most Limit.Max captures at once: one more is refused with
+// ErrTooManySessions, naming who holds the slots; a closed capture frees
+// its slot for the next; a refused or failed open holds nothing.
+func TestSessionLimit(t *testing.T) {
+	l := newLab(t)
+	l.lim.Max = 3
+	var cs []*Capture
+	for range 3 {
+		cs = append(cs, l.open(t, "cap0"))
+	}
+	for range 2 { // refused twice: the refusal takes no slot
+		_, err := l.tryOpen("cap0")
+		if !errors.Is(err, ErrTooManySessions) {
+			t.Fatalf("fourth capture: %v, want ErrTooManySessions", err)
+		}
+		if want := fmt.Sprintf("pid %d on cap0", os.Getpid()); !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "all 3 slots") {
+			t.Fatalf("refusal %q does not say all 3 slots are held by %q", err, want)
+		}
+	}
+	if err := cs[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := l.open(t, "cap0")
+	// It works like any other: a frame sent is captured.
+	wait := run(context.Background(), c, Options{Count: 1, Timeout: 5 * time.Second})
+	time.Sleep(50 * time.Millisecond)
+	if err := l.peer.WriteFrame(udp(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := waitTimeout(t, 10*time.Second, wait); err != nil || st.Frames != 1 {
+		t.Fatalf("capture in the freed slot: %d frames, %v", st.Frames, err)
+	}
+	if _, err := l.tryOpen("cap0"); !errors.Is(err, ErrTooManySessions) {
+		t.Fatalf("with all slots held again: %v, want ErrTooManySessions", err)
+	}
+}
+
+// sessionChildEnv makes the test binary a capture process (sessionChild)
+// instead of running tests: it holds the slot directory.
+const sessionChildEnv = "VSWITCH_CAPTURE_CHILD_DIR"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(sessionChildEnv); dir != "" {
+		sessionChild(dir)
+	}
+	os.Exit(m.Run())
+}
+
+// sessionChild is the capture process TestKilledSessionReleases kills: it
+// opens a capture on cap0 in its own namespace, within a limit of 2 slots
+// in dir, says "ready" and captures until killed.
+func sessionChild(dir string) {
+	c, err := Limit{Dir: dir, Max: 2}.Open("cap0")
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	_, err = c.Run(context.Background(), io.Discard, Options{})
+	fmt.Println("error", err)
+	os.Exit(1)
+}
+
+// An abandoned capture, its process killed with SIGKILL, keeps nothing:
+// the kernel closes its packet socket (gone from the namespace's
+// /proc/net/packet) and drops its flock, so its slot is free for the next
+// capture at once, without anyone cleaning up.
+func TestKilledSessionReleases(t *testing.T) {
+	l := newLab(t)
+	l.lim.Max = 2
+	l.open(t, "cap0") // slot 0
+	cmd := exec.Command("ip", "netns", "exec", l.ns.Name, os.Args[0])
+	cmd.Env = append(os.Environ(), sessionChildEnv+"="+l.lim.Dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Scan()
+		line <- sc.Text()
+		for sc.Scan() { // drain
+		}
+	}()
+	select {
+	case s := <-line:
+		if s != "ready" {
+			t.Fatalf("capture process: %q", s)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("capture process not ready after 20 s")
+	}
+	pid := cmd.Process.Pid
+
+	// Its packet socket, by inode.
+	inode := ""
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if ino, ok := strings.CutPrefix(link, "socket:["); ok {
+			ino = strings.TrimSuffix(ino, "]")
+			if slices.Contains(l.packetSockets(t), ino) {
+				inode = ino
+			}
+		}
+	}
+	if inode == "" {
+		t.Fatalf("no packet socket of pid %d in %s (%v)", pid, l.ns.Name, l.packetSockets(t))
+	}
+	_, err = l.tryOpen("cap0")
+	if !errors.Is(err, ErrTooManySessions) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d on cap0", pid)) {
+		t.Fatalf("third capture: %v, want ErrTooManySessions naming pid %d", err, pid)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if slices.Contains(l.packetSockets(t), inode) {
+		t.Fatalf("packet socket %s of the killed capture is still open", inode)
+	}
+	l.open(t, "cap0") // its slot
+	if _, err := l.tryOpen("cap0"); !errors.Is(err, ErrTooManySessions) {
+		t.Fatalf("after taking the freed slot: %v, want ErrTooManySessions", err)
+	}
+}
+
+// packetSockets lists the inodes of the packet sockets in the lab's
+// namespace (/proc/net/packet as seen from inside it).
+func (l *lab) packetSockets(t *testing.T) []string {
+	t.Helper()
+	var b []byte
+	if err := l.ns.Do(func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/packet")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var inodes []string
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); i > 0 && len(f) > 0 {
+			inodes = append(inodes, f[len(f)-1])
+		}
+	}
+	return inodes
 }
 
 // TestWriteErrorStopsRun: a failing writer is reported, not ignored.

@@ -13,7 +13,10 @@ import (
 type Capture struct{}
 
 // Open reports ErrUnsupported: packet capture needs Linux.
-func Open(ifname string) (*Capture, error) {
+func Open(ifname string) (*Capture, error) { return Limit{}.Open(ifname) }
+
+// Open reports ErrUnsupported: packet capture needs Linux.
+func (l Limit) Open(ifname string) (*Capture, error) {
 	return nil, fmt.Errorf("capture on %s: %w", ifname, ErrUnsupported)
 }
 

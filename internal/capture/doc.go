@@ -69,6 +69,30 @@
 // a timer: reads wait in the Go netpoller, woken by a frame, a link event
 // or cancellation.
 //
+// # How many at once
+//
+// Each capture costs the host an 8 MiB socket buffer and a copy of every
+// frame of its interface, and vswctl capture needs only root to start one,
+// so a script that starts captures and forgets them could grow without
+// end. Open therefore bounds them: a capture holds one of Limit.Max
+// session slots (MaxSessions, 8, host-wide by default) from Open to Close.
+// A slot is an flock on Dir/slot-N.lock (SessionDir,
+// /run/vswitchd/captures, made 0700); the file says "PID IFNAME" of its
+// holder. When every slot is held Open fails with an error wrapping
+// ErrTooManySessions that names the holders ("all 8 slots are taken (pid
+// 4711 on vnet0, ...)"); vswctl adds what to do. The kernel drops an flock
+// when its file is closed, also when the process dies by SIGKILL, together
+// with the packet socket: a killed capture frees its slot at once, and no
+// stale file can keep one (the files stay, unlocked, for reuse). Where the
+// directory or a file cannot be made for lack of permission (no root:
+// such a capture fails at the socket anyway, unless it has CAP_NET_RAW
+// alone) the capture runs without a slot, as vswitchd's uplink lock does.
+//
+// A capture writing to a pipe whose reader went away ends at its next
+// write (vswctl dies of SIGPIPE, as any filter does); one whose reader is
+// alive but stopped reading blocks in that write and keeps its slot until
+// it is stopped.
+//
 // # Allocation
 //
 // The per-frame path (recvmsg, control message parse, tag rebuild, pcap

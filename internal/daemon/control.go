@@ -94,21 +94,20 @@ func (q *controlQueue) run(ctx context.Context, handle func(frame []byte)) {
 }
 
 // controlFrame demultiplexes a control frame the datapath received on the
-// uplink: LLDP to the EVB station, ECP to the VDP station (when they run).
-// The kernel would have stripped a VLAN tag before a packet socket bound to
-// the ethertype saw the frame; the stations get it untagged here too. Other
-// control frames (STP BPDUs, LACP, ...) are counted by the datapath and
-// otherwise ignored: nothing here speaks them. It runs on the control
-// goroutine and may modify f.
+// uplink: LLDP to the EVB station, ECP to the VDP station (when they run),
+// by the ethertype behind its tags. The frame is handed over as it was on
+// the wire, tags included: both backends give the datapath the tags the
+// kernel or the driver took out of the bytes (pkg/afpacket rebuilds them
+// from the ring's VLAN fields, pkg/afxdp's program from the driver's
+// metadata), and the stations refuse and count tagged LLDPDUs and ECPDUs
+// (the adjacent bridge's agents talk untagged; see vepa.Station.Handle).
+// Other control frames (STP BPDUs, LACP, ...) are counted by the datapath
+// and otherwise ignored: nothing here speaks them. It runs on the control
+// goroutine.
 func (d *Daemon) controlFrame(f []byte) {
 	var h vlan.Header
 	if vlan.Parse(f, &h) != nil {
 		return
-	}
-	if h.NTags != 0 {
-		off := h.NTags * vlan.TagLen
-		copy(f[off:off+vlan.MACsLen], f[:vlan.MACsLen])
-		f = f[off:]
 	}
 	switch h.EtherType {
 	case vepa.EtherTypeLLDP:
@@ -119,5 +118,35 @@ func (d *Daemon) controlFrame(f []byte) {
 		if st := d.vdp.Load(); st != nil {
 			st.Handle(f)
 		}
+	}
+}
+
+// controlReject is a count of control frames the stations refused: one
+// series of vswitch_uplink_control_rejected_total (labels protocol and
+// reason) and one key of api.UplinkStats.ControlRejected ("lldp_tagged").
+type controlReject struct {
+	proto, reason string
+	n             uint64
+}
+
+func (c controlReject) key() string { return c.proto + "_" + c.reason }
+
+// controlRejects counts the control frames the stations refused, by
+// protocol and reason (none when the EVB station is off): tagged ones,
+// those of another bridge than the peer, and shutdown LLDPDUs of anyone
+// but the peer.
+func (d *Daemon) controlRejects() []controlReject {
+	st := d.evb.Load()
+	if st == nil {
+		return nil
+	}
+	r := st.Relay()
+	var e vepa.ECPStats
+	if v := d.vdp.Load(); v != nil {
+		e = v.ECPStats()
+	}
+	return []controlReject{
+		{"lldp", "tagged", r.Tagged}, {"lldp", "foreign_peer", r.Foreign}, {"lldp", "foreign_shutdown", r.ForeignShutdown},
+		{"ecp", "tagged", e.Tagged}, {"ecp", "foreign_peer", e.Foreign},
 	}
 }

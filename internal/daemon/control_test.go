@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -126,9 +127,16 @@ func TestControlQueueConcurrent(t *testing.T) {
 	}
 }
 
+// tagFrame puts a tag (TPID, VID) behind the addresses of an untagged frame.
+func tagFrame(f []byte, tpid, vid uint16) []byte {
+	return append(append(append([]byte{}, f[:12]...), byte(tpid>>8), byte(tpid), byte(vid>>8), byte(vid)), f[12:]...)
+}
+
 // controlFrame gives LLDP to the EVB station and ECP to the VDP station,
-// untagged as a packet socket would have seen them; anything else is
-// nobody's.
+// as they were on the wire: tagged ones (C-tag, S-tag, priority tag) are
+// refused and counted, never followed, whatever is behind the tag; the
+// untagged LLDPDU of the bridge is followed, its ECP acknowledged, and
+// another sender's ECP refused. Anything else is nobody's.
 func TestControlFrameDemux(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	stationMAC := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
@@ -149,6 +157,9 @@ func TestControlFrameDemux(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &Daemon{log: log}
+	if d.controlRejects() != nil {
+		t.Error("rejects counted with the EVB station off")
+	}
 	d.evb.Store(evb)
 	d.vdp.Store(vdp)
 
@@ -159,18 +170,35 @@ func TestControlFrameDemux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same LLDPDU behind a C-tag: the station must get it untagged.
-	tagged := append(append(append([]byte{}, lldp[:12]...), 0x81, 0x00, 0x00, 0x64), lldp[12:]...)
-	d.controlFrame(bytes.Clone(tagged))
-	if r := evb.Relay(); r.Received != 1 || r.Bad != 0 || r.State != vepa.RelayGranted {
-		t.Fatalf("EVB station after a tagged LLDPDU: received %d bad %d state %s, want 1 0 granted", r.Received, r.Bad, r.State)
+	// The LLDPDU behind a C-tag, an S-tag and a priority tag: refused.
+	for _, tag := range []struct{ tpid, vid uint16 }{{0x8100, 100}, {0x88a8, 7}, {0x8100, 0}} {
+		d.controlFrame(tagFrame(lldp, tag.tpid, tag.vid))
+	}
+	if r := evb.Relay(); r.Tagged != 3 || r.Received != 0 || r.State != vepa.RelayUnknown || r.Peer != "" {
+		t.Fatalf("EVB station after tagged LLDPDUs: %+v, want 3 tagged, none received, unknown", r)
 	}
 	d.controlFrame(bytes.Clone(lldp))
-	if r := evb.Relay(); r.Received != 2 {
-		t.Fatalf("EVB station received %d LLDPDUs, want 2", r.Received)
+	if r := evb.Relay(); r.Received != 1 || r.State != vepa.RelayGranted || r.PeerMAC.String() != net.HardwareAddr(bridge[:]).String() {
+		t.Fatalf("EVB station after the untagged LLDPDU: %+v, want granted by %x", r, bridge)
 	}
+	vdp.SetBridge(evb.Relay().PeerMAC) // what relayChanged does
 
 	ecp := vepa.ECPFrame(bridge, vepa.ECPRequest, vepa.ECPSubtypeVDP, 7, nil)
+	d.controlFrame(tagFrame(ecp, 0x8100, 100))
+	if s := vdp.ECPStats(); s.Tagged != 1 || s.Received != 0 {
+		t.Fatalf("VDP station's ECP after a tagged request: %+v, want 1 tagged, none received", s)
+	}
+	other := [6]byte{0x02, 0xee, 0, 0, 0, 9}
+	d.controlFrame(vepa.ECPFrame(other, vepa.ECPRequest, vepa.ECPSubtypeVDP, 8, nil))
+	if s := vdp.ECPStats(); s.Foreign != 1 || s.Received != 0 {
+		t.Fatalf("VDP station's ECP after another sender's request: %+v, want 1 foreign, none received", s)
+	}
+	mu.Lock()
+	n := len(sent)
+	mu.Unlock()
+	if n != 0 {
+		t.Fatalf("refused ECP frames were answered: %d frames sent", n)
+	}
 	d.controlFrame(ecp)
 	if s := vdp.ECPStats(); s.Received != 1 {
 		t.Fatalf("VDP station's ECP received %d, want 1 (stats %+v)", s.Received, s)
@@ -186,8 +214,17 @@ func TestControlFrameDemux(t *testing.T) {
 	stp := append(append(append([]byte{}, vepa.NearestCustomerBridge[:]...), bridge[:]...), 0x00, 0x26)
 	d.controlFrame(append(stp, make([]byte, 46)...))
 	d.controlFrame([]byte{1, 2, 3}) // runt: ignored, no panic
-	if r, s := evb.Relay(), vdp.ECPStats(); r.Received != 2 || s.Received != 1 || s.Bad != 0 {
+	if r, s := evb.Relay(), vdp.ECPStats(); r.Received != 1 || s.Received != 1 || s.Bad != 0 {
 		t.Errorf("a non-LLDP/ECP frame reached a station: relay %+v ecp %+v", r, s)
+	}
+
+	want := map[string]uint64{"lldp_tagged": 3, "lldp_foreign_peer": 0, "lldp_foreign_shutdown": 0, "ecp_tagged": 1, "ecp_foreign_peer": 1}
+	got := map[string]uint64{}
+	for _, r := range d.controlRejects() {
+		got[r.key()] = r.n
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("control rejects %v, want %v", got, want)
 	}
 
 	// No stations (LLDP interval negative, or not started yet): dropped quietly.

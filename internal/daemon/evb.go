@@ -65,7 +65,7 @@ func (d *Daemon) relayChanged(r vepa.Relay) {
 	defer d.mu.Unlock()
 	d.log.Info("reflective relay", "state", r.State, "bridge", r.Peer)
 	if v := d.vdp.Load(); v != nil {
-		v.SetBridge(r.Peer != "") // VDP talks only to an EVB bridge
+		v.SetBridge(r.PeerMAC) // VDP talks only to an EVB bridge, ECP only with its address
 	}
 	if d.mode != datapath.ModeVEPA {
 		return

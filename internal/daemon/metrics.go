@@ -21,6 +21,7 @@ var (
 	descPortBackend = prometheus.NewDesc("vswitch_port_backend_total", "Counters only the port's backend keeps (afpacket: gso_segments, checksums_fixed, ...; afxdp: xsk_rx_dropped, ...), per port and counter name.", []string{"port", "counter"}, nil)
 	descUpBackend   = prometheus.NewDesc("vswitch_uplink_backend_total", "Counters only the uplink's backend keeps, per counter name (its receive and control-plane queues; the ports' transmit queues count for their ports).", []string{"uplink", "counter"}, nil)
 	descUpControl   = prometheus.NewDesc("vswitch_uplink_control_frames_total", "Control frames (link-local group addresses, LLDP, ECP) received on the uplink and handed to the control plane or dropped as control_unhandled/control_overrun.", []string{"uplink"}, nil)
+	descUpRejected  = prometheus.NewDesc("vswitch_uplink_control_rejected_total", "LLDP and ECP frames the control plane refused, per protocol (lldp, ecp) and reason (tagged: carried a VLAN tag; foreign_peer: from another bridge than the peer; foreign_shutdown: a shutdown LLDPDU not from the peer).", []string{"uplink", "protocol", "reason"}, nil)
 	descRelay       = prometheus.NewDesc("vswitch_reflective_relay", "1 for the current 802.1Qbg reflective relay state (unknown, granted, refused); absent when the EVB station is off.", []string{"uplink", "state"}, nil)
 	descMode        = prometheus.NewDesc("vswitch_forwarding_mode", "1 for the forwarding mode in effect (vepa, veb); configured is the mode asked for.", []string{"mode", "configured"}, nil)
 )
@@ -30,7 +31,7 @@ var (
 var relayStates = []string{"unknown", "granted", "refused"}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descRelay, descMode} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode} {
 		ch <- d
 	}
 }
@@ -68,6 +69,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUpBackend, ctr, float64(u.Backend[n]), u.Name, n)
 	}
 	ch <- prometheus.MustNewConstMetric(descUpControl, ctr, float64(u.Control), u.Name)
+	for _, r := range c.d.controlRejects() {
+		ch <- prometheus.MustNewConstMetric(descUpRejected, ctr, float64(r.n), u.Name, r.proto, r.reason)
+	}
 	s, err := c.d.Status(context.Background())
 	if err != nil {
 		return

@@ -214,6 +214,12 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 		Name: d.opts.Uplink, RxPackets: u.RxPackets, RxBytes: u.RxBytes, TxPackets: u.TxPackets, TxBytes: u.TxBytes, Drops: u.Drops, Backend: u.Backend,
 	}}
 	st.Uplink.Control = u.Control
+	if rs := d.controlRejects(); rs != nil {
+		st.Uplink.ControlRejected = map[string]uint64{}
+		for _, r := range rs {
+			st.Uplink.ControlRejected[r.key()] = r.n
+		}
+	}
 	for k, v := range u.Drops {
 		st.Drops[k] += v
 	}

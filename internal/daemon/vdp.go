@@ -32,7 +32,7 @@ func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
 	d.mu.Lock() // relayChanged holds it too: no relay change is lost in between
 	d.vdp.Store(st)
 	if evb := d.evb.Load(); evb != nil {
-		st.SetBridge(evb.Relay().Peer != "")
+		st.SetBridge(evb.Relay().PeerMAC)
 	}
 	d.syncVSIsLocked()
 	d.mu.Unlock()

@@ -19,7 +19,12 @@
 // <metadata>. Bindings pairs each such port with its NIC's tap (<target
 // dev>), which the live XML of the "start begin" hook call carries, and
 // checks the port by the same rules as vswitchd (package port, through
-// api.PortSpec.Apply on Binding.Spec, the request that adds it). ParseDomain
-// checks only the XML's shape, so that the ports of a domain whose
-// description went bad can still be found and removed.
+// api.PortSpec.Apply on Binding.Spec, the request that adds it), which
+// records the domain's UUID as the port's owner. Owned picks the ports to
+// remove when the domain stops: owned by it and carrying one of its MACs,
+// never by MAC alone (another domain's metadata may list any MAC).
+// ParseDomain checks only the XML's shape, so that the ports of a domain
+// whose description went bad can still be found and removed; it reads at
+// most 4 MiB (ErrTooLarge beyond) and, like Bindings and Owned, takes time
+// in proportion to its input.
 package libvirt

@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -16,8 +17,12 @@ import (
 // Namespace is the XML namespace of vswitch's domain metadata.
 const Namespace = "urn:vswitch:libvirt:1"
 
-// maxXML bounds the domain XML read from stdin.
+// maxXML bounds the domain XML read from stdin; ErrTooLarge is the
+// error for a longer one.
 const maxXML = 4 << 20
+
+// ErrTooLarge is returned (wrapped) for a domain XML over 4 MiB.
+var ErrTooLarge = errors.New("domain XML larger than 4 MiB")
 
 // Interface is a NIC of the domain.
 type Interface struct {
@@ -49,14 +54,52 @@ type Domain struct {
 type Binding struct {
 	Tap  string
 	Port Port
+	// Owner is the domain's (Domain.Owner), recorded in the port.
+	Owner string
 }
 
 // Spec is the request that adds the binding's port: named after the tap,
-// with the described VLAN(s), priority and S-channel, and the NIC's MAC
-// registered.
+// with the described VLAN(s), priority and S-channel, the NIC's MAC
+// registered and the domain as its owner.
 func (b Binding) Spec() api.PortSpec {
+	owner := b.Owner
 	return api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
-		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}}
+		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner}
+}
+
+// Owner is what the hook records as the owner of the domain's ports
+// (api.PortSpec.Owner): its UUID, in lower case ("" when the XML has
+// none). A domain's name can change while it is shut off; its UUID
+// cannot, and no two domains share one.
+func (d *Domain) Owner() string { return strings.ToLower(strings.TrimSpace(d.UUID)) }
+
+// Owned picks the domain's ports out of ports: those its hook added
+// (Owner is the domain's) that carry one of its <vsw:port> MACs. Both
+// must hold: a MAC alone is whatever another domain's metadata claims, and
+// an owner alone may name a port that the domain no longer describes.
+// Linear in the number of ports and MACs.
+func (d *Domain) Owned(ports []api.Port) []api.Port {
+	owner := d.Owner()
+	if owner == "" || len(d.Ports) == 0 {
+		return nil
+	}
+	macs := make(map[[6]byte]bool, len(d.Ports))
+	for _, q := range d.Ports {
+		macs[[6]byte(q.MAC)] = true
+	}
+	var out []api.Port
+	for _, p := range ports {
+		if p.Owner != owner {
+			continue
+		}
+		for _, m := range p.MACs {
+			if mac, err := net.ParseMAC(m); err == nil && len(mac) == 6 && macs[[6]byte(mac)] {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
 
 type xmlDomain struct {
@@ -78,11 +121,18 @@ type xmlDomain struct {
 	} `xml:"devices"`
 }
 
-// ParseDomain reads a domain XML (at most 4 MiB).
+// ParseDomain reads a domain XML (at most 4 MiB: a longer one is
+// ErrTooLarge, not cut short). It takes time in proportion to the XML.
 func ParseDomain(r io.Reader) (*Domain, error) {
-	raw, err := io.ReadAll(io.LimitReader(r, maxXML))
+	raw, err := io.ReadAll(io.LimitReader(r, maxXML+1))
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: read domain XML: %w", err)
+	}
+	if len(raw) > maxXML {
+		// Read the rest, so that libvirt never blocks on a full pipe,
+		// but keep none of it.
+		_, _ = io.Copy(io.Discard, r)
+		return nil, fmt.Errorf("libvirt: %w", ErrTooLarge)
 	}
 	var x xmlDomain
 	if err := xml.Unmarshal(raw, &x); err != nil {
@@ -114,10 +164,11 @@ func ParseDomain(r io.Reader) (*Domain, error) {
 // parsePorts finds the port elements of our namespace under the domain's
 // <metadata>, walking the whole document so that a namespace prefix
 // declared on <domain> or <metadata> resolves too. Two ports for one MAC
-// are an error.
+// are an error (found through a set: linear in the number of ports).
 func parsePorts(doc []byte) ([]Port, error) {
 	var out []Port
-	dec := xml.NewDecoder(strings.NewReader(string(doc)))
+	seen := map[[6]byte]bool{}
+	dec := xml.NewDecoder(bytes.NewReader(doc))
 	depth, metaDepth := 0, -1
 	for {
 		tok, err := dec.Token()
@@ -143,11 +194,10 @@ func parsePorts(doc []byte) ([]Port, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, q := range out {
-				if q.MAC.String() == p.MAC.String() {
-					return nil, fmt.Errorf("libvirt: two <vsw:port mac=%q> elements", p.MAC)
-				}
+			if seen[[6]byte(p.MAC)] {
+				return nil, fmt.Errorf("libvirt: two <vsw:port mac=%q> elements", p.MAC)
 			}
+			seen[[6]byte(p.MAC)] = true
 			out = append(out, p)
 		case xml.EndElement:
 			if depth == metaDepth {
@@ -223,14 +273,17 @@ func (d *Domain) MACs() []string {
 // the domain and tap named, before anything is sent.
 func (d *Domain) Bindings() ([]Binding, error) {
 	var out []Binding
-	for _, p := range d.Ports {
-		var nic *Interface
-		for i := range d.Interfaces {
-			if d.Interfaces[i].MAC.String() == p.MAC.String() {
-				nic = &d.Interfaces[i]
-				break
-			}
+	if len(d.Ports) > 0 && d.Owner() == "" {
+		return nil, fmt.Errorf("domain %s: no <uuid> in the domain XML: it names the owner of the domain's ports", d.Name)
+	}
+	nics := make(map[[6]byte]*Interface, len(d.Interfaces)) // the first NIC of each MAC
+	for i := range d.Interfaces {
+		if m := d.Interfaces[i].MAC; len(m) == 6 && nics[[6]byte(m)] == nil {
+			nics[[6]byte(m)] = &d.Interfaces[i]
 		}
+	}
+	for _, p := range d.Ports {
+		nic := nics[[6]byte(p.MAC)]
 		switch {
 		case nic == nil:
 			return nil, fmt.Errorf("domain %s: <vsw:port mac=%q> matches no <interface>", d.Name, p.MAC)
@@ -239,7 +292,7 @@ func (d *Domain) Bindings() ([]Binding, error) {
 		case nic.Target == "":
 			return nil, fmt.Errorf("domain %s: the NIC with MAC %s has no <target dev> (not the live XML?)", d.Name, p.MAC)
 		}
-		b := Binding{Tap: nic.Target, Port: p}
+		b := Binding{Tap: nic.Target, Port: p, Owner: d.Owner()}
 		if _, err := b.Spec().Apply(port.Config{}); err != nil {
 			return nil, fmt.Errorf("domain %s: port %s: %w", d.Name, b.Tap, err)
 		}

@@ -1,9 +1,11 @@
 package libvirt
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/port"
 )
 
@@ -37,6 +39,9 @@ const liveXML = `<domain type='kvm' id='7'>
     </interface>
   </devices>
 </domain>`
+
+// testUUID is the domain UUID of the test XMLs.
+const testUUID = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
 
 func TestParseLiveDomain(t *testing.T) {
 	d, err := ParseDomain(strings.NewReader(liveXML))
@@ -75,7 +80,7 @@ func TestNoPortsIsNotAnError(t *testing.T) {
 
 func TestBadDomains(t *testing.T) {
 	port := func(attrs string) string {
-		return `<domain><name>d</name><metadata><vsw:port xmlns:vsw="urn:vswitch:libvirt:1" ` + attrs + `/></metadata>` +
+		return `<domain><name>d</name><uuid>` + testUUID + `</uuid><metadata><vsw:port xmlns:vsw="urn:vswitch:libvirt:1" ` + attrs + `/></metadata>` +
 			`<devices><interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='vnet1'/></interface>` +
 			`<interface type='bridge'><mac address='52:54:00:00:00:02'/><target dev='vnet2'/></interface>` +
 			`<interface type='ethernet'><mac address='52:54:00:00:00:03'/></interface></devices></domain>`
@@ -95,6 +100,7 @@ func TestBadDomains(t *testing.T) {
 		"unknown attr":   {port(`mac="52:54:00:00:00:01" vlan="1" pcpp="3"`), "unknown attribute"},
 		"two for a MAC":  {strings.Replace(port(`mac="52:54:00:00:00:01" vlan="1"`), "</metadata>", `<vsw:port xmlns:vsw="urn:vswitch:libvirt:1" mac="52:54:00:00:00:01" vlan="2"/></metadata>`, 1), "two <vsw:port"},
 		"not a domain":   {`<network><name>n</name></network>`, "not a domain XML"},
+		"no uuid":        {strings.Replace(port(`mac="52:54:00:00:00:01" vlan="1"`), "<uuid>"+testUUID+"</uuid>", "", 1), "domain d: no <uuid>"},
 	} {
 		d, err := ParseDomain(strings.NewReader(tc.xml))
 		if err == nil {
@@ -111,7 +117,7 @@ func TestBadDomains(t *testing.T) {
 // does not, so the ports of such a domain can still be removed.
 func TestBindingsUseThePortRules(t *testing.T) {
 	dom := func(mac, attrs string) string {
-		return `<domain><name>d</name><metadata><vsw:port xmlns:vsw="urn:vswitch:libvirt:1" mac="` + mac + `" ` + attrs + `/></metadata>` +
+		return `<domain><name>d</name><uuid>` + testUUID + `</uuid><metadata><vsw:port xmlns:vsw="urn:vswitch:libvirt:1" mac="` + mac + `" ` + attrs + `/></metadata>` +
 			`<devices><interface type='ethernet'><mac address='` + mac + `'/><target dev='vnet1'/></interface></devices></domain>`
 	}
 	const m = "52:54:00:00:00:01"
@@ -150,7 +156,8 @@ func TestBindingsUseThePortRules(t *testing.T) {
 		t.Fatalf("valid trunk: %v, %v", bs, err)
 	}
 	s := bs[0].Spec()
-	if s.Name != "vnet1" || *s.Trunk != "30,10-12" || *s.NativeVLAN != 10 || *s.PCP != 3 || *s.SVID != 7 || s.VLAN != nil || len(*s.MACs) != 1 || (*s.MACs)[0] != m {
+	if s.Name != "vnet1" || *s.Trunk != "30,10-12" || *s.NativeVLAN != 10 || *s.PCP != 3 || *s.SVID != 7 || s.VLAN != nil || len(*s.MACs) != 1 || (*s.MACs)[0] != m ||
+		*s.Owner != testUUID {
 		t.Errorf("Spec = %+v", s)
 	}
 }
@@ -230,4 +237,61 @@ func FuzzParseDomain(f *testing.F) {
 			}
 		}
 	})
+}
+
+// At a domain's stop the hook removes only the ports that domain added
+// (owner = its UUID) and that carry one of its MACs: domain B's metadata
+// listing VM A's MAC no longer removes A's port, nor does a port added by
+// vswctl (no owner) or one of A's whose MAC A no longer describes.
+func TestOwnedNeedsDomainAndMAC(t *testing.T) {
+	const (
+		uuidA = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
+		uuidB = "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"
+		macA  = "52:54:00:00:00:0a"
+	)
+	dom := func(uuid string, macs ...string) *Domain {
+		x := `<domain><name>n</name><uuid>` + uuid + `</uuid><metadata><vsw:ports xmlns:vsw="urn:vswitch:libvirt:1">`
+		for _, m := range macs {
+			x += `<vsw:port mac="` + m + `" vlan="10"/>`
+		}
+		d, err := ParseDomain(strings.NewReader(x + `</vsw:ports></metadata></domain>`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	ports := []api.Port{
+		{Name: "vnetA", Owner: uuidA, MACs: []string{macA}},
+		{Name: "manual", MACs: []string{macA}},                              // vswctl add-port: nobody's
+		{Name: "vnetA2", Owner: uuidA, MACs: []string{"52:54:00:00:00:0c"}}, // A's, a MAC A dropped
+		{Name: "vnetB", Owner: uuidB, MACs: []string{"52:54:00:00:00:0b"}},
+	}
+	names := func(ps []api.Port) (out []string) {
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	a := dom(strings.ToUpper(uuidA), strings.ToUpper(macA)) // case does not matter
+	if a.Owner() != uuidA {
+		t.Errorf("owner %q, want the UUID in lower case", a.Owner())
+	}
+	if got := names(a.Owned(ports)); !slices.Equal(got, []string{"vnetA"}) {
+		t.Errorf("domain A owns %v, want [vnetA]", got)
+	}
+	if got := names(dom(uuidB, macA, "52:54:00:00:00:0b").Owned(ports)); !slices.Equal(got, []string{"vnetB"}) {
+		t.Errorf("domain B (listing A's MAC too) owns %v, want only [vnetB]", got)
+	}
+	if got := dom("", macA).Owned(ports); len(got) != 0 {
+		t.Errorf("a domain without UUID owns %v", names(got))
+	}
+	// The binding's request records the owner.
+	d, err := ParseDomain(strings.NewReader(liveXML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := d.Bindings()
+	if err != nil || len(bs) != 2 || *bs[0].Spec().Owner != uuidA || *bs[1].Spec().Owner != uuidA {
+		t.Fatalf("bindings of the live XML %+v, %v: want owner %s", bs, err, uuidA)
+	}
 }

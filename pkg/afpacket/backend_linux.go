@@ -120,7 +120,10 @@ type Queue struct {
 	rxDroppedUser      atomic.Uint64 // truncated / oversize frames we dropped
 	kstatMu            sync.Mutex
 	kernelDrops        uint64 // accumulated tp_drops (the kernel resets the counters on read)
-	freezes            uint64 // ring-full episodes (Stats reads that found new tp_drops)
+
+	// lastResyncLog is clock() of the last resync warning (Recv's
+	// goroutine only).
+	lastResyncLog time.Duration
 }
 
 // Open implements backend.Backend. It must be called from a goroutine whose
@@ -247,8 +250,42 @@ func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool) error {
 	q.rx.maxFrame = frameSize
 	if vnet {
 		q.rx.initArena(frameSize, gsoSlots)
+		// Only port queues can jam (PACKET_VNET_HDR) or use the receive
+		// queue (TP_STATUS_COPY), and only they are in no fanout group,
+		// so only they may be unbound for a rebuild or a resync.
+		q.rx.rebuildable = true
+		q.rx.fence = q.fence
 	}
 	return nil
+}
+
+// unbind stops delivery to the socket: bound with protocol 0 it receives
+// nothing, and the kernel waits (synchronize_net) until no tpacket_rcv
+// runs for it any more, so the ring and the receive queue hold still.
+func (q *Queue) unbind() error {
+	return q.conn.Bind(0)
+}
+
+// bindAll lets frames in (ETH_P_ALL). Binding to an interface that is down
+// posts ENETDOWN on the socket; the kernel hooks the socket in again when
+// it comes up. That error is read (and so cleared) here, so the next Recv
+// does not report a state the caller already knows about.
+func (q *Queue) bindAll() error {
+	if err := q.conn.Bind(unix.ETH_P_ALL); err != nil {
+		return err
+	}
+	if soerr, err := unix.GetsockoptInt(q.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soerr != 0 {
+		q.log.Debug("afpacket: interface not up at bind", "iface", q.ifname, "err", unix.Errno(soerr))
+	}
+	return nil
+}
+
+// fence is rxRing.fence: unbind (stop) or bind again.
+func (q *Queue) fence(stop bool) error {
+	if stop {
+		return q.unbind()
+	}
+	return q.bindAll()
 }
 
 // start lets frames in: a receiving queue is bound to ETH_P_ALL, an uplink
@@ -256,14 +293,8 @@ func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool) error {
 // membership.
 func (q *Queue) start(cfg backend.QueueConfig) error {
 	if q.rx != nil {
-		if err := q.conn.Bind(unix.ETH_P_ALL); err != nil {
+		if err := q.bindAll(); err != nil {
 			return err
-		}
-		// Binding to an interface that is down posts ENETDOWN on the
-		// socket; the hook is registered again when it comes up. Clear it
-		// so the first Recv does not report a state we already know about.
-		if soerr, err := unix.GetsockoptInt(q.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soerr != 0 {
-			q.log.Debug("afpacket: interface not up at open", "iface", q.ifname, "err", unix.Errno(soerr))
 		}
 	}
 	if cfg.Role == backend.RoleUplinkRX && cfg.FanoutGroup != 0 {
@@ -345,9 +376,16 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errors.New("batch not released or of capacity 0")}
 	}
 	for {
+		if q.rx.dead != nil {
+			return 0, &OpError{Op: "recv", Iface: q.ifname, Err: q.rx.dead}
+		}
 		n, nbytes, dropped := q.rx.fill(b)
 		if dropped != 0 {
 			q.rxDroppedUser.Add(uint64(dropped))
+			if q.rx.copyNote {
+				q.rx.copyNote = false
+				q.noteResync("a TP_STATUS_COPY slot's frame was missing from the receive queue or not its own; restarted both, dropping the super-frames in flight")
+			}
 		}
 		if n > 0 {
 			q.rx.noteBatch()
@@ -402,6 +440,14 @@ func (q *Queue) wait() error {
 				q.heldErr = &OpError{Op: "recv", Iface: q.ifname, Err: ErrRingHeld}
 			}
 			return q.heldErr
+		}
+		// Nothing to read: is the ring stuck? (At most every
+		// watchInterval; it may move the cursor or rebuild the ring.)
+		if err := q.watch(); err != nil {
+			return err
+		}
+		if r.ready() {
+			return nil
 		}
 		if r.nap {
 			// Traffic is flowing: let frames gather instead of
@@ -540,7 +586,7 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 // frames lost to a full ring (PACKET_STATISTICS tp_drops), RxOversize ours
 // of frames too long, truncated or unsegmentable.
 func (q *Queue) Stats() backend.QueueStats {
-	kd, _ := q.kernelStats()
+	kd := q.kernelStats()
 	return backend.QueueStats{
 		RxPackets:  q.rxPackets.Load(),
 		RxBytes:    q.rxBytes.Load(),

@@ -80,8 +80,12 @@
 // several batches can wrap the cursor around onto a slot it still holds;
 // Recv then returns ErrRingHeld instead of waiting for a Release that can
 // never happen. When the kernel's head reaches a slot that is not free it
-// drops frames, counted in Stats().RxDropped (PACKET_STATISTICS tp_drops;
-// the ring_freezes custom counter counts the episodes, see Counters below).
+// drops frames, counted in Stats().RxDropped (PACKET_STATISTICS tp_drops).
+// The ring_freezes custom counter counts those episodes: when a batch is
+// released, the slot before its first one (walked and given back earlier)
+// holding a frame again means the kernel has gone all the way round and
+// waits on this batch. An episode counts once however many batches it
+// lasts, and the count does not depend on who reads the counters when.
 //
 // # Wake-ups
 //
@@ -206,9 +210,24 @@
 // into a 64 KiB buffer of the queue (virtio_net_hdr first, then the frame;
 // the VLAN tag and TP_STATUS_CSUMNOTREADY come in the PACKET_AUXDATA
 // control message, whose length must match the slot's tp_len), gives the
-// slot back at once and segments the frame from that buffer. One recvmsg
-// per TP_STATUS_COPY slot, whatever happens to the frame, keeps slots and
-// skbs in step. A frame longer than a slot that is not a GSO super-frame
+// slot back at once and segments the frame from that buffer. One skb
+// dequeued per TP_STATUS_COPY slot, whatever happens to the frame, keeps
+// slots and skbs in step: a recvmsg that fails before it dequeues (a
+// pending socket error such as ENETDOWN, which Recv reports afterwards) is
+// repeated, one that fails after (EINVAL: the kernel could not describe
+// the skb) counts as the slot's. Should the step be lost all the same (no
+// skb for the slot, an skb whose length is not the slot's tp_len, socket
+// errors without end), Recv starts over from a known state: it unbinds the
+// socket (the kernel waits until no tpacket_rcv runs for it, so every
+// assigned slot has its status and every skb is queued), counts the
+// TP_STATUS_COPY slots it has yet to walk, empties the receive queue and
+// binds again; those slots then drop their frames without a read, and
+// every later slot finds its own skb at the head of the queue. The
+// super-frames in flight are lost (gso_dropped), the event counts in the
+// copy_resyncs custom counter and is logged (at most once a minute per
+// queue). Nobody can tell which slot a queued skb belongs to, so the
+// queue is emptied rather than searched. A frame longer than a slot that
+// is not a GSO super-frame
 // is longer than FrameSize: it is read, dropped and counted as oversize,
 // as before. (A super-frame small enough for its slot is segmented in
 // place; its slot goes back after its last segment.)
@@ -234,6 +253,41 @@
 // their frames come from a NIC (GRO'd frames on an uplink would still be
 // dropped as oversize: vswitchd switches the uplink's GRO/LRO off while it
 // runs, see internal/daemon).
+//
+// # When the kernel loses step
+//
+// Recv trusts that the kernel fills slots in order from where its cursor
+// is. One frame breaks that: tpacket_rcv claims the slot under its head
+// (rx_owner_map) before it writes the virtio_net_hdr of a port queue, and
+// when virtio_net_hdr_from_skb refuses the skb (a GSO type it has no
+// virtio name for: UFO, which any VM can send through its tap) it drops
+// the frame without moving its head or releasing the claim. Every later
+// frame finds the slot claimed and is dropped too: the port is deaf for
+// good, one frame from a hostile or buggy VM is enough (seen on 6.18,
+// TestRecvRecoversFromRejectedGSO reproduces it).
+//
+// A watchdog in Recv catches this and any other loss of step. Before Recv
+// sleeps, at most every 100 ms (and at least every poll timeout), it reads
+// PACKET_STATISTICS and looks at the slot under its cursor. An in-step
+// kernel writes that slot before any other and never drops while it is
+// free; so when two checks in a row find the kernel's drop count risen,
+// nothing received and the cursor slot still free (TP_STATUS_KERNEL, not
+// held), the ring is stuck. If the kernel wrote frames past the cursor,
+// the cursor moves to the oldest of them. If it wrote nothing anywhere, a
+// port queue rebuilds its ring: it binds the socket to protocol 0 (the
+// kernel waits until no tpacket_rcv runs for it), unmaps and frees the ring,
+// sets up and maps a new one of the same geometry (a new head and a clean
+// rx_owner_map), empties the receive queue and binds again to ETH_P_ALL.
+// That needs every frame of the old ring back (the datapath releases each
+// batch before the next Recv; a caller holding batches delays it to a
+// later check). Uplink queues are never rebuilt: they have no
+// virtio_net_hdr, and a fanout member cannot be rebound.
+//
+// The jam costs the VM about a second of its own traffic (counted in
+// RxDropped, the kernel's tp_drops) and nothing else; each resync counts
+// in the ring_resyncs custom counter and is logged as a warning, at most
+// once a minute per queue. A rebuild that fails half-way (out of memory)
+// leaves the queue without a ring: every later Recv returns that error.
 //
 // # Transmit (sendmmsg)
 //
@@ -267,9 +321,9 @@
 // AF_PACKET does is counted in custom counters, which a Queue reports
 // through backend.CustomStatser and vswitchd shows per port and for the
 // uplink in the API's "backend" objects and in /metrics: gso_frames,
-// gso_segments, gso_dropped, checksums_fixed, checksums_unfixed and
-// ring_freezes (the Stat* constants say what each counts). Every queue
-// reports all six, zero where they cannot happen. PACKET_STATISTICS resets
+// gso_segments, gso_dropped, checksums_fixed, checksums_unfixed,
+// ring_freezes, ring_resyncs and copy_resyncs (the Stat* constants say
+// what each counts). Every queue reports all of them, zero where they cannot happen. PACKET_STATISTICS resets
 // the kernel's counters on every read, so the queue adds up each read, and
 // reads them a last time in Close: the totals survive the socket.
 //

@@ -162,6 +162,67 @@ func (n *testNet) tryOpen(b *Backend, ifname string, cfg backend.QueueConfig) (*
 	return q, err
 }
 
+// tap creates tap name in the namespace (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR,
+// as libvirt makes them for vhost-net), sets it up and returns its
+// descriptor: the VM's side. Each write is one frame behind a 10-byte
+// struct virtio_net_hdr, which the kernel turns into skb GSO and checksum
+// state as it does for a guest. Closing the descriptor (at cleanup)
+// deletes the device.
+func (n *testNet) tap(name string) int {
+	n.tb.Helper()
+	fd := -1
+	err := n.do(func() error {
+		var err error
+		if fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("open /dev/net/tun: %w", err)
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			return fmt.Errorf("TUNSETIFF: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+		n.tb.Fatalf("tap %s: %v", name, err)
+	}
+	n.tb.Cleanup(func() { _ = unix.Close(fd) })
+	// A tap reports state UNKNOWN, not UP, and frames written to its
+	// descriptor do not pass a qdisc: no waitUp.
+	n.ip("link", "set", name, "up")
+	return fd
+}
+
+// vnetHdr is the struct virtio_net_hdr a VM writes in front of a frame.
+type vnetHdr struct {
+	flags, gsoType        uint8
+	hdrLen, gsoSize       uint16
+	csumStart, csumOffset uint16
+}
+
+// tapWrite writes frame to a tap descriptor behind h.
+func tapWrite(tb testing.TB, fd int, h vnetHdr, frame []byte) {
+	tb.Helper()
+	buf := make([]byte, vnetHdrLen+len(frame))
+	ne := binary.NativeEndian
+	buf[vnetFlagsOff] = h.flags
+	buf[vnetGSOTypeOff] = h.gsoType
+	ne.PutUint16(buf[2:], h.hdrLen)
+	ne.PutUint16(buf[vnetGSOSizeOff:], h.gsoSize)
+	ne.PutUint16(buf[6:], h.csumStart)
+	ne.PutUint16(buf[8:], h.csumOffset)
+	copy(buf[vnetHdrLen:], frame)
+	if _, err := unix.Write(fd, buf); err != nil {
+		tb.Fatalf("write %d bytes to the tap: %v", len(buf), err)
+	}
+}
+
 // rawSock is a plain packet socket for sending test frames (and, with
 // listen, receiving without any of our options).
 type rawSock struct {

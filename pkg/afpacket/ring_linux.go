@@ -81,6 +81,16 @@ type ringGeometry struct {
 // block with whole slots and leaves the rest of it unused.
 func (g ringGeometry) slots() int { return g.blockSize / g.frameSize * g.blocks }
 
+// request is the PACKET_RX_RING request for the geometry.
+func (g ringGeometry) request() *unix.TpacketReq {
+	return &unix.TpacketReq{
+		Block_size: uint32(g.blockSize),
+		Block_nr:   uint32(g.blocks),
+		Frame_size: uint32(g.frameSize),
+		Frame_nr:   uint32(g.slots()),
+	}
+}
+
 // rxRing is the user side of a TPACKET_V2 receive ring. Everything except
 // outstanding, the counters and the unmap state is owned by the single
 // receiving goroutine (Recv/Release).
@@ -92,8 +102,24 @@ type rxRing struct {
 	slots     []int32 // ring offset of every slot, in the order the kernel fills them
 	maxFrame  int
 
-	cur  int    // next slot to read (the kernel fills them in the same order)
-	held []bool // slot handed out (or holding a pending super-frame), not given back yet
+	cur   int    // next slot to read (the kernel fills them in the same order)
+	held  []bool // slot handed out (or holding a pending super-frame), not given back yet
+	taken uint64 // slots the walk has taken: progress, for the watchdog
+
+	// Ring-full episodes (noteFull): whether the last release found the
+	// ring full, and how many times it became so.
+	full    bool
+	freezes atomic.Uint64
+
+	// The jam watchdog (watchdog_linux.go): its state, the number of
+	// resynchronisations, and whether the ring may be rebuilt (port
+	// queues: a socket in a fanout group cannot be unbound).
+	wd          watchState
+	resyncs     atomic.Uint64
+	rebuildable bool
+	// dead is set when a rebuild failed half-way: the ring is gone, Recv
+	// reports it.
+	dead error
 
 	outstanding atomic.Int64 // frames handed out, ring and arena
 
@@ -128,6 +154,15 @@ type rxRing struct {
 	// sockErr is a socket error (sk_err) that a recvmsg of a
 	// TP_STATUS_COPY frame consumed: the next wait reports it.
 	sockErr error
+	// Keeping the receive queue in step (see resyncCopy): fence stops
+	// (true) and restarts (false) delivery to the socket (nil for rings
+	// in memory, where nothing else writes); copySkip is the number of
+	// TP_STATUS_COPY slots ahead whose skbs a resync discarded;
+	// copyResyncs counts the resyncs.
+	fence       func(stop bool) error
+	copySkip    int
+	copyResyncs atomic.Uint64
+	copyNote    bool // a resync happened that Recv has not logged yet
 
 	gsoFrames, gsoSegments, gsoDropped atomic.Uint64
 
@@ -172,13 +207,7 @@ func newRxRing(fd int, g ringGeometry, vnet bool) (*rxRing, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_RESERVE, ringReserve); err != nil {
 		return nil, fmt.Errorf("PACKET_RESERVE: %w", err)
 	}
-	req := &unix.TpacketReq{
-		Block_size: uint32(g.blockSize),
-		Block_nr:   uint32(g.blocks),
-		Frame_size: uint32(g.frameSize),
-		Frame_nr:   uint32(g.slots()),
-	}
-	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, req); err != nil {
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, g.request()); err != nil {
 		return nil, fmt.Errorf("PACKET_RX_RING (%d blocks of %d bytes, %d slots of %d bytes): %w",
 			g.blocks, g.blockSize, g.slots(), g.frameSize, err)
 	}
@@ -245,9 +274,25 @@ func newRingState(mem []byte, g ringGeometry, vnet bool) *rxRing {
 	return r
 }
 
-// arenaMeta marks a Batch.Meta entry as an arena slot (low bits: slot
-// index) instead of a ring slot.
-const arenaMeta = uint64(1) << 63
+// geometry is the ring's geometry (for a rebuild).
+func (r *rxRing) geometry() ringGeometry {
+	return ringGeometry{blockSize: r.blockSize, blocks: r.nblocks, frameSize: r.frameSize}
+}
+
+// Batch.Meta of a frame: a ring slot is its index in the low 32 bits and,
+// above them, the value of rxRing.taken right after the walk took it (31
+// bits, for noteFull); an arena slot is arenaMeta plus its index.
+const (
+	arenaMeta  = uint64(1) << 63
+	metaSlot   = uint64(1)<<32 - 1
+	metaTakenS = 32
+	takenMask  = uint64(1)<<31 - 1
+)
+
+// ringMeta is the Batch.Meta of ring slot slot, just taken.
+func (r *rxRing) ringMeta(slot int) uint64 {
+	return uint64(slot) | (r.taken&takenMask)<<metaTakenS
+}
 
 // gsoSlots is how many segment slots a GSO-capable ring owns: two full
 // batches of the default size plus a 64 KiB super-frame's worth at MSS 536.
@@ -410,7 +455,7 @@ func (r *rxRing) fill(b *backend.Batch) (added, nbytes, dropped int) {
 			b.Buf[n] = v.buf
 			b.Off[n] = v.off
 			b.Len[n] = v.ln
-			b.Meta[n] = uint64(slot)
+			b.Meta[n] = r.ringMeta(slot)
 			r.held[slot] = true
 			nbytes += v.ln
 			n++
@@ -444,6 +489,7 @@ func (r *rxRing) nextSlot() (int, bool) {
 	if r.cur == len(r.slots) {
 		r.cur = 0
 	}
+	r.taken++
 	return slot, true
 }
 
@@ -479,41 +525,71 @@ func (r *rxRing) inspect(slot int) rxView {
 	return v
 }
 
+// copyReadTries bounds the recvmsg calls for one TP_STATUS_COPY slot.
+// Only a pending socket error (ENETDOWN, one per link-down event) or EINTR
+// fails a read before it dequeues the skb; past this many the head of the
+// queue is unknown and resyncCopy takes over.
+const copyReadTries = 16
+
 // fetchCopy reads the full frame of a TP_STATUS_COPY slot from the
 // socket's receive queue into copyBuf: the virtio_net_hdr first (the socket
 // has PACKET_VNET_HDR), the frame from copyMac on. tpacket_rcv queues the
 // skb under the same lock that assigns the slot and sets the slot's status
 // only after that, so the queue holds one skb per TP_STATUS_COPY slot not
 // yet read, in slot order: the head of the queue is this slot's frame.
-// Exactly one recvmsg per such slot keeps it that way. The VLAN tag and
-// the checksum state come from the PACKET_AUXDATA control message, which
+// Exactly one dequeued skb per such slot keeps it that way: a read that
+// fails before dequeuing (a pending socket error, kept for wait) is
+// repeated; one that fails after (EINVAL: the kernel could not describe
+// the skb in a virtio_net_hdr) has consumed it. The VLAN tag and the
+// checksum state come from the PACKET_AUXDATA control message, which
 // describes the skb itself; its length must match the slot's tp_len.
+//
+// When the step is lost all the same (no skb for the slot, or not its own
+// length, or socket errors without end), resyncCopy restores it; the
+// slot's frame is dropped.
 func (r *rxRing) fetchCopy(v *rxView) {
 	v.copied = true
 	v.ok = false
+	if r.copySkip > 0 {
+		r.copySkip-- // its skb went with a resync
+		return
+	}
 	p := r.copyBuf[copyMac-vnetHdrLen:]
 	var n, oobn, flags int
 	var err error
-	for try := 0; try < 3; try++ {
+	for range copyReadTries {
 		n, oobn, flags, err = r.recvCopy(p, r.oob)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == nil || err == unix.EAGAIN {
+		if err == nil || err == unix.EAGAIN || err == unix.EINVAL || err == unix.EFAULT {
 			break
 		}
-		// A pending socket error (ENETDOWN, ...) is reported by
-		// recvmsg before any queued skb and cleared by it: keep it for
-		// wait and read the frame again.
-		r.sockErr = err
+		if err != unix.EINTR {
+			// A pending socket error (ENETDOWN, ...) is reported by
+			// recvmsg before any queued skb and cleared by it: keep
+			// it for wait and read the frame again.
+			r.sockErr = err
+		}
 	}
-	if err != nil || flags&unix.MSG_TRUNC != 0 || n < vnetHdrLen+12 {
+	switch err {
+	case nil:
+	case unix.EINVAL, unix.EFAULT:
+		return // dequeued, then refused: still in step
+	default:
+		// EAGAIN: no skb for this slot. Anything else: the skb may
+		// still be queued. Either way the queue is out of step.
+		r.resyncCopy()
 		return
 	}
 	aux, ok := parseAuxdata(r.oob[:oobn])
-	ln := n - vnetHdrLen
-	if !ok || aux.Snaplen != uint32(ln) || ln != v.wire {
+	if !ok {
+		return // the socket always asks for PACKET_AUXDATA
+	}
+	if int(aux.Snaplen) != v.wire {
+		r.resyncCopy() // another slot's skb
 		return
+	}
+	ln := n - vnetHdrLen
+	if flags&unix.MSG_TRUNC != 0 || ln != v.wire || ln < 12 {
+		return // this slot's frame, longer than copyBuf or too short
 	}
 	v.buf = r.copyBuf[: copyMac+ln : copyMac+ln]
 	v.off = copyMac
@@ -523,6 +599,50 @@ func (r *rxRing) fetchCopy(v *rxView) {
 	v.tpid = aux.Vlan_tpid
 	v.gsoType, v.gsoSize = readVnetHdr(p[:vnetHdrLen])
 	v.ok = true
+}
+
+// resyncCopy puts the receive queue back in step with the ring when the
+// skb at its head is not the next TP_STATUS_COPY slot's. Nobody can say
+// which slot a queued skb belongs to, so it starts over from a known
+// state: it stops delivery (fence: the socket is unbound, and the kernel
+// waits until no tpacket_rcv runs for it, so every slot it assigned has
+// its status and every skb is queued), counts the TP_STATUS_COPY slots
+// the walk has yet to reach, discards the whole receive queue, and lets
+// frames in again. Those slots then drop their frames without a read
+// (copySkip); every slot written afterwards has its own skb at the head
+// of the queue again. A few super-frames are lost, plus whatever arrives
+// while the socket is unbound; the walk never stays out of step.
+func (r *rxRing) resyncCopy() {
+	r.copyResyncs.Add(1)
+	r.copyNote = true
+	fenced := false
+	if r.fence != nil {
+		if err := r.fence(true); err != nil {
+			r.sockErr = err // resync anyway; a later mismatch repeats it
+		} else {
+			fenced = true
+		}
+	}
+	k := 0
+	for i, s := 0, r.cur; i < len(r.slots) && !r.held[s]; i++ {
+		st := r.slotStatus(s)
+		if st&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		if st&unix.TP_STATUS_COPY != 0 {
+			k++
+		}
+		if s++; s == len(r.slots) {
+			s = 0
+		}
+	}
+	r.drainQueue()
+	r.copySkip = k
+	if fenced {
+		if err := r.fence(false); err != nil {
+			r.sockErr = err
+		}
+	}
 }
 
 // recvmsg is recvCopy on the real socket: recvmsg(2) with preallocated
@@ -615,8 +735,10 @@ func (r *rxRing) startSegments(v *rxView, slot int) bool {
 }
 
 // release gives the slots of b's frames back to the kernel, and its
-// segments' arena slots back to the free stack.
+// segments' arena slots back to the free stack. Before the first ring slot
+// goes back it looks whether the kernel is waiting for it (noteFull).
 func (r *rxRing) release(b *backend.Batch) {
+	looked := false
 	for i := 0; i < b.N; i++ {
 		if m := b.Meta[i]; m&arenaMeta != 0 {
 			if slot := int(m &^ arenaMeta); slot < len(r.free) && r.nfree < len(r.free) {
@@ -625,12 +747,45 @@ func (r *rxRing) release(b *backend.Batch) {
 			}
 			continue
 		}
-		slot := b.Meta[i]
+		slot := b.Meta[i] & metaSlot
 		if slot < uint64(len(r.held)) && r.held[slot] {
+			if !looked {
+				r.noteFull(int(slot), b.Meta[i]>>metaTakenS&takenMask)
+				looked = true
+			}
 			r.giveBack(int(slot))
 		}
 	}
 	r.outstanding.Add(-int64(b.N))
+}
+
+// noteFull counts ring-full episodes (ring_freezes) as the ring shows
+// them, whoever reads the counters and however often. It runs when a batch
+// is released, before its first ring slot (first, the oldest, which the
+// walk took when rxRing.taken became taken) goes back: the moment the ring
+// is fullest. The kernel waits on first exactly when it has written the
+// slot before it again since the walk took first, i.e. gone all the way
+// round: that slot then holds a frame not yet read, or the walk has taken
+// it since (taken has grown by a lap). The ring is then full, and the
+// kernel drops whatever arrives until this release. A freeze is counted
+// when the ring is seen full after it was last seen not full, so a
+// sustained overload is one event however many batches it lasts. It never
+// allocates.
+func (r *rxRing) noteFull(first int, taken uint64) {
+	n := len(r.slots)
+	if n < 2 {
+		return
+	}
+	prev := first - 1
+	if prev < 0 {
+		prev = n - 1
+	}
+	lapped := (r.taken-taken)&takenMask >= uint64(n-1)
+	full := lapped || !r.held[prev] && r.slotStatus(prev)&unix.TP_STATUS_USER != 0
+	if full && !r.full {
+		r.freezes.Add(1)
+	}
+	r.full = full
 }
 
 // takeSockErr returns (and forgets) a socket error a recvmsg consumed.

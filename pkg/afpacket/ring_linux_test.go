@@ -111,9 +111,18 @@ type fakeQueue struct {
 	// cycle: serve the skbs round and round instead of dequeuing them
 	cycle bool
 	next  int
+	// errs are returned, one per call, before any skb (pending socket
+	// errors: recvmsg reports them without dequeuing)
+	errs  []error
+	reads int // calls
 }
 
 func (q *fakeQueue) recv(p, oob []byte) (n, oobn, flags int, err error) {
+	q.reads++
+	if len(q.errs) > 0 {
+		err, q.errs = q.errs[0], q.errs[1:]
+		return 0, 0, 0, err
+	}
 	if len(q.skbs) == 0 {
 		return 0, 0, 0, unix.EAGAIN
 	}
@@ -366,8 +375,9 @@ func TestRingCopySlots(t *testing.T) {
 }
 
 // A TP_STATUS_COPY slot whose skb does not match (length differs from
-// tp_len) or is missing is dropped without stalling the walk; the skb is
-// consumed either way.
+// tp_len) is dropped without stalling the walk, and the queue is
+// resynchronised: the skb is consumed, and the later TP_STATUS_COPY slot
+// whose skb is missing is dropped without a read.
 func TestRingCopyMismatch(t *testing.T) {
 	r, q := fakeRing(1, 4, ringSlotSize(defaultFrameSize, true), true)
 	r.initArena(defaultFrameSize, 8)
@@ -385,8 +395,156 @@ func TestRingCopyMismatch(t *testing.T) {
 	if n != 1 || dropped != 2 || len(q.skbs) != 0 || r.gsoDropped.Load() != 2 {
 		t.Fatalf("%d frames, %d dropped, %d skbs left, gsoDropped %d; want 1, 2, 0, 2", n, dropped, len(q.skbs), r.gsoDropped.Load())
 	}
+	if r.copyResyncs.Load() != 1 || r.copySkip != 0 {
+		t.Fatalf("copyResyncs %d, copySkip %d; want 1, 0", r.copyResyncs.Load(), r.copySkip)
+	}
 	r.release(b)
 	b.Reset()
+}
+
+// The receive queue out of step with the ring, every way it can happen,
+// and back in step deterministically: the frames of slots written after
+// the resync come out whole, in order, and each TP_STATUS_COPY slot reads
+// exactly its own skb again.
+func TestRingCopyResync(t *testing.T) {
+	c := gsoCase{csumCase: csumCase{proto: ipProtoTCP, payload: 5000}, mss: 1448}
+	super := func(seed byte, payload int) fakePkt {
+		c := c
+		c.payload = payload
+		f, _, _ := buildSuper(c, seed)
+		return fakePkt{frame: f, copied: true, gsoType: vnetGSOTCPv4, gsoSize: c.mss}
+	}
+	plain := func(i int) fakePkt { return fakePkt{frame: ethFrame(i, nil, 0x88b5, 46)} }
+	// run walks the ring until it is idle; it returns the frames (whole
+	// super-frames rebuilt from their segments' count) and the drops.
+	run := func(t *testing.T, r *rxRing) (frames, segs, dropped int) {
+		t.Helper()
+		b := backend.NewBatch(64)
+		for r.ready() {
+			n, _, d := r.fill(b)
+			dropped += d
+			for i := 0; i < n; i++ {
+				if b.Meta[i]&arenaMeta != 0 {
+					segs++
+				} else {
+					frames++
+				}
+			}
+			r.release(b)
+			b.Reset()
+		}
+		return frames, segs, dropped
+	}
+	segsOf := func(k fakePkt) int { return (len(k.frame) - 54 + c.mss - 1) / c.mss }
+	var fences []bool
+	newRing := func() (*rxRing, *fakeQueue) {
+		r, q := fakeRing(2, 8, ringSlotSize(defaultFrameSize, true), true)
+		r.initArena(defaultFrameSize, 64)
+		fences = nil
+		r.fence = func(stop bool) error { fences = append(fences, stop); return nil }
+		return r, q
+	}
+	// inStep writes one more super-frame and a plain frame and checks
+	// both come out whole, without a resync.
+	inStep := func(t *testing.T, r *rxRing, q *fakeQueue, at int) {
+		t.Helper()
+		before := r.copyResyncs.Load()
+		s := super(9, 3000)
+		writeSlots(r, q, at, []fakePkt{s, plain(50)})
+		frames, segs, dropped := run(t, r)
+		if frames != 1 || segs != segsOf(s) || dropped != 0 || r.copyResyncs.Load() != before || len(q.skbs) != 0 {
+			t.Fatalf("after the resync: %d frames, %d segments (want 1, %d), %d dropped, %d resyncs more, %d skbs left",
+				frames, segs, segsOf(s), dropped, r.copyResyncs.Load()-before, len(q.skbs))
+		}
+	}
+
+	t.Run("socket errors", func(t *testing.T) {
+		// More pending errors than the old limit of 3 tries: the skb
+		// stays queued while they last, and is this slot's.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, plain(1), b})
+		q.errs = []error{unix.ENETDOWN, unix.EINTR, unix.ENETDOWN, unix.ENETDOWN, unix.ENETDOWN}
+		frames, segs, dropped := run(t, r)
+		if frames != 1 || segs != segsOf(a)+segsOf(b) || dropped != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped; want 1, %d, 0", frames, segs, dropped, segsOf(a)+segsOf(b))
+		}
+		if r.copyResyncs.Load() != 0 || len(fences) != 0 || r.takeSockErr() != unix.ENETDOWN {
+			t.Fatalf("copyResyncs %d, fences %v: want no resync and ENETDOWN kept for wait", r.copyResyncs.Load(), fences)
+		}
+		inStep(t, r, q, 3)
+	})
+	t.Run("errors without end", func(t *testing.T) {
+		r, q := newRing()
+		writeSlots(r, q, 0, []fakePkt{super(1, 5000), plain(1)})
+		for range copyReadTries {
+			q.errs = append(q.errs, unix.ENETDOWN)
+		}
+		frames, _, dropped := run(t, r)
+		if frames != 1 || dropped != 1 || r.copyResyncs.Load() != 1 || len(fences) != 2 || !fences[0] || fences[1] {
+			t.Fatalf("%d frames, %d dropped, copyResyncs %d, fences %v; want 1, 1, 1, [true false]", frames, dropped, r.copyResyncs.Load(), fences)
+		}
+		inStep(t, r, q, 2)
+	})
+	t.Run("stale skb at the head", func(t *testing.T) {
+		// One skb too many (a read that failed after all, a slot
+		// walked past): without the resync every later super-frame
+		// would read its predecessor's skb.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, plain(1), b, plain(2)})
+		stale := super(7, 2000)
+		q.skbs = append([][]byte{append(make([]byte, vnetHdrLen), stale.frame...)}, q.skbs...)
+		q.aux = append([]unix.TpacketAuxdata{{Status: unix.TP_STATUS_USER, Snaplen: uint32(len(stale.frame))}}, q.aux...)
+		frames, segs, dropped := run(t, r)
+		// a reads the stale skb: resync, a dropped; b is dropped unread
+		// (its skb went with the queue); the plain frames pass.
+		if frames != 2 || segs != 0 || dropped != 2 || r.copyResyncs.Load() != 1 || len(q.skbs) != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped, copyResyncs %d, %d skbs left; want 2, 0, 2, 1, 0",
+				frames, segs, dropped, r.copyResyncs.Load(), len(q.skbs))
+		}
+		if q.reads != 4 { // a's read, then the drain: a, b, EAGAIN; none for b
+			t.Fatalf("%d reads of the receive queue, want 4", q.reads)
+		}
+		inStep(t, r, q, 4)
+	})
+	t.Run("skb missing", func(t *testing.T) {
+		// One skb too few: a's skb is gone, a reads b's.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, b, plain(1)})
+		q.skbs, q.aux = q.skbs[1:], q.aux[1:]
+		frames, segs, dropped := run(t, r)
+		if frames != 1 || segs != 0 || dropped != 2 || r.copyResyncs.Load() != 1 || len(q.skbs) != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped, copyResyncs %d, %d skbs left; want 1, 0, 2, 1, 0",
+				frames, segs, dropped, r.copyResyncs.Load(), len(q.skbs))
+		}
+		inStep(t, r, q, 3)
+	})
+	t.Run("queue empty", func(t *testing.T) {
+		r, q := newRing()
+		writeSlots(r, q, 0, []fakePkt{super(1, 5000), plain(1)})
+		q.skbs, q.aux = nil, nil
+		frames, _, dropped := run(t, r)
+		if frames != 1 || dropped != 1 || r.copyResyncs.Load() != 1 {
+			t.Fatalf("%d frames, %d dropped, copyResyncs %d; want 1, 1, 1", frames, dropped, r.copyResyncs.Load())
+		}
+		inStep(t, r, q, 2)
+	})
+	t.Run("refused after dequeue", func(t *testing.T) {
+		// EINVAL: recvmsg took the skb and could not describe it; the
+		// queue is still in step, no resync.
+		r, q := newRing()
+		a, b := super(1, 5000), super(2, 4000)
+		writeSlots(r, q, 0, []fakePkt{a, b})
+		q.skbs, q.aux = q.skbs[1:], q.aux[1:] // a's skb was dequeued...
+		q.errs = []error{unix.EINVAL}         // ...by the failed read
+		frames, segs, dropped := run(t, r)
+		if frames != 0 || segs != segsOf(b) || dropped != 1 || r.copyResyncs.Load() != 0 {
+			t.Fatalf("%d frames, %d segments, %d dropped, copyResyncs %d; want 0, %d, 1, 0", frames, segs, dropped, r.copyResyncs.Load(), segsOf(b))
+		}
+		inStep(t, r, q, 2)
+	})
 }
 
 func TestParseAuxdata(t *testing.T) {
@@ -488,4 +646,86 @@ func TestRingGarbledMacNoRoomForTag(t *testing.T) {
 		t.Fatalf("fill: %d frames, %d dropped; want the good one and one drop", n, dropped)
 	}
 	r.release(b)
+}
+
+// Ring-full episodes are seen at release, counted once per episode
+// however many batches it lasts, and again for the next one.
+func TestRingFreezes(t *testing.T) {
+	r, q := fakeRing(2, 4, plainSlot, false) // 8 slots
+	b := backend.NewBatch(4)
+	frames := func(first, k int) []fakePkt {
+		var p []fakePkt
+		for i := range k {
+			p = append(p, fakePkt{frame: ethFrame(first+i, nil, 0x88b5, 46)})
+		}
+		return p
+	}
+	step := func(what string, kernelWrites func(), want uint64, full bool) {
+		t.Helper()
+		if n, _, _ := r.fill(b); n == 0 {
+			t.Fatalf("%s: fill found nothing", what)
+		}
+		kernelWrites()
+		r.release(b)
+		b.Reset()
+		if got := r.freezes.Load(); got != want || r.full != full {
+			t.Fatalf("%s: freezes %d, full %v; want %d, %v", what, got, r.full, want, full)
+		}
+	}
+
+	writeSlots(r, q, 0, frames(0, 4))
+	step("room left", func() { writeSlots(r, q, 4, frames(4, 3)) }, 0, false)
+	// Batch 4..6 out, the kernel fills 7 and 0..3 and waits on 4.
+	step("kernel waits on the batch", func() { writeSlots(r, q, 7, frames(7, 5)) }, 1, true)
+	// Still full at the next two releases (batches 7..2, then 3..6,
+	// the kernel refilling what the one before gave back): the same
+	// episode.
+	step("sustained 1", func() { writeSlots(r, q, 4, frames(4, 3)) }, 1, true)
+	step("sustained 2", func() { writeSlots(r, q, 7, frames(7, 4)) }, 1, true)
+	// The reader catches up: the kernel writes nothing while batch 7..2 is out.
+	step("caught up", func() {}, 1, false)
+	// Drain the rest, with no new frames: no episode.
+	for r.ready() {
+		step("drain", func() {}, 1, false)
+	}
+	// A second overload is a second episode.
+	writeSlots(r, q, r.cur, frames(20, 4))
+	step("second overload", func() { writeSlots(r, q, r.cur, frames(24, 4)) }, 2, true)
+
+	// A caller holding two batches: the walk takes every slot and comes
+	// round to the first batch (ErrRingHeld); the kernel waits on it. The
+	// slot before it is held by the second batch, walked after it.
+	r, q = fakeRing(2, 4, plainSlot, false)
+	b0, b1 := backend.NewBatch(4), backend.NewBatch(4)
+	writeSlots(r, q, 0, frames(0, 8))
+	r.fill(b0)
+	r.fill(b1)
+	if !r.wrapped() {
+		t.Fatal("the walk did not come round to the held batch")
+	}
+	r.release(b0)
+	if r.freezes.Load() != 1 || !r.full {
+		t.Fatalf("held batches: freezes %d, full %v; want 1, true", r.freezes.Load(), r.full)
+	}
+	// Released in walk order, b1 finds the kernel not waiting on it: it
+	// waits on (or has filled) b0's slots, which are free now.
+	r.release(b1)
+	if r.freezes.Load() != 1 || r.full {
+		t.Fatalf("second batch: freezes %d, full %v; want 1, false", r.freezes.Load(), r.full)
+	}
+	// Out of order: b1 released before b0 tells nothing (the kernel waits
+	// on b0's slots, the older ones); b0 then shows the ring full.
+	b0.Reset()
+	b1.Reset()
+	writeSlots(r, q, 0, frames(0, 8))
+	r.fill(b0)
+	r.fill(b1)
+	r.release(b1)
+	if r.freezes.Load() != 1 || r.full {
+		t.Fatalf("out of order, b1 first: freezes %d, full %v; want 1, false", r.freezes.Load(), r.full)
+	}
+	r.release(b0)
+	if r.freezes.Load() != 2 || !r.full {
+		t.Fatalf("out of order, b0 then: freezes %d, full %v; want 2, true", r.freezes.Load(), r.full)
+	}
 }

@@ -26,8 +26,29 @@ const (
 	// headers, a fragment, or truncated) and passed on unchanged: their
 	// receivers will likely drop them.
 	StatChecksumsUnfixed = "checksums_unfixed"
-	// StatRingFreezes counts the times the kernel found the RX ring full
-	// and froze it (PACKET_STATISTICS tp_freeze_q_cnt). These are events,
-	// not frames: the frames dropped meanwhile are QueueStats.RxDropped.
+	// StatRingFreezes counts the times the RX ring became full: the
+	// kernel had written every slot and its head waited on a frame the
+	// reader still held, so whatever arrived until the reader released
+	// it was dropped. Seen by the reader at each release (the moment the
+	// ring is fullest); a full ring that stays full over many batches is
+	// one event. These are events, not frames: the frames dropped
+	// meanwhile are QueueStats.RxDropped. The count depends on the
+	// traffic and the reader's pace only, not on how often or by whom the
+	// counters are read.
 	StatRingFreezes = "ring_freezes"
+	// StatRingResyncs counts the times Recv found the RX ring out of step
+	// with the kernel and resynchronised it: the kernel kept dropping
+	// frames while the slot under Recv's cursor stayed free and nothing
+	// arrived. Either the kernel had written frames elsewhere (the cursor
+	// moves to the oldest) or it had stopped filling the ring for good,
+	// which a frame with a GSO type the kernel cannot describe in a
+	// virtio_net_hdr (UFO from a VM's tap) does to a port queue: the ring
+	// is then rebuilt. See the package documentation.
+	StatRingResyncs = "ring_resyncs"
+	// StatCopyResyncs counts the times Recv found the socket's receive
+	// queue out of step with the ring's TP_STATUS_COPY slots (the skb at
+	// its head was missing or another slot's) and restarted both from a
+	// known state, dropping the super-frames in flight. It should stay 0;
+	// see the package documentation.
+	StatCopyResyncs = "copy_resyncs"
 )

@@ -12,15 +12,17 @@ import (
 var _ backend.CustomStatser = (*Queue)(nil)
 
 // CustomStats implements backend.CustomStatser. Every queue reports the
-// same six counters, in this order: StatGSOFrames, StatGSOSegments,
-// StatGSODropped, StatChecksumsFixed, StatChecksumsUnfixed and
-// StatRingFreezes. They stay 0 where they cannot happen (a transmit-only
+// same counters, in this order: StatGSOFrames, StatGSOSegments,
+// StatGSODropped, StatChecksumsFixed, StatChecksumsUnfixed,
+// StatRingFreezes, StatRingResyncs and StatCopyResyncs. They stay 0 where they cannot happen (a transmit-only
 // queue has no ring; only port queues receive super-frames), so the set of
 // names does not depend on the role.
 func (q *Queue) CustomStats(dst []backend.Stat) []backend.Stat {
-	_, freezes := q.kernelStats()
-	var gsoFrames, gsoSegments, gsoDropped, fixed, unfixed uint64
+	var gsoFrames, gsoSegments, gsoDropped, fixed, unfixed, freezes, resyncs, copyResyncs uint64
 	if r := q.rx; r != nil {
+		freezes = r.freezes.Load()
+		resyncs = r.resyncs.Load()
+		copyResyncs = r.copyResyncs.Load()
 		gsoFrames = r.gsoFrames.Load()
 		gsoSegments = r.gsoSegments.Load()
 		gsoDropped = r.gsoDropped.Load()
@@ -34,30 +36,30 @@ func (q *Queue) CustomStats(dst []backend.Stat) []backend.Stat {
 		backend.Stat{Name: StatChecksumsFixed, Value: fixed},
 		backend.Stat{Name: StatChecksumsUnfixed, Value: unfixed},
 		backend.Stat{Name: StatRingFreezes, Value: freezes},
+		backend.Stat{Name: StatRingResyncs, Value: resyncs},
+		backend.Stat{Name: StatCopyResyncs, Value: copyResyncs},
 	)
 }
 
-// kernelStats returns the totals of what the kernel counted on the RX ring:
-// frames it dropped because the ring was full (tp_drops) and the times it
-// froze the ring for that (tp_freeze_q_cnt). It reads PACKET_STATISTICS
-// first while the socket is open; after Close the totals are final.
-func (q *Queue) kernelStats() (drops, freezes uint64) {
+// kernelStats returns the total of frames the kernel dropped because the
+// RX ring was full (tp_drops). It reads PACKET_STATISTICS first while the
+// socket is open; after Close the total is final.
+func (q *Queue) kernelStats() (drops uint64) {
 	q.kstatMu.Lock()
 	defer q.kstatMu.Unlock()
 	if q.rx != nil && q.enter() {
 		q.addKernelStatsLocked()
 		q.exit()
 	}
-	return q.kernelDrops, q.freezes
+	return q.kernelDrops
 }
 
 // addKernelStatsLocked adds what PACKET_STATISTICS counted since the last
-// read to the totals: the kernel resets its counters on every read, so
-// every read must be added. A TPACKET_V2 ring does not freeze like a V3
-// one (tp_freeze_q_cnt): the kernel drops while the slot under its head is
-// still ours, so a read that finds new drops counts as one ring-full
-// episode. The caller holds kstatMu and keeps the socket open (enter, or
-// the life write lock in Close).
+// read to the total: the kernel resets its counters on every read, so
+// every read must be added. (tp_freeze_q_cnt is for TPACKET_V3 rings; the
+// ring-full episodes of a V2 ring are counted from the ring itself, see
+// rxRing.noteFull.) The caller holds kstatMu and keeps the socket open
+// (enter, or the life write lock in Close).
 //
 // getsockopt by hand: unix.GetsockoptTpacketStats allocates its result.
 func (q *Queue) addKernelStatsLocked() {
@@ -66,8 +68,5 @@ func (q *Queue) addKernelStatsLocked() {
 	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_PACKET, unix.PACKET_STATISTICS,
 		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&n)), 0); e == 0 {
 		q.kernelDrops += uint64(st.Drops)
-		if st.Drops != 0 {
-			q.freezes++
-		}
 	}
 }

@@ -65,7 +65,31 @@ func (s PortSpec) values() (specValues, error) {
 		}
 		v.macs = macs
 	}
+	if s.Owner != nil {
+		if err := checkOwner(*s.Owner); err != nil {
+			return v, err
+		}
+	}
 	return v, nil
+}
+
+// maxOwner bounds PortSpec.Owner (a libvirt domain UUID has 36
+// characters).
+const maxOwner = 128
+
+// checkOwner is the rule for PortSpec.Owner: "" (none), or up to maxOwner
+// printable ASCII characters other than space, so it shows in a log line
+// and a table cell as it is.
+func checkOwner(o string) error {
+	if len(o) > maxOwner {
+		return NewError(CodeInvalidBody, fmt.Sprintf("invalid owner: %d characters, at most %d", len(o), maxOwner))
+	}
+	for i := 0; i < len(o); i++ {
+		if o[i] <= ' ' || o[i] > '~' {
+			return NewError(CodeInvalidBody, fmt.Sprintf("invalid owner %q: only printable ASCII characters other than space", o))
+		}
+	}
+	return nil
 }
 
 // Apply returns c changed by the fields the spec sets, validated. It is
@@ -118,6 +142,9 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 	if s.Flood != nil {
 		c.Flood = *s.Flood
 	}
+	if s.Owner != nil {
+		c.Owner = *s.Owner
+	}
 	if c.VLAN == 0 && c.Trunk.Len() == 0 && s.VLAN != nil && *s.VLAN == 0 {
 		// The request asked for VLAN 0 and the port has no trunk to fall
 		// back on: say so rather than that a VLAN is missing.
@@ -145,7 +172,7 @@ type PortCounters struct {
 func NewPort(c port.Config, state string, ctr PortCounters) Port {
 	p := Port{
 		Name: c.Name, VLAN: int(c.VLAN), Trunk: c.Trunk.List(), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID),
-		PCP: int(c.PCP), MACs: make([]string, 0, len(c.MACs)), Flood: c.Flood, State: state,
+		PCP: int(c.PCP), MACs: make([]string, 0, len(c.MACs)), Flood: c.Flood, Owner: c.Owner, State: state,
 		RxPackets: ctr.RxPackets, RxBytes: ctr.RxBytes, TxPackets: ctr.TxPackets, TxBytes: ctr.TxBytes,
 		Drops: ctr.Drops, Backend: ctr.Backend,
 	}

@@ -364,3 +364,39 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// The owner: set by a POST, changed or cleared ("") by a PATCH, left by a
+// PATCH without it, shown in the port object (omitted when empty), and
+// refused when longer than 128 characters or not printable ASCII without
+// spaces, with invalid_request.
+func TestApplyOwner(t *testing.T) {
+	uuid := "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
+	c, err := api.PortSpec{Name: "vnet1", VLAN: ptr(10), Owner: &uuid}.Apply(port.Config{})
+	if err != nil || c.Owner != uuid {
+		t.Fatalf("POST with an owner: %+v, %v", c, err)
+	}
+	if c, err = (api.PortSpec{PCP: ptr(3)}).Apply(c); err != nil || c.Owner != uuid {
+		t.Fatalf("PATCH without owner: %+v, %v", c, err)
+	}
+	b, _ := json.Marshal(api.NewPort(c, "up", api.PortCounters{}))
+	if !strings.Contains(string(b), `"owner":"`+uuid+`"`) {
+		t.Errorf("port object %s lacks the owner", b)
+	}
+	empty := ""
+	if c, err = (api.PortSpec{Owner: &empty}).Apply(c); err != nil || c.Owner != "" {
+		t.Fatalf("PATCH owner \"\": %+v, %v", c, err)
+	}
+	if b, _ := json.Marshal(api.NewPort(c, "up", api.PortCounters{})); strings.Contains(string(b), "owner") {
+		t.Errorf("port object %s shows an empty owner", b)
+	}
+	for _, bad := range []string{strings.Repeat("a", 129), "a b", "x\ny", "caf\u00e9", "\x00"} {
+		_, err := api.PortSpec{Name: "vnet1", VLAN: ptr(10), Owner: &bad}.Apply(port.Config{})
+		if api.CodeOf(err) != api.CodeInvalidBody || !strings.Contains(err.Error(), "invalid owner") {
+			t.Errorf("owner %q: %v, want invalid_request naming the owner", bad, err)
+		}
+	}
+	ok := strings.Repeat("a", 128)
+	if _, err := (api.PortSpec{Name: "vnet1", VLAN: ptr(10), Owner: &ok}).Apply(port.Config{}); err != nil {
+		t.Errorf("a 128-character owner: %v", err)
+	}
+}

@@ -17,7 +17,8 @@ type Port struct {
 	PCP        int               `json:"pcp"`
 	MACs       []string          `json:"macs"`
 	Flood      bool              `json:"flood_unknown,omitempty"`
-	State      string            `json:"state"` // up|down|absent
+	Owner      string            `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
+	State      string            `json:"state"`           // up|down|absent
 	RxPackets  uint64            `json:"rx_packets"`
 	RxBytes    uint64            `json:"rx_bytes"`
 	TxPackets  uint64            `json:"tx_packets"`
@@ -48,6 +49,11 @@ type PortSpec struct {
 	PCP        *int      `json:"pcp,omitempty"`
 	MACs       *[]string `json:"macs,omitempty"`
 	Flood      *bool     `json:"flood_unknown,omitempty"`
+	// Owner records who adds the port ("" clears it): up to 128
+	// printable ASCII characters, no spaces. The libvirt hook sets the
+	// domain's UUID and at the domain's stop removes only the ports it
+	// owns.
+	Owner *string `json:"owner,omitempty"`
 }
 
 // Status is GET /v1/status.
@@ -112,6 +118,11 @@ type UplinkStats struct {
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"`
 	Control   uint64            `json:"control_frames"`
+	// ControlRejected counts the LLDP and ECP frames the control plane
+	// refused, by protocol and reason: lldp_tagged, lldp_foreign_peer,
+	// lldp_foreign_shutdown, ecp_tagged, ecp_foreign_peer (see README,
+	// "Reflective relay"). Omitted when the EVB station is off.
+	ControlRejected map[string]uint64 `json:"control_rejected,omitempty"`
 	// Backend holds counters only the uplink's backend keeps, summed
 	// over the uplink's own queues (receive workers and the control
 	// plane's; what the ports' transmit queues count is in each Port's

@@ -17,6 +17,7 @@ type record struct {
 	PCP        int      `json:"pcp,omitempty"`
 	MACs       []string `json:"macs,omitempty"`
 	Flood      bool     `json:"flood_unknown,omitempty"`
+	Owner      string   `json:"owner,omitempty"`
 }
 
 // MarshalJSON writes c as
@@ -26,7 +27,7 @@ type record struct {
 // with the trunk in canonical form and zero values left out. It does not
 // validate c.
 func (c Config) MarshalJSON() ([]byte, error) {
-	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood}
+	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner}
 	if c.Trunk.Len() != 0 {
 		r.Trunk = c.Trunk.String()
 	}
@@ -48,7 +49,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if err := CheckName(r.Name); err != nil {
 		return withPort(err, r.Name)
 	}
-	n := Config{Name: r.Name, Flood: r.Flood}
+	n := Config{Name: r.Name, Flood: r.Flood, Owner: r.Owner}
 	for _, f := range []struct {
 		field Field
 		v     int

@@ -142,3 +142,24 @@ func FuzzJSON(f *testing.F) {
 		}
 	})
 }
+
+// The owner (who added the port) is kept in the record under "owner" and
+// left out when there is none, so records without one stay as they were
+// (TestJSONIsTheLegacyRecord). Validate does not judge it.
+func TestJSONOwner(t *testing.T) {
+	rec := `{"name":"vnet1","vlan":10,"owner":"4dea22b3-1d52-d8f3-2516-782e98ab3fa0"}`
+	var c port.Config
+	if err := json.Unmarshal([]byte(rec), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Owner != "4dea22b3-1d52-d8f3-2516-782e98ab3fa0" {
+		t.Fatalf("owner %q", c.Owner)
+	}
+	if b, _ := json.Marshal(c); string(b) != rec {
+		t.Errorf("Marshal = %s, want %s", b, rec)
+	}
+	c.Owner = ""
+	if b, _ := json.Marshal(c); string(b) != `{"name":"vnet1","vlan":10}` {
+		t.Errorf("Marshal without owner = %s", b)
+	}
+}

@@ -30,6 +30,11 @@ type Config struct {
 	MACs []net.HardwareAddr
 	// Flood makes the port receive unknown unicast of its VLAN(s).
 	Flood bool
+	// Owner names who added the port ("" when nobody said): the libvirt
+	// hook records the domain's UUID, and removes at the domain's stop
+	// only ports that carry it. The switch does not use it and Validate
+	// does not judge it (the API's request rules do: api.PortSpec).
+	Owner string
 }
 
 // IsTrunk reports whether c is a trunk port (it has no access VLAN).

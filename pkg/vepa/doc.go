@@ -16,6 +16,21 @@
 //	RRCAP without RRCTR        -> unknown (it has not seen our request yet)
 //	TTL ran out, TTL 0, none   -> unknown
 //
+// The station follows one peer, the first EVB bridge it hears, named by
+// its chassis ID, port ID and source address, and hands that address to
+// VDP: ECP takes acknowledgements and requests only from it. Whatever
+// reaches the uplink from elsewhere changes nothing but counters:
+//
+//	tagged LLDPDU or ECPDU (VLAN, S-, priority tag)  -> refused (Tagged)
+//	another bridge's EVB TLV while the peer's TTL runs -> ignored (Foreign)
+//	TTL 0 from anyone but the peer                     -> ignored (ForeignShutdown)
+//	ECP from another address than the peer's           -> ignored (ECPStats.Foreign)
+//
+// A new bridge is followed once the old one's TTL has run out or after its
+// own shutdown LLDPDU. Without LLDP (ECP used on its own) an ECP endpoint
+// can take the first sender as its peer (ECPConfig.Latch); vswitchd never
+// runs VDP without the EVB station, so its peer is always LLDP's.
+//
 // The daemon turns "refused" into VEB forwarding (local switching) while the
 // configured mode is VEPA, as DESIGN's forwarding rules say, and back when
 // the bridge grants or goes away.

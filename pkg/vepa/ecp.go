@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
 // ECP (Edge Control Protocol, IEEE 802.1Qbg-2012 clause 43) carries VDP
@@ -88,6 +90,14 @@ type ECPConfig struct {
 	// and the peer's values from the EVB TLV).
 	Retries int
 	RTE     uint8
+	// Peer is the only address frames are taken from (SetPeer changes
+	// it): acknowledgements and requests of anyone else are refused and
+	// counted (ECPStats.Foreign). Zero means none yet; then, with Latch,
+	// the first sender of a well-formed ECP frame becomes the peer (ECP
+	// without LLDP), and without it every frame is refused until SetPeer
+	// names one. VDPStation takes the peer from LLDP (SetBridge).
+	Peer  [6]byte
+	Latch bool
 }
 
 // ECP is one end of the protocol for subtype VDP.
@@ -101,6 +111,8 @@ type ECP struct {
 	waiting chan uint16 // acks of the outstanding request
 	lastRx  uint16
 	haveRx  bool
+	peer    [6]byte
+	hasPeer bool
 	stats   ECPStats
 }
 
@@ -108,6 +120,10 @@ type ECP struct {
 type ECPStats struct {
 	Sent, Retransmitted, Acked, Failed uint64 // our requests
 	Received, Duplicates, Bad          uint64 // the peer's requests
+	// Refused frames: Tagged carried a VLAN tag (ECP runs untagged
+	// between station and bridge), Foreign came from another address
+	// than the peer's (or before there was a peer).
+	Tagged, Foreign uint64
 }
 
 // NewECP returns an ECP endpoint.
@@ -123,7 +139,24 @@ func NewECP(cfg ECPConfig) (*ECP, error) {
 	}
 	// Start where a peer that remembers our last run's sequence numbers
 	// (lldpad does) cannot take the first request for a repeat.
-	return &ECP{cfg: cfg, seq: uint16(rand.N(1 << 16))}, nil
+	return &ECP{cfg: cfg, seq: uint16(rand.N(1 << 16)), peer: cfg.Peer, hasPeer: cfg.Peer != [6]byte{}}, nil
+}
+
+// SetPeer names the only address frames are taken from from now on (the
+// bridge's, learnt from LLDP); anything but a 6-byte address means none:
+// every frame is refused (or, with Latch, the next sender is taken).
+func (e *ECP) SetPeer(mac net.HardwareAddr) {
+	var peer [6]byte
+	has := len(mac) == 6
+	if has {
+		peer = [6]byte(mac)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if has != e.hasPeer || peer != e.peer {
+		e.haveRx = false // a new peer's sequence numbers start afresh
+	}
+	e.peer, e.hasPeer = peer, has
 }
 
 // SetMAC changes the source address of the frames sent from now on.
@@ -215,13 +248,23 @@ func (e *ECP) count(f func(*ECPStats)) {
 	e.mu.Unlock()
 }
 
-// Handle takes a received ECP frame: acknowledgements complete the
-// outstanding request; requests are acknowledged and, unless repeated,
-// delivered.
+// Handle takes a received ECP frame (as it was on the wire, tags
+// included): acknowledgements complete the outstanding request; requests
+// are acknowledged and, unless repeated, delivered. Only untagged frames
+// from the peer count (see ECPConfig.Peer): a tagged one crossed a VLAN,
+// and anyone else's acknowledgement must not complete our request nor its
+// request change what the bridge is believed to know.
 func (e *ECP) Handle(frame []byte) {
+	if vlan.IsTagged(frame) {
+		e.count(func(s *ECPStats) { s.Tagged++ })
+		return
+	}
 	h, payload, err := ParseECP(frame)
 	if err != nil || h.Subtype != ECPSubtypeVDP {
 		e.count(func(s *ECPStats) { s.Bad++ })
+		return
+	}
+	if !e.fromPeer([6]byte(frame[6:12])) { // ParseECP checked the length
 		return
 	}
 	if h.Op == ECPAck {
@@ -249,4 +292,20 @@ func (e *ECP) Handle(frame []byte) {
 	if !dup {
 		e.cfg.Deliver(payload)
 	}
+}
+
+// fromPeer reports whether src is the peer's address, taking it as the
+// peer when there is none and the endpoint latches; a frame from anyone
+// else is counted as Foreign.
+func (e *ECP) fromPeer(src [6]byte) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.hasPeer && e.cfg.Latch && src != [6]byte{} {
+		e.peer, e.hasPeer = src, true
+	}
+	if e.hasPeer && src == e.peer {
+		return true
+	}
+	e.stats.Foreign++
+	return false
 }

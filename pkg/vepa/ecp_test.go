@@ -63,11 +63,11 @@ func newLink(t *testing.T) (*link, chan []byte, chan []byte) {
 	l := &link{}
 	ga, gb := make(chan []byte, 16), make(chan []byte, 16)
 	var err error
-	l.a, err = NewECP(ECPConfig{MAC: [6]byte{2, 0, 0, 0, 0, 0xa}, Send: l.sender("a"), Deliver: func(p []byte) { ga <- append([]byte(nil), p...) }, RTE: 10})
+	l.a, err = NewECP(ECPConfig{MAC: [6]byte{2, 0, 0, 0, 0, 0xa}, Peer: [6]byte{2, 0, 0, 0, 0, 0xb}, Send: l.sender("a"), Deliver: func(p []byte) { ga <- append([]byte(nil), p...) }, RTE: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.b, err = NewECP(ECPConfig{MAC: [6]byte{2, 0, 0, 0, 0, 0xb}, Send: l.sender("b"), Deliver: func(p []byte) { gb <- append([]byte(nil), p...) }, RTE: 10})
+	l.b, err = NewECP(ECPConfig{MAC: [6]byte{2, 0, 0, 0, 0, 0xb}, Peer: [6]byte{2, 0, 0, 0, 0, 0xa}, Send: l.sender("b"), Deliver: func(p []byte) { gb <- append([]byte(nil), p...) }, RTE: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
 // Reflective relay states (api.RelayStatus.State).
@@ -29,11 +31,19 @@ type Relay struct {
 	State   string
 	Peer    string    // the bridge's chassis ID ("" when none heard)
 	Updated time.Time // last change of State or Peer
+	// PeerMAC is the source address of the bridge's LLDPDUs (nil when
+	// none heard): the only address VDP's ECP accepts frames from.
+	PeerMAC net.HardwareAddr
 	// Bridge is the last EVB TLV heard from the bridge (nil: none).
 	Bridge *EVB
 	// Sent and Received count LLDPDUs; Bad counts received frames that
 	// did not parse.
 	Sent, Received, Bad uint64
+	// Frames refused by the peer rules (see Handle): Tagged counts
+	// LLDPDUs that carried a VLAN tag, Foreign the EVB TLVs of a bridge
+	// other than the peer while the peer's TTL runs, ForeignShutdown the
+	// shutdown LLDPDUs (TTL 0) of anyone but the peer.
+	Tagged, Foreign, ForeignShutdown uint64
 }
 
 // StationConfig configures a Station.
@@ -71,7 +81,21 @@ type Station struct {
 	mu      sync.Mutex
 	mac     net.HardwareAddr
 	relay   Relay
-	expires time.Time // when the bridge's information runs out
+	peer    *peerID   // the bridge followed (nil: none)
+	expires time.Time // when the peer's information runs out
+}
+
+// peerID identifies the LLDP agent the station follows: chassis ID, port
+// ID (each with its subtype) and the source address of its frames. An
+// LLDPDU that differs in any of them comes from someone else.
+type peerID struct {
+	chassisSub, portSub uint8
+	chassis, port       string
+	src                 [6]byte
+}
+
+func peerOf(d *LLDPDU, src [6]byte) peerID {
+	return peerID{chassisSub: d.ChassisSubtype, portSub: d.PortSubtype, chassis: string(d.ChassisID), port: string(d.PortID), src: src}
 }
 
 // NewStation checks cfg and returns a station (not yet running).
@@ -122,6 +146,10 @@ func (s *Station) Relay() Relay {
 	if r.Bridge != nil {
 		b := *r.Bridge
 		r.Bridge = &b
+	}
+	r.PeerMAC = append(net.HardwareAddr(nil), r.PeerMAC...)
+	if len(r.PeerMAC) == 0 {
+		r.PeerMAC = nil
 	}
 	return r
 }
@@ -232,15 +260,39 @@ func (s *Station) expire(now time.Time) {
 		return
 	}
 	s.log.Warn("EVB bridge information expired", "peer", s.relay.Peer)
-	changed := s.setLocked(RelayUnknown, "", nil, now)
+	changed := s.setLocked(RelayUnknown, nil, nil, now)
 	s.mu.Unlock()
 	s.changed(changed)
 }
 
-// Handle takes a received LLDP frame. Frames of another LLDP agent (not to
-// the nearest-customer-bridge address), without an EVB TLV, or from a peer
-// that is not an EVB bridge, are ignored; malformed ones counted.
+// Handle takes a received LLDP frame (as it was on the wire, tags
+// included). The station follows one peer, the EVB bridge it heard first,
+// identified by chassis ID, port ID and source address (peerID):
+//
+//	tagged (any VLAN tag, priority tags too)  -> refused, Tagged++
+//	not to the nearest-customer-bridge address -> ignored (another agent)
+//	malformed                                  -> ignored, Bad++
+//	our own LLDPDU (reflected by the relay)    -> ignored
+//	TTL 0 from the peer                        -> the peer is gone: unknown
+//	TTL 0 from anyone else                     -> ignored, ForeignShutdown++
+//	no EVB TLV, or not a bridge's              -> ignored
+//	an EVB bridge other than the peer          -> ignored, Foreign++, while
+//	                                              the peer's TTL runs
+//	the peer, or a bridge once there is none   -> followed (the state table
+//	                                              of the package doc)
+//
+// So a new bridge is followed only after the old one's TTL ran out or it
+// said goodbye with TTL 0, and a third party on the link can neither take
+// the relay state over nor reset it.
 func (s *Station) Handle(frame []byte) {
+	if vlan.IsTagged(frame) {
+		// The nearest-customer-bridge agent talks untagged: a tagged
+		// LLDPDU crossed a VLAN, so it is not from the adjacent bridge.
+		s.mu.Lock()
+		s.relay.Tagged++
+		s.mu.Unlock()
+		return
+	}
 	if len(frame) >= 6 && [6]byte(frame[:6]) != NearestCustomerBridge {
 		s.mu.Lock()
 		s.relay.Received++
@@ -255,11 +307,40 @@ func (s *Station) Handle(frame []byte) {
 		s.log.Debug("bad LLDP frame on the uplink", "err", err)
 		return
 	}
+	id := peerOf(d, [6]byte(frame[6:12])) // ParseFrame checked 14 bytes
 	now := time.Now()
 	s.mu.Lock()
 	s.relay.Received++
+	if string(id.src[:]) == string(s.mac) {
+		s.mu.Unlock()
+		return // our own, returned by the relay
+	}
+	fromPeer := s.peer != nil && *s.peer == id
+	if d.TTL == 0 {
+		if !fromPeer {
+			s.relay.ForeignShutdown++
+			s.mu.Unlock()
+			s.log.Debug("shutdown LLDPDU from another sender ignored", "from", net.HardwareAddr(id.src[:]), "chassis", chassisString(d))
+			return
+		}
+		// The peer says goodbye (a shutdown LLDPDU has no EVB TLV,
+		// 802.1AB 9.2.7.1): forget it now rather than after its TTL.
+		s.peer, s.expires = nil, now
+		changed := s.setLocked(RelayUnknown, nil, nil, now)
+		s.mu.Unlock()
+		s.poke() // RRSTAT back to unknown
+		s.changed(changed)
+		return
+	}
 	if d.EVB == nil || d.EVB.Mode != ModeBridge {
 		s.mu.Unlock()
+		return
+	}
+	if !fromPeer && s.peer != nil && now.Before(s.expires) {
+		s.relay.Foreign++
+		s.mu.Unlock()
+		s.log.Debug("EVB TLV of another bridge ignored while the peer's TTL runs", "from", net.HardwareAddr(id.src[:]),
+			"chassis", chassisString(d), "peer", s.relay.Peer)
 		return
 	}
 	// RRCAP without RRCTR, our RRREQ not echoed back: the bridge has not
@@ -273,24 +354,14 @@ func (s *Station) Handle(frame []byte) {
 	case d.EVB.BridgeStatus&BridgeRRCAP == 0, d.EVB.StationStatus&StationRRREQ != 0:
 		state = RelayRefused // cannot, or saw the request (it echoes our status) and said no
 	}
-	if d.TTL == 0 { // shutdown LLDPDU
-		s.expires = now
-		state = RelayUnknown
-	} else {
-		s.expires = now.Add(time.Duration(d.TTL) * time.Second)
+	if !fromPeer && s.peer != nil {
+		s.log.Info("EVB bridge replaced after its TTL ran out", "old", s.relay.Peer, "new", chassisString(d))
 	}
-	peer := chassisString(d)
-	if d.TTL == 0 {
-		peer = ""
-	}
-	var b *EVB
-	if d.TTL != 0 {
-		e := *d.EVB
-		b = &e
-	}
+	s.peer, s.expires = &id, now.Add(time.Duration(d.TTL)*time.Second)
+	e := *d.EVB
 	before := s.relay.Bridge
-	changed := s.setLocked(state, peer, b, now)
-	rrstatChanged := (before == nil) != (b == nil) || before != nil && b != nil && before.Granted() != b.Granted()
+	changed := s.setLocked(state, d, &e, now)
+	rrstatChanged := before == nil || before.Granted() != e.Granted()
 	s.mu.Unlock()
 	if changed || rrstatChanged {
 		s.poke() // tell the bridge our new RRSTAT at once
@@ -298,10 +369,19 @@ func (s *Station) Handle(frame []byte) {
 	s.changed(changed)
 }
 
-// setLocked records the state; it reports whether State or Peer changed.
-func (s *Station) setLocked(state, peer string, bridge *EVB, now time.Time) bool {
+// setLocked records the state and the peer (d: the peer's LLDPDU, nil:
+// none); it reports whether State or Peer changed.
+func (s *Station) setLocked(state string, d *LLDPDU, bridge *EVB, now time.Time) bool {
 	s.relay.Bridge = bridge
-	if s.relay.State == state && s.relay.Peer == peer {
+	peer, mac := "", net.HardwareAddr(nil)
+	if d != nil {
+		peer, mac = chassisString(d), append(net.HardwareAddr(nil), s.peer.src[:]...)
+	} else {
+		s.peer = nil
+	}
+	macChanged := s.relay.PeerMAC.String() != mac.String()
+	s.relay.PeerMAC = mac
+	if s.relay.State == state && s.relay.Peer == peer && !macChanged {
 		return false
 	}
 	s.relay.State, s.relay.Peer, s.relay.Updated = state, peer, now

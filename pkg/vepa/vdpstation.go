@@ -1,6 +1,7 @@
 package vepa
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +71,7 @@ type VDPStation struct {
 	mu     sync.Mutex
 	vsis   map[[16]byte]*vsiEntry
 	bridge bool
+	peer   [6]byte // the bridge's address, when bridge
 }
 
 // NewVDPStation returns a station with no VSIs.
@@ -102,17 +104,33 @@ func (s *VDPStation) poke() {
 	}
 }
 
-// SetBridge tells the station whether an EVB bridge is present; VDP only
-// talks to one.
-func (s *VDPStation) SetBridge(present bool) {
+// SetBridge tells the station which EVB bridge is present: its address
+// (the source of its LLDPDUs, Relay.PeerMAC), or nil when there is none.
+// VDP only talks to an EVB bridge, and ECP takes frames only from that
+// address. Another bridge than before knows none of the VSIs: each is
+// associated again with it at once.
+func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
+	present := len(peer) == 6
+	var mac [6]byte
+	if present {
+		mac = [6]byte(peer)
+	}
+	s.ecp.SetPeer(peer)
 	s.mu.Lock()
-	changed := s.bridge != present
-	s.bridge = present
-	for _, e := range s.vsis {
-		if !present && !e.deassoc {
-			e.State, e.Updated = VSIWaiting, time.Now()
-		} else if present && e.State == VSIWaiting {
-			e.State, e.Updated, e.sent = VSIAssociating, time.Now(), time.Time{}
+	replaced := s.bridge && present && s.peer != mac
+	changed := s.bridge != present || replaced
+	s.bridge, s.peer = present, mac
+	now := time.Now()
+	for id, e := range s.vsis {
+		switch {
+		case replaced && e.deassoc:
+			delete(s.vsis, id) // the new bridge never knew it
+		case replaced:
+			e.State, e.Reason, e.Updated, e.sent, e.answered = VSIAssociating, "the bridge changed", now, time.Time{}, false
+		case !present && !e.deassoc:
+			e.State, e.Updated = VSIWaiting, now
+		case present && e.State == VSIWaiting:
+			e.State, e.Updated, e.sent = VSIAssociating, now, time.Time{}
 		}
 	}
 	s.mu.Unlock()
@@ -197,7 +215,7 @@ func (s *VDPStation) Deassociate(id [16]byte) {
 	}
 }
 
-// VSIs lists the registered VSIs, sorted by key.
+// VSIs lists the registered VSIs, sorted by key, then VSIID.
 func (s *VDPStation) VSIs() []VSIStatus {
 	s.mu.Lock()
 	out := make([]VSIStatus, 0, len(s.vsis))
@@ -207,16 +225,22 @@ func (s *VDPStation) VSIs() []VSIStatus {
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	sort.Slice(out, func(i, j int) bool { // stable: a key may have several VSIs
+		if out[i].Key != out[j].Key {
+			return out[i].Key < out[j].Key
+		}
+		return bytes.Compare(out[i].VSI.ID[:], out[j].VSI.ID[:]) < 0
+	})
 	return out
 }
 
 // ECPStats returns the transport counters.
 func (s *VDPStation) ECPStats() ECPStats { return s.ecp.Stats() }
 
-// Handle takes a received ECP frame. Frames from our own address (the
-// reflective relay returns what we send to the bridge group address when
-// it floods it) are ignored.
+// Handle takes a received ECP frame, as it was on the wire. Frames from
+// our own address (the reflective relay returns what we send to the bridge
+// group address when it floods it) are ignored; of the others ECP takes
+// only untagged ones from the bridge named by SetBridge (ECP.Handle).
 func (s *VDPStation) Handle(frame []byte) {
 	s.mu.Lock()
 	own := s.cfg.MAC

@@ -40,7 +40,7 @@ func newVDPPair(t *testing.T) (*VDPStation, *fakeBridge) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.ecp, err = NewECP(ECPConfig{MAC: bridgeMAC, RTE: 10, Send: func(f []byte) error { go b.st.Handle(append([]byte(nil), f...)); return nil },
+	b.ecp, err = NewECP(ECPConfig{MAC: bridgeMAC, Peer: stationMAC, RTE: 10, Send: func(f []byte) error { go b.st.Handle(append([]byte(nil), f...)); return nil },
 		Deliver: func(p []byte) {
 			pdu, err := ParseVDP(p)
 			if err != nil {
@@ -104,7 +104,7 @@ func TestVDPAssociateLifecycle(t *testing.T) {
 	if v := waitVSI(t, s, "vnet1", VSIWaiting); len(b.got()) != 0 {
 		t.Fatalf("sent %d VSI TLVs without an EVB bridge (%v)", len(b.got()), v)
 	}
-	s.SetBridge(true)
+	s.SetBridge(bridgeMAC[:])
 	waitVSI(t, s, "vnet1", VSIAssociated)
 	got := b.got()
 	if len(got) != 1 || got[0].Mode != VDPAssoc || got[0].ID != MACVSIID(mac) || got[0].Filters[0].VID != 100 {
@@ -154,7 +154,7 @@ func TestVDPHardErrorAndReflection(t *testing.T) {
 	b.mu.Lock()
 	b.hard = true
 	b.mu.Unlock()
-	s.SetBridge(true)
+	s.SetBridge(bridgeMAC[:])
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}
 	s.Associate("vnet2", testVSI(mac, 7))
 	v := waitVSI(t, s, "vnet2", VSIFailed)
@@ -181,7 +181,7 @@ func TestVDPHardErrorAndReflection(t *testing.T) {
 // waiting another keep-alive period (the bridge would have dropped it).
 func TestVDPLostKeepAlive(t *testing.T) {
 	s, b := newVDPPair(t)
-	s.SetBridge(true)
+	s.SetBridge(bridgeMAC[:])
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 3}
 	s.Associate("vnet3", testVSI(mac, 9))
 	waitVSI(t, s, "vnet3", VSIAssociated)

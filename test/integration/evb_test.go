@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -183,6 +184,13 @@ func TestEVBRelayNegotiation(t *testing.T) {
 			t.Errorf("metrics after the grant do not say granted/vepa with control frames:\n%s", m)
 		}
 
+		// A third party on the bridge cannot take the relay state over
+		// nor reset it: its LLDPDU tagged with VLAN 100 (refusing relay),
+		// its untagged EVB TLV, its shutdown LLDPDU, its ECP frames
+		// (tagged and untagged) are refused and counted; the relay stays
+		// granted by the bridge, not even flapping (Updated unchanged).
+		thirdPartyMeddles(t, l, h, peer, st.Relay.Updated)
+
 		// The bridge's LLDPDUs are control frames handled by the
 		// station, not drops.
 		stats := h.stats()
@@ -230,5 +238,91 @@ func TestEVBWithoutBridge(t *testing.T) {
 	h.start("--lldp-interval", "0")
 	if st := h.status(); st.Relay != nil {
 		t.Errorf("--lldp-interval 0: relay %+v, want none", st.Relay)
+	}
+}
+
+// thirdPartyMeddles plugs a third party into the switch namespace's
+// bridge and has it send what used to move the relay state: an LLDPDU
+// tagged with VLAN 100 from another sender (refusing relay), the same
+// untagged, a shutdown LLDPDU (TTL 0), an ECP acknowledgement and request,
+// tagged and not. The bridge (br0, STP off) floods 01:80:c2:00:00:00 to
+// the hypervisor's uplink. Then the relay must still be granted by peer
+// with the same Updated time, and each refusal counted.
+func thirdPartyMeddles(t *testing.T, l *lab, h *hv, peer, updated string) {
+	t.Helper()
+	if err := topo.VethPair(l.sw, "tp0", l.sw, "tp1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.AddBridgePort(l.sw, "br0", topo.Port{Name: "tp0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.sw.SetUp("tp1"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := l.sw.PacketConn("tp1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	relayLogs := func() int { // vswitchd logs each change of the relay state
+		b, _ := os.ReadFile(h.logf)
+		return strings.Count(string(b), `msg="reflective relay"`)
+	}
+	changes := relayLogs()
+	third := [6]byte{0x02, 0x66, 0x66, 0x66, 0x66, 0x01}
+	lldp := func(ttl uint16, e *vepa.EVB) []byte {
+		d := &vepa.LLDPDU{ChassisSubtype: vepa.ChassisIDMAC, ChassisID: third[:], PortSubtype: vepa.PortIDIfName, PortID: []byte("evil"), TTL: ttl, EVB: e}
+		f, err := d.Frame(vepa.NearestCustomerBridge, third)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	tag := func(f []byte) []byte { // C-tag, VLAN 100
+		return append(append(append([]byte{}, f[:12]...), 0x81, 0x00, 0x00, 100), f[12:]...)
+	}
+	refuse := &vepa.EVB{Mode: vepa.ModeBridge, R: 3, RTE: 8, RWD: 20, RKA: 20} // no RRCAP
+	ecpAck := vepa.ECPFrame(third, vepa.ECPAck, vepa.ECPSubtypeVDP, 1, nil)
+	ecpReq := vepa.ECPFrame(third, vepa.ECPRequest, vepa.ECPSubtypeVDP, 2, nil)
+	want := map[string]uint64{"lldp_tagged": 1, "lldp_foreign_peer": 1, "lldp_foreign_shutdown": 1, "ecp_tagged": 1, "ecp_foreign_peer": 2}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Sent again each round: nothing guarantees the first copies
+		// crossed (the bridge port may still be learning its state).
+		for _, f := range [][]byte{tag(lldp(120, refuse)), lldp(120, refuse), lldp(0, nil), tag(ecpAck), ecpAck, ecpReq} {
+			if err := conn.WriteFrame(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		got := h.stats().Uplink.ControlRejected
+		ok := true
+		for k, n := range want {
+			ok = ok && got[k] >= n
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("control frames of a third party not refused and counted: control_rejected %v, want at least %v", got, want)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the bridge answers twice meanwhile
+	if n := relayLogs(); n != changes {
+		t.Errorf("the relay state changed %d times while the third party sent (log:\n%s)", n-changes, h.logTail(20))
+	}
+	st := h.status()
+	if st.Relay == nil || st.Relay.State != "granted" || st.Relay.Peer != peer || st.Relay.Updated != updated || st.Mode != "vepa" {
+		t.Errorf("after the third party: mode %s relay %+v, want vepa, granted by %s since %s", st.Mode, st.Relay, peer, updated)
+	}
+	m := h.metrics()
+	for _, want := range []string{
+		`vswitch_uplink_control_rejected_total{protocol="lldp",reason="tagged",uplink="uplink"}`,
+		`vswitch_uplink_control_rejected_total{protocol="lldp",reason="foreign_shutdown",uplink="uplink"}`,
+		`vswitch_uplink_control_rejected_total{protocol="ecp",reason="foreign_peer",uplink="uplink"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

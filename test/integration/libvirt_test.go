@@ -51,6 +51,15 @@ func TestLibvirtHook(t *testing.T) {
 		ps[0].State == "absent" {
 		t.Fatalf("ports after start: %+v", ps)
 	}
+	if ps[0].Owner != "4dea22b3-1d52-d8f3-2516-782e98ab3fa0" {
+		t.Errorf("port added by the hook has owner %q, want the domain's UUID", ps[0].Owner)
+	}
+	// Another domain whose metadata lists this VM's MAC stops: the port
+	// is not its own (it used to be deleted, matched by MAC alone).
+	other := strings.Replace(strings.Replace(xml, "4dea22b3-1d52-d8f3-2516-782e98ab3fa0", "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d", 1), "web1", "web2", 1)
+	if r := h.hook(other, "web2", "stopped", "end", "-"); r.code != 0 || len(h.ports()) != 1 {
+		t.Fatalf("stopped end of another domain listing the MAC: exit %d (%s), ports %v: want the port kept", r.code, r.stderr, h.ports())
+	}
 	// A leftover port of that tap name (a VM before) is replaced.
 	h.mustCtl("set-port", "vnet7", "--pcp", "6")
 	if r := h.hook(xml, "web1", "start", "begin", "-"); r.code != 0 {
@@ -85,10 +94,15 @@ func TestLibvirtHook(t *testing.T) {
 	if r := h.hook(stopped, "web1", "release", "end", "shutdown"); r.code != 0 {
 		t.Errorf("release end with the port already gone failed: %+v", r)
 	}
-	// Another VM's port (another MAC) is left alone.
+	// Another VM's port (another MAC) is left alone, and so is one with
+	// the domain's MAC that vswctl added (no owner).
 	h.addPort("vnet7", "--vlan", "300", "--mac", "52:54:00:99:99:99")
 	if r := h.hook(stopped, "web1", "release", "end", "shutdown"); r.code != 0 || len(h.ports()) != 1 {
 		t.Errorf("release end deleted another VM's port: %+v, ports %v", r, h.ports())
+	}
+	h.mustCtl("set-port", "vnet7", "--mac", mac)
+	if r := h.hook(stopped, "web1", "release", "end", "shutdown"); r.code != 0 || len(h.ports()) != 1 {
+		t.Errorf("release end deleted a port vswctl added with the domain's MAC: %+v, ports %v", r, h.ports())
 	}
 	h.mustCtl("del-port", "vnet7")
 

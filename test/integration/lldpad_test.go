@@ -64,6 +64,14 @@ func TestEVBWithLLDPAD(t *testing.T) {
 			t.Errorf("refused: mode %s configured %s, want veb vepa", st.Mode, st.ConfiguredMode)
 		}
 		vm2.mustPing(vm1) // switched locally, the bridge reflects nothing now
+
+		// lldpad stops and says so with a shutdown LLDPDU (TTL 0, no EVB
+		// TLV): the peer is gone at once, not after its TTL (120 s).
+		_ = lp.Stop()
+		st = h.waitRelay("unknown after lldpad's shutdown", 5*time.Second, func(st api.Status) bool { return st.Relay.State == "unknown" })
+		if st.Relay.Peer != "" || st.Mode != "vepa" {
+			t.Errorf("after lldpad's shutdown: mode %s relay %+v, want vepa and no peer", st.Mode, st.Relay)
+		}
 	})
 }
 

@@ -4,10 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/vswitch/vswitch/test/topo"
 )
 
 // Paths of the binaries TestMain builds; empty when the build was skipped.
@@ -45,37 +45,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := build(dir); err != nil {
-		buildErr = err
-	} else {
-		vswitchdBin = filepath.Join(dir, "vswitchd")
-		vswctlBin = filepath.Join(dir, "vswctl")
-	}
+	vswitchdBin, vswctlBin, buildErr = topo.BuildDaemons(dir)
 	return m.Run()
-}
-
-// build compiles vswitchd and vswctl into dir with the go tool that runs
-// this test.
-func build(dir string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	env := append(os.Environ(), "CGO_ENABLED=0")
-	if os.Getenv("VSWITCH_RACE") != "" {
-		// VSWITCH_RACE=1: daemons built with the race detector (needs cgo).
-		args = append(args, "-race")
-		env = append(os.Environ(), "CGO_ENABLED=1")
-	}
-	args = append(args, "github.com/vswitch/vswitch/cmd/vswitchd", "github.com/vswitch/vswitch/cmd/vswctl")
-	cmd := exec.Command(goBin, args...)
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build vswitchd vswctl: %w\n%s", err, out)
-	}
-	return nil
 }
 
 // needBinaries skips (not root) or fails (build broken) a test that runs the

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vswitch/vswitch/internal/libvirt"
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/api/apitest"
+)
+
+// What libvirt passes after libvirt-hook is the hook's arguments, never
+// flags: a domain named "-h" or "--socket=x", or an EXTRA of "--help",
+// used to print help or go to another socket, exit 0, and start the VM
+// without its port. vswctl's flags before the subcommand still count.
+func TestHookArgsAreNeverFlags(t *testing.T) {
+	fake, sock := daemon(t)
+	xml := hookXML("d", "4dea22b3-1d52-d8f3-2516-782e98ab3fa0", [2]string{"vnet1", "52:54:00:00:00:01"})
+	for _, args := range [][]string{
+		{"-h", "start", "begin", "-"}, {"--socket=/nonexistent", "start", "begin", "-"}, {"web", "start", "begin", "--help"},
+		{"-o", "start", "begin", "-"}, {"--", "start", "begin"},
+	} {
+		r := hook(t, sock, xml, args...)
+		if p, err := fake.GetPort(context.Background(), "vnet1"); r.code != 0 || err != nil || p.Owner == "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q, port %v: want the port added", args, r.code, r.stdout, r.stderr, err)
+		}
+		_ = fake.DeletePort(context.Background(), "vnet1")
+	}
+	// Flags of vswctl go before the subcommand, in every form.
+	for _, pre := range [][]string{{"--socket", sock}, {"--socket=" + sock}, {"-o", "json", "--socket", sock}, {"-ojson", "--socket", sock}} {
+		var out, errb bytes.Buffer
+		args := append(slices.Clone(pre), "libvirt-hook", "d", "start", "begin", "-")
+		if code := runIO(args, strings.NewReader(xml), &out, &errb); code != 0 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+		_ = fake.DeletePort(context.Background(), "vnet1")
+	}
+	// "libvirt-hook --help" alone is still help; too few arguments a usage error.
+	if r := vswctl(t, "", "libvirt-hook", "--help"); r.code != 0 || !strings.Contains(r.stdout, "Entry point for libvirt") {
+		t.Errorf("libvirt-hook --help: %+v", r)
+	}
+	if r := hook(t, sock, xml, "-h"); r.code != 0 || !strings.Contains(r.stdout, "Entry point for libvirt") {
+		t.Errorf("libvirt-hook -h: %+v", r)
+	}
+	hook(t, sock, xml, "-h", "start").expect(t, 2, "want DOMAIN OPERATION SUBOP")
+	cmdArgs := hookArgv(newRootForTest(), []string{"--socket", "libvirt-hook", "libvirt-hook", "a"})
+	if !slices.Equal(cmdArgs, []string{"--socket", "libvirt-hook", "libvirt-hook", "--", "a"}) {
+		t.Errorf("hookArgv took the --socket value for the subcommand: %q", cmdArgs)
+	}
+}
+
+func newRootForTest() *cobra.Command { return (&app{}).newRoot() }
+
+// FuzzHook runs the whole hook (arguments, one per line, and the domain
+// XML on stdin) against the fake daemon. Whatever comes in:
+//
+//   - the exit code is 0, 1 or 2, and a failure is one line on stderr;
+//   - an ignored call prints nothing and changes nothing;
+//   - only "start" fails (libvirt kills a running VM when "reconnect"
+//     fails, and ignores "stopped" and "release");
+//   - a successful start or reconnect leaves each described port on its
+//     tap, owned by the domain;
+//   - a stop removes exactly the ports the domain owns (owner and MAC),
+//     and leaves the others, including those with its MACs but another
+//     owner.
+func FuzzHook(f *testing.F) {
+	good := hookXML("web1", "4dea22b3-1d52-d8f3-2516-782e98ab3fa0", [2]string{"vnet1", "52:54:00:00:00:01"}, [2]string{"vnet2", "52:54:00:00:00:02"})
+	for _, s := range []struct{ args, xml string }{
+		{"web1\nstart\nbegin\n-", good}, {"web1\nreconnect\nbegin\n-", good}, {"web1\nstopped\nend\n-", good},
+		{"web1\nrelease\nend\nshutdown", good}, {"web1\nprepare\nbegin\n-", good}, {"web1\nmigrate\nbegin\n-", "<domain/>"},
+		{"-h\nstart\nbegin\n-", good}, {"web1\nstart", good}, {"web1\nstart\nbegin\n-", "<domain"},
+		{"web1\nstart\nbegin\n-", strings.Replace(good, `vlan="100"`, `vlan="5000"`, 1)},
+		{"web1\nstart\nbegin\n-", strings.Replace(good, "<uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid>", "", 1)},
+	} {
+		f.Add(s.args, []byte(s.xml))
+	}
+	fake := apitest.NewFake()
+	sock := apitest.Serve(f, fake)
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, argLines string, xml []byte) {
+		args := strings.Split(argLines, "\n")
+		if argLines == "" {
+			args = nil
+		}
+		dom, derr := libvirt.ParseDomain(bytes.NewReader(xml))
+		// Before a stop: for (up to 8 of) the described MACs a port the
+		// domain owns and one another domain owns.
+		call, cerr := libvirt.ParseHookArgs(args)
+		act := call.Action()
+		others := 0
+		if cerr == nil && act == libvirt.Remove && derr == nil && dom.Owner() != "" {
+			for i, p := range dom.Ports[:min(len(dom.Ports), 8)] {
+				mac, vid := []string{p.MAC.String()}, 10
+				for k, owner := range []string{dom.Owner(), "someone-else"} {
+					if _, err := fake.AddPort(ctx, api.PortSpec{Name: fmt.Sprintf("p%d%c", i, 'a'+k), VLAN: &vid, MACs: &mac, Owner: &owner}); err != nil {
+						t.Fatalf("add a port for %s: %v", p.MAC, err)
+					}
+					others += k
+				}
+			}
+		}
+		var out, errb bytes.Buffer
+		code := runIO(append([]string{"--socket", sock, "libvirt-hook"}, args...), bytes.NewReader(xml), &out, &errb)
+		ports, err := fake.ListPorts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			for _, p := range ports {
+				_ = fake.DeletePort(ctx, p.Name)
+			}
+		}()
+		stderr := errb.String()
+		switch {
+		case code != 0 && code != 1 && code != 2:
+			t.Fatalf("exit %d", code)
+		case code != 0 && (strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "vswctl: ")):
+			t.Fatalf("exit %d with stderr %q: want one line", code, stderr)
+		case cerr != nil && code != 2:
+			t.Fatalf("arguments %q refused by ParseHookArgs (%v) but exit %d", args, cerr, code)
+		case cerr != nil:
+			return
+		case act == libvirt.Ignore && (code != 0 || out.Len() != 0 || stderr != "" || len(ports) != 0):
+			t.Fatalf("ignored call %q: exit %d, stdout %q, stderr %q, %d ports", args, code, out.String(), stderr, len(ports))
+		case code != 0 && call.BestEffort():
+			t.Fatalf("%s %s failed (exit %d, %q): libvirt would kill the VM or ignore it", call.Op, call.SubOp, code, stderr)
+		}
+		if code != 0 || derr != nil || strings.Contains(stderr, "ignored") {
+			return
+		}
+		byName := map[string]api.Port{}
+		for _, p := range ports {
+			byName[p.Name] = p
+		}
+		switch act {
+		case libvirt.Configure:
+			bs, err := dom.Bindings()
+			if err != nil {
+				t.Fatalf("hook succeeded on a domain whose bindings fail: %v", err)
+			}
+			for _, b := range bs {
+				if p, ok := byName[b.Tap]; !ok || p.Owner != dom.Owner() || len(p.MACs) != 1 || p.MACs[0] != b.Port.MAC.String() {
+					t.Fatalf("binding %+v: port %+v (exists %v), want owner %s", b, p, ok, dom.Owner())
+				}
+			}
+		case libvirt.Remove:
+			if left := dom.Owned(ports); len(left) != 0 {
+				t.Fatalf("ports of the domain left after %s %s: %+v", call.Op, call.SubOp, left)
+			}
+			n := 0
+			for _, p := range ports {
+				if p.Owner == dom.Owner() && dom.Owner() != "" {
+					t.Fatalf("port %+v of the domain left", p)
+				}
+				if p.Owner == "someone-else" {
+					n++
+				}
+			}
+			if n != others {
+				t.Fatalf("%s %s removed %d ports of another owner with the domain's MACs", call.Op, call.SubOp, others-n)
+			}
+		}
+	})
+}

@@ -1,0 +1,307 @@
+package vm
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// NIC is one <interface type='ethernet'> of a domain.
+type NIC struct {
+	MAC string // "52:54:00:00:00:01"
+	Tap string // <target dev>: the tap libvirt creates in the namespace
+	// Port holds the attributes of the NIC's <vsw:port> in the domain's
+	// metadata other than mac, as written in the XML (`vlan="100"
+	// pcp="5"`); empty: no <vsw:port> for this NIC.
+	Port string
+}
+
+// DomainSpec describes a test guest.
+type DomainSpec struct {
+	Name      string
+	Image     Image
+	MemoryMiB int // default 160
+	// IP is eth0's address with its prefix length ("10.0.0.1/24"); the
+	// guest configures it at boot. Empty: no address.
+	IP string
+	// TTL powers the guest off after that long, whatever happens to the
+	// test (default 10 minutes).
+	TTL  time.Duration
+	NICs []NIC
+}
+
+// XML returns the domain XML: TCG (type='qemu', the nested KVM of CI
+// machines does not run guests), one vCPU, direct kernel boot of the image
+// with the console on the first serial port, the serial port on a Unix
+// socket (consoleSock, for commands) and logged to consoleLog, the NICs
+// with their option ROMs off (iPXE would only slow the boot), and the
+// vswitch metadata that the hook reads.
+func (s DomainSpec) XML(consoleSock, consoleLog string) string {
+	mem := s.MemoryMiB
+	if mem == 0 {
+		mem = 160
+	}
+	ttl := s.TTL
+	if ttl == 0 {
+		ttl = 10 * time.Minute
+	}
+	cmdline := fmt.Sprintf("console=ttyS0 quiet panic=-1 vsw.ttl=%d", int(ttl.Seconds()))
+	if s.IP != "" {
+		cmdline += " vsw.ip=" + s.IP
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "<domain type='qemu'>\n  <name>%s</name>\n  <memory unit='MiB'>%d</memory>\n  <vcpu>1</vcpu>\n", esc(s.Name), mem)
+	fmt.Fprintf(&b, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <kernel>%s</kernel>\n    <initrd>%s</initrd>\n    <cmdline>%s</cmdline>\n  </os>\n",
+		esc(s.Image.Kernel), esc(s.Image.Initrd), esc(cmdline))
+	b.WriteString("  <features><acpi/></features>\n  <clock offset='utc'/>\n")
+	b.WriteString("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n")
+	var ports []string
+	for _, n := range s.NICs {
+		if n.Port != "" {
+			ports = append(ports, fmt.Sprintf("      <vsw:port mac=\"%s\" %s/>\n", esc(n.MAC), n.Port))
+		}
+	}
+	if len(ports) > 0 {
+		b.WriteString("  <metadata>\n    <vsw:ports xmlns:vsw=\"urn:vswitch:libvirt:1\">\n" + strings.Join(ports, "") + "    </vsw:ports>\n  </metadata>\n")
+	}
+	b.WriteString("  <devices>\n")
+	for _, n := range s.NICs {
+		fmt.Fprintf(&b, "    <interface type='ethernet'>\n      <mac address='%s'/>\n      <target dev='%s'/>\n      <model type='virtio'/>\n      <rom enabled='no'/>\n    </interface>\n",
+			esc(n.MAC), esc(n.Tap))
+	}
+	fmt.Fprintf(&b, "    <serial type='unix'>\n      <source mode='bind' path='%s'/>\n      <log file='%s' append='off'/>\n      <target port='0'/>\n    </serial>\n",
+		esc(consoleSock), esc(consoleLog))
+	b.WriteString("    <memballoon model='none'/>\n  </devices>\n</domain>\n")
+	return b.String()
+}
+
+func esc(s string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// Domain is a guest defined on a Libvirtd.
+type Domain struct {
+	Spec DomainSpec
+	// Started is when Start ran `virsh start`.
+	Started time.Time
+
+	l    *Libvirtd
+	sock string // serial console socket
+	log  string // serial console log
+
+	mu   sync.Mutex
+	conn net.Conn
+	seq  int
+}
+
+// Define defines (persistently) the domain spec describes. At Cleanup it
+// is destroyed and undefined (and its console log shown if the test
+// failed).
+func (l *Libvirtd) Define(spec DomainSpec) (*Domain, error) {
+	d := &Domain{Spec: spec, l: l,
+		sock: filepath.Join(l.Dir, "console-"+spec.Name+".sock"),
+		log:  filepath.Join(l.Dir, "console-"+spec.Name+".log")}
+	xmlPath := filepath.Join(l.Dir, spec.Name+".xml")
+	if err := os.WriteFile(xmlPath, []byte(spec.XML(d.sock, d.log)), 0o644); err != nil {
+		return nil, fmt.Errorf("domain %s: %w", spec.Name, err)
+	}
+	// --validate: against libvirt's schema, which define alone does not check.
+	if _, err := l.Virsh("define", "--validate", xmlPath); err != nil {
+		return nil, fmt.Errorf("domain %s: %w", spec.Name, err)
+	}
+	l.tp.Defer("remove domain "+spec.Name, func() error {
+		d.mu.Lock()
+		if d.conn != nil {
+			d.conn.Close()
+		}
+		d.mu.Unlock()
+		if l.tp.Failed() {
+			l.tp.Logf("serial console of %s:\n%s", spec.Name, tail(d.ConsoleLog(), 60))
+		}
+		if st, _ := d.State(); st != "shut off" {
+			if err := d.Destroy(); err != nil {
+				return err
+			}
+		}
+		_, err := l.Virsh("undefine", spec.Name)
+		return err
+	})
+	return d, nil
+}
+
+// Start starts the domain (`virsh start`): libvirt creates the taps, runs
+// the hook's "prepare begin" and "start begin", launches QEMU and lets
+// the vCPU run. The guest boots in the background (WaitReady).
+func (d *Domain) Start() error {
+	d.Started = time.Now()
+	if _, err := d.l.Virsh("start", d.Spec.Name); err != nil {
+		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	return nil
+}
+
+// Destroy stops the domain at once (`virsh destroy`): QEMU is killed,
+// the taps go, the hook's "stopped end" and "release end" run.
+func (d *Domain) Destroy() error {
+	if _, err := d.l.Virsh("destroy", d.Spec.Name); err != nil {
+		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	return nil
+}
+
+// State returns `virsh domstate`: "running", "shut off", ...
+func (d *Domain) State() (string, error) {
+	return d.l.Virsh("domstate", d.Spec.Name)
+}
+
+// PID returns the QEMU process id from libvirt's pid file.
+func (d *Domain) PID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(d.l.Dir, "run", "qemu", d.Spec.Name+".pid"))
+	if err != nil {
+		return 0, fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// ConsoleLog returns everything the guest wrote on its serial console
+// since it started, with \r\n turned into \n.
+func (d *Domain) ConsoleLog() string {
+	b, _ := os.ReadFile(d.log)
+	return strings.ReplaceAll(string(b), "\r\n", "\n")
+}
+
+// readyRE matches the guest's "ready" line (guest/init.sh).
+var readyRE = regexp.MustCompile(`(?m)^vsw: ready (.*)$`)
+
+// WaitReady waits until the guest says it is ready (its NIC configured,
+// commands accepted) and returns the time since Start and the ready line.
+func (d *Domain) WaitReady(timeout time.Duration) (time.Duration, string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if m := readyRE.FindStringSubmatch(d.ConsoleLog()); m != nil {
+			return time.Since(d.Started), m[1], nil
+		}
+		if time.Now().After(deadline) {
+			st, _ := d.State()
+			return 0, "", fmt.Errorf("domain %s (state %q) not ready %v after start; console:\n%s", d.Spec.Name, st, timeout, tail(d.ConsoleLog(), 30))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// markerRE matches the line Run appends to each command's output.
+var markerRE = regexp.MustCompile(`@@vsw (\d+) rc=(\d+)`)
+
+// Run runs a shell command line in the guest through its serial console
+// and returns what it printed and its exit status. Commands run one at a
+// time (the guest reads the next line when the last one is done); cmd
+// must be one line that ends (give ping a count).
+func (d *Domain) Run(cmd string, timeout time.Duration) (string, int, error) {
+	if strings.ContainsAny(cmd, "\n\r") {
+		return "", 0, fmt.Errorf("domain %s: command must be one line: %q", d.Spec.Name, cmd)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seq++
+	id := d.seq
+	start := len(d.ConsoleLog())
+	line := fmt.Sprintf("%s; echo \"@@vsw %d rc=$?\"\n", cmd, id)
+	if err := d.write([]byte(line)); err != nil {
+		return "", 0, err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		log := d.ConsoleLog()
+		if start > len(log) {
+			start = 0 // the guest restarted: its log was truncated
+		}
+		out := log[start:]
+		for _, m := range markerRE.FindAllStringSubmatchIndex(out, -1) {
+			if n, _ := strconv.Atoi(out[m[2]:m[3]]); n == id {
+				rc, _ := strconv.Atoi(out[m[4]:m[5]])
+				return out[:m[0]], rc, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return out, 0, fmt.Errorf("domain %s: %q did not finish within %v; console since:\n%s", d.Spec.Name, cmd, timeout, tail(out, 30))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// write sends b to the serial console, connecting (again) when needed:
+// QEMU listens on the socket for as long as it runs.
+func (d *Domain) write(b []byte) error {
+	var err error
+	for try := 0; try < 2; try++ {
+		if d.conn == nil {
+			d.conn, err = net.DialTimeout("unix", d.sock, 5*time.Second)
+			if err != nil {
+				d.conn = nil
+				return fmt.Errorf("domain %s: console: %w", d.Spec.Name, err)
+			}
+			// QEMU sends the console's output to the socket too: read
+			// it (the log file has it all), or once the socket buffer
+			// is full QEMU stalls the guest's serial port.
+			go func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }(d.conn)
+		}
+		_ = d.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err = d.conn.Write(b); err == nil {
+			return nil
+		}
+		d.conn.Close()
+		d.conn = nil
+	}
+	return fmt.Errorf("domain %s: console: %w", d.Spec.Name, err)
+}
+
+// PingResult is what the guest's `ping -c N` reported.
+type PingResult struct {
+	Sent, Received int
+	Output         string
+}
+
+var pingRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) packets received`)
+
+// ErrNoPingSummary means ping's output had no statistics line.
+var ErrNoPingSummary = errors.New("no ping statistics in the output")
+
+// Ping runs busybox `ping -c count -W wait dst` in the guest (an echo
+// request a second, waiting `wait` seconds after the last) and returns
+// the counts from its statistics.
+func (d *Domain) Ping(dst string, count, wait int) (PingResult, error) {
+	timeout := time.Duration(count+wait+10) * time.Second
+	out, _, err := d.Run(fmt.Sprintf("ping -c %d -W %d %s", count, wait, dst), timeout)
+	r := PingResult{Output: out}
+	if err != nil {
+		return r, err
+	}
+	m := pingRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("domain %s: ping %s: %w: %q", d.Spec.Name, dst, ErrNoPingSummary, out)
+	}
+	r.Sent, _ = strconv.Atoi(m[1])
+	r.Received, _ = strconv.Atoi(m[2])
+	return r, nil
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
