@@ -129,14 +129,16 @@ type Error struct {
 
 // Error codes (the "code" field).
 const (
-	CodeInvalidVLAN   = "invalid_vlan"
-	CodeInvalidMAC    = "invalid_mac"
-	CodeInvalidPCP    = "invalid_pcp"
-	CodeInvalidName   = "invalid_name"
-	CodeInvalidBody   = "invalid_request"
-	CodeNotFound      = "not_found"
-	CodeAlreadyExists = "already_exists"
-	CodeInternal      = "internal"
+	CodeInvalidVLAN = "invalid_vlan"
+	CodeInvalidMAC  = "invalid_mac"
+	CodeInvalidPCP  = "invalid_pcp"
+	CodeInvalidName = "invalid_name"
+	// CodeInvalidMaxMACs: the learned-MAC limit (max_macs) is out of range.
+	CodeInvalidMaxMACs = "invalid_max_macs"
+	CodeInvalidBody    = "invalid_request"
+	CodeNotFound       = "not_found"
+	CodeAlreadyExists  = "already_exists"
+	CodeInternal       = "internal"
 	// CodeBadRecord: the port's record in the state file is unusable (the
 	// message says how to repair it); a server-side error.
 	CodeBadRecord = "bad_record"
@@ -156,7 +158,8 @@ func NewError(code, msg string) error { return &ServiceError{Code: code, Msg: ms
 
 // CodeOf returns the code of err: a *ServiceError's own code; for a
 // *port.Error the code of its field (invalid_name, invalid_vlan for the
-// VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac); for
+// VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac for a MAC
+// or too many of them, invalid_max_macs); for
 // port.ErrNotFound and port.ErrExists not_found and already_exists (all
 // found through wrapping); CodeInternal for anything else.
 func CodeOf(err error) string {
@@ -185,6 +188,8 @@ func fieldCode(f port.Field) string {
 		return CodeInvalidPCP
 	case port.FieldMAC:
 		return CodeInvalidMAC
+	case port.FieldMaxMACs:
+		return CodeInvalidMaxMACs
 	}
 	return CodeInvalidVLAN // VLAN, trunk, native VLAN, S-VLAN
 }
