@@ -90,35 +90,40 @@ type FDBEntry struct {
 	Static bool
 }
 
-// FDBEntries lists registered and learned entries (vid 0: all C-VIDs).
+// FDBEntries lists registered and learned entries (vid 0: all C-VIDs): a
+// registered MAC once per VLAN of its port, a learned one as learned
+// (unless a port registered it in that VLAN: that entry wins lookups).
 func (s *Switch) FDBEntries(vid uint16) []FDBEntry {
+	s.mu.Lock() // for the learning domains' pairs
+	defer s.mu.Unlock()
 	snap := s.snap.Load()
 	var out []FDBEntry
-	// entry turns a row keyed by learning domain into one with S-VID and
-	// C-VID, or reports false when the VID filter rejects it.
-	entry := func(r FDBRow, port string, static bool) (FDBEntry, bool) {
-		svid, cvid, ok := snap.dom.pair(r.VID)
-		r.VID = cvid
-		return FDBEntry{FDBRow: r, SVID: svid, Port: port, Static: static}, ok && (vid == 0 || cvid == vid)
-	}
-	for k, slot := range snap.static {
-		if slot < 0 || slot >= len(snap.slots) || snap.slots[slot] == nil {
+	for _, v := range snap.slots {
+		if v == nil || len(v.cfg.MACs) == 0 {
 			continue
 		}
-		if e, ok := entry(FDBRow{VID: uint16(k >> 48), Slot: slot, MAC: macOfKey(k)}, snap.slots[slot].cfg.Name, true); ok {
-			out = append(out, e)
-		}
+		each(&v.cfg, func(cvid uint16) {
+			if vid != 0 && cvid != vid {
+				return
+			}
+			for _, m := range v.cfg.MACs {
+				out = append(out, FDBEntry{FDBRow: FDBRow{VID: cvid, MAC: m, Slot: v.slot}, SVID: v.cfg.SVID, Port: v.cfg.Name, Static: true})
+			}
+		})
 	}
 	for _, r := range s.fdb.Rows(0) {
 		if r.Slot < 0 || r.Slot >= len(snap.slots) || snap.slots[r.Slot] == nil {
 			continue
 		}
-		if _, static := snap.static[MACKey(r.VID, r.MAC)]; static {
+		svid, cvid, ok := s.doms.pair(r.VID)
+		if !ok || vid != 0 && cvid != vid {
 			continue
 		}
-		if e, ok := entry(r, snap.slots[r.Slot].cfg.Name, false); ok {
-			out = append(out, e)
+		if _, static := snap.registered(svid, cvid, r.MAC); static {
+			continue
 		}
+		r.VID = cvid
+		out = append(out, FDBEntry{FDBRow: r, SVID: svid, Port: snap.slots[r.Slot].cfg.Name})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].SVID != out[j].SVID {

@@ -165,7 +165,7 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, vid, dom uint16) bool {
 	dst := u[0:6]
 	if dst[0]&1 == 0 {
-		slot, ok := lookup(snap, w.s.fdb, dom, dst)
+		slot, ok := lookup(snap, w.s.fdb, v.cfg.SVID, vid, dom, dst)
 		if !ok || slot == v.slot || slot >= len(snap.slots) {
 			return true
 		}
