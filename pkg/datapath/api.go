@@ -12,6 +12,9 @@ type PortStatus struct {
 	Config   portcfg.Config
 	Attached bool
 	Counters CounterSnapshot
+	// LearnedMACs is the number of MACs the port has in the FDB;
+	// MaxMACs the limit in effect (its own, or FDBLimits.PerPort).
+	LearnedMACs, MaxMACs int
 }
 
 // Ports lists every port, sorted by name.
@@ -20,7 +23,8 @@ func (s *Switch) Ports() []PortStatus {
 	defer s.mu.Unlock()
 	out := make([]PortStatus, 0, len(s.ports))
 	for _, p := range s.ports {
-		ps := PortStatus{Config: p.view.Load().cfg, Counters: p.ctr.Snapshot()}
+		v := p.view.Load()
+		ps := PortStatus{Config: v.cfg, Counters: p.ctr.Snapshot(), LearnedMACs: s.fdb.SlotCount(p.slot), MaxMACs: int(v.maxMACs)}
 		if io := p.io.Load(); io != nil {
 			ps.Attached = true
 			ps.Counters.addQueueDrops(io.tap.Stats())
@@ -60,26 +64,41 @@ func (s *Switch) LearnedFDB() []FDBEntry {
 	return out
 }
 
-// RestoreFDB re-learns a saved entry; it reports false when the port is
-// unknown or does not carry the VLAN.
+// RestoreFDB re-learns a saved entry, within the limits learning
+// observes (the port's, its VLAN's, the FDB's). It reports false when the
+// port is unknown, does not carry the VLAN or registers its MACs (it
+// learns none), when another port registered or learned the MAC in that
+// VLAN, or when a limit leaves no room.
 func (s *Switch) RestoreFDB(vid uint16, mac net.HardwareAddr, port string) bool {
 	s.mu.Lock()
 	p, ok := s.ports[port]
 	s.mu.Unlock()
-	if !ok || len(mac) != 6 || mac[0]&1 != 0 {
+	if !ok || len(mac) != 6 || mac[0]&1 != 0 || isZeroMAC(mac) {
 		return false
 	}
 	v := p.view.Load()
-	if !v.cfg.HasVID(vid) {
+	if !v.cfg.HasVID(vid) || len(v.macs) != 0 {
 		return false
 	}
-	dom := s.snap.Load().dom.domain(v.cfg.SVID, vid)
+	snap := s.snap.Load()
+	dom := snap.dom.domain(v.cfg.SVID, vid)
 	if dom == noDomain {
 		return false
 	}
-	s.fdb.Learn(MACKey(dom, mac), p.slot)
-	return true
+	if _, ok := snap.registered(v.cfg.SVID, vid, mac); ok {
+		return false
+	}
+	return s.fdb.learn(MACKey(dom, mac), p.slot, s.fdb.now(), v.maxMACs, false)
 }
+
+// FDBStats are the FDB's occupancy and limits.
+type FDBStats struct {
+	Learned int       // learned entries
+	Limits  FDBLimits // in effect (defaults filled in; PerPort 0: ports without a limit of their own learn nothing)
+}
+
+// FDBStats returns the FDB's occupancy and limits.
+func (s *Switch) FDBStats() FDBStats { return FDBStats{Learned: s.fdb.Len(), Limits: s.cfg.FDB} }
 
 // FDBEntry is one forwarding entry. VID is the C-VID; SVID the S-channel
 // (0: none).

@@ -20,6 +20,7 @@ type egressWorker struct {
 	hdr    vlan.Header
 	maxLen int
 	now    uint32 // FDB clock, read once per batch
+	moves  moveBucket
 }
 
 func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
@@ -29,6 +30,7 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 		up:     make([][]byte, 0, s.cfg.Batch),
 		local:  newFanout(s.cfg.Batch),
 		maxLen: s.cfg.MTU + 18,
+		moves:  moveBucket{tokens: macMoveBurst},
 	}
 }
 
@@ -135,12 +137,16 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 	if src[0]&1 != 0 || isZeroMAC(src) {
 		return DropBadSrc, false
 	}
-	if len(v.macs) != 0 && !hasMAC(v.macs, src) {
-		return DropSpoofedSrc, false
-	}
 	dom := snap.dom.domain(cfg.SVID, vid)
-	if dom != noDomain { // noDomain: a config change this snapshot predates
-		w.s.fdb.learnAt(MACKey(dom, src), v.slot, w.now)
+	if len(v.macs) != 0 {
+		// Registered MACs are indexed, never learned.
+		if !hasMAC(v.macs, src) {
+			return DropSpoofedSrc, false
+		}
+	} else if dom != noDomain { // noDomain: a config change this snapshot predates
+		if r, ok := w.learn(snap, v, vid, dom, src); !ok {
+			return r, false
+		}
 	}
 	u := b.Buf[i][off : off+n]
 	toUplink := true

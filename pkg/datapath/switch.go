@@ -73,13 +73,14 @@ type portIO struct {
 }
 
 type portView struct {
-	p     *port
-	slot  int
-	cfg   portcfg.Config
-	macs  []uint64 // registered MACs as MACKey(0, mac)
-	ctag  vlan.Tag // access: the tag pushed (trunk: PCP only)
-	stag  vlan.Tag
-	flood bool
+	p       *port
+	slot    int
+	cfg     portcfg.Config
+	maxMACs int32    // learned-MAC limit in effect
+	macs    []uint64 // registered MACs as MACKey(0, mac)
+	ctag    vlan.Tag // access: the tag pushed (trunk: PCP only)
+	stag    vlan.Tag
+	flood   bool
 }
 
 // snapshot is the configuration the pipelines see, immutable once
@@ -95,11 +96,14 @@ type snapshot struct {
 
 // New creates a switch; Start opens the uplink.
 func New(cfg Config) (*Switch, error) {
+	if err := cfg.FDB.Check(); err != nil {
+		return nil, fmt.Errorf("datapath: %w", err)
+	}
 	cfg.setDefaults()
 	if cfg.Backend == nil {
 		return nil, errors.New("datapath: no backend")
 	}
-	s := &Switch{cfg: cfg, log: cfg.Logger, fdb: newFDB(), ports: map[string]*port{}, stop: make(chan struct{})}
+	s := &Switch{cfg: cfg, log: cfg.Logger, fdb: newFDBWith(cfg.FDB), ports: map[string]*port{}, stop: make(chan struct{})}
 	s.doms.tab = newDomainTable()
 	s.snap.Store(&snapshot{mode: cfg.Mode, dom: s.doms.tab})
 	return s, nil
@@ -340,7 +344,7 @@ func (s *Switch) AddPort(c portcfg.Config) error {
 		s.nslot++
 	}
 	p := &port{name: c.Name, slot: slot}
-	v := newPortView(p, c)
+	v := newPortView(p, c, s.cfg.FDB.PerPort)
 	p.view.Store(v)
 	s.ports[c.Name] = p
 	s.publishLocked(nil, v)
@@ -362,7 +366,7 @@ func (s *Switch) UpdatePort(c portcfg.Config) error {
 	if err := s.reserveDomainsLocked(&c); err != nil {
 		return err
 	}
-	old, v := p.view.Load(), newPortView(p, c)
+	old, v := p.view.Load(), newPortView(p, c, s.cfg.FDB.PerPort)
 	s.doms.release(&old.cfg)
 	p.view.Store(v)
 	s.publishLocked(old, v)
@@ -469,8 +473,13 @@ func (s *Switch) Attached(name string) bool {
 	return ok && p.io.Load() != nil
 }
 
-func newPortView(p *port, c portcfg.Config) *portView {
-	v := &portView{p: p, slot: p.slot, cfg: c, flood: c.Flood}
+// newPortView makes the view of p with configuration c; ports without a
+// learned-MAC limit of their own get maxMACs.
+func newPortView(p *port, c portcfg.Config, maxMACs int) *portView {
+	if c.MaxMACs != nil {
+		maxMACs = *c.MaxMACs
+	}
+	v := &portView{p: p, slot: p.slot, cfg: c, flood: c.Flood, maxMACs: int32(maxMACs)}
 	for _, m := range c.MACs {
 		v.macs = append(v.macs, MACKey(0, m))
 	}
