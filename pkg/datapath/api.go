@@ -1,7 +1,9 @@
 package datapath
 
 import (
+	"bytes"
 	"net"
+	"slices"
 	"sort"
 
 	portcfg "github.com/vswitch/vswitch/pkg/port"
@@ -55,13 +57,9 @@ func (s *Switch) UplinkCounters() CounterSnapshot {
 
 // LearnedFDB lists the learned (not registered) entries, for saving.
 func (s *Switch) LearnedFDB() []FDBEntry {
-	var out []FDBEntry
-	for _, e := range s.FDBEntries(0) {
-		if !e.Static {
-			out = append(out, e)
-		}
-	}
-	return out
+	s.mu.Lock() // for the learning domains' pairs
+	defer s.mu.Unlock()
+	return sortFDB(s.learnedLocked(s.snap.Load(), 0))
 }
 
 // RestoreFDB re-learns a saved entry, within the limits learning
@@ -112,6 +110,7 @@ type FDBEntry struct {
 // FDBEntries lists registered and learned entries (vid 0: all C-VIDs): a
 // registered MAC once per VLAN of its port, a learned one as learned
 // (unless a port registered it in that VLAN: that entry wins lookups).
+// FDBSize says beforehand how long the list is.
 func (s *Switch) FDBEntries(vid uint16) []FDBEntry {
 	s.mu.Lock() // for the learning domains' pairs
 	defer s.mu.Unlock()
@@ -130,6 +129,53 @@ func (s *Switch) FDBEntries(vid uint16) []FDBEntry {
 			}
 		})
 	}
+	return sortFDB(append(out, s.learnedLocked(snap, vid)...))
+}
+
+// FDBSize is at most how many entries FDBEntries(vid) lists, counted
+// without listing them: a registered MAC counts once per VLAN of its port
+// (a trunk of 4094 VLANs with 256 MACs lists a million), a learned one
+// once.
+func (s *Switch) FDBSize(vid uint16) int {
+	n := 0
+	for _, v := range s.snap.Load().slots {
+		if v == nil || len(v.cfg.MACs) == 0 {
+			continue
+		}
+		vids := 0
+		switch {
+		case vid != 0:
+			if v.cfg.HasVID(vid) {
+				vids = 1
+			}
+		case !v.cfg.IsTrunk():
+			vids = 1
+		default:
+			vids = v.cfg.Trunk.Len()
+			if nv := v.cfg.NativeVLAN; nv != 0 && !v.cfg.Trunk.Has(nv) {
+				vids++
+			}
+		}
+		n += vids * len(v.cfg.MACs)
+	}
+	if vid == 0 {
+		return n + s.fdb.Len()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n += s.fdb.DomainCount(vid)
+	for i, k := range s.doms.keys {
+		if k != noPair && uint16(k&0xfff) == vid {
+			n += s.fdb.DomainCount(uint16(firstSDomain + i))
+		}
+	}
+	return n
+}
+
+// learnedLocked lists the learned entries of C-VID vid (0: all) that no
+// registration shadows. s.mu is held.
+func (s *Switch) learnedLocked(snap *snapshot, vid uint16) []FDBEntry {
+	var out []FDBEntry
 	for _, r := range s.fdb.Rows(0) {
 		if r.Slot < 0 || r.Slot >= len(snap.slots) || snap.slots[r.Slot] == nil {
 			continue
@@ -144,14 +190,19 @@ func (s *Switch) FDBEntries(vid uint16) []FDBEntry {
 		r.VID = cvid
 		out = append(out, FDBEntry{FDBRow: r, SVID: svid, Port: snap.slots[r.Slot].cfg.Name})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].SVID != out[j].SVID {
-			return out[i].SVID < out[j].SVID
-		}
-		if out[i].VID != out[j].VID {
-			return out[i].VID < out[j].VID
-		}
-		return out[i].MAC.String() < out[j].MAC.String()
-	})
 	return out
+}
+
+// sortFDB sorts entries by S-VID, VID and MAC.
+func sortFDB(es []FDBEntry) []FDBEntry {
+	slices.SortFunc(es, func(a, b FDBEntry) int {
+		if a.SVID != b.SVID {
+			return int(a.SVID) - int(b.SVID)
+		}
+		if a.VID != b.VID {
+			return int(a.VID) - int(b.VID)
+		}
+		return bytes.Compare(a.MAC, b.MAC)
+	})
+	return es
 }
