@@ -99,8 +99,8 @@ func randMAC(r *rand.Rand) net.HardwareAddr {
 func recount(t testing.TB, f *FDB) {
 	t.Helper()
 	tab := f.t.Load()
-	slots := map[int]int32{}
-	doms := map[uint16]int32{}
+	slots := new([MaxPorts]int32)
+	doms := new([numDomains]int32)
 	var total int32
 	for i := range tab.e {
 		k, v := tab.e[i].key.Load(), tab.e[i].val.Load()
@@ -120,8 +120,8 @@ func recount(t testing.TB, f *FDB) {
 		}
 	}
 	for d := range numDomains {
-		if got := tab.domain[d].Load(); got != doms[uint16(d)] {
-			t.Errorf("domain %d holds %d entries, counts %d", d, doms[uint16(d)], got)
+		if got := tab.domain[d].Load(); got != doms[d] {
+			t.Errorf("domain %d holds %d entries, counts %d", d, doms[d], got)
 		}
 	}
 }
