@@ -205,12 +205,19 @@ func (w *egressWorker) addLocalCopy(d *portView, u []byte, tci, vid uint16) {
 	d.p.ctr.Drop(DropTxError, 1)
 }
 
+// hasMAC reports whether src is among macs (sorted MACKey(0, mac)s):
+// a binary search, so a port with the most MACs a port may register costs
+// eight comparisons a frame.
 func hasMAC(macs []uint64, src []byte) bool {
 	k := MACKey(0, src)
-	for _, m := range macs {
-		if m == k {
-			return true
+	lo, hi := 0, len(macs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if macs[m] < k {
+			lo = m + 1
+		} else {
+			hi = m
 		}
 	}
-	return false
+	return lo < len(macs) && macs[lo] == k
 }

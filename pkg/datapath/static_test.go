@@ -174,3 +174,24 @@ func BenchmarkUpdateBesideFullTrunks(b *testing.B) {
 		}
 	}
 }
+
+// A port with the most MACs a port may register sends from each of them
+// and from no other.
+func TestEveryRegisteredMACPasses(t *testing.T) {
+	macs := manyMACs(1, portcfg.MaxRegisteredMACs)
+	sw := limitSwitch(t, FDBLimits{}, portcfg.Config{Name: "a", VLAN: 100, MACs: macs})
+	ws := workers{}
+	for i := len(macs) - 1; i >= 0; i-- {
+		ws.feed(sw, "a", fromMAC(macs[i]))
+	}
+	if d := sw.ports["a"].ctr.Drops(); len(d) != 0 {
+		t.Fatalf("registered MACs dropped: %v", d)
+	}
+	ws.feed(sw, "a", fromMAC(manyMACs(2, 1)[0]), fromMAC(net.HardwareAddr{0x52, 0x54, 1, 0, 1, 0}))
+	if got := drops(sw, "a", DropSpoofedSrc); got != 2 {
+		t.Errorf("%d spoofed_src drops, want 2", got)
+	}
+	if sw.fdb.Len() != 0 {
+		t.Errorf("a port with registered MACs learned %d", sw.fdb.Len())
+	}
+}

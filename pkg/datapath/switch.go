@@ -77,7 +77,7 @@ type portView struct {
 	slot    int
 	cfg     portcfg.Config
 	maxMACs int32    // learned-MAC limit in effect
-	macs    []uint64 // registered MACs as MACKey(0, mac)
+	macs    []uint64 // registered MACs as MACKey(0, mac), sorted
 	ctag    vlan.Tag // access: the tag pushed (trunk: PCP only)
 	stag    vlan.Tag
 	flood   bool
@@ -483,6 +483,7 @@ func newPortView(p *port, c portcfg.Config, maxMACs int) *portView {
 	for _, m := range c.MACs {
 		v.macs = append(v.macs, MACKey(0, m))
 	}
+	slices.Sort(v.macs) // for hasMAC
 	v.ctag = vlan.Tag{TPID: vlan.TPIDCTag, TCI: vlan.MakeTCI(c.PCP, false, c.VLAN)}
 	if c.SVID != 0 {
 		v.stag = vlan.Tag{TPID: vlan.TPIDSTag, TCI: vlan.MakeTCI(c.PCP, false, c.SVID)}
