@@ -40,6 +40,9 @@ type Options struct {
 	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
 	// 802.1AB default of 30 s; negative: no EVB station).
 	LLDPInterval time.Duration
+	// FDB bounds the learned MACs (--max-macs-per-port,
+	// --max-macs-per-vlan, --fdb-max; zero values: the defaults).
+	FDB datapath.FDBLimits
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).

@@ -48,14 +48,14 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
-		StatePath: d.st.Path(), PortsUnusable: len(bad), StateNotes: d.st.Notes(), Relay: d.relayStatus(),
+		StatePath: d.st.Path(), PortsUnusable: len(bad), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
 	}, nil
 }
 
 func (d *Daemon) portLocked(c port.Config) api.Port {
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p.Counters))
+			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
 		}
 	}
 	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
@@ -76,7 +76,7 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	out := make([]api.Port, 0, len(cs)+len(bad))
 	for _, c := range cs {
 		s := stats[c.Name]
-		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s.Counters)))
+		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s)))
 	}
 	// An unusable record is a port that is down, with the reason: kept in
 	// the file until it is deleted (del-port) or replaced (add-port).
@@ -196,6 +196,9 @@ func (d *Daemon) FDB(ctx context.Context, vid int) ([]api.FDBEntry, error) {
 	if vid < 0 || vid > 4094 {
 		return nil, api.NewError(api.CodeInvalidVLAN, fmt.Sprintf("invalid VLAN %d: must be 1-4094", vid))
 	}
+	if n := d.sw.FDBSize(uint16(vid)); n > api.MaxFDBEntries {
+		return nil, api.NewError(api.CodeTooManyEntries, fmt.Sprintf("the FDB holds %d entries (a registered MAC counts once per VLAN of its port), more than %d in one answer: list one VLAN (vswctl fdb --vlan VID)", n, api.MaxFDBEntries))
+	}
 	out := []api.FDBEntry{}
 	for _, e := range d.sw.FDBEntries(uint16(vid)) {
 		out = append(out, api.FDBEntry{VLAN: int(e.VID), SVID: int(e.SVID), MAC: e.MAC.String(), Port: e.Port, Static: e.Static, AgeSec: int(e.Age / time.Second)})
@@ -245,7 +248,14 @@ func sortedNames(m map[string]uint64) []string {
 }
 
 // portCounters is what the API shows of a port's datapath counters.
-func portCounters(c datapath.CounterSnapshot) api.PortCounters {
+func portCounters(p datapath.PortStatus) api.PortCounters {
+	c := p.Counters
 	return api.PortCounters{RxPackets: c.RxPackets, RxBytes: c.RxBytes, TxPackets: c.TxPackets, TxBytes: c.TxBytes,
-		Drops: c.Drops, Backend: c.Backend}
+		Drops: c.Drops, Backend: c.Backend, LearnedMACs: p.LearnedMACs, MACMoves: c.MACMoves}
+}
+
+// fdbStatus is what the API shows of the FDB.
+func (d *Daemon) fdbStatus() *api.FDBStatus {
+	st := d.sw.FDBStats()
+	return &api.FDBStatus{Learned: st.Learned, MaxMACsPerPort: st.Limits.PerPort, MaxMACsPerVLAN: st.Limits.PerVLAN, Max: st.Limits.Total}
 }

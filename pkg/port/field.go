@@ -22,7 +22,8 @@ const (
 	FieldNativeVLAN                  // the trunk's native VLAN
 	FieldSVID                        // the S-channel's S-VLAN
 	FieldPCP                         // the 802.1p priority
-	FieldMAC                         // one of the registered MACs
+	FieldMAC                         // one of the registered MACs, or how many
+	FieldMaxMACs                     // the learned-MAC limit
 )
 
 // String is the field's name in messages ("native VLAN").
@@ -42,6 +43,8 @@ func (f Field) String() string {
 		return "PCP"
 	case FieldMAC:
 		return "MAC"
+	case FieldMaxMACs:
+		return "MAC limit"
 	}
 	return fmt.Sprintf("Field(%d)", int(f))
 }
@@ -94,12 +97,15 @@ func numberRange(f Field) (lo, hi int, text string, ok bool) {
 		return 0, vlan.MaxVID, "1-4094, or 0 for none", true
 	case FieldPCP:
 		return 0, 7, "0-7", true
+	case FieldMaxMACs:
+		return 0, MaxLearnedMACs, "0-" + strconv.Itoa(MaxLearnedMACs) + " (0: learn no MACs)", true
 	}
 	return 0, 0, "", false
 }
 
 // CheckNumber checks v against the range of the numeric field f: VLAN
-// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7.
+// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7, MAC limit
+// 0-MaxLearnedMACs.
 func CheckNumber(f Field, v int) error {
 	lo, hi, text, ok := numberRange(f)
 	if !ok {
