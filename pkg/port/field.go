@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
@@ -222,6 +223,13 @@ func CheckName(name string) error {
 	if bad {
 		return &Error{Field: FieldName, Value: quote(name),
 			Reason: "use a Linux interface name of 1-15 characters without '/', ':' or spaces, e.g. vnet1"}
+	}
+	// Linux takes any other byte, but the API carries names as JSON text,
+	// where bytes that are not UTF-8 become U+FFFD: the port would name
+	// another interface than the one asked for.
+	if !utf8.ValidString(name) {
+		return &Error{Field: FieldName, Value: quote(name),
+			Reason: "the name is not valid UTF-8, which the API (JSON) cannot carry; rename the interface"}
 	}
 	return nil
 }

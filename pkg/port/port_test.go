@@ -64,6 +64,7 @@ func TestValidate(t *testing.T) {
 		{"tab", port.Config{Name: "a\tb", VLAN: 10}, port.FieldName, "interface name"},
 		{"vertical tab (was: every validator accepted)", port.Config{Name: "a\vb", VLAN: 10}, port.FieldName, "interface name"},
 		{"0xa0, a space to the kernel", port.Config{Name: "a\xa0b", VLAN: 10}, port.FieldName, "interface name"},
+		{"not UTF-8", port.Config{Name: "vnet\xff", VLAN: 10}, port.FieldName, "not valid UTF-8"},
 		{"NUL", port.Config{Name: "a\x00b", VLAN: 10}, port.FieldName, "interface name"},
 
 		{"neither vlan nor trunk", port.Config{Name: "vnet1"}, port.FieldVLAN, "port vnet1: needs a VLAN (--vlan VID) or a trunk (--trunk 10,20-30)"},
