@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,7 @@ type fdbEntry struct {
 
 type fdbTable struct {
 	e          []fdbEntry
+	seed       hashSeed
 	tombstones atomic.Int64
 	// live entries per slot, per domain and in all
 	slots  [MaxPorts]atomic.Int32
@@ -130,7 +132,7 @@ func newFDB() *FDB { return newFDBWith(FDBLimits{}.withDefaults()) }
 func newFDBWith(l FDBLimits) *FDB {
 	size := max(1024, 1<<bits.Len(uint(4*l.Total-1)))
 	f := &FDB{epoch: time.Now(), size: size, maxTotal: int32(l.Total), maxDomain: int32(l.PerVLAN)}
-	f.t.Store(&fdbTable{e: make([]fdbEntry, size)})
+	f.t.Store(&fdbTable{e: make([]fdbEntry, size), seed: newHashSeed()})
 	return f
 }
 
@@ -139,11 +141,35 @@ func MACKey(vid uint16, mac []byte) uint64 {
 	return uint64(vid)<<48 | uint64(binary.BigEndian.Uint16(mac[0:2]))<<32 | uint64(binary.BigEndian.Uint32(mac[2:6]))
 }
 
+// hashKey mixes a key for tables nobody outside fills (the registered
+// MACs' shards): fast, not keyed.
 func hashKey(k uint64) uint64 {
 	k ^= k >> 33
 	k *= 0xff51afd7ed558ccd
 	k ^= k >> 33
 	return k
+}
+
+// hashSeed keys the FDB's hash. VMs choose the keys the FDB holds (their
+// source MACs): with a hash they could compute, one VM would pick fdbProbe
+// MACs that land where another VM's MAC belongs and fill its whole probe
+// window, well under its own limits (found in review: a victim on another
+// VLAN then learned nothing). Keyed with a secret drawn at start, where a
+// key lands cannot be predicted from outside.
+type hashSeed struct{ a, b uint64 }
+
+// newHashSeed draws a seed from the runtime's random source (ChaCha8,
+// seeded by the OS).
+func newHashSeed() hashSeed { return hashSeed{rand.Uint64() | 1, rand.Uint64() | 1} }
+
+// hash is the FDB's keyed hash: two rounds of wyhash's multiply-fold
+// mixer, each with a secret (odd) multiplier. It costs a few ns and
+// allocates nothing.
+func (s hashSeed) hash(k uint64) uint64 {
+	hi, lo := bits.Mul64(k^s.b, s.a)
+	h := hi ^ lo
+	hi, lo = bits.Mul64(h^s.a, s.b)
+	return hi ^ lo
 }
 
 // fdbValue packs an entry's value.
@@ -163,7 +189,7 @@ func (f *FDB) now() uint32 { return uint32(time.Since(f.epoch) / time.Second) }
 // a nil entry when key is not in t.
 func (t *fdbTable) find(key uint64) (*fdbEntry, uint64) {
 	mask := uint64(len(t.e) - 1)
-	i := hashKey(key)
+	i := t.seed.hash(key)
 	for n := 0; n < fdbProbe; n++ {
 		e := &t.e[i&mask]
 		k := e.key.Load()
@@ -198,8 +224,9 @@ func reserve(c *atomic.Int32, limit int32) bool {
 
 // add inserts key, which find did not see, as want (a value of slot)
 // within the limits of slot (maxPort) and of the table. It returns the
-// drop reason when a limit or the probe length leaves no room; losing the
-// place to a concurrent learner learns nothing and drops nothing.
+// drop reason when a limit leaves no room; no room within the probe
+// length, or losing the place to a concurrent learner, learns nothing and
+// drops nothing.
 func (t *fdbTable) add(f *FDB, key uint64, slot int, want uint64, maxPort int32) (Reason, bool) {
 	dom := uint16(key >> 48)
 	if !reserve(&t.slots[slot], maxPort) {
@@ -215,7 +242,7 @@ func (t *fdbTable) add(f *FDB, key uint64, slot int, want uint64, maxPort int32)
 		return DropFDBFull, false
 	}
 	mask := uint64(len(t.e) - 1)
-	i := hashKey(key)
+	i := t.seed.hash(key)
 	var free *fdbEntry
 	for n := 0; n < fdbProbe; n++ {
 		e := &t.e[i&mask]
@@ -236,8 +263,12 @@ func (t *fdbTable) add(f *FDB, key uint64, slot int, want uint64, maxPort int32)
 		i++
 	}
 	if free == nil {
+		// No room within the probe length: not a limit the sender hit
+		// (the keyed hash and a table 4x the total limit make it all but
+		// impossible), so the frame goes on, unlearned, as a frame from
+		// a port that learns nothing would.
 		t.unreserve(slot, dom)
-		return DropFDBFull, false // no room within the probe length
+		return 0, true
 	}
 	old := free.key.Load()
 	if (old == 0 || old == fdbTombstone) && free.key.CompareAndSwap(old, key) {
@@ -325,7 +356,7 @@ func (f *FDB) Len() int { return int(f.t.Load().total.Load()) }
 // copyEntry puts an entry into a table nobody else sees yet, counting it.
 func (t *fdbTable) copyEntry(k, v uint64) {
 	mask := uint64(len(t.e) - 1)
-	i := hashKey(k)
+	i := t.seed.hash(k)
 	for n := 0; n < fdbProbe; n++ {
 		e := &t.e[i&mask]
 		switch e.key.Load() {
@@ -410,7 +441,7 @@ func (f *FDB) remove(drop func(k, v uint64, now uint32) bool) {
 		// see a half-copied table. Entries learned into the old table
 		// while copying are learned again by the next frame of that MAC;
 		// the counts are the new table's own, of what it holds.
-		nt := &fdbTable{e: make([]fdbEntry, len(t.e))}
+		nt := &fdbTable{e: make([]fdbEntry, len(t.e)), seed: t.seed}
 		for i := range t.e {
 			k, v := t.e[i].key.Load(), t.e[i].val.Load()
 			if k != 0 && k != fdbTombstone && v != 0 {

@@ -159,7 +159,7 @@ func TestRegressionSweepSlotMinusOne(t *testing.T) {
 	s, _ := newTestSwitch(t, ModeVEPA)
 	tb := s.fdb.t.Load()
 	k := MACKey(100, m1)
-	tb.e[hashKey(k)&uint64(len(tb.e)-1)].key.Store(k) // CAS done, val not yet stored
+	tb.e[tb.seed.hash(k)&uint64(len(tb.e)-1)].key.Store(k) // CAS done, val not yet stored
 	snap := s.snap.Load()
 	defer func() {
 		if r := recover(); r != nil {
