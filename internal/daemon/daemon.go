@@ -68,6 +68,11 @@ type Daemon struct {
 	uplinkIndex int                     // ifindex the uplink queues are bound to; 0 while it is gone
 	portIndex   map[string]int          // ifindex each attached port's queues are bound to
 	retries     map[string]*attachRetry // ports whose attach failed, tried again (links.go)
+	// refused holds the stored ports the datapath refused at start (they
+	// pass the port rules but not the switch's: its slots or learning
+	// domains were used up): listed as down with the reason until set-port
+	// makes them fit or del-port removes them.
+	refused map[string]error
 	retryBase   time.Duration           // first retry delay (0: firstAttachRetry; tests shorten it)
 	closed      bool                    // Close began: no more retries
 
@@ -116,7 +121,7 @@ func start(o Options, sys system) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}}
+	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}, refused: map[string]error{}}
 	ul, err := sys.links.Link(o.Uplink)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
@@ -175,7 +180,8 @@ func start(o Options, sys system) (*Daemon, error) {
 	}
 	for _, c := range ports {
 		if err := d.sw.AddPort(c); err != nil {
-			d.log.Error("restore port", "port", c.Name, "err", err)
+			d.log.Error("port not restored: the datapath refused it; change it (vswctl set-port) or delete it (vswctl del-port)", "port", c.Name, "err", err)
+			d.refused[c.Name] = err
 		}
 	}
 	d.restoreFDB()

@@ -48,17 +48,32 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
-		StatePath: d.st.Path(), PortsUnusable: len(bad), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
+		StatePath: d.st.Path(), PortsUnusable: len(bad) + len(d.refused), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
 	}, nil
 }
 
 func (d *Daemon) portLocked(c port.Config) api.Port {
+	if p, ok := d.refusedPortLocked(c); ok {
+		return p
+	}
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
 			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
 		}
 	}
 	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
+}
+
+// refusedPortLocked is the API's view of a stored port the datapath
+// refused at start: down, with the reason. d.mu is held.
+func (d *Daemon) refusedPortLocked(c port.Config) (api.Port, bool) {
+	err, ok := d.refused[c.Name]
+	if !ok {
+		return api.Port{}, false
+	}
+	p := api.NewPort(c, "down", api.PortCounters{})
+	p.Problem = fmt.Sprintf("the datapath refused this stored port at start: %v; change it (vswctl set-port) or delete it (vswctl del-port)", err)
+	return p, true
 }
 
 // ListPorts implements api.Service.
@@ -75,6 +90,10 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	}
 	out := make([]api.Port, 0, len(cs)+len(bad))
 	for _, c := range cs {
+		if p, ok := d.refusedPortLocked(c); ok {
+			out = append(out, p)
+			continue
+		}
 		s := stats[c.Name]
 		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s)))
 	}
@@ -163,11 +182,19 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", name, err)
 	}
-	if err := d.sw.UpdatePort(c); err != nil {
+	update := d.sw.UpdatePort
+	if _, ok := d.refused[name]; ok {
+		update = d.sw.AddPort // not in the datapath yet: the change may make it fit
+	}
+	if err := update(c); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
+	}
+	if _, ok := d.refused[name]; ok {
+		delete(d.refused, name)
+		d.syncPortLocked(name)
 	}
 	d.syncVSIsLocked()
 	d.log.Info("port updated", "port", name)
@@ -183,6 +210,7 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	} else if err != nil {
 		return fmt.Errorf("delete port %s: %w", name, err)
 	}
+	delete(d.refused, name)
 	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, port.ErrNotFound) {
 		return err
 	}

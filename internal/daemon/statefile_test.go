@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -105,4 +106,59 @@ func TestDamagedStateFileRefused(t *testing.T) {
 		t.Fatalf("ports on a fresh file: %v, %v", ps, err)
 	}
 
+}
+
+// A record that passes the port rules but that the datapath refuses at
+// start (here the 16th S-channel trunk 1-4094: the learning domains run
+// out after 15) is a down port with the reason, counted as unusable, not
+// a port listed as if nothing were wrong (found in review). set-port that
+// makes it fit brings it into the datapath; del-port removes it.
+func TestDatapathRefusedRecordIsDownWithItsProblem(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	d.Close()
+	for i := 1; i <= 16; i++ {
+		name := fmt.Sprintf("s%d", i)
+		putRecord(t, r.opts.StatePath, name, fmt.Sprintf(`{"name":%q,"trunk":"1-4094","svid":%d}`, name, i))
+	}
+	d = r.start(t)
+	ctx := context.Background()
+	inDP := map[string]bool{}
+	for _, p := range d.sw.Ports() {
+		inDP[p.Config.Name] = true
+	}
+	if len(inDP) != 15 {
+		t.Fatalf("the datapath took %d of the 16 trunks, want 15 (the test needs one refused)", len(inDP))
+	}
+	var refused string
+	ps, err := d.ListPorts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		switch {
+		case inDP[p.Name] && p.Problem != "":
+			t.Errorf("port %s in the datapath lists a problem: %s", p.Name, p.Problem)
+		case !inDP[p.Name]:
+			refused = p.Name
+			if p.State != "down" || !strings.Contains(p.Problem, "refused") || !strings.Contains(p.Problem, "S-channel") {
+				t.Errorf("refused port %s: state %q problem %q", p.Name, p.State, p.Problem)
+			}
+		}
+	}
+	if st, err := d.Status(ctx); err != nil || st.PortsUnusable != 1 {
+		t.Errorf("status: ports_unusable %d, %v; want 1", st.PortsUnusable, err)
+	}
+	// set-port to an access port fits: the port joins the datapath.
+	vlan := 100
+	p, err := d.UpdatePort(ctx, refused, api.PortSpec{VLAN: &vlan})
+	if err != nil {
+		t.Fatalf("set-port on the refused port: %v", err)
+	}
+	if p.Problem != "" || !d.sw.HasPort(refused) {
+		t.Errorf("after set-port: problem %q, in the datapath %v", p.Problem, d.sw.HasPort(refused))
+	}
+	if st, _ := d.Status(ctx); st.PortsUnusable != 0 {
+		t.Errorf("after set-port: ports_unusable %d", st.PortsUnusable)
+	}
 }
