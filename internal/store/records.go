@@ -137,11 +137,17 @@ func encodeFDB(recs []FDBRecord) ([]byte, error) {
 	if len(recs) > MaxFDBRecords {
 		recs = recs[:MaxFDBRecords]
 	}
-	b, err := json.Marshal(recs)
-	if err != nil {
+	// Without HTML escaping a port name's '<', '>' and '&' are one byte,
+	// not six, so the largest snapshot (MaxFDBRecords entries of 15-byte
+	// names of '"' or '\', two bytes each) stays under maxFDBBytes and
+	// reads back (TestSavedFDBReadsBack).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(recs); err != nil {
 		return nil, fmt.Errorf("encode FDB: %w", err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // decodeFDB reads an FDB snapshot (a JSON array of FDBRecord, or null)
