@@ -186,6 +186,7 @@ func (a *app) statusCmd() *cobra.Command {
 // strings so that vswctl, not pflag, reports bad values (exit 1).
 type portFlags struct {
 	vlan, trunk, native, svid, pcp string
+	maxMACs                        string
 	macs                           []string
 	flood                          bool
 	clearMACs                      bool
@@ -199,6 +200,11 @@ func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
 	fs.StringVar(&pf.pcp, "pcp", "", "802.1p priority `N` (0-7) of the port's frames")
 	fs.StringVar(&pf.svid, "svid", "", "S-channel: outer 802.1ad S-VLAN `VID` (1-4094, 0 = none)")
 	fs.BoolVar(&pf.flood, "flood", false, "flood unknown unicast to this port")
+	maxHelp := "learn at most `N` source MACs (0: only registered MACs pass; more are dropped as mac_limit; default: vswitchd --max-macs-per-port)"
+	if set {
+		maxHelp += `; "default" goes back to the daemon's`
+	}
+	fs.StringVar(&pf.maxMACs, "max-macs", "", maxHelp)
 	if set {
 		fs.BoolVar(&pf.clearMACs, "clear-macs", false, "remove every registered MAC (the port may send from any MAC)")
 	}
@@ -293,8 +299,19 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		f := pf.flood
 		s.Flood = &f
 	}
+	if changed("max-macs") {
+		n := api.MaxMACsDefault
+		if strings.TrimSpace(pf.maxMACs) != "default" || add {
+			v, err := port.ParseNumber(port.FieldMaxMACs, pf.maxMACs)
+			if err != nil {
+				return s, err
+			}
+			n = v
+		}
+		s.MaxMACs = &n
+	}
 	if !add && s == (api.PortSpec{}) {
-		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood", name)
+		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood, --max-macs", name)
 	}
 	if add {
 		_, err := s.Apply(port.Config{})

@@ -14,33 +14,49 @@ import (
 // the VMs are.
 const fdbSaveEvery = 5 * time.Second
 
-// restoreFDB re-learns the entries saved by the previous run.
+// restoreFDB re-learns the entries saved by the previous run, within the
+// limits learning observes (datapath.Switch.RestoreFDB): of a state file
+// holding more, from an older daemon or another configuration, it restores
+// what fits and writes back only that.
 func (d *Daemon) restoreFDB() {
 	recs, err := d.st.FDB()
 	if err != nil {
 		d.log.Warn("saved FDB unreadable; starting with an empty one", "err", err)
 		return
 	}
-	n := 0
+	var kept []store.FDBRecord
 	for _, r := range recs {
 		mac, err := net.ParseMAC(r.MAC)
 		if err != nil || r.VLAN < 1 || r.VLAN > 4094 {
 			continue
 		}
 		if d.sw.RestoreFDB(uint16(r.VLAN), mac, r.Port) {
-			n++
+			kept = append(kept, r)
 		}
 	}
-	if n > 0 {
-		d.log.Info("restored learned MACs", "entries", n)
+	if len(kept) > 0 {
+		d.log.Info("restored learned MACs", "entries", len(kept))
 	}
 	d.lastFDB = recs
+	if skipped := len(recs) - len(kept); skipped > 0 {
+		d.log.Warn("saved learned MACs not restored (unknown port or VLAN, registered elsewhere, or over the learning limits)", "entries", skipped)
+		if err := d.st.SaveFDB(kept); err != nil {
+			d.log.Warn("save FDB", "err", err)
+			return
+		}
+		d.lastFDB = kept
+	}
 }
 
-// saveFDB writes the learned entries if they changed since the last save.
+// saveFDB writes the learned entries if they changed since the last save:
+// at most the FDB's limit (--fdb-max), as learning never holds more.
 func (d *Daemon) saveFDB() {
 	var recs []store.FDBRecord
+	max := d.sw.FDBStats().Limits.Total
 	for _, e := range d.sw.LearnedFDB() {
+		if len(recs) == max {
+			break
+		}
 		recs = append(recs, store.FDBRecord{VLAN: int(e.VID), MAC: e.MAC.String(), Port: e.Port})
 	}
 	if slices.Equal(recs, d.lastFDB) {

@@ -28,6 +28,10 @@ var (
 	descLibvirt     = prometheus.NewDesc("vswitch_libvirt_connected", "1 while vswitchd is connected to libvirtd and follows its domain events (--libvirt); absent without --libvirt.", []string{"uri"}, nil)
 	descLvEvents    = prometheus.NewDesc("vswitch_libvirt_events_total", "libvirt domain events handled (--libvirt).", []string{"uri"}, nil)
 	descMode        = prometheus.NewDesc("vswitch_forwarding_mode", "1 for the forwarding mode in effect (vepa, veb); configured is the mode asked for.", []string{"mode", "configured"}, nil)
+	descPortLearned = prometheus.NewDesc("vswitch_port_learned_macs", "MACs the port has in the FDB now (bounded by its max_macs, or --max-macs-per-port).", []string{"port"}, nil)
+	descPortMoves   = prometheus.NewDesc("vswitch_port_mac_moves_total", "Learned MACs the port took over from another port (a VM that moved, or a flap; see drop reason mac_move_limit).", []string{"port"}, nil)
+	descFDBEntries  = prometheus.NewDesc("vswitch_fdb_entries", "Learned MACs in the FDB (bounded by --fdb-max; registered MACs are not counted).", nil, nil)
+	descFDBMax      = prometheus.NewDesc("vswitch_fdb_max_entries", "The FDB's limit of learned MACs (--fdb-max).", nil, nil)
 )
 
 // relayStates are the values of api.RelayStatus.State, each exported as a
@@ -35,7 +39,7 @@ var (
 var relayStates = []string{"unknown", "granted", "refused"}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descLibvirt, descLvEvents} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descPortLearned, descPortMoves, descFDBEntries, descFDBMax, descLibvirt, descLvEvents} {
 		ch <- d
 	}
 }
@@ -62,6 +66,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descPortUp, prometheus.GaugeValue, up, p.Name, p.State)
+		ch <- prometheus.MustNewConstMetric(descPortLearned, prometheus.GaugeValue, float64(p.LearnedMACs), p.Name)
+		ch <- prometheus.MustNewConstMetric(descPortMoves, ctr, float64(p.MACMoves), p.Name)
 	}
 	u := st.Uplink
 	ch <- prometheus.MustNewConstMetric(descUpPackets, ctr, float64(u.RxPackets), u.Name, "rx")
@@ -79,6 +85,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s, err := c.d.Status(context.Background())
 	if err != nil {
 		return
+	}
+	if f := s.FDB; f != nil {
+		ch <- prometheus.MustNewConstMetric(descFDBEntries, prometheus.GaugeValue, float64(f.Learned))
+		ch <- prometheus.MustNewConstMetric(descFDBMax, prometheus.GaugeValue, float64(f.Max))
 	}
 	for _, m := range []string{"vepa", "veb"} {
 		ch <- prometheus.MustNewConstMetric(descMode, prometheus.GaugeValue, oneIf(s.Mode == m), m, s.ConfiguredMode)

@@ -24,6 +24,13 @@ type Port struct {
 	TxPackets  uint64            `json:"tx_packets"`
 	TxBytes    uint64            `json:"tx_bytes"`
 	Drops      map[string]uint64 `json:"drops"`
+	// MaxMACs is the port's own learned-MAC limit; omitted: the daemon's
+	// default (Status.FDB.MaxMACsPerPort) applies. 0: it learns none.
+	MaxMACs *int `json:"max_macs,omitempty"`
+	// LearnedMACs is how many MACs the port has in the FDB now.
+	LearnedMACs int `json:"learned_macs"`
+	// MACMoves counts learned MACs the port took over from another port.
+	MACMoves uint64 `json:"mac_moves"`
 	// Backend holds counters only the port's backend keeps (afpacket:
 	// gso_frames, gso_segments, gso_dropped, checksums_fixed,
 	// checksums_unfixed, ring_freezes; afxdp: xsk_rx_dropped and the
@@ -32,6 +39,10 @@ type Port struct {
 	// the backend (see pkg/afpacket and pkg/afxdp). Omitted when the
 	// port's queues never reported any.
 	Backend map[string]uint64 `json:"backend,omitempty"`
+	// Problem says why a port is down that the daemon cannot use: its
+	// record in the state file breaks the port rules or does not decode
+	// (the other fields are then zero). Empty for every usable port.
+	Problem string `json:"problem,omitempty"`
 }
 
 // PortSpec is the body of POST /v1/ports (Name required) and PATCH
@@ -50,7 +61,15 @@ type PortSpec struct {
 	// domain's UUID and at the domain's stop removes only the ports it
 	// owns.
 	Owner *string `json:"owner,omitempty"`
+	// MaxMACs sets the port's learned-MAC limit (0 to
+	// port.MaxLearnedMACs; 0: learn none); MaxMACsDefault puts the port
+	// back on the daemon's default.
+	MaxMACs *int `json:"max_macs,omitempty"`
 }
+
+// MaxMACsDefault as PortSpec.MaxMACs: the port follows the daemon's
+// default learned-MAC limit again.
+const MaxMACsDefault = -1
 
 // Status is GET /v1/status.
 type Status struct {
@@ -69,8 +88,16 @@ type Status struct {
 	PortsUp          int    `json:"ports_up"`
 	UptimeSeconds    int64  `json:"uptime_seconds"`
 	StatePath        string `json:"state_path"`
+	// PortsUnusable counts the port records in the state file the daemon
+	// cannot use (not in Ports; list-ports shows each with its problem).
+	PortsUnusable int `json:"ports_unusable,omitempty"`
+	// StateNotes are what loading the state file found and coped with
+	// (a rewritten meta page, a file without data), one line each.
+	StateNotes []string `json:"state_notes,omitempty"`
 	// Relay is the reflective-relay negotiation state (filled by pkg/vepa).
 	Relay *RelayStatus `json:"relay,omitempty"`
+	// FDB is the forwarding database's occupancy and limits.
+	FDB *FDBStatus `json:"fdb,omitempty"`
 	// Libvirt is the connection to libvirtd (vswitchd --libvirt; omitted
 	// without it).
 	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
@@ -93,6 +120,15 @@ type LibvirtStatus struct {
 	// domains ran then.
 	Reconciled string `json:"reconciled,omitempty"`
 	Domains    int    `json:"domains"`
+}
+
+// FDBStatus is the learned part of the forwarding database and its
+// limits (vswitchd --max-macs-per-port, --max-macs-per-vlan, --fdb-max).
+type FDBStatus struct {
+	Learned        int `json:"learned"`
+	MaxMACsPerPort int `json:"max_macs_per_port"` // for ports without max_macs
+	MaxMACsPerVLAN int `json:"max_macs_per_vlan"`
+	Max            int `json:"max"`
 }
 
 // RelayStatus reports the EVB TLV negotiation.
@@ -162,14 +198,19 @@ type Error struct {
 
 // Error codes (the "code" field).
 const (
-	CodeInvalidVLAN   = "invalid_vlan"
-	CodeInvalidMAC    = "invalid_mac"
-	CodeInvalidPCP    = "invalid_pcp"
-	CodeInvalidName   = "invalid_name"
-	CodeInvalidBody   = "invalid_request"
-	CodeNotFound      = "not_found"
-	CodeAlreadyExists = "already_exists"
-	CodeInternal      = "internal"
+	CodeInvalidVLAN = "invalid_vlan"
+	CodeInvalidMAC  = "invalid_mac"
+	CodeInvalidPCP  = "invalid_pcp"
+	CodeInvalidName = "invalid_name"
+	// CodeInvalidMaxMACs: the learned-MAC limit (max_macs) is out of range.
+	CodeInvalidMaxMACs = "invalid_max_macs"
+	// CodeTooManyEntries: the list asked for is longer than the API
+	// answers with (MaxFDBEntries); ask for one VLAN's.
+	CodeTooManyEntries = "too_many_entries"
+	CodeInvalidBody    = "invalid_request"
+	CodeNotFound       = "not_found"
+	CodeAlreadyExists  = "already_exists"
+	CodeInternal       = "internal"
 	// CodeBadRecord: the port's record in the state file is unusable (the
 	// message says how to repair it); a server-side error.
 	CodeBadRecord = "bad_record"
@@ -189,7 +230,8 @@ func NewError(code, msg string) error { return &ServiceError{Code: code, Msg: ms
 
 // CodeOf returns the code of err: a *ServiceError's own code; for a
 // *port.Error the code of its field (invalid_name, invalid_vlan for the
-// VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac); for
+// VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac for a MAC
+// or too many of them, invalid_max_macs); for
 // port.ErrNotFound and port.ErrExists not_found and already_exists (all
 // found through wrapping); CodeInternal for anything else.
 func CodeOf(err error) string {
@@ -218,6 +260,8 @@ func fieldCode(f port.Field) string {
 		return CodeInvalidPCP
 	case port.FieldMAC:
 		return CodeInvalidMAC
+	case port.FieldMaxMACs:
+		return CodeInvalidMaxMACs
 	}
 	return CodeInvalidVLAN // VLAN, trunk, native VLAN, S-VLAN
 }

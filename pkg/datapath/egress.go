@@ -20,6 +20,7 @@ type egressWorker struct {
 	hdr    vlan.Header
 	maxLen int
 	now    uint32 // FDB clock, read once per batch
+	moves  moveBucket
 }
 
 func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
@@ -29,6 +30,7 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 		up:     make([][]byte, 0, s.cfg.Batch),
 		local:  newFanout(s.cfg.Batch),
 		maxLen: s.cfg.MTU + 18,
+		moves:  moveBucket{tokens: macMoveBurst},
 	}
 }
 
@@ -135,12 +137,16 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 	if src[0]&1 != 0 || isZeroMAC(src) {
 		return DropBadSrc, false
 	}
-	if len(v.macs) != 0 && !hasMAC(v.macs, src) {
-		return DropSpoofedSrc, false
-	}
 	dom := snap.dom.domain(cfg.SVID, vid)
-	if dom != noDomain { // noDomain: a config change this snapshot predates
-		w.s.fdb.learnAt(MACKey(dom, src), v.slot, w.now)
+	if len(v.macs) != 0 {
+		// Registered MACs are indexed, never learned.
+		if !hasMAC(v.macs, src) {
+			return DropSpoofedSrc, false
+		}
+	} else if dom != noDomain { // noDomain: a config change this snapshot predates
+		if r, ok := w.learn(snap, v, vid, dom, src); !ok {
+			return r, false
+		}
 	}
 	u := b.Buf[i][off : off+n]
 	toUplink := true
@@ -165,7 +171,7 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, vid, dom uint16) bool {
 	dst := u[0:6]
 	if dst[0]&1 == 0 {
-		slot, ok := lookup(snap, w.s.fdb, dom, dst)
+		slot, ok := lookup(snap, w.s.fdb, v.cfg.SVID, vid, dom, dst)
 		if !ok || slot == v.slot || slot >= len(snap.slots) {
 			return true
 		}
@@ -199,12 +205,19 @@ func (w *egressWorker) addLocalCopy(d *portView, u []byte, tci, vid uint16) {
 	d.p.ctr.Drop(DropTxError, 1)
 }
 
+// hasMAC reports whether src is among macs (sorted MACKey(0, mac)s):
+// a binary search, so a port with the most MACs a port may register costs
+// eight comparisons a frame.
 func hasMAC(macs []uint64, src []byte) bool {
 	k := MACKey(0, src)
-	for _, m := range macs {
-		if m == k {
-			return true
+	lo, hi := 0, len(macs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if macs[m] < k {
+			lo = m + 1
+		} else {
+			hi = m
 		}
 	}
-	return false
+	return lo < len(macs) && macs[lo] == k
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
@@ -22,7 +23,8 @@ const (
 	FieldNativeVLAN                  // the trunk's native VLAN
 	FieldSVID                        // the S-channel's S-VLAN
 	FieldPCP                         // the 802.1p priority
-	FieldMAC                         // one of the registered MACs
+	FieldMAC                         // one of the registered MACs, or how many
+	FieldMaxMACs                     // the learned-MAC limit
 )
 
 // String is the field's name in messages ("native VLAN").
@@ -42,6 +44,8 @@ func (f Field) String() string {
 		return "PCP"
 	case FieldMAC:
 		return "MAC"
+	case FieldMaxMACs:
+		return "MAC limit"
 	}
 	return fmt.Sprintf("Field(%d)", int(f))
 }
@@ -94,12 +98,15 @@ func numberRange(f Field) (lo, hi int, text string, ok bool) {
 		return 0, vlan.MaxVID, "1-4094, or 0 for none", true
 	case FieldPCP:
 		return 0, 7, "0-7", true
+	case FieldMaxMACs:
+		return 0, MaxLearnedMACs, "0-" + strconv.Itoa(MaxLearnedMACs) + " (0: learn no MACs)", true
 	}
 	return 0, 0, "", false
 }
 
 // CheckNumber checks v against the range of the numeric field f: VLAN
-// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7.
+// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7, MAC limit
+// 0-MaxLearnedMACs.
 func CheckNumber(f Field, v int) error {
 	lo, hi, text, ok := numberRange(f)
 	if !ok {
@@ -216,6 +223,13 @@ func CheckName(name string) error {
 	if bad {
 		return &Error{Field: FieldName, Value: quote(name),
 			Reason: "use a Linux interface name of 1-15 characters without '/', ':' or spaces, e.g. vnet1"}
+	}
+	// Linux takes any other byte, but the API carries names as JSON text,
+	// where bytes that are not UTF-8 become U+FFFD: the port would name
+	// another interface than the one asked for.
+	if !utf8.ValidString(name) {
+		return &Error{Field: FieldName, Value: quote(name),
+			Reason: "the name is not valid UTF-8, which the API (JSON) cannot carry; rename the interface"}
 	}
 	return nil
 }
