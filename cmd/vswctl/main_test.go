@@ -347,7 +347,7 @@ func TestStatusAndFDBTables(t *testing.T) {
 	fake.StatusV.Relay = &api.RelayStatus{State: "granted", Peer: "00:11:22:33:44:55"}
 	fake.StatusV.UptimeSeconds = 3725
 	fake.StatusV.Libvirt = &api.LibvirtStatus{URI: "qemu:///system", State: "disconnected", Since: "2026-11-27T08:00:00Z",
-		Error: "dial unix /run/libvirt/libvirt-sock:\n no such file", Events: 7, Reconciled: "2026-11-27T07:00:00Z", Domains: 3}
+		Error: "dial unix /run/libvirt/libvirt-sock:\n no such file", Events: 7, Reconciled: "2026-11-27T07:00:00Z", Domains: 3, Reconciles: 2}
 	fake.FDBV = []api.FDBEntry{
 		{VLAN: 200, MAC: "52:54:00:00:00:02", Port: "vnet2", AgeSec: 12},
 		{VLAN: 100, MAC: "52:54:00:00:00:01", Port: "vnet1", Static: true},
@@ -356,7 +356,7 @@ func TestStatusAndFDBTables(t *testing.T) {
 	r.expect(t, 0, "")
 	for _, want := range []string{"uplink:", "eth0 (up)", "mode:", "vepa", "datapath:", "afpacket",
 		"reflective relay:", "granted by 00:11:22:33:44:55", "uptime:", "1h2m5s",
-		"libvirt:", "disconnected from qemu:///system since 2026-11-27T08:00:00Z, reconciled at 2026-11-27T07:00:00Z (3 domains running), 7 events: dial unix /run/libvirt/libvirt-sock: no such file"} {
+		"libvirt:", "disconnected from qemu:///system since 2026-11-27T08:00:00Z, reconciled at 2026-11-27T07:00:00Z (3 domains running; 2 reconciles), 7 events: dial unix /run/libvirt/libvirt-sock: no such file"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}

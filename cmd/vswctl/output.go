@@ -137,7 +137,7 @@ func writeStatus(w io.Writer, st api.Status) error {
 			v += " since " + lv.Since
 		}
 		if lv.Reconciled != "" {
-			v += fmt.Sprintf(", reconciled at %s (%d domains running)", lv.Reconciled, lv.Domains)
+			v += fmt.Sprintf(", reconciled at %s (%d domains running; %d reconciles)", lv.Reconciled, lv.Domains, lv.Reconciles)
 		}
 		v += fmt.Sprintf(", %d events", lv.Events)
 		if lv.Error != "" {

@@ -120,6 +120,10 @@ type LibvirtStatus struct {
 	// domains ran then.
 	Reconciled string `json:"reconciled,omitempty"`
 	Domains    int    `json:"domains"`
+	// Reconciles counts the reconciles since vswitchd started, one per
+	// connection: more than one means libvirtd restarted or the
+	// connection was lost and made again.
+	Reconciles uint64 `json:"reconciles"`
 }
 
 // FDBStatus is the learned part of the forwarding database and its

@@ -243,6 +243,7 @@ func (f *Follower) Reconcile(ctx context.Context, conn Conn) error {
 	f.mu.Lock()
 	f.st.Reconciled = now()
 	f.st.Domains = len(doms)
+	f.st.Reconciles++
 	f.mu.Unlock()
 	f.log.Info("reconciled with libvirtd", "running_domains", len(doms), "ports", len(ports))
 	return errors.Join(errs...)

@@ -174,8 +174,8 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("vnet3 %+v: want VLAN 200 owned by b", p)
 	}
 	st := f.Status()
-	if st.Reconciled == "" || st.Domains != 2 {
-		t.Errorf("status %+v: want a reconcile time and 2 domains", st)
+	if st.Reconciled == "" || st.Domains != 2 || st.Reconciles != 1 {
+		t.Errorf("status %+v: want a reconcile time, 2 domains, 1 reconcile", st)
 	}
 	// A second reconcile finds nothing to do.
 	before := maps.Clone(sw.Calls)
@@ -435,6 +435,7 @@ func TestRunReconnects(t *testing.T) {
 	<-conns
 	wait("reconciled on reconnection", func() bool { return portsOf(t, sw)["vnet1"].VLAN == 160 })
 	wait("connected again", func() bool { return f.Status().State == StateConnected })
+	wait("reconciled twice", func() bool { return f.Status().Reconciles == 2 })
 
 	cancel()
 	select {
