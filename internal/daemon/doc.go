@@ -29,6 +29,10 @@
 //     associated with the bridge over ECP/VDP).
 //   - offload.go: receive coalescing (GRO/LRO) off on the uplink while
 //     running; metrics.go: Prometheus; fdbsave.go: the periodic FDB save.
+//   - With --libvirt, serve.go also runs the libvirt event follower
+//     (internal/libvirt/events), which changes ports through the daemon's
+//     own api.Service methods (the same rules, state file and log as the
+//     API); Status shows its connection.
 //
 // Everything the daemon asks of the host (netlink links and events, AF_XDP
 // probes, backends, ethtool) goes through system (system.go), so the
