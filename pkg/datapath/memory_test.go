@@ -59,3 +59,47 @@ func TestVEPAPortHeap(t *testing.T) {
 		t.Errorf("a VEPA port costs %d KiB of heap, want at most %d KiB beyond the test backend's %d KiB", per>>10, 64, backendQueues>>10)
 	}
 }
+
+// FDBVersion moves when what LearnedFDB lists may have changed (a MAC
+// learned, moved or removed, a port changed) and stays while the VMs only
+// keep talking, so the daemon saves nothing while the network is steady.
+func TestFDBVersion(t *testing.T) {
+	r := newRig(t, datapath.ModeVEPA, access("vnet1", 100, 0), access("vnet2", 100, 0))
+	up := r.be.Iface("up0")
+	send := func(port string, src net.HardwareAddr) {
+		t.Helper()
+		r.be.Iface(port).Inject(eth(macR, src))
+		if got := up.Wait(1, 2*time.Second); len(got) != 1 {
+			t.Fatalf("the uplink got %d frames from %s", len(got), port)
+		}
+	}
+	v0 := r.sw.FDBVersion()
+	send("vnet1", mac1)
+	v1 := r.sw.FDBVersion()
+	if v1 == v0 {
+		t.Fatal("learning a MAC left FDBVersion as it was")
+	}
+	for range 3 {
+		send("vnet1", mac1)
+	}
+	if !r.sw.RestoreFDB(100, mac1, "vnet1") { // a refresh, as a frame after 1 s
+		t.Fatal("RestoreFDB of a MAC the port has learned")
+	}
+	if v := r.sw.FDBVersion(); v != v1 {
+		t.Fatalf("frames from a learned MAC moved FDBVersion %d -> %d", v1, v)
+	}
+	send("vnet2", mac1) // the MAC moves to vnet2
+	v2 := r.sw.FDBVersion()
+	if v2 == v1 {
+		t.Fatal("moving a MAC left FDBVersion as it was")
+	}
+	if err := r.sw.UpdatePort(access("vnet2", 200, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if v := r.sw.FDBVersion(); v == v2 {
+		t.Fatal("reconfiguring a port left FDBVersion as it was")
+	}
+	if n := len(r.sw.LearnedFDB()); n != 0 {
+		t.Fatalf("%d entries learned after the port left their VLAN", n)
+	}
+}
