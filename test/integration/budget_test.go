@@ -37,8 +37,8 @@ type budget struct {
 var budgets = map[string]budget{
 	// uplink RX ring 4 MiB; per port its RX ring (2 MiB) and ~0.3 MiB of
 	// heap, thread and socket buffers; fds: port socket + eventfd, the
-	// port's own uplink TX socket + eventfd.
-	"afpacket": {baseKiB: 22 << 10, portKiB: 2816, per1024MACsKiB: 768, baseFDs: 18, portFDs: 4},
+	// port's own uplink TX socket.
+	"afpacket": {baseKiB: 22 << 10, portKiB: 2816, per1024MACsKiB: 768, baseFDs: 17, portFDs: 3},
 	// uplink UMEM 8 MiB; ports as afpacket, but their uplink TX joins the
 	// uplink's one XSK.
 	"afxdp": {baseKiB: 30 << 10, portKiB: 2816, per1024MACsKiB: 768, baseFDs: 21, portFDs: 2},
