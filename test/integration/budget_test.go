@@ -148,6 +148,12 @@ func TestMemoryBudget(t *testing.T) {
 		if !ok {
 			t.Fatalf("no budget for %s", dp)
 		}
+		// The race detector's shadow memory multiplies RSS: only the
+		// descriptors, threads and rings are checked then.
+		checkRSS := os.Getenv("VSWITCH_RACE") == ""
+		if !checkRSS {
+			t.Log("vswitchd built with the race detector (VSWITCH_RACE): RSS is not held to the budget")
+		}
 		lab, hvs := newLab(t, dp, 1)
 		h := hvs[0]
 		// All VM ends in one namespace, without IPv6 (no router
@@ -171,7 +177,7 @@ func TestMemoryBudget(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // start-up work (state file, EVB station) done
 		base := sampleProc(t, pid)
 		t.Logf("%s, no port: %v", dp, base)
-		if base.rssKiB > b.baseKiB {
+		if checkRSS && base.rssKiB > b.baseKiB {
 			t.Errorf("RSS with no port %d KiB, budget %d KiB", base.rssKiB, b.baseKiB)
 		}
 		if base.fds > b.baseFDs {
@@ -199,10 +205,10 @@ func TestMemoryBudget(t *testing.T) {
 		t.Logf("%s, %d ports: %v; per port: %d KiB (rings %d, Go heap %d, other %d), %.2f fds, %.2f threads", dp, budgetPorts, ports,
 			(ports.rssKiB-base.rssKiB)/budgetPorts, (ports.ringKiB-base.ringKiB)/budgetPorts, (ports.heapKiB-base.heapKiB)/budgetPorts,
 			(ports.anonKiB-base.anonKiB)/budgetPorts, float64(ports.fds-base.fds)/budgetPorts, float64(ports.threads-base.threads)/budgetPorts)
-		if limit := b.baseKiB + budgetPorts*b.portKiB; ports.rssKiB > limit {
+		if limit := b.baseKiB + budgetPorts*b.portKiB; checkRSS && ports.rssKiB > limit {
 			t.Errorf("RSS with %d ports %d KiB, budget %d KiB (%d + %d x %d)", budgetPorts, ports.rssKiB, limit, b.baseKiB, budgetPorts, b.portKiB)
 		}
-		if got := ports.rssKiB - base.rssKiB; got > budgetPorts*b.portKiB {
+		if got := ports.rssKiB - base.rssKiB; checkRSS && got > budgetPorts*b.portKiB {
 			t.Errorf("%d ports added %d KiB, budget %d KiB per port", budgetPorts, got, b.portKiB)
 		}
 		if got, want := ports.fds-base.fds, budgetPorts*b.portFDs; got < want || got > want+budgetPorts {
@@ -213,32 +219,26 @@ func TestMemoryBudget(t *testing.T) {
 		}
 
 		floodBudgetMACs(t, h, vms)
-		// The learned MACs are saved to the state file every 5 s; the
-		// sample is taken after a save, whose memory counts.
-		deadline := time.Now().Add(8 * time.Second)
-		for {
-			fi, err := os.Stat(h.state)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Size() >= budgetPorts*budgetMACsPerPort*16 {
-				t.Logf("state file %d KiB", fi.Size()>>10)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("state file %d KiB: the learned MACs were not saved", fi.Size()>>10)
-			}
-			time.Sleep(200 * time.Millisecond)
+		// The learned MACs are saved to the state file every 5 s when the
+		// FDB changed: the sample is taken after the first save that
+		// found them all, whose memory counts.
+		time.Sleep(5*time.Second + 500*time.Millisecond)
+		fi, err := os.Stat(h.state)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		t.Logf("state file %d KiB", fi.Size()>>10)
+		if fi.Size() < budgetPorts*budgetMACsPerPort*32 {
+			t.Fatalf("state file %d KiB: the learned MACs were not saved", fi.Size()>>10)
+		}
 		macs := sampleProc(t, pid)
 		nmacs := budgetPorts * budgetMACsPerPort
 		t.Logf("%s, %d ports, %d learned MACs: %v; per 1024 MACs: %d KiB (Go heap %d)", dp, budgetPorts, nmacs, macs,
 			(macs.rssKiB-ports.rssKiB)*1024/nmacs, (macs.heapKiB-ports.heapKiB)*1024/nmacs)
-		if limit := b.baseKiB + budgetPorts*b.portKiB + nmacs/1024*b.per1024MACsKiB; macs.rssKiB > limit {
+		if limit := b.baseKiB + budgetPorts*b.portKiB + nmacs/1024*b.per1024MACsKiB; checkRSS && macs.rssKiB > limit {
 			t.Errorf("RSS with %d ports and %d learned MACs %d KiB, budget %d KiB", budgetPorts, nmacs, macs.rssKiB, limit)
 		}
-		if got := macs.rssKiB - ports.rssKiB; got > nmacs/1024*b.per1024MACsKiB {
+		if got := macs.rssKiB - ports.rssKiB; checkRSS && got > nmacs/1024*b.per1024MACsKiB {
 			t.Errorf("%d learned MACs added %d KiB, budget %d KiB per 1024", nmacs, got, b.per1024MACsKiB)
 		}
 
@@ -263,8 +263,8 @@ func TestMemoryBudget(t *testing.T) {
 		}
 		// The Go runtime keeps idle threads for reuse: they must not
 		// grow, but need not go.
-		if after.threads > ports.threads {
-			t.Errorf("%d threads after deleting the ports, %d with them", after.threads, ports.threads)
+		if most := max(ports.threads, macs.threads); after.threads > most {
+			t.Errorf("%d threads after deleting the ports, %d with them", after.threads, most)
 		}
 	})
 }
