@@ -84,6 +84,10 @@ type Daemon struct {
 
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
+	// fdbVersion is the switch's FDBVersion lastFDB was listed at, once
+	// fdbListed (saveFDB only).
+	fdbVersion uint64
+	fdbListed  bool
 
 	sys           system   // the host: links, backends, AF_XDP probe, ethtool (system.go)
 	uplinkOffload restorer // receive coalescing we switched off on the uplink (d.mu)

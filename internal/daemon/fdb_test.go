@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -207,5 +208,39 @@ func TestSavedFDBRestoredWithinLimits(t *testing.T) {
 	d.saveFDB()
 	if recs, _ := d.st.FDB(); len(recs) != 10 {
 		t.Errorf("a save wrote %d MACs, want 10", len(recs))
+	}
+}
+
+// The learned MACs are saved every 5 s, but only when the FDB changed:
+// with nothing learned, moved or removed a save lists nothing and
+// allocates nothing (a full FDB's list is megabytes of garbage), and the
+// next change is saved.
+func TestFDBSavedOnlyWhenChanged(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	if _, err := d.AddPort(context.Background(), api.PortSpec{Name: "vnet1", VLAN: intp(100)}); err != nil {
+		t.Fatal(err)
+	}
+	learn := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			mac, _ := net.ParseMAC(macText(i + 1))
+			if !d.sw.RestoreFDB(100, mac, "vnet1") {
+				t.Fatalf("learning %s", mac)
+			}
+		}
+	}
+	learn(0, 1000)
+	d.saveFDB()
+	if recs, err := d.st.FDB(); err != nil || len(recs) != 1000 {
+		t.Fatalf("saved %d MACs (%v), want 1000", len(recs), err)
+	}
+	if allocs := testing.AllocsPerRun(10, d.saveFDB); allocs != 0 {
+		t.Errorf("a save with nothing changed made %.0f allocations", allocs)
+	}
+	learn(1000, 1001)
+	d.saveFDB()
+	if recs, err := d.st.FDB(); err != nil || len(recs) != 1001 {
+		t.Fatalf("saved %d MACs after one more was learned (%v), want 1001", len(recs), err)
 	}
 }

@@ -49,24 +49,32 @@ func (d *Daemon) restoreFDB() {
 }
 
 // saveFDB writes the learned entries if they changed since the last save:
-// at most the FDB's limit (--fdb-max), as learning never holds more.
+// at most the FDB's limit (--fdb-max), as learning never holds more. While
+// the switch's FDBVersion stays where it was at the last save (nothing
+// learned, moved, removed or reconfigured) it does nothing at all: listing
+// a full FDB is megabytes of garbage, every 5 s.
 func (d *Daemon) saveFDB() {
-	var recs []store.FDBRecord
+	version := d.sw.FDBVersion()
+	if d.fdbListed && version == d.fdbVersion {
+		return
+	}
+	entries := d.sw.LearnedFDB()
 	max := d.sw.FDBStats().Limits.Total
-	for _, e := range d.sw.LearnedFDB() {
+	recs := make([]store.FDBRecord, 0, min(len(entries), max))
+	for _, e := range entries {
 		if len(recs) == max {
 			break
 		}
 		recs = append(recs, store.FDBRecord{VLAN: int(e.VID), MAC: e.MAC.String(), Port: e.Port})
 	}
-	if slices.Equal(recs, d.lastFDB) {
-		return
+	if !slices.Equal(recs, d.lastFDB) {
+		if err := d.st.SaveFDB(recs); err != nil {
+			d.log.Warn("save FDB", "err", err)
+			return // tried again at the next tick
+		}
+		d.lastFDB = recs
 	}
-	if err := d.st.SaveFDB(recs); err != nil {
-		d.log.Warn("save FDB", "err", err)
-		return
-	}
-	d.lastFDB = recs
+	d.fdbVersion, d.fdbListed = version, true
 }
 
 func (d *Daemon) saveFDBLoop(ctx context.Context) {

@@ -62,6 +62,14 @@ func (s *Switch) LearnedFDB() []FDBEntry {
 	return sortFDB(s.learnedLocked(s.snap.Load(), 0))
 }
 
+// FDBVersion changes whenever LearnedFDB may list something else: an entry
+// was learned, moved to another port or removed, or the configuration (the
+// ports and their VLANs and registered MACs, which decide how entries are
+// listed) changed. A refresh of a learned entry does not change it, so a
+// caller that saves the list only when the version moved does nothing
+// while the network is steady.
+func (s *Switch) FDBVersion() uint64 { return s.fdb.changes.Load() + s.published.Load() }
+
 // RestoreFDB re-learns a saved entry, within the limits learning
 // observes (the port's, its VLAN's, the FDB's). It reports false when the
 // port is unknown, does not carry the VLAN or registers its MACs (it
@@ -175,8 +183,9 @@ func (s *Switch) FDBSize(vid uint16) int {
 // learnedLocked lists the learned entries of C-VID vid (0: all) that no
 // registration shadows. s.mu is held.
 func (s *Switch) learnedLocked(snap *snapshot, vid uint16) []FDBEntry {
-	var out []FDBEntry
-	for _, r := range s.fdb.Rows(0) {
+	rows := s.fdb.Rows(0)
+	out := make([]FDBEntry, 0, len(rows))
+	for _, r := range rows {
 		if r.Slot < 0 || r.Slot >= len(snap.slots) || snap.slots[r.Slot] == nil {
 			continue
 		}

@@ -16,7 +16,7 @@ type egressWorker struct {
 	io     *portIO
 	b      *backend.Batch
 	up     [][]byte // frames for the uplink, this batch
-	local  *fanout  // VEB: frames for other local ports
+	local  *fanout  // VEB: frames for other local ports (made on the first VEB batch)
 	hdr    vlan.Header
 	maxLen int
 	now    uint32 // FDB clock, read once per batch
@@ -28,7 +28,6 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 		s: s, p: p, io: io,
 		b:      backend.NewBatch(s.cfg.Batch),
 		up:     make([][]byte, 0, s.cfg.Batch),
-		local:  newFanout(s.cfg.Batch),
 		maxLen: s.cfg.MTU + 18,
 		moves:  moveBucket{tokens: macMoveBurst},
 	}
@@ -69,7 +68,16 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 	c := &w.p.ctr
 	b := w.b
 	var rxp, rxb uint64
-	w.local.begin(snap)
+	// The fanout (an arena of 4 batches of frames, 526 KiB, and a queue
+	// per destination port) is made on the port's first VEB batch: a VEPA
+	// port sends everything to the uplink and never needs it.
+	veb := snap.mode == ModeVEB
+	if veb {
+		if w.local == nil {
+			w.local = newFanout(w.s.cfg.Batch)
+		}
+		w.local.begin(snap)
+	}
 	w.now = w.s.fdb.now()
 	for i := 0; i < b.N; i++ {
 		rxp++
@@ -95,7 +103,9 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		clear(w.up)
 		w.up = w.up[:0]
 	}
-	w.local.flush(snap)
+	if veb {
+		w.local.flush(snap)
+	}
 }
 
 // frame handles frame i; it returns the drop reason when the frame is dropped.

@@ -33,6 +33,9 @@ type FDB struct {
 	size  int        // entries of a table
 	// limits of the whole table and of each learning domain
 	maxTotal, maxDomain int32
+	// changes counts entries learned, moved and removed (not refreshed):
+	// what is saved of the table changed when it did (Switch.FDBVersion).
+	changes atomic.Uint64
 }
 
 // Defaults and bounds of the FDB's limits (FDBLimits).
@@ -276,6 +279,7 @@ func (t *fdbTable) add(f *FDB, key uint64, slot int, want uint64, maxPort int32)
 		if old == fdbTombstone {
 			t.tombstones.Add(-1)
 		}
+		f.changes.Add(1)
 		return 0, true
 	}
 	t.unreserve(slot, dom)
@@ -291,7 +295,7 @@ func (t *fdbTable) unreserve(slot int, dom uint16) {
 // move hands e (value v, of another slot) to slot as want, within
 // maxPort; false with a reason when slot is at its limit. Losing e to a
 // concurrent writer moves nothing and drops nothing (moved false).
-func (t *fdbTable) move(e *fdbEntry, v uint64, slot int, want uint64, maxPort int32) (moved bool, r Reason, ok bool) {
+func (t *fdbTable) move(f *FDB, e *fdbEntry, v uint64, slot int, want uint64, maxPort int32) (moved bool, r Reason, ok bool) {
 	if !reserve(&t.slots[slot], maxPort) {
 		return false, DropMACLimit, false
 	}
@@ -300,6 +304,7 @@ func (t *fdbTable) move(e *fdbEntry, v uint64, slot int, want uint64, maxPort in
 		return false, 0, true
 	}
 	t.slots[slotOf(v)].Add(-1)
+	f.changes.Add(1)
 	return true, 0, true
 }
 
@@ -323,7 +328,7 @@ func (f *FDB) learn(key uint64, slot int, now uint32, maxPort int32, takeOver bo
 		}
 		return true
 	case takeOver:
-		moved, _, _ := t.move(e, v, slot, want, maxPort)
+		moved, _, _ := t.move(f, e, v, slot, want, maxPort)
 		return moved
 	}
 	return false
@@ -430,6 +435,7 @@ func (f *FDB) remove(drop func(k, v uint64, now uint32) bool) {
 		// it meanwhile wins, and the entry stays until the next pass.
 		if drop(k, v, now) && e.val.CompareAndSwap(v, 0) {
 			t.count(k, v, -1)
+			f.changes.Add(1)
 			// Only remove writes a key other than 0 or a tombstone, and
 			// no learner takes a key that is neither: the key is still k.
 			e.key.Store(fdbTombstone)
@@ -459,7 +465,17 @@ func (f *FDB) Forget(slot int) { f.Sweep(1<<62, func(s int) bool { return s != s
 func (f *FDB) Rows(vid uint16) []FDBRow {
 	t := f.t.Load()
 	now := f.now()
-	var out []FDBRow
+	// Room for every entry, and a few learned meanwhile, with their MACs in
+	// one block: the list of a full table is megabytes, and growing it by
+	// appending, a MAC allocated each, would make twice that of garbage
+	// and tens of thousands of objects.
+	n := int(t.total.Load())
+	if vid != 0 {
+		n = int(t.domain[vid].Load())
+	}
+	n += 16
+	out := make([]FDBRow, 0, n)
+	macs := make([]byte, 6*n)
 	for i := range t.e {
 		k, v := t.e[i].key.Load(), t.e[i].val.Load()
 		if k == 0 || k == fdbTombstone || v == 0 {
@@ -469,14 +485,26 @@ func (f *FDB) Rows(vid uint16) []FDBRow {
 		if vid != 0 && kv != vid {
 			continue
 		}
-		out = append(out, FDBRow{VID: kv, MAC: macOfKey(k), Slot: slotOf(v), Age: time.Duration(max(age(now, stampOf(v)), 0)) * time.Second})
+		var mac net.HardwareAddr
+		if len(macs) >= 6 {
+			mac, macs = net.HardwareAddr(macs[:6:6]), macs[6:]
+			putMAC(mac, k)
+		} else {
+			mac = macOfKey(k)
+		}
+		out = append(out, FDBRow{VID: kv, MAC: mac, Slot: slotOf(v), Age: time.Duration(max(age(now, stampOf(v)), 0)) * time.Second})
 	}
 	return out
 }
 
 func macOfKey(k uint64) net.HardwareAddr {
 	mac := make(net.HardwareAddr, 6)
+	putMAC(mac, k)
+	return mac
+}
+
+// putMAC writes the MAC of key k into mac (6 bytes).
+func putMAC(mac []byte, k uint64) {
 	binary.BigEndian.PutUint16(mac[0:2], uint16(k>>32))
 	binary.BigEndian.PutUint32(mac[2:6], uint32(k))
-	return mac
 }

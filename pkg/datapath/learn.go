@@ -77,7 +77,7 @@ func (w *egressWorker) learn(snap *snapshot, v *portView, vid, dom uint16, src [
 	if age(w.now, stampOf(val)) < macMoveHold && !w.moves.take(w.now) {
 		return DropMACMoveLimit, false
 	}
-	moved, r, ok := t.move(e, val, v.slot, want, v.maxMACs)
+	moved, r, ok := t.move(f, e, val, v.slot, want, v.maxMACs)
 	if moved {
 		v.p.ctr.MACMoves.Add(1)
 	}

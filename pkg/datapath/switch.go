@@ -28,6 +28,8 @@ type Switch struct {
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
 	fdb  *FDB
+	// published counts the snapshots published (FDBVersion).
+	published atomic.Uint64
 
 	mu      sync.Mutex // serialises configuration changes
 	ports   map[string]*port
@@ -508,6 +510,7 @@ func (s *Switch) reserveDomainsLocked(c *portcfg.Config) error {
 func (s *Switch) publishLocked(old, nw *portView) {
 	cur := s.snap.Load()
 	ns := &snapshot{mode: s.cfg.Mode, slots: cur.slots, byVID: cur.byVID, static: cur.static, dom: s.doms.tab}
+	s.published.Add(1)
 	if old == nil && nw == nil {
 		s.snap.Store(ns)
 		return
