@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -197,5 +198,91 @@ func BenchmarkFDB(b *testing.B) {
 		if s, ok := f.Lookup(k); !ok || s != 3 {
 			b.Fatal("lookup failed")
 		}
+	}
+}
+
+// floodSwitch has n access ports on VID 100 in mode, vnetI with the
+// registered MAC 52:54:00:00:HI:LO of I, each with a null tap and uplink
+// queue.
+func floodSwitch(b testing.TB, mode Mode, n int) *Switch {
+	sw, err := New(Config{Uplink: "up0", Mode: mode, Backend: nullBackend{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("vnet%d", i)
+		if err := sw.AddPort(portcfg.Config{Name: name, VLAN: 100, MACs: []net.HardwareAddr{floodMAC(i)}}); err != nil {
+			b.Fatal(err)
+		}
+		sw.ports[name].io.Store(&portIO{tap: &nullQueue{}, up: &nullQueue{}, stop: make(chan struct{}), done: make(chan struct{})})
+	}
+	return sw
+}
+
+func floodMAC(i int) net.HardwareAddr { return net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)} }
+
+// tapSent is how many frames port name's tap was given.
+func tapSent(sw *Switch, name string) uint64 { return sw.ports[name].io.Load().tap.(*nullQueue).sent }
+
+// benchVEB runs vnet1's VM -> uplink pipeline in VEB mode over batches of
+// frames to dst, on a switch of n ports; per frame from the VM.
+func benchVEB(b *testing.B, n int, dst net.HardwareAddr) *Switch {
+	sw := floodSwitch(b, ModeVEB, n)
+	p := sw.ports["vnet1"]
+	w := newEgressWorker(sw, p, p.io.Load())
+	restore := fill(w.b, benchFrame(dst, floodMAC(1)))
+	snap, v := sw.snap.Load(), p.view.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += backend.DefaultBatch {
+		restore()
+		w.process(snap, v)
+	}
+	return sw
+}
+
+// BenchmarkVEBLocalUnicast: VEB mode, a frame to another local port's
+// registered MAC: switched locally (an arena copy, one Send per batch).
+func BenchmarkVEBLocalUnicast(b *testing.B) {
+	sw := benchVEB(b, 2, floodMAC(2))
+	if tapSent(sw, "vnet2") == 0 {
+		b.Fatal("nothing reached vnet2")
+	}
+}
+
+// BenchmarkVEBBroadcast: VEB mode, a broadcast from vnet1 copied to the
+// other ports of the VLAN and sent to the uplink; per frame from the VM
+// (ports-1 copies each).
+func BenchmarkVEBBroadcast(b *testing.B) {
+	for _, n := range []int{8, 64} {
+		b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
+			sw := benchVEB(b, n, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			if tapSent(sw, "vnet1") != 0 || tapSent(sw, fmt.Sprintf("vnet%d", n)) == 0 {
+				b.Fatal("vnet1 must get nothing, the others everything")
+			}
+		})
+	}
+}
+
+// BenchmarkUplinkBroadcastPorts: a broadcast from the uplink to every
+// port of the VLAN (views of the receive buffer, one Send per port per
+// batch); per frame from the uplink.
+func BenchmarkUplinkBroadcastPorts(b *testing.B) {
+	for _, n := range []int{32, 256} {
+		b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
+			sw := floodSwitch(b, ModeVEPA, n)
+			w := newIngressWorker(sw, &nullQueue{})
+			restore := fill(w.b, benchFrame(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, net.HardwareAddr{0x52, 0x54, 0, 9, 9, 9}, vlan.Tag{TPID: vlan.TPIDCTag, TCI: 100}))
+			snap := sw.snap.Load()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += backend.DefaultBatch {
+				restore()
+				w.process(snap)
+			}
+			if tapSent(sw, "vnet1") == 0 || tapSent(sw, fmt.Sprintf("vnet%d", n)) == 0 {
+				b.Fatal("a port of the VLAN got nothing")
+			}
+		})
 	}
 }
