@@ -219,7 +219,9 @@ func floodSwitch(b testing.TB, mode Mode, n int) *Switch {
 	return sw
 }
 
-func floodMAC(i int) net.HardwareAddr { return net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)} }
+func floodMAC(i int) net.HardwareAddr {
+	return net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)}
+}
 
 // tapSent is how many frames port name's tap was given.
 func tapSent(sw *Switch, name string) uint64 { return sw.ports[name].io.Load().tap.(*nullQueue).sent }
