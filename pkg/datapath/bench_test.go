@@ -205,6 +205,11 @@ func BenchmarkFDB(b *testing.B) {
 // registered MAC 52:54:00:00:HI:LO of I, each with a null tap and uplink
 // queue.
 func floodSwitch(b testing.TB, mode Mode, n int) *Switch {
+	return floodSwitchQ(b, mode, n, func() backend.Queue { return &nullQueue{} })
+}
+
+// floodSwitchQ is floodSwitch with the ports' taps from newTap.
+func floodSwitchQ(b testing.TB, mode Mode, n int, newTap func() backend.Queue) *Switch {
 	sw, err := New(Config{Uplink: "up0", Mode: mode, Backend: nullBackend{}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
@@ -214,7 +219,7 @@ func floodSwitch(b testing.TB, mode Mode, n int) *Switch {
 		if err := sw.AddPort(portcfg.Config{Name: name, VLAN: 100, MACs: []net.HardwareAddr{floodMAC(i)}}); err != nil {
 			b.Fatal(err)
 		}
-		sw.ports[name].io.Store(&portIO{tap: &nullQueue{}, up: &nullQueue{}, stop: make(chan struct{}), done: make(chan struct{})})
+		sw.ports[name].io.Store(&portIO{tap: newTap(), up: &nullQueue{}, stop: make(chan struct{}), done: make(chan struct{})})
 	}
 	return sw
 }

@@ -1,52 +1,82 @@
 package datapath
 
-import "github.com/vswitch/vswitch/pkg/vlan"
+import (
+	"slices"
 
-// fanout collects, for one batch, the frames bound for each local port so
-// each port gets one Send per batch. Frames are views into receive buffers
-// or into a per-worker arena (for copies that need a different tag than the
-// shared view); nothing is allocated per frame.
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// fanout collects the frames a worker delivers to local ports (the uplink
+// worker's to the VMs, a VEB port worker's to the other VMs) so each port
+// gets one Send per flush rather than one per frame.
+//
+// Its memory is fixed when it is made and depends on the batch size only,
+// never on the number of ports: a flood to n ports costs n entries of one
+// flat list, not a queue per port. Each entry is a (destination slot,
+// frame) pair; the frame is a view into a receive buffer or a copy in the
+// arena (for a copy that needs another tag than the shared view, or that
+// must outlive the in-place tag push of the VM -> uplink pipeline). flush
+// sorts the entries by slot, the order of arrival kept within a slot, and
+// hands each port its run. When the list or the arena is full, what is
+// pending is flushed early (Send copies, so both are reused at once): a
+// flood to many ports takes more Sends per port, never more memory.
+// Nothing is allocated per frame.
 type fanout struct {
-	pend    [][][]byte // by slot
-	touched []int
-	arena   []byte
-	used    int
-	batch   int
-	snap    *snapshot // of the batch being processed, for early flushes
+	keys   []uint64 // slot<<32 | index into frames, as added
+	frames [][]byte // the pending frames, in the order added
+	out    [][]byte // one port's frames, for its Send
+	sorted bool     // keys were added in increasing order (flush need not sort)
+	arena  []byte
+	used   int
+	snap   *snapshot // of the batch being processed, for early flushes
 }
 
-const arenaFrame = 2048 + 2*vlan.TagLen
+const (
+	arenaFrame = 2048 + 2*vlan.TagLen
+	// fanoutArenaFrames is the arena's size in largest frames per batch
+	// frame: 4 x 64 x 2056 bytes, 514 KiB, at the default batch.
+	fanoutArenaFrames = 4
+	// fanoutEntries is how many deliveries are pending at most per batch
+	// frame before a flush: 16 x 64 = 1024 at the default batch (32 KiB),
+	// every port of a VLAN of 16 in one flush per batch, a flood to more
+	// ports in 16 x batch / ports frames per flush.
+	fanoutEntries = 16
+)
 
 func newFanout(batch int) *fanout {
-	return &fanout{batch: batch, arena: make([]byte, batch*4*arenaFrame), touched: make([]int, 0, 64)}
+	n := fanoutEntries * batch
+	return &fanout{
+		keys:   make([]uint64, 0, n),
+		frames: make([][]byte, 0, n),
+		out:    make([][]byte, 0, batch),
+		sorted: true,
+		arena:  make([]byte, fanoutArenaFrames*batch*arenaFrame),
+	}
 }
 
-// begin starts a batch: it makes room for the snapshot's slots (allocating
-// only on configuration change) and remembers the snapshot.
-func (f *fanout) begin(snap *snapshot) {
-	f.snap = snap
-	f.grow(len(snap.slots))
-}
+// begin starts a batch of snapshot snap.
+func (f *fanout) begin(snap *snapshot) { f.snap = snap }
 
-// grow makes room for n slots.
-func (f *fanout) grow(n int) {
-	if n <= len(f.pend) {
-		return
-	}
-	np := make([][][]byte, n)
-	copy(np, f.pend)
-	f.pend = np
-}
+// full reports that no entry is free until the next flush.
+func (f *fanout) full() bool { return len(f.frames) == cap(f.frames) }
 
-func (f *fanout) add(slot int, frame []byte) {
-	q := f.pend[slot]
-	if q == nil {
-		q = make([][]byte, 0, f.batch) // once per slot per worker lifetime
+// add queues frame for slot; when every entry is taken it first flushes
+// what is pending. False (the caller counts a drop) only when it cannot:
+// every entry taken before begin gave it a snapshot to flush with.
+func (f *fanout) add(slot int, frame []byte) bool {
+	if f.full() {
+		if f.snap == nil {
+			return false
+		}
+		f.flush(f.snap)
 	}
-	if len(q) == 0 {
-		f.touched = append(f.touched, slot)
+	k := uint64(slot)<<32 | uint64(len(f.frames))
+	if n := len(f.keys); n > 0 && k < f.keys[n-1] {
+		f.sorted = false
 	}
-	f.pend[slot] = append(q, frame)
+	f.keys = append(f.keys, k)
+	f.frames = append(f.frames, frame)
+	return true
 }
 
 // tagged returns a copy of the untagged frame u with a C-tag inserted, in the
@@ -72,13 +102,15 @@ func (f *fanout) copyOf(u []byte) []byte {
 	return dst
 }
 
-// room returns n free arena bytes; when the arena is full it first sends
-// what is pending (Send copies, so the arena can be reused at once).
+// room returns n free arena bytes with an entry free for them: when the
+// arena or the entries are full it first sends what is pending, so the
+// add that follows never flushes (which would free the copy's bytes
+// before it is sent).
 func (f *fanout) room(n int) []byte {
-	if f.used+n > len(f.arena) && f.snap != nil {
+	if (f.used+n > len(f.arena) || f.full()) && f.snap != nil {
 		f.flush(f.snap)
 	}
-	if f.used+n > len(f.arena) {
+	if f.used+n > len(f.arena) || f.full() {
 		return nil
 	}
 	return f.arena[f.used : f.used+n]
@@ -92,43 +124,61 @@ func (f *fanout) addFor(v *portView, u []byte, tci uint16, vid uint16) bool {
 		if t == nil {
 			return false
 		}
-		f.add(v.slot, t)
-		return true
+		return f.add(v.slot, t)
 	}
-	f.add(v.slot, u)
-	return true
+	return f.add(v.slot, u)
 }
 
-// flush sends every port's pending frames and resets the fanout.
+// flush sends every port's pending frames, one Send per port, and resets
+// the fanout.
 func (f *fanout) flush(snap *snapshot) {
-	for _, slot := range f.touched {
-		frames := f.pend[slot]
-		f.pend[slot] = frames[:0]
-		var v *portView
-		if slot < len(snap.slots) {
-			v = snap.slots[slot]
-		}
-		if v == nil {
-			continue // port deleted in between: nothing to count on
-		}
-		c := &v.p.ctr
-		io := v.p.io.Load()
-		if io == nil {
-			c.Drop(DropPortDown, uint64(len(frames)))
-			continue
-		}
-		n, _ := io.tap.Send(frames)
-		var bytes uint64
-		for _, fr := range frames[:n] {
-			bytes += uint64(len(fr))
-		}
-		c.TxPackets.Add(uint64(n))
-		c.TxBytes.Add(bytes)
-		if n < len(frames) {
-			c.Drop(DropTxError, uint64(len(frames)-n))
-		}
-		clear(frames)
+	if !f.sorted {
+		slices.Sort(f.keys) // by slot; the index keeps each port's frames in order
 	}
-	f.touched = f.touched[:0]
+	for i := 0; i < len(f.keys); {
+		slot := int(f.keys[i] >> 32)
+		out := f.out[:0]
+		for ; i < len(f.keys) && int(f.keys[i]>>32) == slot; i++ {
+			if len(out) == cap(out) { // more than a batch for one port: cannot happen today, but never grow
+				f.send(snap, slot, out)
+				clear(out)
+				out = out[:0]
+			}
+			out = append(out, f.frames[uint32(f.keys[i])])
+		}
+		f.send(snap, slot, out)
+		clear(out)
+	}
+	clear(f.frames) // drop the views of receive buffers
+	f.frames = f.frames[:0]
+	f.keys = f.keys[:0]
+	f.sorted = true
 	f.used = 0
+}
+
+// send hands frames to the port in slot and counts them.
+func (f *fanout) send(snap *snapshot, slot int, frames [][]byte) {
+	var v *portView
+	if slot < len(snap.slots) {
+		v = snap.slots[slot]
+	}
+	if v == nil {
+		return // port deleted in between: nothing to count on
+	}
+	c := &v.p.ctr
+	io := v.p.io.Load()
+	if io == nil {
+		c.Drop(DropPortDown, uint64(len(frames)))
+		return
+	}
+	n, _ := io.tap.Send(frames)
+	var bytes uint64
+	for _, fr := range frames[:n] {
+		bytes += uint64(len(fr))
+	}
+	c.TxPackets.Add(uint64(n))
+	c.TxBytes.Add(bytes)
+	if n < len(frames) {
+		c.Drop(DropTxError, uint64(len(frames)-n))
+	}
 }
