@@ -202,7 +202,7 @@ func BenchmarkFDB(b *testing.B) {
 }
 
 // floodSwitch has n access ports on VID 100 in mode, vnetI with the
-// registered MAC 52:54:00:00:HI:LO of I, each with a null tap and uplink
+// registered MAC 52:54:00:f1:HI:LO of I, each with a null tap and uplink
 // queue.
 func floodSwitch(b testing.TB, mode Mode, n int) *Switch {
 	return floodSwitchQ(b, mode, n, func() backend.Queue { return &nullQueue{} })
@@ -225,7 +225,7 @@ func floodSwitchQ(b testing.TB, mode Mode, n int, newTap func() backend.Queue) *
 }
 
 func floodMAC(i int) net.HardwareAddr {
-	return net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)}
+	return net.HardwareAddr{0x52, 0x54, 0, 0xf1, byte(i >> 8), byte(i)}
 }
 
 // tapSent is how many frames port name's tap was given.

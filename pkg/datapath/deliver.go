@@ -1,10 +1,6 @@
 package datapath
 
-import (
-	"slices"
-
-	"github.com/vswitch/vswitch/pkg/vlan"
-)
+import "github.com/vswitch/vswitch/pkg/vlan"
 
 // fanout collects the frames a worker delivers to local ports (the uplink
 // worker's to the VMs, a VEB port worker's to the other VMs) so each port
@@ -16,16 +12,20 @@ import (
 // frame) pair; the frame is a view into a receive buffer or a copy in the
 // arena (for a copy that needs another tag than the shared view, or that
 // must outlive the in-place tag push of the VM -> uplink pipeline). flush
-// sorts the entries by slot, the order of arrival kept within a slot, and
-// hands each port its run. When the list or the arena is full, what is
+// sorts the entries by slot (a radix sort in two passes at most, nothing
+// when they came in order), the order of arrival kept within a slot, and
+// hands each port its run. When the entries or the arena are full, what is
 // pending is flushed early (Send copies, so both are reused at once): a
 // flood to many ports takes more Sends per port, never more memory.
 // Nothing is allocated per frame.
 type fanout struct {
-	keys   []uint64 // slot<<32 | index into frames, as added
+	keys   []uint32 // slot<<keyIndexBits | index into frames, as added
+	tmp    []uint32 // the radix sort's other half
 	frames [][]byte // the pending frames, in the order added
 	out    [][]byte // one port's frames, for its Send
 	sorted bool     // keys were added in increasing order (flush need not sort)
+	slots  int      // the OR of the pending slots (one radix pass when < radixBuckets)
+	count  [radixBuckets]int32
 	arena  []byte
 	used   int
 	snap   *snapshot // of the batch being processed, for early flushes
@@ -36,17 +36,30 @@ const (
 	// fanoutArenaFrames is the arena's size in largest frames per batch
 	// frame: 4 x 64 x 2056 bytes, 514 KiB, at the default batch.
 	fanoutArenaFrames = 4
-	// fanoutEntries is how many deliveries are pending at most per batch
-	// frame before a flush: 16 x 64 = 1024 at the default batch (32 KiB),
-	// every port of a VLAN of 16 in one flush per batch, a flood to more
-	// ports in 16 x batch / ports frames per flush.
-	fanoutEntries = 16
+	// ingressEntries and vebEntries are how many deliveries may be pending
+	// per batch frame before a flush: 64 for the uplink worker (4096, 128
+	// KiB at the default batch: a flood to 64 ports in one flush per batch),
+	// 16 for a VEB port's worker (1024, 32 KiB, 16 ports), of which there is
+	// one per port.
+	ingressEntries = 64
+	vebEntries     = 16
+
+	keyIndexBits = 20 // a key's index part: at most 1M entries
+	slotBits     = 12 // a key's slot part: MaxPorts
+	radixBits    = 6  // bits of the slot sorted per radix pass
+	radixBuckets = 1 << radixBits
 )
 
-func newFanout(batch int) *fanout {
-	n := fanoutEntries * batch
+// A key has room for every slot.
+var _ [1<<slotBits - MaxPorts]struct{}
+
+// newFanout makes a fanout for batches of batch frames with perFrame
+// entries per batch frame.
+func newFanout(batch, perFrame int) *fanout {
+	n := min(perFrame*batch, 1<<keyIndexBits)
 	return &fanout{
-		keys:   make([]uint64, 0, n),
+		keys:   make([]uint32, 0, n),
+		tmp:    make([]uint32, 0, n),
 		frames: make([][]byte, 0, n),
 		out:    make([][]byte, 0, batch),
 		sorted: true,
@@ -70,10 +83,11 @@ func (f *fanout) add(slot int, frame []byte) bool {
 		}
 		f.flush(f.snap)
 	}
-	k := uint64(slot)<<32 | uint64(len(f.frames))
+	k := uint32(slot)<<keyIndexBits | uint32(len(f.frames))
 	if n := len(f.keys); n > 0 && k < f.keys[n-1] {
 		f.sorted = false
 	}
+	f.slots |= slot
 	f.keys = append(f.keys, k)
 	f.frames = append(f.frames, frame)
 	return true
@@ -133,18 +147,18 @@ func (f *fanout) addFor(v *portView, u []byte, tci uint16, vid uint16) bool {
 // the fanout.
 func (f *fanout) flush(snap *snapshot) {
 	if !f.sorted {
-		slices.Sort(f.keys) // by slot; the index keeps each port's frames in order
+		f.sortKeys()
 	}
 	for i := 0; i < len(f.keys); {
-		slot := int(f.keys[i] >> 32)
+		slot := int(f.keys[i] >> keyIndexBits)
 		out := f.out[:0]
-		for ; i < len(f.keys) && int(f.keys[i]>>32) == slot; i++ {
+		for ; i < len(f.keys) && int(f.keys[i]>>keyIndexBits) == slot; i++ {
 			if len(out) == cap(out) { // more than a batch for one port: cannot happen today, but never grow
 				f.send(snap, slot, out)
 				clear(out)
 				out = out[:0]
 			}
-			out = append(out, f.frames[uint32(f.keys[i])])
+			out = append(out, f.frames[f.keys[i]&(1<<keyIndexBits-1)])
 		}
 		f.send(snap, slot, out)
 		clear(out)
@@ -153,7 +167,38 @@ func (f *fanout) flush(snap *snapshot) {
 	f.frames = f.frames[:0]
 	f.keys = f.keys[:0]
 	f.sorted = true
+	f.slots = 0
 	f.used = 0
+}
+
+// sortKeys sorts the keys by slot, stably, so each port's frames keep
+// their order: a least-significant-digit radix sort of radixBits per
+// pass, one pass while every slot is below radixBuckets, two otherwise.
+func (f *fanout) sortKeys() {
+	for shift := 0; shift < slotBits && f.slots>>shift != 0; shift += radixBits {
+		dst := f.tmp[:len(f.keys)]
+		f.radixPass(f.keys, dst, keyIndexBits+shift)
+		f.keys, f.tmp = dst, f.keys[:0]
+	}
+}
+
+// radixPass places src's keys in dst by their radixBits at shift, stably.
+func (f *fanout) radixPass(src, dst []uint32, shift int) {
+	c := &f.count
+	clear(c[:])
+	for _, k := range src {
+		c[k>>shift&(radixBuckets-1)]++
+	}
+	var sum int32
+	for i, n := range c {
+		c[i] = sum
+		sum += n
+	}
+	for _, k := range src {
+		d := k >> shift & (radixBuckets - 1)
+		dst[c[d]] = k
+		c[d]++
+	}
 }
 
 // send hands frames to the port in slot and counts them.

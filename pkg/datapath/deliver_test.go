@@ -54,36 +54,40 @@ func wantSeqs(t *testing.T, port string, got, want []int) {
 }
 
 // A batch from the uplink to ports in descending slot order, with
-// broadcasts between: every port gets its frames in the order they came.
+// broadcasts between: every port gets its frames in the order they came,
+// in one Send. With 8 ports the sort takes one radix pass, with 300 two.
 func TestFanoutKeepsOrderPerPort(t *testing.T) {
-	const ports = 8
-	sw := recTaps(t, ModeVEPA, ports)
-	w := newIngressWorker(sw, &nullQueue{})
-	want := map[string][]int{}
-	var frames [][]byte
-	for k := range sw.cfg.Batch {
-		if k%5 == 4 {
-			frames = append(frames, seqFrame(bc, mR, k, ct(100)))
-			for i := 1; i <= ports; i++ {
+	for _, ports := range []int{8, 300} {
+		t.Run(fmt.Sprintf("ports=%d", ports), func(t *testing.T) {
+			sw := recTaps(t, ModeVEPA, ports)
+			w := newIngressWorker(sw, &nullQueue{})
+			want := map[string][]int{}
+			var frames [][]byte
+			for k := range sw.cfg.Batch {
+				if k%5 == 4 {
+					frames = append(frames, seqFrame(bc, mR, k, ct(100)))
+					for i := 1; i <= ports; i++ {
+						name := fmt.Sprintf("vnet%d", i)
+						want[name] = append(want[name], k)
+					}
+					continue
+				}
+				i := ports - k*7%ports
+				frames = append(frames, seqFrame(floodMAC(i), mR, k, ct(100)))
 				name := fmt.Sprintf("vnet%d", i)
 				want[name] = append(want[name], k)
 			}
-			continue
-		}
-		i := ports - k%ports
-		frames = append(frames, seqFrame(floodMAC(i), mR, k, ct(100)))
-		name := fmt.Sprintf("vnet%d", i)
-		want[name] = append(want[name], k)
-	}
-	rfill(w.b, frames...)
-	w.process(sw.snap.Load())
-	for i := 1; i <= ports; i++ {
-		name := fmt.Sprintf("vnet%d", i)
-		q := taps(sw, name)
-		wantSeqs(t, name, q.seqs, want[name])
-		if q.sends != 1 {
-			t.Errorf("%s: %d Sends for one batch, want 1", name, q.sends)
-		}
+			rfill(w.b, frames...)
+			w.process(sw.snap.Load())
+			for i := 1; i <= ports; i++ {
+				name := fmt.Sprintf("vnet%d", i)
+				q := taps(sw, name)
+				wantSeqs(t, name, q.seqs, want[name])
+				if q.sends != 1 {
+					t.Errorf("%s: %d Sends for one batch, want 1", name, q.sends)
+				}
+			}
+		})
 	}
 }
 
@@ -104,7 +108,7 @@ func TestFanoutFloodBeyondEntries(t *testing.T) {
 	}
 	rfill(w.b, frames...)
 	w.process(sw.snap.Load(), p.view.Load())
-	entries := fanoutEntries * sw.cfg.Batch
+	entries := vebEntries * sw.cfg.Batch
 	if cap(w.local.keys) != entries || cap(w.local.frames) != entries || cap(w.local.out) != sw.cfg.Batch {
 		t.Errorf("the fanout grew: %d keys, %d frames, %d out; made with %d, %d, %d",
 			cap(w.local.keys), cap(w.local.frames), cap(w.local.out), entries, entries, sw.cfg.Batch)
@@ -132,8 +136,8 @@ func TestFanoutFloodBeyondEntries(t *testing.T) {
 // Sends, in order, without growing the fanout.
 func TestFanoutSplitsLongRun(t *testing.T) {
 	sw := recTaps(t, ModeVEPA, 1)
-	f := newFanout(4)
-	for k := range fanoutEntries * 4 {
+	f := newFanout(4, vebEntries)
+	for k := range vebEntries * 4 {
 		if !f.add(0, nil) {
 			t.Fatalf("entry %d refused before begin", k)
 		}

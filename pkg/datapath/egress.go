@@ -75,7 +75,7 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 	veb := snap.mode == ModeVEB
 	if veb {
 		if w.local == nil {
-			w.local = newFanout(w.s.cfg.Batch)
+			w.local = newFanout(w.s.cfg.Batch, vebEntries)
 		}
 		w.local.begin(snap)
 	}

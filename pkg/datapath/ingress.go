@@ -22,7 +22,7 @@ type ingressWorker struct {
 }
 
 func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
-	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: backend.NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
+	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: backend.NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch, ingressEntries)}
 }
 
 func (w *ingressWorker) run() {
