@@ -6,30 +6,32 @@ import "github.com/vswitch/vswitch/pkg/vlan"
 // worker's to the VMs, a VEB port worker's to the other VMs) so each port
 // gets one Send per flush rather than one per frame.
 //
-// Its memory is fixed when it is made and depends on the batch size only,
-// never on the number of ports: a flood to n ports costs n entries of one
-// flat list, not a queue per port. Each entry is a (destination slot,
-// frame) pair; the frame is a view into a receive buffer or a copy in the
-// arena (for a copy that needs another tag than the shared view, or that
-// must outlive the in-place tag push of the VM -> uplink pipeline). flush
-// sorts the entries by slot (a radix sort in two passes at most, nothing
-// when they came in order), the order of arrival kept within a slot, and
-// hands each port its run. When the entries or the arena are full, what is
-// pending is flushed early (Send copies, so both are reused at once): a
-// flood to many ports takes more Sends per port, never more memory.
-// Nothing is allocated per frame.
+// Its memory is fixed when it is made: it depends on the batch size and
+// on MaxPorts, never on how many ports there are or how many a frame
+// floods to. The pending frames are one flat list shared by all ports,
+// each a view into a receive buffer or a copy in the arena (for a copy
+// that needs another tag than the shared view, or that must outlive the
+// in-place tag push of the VM -> uplink pipeline), chained per destination
+// slot in the order they came; a table of two 16-bit indexes per slot
+// holds each chain's ends. flush walks the chains of the slots it touched
+// and hands each port its frames in one Send. When the list or the arena
+// is full, what is pending is flushed early (Send copies, so both are
+// reused at once): a flood to many ports takes more Sends per port, never
+// more memory. Nothing is allocated per frame.
 type fanout struct {
-	keys   []uint32 // slot<<keyIndexBits | index into frames, as added
-	tmp    []uint32 // the radix sort's other half
-	frames [][]byte // the pending frames, in the order added
-	out    [][]byte // one port's frames, for its Send
-	sorted bool     // keys were added in increasing order (flush need not sort)
-	slots  int      // the OR of the pending slots (one radix pass when < radixBuckets)
-	count  [radixBuckets]int32
-	arena  []byte
-	used   int
-	snap   *snapshot // of the batch being processed, for early flushes
+	frames  [][]byte         // the pending frames, in the order added
+	next    []uint16         // next[i]: 1 + the index of the frame after frames[i] for its slot, 0: none
+	chains  *[MaxPorts]chain // each slot's pending frames
+	touched []uint16         // the slots with frames pending, in the order first added
+	out     [][]byte         // one port's frames, for its Send
+	arena   []byte
+	used    int
+	snap    *snapshot // of the batch being processed, for early flushes
 }
+
+// chain is a slot's pending frames: 1 + the index of its first and last
+// in fanout.frames, 0 when it has none.
+type chain struct{ head, tail uint16 }
 
 const (
 	arenaFrame = 2048 + 2*vlan.TagLen
@@ -37,33 +39,27 @@ const (
 	// frame: 4 x 64 x 2056 bytes, 514 KiB, at the default batch.
 	fanoutArenaFrames = 4
 	// ingressEntries and vebEntries are how many deliveries may be pending
-	// per batch frame before a flush: 64 for the uplink worker (4096, 128
-	// KiB at the default batch: a flood to 64 ports in one flush per batch),
-	// 16 for a VEB port's worker (1024, 32 KiB, 16 ports), of which there is
-	// one per port.
+	// per batch frame before a flush: 64 for the uplink worker (4096 at
+	// the default batch, 104 KiB: a flood to 64 ports in one flush per
+	// batch), 16 for a VEB port's worker (1024, 26 KiB: 16 ports), of which
+	// there is one per port.
 	ingressEntries = 64
 	vebEntries     = 16
-
-	keyIndexBits = 20 // a key's index part: at most 1M entries
-	slotBits     = 12 // a key's slot part: MaxPorts
-	radixBits    = 6  // bits of the slot sorted per radix pass
-	radixBuckets = 1 << radixBits
+	// maxEntries is what a chain's 16-bit indexes reach.
+	maxEntries = 1<<16 - 1
 )
 
-// A key has room for every slot.
-var _ [1<<slotBits - MaxPorts]struct{}
-
 // newFanout makes a fanout for batches of batch frames with perFrame
-// entries per batch frame.
+// pending deliveries per batch frame.
 func newFanout(batch, perFrame int) *fanout {
-	n := min(perFrame*batch, 1<<keyIndexBits)
+	n := min(perFrame*batch, maxEntries)
 	return &fanout{
-		keys:   make([]uint32, 0, n),
-		tmp:    make([]uint32, 0, n),
-		frames: make([][]byte, 0, n),
-		out:    make([][]byte, 0, batch),
-		sorted: true,
-		arena:  make([]byte, fanoutArenaFrames*batch*arenaFrame),
+		frames:  make([][]byte, 0, n),
+		next:    make([]uint16, 0, n),
+		chains:  new([MaxPorts]chain),
+		touched: make([]uint16, 0, min(n, MaxPorts)),
+		out:     make([][]byte, 0, batch),
+		arena:   make([]byte, fanoutArenaFrames*batch*arenaFrame),
 	}
 }
 
@@ -83,13 +79,17 @@ func (f *fanout) add(slot int, frame []byte) bool {
 		}
 		f.flush(f.snap)
 	}
-	k := uint32(slot)<<keyIndexBits | uint32(len(f.frames))
-	if n := len(f.keys); n > 0 && k < f.keys[n-1] {
-		f.sorted = false
-	}
-	f.slots |= slot
-	f.keys = append(f.keys, k)
+	i := uint16(len(f.frames)) + 1
 	f.frames = append(f.frames, frame)
+	f.next = append(f.next, 0)
+	c := &f.chains[slot]
+	if c.head == 0 {
+		c.head = i
+		f.touched = append(f.touched, uint16(slot)) // at most one per entry and per slot: never grows
+	} else {
+		f.next[c.tail-1] = i
+	}
+	c.tail = i
 	return true
 }
 
@@ -143,62 +143,29 @@ func (f *fanout) addFor(v *portView, u []byte, tci uint16, vid uint16) bool {
 	return f.add(v.slot, u)
 }
 
-// flush sends every port's pending frames, one Send per port, and resets
-// the fanout.
+// flush sends every port's pending frames, one Send per port in the
+// order the ports were first given a frame, and resets the fanout.
 func (f *fanout) flush(snap *snapshot) {
-	if !f.sorted {
-		f.sortKeys()
-	}
-	for i := 0; i < len(f.keys); {
-		slot := int(f.keys[i] >> keyIndexBits)
+	for _, slot := range f.touched {
+		c := &f.chains[slot]
 		out := f.out[:0]
-		for ; i < len(f.keys) && int(f.keys[i]>>keyIndexBits) == slot; i++ {
-			if len(out) == cap(out) { // more than a batch for one port: cannot happen today, but never grow
-				f.send(snap, slot, out)
+		for i := c.head; i != 0; i = f.next[i-1] {
+			if len(out) == cap(out) { // more than a batch for one port: not made by the pipelines, but never grow
+				f.send(snap, int(slot), out)
 				clear(out)
 				out = out[:0]
 			}
-			out = append(out, f.frames[f.keys[i]&(1<<keyIndexBits-1)])
+			out = append(out, f.frames[i-1])
 		}
-		f.send(snap, slot, out)
+		*c = chain{}
+		f.send(snap, int(slot), out)
 		clear(out)
 	}
+	f.touched = f.touched[:0]
 	clear(f.frames) // drop the views of receive buffers
 	f.frames = f.frames[:0]
-	f.keys = f.keys[:0]
-	f.sorted = true
-	f.slots = 0
+	f.next = f.next[:0]
 	f.used = 0
-}
-
-// sortKeys sorts the keys by slot, stably, so each port's frames keep
-// their order: a least-significant-digit radix sort of radixBits per
-// pass, one pass while every slot is below radixBuckets, two otherwise.
-func (f *fanout) sortKeys() {
-	for shift := 0; shift < slotBits && f.slots>>shift != 0; shift += radixBits {
-		dst := f.tmp[:len(f.keys)]
-		f.radixPass(f.keys, dst, keyIndexBits+shift)
-		f.keys, f.tmp = dst, f.keys[:0]
-	}
-}
-
-// radixPass places src's keys in dst by their radixBits at shift, stably.
-func (f *fanout) radixPass(src, dst []uint32, shift int) {
-	c := &f.count
-	clear(c[:])
-	for _, k := range src {
-		c[k>>shift&(radixBuckets-1)]++
-	}
-	var sum int32
-	for i, n := range c {
-		c[i] = sum
-		sum += n
-	}
-	for _, k := range src {
-		d := k >> shift & (radixBuckets - 1)
-		dst[c[d]] = k
-		c[d]++
-	}
 }
 
 // send hands frames to the port in slot and counts them.

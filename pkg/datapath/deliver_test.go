@@ -109,9 +109,9 @@ func TestFanoutFloodBeyondEntries(t *testing.T) {
 	rfill(w.b, frames...)
 	w.process(sw.snap.Load(), p.view.Load())
 	entries := vebEntries * sw.cfg.Batch
-	if cap(w.local.keys) != entries || cap(w.local.frames) != entries || cap(w.local.out) != sw.cfg.Batch {
-		t.Errorf("the fanout grew: %d keys, %d frames, %d out; made with %d, %d, %d",
-			cap(w.local.keys), cap(w.local.frames), cap(w.local.out), entries, entries, sw.cfg.Batch)
+	if l := w.local; cap(l.frames) != entries || cap(l.next) != entries || cap(l.touched) != entries || cap(l.out) != sw.cfg.Batch {
+		t.Errorf("the fanout grew: %d frames, %d next, %d touched, %d out; made with %d, %d, %d, %d",
+			cap(l.frames), cap(l.next), cap(l.touched), cap(l.out), entries, entries, entries, sw.cfg.Batch)
 	}
 	copies := sw.cfg.Batch * (ports - 1)
 	maxSends := copies/entries + 1
@@ -133,23 +133,24 @@ func TestFanoutFloodBeyondEntries(t *testing.T) {
 
 // More frames for one port in one flush than a batch (not made by the
 // pipelines, which add a frame at most once per port): sent in batch-sized
-// Sends, in order, without growing the fanout.
+// Sends, in order, without growing the fanout. Before begin a full fanout
+// has no snapshot to flush with and refuses; after, it flushes first.
 func TestFanoutSplitsLongRun(t *testing.T) {
 	sw := recTaps(t, ModeVEPA, 1)
 	f := newFanout(4, vebEntries)
-	for k := range vebEntries * 4 {
-		if !f.add(0, nil) {
-			t.Fatalf("entry %d refused before begin", k)
+	entries := vebEntries * 4
+	var want []int
+	for k := range entries {
+		if !f.add(0, seqFrame(floodMAC(1), mR, k)) {
+			t.Fatalf("frame %d refused before begin with entries free", k)
 		}
+		want = append(want, k)
 	}
-	if f.add(0, nil) {
+	if f.add(0, seqFrame(floodMAC(1), mR, entries)) {
 		t.Fatal("with every entry taken and no snapshot to flush with, add took a frame")
 	}
-	clear(f.frames)
-	f.frames, f.keys = f.frames[:0], f.keys[:0]
 	f.begin(sw.snap.Load())
-	var want []int
-	for k := range 10 {
+	for k := 100; k < 110; k++ {
 		if !f.add(0, seqFrame(floodMAC(1), mR, k)) {
 			t.Fatalf("frame %d refused", k)
 		}
@@ -158,8 +159,8 @@ func TestFanoutSplitsLongRun(t *testing.T) {
 	f.flush(sw.snap.Load())
 	q := taps(sw, "vnet1")
 	wantSeqs(t, "vnet1", q.seqs, want)
-	if q.sends != 3 || cap(f.out) != 4 {
-		t.Errorf("%d Sends (want 3), out of capacity %d (want 4)", q.sends, cap(f.out))
+	if q.sends != entries/4+3 || cap(f.out) != 4 || cap(f.frames) != entries {
+		t.Errorf("%d Sends (want %d), out of capacity %d (want 4), %d entries (want %d)", q.sends, entries/4+3, cap(f.out), cap(f.frames), entries)
 	}
 }
 

@@ -76,9 +76,10 @@ func TestVEPAPortHeap(t *testing.T) {
 // worker, 6 MiB at 64 ports, 1.5 GiB at 1024).
 func TestVEBPortHeap(t *testing.T) {
 	const backendQueues = 2 * 4096 * 24 // queuetest: a chan []byte of 4096 per queue
-	// The fanout: an arena of 4 x 64 frames of 2056 bytes and 1024
-	// entries of 32 bytes, and a port's own few KiB (TestVEPAPortHeap).
-	const fanout = 4*64*2056 + 1024*32
+	// The fanout: an arena of 4 x 64 frames of 2056 bytes, 1024 entries
+	// of 26 bytes and 4 bytes per port slot; and a port's own few KiB
+	// (TestVEPAPortHeap).
+	const fanout = 4*64*2056 + 1024*26 + 4*4096
 	const budget = backendQueues + fanout + 64<<10
 	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	small := heapPerPort(t, datapath.ModeVEB, 32, bcast)
