@@ -3,20 +3,23 @@ package datapath
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
 
 	"github.com/vswitch/vswitch/pkg/backend"
+	portcfg "github.com/vswitch/vswitch/pkg/port"
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
 // recQ records what is sent to it: the frames' sequence numbers (two
 // bytes after the untagged header) and the number of Send calls.
 type recQ struct {
-	mu    sync.Mutex
-	seqs  []int
-	sends int
+	mu     sync.Mutex
+	seqs   []int
+	frames [][]byte
+	sends  int
 }
 
 func (q *recQ) Recv(*backend.Batch) (int, error) { return 0, backend.ErrClosed }
@@ -29,6 +32,7 @@ func (q *recQ) Send(frames [][]byte) (int, error) {
 	q.sends++
 	for _, f := range frames {
 		q.seqs = append(q.seqs, int(binary.BigEndian.Uint16(f[vlan.HeaderLen:])))
+		q.frames = append(q.frames, append([]byte(nil), f...))
 	}
 	return len(frames), nil
 }
@@ -91,12 +95,13 @@ func TestFanoutKeepsOrderPerPort(t *testing.T) {
 	}
 }
 
-// A VEB flood to more ports than the fanout's entries hold in one batch
-// (64 broadcasts x 39 ports = 2496 copies, 1024 entries): every port gets
-// every frame in order, in a few Sends, nothing is dropped and the
-// fanout's memory stays as it was made.
-func TestFanoutFloodBeyondEntries(t *testing.T) {
-	const ports = 40
+// A VEB flood to more ports than the fanout's deliveries hold in one
+// batch (64 broadcasts x 99 ports = 6336, 4096 deliveries): every port gets
+// every frame in order, in two Sends, nothing is dropped, the fanout's
+// memory stays as it was made, and the 99 ports share one copy of each
+// frame.
+func TestFanoutFloodBeyondDeliveries(t *testing.T) {
+	const ports = 100
 	sw := recTaps(t, ModeVEB, ports)
 	p := sw.ports["vnet1"]
 	w := newEgressWorker(sw, p, p.io.Load())
@@ -107,14 +112,22 @@ func TestFanoutFloodBeyondEntries(t *testing.T) {
 		want = append(want, k)
 	}
 	rfill(w.b, frames...)
-	w.process(sw.snap.Load(), p.view.Load())
-	entries := vebEntries * sw.cfg.Batch
-	if l := w.local; cap(l.frames) != entries || cap(l.next) != entries || cap(l.touched) != entries || cap(l.out) != sw.cfg.Batch {
-		t.Errorf("the fanout grew: %d frames, %d next, %d touched, %d out; made with %d, %d, %d, %d",
-			cap(l.frames), cap(l.next), cap(l.touched), cap(l.out), entries, entries, entries, sw.cfg.Batch)
+	w.local = newFanout(sw.cfg.Batch)
+	w.local.begin(sw.snap.Load())
+	for i := range w.b.N { // as process, but looking at the arena before the flush
+		if r, ok := w.frame(sw.snap.Load(), p.view.Load(), w.b, i); !ok {
+			t.Fatalf("frame %d dropped: %v", i, r)
+		}
 	}
-	copies := sw.cfg.Batch * (ports - 1)
-	maxSends := copies/entries + 1
+	if used, want := w.local.used, sw.cfg.Batch*60; used != want {
+		t.Errorf("the arena holds %d bytes for 64 broadcasts of 60 bytes to 99 ports, want %d (one copy each)", used, want)
+	}
+	w.local.flush(sw.snap.Load())
+	dels := fanoutDeliveries * sw.cfg.Batch
+	if l := w.local; cap(l.dels) != dels || cap(l.touched) != dels || cap(l.frames) != 2*sw.cfg.Batch || cap(l.out) != sw.cfg.Batch {
+		t.Errorf("the fanout grew: %d deliveries, %d touched, %d frames, %d out; made with %d, %d, %d, %d",
+			cap(l.dels), cap(l.touched), cap(l.frames), cap(l.out), dels, dels, 2*sw.cfg.Batch, sw.cfg.Batch)
+	}
 	if q := taps(sw, "vnet1"); len(q.seqs) != 0 {
 		t.Errorf("vnet1 got its own broadcasts back: %v", q.seqs)
 	}
@@ -122,8 +135,8 @@ func TestFanoutFloodBeyondEntries(t *testing.T) {
 		name := fmt.Sprintf("vnet%d", i)
 		q := taps(sw, name)
 		wantSeqs(t, name, q.seqs, want)
-		if q.sends < 2 || q.sends > maxSends {
-			t.Errorf("%s: %d Sends, want 2 to %d (%d copies, %d entries)", name, q.sends, maxSends, copies, entries)
+		if q.sends != 2 {
+			t.Errorf("%s: %d Sends, want 2 (%d deliveries, %d at once)", name, q.sends, sw.cfg.Batch*(ports-1), dels)
 		}
 		if d := sw.ports[name].ctr.DropCount(DropTxError); d != 0 {
 			t.Errorf("%s: %d tx_error drops", name, d)
@@ -132,26 +145,31 @@ func TestFanoutFloodBeyondEntries(t *testing.T) {
 }
 
 // More frames for one port in one flush than a batch (not made by the
-// pipelines, which add a frame at most once per port): sent in batch-sized
-// Sends, in order, without growing the fanout. Before begin a full fanout
-// has no snapshot to flush with and refuses; after, it flushes first.
+// pipelines, which flush after every batch): sent in batch-sized Sends, in
+// order, without growing the fanout. Without begin (no snapshot to flush
+// with) a full fanout refuses instead.
 func TestFanoutSplitsLongRun(t *testing.T) {
 	sw := recTaps(t, ModeVEPA, 1)
-	f := newFanout(4, vebEntries)
-	entries := vebEntries * 4
-	var want []int
-	for k := range entries {
-		if !f.add(0, seqFrame(floodMAC(1), mR, k)) {
-			t.Fatalf("frame %d refused before begin with entries free", k)
+	v := sw.snap.Load().slots[0]
+	f := newFanout(4)
+	in := func(k int) bool {
+		f.input(seqFrame(floodMAC(1), mR, k), 0, false)
+		return f.to(v, 100)
+	}
+	var refused bool
+	for k := range 2*4 + 1 {
+		if !in(k) {
+			refused = true
 		}
-		want = append(want, k)
 	}
-	if f.add(0, seqFrame(floodMAC(1), mR, entries)) {
-		t.Fatal("with every entry taken and no snapshot to flush with, add took a frame")
+	if !refused {
+		t.Fatal("a fanout of 8 frames took 9 before begin")
 	}
+	f = newFanout(4)
 	f.begin(sw.snap.Load())
-	for k := 100; k < 110; k++ {
-		if !f.add(0, seqFrame(floodMAC(1), mR, k)) {
+	var want []int
+	for k := range 10 {
+		if !in(k) {
 			t.Fatalf("frame %d refused", k)
 		}
 		want = append(want, k)
@@ -159,8 +177,81 @@ func TestFanoutSplitsLongRun(t *testing.T) {
 	f.flush(sw.snap.Load())
 	q := taps(sw, "vnet1")
 	wantSeqs(t, "vnet1", q.seqs, want)
-	if q.sends != entries/4+3 || cap(f.out) != 4 || cap(f.frames) != entries {
-		t.Errorf("%d Sends (want %d), out of capacity %d (want 4), %d entries (want %d)", q.sends, entries/4+3, cap(f.out), cap(f.frames), entries)
+	// 7 frames (the 8th would leave no room for a second form): 4 + 3,
+	// then the last 3.
+	if q.sends != 3 || cap(f.out) != 4 || cap(f.frames) != 8 {
+		t.Errorf("%d Sends (want 3), out of capacity %d (want 4), %d frames (want 8)", q.sends, cap(f.out), cap(f.frames))
+	}
+}
+
+// withTag is f with a C-tag of tci after its addresses.
+func withTag(f []byte, tci uint16) []byte {
+	t := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(append([]byte(nil), f[:12]...), vlan.TPIDCTag), tci)
+	return append(t, f[12:]...)
+}
+
+// A flood to access ports, a trunk's native VLAN and trunks that want
+// the frame tagged: each gets the right form, the access and native ports
+// sharing one untagged frame, the tagged ones one tagged copy, from the
+// uplink (PCP kept) and from a VEB port (whose own frame then goes to the
+// uplink tagged in place, after its local copies were made).
+func TestFanoutSharesForms(t *testing.T) {
+	s, err := New(Config{Uplink: "up0", Mode: ModeVEB, Backend: nullBackend{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := vlan.ParseVIDSet("100,200")
+	cfgs := []portcfg.Config{
+		{Name: "a", VLAN: 100, MACs: []net.HardwareAddr{m1}}, {Name: "b", VLAN: 100},
+		{Name: "t1", Trunk: tr}, {Name: "t2", Trunk: tr}, {Name: "n1", Trunk: tr, NativeVLAN: 100},
+	}
+	qs := map[string]*recQ{}
+	for _, c := range cfgs {
+		if err := s.AddPort(c); err != nil {
+			t.Fatal(err)
+		}
+		qs[c.Name] = &recQ{}
+		s.ports[c.Name].io.Store(&portIO{tap: qs[c.Name], up: newFakeQ(), stop: make(chan struct{}), done: make(chan struct{})})
+	}
+	check := func(from string, tci uint16, skip string) {
+		t.Helper()
+		plain, tagged := seqFrame(bc, m1, 7), withTag(seqFrame(bc, m1, 7), tci)
+		for _, c := range cfgs {
+			q := qs[c.Name]
+			want := [][]byte{plain}
+			switch {
+			case c.Name == skip:
+				want = nil
+			case c.IsTrunk() && c.NativeVLAN != 100:
+				want = [][]byte{tagged}
+			}
+			if fmt.Sprintf("%x", q.frames) != fmt.Sprintf("%x", want) {
+				t.Errorf("from %s: %s got %x\nwant %x", from, c.Name, q.frames, want)
+			}
+			q.frames, q.seqs = nil, nil
+		}
+	}
+	tci := vlan.MakeTCI(5, false, 100)
+	iw := newIngressWorker(s, newFakeQ())
+	iw.out.begin(s.snap.Load())
+	rfill(iw.b, withTag(seqFrame(bc, m1, 7), tci))
+	for i := range iw.b.N {
+		iw.frame(s.snap.Load(), iw.b, i)
+	}
+	if got, want := iw.out.used, 60+vlan.TagLen; got != want || len(iw.out.frames) != 2 {
+		t.Errorf("from the uplink: %d bytes of arena, %d frames; want %d (one tagged copy), 2 (the view and the copy)", got, len(iw.out.frames), want)
+	}
+	iw.out.flush(s.snap.Load())
+	check("the uplink", tci, "a") // a owns m1: the reflection filter
+
+	p := s.ports["a"]
+	up := newFakeQ()
+	w := newEgressWorker(s, p, &portIO{tap: newFakeQ(), up: up})
+	rfill(w.b, seqFrame(bc, m1, 7))
+	w.process(s.snap.Load(), p.view.Load())
+	check("VEB port a", vlan.MakeTCI(0, false, 100), "a")
+	if want := withTag(seqFrame(bc, m1, 7), 100); len(up.sent) != 1 || fmt.Sprintf("%x", up.sent[0]) != fmt.Sprintf("%x", want) {
+		t.Errorf("from VEB port a: the uplink got %x, want %x", up.sent, want)
 	}
 }
 

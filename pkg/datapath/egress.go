@@ -68,14 +68,14 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 	c := &w.p.ctr
 	b := w.b
 	var rxp, rxb uint64
-	// The fanout (an arena of 4 batches of frames, 514 KiB, and 1024
-	// pending deliveries, 32 KiB, whatever the number of ports) is made on
-	// the port's first VEB batch: a VEPA port sends everything to the
-	// uplink and never needs it.
+	// The fanout (an arena of 2 batches of frames, 257 KiB, and 4096
+	// pending deliveries with their index, 40 KiB, whatever the number of
+	// ports) is made on the port's first VEB batch: a VEPA port sends
+	// everything to the uplink and never needs it.
 	veb := snap.mode == ModeVEB
 	if veb {
 		if w.local == nil {
-			w.local = newFanout(w.s.cfg.Batch, vebEntries)
+			w.local = newFanout(w.s.cfg.Batch)
 		}
 		w.local.begin(snap)
 	}
@@ -178,9 +178,11 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 // switchLocal delivers in VEB mode: known local unicast goes only to its
 // port; broadcast/multicast goes to the other local ports of the VID and to
 // the uplink. It reports whether the frame must also go to the uplink.
-// Local copies are made before the in-place tag push, so they see u as is.
+// The local ports share one copy of u (two with a trunk port that wants it
+// tagged), made before the in-place tag push, so they see u as is.
 func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, vid, dom uint16) bool {
 	dst := u[0:6]
+	f := w.local
 	if dst[0]&1 == 0 {
 		slot, ok := lookup(snap, w.s.fdb, v.cfg.SVID, vid, dom, dst)
 		if !ok || slot == v.slot || slot >= len(snap.slots) {
@@ -190,29 +192,19 @@ func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, v
 		if d == nil || d.cfg.SVID != v.cfg.SVID || !d.cfg.HasVID(vid) {
 			return true
 		}
-		w.addLocalCopy(d, u, tci, vid)
+		f.input(u, tci, true)
+		if !f.to(d, vid) {
+			d.p.ctr.Drop(DropTxError, 1)
+		}
 		return false
 	}
+	f.input(u, tci, true)
 	for _, d := range snap.byVID[vid] {
-		if d.slot != v.slot && d.cfg.SVID == v.cfg.SVID {
-			w.addLocalCopy(d, u, tci, vid)
+		if d.slot != v.slot && d.cfg.SVID == v.cfg.SVID && !f.to(d, vid) {
+			d.p.ctr.Drop(DropTxError, 1)
 		}
 	}
 	return true
-}
-
-// addLocalCopy queues a copy (the original view is about to be re-tagged in place).
-func (w *egressWorker) addLocalCopy(d *portView, u []byte, tci, vid uint16) {
-	f := w.local
-	var c []byte
-	if d.cfg.IsTrunk() && vid != d.cfg.NativeVLAN {
-		c = f.tagged(u, tci)
-	} else {
-		c = f.copyOf(u)
-	}
-	if c == nil || !f.add(d.slot, c) {
-		d.p.ctr.Drop(DropTxError, 1)
-	}
 }
 
 // hasMAC reports whether src is among macs (sorted MACKey(0, mac)s):

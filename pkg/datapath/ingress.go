@@ -22,7 +22,7 @@ type ingressWorker struct {
 }
 
 func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
-	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: backend.NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch, ingressEntries)}
+	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: backend.NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
 }
 
 func (w *ingressWorker) run() {
@@ -108,6 +108,7 @@ func (w *ingressWorker) frame(snap *snapshot, b *backend.Batch, i int) {
 		return
 	}
 	u := popTags(b, i, h.NTags)
+	w.out.input(u, d.ctag.TCI, false)
 	if u[0]&1 == 0 {
 		w.unicast(snap, u, &d)
 		return
@@ -179,7 +180,7 @@ func (d *ingressDest) resolve(snap *snapshot, svid uint16, ctag vlan.Tag) bool {
 
 // popTags strips frame i's n tags in place (the MAC addresses move 4n
 // bytes toward the payload) and returns the untagged frame: the view every
-// port shares (trunk ports get an arena copy with their C-tag).
+// port shares (trunk ports share one arena copy with its C-tag).
 func popTags(b *backend.Batch, i, n int) []byte {
 	buf, off := b.Buf[i], b.Off[i]
 	no := off + n*vlan.TagLen
@@ -199,7 +200,7 @@ func (w *ingressWorker) unicast(snap *snapshot, u []byte, d *ingressDest) {
 	if ok && slot >= 0 && slot < len(snap.slots) {
 		v := snap.slots[slot]
 		if v != nil && v.cfg.SVID == d.svid && v.cfg.HasVID(d.vid) {
-			if !w.out.addFor(v, u, d.ctag.TCI, d.vid) {
+			if !w.out.to(v, d.vid) {
 				v.p.ctr.Drop(DropTxError, 1)
 			}
 			return
@@ -208,7 +209,7 @@ func (w *ingressWorker) unicast(snap *snapshot, u []byte, d *ingressDest) {
 	flooded := false
 	for _, v := range d.ports {
 		if v.flood && v.cfg.SVID == d.svid {
-			if w.out.addFor(v, u, d.ctag.TCI, d.vid) {
+			if w.out.to(v, d.vid) {
 				flooded = true
 			} else {
 				v.p.ctr.Drop(DropTxError, 1)
@@ -238,7 +239,7 @@ func (w *ingressWorker) group(snap *snapshot, u []byte, d *ingressDest) {
 			v.p.ctr.Drop(DropReflection, 1)
 			continue
 		}
-		if !w.out.addFor(v, u, d.ctag.TCI, d.vid) {
+		if !w.out.to(v, d.vid) {
 			v.p.ctr.Drop(DropTxError, 1)
 		}
 	}

@@ -76,10 +76,11 @@ func TestVEPAPortHeap(t *testing.T) {
 // worker, 6 MiB at 64 ports, 1.5 GiB at 1024).
 func TestVEBPortHeap(t *testing.T) {
 	const backendQueues = 2 * 4096 * 24 // queuetest: a chan []byte of 4096 per queue
-	// The fanout: an arena of 4 x 64 frames of 2056 bytes, 1024 entries
-	// of 26 bytes and 4 bytes per port slot; and a port's own few KiB
+	// The fanout: an arena of 2 x 64 frames of 2056 bytes, 4096
+	// deliveries of 4 bytes (and 2 for the list of ports touched), 4 bytes
+	// per port slot, 3 x 64 frame headers; and a port's own few KiB
 	// (TestVEPAPortHeap).
-	const fanout = 4*64*2056 + 1024*26 + 4*4096
+	const fanout = 2*64*2056 + 4096*(4+2) + 4*4096 + 3*64*24
 	const budget = backendQueues + fanout + 64<<10
 	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	small := heapPerPort(t, datapath.ModeVEB, 32, bcast)
