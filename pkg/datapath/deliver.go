@@ -37,6 +37,10 @@ type fanout struct {
 	tci        uint16
 	own        bool
 	plain, tag uint16
+
+	// inOrder: every pending delivery is of the frame of its own index
+	// (dels[i].frame == i), so one port's deliveries are frames[:len(dels)].
+	inOrder bool
 }
 
 // delivery is one frame for one port: the frame's index in fanout.frames
@@ -70,6 +74,7 @@ func newFanout(batch int) *fanout {
 		touched: make([]uint16, 0, min(n, MaxPorts)),
 		out:     make([][]byte, 0, batch),
 		arena:   make([]byte, fanoutArenaFrames*batch*arenaFrame),
+		inOrder: true,
 	}
 }
 
@@ -78,16 +83,8 @@ func (f *fanout) begin(snap *snapshot) { f.snap = snap }
 
 // input starts delivering the untagged frame u of a VLAN whose tag (PCP
 // and VID) is tci; own says u changes once the caller is done with it, so
-// its deliveries need a copy. It first makes room for both forms of u,
-// sending what is pending if need be.
+// its deliveries need a copy.
 func (f *fanout) input(u []byte, tci uint16, own bool) {
-	need := len(u) + vlan.TagLen
-	if own {
-		need += len(u)
-	}
-	if (f.used+need > len(f.arena) || len(f.frames)+2 > cap(f.frames)) && f.snap != nil {
-		f.flush(f.snap)
-	}
 	f.u, f.tci, f.own = u, tci, own
 	f.plain, f.tag = 0, 0
 }
@@ -97,19 +94,41 @@ func (f *fanout) input(u []byte, tci uint16, own bool) {
 // counts a drop) when the form could not be made: a frame larger than half
 // the arena, or no input since the last flush.
 func (f *fanout) to(v *portView, vid uint16) bool {
-	var id uint16
-	if v.cfg.IsTrunk() && vid != v.cfg.NativeVLAN {
-		if f.tag == 0 {
-			f.tag = f.keep(f.tagged())
-		}
+	tagged := v.cfg.IsTrunk() && vid != v.cfg.NativeVLAN
+	id := f.plain
+	if tagged {
 		id = f.tag
-	} else {
-		if f.plain == 0 {
-			f.plain = f.keep(f.untagged())
-		}
-		id = f.plain
 	}
-	return id != 0 && f.add(v.slot, id-1)
+	if id == 0 {
+		if id = f.form(tagged); id == 0 {
+			return false
+		}
+	}
+	return f.add(v.slot, id-1)
+}
+
+// form makes one form of the input frame and returns 1 + its index in
+// frames, 0 if it cannot. Before the first, it makes room for both,
+// sending everything pending if need be (no delivery of this input can be
+// pending yet).
+func (f *fanout) form(tagged bool) uint16 {
+	if f.plain == 0 && f.tag == 0 {
+		need := len(f.u) + vlan.TagLen
+		if f.own {
+			need += len(f.u)
+		}
+		if (f.used+need > len(f.arena) || len(f.frames)+2 > cap(f.frames)) && f.snap != nil {
+			u, tci, own := f.u, f.tci, f.own
+			f.flush(f.snap)
+			f.input(u, tci, own)
+		}
+	}
+	if tagged {
+		f.tag = f.keep(f.tagged())
+		return f.tag
+	}
+	f.plain = f.keep(f.untagged())
+	return f.plain
 }
 
 // untagged is the input frame's untagged form: u itself, or its copy.
@@ -140,7 +159,7 @@ func (f *fanout) tagged() []byte {
 	return dst[:n]
 }
 
-// room returns n free arena bytes, nil if there are not (input made room
+// room returns n free arena bytes, nil if there are not (form made room
 // for both forms of every frame that fits in half the arena).
 func (f *fanout) room(n int) []byte {
 	if f.used+n > len(f.arena) {
@@ -150,7 +169,7 @@ func (f *fanout) room(n int) []byte {
 }
 
 // keep adds frame to the pending frames and returns 1 + its index, 0 for
-// nil or when there is no room (input made room for two).
+// nil or when there is no room (form made room for two).
 func (f *fanout) keep(frame []byte) uint16 {
 	if frame == nil || len(f.frames) == cap(f.frames) {
 		return 0
@@ -171,6 +190,9 @@ func (f *fanout) add(slot int, frame uint16) bool {
 		f.send(f.snap)
 	}
 	i := uint16(len(f.dels)) + 1
+	if frame != i-1 {
+		f.inOrder = false
+	}
 	f.dels = append(f.dels, delivery{frame: frame})
 	c := &f.chains[slot]
 	if c.head == 0 {
@@ -187,6 +209,16 @@ func (f *fanout) add(slot int, frame uint16) bool {
 // order the ports were first given a frame, and forgets them; the frames
 // and the arena stay (an input frame may have more ports to go to).
 func (f *fanout) send(snap *snapshot) {
+	if len(f.touched) == 1 && f.inOrder {
+		// One port, as with a flow to one VM: its frames are in order.
+		slot := f.touched[0]
+		f.chains[slot] = chain{}
+		f.sendTo(snap, int(slot), f.frames[:len(f.dels)])
+		f.touched = f.touched[:0]
+		f.dels = f.dels[:0]
+		f.inOrder = true
+		return
+	}
 	for _, slot := range f.touched {
 		c := &f.chains[slot]
 		out := f.out[:0]
@@ -204,6 +236,7 @@ func (f *fanout) send(snap *snapshot) {
 	}
 	f.touched = f.touched[:0]
 	f.dels = f.dels[:0]
+	f.inOrder = true
 }
 
 // flush sends what is pending and resets the fanout, frames and arena

@@ -146,41 +146,62 @@ func TestFanoutFloodBeyondDeliveries(t *testing.T) {
 
 // More frames for one port in one flush than a batch (not made by the
 // pipelines, which flush after every batch): sent in batch-sized Sends, in
-// order, without growing the fanout. Without begin (no snapshot to flush
-// with) a full fanout refuses instead.
+// order, without growing the fanout; for a lone port with its frames in
+// order, at once. Without begin (no snapshot to flush with) a full fanout
+// refuses instead.
 func TestFanoutSplitsLongRun(t *testing.T) {
-	sw := recTaps(t, ModeVEPA, 1)
-	v := sw.snap.Load().slots[0]
-	f := newFanout(4)
-	in := func(k int) bool {
+	sw := recTaps(t, ModeVEPA, 2)
+	ports := sw.snap.Load().slots[:2]
+	var f *fanout
+	in := func(k int, to ...*portView) bool {
 		f.input(seqFrame(floodMAC(1), mR, k), 0, false)
-		return f.to(v, 100)
+		for _, v := range to {
+			if !f.to(v, 100) {
+				return false
+			}
+		}
+		return true
 	}
+	f = newFanout(4)
 	var refused bool
 	for k := range 2*4 + 1 {
-		if !in(k) {
+		if !in(k, ports[0]) {
 			refused = true
 		}
 	}
 	if !refused {
 		t.Fatal("a fanout of 8 frames took 9 before begin")
 	}
-	f = newFanout(4)
-	f.begin(sw.snap.Load())
-	var want []int
-	for k := range 10 {
-		if !in(k) {
-			t.Fatalf("frame %d refused", k)
+	for _, tc := range []struct {
+		to    []*portView
+		sends int
+	}{
+		// 7 frames (the 8th would leave no room for a second form),
+		// then the last 3: 4 + 3 + 3 with two ports, 7 + 3 with one.
+		{ports, 3},
+		{ports[:1], 2},
+	} {
+		f = newFanout(4)
+		f.begin(sw.snap.Load())
+		var want []int
+		for k := range 10 {
+			if !in(k, tc.to...) {
+				t.Fatalf("frame %d refused", k)
+			}
+			want = append(want, k)
 		}
-		want = append(want, k)
-	}
-	f.flush(sw.snap.Load())
-	q := taps(sw, "vnet1")
-	wantSeqs(t, "vnet1", q.seqs, want)
-	// 7 frames (the 8th would leave no room for a second form): 4 + 3,
-	// then the last 3.
-	if q.sends != 3 || cap(f.out) != 4 || cap(f.frames) != 8 {
-		t.Errorf("%d Sends (want 3), out of capacity %d (want 4), %d frames (want 8)", q.sends, cap(f.out), cap(f.frames))
+		f.flush(sw.snap.Load())
+		for i, v := range tc.to {
+			q := taps(sw, v.p.name)
+			wantSeqs(t, v.p.name, q.seqs, want)
+			if q.sends != tc.sends {
+				t.Errorf("%d ports, port %d: %d Sends, want %d", len(tc.to), i, q.sends, tc.sends)
+			}
+			q.seqs, q.frames, q.sends = nil, nil, 0
+		}
+		if cap(f.out) != 4 || cap(f.frames) != 8 {
+			t.Errorf("out of capacity %d (want 4), %d frames (want 8)", cap(f.out), cap(f.frames))
+		}
 	}
 }
 
