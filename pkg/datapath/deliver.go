@@ -91,7 +91,7 @@ func (f *fanout) input(u []byte, tci uint16, own bool) {
 
 // to delivers the input frame to port v on VLAN vid: untagged for access
 // ports and a trunk's native VLAN, tagged otherwise. False (the caller
-// counts a drop) when the form could not be made: a frame larger than half
+// counts a drop) when the form could not be made: a frame too large for
 // the arena, or no input since the last flush.
 func (f *fanout) to(v *portView, vid uint16) bool {
 	tagged := v.cfg.IsTrunk() && vid != v.cfg.NativeVLAN

@@ -9,6 +9,10 @@
 // the tags in place, finds the destination ports through a [4096] VID table
 // and the FDB, applies the VEPA reflection filter (a VM never gets its own
 // broadcast back from the reflective relay) and sends one batch per port.
+// In VEB mode a port's worker also switches to the other local ports. Both
+// collect what goes to local ports in a fanout (deliver.go) whose size is
+// fixed by the batch: a frame flooded to many ports is held once and
+// shared, so no worker's memory grows with the number of ports.
 //
 // The uplink workers own all uplink I/O, control frames included, under
 // every backend: a frame to an IEEE 802.1 link-local group address
