@@ -23,6 +23,11 @@ const (
 	FieldSVID                        // the S-channel's S-VLAN
 	FieldPCP                         // the 802.1p priority
 	FieldMAC                         // one of the registered MACs
+	FieldVSIType                     // the VSI type ID (802.1Qbg VDP)
+	FieldVSITypeVersion              // the VSI type version
+	FieldVSIManager                  // the VSI manager ID
+	FieldInstanceID                  // the VSI instance ID (the VSIID)
+	FieldMigration                   // the port's part in a live migration
 )
 
 // String is the field's name in messages ("native VLAN").
@@ -42,6 +47,16 @@ func (f Field) String() string {
 		return "PCP"
 	case FieldMAC:
 		return "MAC"
+	case FieldVSIType:
+		return "VSI type"
+	case FieldVSITypeVersion:
+		return "VSI type version"
+	case FieldVSIManager:
+		return "VSI manager"
+	case FieldInstanceID:
+		return "instance ID"
+	case FieldMigration:
+		return "migration"
 	}
 	return fmt.Sprintf("Field(%d)", int(f))
 }
@@ -94,12 +109,17 @@ func numberRange(f Field) (lo, hi int, text string, ok bool) {
 		return 0, vlan.MaxVID, "1-4094, or 0 for none", true
 	case FieldPCP:
 		return 0, 7, "0-7", true
+	case FieldVSIType:
+		return 0, MaxVSIType, "0-16777215", true
+	case FieldVSITypeVersion:
+		return 0, 255, "0-255", true
 	}
 	return 0, 0, "", false
 }
 
 // CheckNumber checks v against the range of the numeric field f: VLAN
-// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7.
+// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7, VSI type
+// 0-16777215 (24 bits), VSI type version 0-255.
 func CheckNumber(f Field, v int) error {
 	lo, hi, text, ok := numberRange(f)
 	if !ok {

@@ -18,6 +18,13 @@ type record struct {
 	MACs       []string `json:"macs,omitempty"`
 	Flood      bool     `json:"flood_unknown,omitempty"`
 	Owner      string   `json:"owner,omitempty"`
+	// The VSI identity and migration state: omitted when unset, so that
+	// records without them stay byte for byte as they were.
+	VSIType        int    `json:"vsi_type,omitempty"`
+	VSITypeVersion int    `json:"vsi_type_version,omitempty"`
+	VSIManager     string `json:"vsi_manager,omitempty"`
+	InstanceID     string `json:"instance_id,omitempty"`
+	Migration      string `json:"migration,omitempty"`
 }
 
 // MarshalJSON writes c as
@@ -27,7 +34,8 @@ type record struct {
 // with the trunk in canonical form and zero values left out. It does not
 // validate c.
 func (c Config) MarshalJSON() ([]byte, error) {
-	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner}
+	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner,
+		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration}
 	if c.Trunk.Len() != 0 {
 		r.Trunk = c.Trunk.String()
 	}
@@ -67,6 +75,26 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		return withPort(err, r.Name)
 	}
 	n.PCP = uint8(r.PCP)
+	for _, f := range []struct {
+		field Field
+		v     int
+	}{{FieldVSIType, r.VSIType}, {FieldVSITypeVersion, r.VSITypeVersion}} {
+		if err := CheckNumber(f.field, f.v); err != nil {
+			return withPort(err, r.Name)
+		}
+	}
+	n.VSIType, n.VSITypeVersion = uint32(r.VSIType), uint8(r.VSITypeVersion)
+	for _, f := range []struct {
+		v     string
+		parse func(string) (string, error)
+		dst   *string
+	}{{r.VSIManager, ParseVSIManager, &n.VSIManager}, {r.InstanceID, ParseInstanceID, &n.InstanceID}, {r.Migration, ParseMigration, &n.Migration}} {
+		v, err := f.parse(f.v)
+		if err != nil {
+			return withPort(err, r.Name)
+		}
+		*f.dst = v
+	}
 	if r.Trunk != "" {
 		set, err := ParseTrunk(r.Trunk)
 		if err != nil {

@@ -35,6 +35,20 @@ type Config struct {
 	// only ports that carry it. The switch does not use it and Validate
 	// does not judge it (the API's request rules do: api.PortSpec).
 	Owner string
+
+	// The VM's identity to the adjacent bridge (802.1Qbg VDP): each VSI
+	// the port registers carries VSIType (0-16777215) and VSITypeVersion,
+	// the bridge's policy for the VM, under the manager VSIManager ("":
+	// vswitchd's own, "vswitchd"; see ParseVSIManager). InstanceID is the
+	// VSIID (a UUID in canonical form); "" derives one per MAC. The switch
+	// does not use them.
+	VSIType        uint32
+	VSITypeVersion uint8
+	VSIManager     string
+	InstanceID     string
+	// Migration is the port's part in a live migration of its VM:
+	// MigrationNone, MigrationIncoming or MigrationOutgoing.
+	Migration string
 }
 
 // IsTrunk reports whether c is a trunk port (it has no access VLAN).
@@ -83,6 +97,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := CheckNumber(FieldPCP, int(c.PCP)); err != nil {
+		return err
+	}
+	if err := c.validateVSI(); err != nil {
 		return err
 	}
 	for i, m := range c.MACs {
