@@ -9,15 +9,15 @@ import (
 
 // Port is the JSON port object; field names are a contract (DESIGN.md).
 type Port struct {
-	Name       string            `json:"name"`
-	VLAN       int               `json:"vlan"`
-	Trunk      []int             `json:"trunk"`
-	NativeVLAN int               `json:"native_vlan"`
-	SVID       int               `json:"svid"`
-	PCP        int               `json:"pcp"`
-	MACs       []string          `json:"macs"`
-	Flood      bool              `json:"flood_unknown,omitempty"`
-	Owner      string            `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
+	Name       string   `json:"name"`
+	VLAN       int      `json:"vlan"`
+	Trunk      []int    `json:"trunk"`
+	NativeVLAN int      `json:"native_vlan"`
+	SVID       int      `json:"svid"`
+	PCP        int      `json:"pcp"`
+	MACs       []string `json:"macs"`
+	Flood      bool     `json:"flood_unknown,omitempty"`
+	Owner      string   `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
 	// The VM's identity to the adjacent bridge (VDP), omitted when unset:
 	// VSI type, type version, manager ("": vswitchd's own) and instance ID
 	// (the VSIID; "": derived per MAC). See PortSpec.
@@ -28,13 +28,13 @@ type Port struct {
 	// Migration is "incoming" while the VM migrating here has not run yet
 	// (its VSIs pre-associated), "outgoing" once it has left (its VSIs
 	// de-associated); omitted otherwise.
-	Migration string `json:"migration,omitempty"`
-	State     string `json:"state"` // up|down|absent
-	RxPackets  uint64            `json:"rx_packets"`
-	RxBytes    uint64            `json:"rx_bytes"`
-	TxPackets  uint64            `json:"tx_packets"`
-	TxBytes    uint64            `json:"tx_bytes"`
-	Drops      map[string]uint64 `json:"drops"`
+	Migration string            `json:"migration,omitempty"`
+	State     string            `json:"state"` // up|down|absent
+	RxPackets uint64            `json:"rx_packets"`
+	RxBytes   uint64            `json:"rx_bytes"`
+	TxPackets uint64            `json:"tx_packets"`
+	TxBytes   uint64            `json:"tx_bytes"`
+	Drops     map[string]uint64 `json:"drops"`
 	// Backend holds counters only the port's backend keeps (afpacket:
 	// gso_frames, gso_segments, gso_dropped, checksums_fixed,
 	// checksums_unfixed, ring_freezes; afxdp: xsk_rx_dropped and the

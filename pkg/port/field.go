@@ -16,18 +16,18 @@ type Field int
 // The fields of a port. A rule between fields (access or trunk, native
 // VLAN only on trunks) is reported on the field that has to change.
 const (
-	FieldName       Field = iota + 1 // the interface name
-	FieldVLAN                        // the access VLAN, and whether the port is access or trunk
-	FieldTrunk                       // the trunk's VID set
-	FieldNativeVLAN                  // the trunk's native VLAN
-	FieldSVID                        // the S-channel's S-VLAN
-	FieldPCP                         // the 802.1p priority
-	FieldMAC                         // one of the registered MACs
-	FieldVSIType                     // the VSI type ID (802.1Qbg VDP)
-	FieldVSITypeVersion              // the VSI type version
-	FieldVSIManager                  // the VSI manager ID
-	FieldInstanceID                  // the VSI instance ID (the VSIID)
-	FieldMigration                   // the port's part in a live migration
+	FieldName           Field = iota + 1 // the interface name
+	FieldVLAN                            // the access VLAN, and whether the port is access or trunk
+	FieldTrunk                           // the trunk's VID set
+	FieldNativeVLAN                      // the trunk's native VLAN
+	FieldSVID                            // the S-channel's S-VLAN
+	FieldPCP                             // the 802.1p priority
+	FieldMAC                             // one of the registered MACs
+	FieldVSIType                         // the VSI type ID (802.1Qbg VDP)
+	FieldVSITypeVersion                  // the VSI type version
+	FieldVSIManager                      // the VSI manager ID
+	FieldInstanceID                      // the VSI instance ID (the VSIID)
+	FieldMigration                       // the port's part in a live migration
 )
 
 // String is the field's name in messages ("native VLAN").
