@@ -63,7 +63,7 @@ type PortSpec struct {
 	Owner *string `json:"owner,omitempty"`
 	// The VM's identity to the adjacent bridge (802.1Qbg VDP): VSI type
 	// 0-16777215 and type version 0-255 (the bridge's policy for the VM),
-	// VSI manager (a number 0-255, libvirt's managerid, or a name of 1-16
+	// VSI manager (a number 0-255, libvirt's managerid, or a name of 2-16
 	// characters; "" clears it: vswitchd's own) and instance ID (a UUID,
 	// the VSIID; "" clears it: one is derived per MAC, from the owner's
 	// UUID and the MAC when the owner is a UUID).

@@ -29,7 +29,7 @@
 //     once.
 //   - The VSI identity (what 802.1Qbg VDP tells the adjacent bridge about
 //     the VM): VSI type 0-16777215 (three bytes on the wire), type version
-//     0-255, VSI manager a number 0-255 or a name of 1-16 printable
+//     0-255, VSI manager a number 0-255 or a name of 2-16 printable
 //     characters (ParseVSIManager), instance ID a UUID other than the nil
 //     one (ParseInstanceID), each in canonical form.
 //   - Migration is none, incoming or outgoing (ParseMigration).

@@ -34,9 +34,10 @@ const maxManagerName = 16
 //     "mgrid"): the manager ID has it in its first byte and zeros after,
 //     which is how libvirt and lldpad encode it, so a bridge configured
 //     for those keeps working ("012" is written "12");
-//   - any other text of 1-16 printable ASCII characters without spaces is
+//   - any other text of 2-16 printable ASCII characters without spaces is
 //     a name, sent as its bytes padded with zeros (vswitchd's default
-//     manager is the name "vswitchd").
+//     manager is the name "vswitchd"). One character would be the same
+//     16 bytes as a number ("a" is 97), hence two at least.
 //
 // Spaces around it are allowed; "" stays "" (the default manager).
 func ParseVSIManager(s string) (string, error) {
@@ -48,7 +49,7 @@ func ParseVSIManager(s string) (string, error) {
 	for i := 0; i < len(t); i++ {
 		b := t[i]
 		if b <= ' ' || b > '~' {
-			return "", &Error{Field: FieldVSIManager, Value: quote(s), Reason: "use a number 0-255 (libvirt's managerid) or a name of 1-16 printable characters without spaces"}
+			return "", &Error{Field: FieldVSIManager, Value: quote(s), Reason: "use a number 0-255 (libvirt's managerid) or a name of 2-16 printable characters without spaces"}
 		}
 		digits = digits && b >= '0' && b <= '9'
 	}
@@ -59,8 +60,8 @@ func ParseVSIManager(s string) (string, error) {
 		}
 		return strconv.Itoa(n), nil
 	}
-	if len(t) > maxManagerName {
-		return "", &Error{Field: FieldVSIManager, Value: quote(s), Reason: "a manager name has at most 16 characters"}
+	if len(t) > maxManagerName || len(t) < 2 {
+		return "", &Error{Field: FieldVSIManager, Value: quote(s), Reason: "a manager name has 2-16 characters (or use a number 0-255)"}
 	}
 	return t, nil
 }

@@ -22,7 +22,7 @@ func TestParseVSIManager(t *testing.T) {
 	}
 	for in, msg := range map[string]string{
 		"256": "one byte", "99999999999999999999999": "one byte", "a b": "printable", "caf\u00e9": "printable",
-		"0123456789abcdefg": "at most 16", "x\x00": "printable",
+		"0123456789abcdefg": "2-16 characters", "x\x00": "printable", "a": "2-16 characters",
 	} {
 		_, err := port.ParseVSIManager(in)
 		var pe *port.Error
