@@ -370,12 +370,12 @@ func FuzzVDPStation(f *testing.F) {
 	for _, seed := range [][]byte{
 		cat(bridgeUp, assoc, due, ack),
 		cat(bridgeUp, preassoc, due, []byte{3, 0, 0, VDPPreAssoc - 1, VDPStatusAck, 0, 6, 100}, []byte{0, 0x40, 0, 0, 100}, due, ack), // pre-assoc, then assoc with M
-		cat(bridgeUp, assoc, due, []byte{3, 0, 0, VDPDeassoc - 1, VDPStatusAck | 2, 0, 7, 100}),                                     // refused as lldpad does
-		cat(bridgeUp, assoc, due, ack, []byte{1, 0x80}, due),                                                                       // de-associated with S
-		cat(bridgeUp, assoc, due, ack, []byte{3, 1, 0, VDPDeassoc - 1, 0, 0, 2, 100}, due),                    // a third party de-associates
-		cat(bridgeUp, assoc, due, []byte{3, 0, 0, VDPAssoc - 1, VDPStatusAck | VDPStatusHard | 5, 0, 3, 100}), // hard error
-		cat(bridgeUp, assoc, due, ack, []byte{3, 0x80, 0, VDPDeassoc - 1, 0, 0, 4, 100}, []byte{1, 0}, due),   // tagged, then removed
-		cat(bridgeUp, []byte{3, 0, 0x80, 0, 0, 0, 5, 6, 0x0a, 0x10, 0, 0, 0, 0}, []byte{2, 0}, ack),           // raw payload, bridge gone
+		cat(bridgeUp, assoc, due, []byte{3, 0, 0, VDPDeassoc - 1, VDPStatusAck | 2, 0, 7, 100}),                                       // refused as lldpad does
+		cat(bridgeUp, assoc, due, ack, []byte{1, 0x80}, due),                                                                          // de-associated with S
+		cat(bridgeUp, assoc, due, ack, []byte{3, 1, 0, VDPDeassoc - 1, 0, 0, 2, 100}, due),                                            // a third party de-associates
+		cat(bridgeUp, assoc, due, []byte{3, 0, 0, VDPAssoc - 1, VDPStatusAck | VDPStatusHard | 5, 0, 3, 100}),                         // hard error
+		cat(bridgeUp, assoc, due, ack, []byte{3, 0x80, 0, VDPDeassoc - 1, 0, 0, 4, 100}, []byte{1, 0}, due),                           // tagged, then removed
+		cat(bridgeUp, []byte{3, 0, 0x80, 0, 0, 0, 5, 6, 0x0a, 0x10, 0, 0, 0, 0}, []byte{2, 0}, ack),                                   // raw payload, bridge gone
 	} {
 		f.Add(seed)
 	}
