@@ -45,6 +45,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
+	var preassoc time.Duration
+	fs.DurationVar(&preassoc, "preassociate-timeout", 5*time.Minute, "how long the VSIs of a VM migrating in stay pre-associated (802.1Qbg VDP) when the VM sends nothing; they are associated as soon as it sends its first frame (0: until then)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
@@ -80,6 +82,15 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	default:
 		o.LLDPInterval = lldp
+	}
+	switch {
+	case preassoc == 0:
+		o.PreassociateTimeout = -1
+	case preassoc < time.Second || preassoc > 24*time.Hour:
+		fmt.Fprintf(stderr, "vswitchd: invalid --preassociate-timeout %v: use 1s-24h, or 0 to wait for the VM's first frame\n", preassoc)
+		return 2
+	default:
+		o.PreassociateTimeout = preassoc
 	}
 	if o.MTU < 68 || o.MTU > 65000 {
 		fmt.Fprintf(stderr, "vswitchd: invalid --mtu %d: use 68-65000\n", o.MTU)

@@ -40,6 +40,10 @@ type Options struct {
 	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
 	// 802.1AB default of 30 s; negative: no EVB station).
 	LLDPInterval time.Duration
+	// PreassociateTimeout is how long a port of a VM migrating in keeps
+	// its VSIs pre-associated when the VM sends no frame (0: 5 minutes;
+	// negative: until it sends one).
+	PreassociateTimeout time.Duration
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -79,6 +83,12 @@ type Daemon struct {
 	evb      atomic.Pointer[vepa.Station]    // the EVB station once running
 	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
 	ctlQueue *controlQueue                   // control frames from the datapath to the stations (control.go)
+
+	// Live migration (migration.go), under mu: the ports waiting for their
+	// VM to run here, and those whose VM migrated here (their
+	// associations carry the M bit).
+	incoming   map[string]*incomingPort
+	migratedIn map[string]bool
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -113,7 +123,8 @@ func start(o Options, sys system) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}}
+	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{},
+		incoming: map[string]*incomingPort{}, migratedIn: map[string]bool{}}
 	ul, err := sys.links.Link(o.Uplink)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
@@ -166,7 +177,9 @@ func start(o Options, sys system) (*Daemon, error) {
 	for _, c := range ports {
 		if err := d.sw.AddPort(c); err != nil {
 			d.log.Error("restore port", "port", c.Name, "err", err)
+			continue
 		}
+		d.followMigrationLocked(c)
 	}
 	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
@@ -180,6 +193,9 @@ func (d *Daemon) Close() error {
 	d.closed = true
 	for name := range d.retries {
 		d.stopAttachRetryLocked(name)
+	}
+	for name := range d.incoming {
+		d.forgetIncomingLocked(name)
 	}
 	d.mu.Unlock()
 	d.saving.Wait()
