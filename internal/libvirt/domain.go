@@ -40,6 +40,14 @@ type Port struct {
 	NativeVLAN *int
 	PCP        *int
 	SVID       *int
+	// The VM's identity to the adjacent bridge (802.1Qbg VDP), as the
+	// attributes vsi-type, vsi-type-version, vsi-manager and instance-id
+	// give it (libvirt's <virtualport type='802.1Qbg'> parameters typeid,
+	// typeidversion, managerid and instanceid).
+	VSIType        *int
+	VSITypeVersion *int
+	VSIManager     *string
+	InstanceID     *string
 }
 
 // Domain is what vswitch reads from a domain XML.
@@ -59,12 +67,13 @@ type Binding struct {
 }
 
 // Spec is the request that adds the binding's port: named after the tap,
-// with the described VLAN(s), priority and S-channel, the NIC's MAC
-// registered and the domain as its owner.
+// with the described VLAN(s), priority, S-channel and VSI identity, the
+// NIC's MAC registered and the domain as its owner.
 func (b Binding) Spec() api.PortSpec {
 	owner := b.Owner
 	return api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
-		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner}
+		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner,
+		VSIType: b.Port.VSIType, VSITypeVersion: b.Port.VSITypeVersion, VSIManager: b.Port.VSIManager, InstanceID: b.Port.InstanceID}
 }
 
 // Owner is what the hook records as the owner of the domain's ports
@@ -208,6 +217,9 @@ func parsePorts(doc []byte) ([]Port, error) {
 	}
 }
 
+// portAttributes are the attributes of <vsw:port>, for messages.
+const portAttributes = "mac, vlan, trunk, native-vlan, pcp, svid, vsi-type, vsi-type-version, vsi-manager, instance-id"
+
 func parsePort(attrs []xml.Attr) (Port, error) {
 	var p Port
 	num := func(name, v string) (*int, error) {
@@ -238,9 +250,19 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 		case "trunk":
 			t := strings.TrimSpace(v)
 			p.Trunk = &t
+		case "vsi-type":
+			p.VSIType, err = num("vsi-type", v)
+		case "vsi-type-version":
+			p.VSITypeVersion, err = num("vsi-type-version", v)
+		case "vsi-manager":
+			t := v
+			p.VSIManager = &t
+		case "instance-id":
+			t := v
+			p.InstanceID = &t
 		default:
 			if a.Name.Space == "" || a.Name.Space == Namespace {
-				return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (mac, vlan, trunk, native-vlan, pcp, svid)", a.Name.Local)
+				return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (%s)", a.Name.Local, portAttributes)
 			}
 		}
 		if err != nil {
