@@ -77,6 +77,15 @@ func (e *vsiEntry) requesting() string {
 	return VSIPreAssociating
 }
 
+// pduGap is the least time between two VDP PDUs the station sends. ECP
+// allows the next as soon as the last is acknowledged, but lldpad hands a
+// PDU to its VDP layer 2 ms after ECP acknowledged it, from one buffer per
+// port (qbg/vdp22sm.c, vdp22_from_ecp22): a PDU that arrives sooner
+// overwrites the one before, which is then lost (a DEASSOC followed at
+// once by an ASSOC was). lldpad's event loop runs expired timers before it
+// reads the next frame, so arriving after the 2 ms is enough.
+const pduGap = 10 * time.Millisecond
+
 // answerWait is how long the station waits for the bridge's answer to an
 // ASSOC before sending it again (lldpad answers within milliseconds; RWD,
 // 10.5 s by default, plus a keep-alive period would outlast the bridge's
@@ -393,6 +402,7 @@ func refusal(status uint8) string {
 func (s *VDPStation) Run(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var last time.Time // when the last PDU was acknowledged
 	for {
 		select {
 		case <-ctx.Done():
@@ -406,9 +416,17 @@ func (s *VDPStation) Run(ctx context.Context) {
 				s.log.Error("encode VDP PDU", "err", err)
 				continue
 			}
+			if wait := pduGap - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 			if err := s.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
 				s.log.Warn("VDP request not acknowledged by the bridge", "err", err)
 			}
+			last = time.Now()
 		}
 	}
 }

@@ -326,3 +326,54 @@ func TestVDPIdentityChange(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// PDUs leave at least pduGap apart, as lldpad needs (it reads a PDU 2 ms
+// after acknowledging it, from one buffer): three VSIs registered at once
+// take three PDUs spread over two gaps.
+func TestVDPSpacesPDUs(t *testing.T) {
+	var mu sync.Mutex
+	var sent []time.Time
+	seen := map[uint16]bool{}
+	st, err := NewVDPStation(VDPConfig{MAC: [6]byte{0x52, 0x54, 0, 0, 0, 0x5b}, ManagerID: ManagerID("vswitchd"), R: 1, RTE: 8,
+		Send: func(f []byte) error {
+			if h, _, err := ParseECP(f); err == nil && h.Op == ECPRequest {
+				mu.Lock()
+				if !seen[h.Seq] { // not a retransmission
+					seen[h.Seq] = true
+					sent = append(sent, time.Now())
+				}
+				mu.Unlock()
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetBridge(bridgeMAC[:])
+	for i := byte(1); i <= 3; i++ {
+		st.Associate("vnet", testVSI(net.HardwareAddr{0x52, 0x54, 0, 0, 1, i}, 100))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go st.Run(ctx)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		mu.Lock()
+		n := len(sent)
+		mu.Unlock()
+		if n >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) < 3 {
+		t.Fatalf("%d PDUs sent, want 3", len(sent))
+	}
+	for i := 1; i < 3; i++ {
+		if gap := sent[i].Sub(sent[i-1]); gap < pduGap {
+			t.Errorf("PDUs %d and %d %v apart, want at least %v", i-1, i, gap, pduGap)
+		}
+	}
+}
