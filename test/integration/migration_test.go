@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,78 +55,15 @@ func vdpLLDPAD(t *testing.T, l *lab, hvs ...*hv) *topo.LLDPAD {
 	return lp
 }
 
-// bridgeVSI is a VSI TLV that lldpad's VDP bridge role received from a
-// station, as its debug log shows it (qbg/vdp22sm.c vdp22_station_info,
-// then qbg/vdp22.c vdp22_showvsi).
-type bridgeVSI struct {
-	port    string // lldpad's interface, our hypervisor's switch port
-	mode    int    // 1 PRE-ASSOC, 2 PRE-ASSOC-RR, 3 ASSOC, 4 DE-ASSOC
-	status  int    // of the request: 0x10 the M bit, 0x20 the S bit
-	mgrid   string // lldpad's rendering: a number for a one-byte ID
-	typeID  int
-	version int
-	idFmt   int
-	id      string
-}
-
-var showVSI = regexp.MustCompile(`vsi_mode:(\d+),\d+ status:(0x[0-9a-f]+|0) mgrid:(\S+) id:(\d+)\(0x[0-9a-f]+\) version:(\d+) id_fmt:(\d+) (\S+) format:`)
-
-// bridgeVSIs reads, in order, the VSI TLVs lldpad received from stations.
-func bridgeVSIs(log string) []bridgeVSI {
-	var out []bridgeVSI
-	port := ""
-	sc := bufio.NewScanner(strings.NewReader(log))
-	sc.Buffer(make([]byte, 1<<16), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if i := strings.Index(line, "vdp22_station_info:"); i >= 0 {
-			if f := strings.Fields(line[i+len("vdp22_station_info:"):]); len(f) > 1 && f[1] == "received" {
-				port = f[0]
-			}
-			continue
-		}
-		m := showVSI.FindStringSubmatch(line)
-		if m == nil || port == "" {
-			continue
-		}
-		v := bridgeVSI{port: port, mgrid: m[3], id: m[7]}
-		v.mode, _ = strconv.Atoi(m[1])
-		st, _ := strconv.ParseInt(m[2], 0, 32)
-		v.status = int(st)
-		v.typeID, _ = strconv.Atoi(m[4])
-		v.version, _ = strconv.Atoi(m[5])
-		v.idFmt, _ = strconv.Atoi(m[6])
-		out = append(out, v)
-		port = ""
-	}
-	return out
-}
-
-func (v bridgeVSI) String() string {
-	return fmt.Sprintf("%s mode %d status %#x mgrid %s type %d version %d fmt %d id %s", v.port, v.mode, v.status, v.mgrid, v.typeID, v.version, v.idFmt, v.id)
-}
-
 // waitBridgeVSI waits until lldpad received, after the first skip VSI
 // TLVs, one that match accepts, and returns its index.
-func waitBridgeVSI(t *testing.T, lp *topo.LLDPAD, skip int, timeout time.Duration, what string, match func(bridgeVSI) bool) int {
+func waitBridgeVSI(t *testing.T, lp *topo.LLDPAD, skip int, timeout time.Duration, what string, match func(topo.VSIRecord) bool) int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		vs := bridgeVSIs(lp.Output())
-		for i := skip; i < len(vs); i++ {
-			if match(vs[i]) {
-				return i
-			}
-		}
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			for _, v := range vs[min(skip, len(vs)):] {
-				fmt.Fprintf(&b, "  %s\n", v)
-			}
-			t.Fatalf("lldpad never received %s; it received:\n%s", what, b.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	i, err := lp.WaitVSI(skip, timeout, match)
+	if err != nil {
+		t.Fatalf("lldpad never received %s: %v", what, err)
 	}
+	return i
 }
 
 // libvirtState is h's libvirt state directory of QEMU domains, as the hook
@@ -170,21 +104,21 @@ func TestVSIIdentityWithLLDPAD(t *testing.T) {
 	if v := vs[0]; v.UUID != want || v.TypeID != 1193047 || v.TypeVer != 2 || v.MgrID != "12" || v.VLAN != 100 || v.Reason != "" {
 		t.Errorf("VSI %+v, want VSIID %s, type 1193047 version 2, manager 12", v, want)
 	}
-	waitBridgeVSI(t, lp, 0, 5*time.Second, "the domain's ASSOC", func(v bridgeVSI) bool {
-		return v.port == h.swPort && v.mode == 3 && v.mgrid == "12" && v.typeID == 1193047 && v.version == 2 && v.idFmt == 5 && v.id == want
+	waitBridgeVSI(t, lp, 0, 5*time.Second, "the domain's ASSOC", func(v topo.VSIRecord) bool {
+		return v.Port == h.swPort && v.Mode == 3 && v.MgrID == "12" && v.TypeID == 1193047 && v.Version == 2 && v.IDFmt == 5 && v.ID == want
 	})
 	if out := h.mustCtl("vsis"); !containsAll(out, "1193047", want, "associated") {
 		t.Errorf("vswctl vsis:\n%s", out)
 	}
 	// An instance ID of the operator's: the VSI under the old VSIID goes.
 	const inst = "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"
-	n := len(bridgeVSIs(lp.Output()))
+	n := len(lp.ReceivedVSIs())
 	h.mustCtl("set-port", vm1.port, "--instance-id", inst)
 	h.waitVSIs("the instance ID associated", 15*time.Second, func(vs []api.VSI) bool {
 		return len(vs) == 1 && vs[0].UUID == inst && vs[0].State == "associated"
 	})
-	waitBridgeVSI(t, lp, n, 5*time.Second, "the old VSIID de-associated", func(v bridgeVSI) bool { return v.mode == 4 && v.id == want })
-	waitBridgeVSI(t, lp, n, 5*time.Second, "the instance ID associated", func(v bridgeVSI) bool { return v.mode == 3 && v.id == inst && v.typeID == 1193047 })
+	waitBridgeVSI(t, lp, n, 5*time.Second, "the old VSIID de-associated", func(v topo.VSIRecord) bool { return v.Mode == 4 && v.ID == want })
+	waitBridgeVSI(t, lp, n, 5*time.Second, "the instance ID associated", func(v topo.VSIRecord) bool { return v.Mode == 3 && v.ID == inst && v.TypeID == 1193047 })
 }
 
 // rarpAnnounce is the frame QEMU sends for each NIC of a VM it has just
@@ -290,8 +224,8 @@ func TestLiveMigrationWithLLDPAD(t *testing.T) {
 	incoming := strings.Replace(live, "<target dev='"+vm1.port+"' managed='no'/>", "", 1) // the migratable XML: no tap yet
 	dom, _ := uuid.Parse(testDomain)
 	vsiid := uuid.NameBased(dom, vm1.mac.String()).String()
-	identity := func(v bridgeVSI) bool {
-		return v.mgrid == "12" && v.typeID == 1193047 && v.version == 2 && v.idFmt == 5 && v.id == vsiid
+	identity := func(v topo.VSIRecord) bool {
+		return v.MgrID == "12" && v.TypeID == 1193047 && v.Version == 2 && v.IDFmt == 5 && v.ID == vsiid
 	}
 
 	// The VM runs on hv1 (a plain start), vm2 beside it.
@@ -303,7 +237,7 @@ func TestLiveMigrationWithLLDPAD(t *testing.T) {
 	vm1.mustPing(vm2)
 
 	// Migration to hv2.
-	mark := len(bridgeVSIs(lp.Output()))
+	mark := len(lp.ReceivedVSIs())
 	h2.hookSeq(incoming, "web1", "migrate", "begin", "-")
 	if ps := h2.ports(); len(ps) != 0 {
 		t.Fatalf("migrate begin added ports on hv2: %+v", ps)
@@ -318,15 +252,15 @@ func TestLiveMigrationWithLLDPAD(t *testing.T) {
 	if vs := h2.waitVSIs("pre-associated on hv2", time.Second, func(vs []api.VSI) bool { return len(vs) == 1 }); vs[0].State != "preassociated" {
 		t.Fatalf("hv2's VSI when start begin returned: %+v", vs[0])
 	}
-	pre := waitBridgeVSI(t, lp, mark, 5*time.Second, "PRE-ASSOC from hv2", func(v bridgeVSI) bool {
-		return v.port == h2.swPort && v.mode == 1 && v.status == 0 && identity(v)
+	pre := waitBridgeVSI(t, lp, mark, 5*time.Second, "PRE-ASSOC from hv2", func(v topo.VSIRecord) bool {
+		return v.Port == h2.swPort && v.Mode == 1 && v.Status == 0 && identity(v)
 	})
 	h2.hookSeq(live, "web1", "started", "begin", "-")
 	// The memory is copied; the VM still runs on hv1 and talks there.
 	vm1.mustPing(vm2)
 	time.Sleep(time.Second)
-	for _, v := range bridgeVSIs(lp.Output())[mark:] {
-		if v.port == h2.swPort && v.mode == 3 {
+	for _, v := range lp.ReceivedVSIs()[mark:] {
+		if v.Port == h2.swPort && v.Mode == 3 {
 			t.Fatalf("hv2 associated before the VM ran there: %s", v)
 		}
 	}
@@ -347,8 +281,8 @@ func TestLiveMigrationWithLLDPAD(t *testing.T) {
 	if err := pc.WriteFrame(rarpAnnounce(vm1b.mac)); err != nil {
 		t.Fatal(err)
 	}
-	assoc := waitBridgeVSI(t, lp, pre, 5*time.Second, "ASSOC with the M bit from hv2", func(v bridgeVSI) bool {
-		return v.port == h2.swPort && v.mode == 3 && v.status == 0x10 && identity(v)
+	assoc := waitBridgeVSI(t, lp, pre, 5*time.Second, "ASSOC with the M bit from hv2", func(v topo.VSIRecord) bool {
+		return v.Port == h2.swPort && v.Mode == 3 && v.Status == 0x10 && identity(v)
 	})
 	h2.waitVSIs("associated on hv2", 5*time.Second, func(vs []api.VSI) bool {
 		return len(vs) == 1 && vs[0].State == "associated" && vs[0].Migrated
@@ -363,8 +297,8 @@ func TestLiveMigrationWithLLDPAD(t *testing.T) {
 	}
 	h1.dropDomStatus() // libvirt removes it before "release end"
 	h1.hookSeq(live, "web1", "release", "end", "-")
-	waitBridgeVSI(t, lp, mark, 5*time.Second, "DE-ASSOC with the S bit from hv1", func(v bridgeVSI) bool {
-		return v.port == h1.swPort && v.mode == 4 && v.status == 0x20 && identity(v)
+	waitBridgeVSI(t, lp, mark, 5*time.Second, "DE-ASSOC with the S bit from hv1", func(v topo.VSIRecord) bool {
+		return v.Port == h1.swPort && v.Mode == 4 && v.Status == 0x20 && identity(v)
 	})
 	if _, ok := h1.portOf(vm1.port); ok {
 		t.Errorf("hv1 kept the VM's port after it left")
@@ -385,27 +319,27 @@ func TestLiveMigrationWithLLDPAD(t *testing.T) {
 	if err := vm1.ns.SetUp("eth0"); err != nil { // the tap of hv1's incoming QEMU, silent
 		t.Fatal(err)
 	}
-	mark = len(bridgeVSIs(lp.Output()))
+	mark = len(lp.ReceivedVSIs())
 	h1.hookSeq(incoming, "web1", "migrate", "begin", "-")
 	h1.hookSeq(live, "web1", "prepare", "begin", "-")
 	h1.hookSeq(live, "web1", "start", "begin", "-")
 	h1.hookSeq(live, "web1", "started", "begin", "-")
-	waitBridgeVSI(t, lp, mark, 5*time.Second, "PRE-ASSOC from hv1", func(v bridgeVSI) bool {
-		return v.port == h1.swPort && v.mode == 1 && identity(v)
+	waitBridgeVSI(t, lp, mark, 5*time.Second, "PRE-ASSOC from hv1", func(v topo.VSIRecord) bool {
+		return v.Port == h1.swPort && v.Mode == 1 && identity(v)
 	})
 	h1.writeDomStatus("paused", "migration", "migration in", "prepare")
 	h1.hookSeq(live, "web1", "stopped", "end", "-")
 	h1.dropDomStatus()
 	h1.hookSeq(live, "web1", "release", "end", "-")
-	waitBridgeVSI(t, lp, mark, 5*time.Second, "a plain DE-ASSOC from hv1", func(v bridgeVSI) bool {
-		return v.port == h1.swPort && v.mode == 4 && v.status == 0 && identity(v)
+	waitBridgeVSI(t, lp, mark, 5*time.Second, "a plain DE-ASSOC from hv1", func(v topo.VSIRecord) bool {
+		return v.Port == h1.swPort && v.Mode == 4 && v.Status == 0 && identity(v)
 	})
 	if _, ok := h1.portOf(vm1.port); ok {
 		t.Errorf("hv1 kept the port of the failed incoming migration")
 	}
 	time.Sleep(500 * time.Millisecond)
-	for _, v := range bridgeVSIs(lp.Output())[mark:] {
-		if v.port == h2.swPort && v.mode != 3 {
+	for _, v := range lp.ReceivedVSIs()[mark:] {
+		if v.Port == h2.swPort && v.Mode != 3 {
 			t.Errorf("the source (hv2) sent %s during the failed migration", v)
 		}
 	}
