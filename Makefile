@@ -9,8 +9,10 @@ TESTFLAGS ?= -count=1 -timeout 20m
 
 all: build
 
+# Pure Go, statically linked: no cgo in the daemon (os/user and net use
+# their Go resolvers), whether or not the machine has a C compiler.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/vswitchd ./cmd/vswctl
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vswitchd ./cmd/vswctl
 
 # deps installs what the tests, the demo and the benchmark need on Debian.
 deps:

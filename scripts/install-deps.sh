@@ -14,6 +14,7 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v libvirtd >/dev/null || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
 command -v virsh >/dev/null || need+=(libvirt-clients)
 dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static) # the guest's userland
+command -v xmllint >/dev/null || need+=(libxml2-utils) # validates the libvirt metadata examples against docs/vsw-port.rng
 if [ "${WITH_BENCH:-0}" = 1 ]; then
   command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)   # OVS rows of make bench
 fi

@@ -186,6 +186,7 @@ func (a *app) statusCmd() *cobra.Command {
 // strings so that vswctl, not pflag, reports bad values (exit 1).
 type portFlags struct {
 	vlan, trunk, native, svid, pcp string
+	maxMACs                        string
 	macs                           []string
 	flood                          bool
 	clearMACs                      bool
@@ -201,6 +202,11 @@ func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
 	fs.StringVar(&pf.pcp, "pcp", "", "802.1p priority `N` (0-7) of the port's frames")
 	fs.StringVar(&pf.svid, "svid", "", "S-channel: outer 802.1ad S-VLAN `VID` (1-4094, 0 = none)")
 	fs.BoolVar(&pf.flood, "flood", false, "flood unknown unicast to this port")
+	maxHelp := "learn at most `N` source MACs (0: only registered MACs pass; more are dropped as mac_limit; default: vswitchd --max-macs-per-port)"
+	if set {
+		maxHelp += `; "default" goes back to the daemon's`
+	}
+	fs.StringVar(&pf.maxMACs, "max-macs", "", maxHelp)
 	fs.StringVar(&pf.vsiType, "vsi-type", "", "VDP: the VM's VSI type `ID` (0-16777215), the bridge's policy for it")
 	fs.StringVar(&pf.vsiTypeVersion, "vsi-type-version", "", "VDP: the VSI type `VERSION` (0-255)")
 	fs.StringVar(&pf.vsiManager, "vsi-manager", "", "VDP: the VSI manager `ID`: 0-255 (libvirt's managerid) or a name of 2-16 characters (\"\": vswitchd)")
@@ -300,6 +306,17 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		f := pf.flood
 		s.Flood = &f
 	}
+	if changed("max-macs") {
+		n := api.MaxMACsDefault
+		if strings.TrimSpace(pf.maxMACs) != "default" || add {
+			v, err := port.ParseNumber(port.FieldMaxMACs, pf.maxMACs)
+			if err != nil {
+				return s, err
+			}
+			n = v
+		}
+		s.MaxMACs = &n
+	}
 	for _, f := range []struct {
 		flag, v string
 		field   port.Field
@@ -328,7 +345,7 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		}
 	}
 	if !add && s == (api.PortSpec{}) {
-		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood, --vsi-type, --vsi-type-version, --vsi-manager, --instance-id, --migration", name)
+		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood, --max-macs, --vsi-type, --vsi-type-version, --vsi-manager, --instance-id, --migration", name)
 	}
 	if add {
 		_, err := s.Apply(port.Config{})

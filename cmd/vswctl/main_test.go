@@ -100,6 +100,10 @@ func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
 		{[]string{"set-port", "vnet1", "--svid", "-1"}, "invalid S-VLAN -1: must be 1-4094, or 0 for none"},
 		{[]string{"set-port", "vnet1", "--mac", "01:00:5e:00:00:01"}, "must be unicast"},
 		{[]string{"set-port", "vnet1", "--native-vlan", "4095"}, "invalid native VLAN 4095"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--max-macs", "-1"}, "invalid MAC limit -1: must be 0-1048576"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--max-macs", "default"}, `invalid MAC limit "default": must be a number 0-1048576`},
+		{[]string{"set-port", "vnet1", "--max-macs", "lots"}, `invalid MAC limit "lots"`},
+		{[]string{"set-port", "vnet1", "--max-macs", "2000000"}, "invalid MAC limit 2000000"},
 		{[]string{"del-port", "vnet1:0"}, `invalid interface name "vnet1:0"`},
 		{[]string{"stats", "a b"}, `invalid interface name "a b"`},
 		{[]string{"add-port", "vnet1", "--vlan", "10", "--vsi-type", "16777216"}, "invalid VSI type 16777216: must be 0-16777215"},
@@ -240,11 +244,11 @@ func TestPortLifecycleAndTable(t *testing.T) {
 		t.Fatalf("list-ports printed %d lines:\n%s", len(lines), r.stdout)
 	}
 	header := strings.Fields(lines[0])
-	if want := []string{"NAME", "VLAN/TRUNK", "SVID", "PCP", "MACS", "STATE", "RX", "TX", "DROPS"}; !reflect.DeepEqual(header, want) {
+	if want := []string{"NAME", "VLAN/TRUNK", "SVID", "PCP", "MACS", "STATE", "RX", "TX", "DROPS", "LEARNED", "MAX_MACS"}; !reflect.DeepEqual(header, want) {
 		t.Fatalf("header %q, want %q", header, want)
 	}
 	row1 := strings.Fields(lines[1])
-	if want := []string{"vnet1", "100", "7", "3", "52:54:00:12:34:56,52:54:00:ab:cd:ef", "up", "1234", "5678", "5"}; !reflect.DeepEqual(row1, want) {
+	if want := []string{"vnet1", "100", "7", "3", "52:54:00:12:34:56,52:54:00:ab:cd:ef", "up", "1234", "5678", "5", "0", "default"}; !reflect.DeepEqual(row1, want) {
 		t.Fatalf("vnet1 row %q, want %q", row1, want)
 	}
 	if !strings.HasPrefix(lines[2], "vnet2") || !strings.Contains(lines[2], "trunk 10-11,20-30 native 10") {
@@ -272,6 +276,20 @@ func TestPortLifecycleAndTable(t *testing.T) {
 	}
 	if got := vswctl(t, sock, "set-port", "vnet1", "--pcp", "0").stdout; got != "updated port vnet1: vlan 200, svid 7, state up\n" {
 		t.Errorf("set-port summary %q", got)
+	}
+	// The learned-MAC limit: set, shown, back to the daemon's default.
+	if got := vswctl(t, sock, "set-port", "vnet1", "--max-macs", "0").stdout; got != "updated port vnet1: vlan 200, svid 7, max macs 0, state up\n" {
+		t.Errorf("set-port --max-macs 0 summary %q", got)
+	}
+	if p, _ = fake.GetPort(context.Background(), "vnet1"); p.MaxMACs == nil || *p.MaxMACs != 0 {
+		t.Fatalf("after set-port --max-macs 0: %+v", p.MaxMACs)
+	}
+	if r = vswctl(t, sock, "list-ports"); !strings.HasSuffix(strings.Split(r.stdout, "\n")[1], " 0") {
+		t.Errorf("list-ports does not show the limit 0:\n%s", r.stdout)
+	}
+	vswctl(t, sock, "set-port", "vnet1", "--max-macs", "default").expect(t, 0, "")
+	if p, _ = fake.GetPort(context.Background(), "vnet1"); p.MaxMACs != nil {
+		t.Fatalf("after set-port --max-macs default: %d", *p.MaxMACs)
 	}
 
 	r = vswctl(t, sock, "stats")
@@ -334,6 +352,8 @@ func TestStatusAndFDBTables(t *testing.T) {
 	fake, sock := daemon(t)
 	fake.StatusV.Relay = &api.RelayStatus{State: "granted", Peer: "00:11:22:33:44:55"}
 	fake.StatusV.UptimeSeconds = 3725
+	fake.StatusV.Libvirt = &api.LibvirtStatus{URI: "qemu:///system", State: "disconnected", Since: "2026-11-27T08:00:00Z",
+		Error: "dial unix /run/libvirt/libvirt-sock:\n no such file", Events: 7, Reconciled: "2026-11-27T07:00:00Z", Domains: 3, Reconciles: 2}
 	fake.FDBV = []api.FDBEntry{
 		{VLAN: 200, MAC: "52:54:00:00:00:02", Port: "vnet2", AgeSec: 12},
 		{VLAN: 100, MAC: "52:54:00:00:00:01", Port: "vnet1", Static: true},
@@ -341,7 +361,8 @@ func TestStatusAndFDBTables(t *testing.T) {
 	r := vswctl(t, sock, "status")
 	r.expect(t, 0, "")
 	for _, want := range []string{"uplink:", "eth0 (up)", "mode:", "vepa", "datapath:", "afpacket",
-		"reflective relay:", "granted by 00:11:22:33:44:55", "uptime:", "1h2m5s"} {
+		"reflective relay:", "granted by 00:11:22:33:44:55", "uptime:", "1h2m5s",
+		"libvirt:", "disconnected from qemu:///system since 2026-11-27T08:00:00Z, reconciled at 2026-11-27T07:00:00Z (3 domains running; 2 reconciles), 7 events: dial unix /run/libvirt/libvirt-sock: no such file"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}

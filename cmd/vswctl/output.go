@@ -88,6 +88,9 @@ func describePort(p api.Port) string {
 	if p.Owner != "" {
 		parts = append(parts, "owner "+p.Owner)
 	}
+	if p.MaxMACs != nil {
+		parts = append(parts, fmt.Sprintf("max macs %d", *p.MaxMACs))
+	}
 	if p.VSIType != 0 || p.VSITypeVersion != 0 {
 		parts = append(parts, fmt.Sprintf("vsi type %d version %d", p.VSIType, p.VSITypeVersion))
 	}
@@ -137,24 +140,62 @@ func writeStatus(w io.Writer, st api.Status) error {
 	} else {
 		row("reflective relay", "-")
 	}
-	row("ports", fmt.Sprintf("%d (%d up)", st.Ports, st.PortsUp))
+	if lv := st.Libvirt; lv != nil {
+		v := lv.State + " to " + lv.URI
+		if lv.State == "disconnected" {
+			v = lv.State + " from " + lv.URI
+		}
+		if lv.Since != "" {
+			v += " since " + lv.Since
+		}
+		if lv.Reconciled != "" {
+			v += fmt.Sprintf(", reconciled at %s (%d domains running; %d reconciles)", lv.Reconciled, lv.Domains, lv.Reconciles)
+		}
+		v += fmt.Sprintf(", %d events", lv.Events)
+		if lv.Error != "" {
+			v += ": " + oneLine(lv.Error)
+		}
+		row("libvirt", v)
+	}
+	ports := fmt.Sprintf("%d (%d up)", st.Ports, st.PortsUp)
+	if st.PortsUnusable > 0 {
+		ports += fmt.Sprintf(", %d unusable in the state file (see list-ports)", st.PortsUnusable)
+	}
+	row("ports", ports)
+	if f := st.FDB; f != nil {
+		row("learned macs", fmt.Sprintf("%d (at most %d per port by default, %d per VLAN, %d in all)", f.Learned, f.MaxMACsPerPort, f.MaxMACsPerVLAN, f.Max))
+	}
 	row("uptime", (time.Duration(st.UptimeSeconds) * time.Second).String())
 	row("state file", dash(st.StatePath))
+	for _, n := range st.StateNotes {
+		row("state file note", n)
+	}
 	return t.Flush()
 }
 
 func writePorts(w io.Writer, ps []api.Port) error {
 	t := newTable(w)
-	fmt.Fprintln(t, "NAME\tVLAN/TRUNK\tSVID\tPCP\tMACS\tSTATE\tRX\tTX\tDROPS")
+	fmt.Fprintln(t, "NAME\tVLAN/TRUNK\tSVID\tPCP\tMACS\tSTATE\tRX\tTX\tDROPS\tLEARNED\tMAX_MACS")
 	for _, p := range ps {
 		macs := "-"
 		if len(p.MACs) > 0 {
 			macs = strings.Join(p.MACs, ",")
 		}
-		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", p.Name, vlanColumn(p), num(p.SVID), p.PCP,
-			macs, dash(p.State), p.RxPackets, p.TxPackets, sumDrops(p.Drops))
+		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", p.Name, vlanColumn(p), num(p.SVID), p.PCP,
+			macs, dash(p.State), p.RxPackets, p.TxPackets, sumDrops(p.Drops), p.LearnedMACs, maxMACsColumn(p))
 	}
-	return t.Flush()
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	// Ports the daemon cannot use, below the table: the reason is long.
+	for _, p := range ps {
+		if p.Problem != "" {
+			if _, err := fmt.Fprintf(w, "%s: %s\n", p.Name, p.Problem); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // writeDropReasons prints "OWNER REASON COUNT" rows for nonzero counters.
@@ -250,6 +291,15 @@ func nonZeroCounters(m map[string]uint64) string {
 	return strings.Join(parts, " ")
 }
 
+// maxMACsColumn is the port's learned-MAC limit, "default" when it
+// follows the daemon's (vswctl status shows it).
+func maxMACsColumn(p api.Port) string {
+	if p.MaxMACs == nil {
+		return "default"
+	}
+	return strconv.Itoa(*p.MaxMACs)
+}
+
 func writePortStats(w io.Writer, p api.Port) error {
 	t := newTable(w)
 	row := func(k string, v any) { fmt.Fprintf(t, "%s:\t%v\n", k, v) }
@@ -260,6 +310,12 @@ func writePortStats(w io.Writer, p api.Port) error {
 	row("rx bytes", p.RxBytes)
 	row("tx packets", p.TxPackets)
 	row("tx bytes", p.TxBytes)
+	learned := strconv.Itoa(p.LearnedMACs)
+	if p.MaxMACs != nil {
+		learned += fmt.Sprintf(" (max %d)", *p.MaxMACs)
+	}
+	row("learned macs", learned)
+	row("mac moves", p.MACMoves)
 	row("drops", sumDrops(p.Drops))
 	reasons := make([]string, 0, len(p.Drops))
 	for r := range p.Drops {

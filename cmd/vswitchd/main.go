@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/internal/daemon"
+	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 var version = "dev"
@@ -45,11 +47,21 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
+	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
+	var perPort, perVLAN, fdbMax int
+	fs.IntVar(&perPort, "max-macs-per-port", datapath.DefaultMaxMACsPerPort, "MACs a port learns unless its max_macs says otherwise (0: only registered MACs pass); more are dropped as mac_limit")
+	fs.IntVar(&perVLAN, "max-macs-per-vlan", datapath.DefaultMaxMACsPerVLAN, "MACs all ports together learn in one VLAN (of one S-channel); more are dropped as fdb_full")
+	fs.IntVar(&fdbMax, "fdb-max", datapath.DefaultFDBMax, "MACs the switch learns in all (the table takes 64 bytes per MAC); more are dropped as fdb_full")
 	var preassoc time.Duration
 	fs.DurationVar(&preassoc, "preassociate-timeout", 5*time.Minute, "how long the VSIs of a VM migrating in stay pre-associated (802.1Qbg VDP) when the VM sends nothing; they are associated as soon as it sends its first frame (0: until then)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
+	var off offlineArgs
+	fs.BoolVar(&off.check, "check", false, "check the --state file and print its ports and problems, then exit (0: vswitchd starts with it and every port; 1: not); works while vswitchd cannot start, refuses a file a running vswitchd holds")
+	fs.StringVar(&off.salvage, "salvage", "", "copy the usable ports of the --state file, damaged or not, into the new state file `NEWFILE` (with --check), then exit")
+	fs.StringVar(&off.dropPort, "drop-port", "", "delete port `NAME`'s record from the --state file while vswitchd is stopped, then exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--log-level info]\n\n")
+		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--log-level info]\n")
+		fmt.Fprintf(stderr, "       vswitchd [--state PATH] --check [--salvage NEWFILE] | --drop-port NAME   (offline, vswitchd stopped)\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +73,13 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
 		return 2
+	}
+	if off.set() {
+		if err := off.validate(); err != nil {
+			fmt.Fprintf(stderr, "vswitchd: %v\n", err)
+			return 2
+		}
+		return offline(o.StatePath, off, os.Stdout, stderr)
 	}
 	if o.Datapath == "" || o.PortDatapath == "" {
 		fmt.Fprintln(stderr, "vswitchd: --datapath and --port-datapath need a value (auto|afpacket|afxdp, afpacket|afxdp)")
@@ -96,6 +115,23 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vswitchd: invalid --mtu %d: use 68-65000\n", o.MTU)
 		return 2
 	}
+	if port.CheckNumber(port.FieldMaxMACs, perPort) != nil { // the range of a port's max_macs
+		fmt.Fprintf(stderr, "vswitchd: invalid --max-macs-per-port %d: use 0-%d (0: ports learn no MACs unless their max_macs says so)\n", perPort, port.MaxLearnedMACs)
+		return 2
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max-macs-per-vlan", perVLAN}, {"fdb-max", fdbMax}} {
+		if f.v < 1 || f.v > port.MaxLearnedMACs {
+			fmt.Fprintf(stderr, "vswitchd: invalid --%s %d: use 1-%d\n", f.name, f.v, port.MaxLearnedMACs)
+			return 2
+		}
+	}
+	o.FDB = datapath.FDBLimits{PerPort: perPort, PerVLAN: perVLAN, Total: fdbMax}
+	if perPort == 0 {
+		o.FDB.PerPort = datapath.NoMACs
+	}
 	switch prio {
 	case "rt":
 		o.Priority = datapath.Priority{RealTime: 1}
@@ -105,6 +141,12 @@ func run(args []string, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "vswitchd: invalid --datapath-priority %q: use rt, nice or normal\n", prio)
 		return 2
+	}
+	if o.Libvirt != "" {
+		if _, err := events.ParseURI(o.Libvirt); err != nil {
+			fmt.Fprintf(stderr, "vswitchd: invalid --libvirt: %v\n", err)
+			return 2
+		}
 	}
 	if o.Uplink == "" {
 		fmt.Fprintln(stderr, "vswitchd: --uplink IF is required (the NIC facing the adjacent bridge)")

@@ -31,6 +31,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
 		{[]string{"--socket-group", "no-such-group-vsw", "--uplink", "eth0"}, "invalid --socket-group"},
 		{[]string{"--socket-group", "-5", "--uplink", "eth0"}, "invalid --socket-group"},
+		{[]string{"--libvirt", "libvirt-sock", "--uplink", "eth0"}, "invalid --libvirt"},
+		{[]string{"--max-macs-per-port", "-1", "--uplink", "eth0"}, "invalid --max-macs-per-port -1: use 0-1048576"},
+		{[]string{"--max-macs-per-port", "2000000", "--uplink", "eth0"}, "invalid --max-macs-per-port"},
+		{[]string{"--max-macs-per-vlan", "0", "--uplink", "eth0"}, "invalid --max-macs-per-vlan 0: use 1-1048576"},
+		{[]string{"--fdb-max", "0", "--uplink", "eth0"}, "invalid --fdb-max 0: use 1-1048576"},
+		{[]string{"--fdb-max", "many", "--uplink", "eth0"}, "invalid value"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(tc.args, &stderr); code != 2 {
@@ -48,7 +54,7 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-h"}, &stderr); code != 0 {
 		t.Fatalf("-h: exit %d", code)
 	}
-	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--socket-group", "--preassociate-timeout"} {
+	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--socket-group", "--check", "--salvage", "--drop-port", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt", "--preassociate-timeout"} {
 		if !strings.Contains(stderr.String(), strings.TrimPrefix(f, "-")) {
 			t.Errorf("help does not mention %s:\n%s", f, stderr.String())
 		}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/netdev"
 	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/pkg/datapath"
@@ -40,6 +41,12 @@ type Options struct {
 	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
 	// 802.1AB default of 30 s; negative: no EVB station).
 	LLDPInterval time.Duration
+	// Libvirt is libvirtd's URI (or socket path) whose domain events
+	// vswitchd follows (internal/libvirt/events); "" = off.
+	Libvirt string
+	// FDB bounds the learned MACs (--max-macs-per-port,
+	// --max-macs-per-vlan, --fdb-max; zero values: the defaults).
+	FDB datapath.FDBLimits
 	// PreassociateTimeout is how long a port of a VM migrating in keeps
 	// its VSIs pre-associated when the VM sends no frame (0: 5 minutes;
 	// negative: until it sends one).
@@ -69,13 +76,22 @@ type Daemon struct {
 	uplinkIndex int                     // ifindex the uplink queues are bound to; 0 while it is gone
 	portIndex   map[string]int          // ifindex each attached port's queues are bound to
 	retries     map[string]*attachRetry // ports whose attach failed, tried again (links.go)
-	retryBase   time.Duration           // first retry delay (0: firstAttachRetry; tests shorten it)
-	closed      bool                    // Close began: no more retries
+	// refused holds the stored ports the datapath refused at start (they
+	// pass the port rules but not the switch's: its slots or learning
+	// domains were used up): listed as down with the reason until set-port
+	// makes them fit or del-port removes them.
+	refused   map[string]error
+	retryBase time.Duration // first retry delay (0: firstAttachRetry; tests shorten it)
+	closed    bool          // Close began: no more retries
 
 	unlockUplink func() // gives up the one-vswitchd-per-uplink lock (uplinklock_linux.go)
 
 	lastFDB []store.FDBRecord // what the store holds; saveFDB/restoreFDB only
 	saving  sync.WaitGroup    // background loops Close waits for (FDB saving, EVB station)
+	// fdbVersion is the switch's FDBVersion lastFDB was listed at, once
+	// fdbListed (saveFDB only).
+	fdbVersion uint64
+	fdbListed  bool
 
 	sys           system   // the host: links, backends, AF_XDP probe, ethtool (system.go)
 	uplinkOffload restorer // receive coalescing we switched off on the uplink (d.mu)
@@ -84,6 +100,7 @@ type Daemon struct {
 	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
 	ctlQueue *controlQueue                   // control frames from the datapath to the stations (control.go)
 
+	libvirt *events.Follower // --libvirt: follows libvirtd's domains (nil: off)
 	// Live migration (migration.go), under mu: the ports waiting for their
 	// VM to run here, and those whose VM migrated here (their
 	// associations carry the M bit).
@@ -123,8 +140,15 @@ func start(o Options, sys system) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{},
+	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}, refused: map[string]error{},
 		incoming: map[string]*incomingPort{}, migratedIn: map[string]bool{}}
+	if o.Libvirt != "" {
+		u, err := events.ParseURI(o.Libvirt)
+		if err != nil {
+			return nil, err
+		}
+		d.libvirt = events.New(events.Config{URI: o.Libvirt, Dial: events.Dialer(u), Ports: d, Logger: d.log})
+	}
 	ul, err := sys.links.Link(o.Uplink)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w (check the name with `ip link`)", o.Uplink, err)
@@ -139,6 +163,8 @@ func start(o Options, sys system) (*Daemon, error) {
 			d.unlockUplink()
 		}
 	}()
+	// A damaged state file is refused with one line that says how to
+	// recover (store.DamageError); the file can never crash the daemon.
 	if d.st, err = store.Open(o.StatePath); err != nil {
 		return nil, err
 	}
@@ -147,17 +173,22 @@ func start(o Options, sys system) (*Daemon, error) {
 			d.st.Close()
 		}
 	}()
+	for _, n := range d.st.Notes() {
+		d.log.Warn("state file: "+n, "state", o.StatePath)
+	}
 	if err := d.st.SetUplink(o.Uplink, mode.String()); err != nil {
 		return nil, fmt.Errorf("save uplink: %w", err)
 	}
-	ports, err := d.st.Ports()
-	var bad *store.RecordError
-	if errors.As(err, &bad) {
-		// The records are kept for the operator to repair (the message says
-		// how); the other ports are restored.
-		d.log.Error("stored ports are unusable; skipped", "err", err)
-	} else if err != nil {
+	// Every usable record is restored. An unusable one (it fails the API's
+	// rules, or does not decode) stays in the file and shows as a down port
+	// with the reason (ListPorts) until it is replaced or deleted: it never
+	// stops the daemon, and is never dropped silently.
+	ports, bad, err := d.st.Records()
+	if err != nil {
 		return nil, err
+	}
+	for _, e := range bad {
+		d.log.Error("port not restored: its record in the state file is unusable", "port", e.Port, "err", e)
 	}
 	d.noUplinkCoalescingLocked()
 	defer func() {
@@ -176,7 +207,8 @@ func start(o Options, sys system) (*Daemon, error) {
 	}
 	for _, c := range ports {
 		if err := d.sw.AddPort(c); err != nil {
-			d.log.Error("restore port", "port", c.Name, "err", err)
+			d.log.Error("port not restored: the datapath refused it; change it (vswctl set-port) or delete it (vswctl del-port)", "port", c.Name, "err", err)
+			d.refused[c.Name] = err
 			continue
 		}
 		d.followMigrationLocked(c)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -496,5 +497,48 @@ func TestAttachFailureIsRetried(t *testing.T) {
 	d.mu.Unlock()
 	if pending != 0 {
 		t.Fatalf("%d retries left after the port was deleted", pending)
+	}
+}
+
+// With --libvirt the status shows the connection to libvirtd: here its
+// socket does not exist, so it is disconnected with the reason, retried,
+// and the daemon serves all the same; the metrics say so too. A URI that
+// cannot be one is refused at start; without --libvirt the status has no
+// libvirt part.
+func TestLibvirtStatus(t *testing.T) {
+	r := newRig(t)
+	r.opts.Libvirt = "not-a-uri"
+	if _, err := start(r.opts, r.sys); err == nil || !strings.Contains(err.Error(), "libvirt URI") {
+		t.Fatalf("start with --libvirt not-a-uri: %v; want the URI refused", err)
+	}
+	sock := filepath.Join(t.TempDir(), "libvirt-sock")
+	r.opts.Libvirt = sock
+	d := r.start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	var st api.Status
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		st, _ = d.Status(ctx)
+		if st.Libvirt != nil && st.Libvirt.State == "disconnected" {
+			break
+		}
+	}
+	if lv := st.Libvirt; lv == nil || lv.State != "disconnected" || lv.URI != sock || !strings.Contains(lv.Error, "no such file") {
+		t.Fatalf("libvirt status %+v; want disconnected from %s, saying why", lv, sock)
+	}
+	rec := httptest.NewRecorder()
+	d.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `vswitch_libvirt_connected{uri="` + sock + `"} 0`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(10)}); err != nil {
+		t.Errorf("the API must work without libvirtd: %v", err)
+	}
+
+	r2 := newRig(t)
+	if st, _ := r2.start(t).Status(ctx); st.Libvirt != nil {
+		t.Errorf("status without --libvirt has a libvirt part: %+v", st.Libvirt)
 	}
 }

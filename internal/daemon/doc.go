@@ -5,7 +5,10 @@
 //   - daemon.go: Start and Close. Open the state store, start the switch,
 //     restore every configured port; every configuration change is written
 //     to the store before the API answers, so a daemon killed at any point
-//     restarts with everything it acknowledged.
+//     restarts with everything it acknowledged. A damaged state file stops
+//     the start with the store's one-line error; a port record that cannot
+//     be used is logged and listed as a down port with its problem
+//     (service.go), never a reason not to start.
 //   - plan.go and datapath.go: which backends run (planBackends, a pure
 //     function of --datapath, --port-datapath, the MTU and an AF_XDP probe)
 //     and starting the switch on them, falling back from AF_XDP to
@@ -26,6 +29,10 @@
 //     associated with the bridge over ECP/VDP).
 //   - offload.go: receive coalescing (GRO/LRO) off on the uplink while
 //     running; metrics.go: Prometheus; fdbsave.go: the periodic FDB save.
+//   - With --libvirt, serve.go also runs the libvirt event follower
+//     (internal/libvirt/events), which changes ports through the daemon's
+//     own api.Service methods (the same rules, state file and log as the
+//     API); Status shows its connection.
 //
 // Everything the daemon asks of the host (netlink links and events, AF_XDP
 // probes, backends, ethtool) goes through system (system.go), so the

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vswitch/vswitch/internal/libvirt/events"
 )
 
 // collector exports port and uplink counters to Prometheus at scrape time.
@@ -23,7 +25,13 @@ var (
 	descUpControl   = prometheus.NewDesc("vswitch_uplink_control_frames_total", "Control frames (link-local group addresses, LLDP, ECP) received on the uplink and handed to the control plane or dropped as control_unhandled/control_overrun.", []string{"uplink"}, nil)
 	descUpRejected  = prometheus.NewDesc("vswitch_uplink_control_rejected_total", "LLDP and ECP frames the control plane refused, per protocol (lldp, ecp) and reason (tagged: carried a VLAN tag; foreign_peer: from another bridge than the peer; foreign_shutdown: a shutdown LLDPDU not from the peer).", []string{"uplink", "protocol", "reason"}, nil)
 	descRelay       = prometheus.NewDesc("vswitch_reflective_relay", "1 for the current 802.1Qbg reflective relay state (unknown, granted, refused); absent when the EVB station is off.", []string{"uplink", "state"}, nil)
+	descLibvirt     = prometheus.NewDesc("vswitch_libvirt_connected", "1 while vswitchd is connected to libvirtd and follows its domain events (--libvirt); absent without --libvirt.", []string{"uri"}, nil)
+	descLvEvents    = prometheus.NewDesc("vswitch_libvirt_events_total", "libvirt domain events handled (--libvirt).", []string{"uri"}, nil)
 	descMode        = prometheus.NewDesc("vswitch_forwarding_mode", "1 for the forwarding mode in effect (vepa, veb); configured is the mode asked for.", []string{"mode", "configured"}, nil)
+	descPortLearned = prometheus.NewDesc("vswitch_port_learned_macs", "MACs the port has in the FDB now (bounded by its max_macs, or --max-macs-per-port).", []string{"port"}, nil)
+	descPortMoves   = prometheus.NewDesc("vswitch_port_mac_moves_total", "Learned MACs the port took over from another port (a VM that moved, or a flap; see drop reason mac_move_limit).", []string{"port"}, nil)
+	descFDBEntries  = prometheus.NewDesc("vswitch_fdb_entries", "Learned MACs in the FDB (bounded by --fdb-max; registered MACs are not counted).", nil, nil)
+	descFDBMax      = prometheus.NewDesc("vswitch_fdb_max_entries", "The FDB's limit of learned MACs (--fdb-max).", nil, nil)
 )
 
 // relayStates are the values of api.RelayStatus.State, each exported as a
@@ -31,7 +39,7 @@ var (
 var relayStates = []string{"unknown", "granted", "refused"}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descPortLearned, descPortMoves, descFDBEntries, descFDBMax, descLibvirt, descLvEvents} {
 		ch <- d
 	}
 }
@@ -58,6 +66,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descPortUp, prometheus.GaugeValue, up, p.Name, p.State)
+		ch <- prometheus.MustNewConstMetric(descPortLearned, prometheus.GaugeValue, float64(p.LearnedMACs), p.Name)
+		ch <- prometheus.MustNewConstMetric(descPortMoves, ctr, float64(p.MACMoves), p.Name)
 	}
 	u := st.Uplink
 	ch <- prometheus.MustNewConstMetric(descUpPackets, ctr, float64(u.RxPackets), u.Name, "rx")
@@ -76,6 +86,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
+	if f := s.FDB; f != nil {
+		ch <- prometheus.MustNewConstMetric(descFDBEntries, prometheus.GaugeValue, float64(f.Learned))
+		ch <- prometheus.MustNewConstMetric(descFDBMax, prometheus.GaugeValue, float64(f.Max))
+	}
 	for _, m := range []string{"vepa", "veb"} {
 		ch <- prometheus.MustNewConstMetric(descMode, prometheus.GaugeValue, oneIf(s.Mode == m), m, s.ConfiguredMode)
 	}
@@ -83,6 +97,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, state := range relayStates {
 			ch <- prometheus.MustNewConstMetric(descRelay, prometheus.GaugeValue, oneIf(s.Relay.State == state), u.Name, state)
 		}
+	}
+	if lv := s.Libvirt; lv != nil {
+		ch <- prometheus.MustNewConstMetric(descLibvirt, prometheus.GaugeValue, oneIf(lv.State == events.StateConnected), lv.URI)
+		ch <- prometheus.MustNewConstMetric(descLvEvents, ctr, float64(lv.Events), lv.URI)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // HTTP servers (the API on the Unix socket, /metrics on --metrics).
 
 // Serve runs the background loops (link following, FDB saving, the EVB
-// station) and the API until ctx is done or a server fails.
+// station, the libvirt follower with --libvirt) and the API until ctx is done or a server fails.
 func (d *Daemon) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -26,6 +26,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	go func() { defer d.saving.Done(); d.follow(ctx, events) }()
 	go func() { defer d.saving.Done(); d.saveFDBLoop(ctx) }()
 	go func() { defer d.saving.Done(); d.runEVB(ctx) }()
+	if d.libvirt != nil {
+		d.saving.Add(1)
+		go func() { defer d.saving.Done(); d.libvirt.Run(ctx) }()
+	}
 	return d.serveHTTP(ctx)
 }
 

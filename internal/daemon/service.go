@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vswitch/vswitch/internal/store"
@@ -24,6 +26,10 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ps := d.sw.Ports()
+	_, bad, err := d.st.Records()
+	if err != nil {
+		return api.Status{}, err
+	}
 	up := 0
 	for _, p := range ps {
 		if d.portStateLocked(p.Config.Name, p.Attached) == "up" {
@@ -37,42 +43,71 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 			ustate = "up"
 		}
 	}
-	return api.Status{
+	st := api.Status{
 		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
-		StatePath: d.st.Path(), Relay: d.relayStatus(),
-	}, nil
+		StatePath: d.st.Path(), PortsUnusable: len(bad) + len(d.refused), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
+	}
+	if d.libvirt != nil {
+		lv := d.libvirt.Status()
+		st.Libvirt = &lv
+	}
+	return st, nil
 }
 
 func (d *Daemon) portLocked(c port.Config) api.Port {
+	if p, ok := d.refusedPortLocked(c); ok {
+		return p
+	}
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p.Counters))
+			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
 		}
 	}
 	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
+}
+
+// refusedPortLocked is the API's view of a stored port the datapath
+// refused at start: down, with the reason. d.mu is held.
+func (d *Daemon) refusedPortLocked(c port.Config) (api.Port, bool) {
+	err, ok := d.refused[c.Name]
+	if !ok {
+		return api.Port{}, false
+	}
+	p := api.NewPort(c, "down", api.PortCounters{})
+	p.Problem = fmt.Sprintf("the datapath refused this stored port at start: %v; change it (vswctl set-port) or delete it (vswctl del-port)", err)
+	return p, true
 }
 
 // ListPorts implements api.Service.
 func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var bad *store.RecordError
-	cs, err := d.st.Ports()
-	if err != nil && !errors.As(err, &bad) { // unusable records: logged and skipped at start
+	cs, bad, err := d.st.Records()
+	if err != nil {
 		return nil, err
 	}
 	stats := map[string]datapath.PortStatus{}
 	for _, p := range d.sw.Ports() {
 		stats[p.Config.Name] = p
 	}
-	out := make([]api.Port, 0, len(cs))
+	out := make([]api.Port, 0, len(cs)+len(bad))
 	for _, c := range cs {
+		if p, ok := d.refusedPortLocked(c); ok {
+			out = append(out, p)
+			continue
+		}
 		s := stats[c.Name]
-		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s.Counters)))
+		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s)))
 	}
+	// An unusable record is a port that is down, with the reason: kept in
+	// the file until it is deleted (del-port) or replaced (add-port).
+	for _, e := range bad {
+		out = append(out, api.Port{Name: e.Port, State: "down", Problem: e.Error(), Drops: map[string]uint64{}})
+	}
+	slices.SortFunc(out, func(a, b api.Port) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -111,14 +146,21 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, err := d.st.Port(c.Name); err == nil {
+	// An unusable record of that name is replaced (its message says so).
+	_, err = d.st.Port(c.Name)
+	if err == nil {
 		return api.Port{}, port.Exists(c.Name)
 	}
+	var unusable *store.RecordError
+	errors.As(err, &unusable)
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", c.Name, err)
 	}
 	if err := d.sw.AddPort(c); err != nil {
 		d.st.DeletePort(c.Name)
+		if unusable != nil {
+			d.log.Warn("the unusable record was replaced by a port the datapath refused: neither is kept", "port", c.Name, "record", unusable)
+		}
 		if errors.Is(err, port.ErrExists) {
 			return api.Port{}, port.Exists(c.Name)
 		}
@@ -146,11 +188,19 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 	if err := d.st.PutPort(c); err != nil {
 		return api.Port{}, fmt.Errorf("save port %s: %w", name, err)
 	}
-	if err := d.sw.UpdatePort(c); err != nil {
+	update := d.sw.UpdatePort
+	if _, ok := d.refused[name]; ok {
+		update = d.sw.AddPort // not in the datapath yet: the change may make it fit
+	}
+	if err := update(c); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
+	}
+	if _, ok := d.refused[name]; ok {
+		delete(d.refused, name)
+		d.syncPortLocked(name)
 	}
 	if old.Migration == port.MigrationIncoming && c.Migration == port.MigrationNone {
 		d.migratedIn[name] = true // promoted by hand: its VM migrated here all the same
@@ -170,6 +220,7 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	} else if err != nil {
 		return fmt.Errorf("delete port %s: %w", name, err)
 	}
+	delete(d.refused, name)
 	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, port.ErrNotFound) {
 		return err
 	}
@@ -184,6 +235,9 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 func (d *Daemon) FDB(ctx context.Context, vid int) ([]api.FDBEntry, error) {
 	if vid < 0 || vid > 4094 {
 		return nil, api.NewError(api.CodeInvalidVLAN, fmt.Sprintf("invalid VLAN %d: must be 1-4094", vid))
+	}
+	if n := d.sw.FDBSize(uint16(vid)); n > api.MaxFDBEntries {
+		return nil, api.NewError(api.CodeTooManyEntries, fmt.Sprintf("the FDB holds %d entries (a registered MAC counts once per VLAN of its port), more than %d in one answer: list one VLAN (vswctl fdb --vlan VID)", n, api.MaxFDBEntries))
 	}
 	out := []api.FDBEntry{}
 	for _, e := range d.sw.FDBEntries(uint16(vid)) {
@@ -234,7 +288,14 @@ func sortedNames(m map[string]uint64) []string {
 }
 
 // portCounters is what the API shows of a port's datapath counters.
-func portCounters(c datapath.CounterSnapshot) api.PortCounters {
+func portCounters(p datapath.PortStatus) api.PortCounters {
+	c := p.Counters
 	return api.PortCounters{RxPackets: c.RxPackets, RxBytes: c.RxBytes, TxPackets: c.TxPackets, TxBytes: c.TxBytes,
-		Drops: c.Drops, Backend: c.Backend}
+		Drops: c.Drops, Backend: c.Backend, LearnedMACs: p.LearnedMACs, MACMoves: c.MACMoves}
+}
+
+// fdbStatus is what the API shows of the FDB.
+func (d *Daemon) fdbStatus() *api.FDBStatus {
+	st := d.sw.FDBStats()
+	return &api.FDBStatus{Learned: st.Learned, MaxMACsPerPort: st.Limits.PerPort, MaxMACsPerVLAN: st.Limits.PerVLAN, Max: st.Limits.Total}
 }

@@ -19,13 +19,18 @@
 // the VM's identity to the adjacent bridge (802.1Qbg VDP): vsi-type,
 // vsi-type-version, vsi-manager (a number 0-255 is libvirt's managerid)
 // and instance-id (a UUID; by default the VSIID is derived from the
-// domain's UUID and the MAC, the same on every host). Any
-// element named port in the namespace counts, wherever it sits under
-// <metadata>. Bindings pairs each such port with its NIC's tap (<target
-// dev>), which the live XML of the "start begin" hook call carries, and
-// checks the port by the same rules as vswitchd (package port, through
-// api.PortSpec.Apply on Binding.Spec, the request that adds it), which
-// records the domain's UUID as the port's owner. Owned picks the ports to
+// domain's UUID and the MAC, the same on every host), all without a
+// prefix (another namespace's attributes are ignored, ours with a prefix
+// are an error). The schema is docs/vsw-port.rng; the tests check that it
+// and this parser agree. Any element named port in the namespace counts,
+// wherever it sits under <metadata>. Desired pairs each such port with its
+// NIC's tap (<target dev>), which the live XML carries, and checks the port
+// by the same rules as vswitchd (package port, through api.PortSpec.Apply
+// on Binding.Spec, the request that adds it, which records the domain's
+// UUID as the port's owner): the one rule from a domain to its ports, for
+// the hook's "start begin" (Bindings: any error fails the start) and
+// vswitchd --libvirt (package events: sets up what it can, UpdateSpec and
+// Describes keep an existing port in step). Owned picks the ports to
 // remove when the domain stops: owned by it and carrying one of its MACs,
 // never by MAC alone (another domain's metadata may list any MAC).
 // ParseDomain checks only the XML's shape, so that the ports of a domain

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,6 +75,50 @@ func (b Binding) Spec() api.PortSpec {
 	return api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
 		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner,
 		VSIType: b.Port.VSIType, VSITypeVersion: b.Port.VSITypeVersion, VSIManager: b.Port.VSIManager, InstanceID: b.Port.InstanceID}
+}
+
+// UpdateSpec is the change (api.Service.UpdatePort) that makes an existing
+// port what the binding describes: Spec with every setting the description
+// covers given a value, its default where the description leaves it out
+// (no priority, no S-channel, no native VLAN), so that an attribute taken
+// out of the metadata is taken off the port too (the VSI identity back to
+// its defaults). What the description does not cover (flood_unknown, the
+// port's migration state) is left as it is.
+func (b Binding) UpdateSpec() api.PortSpec {
+	s := b.Spec()
+	zero := func(p *int) *int {
+		if p != nil {
+			return p
+		}
+		return new(int)
+	}
+	empty := func(p *string) *string {
+		if p != nil {
+			return p
+		}
+		return new(string)
+	}
+	s.PCP, s.SVID = zero(s.PCP), zero(s.SVID)
+	s.VSIType, s.VSITypeVersion = zero(s.VSIType), zero(s.VSITypeVersion)
+	s.VSIManager, s.InstanceID = empty(s.VSIManager), empty(s.InstanceID)
+	if s.Trunk != nil {
+		s.NativeVLAN = zero(s.NativeVLAN) // an access VLAN clears it by itself
+	}
+	return s
+}
+
+// Describes reports whether port p is already what the binding describes:
+// the settings UpdateSpec gives, the owner included. A field added to Spec
+// must be compared here too.
+func (b Binding) Describes(p api.Port) bool {
+	want, err := b.UpdateSpec().Apply(port.Config{})
+	if err != nil {
+		return false
+	}
+	w := api.NewPort(want, "", api.PortCounters{})
+	return p.Name == w.Name && p.VLAN == w.VLAN && slices.Equal(p.Trunk, w.Trunk) && p.NativeVLAN == w.NativeVLAN &&
+		p.SVID == w.SVID && p.PCP == w.PCP && slices.EqualFunc(p.MACs, w.MACs, strings.EqualFold) && p.Owner == w.Owner &&
+		p.VSIType == w.VSIType && p.VSITypeVersion == w.VSITypeVersion && p.VSIManager == w.VSIManager && p.InstanceID == w.InstanceID
 }
 
 // Owner is what the hook records as the owner of the domain's ports
@@ -231,6 +276,14 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 	}
 	var err error
 	for _, a := range attrs {
+		switch {
+		case a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns":
+			continue // a namespace declaration
+		case a.Name.Space == Namespace:
+			return p, fmt.Errorf("libvirt: <vsw:port vsw:%s=...>: write the attribute without a prefix", a.Name.Local)
+		case a.Name.Space != "":
+			continue // another application's attribute, even if named like ours
+		}
 		v := a.Value
 		switch a.Name.Local {
 		case "mac":
@@ -261,9 +314,7 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 			t := v
 			p.InstanceID = &t
 		default:
-			if a.Name.Space == "" || a.Name.Space == Namespace {
-				return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (%s)", a.Name.Local, portAttributes)
-			}
+			return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (%s)", a.Name.Local, portAttributes)
 		}
 		if err != nil {
 			return p, err
@@ -287,16 +338,50 @@ func (d *Domain) MACs() []string {
 	return out
 }
 
+// ErrNoNIC marks (wrapped in a *PortError) a <vsw:port> whose MAC matches
+// no <interface> of the domain. At the domain's start that is a mistake;
+// while it runs it is what the live XML shows between `virsh metadata
+// --live` and `virsh attach-device --live`, and after a detach.
+var ErrNoNIC = errors.New("matches no <interface>")
+
+// PortError is a <vsw:port> that cannot be set up (Desired, Bindings).
+type PortError struct {
+	MAC net.HardwareAddr
+	// Tap is the NIC's tap when the XML names one ("" otherwise): a port
+	// of that name stays as it is rather than follow a broken description.
+	Tap string
+	Err error // says which domain and port; wraps ErrNoNIC when no NIC has the MAC
+}
+
+func (e *PortError) Error() string { return e.Err.Error() }
+func (e *PortError) Unwrap() error { return e.Err }
+
 // Bindings pairs each <vsw:port> with its NIC (same MAC): the NIC must be
 // an <interface type='ethernet'> whose tap the XML names. A port whose NIC
 // is missing, of another type or without a tap is an error that says so,
 // and so is one that vswitchd would refuse: each binding's Spec is checked
 // by the port rules (api.PortSpec.Apply), so a bad VLAN fails here, with
-// the domain and tap named, before anything is sent.
+// the domain and tap named, before anything is sent. It is Desired with
+// the first error, if any, failing the whole: how the hook's "start begin"
+// judges a domain about to start.
 func (d *Domain) Bindings() ([]Binding, error) {
-	var out []Binding
+	bs, errs := d.Desired()
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return bs, nil
+}
+
+// Desired is the one rule from a domain's live XML to the ports vswitchd
+// should have for it: the binding of each <vsw:port> that can be set up
+// (see Bindings for what that takes), in the metadata's order, and an
+// error for each that cannot (a *PortError, except for a domain without a
+// <uuid>, whose ports have no owner to record). The hook's "start begin"
+// refuses a domain with any error (Bindings); vswitchd's libvirt event
+// follower (package events) sets up what it can and leaves the rest.
+func (d *Domain) Desired() ([]Binding, []error) {
 	if len(d.Ports) > 0 && d.Owner() == "" {
-		return nil, fmt.Errorf("domain %s: no <uuid> in the domain XML: it names the owner of the domain's ports", d.Name)
+		return nil, []error{fmt.Errorf("domain %s: no <uuid> in the domain XML: it names the owner of the domain's ports", d.Name)}
 	}
 	nics := make(map[[6]byte]*Interface, len(d.Interfaces)) // the first NIC of each MAC
 	for i := range d.Interfaces {
@@ -304,21 +389,34 @@ func (d *Domain) Bindings() ([]Binding, error) {
 			nics[[6]byte(m)] = &d.Interfaces[i]
 		}
 	}
+	var out []Binding
+	var errs []error
 	for _, p := range d.Ports {
 		nic := nics[[6]byte(p.MAC)]
+		fail := func(err error) {
+			e := &PortError{MAC: p.MAC, Err: err}
+			if nic != nil {
+				e.Tap = nic.Target
+			}
+			errs = append(errs, e)
+		}
 		switch {
 		case nic == nil:
-			return nil, fmt.Errorf("domain %s: <vsw:port mac=%q> matches no <interface>", d.Name, p.MAC)
+			fail(fmt.Errorf("domain %s: <vsw:port mac=%q> %w", d.Name, p.MAC, ErrNoNIC))
+			continue
 		case nic.Type != "ethernet":
-			return nil, fmt.Errorf("domain %s: the NIC with MAC %s is <interface type=%q>; vswitch ports need type='ethernet'", d.Name, p.MAC, nic.Type)
+			fail(fmt.Errorf("domain %s: the NIC with MAC %s is <interface type=%q>; vswitch ports need type='ethernet'", d.Name, p.MAC, nic.Type))
+			continue
 		case nic.Target == "":
-			return nil, fmt.Errorf("domain %s: the NIC with MAC %s has no <target dev> (not the live XML?)", d.Name, p.MAC)
+			fail(fmt.Errorf("domain %s: the NIC with MAC %s has no <target dev> (not the live XML?)", d.Name, p.MAC))
+			continue
 		}
 		b := Binding{Tap: nic.Target, Port: p, Owner: d.Owner()}
 		if _, err := b.Spec().Apply(port.Config{}); err != nil {
-			return nil, fmt.Errorf("domain %s: port %s: %w", d.Name, b.Tap, err)
+			fail(fmt.Errorf("domain %s: port %s: %w", d.Name, b.Tap, err))
+			continue
 		}
 		out = append(out, b)
 	}
-	return out, nil
+	return out, errs
 }

@@ -4,14 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vswitch/vswitch/pkg/port"
 )
@@ -24,9 +20,6 @@ const DefaultPath = "/var/lib/vswitchd/state.db"
 
 // defaultMode is the forwarding mode of a store that never recorded one.
 const defaultMode = "vepa"
-
-// lockTimeout bounds how long Open waits for another process's flock.
-const lockTimeout = 1500 * time.Millisecond
 
 var (
 	bucketMeta  = []byte("meta")
@@ -46,54 +39,51 @@ var (
 	ErrNewerSchema = errors.New("state file schema is newer than this vswitchd")
 )
 
-// RecordError is a port record the store cannot use: it does not decode
-// (corrupt) or it breaks the port rules (invalid; Err is then the
-// *port.Error). Its message names the port and says how to repair it.
-type RecordError struct {
-	Port string
-	Err  error
-}
-
-func (e *RecordError) Error() string {
-	what := "a corrupt"
-	var pe *port.Error
-	if errors.As(e.Err, &pe) {
-		what = "an invalid"
-	}
-	return fmt.Sprintf("port %s has %s record (%v): delete it with vswctl del-port %s and add it again", e.Port, what, e.Err, e.Port)
-}
-
-func (e *RecordError) Unwrap() error { return e.Err }
-
 // Store is an open state file. Its methods are safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db    *bolt.DB
+	path  string
+	notes []string
 }
 
-// Open opens (creating if needed) the state file at path, migrating an older
-// schema and refusing a newer one.
+// Open opens the state file at path for the daemon, creating it (and its
+// directory) if there is none. It never crashes on what it reads:
+//
+//   - a file another process holds is ErrLocked;
+//   - a damaged file (empty, truncated, a page or both meta pages
+//     destroyed, a failed consistency check) is a *DamageError, one line
+//     that says how to recover; the file is left as it is;
+//   - a file of a newer schema is ErrNewerSchema; an older one is migrated;
+//   - what the store copes with (one torn meta page, space lost to
+//     unreachable pages, a missing bucket) is in Notes.
+//
+// Port records are not judged here: Records reports the unusable ones.
 func Open(path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open state file: empty path")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create directory for state file %s: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	o, err := openChecked(path, true)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("state file %s is locked by another vswitchd (stop it, or use a different --state): %w", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("open state file %s: %w", path, err)
+		return nil, err
 	}
-	s := &Store{db: db, path: path}
-	if err := s.init(); err != nil {
-		db.Close()
+	s := &Store{db: o.db, path: path, notes: o.notes}
+	if err := guard(path, func() error { return s.init(o.fresh) }); err != nil {
+		o.db.Close()
 		return nil, err
 	}
 	return s, nil
 }
+
+// view runs a read transaction under guard: reads are what a restarted
+// daemon does first, so whatever the file holds they give an error, never
+// a crash. (bbolt rolls the transaction back when it panics.)
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	return guard(s.path, func() error { return s.db.View(fn) })
+}
+
+// Notes are what Open found and coped with, for the operator: each is one
+// line, and the daemon logs them and shows them in its status.
+func (s *Store) Notes() []string { return s.notes }
 
 // Path is the file the store was opened from.
 func (s *Store) Path() string { return s.path }
@@ -113,30 +103,24 @@ var migrations = map[int]func(tx *bolt.Tx) error{
 
 // init creates the buckets of a fresh file, or checks and migrates an
 // existing one, all in one transaction.
-func (s *Store) init() error {
+func (s *Store) init(fresh bool) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		ports := tx.Bucket(bucketPorts)
-		version := 0
+		var schema []byte
+		if meta != nil {
+			schema = meta.Get(keySchema)
+		}
+		version, note, err := schemaOf(meta != nil, tx.Bucket(bucketPorts) != nil, schema, fresh)
+		if note != "" {
+			s.notes = append(s.notes, note)
+		}
 		switch {
-		case meta == nil && ports == nil:
-			// Fresh file.
-			version = currentSchema
-		case meta != nil && meta.Get(keySchema) != nil:
-			v, err := strconv.Atoi(string(meta.Get(keySchema)))
-			if err != nil || v < 1 {
-				return fmt.Errorf("state file %s has an unreadable schema version %q", s.path, meta.Get(keySchema))
-			}
-			version = v
-		default:
-			// Buckets but no version: written by v1, which did not record one.
-			version = 1
-		}
-		if version > currentSchema {
-			return fmt.Errorf("state file %s has schema v%d, this vswitchd understands up to v%d: upgrade vswitchd: %w",
+		case errors.Is(err, ErrNewerSchema):
+			return fmt.Errorf("state file %s has schema v%d, this vswitchd understands up to v%d: upgrade vswitchd (the file is left as it is): %w",
 				s.path, version, currentSchema, ErrNewerSchema)
+		case err != nil:
+			return &DamageError{Path: s.path, Problem: err.Error()}
 		}
-		var err error
 		if meta, err = tx.CreateBucketIfNotExists(bucketMeta); err != nil {
 			return fmt.Errorf("create meta bucket in %s: %w", s.path, err)
 		}
@@ -161,30 +145,62 @@ func (s *Store) init() error {
 	return err
 }
 
+// schemaOf says which schema a file is in from its top-level buckets and
+// its meta bucket's schema key (nil: none), and notes a file that lost
+// its data. fresh: the file was just created.
+//
+//   - no buckets: a new file (noted unless fresh: a first start that did
+//     not finish, or buckets deleted by hand; the daemon starts with no
+//     ports);
+//   - a schema key: that version; unreadable is damage, newer than
+//     currentSchema is ErrNewerSchema (version is then the file's);
+//   - buckets without a schema key: v1, which did not record one;
+//   - v2 and later without the ports bucket: noted (no ports).
+func schemaOf(hasMeta, hasPorts bool, schema []byte, fresh bool) (version int, note string, err error) {
+	switch {
+	case !hasMeta && !hasPorts:
+		if !fresh {
+			note = "the state file holds no vswitchd data (an interrupted first start, or emptied by hand): starting with no ports"
+		}
+		return currentSchema, note, nil
+	case schema != nil:
+		v, err := strconv.Atoi(string(schema))
+		if err != nil || v < 1 {
+			return 0, "", fmt.Errorf("unreadable schema version %q", schema)
+		}
+		if v > currentSchema {
+			return v, "", ErrNewerSchema
+		}
+		version = v
+	default:
+		version = 1
+	}
+	if version >= 2 && !hasPorts {
+		note = "the state file has no ports bucket (damaged or edited by hand): starting with no ports"
+	}
+	return version, note, nil
+}
+
 // migrateV1toV2 gives each v1 port record ({"vlan":N}: the name was only
 // the key) its v2 form. A v1 record is a v2 record without the name, so it
-// is decoded as Ports decodes one (decodeRecord: the key names the port,
-// then the port rules are checked); one that breaks the rules is left as
-// it is, and Ports reports it. A record that does not decode (not JSON, a
-// field of the wrong type) fails the migration.
+// is decoded as Records decodes one (decodeRecord: the key names the
+// port, then the port rules are checked). One that does not decode or
+// breaks the rules is left as it is, and Records reports it: one bad
+// record never stops the daemon.
 func migrateV1toV2(tx *bolt.Tx) error {
 	ports := tx.Bucket(bucketPorts)
-	type kv struct{ k, v []byte }
-	var rewritten []kv
+	type record struct{ k, v []byte }
+	var rewritten []record
 	err := ports.ForEach(func(k, v []byte) error {
 		c, err := decodeRecord(string(k), v)
-		var pe *port.Error
-		switch {
-		case errors.As(err, &pe):
-			return nil // breaks the port rules: left for Ports to report
-		case err != nil:
-			return fmt.Errorf("decode v1 port %q: %w", k, err)
+		if err != nil {
+			return nil // left for Records to report
 		}
 		b, err := json.Marshal(c)
 		if err != nil {
 			return fmt.Errorf("encode port %q: %w", k, err)
 		}
-		rewritten = append(rewritten, kv{append([]byte(nil), k...), b})
+		rewritten = append(rewritten, record{append([]byte(nil), k...), b})
 		return nil
 	})
 	if err != nil {
@@ -220,7 +236,7 @@ func (s *Store) SetUplink(name, mode string) error {
 
 // Uplink returns the recorded uplink and mode; both are "" in a fresh store.
 func (s *Store) Uplink() (name, mode string, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		name = string(meta.Get(keyUplink))
 		mode = string(meta.Get(keyMode))
@@ -232,15 +248,13 @@ func (s *Store) Uplink() (name, mode string, err error) {
 	return name, mode, nil
 }
 
-// PutPort creates or replaces the port c.Name; c must be valid
-// (port.Config.Validate).
+// PutPort creates or replaces the port c.Name (an unusable record of that
+// name too); c must be valid (port.Config.Validate) and its record no
+// longer than a port record can be.
 func (s *Store) PutPort(c port.Config) error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("save port %s: %w", c.Name, err)
-	}
-	b, err := json.Marshal(c)
+	b, err := encodePort(c)
 	if err != nil {
-		return fmt.Errorf("encode port %s: %w", c.Name, err)
+		return fmt.Errorf("save port %s: %w", c.Name, err)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPorts).Put([]byte(c.Name), b)
@@ -271,7 +285,7 @@ func (s *Store) DeletePort(name string) error {
 // a *RecordError if its record cannot be used.
 func (s *Store) Port(name string) (port.Config, error) {
 	var c port.Config
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketPorts).Get([]byte(name))
 		if v == nil {
 			return port.ErrNotFound
@@ -286,18 +300,36 @@ func (s *Store) Port(name string) (port.Config, error) {
 	return c, nil
 }
 
-// Ports returns every port, sorted by name. A record that cannot be used
-// does not hide the others: they are returned together with an error
-// joining one *RecordError per such record (errors.As finds them), so a
-// caller may go on without it.
+// Ports returns every usable port, sorted by name. A record that cannot
+// be used does not hide the others: they are returned together with an
+// error joining one *RecordError per such record (errors.As finds them),
+// so a caller may go on without it. Records returns both apart.
 func (s *Store) Ports() ([]port.Config, error) {
+	out, bad, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		errs := make([]error, len(bad))
+		for i, e := range bad {
+			errs[i] = e
+		}
+		return out, fmt.Errorf("read ports from %s: %w", s.path, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// Records returns every port record: the usable ones as port.Config and
+// the others as *RecordError, each list sorted by name.
+func (s *Store) Records() ([]port.Config, []*RecordError, error) {
 	var out []port.Config
-	var bad []error
-	err := s.db.View(func(tx *bolt.Tx) error {
+	var bad []*RecordError
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPorts).ForEach(func(k, v []byte) error {
 			c, err := decodePort(string(k), v)
-			if err != nil {
-				bad = append(bad, err)
+			var re *RecordError
+			if errors.As(err, &re) {
+				bad = append(bad, re)
 				return nil
 			}
 			out = append(out, c)
@@ -305,73 +337,23 @@ func (s *Store) Ports() ([]port.Config, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read ports from %s: %w", s.path, err)
+		return nil, nil, fmt.Errorf("read ports from %s: %w", s.path, err)
 	}
 	// bbolt iterates in byte order already; sort anyway so the contract
 	// does not depend on it.
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	if len(bad) > 0 {
-		return out, fmt.Errorf("read ports from %s: %w", s.path, errors.Join(bad...))
-	}
-	return out, nil
-}
-
-// decodePort decodes and validates the record of port name; the error is
-// a *RecordError.
-func decodePort(name string, v []byte) (port.Config, error) {
-	c, err := decodeRecord(name, v)
-	if err != nil {
-		return port.Config{}, &RecordError{Port: name, Err: err}
-	}
-	return c, nil
-}
-
-// decodeRecord decodes the record of port name with the key as the
-// authority for the name: the raw record is read, its name field (absent
-// in a v1 record, possibly stale or broken in a v2 one) replaced by the
-// key, and only then decoded and checked against the port rules
-// (port.Config.UnmarshalJSON), so the error is about the record's fields,
-// not about a name the key overrides.
-func decodeRecord(name string, v []byte) (port.Config, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(v, &raw); err != nil {
-		return port.Config{}, err
-	}
-	if raw == nil { // the record is null
-		raw = map[string]json.RawMessage{}
-	}
-	n, err := json.Marshal(name)
-	if err != nil {
-		return port.Config{}, err
-	}
-	raw["name"] = n
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return port.Config{}, err
-	}
-	var c port.Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return port.Config{}, err
-	}
-	return c, nil
-}
-
-// FDBRecord is one learned forwarding entry kept across restarts, so a
-// restarted daemon still knows where the VMs are (VMs that keep their ARP
-// caches send unicast at once, and unknown unicast is dropped).
-type FDBRecord struct {
-	VLAN int    `json:"vlan"`
-	MAC  string `json:"mac"`
-	Port string `json:"port"`
+	sort.Slice(bad, func(i, j int) bool { return bad[i].Port < bad[j].Port })
+	return out, bad, nil
 }
 
 var keyFDB = []byte("fdb")
 
-// SaveFDB replaces the saved forwarding entries.
+// SaveFDB replaces the saved forwarding entries with recs, of which it
+// keeps the first MaxFDBRecords.
 func (s *Store) SaveFDB(recs []FDBRecord) error {
-	b, err := json.Marshal(recs)
+	b, err := encodeFDB(recs)
 	if err != nil {
-		return fmt.Errorf("encode FDB: %w", err)
+		return err
 	}
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFDB, b) }); err != nil {
 		return fmt.Errorf("save FDB in %s: %w", s.path, err)
@@ -379,18 +361,22 @@ func (s *Store) SaveFDB(recs []FDBRecord) error {
 	return nil
 }
 
-// FDB returns the saved forwarding entries (none when never saved).
+// FDB returns the saved forwarding entries (none when never saved). A
+// snapshot that cannot be read (or is over its bounds) is an error: the
+// entries are learned again.
 func (s *Store) FDB() ([]FDBRecord, error) {
 	var recs []FDBRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMeta).Get(keyFDB)
 		if v == nil {
 			return nil
 		}
-		return json.Unmarshal(v, &recs)
+		var err error
+		recs, err = decodeFDB(v)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read FDB from %s: %w (it is rebuilt by learning; delete the file's fdb key or ignore)", s.path, err)
+		return nil, fmt.Errorf("read FDB from %s: %w (learned entries are learned again)", s.path, err)
 	}
 	return recs, nil
 }

@@ -789,3 +789,55 @@ func TestRecvWakesPerFrame(t *testing.T) {
 		})
 	}
 }
+
+// A port's transmit queue on the uplink (RoleUplinkTX) is one descriptor,
+// its socket: nothing ever waits on it, so it has no wake-up eventfd. A
+// receiving queue has both. They send, close (twice) and give every
+// descriptor back.
+func TestQueueDescriptors(t *testing.T) {
+	n := newTestNet(t)
+	fds := func() int {
+		t.Helper()
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	rx := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
+	ch, _ := collect(rx)
+	before := fds()
+	tx, err := n.tryOpen(smallRing(), "va", backend.QueueConfig{Role: backend.RoleUplinkTX})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fds() - before; got != 1 {
+		t.Errorf("a transmit-only queue opened %d descriptors, want 1", got)
+	}
+	if sent, err := tx.Send([][]byte{ethFrame(1, nil, 0x88b5, 46)}); sent != 1 || err != nil {
+		t.Fatalf("Send = %d, %v", sent, err)
+	}
+	expectFrames(t, ch, 1, 2*time.Second)
+	if err := tx.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fds(); got != before {
+		t.Errorf("%d descriptors after closing the transmit-only queue, %d before opening it", got, before)
+	}
+	port, err := n.tryOpen(smallRing(), "va", backend.QueueConfig{Role: backend.RolePort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fds() - before; got != 2 {
+		t.Errorf("a port queue opened %d descriptors, want 2 (socket and wake-up eventfd)", got)
+	}
+	if err := port.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fds(); got != before {
+		t.Errorf("%d descriptors after closing the port queue, %d before opening it", got, before)
+	}
+}

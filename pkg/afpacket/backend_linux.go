@@ -97,7 +97,7 @@ type Queue struct {
 
 	conn *rawsock.Conn // the packet socket
 	fd   int           // its descriptor, for the ring and the hot path's system calls
-	wake int           // eventfd, written by Close to wake a blocked Recv
+	wake int           // eventfd, written by Close to wake a blocked Recv (-1 for RoleUplinkTX)
 
 	// life guards the file descriptors: every Recv/Send/Stats holds a read
 	// lock for the duration of its system calls, Close takes the write lock
@@ -210,6 +210,9 @@ func (q *Queue) openSocket() error {
 	q.conn, q.ifindex = conn, ifindex
 	if err := conn.Control(func(fd int) error { q.fd = fd; return nil }); err != nil {
 		return err
+	}
+	if q.role == backend.RoleUplinkTX {
+		return nil // nothing ever waits on it: no eventfd (one fd less per port)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -606,9 +609,11 @@ func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return nil
 	}
-	var one [8]byte
-	one[0] = 1 // any non-zero eventfd value wakes poll, whatever the byte order
-	_, _ = unix.Write(q.wake, one[:])
+	if q.wake >= 0 {
+		var one [8]byte
+		one[0] = 1 // any non-zero eventfd value wakes poll, whatever the byte order
+		_, _ = unix.Write(q.wake, one[:])
+	}
 	// kstatMu before life, as in kernelStats. The last PACKET_STATISTICS
 	// read makes the counters final: what the kernel counted since the
 	// previous Stats would go with the socket.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/api/apitest"
+	"github.com/vswitch/vswitch/pkg/port"
 	"golang.org/x/sys/unix"
 )
 
@@ -232,6 +233,35 @@ func TestHTTPErrorMapping(t *testing.T) {
 				t.Error("405 without an Allow header")
 			}
 		})
+	}
+}
+
+// Issue 9: one request for a trunk of every VLAN with 20,000 registered
+// MACs (a 420 KB body, under the size limit) grew the daemon to 24 GB and
+// was stored before it failed, so every restart died too. It is refused
+// with a 4xx naming the limit, and nothing is stored; the most MACs a port
+// may register are accepted on the same trunk.
+func TestTrunkTimesMACsRefused(t *testing.T) {
+	fake, _, sock := setup(t)
+	body, _ := json.Marshal(api.PortSpec{Name: "vnet1", Trunk: ptr("1-4094"), MACs: ptr(macList(20000))})
+	if len(body) < 380<<10 || len(body) > 1<<20 {
+		t.Fatalf("body of %d bytes: the request of the issue had 420 KB", len(body))
+	}
+	status, _, resp := raw(t, sock, "POST", "/v1/ports", "application/json", bytes.NewReader(body))
+	wantAPIError(t, status, resp, 400, api.CodeInvalidMAC, "port vnet1: too many MACs (20000): a port registers at most 256")
+	if _, err := fake.GetPort(context.Background(), "vnet1"); api.CodeOf(err) != api.CodeNotFound {
+		t.Fatalf("the refused port exists: %v", err)
+	}
+	body, _ = json.Marshal(api.PortSpec{Name: "vnet1", Trunk: ptr("1-4094"), MACs: ptr(macList(port.MaxRegisteredMACs))})
+	if status, _, resp := raw(t, sock, "POST", "/v1/ports", "application/json", bytes.NewReader(body)); status != 201 {
+		t.Fatalf("trunk 1-4094 with %d MACs: status %d %s", port.MaxRegisteredMACs, status, resp)
+	}
+	// A PATCH adding MACs beyond the limit: refused, the port unchanged.
+	body, _ = json.Marshal(api.PortSpec{MACs: ptr(macList(port.MaxRegisteredMACs + 1))})
+	status, _, resp = raw(t, sock, "PATCH", "/v1/ports/vnet1", "application/json", bytes.NewReader(body))
+	wantAPIError(t, status, resp, 400, api.CodeInvalidMAC, "at most 256")
+	if p, _ := fake.GetPort(context.Background(), "vnet1"); len(p.MACs) != port.MaxRegisteredMACs {
+		t.Errorf("after the refused PATCH the port has %d MACs", len(p.MACs))
 	}
 }
 

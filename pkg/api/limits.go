@@ -26,6 +26,11 @@ const (
 	IdleTimeout = 30 * time.Second
 	// MaxHeaderBytes bounds a request's headers.
 	MaxHeaderBytes = 16 << 10
+	// MaxFDBEntries bounds the answer to GET /v1/fdb: a longer list (a
+	// registered MAC counts once per VLAN of its port, so a trunk of 4094
+	// VLANs with 256 MACs has a million) is refused with
+	// CodeTooManyEntries; one VLAN's list (?vlan=N) is short.
+	MaxFDBEntries = 1 << 17
 )
 
 // limitListener accepts at most max connections at once: a connection

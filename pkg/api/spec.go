@@ -61,6 +61,11 @@ func (s PortSpec) values() (specValues, error) {
 			}
 		}
 	}
+	if s.MaxMACs != nil && *s.MaxMACs != MaxMACsDefault {
+		if err := port.CheckNumber(port.FieldMaxMACs, *s.MaxMACs); err != nil {
+			return v, err
+		}
+	}
 	if s.MACs != nil {
 		macs, err := port.ParseMACs(*s.MACs)
 		if err != nil {
@@ -167,6 +172,12 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 	if s.Owner != nil {
 		c.Owner = *s.Owner
 	}
+	if s.MaxMACs != nil {
+		c.MaxMACs = nil
+		if n := *s.MaxMACs; n != MaxMACsDefault {
+			c.MaxMACs = &n
+		}
+	}
 	if s.VSIType != nil {
 		c.VSIType = uint32(*s.VSIType)
 	}
@@ -197,6 +208,10 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 type PortCounters struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
 	Drops                                  map[string]uint64 // per reason
+	// LearnedMACs is the port's share of the FDB now; MACMoves counts
+	// the MACs it took over from other ports.
+	LearnedMACs int
+	MACMoves    uint64
 	// Backend are the counters only the port's backend keeps (GSO,
 	// checksums, ring and XSK events), by name; nil when none.
 	Backend map[string]uint64
@@ -212,7 +227,11 @@ func NewPort(c port.Config, state string, ctr PortCounters) Port {
 		PCP: int(c.PCP), MACs: make([]string, 0, len(c.MACs)), Flood: c.Flood, Owner: c.Owner, State: state,
 		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration,
 		RxPackets: ctr.RxPackets, RxBytes: ctr.RxBytes, TxPackets: ctr.TxPackets, TxBytes: ctr.TxBytes,
-		Drops: ctr.Drops, Backend: ctr.Backend,
+		Drops: ctr.Drops, Backend: ctr.Backend, LearnedMACs: ctr.LearnedMACs, MACMoves: ctr.MACMoves,
+	}
+	if c.MaxMACs != nil {
+		n := *c.MaxMACs
+		p.MaxMACs = &n
 	}
 	for _, m := range c.MACs {
 		p.MACs = append(p.MACs, m.String())

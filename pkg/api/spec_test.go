@@ -113,6 +113,11 @@ func TestApplyAdd(t *testing.T) {
 		{"malformed mac", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MACs: &[]string{"zz"}}, api.CodeInvalidMAC, `invalid MAC "zz": use the form 52:54:00:12:34:56`},
 		{"multicast mac", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MACs: &[]string{"01:00:5e:00:00:01"}}, api.CodeInvalidMAC, "must be unicast"},
 		{"zero mac", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MACs: &[]string{"00:00:00:00:00:00"}}, api.CodeInvalidMAC, "all zeros"},
+		{"max macs 0", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MaxMACs: ptr(0)}, "", ""},
+		{"max macs default", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MaxMACs: ptr(api.MaxMACsDefault)}, "", ""},
+		{"max macs -2", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MaxMACs: ptr(-2)}, api.CodeInvalidMaxMACs, "invalid MAC limit -2: must be 0-1048576"},
+		{"max macs too many", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MaxMACs: ptr(1 << 21)}, api.CodeInvalidMaxMACs, "invalid MAC limit 2097152"},
+		{"257 macs", api.PortSpec{Name: "vnet1", VLAN: ptr(10), MACs: ptr(macList(257))}, api.CodeInvalidMAC, "port vnet1: too many MACs (257): a port registers at most 256"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +142,43 @@ func TestApplyAdd(t *testing.T) {
 				t.Errorf("Check = %v, Apply = %v", cerr, err)
 			}
 		})
+	}
+}
+
+// macList is n distinct MACs as text.
+func macList(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("52:54:00:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff)
+	}
+	return out
+}
+
+// The learned-MAC limit: set, kept by a PATCH that does not name it, put
+// back on the daemon's default by MaxMACsDefault, shown in the port object
+// only when set.
+func TestApplyMaxMACs(t *testing.T) {
+	c, err := api.PortSpec{Name: "vnet1", VLAN: ptr(10), MaxMACs: ptr(0)}.Apply(port.Config{})
+	if err != nil || c.MaxMACs == nil || *c.MaxMACs != 0 {
+		t.Fatalf("max_macs 0: %+v, %v", c.MaxMACs, err)
+	}
+	if b, _ := json.Marshal(api.NewPort(c, "up", api.PortCounters{})); !strings.Contains(string(b), `"max_macs":0`) {
+		t.Errorf("port object without its limit 0: %s", b)
+	}
+	spec := api.PortSpec{MaxMACs: ptr(7)}
+	c, err = spec.Apply(c)
+	*spec.MaxMACs = 9 // the port does not share the request's value
+	if err != nil || *c.MaxMACs != 7 {
+		t.Fatalf("max_macs 7: %v, %v", *c.MaxMACs, err)
+	}
+	if c, err = (api.PortSpec{PCP: ptr(1)}).Apply(c); err != nil || *c.MaxMACs != 7 {
+		t.Fatalf("a PATCH without max_macs changed it: %+v, %v", c.MaxMACs, err)
+	}
+	if c, err = (api.PortSpec{MaxMACs: ptr(api.MaxMACsDefault)}).Apply(c); err != nil || c.MaxMACs != nil {
+		t.Fatalf("max_macs -1: %+v, %v", c.MaxMACs, err)
+	}
+	if b, _ := json.Marshal(api.NewPort(c, "up", api.PortCounters{})); strings.Contains(string(b), `max_macs`) {
+		t.Errorf("port object on the default shows a limit: %s", b)
 	}
 }
 
@@ -209,10 +251,10 @@ func TestApplyNormalisesAndNewPort(t *testing.T) {
 		t.Fatalf("api port %+v", p)
 	}
 	acc := port.Config{Name: "vnet2", VLAN: 7, MACs: []net.HardwareAddr{{0x52, 0x54, 0, 0, 0, 1}}}
-	p = api.NewPort(acc, "up", api.PortCounters{RxPackets: 1, RxBytes: 2, TxPackets: 3, TxBytes: 4, Drops: map[string]uint64{"bad_src": 5}})
+	p = api.NewPort(acc, "up", api.PortCounters{RxPackets: 1, RxBytes: 2, TxPackets: 3, TxBytes: 4, Drops: map[string]uint64{"bad_src": 5}, LearnedMACs: 6, MACMoves: 7})
 	b, _ := json.Marshal(p)
 	want := `{"name":"vnet2","vlan":7,"trunk":[],"native_vlan":0,"svid":0,"pcp":0,"macs":["52:54:00:00:00:01"],"state":"up",` +
-		`"rx_packets":1,"rx_bytes":2,"tx_packets":3,"tx_bytes":4,"drops":{"bad_src":5}}`
+		`"rx_packets":1,"rx_bytes":2,"tx_packets":3,"tx_bytes":4,"drops":{"bad_src":5},"learned_macs":6,"mac_moves":7}`
 	if string(b) != want {
 		t.Fatalf("port JSON\n %s\nwant\n %s", b, want)
 	}
@@ -231,6 +273,7 @@ func TestCodeOf(t *testing.T) {
 		&port.Error{Field: port.FieldSVID}:                          api.CodeInvalidVLAN,
 		&port.Error{Field: port.FieldPCP}:                           api.CodeInvalidPCP,
 		&port.Error{Field: port.FieldMAC}:                           api.CodeInvalidMAC,
+		&port.Error{Field: port.FieldMaxMACs}:                       api.CodeInvalidMaxMACs,
 		port.NotFound("vnet1"):                                      api.CodeNotFound,
 		port.Exists("vnet1"):                                        api.CodeAlreadyExists,
 		fmt.Errorf("attach: %w", port.NotFound("vnet1")):            api.CodeNotFound,

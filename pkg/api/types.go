@@ -9,15 +9,28 @@ import (
 
 // Port is the JSON port object; field names are a contract (DESIGN.md).
 type Port struct {
-	Name       string   `json:"name"`
-	VLAN       int      `json:"vlan"`
-	Trunk      []int    `json:"trunk"`
-	NativeVLAN int      `json:"native_vlan"`
-	SVID       int      `json:"svid"`
-	PCP        int      `json:"pcp"`
-	MACs       []string `json:"macs"`
-	Flood      bool     `json:"flood_unknown,omitempty"`
-	Owner      string   `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
+	Name       string            `json:"name"`
+	VLAN       int               `json:"vlan"`
+	Trunk      []int             `json:"trunk"`
+	NativeVLAN int               `json:"native_vlan"`
+	SVID       int               `json:"svid"`
+	PCP        int               `json:"pcp"`
+	MACs       []string          `json:"macs"`
+	Flood      bool              `json:"flood_unknown,omitempty"`
+	Owner      string            `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
+	State      string            `json:"state"`           // up|down|absent
+	RxPackets  uint64            `json:"rx_packets"`
+	RxBytes    uint64            `json:"rx_bytes"`
+	TxPackets  uint64            `json:"tx_packets"`
+	TxBytes    uint64            `json:"tx_bytes"`
+	Drops      map[string]uint64 `json:"drops"`
+	// MaxMACs is the port's own learned-MAC limit; omitted: the daemon's
+	// default (Status.FDB.MaxMACsPerPort) applies. 0: it learns none.
+	MaxMACs *int `json:"max_macs,omitempty"`
+	// LearnedMACs is how many MACs the port has in the FDB now.
+	LearnedMACs int `json:"learned_macs"`
+	// MACMoves counts learned MACs the port took over from another port.
+	MACMoves uint64 `json:"mac_moves"`
 	// The VM's identity to the adjacent bridge (VDP), omitted when unset:
 	// VSI type, type version, manager ("": vswitchd's own) and instance ID
 	// (the VSIID; "": derived per MAC). See PortSpec.
@@ -28,13 +41,7 @@ type Port struct {
 	// Migration is "incoming" while the VM migrating here has not run yet
 	// (its VSIs pre-associated), "outgoing" once it has left (its VSIs
 	// de-associated); omitted otherwise.
-	Migration string            `json:"migration,omitempty"`
-	State     string            `json:"state"` // up|down|absent
-	RxPackets uint64            `json:"rx_packets"`
-	RxBytes   uint64            `json:"rx_bytes"`
-	TxPackets uint64            `json:"tx_packets"`
-	TxBytes   uint64            `json:"tx_bytes"`
-	Drops     map[string]uint64 `json:"drops"`
+	Migration string `json:"migration,omitempty"`
 	// Backend holds counters only the port's backend keeps (afpacket:
 	// gso_frames, gso_segments, gso_dropped, checksums_fixed,
 	// checksums_unfixed, ring_freezes; afxdp: xsk_rx_dropped and the
@@ -43,6 +50,10 @@ type Port struct {
 	// the backend (see pkg/afpacket and pkg/afxdp). Omitted when the
 	// port's queues never reported any.
 	Backend map[string]uint64 `json:"backend,omitempty"`
+	// Problem says why a port is down that the daemon cannot use: its
+	// record in the state file breaks the port rules or does not decode
+	// (the other fields are then zero). Empty for every usable port.
+	Problem string `json:"problem,omitempty"`
 }
 
 // PortSpec is the body of POST /v1/ports (Name required) and PATCH
@@ -61,6 +72,10 @@ type PortSpec struct {
 	// domain's UUID and at the domain's stop removes only the ports it
 	// owns.
 	Owner *string `json:"owner,omitempty"`
+	// MaxMACs sets the port's learned-MAC limit (0 to
+	// port.MaxLearnedMACs; 0: learn none); MaxMACsDefault puts the port
+	// back on the daemon's default.
+	MaxMACs *int `json:"max_macs,omitempty"`
 	// The VM's identity to the adjacent bridge (802.1Qbg VDP): VSI type
 	// 0-16777215 and type version 0-255 (the bridge's policy for the VM),
 	// VSI manager (a number 0-255, libvirt's managerid, or a name of 2-16
@@ -79,6 +94,10 @@ type PortSpec struct {
 	Migration *string `json:"migration,omitempty"`
 }
 
+// MaxMACsDefault as PortSpec.MaxMACs: the port follows the daemon's
+// default learned-MAC limit again.
+const MaxMACsDefault = -1
+
 // Status is GET /v1/status.
 type Status struct {
 	Version        string `json:"version"`
@@ -96,8 +115,51 @@ type Status struct {
 	PortsUp          int    `json:"ports_up"`
 	UptimeSeconds    int64  `json:"uptime_seconds"`
 	StatePath        string `json:"state_path"`
+	// PortsUnusable counts the port records in the state file the daemon
+	// cannot use (not in Ports; list-ports shows each with its problem).
+	PortsUnusable int `json:"ports_unusable,omitempty"`
+	// StateNotes are what loading the state file found and coped with
+	// (a rewritten meta page, a file without data), one line each.
+	StateNotes []string `json:"state_notes,omitempty"`
 	// Relay is the reflective-relay negotiation state (filled by pkg/vepa).
 	Relay *RelayStatus `json:"relay,omitempty"`
+	// FDB is the forwarding database's occupancy and limits.
+	FDB *FDBStatus `json:"fdb,omitempty"`
+	// Libvirt is the connection to libvirtd (vswitchd --libvirt; omitted
+	// without it).
+	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
+}
+
+// LibvirtStatus reports vswitchd's connection to libvirtd, whose domain
+// events it follows with --libvirt (internal/libvirt/events).
+type LibvirtStatus struct {
+	URI   string `json:"uri"`
+	State string `json:"state"` // connecting|connected|disconnected (retried with back-off)
+	// Since is when State last changed (RFC 3339, UTC).
+	Since string `json:"since,omitempty"`
+	// Error is why it is disconnected, or the last sync that failed
+	// while connected (cleared at each connection).
+	Error string `json:"error,omitempty"`
+	// Events counts the domain events handled since vswitchd started.
+	Events uint64 `json:"events"`
+	// Reconciled is when the ports were last reconciled with the running
+	// domains (at each connection; RFC 3339, UTC), and Domains how many
+	// domains ran then.
+	Reconciled string `json:"reconciled,omitempty"`
+	Domains    int    `json:"domains"`
+	// Reconciles counts the reconciles since vswitchd started, one per
+	// connection: more than one means libvirtd restarted or the
+	// connection was lost and made again.
+	Reconciles uint64 `json:"reconciles"`
+}
+
+// FDBStatus is the learned part of the forwarding database and its
+// limits (vswitchd --max-macs-per-port, --max-macs-per-vlan, --fdb-max).
+type FDBStatus struct {
+	Learned        int `json:"learned"`
+	MaxMACsPerPort int `json:"max_macs_per_port"` // for ports without max_macs
+	MaxMACsPerVLAN int `json:"max_macs_per_vlan"`
+	Max            int `json:"max"`
 }
 
 // RelayStatus reports the EVB TLV negotiation.
@@ -179,14 +241,19 @@ type Error struct {
 
 // Error codes (the "code" field).
 const (
-	CodeInvalidVLAN   = "invalid_vlan"
-	CodeInvalidMAC    = "invalid_mac"
-	CodeInvalidPCP    = "invalid_pcp"
-	CodeInvalidName   = "invalid_name"
-	CodeInvalidBody   = "invalid_request"
-	CodeNotFound      = "not_found"
-	CodeAlreadyExists = "already_exists"
-	CodeInternal      = "internal"
+	CodeInvalidVLAN = "invalid_vlan"
+	CodeInvalidMAC  = "invalid_mac"
+	CodeInvalidPCP  = "invalid_pcp"
+	CodeInvalidName = "invalid_name"
+	// CodeInvalidMaxMACs: the learned-MAC limit (max_macs) is out of range.
+	CodeInvalidMaxMACs = "invalid_max_macs"
+	// CodeTooManyEntries: the list asked for is longer than the API
+	// answers with (MaxFDBEntries); ask for one VLAN's.
+	CodeTooManyEntries = "too_many_entries"
+	CodeInvalidBody    = "invalid_request"
+	CodeNotFound       = "not_found"
+	CodeAlreadyExists  = "already_exists"
+	CodeInternal       = "internal"
 	// CodeBadRecord: the port's record in the state file is unusable (the
 	// message says how to repair it); a server-side error.
 	CodeBadRecord = "bad_record"
@@ -209,8 +276,9 @@ func NewError(code, msg string) error { return &ServiceError{Code: code, Msg: ms
 
 // CodeOf returns the code of err: a *ServiceError's own code; for a
 // *port.Error the code of its field (invalid_name, invalid_vlan for the
-// VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac,
-// invalid_vsi for the VSI identity, invalid_request for the migration); for
+// VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac for a MAC
+// or too many of them, invalid_max_macs, invalid_vsi for the VSI identity,
+// invalid_request for the migration); for
 // port.ErrNotFound and port.ErrExists not_found and already_exists (all
 // found through wrapping); CodeInternal for anything else.
 func CodeOf(err error) string {
@@ -239,6 +307,8 @@ func fieldCode(f port.Field) string {
 		return CodeInvalidPCP
 	case port.FieldMAC:
 		return CodeInvalidMAC
+	case port.FieldMaxMACs:
+		return CodeInvalidMaxMACs
 	case port.FieldVSIType, port.FieldVSITypeVersion, port.FieldVSIManager, port.FieldInstanceID:
 		return CodeInvalidVSI
 	case port.FieldMigration:

@@ -98,6 +98,26 @@ func benchEgress(b *testing.B, svid uint16) {
 	}
 }
 
+// BenchmarkVMToUplinkLearned: as BenchmarkVMToUplink from a port without
+// registered MACs, whose source is learned (one FDB probe per frame, a
+// refresh once a second).
+func BenchmarkVMToUplinkLearned(b *testing.B) {
+	sw := limitSwitch(b, FDBLimits{}, portcfg.Config{Name: "vnet1", VLAN: 100})
+	p := sw.ports["vnet1"]
+	w := newEgressWorker(sw, p, p.io.Load())
+	restore := fill(w.b, benchFrame(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}))
+	snap, v := sw.snap.Load(), p.view.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += backend.DefaultBatch {
+		restore()
+		w.process(snap, v)
+	}
+	if sw.fdb.SlotCount(p.slot) != 1 {
+		b.Fatal("the source was not learned")
+	}
+}
+
 // benchIngress runs the uplink -> VM pipeline over batches of dst<-src
 // frames tagged VID 100 and returns the switch's ports.
 func benchIngress(b *testing.B, dst net.HardwareAddr, src net.HardwareAddr, svid uint16) (p1, p2 *port) {

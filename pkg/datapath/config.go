@@ -70,7 +70,10 @@ type Config struct {
 	// Priority is the scheduling policy of the datapath threads (each
 	// worker runs locked to its own thread). Zero: unchanged.
 	Priority Priority
-	Logger   *slog.Logger
+	// FDB bounds the learned MACs per port, per VLAN and in all (zero
+	// values: the defaults).
+	FDB    FDBLimits
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -89,6 +92,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.FDB = c.FDB.withDefaults()
 }
 
 func isZeroMAC(m []byte) bool {

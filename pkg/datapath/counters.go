@@ -15,7 +15,7 @@ const (
 	DropMalformed      Reason = iota // runt, over MTU, truncated or >2 tags
 	DropTaggedOnAccess               // a VM sent a tagged frame on an access port
 	DropBadSrc                       // multicast or all-zero source MAC
-	DropSpoofedSrc                   // source not among the port's registered MACs
+	DropSpoofedSrc                   // source not among the port's registered MACs, or registered by another port of the VLAN
 	DropVLANNotAllowed               // trunk: VID not allowed / untagged without native VLAN
 	DropUnknownVLAN                  // uplink: untagged or VID no port uses
 	DropUnknownDst                   // uplink: unicast to a MAC not in the FDB
@@ -26,13 +26,16 @@ const (
 	DropReflection                   // a VM's own broadcast reflected back by the relay
 	DropRxOverrun                    // the receive ring was full (the switch fell behind)
 	DropControlOverrun               // the control plane could not take a control frame (fell behind)
+	DropMACLimit                     // a new source MAC beyond the port's learned-MAC limit
+	DropFDBFull                      // a new source MAC beyond the limit of its VLAN or of the FDB
+	DropMACMoveLimit                 // a MAC another port is using moved here too often
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"malformed", "tagged_on_access", "bad_src", "spoofed_src", "vlan_not_allowed",
 	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection", "rx_overrun",
-	"control_overrun",
+	"control_overrun", "mac_limit", "fdb_full", "mac_move_limit",
 }
 
 func (r Reason) String() string {
@@ -56,7 +59,9 @@ func Reasons() []Reason {
 type Counters struct {
 	RxPackets, RxBytes atomic.Uint64
 	TxPackets, TxBytes atomic.Uint64
-	drops              [numReasons]atomic.Uint64
+	// MACMoves counts learned MACs the port took over from another port.
+	MACMoves atomic.Uint64
+	drops    [numReasons]atomic.Uint64
 }
 
 // Drop counts n drops for r.
@@ -95,7 +100,10 @@ func (c *Counters) DropCount(r Reason) uint64 { return c.drops[r].Load() }
 // CounterSnapshot is a plain copy of Counters.
 type CounterSnapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
-	Drops                                  map[string]uint64
+	// MACMoves is how many learned MACs the port took over from another
+	// port (a VM that moved, or a flap). Ports only.
+	MACMoves uint64
+	Drops    map[string]uint64
 	// Control is the number of control frames (link-local, LLDP, ECP)
 	// received and handed to Config.Control, or dropped as
 	// control_unhandled / control_overrun. Uplink only.
@@ -114,7 +122,7 @@ func (c *Counters) Snapshot() CounterSnapshot {
 	return CounterSnapshot{
 		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
 		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
-		Drops: c.Drops(),
+		MACMoves: c.MACMoves.Load(), Drops: c.Drops(),
 	}
 }
 

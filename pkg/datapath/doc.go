@@ -22,11 +22,23 @@
 // 802.1X, to the host's stack, as AF_PACKET leaves the kernel its copy.)
 //
 // Configuration is an immutable snapshot swapped atomically; the pipelines
-// load it once per batch and never lock per frame. The FDB is a lock-free
-// open-addressing table of atomic words, keyed by learning domain and MAC:
-// the domain is the C-VID, or for S-channel ports a number standing for the
-// (S-VID, C-VID) pair (domain.go), so tenants on different S-channels may
-// use the same MAC and C-VID. Drops are counted per port and per
-// Reason. Backends live elsewhere (pkg/afpacket, pkg/afxdp); queuetest is an
-// in-memory backend for unit tests.
+// load it once per batch and never lock per frame. A change copies the
+// snapshot and rewrites only what the changed port touches: its VIDs' port
+// lists, its registered MACs' shards of the per-MAC index (static.go) and
+// its S-channel's row of learning domains, so a change costs in proportion
+// to the port, not to the switch. Registered MACs are indexed once per MAC
+// whatever the port's VLANs; the lookup checks that the port carries the
+// frame's S-VID and VID.
+//
+// The FDB is a lock-free open-addressing table of atomic words, keyed by
+// learning domain and MAC: the domain is the C-VID, or for S-channel ports
+// a number standing for the (S-VID, C-VID) pair (domain.go), so tenants on
+// different S-channels may use the same MAC and C-VID. It counts its
+// entries per port, per domain and in all, and bounds each (FDBLimits,
+// port.Config.MaxMACs): a new MAC over a limit is dropped (mac_limit,
+// fdb_full), nothing is evicted. learn.go has the rules that keep one VM
+// from taking what others rely on (registered MACs, MAC moves and their
+// rate). Drops are counted per port and per Reason. Backends live
+// elsewhere (pkg/afpacket, pkg/afxdp); queuetest is an in-memory backend
+// for unit tests.
 package datapath

@@ -29,12 +29,12 @@ func TestDomainsReserve(t *testing.T) {
 	if _, err := d.reserve(&acc); err != nil || len(d.keys) != 1 {
 		t.Fatalf("reserving the same pair twice: %v, %d domains", err, len(d.keys))
 	}
-	tab := d.table()
+	tab := d.tab
 	dom := tab.domain(30, 100)
 	if dom < firstSDomain || dom == noDomain {
 		t.Fatalf("domain of (30, 100) = %d", dom)
 	}
-	if s, c, ok := tab.pair(dom); !ok || s != 30 || c != 100 {
+	if s, c, ok := d.pair(dom); !ok || s != 30 || c != 100 {
 		t.Errorf("pair(%d) = (%d, %d, %v), want (30, 100)", dom, s, c, ok)
 	}
 	if got := tab.domain(0, 100); got != 100 {
@@ -46,8 +46,12 @@ func TestDomainsReserve(t *testing.T) {
 	// Full trunks on S-channels until the numbers run out.
 	var failed error
 	svid := uint16(1)
+	var trunks []portcfg.Config
 	for ; svid < 100 && failed == nil; svid++ {
-		_, failed = d.reserve(&portcfg.Config{Name: "t", Trunk: all, SVID: svid})
+		c := portcfg.Config{Name: "t", Trunk: all, SVID: svid}
+		if _, failed = d.reserve(&c); failed == nil {
+			trunks = append(trunks, c)
+		}
 	}
 	if failed == nil || !strings.Contains(failed.Error(), "too many S-channel VLANs in use") {
 		t.Fatalf("no exhaustion error after %d trunks: %v", svid-1, failed)
@@ -60,19 +64,32 @@ func TestDomainsReserve(t *testing.T) {
 		t.Errorf("%d domains handed out: noDomain is taken", len(d.keys))
 	}
 
-	// Release all but (30, 100): the trunks' numbers come back and serve
-	// a new trunk, reported as reused.
-	d.release(map[uint32]bool{pairKey(30, 100): true})
-	if len(d.ids) != 1 || d.ids[pairKey(30, 100)] != dom {
+	// Release the trunks and one of the two users of (30, 100): the
+	// trunks' numbers come back and serve a new trunk, reported as reused;
+	// (30, 100) keeps its number while a port uses it.
+	for i := range trunks {
+		d.release(&trunks[i])
+	}
+	d.release(&acc)
+	if len(d.ids) != 1 || d.ids[pairKey(30, 100)] != dom || d.tab.domain(30, 100) != dom {
 		t.Fatalf("after release %d pairs numbered, (30,100) -> %d", len(d.ids), d.ids[pairKey(30, 100)])
 	}
-	after := d.table()
-	if _, _, ok := after.pair(dom + 1); ok {
+	if _, _, ok := d.pair(dom + 1); ok {
 		t.Errorf("released number %d still maps to a pair", dom+1)
+	}
+	if got := d.tab.domain(2, 100); got != noDomain {
+		t.Errorf("released pair (2, 100) still has domain %d in the table", got)
+	}
+	if got := tab.domain(30, 100); got != dom {
+		t.Errorf("a table handed out before was changed: (30, 100) -> %d", got)
 	}
 	reused, err := d.reserve(&portcfg.Config{Name: "v", Trunk: all, SVID: 999})
 	if err != nil || len(reused) != 4094 || len(d.keys) != before {
 		t.Errorf("reserve after release: %v, %d reused, %d numbers (want 4094 reused, %d)", err, len(reused), len(d.keys), before)
+	}
+	d.release(&acc)
+	if _, ok := d.ids[pairKey(30, 100)]; ok || d.tab.domain(30, 100) != noDomain {
+		t.Error("(30, 100) still numbered after its last user released it")
 	}
 }
 

@@ -16,10 +16,11 @@ type egressWorker struct {
 	io     *portIO
 	b      *backend.Batch
 	up     [][]byte // frames for the uplink, this batch
-	local  *fanout  // VEB: frames for other local ports
+	local  *fanout  // VEB: frames for other local ports (made on the first VEB batch)
 	hdr    vlan.Header
 	maxLen int
 	now    uint32 // FDB clock, read once per batch
+	moves  moveBucket
 }
 
 func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
@@ -27,8 +28,8 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 		s: s, p: p, io: io,
 		b:      backend.NewBatch(s.cfg.Batch),
 		up:     make([][]byte, 0, s.cfg.Batch),
-		local:  newFanout(s.cfg.Batch),
 		maxLen: s.cfg.MTU + 18,
+		moves:  moveBucket{tokens: macMoveBurst},
 	}
 }
 
@@ -67,7 +68,16 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 	c := &w.p.ctr
 	b := w.b
 	var rxp, rxb uint64
-	w.local.begin(snap)
+	// The fanout (an arena of 4 batches of frames, 526 KiB, and a queue
+	// per destination port) is made on the port's first VEB batch: a VEPA
+	// port sends everything to the uplink and never needs it.
+	veb := snap.mode == ModeVEB
+	if veb {
+		if w.local == nil {
+			w.local = newFanout(w.s.cfg.Batch)
+		}
+		w.local.begin(snap)
+	}
 	w.now = w.s.fdb.now()
 	passed := false
 	for i := 0; i < b.N; i++ {
@@ -99,7 +109,9 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		clear(w.up)
 		w.up = w.up[:0]
 	}
-	w.local.flush(snap)
+	if veb {
+		w.local.flush(snap)
+	}
 }
 
 // frame handles frame i; it returns the drop reason when the frame is dropped.
@@ -141,12 +153,16 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 	if src[0]&1 != 0 || isZeroMAC(src) {
 		return DropBadSrc, false
 	}
-	if len(v.macs) != 0 && !hasMAC(v.macs, src) {
-		return DropSpoofedSrc, false
-	}
 	dom := snap.dom.domain(cfg.SVID, vid)
-	if dom != noDomain { // noDomain: a config change this snapshot predates
-		w.s.fdb.learnAt(MACKey(dom, src), v.slot, w.now)
+	if len(v.macs) != 0 {
+		// Registered MACs are indexed, never learned.
+		if !hasMAC(v.macs, src) {
+			return DropSpoofedSrc, false
+		}
+	} else if dom != noDomain { // noDomain: a config change this snapshot predates
+		if r, ok := w.learn(snap, v, vid, dom, src); !ok {
+			return r, false
+		}
 	}
 	u := b.Buf[i][off : off+n]
 	toUplink := true
@@ -171,7 +187,7 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 func (w *egressWorker) switchLocal(snap *snapshot, v *portView, u []byte, tci, vid, dom uint16) bool {
 	dst := u[0:6]
 	if dst[0]&1 == 0 {
-		slot, ok := lookup(snap, w.s.fdb, dom, dst)
+		slot, ok := lookup(snap, w.s.fdb, v.cfg.SVID, vid, dom, dst)
 		if !ok || slot == v.slot || slot >= len(snap.slots) {
 			return true
 		}
@@ -205,12 +221,19 @@ func (w *egressWorker) addLocalCopy(d *portView, u []byte, tci, vid uint16) {
 	d.p.ctr.Drop(DropTxError, 1)
 }
 
+// hasMAC reports whether src is among macs (sorted MACKey(0, mac)s):
+// a binary search, so a port with the most MACs a port may register costs
+// eight comparisons a frame.
 func hasMAC(macs []uint64, src []byte) bool {
 	k := MACKey(0, src)
-	for _, m := range macs {
-		if m == k {
-			return true
+	lo, hi := 0, len(macs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if macs[m] < k {
+			lo = m + 1
+		} else {
+			hi = m
 		}
 	}
-	return false
+	return lo < len(macs) && macs[lo] == k
 }

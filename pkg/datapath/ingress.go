@@ -195,7 +195,7 @@ func popTags(b *backend.Batch, i, n int) []byte {
 func (w *ingressWorker) unicast(snap *snapshot, u []byte, d *ingressDest) {
 	// The FDB is live, the snapshot per batch: a port added since may own
 	// a slot this snapshot does not have yet.
-	slot, ok := lookup(snap, w.s.fdb, d.dom, u[0:6])
+	slot, ok := lookup(snap, w.s.fdb, d.svid, d.vid, d.dom, u[0:6])
 	if ok && slot >= 0 && slot < len(snap.slots) {
 		v := snap.slots[slot]
 		if v != nil && v.cfg.SVID == d.svid && v.cfg.HasVID(d.vid) {
@@ -225,7 +225,7 @@ func (w *ingressWorker) unicast(snap *snapshot, u []byte, d *ingressDest) {
 // reflection filter).
 func (w *ingressWorker) group(snap *snapshot, u []byte, d *ingressDest) {
 	owner := -1
-	if slot, ok := lookup(snap, w.s.fdb, d.dom, u[6:12]); ok {
+	if slot, ok := lookup(snap, w.s.fdb, d.svid, d.vid, d.dom, u[6:12]); ok {
 		owner = slot
 	}
 	matched := false
@@ -247,17 +247,14 @@ func (w *ingressWorker) group(snap *snapshot, u []byte, d *ingressDest) {
 	}
 }
 
-// lookup finds the slot owning (dom, mac): registered MACs first, then the
-// FDB. dom is the learning domain (domain.go), the VID for ports without an
-// S-channel.
-func lookup(snap *snapshot, fdb *FDB, dom uint16, mac []byte) (int, bool) {
-	k := MACKey(dom, mac)
-	if len(snap.static) != 0 {
-		if slot, ok := snap.static[k]; ok {
-			return slot, true
-		}
+// lookup finds the slot owning mac on C-VID vid of S-channel svid (0:
+// none): registered MACs first, then the FDB in learning domain dom
+// (domain.go: the VID for ports without an S-channel).
+func lookup(snap *snapshot, fdb *FDB, svid, vid, dom uint16, mac []byte) (int, bool) {
+	if slot, ok := snap.registered(svid, vid, mac); ok {
+		return slot, true
 	}
-	return fdb.Lookup(k)
+	return fdb.Lookup(MACKey(dom, mac))
 }
 
 func etherTypeAt(f []byte) uint16 { return binary.BigEndian.Uint16(f[12:14]) }

@@ -159,7 +159,7 @@ func TestRegressionSweepSlotMinusOne(t *testing.T) {
 	s, _ := newTestSwitch(t, ModeVEPA)
 	tb := s.fdb.t.Load()
 	k := MACKey(100, m1)
-	tb.e[hashKey(k)&uint64(len(tb.e)-1)].key.Store(k) // CAS done, val not yet stored
+	tb.e[tb.seed.hash(k)&uint64(len(tb.e)-1)].key.Store(k) // CAS done, val not yet stored
 	snap := s.snap.Load()
 	defer func() {
 		if r := recover(); r != nil {
@@ -175,8 +175,12 @@ func TestRegressionRebuildLookupMiss(t *testing.T) {
 	live := MACKey(100, m1)
 	f.Learn(live, 0)
 	for i := 0; i < 30000; i++ {
-		f.Learn(uint64(200)<<48|uint64(i+1)<<8, 1)
+		f.Learn(uint64(200+i%8)<<48|uint64(i+1)<<8, 1) // within the per-VLAN limit
 	}
+	// Forget(1) leaves 30000 tombstones; the table holds 4 x DefaultFDBMax
+	// entries: with those already there it is rebuilt.
+	f.t.Load().tombstones.Store(int64(len(f.t.Load().e) / 4))
+	old := f.t.Load()
 	var stop atomic.Bool
 	var misses, looks atomic.Int64
 	done := make(chan struct{})
@@ -190,13 +194,19 @@ func TestRegressionRebuildLookupMiss(t *testing.T) {
 		}
 	}()
 	time.Sleep(5 * time.Millisecond)
-	f.Forget(1) // 30000 tombstones > 16384: rebuild
+	f.Forget(1)
 	time.Sleep(5 * time.Millisecond)
 	stop.Store(true)
 	<-done
 	t.Logf("lookups %d, misses of a live entry %d", looks.Load(), misses.Load())
+	if f.t.Load() == old {
+		t.Fatal("the table was not rebuilt")
+	}
 	if misses.Load() != 0 {
 		t.Errorf("live entry missed %d times during rebuild", misses.Load())
+	}
+	if f.Len() != 1 || f.SlotCount(0) != 1 || f.SlotCount(1) != 0 || f.DomainCount(100) != 1 {
+		t.Errorf("rebuilt table counts %d entries, slot 0: %d, slot 1: %d, domain 100: %d; want 1, 1, 0, 1", f.Len(), f.SlotCount(0), f.SlotCount(1), f.DomainCount(100))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,8 @@ type Switch struct {
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
 	fdb  *FDB
+	// published counts the snapshots published (FDBVersion).
+	published atomic.Uint64
 
 	mu      sync.Mutex // serialises configuration changes
 	ports   map[string]*port
@@ -76,31 +79,39 @@ type portIO struct {
 }
 
 type portView struct {
-	p     *port
-	slot  int
-	cfg   portcfg.Config
-	macs  []uint64 // registered MACs as MACKey(0, mac)
-	ctag  vlan.Tag // access: the tag pushed (trunk: PCP only)
-	stag  vlan.Tag
-	flood bool
+	p       *port
+	slot    int
+	cfg     portcfg.Config
+	maxMACs int32    // learned-MAC limit in effect
+	macs    []uint64 // registered MACs as MACKey(0, mac), sorted
+	ctag    vlan.Tag // access: the tag pushed (trunk: PCP only)
+	stag    vlan.Tag
+	flood   bool
 }
 
+// snapshot is the configuration the pipelines see, immutable once
+// published. A change copies it and rewrites only what the port touches
+// (publishLocked).
 type snapshot struct {
 	mode   Mode
 	slots  []*portView
-	byVID  [4096][]*portView
-	static map[uint64]int // MACKey(domain, mac) -> slot of registered MACs
-	dom    domainTable
+	byVID  [4096][]*portView // ports of each VID, sorted by name
+	static staticIndex       // registered MACs (static.go)
+	dom    domainTable       // S-channel learning domains (domain.go)
 }
 
 // New creates a switch; Start opens the uplink.
 func New(cfg Config) (*Switch, error) {
+	if err := cfg.FDB.Check(); err != nil {
+		return nil, fmt.Errorf("datapath: %w", err)
+	}
 	cfg.setDefaults()
 	if cfg.Backend == nil {
 		return nil, errors.New("datapath: no backend")
 	}
-	s := &Switch{cfg: cfg, log: cfg.Logger, fdb: newFDB(), ports: map[string]*port{}, stop: make(chan struct{})}
-	s.rebuild()
+	s := &Switch{cfg: cfg, log: cfg.Logger, fdb: newFDBWith(cfg.FDB), ports: map[string]*port{}, stop: make(chan struct{})}
+	s.doms.tab = newDomainTable()
+	s.snap.Store(&snapshot{mode: cfg.Mode, dom: s.doms.tab})
 	return s, nil
 }
 
@@ -121,7 +132,7 @@ func (s *Switch) SetMode(m Mode) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg.Mode = m
-	s.rebuild()
+	s.publishLocked(nil, nil)
 }
 
 // Backend returns the backend's name.
@@ -339,9 +350,10 @@ func (s *Switch) AddPort(c portcfg.Config) error {
 		s.nslot++
 	}
 	p := &port{name: c.Name, slot: slot}
-	p.view.Store(newPortView(p, c))
+	v := newPortView(p, c, s.cfg.FDB.PerPort)
+	p.view.Store(v)
 	s.ports[c.Name] = p
-	s.rebuild()
+	s.publishLocked(nil, v)
 	return nil
 }
 
@@ -360,8 +372,10 @@ func (s *Switch) UpdatePort(c portcfg.Config) error {
 	if err := s.reserveDomainsLocked(&c); err != nil {
 		return err
 	}
-	p.view.Store(newPortView(p, c))
-	s.rebuild()
+	old, v := p.view.Load(), newPortView(p, c, s.cfg.FDB.PerPort)
+	s.doms.release(&old.cfg)
+	p.view.Store(v)
+	s.publishLocked(old, v)
 	s.fdb.Forget(p.slot) // VIDs may have changed
 	return nil
 }
@@ -377,7 +391,9 @@ func (s *Switch) DeletePort(name string) error {
 	}
 	s.detachLocked(p)
 	delete(s.ports, name)
-	s.rebuild()
+	old := p.view.Load()
+	s.doms.release(&old.cfg)
+	s.publishLocked(old, nil)
 	s.fdb.Forget(p.slot)
 	s.free = append(s.free, p.slot)
 	return nil
@@ -481,11 +497,17 @@ func (s *Switch) Attached(name string) bool {
 	return ok && p.io.Load() != nil
 }
 
-func newPortView(p *port, c portcfg.Config) *portView {
-	v := &portView{p: p, slot: p.slot, cfg: c, flood: c.Flood}
+// newPortView makes the view of p with configuration c; ports without a
+// learned-MAC limit of their own get maxMACs.
+func newPortView(p *port, c portcfg.Config, maxMACs int) *portView {
+	if c.MaxMACs != nil {
+		maxMACs = *c.MaxMACs
+	}
+	v := &portView{p: p, slot: p.slot, cfg: c, flood: c.Flood, maxMACs: int32(maxMACs)}
 	for _, m := range c.MACs {
 		v.macs = append(v.macs, MACKey(0, m))
 	}
+	slices.Sort(v.macs) // for hasMAC
 	v.ctag = vlan.Tag{TPID: vlan.TPIDCTag, TCI: vlan.MakeTCI(c.PCP, false, c.VLAN)}
 	if c.SVID != 0 {
 		v.stag = vlan.Tag{TPID: vlan.TPIDSTag, TCI: vlan.MakeTCI(c.PCP, false, c.SVID)}
@@ -501,33 +523,56 @@ func (s *Switch) reserveDomainsLocked(c *portcfg.Config) error {
 	return err
 }
 
-// rebuild makes a new snapshot from s.ports and frees the learning
-// domains no port uses any more; s.mu is held.
-func (s *Switch) rebuild() {
-	used := map[uint32]bool{}
-	for _, p := range s.ports {
-		v := p.view.Load()
-		if v.cfg.SVID != 0 {
-			each(&v.cfg, func(vid uint16) { used[pairKey(v.cfg.SVID, vid)] = true })
+// publishLocked publishes a new snapshot in which one port's view old
+// becomes nw (nil old: the port is new; nil nw: it is gone; both nil: only
+// the mode or the learning domains changed). It copies the current
+// snapshot and rewrites only the VIDs and registered MACs of that port, so
+// a change costs in proportion to the port, not to the switch. s.mu is
+// held; the domains of nw are reserved and those of old released.
+func (s *Switch) publishLocked(old, nw *portView) {
+	cur := s.snap.Load()
+	ns := &snapshot{mode: s.cfg.Mode, slots: cur.slots, byVID: cur.byVID, static: cur.static, dom: s.doms.tab}
+	s.published.Add(1)
+	if old == nil && nw == nil {
+		s.snap.Store(ns)
+		return
+	}
+	slot := -1
+	var oldMACs, newMACs []uint64
+	if old != nil {
+		slot, oldMACs = old.slot, old.macs
+	}
+	if nw != nil {
+		slot, newMACs = nw.slot, nw.macs
+	}
+	ns.slots = make([]*portView, max(s.nslot, len(cur.slots)))
+	copy(ns.slots, cur.slots)
+	ns.slots[slot] = nw
+	for vid := uint16(1); vid <= vlan.MaxVID; vid++ {
+		in := nw != nil && nw.cfg.HasVID(vid)
+		if in || old != nil && old.cfg.HasVID(vid) {
+			ns.byVID[vid] = withPort(cur.byVID[vid], slot, nw, in)
 		}
 	}
-	s.doms.release(used)
-	ns := &snapshot{mode: s.cfg.Mode, slots: make([]*portView, s.nslot), static: map[uint64]int{}, dom: s.doms.table()}
-	names := make([]string, 0, len(s.ports))
-	for n := range s.ports {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		v := s.ports[n].view.Load()
-		ns.slots[v.slot] = v
-		each(&v.cfg, func(vid uint16) {
-			ns.byVID[vid] = append(ns.byVID[vid], v)
-			dom := ns.dom.domain(v.cfg.SVID, vid) // reserved by AddPort/UpdatePort
-			for _, m := range v.cfg.MACs {
-				ns.static[MACKey(dom, m)] = v.slot
-			}
-		})
-	}
+	ns.static = cur.static.with(slot, oldMACs, newMACs)
 	s.snap.Store(ns)
+}
+
+// withPort returns a copy of the VID's port list without slot's view and,
+// when in, with nw in its place by name.
+func withPort(list []*portView, slot int, nw *portView, in bool) []*portView {
+	out := make([]*portView, 0, len(list)+1)
+	for _, v := range list {
+		if v.slot != slot {
+			out = append(out, v)
+		}
+	}
+	if in {
+		i := sort.Search(len(out), func(i int) bool { return out[i].cfg.Name > nw.cfg.Name })
+		out = slices.Insert(out, i, nw)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

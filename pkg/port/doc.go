@@ -26,7 +26,9 @@
 //   - A native VLAN (1-4094) only on a trunk port; 0 means none.
 //   - SVID is 1-4094, or 0 for none; PCP is 0-7.
 //   - Each MAC is a 6-byte unicast address other than all zeros, listed
-//     once.
+//     once; a port registers at most MaxRegisteredMACs (256) of them.
+//   - MaxMACs, the port's learned-MAC limit, is 0-MaxLearnedMACs when set
+//     (nil: the daemon's default).
 //   - The VSI identity (what 802.1Qbg VDP tells the adjacent bridge about
 //     the VM): VSI type 0-16777215 (three bytes on the wire), type version
 //     0-255, VSI manager a number 0-255 or a name of 2-16 printable
@@ -36,9 +38,8 @@
 //
 // A broken rule is an *Error. Its Field says which part of the
 // configuration is at fault (the API maps it to its error codes:
-// invalid_name, invalid_vlan, invalid_pcp, invalid_mac, invalid_vsi,
-// invalid_request), and its message
-// says what to do:
+// invalid_name, invalid_vlan, invalid_pcp, invalid_mac, invalid_max_macs,
+// invalid_vsi, invalid_request), and its message says what to do:
 //
 //	invalid trunk "30-20": range 30-20 is backwards; write it 20-30
 //	invalid MAC "zz": use the form 52:54:00:12:34:56
@@ -61,8 +62,9 @@
 //
 //	{"name":"vnet2","trunk":"10,20-30","native_vlan":10,"macs":["52:54:00:12:34:56"]}
 //
-// with the trunk in canonical form and zero values left out; unmarshalling
-// validates, so a Config read from JSON is always usable.
+// with the trunk in canonical form and zero values left out (a MaxMACs
+// that is set is written, "max_macs":0 included); unmarshalling validates,
+// so a Config read from JSON is always usable.
 //
 // # Lookups
 //

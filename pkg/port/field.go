@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vswitch/vswitch/pkg/vlan"
 )
@@ -22,7 +23,8 @@ const (
 	FieldNativeVLAN                      // the trunk's native VLAN
 	FieldSVID                            // the S-channel's S-VLAN
 	FieldPCP                             // the 802.1p priority
-	FieldMAC                             // one of the registered MACs
+	FieldMAC                             // one of the registered MACs, or how many
+	FieldMaxMACs                         // the learned-MAC limit
 	FieldVSIType                         // the VSI type ID (802.1Qbg VDP)
 	FieldVSITypeVersion                  // the VSI type version
 	FieldVSIManager                      // the VSI manager ID
@@ -47,6 +49,8 @@ func (f Field) String() string {
 		return "PCP"
 	case FieldMAC:
 		return "MAC"
+	case FieldMaxMACs:
+		return "MAC limit"
 	case FieldVSIType:
 		return "VSI type"
 	case FieldVSITypeVersion:
@@ -109,6 +113,8 @@ func numberRange(f Field) (lo, hi int, text string, ok bool) {
 		return 0, vlan.MaxVID, "1-4094, or 0 for none", true
 	case FieldPCP:
 		return 0, 7, "0-7", true
+	case FieldMaxMACs:
+		return 0, MaxLearnedMACs, "0-" + strconv.Itoa(MaxLearnedMACs) + " (0: learn no MACs)", true
 	case FieldVSIType:
 		return 0, MaxVSIType, "0-16777215", true
 	case FieldVSITypeVersion:
@@ -118,8 +124,8 @@ func numberRange(f Field) (lo, hi int, text string, ok bool) {
 }
 
 // CheckNumber checks v against the range of the numeric field f: VLAN
-// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7, VSI type
-// 0-16777215 (24 bits), VSI type version 0-255.
+// 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7, MAC limit
+// 0-MaxLearnedMACs, VSI type 0-16777215 (24 bits), VSI type version 0-255.
 func CheckNumber(f Field, v int) error {
 	lo, hi, text, ok := numberRange(f)
 	if !ok {
@@ -236,6 +242,13 @@ func CheckName(name string) error {
 	if bad {
 		return &Error{Field: FieldName, Value: quote(name),
 			Reason: "use a Linux interface name of 1-15 characters without '/', ':' or spaces, e.g. vnet1"}
+	}
+	// Linux takes any other byte, but the API carries names as JSON text,
+	// where bytes that are not UTF-8 become U+FFFD: the port would name
+	// another interface than the one asked for.
+	if !utf8.ValidString(name) {
+		return &Error{Field: FieldName, Value: quote(name),
+			Reason: "the name is not valid UTF-8, which the API (JSON) cannot carry; rename the interface"}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ type record struct {
 	MACs       []string `json:"macs,omitempty"`
 	Flood      bool     `json:"flood_unknown,omitempty"`
 	Owner      string   `json:"owner,omitempty"`
+	MaxMACs    *int     `json:"max_macs,omitempty"` // omitted: the daemon's default
 	// The VSI identity and migration state: omitted when unset, so that
 	// records without them stay byte for byte as they were.
 	VSIType        int    `json:"vsi_type,omitempty"`
@@ -31,10 +32,10 @@ type record struct {
 //
 //	{"name":"vnet2","trunk":"10,20-30","native_vlan":10,"macs":["52:54:00:12:34:56"]}
 //
-// with the trunk in canonical form and zero values left out. It does not
-// validate c.
+// with the trunk in canonical form and zero values left out (max_macs is
+// written when set, 0 included). It does not validate c.
 func (c Config) MarshalJSON() ([]byte, error) {
-	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner,
+	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner, MaxMACs: c.MaxMACs,
 		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration}
 	if c.Trunk.Len() != 0 {
 		r.Trunk = c.Trunk.String()
@@ -57,7 +58,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if err := CheckName(r.Name); err != nil {
 		return withPort(err, r.Name)
 	}
-	n := Config{Name: r.Name, Flood: r.Flood, Owner: r.Owner}
+	n := Config{Name: r.Name, Flood: r.Flood, Owner: r.Owner, MaxMACs: r.MaxMACs}
 	for _, f := range []struct {
 		field Field
 		v     int

@@ -67,6 +67,36 @@ func TestJSONIsTheLegacyRecord(t *testing.T) {
 	}
 }
 
+// The learned-MAC limit is written only when set, and 0 ("learn nothing")
+// is kept apart from unset ("the daemon's default").
+func TestJSONMaxMACs(t *testing.T) {
+	zero, n := 0, 50
+	for _, tc := range []struct {
+		max *int
+		rec string
+	}{
+		{nil, `{"name":"vnet1","vlan":10}`},
+		{&zero, `{"name":"vnet1","vlan":10,"max_macs":0}`},
+		{&n, `{"name":"vnet1","vlan":10,"max_macs":50}`},
+	} {
+		c := port.Config{Name: "vnet1", VLAN: 10, MaxMACs: tc.max}
+		b, err := json.Marshal(c)
+		if err != nil || string(b) != tc.rec {
+			t.Errorf("Marshal(max %v) = %s, %v; want %s", tc.max, b, err, tc.rec)
+		}
+		var back port.Config
+		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, c) {
+			t.Errorf("Unmarshal(%s) = %+v, %v", b, back, err)
+		}
+	}
+	var c port.Config
+	err := json.Unmarshal([]byte(`{"name":"vnet1","vlan":10,"max_macs":-5}`), &c)
+	var pe *port.Error
+	if !errors.As(err, &pe) || pe.Field != port.FieldMaxMACs {
+		t.Errorf("max_macs -5 decoded: %v", err)
+	}
+}
+
 // Decoding normalises what older daemons may have written.
 func TestJSONNormalises(t *testing.T) {
 	var c port.Config
@@ -121,6 +151,7 @@ func FuzzJSON(f *testing.F) {
 		`{"name":"vnet1","vlan":100,"pcp":3,"svid":7,"macs":["52:54:00:12:34:56"]}`,
 		`{"name":"vnet0","trunk":"10,20-30","native_vlan":10,"flood_unknown":true}`,
 		`{"name":"vnet1","vlan":10,"trunk":"20"}`, `{"name":"x","vlan":1e3}`, `{"macs":null,"name":"v","vlan":1}`,
+		`{"name":"v","vlan":1,"max_macs":0}`, `{"name":"v","vlan":1,"max_macs":2000000}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -1,9 +1,23 @@
 package port
 
 import (
+	"fmt"
 	"net"
 
 	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// Bounds of what one port may ask of the switch. They keep a single
+// request (or state-file record) from growing the daemon without limit.
+const (
+	// MaxRegisteredMACs is how many MACs one port may register (MACs).
+	// A registered MAC costs the same on a trunk of 4094 VLANs as on an
+	// access port: the switch indexes it once, not once per VLAN.
+	MaxRegisteredMACs = 256
+	// MaxLearnedMACs is the largest learned-MAC limit a port (MaxMACs) or
+	// the daemon (--max-macs-per-port, --max-macs-per-vlan, --fdb-max)
+	// may set.
+	MaxLearnedMACs = 1 << 20
 )
 
 // Config is one switch port: the VM tap it stands for, how its frames are
@@ -36,6 +50,13 @@ type Config struct {
 	// does not judge it (the API's request rules do: api.PortSpec).
 	Owner string
 
+	// MaxMACs is how many source MACs the port may learn (0 to
+	// MaxLearnedMACs); nil: the daemon's default (vswitchd
+	// --max-macs-per-port). 0 makes the port learn nothing: only its
+	// registered MACs reach it by unicast. A frame from a new MAC beyond
+	// the limit is dropped (reason mac_limit); learned entries are never
+	// evicted for it.
+	MaxMACs *int
 	// The VM's identity to the adjacent bridge (802.1Qbg VDP): each VSI
 	// the port registers carries VSIType (0-16777215) and VSITypeVersion,
 	// the bridge's policy for the VM, under the manager VSIManager ("":
@@ -99,8 +120,17 @@ func (c *Config) validate() error {
 	if err := CheckNumber(FieldPCP, int(c.PCP)); err != nil {
 		return err
 	}
+	if c.MaxMACs != nil {
+		if err := CheckNumber(FieldMaxMACs, *c.MaxMACs); err != nil {
+			return err
+		}
+	}
 	if err := c.validateVSI(); err != nil {
 		return err
+	}
+	if n := len(c.MACs); n > MaxRegisteredMACs {
+		// Before the per-MAC checks, which compare every pair.
+		return &Error{Field: FieldMAC, Reason: fmt.Sprintf("too many MACs (%d): a port registers at most %d", n, MaxRegisteredMACs)}
 	}
 	for i, m := range c.MACs {
 		if err := checkMAC(m, m.String()); err != nil {

@@ -32,6 +32,14 @@ func mac(s string) net.HardwareAddr {
 func TestValidate(t *testing.T) {
 	var all vlan.VIDSet
 	all.Add(0)
+	macs := func(n int) []net.HardwareAddr {
+		out := make([]net.HardwareAddr, n)
+		for i := range out {
+			out[i] = net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)}
+		}
+		return out
+	}
+	limit := func(n int) *int { return &n }
 	tests := []struct {
 		name  string
 		c     port.Config
@@ -56,6 +64,7 @@ func TestValidate(t *testing.T) {
 		{"tab", port.Config{Name: "a\tb", VLAN: 10}, port.FieldName, "interface name"},
 		{"vertical tab (was: every validator accepted)", port.Config{Name: "a\vb", VLAN: 10}, port.FieldName, "interface name"},
 		{"0xa0, a space to the kernel", port.Config{Name: "a\xa0b", VLAN: 10}, port.FieldName, "interface name"},
+		{"not UTF-8", port.Config{Name: "vnet\xff", VLAN: 10}, port.FieldName, "not valid UTF-8"},
 		{"NUL", port.Config{Name: "a\x00b", VLAN: 10}, port.FieldName, "interface name"},
 
 		{"neither vlan nor trunk", port.Config{Name: "vnet1"}, port.FieldVLAN, "port vnet1: needs a VLAN (--vlan VID) or a trunk (--trunk 10,20-30)"},
@@ -71,6 +80,13 @@ func TestValidate(t *testing.T) {
 		{"zero mac", port.Config{Name: "vnet1", VLAN: 10, MACs: []net.HardwareAddr{make(net.HardwareAddr, 6)}}, port.FieldMAC, "all zeros"},
 		{"8-byte mac", port.Config{Name: "vnet1", VLAN: 10, MACs: []net.HardwareAddr{mac("52:54:00:12:34:56:78:9a")}}, port.FieldMAC, "use the form 52:54:00:12:34:56"},
 		{"mac twice", port.Config{Name: "vnet1", VLAN: 10, MACs: []net.HardwareAddr{mac("52:54:00:12:34:56"), mac("52:54:00:12:34:56")}}, port.FieldMAC, "listed twice"},
+		{"256 macs on a full trunk", port.Config{Name: "vnet1", Trunk: trunk(t, "1-4094"), MACs: macs(port.MaxRegisteredMACs)}, 0, ""},
+		{"257 macs", port.Config{Name: "vnet1", VLAN: 10, MACs: macs(port.MaxRegisteredMACs + 1)}, port.FieldMAC, "port vnet1: too many MACs (257): a port registers at most 256"},
+		{"20000 macs on a full trunk", port.Config{Name: "vnet1", Trunk: trunk(t, "1-4094"), MACs: macs(20000)}, port.FieldMAC, "at most 256"},
+		{"max macs 0", port.Config{Name: "vnet1", VLAN: 10, MaxMACs: limit(0)}, 0, ""},
+		{"max macs at the bound", port.Config{Name: "vnet1", VLAN: 10, MaxMACs: limit(port.MaxLearnedMACs)}, 0, ""},
+		{"max macs -1", port.Config{Name: "vnet1", VLAN: 10, MaxMACs: limit(-1)}, port.FieldMaxMACs, "invalid MAC limit -1: must be 0-1048576 (0: learn no MACs)"},
+		{"max macs over the bound", port.Config{Name: "vnet1", VLAN: 10, MaxMACs: limit(port.MaxLearnedMACs + 1)}, port.FieldMaxMACs, "must be 0-1048576"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,7 +107,7 @@ func TestStatusAndJSONContract(t *testing.T) {
 			t.Fatalf("list-ports JSON has %d ports, want 2:\n%s", len(raw), out)
 		}
 		want := []string{"name", "vlan", "trunk", "native_vlan", "svid", "pcp", "macs", "state",
-			"rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops"}
+			"rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops", "learned_macs", "mac_moves"}
 		sort.Strings(want)
 		for _, p := range raw {
 			var keys []string

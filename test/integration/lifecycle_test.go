@@ -113,7 +113,8 @@ func TestSIGTERMGraceful(t *testing.T) {
 // A restarted daemon restores the usable ports of a state file that also
 // holds unusable port records (one that is not JSON, one that breaks the
 // port rules: written by hand, or by a version with looser rules); it logs
-// each with what to do, and del-port or add-port repairs them.
+// each with what to do, lists each as a down port with its problem, and
+// del-port or add-port repairs them.
 func TestRestartWithUnusablePortRecords(t *testing.T) {
 	needBinaries(t)
 	t.Parallel()
@@ -153,7 +154,13 @@ func TestRestartWithUnusablePortRecords(t *testing.T) {
 		return string(b[strings.LastIndex(string(b), "=== start"):])
 	}
 	h.start()
-	h.wantPorts(map[string]int{vm1.port: 100})
+	// The unusable records are listed as down ports with their problem.
+	h.wantPorts(map[string]int{vm1.port: 100, "vnet7": 0, "vnet8": 0})
+	for _, p := range h.ports() {
+		if p.Name != vm1.port && (p.State != "down" || !strings.Contains(p.Problem, "vswctl del-port "+p.Name)) {
+			t.Errorf("unusable port %s: state %q, problem %q", p.Name, p.State, p.Problem)
+		}
+	}
 	h.waitState(vm1.port, "up", 10*time.Second)
 	log := lastRun()
 	for _, want := range []string{"port vnet7 has a corrupt record", "delete it with vswctl del-port vnet7 and add it again",

@@ -66,24 +66,47 @@ func (s DomainSpec) XML(consoleSock, consoleLog string) string {
 		esc(s.Image.Kernel), esc(s.Image.Initrd), esc(cmdline))
 	b.WriteString("  <features><acpi/></features>\n  <clock offset='utc'/>\n")
 	b.WriteString("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n")
-	var ports []string
-	for _, n := range s.NICs {
-		if n.Port != "" {
-			ports = append(ports, fmt.Sprintf("      <vsw:port mac=\"%s\" %s/>\n", esc(n.MAC), n.Port))
-		}
-	}
-	if len(ports) > 0 {
-		b.WriteString("  <metadata>\n    <vsw:ports xmlns:vsw=\"urn:vswitch:libvirt:1\">\n" + strings.Join(ports, "") + "    </vsw:ports>\n  </metadata>\n")
+	if ports := PortsXML(s.NICs); ports != "" {
+		b.WriteString("  <metadata>\n    " + ports + "\n  </metadata>\n")
 	}
 	b.WriteString("  <devices>\n")
 	for _, n := range s.NICs {
-		fmt.Fprintf(&b, "    <interface type='ethernet'>\n      <mac address='%s'/>\n      <target dev='%s'/>\n      <model type='virtio'/>\n      <rom enabled='no'/>\n    </interface>\n",
-			esc(n.MAC), esc(n.Tap))
+		b.WriteString("    " + n.XML() + "\n")
 	}
 	fmt.Fprintf(&b, "    <serial type='unix'>\n      <source mode='bind' path='%s'/>\n      <log file='%s' append='off'/>\n      <target port='0'/>\n    </serial>\n",
 		esc(consoleSock), esc(consoleLog))
 	b.WriteString("    <memballoon model='none'/>\n  </devices>\n</domain>\n")
 	return b.String()
+}
+
+// XML is the NIC's <interface> element (on one line): type='ethernet'
+// (libvirt creates the tap and leaves it alone), virtio, no option ROM
+// (iPXE would only slow the boot).
+func (n NIC) XML() string {
+	return fmt.Sprintf("<interface type='ethernet'><mac address='%s'/><target dev='%s'/><model type='virtio'/><rom enabled='no'/></interface>",
+		esc(n.MAC), esc(n.Tap))
+}
+
+// PortsXML is the vswitch metadata of nics (on one line): a <vsw:ports>
+// element with a <vsw:port> for each NIC that has Port attributes; "" when
+// none has.
+func PortsXML(nics []NIC) string {
+	p := portElements(nics, "vsw:")
+	if p == "" {
+		return ""
+	}
+	return `<vsw:ports xmlns:vsw="urn:vswitch:libvirt:1">` + p + `</vsw:ports>`
+}
+
+// portElements are the <port> elements of nics, their names prefixed.
+func portElements(nics []NIC, prefix string) string {
+	var ports strings.Builder
+	for _, n := range nics {
+		if n.Port != "" {
+			fmt.Fprintf(&ports, "<%sport mac=\"%s\" %s/>", prefix, esc(n.MAC), n.Port)
+		}
+	}
+	return ports.String()
 }
 
 func esc(s string) string {
@@ -133,11 +156,11 @@ func (l *Libvirtd) Define(spec DomainSpec) (*Domain, error) {
 		}
 		if st, _ := d.State(); st != "shut off" {
 			if err := d.Destroy(); err != nil {
-				return err
+				return l.explain(err)
 			}
 		}
 		_, err := l.Virsh("undefine", spec.Name)
-		return err
+		return l.explain(err)
 	})
 	return d, nil
 }
@@ -215,6 +238,60 @@ func (d *Domain) MigrateTo(dst *Libvirtd, migrateURI string) (*Domain, time.Dura
 	}
 	d.mu.Unlock()
 	return nd, took, nil
+}
+
+// UUID returns the domain's UUID (`virsh domuuid`): the owner of the ports
+// vswitch adds for it.
+func (d *Domain) UUID() (string, error) {
+	return d.l.Virsh("domuuid", d.Spec.Name)
+}
+
+// AttachNIC hot-plugs NIC n into the running guest (`virsh attach-device
+// --live`): libvirt creates its tap, QEMU adds a virtio NIC on the PCI
+// bus, the guest's kernel finds it (eth1, eth2, ...). The hook does not
+// run; vswitchd --libvirt hears libvirt's device-added event.
+func (d *Domain) AttachNIC(n NIC) error {
+	return d.device("attach-device", n)
+}
+
+// DetachNIC unplugs NIC n (`virsh detach-device --live`): the guest
+// releases it, libvirt deletes its tap and sends device-removed.
+func (d *Domain) DetachNIC(n NIC) error {
+	return d.device("detach-device", n)
+}
+
+func (d *Domain) device(cmd string, n NIC) error {
+	f, err := os.CreateTemp(d.l.Dir, "nic-*.xml")
+	if err != nil {
+		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(n.XML()); err != nil {
+		f.Close()
+		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	if _, err := d.l.Virsh(cmd, d.Spec.Name, f.Name(), "--live"); err != nil {
+		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	return nil
+}
+
+// SetPorts replaces the running domain's vswitch metadata with the
+// <vsw:port> elements of nics (`virsh metadata --live`, as docs/libvirt.md
+// tells operators): libvirt sends a metadata-change event. virsh takes the
+// element without its prefix (a prefixed one is refused with "failed to
+// create a new XML namespace") and puts it and its children into the
+// namespace of --uri under the prefix of --key.
+func (d *Domain) SetPorts(nics []NIC) error {
+	x := "<ports>" + portElements(nics, "") + "</ports>"
+	_, err := d.l.Virsh("metadata", d.Spec.Name, "--live", "--uri", "urn:vswitch:libvirt:1", "--key", "vsw", "--set", x)
+	if err != nil {
+		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
+	}
+	return nil
 }
 
 // State returns `virsh domstate`: "running", "shut off", ...

@@ -237,6 +237,26 @@ func (l *Libvirtd) Restart() error {
 	return l.Start()
 }
 
+// explain adds to err, a failed virsh command, how libvirtd ended if it
+// is no longer running (nil stays nil).
+func (l *Libvirtd) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	l.mu.Lock()
+	p := l.proc
+	l.mu.Unlock()
+	if p == nil {
+		return err
+	}
+	select {
+	case <-p.Done():
+		return fmt.Errorf("%w (libvirtd had exited: %v; its last words:\n%s)", err, p.Err(), tail(p.Output(), 10))
+	default:
+		return err
+	}
+}
+
 // Output returns what every libvirtd process of l wrote (warnings, errors).
 func (l *Libvirtd) Output() string {
 	l.mu.Lock()

@@ -40,21 +40,37 @@ func runMain(m *testing.M) int {
 // lab is the VM tests' topology: a switch namespace whose bridge br0 (STP
 // off, hairpin on port p0: the reflective relay) connects to a hypervisor
 // namespace through the veth uplink <-> p0; vswitchd on the uplink; a
-// private libvirtd in the hypervisor namespace with README's hook.
+// private libvirtd in the hypervisor namespace with README's hook (unless
+// labOptions say otherwise).
 type lab struct {
 	t    *testing.T
 	tp   *topo.Topo
 	img  vm.Image
 	sw   *topo.NS
 	hv   *topo.NS
+	dir  string // vswitchd's state file and socket
 	sock string // vswitchd's API socket
 	api  *api.Client
-	lv   *vm.Libvirtd
+	// daemon is the vswitchd process (its log is its output).
+	daemon *topo.Proc
+	lv     *vm.Libvirtd
 	// wire captures every frame on p0, the bridge's side of the uplink.
 	wire *topo.Capture
 }
 
 func newLab(t *testing.T) *lab {
+	t.Helper()
+	return newLabWith(t, labOptions{})
+}
+
+// labOptions vary the lab: a libvirtd without the hook, and vswitchd left
+// for the test to start (startDaemon) with flags of its own.
+type labOptions struct {
+	noHook     bool
+	daemonLate bool
+}
+
+func newLabWith(t *testing.T, o labOptions) *lab {
 	t.Helper()
 	img := vm.Require(t)
 	if buildErr != nil {
@@ -78,26 +94,45 @@ func newLab(t *testing.T) *lab {
 	if l.wire, err = l.sw.Capture("p0"); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "vsvm-d-")
-	if err != nil {
+	if l.dir, err = os.MkdirTemp("", "vsvm-d-"); err != nil {
 		t.Fatal(err)
 	}
-	tp.Defer("remove "+dir, func() error { return os.RemoveAll(dir) })
-	l.sock = filepath.Join(dir, "vswitchd.sock")
-	d, err := l.hv.Start(vswitchdBin, "--uplink", "uplink", "--datapath", "afpacket",
-		"--state", filepath.Join(dir, "state.db"), "--socket", l.sock, "--log-level", "debug", "--uplink-queues", "1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tp.Defer("remove "+l.dir, func() error { return os.RemoveAll(l.dir) })
+	l.sock = filepath.Join(l.dir, "vswitchd.sock")
 	l.api = api.NewClient(l.sock)
 	tp.Defer("close API client", func() error { l.api.Close(); return nil })
+	if !o.daemonLate {
+		l.startDaemon()
+	}
+	hook := vm.HookScript(vswctlBin, l.sock)
+	if o.noHook {
+		hook = ""
+	}
+	if l.lv, err = vm.StartLibvirtd(tp, l.hv, hook); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// startDaemon starts vswitchd on the uplink with extra flags and waits
+// until its API answers.
+func (l *lab) startDaemon(extra ...string) {
+	t := l.t
+	t.Helper()
+	args := append([]string{"--uplink", "uplink", "--datapath", "afpacket",
+		"--state", filepath.Join(l.dir, "state.db"), "--socket", l.sock, "--log-level", "debug", "--uplink-queues", "1"}, extra...)
+	d, err := l.hv.Start(vswitchdBin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.daemon = d
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := l.api.Status(ctx)
 		cancel()
 		if err == nil {
-			break
+			return
 		}
 		select {
 		case <-d.Done():
@@ -109,10 +144,6 @@ func newLab(t *testing.T) *lab {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if l.lv, err = vm.StartLibvirtd(tp, l.hv, vm.HookScript(vswctlBin, l.sock)); err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // guest defines (not starts) guest n: MAC 52:54:00:00:01:0n, IP

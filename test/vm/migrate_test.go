@@ -235,7 +235,7 @@ func TestLiveMigration(t *testing.T) {
 	if _, err := firstPing(d, "10.0.0.2", 60*time.Second); err != nil {
 		t.Fatalf("guest -> peer before the move: %v", err)
 	}
-	domUUID, err := src.lv.Virsh("domuuid", d.Spec.Name)
+	domUUID, err := d.UUID()
 	if err != nil {
 		t.Fatal(err)
 	}
