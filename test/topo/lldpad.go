@@ -28,7 +28,9 @@ type LLDPAD struct {
 }
 
 // StartLLDPAD starts lldpad in ns with its configuration file in dir and
-// waits until lldptool reaches it. lldpad fixes each interface's VDP role
+// waits until lldptool reaches it. lldpad logs with printf, block-buffered
+// on a pipe: it runs under `stdbuf -oL` so that each line reaches Output
+// (and ReceivedVSIs) when it is written, not with the next 4 KiB. lldpad fixes each interface's VDP role
 // when it starts, from the saved EVB mode: to be a VDP bridge, configure
 // EVBBridge, Stop, and start it again with the same dir. When ns belongs to a Topo, lldpad is
 // stopped at Cleanup (and its log shown if the test failed).
@@ -38,7 +40,7 @@ func StartLLDPAD(ns *NS, dir string) (*LLDPAD, error) {
 	}
 	conf := filepath.Join(dir, "lldpad.conf")
 	p, err := ns.Start("unshare", "-m", "--propagation", "private", "sh", "-c",
-		"mount -t tmpfs lldpad-shm /dev/shm && exec lldpad -p -V 7 -f "+conf)
+		"mount -t tmpfs lldpad-shm /dev/shm && exec stdbuf -oL lldpad -p -V 7 -f "+conf)
 	if err != nil {
 		return nil, err
 	}
