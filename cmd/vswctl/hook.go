@@ -1,26 +1,53 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vswitch/vswitch/internal/libvirt"
+	"github.com/vswitch/vswitch/internal/uuid"
 	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/port"
+	"github.com/vswitch/vswitch/pkg/vepa"
 )
+
+// libvirtStateEnv names libvirt's state directory of QEMU domains for the
+// hook (default libvirt.DefaultStateDir), where it reads whether a stopped
+// domain migrated away.
+const libvirtStateEnv = "VSWCTL_LIBVIRT_STATE_DIR"
+
+// preassociateWait bounds how long "start begin" of an incoming migration
+// waits for the bridge's answer to the pre-association, as libvirt waits
+// 10 s for lldpad's answer for a macvtap NIC.
+const preassociateWait = 10 * time.Second
 
 // libvirtHookCmd is the entry point libvirt runs as /etc/libvirt/hooks/qemu
 // (DOMAIN OPERATION SUBOP EXTRA, domain XML on stdin): at "start begin"
 // (and "reconnect begin") it adds a port for each NIC that the domain's
 // metadata describes (internal/libvirt), on the tap libvirt just created,
 // recording the domain's UUID as the port's owner; at "stopped end" and
-// "release end" it deletes the ports the domain owns. Every other call is ignored. A failure at
-// "start begin" exits 1 with one line on stderr, and libvirt then refuses
-// to start the VM with that message: a VM whose port cannot be set up would
+// "release end" it deletes the ports the domain owns. A failure at "start
+// begin" exits 1 with one line on stderr, and libvirt then refuses to
+// start the VM with that message: a VM whose port cannot be set up would
 // start cut off from its VLAN.
+//
+// Live migration: "migrate begin" (the destination, before anything else)
+// notes the domain as incoming; its "start begin" then adds the ports
+// incoming, so that vswitchd pre-associates their VSIs, and waits for the
+// bridge's answer: a refusal removes the ports and fails the start, which
+// cancels the migration. vswitchd associates the VSIs (M bit) when the VM
+// sends its first frame here. On the source, the "stopped end" that ends a
+// migration (libvirt's status of the domain says so, or EXTRA "migrated")
+// turns each port outgoing (de-association with the S bit) before deleting
+// it. Every other call is ignored.
 func (a *app) libvirtHookCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "libvirt-hook DOMAIN OPERATION SUBOP [EXTRA]",
@@ -33,7 +60,15 @@ domain's <metadata>, matched by MAC:
     <vsw:port mac="52:54:00:12:34:56" vlan="100" pcp="3"/>
   </vsw:ports>
 
-Attributes: mac, vlan | trunk [native-vlan], pcp, svid.`,
+Attributes: mac, vlan | trunk [native-vlan], pcp, svid, and the VM's identity to the adjacent
+bridge (802.1Qbg VDP): vsi-type, vsi-type-version, vsi-manager (0-255: libvirt's managerid),
+instance-id (a UUID; default: derived from the domain's UUID and the MAC).
+
+Live migration: "migrate begin" notes the domain as incoming; its "start begin" adds the ports
+with their VSIs pre-associated and fails if the bridge refuses; vswitchd associates them (M bit)
+at the VM's first frame. On the source, the "stopped end" that ends a migration de-associates
+them with the S bit. $` + libvirtStateEnv + ` names libvirt's state directory of QEMU domains
+(default ` + libvirt.DefaultStateDir + `), where the hook reads whether a domain migrated away.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			call, err := libvirt.ParseHookArgs(args)
@@ -41,11 +76,15 @@ Attributes: mac, vlan | trunk [native-vlan], pcp, svid.`,
 				return &usageError{msg: err.Error(), cmd: "vswctl libvirt-hook"}
 			}
 			act := call.Action()
-			if act == libvirt.Ignore {
+			switch act {
+			case libvirt.Ignore:
 				// Read what libvirt writes so it never blocks on a full
 				// pipe; print nothing (for "migrate" and "restore"
 				// libvirt takes our stdout as the new domain XML).
 				_, _ = io.Copy(io.Discard, cmd.InOrStdin())
+				return nil
+			case libvirt.Incoming:
+				a.hookIncoming(cmd) // never fails, prints nothing on stdout
 				return nil
 			}
 			err = a.hook(cmd, call, act)
@@ -100,44 +139,125 @@ func hookArgv(root *cobra.Command, args []string) []string {
 	return args
 }
 
+// incomingMarks are the hook's notes of domains migrating in, in a
+// directory next to vswitchd's socket.
+func (a *app) incomingMarks() libvirt.IncomingMarks {
+	return libvirt.IncomingMarks{Dir: filepath.Join(filepath.Dir(a.socket), "libvirt-incoming")}
+}
+
+// hookIncoming notes, at "migrate begin", that the domain is migrating to
+// this host, for its "start begin". It must neither fail (libvirt would
+// cancel the migration over vswitch's bookkeeping) nor print on stdout
+// (libvirt reads it as the domain XML): a problem is a note on stderr, and
+// the ports are then associated at once, as before migration support.
+func (a *app) hookIncoming(cmd *cobra.Command) {
+	dom, err := libvirt.ParseDomain(cmd.InOrStdin())
+	if err == nil && len(dom.Ports) > 0 {
+		err = a.incomingMarks().Mark(dom.Owner())
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "vswctl: %s (ignored: the domain's ports will be associated at once, not pre-associated)\n", oneLine(err.Error()))
+	}
+}
+
 func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action) error {
 	dom, err := libvirt.ParseDomain(cmd.InOrStdin())
 	if err != nil {
 		return err
 	}
 	if act == libvirt.Remove {
-		return a.hookRemove(cmd, dom)
+		return a.hookRemove(cmd, call, dom)
 	}
 	bs, err := dom.Bindings()
 	if err != nil {
 		return err
 	}
+	incoming := false
+	if call.Op == "start" && len(bs) > 0 {
+		if incoming, err = a.incomingMarks().Take(dom.Owner()); err != nil {
+			fmt.Fprintf(a.stderr, "vswctl: %s (the ports are associated at once)\n", oneLine(err.Error()))
+		}
+	}
+	var added []string
 	for _, b := range bs {
-		if err := a.hookConfigure(cmd, call, dom.Name, b); err != nil {
+		spec := b.Spec() // checked by the port rules in Bindings
+		if incoming {
+			in := port.MigrationIncoming
+			spec.Migration = &in
+		}
+		if err := a.hookConfigure(cmd, call, dom.Name, spec); err != nil {
 			return err
+		}
+		added = append(added, spec.Name)
+	}
+	if incoming {
+		if err := a.waitPreassociated(cmd.Context(), added); err != nil {
+			for _, name := range added {
+				_ = a.api().DeletePort(cmd.Context(), name)
+			}
+			return fmt.Errorf("domain %s: %w", dom.Name, err)
 		}
 	}
 	return nil
 }
 
-// hookConfigure adds the port of binding b. At "start begin" a port of the
+// waitPreassociated waits until the bridge answered the pre-association of
+// the ports' VSIs. The ports' VSIs are registered when the ports are
+// added; none (no EVB station, no VSI on such a port) or ones waiting for
+// an EVB bridge leave nothing to wait for. A refusal, or no answer within
+// preassociateWait, is an error naming the port, the VSIID and the reason.
+func (a *app) waitPreassociated(ctx context.Context, ports []string) error {
+	deadline := time.Now().Add(preassociateWait)
+	mine := map[string]bool{}
+	for _, p := range ports {
+		mine[p] = true
+	}
+	for {
+		vs, err := a.api().VSIs(ctx)
+		if err != nil {
+			return fmt.Errorf("pre-association: %w", err)
+		}
+		var pending *api.VSI
+		for i, v := range vs {
+			switch {
+			case !mine[v.Port]:
+			case v.State == vepa.VSIFailed:
+				return fmt.Errorf("port %s: the bridge refused to pre-associate VSI %s: %s", v.Port, v.UUID, dash(v.Reason))
+			case v.State == vepa.VSIPreAssociating:
+				pending = &vs[i]
+			}
+		}
+		if pending == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("port %s: the bridge did not answer the pre-association of VSI %s within %v", pending.Port, pending.UUID, preassociateWait)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("port %s: pre-association of VSI %s: %w", pending.Port, pending.UUID, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// hookConfigure adds the port of spec. At "start begin" a port of the
 // same name is a leftover of an earlier VM on a recycled tap name and is
 // replaced; at "reconnect begin" (libvirtd restarted, the VM runs) it is
 // the VM's own and is kept.
-func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain string, b libvirt.Binding) error {
-	spec := b.Spec() // checked by the port rules in Bindings
+func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain string, spec api.PortSpec) error {
 	c := a.api()
 	p, err := c.AddPort(cmd.Context(), spec)
 	if api.CodeOf(err) == api.CodeAlreadyExists {
 		if call.Op == "reconnect" {
 			return a.hookCheck(cmd, domain, spec)
 		}
-		if err = c.DeletePort(cmd.Context(), b.Tap); err == nil {
+		if err = c.DeletePort(cmd.Context(), spec.Name); err == nil {
 			p, err = c.AddPort(cmd.Context(), spec)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("domain %s: port %s: %w", domain, b.Tap, err)
+		return fmt.Errorf("domain %s: port %s: %w", domain, spec.Name, err)
 	}
 	fmt.Fprintf(a.stdout, "domain %s: port %s: %s\n", domain, p.Name, describePort(p))
 	return nil
@@ -147,10 +267,27 @@ func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain st
 // is the domain's UUID) that carry one of its MACs, found in the port list
 // because by now libvirt may have deleted the taps and dropped their names
 // from the XML. A port of another domain that registered the same MAC, or
-// one added by vswctl (no owner), is left alone.
-func (a *app) hookRemove(cmd *cobra.Command, dom *libvirt.Domain) error {
+// one added by vswctl (no owner), is left alone. When the domain stops
+// because it migrated away, each port is first made outgoing: vswitchd
+// de-associates its VSIs with the S bit.
+func (a *app) hookRemove(cmd *cobra.Command, call libvirt.HookCall, dom *libvirt.Domain) error {
 	if len(dom.Ports) == 0 {
 		return nil
+	}
+	if _, err := uuid.Parse(dom.Owner()); err == nil {
+		// A migration here that ended before its start leaves its note.
+		_ = a.incomingMarks().Drop(dom.Owner())
+	}
+	migrated := call.Migrated()
+	if !migrated && call.Op == "stopped" {
+		dir := os.Getenv(libvirtStateEnv)
+		if dir == "" {
+			dir = libvirt.DefaultStateDir
+		}
+		var err error
+		if migrated, err = libvirt.MigratedOut(dir, call.Domain); err != nil {
+			fmt.Fprintf(a.stderr, "vswctl: %s (taken for a stop, not a migration)\n", oneLine(err.Error()))
+		}
 	}
 	c := a.api()
 	ports, err := c.ListPorts(cmd.Context())
@@ -158,10 +295,18 @@ func (a *app) hookRemove(cmd *cobra.Command, dom *libvirt.Domain) error {
 		return fmt.Errorf("domain %s: list ports: %w", dom.Name, err)
 	}
 	for _, p := range dom.Owned(ports) {
+		how := "deleted"
+		if migrated {
+			out := port.MigrationOutgoing
+			if _, err := c.UpdatePort(cmd.Context(), p.Name, api.PortSpec{Migration: &out}); err != nil && api.CodeOf(err) != api.CodeNotFound {
+				fmt.Fprintf(a.stderr, "vswctl: domain %s: port %s: %s (de-associated without the S bit)\n", dom.Name, p.Name, oneLine(err.Error()))
+			}
+			how = "deleted (the domain migrated away)"
+		}
 		if err := c.DeletePort(cmd.Context(), p.Name); err != nil && api.CodeOf(err) != api.CodeNotFound {
 			return fmt.Errorf("domain %s: delete port %s: %w", dom.Name, p.Name, err)
 		}
-		fmt.Fprintf(a.stdout, "domain %s: port %s deleted\n", dom.Name, p.Name)
+		fmt.Fprintf(a.stdout, "domain %s: port %s %s\n", dom.Name, p.Name, how)
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 		queues = runtime.NumCPU()
 	}
 	d.ctlQueue = newControlQueue()
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.ctlQueue.take, FDB: d.opts.FDB, Logger: d.log})
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.ctlQueue.take, FDB: d.opts.FDB, FirstFrame: d.firstFrame, Logger: d.log})
 	if err != nil {
 		return err
 	}

@@ -194,7 +194,7 @@ func TestHookActions(t *testing.T) {
 		{[]string{"web1", "reconnect", "begin", "-"}, Configure},
 		{[]string{"web1", "stopped", "end", "-"}, Remove},
 		{[]string{"web1", "release", "end", "shutdown"}, Remove},
-		{[]string{"web1", "migrate", "begin", "-"}, Ignore},
+		{[]string{"web1", "migrate", "begin", "-"}, Incoming},
 	} {
 		c, err := ParseHookArgs(tc.args)
 		if err != nil {

@@ -62,6 +62,11 @@ type Config struct {
 	// control_unhandled. The control plane transmits with
 	// Switch.SendControl.
 	Control func(frame []byte) bool
+	// FirstFrame is called with a port's name when a port watched with
+	// Switch.WatchFirstFrame takes its first frame from the VM, once per
+	// WatchFirstFrame. It runs on the port's worker, the hot path: it must
+	// not block, nor call back into the Switch (hand the work over).
+	FirstFrame func(port string)
 	// Priority is the scheduling policy of the datapath threads (each
 	// worker runs locked to its own thread). Zero: unchanged.
 	Priority Priority

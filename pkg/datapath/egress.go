@@ -79,15 +79,21 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		w.local.begin(snap)
 	}
 	w.now = w.s.fdb.now()
+	passed := false
 	for i := 0; i < b.N; i++ {
 		rxp++
 		rxb += uint64(b.Len[i])
 		if r, ok := w.frame(snap, v, b, i); !ok {
 			c.Drop(r, 1)
+		} else {
+			passed = true
 		}
 	}
 	c.RxPackets.Add(rxp)
 	c.RxBytes.Add(rxb)
+	if passed && w.p.watch.Load() && w.p.watch.CompareAndSwap(true, false) && w.s.cfg.FirstFrame != nil {
+		w.s.cfg.FirstFrame(w.p.name)
+	}
 	if len(w.up) > 0 {
 		n, _ := w.io.up.Send(w.up)
 		var bytes uint64

@@ -66,6 +66,10 @@ type port struct {
 	// backend sums the backend-specific counters of the port's queues
 	// already closed (see CounterSnapshot.Backend). Guarded by Switch.mu.
 	backend map[string]uint64
+	// watch is set while the port waits for its first frame from the VM
+	// (WatchFirstFrame); its egress worker clears it and calls
+	// Config.FirstFrame.
+	watch atomic.Bool
 }
 
 type portIO struct {
@@ -392,6 +396,24 @@ func (s *Switch) DeletePort(name string) error {
 	s.publishLocked(old, nil)
 	s.fdb.Forget(p.slot)
 	s.free = append(s.free, p.slot)
+	return nil
+}
+
+// WatchFirstFrame makes the switch call Config.FirstFrame(name) once,
+// when the port next takes a frame from its VM past the source checks (a
+// registered MAC, when it has any), or stops watching (on false). A VM
+// migrating in is paused until it runs on this host, and the first thing
+// it sends then is QEMU's announcement of its MACs (RARP, or the guest's
+// gratuitous ARP): this is how the daemon learns that it runs. Unknown
+// name: port.ErrNotFound.
+func (s *Switch) WatchFirstFrame(name string, on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.ports[name]
+	if !ok {
+		return portcfg.NotFound(name)
+	}
+	p.watch.Store(on)
 	return nil
 }
 
