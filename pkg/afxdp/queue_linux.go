@@ -203,9 +203,9 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 	return int(sent), nil
 }
 
-// Stats implements backend.Queue. RxDropped is the kernel's count for the
-// socket (no room in the RX ring, no chunk in the fill ring, bad
-// descriptors), reported by the receiving queue only.
+// Stats implements backend.Queue. RxDropped and RxOversize are the
+// kernel's counts for the socket (see rxDrops), reported by the receiving
+// queue only.
 func (q *Queue) Stats() backend.QueueStats {
 	s := backend.QueueStats{
 		RxPackets: q.rxPackets.Load(),
@@ -215,10 +215,7 @@ func (q *Queue) Stats() backend.QueueStats {
 		TxErrors:  q.txErrors.Load(),
 	}
 	if q.receives() {
-		st := q.socketStats()
-		// In copy mode Rx_dropped is frames longer than a UMEM chunk.
-		s.RxOversize = st.Rx_dropped
-		s.RxDropped = st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
+		s.RxDropped, s.RxOversize = rxDrops(q.socketStats(), q.x.zeroCopy)
 	}
 	return s
 }
