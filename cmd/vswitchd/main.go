@@ -43,7 +43,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	var prio string
-	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
+	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
 	var perPort, perVLAN, fdbMax int

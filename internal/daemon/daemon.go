@@ -87,6 +87,7 @@ type Daemon struct {
 	evb      atomic.Pointer[vepa.Station]    // the EVB station once running
 	vdp      atomic.Pointer[vepa.VDPStation] // VSI registration once running
 	ctlQueue *controlQueue                   // control frames from the datapath to the stations (control.go)
+	procs    *procSizer                      // GOMAXPROCS: a P per datapath worker (procs.go)
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
