@@ -72,9 +72,9 @@ type Daemon struct {
 	// pass the port rules but not the switch's: its slots or learning
 	// domains were used up): listed as down with the reason until set-port
 	// makes them fit or del-port removes them.
-	refused map[string]error
-	retryBase   time.Duration           // first retry delay (0: firstAttachRetry; tests shorten it)
-	closed      bool                    // Close began: no more retries
+	refused   map[string]error
+	retryBase time.Duration // first retry delay (0: firstAttachRetry; tests shorten it)
+	closed    bool          // Close began: no more retries
 
 	unlockUplink func() // gives up the one-vswitchd-per-uplink lock (uplinklock_linux.go)
 
