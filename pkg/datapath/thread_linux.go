@@ -25,9 +25,10 @@ import (
 // real-time threads, so the normal thread it waits for gets no CPU while
 // the real-time one spins. Traced with perf sched on the 2-CPU benchmark
 // machine, background stream at half of vm->vm saturation: a worker
-// thread ran 62 ms without a break, waking nobody, until the normal-priority
-// runtime thread it waited for got a CPU; sysmon spent 3.4 s of a 16 s run
-// runnable but not running; probes answered in up to 29 ms.
+// thread ran 62 ms without a break and without moving a frame, until a
+// normal-priority vswitchd thread, runnable all that time, got a CPU and
+// woke it; sysmon spent 3.4 s of a 16 s run runnable but not running;
+// probes answered in up to 29 ms.
 //
 // So every thread that may run Go code gets the policy: at Start all the
 // threads the process has, and threads created later inherit the policy
