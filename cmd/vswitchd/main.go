@@ -44,7 +44,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	var prio string
-	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
+	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
 	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")

@@ -106,6 +106,7 @@ type Daemon struct {
 	// associations carry the M bit).
 	incoming   map[string]*incomingPort
 	migratedIn map[string]bool
+	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops

@@ -21,6 +21,8 @@ type egressWorker struct {
 	maxLen int
 	now    uint32 // FDB clock, read once per batch
 	moves  moveBucket
+	// batches counts batches for workerPriority.
+	batches uint32
 }
 
 func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
@@ -34,7 +36,7 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 }
 
 func (w *egressWorker) run() {
-	defer w.s.pinWorker()()
+	w.s.workerPriority(&w.batches)
 	failing := false
 	for {
 		n, err := w.io.tap.Recv(w.b)
@@ -58,6 +60,7 @@ func (w *egressWorker) run() {
 		}
 		failing = false
 		if n > 0 {
+			w.s.workerPriority(&w.batches) // now and then: the thread running us may be new
 			w.process(w.s.snap.Load(), w.p.view.Load())
 		}
 		w.io.tap.Release(w.b)

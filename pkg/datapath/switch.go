@@ -53,7 +53,10 @@ type Switch struct {
 	ctlMu sync.Mutex
 	ctlTX backend.Queue
 
-	prioWarn sync.Once
+	prioOnce   sync.Once   // the priority warning, once
+	prioFailed atomic.Bool // the priority cannot be set: stop trying
+
+	nworkers int // ingress and egress workers running (Config.Workers). Guarded by mu.
 }
 
 type port struct {
@@ -149,6 +152,7 @@ func (s *Switch) Start() error {
 	if s.started {
 		return errors.New("datapath: already started")
 	}
+	s.applyPriority()
 	if err := s.openUplinkLocked(); err != nil {
 		return err
 	}
@@ -182,6 +186,7 @@ func (s *Switch) openUplinkLocked() error {
 	s.ctlTX = ctl
 	s.ctlMu.Unlock()
 	s.workers = workers
+	s.workersChangedLocked(len(workers))
 	for _, w := range workers {
 		s.wg.Add(1)
 		go func() {
@@ -203,6 +208,7 @@ func (s *Switch) closeUplinkLocked() {
 		<-w.done
 		s.uplink.foldQueueDrops(w.q.Stats())
 	}
+	s.workersChangedLocked(-len(s.workers))
 	s.ctlMu.Lock()
 	if s.ctlTX != nil {
 		s.ctlTX.Close()
@@ -456,6 +462,7 @@ func (s *Switch) attachLocked(p *port) error {
 	}
 	io := &portIO{tap: tap, up: up, stop: make(chan struct{}), done: make(chan struct{})}
 	p.io.Store(io)
+	s.workersChangedLocked(1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -464,6 +471,15 @@ func (s *Switch) attachLocked(p *port) error {
 	}()
 	s.log.Info("port attached", "port", name, "backend", backend.PortName(s.cfg.Backend))
 	return nil
+}
+
+// workersChangedLocked counts delta more workers (fewer when negative) and
+// tells Config.Workers. s.mu is held.
+func (s *Switch) workersChangedLocked(delta int) {
+	s.nworkers += delta
+	if s.cfg.Workers != nil {
+		s.cfg.Workers(s.nworkers)
+	}
 }
 
 // Detach stops the port's pipeline and closes its queues (interface gone).
@@ -483,6 +499,7 @@ func (s *Switch) detachLocked(p *port) {
 	close(io.stop)
 	io.tap.Close() // wakes the egress worker
 	<-io.done
+	s.workersChangedLocked(-1)
 	p.ctr.foldQueueDrops(io.tap.Stats())
 	io.up.Close()
 	p.backend = backendCounters(p.backend, io.tap, io.up)
