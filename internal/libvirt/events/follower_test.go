@@ -463,3 +463,51 @@ func TestRunShowsDisconnected(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// rev10: docs/libvirt.md says the hook and --libvirt each work without the
+// other. With --libvirt alone (no hook), a live migration is not
+// 802.1Qbg-aware on either side:
+//   - destination: libvirt's STARTED/MIGRATED event comes at the end of
+//     Prepare (before the memory is copied); the follower adds the port as
+//     a plain one, so vswitchd ASSOCIATEs at once while the VM still runs
+//     on the source (the very problem issue 10 describes);
+//   - source: STOPPED/MIGRATED is ignored ("the hook removes the ports"),
+//     so the port, its VSI associated and kept alive, stays until the next
+//     reconnection to libvirtd, whatever other events come.
+func TestRev10FollowerOnlyMigration(t *testing.T) {
+	ctx := context.Background()
+	t.Run("destination", func(t *testing.T) {
+		sw := apitest.NewFake()
+		lv := newFakeLibvirt()
+		f := newFollower(sw, lv)
+		if err := f.Reconcile(ctx, lv); err != nil {
+			t.Fatal(err)
+		}
+		lv.set(domain("a", uuidA, nic{"52:54:00:00:00:01", "vnet1", `vlan="100"`}))
+		f.Handle(ctx, lv, Event{Kind: Started, UUID: uuidA, Name: "a", Migrated: true})
+		if p, ok := portsOf(t, sw)["vnet1"]; !ok || p.Migration != "incoming" {
+			t.Errorf("port of a domain migrating in, added by the follower: %+v (exists %v); want migration incoming (pre-associated)", p, ok)
+		}
+	})
+	t.Run("source", func(t *testing.T) {
+		sw := apitest.NewFake()
+		lv := newFakeLibvirt()
+		lv.set(domain("a", uuidA, nic{"52:54:00:00:00:01", "vnet1", `vlan="100"`}))
+		lv.set(domain("b", uuidB, nic{"52:54:00:00:00:02", "vnet2", `vlan="100"`}))
+		f := newFollower(sw, lv)
+		if err := f.Reconcile(ctx, lv); err != nil {
+			t.Fatal(err)
+		}
+		a := domain("a", uuidA)
+		a.Active = false
+		lv.set(a)
+		f.Handle(ctx, lv, Event{Kind: Stopped, UUID: uuidA, Name: "a", Migrated: true})
+		// Life goes on: other domains' events.
+		for i := 0; i < 3; i++ {
+			f.Handle(ctx, lv, Event{Kind: MetadataChanged, UUID: uuidB, Name: "b", Namespace: libvirt.Namespace})
+		}
+		if p, ok := portsOf(t, sw)["vnet1"]; ok {
+			t.Errorf("no hook: the migrated-away domain's port stays (its VSI associated): %+v", p)
+		}
+	})
+}
