@@ -13,8 +13,12 @@ import (
 // M bit as soon as the VM runs here. That moment is the VM's first frame
 // on its tap (QEMU announces the VM's MACs when it resumes it: a RARP, or
 // the guest's gratuitous ARP), which the datapath reports
-// (Switch.WatchFirstFrame); should the VM send nothing, the port is
-// promoted after Options.PreassociateTimeout. The source's part (the S
+// (Switch.WatchFirstFrame), or, with --libvirt, libvirt's resume of the
+// VM after its migration (the follower of internal/libvirt/events clears
+// the port's migration through UpdatePort, which counts as a promotion);
+// should neither come, the port is promoted after
+// Options.PreassociateTimeout. That timeout runs from the port's addition,
+// before the memory is copied, so it must exceed the longest migration. The source's part (the S
 // bit) is the port turning outgoing: syncVSIsLocked.
 
 // defaultPreassociateTimeout is Options.PreassociateTimeout's default.
