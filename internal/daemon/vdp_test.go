@@ -282,3 +282,45 @@ func TestMigrationFailsOrTimesOut(t *testing.T) {
 		t.Errorf("vnet2 after a restart: %+v", p)
 	}
 }
+
+// Promotion by the libvirt follower (vswitchd --libvirt): on libvirt's
+// resume of a migrated VM it clears the incoming port's migration
+// (UpdatePort migration none), before any frame and long before the
+// timeout: the VSI is associated with the M bit at once, the timeout is
+// disarmed and GET /v1/vsis says migrated.
+func TestMigrationPromotedByUpdate(t *testing.T) {
+	r := newRig(t)
+	r.opts.PreassociateTimeout = time.Hour
+	d := r.start(t)
+	ctx := context.Background()
+	log := &bridgeLog{}
+	withVDP(t, d, log)
+	in, none, owner := "incoming", "", domUUID
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(100), MACs: &[]string{"52:54:00:00:00:01"}, Owner: &owner, Migration: &in}); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, 0, "PRE-ASSOC", func(v vepa.VSI, _ [16]byte) bool { return v.Mode == vepa.VDPPreAssoc })
+	d.mu.Lock()
+	armed := d.incoming["vnet1"] != nil
+	d.mu.Unlock()
+	if !armed {
+		t.Fatal("incoming port not followed")
+	}
+	n := log.len()
+	if p, err := d.UpdatePort(ctx, "vnet1", api.PortSpec{Migration: &none}); err != nil || p.Migration != "" {
+		t.Fatalf("promote: %+v, %v", p, err)
+	}
+	a := log.wait(t, n, "ASSOC", func(v vepa.VSI, _ [16]byte) bool { return v.Mode == vepa.VDPAssoc })
+	if a.Status != vepa.VDPHintM {
+		t.Errorf("promoted by update: %+v, want ASSOC with the M bit", a)
+	}
+	d.mu.Lock()
+	armed = d.incoming["vnet1"] != nil
+	d.mu.Unlock()
+	if armed {
+		t.Error("the timeout is still armed after the promotion")
+	}
+	if vs := d.vsis(); len(vs) != 1 || !vs[0].Migrated {
+		t.Errorf("GET /v1/vsis: %+v, want migrated", vs)
+	}
+}
