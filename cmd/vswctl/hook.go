@@ -21,7 +21,7 @@ import (
 
 // libvirtStateEnv names libvirt's state directory of QEMU domains for the
 // hook (default libvirt.DefaultStateDir), where it reads whether a stopped
-// domain migrated away.
+// domain migrated away and whether a started one is migrating in.
 const libvirtStateEnv = "VSWCTL_LIBVIRT_STATE_DIR"
 
 // preassociateWait bounds how long "start begin" of an incoming migration
@@ -40,14 +40,17 @@ const preassociateWait = 10 * time.Second
 // start cut off from its VLAN.
 //
 // Live migration: "migrate begin" (the destination, before anything else)
-// notes the domain as incoming; its "start begin" then adds the ports
-// incoming, so that vswitchd pre-associates their VSIs, and waits for the
-// bridge's answer: a refusal removes the ports and fails the start, which
-// cancels the migration. vswitchd associates the VSIs (M bit) when the VM
-// sends its first frame here. On the source, the "stopped end" that ends a
-// migration (libvirt's status of the domain says so, or EXTRA "migrated")
-// turns each port outgoing (de-association with the S bit) before deleting
-// it. Every other call is ignored.
+// notes the domain as incoming; its "prepare begin" moves the note on when
+// it is fresh (libvirt.IncomingMarks), and its "start begin" then adds the
+// ports incoming, so that vswitchd pre-associates their VSIs, and waits
+// for the bridge's answer: a refusal removes the ports and fails the
+// start, which cancels the migration. "started begin" re-adds them
+// plainly if libvirt's status says the domain is not migrating in.
+// vswitchd associates the VSIs (M bit) when the VM sends its first frame
+// here. On the source, the "stopped end" that ends a migration (libvirt's
+// status of the domain says so, or EXTRA "migrated") turns each port
+// outgoing (de-association with the S bit) before deleting it. Every other
+// call is ignored.
 func (a *app) libvirtHookCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "libvirt-hook DOMAIN OPERATION SUBOP [EXTRA]",
@@ -64,11 +67,14 @@ Attributes: mac, vlan | trunk [native-vlan], pcp, svid, and the VM's identity to
 bridge (802.1Qbg VDP): vsi-type, vsi-type-version, vsi-manager (0-255: libvirt's managerid),
 instance-id (a UUID; default: derived from the domain's UUID and the MAC).
 
-Live migration: "migrate begin" notes the domain as incoming; its "start begin" adds the ports
-with their VSIs pre-associated and fails if the bridge refuses; vswitchd associates them (M bit)
-at the VM's first frame. On the source, the "stopped end" that ends a migration de-associates
+Live migration: "migrate begin" notes the domain as incoming, its "prepare begin" moves the note
+on if it is at most 30 s old, and its "start begin" then adds the ports with their VSIs
+pre-associated and fails if the bridge refuses ("started begin" re-adds them plainly if libvirt's
+status file shows no incoming migration); vswitchd associates them (M bit) at the VM's
+first frame. On the source, the "stopped end" that ends a migration de-associates
 them with the S bit. $` + libvirtStateEnv + ` names libvirt's state directory of QEMU domains
-(default ` + libvirt.DefaultStateDir + `), where the hook reads whether a domain migrated away.`,
+(default ` + libvirt.DefaultStateDir + `), where the hook reads whether a domain migrated away or is
+migrating in.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			call, err := libvirt.ParseHookArgs(args)
