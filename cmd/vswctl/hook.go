@@ -21,7 +21,7 @@ import (
 
 // libvirtStateEnv names libvirt's state directory of QEMU domains for the
 // hook (default libvirt.DefaultStateDir), where it reads whether a stopped
-// domain migrated away.
+// domain migrated away and whether a started one is migrating in.
 const libvirtStateEnv = "VSWCTL_LIBVIRT_STATE_DIR"
 
 // preassociateWait bounds how long "start begin" of an incoming migration
@@ -40,14 +40,17 @@ const preassociateWait = 10 * time.Second
 // start cut off from its VLAN.
 //
 // Live migration: "migrate begin" (the destination, before anything else)
-// notes the domain as incoming; its "start begin" then adds the ports
-// incoming, so that vswitchd pre-associates their VSIs, and waits for the
-// bridge's answer: a refusal removes the ports and fails the start, which
-// cancels the migration. vswitchd associates the VSIs (M bit) when the VM
-// sends its first frame here. On the source, the "stopped end" that ends a
-// migration (libvirt's status of the domain says so, or EXTRA "migrated")
-// turns each port outgoing (de-association with the S bit) before deleting
-// it. Every other call is ignored.
+// notes the domain as incoming; its "prepare begin" moves the note on when
+// it is fresh (libvirt.IncomingMarks), and its "start begin" then adds the
+// ports incoming, so that vswitchd pre-associates their VSIs, and waits
+// for the bridge's answer: a refusal removes the ports and fails the
+// start, which cancels the migration. "started begin" re-adds them
+// plainly if libvirt's status says the domain is not migrating in.
+// vswitchd associates the VSIs (M bit) when the VM sends its first frame
+// here. On the source, the "stopped end" that ends a migration (libvirt's
+// status of the domain says so, or EXTRA "migrated") turns each port
+// outgoing (de-association with the S bit) before deleting it. Every other
+// call is ignored.
 func (a *app) libvirtHookCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "libvirt-hook DOMAIN OPERATION SUBOP [EXTRA]",
@@ -64,11 +67,14 @@ Attributes: mac, vlan | trunk [native-vlan], pcp, svid, and the VM's identity to
 bridge (802.1Qbg VDP): vsi-type, vsi-type-version, vsi-manager (0-255: libvirt's managerid),
 instance-id (a UUID; default: derived from the domain's UUID and the MAC).
 
-Live migration: "migrate begin" notes the domain as incoming; its "start begin" adds the ports
-with their VSIs pre-associated and fails if the bridge refuses; vswitchd associates them (M bit)
-at the VM's first frame. On the source, the "stopped end" that ends a migration de-associates
+Live migration: "migrate begin" notes the domain as incoming, its "prepare begin" moves the note
+on if it is at most 30 s old, and its "start begin" then adds the ports with their VSIs
+pre-associated and fails if the bridge refuses ("started begin" re-adds them plainly if libvirt's
+status file shows no incoming migration); vswitchd associates them (M bit) at the VM's
+first frame. On the source, the "stopped end" that ends a migration de-associates
 them with the S bit. $` + libvirtStateEnv + ` names libvirt's state directory of QEMU domains
-(default ` + libvirt.DefaultStateDir + `), where the hook reads whether a domain migrated away.`,
+(default ` + libvirt.DefaultStateDir + `), where the hook reads whether a domain migrated away or is
+migrating in.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			call, err := libvirt.ParseHookArgs(args)
@@ -86,8 +92,14 @@ them with the S bit. $` + libvirtStateEnv + ` names libvirt's state directory of
 			case libvirt.Incoming:
 				a.hookIncoming(cmd) // never fails, prints nothing on stdout
 				return nil
+			case libvirt.Prepare:
+				a.hookPrepare(cmd) // never fails, prints nothing on stdout
+				return nil
+			case libvirt.Confirm:
+				err = a.hookConfirm(cmd, call)
+			default:
+				err = a.hook(cmd, call, act)
 			}
-			err = a.hook(cmd, call, act)
 			if err != nil && call.BestEffort() {
 				// reconnect: a failure would make libvirt kill the
 				// running VM; stopped/release: libvirt ignores it.
@@ -160,6 +172,70 @@ func (a *app) hookIncoming(cmd *cobra.Command) {
 	}
 }
 
+// hookPrepare moves the domain's note of an incoming migration on at its
+// "prepare begin", for its "start begin" (libvirt.IncomingMarks.Prepare):
+// a note left by an offline migration, or by one that failed before its
+// QEMU started, has expired by then or is not followed by this start
+// and is dropped. Like hookIncoming it neither fails nor prints on
+// stdout.
+func (a *app) hookPrepare(cmd *cobra.Command) {
+	dom, err := libvirt.ParseDomain(cmd.InOrStdin())
+	if err == nil && len(dom.Ports) > 0 {
+		_, err = a.incomingMarks().Prepare(dom.Owner())
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "vswctl: %s (ignored: the domain's ports will be associated at once, not pre-associated)\n", oneLine(err.Error()))
+	}
+}
+
+// hookConfirm checks, at "started begin" (QEMU runs, the guest's CPUs do
+// not yet), the domain's ports that its "start begin" added incoming
+// against libvirt's status of the domain: unless it says the domain is
+// migrating in (or there is no status to read), the start was a plain
+// one that took a stale note, and each such port is re-added plainly,
+// its VSIs associated at once (no M bit) rather than waiting for a
+// migration that is not coming.
+func (a *app) hookConfirm(cmd *cobra.Command, call libvirt.HookCall) error {
+	dom, err := libvirt.ParseDomain(cmd.InOrStdin())
+	if err != nil || len(dom.Ports) == 0 {
+		return err
+	}
+	ports, err := a.api().ListPorts(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("domain %s: list ports: %w", dom.Name, err)
+	}
+	incoming := map[string]bool{}
+	for _, p := range dom.Owned(ports) {
+		if p.Migration == port.MigrationIncoming {
+			incoming[p.Name] = true
+		}
+	}
+	if len(incoming) == 0 {
+		return nil
+	}
+	in, known, err := libvirt.MigratingIn(libvirtStateDir(), call.Domain)
+	if err != nil {
+		return fmt.Errorf("domain %s: %w (its ports stay incoming)", dom.Name, err)
+	}
+	if in || !known {
+		return nil
+	}
+	bs, err := dom.Bindings()
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if !incoming[b.Tap] {
+			continue
+		}
+		fmt.Fprintf(a.stdout, "domain %s: port %s: not migrating in (libvirt's status has no incoming migration job): re-added, associated at once\n", dom.Name, b.Tap)
+		if err := a.hookConfigure(cmd, call, dom.Name, b, b.Spec()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action) error {
 	dom, err := libvirt.ParseDomain(cmd.InOrStdin())
 	if err != nil {
@@ -172,6 +248,15 @@ func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action
 	if err != nil {
 		return err
 	}
+	return a.hookAdd(cmd, call, dom, bs)
+}
+
+// hookAdd adds the ports of bindings bs of domain dom: incoming at the
+// "start begin" that follows the domain's "migrate begin" and "prepare
+// begin" (the note says so), waiting for the bridge's answer to the
+// pre-association.
+func (a *app) hookAdd(cmd *cobra.Command, call libvirt.HookCall, dom *libvirt.Domain, bs []libvirt.Binding) error {
+	var err error
 	incoming := false
 	if call.Op == "start" && len(bs) > 0 {
 		if incoming, err = a.incomingMarks().Take(dom.Owner()); err != nil {
@@ -185,7 +270,7 @@ func (a *app) hook(cmd *cobra.Command, call libvirt.HookCall, act libvirt.Action
 			in := port.MigrationIncoming
 			spec.Migration = &in
 		}
-		if err := a.hookConfigure(cmd, call, dom.Name, spec); err != nil {
+		if err := a.hookConfigure(cmd, call, dom.Name, b, spec); err != nil {
 			return err
 		}
 		added = append(added, spec.Name)
@@ -245,12 +330,12 @@ func (a *app) waitPreassociated(ctx context.Context, ports []string) error {
 // same name is a leftover of an earlier VM on a recycled tap name and is
 // replaced; at "reconnect begin" (libvirtd restarted, the VM runs) it is
 // the VM's own and is kept.
-func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain string, spec api.PortSpec) error {
+func (a *app) hookConfigure(cmd *cobra.Command, call libvirt.HookCall, domain string, b libvirt.Binding, spec api.PortSpec) error {
 	c := a.api()
 	p, err := c.AddPort(cmd.Context(), spec)
 	if api.CodeOf(err) == api.CodeAlreadyExists {
 		if call.Op == "reconnect" {
-			return a.hookCheck(cmd, domain, spec)
+			return a.hookCheck(cmd, domain, b)
 		}
 		if err = c.DeletePort(cmd.Context(), spec.Name); err == nil {
 			p, err = c.AddPort(cmd.Context(), spec)
@@ -280,12 +365,8 @@ func (a *app) hookRemove(cmd *cobra.Command, call libvirt.HookCall, dom *libvirt
 	}
 	migrated := call.Migrated()
 	if !migrated && call.Op == "stopped" {
-		dir := os.Getenv(libvirtStateEnv)
-		if dir == "" {
-			dir = libvirt.DefaultStateDir
-		}
 		var err error
-		if migrated, err = libvirt.MigratedOut(dir, call.Domain); err != nil {
+		if migrated, err = libvirt.MigratedOut(libvirtStateDir(), call.Domain); err != nil {
 			fmt.Fprintf(a.stderr, "vswctl: %s (taken for a stop, not a migration)\n", oneLine(err.Error()))
 		}
 	}
@@ -311,28 +392,41 @@ func (a *app) hookRemove(cmd *cobra.Command, call libvirt.HookCall, dom *libvirt
 	return nil
 }
 
-// hookCheck compares a running VM's existing port with its description
-// (at reconnect) and says so on stderr when they differ; it changes
-// nothing, the VM is running, except that a port matching the description
-// but without an owner (added by a hook of an earlier version) gets the
-// domain as its owner, so that it is removed when the domain stops.
-func (a *app) hookCheck(cmd *cobra.Command, domain string, spec api.PortSpec) error {
+// hookCheck compares a running VM's existing port with its binding (at
+// reconnect; Binding.Describes, every setting the description covers) and
+// says so on stderr when they differ; it changes nothing, the VM is
+// running, except that a port matching the description but without an
+// owner (added by a hook of an earlier version) gets the domain as its
+// owner, so that it is removed when the domain stops.
+func (a *app) hookCheck(cmd *cobra.Command, domain string, b libvirt.Binding) error {
 	c := a.api()
-	p, err := c.GetPort(cmd.Context(), spec.Name)
+	p, err := c.GetPort(cmd.Context(), b.Tap)
 	if err != nil {
-		return fmt.Errorf("domain %s: port %s: %w", domain, spec.Name, err)
+		return fmt.Errorf("domain %s: port %s: %w", domain, b.Tap, err)
 	}
-	same := func(want *int, got int) bool { return want == nil || *want == got }
-	if !same(spec.VLAN, p.VLAN) || !same(spec.PCP, p.PCP) || !same(spec.SVID, p.SVID) || !same(spec.NativeVLAN, p.NativeVLAN) ||
-		len(p.MACs) != 1 || !strings.EqualFold(p.MACs[0], (*spec.MACs)[0]) || p.Owner != "" && p.Owner != *spec.Owner {
+	adopted := p
+	if adopted.Owner == "" {
+		adopted.Owner = b.Owner
+	}
+	if !b.Describes(adopted) {
 		fmt.Fprintf(a.stderr, "vswctl: domain %s: port %s differs from the domain's description (%s); left as it is (vswctl set-port to change it)\n",
-			domain, spec.Name, describePort(p))
+			domain, b.Tap, describePort(p))
 		return nil
 	}
 	if p.Owner == "" {
-		if _, err := c.UpdatePort(cmd.Context(), spec.Name, api.PortSpec{Owner: spec.Owner}); err != nil {
-			return fmt.Errorf("domain %s: port %s: record the owner: %w", domain, spec.Name, err)
+		owner := b.Owner
+		if _, err := c.UpdatePort(cmd.Context(), b.Tap, api.PortSpec{Owner: &owner}); err != nil {
+			return fmt.Errorf("domain %s: port %s: record the owner: %w", domain, b.Tap, err)
 		}
 	}
 	return nil
+}
+
+// libvirtStateDir is libvirt's state directory of QEMU domains: $VSWCTL_LIBVIRT_STATE_DIR or
+// libvirt.DefaultStateDir.
+func libvirtStateDir() string {
+	if dir := os.Getenv(libvirtStateEnv); dir != "" {
+		return dir
+	}
+	return libvirt.DefaultStateDir
 }

@@ -457,7 +457,7 @@ func TestHelpAndStubs(t *testing.T) {
 	}
 	// Calls the hook ignores succeed without reading stdin; a start needs
 	// the domain XML; too few arguments are a usage error.
-	vswctl(t, "", "libvirt-hook", "guest", "prepare", "begin", "-").expect(t, 0, "")
+	vswctl(t, "", "libvirt-hook", "guest", "release", "begin", "-").expect(t, 0, "")
 	var out, errb bytes.Buffer
 	if code := runIO([]string{"libvirt-hook", "guest", "start", "begin", "-"}, strings.NewReader(""), &out, &errb); code != 1 ||
 		!strings.Contains(errb.String(), "no domain XML on stdin") {

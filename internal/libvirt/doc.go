@@ -49,7 +49,11 @@
 // "release end" there) and the source's VM runs on. The hook calls carry
 // no migration flag of their own: Action says Incoming for "migrate
 // begin", which IncomingMarks remembers (in a file: each hook call is a
-// process of its own) until the domain's "start begin" takes it; at
+// process of its own) until the domain's "prepare begin" moves it on and
+// its "start begin" takes it, each within IncomingTTL (an offline
+// migration runs "migrate begin" and no start; a later plain start must
+// not take its note). At "started begin" (Confirm) libvirt's status file
+// says whether the domain is migrating in (MigratingIn). At
 // "stopped end" the source tells a migration from a shutdown by libvirt's
 // status file of the domain (MigratedOut: its outgoing migration job is
 // in its confirm phase), or by an EXTRA argument "migrated" (HookCall.Migrated).

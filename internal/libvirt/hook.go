@@ -26,6 +26,14 @@ const (
 	// its ports are added at its "start begin", pre-associated. Nothing
 	// may be printed: libvirt reads the hook's output as the domain XML.
 	Incoming
+	// Prepare: the domain is about to start ("prepare begin"); an
+	// incoming migration's note moves on to its "start begin"
+	// (IncomingMarks.Prepare). Nothing is printed.
+	Prepare
+	// Confirm: the domain's QEMU runs, its CPUs not yet ("started
+	// begin"); ports it added incoming are re-added plainly unless
+	// libvirt's status says it is migrating in (MigratingIn).
+	Confirm
 )
 
 // ParseHookArgs reads the hook's arguments (DOMAIN OPERATION SUBOP [EXTRA]).
@@ -44,7 +52,8 @@ func ParseHookArgs(args []string) (HookCall, error) {
 // the taps and QEMU is about to run ("start begin", and "reconnect begin"
 // when libvirtd restarts with the VM running), remove them when the VM has
 // stopped ("stopped end", and "release end" again, which also follows a
-// failed start), note an incoming migration ("migrate begin"); everything
+// failed start), note an incoming migration ("migrate begin"), move the
+// note on ("prepare begin") and confirm it ("started begin"); everything
 // else is ignored.
 func (c HookCall) Action() Action {
 	switch {
@@ -54,6 +63,10 @@ func (c HookCall) Action() Action {
 		return Remove
 	case c.Op == "migrate" && c.SubOp == "begin":
 		return Incoming
+	case c.Op == "prepare" && c.SubOp == "begin":
+		return Prepare
+	case c.Op == "started" && c.SubOp == "begin":
+		return Confirm
 	}
 	return Ignore
 }

@@ -188,9 +188,9 @@ func TestHookActions(t *testing.T) {
 		args []string
 		want Action
 	}{
-		{[]string{"web1", "prepare", "begin", "-"}, Ignore},
+		{[]string{"web1", "prepare", "begin", "-"}, Prepare},
 		{[]string{"web1", "start", "begin", "-"}, Configure},
-		{[]string{"web1", "started", "begin", "-"}, Ignore},
+		{[]string{"web1", "started", "begin", "-"}, Confirm},
 		{[]string{"web1", "reconnect", "begin", "-"}, Configure},
 		{[]string{"web1", "stopped", "end", "-"}, Remove},
 		{[]string{"web1", "release", "end", "shutdown"}, Remove},

@@ -50,7 +50,8 @@ func TestPortVSIAttributes(t *testing.T) {
 
 func TestHookCallMigration(t *testing.T) {
 	for args, want := range map[string]Action{
-		"d migrate begin -": Incoming, "d prepare begin -": Ignore, "d started begin -": Ignore, "d restore begin -": Ignore,
+		"d migrate begin -": Incoming, "d prepare begin -": Prepare, "d started begin -": Confirm, "d restore begin -": Ignore,
+		"d prepare end -": Ignore, "d started end -": Ignore,
 	} {
 		c, _ := ParseHookArgs(strings.Fields(args))
 		if got := c.Action(); got != want {
@@ -117,31 +118,67 @@ func TestIncomingMarks(t *testing.T) {
 	if ok, err := m.Take(testUUID); ok || err != nil {
 		t.Fatalf("Take before Mark: %v, %v", ok, err)
 	}
+	if ok, err := m.Prepare(testUUID); ok || err != nil {
+		t.Fatalf("Prepare before Mark: %v, %v", ok, err)
+	}
 	if err := m.Mark(strings.ToUpper(testUUID)); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(m.Dir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("dir: %v %v", fi.Mode(), err)
 	}
+	if ok, err := m.Prepare(testUUID); !ok || err != nil {
+		t.Fatalf("Prepare after Mark: %v, %v", ok, err)
+	}
 	if ok, err := m.Take(testUUID); !ok || err != nil {
-		t.Fatalf("Take after Mark: %v, %v", ok, err)
+		t.Fatalf("Take after Mark and Prepare: %v, %v", ok, err)
 	}
 	if ok, _ := m.Take(testUUID); ok {
 		t.Error("taken twice")
 	}
-	// Expired notes do not count, and the next Mark removes them.
+	// "start begin" takes only a note that "prepare begin" moved on, and
+	// a second "prepare begin" (a later start) finds none.
 	_ = m.Mark(testUUID)
+	if ok, _ := m.Take(testUUID); ok {
+		t.Error("a note of migrate begin alone was taken by start begin")
+	}
+	_ = m.Mark(testUUID)
+	_, _ = m.Prepare(testUUID)
+	if ok, _ := m.Prepare(testUUID); ok {
+		t.Error("prepared twice")
+	}
+	if ok, _ := m.Take(testUUID); ok {
+		t.Error("a note prepared twice was taken")
+	}
+	// Expired notes do not count at either step, and the next Mark
+	// removes them.
 	old := time.Now().Add(-2 * time.Minute)
+	_ = m.Mark(testUUID)
+	_ = os.Chtimes(filepath.Join(m.Dir, testUUID), old, old)
+	if ok, _ := m.Prepare(testUUID); ok {
+		t.Error("an expired note of migrate begin was prepared")
+	}
+	_ = m.Mark(testUUID)
+	_, _ = m.Prepare(testUUID)
+	_ = os.Chtimes(filepath.Join(m.Dir, testUUID), old, old)
+	if ok, _ := m.Take(testUUID); ok {
+		t.Error("an expired prepared note counted")
+	}
+	_ = m.Mark(testUUID)
 	other := "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"
 	_ = m.Mark(other)
 	_ = os.Chtimes(filepath.Join(m.Dir, testUUID), old, old)
 	_ = os.Chtimes(filepath.Join(m.Dir, other), old, old)
-	if ok, _ := m.Take(testUUID); ok {
-		t.Error("an expired note counted")
-	}
 	_ = m.Mark("11111111-2222-3333-4444-555555555555")
 	if es, _ := os.ReadDir(m.Dir); len(es) != 1 {
 		t.Errorf("notes left: %v", es)
+	}
+	// A damaged note (other content) does not count.
+	if err := os.WriteFile(filepath.Join(m.Dir, testUUID), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := m.Prepare(testUUID); ok {
+		t.Error("a damaged note was prepared")
 	}
 	if err := m.Drop("11111111-2222-3333-4444-555555555555"); err != nil {
 		t.Fatal(err)
@@ -152,6 +189,35 @@ func TestIncomingMarks(t *testing.T) {
 	for _, bad := range []string{"../x", "", "web1"} {
 		if err := m.Mark(bad); err == nil {
 			t.Errorf("Mark(%q) accepted", bad)
+		}
+		if _, err := m.Prepare(bad); err == nil {
+			t.Errorf("Prepare(%q) accepted", bad)
+		}
+	}
+}
+
+// At "started begin" libvirt 9.0's status file of a domain migrating in
+// shows its job "migration in" (phase "prepare"); a plain start has none.
+func TestMigratingIn(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, xml string) {
+		if err := os.WriteFile(filepath.Join(dir, name+".xml"), []byte(xml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("in", strings.Replace(strings.Replace(statusMigratedOut, "migration out", "migration in", 1), "confirm3", "prepare", 1))
+	write("plain", `<domstatus state='paused' reason='starting up' pid='1'><domain/></domstatus>`)
+	write("out", statusMigratedOut)
+	write("bad", `<domstatus`)
+	for name, want := range map[string][2]bool{"in": {true, true}, "plain": {false, true}, "out": {false, true}, "gone": {false, false}} {
+		in, known, err := MigratingIn(dir, name)
+		if err != nil || in != want[0] || known != want[1] {
+			t.Errorf("%s: in %v known %v, %v; want %v", name, in, known, err, want)
+		}
+	}
+	for _, name := range []string{"bad", "../x", ""} {
+		if in, _, err := MigratingIn(dir, name); err == nil || in {
+			t.Errorf("%q: %v, %v; want an error", name, in, err)
 		}
 	}
 }

@@ -24,22 +24,39 @@ const DefaultStateDir = "/run/libvirt/qemu"
 // this libvirtd, or it is "release end" already. The file is read up to
 // 4 MiB; name must be a domain name (no '/').
 func MigratedOut(stateDir, name string) (bool, error) {
+	st, ok, err := readStatus(stateDir, name)
+	return ok && st.Async == "migration out" && st.Phase == "confirm3", err
+}
+
+// MigratingIn reads libvirt's status of the domain at its "started begin":
+// known is false when there is no status file (nothing to say either
+// way), and in reports whether the domain starts for an incoming migration
+// (its asynchronous job is "migration in"; libvirt 9.0 shows phase
+// "prepare" then). A plain start has no such job. Same bounds as
+// MigratedOut.
+func MigratingIn(stateDir, name string) (in, known bool, err error) {
+	st, ok, err := readStatus(stateDir, name)
+	return ok && st.Async == "migration in", ok, err
+}
+
+// readStatus reads the domain's status file; ok is false when there is
+// none.
+func readStatus(stateDir, name string) (st Status, ok bool, err error) {
 	if name == "" || strings.ContainsRune(name, '/') || name == "." || name == ".." {
-		return false, fmt.Errorf("libvirt: domain name %q cannot name a status file", name)
+		return Status{}, false, fmt.Errorf("libvirt: domain name %q cannot name a status file", name)
 	}
 	f, err := os.Open(filepath.Join(stateDir, name+".xml"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return Status{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("libvirt: status of domain %s: %w", name, err)
+		return Status{}, false, fmt.Errorf("libvirt: status of domain %s: %w", name, err)
 	}
 	defer f.Close()
-	st, err := ParseStatus(f)
-	if err != nil {
-		return false, fmt.Errorf("libvirt: status of domain %s: %w", name, err)
+	if st, err = ParseStatus(f); err != nil {
+		return Status{}, false, fmt.Errorf("libvirt: status of domain %s: %w", name, err)
 	}
-	return st.Async == "migration out" && st.Phase == "confirm3", nil
+	return st, true, nil
 }
 
 // Status is what vswitch reads of libvirt's status XML of a running
