@@ -255,7 +255,11 @@ func TestMemoryBudget(t *testing.T) {
 		c.Close()
 		after := waitFDs(t, pid, base.fds, 5*time.Second)
 		t.Logf("%s, ports deleted: %v", dp, after)
-		if after.fds != base.fds {
+		// One more is allowed: the uplink's receive queue (one, with
+		// --uplink-queues 1 in the harness) makes its epoll set the first time it waits
+		// while holding frames, which the MAC flood's reflections may
+		// cause; it stays with the queue. Ports leave nothing.
+		if after.fds < base.fds || after.fds > base.fds+1 {
 			t.Errorf("%d fds after deleting the ports, %d before adding them", after.fds, base.fds)
 		}
 		if after.ringKiB != base.ringKiB {
