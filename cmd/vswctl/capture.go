@@ -27,11 +27,14 @@ func (a *app) captureCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "capture IF -w FILE.pcap [-c COUNT]",
-		Short: "Capture an interface's frames (both directions, VLAN tags intact) to a pcap file",
-		Long: `Capture every frame received on and sent out of interface IF into a pcap file
-(Ethernet, snaplen 65535, nanosecond timestamps). VLAN tags the kernel keeps as
-metadata are put back into the frames, so on the uplink you see the tags
-vswitchd pushed. Runs locally: vswctl must run as root in vswitchd's network
+		Short: "Capture an interface's frames (VLAN tags intact) to a pcap file",
+		Long: `Capture the frames of interface IF into a pcap file (Ethernet, snaplen 65535,
+nanosecond timestamps): those it receives, and those the host's stack sends.
+Frames vswitchd itself sends bypass the kernel's capture point
+(PACKET_QDISC_BYPASS) and are not seen: on a VM port you see what the VM sends,
+on the uplink what the bridge sends (with its tags; in VEPA that includes the
+VMs' frames it reflects). VLAN tags the kernel keeps as metadata are put back
+into the frames. Runs locally: vswctl must run as root in vswitchd's network
 namespace. Stops after COUNT frames, after --timeout, on Ctrl-C/SIGTERM, or
 when IF disappears; what was captured is always saved. At most 8 captures run
 at once on a host (each costs an 8 MiB socket buffer and a copy of every frame

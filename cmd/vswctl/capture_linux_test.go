@@ -498,22 +498,12 @@ func TestCaptureBinaryEndsWhenReaderGone(t *testing.T) {
 }
 
 // packetSockets lists the inodes of the packet sockets in the lab's
-// namespace (/proc/net/packet as seen from inside it).
+// namespace.
 func (l *capLab) packetSockets(t *testing.T) []string {
 	t.Helper()
-	var b []byte
-	if err := l.ns.Do(func() error {
-		var err error
-		b, err = os.ReadFile("/proc/thread-self/net/packet")
-		return err
-	}); err != nil {
+	inodes, err := l.ns.PacketSockets()
+	if err != nil {
 		t.Fatal(err)
-	}
-	var inodes []string
-	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if f := strings.Fields(line); i > 0 && len(f) > 0 {
-			inodes = append(inodes, f[len(f)-1])
-		}
 	}
 	return inodes
 }

@@ -190,6 +190,8 @@ type portFlags struct {
 	macs                           []string
 	flood                          bool
 	clearMACs                      bool
+	// the VSI identity and migration state (802.1Qbg VDP)
+	vsiType, vsiTypeVersion, vsiManager, instanceID, migration string
 }
 
 func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
@@ -205,6 +207,11 @@ func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
 		maxHelp += `; "default" goes back to the daemon's`
 	}
 	fs.StringVar(&pf.maxMACs, "max-macs", "", maxHelp)
+	fs.StringVar(&pf.vsiType, "vsi-type", "", "VDP: the VM's VSI type `ID` (0-16777215), the bridge's policy for it")
+	fs.StringVar(&pf.vsiTypeVersion, "vsi-type-version", "", "VDP: the VSI type `VERSION` (0-255)")
+	fs.StringVar(&pf.vsiManager, "vsi-manager", "", "VDP: the VSI manager `ID`: 0-255 (libvirt's managerid) or a name of 2-16 characters (\"\": vswitchd)")
+	fs.StringVar(&pf.instanceID, "instance-id", "", "VDP: the VM's VSI instance `UUID` (\"\": derived from the owner's UUID and each MAC)")
+	fs.StringVar(&pf.migration, "migration", "", "live migration `STATE`: incoming (add-port: VSIs pre-associated until the VM's first frame), outgoing (VSIs de-associated, S bit) or none")
 	if set {
 		fs.BoolVar(&pf.clearMACs, "clear-macs", false, "remove every registered MAC (the port may send from any MAC)")
 	}
@@ -310,8 +317,35 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		}
 		s.MaxMACs = &n
 	}
+	for _, f := range []struct {
+		flag, v string
+		field   port.Field
+		dst     **int
+	}{{"vsi-type", pf.vsiType, port.FieldVSIType, &s.VSIType}, {"vsi-type-version", pf.vsiTypeVersion, port.FieldVSITypeVersion, &s.VSITypeVersion}} {
+		if changed(f.flag) {
+			v, err := port.ParseNumber(f.field, f.v)
+			if err != nil {
+				return s, err
+			}
+			*f.dst = &v
+		}
+	}
+	for _, f := range []struct {
+		flag, v string
+		parse   func(string) (string, error)
+		dst     **string
+	}{{"vsi-manager", pf.vsiManager, port.ParseVSIManager, &s.VSIManager}, {"instance-id", pf.instanceID, port.ParseInstanceID, &s.InstanceID},
+		{"migration", pf.migration, port.ParseMigration, &s.Migration}} {
+		if changed(f.flag) {
+			v, err := f.parse(f.v)
+			if err != nil {
+				return s, err
+			}
+			*f.dst = &v
+		}
+	}
 	if !add && s == (api.PortSpec{}) {
-		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood, --max-macs", name)
+		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood, --max-macs, --vsi-type, --vsi-type-version, --vsi-manager, --instance-id, --migration", name)
 	}
 	if add {
 		_, err := s.Apply(port.Config{})
@@ -329,7 +363,8 @@ func (a *app) addPortCmd() *cobra.Command {
 port (--trunk) passes tagged frames of the allowed VLANs. The tap may not exist yet:
 the port is then "absent" and is attached when the tap appears.`,
 		Example: `  vswctl add-port vnet1 --vlan 100 --mac 52:54:00:12:34:56 --pcp 3
-  vswctl add-port vnet2 --trunk 10,20-30 --native-vlan 10`,
+  vswctl add-port vnet2 --trunk 10,20-30 --native-vlan 10
+  vswctl add-port vnet3 --vlan 100 --mac 52:54:00:12:34:58 --vsi-type 1193047 --vsi-type-version 2 --vsi-manager 12`,
 		Args: exactArgs(1, "one interface name (IF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -362,7 +397,8 @@ func (a *app) setPortCmd() *cobra.Command {
 		Short: "Change a port; flags not given are left as they are",
 		Example: `  vswctl set-port vnet1 --vlan 200
   vswctl set-port vnet1 --mac 52:54:00:12:34:56 --mac 52:54:00:12:34:57
-  vswctl set-port vnet2 --trunk 10-20 --native-vlan 0`,
+  vswctl set-port vnet2 --trunk 10-20 --native-vlan 0
+  vswctl set-port vnet1 --vsi-type 1193047 --instance-id 0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d`,
 		Args: exactArgs(1, "one interface name (IF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]

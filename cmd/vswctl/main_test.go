@@ -106,6 +106,12 @@ func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
 		{[]string{"set-port", "vnet1", "--max-macs", "2000000"}, "invalid MAC limit 2000000"},
 		{[]string{"del-port", "vnet1:0"}, `invalid interface name "vnet1:0"`},
 		{[]string{"stats", "a b"}, `invalid interface name "a b"`},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--vsi-type", "16777216"}, "invalid VSI type 16777216: must be 0-16777215"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--vsi-type", "x"}, `invalid VSI type "x": must be a number 0-16777215`},
+		{[]string{"set-port", "vnet1", "--vsi-type-version", "256"}, "invalid VSI type version 256: must be 0-255"},
+		{[]string{"set-port", "vnet1", "--vsi-manager", "256"}, `invalid VSI manager "256": a numeric manager ID is one byte: use 0-255`},
+		{[]string{"set-port", "vnet1", "--instance-id", "web1"}, `invalid instance ID "web1": use a UUID such as 4dea22b3-1d52-d8f3-2516-782e98ab3fa0`},
+		{[]string{"set-port", "vnet1", "--migration", "away"}, `invalid migration "away": use incoming, outgoing or none`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -451,7 +457,7 @@ func TestHelpAndStubs(t *testing.T) {
 	}
 	// Calls the hook ignores succeed without reading stdin; a start needs
 	// the domain XML; too few arguments are a usage error.
-	vswctl(t, "", "libvirt-hook", "guest", "prepare", "begin", "-").expect(t, 0, "")
+	vswctl(t, "", "libvirt-hook", "guest", "release", "begin", "-").expect(t, 0, "")
 	var out, errb bytes.Buffer
 	if code := runIO([]string{"libvirt-hook", "guest", "start", "begin", "-"}, strings.NewReader(""), &out, &errb); code != 1 ||
 		!strings.Contains(errb.String(), "no domain XML on stdin") {
@@ -574,4 +580,36 @@ func TestHookTooLargeXML(t *testing.T) {
 	big = strings.Replace(big, "<devices>", "<description>"+strings.Repeat("x", 5<<20)+"</description><devices>", 1)
 	hook(t, sock, big, "big", "start", "begin", "-").expect(t, 1, "domain XML larger than 4 MiB")
 	hook(t, sock, big, "big", "stopped", "end", "-").expect(t, 0, "domain XML larger than 4 MiB (ignored: libvirt stopped end)")
+}
+
+// The VSI identity and migration flags reach the daemon in canonical form,
+// show in the one-line summary, and set-port changes them; vsis shows the
+// type, version, manager and the bridge's reason.
+func TestVSIFlagsAndTable(t *testing.T) {
+	fake, sock := daemon(t)
+	r := vswctl(t, sock, "add-port", "vnet1", "--vlan", "100", "--mac", "52:54:00:12:34:56", "--vsi-type", "1193047",
+		"--vsi-type-version", "2", "--vsi-manager", "012", "--instance-id", "0B6D9A3C-5E55-4F4E-9F11-2F0D5A6B7C8D", "--migration", "incoming")
+	r.expect(t, 0, "")
+	for _, want := range []string{"vsi type 1193047 version 2", "vsi manager 12", "instance 0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d", "migration incoming"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("add-port said %q, without %q", r.stdout, want)
+		}
+	}
+	p, _ := fake.GetPort(context.Background(), "vnet1")
+	if p.VSIType != 1193047 || p.VSITypeVersion != 2 || p.VSIManager != "12" || p.InstanceID != "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d" || p.Migration != "incoming" {
+		t.Fatalf("port %+v", p)
+	}
+	vswctl(t, sock, "set-port", "vnet1", "--migration", "none", "--vsi-manager", "vswitchd", "--instance-id", "").expect(t, 0, "")
+	if p, _ = fake.GetPort(context.Background(), "vnet1"); p.Migration != "" || p.VSIManager != "vswitchd" || p.InstanceID != "" {
+		t.Fatalf("after set-port: %+v", p)
+	}
+	vswctl(t, sock, "set-port", "vnet1", "--migration", "incoming").expect(t, 1, "only when it is added")
+	fake.VSIsV = []api.VSI{{Port: "vnet1", UUID: "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d", State: "failed", MgrID: "12", TypeID: 1193047, TypeVer: 2,
+		VLAN: 100, MAC: "52:54:00:12:34:56", Reason: "insufficient resources", Migrated: true}}
+	r = vswctl(t, sock, "vsis")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "PORT MAC VLAN STATE VSIID MANAGER TYPE VERSION MIGRATED REASON" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "vnet1 52:54:00:12:34:56 100 failed 0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d 12 1193047 2 yes insufficient resources" {
+		t.Errorf("vsis:\n%s", r.stdout)
+	}
 }

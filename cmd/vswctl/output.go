@@ -91,6 +91,18 @@ func describePort(p api.Port) string {
 	if p.MaxMACs != nil {
 		parts = append(parts, fmt.Sprintf("max macs %d", *p.MaxMACs))
 	}
+	if p.VSIType != 0 || p.VSITypeVersion != 0 {
+		parts = append(parts, fmt.Sprintf("vsi type %d version %d", p.VSIType, p.VSITypeVersion))
+	}
+	if p.VSIManager != "" {
+		parts = append(parts, "vsi manager "+p.VSIManager)
+	}
+	if p.InstanceID != "" {
+		parts = append(parts, "instance "+p.InstanceID)
+	}
+	if p.Migration != "" {
+		parts = append(parts, "migration "+p.Migration)
+	}
 	parts = append(parts, "state "+dash(p.State))
 	return strings.Join(parts, ", ")
 }
@@ -360,11 +372,19 @@ func svidString(svid int) string {
 	return fmt.Sprint(svid)
 }
 
+// writeVSIs is `vswctl vsis`: the columns of before, then the VSI type and
+// version, whether the VM migrated here, and why the VSI is not as asked
+// (the bridge's reason for a refusal).
 func writeVSIs(w io.Writer, vs []api.VSI) error {
 	t := newTable(w)
-	fmt.Fprintln(t, "PORT\tMAC\tVLAN\tSTATE\tVSIID\tMANAGER")
+	fmt.Fprintln(t, "PORT\tMAC\tVLAN\tSTATE\tVSIID\tMANAGER\tTYPE\tVERSION\tMIGRATED\tREASON")
 	for _, v := range vs {
-		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Port, dash(v.MAC), v.VLAN, v.State, v.UUID, dash(v.MgrID))
+		migrated := "-"
+		if v.Migrated {
+			migrated = "yes"
+		}
+		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Port, dash(v.MAC), v.VLAN, v.State, v.UUID, dash(v.MgrID),
+			v.TypeID, v.TypeVer, migrated, dash(v.Reason))
 	}
 	return t.Flush()
 }

@@ -44,7 +44,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	var prio string
-	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads: rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
+	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
 	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
@@ -52,6 +52,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&perPort, "max-macs-per-port", datapath.DefaultMaxMACsPerPort, "MACs a port learns unless its max_macs says otherwise (0: only registered MACs pass); more are dropped as mac_limit")
 	fs.IntVar(&perVLAN, "max-macs-per-vlan", datapath.DefaultMaxMACsPerVLAN, "MACs all ports together learn in one VLAN (of one S-channel); more are dropped as fdb_full")
 	fs.IntVar(&fdbMax, "fdb-max", datapath.DefaultFDBMax, "MACs the switch learns in all (the table takes 64 bytes per MAC); more are dropped as fdb_full")
+	var preassoc time.Duration
+	fs.DurationVar(&preassoc, "preassociate-timeout", 5*time.Minute, "how long the VSIs of a VM migrating in stay pre-associated (802.1Qbg VDP) when the VM sends nothing; they are associated as soon as it sends its first frame, or libvirt resumes it here (--libvirt) (0: until then); counted from the port's addition, before the memory is copied: without --libvirt, set it longer than the longest migration")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	var off offlineArgs
 	fs.BoolVar(&off.check, "check", false, "check the --state file and print its ports and problems, then exit (0: vswitchd starts with it and every port; 1: not); works while vswitchd cannot start, refuses a file a running vswitchd holds")
@@ -99,6 +101,15 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	default:
 		o.LLDPInterval = lldp
+	}
+	switch {
+	case preassoc == 0:
+		o.PreassociateTimeout = -1
+	case preassoc < time.Second || preassoc > 24*time.Hour:
+		fmt.Fprintf(stderr, "vswitchd: invalid --preassociate-timeout %v: use 1s-24h, or 0 to wait for the VM's first frame\n", preassoc)
+		return 2
+	default:
+		o.PreassociateTimeout = preassoc
 	}
 	if o.MTU < 68 || o.MTU > 65000 {
 		fmt.Fprintf(stderr, "vswitchd: invalid --mtu %d: use 68-65000\n", o.MTU)

@@ -23,6 +23,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--lldp-interval", "10ms", "--uplink", "eth0"}, "invalid --lldp-interval"},
 		{[]string{"--lldp-interval", "soon", "--uplink", "eth0"}, "invalid value"},
 		{[]string{"--datapath-priority", "high", "--uplink", "eth0"}, "invalid --datapath-priority"},
+		{[]string{"--preassociate-timeout", "10ms", "--uplink", "eth0"}, "invalid --preassociate-timeout"},
+		{[]string{"--preassociate-timeout", "48h", "--uplink", "eth0"}, "invalid --preassociate-timeout"},
 		{[]string{"--log-level", "loud", "--uplink", "eth0"}, "invalid --log-level"},
 		{[]string{"--datapath", "afxdp"}, "--uplink IF is required"},
 		{[]string{"--uplink", "eth0", "extra"}, "unexpected argument"},
@@ -52,7 +54,7 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-h"}, &stderr); code != 0 {
 		t.Fatalf("-h: exit %d", code)
 	}
-	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--socket-group", "--check", "--salvage", "--drop-port", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt"} {
+	for _, f := range []string{"--uplink", "--datapath", "--port-datapath", "--mode", "--state", "--socket", "--metrics", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--socket-group", "--check", "--salvage", "--drop-port", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt", "--preassociate-timeout"} {
 		if !strings.Contains(stderr.String(), strings.TrimPrefix(f, "-")) {
 			t.Errorf("help does not mention %s:\n%s", f, stderr.String())
 		}

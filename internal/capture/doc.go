@@ -5,9 +5,13 @@
 //
 // A capture is one AF_PACKET SOCK_RAW socket (internal/rawsock) bound to the
 // interface with protocol ETH_P_ALL: it sees every frame the interface receives and every
-// frame sent out of it, whoever sent it (vswitchd, the kernel, a VM). It is
-// deliberately not PACKET_IGNORE_OUTGOING: on the uplink an operator wants
-// to see what vswitchd pushed, tags and all. Nothing is marked or filtered.
+// frame the host's stack sends out of it. Frames sent on a packet socket with
+// PACKET_QDISC_BYPASS, as vswitchd's datapath sends them, skip the point
+// where the kernel copies outgoing frames to packet sockets and are not
+// seen: on the uplink the capture shows what the bridge sends back, not what
+// vswitchd transmits (capture from inside the datapath would). It is not
+// PACKET_IGNORE_OUTGOING: what the stack sends is shown. Nothing is marked
+// or filtered.
 //
 // The socket is bound to the interface with protocol 0 (receives nothing),
 // configured, and only then bound again with ETH_P_ALL, so no frame slips in

@@ -47,6 +47,10 @@ type Options struct {
 	// FDB bounds the learned MACs (--max-macs-per-port,
 	// --max-macs-per-vlan, --fdb-max; zero values: the defaults).
 	FDB datapath.FDBLimits
+	// PreassociateTimeout is how long a port of a VM migrating in keeps
+	// its VSIs pre-associated when the VM sends no frame (0: 5 minutes;
+	// negative: until it sends one).
+	PreassociateTimeout time.Duration
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -97,6 +101,12 @@ type Daemon struct {
 	ctlQueue *controlQueue                   // control frames from the datapath to the stations (control.go)
 
 	libvirt *events.Follower // --libvirt: follows libvirtd's domains (nil: off)
+	// Live migration (migration.go), under mu: the ports waiting for their
+	// VM to run here, and those whose VM migrated here (their
+	// associations carry the M bit).
+	incoming   map[string]*incomingPort
+	migratedIn map[string]bool
+	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -131,7 +141,8 @@ func start(o Options, sys system) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}, refused: map[string]error{}}
+	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}, refused: map[string]error{},
+		incoming: map[string]*incomingPort{}, migratedIn: map[string]bool{}}
 	if o.Libvirt != "" {
 		u, err := events.ParseURI(o.Libvirt)
 		if err != nil {
@@ -199,7 +210,9 @@ func start(o Options, sys system) (*Daemon, error) {
 		if err := d.sw.AddPort(c); err != nil {
 			d.log.Error("port not restored: the datapath refused it; change it (vswctl set-port) or delete it (vswctl del-port)", "port", c.Name, "err", err)
 			d.refused[c.Name] = err
+			continue
 		}
+		d.followMigrationLocked(c)
 	}
 	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
@@ -213,6 +226,9 @@ func (d *Daemon) Close() error {
 	d.closed = true
 	for name := range d.retries {
 		d.stopAttachRetryLocked(name)
+	}
+	for name := range d.incoming {
+		d.forgetIncomingLocked(name)
 	}
 	d.mu.Unlock()
 	d.saving.Wait()

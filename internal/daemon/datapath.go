@@ -66,7 +66,10 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 		queues = runtime.NumCPU()
 	}
 	d.ctlQueue = newControlQueue()
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Control: d.ctlQueue.take, FDB: d.opts.FDB, Logger: d.log})
+	if d.procs == nil {
+		d.procs = newProcSizer() // once: a second switch must not take the first one's Ps for the CPUs
+	}
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Workers: d.procs.workers, Control: d.ctlQueue.take, FDB: d.opts.FDB, FirstFrame: d.firstFrame, Logger: d.log})
 	if err != nil {
 		return err
 	}

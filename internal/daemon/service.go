@@ -167,8 +167,9 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
 	d.syncPortLocked(c.Name)
+	d.followMigrationLocked(c)
 	d.syncVSIsLocked()
-	d.log.Info("port added", "port", c.Name, "vlan", c.VLAN, "trunk", c.Trunk.String(), "svid", c.SVID)
+	d.log.Info("port added", "port", c.Name, "vlan", c.VLAN, "trunk", c.Trunk.String(), "svid", c.SVID, "migration", c.Migration)
 	return d.portLocked(c), nil
 }
 
@@ -201,8 +202,12 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 		delete(d.refused, name)
 		d.syncPortLocked(name)
 	}
+	if old.Migration == port.MigrationIncoming && c.Migration == port.MigrationNone {
+		d.migratedIn[name] = true // promoted by hand: its VM migrated here all the same
+	}
+	d.followMigrationLocked(c)
 	d.syncVSIsLocked()
-	d.log.Info("port updated", "port", name)
+	d.log.Info("port updated", "port", name, "migration", c.Migration)
 	return d.portLocked(c), nil
 }
 
@@ -219,6 +224,8 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	if err := d.sw.DeletePort(name); err != nil && !errors.Is(err, port.ErrNotFound) {
 		return err
 	}
+	d.forgetIncomingLocked(name)
+	delete(d.migratedIn, name)
 	d.syncVSIsLocked()
 	d.log.Info("port deleted", "port", name)
 	return nil

@@ -74,18 +74,23 @@ func TestUpdateSpecAndDescribes(t *testing.T) {
 		}
 		return bs[0]
 	}
-	// The port as it was: trunk with native VLAN, PCP, S-channel, flood.
-	old, err := bind(`trunk="10-12" native-vlan="10" pcp="5" svid="7"`).Spec().Apply(port.Config{})
+	// The port as it was: trunk with native VLAN, PCP, S-channel, flood, a
+	// VSI identity, incoming.
+	old, err := bind(`trunk="10-12" native-vlan="10" pcp="5" svid="7" vsi-type="9" vsi-type-version="1" vsi-manager="mgr" instance-id="0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"`).Spec().Apply(port.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	old.Flood = true
+	old.Flood, old.Migration = true, port.MigrationIncoming
 	for _, c := range []struct {
 		attrs string
 		want  func(api.Port) bool
 	}{
 		{`vlan="100"`, func(p api.Port) bool {
-			return p.VLAN == 100 && len(p.Trunk) == 0 && p.NativeVLAN == 0 && p.PCP == 0 && p.SVID == 0
+			return p.VLAN == 100 && len(p.Trunk) == 0 && p.NativeVLAN == 0 && p.PCP == 0 && p.SVID == 0 &&
+				p.VSIType == 0 && p.VSITypeVersion == 0 && p.VSIManager == "" && p.InstanceID == ""
+		}},
+		{`vlan="100" vsi-type="1193047" vsi-type-version="2" vsi-manager="12"`, func(p api.Port) bool {
+			return p.VLAN == 100 && p.VSIType == 1193047 && p.VSITypeVersion == 2 && p.VSIManager == "12" && p.InstanceID == ""
 		}},
 		{`trunk="20"`, func(p api.Port) bool {
 			return p.VLAN == 0 && len(p.Trunk) == 1 && p.NativeVLAN == 0 && p.PCP == 0 && p.SVID == 0
@@ -99,8 +104,8 @@ func TestUpdateSpecAndDescribes(t *testing.T) {
 			continue
 		}
 		p := api.NewPort(cfg, "up", api.PortCounters{RxPackets: 5})
-		if !c.want(p) || !p.Flood || p.Owner != testUUID {
-			t.Errorf("%s: port after UpdateSpec %+v; want only what the description sets changed (flood kept)", c.attrs, p)
+		if !c.want(p) || !p.Flood || p.Owner != testUUID || p.Migration != "incoming" {
+			t.Errorf("%s: port after UpdateSpec %+v; want only what the description sets changed (flood and migration kept)", c.attrs, p)
 		}
 		if !b.Describes(p) {
 			t.Errorf("%s: Describes(the updated port) = false", c.attrs)
@@ -112,11 +117,15 @@ func TestUpdateSpecAndDescribes(t *testing.T) {
 	b := bind(`vlan="100"`)
 	cfg, _ := b.Spec().Apply(port.Config{})
 	for name, change := range map[string]func(*api.Port){
-		"owner": func(p *api.Port) { p.Owner = "" },
-		"mac":   func(p *api.Port) { p.MACs = []string{"52:54:00:00:00:02"} },
-		"macs":  func(p *api.Port) { p.MACs = append(p.MACs, "52:54:00:00:00:02") },
-		"pcp":   func(p *api.Port) { p.PCP = 1 },
-		"name":  func(p *api.Port) { p.Name = "vnet2" },
+		"owner":            func(p *api.Port) { p.Owner = "" },
+		"mac":              func(p *api.Port) { p.MACs = []string{"52:54:00:00:00:02"} },
+		"macs":             func(p *api.Port) { p.MACs = append(p.MACs, "52:54:00:00:00:02") },
+		"pcp":              func(p *api.Port) { p.PCP = 1 },
+		"name":             func(p *api.Port) { p.Name = "vnet2" },
+		"vsi type":         func(p *api.Port) { p.VSIType = 7 },
+		"vsi type version": func(p *api.Port) { p.VSITypeVersion = 7 },
+		"vsi manager":      func(p *api.Port) { p.VSIManager = "12" },
+		"instance ID":      func(p *api.Port) { p.InstanceID = "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d" },
 	} {
 		p := api.NewPort(cfg, "up", api.PortCounters{})
 		if !b.Describes(p) {

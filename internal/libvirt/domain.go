@@ -41,6 +41,14 @@ type Port struct {
 	NativeVLAN *int
 	PCP        *int
 	SVID       *int
+	// The VM's identity to the adjacent bridge (802.1Qbg VDP), as the
+	// attributes vsi-type, vsi-type-version, vsi-manager and instance-id
+	// give it (libvirt's <virtualport type='802.1Qbg'> parameters typeid,
+	// typeidversion, managerid and instanceid).
+	VSIType        *int
+	VSITypeVersion *int
+	VSIManager     *string
+	InstanceID     *string
 }
 
 // Domain is what vswitch reads from a domain XML.
@@ -60,20 +68,22 @@ type Binding struct {
 }
 
 // Spec is the request that adds the binding's port: named after the tap,
-// with the described VLAN(s), priority and S-channel, the NIC's MAC
-// registered and the domain as its owner.
+// with the described VLAN(s), priority, S-channel and VSI identity, the
+// NIC's MAC registered and the domain as its owner.
 func (b Binding) Spec() api.PortSpec {
 	owner := b.Owner
 	return api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
-		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner}
+		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner,
+		VSIType: b.Port.VSIType, VSITypeVersion: b.Port.VSITypeVersion, VSIManager: b.Port.VSIManager, InstanceID: b.Port.InstanceID}
 }
 
 // UpdateSpec is the change (api.Service.UpdatePort) that makes an existing
 // port what the binding describes: Spec with every setting the description
 // covers given a value, its default where the description leaves it out
 // (no priority, no S-channel, no native VLAN), so that an attribute taken
-// out of the metadata is taken off the port too. What the description
-// does not cover (flood_unknown) is left as it is.
+// out of the metadata is taken off the port too (the VSI identity back to
+// its defaults). What the description does not cover (flood_unknown, the
+// port's migration state) is left as it is.
 func (b Binding) UpdateSpec() api.PortSpec {
 	s := b.Spec()
 	zero := func(p *int) *int {
@@ -82,7 +92,15 @@ func (b Binding) UpdateSpec() api.PortSpec {
 		}
 		return new(int)
 	}
+	empty := func(p *string) *string {
+		if p != nil {
+			return p
+		}
+		return new(string)
+	}
 	s.PCP, s.SVID = zero(s.PCP), zero(s.SVID)
+	s.VSIType, s.VSITypeVersion = zero(s.VSIType), zero(s.VSITypeVersion)
+	s.VSIManager, s.InstanceID = empty(s.VSIManager), empty(s.InstanceID)
 	if s.Trunk != nil {
 		s.NativeVLAN = zero(s.NativeVLAN) // an access VLAN clears it by itself
 	}
@@ -99,7 +117,8 @@ func (b Binding) Describes(p api.Port) bool {
 	}
 	w := api.NewPort(want, "", api.PortCounters{})
 	return p.Name == w.Name && p.VLAN == w.VLAN && slices.Equal(p.Trunk, w.Trunk) && p.NativeVLAN == w.NativeVLAN &&
-		p.SVID == w.SVID && p.PCP == w.PCP && slices.EqualFunc(p.MACs, w.MACs, strings.EqualFold) && p.Owner == w.Owner
+		p.SVID == w.SVID && p.PCP == w.PCP && slices.EqualFunc(p.MACs, w.MACs, strings.EqualFold) && p.Owner == w.Owner &&
+		p.VSIType == w.VSIType && p.VSITypeVersion == w.VSITypeVersion && p.VSIManager == w.VSIManager && p.InstanceID == w.InstanceID
 }
 
 // Owner is what the hook records as the owner of the domain's ports
@@ -243,6 +262,9 @@ func parsePorts(doc []byte) ([]Port, error) {
 	}
 }
 
+// portAttributes are the attributes of <vsw:port>, for messages.
+const portAttributes = "mac, vlan, trunk, native-vlan, pcp, svid, vsi-type, vsi-type-version, vsi-manager, instance-id"
+
 func parsePort(attrs []xml.Attr) (Port, error) {
 	var p Port
 	num := func(name, v string) (*int, error) {
@@ -281,8 +303,18 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 		case "trunk":
 			t := strings.TrimSpace(v)
 			p.Trunk = &t
+		case "vsi-type":
+			p.VSIType, err = num("vsi-type", v)
+		case "vsi-type-version":
+			p.VSITypeVersion, err = num("vsi-type-version", v)
+		case "vsi-manager":
+			t := v
+			p.VSIManager = &t
+		case "instance-id":
+			t := v
+			p.InstanceID = &t
 		default:
-			return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (mac, vlan, trunk, native-vlan, pcp, svid)", a.Name.Local)
+			return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (%s)", a.Name.Local, portAttributes)
 		}
 		if err != nil {
 			return p, err

@@ -22,6 +22,18 @@ const (
 	// the taps (and their names from the XML) by then: ports are found by
 	// their registered MACs.
 	Remove
+	// Incoming: the domain is migrating to this host ("migrate begin");
+	// its ports are added at its "start begin", pre-associated. Nothing
+	// may be printed: libvirt reads the hook's output as the domain XML.
+	Incoming
+	// Prepare: the domain is about to start ("prepare begin"); an
+	// incoming migration's note moves on to its "start begin"
+	// (IncomingMarks.Prepare). Nothing is printed.
+	Prepare
+	// Confirm: the domain's QEMU runs, its CPUs not yet ("started
+	// begin"); ports it added incoming are re-added plainly unless
+	// libvirt's status says it is migrating in (MigratingIn).
+	Confirm
 )
 
 // ParseHookArgs reads the hook's arguments (DOMAIN OPERATION SUBOP [EXTRA]).
@@ -40,18 +52,35 @@ func ParseHookArgs(args []string) (HookCall, error) {
 // the taps and QEMU is about to run ("start begin", and "reconnect begin"
 // when libvirtd restarts with the VM running), remove them when the VM has
 // stopped ("stopped end", and "release end" again, which also follows a
-// failed start); everything else is ignored.
+// failed start), note an incoming migration ("migrate begin"), move the
+// note on ("prepare begin") and confirm it ("started begin"); everything
+// else is ignored.
 func (c HookCall) Action() Action {
 	switch {
 	case c.Op == "start" && c.SubOp == "begin", c.Op == "reconnect" && c.SubOp == "begin":
 		return Configure
 	case c.Op == "stopped" && c.SubOp == "end", c.Op == "release" && c.SubOp == "end":
 		return Remove
+	case c.Op == "migrate" && c.SubOp == "begin":
+		return Incoming
+	case c.Op == "prepare" && c.SubOp == "begin":
+		return Prepare
+	case c.Op == "started" && c.SubOp == "begin":
+		return Confirm
 	}
 	return Ignore
 }
 
+// Migrated reports a stop that ends an outgoing migration, said by the
+// EXTRA argument "migrated". libvirt 9.0 passes "-" there (its
+// qemuProcessStop calls the hook without an extra argument); the hook
+// also reads libvirt's status file (MigratedOut).
+func (c HookCall) Migrated() bool {
+	return (c.Op == "stopped" || c.Op == "release") && c.SubOp == "end" && c.Extra == "migrated"
+}
+
 // BestEffort reports whether a failure must not fail the hook: libvirt
-// kills a running VM when the "reconnect" hook fails, and ignores the exit
-// status of "stopped" and "release".
+// kills a running VM when the "reconnect" hook fails, ignores the exit
+// status of "stopped" and "release", and would cancel a migration over
+// vswitch's own bookkeeping at "migrate".
 func (c HookCall) BestEffort() bool { return c.Op != "start" }

@@ -188,13 +188,13 @@ func TestHookActions(t *testing.T) {
 		args []string
 		want Action
 	}{
-		{[]string{"web1", "prepare", "begin", "-"}, Ignore},
+		{[]string{"web1", "prepare", "begin", "-"}, Prepare},
 		{[]string{"web1", "start", "begin", "-"}, Configure},
-		{[]string{"web1", "started", "begin", "-"}, Ignore},
+		{[]string{"web1", "started", "begin", "-"}, Confirm},
 		{[]string{"web1", "reconnect", "begin", "-"}, Configure},
 		{[]string{"web1", "stopped", "end", "-"}, Remove},
 		{[]string{"web1", "release", "end", "shutdown"}, Remove},
-		{[]string{"web1", "migrate", "begin", "-"}, Ignore},
+		{[]string{"web1", "migrate", "begin", "-"}, Incoming},
 	} {
 		c, err := ParseHookArgs(tc.args)
 		if err != nil {

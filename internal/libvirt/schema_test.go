@@ -83,7 +83,8 @@ func parse(ports string) error {
 
 // The parser, with the port rules, and the schema agree on each port
 // description, or differ where the schema says they do (values a schema
-// cannot judge, and spellings of a MAC that only the parser takes).
+// cannot judge, and spellings of a MAC, or a manager name with spaces
+// around it, that only the parser takes).
 func TestSchemaAgreesWithParser(t *testing.T) {
 	const (
 		both       = iota // valid by both
@@ -125,6 +126,24 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 		{`mac="52:54:00:12:34:56" trunk="0"`, rulesOnly},
 		{`mac="00:00:00:00:00:00" vlan="100"`, rulesOnly},
 		{`mac="52-54-00-12-34-56" vlan="100"`, parserOnly},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-type="1193047" vsi-type-version="2" vsi-manager="12" instance-id="0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"`, both},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-type="16777215" vsi-type-version="255" vsi-manager=" 0 " instance-id="0B6D9A3C5E554F4E9F112F0D5A6B7C8D"`, both},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="vswitchd"`, both},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="0123456789abcde!"`, both},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="12a"`, both},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="a1"`, both},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-type="16777216"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-type="-1"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-type-version="256"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="256"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="a"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="a b"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="0123456789abcdefg"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager="1234567890123456"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" instance-id="4dea22b3"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" instance-id="4dea22b3-1d52-d8f3-2516-782e98ab3fa0x"`, neither},
+		{`mac="52:54:00:12:34:56" vlan="100" instance-id="00000000-0000-0000-0000-000000000000"`, rulesOnly},
+		{`mac="52:54:00:12:34:56" vlan="100" vsi-manager=" mgr1 "`, parserOnly},
 	}
 	docs := make([]string, len(cases))
 	for i, c := range cases {

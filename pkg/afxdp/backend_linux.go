@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/btf"
@@ -50,6 +51,10 @@ type Backend struct {
 	vlanResolved bool
 	// Interfaces already warned that out-of-band VLAN tags are lost.
 	vlanWarned map[ifKey]bool
+
+	// spreading counts the receiving queues that wait for frames on their
+	// own thread (see rxWaiter).
+	spreading atomic.Int32
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -283,9 +288,16 @@ func (b *Backend) newQueueLocked(t queueTarget, x *xsk) (*Queue, error) {
 // attachRXLocked makes q the receiver of its socket: the interface's XDP
 // program (attached by the first receiver, see programLocked) redirects
 // the frames of t's NIC queue to the socket once it is in the XSKMAP, and
-// an eventfd lets Close wake a Recv blocked in poll. Caller holds b.mu.
+// an rxWaiter puts Recv to sleep until frames come. Caller holds b.mu.
 func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	x, queueID := q.x, t.key.queue
+	// The waiter first: registering the socket with the netpoller polls
+	// it, and in copy mode a poll drives transmission and counts
+	// xsk_tx_ring_empty; that belongs before the base below.
+	w, err := newRXWaiter(x.fd, &b.spreading, x.ifname)
+	if err != nil {
+		return err
+	}
 	// A socket that lived on for its transmitters after an earlier
 	// receiver closed has counted for that receiver: start from there
 	// (read before the XSKMAP insert, while no frame can arrive).
@@ -294,9 +306,13 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	}
 	p, err := b.programLocked(t.ifname, t.key.ifKey)
 	if err != nil {
+		w.close()
+		w.release()
 		return err
 	}
 	if err := p.xsks.Put(uint32(queueID), uint32(x.fd)); err != nil {
+		w.close()
+		w.release()
 		if p.refs == 0 {
 			p.close()
 			delete(b.progs, t.key.ifKey)
@@ -305,14 +321,8 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	}
 	p.refs++
 	q.prog = p
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		b.releaseProgLocked(p, queueID)
-		return fmt.Errorf("eventfd: %w", err)
-	}
-	q.efd = efd
-	q.pfd[0] = unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN}
-	q.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
+	q.wait = w
+	q.rxReady = q.ready // one func value for the queue's life: waiting allocates nothing
 	x.rxOwner = q
 	q.rx = true
 	return nil

@@ -46,11 +46,42 @@
 //
 // need_wakeup: with XDP_USE_NEED_WAKEUP the kernel sets a flag in a ring
 // when it needs a syscall to make progress. Send kicks (sendto) only when
-// the TX ring's flag is set (in copy mode it always is: the kernel sends
-// inside sendto, a budget of frames per call, answering EAGAIN when frames
-// remain, so we kick again while it makes progress). Release pokes the
-// kernel (recvfrom) only when the fill ring's flag is set; Recv sleeps in
-// poll, which does the same wakeup.
+// the TX ring's flag is set (in copy mode it always is: the kernel never
+// clears it, and sends inside sendto, a budget of frames per call,
+// answering EAGAIN when frames remain, so we kick again while it makes
+// progress). Every Send that queued a frame kicks at once: no frame waits
+// for a later batch, and none waits for completions either (Send reaps the
+// completion ring before it takes chunks). Release and a Recv about to
+// sleep poke the kernel (recvfrom) only when the fill ring's flag is set
+// (zero-copy drivers that ran dry). The kicks are raw system calls: they
+// never block, and a plain syscall.Syscall would tell the Go scheduler
+// about them, which wakes its monitor thread after a quiet spell.
+//
+// # Waiting for frames
+//
+// At light load a frame must not wait for a timer or a batch to fill, and
+// it should cost as few thread wake-ups as possible; under load the
+// workers must run in parallel; idle, nothing may run. Recv therefore
+// waits in one of two ways (rxWaiter has the details and the measurements
+// behind them):
+//
+//   - In the Go runtime's netpoller, the default. The goroutine parks
+//     holding no thread; the runtime's polling thread, woken by the socket,
+//     runs it. A frame then crosses the switch on that one thread: the
+//     egress worker's sendto on the uplink runs the kernel's bridge path
+//     inline, the reflected frame is in the uplink's RX ring when the
+//     egress worker parks, and the same thread finds the ingress worker
+//     ready.
+//   - On the goroutine's own thread, in poll(2), after a Recv returned a
+//     backlog (spreadBatch frames or more), until a poll sees nothing for
+//     spreadIdle (2 ms). The kernel then wakes each worker's own thread on
+//     a free CPU, so the workers run in parallel; in the netpoller a
+//     stream's work ends up on one thread. A thread in poll holds a P, so
+//     at most GOMAXPROCS-1 queues of a Backend wait this way and one P
+//     stays free for the netpoller.
+//
+// Either way the socket is watched for POLLIN only: transmissions on the
+// socket (its TX ring, completion ring) do not wake a receiver.
 //
 // Copy vs zero-copy: a socket is bound with XDP_ZEROCOPY first (the NIC DMAs
 // straight into the UMEM); drivers without support refuse it and we bind
@@ -192,9 +223,10 @@
 //
 // Recv is for one goroutine and Release may run on another (Recv does not
 // hold the ring lock while it sleeps). Send may run from many goroutines.
-// Close wakes a Recv blocked in poll through an eventfd, waits for it to
-// return, and only then lets the socket close, so no call ever uses a
-// closed or reused fd. The UMEM is anonymous memory we map ourselves; it
+// Close wakes a waiting Recv (closing its netpoller registration, and
+// through an eventfd when it sleeps in poll), waits for it to return, and
+// only then lets the socket close, so no call ever uses a closed or reused
+// fd. The UMEM is anonymous memory we map ourselves; it
 // stays mapped until the last batch that points into it is released, so a
 // late reader never faults. Recv, Release and Send allocate nothing.
 //

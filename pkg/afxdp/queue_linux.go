@@ -20,11 +20,11 @@ type Queue struct {
 	role  backend.Role
 	batch int
 
-	maxTx     int            // longest frame the interface transmits (MTU + Ethernet header + one tag)
-	rx        bool           // owns the socket's RX side
-	promiscSk *rawsock.Conn  // packet socket holding a promiscuous membership, or nil
-	efd       int            // eventfd that wakes a blocked Recv on Close
-	pfd       [2]unix.PollFd // socket, eventfd
+	maxTx     int           // longest frame the interface transmits (MTU + Ethernet header + one tag)
+	rx        bool          // owns the socket's RX side
+	promiscSk *rawsock.Conn // packet socket holding a promiscuous membership, or nil
+	wait      *rxWaiter     // puts Recv to sleep (receiving queues)
+	rxReady   func(uintptr) bool
 
 	closed atomic.Bool
 
@@ -95,6 +95,11 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 		}
 		x.rxMu.Lock()
 		n := x.recvLocked(b.Buf[:max], b.Off[:max], b.Len[:max], b.Meta[:max])
+		if n == 0 {
+			// About to sleep: a zero-copy driver that ran out of fill
+			// ring entries waits for a kick before it receives again.
+			x.wakeRXLocked()
+		}
 		x.rxMu.Unlock()
 		if n > 0 {
 			b.N = n
@@ -104,16 +109,24 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			}
 			q.rxPackets.Add(uint64(n))
 			q.rxBytes.Add(bytes)
+			q.wait.received(n)
 			return n, nil
 		}
-		// Nothing ready: sleep in poll. poll on an XSK also performs the
-		// wakeup a zero-copy driver may ask for on the fill ring.
-		q.pfd[0].Revents, q.pfd[1].Revents = 0, 0
-		_, err := unix.Poll(q.pfd[:], -1)
-		if err != nil && err != unix.EINTR {
-			return 0, fmt.Errorf("afxdp poll on %s queue %d: %w", x.ifname, x.queueID, err)
+		// Nothing ready: sleep until the socket wakes us (see rxWaiter).
+		if err := q.wait.wait(q.rxReady); err != nil {
+			if err == errWaitClosed || q.closed.Load() {
+				return 0, backend.ErrClosed
+			}
+			return 0, fmt.Errorf("afxdp wait on %s queue %d: %w", x.ifname, x.queueID, err)
 		}
 	}
+}
+
+// ready is the waiter's re-check: frames in the RX ring, or Close. Only
+// the goroutine in Recv (holding recvMu) consumes the RX ring, so it may
+// read the ring's consumer index without rxMu.
+func (q *Queue) ready(uintptr) bool {
+	return q.closed.Load() || q.x.rx.peek()
 }
 
 // Release implements backend.Queue: the batch's chunks go back to the fill
@@ -203,9 +216,9 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 	return int(sent), nil
 }
 
-// Stats implements backend.Queue. RxDropped is the kernel's count for the
-// socket (no room in the RX ring, no chunk in the fill ring, bad
-// descriptors), reported by the receiving queue only.
+// Stats implements backend.Queue. RxDropped and RxOversize are the
+// kernel's counts for the socket (see rxDrops), reported by the receiving
+// queue only.
 func (q *Queue) Stats() backend.QueueStats {
 	s := backend.QueueStats{
 		RxPackets: q.rxPackets.Load(),
@@ -215,26 +228,23 @@ func (q *Queue) Stats() backend.QueueStats {
 		TxErrors:  q.txErrors.Load(),
 	}
 	if q.receives() {
-		st := q.socketStats()
-		// In copy mode Rx_dropped is frames longer than a UMEM chunk.
-		s.RxOversize = st.Rx_dropped
-		s.RxDropped = st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
+		s.RxDropped, s.RxOversize = rxDrops(q.socketStats(), q.x.zeroCopy)
 	}
 	return s
 }
 
-// Close implements backend.Queue. A Recv blocked in poll is woken through
-// the eventfd and returns ErrClosed; Close waits for it to leave before the
-// socket may close, so no fd is used after close or reuse.
+// Close implements backend.Queue. A Recv waiting for frames is woken and
+// returns ErrClosed; Close waits for it to leave before the socket may
+// close, so no fd is used after close or reuse.
 func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return nil
 	}
 	x := q.x
 	if q.receives() {
-		var one = [8]byte{1}
-		_, _ = unix.Write(q.efd, one[:])
-		x.recvMu.Lock() // Recv has returned and cannot start again
+		_ = q.wait.close() // wakes a waiting Recv
+		x.recvMu.Lock()    // Recv has returned and cannot start again
+		q.wait.release()
 		q.socketStats() // final counters, before the socket may go
 	}
 	q.b.mu.Lock()
@@ -245,7 +255,6 @@ func (q *Queue) Close() error {
 		q.promiscSk = nil
 	}
 	if q.receives() {
-		_ = unix.Close(q.efd)
 		x.recvMu.Unlock()
 	}
 	return nil

@@ -61,6 +61,13 @@ func (r *ringHead) consAvail(max uint32) uint32 {
 	return n
 }
 
+// peek reports whether a consumer ring holds an entry not consumed yet. It
+// changes nothing, so the consumer's goroutine may call it without the
+// ring's lock.
+func (r *ringHead) peek() bool {
+	return r.cached != r.local || atomic.LoadUint32(r.producer) != r.local
+}
+
 // consRelease hands n consumed entries back to the kernel.
 func (r *ringHead) consRelease(n uint32) {
 	r.local += n

@@ -8,7 +8,8 @@ package afxdp
 const (
 	// StatRxDropped counts frames the kernel dropped on the socket
 	// (rx_dropped): in copy mode, frames longer than a UMEM chunk or with
-	// no chunk to be copied into. Also in QueueStats.RxOversize.
+	// no chunk to be copied into (those are in StatFillRingEmpty too).
+	// QueueStats.RxOversize has the first kind only, RxDropped the second.
 	StatRxDropped = "xsk_rx_dropped"
 	// StatRxInvalidDescs counts RX descriptors the kernel found invalid
 	// (rx_invalid_descs).

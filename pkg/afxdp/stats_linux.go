@@ -51,6 +51,28 @@ func (q *Queue) socketStats() unix.XDPStatistics {
 	return subStats(q.lastStats, q.statsBase)
 }
 
+// rxDrops sorts the frames the kernel dropped on the socket by reason:
+// overrun (no room: the RX ring full, no chunk in the fill ring, a bad
+// descriptor) and oversize (longer than a chunk: counted as malformed).
+//
+// The kernel's rx_dropped is not the oversize count alone. In copy mode
+// (__xsk_rcv in net/xdp/xsk.c) it counts a frame longer than the chunk and
+// also a frame for which xsk_buff_alloc found the fill ring empty, and that
+// failed allocation is counted a second time in rx_fill_ring_empty_descs:
+// so oversize is rx_dropped less the fill-ring misses. (Taking rx_dropped
+// whole reported every fill-ring drop twice, as malformed and as
+// rx_overrun.) In zero-copy mode the driver fills its descriptors from the
+// fill ring itself and a miss never reaches rx_dropped, which then counts
+// oversize frames only.
+func rxDrops(st unix.XDPStatistics, zeroCopy bool) (overrun, oversize uint64) {
+	overrun = st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
+	oversize = st.Rx_dropped
+	if !zeroCopy {
+		oversize -= min(oversize, st.Rx_fill_ring_empty_descs)
+	}
+	return overrun, oversize
+}
+
 // subStats is a - b, field by field.
 func subStats(a, b unix.XDPStatistics) unix.XDPStatistics {
 	return unix.XDPStatistics{

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -66,11 +68,17 @@ func TestCustomStats(t *testing.T) {
 	if dropped == 0 {
 		t.Fatalf("%d frames sent into an RX ring nobody reads, custom stats %v: no drop counted", rxFrames+1000, customStats(rx))
 	}
-	st := rx.Stats()
-	if st.RxDropped+st.RxOversize == 0 {
-		t.Errorf("custom counters show %d drops, Stats %+v none", dropped, st)
+	// Every frame was 60 bytes: all drops are overruns, none oversize
+	// (the kernel's rx_dropped also counts the fill-ring misses of copy
+	// mode; they must not come out as malformed frames too).
+	cs, st := customStats(rx), rx.Stats()
+	t.Logf("custom stats %v, stats %+v", cs, st)
+	if st.RxDropped == 0 {
+		t.Errorf("custom counters show %d drops, Stats %+v no overrun", dropped, st)
 	}
-	t.Logf("custom stats %v", customStats(rx))
+	if st.RxOversize != 0 {
+		t.Errorf("only 60-byte frames were sent, yet RxOversize = %d (RxDropped %d, custom %v)", st.RxOversize, st.RxDropped, cs)
+	}
 
 	before := customStats(rx)
 	if err := rx.Close(); err != nil {
@@ -89,6 +97,85 @@ func TestCustomStats(t *testing.T) {
 	for n, v := range customStats(rx2) {
 		if v != 0 {
 			t.Errorf("new receiver of the socket starts with %s=%d, want 0 (the first receiver's)", n, v)
+		}
+	}
+}
+
+// rxDrops splits the kernel's counters by reason. Copy mode counts a frame
+// that found the fill ring empty in rx_dropped and again in
+// rx_fill_ring_empty_descs; zero-copy counts such misses in the latter only.
+func TestRxDrops(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		st                unix.XDPStatistics
+		zeroCopy          bool
+		overrun, oversize uint64
+	}{
+		{"copy: fill ring empty only", unix.XDPStatistics{Rx_dropped: 1472, Rx_fill_ring_empty_descs: 1472}, false, 1472, 0},
+		{"copy: oversize and fill ring empty", unix.XDPStatistics{Rx_dropped: 1010, Rx_fill_ring_empty_descs: 1000}, false, 1000, 10},
+		{"copy: ring full and bad descriptors", unix.XDPStatistics{Rx_ring_full: 7, Rx_invalid_descs: 2, Rx_dropped: 3}, false, 9, 3},
+		{"copy: misses beyond rx_dropped", unix.XDPStatistics{Rx_dropped: 2, Rx_fill_ring_empty_descs: 5}, false, 5, 0},
+		{"zero-copy: misses never in rx_dropped", unix.XDPStatistics{Rx_dropped: 4, Rx_fill_ring_empty_descs: 50, Rx_ring_full: 1}, true, 51, 4},
+		{"nothing", unix.XDPStatistics{}, false, 0, 0},
+	} {
+		overrun, oversize := rxDrops(c.st, c.zeroCopy)
+		if overrun != c.overrun || oversize != c.oversize {
+			t.Errorf("%s: rxDrops = overrun %d, oversize %d; want %d, %d", c.name, overrun, oversize, c.overrun, c.oversize)
+		}
+	}
+}
+
+// A frame longer than the UMEM chunk holds is dropped by the kernel and
+// counted as oversize (malformed), not as an overrun.
+func TestStatsOversize(t *testing.T) {
+	tp := newTopo(t)
+	be := New(testOptions(t))
+	// 1518-byte frames: 2048-byte chunks, 1792 bytes of room after the
+	// XDP headroom.
+	rx := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX, QueueID: 0, FrameSize: 1518})
+	if rx.x.chunk != 2048 {
+		t.Fatalf("chunk %d, want 2048", rx.x.chunk)
+	}
+	// Raise both ends' MTU past the chunk, so the veth carries the frame
+	// to the XDP program.
+	inNS(t, tp.ns, func() {
+		for _, n := range []string{tp.a, tp.b} {
+			l, err := netlink.LinkByName(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := netlink.LinkSetMTU(l, 2000); err != nil {
+				t.Skipf("set %s mtu 2000 with XDP attached: %v", n, err)
+			}
+		}
+	})
+	fd := tp.packetSocket(t, tp.bIdx)
+	sa := &unix.SockaddrLinklayer{Ifindex: tp.bIdx, Halen: 6}
+	const big, small = 5, 3
+	for i := 0; i < big; i++ {
+		if err := unix.Sendto(fd, frame(macA, macB, uint32(i), 1900), 0, sa); err != nil {
+			t.Fatalf("send 1900-byte frame: %v", err)
+		}
+	}
+	for i := 0; i < small; i++ {
+		if err := unix.Sendto(fd, frame(macA, macB, uint32(100+i), 60), 0, sa); err != nil {
+			t.Fatalf("send 60-byte frame: %v", err)
+		}
+	}
+	var st backend.QueueStats
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if st = rx.Stats(); st.RxOversize >= big {
+			break
+		}
+	}
+	if st.RxOversize != big || st.RxDropped != 0 {
+		t.Errorf("%d frames over the chunk and %d small ones: RxOversize %d, RxDropped %d; want %d, 0 (custom %v)",
+			big, small, st.RxOversize, st.RxDropped, big, customStats(rx))
+	}
+	// The small ones arrived, and only they.
+	for i, f := range recvFrames(t, rx, small, 2*time.Second) {
+		if len(f) != 60 {
+			t.Errorf("frame %d: %d bytes, want 60", i, len(f))
 		}
 	}
 }

@@ -244,9 +244,15 @@ func (x *xsk) reapLocked() {
 // kernel transmits inside sendto, a limited budget per call, and answers
 // EAGAIN when frames are left; keep kicking while it makes progress.
 // Caller holds txMu.
+//
+// The kick is a raw system call: it never blocks (MSG_DONTWAIT), so the
+// runtime need not know about it. A plain syscall.Syscall lets the
+// scheduler hand our P to another thread, and its return wakes the
+// runtime's monitor thread if that slept, which after a quiet spell is a
+// futex wake on every frame's path (see rxWaiter).
 func (x *xsk) kickLocked() (errno unix.Errno) {
 	for tries := 0; tries < 64; tries++ {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			return 0
@@ -266,10 +272,11 @@ func (x *xsk) kickLocked() (errno unix.Errno) {
 }
 
 // wakeRX nudges the driver to refill from the fill ring (zero-copy drivers
-// set need_wakeup on the fill ring when they ran dry). Caller holds rxMu.
+// set need_wakeup on the fill ring when they ran dry). A raw system call,
+// like kickLocked's: it never blocks. Caller holds rxMu.
 func (x *xsk) wakeRXLocked() {
 	if x.fill.needWakeup() {
-		_, _, _ = unix.Syscall6(unix.SYS_RECVFROM, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		_, _, _ = unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	}
 }
 

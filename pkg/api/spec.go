@@ -12,6 +12,8 @@ import (
 type specValues struct {
 	trunk vlan.VIDSet        // when Trunk is set and not ""
 	macs  []net.HardwareAddr // when MACs is set
+	// manager, instance and migration in canonical form, when set
+	manager, instance, migration string
 }
 
 // Check checks each field the spec sets on its own, by the rules of
@@ -51,7 +53,8 @@ func (s PortSpec) values() (specValues, error) {
 	for _, f := range []struct {
 		field port.Field
 		v     *int
-	}{{port.FieldNativeVLAN, s.NativeVLAN}, {port.FieldSVID, s.SVID}, {port.FieldPCP, s.PCP}} {
+	}{{port.FieldNativeVLAN, s.NativeVLAN}, {port.FieldSVID, s.SVID}, {port.FieldPCP, s.PCP},
+		{port.FieldVSIType, s.VSIType}, {port.FieldVSITypeVersion, s.VSITypeVersion}} {
 		if f.v != nil {
 			if err := port.CheckNumber(f.field, *f.v); err != nil {
 				return v, err
@@ -73,6 +76,19 @@ func (s PortSpec) values() (specValues, error) {
 	if s.Owner != nil {
 		if err := checkOwner(*s.Owner); err != nil {
 			return v, err
+		}
+	}
+	for _, f := range []struct {
+		in    *string
+		parse func(string) (string, error)
+		out   *string
+	}{{s.VSIManager, port.ParseVSIManager, &v.manager}, {s.InstanceID, port.ParseInstanceID, &v.instance}, {s.Migration, port.ParseMigration, &v.migration}} {
+		if f.in != nil {
+			c, err := f.parse(*f.in)
+			if err != nil {
+				return v, err
+			}
+			*f.out = c
 		}
 	}
 	return v, nil
@@ -106,12 +122,14 @@ func checkOwner(o string) error {
 //
 // A port switches kind through the same fields: setting vlan to a VID
 // makes it an access port (its trunk and native VLAN go), setting a
-// non-empty trunk makes it a trunk port (its VLAN goes). Errors are the
-// *port.Error of the first rule broken (CodeOf maps them to the API's
-// codes), with the zero Config.
+// non-empty trunk makes it a trunk port (its VLAN goes). A port becomes
+// "incoming" (migration) only when it is added: a VSI once associated is
+// not pre-associated again. Errors are the *port.Error of the first rule
+// broken (CodeOf maps them to the API's codes), with the zero Config.
 func (s PortSpec) Apply(c port.Config) (port.Config, error) {
+	adding := c.Name == ""
 	switch {
-	case c.Name == "":
+	case adding:
 		c.Name = s.Name
 	case s.Name != "" && s.Name != c.Name:
 		return port.Config{}, NewError(CodeInvalidName, fmt.Sprintf("cannot rename port %s to %s: delete it and add %s", c.Name, s.Name, s.Name))
@@ -119,6 +137,10 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 	v, err := s.values()
 	if err != nil {
 		return port.Config{}, err
+	}
+	if s.Migration != nil && v.migration == port.MigrationIncoming && !adding && c.Migration != port.MigrationIncoming {
+		return port.Config{}, &port.Error{Port: c.Name, Field: port.FieldMigration,
+			Reason: "a port is incoming only when it is added (its VSIs are then pre-associated); delete it and add it with migration incoming"}
 	}
 	if s.VLAN != nil {
 		c.VLAN = uint16(*s.VLAN)
@@ -156,6 +178,21 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 			c.MaxMACs = &n
 		}
 	}
+	if s.VSIType != nil {
+		c.VSIType = uint32(*s.VSIType)
+	}
+	if s.VSITypeVersion != nil {
+		c.VSITypeVersion = uint8(*s.VSITypeVersion)
+	}
+	if s.VSIManager != nil {
+		c.VSIManager = v.manager
+	}
+	if s.InstanceID != nil {
+		c.InstanceID = v.instance
+	}
+	if s.Migration != nil {
+		c.Migration = v.migration
+	}
 	if c.VLAN == 0 && c.Trunk.Len() == 0 && s.VLAN != nil && *s.VLAN == 0 {
 		// The request asked for VLAN 0 and the port has no trunk to fall
 		// back on: say so rather than that a VLAN is missing.
@@ -188,6 +225,7 @@ func NewPort(c port.Config, state string, ctr PortCounters) Port {
 	p := Port{
 		Name: c.Name, VLAN: int(c.VLAN), Trunk: c.Trunk.List(), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID),
 		PCP: int(c.PCP), MACs: make([]string, 0, len(c.MACs)), Flood: c.Flood, Owner: c.Owner, State: state,
+		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration,
 		RxPackets: ctr.RxPackets, RxBytes: ctr.RxBytes, TxPackets: ctr.TxPackets, TxBytes: ctr.TxBytes,
 		Drops: ctr.Drops, Backend: ctr.Backend, LearnedMACs: ctr.LearnedMACs, MACMoves: ctr.MACMoves,
 	}

@@ -443,3 +443,72 @@ func TestApplyOwner(t *testing.T) {
 		t.Errorf("a 128-character owner: %v", err)
 	}
 }
+
+// The VSI identity: set by a POST in canonical form, changed and cleared
+// by a PATCH, left by a PATCH without it, shown in the port object and in
+// the JSON only when set; a value VDP cannot carry is invalid_vsi.
+func TestApplyVSIIdentity(t *testing.T) {
+	s := api.PortSpec{Name: "vnet1", VLAN: ptr(10), VSIType: ptr(1193047), VSITypeVersion: ptr(2), VSIManager: ptr(" 012"),
+		InstanceID: ptr("0B6D9A3C-5E55-4F4E-9F11-2F0D5A6B7C8D")}
+	c, err := s.Apply(port.Config{})
+	if err != nil || c.VSIType != 1193047 || c.VSITypeVersion != 2 || c.VSIManager != "12" || c.InstanceID != "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d" {
+		t.Fatalf("POST: %+v, %v", c, err)
+	}
+	if c, err = (api.PortSpec{PCP: ptr(3)}).Apply(c); err != nil || c.VSIManager != "12" || c.VSIType != 1193047 {
+		t.Fatalf("PATCH without them: %+v, %v", c, err)
+	}
+	p := api.NewPort(c, "up", api.PortCounters{})
+	if p.VSIType != 1193047 || p.VSITypeVersion != 2 || p.VSIManager != "12" || p.InstanceID != c.InstanceID {
+		t.Errorf("port object %+v", p)
+	}
+	c, err = api.PortSpec{VSIType: ptr(0), VSITypeVersion: ptr(0), VSIManager: ptr(""), InstanceID: ptr("")}.Apply(c)
+	if err != nil || c.VSIType != 0 || c.VSIManager != "" || c.InstanceID != "" {
+		t.Fatalf("PATCH clearing them: %+v, %v", c, err)
+	}
+	if b, _ := json.Marshal(api.NewPort(c, "up", api.PortCounters{})); strings.Contains(string(b), "vsi_") || strings.Contains(string(b), "instance_id") {
+		t.Errorf("port object %s shows unset VSI fields", b)
+	}
+	for _, bad := range []api.PortSpec{
+		{VSIType: ptr(1 << 24)}, {VSIType: ptr(-1)}, {VSITypeVersion: ptr(256)}, {VSIManager: ptr("256")},
+		{VSIManager: ptr("a name too long!!")}, {InstanceID: ptr("4dea22b3")}, {InstanceID: ptr("00000000-0000-0000-0000-000000000000")},
+	} {
+		bad.Name, bad.VLAN = "vnet1", ptr(10)
+		if _, err := bad.Apply(port.Config{}); api.CodeOf(err) != api.CodeInvalidVSI {
+			t.Errorf("Apply(%+v): %v (code %s), want invalid_vsi", bad, err, api.CodeOf(err))
+		}
+		if err := bad.Check(); api.CodeOf(err) != api.CodeInvalidVSI {
+			t.Errorf("Check(%+v): %v, want invalid_vsi", bad, err)
+		}
+	}
+}
+
+// Migration: incoming only when the port is added (pre-association comes
+// before association, never after it), cleared to none or made outgoing
+// by a PATCH; anything else is invalid_request.
+func TestApplyMigration(t *testing.T) {
+	in, err := api.PortSpec{Name: "vnet1", VLAN: ptr(10), Migration: ptr("incoming")}.Apply(port.Config{})
+	if err != nil || in.Migration != port.MigrationIncoming {
+		t.Fatalf("POST incoming: %+v, %v", in, err)
+	}
+	if c, err := (api.PortSpec{Migration: ptr("incoming")}).Apply(in); err != nil || c.Migration != port.MigrationIncoming {
+		t.Errorf("PATCH incoming on an incoming port: %+v, %v", c, err)
+	}
+	none, err := api.PortSpec{Migration: ptr("")}.Apply(in)
+	if err != nil || none.Migration != "" {
+		t.Fatalf("PATCH none: %+v, %v", none, err)
+	}
+	_, err = api.PortSpec{Migration: ptr("incoming")}.Apply(none)
+	if api.CodeOf(err) != api.CodeInvalidBody || !strings.Contains(err.Error(), "only when it is added") {
+		t.Errorf("PATCH incoming on an associated port: %v", err)
+	}
+	out, err := api.PortSpec{Migration: ptr("outgoing")}.Apply(none)
+	if err != nil || out.Migration != port.MigrationOutgoing {
+		t.Errorf("PATCH outgoing: %+v, %v", out, err)
+	}
+	if _, err := (api.PortSpec{Migration: ptr("incoming")}).Apply(out); err == nil {
+		t.Error("PATCH incoming on an outgoing port accepted")
+	}
+	if _, err := (api.PortSpec{Name: "vnet1", VLAN: ptr(10), Migration: ptr("away")}).Apply(port.Config{}); api.CodeOf(err) != api.CodeInvalidBody {
+		t.Errorf("migration away: %v", err)
+	}
+}

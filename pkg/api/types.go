@@ -31,6 +31,17 @@ type Port struct {
 	LearnedMACs int `json:"learned_macs"`
 	// MACMoves counts learned MACs the port took over from another port.
 	MACMoves uint64 `json:"mac_moves"`
+	// The VM's identity to the adjacent bridge (VDP), omitted when unset:
+	// VSI type, type version, manager ("": vswitchd's own) and instance ID
+	// (the VSIID; "": derived per MAC). See PortSpec.
+	VSIType        int    `json:"vsi_type,omitempty"`
+	VSITypeVersion int    `json:"vsi_type_version,omitempty"`
+	VSIManager     string `json:"vsi_manager,omitempty"`
+	InstanceID     string `json:"instance_id,omitempty"`
+	// Migration is "incoming" while the VM migrating here has not run yet
+	// (its VSIs pre-associated), "outgoing" once it has left (its VSIs
+	// de-associated); omitted otherwise.
+	Migration string `json:"migration,omitempty"`
 	// Backend holds counters only the port's backend keeps (afpacket:
 	// gso_frames, gso_segments, gso_dropped, checksums_fixed,
 	// checksums_unfixed, ring_freezes; afxdp: xsk_rx_dropped and the
@@ -65,6 +76,22 @@ type PortSpec struct {
 	// port.MaxLearnedMACs; 0: learn none); MaxMACsDefault puts the port
 	// back on the daemon's default.
 	MaxMACs *int `json:"max_macs,omitempty"`
+	// The VM's identity to the adjacent bridge (802.1Qbg VDP): VSI type
+	// 0-16777215 and type version 0-255 (the bridge's policy for the VM),
+	// VSI manager (a number 0-255, libvirt's managerid, or a name of 2-16
+	// characters; "" clears it: vswitchd's own) and instance ID (a UUID,
+	// the VSIID; "" clears it: one is derived per MAC, from the owner's
+	// UUID and the MAC when the owner is a UUID).
+	VSIType        *int    `json:"vsi_type,omitempty"`
+	VSITypeVersion *int    `json:"vsi_type_version,omitempty"`
+	VSIManager     *string `json:"vsi_manager,omitempty"`
+	InstanceID     *string `json:"instance_id,omitempty"`
+	// Migration is the port's part in a live migration: "incoming" (only
+	// when the port is added: its VSIs are pre-associated, and associated
+	// with the M bit when the VM sends its first frame), "outgoing" (the
+	// VM has left: its VSIs are de-associated with the S bit) or ""
+	// (none: an incoming port's VSIs are associated at once).
+	Migration *string `json:"migration,omitempty"`
 }
 
 // MaxMACsDefault as PortSpec.MaxMACs: the port follows the daemon's
@@ -184,14 +211,26 @@ type UplinkStats struct {
 
 // VSI is one row of GET /v1/vsis (VDP); filled by pkg/vepa.
 type VSI struct {
-	Port    string `json:"port"`
-	UUID    string `json:"uuid"`
-	State   string `json:"state"`
+	Port string `json:"port"`
+	UUID string `json:"uuid"`
+	// State: waiting (no EVB bridge), preassociating, preassociated (a VM
+	// migrating in), associating, associated, failed (the bridge refused:
+	// Reason says why).
+	State string `json:"state"`
+	// MgrID is the VSI manager as the port names it: a number 0-255
+	// (libvirt's managerid) or a name ("vswitchd" by default).
 	MgrID   string `json:"mgr_id,omitempty"`
 	TypeID  int    `json:"type_id"`
 	TypeVer int    `json:"type_version"`
 	VLAN    int    `json:"vlan"`
 	MAC     string `json:"mac,omitempty"`
+	// Reason is why the VSI is not associated as asked: the bridge's
+	// reason for a refusal ("insufficient resources", ...), or what made
+	// the station ask again ("no answer to the keep-alive", ...).
+	Reason string `json:"reason,omitempty"`
+	// Migrated: the VSI's VM migrated here (its associations carry the
+	// M bit).
+	Migrated bool `json:"migrated,omitempty"`
 }
 
 // Error is the JSON error body of every 4xx/5xx answer.
@@ -218,6 +257,9 @@ const (
 	// CodeBadRecord: the port's record in the state file is unusable (the
 	// message says how to repair it); a server-side error.
 	CodeBadRecord = "bad_record"
+	// CodeInvalidVSI: a VSI type, type version, manager or instance ID
+	// that VDP cannot carry.
+	CodeInvalidVSI = "invalid_vsi"
 )
 
 // ServiceError carries an API error code; services return it (wrapped or
@@ -235,7 +277,8 @@ func NewError(code, msg string) error { return &ServiceError{Code: code, Msg: ms
 // CodeOf returns the code of err: a *ServiceError's own code; for a
 // *port.Error the code of its field (invalid_name, invalid_vlan for the
 // VLAN, trunk, native VLAN and S-VLAN, invalid_pcp, invalid_mac for a MAC
-// or too many of them, invalid_max_macs); for
+// or too many of them, invalid_max_macs, invalid_vsi for the VSI identity,
+// invalid_request for the migration); for
 // port.ErrNotFound and port.ErrExists not_found and already_exists (all
 // found through wrapping); CodeInternal for anything else.
 func CodeOf(err error) string {
@@ -266,6 +309,10 @@ func fieldCode(f port.Field) string {
 		return CodeInvalidMAC
 	case port.FieldMaxMACs:
 		return CodeInvalidMaxMACs
+	case port.FieldVSIType, port.FieldVSITypeVersion, port.FieldVSIManager, port.FieldInstanceID:
+		return CodeInvalidVSI
+	case port.FieldMigration:
+		return CodeInvalidBody
 	}
 	return CodeInvalidVLAN // VLAN, trunk, native VLAN, S-VLAN
 }

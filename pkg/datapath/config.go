@@ -62,13 +62,27 @@ type Config struct {
 	// control_unhandled. The control plane transmits with
 	// Switch.SendControl.
 	Control func(frame []byte) bool
-	// Priority is the scheduling policy of the datapath threads (each
-	// worker runs locked to its own thread). Zero: unchanged.
+	// FirstFrame is called with a port's name when a port watched with
+	// Switch.WatchFirstFrame takes its first frame from the VM, once per
+	// WatchFirstFrame. It runs on the port's worker, the hot path: it must
+	// not block, nor call back into the Switch (hand the work over).
+	FirstFrame func(port string)
+	// Priority is the scheduling policy of the datapath threads: the
+	// workers are goroutines that may run on any thread of the process,
+	// so Start gives it to every thread but the Go runtime's monitor
+	// (see thread_linux.go). Zero: unchanged.
 	Priority Priority
 	// FDB bounds the learned MACs per port, per VLAN and in all (zero
 	// values: the defaults).
-	FDB    FDBLimits
-	Logger *slog.Logger
+	FDB FDBLimits
+	// Workers, when set, is told how many worker goroutines run (one
+	// per uplink RX queue and one per attached port) whenever that
+	// changes. It is called with the switch's configuration lock held:
+	// it must not block or call the Switch. A worker waiting in a
+	// blocking system call holds one of the Go runtime's Ps; vswitchd
+	// gives the runtime one more P per worker (internal/daemon).
+	Workers func(n int)
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {

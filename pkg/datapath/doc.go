@@ -17,13 +17,18 @@
 // The uplink workers own all uplink I/O, control frames included, under
 // every backend: a frame to an IEEE 802.1 link-local group address
 // (01:80:c2:00:00:0x), or LLDP or ECP by its ethertype, never reaches a VM;
-// it is counted (CounterSnapshot.Control) and handed to Config.Control on
-// the worker's own thread, so that hook must not block (vswitchd copies the
+// it is counted (CounterSnapshot.Control) and handed to Config.Control by
+// the worker itself, so that hook must not block (vswitchd copies the
 // frame into a bounded queue and returns). The control plane transmits with
 // SendControl, on a TX queue of its own that RestartUplink reopens with the
 // rest of the uplink. (An AF_XDP backend sees only the link-local frames
 // that are LLDP or ECP: its XDP program passes the others, STP, LACP,
 // 802.1X, to the host's stack, as AF_PACKET leaves the kernel its copy.)
+//
+// Workers are plain goroutines, not locked to threads; Config.Priority
+// goes to every thread of the process but the Go runtime's monitor, and
+// Config.Workers tells the embedder how many workers run, so it can give
+// the runtime a P for each (thread_linux.go says why both).
 //
 // Configuration is an immutable snapshot swapped atomically; the pipelines
 // load it once per batch and never lock per frame. A change copies the

@@ -21,6 +21,8 @@ type egressWorker struct {
 	maxLen int
 	now    uint32 // FDB clock, read once per batch
 	moves  moveBucket
+	// batches counts batches for workerPriority.
+	batches uint32
 }
 
 func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
@@ -34,7 +36,7 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 }
 
 func (w *egressWorker) run() {
-	defer w.s.pinWorker()()
+	w.s.workerPriority(&w.batches)
 	failing := false
 	for {
 		n, err := w.io.tap.Recv(w.b)
@@ -58,6 +60,7 @@ func (w *egressWorker) run() {
 		}
 		failing = false
 		if n > 0 {
+			w.s.workerPriority(&w.batches) // now and then: the thread running us may be new
 			w.process(w.s.snap.Load(), w.p.view.Load())
 		}
 		w.io.tap.Release(w.b)
@@ -80,15 +83,21 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		w.local.begin(snap)
 	}
 	w.now = w.s.fdb.now()
+	passed := false
 	for i := 0; i < b.N; i++ {
 		rxp++
 		rxb += uint64(b.Len[i])
 		if r, ok := w.frame(snap, v, b, i); !ok {
 			c.Drop(r, 1)
+		} else {
+			passed = true
 		}
 	}
 	c.RxPackets.Add(rxp)
 	c.RxBytes.Add(rxb)
+	if passed && w.p.watch.Load() && w.p.watch.CompareAndSwap(true, false) && w.s.cfg.FirstFrame != nil {
+		w.s.cfg.FirstFrame(w.p.name)
+	}
 	if len(w.up) > 0 {
 		n, _ := w.io.up.Send(w.up)
 		var bytes uint64

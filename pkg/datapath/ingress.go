@@ -19,6 +19,7 @@ type ingressWorker struct {
 	hdr  vlan.Header
 	// per-batch uplink counters, added once per batch
 	rxp, rxb, ctl uint64
+	batches       uint32 // for workerPriority
 }
 
 func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
@@ -26,7 +27,7 @@ func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
 }
 
 func (w *ingressWorker) run() {
-	defer w.s.pinWorker()()
+	w.s.workerPriority(&w.batches)
 	failing := false
 	for {
 		n, err := w.q.Recv(w.b)
@@ -49,6 +50,7 @@ func (w *ingressWorker) run() {
 		}
 		failing = false
 		if n > 0 {
+			w.s.workerPriority(&w.batches) // now and then: the thread running us may be new
 			w.process(w.s.snap.Load())
 		}
 		w.q.Release(w.b)

@@ -53,7 +53,10 @@ type Switch struct {
 	ctlMu sync.Mutex
 	ctlTX backend.Queue
 
-	prioWarn sync.Once
+	prioOnce   sync.Once   // the priority warning, once
+	prioFailed atomic.Bool // the priority cannot be set: stop trying
+
+	nworkers int // ingress and egress workers running (Config.Workers). Guarded by mu.
 }
 
 type port struct {
@@ -66,6 +69,10 @@ type port struct {
 	// backend sums the backend-specific counters of the port's queues
 	// already closed (see CounterSnapshot.Backend). Guarded by Switch.mu.
 	backend map[string]uint64
+	// watch is set while the port waits for its first frame from the VM
+	// (WatchFirstFrame); its egress worker clears it and calls
+	// Config.FirstFrame.
+	watch atomic.Bool
 }
 
 type portIO struct {
@@ -145,6 +152,7 @@ func (s *Switch) Start() error {
 	if s.started {
 		return errors.New("datapath: already started")
 	}
+	s.applyPriority()
 	if err := s.openUplinkLocked(); err != nil {
 		return err
 	}
@@ -178,6 +186,7 @@ func (s *Switch) openUplinkLocked() error {
 	s.ctlTX = ctl
 	s.ctlMu.Unlock()
 	s.workers = workers
+	s.workersChangedLocked(len(workers))
 	for _, w := range workers {
 		s.wg.Add(1)
 		go func() {
@@ -199,6 +208,7 @@ func (s *Switch) closeUplinkLocked() {
 		<-w.done
 		s.uplink.foldQueueDrops(w.q.Stats())
 	}
+	s.workersChangedLocked(-len(s.workers))
 	s.ctlMu.Lock()
 	if s.ctlTX != nil {
 		s.ctlTX.Close()
@@ -395,6 +405,24 @@ func (s *Switch) DeletePort(name string) error {
 	return nil
 }
 
+// WatchFirstFrame makes the switch call Config.FirstFrame(name) once,
+// when the port next takes a frame from its VM past the source checks (a
+// registered MAC, when it has any), or stops watching (on false). A VM
+// migrating in is paused until it runs on this host, and the first thing
+// it sends then is QEMU's announcement of its MACs (RARP, or the guest's
+// gratuitous ARP): this is how the daemon learns that it runs. Unknown
+// name: port.ErrNotFound.
+func (s *Switch) WatchFirstFrame(name string, on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.ports[name]
+	if !ok {
+		return portcfg.NotFound(name)
+	}
+	p.watch.Store(on)
+	return nil
+}
+
 // HasPort reports whether a port is configured.
 func (s *Switch) HasPort(name string) bool {
 	s.mu.Lock()
@@ -434,6 +462,7 @@ func (s *Switch) attachLocked(p *port) error {
 	}
 	io := &portIO{tap: tap, up: up, stop: make(chan struct{}), done: make(chan struct{})}
 	p.io.Store(io)
+	s.workersChangedLocked(1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -442,6 +471,15 @@ func (s *Switch) attachLocked(p *port) error {
 	}()
 	s.log.Info("port attached", "port", name, "backend", backend.PortName(s.cfg.Backend))
 	return nil
+}
+
+// workersChangedLocked counts delta more workers (fewer when negative) and
+// tells Config.Workers. s.mu is held.
+func (s *Switch) workersChangedLocked(delta int) {
+	s.nworkers += delta
+	if s.cfg.Workers != nil {
+		s.cfg.Workers(s.nworkers)
+	}
 }
 
 // Detach stops the port's pipeline and closes its queues (interface gone).
@@ -461,6 +499,7 @@ func (s *Switch) detachLocked(p *port) {
 	close(io.stop)
 	io.tap.Close() // wakes the egress worker
 	<-io.done
+	s.workersChangedLocked(-1)
 	p.ctr.foldQueueDrops(io.tap.Stats())
 	io.up.Close()
 	p.backend = backendCounters(p.backend, io.tap, io.up)

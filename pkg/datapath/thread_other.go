@@ -2,10 +2,8 @@
 
 package datapath
 
-import "runtime"
+// applyPriority: thread priorities are Linux-only.
+func (s *Switch) applyPriority() {}
 
-// pinWorker locks the goroutine to its thread; priorities are Linux-only.
-func (s *Switch) pinWorker() func() {
-	runtime.LockOSThread()
-	return runtime.UnlockOSThread
-}
+// workerPriority: thread priorities are Linux-only.
+func (s *Switch) workerPriority(*uint32) {}

@@ -29,11 +29,17 @@
 //     once; a port registers at most MaxRegisteredMACs (256) of them.
 //   - MaxMACs, the port's learned-MAC limit, is 0-MaxLearnedMACs when set
 //     (nil: the daemon's default).
+//   - The VSI identity (what 802.1Qbg VDP tells the adjacent bridge about
+//     the VM): VSI type 0-16777215 (three bytes on the wire), type version
+//     0-255, VSI manager a number 0-255 or a name of 2-16 printable
+//     characters (ParseVSIManager), instance ID a UUID other than the nil
+//     one (ParseInstanceID), each in canonical form.
+//   - Migration is none, incoming or outgoing (ParseMigration).
 //
 // A broken rule is an *Error. Its Field says which part of the
 // configuration is at fault (the API maps it to its error codes:
-// invalid_name, invalid_vlan, invalid_pcp, invalid_mac, invalid_max_macs),
-// and its message says what to do:
+// invalid_name, invalid_vlan, invalid_pcp, invalid_mac, invalid_max_macs,
+// invalid_vsi, invalid_request), and its message says what to do:
 //
 //	invalid trunk "30-20": range 30-20 is backwards; write it 20-30
 //	invalid MAC "zz": use the form 52:54:00:12:34:56
@@ -42,7 +48,8 @@
 // # Text
 //
 // Operators write ports as text: flags, XML attributes, JSON. ParseNumber,
-// ParseTrunk, ParseMAC and ParseMACs read one field's text and check it
+// ParseTrunk, ParseMAC, ParseMACs, ParseVSIManager, ParseInstanceID and
+// ParseMigration read one field's text and check it
 // with the same rules and messages, so a command line can refuse a bad
 // value before it sends anything:
 //

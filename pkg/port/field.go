@@ -17,14 +17,19 @@ type Field int
 // The fields of a port. A rule between fields (access or trunk, native
 // VLAN only on trunks) is reported on the field that has to change.
 const (
-	FieldName       Field = iota + 1 // the interface name
-	FieldVLAN                        // the access VLAN, and whether the port is access or trunk
-	FieldTrunk                       // the trunk's VID set
-	FieldNativeVLAN                  // the trunk's native VLAN
-	FieldSVID                        // the S-channel's S-VLAN
-	FieldPCP                         // the 802.1p priority
-	FieldMAC                         // one of the registered MACs, or how many
-	FieldMaxMACs                     // the learned-MAC limit
+	FieldName           Field = iota + 1 // the interface name
+	FieldVLAN                            // the access VLAN, and whether the port is access or trunk
+	FieldTrunk                           // the trunk's VID set
+	FieldNativeVLAN                      // the trunk's native VLAN
+	FieldSVID                            // the S-channel's S-VLAN
+	FieldPCP                             // the 802.1p priority
+	FieldMAC                             // one of the registered MACs, or how many
+	FieldMaxMACs                         // the learned-MAC limit
+	FieldVSIType                         // the VSI type ID (802.1Qbg VDP)
+	FieldVSITypeVersion                  // the VSI type version
+	FieldVSIManager                      // the VSI manager ID
+	FieldInstanceID                      // the VSI instance ID (the VSIID)
+	FieldMigration                       // the port's part in a live migration
 )
 
 // String is the field's name in messages ("native VLAN").
@@ -46,6 +51,16 @@ func (f Field) String() string {
 		return "MAC"
 	case FieldMaxMACs:
 		return "MAC limit"
+	case FieldVSIType:
+		return "VSI type"
+	case FieldVSITypeVersion:
+		return "VSI type version"
+	case FieldVSIManager:
+		return "VSI manager"
+	case FieldInstanceID:
+		return "instance ID"
+	case FieldMigration:
+		return "migration"
 	}
 	return fmt.Sprintf("Field(%d)", int(f))
 }
@@ -100,13 +115,17 @@ func numberRange(f Field) (lo, hi int, text string, ok bool) {
 		return 0, 7, "0-7", true
 	case FieldMaxMACs:
 		return 0, MaxLearnedMACs, "0-" + strconv.Itoa(MaxLearnedMACs) + " (0: learn no MACs)", true
+	case FieldVSIType:
+		return 0, MaxVSIType, "0-16777215", true
+	case FieldVSITypeVersion:
+		return 0, 255, "0-255", true
 	}
 	return 0, 0, "", false
 }
 
 // CheckNumber checks v against the range of the numeric field f: VLAN
 // 1-4094, native VLAN and S-VLAN 1-4094 or 0 for none, PCP 0-7, MAC limit
-// 0-MaxLearnedMACs.
+// 0-MaxLearnedMACs, VSI type 0-16777215 (24 bits), VSI type version 0-255.
 func CheckNumber(f Field, v int) error {
 	lo, hi, text, ok := numberRange(f)
 	if !ok {

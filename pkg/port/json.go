@@ -19,6 +19,13 @@ type record struct {
 	Flood      bool     `json:"flood_unknown,omitempty"`
 	Owner      string   `json:"owner,omitempty"`
 	MaxMACs    *int     `json:"max_macs,omitempty"` // omitted: the daemon's default
+	// The VSI identity and migration state: omitted when unset, so that
+	// records without them stay byte for byte as they were.
+	VSIType        int    `json:"vsi_type,omitempty"`
+	VSITypeVersion int    `json:"vsi_type_version,omitempty"`
+	VSIManager     string `json:"vsi_manager,omitempty"`
+	InstanceID     string `json:"instance_id,omitempty"`
+	Migration      string `json:"migration,omitempty"`
 }
 
 // MarshalJSON writes c as
@@ -28,7 +35,8 @@ type record struct {
 // with the trunk in canonical form and zero values left out (max_macs is
 // written when set, 0 included). It does not validate c.
 func (c Config) MarshalJSON() ([]byte, error) {
-	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner, MaxMACs: c.MaxMACs}
+	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner, MaxMACs: c.MaxMACs,
+		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration}
 	if c.Trunk.Len() != 0 {
 		r.Trunk = c.Trunk.String()
 	}
@@ -68,6 +76,26 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		return withPort(err, r.Name)
 	}
 	n.PCP = uint8(r.PCP)
+	for _, f := range []struct {
+		field Field
+		v     int
+	}{{FieldVSIType, r.VSIType}, {FieldVSITypeVersion, r.VSITypeVersion}} {
+		if err := CheckNumber(f.field, f.v); err != nil {
+			return withPort(err, r.Name)
+		}
+	}
+	n.VSIType, n.VSITypeVersion = uint32(r.VSIType), uint8(r.VSITypeVersion)
+	for _, f := range []struct {
+		v     string
+		parse func(string) (string, error)
+		dst   *string
+	}{{r.VSIManager, ParseVSIManager, &n.VSIManager}, {r.InstanceID, ParseInstanceID, &n.InstanceID}, {r.Migration, ParseMigration, &n.Migration}} {
+		v, err := f.parse(f.v)
+		if err != nil {
+			return withPort(err, r.Name)
+		}
+		*f.dst = v
+	}
 	if r.Trunk != "" {
 		set, err := ParseTrunk(r.Trunk)
 		if err != nil {

@@ -57,6 +57,19 @@ type Config struct {
 	// the limit is dropped (reason mac_limit); learned entries are never
 	// evicted for it.
 	MaxMACs *int
+	// The VM's identity to the adjacent bridge (802.1Qbg VDP): each VSI
+	// the port registers carries VSIType (0-16777215) and VSITypeVersion,
+	// the bridge's policy for the VM, under the manager VSIManager ("":
+	// vswitchd's own, "vswitchd"; see ParseVSIManager). InstanceID is the
+	// VSIID (a UUID in canonical form); "" derives one per MAC. The switch
+	// does not use them.
+	VSIType        uint32
+	VSITypeVersion uint8
+	VSIManager     string
+	InstanceID     string
+	// Migration is the port's part in a live migration of its VM:
+	// MigrationNone, MigrationIncoming or MigrationOutgoing.
+	Migration string
 }
 
 // IsTrunk reports whether c is a trunk port (it has no access VLAN).
@@ -111,6 +124,9 @@ func (c *Config) validate() error {
 		if err := CheckNumber(FieldMaxMACs, *c.MaxMACs); err != nil {
 			return err
 		}
+	}
+	if err := c.validateVSI(); err != nil {
+		return err
 	}
 	if n := len(c.MACs); n > MaxRegisteredMACs {
 		// Before the per-MAC checks, which compare every pair.

@@ -45,6 +45,17 @@
 // the bridge drops it, and de-associates removed ones; frames it sent that
 // a reflective relay floods back are ignored by source address.
 //
+// Live migration follows 802.1Qbg's flow, as libvirt and lldpad do it for
+// macvtap: the destination registers the VSI with VDPPreAssoc (the bridge
+// readies the VM's profile while the source still runs it), then with
+// VDPAssoc and the M bit (VDPHintM) once the VM runs there; the source
+// de-associates it with the S bit (VDPHintS, DeassociateWith). Each VSI
+// has its own manager ID (Register): a one-byte libvirt managerid is that
+// byte followed by zeros, a name its bytes (ManagerText shows either as
+// lldpad's log does). A bridge refuses with an error in the answer's
+// status, in the request's mode or, as lldpad does, in a DEASSOC: the VSI
+// is then failed with the bridge's reason, and asked again after RKA.
+//
 // Facts checked against lldpad (intel/openlldp lldp_evb22.c,
 // include/lldp_evb22.h) and tested against it: see test/integration.
 package vepa

@@ -351,12 +351,14 @@ func vdpView(s *VDPStation) string {
 //
 //   - received frames never add VSIs: there are at most as many as were
 //     associated (bounded by the four MACs used);
-//   - states are the four known ones;
+//   - states are the six known ones, and a pre-associated VSI was
+//     registered to be;
 //   - a frame that is tagged or not from the current bridge changes no
 //     VSI;
 //   - what is due encodes, and nothing is due without a bridge.
 func FuzzVDPStation(f *testing.F) {
-	// op 0: Associate (key, MAC, VID u16); 1: Deassociate (MAC);
+	// op 0: Register (key|0x80 pre-associate|0x40 M hint, MAC, VID
+	// u16); 1: Deassociate (MAC|0x80 S hint);
 	// 2: SetBridge (0: none, 1: the bridge, 2: another); 3: ECP request
 	// (sender|0x80 tagged, MAC|0x80 raw, mode, status, seq u16, then the
 	// VID or the raw payload's length and bytes); 4: time passes (100 ms
@@ -364,12 +366,16 @@ func FuzzVDPStation(f *testing.F) {
 	bridgeUp, assoc, due := []byte{2, 1}, []byte{0, 0, 0, 0, 100}, []byte{4, 0}
 	cat := func(ops ...[]byte) []byte { return bytes.Join(ops, nil) }
 	ack := []byte{3, 0, 0, VDPAssoc - 1, VDPStatusAck, 0, 1, 100}
+	preassoc := []byte{0, 0x80, 0, 0, 100}
 	for _, seed := range [][]byte{
 		cat(bridgeUp, assoc, due, ack),
-		cat(bridgeUp, assoc, due, ack, []byte{3, 1, 0, VDPDeassoc - 1, 0, 0, 2, 100}, due),                    // a third party de-associates
-		cat(bridgeUp, assoc, due, []byte{3, 0, 0, VDPAssoc - 1, VDPStatusAck | VDPStatusHard | 5, 0, 3, 100}), // hard error
-		cat(bridgeUp, assoc, due, ack, []byte{3, 0x80, 0, VDPDeassoc - 1, 0, 0, 4, 100}, []byte{1, 0}, due),   // tagged, then removed
-		cat(bridgeUp, []byte{3, 0, 0x80, 0, 0, 0, 5, 6, 0x0a, 0x10, 0, 0, 0, 0}, []byte{2, 0}, ack),           // raw payload, bridge gone
+		cat(bridgeUp, preassoc, due, []byte{3, 0, 0, VDPPreAssoc - 1, VDPStatusAck, 0, 6, 100}, []byte{0, 0x40, 0, 0, 100}, due, ack), // pre-assoc, then assoc with M
+		cat(bridgeUp, assoc, due, []byte{3, 0, 0, VDPDeassoc - 1, VDPStatusAck | 2, 0, 7, 100}),                                       // refused as lldpad does
+		cat(bridgeUp, assoc, due, ack, []byte{1, 0x80}, due),                                                                          // de-associated with S
+		cat(bridgeUp, assoc, due, ack, []byte{3, 1, 0, VDPDeassoc - 1, 0, 0, 2, 100}, due),                                            // a third party de-associates
+		cat(bridgeUp, assoc, due, []byte{3, 0, 0, VDPAssoc - 1, VDPStatusAck | VDPStatusHard | 5, 0, 3, 100}),                         // hard error
+		cat(bridgeUp, assoc, due, ack, []byte{3, 0x80, 0, VDPDeassoc - 1, 0, 0, 4, 100}, []byte{1, 0}, due),                           // tagged, then removed
+		cat(bridgeUp, []byte{3, 0, 0x80, 0, 0, 0, 5, 6, 0x0a, 0x10, 0, 0, 0, 0}, []byte{2, 0}, ack),                                   // raw payload, bridge gone
 	} {
 		f.Add(seed)
 	}
@@ -386,6 +392,7 @@ func FuzzVDPStation(f *testing.F) {
 			macs[i] = net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i + 1)}
 		}
 		associated := map[[16]byte]bool{}
+		pre := map[[16]byte]bool{} // registered last to be pre-associated
 		bridge, curBridge := false, [6]byte{}
 		now := time.Now()
 		o := &ops{b: data}
@@ -393,14 +400,22 @@ func FuzzVDPStation(f *testing.F) {
 			before := vdpView(s)
 			var frame []byte
 			switch o.byte() % 5 {
-			case 0: // associate key k with MAC m on a VID
-				k, m, vid := o.byte()%4, o.byte()%4, o.u16()%4096
+			case 0: // register key k with MAC m on a VID
+				k, m, vid := o.byte(), o.byte()%4, o.u16()%4096
 				v := testVSI(macs[m], vid)
-				s.Associate(string('a'+rune(k)), v)
+				if k&0x80 != 0 {
+					v.Mode = VDPPreAssoc
+				}
+				if k&0x40 != 0 {
+					v.Status = VDPHintM
+				}
+				s.Register(string('a'+rune(k%4)), ManagerID("vswitchd"), v)
 				associated[v.ID] = true
+				pre[v.ID] = v.Mode == VDPPreAssoc
 				continue
 			case 1:
-				s.Deassociate(MACVSIID(macs[o.byte()%4]))
+				m := o.byte()
+				s.DeassociateWith(MACVSIID(macs[m%4]), m&0x80>>2)
 				continue
 			case 2: // no bridge, the bridge, or another one
 				switch o.byte() % 3 {
@@ -424,7 +439,7 @@ func FuzzVDPStation(f *testing.F) {
 				} else {
 					v := testVSI(macs[m%4], uint16(o.byte()))
 					v.Mode, v.Status = VDPPreAssoc+mode%4, status
-					payload, _ = (&VDPPDU{ManagerID: ManagerID("bridge"), VSIs: []VSI{v}}).Append(nil)
+					payload, _ = (&VDPPDU{ManagerID: ManagerID("vswitchd"), VSIs: []VSI{v}}).Append(nil)
 				}
 				frame = ECPFrame(senders[int(who&0x7f)%len(senders)], ECPRequest, ECPSubtypeVDP, seq, payload)
 				if who&0x80 != 0 {
@@ -453,7 +468,13 @@ func FuzzVDPStation(f *testing.F) {
 				t.Fatalf("step %d: %d VSIs, %d associated", step, len(vs), len(associated))
 			}
 			for _, v := range vs {
-				if v.State != VSIWaiting && v.State != VSIAssociating && v.State != VSIAssociated && v.State != VSIFailed {
+				switch v.State {
+				case VSIWaiting, VSIAssociating, VSIAssociated, VSIFailed:
+				case VSIPreAssociating, VSIPreAssociated:
+					if !pre[v.VSI.ID] {
+						t.Fatalf("step %d: VSI %v registered to associate shows %s", step, v, v.State)
+					}
+				default:
 					t.Fatalf("step %d: VSI %v", step, v)
 				}
 				if !associated[v.VSI.ID] {

@@ -93,6 +93,27 @@ func ManagerID(name string) (id [16]byte) {
 	return id
 }
 
+// ManagerText shows a manager ID as lldpad does (qbg/vdp22.c, mgrid2str):
+// an ID whose bytes after the first are all zero is the number in its
+// first byte (libvirt's one-byte managerid: "12"); one of printable
+// characters up to its zero padding is that text ("vswitchd"); any other
+// is its 16 bytes in hex.
+func ManagerText(id [16]byte) string {
+	last := len(id) - 1
+	for last > 0 && id[last] == 0 {
+		last--
+	}
+	if last == 0 {
+		return fmt.Sprint(id[0])
+	}
+	for _, b := range id[:last+1] {
+		if b < ' ' || b > '~' {
+			return fmt.Sprintf("%x", id)
+		}
+	}
+	return string(id[:last+1])
+}
+
 func entryLen(format uint8) (int, error) {
 	switch format {
 	case FilterVID:

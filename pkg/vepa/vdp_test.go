@@ -112,3 +112,17 @@ func FuzzParseVDP(f *testing.F) {
 		}
 	})
 }
+
+func TestManagerText(t *testing.T) {
+	for _, c := range []struct {
+		id   [16]byte
+		want string
+	}{
+		{[16]byte{12}, "12"}, {[16]byte{}, "0"}, {[16]byte{255}, "255"}, {ManagerID("vswitchd"), "vswitchd"},
+		{ManagerID("0123456789abcdef"), "0123456789abcdef"}, {[16]byte{1, 2}, "01020000000000000000000000000000"},
+	} {
+		if got := ManagerText(c.id); got != c.want {
+			t.Errorf("ManagerText(% x) = %q, want %q", c.id, got, c.want)
+		}
+	}
+}

@@ -14,18 +14,37 @@ import (
 
 // VSI states (api.VSI.State).
 const (
-	VSIWaiting     = "waiting"     // no EVB bridge heard yet: VDP waits for the EVB TLV exchange
-	VSIAssociating = "associating" // ASSOC sent, no answer yet
-	VSIAssociated  = "associated"  // the bridge acknowledged the association
-	VSIFailed      = "failed"      // the bridge refused (hard error); retried after the keep-alive time
+	VSIWaiting        = "waiting"        // no EVB bridge heard yet: VDP waits for the EVB TLV exchange
+	VSIPreAssociating = "preassociating" // PRE-ASSOC sent, no answer yet
+	VSIPreAssociated  = "preassociated"  // the bridge acknowledged the pre-association
+	VSIAssociating    = "associating"    // ASSOC sent, no answer yet
+	VSIAssociated     = "associated"     // the bridge acknowledged the association
+	VSIFailed         = "failed"         // the bridge refused; retried after the keep-alive time
+)
+
+// Hints a station sets in the status byte of its requests (IEEE
+// 802.1Qbg-2012 clause 41; lldpad's VDP22_MIGTO and VDP22_MIGFROM). In a
+// bridge's answer the same bits are the keep and hard-error flags: an
+// answer has the ack bit set.
+const (
+	// VDPHintM (the M bit) on a (pre-)association: the VSI migrated to
+	// this station.
+	VDPHintM = 0x10
+	// VDPHintS (the S bit) on a de-association: the VSI left this station
+	// (migrated away); the bridge may keep what it holds for it.
+	VDPHintS = 0x20
 )
 
 // VSIStatus is a VSI the station registers, with its state.
 type VSIStatus struct {
-	Key     string // the caller's name for it (a port)
+	Key string // the caller's name for it (a port)
+	// Manager is the VSI manager ID its PDUs carry.
+	Manager [16]byte
+	// VSI is what is asked of the bridge: Mode VDPPreAssoc or VDPAssoc,
+	// Status the request's hints (VDPHintM).
 	VSI     VSI
 	State   string
-	Reason  string // the bridge's reason for a failure
+	Reason  string // the bridge's reason for a failure, or why the station asks again
 	Updated time.Time
 }
 
@@ -44,10 +63,28 @@ type VDPConfig struct {
 
 type vsiEntry struct {
 	VSIStatus
-	sent     time.Time // last ASSOC sent
+	sent     time.Time // last request sent
 	deassoc  bool      // to be de-associated, then forgotten
-	answered bool      // an answer arrived since the last ASSOC
+	hints    uint8     // of that de-association (VDPHintS)
+	answered bool      // an answer arrived since the last request
 }
+
+// requesting is the state of an entry whose request is out.
+func (e *vsiEntry) requesting() string {
+	if e.VSI.Mode == VDPAssoc {
+		return VSIAssociating
+	}
+	return VSIPreAssociating
+}
+
+// pduGap is the least time between two VDP PDUs the station sends. ECP
+// allows the next as soon as the last is acknowledged, but lldpad hands a
+// PDU to its VDP layer 2 ms after ECP acknowledged it, from one buffer per
+// port (qbg/vdp22sm.c, vdp22_from_ecp22): a PDU that arrives sooner
+// overwrites the one before, which is then lost (a DEASSOC followed at
+// once by an ASSOC was). lldpad's event loop runs expired timers before it
+// reads the next frame, so arriving after the 2 ms is enough.
+const pduGap = 10 * time.Millisecond
 
 // answerWait is how long the station waits for the bridge's answer to an
 // ASSOC before sending it again (lldpad answers within milliseconds; RWD,
@@ -55,13 +92,14 @@ type vsiEntry struct {
 // ~15.8 s timeout).
 const answerWait = time.Second
 
-// VDPStation registers VSIs with the adjacent bridge over ECP: it sends an
-// ASSOC for each, repeats it every keep-alive period (the bridge forgets a
-// VSI that is not refreshed), re-sends when no answer came within a second
-// (marking an associated VSI associating again), and de-associates VSIs
-// that are removed. Feed it the ECP frames received on
-// the uplink (Handle) and run it (Run) while an EVB bridge is present
-// (SetBridge).
+// VDPStation registers VSIs with the adjacent bridge over ECP: it sends a
+// PRE-ASSOC or ASSOC for each, repeats it every keep-alive period (the
+// bridge forgets a VSI that is not refreshed), re-sends when no answer came
+// within a second (marking an associated VSI associating again), and
+// de-associates VSIs that are removed, or that change their identity
+// (manager, type, version, filters) before they are registered again.
+// Feed it the ECP frames received on the uplink (Handle) and run it (Run)
+// while an EVB bridge is present (SetBridge).
 type VDPStation struct {
 	cfg  VDPConfig
 	ecp  *ECP
@@ -70,6 +108,7 @@ type VDPStation struct {
 
 	mu     sync.Mutex
 	vsis   map[[16]byte]*vsiEntry
+	gone   []*VDPPDU // de-associations of replaced registrations, sent first
 	bridge bool
 	peer   [6]byte // the bridge's address, when bridge
 }
@@ -126,12 +165,15 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 		case replaced && e.deassoc:
 			delete(s.vsis, id) // the new bridge never knew it
 		case replaced:
-			e.State, e.Reason, e.Updated, e.sent, e.answered = VSIAssociating, "the bridge changed", now, time.Time{}, false
+			e.State, e.Reason, e.Updated, e.sent, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, false
 		case !present && !e.deassoc:
 			e.State, e.Updated = VSIWaiting, now
 		case present && e.State == VSIWaiting:
-			e.State, e.Updated, e.sent = VSIAssociating, now, time.Time{}
+			e.State, e.Updated, e.sent = e.requesting(), now, time.Time{}
 		}
+	}
+	if replaced || !present {
+		s.gone = nil // the bridge they were for is gone
 	}
 	s.mu.Unlock()
 	if changed {
@@ -151,20 +193,43 @@ func (s *VDPStation) SetMAC(mac net.HardwareAddr) {
 	s.ecp.SetMAC(mac)
 }
 
-// Associate registers (or replaces) VSI v under key; the ASSOC goes out
-// from Run.
+// Associate registers (or replaces) VSI v under key with the station's
+// manager ID; the ASSOC goes out from Run.
 func (s *VDPStation) Associate(key string, v VSI) {
 	v.Mode, v.Status = VDPAssoc, 0
+	s.Register(key, s.cfg.ManagerID, v)
+}
+
+// Register registers (or replaces) VSI v under key and manager mgr: v.Mode
+// is VDPPreAssoc (a VM about to arrive: the bridge reserves what it needs)
+// or VDPAssoc, and v.Status holds the request's hints (VDPHintM: the VM
+// migrated here; other bits are ignored). Registering the same VSI again
+// changes nothing; a new mode (PRE-ASSOC to ASSOC) or hint is sent at
+// once; a registration whose manager, type, version or filters change is
+// de-associated first, as the bridge knows it, and then registered anew.
+// The requests go out from Run.
+func (s *VDPStation) Register(key string, mgr [16]byte, v VSI) {
+	if v.Mode != VDPPreAssoc {
+		v.Mode = VDPAssoc
+	}
+	v.Status &= VDPHintM
 	s.mu.Lock()
-	if old, ok := s.vsis[v.ID]; ok && !old.deassoc && old.Key == key && sameVSI(old.VSI, v) {
+	old, ok := s.vsis[v.ID]
+	if ok && !old.deassoc && old.Key == key && old.Manager == mgr && sameVSI(old.VSI, v) &&
+		old.VSI.Mode == v.Mode && old.VSI.Status == v.Status {
 		s.mu.Unlock()
 		return
 	}
-	state := VSIWaiting
-	if s.bridge {
-		state = VSIAssociating
+	if ok && !old.deassoc && old.State != VSIWaiting && s.bridge && (old.Manager != mgr || !sameVSI(old.VSI, v)) {
+		d := old.VSI
+		d.Mode, d.Status = VDPDeassoc, 0
+		s.gone = append(s.gone, &VDPPDU{ManagerID: old.Manager, VSIs: []VSI{d}})
 	}
-	s.vsis[v.ID] = &vsiEntry{VSIStatus: VSIStatus{Key: key, VSI: v, State: state, Updated: time.Now()}}
+	e := &vsiEntry{VSIStatus: VSIStatus{Key: key, Manager: mgr, VSI: v, State: VSIWaiting, Updated: time.Now()}}
+	if s.bridge {
+		e.State = e.requesting()
+	}
+	s.vsis[v.ID] = e
 	s.mu.Unlock()
 	s.poke()
 }
@@ -199,14 +264,18 @@ func sameVSI(a, b VSI) bool {
 
 // Deassociate removes the VSI with this ID; a DEASSOC goes out from Run
 // when the bridge knew it.
-func (s *VDPStation) Deassociate(id [16]byte) {
+func (s *VDPStation) Deassociate(id [16]byte) { s.DeassociateWith(id, 0) }
+
+// DeassociateWith is Deassociate with hints in the DEASSOC's status byte:
+// VDPHintS when the VM migrated away (other bits are ignored).
+func (s *VDPStation) DeassociateWith(id [16]byte, hints uint8) {
 	s.mu.Lock()
 	e, ok := s.vsis[id]
 	if ok {
 		if e.State == VSIWaiting || !s.bridge {
 			delete(s.vsis, id)
 		} else {
-			e.deassoc = true
+			e.deassoc, e.hints = true, hints&VDPHintS
 		}
 	}
 	s.mu.Unlock()
@@ -253,6 +322,12 @@ func (s *VDPStation) Handle(frame []byte) {
 
 // deliver takes a VDP PDU from the bridge: answers to our requests, or a
 // de-association of its own (it forgets a VSI that was not refreshed).
+// An answer counts only for the registration it answers (same manager,
+// type, version and filters): one for a registration since replaced is
+// ignored. A de-association of the bridge's own matches by VSIID and
+// filters. A bridge refuses with an error in the status (hard, keep, or a
+// reason), answering with the request's mode or, as lldpad does, with a
+// DEASSOC.
 func (s *VDPStation) deliver(payload []byte) {
 	p, err := ParseVDP(payload)
 	if err != nil {
@@ -265,22 +340,28 @@ func (s *VDPStation) deliver(payload []byte) {
 	for _, v := range p.VSIs {
 		e, ok := s.vsis[v.ID]
 		if !ok || !sameFilters(e.VSI, v) {
-			continue // not ours, or an answer for filters it no longer has
+			continue // not ours, or about filters it no longer has
 		}
+		if v.Status&VDPStatusAck != 0 && (e.Manager != p.ManagerID || e.VSI.TypeID != v.TypeID || e.VSI.TypeVersion != v.TypeVersion) {
+			continue // an answer for a registration since replaced
+		}
+		refused := v.Status&(VDPStatusHard|VDPStatusKeep|0x0f) != 0
 		switch {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
-			// The bridge dropped it: associate again.
-			e.State, e.Reason, e.Updated, e.sent = VSIAssociating, "de-associated by the bridge", now, time.Time{}
+			// The bridge dropped it: register again.
+			e.State, e.Reason, e.Updated, e.sent = e.requesting(), "de-associated by the bridge", now, time.Time{}
 			kick = true
 		case v.Status&VDPStatusAck == 0:
 			// a request of ours reflected, or something not for us
-		case e.deassoc && v.Mode == VDPDeassoc:
-			delete(s.vsis, v.ID)
-		case v.Mode == VDPAssoc && v.Status&VDPStatusHard != 0:
-			e.State, e.Reason, e.Updated, e.answered = VSIFailed, VDPReasons[v.Status&0x0f], now, true
-		case v.Mode == VDPAssoc:
-			if e.State != VSIAssociated {
-				e.State, e.Reason, e.Updated = VSIAssociated, "", now
+		case e.deassoc:
+			if v.Mode == VDPDeassoc {
+				delete(s.vsis, v.ID)
+			}
+		case refused && (v.Mode == e.VSI.Mode || v.Mode == VDPDeassoc):
+			e.State, e.Reason, e.Updated, e.answered = VSIFailed, refusal(v.Status), now, true
+		case v.Mode == e.VSI.Mode:
+			if st := answeredState(e.VSI.Mode); e.State != st {
+				e.State, e.Reason, e.Updated = st, "", now
 			}
 			e.answered = true
 		}
@@ -291,12 +372,37 @@ func (s *VDPStation) deliver(payload []byte) {
 	}
 }
 
-// Run sends what is due until ctx ends: ASSOCs for new VSIs, unanswered
-// ones after RWD, keep-alives after RKA (and failed ones then too), and
-// DEASSOCs for removed ones.
+// answeredState is the state of a VSI whose request in mode was
+// acknowledged.
+func answeredState(mode uint8) string {
+	if mode == VDPAssoc {
+		return VSIAssociated
+	}
+	return VSIPreAssociated
+}
+
+// refusal words a bridge's error status for VSIStatus.Reason.
+func refusal(status uint8) string {
+	r, ok := VDPReasons[status&0x0f]
+	if !ok {
+		r = fmt.Sprintf("reason %d", status&0x0f)
+	}
+	if status&0x0f == 0 {
+		r = "refused"
+	}
+	if status&VDPStatusKeep != 0 {
+		r += " (the bridge keeps its previous state)"
+	}
+	return r
+}
+
+// Run sends what is due until ctx ends: requests for new VSIs, unanswered
+// ones after a second, keep-alives after RKA (and failed ones then too),
+// and DEASSOCs for removed and replaced ones.
 func (s *VDPStation) Run(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var last time.Time // when the last PDU was acknowledged
 	for {
 		select {
 		case <-ctx.Done():
@@ -310,9 +416,17 @@ func (s *VDPStation) Run(ctx context.Context) {
 				s.log.Error("encode VDP PDU", "err", err)
 				continue
 			}
+			if wait := pduGap - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 			if err := s.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
 				s.log.Warn("VDP request not acknowledged by the bridge", "err", err)
 			}
+			last = time.Now()
 		}
 	}
 }
@@ -324,28 +438,29 @@ func (s *VDPStation) due(now time.Time) []*VDPPDU {
 	if !s.bridge {
 		return nil
 	}
-	var out []*VDPPDU
+	out := s.gone
+	s.gone = nil
 	keep := Timer(s.cfg.RKA)
 	for id, e := range s.vsis {
 		v := e.VSI
 		switch {
 		case e.deassoc:
-			v.Mode = VDPDeassoc
+			v.Mode, v.Status = VDPDeassoc, e.hints
 			delete(s.vsis, id) // one DEASSOC; the bridge's ACK needs no state
 		case e.sent.IsZero(),
 			!e.answered && now.Sub(e.sent) >= answerWait,
 			e.answered && now.Sub(e.sent) >= keep:
-			if !e.sent.IsZero() && !e.answered && e.State == VSIAssociated {
-				e.State, e.Reason, e.Updated = VSIAssociating, "no answer to the keep-alive", now
+			if !e.sent.IsZero() && !e.answered && e.State == answeredState(e.VSI.Mode) {
+				e.State, e.Reason, e.Updated = e.requesting(), "no answer to the keep-alive", now
 			}
 			if e.State == VSIFailed {
-				e.State = VSIAssociating
+				e.State = e.requesting()
 			}
 			e.sent, e.answered = now, false
 		default:
 			continue
 		}
-		out = append(out, &VDPPDU{ManagerID: s.cfg.ManagerID, VSIs: []VSI{v}})
+		out = append(out, &VDPPDU{ManagerID: e.Manager, VSIs: []VSI{v}})
 	}
 	return out
 }

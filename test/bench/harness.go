@@ -712,9 +712,9 @@ func (r ContenderResult) summary() string {
 		case l.Error != "":
 			parts = append(parts, "latency error: "+l.Error)
 		default:
-			parts = append(parts, "rtt light "+l.Light.cell())
+			parts = append(parts, "rtt light "+l.Light.cell()+l.Light.netCell())
 			if l.Load != nil {
-				parts = append(parts, "load "+l.Load.cell())
+				parts = append(parts, "load "+l.Load.cell()+l.Load.netCell())
 			}
 		}
 	}

@@ -35,6 +35,15 @@ type LatencyPhase struct {
 	MeanUs   float64 `json:"mean_us"`
 	StdevUs  float64 `json:"stdev_us"`
 	Seconds  float64 `json:"seconds"`
+	// The round trips less the time each probe spent inside the two VMs
+	// (VM2: the kernel's receive timestamp to the echo's send; VM1: the
+	// receive timestamp to the prober's read), over the NetProbes answers
+	// where both VMs timestamped (packet sockets; not taps): what the
+	// switch and the links took, apart from the VMs' own scheduling.
+	NetProbes int     `json:"net_probes,omitempty"`
+	NetP50Us  float64 `json:"net_p50_us,omitempty"`
+	NetP99Us  float64 `json:"net_p99_us,omitempty"`
+	NetMaxUs  float64 `json:"net_max_us,omitempty"`
 	// CPU while the probes ran, as for the throughput tests: the switch
 	// process (utime+stime, 100 = one core) or, for kernel switches
 	// (cpu_kind softirq), the system-wide softirq time.
@@ -202,6 +211,10 @@ func runLatencyPhase(ctx context.Context, p *proc, pp probePath, loadPPS float64
 	us := func(d time.Duration) float64 { return round(float64(d)/1e3, 1) }
 	ph.MinUs, ph.P50Us, ph.P99Us, ph.MaxUs = us(run.Min), us(run.P50), us(run.P99), us(run.Max)
 	ph.MeanUs, ph.StdevUs = us(run.Mean), us(run.Stdev)
+	if run.NetProbes > 0 {
+		ph.NetProbes = run.NetProbes
+		ph.NetP50Us, ph.NetP99Us, ph.NetMaxUs = us(run.Net.P50), us(run.Net.P99), us(run.Net.Max)
+	}
 	ph.Seconds = round(run.Elapsed.Seconds(), 3)
 	ph.CPUPct, ph.SoftirqPct, ph.SysBusyPct = cpu.pct, cpu.softirqPct, cpu.busyPct
 

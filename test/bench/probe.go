@@ -26,6 +26,14 @@ import (
 // checksums stay valid without recomputing them, and the payload (with the
 // prober's timestamp) comes back unchanged. The prober checks both
 // checksums of every answer, so a switch that corrupts frames cannot score.
+//
+// A responder that knows when the kernel received the request also
+// reports how long the request spent in VM2 (kernel receive timestamp to
+// the echo's send): in the IPv4 Identification field, as microseconds
+// plus one (0: not measured, as in every request; at most 65,534 us), with
+// the header checksum updated to match. With the prober's own receive
+// timestamp that splits a round trip into the VMs' share and the rest, the
+// switch's and the links' (see prober.replyAt).
 const (
 	probeSrcPort  = 40001
 	probeEchoPort = 7 // echo
@@ -113,6 +121,28 @@ type probeInfo struct {
 	Seq        uint32
 	Tx         int64 // CLOCK_MONOTONIC ns at the prober
 	ChecksumOK bool  // IPv4 header and UDP checksums both valid
+	// Turn is the time the request spent in VM2 as the responder
+	// reported it (stampTurn); TurnOK is false when it did not.
+	Turn   time.Duration
+	TurnOK bool
+}
+
+// maxTurnUs is the longest turnaround the Identification field carries.
+const maxTurnUs = 0xfffe
+
+// stampTurn writes turn, the time the request spent in the responder's
+// VM, into the IPv4 Identification field of a reply made by echoProbe and
+// updates the header checksum incrementally (RFC 1624). Longer than
+// maxTurnUs microseconds is written as maxTurnUs.
+func stampTurn(frame []byte, turn time.Duration) {
+	ip := frame[ethHdrLen:]
+	us := min(max(turn.Microseconds(), 0), maxTurnUs)
+	old := binary.BigEndian.Uint16(ip[4:])
+	nw := uint16(us + 1)
+	binary.BigEndian.PutUint16(ip[4:], nw)
+	c := binary.BigEndian.Uint16(ip[10:])
+	// HC' = ~(~HC + ~m + m')
+	binary.BigEndian.PutUint16(ip[10:], ^fold(uint32(^c)+uint32(^old)+uint32(nw)))
 }
 
 // parseProbe tells whether frame (untagged, as the VM sees it) is a probe
@@ -138,6 +168,9 @@ func parseProbe(frame []byte) probeInfo {
 		Session: binary.BigEndian.Uint16(frame[probeSessOff:]),
 		Seq:     binary.BigEndian.Uint32(frame[probeSeqOff:]),
 		Tx:      int64(binary.BigEndian.Uint64(frame[probeTxOff:])),
+	}
+	if id := binary.BigEndian.Uint16(ip[4:]); id != 0 {
+		pi.Turn, pi.TurnOK = time.Duration(id-1)*time.Microsecond, true
 	}
 	switch sp, dp := binary.BigEndian.Uint16(udp[0:]), binary.BigEndian.Uint16(udp[2:]); {
 	case sp == probeSrcPort && dp == probeEchoPort:

@@ -221,6 +221,47 @@ func TestProberReply(t *testing.T) {
 	}
 }
 
+// The responder's turnaround rides in the IPv4 Identification field of
+// the reply, the header checksum stays valid (checked by parseProbe and by
+// gopacket's own checksum code), and the prober subtracts it and its own
+// wake-up from the round trip.
+func TestStampTurn(t *testing.T) {
+	f := mustProbe(t, 5)
+	if pi := parseProbe(f); pi.TurnOK {
+		t.Fatalf("a fresh request carries a turnaround: %+v", pi)
+	}
+	stampProbe(f, 2, 1000)
+	echoProbe(f)
+	stampTurn(f, 1234*time.Microsecond+700)
+	pi := parseProbe(f)
+	if pi.Kind != probeReply || !pi.ChecksumOK || !pi.TurnOK || pi.Turn != 1234*time.Microsecond || pi.Seq != 2 || pi.Tx != 1000 {
+		t.Fatalf("reply with a turnaround: %+v", pi)
+	}
+	decodeUDP(t, f)
+	stampTurn(f, time.Second) // over the field's range: saturates
+	if pi := parseProbe(f); !pi.ChecksumOK || pi.Turn != maxTurnUs*time.Microsecond {
+		t.Errorf("a 1 s turnaround: %+v", pi)
+	}
+	stampTurn(f, -time.Millisecond) // clocks disagree: 0, still marked
+	if pi := parseProbe(f); !pi.ChecksumOK || !pi.TurnOK || pi.Turn != 0 {
+		t.Errorf("a negative turnaround: %+v", pi)
+	}
+
+	p := newProber(3, 5)
+	stampTurn(f, 40*time.Microsecond)
+	p.replyAt(parseProbe(f), 5000, 4900) // round trip 4000 ns: 40 us in VM2 is more than all of it
+	if p.inVMs[2].Load() != 40000+100 {
+		t.Errorf("time in the VMs %d ns, want 40100", p.inVMs[2].Load())
+	}
+	g := mustProbe(t, 5)
+	stampProbe(g, 1, 1000)
+	echoProbe(g) // no turnaround: the responder could not timestamp
+	p.replyAt(parseProbe(g), 9000, 8000)
+	if p.rtt[1].Load() != 8000 || p.inVMs[1].Load() != 0 {
+		t.Errorf("answer without a turnaround: rtt %d, in VMs %d; want 8000, 0 (unknown)", p.rtt[1].Load(), p.inVMs[1].Load())
+	}
+}
+
 // fakeLink echoes probes after a delay on another goroutine and drops
 // every dropEvery-th one.
 type fakeLink struct {
@@ -327,7 +368,9 @@ func TestProbeAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		stampProbe(f, seq%16, monoNow())
 		echoProbe(f)
-		p.reply(parseProbe(f), monoNow())
+		stampTurn(f, 30*time.Microsecond)
+		now := monoNow()
+		p.replyAt(parseProbe(f), now, now-1000)
 		echoProbe(f)
 		seq++
 	})
@@ -407,5 +450,12 @@ func TestSocketProber(t *testing.T) {
 	}
 	if res.Min <= 0 || res.P50 < res.Min || res.P99 < res.P50 || res.Max < res.P99 || res.P50 > 100*time.Millisecond {
 		t.Errorf("rtt min %v p50 %v p99 %v max %v", res.Min, res.P50, res.P99, res.Max)
+	}
+	// Both ends timestamp: every answer splits into the VMs' time and the
+	// rest, which is never more than the round trip.
+	t.Logf("less the time in the VMs: p50 %v p99 %v max %v over %d answers", res.Net.P50, res.Net.P99, res.Net.Max, res.NetProbes)
+	if res.NetProbes != res.Received || res.Net.Min <= 0 || res.Net.P50 > res.P50 || res.Net.Max > res.Max {
+		t.Errorf("net of the VMs' time: %d of %d answers, min %v p50 %v max %v (round trip p50 %v max %v)",
+			res.NetProbes, res.Received, res.Net.Min, res.Net.P50, res.Net.Max, res.P50, res.Max)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -65,18 +66,29 @@ type probeLink interface {
 type prober struct {
 	session uint16
 	rtt     []atomic.Int64 // per sequence number; 0 = no answer (yet)
-	got     atomic.Int64   // answered probes
-	dup     atomic.Int64   // answers to probes answered before
-	stale   atomic.Int64   // answers of another session or out of range
-	corrupt atomic.Int64   // answers with a bad IPv4 or UDP checksum
+	// inVMs is the part of the round trip spent inside the two VMs, per
+	// sequence number (see replyAt); 0 = not known.
+	inVMs   []atomic.Int64
+	got     atomic.Int64 // answered probes
+	dup     atomic.Int64 // answers to probes answered before
+	stale   atomic.Int64 // answers of another session or out of range
+	corrupt atomic.Int64 // answers with a bad IPv4 or UDP checksum
 }
 
 func newProber(n int, session uint16) *prober {
-	return &prober{session: session, rtt: make([]atomic.Int64, n)}
+	return &prober{session: session, rtt: make([]atomic.Int64, n), inVMs: make([]atomic.Int64, n)}
 }
 
 // reply records an answer parsed by parseProbe that arrived at now.
-func (p *prober) reply(pi probeInfo, now int64) {
+func (p *prober) reply(pi probeInfo, now int64) { p.replyAt(pi, now, 0) }
+
+// replyAt records an answer parsed by parseProbe that the prober read at
+// now and the kernel of VM1 received at krx (CLOCK_MONOTONIC ns; 0: not
+// known). With the responder's turnaround in the answer that gives the
+// time the probe spent inside the VMs (VM2's kernel to the echo's send,
+// VM1's kernel to the prober's read), the part of the round trip that is
+// the VMs' own scheduling and not the switch's.
+func (p *prober) replyAt(pi probeInfo, now, krx int64) {
 	switch {
 	case pi.Kind != probeReply:
 		return
@@ -95,6 +107,9 @@ func (p *prober) reply(pi probeInfo, now int64) {
 		p.dup.Add(1)
 		return
 	}
+	if pi.TurnOK && krx > 0 && krx <= now {
+		p.inVMs[pi.Seq].Store(int64(pi.Turn) + now - krx)
+	}
 	p.got.Add(1)
 }
 
@@ -103,6 +118,10 @@ type probeRun struct {
 	rttStats
 	Corrupt, Dup, Stale int
 	Elapsed             time.Duration // first probe to the end of the wait for answers
+	// Net summarizes the round trips less their time inside the VMs,
+	// over the NetProbes answers where that was known.
+	Net       vtopo.Latency
+	NetProbes int
 }
 
 // run sends the probes from tmpl (a request built by buildProbe) over
@@ -150,6 +169,15 @@ func (p *prober) run(ctx context.Context, link probeLink, tmpl []byte, interval,
 		}
 	}
 	res.rttStats = summarizeRTT(rtts, sent)
+	var net []time.Duration
+	for i := 0; i < sent; i++ {
+		if r, v := p.rtt[i].Load(), p.inVMs[i].Load(); r > 0 && v > 0 {
+			net = append(net, time.Duration(max(r-v, 1)))
+		}
+	}
+	if len(net) > 0 {
+		res.Net, res.NetProbes = vtopo.Summarize(net), len(net)
+	}
 	res.Corrupt, res.Dup, res.Stale = int(p.corrupt.Load()), int(p.dup.Load()), int(p.stale.Load())
 	return res, ctx.Err()
 }
@@ -180,6 +208,11 @@ func openProbeSocket(ns *vtopo.NS, ifname string, dstPort uint16) (int, error) {
 		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 			return fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
+		}
+		// The kernel's receive time of each frame, for the round trip's
+		// split (see tsReader).
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+			return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
 		}
 		tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
@@ -221,6 +254,62 @@ func udpPortFilter(port uint16) []unix.SockFilter {
 	}
 }
 
+// tsReader reads frames with the kernel's receive timestamp
+// (SO_TIMESTAMPNS, set by openProbeSocket) from a packet socket, without
+// allocating.
+type tsReader struct {
+	fd  int
+	buf []byte
+	oob []byte
+	msg unix.Msghdr
+	iov unix.Iovec
+}
+
+func newTSReader(fd int) *tsReader {
+	r := &tsReader{fd: fd, buf: make([]byte, 2048), oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))}
+	r.iov.Base = &r.buf[0]
+	r.iov.SetLen(len(r.buf))
+	r.msg.Iov = &r.iov
+	r.msg.SetIovlen(1)
+	return r
+}
+
+// read returns the next frame, the time it was read and the time the
+// kernel received it (both CLOCK_MONOTONIC ns; krx 0 when the frame came
+// without a timestamp).
+func (r *tsReader) read() (frame []byte, now, krx int64, err error) {
+	r.msg.Control = &r.oob[0]
+	r.msg.SetControllen(len(r.oob))
+	n, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.msg)), 0)
+	now = monoNow()
+	if e != 0 {
+		return nil, now, 0, e
+	}
+	return r.buf[:n], now, r.kernelTime(now), nil
+}
+
+// kernelTime converts the SCM_TIMESTAMPNS control message of the last
+// read (CLOCK_REALTIME) to CLOCK_MONOTONIC, by the offset between the two
+// clocks now; 0 if there is none.
+func (r *tsReader) kernelTime(now int64) int64 {
+	oob := r.oob[:r.msg.Controllen]
+	hdr := unix.SizeofCmsghdr
+	for len(oob) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if int(h.Len) < hdr || int(h.Len) > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && int(h.Len) >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+			var real unix.Timespec
+			_ = unix.ClockGettime(unix.CLOCK_REALTIME, &real)
+			return ts.Nano() - (real.Nano() - now)
+		}
+		oob = oob[min(unix.CmsgSpace(int(h.Len)-unix.CmsgLen(0)), len(oob)):]
+	}
+	return 0
+}
+
 // sockLink is a prober's packet socket (see openProbeSocket).
 type sockLink struct{ fd int }
 
@@ -242,17 +331,16 @@ func (l *sockLink) attach(p *prober) (func(), error) {
 		defer close(done)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		buf := make([]byte, 2048)
+		r := newTSReader(l.fd)
 		for !stop.Load() {
-			n, err := unix.Read(l.fd, buf)
-			now := monoNow()
+			f, now, krx, err := r.read()
 			if err != nil {
 				if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 					continue
 				}
 				return
 			}
-			p.reply(parseProbe(buf[:n]), now)
+			p.replyAt(parseProbe(f), now, krx)
 		}
 	}()
 	var once atomic.Bool
@@ -277,20 +365,22 @@ func (r *sockResponder) run() {
 	defer close(r.done)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	buf := make([]byte, 2048)
+	rd := newTSReader(r.fd)
 	for !r.stopped.Load() {
-		n, err := unix.Read(r.fd, buf)
+		f, _, krx, err := rd.read()
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				continue
 			}
 			return
 		}
-		f := buf[:n]
 		if parseProbe(f).Kind != probeRequest {
 			continue
 		}
 		echoProbe(f)
+		if krx > 0 {
+			stampTurn(f, time.Duration(monoNow()-krx)) // the time it spent in this VM
+		}
 		_, _ = unix.Write(r.fd, f)
 	}
 }

@@ -146,6 +146,15 @@ func (p *LatencyPhase) cell() string {
 	return us(p.P50Us) + "/" + us(p.P99Us) + "/" + us(p.MaxUs)
 }
 
+// netCell is " (net p50/p99/max)", the round trips less the time in the
+// VMs, or "" where it was not measured.
+func (p *LatencyPhase) netCell() string {
+	if p == nil || p.NetProbes == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (net %.0f/%.0f/%.0f)", p.NetP50Us, p.NetP99Us, p.NetMaxUs)
+}
+
 func (p *LatencyPhase) lossCell() string {
 	if p == nil || p.Probes == 0 {
 		return "-"

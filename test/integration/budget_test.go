@@ -38,12 +38,12 @@ var budgets = map[string]budget{
 	// uplink RX ring 4 MiB; per port its RX ring (2 MiB) and ~0.3 MiB of
 	// heap, thread and socket buffers; fds: port socket + eventfd, the
 	// port's own uplink TX socket.
-	"afpacket": {baseKiB: 22 << 10, portKiB: 2816, per1024MACsKiB: 768, baseFDs: 17, portFDs: 3},
+	"afpacket": {baseKiB: 22 << 10, portKiB: 2816, per1024MACsKiB: 1536, baseFDs: 17, portFDs: 3},
 	// uplink UMEM 8 MiB; ports as afpacket, but their uplink TX joins the
 	// uplink's one XSK.
-	"afxdp": {baseKiB: 30 << 10, portKiB: 2816, per1024MACsKiB: 768, baseFDs: 21, portFDs: 2},
+	"afxdp": {baseKiB: 30 << 10, portKiB: 2816, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 2},
 	// a UMEM (8 MiB) per port.
-	"afxdp-xsk": {baseKiB: 30 << 10, portKiB: 9 << 10, per1024MACsKiB: 768, baseFDs: 21, portFDs: 6},
+	"afxdp-xsk": {baseKiB: 30 << 10, portKiB: 9 << 10, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 6},
 }
 
 // budgetPorts is how many ports TestMemoryBudget attaches; each learns
@@ -255,7 +255,11 @@ func TestMemoryBudget(t *testing.T) {
 		c.Close()
 		after := waitFDs(t, pid, base.fds, 5*time.Second)
 		t.Logf("%s, ports deleted: %v", dp, after)
-		if after.fds != base.fds {
+		// One more is allowed: the uplink's receive queue (one, with
+		// --uplink-queues 1 in the harness) makes its epoll set the first time it waits
+		// while holding frames, which the MAC flood's reflections may
+		// cause; it stays with the queue. Ports leave nothing.
+		if after.fds < base.fds || after.fds > base.fds+1 {
 			t.Errorf("%d fds after deleting the ports, %d before adding them", after.fds, base.fds)
 		}
 		if after.ringKiB != base.ringKiB {

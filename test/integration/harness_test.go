@@ -457,11 +457,17 @@ func runCtl(t *testing.T, args ...string) ctlResult {
 // runCtlIn is runCtl with stdin.
 func runCtlIn(t *testing.T, stdin io.Reader, args ...string) ctlResult {
 	t.Helper()
+	return runCtlEnv(t, nil, stdin, args...)
+}
+
+// runCtlEnv is runCtlIn with more environment variables (KEY=VALUE).
+func runCtlEnv(t *testing.T, env []string, stdin io.Reader, args ...string) ctlResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, vswctlBin, args...)
 	cmd.Stdin = stdin
-	cmd.Env = append(os.Environ(), "VSWITCHD_SOCKET=/nonexistent/vsit.sock")
+	cmd.Env = append(append(os.Environ(), "VSWITCHD_SOCKET=/nonexistent/vsit.sock"), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()

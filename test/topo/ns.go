@@ -361,3 +361,23 @@ func (s *SyncBuffer) Bytes() []byte {
 	defer s.mu.Unlock()
 	return append([]byte(nil), s.b.Bytes()...)
 }
+
+// PacketSockets lists the inodes of the packet sockets open in the
+// namespace (/proc/net/packet as seen from inside it).
+func (n *NS) PacketSockets() ([]string, error) {
+	var b []byte
+	if err := n.Do(func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/packet")
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("list packet sockets in %s: %w", n.Name, err)
+	}
+	var inodes []string
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); i > 0 && len(f) > 0 {
+			inodes = append(inodes, f[len(f)-1])
+		}
+	}
+	return inodes, nil
+}

@@ -479,3 +479,34 @@ func TestPercentileDurations(t *testing.T) {
 		t.Errorf("p99 of nothing = %v", got)
 	}
 }
+
+// lldpad's debug log as its VDP bridge role writes it (lldpad 1.1,
+// Debian 12), other lines between.
+const lldpadVDPLog = `07:42:35.213462 vdp22_input:p1 input_len:53
+07:42:35.213466 vdp22_station_info:p1 received VSI hit:(nil)
+07:42:35.213469 vsi:0x7ffe6efad2a0 flags:0 vsi_mode:1,0 status:0 mgrid:12 id:1193047(0x123457) version:2 id_fmt:5 f985643c-8674-5aed-a391-f5777dbb02ca format:2 no:1
+07:42:35.213473 check_vsi:p1 vsi_mode:1 filter_fmt:2 vsi_fmt:5 rc:1
+07:42:36.000000 ptlv_2_vsi22:p2 TLV ignored
+07:42:36.000001 vsi:0x7ffe6efad2a0 flags:0 vsi_mode:3,0 status:0x40 mgrid:12 id:1(0x1) version:0 id_fmt:5 x format:2 no:1
+07:42:37.328893 vdp22_station_info:p2 received VSI hit:0x55ea56b3bbe0
+07:42:37.328897 vsi:0x7ffe6efad2a0 flags:0 vsi_mode:4,0 status:0x20 mgrid:vswitchd id:0(0) version:0 id_fmt:5 0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d format:2 no:1
+07:42:37.328898 vdp22_station_info:p2 vsi_mode:3 flags:0
+`
+
+// The VSIs a bridge role received, each with its port; a TLV lldpad
+// ignored (no vdp22_station_info line before it) is not one.
+func TestParseVSIRecords(t *testing.T) {
+	got := ParseVSIRecords(lldpadVDPLog)
+	want := []VSIRecord{
+		{Port: "p1", Mode: 1, Status: 0, MgrID: "12", TypeID: 1193047, Version: 2, IDFmt: 5, ID: "f985643c-8674-5aed-a391-f5777dbb02ca"},
+		{Port: "p2", Mode: 4, Status: 0x20, MgrID: "vswitchd", TypeID: 0, Version: 0, IDFmt: 5, ID: "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("record %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -182,6 +183,61 @@ func (d *Domain) Destroy() error {
 		return fmt.Errorf("domain %s: %w", d.Spec.Name, err)
 	}
 	return nil
+}
+
+// MigrateTo moves the running domain live to dst (`virsh migrate --live`,
+// managed by the client: virsh talks to both daemons), its memory going
+// over migrateURI (tcp://ADDR, an address of dst's namespace that d's QEMU
+// reaches). The destination's serial console gets a socket and a log of
+// its own (the migratable XML with those paths, passed with --xml: both
+// QEMUs run at once), so the returned Domain talks to the guest where it
+// runs then; d stays for the source's side. It returns how long virsh
+// migrate took. At Cleanup the destination's domain is destroyed.
+func (d *Domain) MigrateTo(dst *Libvirtd, migrateURI string) (*Domain, time.Duration, error) {
+	name := d.Spec.Name
+	x, err := d.l.Virsh("dumpxml", "--migratable", name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("domain %s: %w", name, err)
+	}
+	nd := &Domain{Spec: d.Spec, Started: d.Started, l: dst,
+		sock: filepath.Join(dst.Dir, "console-"+name+".sock"),
+		log:  filepath.Join(dst.Dir, "console-"+name+".log")}
+	if !strings.Contains(x, esc(d.sock)) || !strings.Contains(x, esc(d.log)) {
+		return nil, 0, fmt.Errorf("domain %s: the migratable XML does not name the console socket and log:\n%s", name, x)
+	}
+	x = strings.ReplaceAll(strings.ReplaceAll(x, esc(d.sock), esc(nd.sock)), esc(d.log), esc(nd.log))
+	xmlPath := filepath.Join(dst.Dir, name+"-incoming.xml")
+	if err := os.WriteFile(xmlPath, []byte(x), 0o644); err != nil {
+		return nil, 0, fmt.Errorf("domain %s: %w", name, err)
+	}
+	dst.tp.Defer("destroy migrated domain "+name, func() error {
+		nd.mu.Lock()
+		if nd.conn != nil {
+			nd.conn.Close()
+		}
+		nd.mu.Unlock()
+		if dst.tp.Failed() {
+			dst.tp.Logf("serial console of %s on the destination:\n%s", name, tail(nd.ConsoleLog(), 60))
+		}
+		if st, err := nd.State(); err == nil && st != "shut off" {
+			return nd.Destroy()
+		}
+		return nil
+	})
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := d.l.virsh(ctx, "migrate", "--live", "--xml", xmlPath, name, dst.URI, migrateURI); err != nil {
+		return nil, time.Since(start), fmt.Errorf("domain %s: %w", name, err)
+	}
+	took := time.Since(start)
+	d.mu.Lock()
+	if d.conn != nil { // the source's QEMU is gone
+		d.conn.Close()
+		d.conn = nil
+	}
+	d.mu.Unlock()
+	return nd, took, nil
 }
 
 // UUID returns the domain's UUID (`virsh domuuid`): the owner of the ports

@@ -80,6 +80,25 @@ var ErrMissing = errors.New("not installed")
 // /etc/libvirt/hooks/qemu ("" for none). Everything goes at tp's Cleanup:
 // the domains (Define registers their removal), libvirtd, the anchor, Dir.
 func StartLibvirtd(tp *topo.Topo, ns *topo.NS, hook string) (*Libvirtd, error) {
+	return StartLibvirtdWith(tp, ns, LibvirtdOptions{Hook: hook})
+}
+
+// LibvirtdOptions configure a private libvirtd.
+type LibvirtdOptions struct {
+	// Hook is its /etc/libvirt/hooks/qemu ("" for none).
+	Hook string
+	// HostUUID is the host UUID it reports (libvirtd.conf host_uuid);
+	// "": the machine's. libvirt refuses to migrate a domain between two
+	// daemons of one host UUID ("the same host"): two instances on one
+	// machine that migrate between them need their own.
+	HostUUID string
+	// QEMUConf is appended to its qemu.conf (e.g. migration_address).
+	QEMUConf string
+}
+
+// StartLibvirtdWith is StartLibvirtd with options.
+func StartLibvirtdWith(tp *topo.Topo, ns *topo.NS, o LibvirtdOptions) (*Libvirtd, error) {
+	hook := o.Hook
 	if err := ReapStale(); err != nil {
 		tp.Logf("vm: reaping leftovers of dead runs: %v", err)
 	}
@@ -101,7 +120,11 @@ func StartLibvirtd(tp *topo.Topo, ns *topo.NS, hook string) (*Libvirtd, error) {
 		}
 		mounts = append(mounts, fmt.Sprintf("mount --bind %s %s", shellQuote(priv), d.sys))
 	}
-	files := map[string]string{"etc/qemu.conf": qemuConf, "etc/libvirtd.conf": libvirtdConf}
+	conf := libvirtdConf
+	if o.HostUUID != "" {
+		conf += fmt.Sprintf("host_uuid = %q\n", o.HostUUID)
+	}
+	files := map[string]string{"etc/qemu.conf": qemuConf + o.QEMUConf, "etc/libvirtd.conf": conf}
 	if hook != "" {
 		files["etc/hooks/qemu"] = hook
 	}

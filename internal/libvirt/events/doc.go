@@ -27,8 +27,19 @@
 //     domain is read afresh and synced. Events are only a cue; the domain's
 //     current live XML is the truth, so a late, repeated or reordered event
 //     does no harm.
-//   - A stop by live migration is left to the hook, which de-associates
-//     the VM from the bridge the way a migration needs.
+//   - Live migration follows 802.1Qbg as the hook makes it, so that
+//     --libvirt alone is migration-aware. On the destination libvirt
+//     reports the start (started/migrated) at the end of its Prepare,
+//     before the memory is copied: the ports then added are added
+//     incoming, their VSIs pre-associated while the VM still runs on the
+//     source. When libvirt resumes the VM here (resumed/migrated, or
+//     resumed/post-copy) the domain's incoming ports are promoted (the
+//     VSIs associated with the M bit), sooner than the VM's first frame
+//     or vswitchd's --preassociate-timeout would. On the source, a stop by
+//     migration makes each of the domain's ports outgoing (the VSIs
+//     de-associated with the S bit) and then removes it. Unlike the hook,
+//     the follower comes after the fact and cannot make libvirt cancel a
+//     migration the bridge refuses.
 //
 // What it never does: touch a port whose owner is not a UUID (added with
 // vswctl, no owner; or another tool's), or change a port that a running

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vswitch/vswitch/internal/libvirt"
 	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/port"
 )
 
 // Connection states of api.LibvirtStatus.State.
@@ -175,27 +176,105 @@ func (f *Follower) serve(ctx context.Context, conn Conn) {
 }
 
 // Handle applies one event: the domain it names is synced from its current
-// state (SyncDomain). A stop by live migration is left to the hook, which
-// de-associates the VM with the bridge as a migration needs, and metadata
-// of other namespaces than vswitch's is of no concern.
+// state (SyncDomain), except for live migration, which follows 802.1Qbg's
+// rules as the hook does (see the package documentation):
+//   - started by migration (the destination, at the end of libvirt's
+//     Prepare, before the memory is copied): the ports it adds are added
+//     incoming, so that vswitchd pre-associates their VSIs;
+//   - resumed by migration (the destination, the VM now runs here): its
+//     incoming ports are promoted, their VSIs associated with the M bit;
+//   - stopped by migration (the source): its ports are made outgoing (the
+//     VSIs de-associated with the S bit), then removed.
+//
+// Metadata of other namespaces than vswitch's is of no concern.
 func (f *Follower) Handle(ctx context.Context, conn Conn, ev Event) {
 	f.mu.Lock()
 	f.st.Events++
 	f.mu.Unlock()
-	log := f.log.With("domain", ev.Name, "uuid", ev.UUID, "event", ev.Kind.String())
+	log := f.log.With("domain", ev.Name, "uuid", ev.UUID, "event", ev.Kind.String(), "migrated", ev.Migrated)
+	var err error
 	switch {
 	case ev.Kind == MetadataChanged && ev.Namespace != libvirt.Namespace:
 		log.Debug("libvirt event ignored: metadata of another namespace", "namespace", ev.Namespace)
 		return
-	case ev.Kind == Stopped && ev.Migrated:
-		log.Debug("libvirt event ignored: migrated away, the hook removes the ports")
+	case ev.Kind == Resumed && !ev.Migrated:
+		log.Debug("libvirt event ignored: resumed, not by a migration")
 		return
+	case ev.Kind == Resumed:
+		log.Debug("libvirt event")
+		err = f.promote(ctx, ev.UUID)
+	case ev.Kind == Stopped && ev.Migrated:
+		log.Debug("libvirt event")
+		err = f.migratedAway(ctx, conn, ev.UUID)
+	default:
+		log.Debug("libvirt event", "device", ev.Device)
+		err = f.syncDomain(ctx, conn, ev.UUID, ev.Kind == Started && ev.Migrated)
 	}
-	log.Debug("libvirt event", "device", ev.Device)
-	if err := f.SyncDomain(ctx, conn, ev.UUID); err != nil {
+	if err != nil {
 		log.Warn("sync domain with libvirt event", "err", err)
 		f.noteError(err)
 	}
+}
+
+// promote ends the pre-association of the incoming ports that domain uuid
+// owns: libvirt resumed it here after its migration, so it runs here and
+// its VSIs are associated (with the M bit). vswitchd would otherwise wait
+// for the VM's first frame, or --preassociate-timeout. Ports not incoming
+// (the source's, resumed after a failed migration; or promoted already)
+// are left as they are.
+func (f *Follower) promote(ctx context.Context, uuid string) error {
+	ports, err := f.cfg.Ports.ListPorts(ctx)
+	if err != nil {
+		return fmt.Errorf("list ports: %w", err)
+	}
+	none := port.MigrationNone
+	var errs []error
+	for _, p := range ports {
+		if p.Owner != uuid || p.Migration != port.MigrationIncoming {
+			continue
+		}
+		if _, err := f.cfg.Ports.UpdatePort(ctx, p.Name, api.PortSpec{Migration: &none}); err != nil {
+			if api.CodeOf(err) != api.CodeNotFound {
+				errs = append(errs, fmt.Errorf("promote incoming port %s: %w", p.Name, err))
+			}
+			continue
+		}
+		f.log.Info("VM migrated in resumed here: its incoming port is promoted (VSIs associated, M bit)", "port", p.Name, "owner", uuid)
+	}
+	return errors.Join(errs...)
+}
+
+// migratedAway removes the ports of domain uuid, which migrated away,
+// after making each outgoing: vswitchd de-associates their VSIs with the S
+// bit (the hook's "stopped end" does the same; whichever comes second
+// finds nothing left). A domain that runs here again (the event came late)
+// is synced instead.
+func (f *Follower) migratedAway(ctx context.Context, conn Conn, uuid string) error {
+	d, err := conn.Domain(ctx, uuid)
+	if err != nil {
+		return fmt.Errorf("domain %s: %w", uuid, err)
+	}
+	if d.Active {
+		return f.apply(ctx, conn, d, false)
+	}
+	ports, err := f.cfg.Ports.ListPorts(ctx)
+	if err != nil {
+		return fmt.Errorf("list ports: %w", err)
+	}
+	out := port.MigrationOutgoing
+	var errs []error
+	for _, p := range ports {
+		if p.Owner != uuid {
+			continue
+		}
+		if _, err := f.cfg.Ports.UpdatePort(ctx, p.Name, api.PortSpec{Migration: &out}); err != nil && api.CodeOf(err) != api.CodeNotFound {
+			errs = append(errs, fmt.Errorf("port %s: %w (de-associated without the S bit)", p.Name, err))
+		}
+		if err := f.delete(ctx, p, "its domain migrated away (VSIs de-associated, S bit)"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Reconcile makes the ports match every running domain's description
@@ -210,7 +289,7 @@ func (f *Follower) Reconcile(ctx context.Context, conn Conn) error {
 	var errs []error
 	for _, d := range doms {
 		running[d.UUID] = true
-		if err := f.apply(ctx, conn, d); err != nil {
+		if err := f.apply(ctx, conn, d, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -261,12 +340,18 @@ func (f *Follower) Reconcile(ctx context.Context, conn Conn) error {
 // changed; one owned by another domain is replaced only when that domain
 // does not run (a leftover of a recycled tap name).
 func (f *Follower) SyncDomain(ctx context.Context, conn Conn, uuid string) error {
+	return f.syncDomain(ctx, conn, uuid, false)
+}
+
+// syncDomain is SyncDomain; incoming: the ports it adds are added incoming
+// (the domain is migrating here).
+func (f *Follower) syncDomain(ctx context.Context, conn Conn, uuid string, incoming bool) error {
 	d, err := conn.Domain(ctx, uuid)
 	if err != nil {
 		return fmt.Errorf("domain %s: %w", uuid, err)
 	}
 	if d.Active {
-		return f.apply(ctx, conn, d)
+		return f.apply(ctx, conn, d, incoming)
 	}
 	ports, err := f.cfg.Ports.ListPorts(ctx)
 	if err != nil {
@@ -283,8 +368,9 @@ func (f *Follower) SyncDomain(ctx context.Context, conn Conn, uuid string) error
 	return errors.Join(errs...)
 }
 
-// apply syncs the ports of running domain d with its live XML.
-func (f *Follower) apply(ctx context.Context, conn Conn, d Domain) error {
+// apply syncs the ports of running domain d with its live XML; incoming:
+// the ports it adds are added incoming (bind).
+func (f *Follower) apply(ctx context.Context, conn Conn, d Domain, incoming bool) error {
 	dom, err := libvirt.ParseDomain(bytes.NewReader(d.XML))
 	if err != nil {
 		return fmt.Errorf("domain %s: %w (its ports are left as they are)", d.Name, err)
@@ -318,7 +404,7 @@ func (f *Follower) apply(ctx context.Context, conn Conn, d Domain) error {
 	}
 	for _, b := range bs {
 		keep[b.Tap] = true
-		if err := f.bind(ctx, conn, dom.Name, b, byName); err != nil {
+		if err := f.bind(ctx, conn, dom.Name, b, byName, incoming); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -332,13 +418,21 @@ func (f *Follower) apply(ctx context.Context, conn Conn, d Domain) error {
 	return errors.Join(errs...)
 }
 
-// bind makes port b.Tap what binding b describes.
-func (f *Follower) bind(ctx context.Context, conn Conn, domain string, b libvirt.Binding, ports map[string]api.Port) error {
-	log := f.log.With("domain", domain, "port", b.Tap)
+// bind makes port b.Tap what binding b describes. incoming: a port it adds
+// is added incoming (the domain is migrating here: its VSIs are
+// pre-associated until the VM runs here); an existing port's migration
+// state is left as it is.
+func (f *Follower) bind(ctx context.Context, conn Conn, domain string, b libvirt.Binding, ports map[string]api.Port, incoming bool) error {
+	log := f.log.With("domain", domain, "port", b.Tap, "incoming", incoming)
+	spec := b.Spec()
+	if incoming {
+		in := port.MigrationIncoming
+		spec.Migration = &in
+	}
 	p, ok := ports[b.Tap]
 	switch {
 	case !ok:
-		if _, err := f.cfg.Ports.AddPort(ctx, b.Spec()); err != nil {
+		if _, err := f.cfg.Ports.AddPort(ctx, spec); err != nil {
 			return fmt.Errorf("domain %s: add port %s: %w", domain, b.Tap, err)
 		}
 		log.Info("port added from libvirt", "mac", b.Port.MAC.String())
@@ -364,7 +458,7 @@ func (f *Follower) bind(ctx context.Context, conn Conn, domain string, b libvirt
 		if err := f.delete(ctx, p, "a leftover of a domain that no longer runs, on a tap name used again"); err != nil {
 			return err
 		}
-		if _, err := f.cfg.Ports.AddPort(ctx, b.Spec()); err != nil {
+		if _, err := f.cfg.Ports.AddPort(ctx, spec); err != nil {
 			return fmt.Errorf("domain %s: add port %s: %w", domain, b.Tap, err)
 		}
 		log.Info("port added from libvirt", "mac", b.Port.MAC.String())

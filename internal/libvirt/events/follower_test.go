@@ -313,7 +313,7 @@ func TestBadDescriptionKeepsPort(t *testing.T) {
 }
 
 // A stop removes the domain's ports (the hook's backstop), only its own; a
-// stop by migration is the hook's business.
+// stop by migration too (TestFollowerOnlyMigration: made outgoing first).
 func TestStopRemovesOwnedPorts(t *testing.T) {
 	sw := apitest.NewFake()
 	lv := newFakeLibvirt()
@@ -338,8 +338,8 @@ func TestStopRemovesOwnedPorts(t *testing.T) {
 	b.Active = false
 	lv.set(b)
 	f.Handle(ctx, lv, Event{Kind: Stopped, UUID: uuidB, Name: "b", Migrated: true})
-	if _, ok := portsOf(t, sw)["vnet2"]; !ok {
-		t.Error("a stop by migration removed the port: the hook de-associates and removes it")
+	if got := slices.Sorted(maps.Keys(portsOf(t, sw))); !slices.Equal(got, []string{"vnet8"}) {
+		t.Errorf("ports after b migrated away %v; want only vnet8 (vswctl's)", got)
 	}
 }
 
@@ -462,4 +462,173 @@ func TestRunShowsDisconnected(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// recordingPorts is a Ports that notes each change it passes on, to check
+// their order ("update vnet1 migration=outgoing", "delete vnet1").
+type recordingPorts struct {
+	Ports
+	mu  sync.Mutex
+	log []string
+}
+
+func (r *recordingPorts) note(s string) {
+	r.mu.Lock()
+	r.log = append(r.log, s)
+	r.mu.Unlock()
+}
+
+func (r *recordingPorts) UpdatePort(ctx context.Context, name string, spec api.PortSpec) (api.Port, error) {
+	m := "-"
+	if spec.Migration != nil {
+		m = *spec.Migration
+	}
+	r.note(fmt.Sprintf("update %s migration=%s", name, m))
+	return r.Ports.UpdatePort(ctx, name, spec)
+}
+
+func (r *recordingPorts) DeletePort(ctx context.Context, name string) error {
+	r.note("delete " + name)
+	return r.Ports.DeletePort(ctx, name)
+}
+
+func (r *recordingPorts) changes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.log)
+}
+
+// With --libvirt alone (no hook; docs/libvirt.md says each works without
+// the other), a live migration follows 802.1Qbg as the hook makes it:
+//   - destination: libvirt's STARTED/MIGRATED comes at the end of Prepare,
+//     before the memory is copied: the port is added incoming (its VSIs
+//     pre-associated), not associated while the VM still runs on the
+//     source;
+//   - source: STOPPED/MIGRATED makes the domain's ports outgoing (the S
+//     bit) and removes them; other domains' ports stay.
+func TestFollowerOnlyMigration(t *testing.T) {
+	ctx := context.Background()
+	t.Run("destination", func(t *testing.T) {
+		sw := apitest.NewFake()
+		lv := newFakeLibvirt()
+		f := newFollower(sw, lv)
+		if err := f.Reconcile(ctx, lv); err != nil {
+			t.Fatal(err)
+		}
+		lv.set(domain("a", uuidA, nic{"52:54:00:00:00:01", "vnet1", `vlan="100"`}))
+		f.Handle(ctx, lv, Event{Kind: Started, UUID: uuidA, Name: "a", Migrated: true})
+		if p, ok := portsOf(t, sw)["vnet1"]; !ok || p.Migration != "incoming" {
+			t.Errorf("port of a domain migrating in, added by the follower: %+v (exists %v); want migration incoming (pre-associated)", p, ok)
+		}
+		// Another event of the domain while its memory is copied leaves
+		// the port incoming.
+		f.Handle(ctx, lv, Event{Kind: MetadataChanged, UUID: uuidA, Name: "a", Namespace: libvirt.Namespace})
+		if p := portsOf(t, sw)["vnet1"]; p.Migration != "incoming" {
+			t.Errorf("port after a metadata event mid-migration: %+v; want still incoming", p)
+		}
+		// A plain start adds a plain port.
+		lv.set(domain("b", uuidB, nic{"52:54:00:00:00:02", "vnet2", `vlan="100"`}))
+		f.Handle(ctx, lv, Event{Kind: Started, UUID: uuidB, Name: "b"})
+		if p, ok := portsOf(t, sw)["vnet2"]; !ok || p.Migration != "" {
+			t.Errorf("port of a domain started plainly: %+v (exists %v); want migration none", p, ok)
+		}
+	})
+	t.Run("source", func(t *testing.T) {
+		fake := apitest.NewFake()
+		sw := &recordingPorts{Ports: fake}
+		lv := newFakeLibvirt()
+		lv.set(domain("a", uuidA, nic{"52:54:00:00:00:01", "vnet1", `vlan="100"`}))
+		lv.set(domain("b", uuidB, nic{"52:54:00:00:00:02", "vnet2", `vlan="100"`}))
+		f := newFollower(sw, lv)
+		if err := f.Reconcile(ctx, lv); err != nil {
+			t.Fatal(err)
+		}
+		a := domain("a", uuidA)
+		a.Active = false
+		lv.set(a)
+		f.Handle(ctx, lv, Event{Kind: Stopped, UUID: uuidA, Name: "a", Migrated: true})
+		// Life goes on: other domains' events.
+		for i := 0; i < 3; i++ {
+			f.Handle(ctx, lv, Event{Kind: MetadataChanged, UUID: uuidB, Name: "b", Namespace: libvirt.Namespace})
+		}
+		ps := portsOf(t, fake)
+		if p, ok := ps["vnet1"]; ok {
+			t.Errorf("the migrated-away domain's port stays (its VSI associated): %+v", p)
+		}
+		if _, ok := ps["vnet2"]; !ok {
+			t.Error("the other domain's port was removed")
+		}
+		if got, want := sw.changes(), []string{"update vnet1 migration=outgoing", "delete vnet1"}; !slices.Equal(got, want) {
+			t.Errorf("changes %q; want %q (de-associated with the S bit, then removed; nothing else)", got, want)
+		}
+		if f.Status().Error != "" {
+			t.Errorf("status error %q", f.Status().Error)
+		}
+	})
+	t.Run("source runs again", func(t *testing.T) {
+		// A stale STOPPED/MIGRATED of a domain that runs here (migrated
+		// back since): its port stays as it is.
+		sw := apitest.NewFake()
+		lv := newFakeLibvirt()
+		lv.set(domain("a", uuidA, nic{"52:54:00:00:00:01", "vnet1", `vlan="100"`}))
+		f := newFollower(sw, lv)
+		if err := f.Reconcile(ctx, lv); err != nil {
+			t.Fatal(err)
+		}
+		f.Handle(ctx, lv, Event{Kind: Stopped, UUID: uuidA, Name: "a", Migrated: true})
+		if p, ok := portsOf(t, sw)["vnet1"]; !ok || p.Migration != "" {
+			t.Errorf("port of a running domain after a stale migrated stop: %+v (exists %v); want kept, migration none", p, ok)
+		}
+	})
+}
+
+// RESUMED/MIGRATED (or POSTCOPY) on the destination says the VM runs here:
+// the domain's incoming ports are promoted (associated, M bit) without
+// waiting for its first frame or --preassociate-timeout. Only that
+// domain's incoming ports: not another's, not one added by vswctl; and a
+// plain resume promotes nothing.
+func TestResumePromotesIncoming(t *testing.T) {
+	ctx := context.Background()
+	sw := apitest.NewFake()
+	lv := newFakeLibvirt()
+	f := newFollower(sw, lv)
+	if err := f.Reconcile(ctx, lv); err != nil {
+		t.Fatal(err)
+	}
+	lv.set(domain("a", uuidA, nic{"52:54:00:00:00:01", "vnet1", `vlan="100"`}, nic{"52:54:00:00:00:03", "vnet3", `vlan="101"`}))
+	lv.set(domain("b", uuidB, nic{"52:54:00:00:00:02", "vnet2", `vlan="100"`}))
+	f.Handle(ctx, lv, Event{Kind: Started, UUID: uuidA, Name: "a", Migrated: true})
+	f.Handle(ctx, lv, Event{Kind: Started, UUID: uuidB, Name: "b", Migrated: true})
+	mustAdd(t, sw, api.PortSpec{Name: "vnet9", VLAN: ptr(100), Migration: ptr("incoming")}) // vswctl's
+	migration := func() map[string]string {
+		out := map[string]string{}
+		for n, p := range portsOf(t, sw) {
+			out[n] = p.Migration
+		}
+		return out
+	}
+	all := map[string]string{"vnet1": "incoming", "vnet2": "incoming", "vnet3": "incoming", "vnet9": "incoming"}
+	if got := migration(); !maps.Equal(got, all) {
+		t.Fatalf("before resume: %v; want %v", got, all)
+	}
+
+	f.Handle(ctx, lv, Event{Kind: Resumed, UUID: uuidA, Name: "a"}) // virsh resume
+	if got := migration(); !maps.Equal(got, all) {
+		t.Errorf("a plain resume changed migration states: %v; want %v", got, all)
+	}
+
+	f.Handle(ctx, lv, Event{Kind: Resumed, UUID: uuidA, Name: "a", Migrated: true})
+	want := map[string]string{"vnet1": "", "vnet2": "incoming", "vnet3": "", "vnet9": "incoming"}
+	if got := migration(); !maps.Equal(got, want) {
+		t.Errorf("after a's migrated resume: %v; want %v (a's promoted only)", got, want)
+	}
+	// Repeated (or on the source after a failed migration: no incoming
+	// port): nothing changes, no error.
+	f.Handle(ctx, lv, Event{Kind: Resumed, UUID: uuidA, Name: "a", Migrated: true})
+	if got := migration(); !maps.Equal(got, want) {
+		t.Errorf("after a repeated resume: %v; want %v", got, want)
+	}
+	if e := f.Status().Error; e != "" {
+		t.Errorf("status error %q", e)
+	}
 }

@@ -129,7 +129,8 @@ func dial(ctx context.Context, uri *url.URL) (Conn, error) {
 }
 
 // translate turns a go-libvirt event into an Event; false: not one the
-// follower reads (lifecycle events other than started and stopped,
+// follower reads (lifecycle events other than started, stopped and
+// resumed by a migration,
 // metadata other than elements).
 func translate(raw any) (Event, bool) {
 	dom := func(d golibvirt.Domain) Event { return Event{UUID: FormatUUID(d.UUID), Name: d.Name} }
@@ -143,6 +144,17 @@ func translate(raw any) (Event, bool) {
 		case golibvirt.DomainEventStopped:
 			ev.Kind = Stopped
 			ev.Migrated = golibvirt.DomainEventStoppedDetailType(e.Msg.Detail) == golibvirt.DomainEventStoppedMigrated
+		case golibvirt.DomainEventResumed:
+			// On the destination: RESUMED_MIGRATED when the migration
+			// ends and the VM runs here, RESUMED_POSTCOPY when it runs
+			// here while post-copy fetches the rest of its memory. A
+			// plain resume (virsh resume) is no concern of the follower.
+			switch golibvirt.DomainEventResumedDetailType(e.Msg.Detail) {
+			case golibvirt.DomainEventResumedMigrated, golibvirt.DomainEventResumedPostcopy:
+				ev.Kind, ev.Migrated = Resumed, true
+			default:
+				return Event{}, false
+			}
 		default:
 			return Event{}, false
 		}

@@ -23,6 +23,9 @@ const (
 	Started
 	// Stopped: the domain stopped (Event.Migrated: migrated away).
 	Stopped
+	// Resumed: the domain was resumed (Event.Migrated: it runs here now
+	// that its migration here has ended, or has turned post-copy).
+	Resumed
 )
 
 func (k Kind) String() string {
@@ -37,6 +40,8 @@ func (k Kind) String() string {
 		return "started"
 	case Stopped:
 		return "stopped"
+	case Resumed:
+		return "resumed"
 	}
 	return fmt.Sprintf("kind-%d", int(k))
 }
@@ -48,7 +53,8 @@ type Event struct {
 	Kind Kind
 	UUID string // the domain's, canonical lower case (FormatUUID)
 	Name string // the domain's, for the log
-	// Migrated marks a Started or Stopped caused by a live migration.
+	// Migrated marks a Started, Stopped or Resumed caused by a live
+	// migration.
 	Migrated bool
 	// Device is the alias of the device added or removed ("net1").
 	Device string
