@@ -122,10 +122,10 @@ func (s *Store) init(fresh bool) error {
 			return &DamageError{Path: s.path, Problem: err.Error()}
 		}
 		if meta, err = tx.CreateBucketIfNotExists(bucketMeta); err != nil {
-			return fmt.Errorf("create meta bucket in %s: %w", s.path, err)
+			return s.bucketError(bucketMeta, err)
 		}
 		if _, err = tx.CreateBucketIfNotExists(bucketPorts); err != nil {
-			return fmt.Errorf("create ports bucket in %s: %w", s.path, err)
+			return s.bucketError(bucketPorts, err)
 		}
 		for v := version; v < currentSchema; v++ {
 			m, ok := migrations[v]
@@ -143,6 +143,16 @@ func (s *Store) init(fresh bool) error {
 	})
 	// Every error above already names the file.
 	return err
+}
+
+// bucketError is the error of creating top-level bucket name: damage when
+// the file holds a plain value under that name (found by FuzzScanBolt:
+// bbolt's Bucket says nil for it, so it looked missing).
+func (s *Store) bucketError(name []byte, err error) error {
+	if errors.Is(err, bolt.ErrIncompatibleValue) {
+		return &DamageError{Path: s.path, Problem: fmt.Sprintf("its top-level %q is a value, not a bucket", name)}
+	}
+	return fmt.Errorf("create %s bucket in %s: %w", name, s.path, err)
 }
 
 // schemaOf says which schema a file is in from its top-level buckets and
