@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vswitch/vswitch/pkg/port"
 )
@@ -149,7 +150,7 @@ func (s *Store) init(fresh bool) error {
 // the file holds a plain value under that name (found by FuzzScanBolt:
 // bbolt's Bucket says nil for it, so it looked missing).
 func (s *Store) bucketError(name []byte, err error) error {
-	if errors.Is(err, bolt.ErrIncompatibleValue) {
+	if errors.Is(err, bolterrors.ErrIncompatibleValue) {
 		return &DamageError{Path: s.path, Problem: fmt.Sprintf("its top-level %q is a value, not a bucket", name)}
 	}
 	return fmt.Errorf("create %s bucket in %s: %w", name, s.path, err)
