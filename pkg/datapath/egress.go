@@ -1,11 +1,14 @@
 package datapath
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/vlan"
+	"golang.org/x/sys/unix"
 )
 
 // egressWorker runs the VM -> uplink pipeline of one port: it owns the
@@ -48,7 +51,14 @@ func (w *egressWorker) run() {
 			// queue; it receives again once the link is back, and a
 			// deleted interface is detached by the daemon (Close).
 			if !failing {
-				w.s.log.Warn("port receive failed; waiting for the interface to come back", "port", w.p.name, "err", err)
+				// A link going down or away is what every VM stop and
+				// reboot does: info, not a warning an operator must
+				// chase. Anything else is a warning.
+				lv := slog.LevelWarn
+				if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) {
+					lv = slog.LevelInfo
+				}
+				w.s.log.Log(context.Background(), lv, "port receive failed; waiting for the interface to come back", "port", w.p.name, "err", err)
 				failing = true
 			}
 			select {
