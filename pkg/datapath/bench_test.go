@@ -76,6 +76,34 @@ func benchSwitch(b testing.TB, svid uint16) (*Switch, *port, *port) {
 	return sw, p1, p2
 }
 
+// runEgress times port p's VM -> uplink pipeline over batches of frame:
+// b.N frames, a batch at a time, the batch restored before each.
+func runEgress(b *testing.B, sw *Switch, p *port, frame []byte) {
+	w := newEgressWorker(sw, p, p.io.Load())
+	restore := fill(w.b, frame)
+	snap, v := sw.snap.Load(), p.view.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += backend.DefaultBatch {
+		restore()
+		w.process(snap, v)
+	}
+}
+
+// runIngress times the uplink -> VM pipeline over batches of frame, as
+// runEgress does.
+func runIngress(b *testing.B, sw *Switch, frame []byte) {
+	w := newIngressWorker(sw, &nullQueue{})
+	restore := fill(w.b, frame)
+	snap := sw.snap.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += backend.DefaultBatch {
+		restore()
+		w.process(snap)
+	}
+}
+
 // BenchmarkVMToUplink: parse, checks, learn, push tag, batch send; per frame.
 func BenchmarkVMToUplink(b *testing.B) { benchEgress(b, 0) }
 
@@ -85,15 +113,7 @@ func BenchmarkVMToUplinkSChannel(b *testing.B) { benchEgress(b, 20) }
 
 func benchEgress(b *testing.B, svid uint16) {
 	sw, p1, _ := benchSwitch(b, svid)
-	w := newEgressWorker(sw, p1, p1.io.Load())
-	restore := fill(w.b, benchFrame(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}))
-	snap, v := sw.snap.Load(), p1.view.Load()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += backend.DefaultBatch {
-		restore()
-		w.process(snap, v)
-	}
+	runEgress(b, sw, p1, benchFrame(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}))
 	if p1.io.Load().up.(*nullQueue).sent == 0 {
 		b.Fatal("nothing reached the uplink")
 	}
@@ -105,15 +125,7 @@ func benchEgress(b *testing.B, svid uint16) {
 func BenchmarkVMToUplinkLearned(b *testing.B) {
 	sw := limitSwitch(b, FDBLimits{}, portcfg.Config{Name: "vnet1", VLAN: 100})
 	p := sw.ports["vnet1"]
-	w := newEgressWorker(sw, p, p.io.Load())
-	restore := fill(w.b, benchFrame(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}))
-	snap, v := sw.snap.Load(), p.view.Load()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += backend.DefaultBatch {
-		restore()
-		w.process(snap, v)
-	}
+	runEgress(b, sw, p, benchFrame(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}))
 	if sw.fdb.SlotCount(p.slot) != 1 {
 		b.Fatal("the source was not learned")
 	}
@@ -123,19 +135,11 @@ func BenchmarkVMToUplinkLearned(b *testing.B) {
 // frames tagged VID 100 and returns the switch's ports.
 func benchIngress(b *testing.B, dst net.HardwareAddr, src net.HardwareAddr, svid uint16) (p1, p2 *port) {
 	sw, p1, p2 := benchSwitch(b, svid)
-	w := newIngressWorker(sw, &nullQueue{})
 	tags := []vlan.Tag{{TPID: vlan.TPIDCTag, TCI: 100}}
 	if svid != 0 {
 		tags = append([]vlan.Tag{{TPID: vlan.TPIDSTag, TCI: svid}}, tags...)
 	}
-	restore := fill(w.b, benchFrame(dst, src, tags...))
-	snap := sw.snap.Load()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += backend.DefaultBatch {
-		restore()
-		w.process(snap)
-	}
+	runIngress(b, sw, benchFrame(dst, src, tags...))
 	return p1, p2
 }
 
@@ -170,17 +174,9 @@ func BenchmarkUplinkControl(b *testing.B) {
 	sw, _, _ := benchSwitch(b, 0)
 	var seen int
 	sw.cfg.Control = func(f []byte) bool { seen += len(f); return true }
-	w := newIngressWorker(sw, &nullQueue{})
 	f := benchFrame(net.HardwareAddr{0x01, 0x80, 0xc2, 0, 0, 0}, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9})
 	binary.BigEndian.PutUint16(f[12:], EtherTypeLLDP)
-	restore := fill(w.b, f)
-	snap := sw.snap.Load()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += backend.DefaultBatch {
-		restore()
-		w.process(snap)
-	}
+	runIngress(b, sw, f)
 	if seen == 0 || sw.control.Load() == 0 {
 		b.Fatal("nothing reached the control hook")
 	}
@@ -235,16 +231,7 @@ func tapSent(sw *Switch, name string) uint64 { return sw.ports[name].io.Load().t
 // frames to dst, on a switch of n ports; per frame from the VM.
 func benchVEB(b *testing.B, n int, dst net.HardwareAddr) *Switch {
 	sw := floodSwitch(b, ModeVEB, n)
-	p := sw.ports["vnet1"]
-	w := newEgressWorker(sw, p, p.io.Load())
-	restore := fill(w.b, benchFrame(dst, floodMAC(1)))
-	snap, v := sw.snap.Load(), p.view.Load()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += backend.DefaultBatch {
-		restore()
-		w.process(snap, v)
-	}
+	runEgress(b, sw, sw.ports["vnet1"], benchFrame(dst, floodMAC(1)))
 	return sw
 }
 
@@ -278,15 +265,7 @@ func BenchmarkUplinkBroadcastPorts(b *testing.B) {
 	for _, n := range []int{32, 256} {
 		b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
 			sw := floodSwitch(b, ModeVEPA, n)
-			w := newIngressWorker(sw, &nullQueue{})
-			restore := fill(w.b, benchFrame(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, net.HardwareAddr{0x52, 0x54, 0, 9, 9, 9}, vlan.Tag{TPID: vlan.TPIDCTag, TCI: 100}))
-			snap := sw.snap.Load()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += backend.DefaultBatch {
-				restore()
-				w.process(snap)
-			}
+			runIngress(b, sw, benchFrame(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, net.HardwareAddr{0x52, 0x54, 0, 9, 9, 9}, vlan.Tag{TPID: vlan.TPIDCTag, TCI: 100}))
 			if tapSent(sw, "vnet1") == 0 || tapSent(sw, fmt.Sprintf("vnet%d", n)) == 0 {
 				b.Fatal("a port of the VLAN got nothing")
 			}
