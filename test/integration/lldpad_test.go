@@ -19,7 +19,7 @@ func TestEVBWithLLDPAD(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		l, hvs := newLab(t, dp, 1)
 		h := hvs[0]
-		lp := lldpadBridge(t, l, h, false)
+		lp := lldpadBridge(t, l, false, h)
 		mac, err := l.sw.MAC(h.swPort)
 		if err != nil {
 			t.Fatal(err)
@@ -75,13 +75,13 @@ func TestEVBWithLLDPAD(t *testing.T) {
 	})
 }
 
-// lldpadBridge runs lldpad on h's port of the lab's switch as an EVB bridge
-// with the reflective relay capability (the test skips when lldpad is not
-// installed). With vdp it is restarted once configured, since lldpad takes
-// its VDP bridge role from the saved configuration at start. The bridge
-// gets STP on, or it would forward the station's LLDPDUs itself
-// (topo.BridgeSTP).
-func lldpadBridge(t *testing.T, l *lab, h *hv, vdp bool) *topo.LLDPAD {
+// lldpadBridge runs lldpad on the lab's switch as an EVB bridge with the
+// reflective relay capability on the switch ports of hvs (the test skips
+// when lldpad is not installed). With vdp it is restarted once
+// configured, since lldpad takes its VDP bridge role from the saved
+// configuration at start. The bridge gets STP on, or it would forward the
+// station's LLDPDUs itself (topo.BridgeSTP).
+func lldpadBridge(t *testing.T, l *lab, vdp bool, hvs ...*hv) *topo.LLDPAD {
 	t.Helper()
 	if err := topo.BridgeSTP(l.sw, "br0", true); err != nil {
 		t.Fatal(err)
@@ -94,8 +94,10 @@ func lldpadBridge(t *testing.T, l *lab, h *hv, vdp bool) *topo.LLDPAD {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lp.EVBBridge(h.swPort, true); err != nil {
-		t.Fatal(err)
+	for _, h := range hvs {
+		if err := lp.EVBBridge(h.swPort, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if vdp {
 		_ = lp.Stop()

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,33 +15,11 @@ import (
 	"github.com/vswitch/vswitch/test/topo"
 )
 
-// vdpLLDPAD runs lldpad as the EVB bridge with its VDP bridge role on the
-// switch ports of hvs (the test skips when lldpad is not installed). As in
-// lldpadBridge, STP goes on so the bridge passes the station's LLDPDUs up,
-// and lldpad restarts once configured: it fixes each port's VDP role at
-// start.
+// vdpLLDPAD is lldpadBridge with the VDP bridge role on the switch ports
+// of hvs, showing lldpad's log tail when the test fails.
 func vdpLLDPAD(t *testing.T, l *lab, hvs ...*hv) *topo.LLDPAD {
 	t.Helper()
-	if err := topo.BridgeSTP(l.sw, "br0", true); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	lp, err := topo.StartLLDPAD(l.sw, dir)
-	if errors.Is(err, topo.ErrNoLLDPAD) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range hvs {
-		if err := lp.EVBBridge(h.swPort, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = lp.Stop()
-	if lp, err = topo.StartLLDPAD(l.sw, dir); err != nil {
-		t.Fatal(err)
-	}
+	lp := lldpadBridge(t, l, true, hvs...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			log := lp.Output()

@@ -37,7 +37,7 @@ func TestVDPWithLLDPAD(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		l, hvs := newLab(t, dp, 1)
 		h := hvs[0]
-		lp := lldpadBridge(t, l, h, true)
+		lp := lldpadBridge(t, l, true, h)
 		vm1 := h.addVM(1)
 		h.start("--lldp-interval", "1s")
 		h.addPort(vm1.port, "--vlan", "100", "--mac", vm1.mac.String())
