@@ -11,8 +11,16 @@ all: build
 
 # Pure Go, statically linked: no cgo in the daemon (os/user and net use
 # their Go resolvers), whether or not the machine has a C compiler.
+# Stamped with `git describe`, the commit and the build date (internal/version);
+# SOURCE_DATE_EPOCH (reproducible builds) fixes the date.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE     ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+VPKG     := github.com/vswitch/vswitch/internal/version
+LDFLAGS  ?= -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE)
+
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vswitchd ./cmd/vswctl
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/vswitchd ./cmd/vswctl
 
 # deps installs what the tests, the demo and the benchmark need on Debian.
 deps:

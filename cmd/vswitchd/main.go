@@ -18,12 +18,11 @@ import (
 	"github.com/vswitch/vswitch/internal/daemon"
 	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/store"
+	"github.com/vswitch/vswitch/internal/version"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
 	"github.com/vswitch/vswitch/pkg/port"
 )
-
-var version = "dev"
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
@@ -166,7 +165,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	o.Version = version
+	o.Version = version.Get().Version
 	if path := os.Getenv("VSWITCHD_CPUPROFILE"); path != "" {
 		// For profiling the datapath under the benchmark harness.
 		f, err := os.Create(path)
