@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"github.com/vswitch/vswitch/internal/rawsock"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -53,7 +54,7 @@ type Backend struct {
 	vlanWarned map[ifKey]bool
 
 	// spreading counts the receiving queues that wait for frames on their
-	// own thread (see rxWaiter).
+	// own thread (see internal/rxwait).
 	spreading atomic.Int32
 }
 
@@ -288,13 +289,13 @@ func (b *Backend) newQueueLocked(t queueTarget, x *xsk) (*Queue, error) {
 // attachRXLocked makes q the receiver of its socket: the interface's XDP
 // program (attached by the first receiver, see programLocked) redirects
 // the frames of t's NIC queue to the socket once it is in the XSKMAP, and
-// an rxWaiter puts Recv to sleep until frames come. Caller holds b.mu.
+// an rxwait.Waiter puts Recv to sleep until frames come. Caller holds b.mu.
 func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	x, queueID := q.x, t.key.queue
 	// The waiter first: registering the socket with the netpoller polls
 	// it, and in copy mode a poll drives transmission and counts
 	// xsk_tx_ring_empty; that belongs before the base below.
-	w, err := newRXWaiter(x.fd, &b.spreading, x.ifname)
+	w, err := rxwait.New(x.fd, &b.spreading, x.ifname)
 	if err != nil {
 		return err
 	}
@@ -306,13 +307,13 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	}
 	p, err := b.programLocked(t.ifname, t.key.ifKey)
 	if err != nil {
-		w.close()
-		w.release()
+		w.Close()
+		w.Release()
 		return err
 	}
 	if err := p.xsks.Put(uint32(queueID), uint32(x.fd)); err != nil {
-		w.close()
-		w.release()
+		w.Close()
+		w.Release()
 		if p.refs == 0 {
 			p.close()
 			delete(b.progs, t.key.ifKey)

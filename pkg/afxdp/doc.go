@@ -62,7 +62,7 @@
 // At light load a frame must not wait for a timer or a batch to fill, and
 // it should cost as few thread wake-ups as possible; under load the
 // workers must run in parallel; idle, nothing may run. Recv therefore
-// waits in one of two ways (rxWaiter has the details and the measurements
+// waits in one of two ways (internal/rxwait has the details and the measurements
 // behind them):
 //
 //   - In the Go runtime's netpoller, the default. The goroutine parks
@@ -73,8 +73,8 @@
 //     egress worker parks, and the same thread finds the ingress worker
 //     ready.
 //   - On the goroutine's own thread, in poll(2), after a Recv returned a
-//     backlog (spreadBatch frames or more), until a poll sees nothing for
-//     spreadIdle (2 ms). The kernel then wakes each worker's own thread on
+//     backlog (rxwait.SpreadBatch frames or more), until a poll sees nothing for
+//     rxwait.SpreadIdle (2 ms). The kernel then wakes each worker's own thread on
 //     a free CPU, so the workers run in parallel; in the netpoller a
 //     stream's work ends up on one thread. A thread in poll holds a P, so
 //     at most GOMAXPROCS-1 queues of a Backend wait this way and one P

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vswitch/vswitch/internal/rawsock"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -20,10 +21,10 @@ type Queue struct {
 	role  backend.Role
 	batch int
 
-	maxTx     int           // longest frame the interface transmits (MTU + Ethernet header + one tag)
-	rx        bool          // owns the socket's RX side
-	promiscSk *rawsock.Conn // packet socket holding a promiscuous membership, or nil
-	wait      *rxWaiter     // puts Recv to sleep (receiving queues)
+	maxTx     int            // longest frame the interface transmits (MTU + Ethernet header + one tag)
+	rx        bool           // owns the socket's RX side
+	promiscSk *rawsock.Conn  // packet socket holding a promiscuous membership, or nil
+	wait      *rxwait.Waiter // puts Recv to sleep (receiving queues)
 	rxReady   func(uintptr) bool
 
 	closed atomic.Bool
@@ -109,12 +110,12 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			}
 			q.rxPackets.Add(uint64(n))
 			q.rxBytes.Add(bytes)
-			q.wait.received(n)
+			q.wait.Received(n)
 			return n, nil
 		}
-		// Nothing ready: sleep until the socket wakes us (see rxWaiter).
-		if err := q.wait.wait(q.rxReady); err != nil {
-			if err == errWaitClosed || q.closed.Load() {
+		// Nothing ready: sleep until the socket wakes us (see rxwait).
+		if err := q.wait.Wait(q.rxReady); err != nil {
+			if err == rxwait.ErrClosed || q.closed.Load() {
 				return 0, backend.ErrClosed
 			}
 			return 0, fmt.Errorf("afxdp wait on %s queue %d: %w", x.ifname, x.queueID, err)
@@ -242,9 +243,9 @@ func (q *Queue) Close() error {
 	}
 	x := q.x
 	if q.receives() {
-		_ = q.wait.close() // wakes a waiting Recv
+		_ = q.wait.Close() // wakes a waiting Recv
 		x.recvMu.Lock()    // Recv has returned and cannot start again
-		q.wait.release()
+		q.wait.Release()
 		q.socketStats() // final counters, before the socket may go
 	}
 	q.b.mu.Lock()

@@ -249,7 +249,7 @@ func (x *xsk) reapLocked() {
 // runtime need not know about it. A plain syscall.Syscall lets the
 // scheduler hand our P to another thread, and its return wakes the
 // runtime's monitor thread if that slept, which after a quiet spell is a
-// futex wake on every frame's path (see rxWaiter).
+// futex wake on every frame's path (see internal/rxwait).
 func (x *xsk) kickLocked() (errno unix.Errno) {
 	for tries := 0; tries < 64; tries++ {
 		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package afxdp
+package rxwait
 
 import (
 	"errors"
@@ -50,23 +50,23 @@ func (s *fakeSocket) take() {
 
 func (s *fakeSocket) isReady(uintptr) bool { return s.ready.Load() }
 
-func newTestWaiter(t *testing.T, s *fakeSocket, spreading *atomic.Int32) *rxWaiter {
+func newTestWaiter(t *testing.T, s *fakeSocket, spreading *atomic.Int32) *Waiter {
 	t.Helper()
-	w, err := newRXWaiter(s.fd, spreading, "fake")
+	w, err := New(s.fd, spreading, "fake")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		w.close()
-		w.release()
+		w.Close()
+		w.Release()
 	})
 	return w
 }
 
 // waitAsync runs w.wait in a goroutine and reports its result.
-func waitAsync(w *rxWaiter, ready func(uintptr) bool) <-chan error {
+func waitAsync(w *Waiter, ready func(uintptr) bool) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- w.wait(ready) }()
+	go func() { done <- w.Wait(ready) }()
 	return done
 }
 
@@ -114,8 +114,8 @@ func TestWaiterReadyAtOnce(t *testing.T) {
 	s.post()
 	time.Sleep(10 * time.Millisecond)
 	mustReturn(t, waitAsync(w, s.isReady), nil)
-	w.received(spreadBatch) // the same on the goroutine's own thread
-	defer w.unspread()
+	w.Received(SpreadBatch) // the same on the goroutine's own thread
+	defer w.Unspread()
 	mustReturn(t, waitAsync(w, s.isReady), nil)
 }
 
@@ -124,62 +124,62 @@ func TestWaiterCloseWakes(t *testing.T) {
 	for _, spread := range []bool{false, true} {
 		s := newFakeSocket(t)
 		var spreading atomic.Int32
-		w, err := newRXWaiter(s.fd, &spreading, "fake")
+		w, err := New(s.fd, &spreading, "fake")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if spread {
 			withProcs(t, 2)
-			w.received(spreadBatch)
+			w.Received(SpreadBatch)
 			if !w.spread {
 				t.Fatal("a full batch did not make the waiter wait on its thread")
 			}
 		}
 		done := waitAsync(w, s.isReady)
 		mustNotReturn(t, done, 30*time.Millisecond)
-		if err := w.close(); err != nil {
+		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		mustReturn(t, done, errWaitClosed)
-		w.release()
+		mustReturn(t, done, ErrClosed)
+		w.Release()
 		if got := spreading.Load(); got != 0 {
 			t.Errorf("spreading = %d after release, want 0", got)
 		}
 		// A wait after close returns at once.
-		if err := w.wait(s.isReady); err != errWaitClosed {
-			t.Errorf("wait after close: %v, want errWaitClosed", err)
+		if err := w.Wait(s.isReady); err != ErrClosed {
+			t.Errorf("wait after close: %v, want ErrClosed", err)
 		}
 	}
 }
 
 // A backlog moves the queue to its own thread, with the netpoller's view of
-// the socket switched off; spreadIdle without frames moves it back.
+// the socket switched off; SpreadIdle without frames moves it back.
 func TestWaiterSpreadsUnderLoadAndReturns(t *testing.T) {
 	withProcs(t, 2)
 	s := newFakeSocket(t)
 	var spreading atomic.Int32
 	w := newTestWaiter(t, s, &spreading)
-	w.received(spreadBatch - 1)
+	w.Received(SpreadBatch - 1)
 	if w.spread {
 		t.Fatal("a small batch made the waiter spread")
 	}
 	if !epollSees(t, w, s) {
 		t.Fatal("netpoller does not watch the socket")
 	}
-	w.received(spreadBatch)
+	w.Received(SpreadBatch)
 	if !w.spread || spreading.Load() != 1 {
 		t.Fatalf("spread %v, spreading %d after a full batch", w.spread, spreading.Load())
 	}
 	if epollSees(t, w, s) {
 		t.Error("netpoller still watches the socket of a queue waiting on its own thread")
 	}
-	// A frame within spreadIdle wakes the thread's poll. (A busy machine
-	// may delay the post past spreadIdle: try a few times.)
+	// A frame within SpreadIdle wakes the thread's poll. (A busy machine
+	// may delay the post past SpreadIdle: try a few times.)
 	woke := false
 	for try := 0; try < 10 && !woke; try++ {
 		res := make(chan bool, 1)
 		go func() {
-			ok, err := w.pollWait(s.isReady)
+			ok, err := w.PollWait(s.isReady)
 			if err != nil {
 				t.Error(err)
 			}
@@ -191,14 +191,14 @@ func TestWaiterSpreadsUnderLoadAndReturns(t *testing.T) {
 		s.take()
 	}
 	if !woke {
-		t.Fatal("a frame did not wake the poll within spreadIdle, 10 times")
+		t.Fatal("a frame did not wake the poll within SpreadIdle, 10 times")
 	}
 	if !w.spread {
 		t.Fatal("left the thread although frames kept coming")
 	}
 	// Idle for longer: back to the netpoller, which then delivers.
 	done := waitAsync(w, s.isReady)
-	time.Sleep(3 * spreadIdle)
+	time.Sleep(3 * SpreadIdle)
 	mustNotReturn(t, done, 10*time.Millisecond)
 	s.post()
 	mustReturn(t, done, nil)
@@ -218,19 +218,19 @@ func TestWaiterSpreadLeavesAPForTheNetpoller(t *testing.T) {
 	s1, s2 := newFakeSocket(t), newFakeSocket(t)
 	var spreading atomic.Int32 // one Backend's
 	w1, w2 := newTestWaiter(t, s1, &spreading), newTestWaiter(t, s2, &spreading)
-	w1.received(64)
-	w2.received(64)
+	w1.Received(64)
+	w2.Received(64)
 	if !w1.spread || w2.spread {
 		t.Fatalf("spread %v, %v: want only the first", w1.spread, w2.spread)
 	}
-	w1.unspread()
-	w2.received(64)
+	w1.Unspread()
+	w2.Received(64)
 	if !w2.spread {
 		t.Error("the second queue cannot spread after the first went back")
 	}
-	w2.unspread()
+	w2.Unspread()
 	runtime.GOMAXPROCS(1)
-	w1.received(64)
+	w1.Received(64)
 	if w1.spread {
 		t.Error("spread with GOMAXPROCS 1: nothing left for the netpoller")
 	}
@@ -243,20 +243,20 @@ func TestWaiterAllocs(t *testing.T) {
 	w := newTestWaiter(t, s, new(atomic.Int32))
 	s.post()
 	ready := s.isReady // made once, as Queue does
-	if n := testing.AllocsPerRun(100, func() { _ = w.wait(ready) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = w.Wait(ready) }); n != 0 {
 		t.Errorf("netpoller wait: %v allocs, want 0", n)
 	}
 	withProcs(t, 2)
-	w.received(spreadBatch)
-	defer w.unspread()
-	if n := testing.AllocsPerRun(100, func() { _ = w.wait(ready) }); n != 0 {
+	w.Received(SpreadBatch)
+	defer w.Unspread()
+	if n := testing.AllocsPerRun(100, func() { _ = w.Wait(ready) }); n != 0 {
 		t.Errorf("thread wait: %v allocs, want 0", n)
 	}
 }
 
 // epollSees reports whether the waiter's epoll instance reports the socket
 // readable (it is made readable for the check and drained after).
-func epollSees(t *testing.T, w *rxWaiter, s *fakeSocket) bool {
+func epollSees(t *testing.T, w *Waiter, s *fakeSocket) bool {
 	t.Helper()
 	one := [8]byte{1}
 	if _, err := unix.Write(s.fd, one[:]); err != nil {
@@ -278,26 +278,105 @@ func withProcs(t *testing.T, n int) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
 }
 
-// peek sees entries the consumer has not taken, without taking them.
-func TestRingPeek(t *testing.T) {
-	var prod, cons, flags uint32
-	r := ringHead{producer: &prod, consumer: &cons, flags: &flags, mask: 3, size: 4}
-	if r.peek() {
-		t.Fatal("empty ring: peek true")
+// Park with a timeout returns ErrTimeout after at least half of it, and a
+// frame before then still wakes it at once.
+func TestParkTimeout(t *testing.T) {
+	s := newFakeSocket(t)
+	w := newTestWaiter(t, s, new(atomic.Int32))
+	const timeout = 100 * time.Millisecond
+	t0 := time.Now()
+	err := w.Park(s.isReady, timeout)
+	took := time.Since(t0)
+	if err != ErrTimeout {
+		t.Fatalf("Park with nothing to receive: %v, want ErrTimeout", err)
 	}
-	atomic.StoreUint32(&prod, 2)
-	if !r.peek() {
-		t.Fatal("two entries posted: peek false")
+	if took < timeout/2 {
+		t.Errorf("Park timed out after %v, want at least %v", took, timeout/2)
 	}
-	if n := r.consAvail(1); n != 1 {
-		t.Fatalf("consAvail(1) = %d", n)
+	// The deadline passed: the next Park sets a new one, it does not time
+	// out at once.
+	done := make(chan error, 1)
+	go func() { done <- w.Park(s.isReady, timeout) }()
+	mustNotReturn(t, done, timeout/4)
+	s.post()
+	mustReturn(t, done, nil)
+	s.take()
+	// Without a timeout the deadline goes.
+	done = make(chan error, 1)
+	go func() { done <- w.Park(s.isReady, 0) }()
+	mustNotReturn(t, done, timeout+timeout/2)
+	s.post()
+	mustReturn(t, done, nil)
+}
+
+// A Park that waited counts as a trip through the scheduler; one that found
+// frames at once does not.
+func TestParkIsASchedulingPoint(t *testing.T) {
+	s := newFakeSocket(t)
+	w := newTestWaiter(t, s, new(atomic.Int32))
+	s.post()
+	if err := w.Park(s.isReady, 0); err != nil {
+		t.Fatal(err)
 	}
-	r.consRelease(1)
-	if !r.peek() {
-		t.Fatal("one entry left (cached): peek false")
+	if w.yielded != 0 {
+		t.Errorf("a Park that did not wait moved the last scheduling point to %v", w.yielded)
 	}
-	r.consRelease(r.consAvail(4))
-	if r.peek() || cons != 2 {
-		t.Fatalf("all taken: peek %v, consumer %d", r.peek(), cons)
+	s.take()
+	done := make(chan error, 1)
+	go func() { done <- w.Park(s.isReady, 0) }()
+	mustNotReturn(t, done, 10*time.Millisecond)
+	s.post()
+	mustReturn(t, done, nil)
+	if w.yielded == 0 {
+		t.Error("a Park that waited is not a scheduling point")
+	}
+}
+
+// Yield lets the goroutines waiting for the P run once YieldEvery passed
+// since the last scheduling point, and not before.
+func TestYield(t *testing.T) {
+	withProcs(t, 1)
+	s := newFakeSocket(t)
+	w := newTestWaiter(t, s, new(atomic.Int32))
+	var ran atomic.Bool
+	w.yielded = time.Since(w.base) // just went through the scheduler
+	go ran.Store(true)             // runnable on our only P
+	w.Yield()
+	if ran.Load() {
+		t.Error("Yield within YieldEvery of the last scheduling point let another goroutine run")
+	}
+	w.yielded -= 2 * YieldEvery
+	w.Yield()
+	if !ran.Load() {
+		t.Error("Yield after YieldEvery did not let the runnable goroutine run")
+	}
+	if since := time.Since(w.base) - w.yielded; since > YieldEvery {
+		t.Errorf("Yield did not note its scheduling point (%v ago)", since)
+	}
+}
+
+// Received is a scheduling point too: a goroutine that finds frames every
+// time never waits.
+func TestReceivedYields(t *testing.T) {
+	withProcs(t, 1)
+	s := newFakeSocket(t)
+	w := newTestWaiter(t, s, new(atomic.Int32))
+	var ran atomic.Bool
+	w.yielded = time.Since(w.base) - 2*YieldEvery
+	go ran.Store(true)
+	w.Received(1)
+	if !ran.Load() {
+		t.Error("Received after YieldEvery without a scheduling point did not yield")
+	}
+}
+
+// Parking allocates nothing either, the timeout's deadline included.
+func TestParkAllocs(t *testing.T) {
+	s := newFakeSocket(t)
+	w := newTestWaiter(t, s, new(atomic.Int32))
+	s.post()
+	ready := s.isReady
+	if n := testing.AllocsPerRun(100, func() { _ = w.Park(ready, 500*time.Millisecond) }); n != 0 {
+		t.Errorf("Park with a timeout: %v allocs, want 0", n)
 	}
 }

@@ -1,0 +1,96 @@
+// Package rxwait is how a datapath queue's receiving goroutine sleeps until
+// its socket has frames: NAPI's rule (poll while there is work, sleep on a
+// per-frame wake-up when idle) in terms of the Go scheduler. pkg/afpacket
+// and pkg/afxdp both wait through a Waiter; what a "frame" is (a
+// TPACKET_V2 slot, an XSK RX descriptor) stays theirs, given to the Waiter
+// as a ready function that looks at the ring.
+//
+// # Two ways to wait
+//
+// Light load: in the Go runtime's netpoller (Park, Wait). The goroutine
+// parks holding no thread and no P (the runtime's right to run Go code);
+// the one thread that sleeps in epoll_wait for the whole process is woken
+// by the socket, takes a free P and runs the goroutine itself. A frame's
+// trip through the switch then runs to completion on that one thread: the
+// egress worker's transmit on the uplink runs the kernel's bridge (and the
+// uplink's receive) inside its sendmmsg or sendto, so the reflected frame
+// is already in the uplink's RX ring when the egress worker parks, and the
+// same thread, on its way back to sleep, finds the ingress worker ready
+// and runs it. No thread wakes another, as in the kernel, where a frame
+// crosses a software switch in the softirq of the CPU that sent it.
+//
+// Under load: on the goroutine's own thread, in a blocking poll(2) with a
+// timeout of SpreadIdle (PollWait, or the caller's own poll while Spread
+// reports true). Run to completion puts a whole stream on one thread, and
+// the netpoller hands every ready goroutine to whichever thread polls: the
+// workers would share one CPU while another idles (measured with AF_XDP: a
+// third less vm-to-vm throughput). A blocked poll wakes the queue's own
+// thread, which the kernel places on a free CPU, so the workers run in
+// parallel. Received switches a queue to it after a Recv returned
+// SpreadBatch frames or more (a backlog built up while the goroutine was
+// busy or asleep); a poll that sees no frame for SpreadIdle switches back
+// (Unspread).
+//
+// # Why not poll(2) all the time: the runtime's monitor
+//
+// A goroutine blocked in a system call keeps its thread and its P. The
+// runtime's monitor thread (sysmon) takes that P away after 10 ms, and it
+// preempts any goroutine that has not been through the scheduler for
+// 10 ms: a worker that sleeps in ppoll and never parks is one. Every P it
+// takes resets sysmon's own sleep to 20 us for the next millisecond or
+// more, and sysmon never sleeps for good while a goroutine sits in a
+// system call. The worker that comes back from its poll finds its P gone,
+// takes an idle one and wakes sysmon (a futex wake on the frame's path),
+// and that P's preemption clock is stale, so sysmon preempts and takes it
+// again at its next look. Measured on the 2-CPU benchmark machine with
+// AF_PACKET workers in ppoll (uprobes on the runtime): 260 handoffp/s and
+// 620 sysmon rounds/s with one probe every 10 ms, 4,700 handoffp/s,
+// 5,300 preemptone/s and 3,200 rounds/s under load, sysmon runnable but
+// not running for half of every second (it is a normal-priority thread
+// below the real-time datapath, and competes with the VMs' vCPUs for the
+// rest). A goroutine parked in the netpoller holds no P, is freshly
+// scheduled when it wakes, and sysmon sleeps once every P is idle.
+//
+// A goroutine that waits on its own thread still never parks: Yield, called
+// before each blocking poll, goes through the scheduler (runtime.Gosched)
+// when the goroutine has not for YieldEvery, well within sysmon's 10 ms.
+//
+// A thread blocked in poll keeps its P, and nothing polls the network while
+// no P is free: a goroutine parked in the netpoller (another port's worker,
+// the one carrying a ping through a busy switch) then waits until sysmon
+// polls, every 10 ms. Measured with a stream at 50 kframes/s and pings
+// beside it: p99 12 ms. So at most GOMAXPROCS-1 queues that share a
+// spreading counter wait in poll, and one P is always free for the
+// netpoller (p99 0.8 ms). (vswitchd gives the runtime a P per worker,
+// which keeps that limit out of reach; it matters to a process that does
+// not.)
+//
+// # What the netpoller watches
+//
+// The netpoller registers every file for EPOLLIN and EPOLLOUT, edge
+// triggered. A packet socket or an XSK signals EPOLLOUT (write space) each
+// time the kernel frees what it sent, that is after every transmit on the
+// socket, which would wake the poller's thread for nothing. So the
+// netpoller watches an epoll instance of our own, which watches the socket
+// for EPOLLIN (and, always, EPOLLERR and EPOLLHUP) only, and not even that
+// while the queue waits on its own thread. Nobody epoll_waits on that
+// instance itself: ready, the caller's check of its RX ring, is what
+// decides, and it is re-checked after every wake-up and before sleeping,
+// so a frame that arrived in between is never slept on. Because the
+// netpoller is edge triggered, a socket that stays readable without news
+// (a TPACKET_V2 slot the caller still holds) does not make it spin.
+//
+// Park takes an optional timeout, a safety net for a caller that must look
+// at its ring now and then even when nothing wakes it (pkg/afpacket's jam
+// watchdog): it is a read deadline on the netpoller's file, re-armed only
+// when less than half of it is left, so a park costs no timer update.
+//
+// # Closing
+//
+// Close wakes a goroutine waiting either way (Wait and Park return
+// ErrClosed, PollWait too) and returns once it has left the netpoller;
+// WakeFD is the eventfd Close writes, for a caller that polls with its own
+// descriptors. Release frees the eventfd once nobody can wait any more.
+// Waiting allocates nothing: pass a ready function made once (a method
+// value bound when the queue opens).
+package rxwait

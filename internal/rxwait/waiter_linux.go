@@ -1,0 +1,286 @@
+//go:build linux
+
+package rxwait
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrClosed is what Wait, Park and PollWait return once Close was called.
+var ErrClosed = errors.New("receive wait closed")
+
+// ErrTimeout is what Park returns when its timeout passed with nothing
+// ready.
+var ErrTimeout = errors.New("receive wait timed out")
+
+// How a receiving queue waits (see the package documentation).
+const (
+	// SpreadBatch: a Recv that returns at least this many frames (a
+	// backlog built up while the goroutine was busy or asleep) makes the
+	// queue wait on its own thread.
+	SpreadBatch = 16
+	// SpreadIdle: a wait on the queue's own thread that sees no frame for
+	// this long returns the queue to the netpoller.
+	SpreadIdle = 2 * time.Millisecond
+	// YieldEvery: a goroutine that waits on its own thread (or never
+	// waits) goes through the scheduler at least this often, so the
+	// runtime's monitor never finds it running for its 10 ms.
+	YieldEvery = 2 * time.Millisecond
+)
+
+// Waiter puts one queue's receiving goroutine to sleep until its socket
+// has frames, in the netpoller or on its own thread (see the package
+// documentation). Only the goroutine that receives calls Received, Spread,
+// Unspread, Wait, Park, PollWait and Yield; Close may come from any
+// goroutine.
+type Waiter struct {
+	sock int      // the socket, watched for POLLIN
+	ep   int      // our epoll instance, watching the socket
+	f    *os.File // owns ep, registered with the netpoller
+	rc   syscall.RawConn
+
+	efd int            // eventfd: Close wakes a blocking poll
+	pfd [2]unix.PollFd // socket (POLLIN), eventfd
+	ts  unix.Timespec  // SpreadIdle
+
+	// spread: wait on our own thread. Only the receiving goroutine
+	// touches it.
+	spread    bool
+	spreading *atomic.Int32 // waiters sharing the counter that wait on their own thread
+	closed    atomic.Bool
+
+	base time.Time // the clock's zero (monotonic)
+	// deadline is the netpoller file's read deadline (Park's timeout),
+	// since base; zero when none is set.
+	deadline time.Duration
+	// yielded is when the goroutine last went through the scheduler (Yield,
+	// or a Park that waited), since base.
+	yielded time.Duration
+
+	// Park's check of the caller's ready: checkFn (w.check, made once)
+	// counts the calls, so Park knows whether the goroutine waited.
+	ready   func(uintptr) bool
+	checks  int
+	checkFn func(uintptr) bool
+}
+
+// New prepares both ways of waiting for the RX ring of socket sock.
+// spreading counts the waiters that wait on their own thread (one counter
+// shared by a backend's queues); name is for error messages only.
+func New(sock int, spreading *atomic.Int32, name string) (*Waiter, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll instance for the netpoller: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(sock)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, sock, &ev); err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("watch socket for RX: %w", err)
+	}
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("set epoll fd non-blocking: %w", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	f := os.NewFile(uintptr(ep), name) // non-blocking: joins the netpoller
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		unix.Close(efd)
+		return nil, fmt.Errorf("register with the netpoller: %w", err)
+	}
+	w := &Waiter{sock: sock, ep: ep, f: f, rc: rc, efd: efd, spreading: spreading,
+		ts: unix.NsecToTimespec(int64(SpreadIdle)), base: time.Now()}
+	w.pfd[0] = unix.PollFd{Fd: int32(sock), Events: unix.POLLIN}
+	w.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
+	w.checkFn = w.check
+	return w, nil
+}
+
+// WakeFD is the eventfd Close writes: a caller that waits in a poll of its
+// own (on its own thread) polls it too.
+func (w *Waiter) WakeFD() int { return w.efd }
+
+// Closed reports whether Close was called.
+func (w *Waiter) Closed() bool { return w.closed.Load() }
+
+// Received tells the waiter how many frames the last Recv returned: a
+// backlog moves the queue to its own thread. It is also a scheduling
+// point for a goroutine that never waits (see Yield).
+func (w *Waiter) Received(n int) {
+	w.Yield()
+	if n < SpreadBatch || w.spread {
+		return
+	}
+	// Each waiter on its own thread holds a P while it sleeps in poll, and
+	// at least one P must stay free for the netpoller.
+	if w.spreading.Add(1) > int32(runtime.GOMAXPROCS(0)-1) {
+		w.spreading.Add(-1) // every P but one is taken: stay in the netpoller
+		return
+	}
+	w.spread = true
+	w.watch(false)
+}
+
+// Spread reports whether the queue waits on its own thread now.
+func (w *Waiter) Spread() bool { return w.spread }
+
+// Unspread returns the queue to the netpoller.
+func (w *Waiter) Unspread() {
+	if w.spread {
+		w.spread = false
+		w.spreading.Add(-1)
+		w.watch(true)
+	}
+}
+
+// watch turns the netpoller's view of the socket on or off.
+func (w *Waiter) watch(on bool) {
+	ev := unix.EpollEvent{Fd: int32(w.sock)}
+	if on {
+		ev.Events = unix.EPOLLIN
+	}
+	// Only fails if the socket or ep is closed, when nobody waits any more.
+	_ = unix.EpollCtl(w.ep, unix.EPOLL_CTL_MOD, w.sock, &ev)
+}
+
+// Yield goes through the scheduler (runtime.Gosched) when the goroutine
+// has not done so for YieldEvery. A goroutine that sleeps in poll(2) on
+// its own thread, or finds frames every time, never parks; the runtime's
+// monitor would preempt it every 10 ms and take its P, and each P it takes
+// sets the monitor polling every 20 us (see the package documentation).
+func (w *Waiter) Yield() {
+	now := time.Since(w.base)
+	if now-w.yielded < YieldEvery {
+		return
+	}
+	w.yielded = now
+	runtime.Gosched()
+}
+
+// Wait returns once ready reports true; the goroutine sleeps in between,
+// on its own thread while Spread, else in the netpoller. ready is called
+// first at once and again after every wake-up. Pass a func value made once
+// (a method value bound at open), so that waiting allocates nothing. After
+// Close, Wait returns ErrClosed.
+func (w *Waiter) Wait(ready func(uintptr) bool) error {
+	if w.spread {
+		ok, err := w.PollWait(ready)
+		if ok || err != nil {
+			return err
+		}
+		w.Unspread() // nothing for SpreadIdle: back to the netpoller
+	}
+	return w.Park(ready, 0)
+}
+
+// Park waits in the netpoller until ready reports true (called at once and
+// after every wake-up), Close (ErrClosed) or, with a timeout > 0, until
+// the timeout passed (ErrTimeout; the timeout is kept as a read deadline
+// and re-armed only when less than half of it is left, so the wait ends
+// between timeout/2 and timeout after it began).
+func (w *Waiter) Park(ready func(uintptr) bool, timeout time.Duration) error {
+	if timeout > 0 {
+		now := time.Since(w.base)
+		if w.deadline-now < timeout/2 {
+			w.deadline = now + timeout
+			if err := w.f.SetReadDeadline(w.base.Add(w.deadline)); err != nil {
+				if w.closed.Load() {
+					return ErrClosed
+				}
+				return fmt.Errorf("netpoller deadline: %w", err)
+			}
+		}
+	} else if w.deadline != 0 {
+		w.deadline = 0
+		_ = w.f.SetReadDeadline(time.Time{})
+	}
+	w.ready, w.checks = ready, 0
+	err := w.rc.Read(w.checkFn)
+	w.ready = nil
+	if w.checks > 1 {
+		// Waited: parked, and scheduled again when woken (or found the
+		// netpoller's note of an earlier wake-up and went on at once, the
+		// rarer case, which the next Yield makes up for).
+		w.yielded = time.Since(w.base)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case w.closed.Load():
+		return ErrClosed // the file's own "use of closed file"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.deadline = 0 // passed: the next Park sets a new one
+		return ErrTimeout
+	}
+	return err
+}
+
+// check is Park's ready: the caller's, counted.
+func (w *Waiter) check(fd uintptr) bool {
+	w.checks++
+	return w.ready(fd)
+}
+
+// PollWait waits in blocking polls on the calling thread until ready
+// (true), or until a poll saw nothing for SpreadIdle (false).
+func (w *Waiter) PollWait(ready func(uintptr) bool) (bool, error) {
+	for {
+		if ready(0) {
+			return true, nil
+		}
+		if w.closed.Load() {
+			return false, ErrClosed
+		}
+		w.Yield()
+		w.pfd[0].Revents, w.pfd[1].Revents = 0, 0
+		ts := w.ts // ppoll writes back the time left
+		n, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&w.pfd[0])), uintptr(len(w.pfd)),
+			uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		switch {
+		case e == unix.EINTR:
+		case e != 0:
+			return false, fmt.Errorf("poll: %w", e)
+		case w.pfd[1].Revents != 0:
+			return false, ErrClosed
+		case n == 0:
+			return ready(0), nil
+		}
+	}
+}
+
+// Close wakes a goroutine waiting either way (Wait, Park and PollWait
+// return ErrClosed, a caller's own poll sees WakeFD readable) and returns
+// once it has left the netpoller.
+func (w *Waiter) Close() error {
+	w.closed.Store(true)
+	var one = [8]byte{1}
+	_, _ = unix.Write(w.efd, one[:])
+	return w.f.Close()
+}
+
+// Release frees the eventfd once nobody can wait any more: the queue's Recv
+// has returned and cannot start again.
+func (w *Waiter) Release() {
+	if w.spread {
+		w.spread = false
+		w.spreading.Add(-1)
+	}
+	if w.efd >= 0 {
+		_ = unix.Close(w.efd)
+		w.efd = -1
+	}
+}
