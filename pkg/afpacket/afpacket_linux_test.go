@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -703,16 +704,28 @@ func TestIdleRecvDoesNotSpin(t *testing.T) {
 // waited up to tp_retire_blk_tov, >= 1 ms, per ring; a frame crossing the
 // switch crosses four rings). Also when the caller still holds the batch
 // with the previous frame (the slot before the kernel's head is then ours,
-// so the socket polls readable: wait must sleep edge-triggered, not spin).
-// Between frames, and for a second at the end, the Recv goroutine's own
-// thread must burn no CPU (getrusage RUSAGE_THREAD on its locked thread).
+// so the socket polls readable: wait must not spin; the netpoller is edge
+// triggered by itself, a ppoll on the goroutine's own thread must switch
+// to an edge-triggered epoll). Both ways of waiting: in the netpoller
+// (light load) and, forced before every Recv, on the goroutine's own
+// thread (under load). Between frames, and for a second at the end, the
+// Recv goroutine's own thread must burn no CPU (getrusage RUSAGE_THREAD on
+// its locked thread).
 func TestRecvWakesPerFrame(t *testing.T) {
-	for _, hold := range []bool{false, true} {
-		name := "released"
-		if hold {
-			name = "holding-previous-batch"
-		}
-		t.Run(name, func(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // a queue spreads only if a P stays free
+	}
+	for _, mode := range []struct {
+		name           string
+		hold, threaded bool
+	}{
+		{"released", false, false},
+		{"holding-previous-batch", true, false},
+		{"released-own-thread", false, true},
+		{"holding-previous-batch-own-thread", true, true},
+	} {
+		hold := mode.hold
+		t.Run(mode.name, func(t *testing.T) {
 			n := newTestNet(t)
 			q := n.open(smallRing(), "vb", backend.QueueConfig{Role: backend.RolePort})
 			peer := n.raw("va", false)
@@ -735,6 +748,12 @@ func TestRecvWakesPerFrame(t *testing.T) {
 				batches := [2]*backend.Batch{backend.NewBatch(32), backend.NewBatch(32)}
 				for i := 0; ; i++ {
 					b := batches[i%2]
+					if mode.threaded {
+						q.waiter.Received(rxwait.SpreadBatch) // as if a backlog had come
+						if !q.waiter.Spread() {
+							t.Error("a backlog did not make the queue wait on its own thread")
+						}
+					}
 					cpu0, t0 := threadCPU(), time.Now()
 					k, err := q.Recv(b)
 					if err != nil {
@@ -783,16 +802,19 @@ func TestRecvWakesPerFrame(t *testing.T) {
 			if r.idle < 900*time.Millisecond || r.idleCPU > 10*time.Millisecond {
 				t.Errorf("the last Recv was idle %v and used %v of its thread's CPU: it spins", r.idle, r.idleCPU)
 			}
-			if hold && r.arms < probes/2 {
+			switch {
+			case hold && mode.threaded && r.arms < probes/2:
 				t.Error("holding the previous batch never needed the edge-triggered wait: the test does not test it")
+			case !mode.threaded && r.arms != 0:
+				t.Errorf("the netpoller wait armed the edge-triggered epoll %d times: it waited on its own thread", r.arms)
 			}
 		})
 	}
 }
 
 // A port's transmit queue on the uplink (RoleUplinkTX) is one descriptor,
-// its socket: nothing ever waits on it, so it has no wake-up eventfd. A
-// receiving queue has both. They send, close (twice) and give every
+// its socket: nothing ever waits on it, so it has no waiter. A receiving
+// queue has its socket and a waiter (an epoll instance and an eventfd). They send, close (twice) and give every
 // descriptor back.
 func TestQueueDescriptors(t *testing.T) {
 	n := newTestNet(t)
@@ -831,8 +853,8 @@ func TestQueueDescriptors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fds() - before; got != 2 {
-		t.Errorf("a port queue opened %d descriptors, want 2 (socket and wake-up eventfd)", got)
+	if got := fds() - before; got != 3 {
+		t.Errorf("a port queue opened %d descriptors, want 3 (socket, the epoll instance the netpoller watches and the wake-up eventfd)", got)
 	}
 	if err := port.Close(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/vswitch/vswitch/internal/rawsock"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -44,9 +45,12 @@ const (
 	maxTagBytes         = 8 // two tags (802.1ad S-tag + 802.1Q C-tag)
 	rebuiltTagLen       = 4
 	ringReserve         = backend.Headroom + rebuiltTagLen
-	pollTimeoutMillis   = 500
-	tpacketAlign        = unix.TPACKET_ALIGNMENT
-	sizeofSockaddrLL    = 20
+	// pollTimeoutMillis bounds a wait in the netpoller (the jam watchdog's
+	// safety net: a jammed ring wakes nobody): a parked Recv looks at its
+	// ring again after 250 to 500 ms (see rxwait.Waiter.Park).
+	pollTimeoutMillis = 500
+	tpacketAlign      = unix.TPACKET_ALIGNMENT
+	sizeofSockaddrLL  = 20
 )
 
 // Backend opens AF_PACKET queues. The zero value is ready to use; its fields
@@ -66,6 +70,10 @@ type Backend struct {
 	BlockTimeout time.Duration
 	// Logger receives open/close events (default slog.Default()).
 	Logger *slog.Logger
+
+	// spreading counts the receiving queues that wait for frames on their
+	// own thread (see internal/rxwait).
+	spreading atomic.Int32
 }
 
 // New returns a Backend with default ring geometry.
@@ -97,7 +105,16 @@ type Queue struct {
 
 	conn *rawsock.Conn // the packet socket
 	fd   int           // its descriptor, for the ring and the hot path's system calls
-	wake int           // eventfd, written by Close to wake a blocked Recv (-1 for RoleUplinkTX)
+	// waiter puts Recv to sleep: in the netpoller at light load, on its
+	// own thread under load (nil for RoleUplinkTX). wake is its eventfd,
+	// which Close writes to wake a Recv that polls on its own thread (-1
+	// for RoleUplinkTX).
+	waiter *rxwait.Waiter
+	wake   int
+	// parkFn is parkReady, made once so that parking allocates nothing;
+	// parkWoke is its state (see park).
+	parkFn   func(uintptr) bool
+	parkWoke bool
 
 	// life guards the file descriptors: every Recv/Send/Stats holds a read
 	// lock for the duration of its system calls, Close takes the write lock
@@ -180,7 +197,7 @@ func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err er
 		return nil, err
 	}
 	if cfg.Role != backend.RoleUplinkTX {
-		if err := q.setupRX(b.geometry(cfg), cfg.FrameSize, vnet); err != nil {
+		if err := q.setupRX(b.geometry(cfg), cfg.FrameSize, vnet, &b.spreading); err != nil {
 			return nil, err
 		}
 	}
@@ -196,7 +213,7 @@ func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err er
 // in the calling thread's network namespace) with protocol 0: it receives
 // nothing while it is configured, and a transmit-only socket stays deaf for
 // good. The socket is blocking and left out of the Go netpoller (Recv
-// waits in ppoll on the ring and the wake eventfd); q.fd is its descriptor
+// waits through an rxwait.Waiter, see setupRX); q.fd is its descriptor
 // for the ring and the system calls of the hot path, valid until Close.
 func (q *Queue) openSocket() error {
 	ifindex, err := rawsock.InterfaceIndex(q.ifname)
@@ -211,14 +228,6 @@ func (q *Queue) openSocket() error {
 	if err := conn.Control(func(fd int) error { q.fd = fd; return nil }); err != nil {
 		return err
 	}
-	if q.role == backend.RoleUplinkTX {
-		return nil // nothing ever waits on it: no eventfd (one fd less per port)
-	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return fmt.Errorf("eventfd: %w", err)
-	}
-	q.wake = wake
 	return nil
 }
 
@@ -234,11 +243,13 @@ func (q *Queue) setupTX(batch int, vnet bool) error {
 	return nil
 }
 
-// setupRX maps the TPACKET_V3 receive ring (PACKET_VNET_HDR first when
-// vnet) for frames of up to frameSize bytes, and hides what this host
+// setupRX maps the TPACKET_V2 receive ring (PACKET_VNET_HDR first when
+// vnet) for frames of up to frameSize bytes, hides what this host
 // transmits on the interface from it (PACKET_IGNORE_OUTGOING): our own
-// frames, an LLDPDU of the control plane included, must not come back in.
-func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool) error {
+// frames, an LLDPDU of the control plane included, must not come back in;
+// and prepares the waiter Recv sleeps in (an epoll instance the netpoller
+// watches and an eventfd: two descriptors).
+func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool, spreading *atomic.Int32) error {
 	err := q.conn.Control(func(fd int) error {
 		var err error
 		q.rx, err = newRxRing(fd, g, vnet)
@@ -250,6 +261,12 @@ func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool) error {
 	if err := q.conn.SetIgnoreOutgoing(true); err != nil {
 		return err
 	}
+	w, err := rxwait.New(q.fd, spreading, q.ifname)
+	if err != nil {
+		return err
+	}
+	q.waiter, q.wake = w, w.WakeFD()
+	q.parkFn = q.parkReady
 	q.rx.maxFrame = frameSize
 	if vnet {
 		q.rx.initArena(frameSize, gsoSlots)
@@ -392,6 +409,7 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 		}
 		if n > 0 {
 			q.rx.noteBatch()
+			q.waiter.Received(n)
 			q.rxPackets.Add(uint64(n))
 			q.rxBytes.Add(uint64(nbytes))
 			return n, nil
@@ -404,21 +422,36 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 
 // wait blocks until the ring may have a frame for us, the queue is closed
 // or the socket reports an error. It never spins (NAPI's rule: poll while
-// there is work, sleep on a per-frame wake-up when idle). While traffic is
-// flowing, the first empty wait after a batch naps rxNap before it
-// re-arms the per-frame wake-up (interrupt moderation, see noteBatch);
-// an isolated frame is never delayed by it.
+// there is work, sleep on a per-frame wake-up when idle), and it sleeps in
+// one of two ways (internal/rxwait says why):
+//
+//   - In the Go runtime's netpoller (park), the default: the goroutine
+//     holds no thread and no P while it sleeps, and the thread the socket
+//     wakes runs it. A frame that crosses the switch is then handed from
+//     the egress worker to the ingress worker on one thread, without a
+//     wake-up: the egress worker's sendmmsg on the uplink runs the kernel's
+//     bridge and puts the reflected frame in the uplink's ring before it
+//     parks, and its thread finds the ingress worker ready on its way back
+//     to sleep.
+//   - Under load, after a Recv returned a backlog (rxwait.SpreadBatch
+//     frames), on the goroutine's own thread in ppoll (sleep), so that the
+//     workers run on both CPUs, until a poll sees nothing for
+//     rxwait.SpreadIdle. There, while traffic is flowing, the first empty
+//     wait after a batch naps rxNap before it re-arms the per-frame
+//     wake-up (interrupt moderation, see noteBatch); an isolated frame is
+//     never delayed by it.
 //
 // A TPACKET_V2 socket wakes its waiters (sk_data_ready) for every frame
 // it writes, and poll says readable when the slot before the kernel's
 // head is not TP_STATUS_KERNEL. Normally that slot is one we have not read
-// yet, so ppoll on the socket and the Close eventfd is all it takes. But
-// if the caller still holds the frame in that slot (it keeps batches while
-// calling Recv again), poll stays readable with nothing new to read, and a
-// level-triggered wait would spin. Then wait arms an edge-triggered epoll
-// on the socket, which returns on the next frame's wake-up only, until the
-// ring has a frame again; disarming afterwards keeps the kernel from
-// running our epoll callback for every frame while we are busy.
+// yet. But if the caller still holds the frame in that slot (it keeps
+// batches while calling Recv again), poll stays readable with nothing new
+// to read. The netpoller is edge-triggered and only wakes on the next
+// frame; a level-triggered ppoll would spin, so on its own thread wait
+// then arms an edge-triggered epoll on the socket, which returns on the
+// next frame's wake-up only, until the ring has a frame again; disarming
+// afterwards keeps the kernel from running our epoll callback for every
+// frame while we are busy.
 func (q *Queue) wait() error {
 	r := q.rx
 	fds := &r.pollfds
@@ -452,16 +485,30 @@ func (q *Queue) wait() error {
 		if r.ready() {
 			return nil
 		}
-		if r.nap {
-			// Traffic is flowing: let frames gather instead of
-			// being woken for each (see noteBatch).
-			r.nap = false
-			if q.nap() {
-				return backend.ErrClosed
+		var (
+			woke bool
+			re   int16
+			err  error
+		)
+		if q.waiter.Spread() {
+			if r.nap {
+				// Traffic is flowing: let frames gather instead of
+				// being woken for each (see noteBatch).
+				r.nap = false
+				if q.nap() {
+					return backend.ErrClosed
+				}
+				continue
 			}
-			continue
+			var idle bool
+			woke, re, idle, err = q.sleep()
+			if idle && !r.ready() {
+				q.waiter.Unspread() // nothing for SpreadIdle: back to the netpoller
+			}
+		} else {
+			r.nap = false // the netpoller batches by itself: no nap
+			woke, re, err = q.park()
 		}
-		woke, re, err := q.sleep()
 		if err != nil {
 			return err
 		}
@@ -494,6 +541,52 @@ func (q *Queue) wait() error {
 	}
 }
 
+// park sleeps once in the netpoller: until the socket's next wake-up,
+// Close (woke), or at most pollTimeoutMillis (the jam watchdog's safety
+// net: a jammed ring wakes nobody). A wake-up without a frame (the frame
+// was read before we parked, a dropped frame, an error) is sorted out by
+// a zero-timeout poll of the socket, which reports its error bits in re;
+// never POLLIN, which the netpoller needs no help with.
+func (q *Queue) park() (woke bool, re int16, err error) {
+	r := q.rx
+	q.parkWoke = false
+	switch err := q.waiter.Park(q.parkFn, pollTimeoutMillis*time.Millisecond); err {
+	case nil:
+	case rxwait.ErrTimeout:
+		return false, 0, nil
+	case rxwait.ErrClosed:
+		return true, 0, nil
+	default:
+		return false, 0, &OpError{Op: "poll", Iface: q.ifname, Err: err}
+	}
+	if q.closed.Load() || r.ready() {
+		return false, 0, nil
+	}
+	fds := &r.pollfds
+	r.tsArg = unix.Timespec{}
+	_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
+		uintptr(unsafe.Pointer(&r.tsArg)), 0, 0, 0)
+	if e != 0 {
+		if e == unix.EINTR {
+			return false, 0, nil
+		}
+		return false, 0, &OpError{Op: "poll", Iface: q.ifname, Err: e}
+	}
+	return fds[0].Revents != 0, fds[1].Revents &^ unix.POLLIN, nil
+}
+
+// parkReady is park's check, called by the netpoller before it parks the
+// goroutine and again after each wake-up: frames in the ring (or Close)
+// the first time; after a wake-up, yes whatever it was, so that wait
+// looks (errors, the watchdog) before it sleeps again.
+func (q *Queue) parkReady(uintptr) bool {
+	if q.parkWoke {
+		return true
+	}
+	q.parkWoke = true
+	return q.closed.Load() || q.rx.ready()
+}
+
 // nap sleeps rxNap on the eventfd alone, so frames arriving meanwhile do
 // not wake us one by one; it reports whether Close woke it.
 func (q *Queue) nap() bool {
@@ -504,19 +597,22 @@ func (q *Queue) nap() bool {
 	return e == 0 && r.pollfds[0].Revents != 0
 }
 
-// sleep waits once, up to pollTimeoutMillis: on ppoll (level-triggered)
-// or, once armed, on the edge-triggered epoll set. It reports whether the
-// eventfd woke it and the socket's events (POLL* bits; EPOLL* has the same
-// values).
-func (q *Queue) sleep() (woke bool, re int16, err error) {
+// sleep waits once on the goroutine's own thread, up to rxwait.SpreadIdle:
+// on ppoll (level-triggered) or, once armed, on the edge-triggered epoll
+// set. It reports whether the eventfd woke it, the socket's events (POLL*
+// bits; EPOLL* has the same values) and whether it timed out (idle). It
+// first goes through the Go scheduler when the goroutine has not for a
+// while (rxwait.Waiter.Yield).
+func (q *Queue) sleep() (woke bool, re int16, idle bool, err error) {
 	r := q.rx
+	q.waiter.Yield()
 	if r.armed {
-		n, err := unix.EpollWait(r.epfd, r.events[:], pollTimeoutMillis)
+		n, err := unix.EpollWait(r.epfd, r.events[:], int(rxwait.SpreadIdle/time.Millisecond))
 		if err != nil {
 			if err == unix.EINTR {
-				return false, 0, nil
+				return false, 0, false, nil
 			}
-			return false, 0, &OpError{Op: "poll", Iface: q.ifname, Err: err}
+			return false, 0, false, &OpError{Op: "poll", Iface: q.ifname, Err: err}
 		}
 		for _, ev := range r.events[:n] {
 			if int(ev.Fd) == q.wake {
@@ -525,20 +621,21 @@ func (q *Queue) sleep() (woke bool, re int16, err error) {
 				re |= int16(ev.Events)
 			}
 		}
-		return woke, re, nil
+		return woke, re, n == 0, nil
 	}
 	fds := &r.pollfds
+	fds[0].Revents, fds[1].Revents = 0, 0
 	r.tsArg = r.pollTimeout
 	// ppoll by hand: unix.Poll allocates its timeout.
-	_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
+	n, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
 		uintptr(unsafe.Pointer(&r.tsArg)), 0, 0, 0)
 	if e != 0 {
 		if e == unix.EINTR {
-			return false, 0, nil
+			return false, 0, false, nil
 		}
-		return false, 0, &OpError{Op: "poll", Iface: q.ifname, Err: e}
+		return false, 0, false, &OpError{Op: "poll", Iface: q.ifname, Err: e}
 	}
-	return fds[0].Revents != 0, fds[1].Revents, nil
+	return fds[0].Revents != 0, fds[1].Revents, n == 0, nil
 }
 
 // Release implements backend.Queue: the ring slots of b's frames go back
@@ -609,10 +706,10 @@ func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return nil
 	}
-	if q.wake >= 0 {
-		var one [8]byte
-		one[0] = 1 // any non-zero eventfd value wakes poll, whatever the byte order
-		_, _ = unix.Write(q.wake, one[:])
+	if q.waiter != nil {
+		// Wakes a Recv in the netpoller (and waits for it to leave
+		// there) or in ppoll on its own thread (the eventfd).
+		_ = q.waiter.Close()
 	}
 	// kstatMu before life, as in kernelStats. The last PACKET_STATISTICS
 	// read makes the counters final: what the kernel counted since the
@@ -637,8 +734,11 @@ func (q *Queue) closeFDs() {
 		_ = q.conn.Close()
 		q.fd = -1
 	}
-	if q.wake >= 0 {
-		_ = unix.Close(q.wake)
+	if q.waiter != nil {
+		if !q.waiter.Closed() {
+			_ = q.waiter.Close() // failed open
+		}
+		q.waiter.Release()
 		q.wake = -1
 	}
 	if q.rx != nil {

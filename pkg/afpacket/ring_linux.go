@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"golang.org/x/sys/unix"
 )
@@ -167,7 +168,7 @@ type rxRing struct {
 	gsoFrames, gsoSegments, gsoDropped atomic.Uint64
 
 	pollfds     [2]unix.PollFd
-	pollTimeout unix.Timespec // socket + eventfd wait (safety net, Close wakes us)
+	pollTimeout unix.Timespec // socket + eventfd wait on our own thread (rxwait.SpreadIdle; Close wakes us)
 	// tsArg is the timeout handed to ppoll: the kernel writes the time
 	// left back into it, so it is refilled from pollTimeout every call
 	// (passing pollTimeout directly makes every later ppoll a zero-timeout
@@ -260,7 +261,7 @@ func newRingState(mem []byte, g ringGeometry, vnet bool) *rxRing {
 		held:        make([]bool, g.slots()),
 		segSlot:     -1,
 		fd:          -1,
-		pollTimeout: unix.NsecToTimespec(int64(pollTimeoutMillis) * int64(time.Millisecond)),
+		pollTimeout: unix.NsecToTimespec(int64(rxwait.SpreadIdle)),
 	}
 	// packet_lookup_frame: slot i is frame i%per of block i/per.
 	per := g.blockSize / g.frameSize
