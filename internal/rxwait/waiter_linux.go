@@ -28,6 +28,10 @@ const (
 	// backlog built up while the goroutine was busy or asleep) makes the
 	// queue wait on its own thread.
 	SpreadBatch = 16
+	// BusyGap: so does a Recv that returns frames less than this after the
+	// previous one (a stream: at light load frames come one by one, far
+	// apart); see Busy.
+	BusyGap = 200 * time.Microsecond
 	// SpreadIdle: a wait on the queue's own thread that sees no frame for
 	// this long returns the queue to the netpoller.
 	SpreadIdle = 2 * time.Millisecond
@@ -65,6 +69,10 @@ type Waiter struct {
 	// yielded is when the goroutine last went through the scheduler (Yield,
 	// or a Park that waited), since base.
 	yielded time.Duration
+	// lastBatch is when Received was last called, since base; busy says
+	// whether it came less than BusyGap after the call before.
+	lastBatch time.Duration
+	busy      bool
 
 	// Park's check of the caller's ready: checkFn (w.check, made once)
 	// counts the calls, so Park knows whether the goroutine waited.
@@ -103,7 +111,7 @@ func New(sock int, spreading *atomic.Int32, name string) (*Waiter, error) {
 		return nil, fmt.Errorf("register with the netpoller: %w", err)
 	}
 	w := &Waiter{sock: sock, ep: ep, f: f, rc: rc, efd: efd, spreading: spreading,
-		ts: unix.NsecToTimespec(int64(SpreadIdle)), base: time.Now()}
+		ts: unix.NsecToTimespec(int64(SpreadIdle)), base: time.Now(), lastBatch: -time.Hour}
 	w.pfd[0] = unix.PollFd{Fd: int32(sock), Events: unix.POLLIN}
 	w.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
 	w.checkFn = w.check
@@ -117,12 +125,15 @@ func (w *Waiter) WakeFD() int { return w.efd }
 // Closed reports whether Close was called.
 func (w *Waiter) Closed() bool { return w.closed.Load() }
 
-// Received tells the waiter how many frames the last Recv returned: a
-// backlog moves the queue to its own thread. It is also a scheduling
-// point for a goroutine that never waits (see Yield).
+// Received tells the waiter that a Recv returned n frames: a backlog or a
+// stream (Busy) moves the queue to its own thread. It is also a
+// scheduling point for a goroutine that never waits (see Yield).
 func (w *Waiter) Received(n int) {
-	w.Yield()
-	if n < SpreadBatch || w.spread {
+	now := time.Since(w.base)
+	w.busy = now-w.lastBatch < BusyGap
+	w.lastBatch = now
+	w.yield(now)
+	if w.spread || n < SpreadBatch && !w.busy {
 		return
 	}
 	// Each waiter on its own thread holds a P while it sleeps in poll, and
@@ -134,6 +145,12 @@ func (w *Waiter) Received(n int) {
 	w.spread = true
 	w.watch(false)
 }
+
+// Busy reports whether the last batch came less than BusyGap after the one
+// before: frames are streaming. A caller may then let frames gather before
+// it sleeps on the per-frame wake-up (pkg/afpacket naps, as NAPI defers
+// its interrupt); an isolated frame is never held up so.
+func (w *Waiter) Busy() bool { return w.busy }
 
 // Spread reports whether the queue waits on its own thread now.
 func (w *Waiter) Spread() bool { return w.spread }
@@ -162,8 +179,10 @@ func (w *Waiter) watch(on bool) {
 // its own thread, or finds frames every time, never parks; the runtime's
 // monitor would preempt it every 10 ms and take its P, and each P it takes
 // sets the monitor polling every 20 us (see the package documentation).
-func (w *Waiter) Yield() {
-	now := time.Since(w.base)
+func (w *Waiter) Yield() { w.yield(time.Since(w.base)) }
+
+// yield is Yield at time now (since base).
+func (w *Waiter) yield(now time.Duration) {
 	if now-w.yielded < YieldEvery {
 		return
 	}

@@ -380,3 +380,25 @@ func TestParkAllocs(t *testing.T) {
 		t.Errorf("Park with a timeout: %v allocs, want 0", n)
 	}
 }
+
+// Only a batch that follows the previous one within BusyGap is busy (and
+// moves the queue to its own thread); an isolated frame is not.
+func TestBusy(t *testing.T) {
+	withProcs(t, 2)
+	s := newTestWaiter(t, newFakeSocket(t), new(atomic.Int32))
+	s.Received(1)
+	if s.Busy() || s.Spread() {
+		t.Fatalf("the first batch ever: busy %v, spread %v", s.Busy(), s.Spread())
+	}
+	s.lastBatch = time.Since(s.base) - 4*BusyGap
+	s.Received(1)
+	if s.Busy() || s.Spread() {
+		t.Fatalf("a frame 4 BusyGap after the previous one: busy %v, spread %v", s.Busy(), s.Spread())
+	}
+	s.lastBatch = time.Since(s.base) - BusyGap/4
+	s.Received(1)
+	if !s.Busy() || !s.Spread() {
+		t.Fatalf("a frame BusyGap/4 after the previous one: busy %v, spread %v", s.Busy(), s.Spread())
+	}
+	s.Unspread()
+}

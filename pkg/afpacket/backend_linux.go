@@ -408,8 +408,8 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			}
 		}
 		if n > 0 {
-			q.rx.noteBatch()
 			q.waiter.Received(n)
+			q.rx.nap = q.waiter.Busy()
 			q.rxPackets.Add(uint64(n))
 			q.rxBytes.Add(uint64(nbytes))
 			return n, nil
@@ -438,7 +438,7 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 //     workers run on both CPUs, until a poll sees nothing for
 //     rxwait.SpreadIdle. There, while traffic is flowing, the first empty
 //     wait after a batch naps rxNap before it re-arms the per-frame
-//     wake-up (interrupt moderation, see noteBatch); an isolated frame is
+//     wake-up (interrupt moderation, see rxNap); an isolated frame is
 //     never delayed by it.
 //
 // A TPACKET_V2 socket wakes its waiters (sk_data_ready) for every frame
@@ -493,7 +493,7 @@ func (q *Queue) wait() error {
 		if q.waiter.Spread() {
 			if r.nap {
 				// Traffic is flowing: let frames gather instead of
-				// being woken for each (see noteBatch).
+				// being woken for each (see rxNap).
 				r.nap = false
 				if q.nap() {
 					return backend.ErrClosed
@@ -564,7 +564,8 @@ func (q *Queue) park() (woke bool, re int16, err error) {
 	}
 	fds := &r.pollfds
 	r.tsArg = unix.Timespec{}
-	_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
+	// Zero timeout: it never blocks, a raw system call (see txScratch.send).
+	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
 		uintptr(unsafe.Pointer(&r.tsArg)), 0, 0, 0)
 	if e != 0 {
 		if e == unix.EINTR {

@@ -182,11 +182,10 @@ type rxRing struct {
 	arms   int // times armed (tests)
 	events [2]unix.EpollEvent
 
-	// Interrupt moderation (see noteBatch): when the last batch came
-	// less than rxBusyGap after the one before, the next empty wait
-	// first naps rxNap without the socket.
-	lastBatch time.Duration // clock() of the last Recv that returned frames
-	nap       bool
+	// Interrupt moderation (see rxNap): the next empty wait on the
+	// goroutine's own thread first naps rxNap without the socket (set
+	// when the last batch came while frames were streaming).
+	nap bool
 }
 
 // newRxRing sets up a TPACKET_V2 receive ring on fd and maps it.
@@ -656,7 +655,8 @@ func (r *rxRing) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
 	r.rmsg.Control = &oob[0]
 	r.rmsg.SetControllen(len(oob))
 	r.rmsg.Flags = 0
-	nr, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.rmsg)), unix.MSG_DONTWAIT)
+	// MSG_DONTWAIT: it never blocks, a raw system call (see txScratch.send).
+	nr, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.rmsg)), unix.MSG_DONTWAIT)
 	r.riov.Base = nil
 	if e != 0 {
 		return 0, 0, 0, e
@@ -883,26 +883,17 @@ func rebuildTag(frame []byte, mac int, tpid, tci uint16) {
 // than the frames themselves (BenchmarkRecvRelease lost half its rate).
 // NAPI has the same problem and the same cure (napi_defer_hard_irqs,
 // gro_flush_timeout): while traffic is flowing, poll again a little later
-// instead of re-arming the per-frame interrupt. So when a batch came less
-// than rxBusyGap after the one before, an empty Recv first naps rxNap on
-// the Close eventfd alone and then reads what gathered; only when that
-// finds nothing does it sleep on the socket's per-frame wake-up. Isolated
-// frames (light traffic: more than rxBusyGap apart) never wait for a nap,
-// and an idle queue costs nothing.
-const (
-	rxBusyGap = 200 * time.Microsecond
-	rxNap     = 50 * time.Microsecond
-)
+// instead of re-arming the per-frame interrupt. So when a batch came while
+// frames stream (rxwait.Waiter.Busy: less than rxwait.BusyGap after the
+// one before; the queue then waits on its own thread), an empty Recv
+// first naps rxNap on the Close eventfd alone and then reads what
+// gathered; only when that finds nothing does it sleep on the socket's
+// per-frame wake-up. Isolated frames (light traffic) never wait for a
+// nap, and an idle queue costs nothing.
+const rxNap = 50 * time.Microsecond
 
 // clockBase makes clock monotonic without allocating.
 var clockBase = time.Now()
 
 func clock() time.Duration { return time.Since(clockBase) }
 
-// noteBatch records that Recv returned frames and decides whether the next
-// empty wait naps first.
-func (r *rxRing) noteBatch() {
-	now := clock()
-	r.nap = now-r.lastBatch < rxBusyGap
-	r.lastBatch = now
-}

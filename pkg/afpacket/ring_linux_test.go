@@ -573,26 +573,6 @@ func TestParseAuxdata(t *testing.T) {
 	}
 }
 
-// Interrupt moderation: only a batch that follows the previous one within
-// rxBusyGap makes the next empty wait nap; an isolated frame never does.
-func TestNoteBatch(t *testing.T) {
-	r, _ := fakeRing(1, 1, plainSlot, false)
-	r.noteBatch()
-	if r.nap {
-		t.Fatal("the first batch ever naps")
-	}
-	r.lastBatch = clock() - rxBusyGap/4
-	r.noteBatch()
-	if !r.nap {
-		t.Fatal("a batch rxBusyGap/4 after the previous one does not nap")
-	}
-	r.lastBatch = clock() - 4*rxBusyGap
-	r.noteBatch()
-	if r.nap {
-		t.Fatal("a batch 4 rxBusyGap after the previous one naps")
-	}
-}
-
 // The ring walk allocates nothing: plain frames, tag rebuild, checksum
 // completion, TP_STATUS_COPY reads and segmentation included.
 func TestRingFillDoesNotAllocate(t *testing.T) {

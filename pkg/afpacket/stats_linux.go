@@ -61,11 +61,12 @@ func (q *Queue) kernelStats() (drops uint64) {
 // rxRing.noteFull.) The caller holds kstatMu and keeps the socket open
 // (enter, or the life write lock in Close).
 //
-// getsockopt by hand: unix.GetsockoptTpacketStats allocates its result.
+// getsockopt by hand: unix.GetsockoptTpacketStats allocates its result;
+// a raw system call, as it never blocks (see txScratch.send).
 func (q *Queue) addKernelStatsLocked() {
 	var st unix.TpacketStats
 	n := uint32(unsafe.Sizeof(st))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_PACKET, unix.PACKET_STATISTICS,
+	if _, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_PACKET, unix.PACKET_STATISTICS,
 		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&n)), 0); e == 0 {
 		q.kernelDrops += uint64(st.Drops)
 	}

@@ -79,7 +79,13 @@ func (s *txScratch) send(fd int, frames [][]byte) (sent, nbytes, errs int, err e
 			i++
 			continue
 		}
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.hdrs[0])),
+		// A raw system call: with MSG_DONTWAIT and PACKET_QDISC_BYPASS
+		// sendmmsg never blocks (it runs the frames' way through the
+		// kernel, a bridge included, and returns), so the Go scheduler
+		// need not hear of it. A plain one would wake the runtime's
+		// monitor (sysmon) when it sleeps, that is on the first frame
+		// after every quiet spell: a futex wake on the frame's path.
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.hdrs[0])),
 			uintptr(m), unix.MSG_DONTWAIT, 0, 0)
 		for j := 0; j < m; j++ {
 			if s.vnet {
