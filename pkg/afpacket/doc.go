@@ -20,7 +20,7 @@
 //     bound with protocol 0, so it never receives anything and has no ring.
 //
 // The socket (an internal/rawsock Conn, kept blocking and out of the Go
-// netpoller: Recv waits in ppoll on the ring itself) is bound to the
+// netpoller: Recv waits on the ring itself, see "Wake-ups") is bound to the
 // interface with protocol 0 and bound again to ETH_P_ALL only after the
 // ring is set up, so nothing lands in a half-configured ring. Open must
 // run on a thread that is in the interface's network namespace; a socket
@@ -89,15 +89,44 @@
 //
 // # Wake-ups
 //
-// Recv sleeps in ppoll on the socket plus an eventfd that Close writes.
-// The socket polls readable when the slot before the kernel's head is not
-// TP_STATUS_KERNEL; if that is a slot the caller still holds (it keeps the
-// previous batch while calling Recv again), ppoll would return at once
-// forever. Recv then switches to an edge-triggered epoll on the socket,
-// which returns on the next frame's wake-up only, and drops the socket
-// from it when the ring has a frame again (a registered epoll callback
-// runs for every frame). An idle queue thus sleeps in the kernel and costs
-// no CPU (a wake-up every 500 ms as a safety net).
+// Recv sleeps through an internal/rxwait Waiter, in one of two ways (that
+// package has the measurements behind them):
+//
+//   - In the Go runtime's netpoller, when frames come far apart (light
+//     load). The netpoller watches an epoll instance of the queue's own,
+//     which watches the socket for EPOLLIN only (not EPOLLOUT, which
+//     every transmit on the socket would signal). The goroutine parks
+//     holding no thread and no P; the runtime's polling thread, woken by
+//     the frame, runs it. A frame crossing the switch then crosses it on
+//     that one thread: the port's worker transmits on the uplink with
+//     sendmmsg, which runs the kernel's bridge and puts the reflected
+//     frame in the uplink worker's ring before it returns, and the same
+//     thread, parking the port's worker, finds the uplink worker ready
+//     (TestHandoffRunsToCompletion). In ppoll each worker had a thread of
+//     its own, and every frame woke a second thread at each crossing; the
+//     Go runtime's monitor (sysmon) took the P of every worker asleep for
+//     10 ms, and woke on the next frame, hundreds of times a second.
+//     A parked wait ends after at most 500 ms, so the jam watchdog (below)
+//     looks even when nothing wakes the queue.
+//   - On the goroutine's own thread, in ppoll on the socket and the
+//     waiter's eventfd, while frames stream (a Recv returned 16 frames or
+//     more, or frames less than 200 us after the previous Recv), until
+//     ppoll sees nothing for 2 ms: the kernel wakes each worker's thread
+//     on a free CPU, so the workers run in parallel. The socket polls
+//     readable when the slot before the kernel's head is not
+//     TP_STATUS_KERNEL; if that is a slot the caller still holds (it
+//     keeps the previous batch while calling Recv again), ppoll would
+//     return at once forever. Recv then switches to an edge-triggered
+//     epoll on the socket, which returns on the next frame's wake-up
+//     only, and drops the socket from it when the ring has a frame again
+//     (a registered epoll callback runs for every frame). The netpoller
+//     is edge-triggered by itself.
+//
+// Either way an idle queue sleeps in the kernel and costs no CPU, and Close
+// wakes it. The system calls of the hot path that never block (sendmmsg
+// and recvmsg with MSG_DONTWAIT, PACKET_STATISTICS, a zero-timeout ppoll)
+// are raw: the Go scheduler need not hear of them, and a plain one wakes
+// a sleeping sysmon when it starts (the first frame after a quiet spell).
 //
 // Per-frame wake-ups have a price when the reader is faster than the
 // traffic: it empties the ring, sleeps, and the next frame wakes it again,
@@ -105,11 +134,11 @@
 // tpacket_rcv for every frame or two and the reader switches context as
 // often; BenchmarkRecvRelease lost half its rate to that. The cure is
 // NAPI's interrupt moderation (napi_defer_hard_irqs, gro_flush_timeout):
-// when a batch came less than 200 us after the one before, the next empty
-// Recv first naps 50 us on the eventfd alone, then takes what gathered,
-// and only sleeps on the per-frame wake-up if that was nothing. An
-// isolated frame (more than 200 us after the last one) is handed over at
-// once; a frame within a burst waits at most one nap.
+// while frames stream, the next empty Recv on the goroutine's own thread
+// first naps 50 us on the eventfd alone, then takes what gathered, and
+// only sleeps on the per-frame wake-up if that was nothing. An isolated
+// frame is handed over at once; a frame within a stream waits at most one
+// nap.
 //
 // # Why and how VLAN tags are rebuilt
 //
@@ -292,7 +321,7 @@
 // # Transmit (sendmmsg)
 //
 // Send hands a batch to the kernel with one sendmmsg(2) system call per
-// Batch frames (x/sys/unix has no wrapper, so it is a raw Syscall6 on
+// Batch frames (x/sys/unix has no wrapper, so it is a RawSyscall6 on
 // preallocated mmsghdr/iovec arrays; a small pool of such arrays lets several
 // goroutines Send at once without allocating or sharing a lock per frame).
 // The socket sets PACKET_QDISC_BYPASS: frames go straight to the driver,
@@ -331,7 +360,8 @@
 //
 // Close is safe against concurrent Recv and Send: every call holds a read
 // lock on the queue's lifetime for the duration of its system calls; Close
-// marks the queue closed, wakes a blocked Recv through its eventfd, takes the
+// marks the queue closed, wakes a blocked Recv (closing its netpoller
+// registration, and through the waiter's eventfd), takes the
 // write lock (waiting for in-flight calls), and closes the socket. Calls
 // after that return backend.ErrClosed and never touch a closed or reused
 // descriptor. The ring stays mapped until the last outstanding batch is

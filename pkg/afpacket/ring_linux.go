@@ -896,4 +896,3 @@ const rxNap = 50 * time.Microsecond
 var clockBase = time.Now()
 
 func clock() time.Duration { return time.Since(clockBase) }
-

@@ -36,12 +36,13 @@ type budget struct {
 
 var budgets = map[string]budget{
 	// uplink RX ring 4 MiB; per port its RX ring (2 MiB) and ~0.3 MiB of
-	// heap, thread and socket buffers; fds: port socket + eventfd, the
-	// port's own uplink TX socket.
-	"afpacket": {baseKiB: 22 << 10, portKiB: 2816, per1024MACsKiB: 1536, baseFDs: 17, portFDs: 3},
+	// heap, thread and socket buffers; fds: port socket + the waiter's
+	// epoll instance (watched by the netpoller) and eventfd, the port's own
+	// uplink TX socket. The uplink RX queue has a waiter too.
+	"afpacket": {baseKiB: 22 << 10, portKiB: 2816, per1024MACsKiB: 1536, baseFDs: 18, portFDs: 4},
 	// uplink UMEM 8 MiB; ports as afpacket, but their uplink TX joins the
 	// uplink's one XSK.
-	"afxdp": {baseKiB: 30 << 10, portKiB: 2816, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 2},
+	"afxdp": {baseKiB: 30 << 10, portKiB: 2816, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 3},
 	// a UMEM (8 MiB) per port.
 	"afxdp-xsk": {baseKiB: 30 << 10, portKiB: 9 << 10, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 6},
 }
