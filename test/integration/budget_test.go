@@ -43,8 +43,10 @@ var budgets = map[string]budget{
 	// uplink UMEM 8 MiB; ports as afpacket, but their uplink TX joins the
 	// uplink's one XSK.
 	"afxdp": {baseKiB: 30 << 10, portKiB: 2816, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 3},
-	// a UMEM (8 MiB) per port.
-	"afxdp-xsk": {baseKiB: 30 << 10, portKiB: 9 << 10, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 6},
+	// a UMEM (8 MiB) per port; fds: XSK, the waiter's epoll instance and
+	// eventfd, a packet socket holding promiscuous mode, XDP program, map
+	// and link.
+	"afxdp-xsk": {baseKiB: 30 << 10, portKiB: 9 << 10, per1024MACsKiB: 1536, baseFDs: 21, portFDs: 7},
 }
 
 // budgetPorts is how many ports TestMemoryBudget attaches; each learns
@@ -215,12 +217,15 @@ func TestMemoryBudget(t *testing.T) {
 		if got, want := ports.fds-base.fds, budgetPorts*b.portFDs; got < want || got > want+budgetPorts {
 			t.Errorf("%d ports opened %d fds, want %d per port (%d, up to one more each)", budgetPorts, got, b.portFDs, want)
 		}
-		// Workers are goroutines, not locked to threads: the runtime runs
-		// them on its Ps (one per worker, plus one per CPU) and makes a
-		// thread more for a system call that blocks. About one a port,
-		// then; bounded by half as many again.
-		if got := ports.threads - base.threads; got > budgetPorts+budgetPorts/2 {
-			t.Errorf("%d ports added %d threads, want about one per port", budgetPorts, got)
+		// Workers are goroutines, not locked to threads, and an idle one
+		// waits in the netpoller, holding no thread (internal/rxwait):
+		// idle ports add a few threads, not one each (6 for 32 ports
+		// measured; each worker asleep in ppoll held one before). A port
+		// with traffic streaming waits on a thread of its own, and the
+		// runtime keeps threads for reuse: up to one a port after the
+		// flood below.
+		if got := ports.threads - base.threads; got > budgetPorts/2 {
+			t.Errorf("%d idle ports added %d threads, want only a few: idle workers hold threads", budgetPorts, got)
 		}
 
 		floodBudgetMACs(t, h, vms)
