@@ -28,8 +28,9 @@
 // thread, which the kernel places on a free CPU, so the workers run in
 // parallel. Received switches a queue to it after a Recv returned
 // SpreadBatch frames or more (a backlog built up while the goroutine was
-// busy or asleep) or frames less than BusyGap after the previous Recv (a
-// stream); a poll that sees no frame for SpreadIdle switches back
+// busy or asleep) or after BusyStreak Recvs in a row that each came less
+// than BusyGap after the previous one (a stream); a poll that sees no
+// frame for SpreadIdle switches back
 // (Unspread). So at light load, frames far apart, every queue waits in the
 // netpoller; a stream puts the queues it crosses on threads of their own.
 //

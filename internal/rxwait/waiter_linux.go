@@ -28,10 +28,13 @@ const (
 	// backlog built up while the goroutine was busy or asleep) makes the
 	// queue wait on its own thread.
 	SpreadBatch = 16
-	// BusyGap: so does a Recv that returns frames less than this after the
-	// previous one (a stream: at light load frames come one by one, far
-	// apart); see Busy.
-	BusyGap = 200 * time.Microsecond
+	// BusyGap and BusyStreak: so do BusyStreak Recvs in a row that each
+	// return frames less than BusyGap after the one before (a stream: at
+	// light load frames come one by one, far apart; a request and its
+	// answer, which cross an uplink worker one after the other, make a
+	// streak of one); see Busy.
+	BusyGap    = 200 * time.Microsecond
+	BusyStreak = 4
 	// SpreadIdle: a wait on the queue's own thread that sees no frame for
 	// this long returns the queue to the netpoller.
 	SpreadIdle = 2 * time.Millisecond
@@ -69,10 +72,11 @@ type Waiter struct {
 	// yielded is when the goroutine last went through the scheduler (Yield,
 	// or a Park that waited), since base.
 	yielded time.Duration
-	// lastBatch is when Received was last called, since base; busy says
-	// whether it came less than BusyGap after the call before.
+	// lastBatch is when Received was last called, since base; streak
+	// counts the calls in a row that came less than BusyGap after the one
+	// before.
 	lastBatch time.Duration
-	busy      bool
+	streak    int
 
 	// Park's check of the caller's ready: checkFn (w.check, made once)
 	// counts the calls, so Park knows whether the goroutine waited.
@@ -130,10 +134,14 @@ func (w *Waiter) Closed() bool { return w.closed.Load() }
 // scheduling point for a goroutine that never waits (see Yield).
 func (w *Waiter) Received(n int) {
 	now := time.Since(w.base)
-	w.busy = now-w.lastBatch < BusyGap
+	if now-w.lastBatch < BusyGap {
+		w.streak++
+	} else {
+		w.streak = 0
+	}
 	w.lastBatch = now
 	w.yield(now)
-	if w.spread || n < SpreadBatch && !w.busy {
+	if w.spread || n < SpreadBatch && w.streak < BusyStreak {
 		return
 	}
 	// Each waiter on its own thread holds a P while it sleeps in poll, and
@@ -147,10 +155,10 @@ func (w *Waiter) Received(n int) {
 }
 
 // Busy reports whether the last batch came less than BusyGap after the one
-// before: frames are streaming. A caller may then let frames gather before
-// it sleeps on the per-frame wake-up (pkg/afpacket naps, as NAPI defers
-// its interrupt); an isolated frame is never held up so.
-func (w *Waiter) Busy() bool { return w.busy }
+// before. A caller that waits on its own thread may then let frames gather
+// before it sleeps on the per-frame wake-up (pkg/afpacket naps, as NAPI
+// defers its interrupt); an isolated frame is never held up so.
+func (w *Waiter) Busy() bool { return w.streak > 0 }
 
 // Spread reports whether the queue waits on its own thread now.
 func (w *Waiter) Spread() bool { return w.spread }

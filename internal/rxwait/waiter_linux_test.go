@@ -381,8 +381,9 @@ func TestParkAllocs(t *testing.T) {
 	}
 }
 
-// Only a batch that follows the previous one within BusyGap is busy (and
-// moves the queue to its own thread); an isolated frame is not.
+// A batch that follows the previous one within BusyGap is busy; BusyStreak
+// of them in a row (a stream) move the queue to its own thread. An
+// isolated frame, or a request and its answer, do neither.
 func TestBusy(t *testing.T) {
 	withProcs(t, 2)
 	s := newTestWaiter(t, newFakeSocket(t), new(atomic.Int32))
@@ -395,10 +396,20 @@ func TestBusy(t *testing.T) {
 	if s.Busy() || s.Spread() {
 		t.Fatalf("a frame 4 BusyGap after the previous one: busy %v, spread %v", s.Busy(), s.Spread())
 	}
-	s.lastBatch = time.Since(s.base) - BusyGap/4
-	s.Received(1)
-	if !s.Busy() || !s.Spread() {
-		t.Fatalf("a frame BusyGap/4 after the previous one: busy %v, spread %v", s.Busy(), s.Spread())
+	for i := 1; i <= BusyStreak; i++ {
+		s.lastBatch = time.Since(s.base) - BusyGap/4
+		s.Received(1)
+		if !s.Busy() {
+			t.Fatalf("frame %d of a stream, BusyGap/4 after the previous one: not busy", i)
+		}
+		if spread := i >= BusyStreak; s.Spread() != spread {
+			t.Fatalf("frame %d of a stream: spread %v, want %v", i, s.Spread(), spread)
+		}
 	}
 	s.Unspread()
+	s.lastBatch = time.Since(s.base) - 4*BusyGap
+	s.Received(1)
+	if s.Busy() {
+		t.Fatal("a frame after a pause is busy")
+	}
 }

@@ -110,8 +110,8 @@
 //     looks even when nothing wakes the queue.
 //   - On the goroutine's own thread, in ppoll on the socket and the
 //     waiter's eventfd, while frames stream (a Recv returned 16 frames or
-//     more, or frames less than 200 us after the previous Recv), until
-//     ppoll sees nothing for 2 ms: the kernel wakes each worker's thread
+//     more, or four Recvs in a row each returned frames less than 200 us
+//     after the one before), until ppoll sees nothing for 2 ms: the kernel wakes each worker's thread
 //     on a free CPU, so the workers run in parallel. The socket polls
 //     readable when the slot before the kernel's head is not
 //     TP_STATUS_KERNEL; if that is a slot the caller still holds (it

@@ -883,9 +883,9 @@ func rebuildTag(frame []byte, mac int, tpid, tci uint16) {
 // than the frames themselves (BenchmarkRecvRelease lost half its rate).
 // NAPI has the same problem and the same cure (napi_defer_hard_irqs,
 // gro_flush_timeout): while traffic is flowing, poll again a little later
-// instead of re-arming the per-frame interrupt. So when a batch came while
-// frames stream (rxwait.Waiter.Busy: less than rxwait.BusyGap after the
-// one before; the queue then waits on its own thread), an empty Recv
+// instead of re-arming the per-frame interrupt. So when the queue waits on
+// its own thread (frames stream) and the last batch came less than
+// rxwait.BusyGap after the one before (rxwait.Waiter.Busy), an empty Recv
 // first naps rxNap on the Close eventfd alone and then reads what
 // gathered; only when that finds nothing does it sleep on the socket's
 // per-frame wake-up. Isolated frames (light traffic) never wait for a

@@ -73,9 +73,10 @@
 //     egress worker parks, and the same thread finds the ingress worker
 //     ready.
 //   - On the goroutine's own thread, in poll(2), after a Recv returned a
-//     backlog (rxwait.SpreadBatch frames or more) or frames less than
-//     rxwait.BusyGap (200 us) after the previous Recv (a stream), until a
-//     poll sees nothing for rxwait.SpreadIdle (2 ms). The kernel then wakes each worker's own thread on
+//     backlog (rxwait.SpreadBatch frames or more) or rxwait.BusyStreak (4)
+//     Recvs in a row that each returned frames less than rxwait.BusyGap
+//     (200 us) after the one before (a stream), until a poll sees nothing
+//     for rxwait.SpreadIdle (2 ms). The kernel then wakes each worker's own thread on
 //     a free CPU, so the workers run in parallel; in the netpoller a
 //     stream's work ends up on one thread. A thread in poll holds a P, so
 //     at most GOMAXPROCS-1 queues of a Backend wait this way and one P
