@@ -9,10 +9,12 @@ import (
 // default one per CPU), and a goroutine in a blocking system call keeps its
 // P until the runtime's monitor thread (sysmon) takes it back: at once if
 // no P is idle, else after 10 ms. Datapath workers do block in system calls
-// (an AF_PACKET queue sleeps in ppoll), one per uplink RX queue and one per
-// attached port, so with one P per CPU every P is soon held by a sleeping
-// worker, and a goroutine that wakes (a worker whose frame came, the API)
-// waits for sysmon to retake a P. sysmon runs at normal priority below the
+// while frames stream through their queue (they poll on their own thread
+// then, see internal/rxwait; an idle worker waits in the netpoller and
+// holds no P), one per uplink RX queue and one per attached port, so with
+// one P per CPU every P can be held by a polling worker, and a goroutine
+// that wakes (a worker whose frame came, the API) waits for sysmon to
+// retake a P. sysmon runs at normal priority below the
 // datapath (see pkg/datapath thread_linux.go): under load it waits for a
 // CPU itself, and it keeps taking Ps from sleeping workers, tens of
 // thousands of times a second, each a P that the worker must win back.

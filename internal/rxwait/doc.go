@@ -68,6 +68,15 @@
 // which keeps that limit out of reach; it matters to a process that does
 // not.)
 //
+// The netpoller has one thread asleep in epoll_wait for the whole process.
+// When a frame wakes it for a queue that then moves to its own thread, the
+// queue keeps that thread, and the runtime starts no other poller until
+// some thread runs out of work: the queues still in the netpoller (a
+// probe's, beside a stream) waited milliseconds for a thread that happened
+// by. So a queue that moves to its own thread makes the runtime start a
+// thread that looks for work and, finding none, becomes the poller
+// (wakeNetpoller).
+//
 // # What the netpoller watches
 //
 // The netpoller registers every file for EPOLLIN and EPOLLOUT, edge
