@@ -40,8 +40,13 @@ const (
 	SpreadIdle = 2 * time.Millisecond
 	// YieldEvery: a goroutine that waits on its own thread (or never
 	// waits) goes through the scheduler at least this often, so the
-	// runtime's monitor never finds it running for its 10 ms.
-	YieldEvery = 2 * time.Millisecond
+	// runtime's monitor never finds it running for its 10 ms. Not much
+	// more often: runtime.Gosched wakes an idle thread to look for work
+	// (wakep), which spins a few microseconds at the datapath's
+	// priority, taking them from the VMs; every 2 ms that was 1,000 futex
+	// wake-ups a second more at vm-to-vm saturation and a few percent of
+	// the generator's rate.
+	YieldEvery = 8 * time.Millisecond
 )
 
 // Waiter puts one queue's receiving goroutine to sleep until its socket
@@ -189,14 +194,20 @@ func (w *Waiter) Unspread() {
 	}
 }
 
-// watch turns the netpoller's view of the socket on or off.
+// watch turns the netpoller's view of the socket on or off. Off takes the
+// socket out of our epoll instance altogether (EPOLL_CTL_DEL): an entry
+// without events stays on the socket's wait queue, and the kernel would
+// still run its callback (taking the epoll instance's lock) for every frame
+// the queue receives while it polls on its own thread, that is for every
+// frame of a stream.
 func (w *Waiter) watch(on bool) {
-	ev := unix.EpollEvent{Fd: int32(w.sock)}
-	if on {
-		ev.Events = unix.EPOLLIN
-	}
 	// Only fails if the socket or ep is closed, when nobody waits any more.
-	_ = unix.EpollCtl(w.ep, unix.EPOLL_CTL_MOD, w.sock, &ev)
+	if on {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.sock)}
+		_ = unix.EpollCtl(w.ep, unix.EPOLL_CTL_ADD, w.sock, &ev)
+		return
+	}
+	_ = unix.EpollCtl(w.ep, unix.EPOLL_CTL_DEL, w.sock, nil)
 }
 
 // Yield goes through the scheduler (runtime.Gosched) when the goroutine
