@@ -126,6 +126,19 @@ type ECPStats struct {
 	Tagged, Foreign uint64
 }
 
+// add adds b's counts to a's.
+func (a *ECPStats) add(b ECPStats) {
+	a.Sent += b.Sent
+	a.Retransmitted += b.Retransmitted
+	a.Acked += b.Acked
+	a.Failed += b.Failed
+	a.Received += b.Received
+	a.Duplicates += b.Duplicates
+	a.Bad += b.Bad
+	a.Tagged += b.Tagged
+	a.Foreign += b.Foreign
+}
+
 // NewECP returns an ECP endpoint.
 func NewECP(cfg ECPConfig) (*ECP, error) {
 	if cfg.Send == nil || cfg.Deliver == nil {

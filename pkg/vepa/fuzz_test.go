@@ -452,7 +452,7 @@ func FuzzVDPStation(f *testing.F) {
 					t.Fatalf("step %d: %d PDUs due without a bridge", step, len(pdus))
 				}
 				for _, p := range pdus {
-					if _, err := p.Append(nil); err != nil {
+					if _, err := p.pdu.Append(nil); err != nil {
 						t.Fatalf("step %d: due PDU %+v does not encode: %v", step, p, err)
 					}
 				}

@@ -3,6 +3,7 @@ package vepa
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
 )
 
 // VSI states (api.VSI.State).
@@ -38,11 +41,24 @@ const (
 // VSIStatus is a VSI the station registers, with its state.
 type VSIStatus struct {
 	Key string // the caller's name for it (a port)
+	// SVID is the S-channel the VSI is registered on: its ECP and VDP
+	// frames carry that S-tag (802.1ad, TPID 0x88a8). 0: the untagged
+	// link.
+	SVID uint16
 	// Manager is the VSI manager ID its PDUs carry.
 	Manager [16]byte
 	// VSI is what is asked of the bridge: Mode VDPPreAssoc or VDPAssoc,
-	// Status the request's hints (VDPHintM).
-	VSI     VSI
+	// Status the request's hints (VDPHintM). A filter's VID 0 asks the
+	// bridge to assign one.
+	VSI VSI
+	// Answer holds the filters of the bridge's acknowledgement of the
+	// registration, entry for entry (nil before one arrived, and again
+	// once the registration lapsed: refused, de-associated, its bridge
+	// gone). Where the request left the VID 0 or named a group ID, the
+	// answer's VID is the one the bridge assigned (always 1-4094: an
+	// answer without a usable VID fails the VSI). Keep-alives and the
+	// DEASSOC carry the assigned VIDs, as lldpad's station does.
+	Answer  []Filter
 	State   string
 	Reason  string // the bridge's reason for a failure, or why the station asks again
 	Updated time.Time
@@ -58,7 +74,13 @@ type VDPConfig struct {
 	// R and RTE drive ECP.
 	RKA, RWD, RTE uint8
 	R             int
-	Logger        *slog.Logger
+	// OnChange, when set, is called after a VSI's state, reason or
+	// answer changed through what the station heard or did (an answer,
+	// a timeout, SetBridge, SetGroups); the caller reads VSIs. It may run
+	// on the goroutines of Handle, Run, SetBridge and SetGroups, with
+	// their callers' locks held: it must not block nor call the station.
+	OnChange func()
+	Logger   *slog.Logger
 }
 
 type vsiEntry struct {
@@ -67,6 +89,48 @@ type vsiEntry struct {
 	deassoc  bool      // to be de-associated, then forgotten
 	hints    uint8     // of that de-association (VDPHintS)
 	answered bool      // an answer arrived since the last request
+}
+
+// wire is the VSI TLV the station sends for the entry: the registration
+// with the VIDs the bridge assigned, once it did (lldpad's station, too,
+// keeps the VID of the bridge's answer: qbg/vdp22sm.c, vdp22_cpfid).
+func (e *vsiEntry) wire() VSI {
+	v := e.VSI
+	if e.Answer == nil || len(e.Answer) != len(v.Filters) {
+		return v
+	}
+	v.Filters = append([]Filter(nil), v.Filters...)
+	for i := range v.Filters {
+		v.Filters[i].VID = e.Answer[i].VID
+	}
+	return v
+}
+
+// lapse forgets the bridge's answer: the registration must be asked for
+// again (a VID 0 is asked with 0 again).
+func (e *vsiEntry) lapse() { e.Answer = nil }
+
+// reasonNoGroups is the Reason of a VSI with a group ID while the bridge
+// does not take group IDs.
+const reasonNoGroups = "the bridge does not support group IDs (no BGID in its EVB TLV): filter formats 3 and 4 need it"
+
+// vdpChannel is VDP's transport on one channel: the untagged link (SVID
+// 0) or an S-channel, whose ECP frames carry its S-tag.
+type vdpChannel struct {
+	svid uint16
+	ecp  *ECP
+	idle time.Time // since when no VSI uses it (zero: in use)
+}
+
+// channelLinger is how long an S-channel no VSI uses keeps its ECP
+// endpoint (for the acknowledgement of its last DEASSOC).
+const channelLinger = 10 * time.Second
+
+// pending is a PDU due on a channel.
+type pending struct {
+	svid uint16
+	ecp  *ECP
+	pdu  *VDPPDU
 }
 
 // requesting is the state of an entry whose request is out.
@@ -102,15 +166,17 @@ const answerWait = time.Second
 // while an EVB bridge is present (SetBridge).
 type VDPStation struct {
 	cfg  VDPConfig
-	ecp  *ECP
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu     sync.Mutex
-	vsis   map[[16]byte]*vsiEntry
-	gone   []*VDPPDU // de-associations of replaced registrations, sent first
-	bridge bool
-	peer   [6]byte // the bridge's address, when bridge
+	mu      sync.Mutex
+	vsis    map[[16]byte]*vsiEntry
+	gone    []pending // de-associations of replaced registrations, sent first
+	chans   map[uint16]*vdpChannel
+	retired ECPStats // of the S-channels' endpoints since closed
+	bridge  bool
+	peer    [6]byte // the bridge's address, when bridge
+	groups  bool    // the bridge takes group IDs (BGID)
 }
 
 // NewVDPStation returns a station with no VSIs.
@@ -127,13 +193,70 @@ func NewVDPStation(cfg VDPConfig) (*VDPStation, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &VDPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), vsis: map[[16]byte]*vsiEntry{}}
-	e, err := NewECP(ECPConfig{MAC: cfg.MAC, Send: cfg.Send, Deliver: s.deliver, Retries: cfg.R, RTE: cfg.RTE})
+	s := &VDPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), vsis: map[[16]byte]*vsiEntry{}, chans: map[uint16]*vdpChannel{}}
+	if _, err := s.channelLocked(0); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// channelLocked returns the channel of S-VLAN svid (0: the untagged
+// link), making its ECP endpoint on first use: it sends with the S-tag
+// pushed and delivers what the bridge says there. s.mu is held (or s is
+// not shared yet).
+func (s *VDPStation) channelLocked(svid uint16) (*vdpChannel, error) {
+	if c := s.chans[svid]; c != nil {
+		c.idle = time.Time{}
+		return c, nil
+	}
+	send := s.cfg.Send
+	if svid != 0 {
+		tag := vlan.Tag{TPID: vlan.TPIDSTag, TCI: vlan.MakeTCI(0, false, svid)}
+		send = func(f []byte) error {
+			b := make([]byte, len(f)+vlan.TagLen)
+			return s.cfg.Send(b[:vlan.PushTo(b, f, tag)])
+		}
+	}
+	var peer [6]byte
+	if s.bridge {
+		peer = s.peer
+	}
+	e, err := NewECP(ECPConfig{MAC: s.cfg.MAC, Send: send, Deliver: func(p []byte) { s.deliver(svid, p) }, Retries: s.cfg.R, RTE: s.cfg.RTE, Peer: peer})
 	if err != nil {
 		return nil, err
 	}
-	s.ecp = e
-	return s, nil
+	c := &vdpChannel{svid: svid, ecp: e}
+	s.chans[svid] = c
+	return c, nil
+}
+
+// pruneLocked closes the endpoints of S-channels no VSI has used for
+// channelLinger, keeping their counters. s.mu is held.
+func (s *VDPStation) pruneLocked(now time.Time) {
+	used := map[uint16]bool{}
+	for _, e := range s.vsis {
+		used[e.SVID] = true
+	}
+	for _, g := range s.gone {
+		used[g.svid] = true
+	}
+	for svid, c := range s.chans {
+		switch {
+		case svid == 0 || used[svid]:
+			c.idle = time.Time{}
+		case c.idle.IsZero():
+			c.idle = now
+		case now.Sub(c.idle) >= channelLinger:
+			s.retired.add(c.ecp.Stats())
+			delete(s.chans, svid)
+		}
+	}
+}
+
+func (s *VDPStation) notify() {
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange()
+	}
 }
 
 func (s *VDPStation) poke() {
@@ -154,8 +277,10 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 	if present {
 		mac = [6]byte(peer)
 	}
-	s.ecp.SetPeer(peer)
 	s.mu.Lock()
+	for _, c := range s.chans {
+		c.ecp.SetPeer(peer)
+	}
 	replaced := s.bridge && present && s.peer != mac
 	changed := s.bridge != present || replaced
 	s.bridge, s.peer = present, mac
@@ -166,8 +291,10 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 			delete(s.vsis, id) // the new bridge never knew it
 		case replaced:
 			e.State, e.Reason, e.Updated, e.sent, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, false
+			e.lapse()
 		case !present && !e.deassoc:
 			e.State, e.Updated = VSIWaiting, now
+			e.lapse()
 		case present && e.State == VSIWaiting:
 			e.State, e.Updated, e.sent = e.requesting(), now, time.Time{}
 		}
@@ -178,6 +305,31 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 	s.mu.Unlock()
 	if changed {
 		s.poke()
+		s.notify()
+	}
+}
+
+// SetGroups tells the station whether the bridge takes group IDs (BGID
+// in its EVB TLV). Without, VSIs whose filters carry a group ID (formats
+// 3 and 4) are not sent: they fail with that reason until it does. Call
+// it before SetBridge, so that the first requests to a bridge already
+// know.
+func (s *VDPStation) SetGroups(bridge bool) {
+	s.mu.Lock()
+	changed := s.groups != bridge
+	s.groups = bridge
+	if changed && bridge {
+		now := time.Now()
+		for _, e := range s.vsis {
+			if e.State == VSIFailed && e.Reason == reasonNoGroups {
+				e.State, e.Reason, e.Updated, e.sent, e.answered = e.requesting(), "", now, time.Time{}, false
+			}
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.poke()
+		s.notify()
 	}
 }
 
@@ -189,8 +341,10 @@ func (s *VDPStation) SetMAC(mac net.HardwareAddr) {
 	}
 	s.mu.Lock()
 	copy(s.cfg.MAC[:], mac)
+	for _, c := range s.chans {
+		c.ecp.SetMAC(mac)
+	}
 	s.mu.Unlock()
-	s.ecp.SetMAC(mac)
 }
 
 // Associate registers (or replaces) VSI v under key with the station's
@@ -200,32 +354,51 @@ func (s *VDPStation) Associate(key string, v VSI) {
 	s.Register(key, s.cfg.ManagerID, v)
 }
 
-// Register registers (or replaces) VSI v under key and manager mgr: v.Mode
-// is VDPPreAssoc (a VM about to arrive: the bridge reserves what it needs)
-// or VDPAssoc, and v.Status holds the request's hints (VDPHintM: the VM
-// migrated here; other bits are ignored). Registering the same VSI again
-// changes nothing; a new mode (PRE-ASSOC to ASSOC) or hint is sent at
-// once; a registration whose manager, type, version or filters change is
+// Register registers (or replaces) VSI v under key and manager mgr on the
+// untagged link: RegisterOn with S-VLAN 0.
+func (s *VDPStation) Register(key string, mgr [16]byte, v VSI) { s.RegisterOn(0, key, mgr, v) }
+
+// RegisterOn registers (or replaces) VSI v under key and manager mgr on
+// S-channel svid (0: the untagged link; clause 41 runs VDP on the channel
+// the VSI's frames use): v.Mode is VDPPreAssoc (a VM about to arrive: the
+// bridge reserves what it needs) or VDPAssoc, and v.Status holds the
+// request's hints (VDPHintM: the VM migrated here; other bits are
+// ignored). A filter with VID 0 asks the bridge for the VID (Answer).
+// Registering the same VSI again changes nothing (nor forgets an assigned
+// VID); a new mode (PRE-ASSOC to ASSOC) or hint is sent at once; a
+// registration whose manager, type, version, filters or channel change is
 // de-associated first, as the bridge knows it, and then registered anew.
-// The requests go out from Run.
-func (s *VDPStation) Register(key string, mgr [16]byte, v VSI) {
+// v's filters must encode (at most MaxFilters of its format); the
+// requests go out from Run.
+func (s *VDPStation) RegisterOn(svid uint16, key string, mgr [16]byte, v VSI) {
+	svid &= 0xfff
 	if v.Mode != VDPPreAssoc {
 		v.Mode = VDPAssoc
 	}
 	v.Status &= VDPHintM
 	s.mu.Lock()
 	old, ok := s.vsis[v.ID]
-	if ok && !old.deassoc && old.Key == key && old.Manager == mgr && sameVSI(old.VSI, v) &&
-		old.VSI.Mode == v.Mode && old.VSI.Status == v.Status {
+	same := ok && !old.deassoc && old.SVID == svid && old.Manager == mgr && sameVSI(old.VSI, v)
+	if same && old.Key == key && old.VSI.Mode == v.Mode && old.VSI.Status == v.Status {
 		s.mu.Unlock()
 		return
 	}
-	if ok && !old.deassoc && old.State != VSIWaiting && s.bridge && (old.Manager != mgr || !sameVSI(old.VSI, v)) {
-		d := old.VSI
+	if ok && !old.deassoc && old.State != VSIWaiting && s.bridge && !same {
+		d := old.wire()
 		d.Mode, d.Status = VDPDeassoc, 0
-		s.gone = append(s.gone, &VDPPDU{ManagerID: old.Manager, VSIs: []VSI{d}})
+		if c, err := s.channelLocked(old.SVID); err == nil {
+			s.gone = append(s.gone, pending{svid: old.SVID, ecp: c.ecp, pdu: &VDPPDU{ManagerID: old.Manager, VSIs: []VSI{d}}})
+		}
 	}
-	e := &vsiEntry{VSIStatus: VSIStatus{Key: key, Manager: mgr, VSI: v, State: VSIWaiting, Updated: time.Now()}}
+	if _, err := s.channelLocked(svid); err != nil {
+		s.mu.Unlock()
+		s.log.Error("VDP: no ECP endpoint for the S-channel", "svid", svid, "err", err)
+		return
+	}
+	e := &vsiEntry{VSIStatus: VSIStatus{Key: key, SVID: svid, Manager: mgr, VSI: v, State: VSIWaiting, Updated: time.Now()}}
+	if same {
+		e.Answer = old.Answer // a new mode or hint keeps what the bridge assigned
+	}
 	if s.bridge {
 		e.State = e.requesting()
 	}
@@ -235,18 +408,43 @@ func (s *VDPStation) Register(key string, mgr [16]byte, v VSI) {
 }
 
 // sameFilters reports whether an answer's filters are the entry's (a VID
-// the station left 0 may come back assigned).
+// the station left 0 may come back assigned, and with a group ID any VID
+// may come back: the bridge maps the group to its VID).
 func sameFilters(entry, answer VSI) bool {
-	if len(entry.Filters) != len(answer.Filters) {
+	if len(entry.Filters) != len(answer.Filters) || entry.FilterFormat != answer.FilterFormat {
 		return false
 	}
+	group := GroupFormat(entry.FilterFormat)
 	for i, f := range entry.Filters {
 		g := answer.Filters[i]
-		if f.MAC.String() != g.MAC.String() || f.GroupID != g.GroupID || f.VID != 0 && f.VID != g.VID {
+		if f.MAC.String() != g.MAC.String() || f.GroupID != g.GroupID || f.VID != 0 && !group && f.VID != g.VID {
 			return false
 		}
 	}
 	return true
+}
+
+// badAssignment says what is wrong with the VIDs of the bridge's
+// acknowledgement of request ("": nothing): where the request asked for
+// a VID (0) or named a group, the answer must carry a VID 1-4094 (a
+// bridge that answers VID 0, as lldpad's bridge role does, assigned
+// none); where it named a group with a VID of its own, the bridge must
+// map the group to that VID.
+func badAssignment(request, answer VSI) string {
+	group := GroupFormat(request.FilterFormat)
+	for i, f := range request.Filters {
+		g := answer.Filters[i]
+		switch {
+		case f.VID != 0 && !group:
+		case g.VID == 0:
+			return "the bridge assigned no VLAN: its answer carries VID 0"
+		case g.VID > vlan.MaxVID:
+			return fmt.Sprintf("the bridge assigned VID %d, which is reserved", g.VID)
+		case f.VID != 0 && g.VID != f.VID:
+			return fmt.Sprintf("the bridge maps group %d to VID %d, not to the VID %d asked for (ask with VID 0 to take the bridge's)", f.GroupID, g.VID, f.VID)
+		}
+	}
+	return ""
 }
 
 func sameVSI(a, b VSI) bool {
@@ -272,8 +470,8 @@ func (s *VDPStation) DeassociateWith(id [16]byte, hints uint8) {
 	s.mu.Lock()
 	e, ok := s.vsis[id]
 	if ok {
-		if e.State == VSIWaiting || !s.bridge {
-			delete(s.vsis, id)
+		if e.State == VSIWaiting || !s.bridge || e.State == VSIFailed && e.Reason == reasonNoGroups {
+			delete(s.vsis, id) // the bridge never knew it
 		} else {
 			e.deassoc, e.hints = true, hints&VDPHintS
 		}
@@ -303,21 +501,43 @@ func (s *VDPStation) VSIs() []VSIStatus {
 	return out
 }
 
-// ECPStats returns the transport counters.
-func (s *VDPStation) ECPStats() ECPStats { return s.ecp.Stats() }
+// ECPStats returns the transport counters, summed over the untagged link
+// and the S-channels.
+func (s *VDPStation) ECPStats() ECPStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.retired
+	for _, c := range s.chans {
+		st.add(c.ecp.Stats())
+	}
+	return st
+}
 
 // Handle takes a received ECP frame, as it was on the wire. Frames from
 // our own address (the reflective relay returns what we send to the bridge
-// group address when it floods it) are ignored; of the others ECP takes
-// only untagged ones from the bridge named by SetBridge (ECP.Handle).
+// group address when it floods it) are ignored. A frame with one S-tag
+// (TPID 0x88a8) of an S-channel that has VSIs goes, untagged, to that
+// channel's ECP endpoint; everything else to the untagged link's, which
+// takes only untagged frames from the bridge named by SetBridge
+// (ECP.Handle: other tags are refused and counted as Tagged).
 func (s *VDPStation) Handle(frame []byte) {
 	s.mu.Lock()
 	own := s.cfg.MAC
+	ch := s.chans[0]
+	if len(frame) >= vlan.HeaderLen+vlan.TagLen && binary.BigEndian.Uint16(frame[12:]) == vlan.TPIDSTag {
+		if c := s.chans[binary.BigEndian.Uint16(frame[14:])&0xfff]; c != nil && c.svid != 0 {
+			ch = c
+		}
+	}
 	s.mu.Unlock()
 	if len(frame) >= 12 && [6]byte(frame[6:12]) == own {
 		return
 	}
-	s.ecp.Handle(frame)
+	if ch.svid != 0 {
+		b := make([]byte, len(frame))
+		frame = b[:vlan.PopTo(b, frame)]
+	}
+	ch.ecp.Handle(frame)
 }
 
 // deliver takes a VDP PDU from the bridge: answers to our requests, or a
@@ -328,19 +548,22 @@ func (s *VDPStation) Handle(frame []byte) {
 // filters. A bridge refuses with an error in the status (hard, keep, or a
 // reason), answering with the request's mode or, as lldpad does, with a
 // DEASSOC.
-func (s *VDPStation) deliver(payload []byte) {
+//
+// svid is the channel the PDU came on: it speaks only of the VSIs
+// registered there.
+func (s *VDPStation) deliver(svid uint16, payload []byte) {
 	p, err := ParseVDP(payload)
 	if err != nil {
-		s.log.Debug("bad VDP PDU from the bridge", "err", err)
+		s.log.Debug("bad VDP PDU from the bridge", "err", err, "svid", svid)
 		return
 	}
 	now := time.Now()
 	s.mu.Lock()
-	kick := false
+	kick, changed := false, false
 	for _, v := range p.VSIs {
 		e, ok := s.vsis[v.ID]
-		if !ok || !sameFilters(e.VSI, v) {
-			continue // not ours, or about filters it no longer has
+		if !ok || e.SVID != svid || !sameFilters(e.VSI, v) {
+			continue // not ours, not on this channel, or about filters it no longer has
 		}
 		if v.Status&VDPStatusAck != 0 && (e.Manager != p.ManagerID || e.VSI.TypeID != v.TypeID || e.VSI.TypeVersion != v.TypeVersion) {
 			continue // an answer for a registration since replaced
@@ -348,9 +571,11 @@ func (s *VDPStation) deliver(payload []byte) {
 		refused := v.Status&(VDPStatusHard|VDPStatusKeep|0x0f) != 0
 		switch {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
-			// The bridge dropped it: register again.
+			// The bridge dropped it: register again (a VID it had
+			// assigned is asked for anew).
 			e.State, e.Reason, e.Updated, e.sent = e.requesting(), "de-associated by the bridge", now, time.Time{}
-			kick = true
+			e.lapse()
+			kick, changed = true, true
 		case v.Status&VDPStatusAck == 0:
 			// a request of ours reflected, or something not for us
 		case e.deassoc:
@@ -359,17 +584,49 @@ func (s *VDPStation) deliver(payload []byte) {
 			}
 		case refused && (v.Mode == e.VSI.Mode || v.Mode == VDPDeassoc):
 			e.State, e.Reason, e.Updated, e.answered = VSIFailed, refusal(v.Status), now, true
+			e.lapse()
+			changed = true
 		case v.Mode == e.VSI.Mode:
+			e.answered = true
+			if bad := badAssignment(e.VSI, v); bad != "" {
+				if e.State != VSIFailed || e.Reason != bad {
+					e.State, e.Reason, e.Updated = VSIFailed, bad, now
+					changed = true
+				}
+				e.lapse()
+				continue
+			}
 			if st := answeredState(e.VSI.Mode); e.State != st {
 				e.State, e.Reason, e.Updated = st, "", now
+				changed = true
 			}
-			e.answered = true
+			if !sameVIDs(e.Answer, v.Filters) {
+				changed = true
+			}
+			e.Answer = v.Filters
 		}
 	}
 	s.mu.Unlock()
 	if kick {
 		s.poke()
 	}
+	if changed {
+		s.notify()
+	}
+}
+
+// sameVIDs reports whether two filter lists carry the same VIDs, entry
+// for entry (nil and a list differ).
+func sameVIDs(a, b []Filter) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].VID != b[i].VID {
+			return false
+		}
+	}
+	return true
 }
 
 // answeredState is the state of a VSI whose request in mode was
@@ -410,8 +667,8 @@ func (s *VDPStation) Run(ctx context.Context) {
 		case <-s.kick:
 		case <-t.C:
 		}
-		for _, pdu := range s.due(time.Now()) {
-			b, err := pdu.Append(nil)
+		for _, p := range s.due(time.Now()) {
+			b, err := p.pdu.Append(nil)
 			if err != nil {
 				s.log.Error("encode VDP PDU", "err", err)
 				continue
@@ -423,26 +680,37 @@ func (s *VDPStation) Run(ctx context.Context) {
 				case <-time.After(wait):
 				}
 			}
-			if err := s.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
-				s.log.Warn("VDP request not acknowledged by the bridge", "err", err)
+			if err := p.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
+				s.log.Warn("VDP request not acknowledged by the bridge", "err", err, "svid", p.svid)
 			}
 			last = time.Now()
 		}
 	}
 }
 
-// due collects the PDUs to send now (one VSI each) and marks them sent.
-func (s *VDPStation) due(now time.Time) []*VDPPDU {
+// due collects the PDUs to send now (one VSI each, on its channel) and
+// marks them sent. A VSI with a group ID is not sent while the bridge
+// takes none: it fails with that reason.
+func (s *VDPStation) due(now time.Time) []pending {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.bridge {
+		s.mu.Unlock()
 		return nil
 	}
 	out := s.gone
 	s.gone = nil
 	keep := Timer(s.cfg.RKA)
+	changed := false
 	for id, e := range s.vsis {
-		v := e.VSI
+		if !e.deassoc && !s.groups && GroupFormat(e.VSI.FilterFormat) {
+			if e.State != VSIFailed || e.Reason != reasonNoGroups {
+				e.State, e.Reason, e.Updated = VSIFailed, reasonNoGroups, now
+				e.lapse()
+				changed = true
+			}
+			continue
+		}
+		v := e.wire()
 		switch {
 		case e.deassoc:
 			v.Mode, v.Status = VDPDeassoc, e.hints
@@ -452,20 +720,34 @@ func (s *VDPStation) due(now time.Time) []*VDPPDU {
 			e.answered && now.Sub(e.sent) >= keep:
 			if !e.sent.IsZero() && !e.answered && e.State == answeredState(e.VSI.Mode) {
 				e.State, e.Reason, e.Updated = e.requesting(), "no answer to the keep-alive", now
+				changed = true
 			}
 			if e.State == VSIFailed {
 				e.State = e.requesting()
+				changed = true
 			}
 			e.sent, e.answered = now, false
 		default:
 			continue
 		}
-		out = append(out, &VDPPDU{ManagerID: e.Manager, VSIs: []VSI{v}})
+		c, err := s.channelLocked(e.SVID)
+		if err != nil {
+			continue // NewECP refuses only a missing Send, checked at the start
+		}
+		out = append(out, pending{svid: e.SVID, ecp: c.ecp, pdu: &VDPPDU{ManagerID: e.Manager, VSIs: []VSI{v}}})
+	}
+	s.pruneLocked(now)
+	s.mu.Unlock()
+	if changed {
+		s.notify()
 	}
 	return out
 }
 
 // String shows a VSI status for logs.
 func (v VSIStatus) String() string {
+	if v.SVID != 0 {
+		return fmt.Sprintf("%s svid %d %s %x", v.Key, v.SVID, v.State, v.VSI.ID)
+	}
 	return fmt.Sprintf("%s %s %x", v.Key, v.State, v.VSI.ID)
 }
