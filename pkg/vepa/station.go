@@ -59,8 +59,11 @@ type StationConfig struct {
 	// Local holds the station's ECP/VDP timer proposals (R, RTE, RWD,
 	// RKA); the status bits and mode are the station's to set.
 	Local EVB
+	// GroupIDs sets SGID: the station takes group IDs in VDP (filter
+	// formats 3 and 4; they are used when the bridge sets BGID too).
+	GroupIDs bool
 	// OnChange is called (from the station's goroutine or Handle) when
-	// the relay state or peer changes.
+	// the relay state or peer changes, or the bridge's BGID.
 	OnChange func(Relay)
 	Logger   *slog.Logger
 }
@@ -167,6 +170,9 @@ func (s *Station) LLDPDU() *LLDPDU {
 	e.StationStatus = RRStatUnknown
 	if s.cfg.RequestRelay {
 		e.StationStatus |= StationRRREQ
+	}
+	if s.cfg.GroupIDs {
+		e.StationStatus |= StationSGID
 	}
 	switch {
 	case bridge == nil:
@@ -362,11 +368,12 @@ func (s *Station) Handle(frame []byte) {
 	before := s.relay.Bridge
 	changed := s.setLocked(state, d, &e, now)
 	rrstatChanged := before == nil || before.Granted() != e.Granted()
+	groupsChanged := before != nil && (before.BridgeStatus^e.BridgeStatus)&BridgeBGID != 0
 	s.mu.Unlock()
 	if changed || rrstatChanged {
 		s.poke() // tell the bridge our new RRSTAT at once
 	}
-	s.changed(changed)
+	s.changed(changed || groupsChanged)
 }
 
 // setLocked records the state and the peer (d: the peer's LLDPDU, nil:
