@@ -30,6 +30,8 @@ const (
 	FieldVSIManager                      // the VSI manager ID
 	FieldInstanceID                      // the VSI instance ID (the VSIID)
 	FieldMigration                       // the port's part in a live migration
+	FieldVSIGroup                        // the VSIs' group ID (VDP filter formats 3 and 4)
+	FieldVSIFilters                      // the VSIs' filters, as VDP carries them
 )
 
 // String is the field's name in messages ("native VLAN").
@@ -61,6 +63,10 @@ func (f Field) String() string {
 		return "instance ID"
 	case FieldMigration:
 		return "migration"
+	case FieldVSIGroup:
+		return "VSI group"
+	case FieldVSIFilters:
+		return "VSI filters"
 	}
 	return fmt.Sprintf("Field(%d)", int(f))
 }

@@ -135,6 +135,22 @@ func GroupFormat(format uint8) bool {
 	return format == FilterGroupVID || format == FilterGroupMACVID
 }
 
+// FilterFormatName names a filter format as messages and the API show
+// it: "VID", "MAC+VID", "group+VID", "group+MAC+VID".
+func FilterFormatName(format uint8) string {
+	switch format {
+	case FilterVID:
+		return "VID"
+	case FilterMACVID:
+		return "MAC+VID"
+	case FilterGroupVID:
+		return "group+VID"
+	case FilterGroupMACVID:
+		return "group+MAC+VID"
+	}
+	return fmt.Sprintf("format %d", format)
+}
+
 func entryLen(format uint8) (int, error) {
 	switch format {
 	case FilterVID:
