@@ -54,6 +54,24 @@ type Port struct {
 	// record in the state file breaks the port rules or does not decode
 	// (the other fields are then zero). Empty for every usable port.
 	Problem string `json:"problem,omitempty"`
+	// VLANFromBridge: the access port's VLAN is assigned by the adjacent
+	// bridge over VDP ("vlan" stays 0, as configured). AssignedVLAN is the
+	// VID it assigned and the port forwards on (omitted while none: the
+	// port is "waiting", or "down" when the bridge's answer was unusable).
+	VLANFromBridge bool `json:"vlan_from_bridge,omitempty"`
+	AssignedVLAN   int  `json:"assigned_vlan,omitempty"`
+	// VSIGroup is the VSIs' group ID (VDP filter formats 3 and 4);
+	// omitted: none.
+	VSIGroup int64 `json:"vsi_group,omitempty"`
+	// StateReason says why a port is "waiting" (for the bridge to assign
+	// its VLAN) or "down" for a reason of VDP (the bridge assigned no
+	// usable VLAN, refused the VSI, ...); omitted otherwise.
+	StateReason string `json:"state_reason,omitempty"`
+	// VDPError says why VDP registers no VSI for the port although it
+	// would (it has MACs, a group or a VLAN from the bridge): its filters
+	// do not fit one VSI TLV (a trunk of many VLANs). The port forwards
+	// all the same. Omitted otherwise.
+	VDPError string `json:"vdp_error,omitempty"`
 }
 
 // PortSpec is the body of POST /v1/ports (Name required) and PATCH
@@ -92,6 +110,17 @@ type PortSpec struct {
 	// VM has left: its VSIs are de-associated with the S bit) or ""
 	// (none: an incoming port's VSIs are associated at once).
 	Migration *string `json:"migration,omitempty"`
+	// VLANFromBridge true makes the port an access port whose VLAN the
+	// adjacent bridge assigns over VDP (its VSIs ask with VID 0; it
+	// forwards nothing until the bridge answered): "vlan", if given with
+	// it, must be 0, and a trunk goes. false goes back to needing a vlan
+	// or a trunk, which setting either does too. A plain "vlan":0 keeps
+	// meaning "no access VLAN" (with a trunk), as it always did.
+	VLANFromBridge *bool `json:"vlan_from_bridge,omitempty"`
+	// VSIGroup sets the VSIs' group ID (1-4294967295; 0 clears it): their
+	// filters carry it (formats 3 and 4) and the bridge maps it to the
+	// VID; the bridge must support group IDs (BGID).
+	VSIGroup *int64 `json:"vsi_group,omitempty"`
 }
 
 // MaxMACsDefault as PortSpec.MaxMACs: the port follows the daemon's
@@ -231,6 +260,20 @@ type VSI struct {
 	// Migrated: the VSI's VM migrated here (its associations carry the
 	// M bit).
 	Migrated bool `json:"migrated,omitempty"`
+	// SVID is the S-channel the VSI is registered on (its VDP frames
+	// carry that S-tag); omitted: the untagged link.
+	SVID int `json:"svid,omitempty"`
+	// FilterFormat is the VSI's filter format: VID, MAC+VID, group+VID or
+	// group+MAC+VID.
+	FilterFormat string `json:"filter_format,omitempty"`
+	// Group is the filters' group ID (omitted: none).
+	Group int64 `json:"group,omitempty"`
+	// VLANs lists the VID of every filter entry when there are several
+	// (a trunk port: one per allowed VID); VLAN is the first.
+	VLANs []int `json:"vlans,omitempty"`
+	// AssignedVLAN is the VID the bridge answered with where the request
+	// asked for one (VLAN 0) or named a group; omitted until then.
+	AssignedVLAN int `json:"assigned_vlan,omitempty"`
 }
 
 // Error is the JSON error body of every 4xx/5xx answer.
@@ -309,7 +352,7 @@ func fieldCode(f port.Field) string {
 		return CodeInvalidMAC
 	case port.FieldMaxMACs:
 		return CodeInvalidMaxMACs
-	case port.FieldVSIType, port.FieldVSITypeVersion, port.FieldVSIManager, port.FieldInstanceID:
+	case port.FieldVSIType, port.FieldVSITypeVersion, port.FieldVSIManager, port.FieldInstanceID, port.FieldVSIGroup, port.FieldVSIFilters:
 		return CodeInvalidVSI
 	case port.FieldMigration:
 		return CodeInvalidBody
