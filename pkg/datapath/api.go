@@ -157,7 +157,9 @@ func (s *Switch) FDBSize(vid uint16) int {
 				vids = 1
 			}
 		case !v.cfg.IsTrunk():
-			vids = 1
+			if v.cfg.VLAN != 0 { // 0: waiting for the bridge's VID, in no VLAN
+				vids = 1
+			}
 		default:
 			vids = v.cfg.Trunk.Len()
 			if nv := v.cfg.NativeVLAN; nv != 0 && !v.cfg.Trunk.Has(nv) {

@@ -29,13 +29,14 @@ const (
 	DropMACLimit                     // a new source MAC beyond the port's learned-MAC limit
 	DropFDBFull                      // a new source MAC beyond the limit of its VLAN or of the FDB
 	DropMACMoveLimit                 // a MAC another port is using moved here too often
+	DropVIDUnassigned                // the port waits for the bridge to assign its VLAN (VDP): it forwards nothing
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"malformed", "tagged_on_access", "bad_src", "spoofed_src", "vlan_not_allowed",
 	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection", "rx_overrun",
-	"control_overrun", "mac_limit", "fdb_full", "mac_move_limit",
+	"control_overrun", "mac_limit", "fdb_full", "mac_move_limit", "vid_unassigned",
 }
 
 func (r Reason) String() string {

@@ -146,6 +146,9 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 	tci := v.ctag.TCI
 	off, n := b.Off[i], b.Len[i]
 	if !cfg.IsTrunk() {
+		if cfg.VLAN == 0 {
+			return DropVIDUnassigned, false // waiting for the bridge's VID (portcfg.Config.Waiting)
+		}
 		if h.NTags != 0 {
 			return DropTaggedOnAccess, false
 		}
