@@ -107,6 +107,11 @@ type Daemon struct {
 	incoming   map[string]*incomingPort
 	migratedIn map[string]bool
 	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
+	// VDP, under mu: the VID the bridge assigned to each port whose VLAN
+	// it assigns, as the datapath has it (vlanassign.go), and the ports
+	// VDP registers nothing for, with why (logged once).
+	assigned  map[string]vlanAssignment
+	vdpWarned map[string]string
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -142,7 +147,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}, refused: map[string]error{},
-		incoming: map[string]*incomingPort{}, migratedIn: map[string]bool{}}
+		incoming: map[string]*incomingPort{}, migratedIn: map[string]bool{}, assigned: map[string]vlanAssignment{}}
 	if o.Libvirt != "" {
 		u, err := events.ParseURI(o.Libvirt)
 		if err != nil {
@@ -214,6 +219,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		}
 		d.followMigrationLocked(c)
 	}
+	d.applyVLANsLocked() // ports whose VLAN the bridge assigns wait for VDP
 	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true

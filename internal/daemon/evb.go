@@ -40,7 +40,7 @@ func (d *Daemon) runEVB(ctx context.Context) {
 		}
 	}
 	st, err := vepa.NewStation(vepa.StationConfig{
-		MAC: mac, Send: d.sw.SendControl, RequestRelay: d.mode == datapath.ModeVEPA,
+		MAC: mac, Send: d.sw.SendControl, RequestRelay: d.mode == datapath.ModeVEPA, GroupIDs: true,
 		Interval: d.opts.LLDPInterval, Local: vepa.DefaultLocal, OnChange: d.relayChanged, Logger: d.log,
 	})
 	if err != nil {
@@ -65,7 +65,8 @@ func (d *Daemon) relayChanged(r vepa.Relay) {
 	defer d.mu.Unlock()
 	d.log.Info("reflective relay", "state", r.State, "bridge", r.Peer)
 	if v := d.vdp.Load(); v != nil {
-		v.SetBridge(r.PeerMAC) // VDP talks only to an EVB bridge, ECP only with its address
+		v.SetGroups(bridgeGroups(r)) // first: the requests SetBridge lets go know whether group IDs may go
+		v.SetBridge(r.PeerMAC)       // VDP talks only to an EVB bridge, ECP only with its address
 	}
 	if d.mode != datapath.ModeVEPA {
 		return

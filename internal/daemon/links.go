@@ -173,7 +173,11 @@ func (d *Daemon) portStateLocked(name string, attached bool) string {
 	switch {
 	case !present:
 		return "absent"
-	case attached && ev.Up:
+	}
+	if a, ok := d.assigned[name]; ok && a.vid == 0 {
+		return a.state() // waiting for the bridge's VLAN, or down for its answer (vlanassign.go)
+	}
+	if attached && ev.Up {
 		return "up"
 	}
 	return "down"

@@ -63,10 +63,14 @@ func (d *Daemon) portLocked(c port.Config) api.Port {
 	}
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
+			ap := api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
+			d.vdpViewLocked(c, &ap)
+			return ap
 		}
 	}
-	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
+	ap := api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
+	d.vdpViewLocked(c, &ap)
+	return ap
 }
 
 // refusedPortLocked is the API's view of a stored port the datapath
@@ -100,7 +104,9 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 			continue
 		}
 		s := stats[c.Name]
-		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s)))
+		ap := api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s))
+		d.vdpViewLocked(c, &ap)
+		out = append(out, ap)
 	}
 	// An unusable record is a port that is down, with the reason: kept in
 	// the file until it is deleted (del-port) or replaced (add-port).
@@ -192,7 +198,7 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 	if _, ok := d.refused[name]; ok {
 		update = d.sw.AddPort // not in the datapath yet: the change may make it fit
 	}
-	if err := update(c); err != nil {
+	if err := update(d.dpConfigLocked(c)); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
 		}
