@@ -61,7 +61,12 @@ func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"add-port", "vnet1", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
+		{[]string{"add-port", "vnet1", "--vlan", "0", "--trunk", "10"}, "use either --vlan VID (access port) or --trunk VIDS (trunk port), not both"},
+		{[]string{"add-port", "vnet1", "--vlan", "0", "--native-vlan", "5"}, "--native-vlan only applies to trunk ports"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--vsi-group", "-1"}, "invalid VSI group -1: must be 1-4294967295, or 0 for none"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--vsi-group", "lots"}, `invalid VSI group "lots": must be a number`},
+		{[]string{"set-port", "vnet1", "--vsi-group", "4294967296"}, "invalid VSI group 4294967296"},
+		{[]string{"add-port", "vnet1", "--trunk", "1-100", "--vsi-group", "7"}, "port vnet1: VDP would register 100 filter entries per VSI (100 VIDs), more than the 81 of format group+VID"},
 		{[]string{"add-port", "vnet1", "--vlan", "4095"}, "invalid VLAN 4095: must be 1-4094"},
 		{[]string{"add-port", "vnet1", "--vlan", "5000"}, "invalid VLAN 5000: must be 1-4094"},
 		{[]string{"add-port", "vnet1", "--vlan", "ten"}, `invalid VLAN "ten": must be a number 1-4094`},
@@ -95,7 +100,6 @@ func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
 		{[]string{"add-port", "..", "--vlan", "10"}, `invalid interface name ".."`},
 		{[]string{"add-port", "vnet1", "--trunk", ""}, `invalid trunk "": use VLAN IDs 1-4094 and ranges, e.g. 10,20-30`},
 		{[]string{"add-port", "vnet1", "--trunk", "10,,20"}, `invalid trunk "10,,20": empty element`},
-		{[]string{"set-port", "vnet1", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
 		{[]string{"set-port", "vnet1", "--trunk", ""}, `invalid trunk ""`},
 		{[]string{"set-port", "vnet1", "--svid", "-1"}, "invalid S-VLAN -1: must be 1-4094, or 0 for none"},
 		{[]string{"set-port", "vnet1", "--mac", "01:00:5e:00:00:01"}, "must be unicast"},
@@ -610,6 +614,61 @@ func TestVSIFlagsAndTable(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "PORT MAC VLAN STATE VSIID MANAGER TYPE VERSION MIGRATED REASON" ||
 		strings.Join(strings.Fields(lines[1]), " ") != "vnet1 52:54:00:12:34:56 100 failed 0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d 12 1193047 2 yes insufficient resources" {
+		t.Errorf("vsis:\n%s", r.stdout)
+	}
+}
+
+// --vlan 0 asks the bridge for the VLAN (vlan_from_bridge, the API's
+// explicit marker), on add-port and set-port; --vsi-group reaches the
+// daemon; list-ports shows the VID the bridge assigned, or why the port
+// waits; vsis shows the assignment, the S-channel and the group.
+func TestVLANFromBridgeFlags(t *testing.T) {
+	fake, sock := daemon(t)
+	r := vswctl(t, sock, "add-port", "vnet1", "--vlan", "0", "--mac", "52:54:00:12:34:56", "--vsi-group", "4000000000")
+	r.expect(t, 0, "")
+	if !strings.Contains(r.stdout, "vlan from the bridge") || !strings.Contains(r.stdout, "vsi group 4000000000") {
+		t.Errorf("add-port said %q", r.stdout)
+	}
+	p, _ := fake.GetPort(context.Background(), "vnet1")
+	if !p.VLANFromBridge || p.VLAN != 0 || p.VSIGroup != 4000000000 {
+		t.Fatalf("port %+v", p)
+	}
+	vswctl(t, sock, "add-port", "vnet2", "--vlan", "100").expect(t, 0, "")
+	vswctl(t, sock, "set-port", "vnet2", "--vlan", " 0").expect(t, 0, "")
+	if p, _ := fake.GetPort(context.Background(), "vnet2"); !p.VLANFromBridge || p.VLAN != 0 {
+		t.Fatalf("set-port --vlan 0: %+v", p)
+	}
+	vswctl(t, sock, "set-port", "vnet2", "--vlan", "300").expect(t, 0, "")
+	if p, _ := fake.GetPort(context.Background(), "vnet2"); p.VLANFromBridge || p.VLAN != 300 {
+		t.Fatalf("set-port --vlan 300: %+v", p)
+	}
+
+	// What the table shows of a port the bridge gave VLAN 200 and of one
+	// still waiting.
+	var out bytes.Buffer
+	if err := writePorts(&out, []api.Port{
+		{Name: "vnet1", VLANFromBridge: true, AssignedVLAN: 200, State: "up"},
+		{Name: "vnet3", VLANFromBridge: true, State: "waiting", StateReason: "VDP asked the bridge for the VLAN (VID 0); no answer yet"},
+		{Name: "vnet4", Trunk: []int{1, 2}, State: "up", VDPError: "port vnet4: VDP would register ..."},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "vnet1 200 (bridge) - 0 - up") ||
+		!strings.HasPrefix(strings.Join(strings.Fields(lines[2]), " "), "vnet3 - (bridge) - 0 - waiting") ||
+		lines[4] != "vnet3: waiting: VDP asked the bridge for the VLAN (VID 0); no answer yet" ||
+		lines[5] != "vnet4: no VSI registered: port vnet4: VDP would register ..." {
+		t.Errorf("list-ports:\n%s", out.String())
+	}
+	fake.VSIsV = []api.VSI{
+		{Port: "vnet1", UUID: "u1", State: "associated", MgrID: "vswitchd", VLAN: 0, AssignedVLAN: 200, MAC: "52:54:00:12:34:56", SVID: 10, Group: 7},
+		{Port: "vnet4", UUID: "u2", State: "associating", MgrID: "vswitchd", VLAN: 1, VLANs: []int{1, 2, 3, 10}},
+	}
+	r = vswctl(t, sock, "vsis")
+	lines = strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "PORT MAC VLAN STATE VSIID MANAGER TYPE VERSION MIGRATED SVID GROUP REASON" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "vnet1 52:54:00:12:34:56 0 -> 200 associated u1 vswitchd 0 0 - 10 7 -" ||
+		strings.Join(strings.Fields(lines[2]), " ") != "vnet4 - 1-3,10 associating u2 vswitchd 0 0 - - - -" {
 		t.Errorf("vsis:\n%s", r.stdout)
 	}
 }

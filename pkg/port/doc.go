@@ -46,9 +46,9 @@
 // registers VSIs when it has MACs, a group or a VLAN from the bridge; the
 // filter format is VID, MAC+VID, group+VID or group+MAC+VID
 // (VDPFilterFormat), one entry per VID (VDPVIDs: the access VLAN, 0 to
-// ask the bridge, or every VID of a trunk). CheckVDP, which the API
-// applies to what it accepts, refuses a port whose VSIs would not fit one
-// VSI TLV.
+// ask the bridge, or every VID of a trunk). CheckVDP says whether the
+// VSIs fit one VSI TLV each; a port whose VSIs do not is still valid, but
+// registers none.
 //
 // A broken rule is an *Error. Its Field says which part of the
 // configuration is at fault (the API maps it to its error codes:

@@ -164,6 +164,26 @@ func ParseNumber(f Field, s string) (int, error) {
 	return v, nil
 }
 
+// ParseAccessVLAN parses an access port's VLAN as operators write it on
+// the command line and in libvirt's metadata: a VID 1-4094, or 0 for a
+// VLAN the adjacent bridge assigns over VDP (fromBridge; Config.BridgeVLAN).
+// Other text is refused as ParseNumber refuses it, with 0 in the range:
+//
+//	invalid VLAN 4095: must be 1-4094, or 0 for the bridge to assign it
+func ParseAccessVLAN(s string) (vid uint16, fromBridge bool, err error) {
+	t := strings.TrimSpace(s)
+	v, err := strconv.Atoi(t)
+	switch {
+	case err != nil:
+		return 0, false, &Error{Field: FieldVLAN, Value: quote(t), Reason: "must be a number 1-4094, or 0 for the bridge to assign it", Err: err}
+	case v == 0:
+		return 0, true, nil
+	case v < 0 || v > vlan.MaxVID:
+		return 0, false, &Error{Field: FieldVLAN, Value: strconv.Itoa(v), Reason: "must be 1-4094, or 0 for the bridge to assign it"}
+	}
+	return uint16(v), false, nil
+}
+
 // ParseTrunk parses a trunk's VID set ("10,20-30", see vlan.ParseVIDSet).
 // A trunk carries at least one VLAN, so empty or blank text is an error
 // here.

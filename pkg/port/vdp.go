@@ -74,9 +74,9 @@ func (c *Config) VDPFiltersPerVSI() int {
 //
 //	port vnet1: VDP would register 70 filter entries per VSI (70 VIDs), more than the 60 of format MAC+VID one VSI TLV holds: allow fewer VLANs
 //
-// It is a rule for what the API accepts, not part of Validate: ports
-// saved before it keep working (the daemon registers no VSI for them and
-// says why).
+// It is not part of Validate: such a port is a valid port (a trunk of
+// every VLAN with registered MACs always was); the daemon registers no
+// VSI for it and says why (the API's vdp_error).
 func (c *Config) CheckVDP() error {
 	if !c.RegistersVSIs() {
 		return nil

@@ -145,3 +145,24 @@ func TestVDPLayout(t *testing.T) {
 		t.Errorf("trunk without MACs: %v", c.CheckVDP())
 	}
 }
+
+// The command line's and libvirt's VLAN: 0 asks the bridge.
+func TestParseAccessVLAN(t *testing.T) {
+	for in, want := range map[string]struct {
+		vid    uint16
+		bridge bool
+	}{"0": {0, true}, " 00 ": {0, true}, "1": {1, false}, "4094": {4094, false}} {
+		vid, bridge, err := port.ParseAccessVLAN(in)
+		if err != nil || vid != want.vid || bridge != want.bridge {
+			t.Errorf("ParseAccessVLAN(%q) = %d, %v, %v", in, vid, bridge, err)
+		}
+	}
+	for in, msg := range map[string]string{"4095": "invalid VLAN 4095: must be 1-4094, or 0 for the bridge to assign it", "-1": "invalid VLAN -1",
+		"ten": `invalid VLAN "ten": must be a number 1-4094, or 0`, "": `invalid VLAN ""`} {
+		_, _, err := port.ParseAccessVLAN(in)
+		var pe *port.Error
+		if !errors.As(err, &pe) || pe.Field != port.FieldVLAN || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseAccessVLAN(%q): %v, want %q", in, err, msg)
+		}
+	}
+}
