@@ -192,7 +192,7 @@ type portFlags struct {
 	clearMACs                      bool
 	// the VSI identity and migration state (802.1Qbg VDP)
 	vsiType, vsiTypeVersion, vsiManager, instanceID, migration string
-	vsiGroup                                                  string
+	vsiGroup                                                   string
 }
 
 func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
