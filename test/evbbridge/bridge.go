@@ -106,7 +106,7 @@ type StationEVB struct {
 // ECPStats counts the peer's ECP traffic.
 type ECPStats struct {
 	Requests, Duplicates, AcksSent, AcksDropped uint64 // the station's requests
-	Sent, Retransmitted, Acked, TimedOut       uint64 // the bridge's requests (VDP answers)
+	Sent, Retransmitted, Acked, TimedOut        uint64 // the bridge's requests (VDP answers)
 	Bad                                         uint64 // ECPDUs that did not parse
 }
 

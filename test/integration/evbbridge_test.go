@@ -61,20 +61,28 @@ func TestVDPWithEVBBridge(t *testing.T) {
 		}
 
 		// The peer refuses the second VM's VSI: failed, with the reason.
-		peer.SetDefaultAnswer(evbbridge.Answer{Reason: evbbridge.ReasonResources})
-		h.addPort(vm2.port, "--vlan", "200", "--mac", vm2.mac.String())
+		const refused = "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"
+		rid, err := uuid.Parse(refused)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer.SetAnswer(rid, evbbridge.Answer{Reason: evbbridge.ReasonResources})
+		h.addPort(vm2.port, "--vlan", "200", "--mac", vm2.mac.String(), "--instance-id", refused)
 		h.waitVSIs("second VSI failed", 15*time.Second, func(vs []api.VSI) bool {
 			return len(vs) == 2 && vs[1].Port == vm2.port && vs[1].State == "failed" && vs[1].Reason == "insufficient resources"
 		})
-		h.mustCtl("del-port", vm2.port)
 
 		// Keep-alives: the station repeats the ASSOC (RKA 20 is 10.5 s;
 		// one repeat is enough to see that it comes).
-		if _, err := peer.WaitRequest(15*time.Second, "a keep-alive", func(r evbbridge.Request) bool {
-			return r.VSI.ID == id && len(peer.Arrivals(id, evbbridge.Assoc)) >= 2
+		if err := peer.Wait(15*time.Second, "a keep-alive", func(evbbridge.Snapshot) bool {
+			return len(peer.Arrivals(id, evbbridge.Assoc)) >= 2
 		}); err != nil {
 			t.Fatal(err)
 		}
+		if vs := h.waitVSIs("first VSI still associated", time.Second, func(vs []api.VSI) bool { return len(vs) == 2 }); vs[0].State != "associated" {
+			t.Errorf("after its keep-alive: %+v", vs[0])
+		}
+		h.mustCtl("del-port", vm2.port)
 		h.mustCtl("del-port", vm1.port)
 		if err := peer.Wait(5*time.Second, "the VSI de-associated", func(s evbbridge.Snapshot) bool { return len(s.VSIs) == 0 }); err != nil {
 			t.Fatal(err)
