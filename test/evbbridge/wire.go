@@ -226,10 +226,12 @@ func (e EVBTLV) info() []byte {
 
 const subCDCP = 0x0e
 
-// Roles of a CDCP TLV's Role bit.
+// Roles of a CDCP TLV's Role bit: 0 bridge (B), 1 station (S), as the
+// standard encodes them (also what Spirent's CDCP TLV model documents:
+// role 0 Bridge, 1 Station).
 const (
-	RoleS = 0 // sent by a station's S-VLAN component
-	RoleB = 1 // sent by a bridge's S-VLAN component
+	RoleB = 0 // sent by a bridge's S-VLAN component
+	RoleS = 1 // sent by a station's S-VLAN component
 )
 
 // Pair is one SCID/SVID pair of a CDCP TLV. SCID 1 is the default

@@ -43,8 +43,8 @@ func TestReadEVBFromTheLayout(t *testing.T) {
 // The CDCP TLV from D.2.13: Role bit 8 of the first octet, SComp bit 4,
 // ChnCap the low 12 bits of octets 3-4, pairs of 12-bit SCID and S-VID.
 func TestReadCDCPFromTheLayout(t *testing.T) {
-	// Role S (0), SComp, ChnCap 167 (0x0a7); pairs (1,1), (2,10), (4095,4094).
-	info := unhex(t, "0080c2 0e  08 00 00 a7  001 001  002 00a  fff ffe")
+	// Role S (1), SComp, ChnCap 167 (0x0a7); pairs (1,1), (2,10), (4095,4094).
+	info := unhex(t, "0080c2 0e  88 00 00 a7  001 001  002 00a  fff ffe")
 	c, err := readCDCP(info[4:])
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestReadCDCPFromTheLayout(t *testing.T) {
 		t.Fatalf("re-encoded % x\nwant        % x", got, info)
 	}
 	b := CDCPTLV{Role: RoleB, SComp: true, ChnCap: 0xfff, Pairs: []Pair{{1, 1}, {0x123, 0x456}}}
-	if got, want := b.info(), unhex(t, "0080c2 0e 88 00 0f ff 001 001 123 456"); !bytes.Equal(got, want) {
+	if got, want := b.info(), unhex(t, "0080c2 0e 08 00 0f ff 001 001 123 456"); !bytes.Equal(got, want) {
 		t.Fatalf("bridge CDCP TLV % x, want % x", got, want)
 	}
 	for _, bad := range []string{"08 00 00", "08 00 00 01 00 10", "08 00 00 01 00 10 01 00"} {
