@@ -34,11 +34,12 @@ func TestEVBWithLLDPAD(t *testing.T) {
 			t.Errorf("granted: peer %s mode %s, want %s vepa", st.Relay.Peer, st.Mode, mac)
 		}
 		vm1.mustPing(vm2)
-		// lldpad's view of the station: RRREQ and RRSTAT yes (0x5).
+		// lldpad's view of the station: SGID (it takes group IDs in VDP),
+		// RRREQ and RRSTAT yes (0xd).
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			out, err := lp.ReceivedEVB(h.swPort)
-			if err == nil && strings.Contains(out, "station:rrreq,rrstat(0x5)") && strings.Contains(out, "mode:station") {
+			if err == nil && strings.Contains(out, "station:sgid,rrreq,rrstat(0xd)") && strings.Contains(out, "mode:station") {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -264,3 +264,76 @@ func TestVDPOnSChannelAndTrunkWithEVBBridge(t *testing.T) {
 		}
 	})
 }
+
+// Against lldpad as the bridge (it has no VLAN to assign and no
+// S-channels, but takes multi-entry filters and, with evbgpid, group IDs):
+//
+//   - a trunk port's VSI with one MAC+VID entry per allowed VID is
+//     associated (lldpad refuses VID 1, so the trunk avoids it);
+//   - a group port's VSI is not sent while lldpad's EVB TLV has no BGID
+//     (the VSI fails with that reason), and is associated, format
+//     group+MAC+VID, once lldpad advertises BGID (evbgpid=yes; vswitchd
+//     sets SGID);
+//   - a port asking for its VLAN gets lldpad's echo of VID 0: down, with
+//     the reason, forwarding nothing.
+func TestVDPTrunkGroupAndVID0WithLLDPAD(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		lp := lldpadBridge(t, l, true, h)
+		defer func() {
+			if t.Failed() {
+				log := lp.Output()
+				if len(log) > 8000 {
+					log = log[len(log)-8000:]
+				}
+				t.Logf("lldpad log tail:\n%s", log)
+			}
+		}()
+		vm1, vm2, vm3 := h.addVM(1), h.addVM(2), h.addVM(3)
+		h.start("--lldp-interval", "1s")
+		h.waitRelay("granted by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "granted" })
+
+		h.addPort(vm1.port, "--trunk", "10,20-22", "--native-vlan", "5", "--mac", vm1.mac.String())
+		vs := h.waitVSIs("the trunk's VSI associated by lldpad", 15*time.Second, func(vs []api.VSI) bool {
+			return len(vs) == 1 && vs[0].State == "associated"
+		})
+		if !slices.Equal(vs[0].VLANs, []int{5, 10, 20, 21, 22}) {
+			t.Errorf("trunk VSI %+v", vs[0])
+		}
+		id := strings.ReplaceAll(vs[0].UUID, "-", "")
+		if _, err := lp.WaitVSI(0, 5*time.Second, func(r topo.VSIRecord) bool {
+			return r.Mode == 3 && strings.ReplaceAll(r.ID, "-", "") == id
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		h.addPort(vm2.port, "--vlan", "100", "--vsi-group", "77", "--mac", vm2.mac.String())
+		h.waitVSIs("the group VSI refused for want of BGID", 10*time.Second, func(vs []api.VSI) bool {
+			return len(vs) == 2 && vs[1].Port == vm2.port && vs[1].State == "failed" && strings.Contains(vs[1].Reason, "no BGID")
+		})
+		if _, err := lp.Tool("-T", "-i", h.swPort, "-g", "ncb", "-V", "evb", "-c", "evbgpid=yes"); err != nil {
+			t.Fatal(err)
+		}
+		vs = h.waitVSIs("the group VSI associated by lldpad", 20*time.Second, func(vs []api.VSI) bool {
+			return len(vs) == 2 && vs[1].State == "associated"
+		})
+		if v := vs[1]; v.FilterFormat != "group+MAC+VID" || v.Group != 77 || v.VLAN != 100 || v.AssignedVLAN != 100 {
+			t.Errorf("group VSI %+v", v)
+		}
+		// lldpad's debug log prints the filter it took (qbg/vdp22.c, showvsifid).
+		if log := lp.Output(); !strings.Contains(log, "grpid:77") {
+			t.Errorf("lldpad's log shows no filter with group ID 77")
+		}
+
+		h.mustCtl("add-port", vm3.port, "--vlan", "0", "--mac", vm3.mac.String())
+		h.waitState(vm3.port, "down", 15*time.Second)
+		if p := h.port(vm3.port); !strings.Contains(p.StateReason, "assigned no VLAN") || p.AssignedVLAN != 0 {
+			t.Errorf("port lldpad answered VID 0: %+v", p)
+		}
+		vm3.mustNotPing(vm2, "lldpad assigned vm3 no VLAN")
+		if n := h.drops(vm3.port, "vid_unassigned"); n == 0 {
+			t.Error("the port without a VLAN counted no vid_unassigned drops")
+		}
+	})
+}
