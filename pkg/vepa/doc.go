@@ -45,6 +45,16 @@
 // the bridge drops it, and de-associates removed ones; frames it sent that
 // a reflective relay floods back are ignored by source address.
 //
+// A filter may ask the bridge for its VID (VID 0) or name a group ID
+// (formats 3 and 4, sent only while the bridge's EVB TLV sets BGID:
+// SetGroups; the station sets SGID, StationConfig.GroupIDs): the VID of
+// the bridge's acknowledgement is then the assignment (VSIStatus.Answer),
+// which keep-alives carry; an answer without a usable VID fails the VSI,
+// and a DEASSOC from the bridge or its going away asks again with VID 0.
+// OnChange tells the caller. A VSI of an S-channel (RegisterOn) talks over
+// an ECP endpoint of that channel: its frames carry the S-tag, and the
+// bridge's S-tagged frames reach only that channel's VSIs.
+//
 // Live migration follows 802.1Qbg's flow, as libvirt and lldpad do it for
 // macvtap: the destination registers the VSI with VDPPreAssoc (the bridge
 // readies the VM's profile while the source still runs it), then with
