@@ -167,7 +167,8 @@ func (d *Daemon) stopAttachRetryLocked(name string) {
 	}
 }
 
-// portState is up|down|absent.
+// portState is up|down|absent, or waiting (or down) for a port whose VLAN
+// the bridge has not assigned (vlanassign.go).
 func (d *Daemon) portStateLocked(name string, attached bool) string {
 	ev, present := d.links[name]
 	switch {

@@ -18,7 +18,7 @@ type Port struct {
 	MACs       []string          `json:"macs"`
 	Flood      bool              `json:"flood_unknown,omitempty"`
 	Owner      string            `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
-	State      string            `json:"state"`           // up|down|absent
+	State      string            `json:"state"`           // up|down|absent|waiting (for a VLAN from the bridge)
 	RxPackets  uint64            `json:"rx_packets"`
 	RxBytes    uint64            `json:"rx_bytes"`
 	TxPackets  uint64            `json:"tx_packets"`
