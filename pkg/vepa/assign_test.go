@@ -278,8 +278,19 @@ func TestVDPGroupIDs(t *testing.T) {
 	if n := len(b.got()); n != 0 {
 		t.Fatalf("%d VSI TLVs sent to a bridge without BGID", n)
 	}
+	// One held back and removed: the bridge never knew it, nothing is sent.
+	gx := g3
+	gx.ID = MACVSIID(net.HardwareAddr{0x52, 0x54, 0, 0, 2, 9})
+	s.Associate("vnetx", gx)
+	waitVSI(t, s, "vnetx", VSIFailed)
+	s.Deassociate(gx.ID)
 	s.SetGroups(true)
 	st := waitVSI(t, s, "vnet3", VSIAssociated)
+	for _, v := range b.got() {
+		if v.ID == gx.ID {
+			t.Errorf("a VSI held back for want of BGID and then removed was sent: %+v", v)
+		}
+	}
 	if st.Answer[0].VID != 77 {
 		t.Errorf("group answer %+v, want VID 77", st.Answer)
 	}

@@ -106,6 +106,12 @@ func (e *vsiEntry) wire() VSI {
 	return v
 }
 
+// known reports whether the bridge may know the entry's registration: it
+// was sent (not waiting for a bridge, not held back for want of BGID).
+func (e *vsiEntry) known() bool {
+	return e.State != VSIWaiting && !(e.State == VSIFailed && e.Reason == reasonNoGroups)
+}
+
 // lapse forgets the bridge's answer: the registration must be asked for
 // again (a VID 0 is asked with 0 again).
 func (e *vsiEntry) lapse() { e.Answer = nil }
@@ -383,7 +389,7 @@ func (s *VDPStation) RegisterOn(svid uint16, key string, mgr [16]byte, v VSI) {
 		s.mu.Unlock()
 		return
 	}
-	if ok && !old.deassoc && old.State != VSIWaiting && s.bridge && !same {
+	if ok && !old.deassoc && old.known() && s.bridge && !same {
 		d := old.wire()
 		d.Mode, d.Status = VDPDeassoc, 0
 		if c, err := s.channelLocked(old.SVID); err == nil {
@@ -470,7 +476,7 @@ func (s *VDPStation) DeassociateWith(id [16]byte, hints uint8) {
 	s.mu.Lock()
 	e, ok := s.vsis[id]
 	if ok {
-		if e.State == VSIWaiting || !s.bridge || e.State == VSIFailed && e.Reason == reasonNoGroups {
+		if !e.known() || !s.bridge {
 			delete(s.vsis, id) // the bridge never knew it
 		} else {
 			e.deassoc, e.hints = true, hints&VDPHintS
