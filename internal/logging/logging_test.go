@@ -110,7 +110,9 @@ func TestNewResolvesAuto(t *testing.T) {
 		what   string
 	}{
 		{journal, Auto, func(l string) bool { return strings.HasPrefix(l, "<6>level=INFO msg=hello") }, "journal form"},
-		{file, Auto, func(l string) bool { return strings.HasPrefix(l, "time=") && strings.Contains(l, "level=INFO msg=hello") }, "text form"},
+		{file, Auto, func(l string) bool {
+			return strings.HasPrefix(l, "time=") && strings.Contains(l, "level=INFO msg=hello")
+		}, "text form"},
 		{journal, Text, func(l string) bool { return strings.HasPrefix(l, "time=") }, "text form"},
 		{file, Journal, func(l string) bool { return strings.HasPrefix(l, "<6>") && !strings.Contains(l, "time=") }, "journal form"},
 		{journal, JSON, func(l string) bool {
