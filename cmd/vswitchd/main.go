@@ -87,6 +87,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vswitchd: %v\n", withOrigin(err, origins))
 		return 2
 	}
+	// What a package logs without being given the logger (slog.Default,
+	// the log package: net/http's errors) takes the same form.
+	slog.SetDefault(o.Logger)
 	o.Build = version.Get()
 	notify, err := sdnotify.FromEnv()
 	if err != nil {
