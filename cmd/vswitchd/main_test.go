@@ -252,3 +252,25 @@ func TestLookupGroup(t *testing.T) {
 		t.Error("an unknown group resolved")
 	}
 }
+
+// The command line wins over the config file, the file over the defaults,
+// VSWITCHD_SOCKET (--socket's default) among them.
+func TestSettingsPrecedence(t *testing.T) {
+	t.Setenv("VSWITCHD_SOCKET", "/run/env.sock")
+	for _, tc := range []struct {
+		conf string
+		args []string
+		want string
+	}{
+		{"", nil, "/run/env.sock"},
+		{"socket = /run/file.sock", nil, "/run/file.sock"},
+		{"socket = /run/file.sock", []string{"--socket", "/run/flag.sock"}, "/run/flag.sock"},
+		{"socket = /run/file.sock", []string{"-socket=/run/flag.sock"}, "/run/flag.sock"},
+	} {
+		p := writeConfig(t, tc.conf)
+		s, _, err := parse(append([]string{"--config", p}, tc.args...), io.Discard)
+		if err != nil || s.o.Socket != tc.want {
+			t.Errorf("file %q, args %v: socket %q (%v), want %q", tc.conf, tc.args, s.o.Socket, err, tc.want)
+		}
+	}
+}
