@@ -176,18 +176,18 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 	}
 }
 
-// unitCapabilities are the capabilities the unit leaves vswitchd
-// (CapabilityBoundingSet=): in setpriv's form (+net_admin,+net_raw,...)
+// unitCapabilities are the capabilities of the unit's key
+// (CapabilityBoundingSet, AmbientCapabilities): in setpriv's form (+net_admin,+net_raw,...)
 // and as the mask /proc/PID/status shows.
-func unitCapabilities(t *testing.T) (setpriv string, mask uint64) {
+func unitCapabilities(t *testing.T, key string) (setpriv string, mask uint64) {
 	t.Helper()
 	unit, err := os.ReadFile("../../contrib/systemd/vswitchd.service")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^CapabilityBoundingSet=(.+)$`).FindAllSubmatch(unit, -1)
+	m := regexp.MustCompile(`(?m)^`+key+`=(.+)$`).FindAllSubmatch(unit, -1)
 	if len(m) != 1 {
-		t.Fatalf("%d CapabilityBoundingSet= lines in the unit, want 1", len(m))
+		t.Fatalf("%d %s= lines in the unit, want 1", len(m), key)
 	}
 	bits := map[string]int{"CAP_CHOWN": unix.CAP_CHOWN, "CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_NET_RAW": unix.CAP_NET_RAW,
 		"CAP_IPC_LOCK": unix.CAP_IPC_LOCK, "CAP_SYS_NICE": unix.CAP_SYS_NICE, "CAP_BPF": unix.CAP_BPF, "CAP_PERFMON": unix.CAP_PERFMON,
@@ -227,47 +227,67 @@ func schedPolicies(t *testing.T, pid int) map[string]int {
 // vswitchd does all it does with just the unit's capabilities, as the
 // unit runs it (root, that bounding set, no new privileges): every
 // datapath starts and forwards, the datapath threads get SCHED_RR, and
-// --socket-group gives the socket away.
+// --socket-group gives the socket away. The same as another user (a
+// User= drop-in) with the unit's AmbientCapabilities.
 func TestUnitCapabilities(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) is not installed")
 	}
-	caps, mask := unitCapabilities(t)
+	caps, mask := unitCapabilities(t, "CapabilityBoundingSet")
+	if ambient, _ := unitCapabilities(t, "AmbientCapabilities"); ambient != caps {
+		t.Fatalf("AmbientCapabilities %s, CapabilityBoundingSet %s: want the same", ambient, caps)
+	}
 	forEachDatapath(t, func(t *testing.T, dp string) {
-		_, hvs := newLab(t, dp, 1)
-		h := hvs[0]
-		h.wrap = []string{"setpriv", "--bounding-set=-all," + caps, "--inh-caps=-all", "--no-new-privs", "--"}
-		// newLab checked that AF_XDP works here with every capability:
-		// a start that fails now fails the test (h.start would skip).
-		vm1, vm2 := h.addVM(1), h.addVM(2)
-		if err := h.tryStart("--socket-group", "65534"); err != nil {
-			t.Fatalf("with the unit's capabilities (%s): %v", caps, err)
-		}
-		h.addPort(vm1.port, "--vlan", "100")
-		h.addPort(vm2.port, "--vlan", "100")
-		vm1.mustPing(vm2)
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.d.pid()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, want := range []string{"NoNewPrivs:\t1\n", fmt.Sprintf("CapBnd:\t%016x\n", mask), fmt.Sprintf("CapEff:\t%016x\n", mask)} {
-			if !strings.Contains(string(status), want) {
-				t.Fatalf("vswitchd does not run with the unit's limits (%q):\n%s", want, status)
-			}
-		}
-		if pol := schedPolicies(t, h.d.pid()); pol["2"] == 0 {
-			t.Errorf("no SCHED_RR thread (threads by policy %v): CAP_SYS_NICE missing?", pol)
-		}
-		fi, err := os.Stat(h.sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if gid := fi.Sys().(*syscall.Stat_t).Gid; gid != 65534 {
-			t.Errorf("socket group %d, want 65534 (--socket-group)", gid)
-		}
-		if log := h.logTail(200); strings.Contains(log, "level=WARN") && !strings.Contains(log, "VMs must not use TX checksum offload") ||
-			strings.Contains(log, "level=ERROR") || strings.Contains(log, "operation not permitted") {
-			t.Errorf("vswitchd complained with the unit's capabilities:\n%s", log)
+		for _, user := range []string{"root", "nobody"} {
+			t.Run(user, func(t *testing.T) {
+				_, hvs := newLab(t, dp, 1)
+				h := hvs[0]
+				h.wrap = []string{"setpriv", "--bounding-set=-all," + caps, "--inh-caps=-all", "--no-new-privs"}
+				group := "65534" // not root's: CAP_CHOWN
+				if user != "root" {
+					if err := os.Chown(h.dir, 65534, 65534); err != nil {
+						t.Fatal(err)
+					}
+					h.wrap = []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--bounding-set=-all," + caps,
+						"--inh-caps=-all," + caps, "--ambient-caps=-all," + caps, "--no-new-privs"}
+					group = "0" // not nobody's
+				}
+				h.wrap = append(h.wrap, "--")
+				// newLab checked that AF_XDP works here with every capability:
+				// a start that fails now fails the test (h.start would skip).
+				vm1, vm2 := h.addVM(1), h.addVM(2)
+				if err := h.tryStart("--socket-group", group); err != nil {
+					t.Fatalf("as %s with the unit's capabilities (%s): %v", user, caps, err)
+				}
+				h.addPort(vm1.port, "--vlan", "100")
+				h.addPort(vm2.port, "--vlan", "100")
+				vm1.mustPing(vm2)
+				status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.d.pid()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				uid := map[string]string{"root": "0", "nobody": "65534"}[user]
+				for _, want := range []string{"NoNewPrivs:\t1\n", fmt.Sprintf("CapBnd:\t%016x\n", mask), fmt.Sprintf("CapEff:\t%016x\n", mask),
+					fmt.Sprintf("Uid:\t%s\t%[1]s\t%[1]s\t%[1]s\n", uid)} {
+					if !strings.Contains(string(status), want) {
+						t.Fatalf("vswitchd does not run with the unit's limits (%q):\n%s", want, status)
+					}
+				}
+				if pol := schedPolicies(t, h.d.pid()); pol["2"] == 0 {
+					t.Errorf("no SCHED_RR thread (threads by policy %v): CAP_SYS_NICE missing?", pol)
+				}
+				fi, err := os.Stat(h.sock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gid := fmt.Sprint(fi.Sys().(*syscall.Stat_t).Gid); gid != group {
+					t.Errorf("socket group %s, want %s (--socket-group)", gid, group)
+				}
+				if log := h.logTail(200); strings.Contains(log, "level=WARN") && !strings.Contains(log, "VMs must not use TX checksum offload") ||
+					strings.Contains(log, "level=ERROR") || strings.Contains(log, "operation not permitted") {
+					t.Errorf("vswitchd complained with the unit's capabilities:\n%s", log)
+				}
+			})
 		}
 	})
 }
