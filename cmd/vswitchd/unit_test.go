@@ -28,7 +28,7 @@ func TestUnitVerifies(t *testing.T) {
 	tool, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("systemd-analyze is not installed (CI=1: it must be; apt-get install systemd)")
+			t.Fatal("systemd-analyze is not installed (CI=1: make deps installs systemd)")
 		}
 		t.Skip("systemd-analyze is not installed")
 	}

@@ -231,6 +231,9 @@ func schedPolicies(t *testing.T, pid int) map[string]int {
 // User= drop-in) with the unit's AmbientCapabilities.
 func TestUnitCapabilities(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("setpriv is not installed (CI=1: make deps installs util-linux)")
+		}
 		t.Skip("setpriv (util-linux) is not installed")
 	}
 	caps, mask := unitCapabilities(t, "CapabilityBoundingSet")
