@@ -91,11 +91,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// the log package: net/http's errors) takes the same form.
 	slog.SetDefault(o.Logger)
 	o.Build = version.Get()
-	notify, err := sdnotify.FromEnv()
-	if err != nil {
+	if o.Notify, err = sdnotify.FromEnv(); err != nil {
 		o.Logger.Warn("not telling systemd about readiness", "err", err)
 	}
-	o.Notify = notify
 	if path := os.Getenv("VSWITCHD_CPUPROFILE"); path != "" {
 		// For profiling the datapath under the benchmark harness.
 		f, err := os.Create(path)
@@ -112,14 +110,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// The first signal starts a graceful stop, which systemd hears of; a
-	// second one ends the process at once (default signal behaviour again).
-	context.AfterFunc(ctx, func() {
-		stop()
-		if err := notify.Stopping(); err != nil {
-			o.Logger.Warn("telling systemd about the stop", "err", err)
-		}
-	})
+	// The first signal starts a graceful stop (the daemon tells systemd);
+	// a second one ends the process at once (default signal behaviour
+	// again).
+	context.AfterFunc(ctx, stop)
 	if err := daemon.Run(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
 		return 1

@@ -108,6 +108,16 @@ func TestReadyAfterRestoreAndListen(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	// Serve returned: STOPPING=1 was sent (after any last ping).
+	for {
+		got := notification(sd, 100*time.Millisecond) // already queued, if sent
+		if strings.HasPrefix(got, "STOPPING=1\n") {
+			break
+		}
+		if got != "WATCHDOG=1" {
+			t.Fatalf("after the stop: %q, want STOPPING=1 sent before Serve returned", got)
+		}
+	}
 }
 
 // Without a build given, the status shows this binary's.
