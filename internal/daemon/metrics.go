@@ -55,6 +55,7 @@ var (
 	descPortState   = prometheus.NewDesc("vswitch_port_state", "1 for the port's current state, 0 for the others, every state always present: up (attached, interface up), down (the interface exists but is down or not attached, or the stored port is unusable), absent (no such interface: its VM is not running).", []string{"port", "state"}, nil)
 	descUpUp        = prometheus.NewDesc("vswitch_uplink_up", "1 when the uplink interface is present and up, else 0.", []string{"uplink"}, nil)
 	descDrops       = prometheus.NewDesc("vswitch_drops_total", "Dropped frames per reason over the whole switch (the uplink, every port and the ports deleted since vswitchd started), every reason present from the start: never goes down while ports come and go, so alert on this one.", []string{"reason"}, nil)
+	descUpBytes     = prometheus.NewDesc("vswitch_uplink_bytes_total", "Bytes on the uplink per direction (rx: received from the bridge, tx: sent to it).", []string{"uplink", "direction"}, nil)
 	descVSIs        = prometheus.NewDesc("vswitch_vsis", "VSIs registered with the adjacent bridge (VDP) per state (waiting, preassociating, preassociated, associating, associated, failed), every state always present; absent when the EVB station is off.", []string{"state"}, nil)
 )
 
@@ -71,7 +72,7 @@ var portStates = []string{"up", "down", "absent"}
 var vsiStates = []string{vepa.VSIWaiting, vepa.VSIPreAssociating, vepa.VSIPreAssociated, vepa.VSIAssociating, vepa.VSIAssociated, vepa.VSIFailed}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descPortLearned, descPortMoves, descFDBEntries, descFDBMax, descLibvirt, descLvEvents, descBuildInfo, descPortOperUp, descPortState, descUpUp, descDrops, descVSIs} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descPortLearned, descPortMoves, descFDBEntries, descFDBMax, descLibvirt, descLvEvents, descBuildInfo, descPortOperUp, descPortState, descUpUp, descDrops, descVSIs, descUpBytes} {
 		ch <- d
 	}
 }
@@ -110,6 +111,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	u := st.Uplink
 	emit(descUpPackets, ctr, float64(u.RxPackets), u.Name, "rx")
 	emit(descUpPackets, ctr, float64(u.TxPackets), u.Name, "tx")
+	emit(descUpBytes, ctr, float64(u.RxBytes), u.Name, "rx")
+	emit(descUpBytes, ctr, float64(u.TxBytes), u.Name, "tx")
 	for _, r := range sortedNames(u.Drops) {
 		emit(descUpDrops, ctr, float64(u.Drops[r]), u.Name, r)
 	}

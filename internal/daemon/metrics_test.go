@@ -49,6 +49,8 @@ func TestMetricsBuildInfoRuntimeAndDropTotals(t *testing.T) {
 	wantLines(t, "fresh daemon", m,
 		`vswitch_build_info{build_date="`+v.BuildDate+`",commit="`+v.Commit+`",goversion="`+v.GoVersion+`",version="`+v.Version+`"} 1`,
 		`vswitch_uplink_up{uplink="up0"} 0`, // no link event yet
+		`vswitch_uplink_bytes_total{direction="rx",uplink="up0"} 0`,
+		`vswitch_uplink_bytes_total{direction="tx",uplink="up0"} 0`,
 	)
 	for _, r := range datapath.Reasons() {
 		wantLines(t, "fresh daemon", m, `vswitch_drops_total{reason="`+r.String()+`"} 0`)
