@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/vswitch/vswitch/internal/version"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/datapath"
@@ -64,6 +67,14 @@ func TestMetricsBuildInfoRuntimeAndDropTotals(t *testing.T) {
 	ev, _ := r.links.Link("up0")
 	d.linkChanged(ev)
 	wantLines(t, "uplink up", scrape(t, d), `vswitch_uplink_up{uplink="up0"} 1`)
+
+	// A stamped build (make build): each field in its label.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{d: d, build: version.Info{Version: "v0.3.0-12-gabc1234", Commit: "abc1234def", BuildDate: "2026-11-27T09:00:00Z", GoVersion: "go1.26.0"}})
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	wantLines(t, "stamped build", rec.Body.String(),
+		`vswitch_build_info{build_date="2026-11-27T09:00:00Z",commit="abc1234def",goversion="go1.26.0",version="v0.3.0-12-gabc1234"} 1`)
 }
 
 // A port's state is exported without a changing label: vswitch_port_oper_up
