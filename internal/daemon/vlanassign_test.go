@@ -156,6 +156,11 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 	if st, _ := d.Status(ctx); st.PortsUp != 0 {
 		t.Errorf("status counts %d ports up, the waiting one among them", st.PortsUp)
 	}
+	wantLines(t, "a waiting port", scrape(t, d),
+		`vswitch_port_state{port="vnet1",state="waiting"} 1`,
+		`vswitch_port_state{port="vnet1",state="up"} 0`,
+		`vswitch_port_oper_up{port="vnet1"} 0`,
+		`vswitch_port_drops_total{port="vnet1",reason="vid_unassigned"} 1`)
 
 	b.set(false, assignVID(200))
 	p = waitPort(t, d, "vnet1", "VLAN 200 assigned", func(p api.Port) bool { return p.AssignedVLAN == 200 })
