@@ -56,11 +56,23 @@ func (c *Config) VDPVIDs() []uint16 {
 	return out
 }
 
+// vdpVIDCount is len(VDPVIDs()), counted without listing them.
+func (c *Config) vdpVIDCount() int {
+	if !c.IsTrunk() {
+		return 1
+	}
+	n := c.Trunk.Len()
+	if c.NativeVLAN != 0 && !c.Trunk.Has(c.NativeVLAN) {
+		n++
+	}
+	return n
+}
+
 // VDPFiltersPerVSI is how many filter entries each of the port's VSIs
 // carries: one per VID (VDPVIDs), for each MAC when an instance ID makes
 // the MACs one VSI (without one, each MAC is a VSI of its own).
 func (c *Config) VDPFiltersPerVSI() int {
-	n := len(c.VDPVIDs())
+	n := c.vdpVIDCount()
 	if c.InstanceID != "" && len(c.MACs) > 1 {
 		n *= len(c.MACs)
 	}
@@ -86,7 +98,7 @@ func (c *Config) CheckVDP() error {
 	if n <= max {
 		return nil
 	}
-	vids := len(c.VDPVIDs())
+	vids := c.vdpVIDCount()
 	what, fix := fmt.Sprintf("%d VIDs", vids), "allow fewer VLANs"
 	if n != vids {
 		what = fmt.Sprintf("%d VIDs × %d MACs under one instance ID", vids, len(c.MACs))
