@@ -27,7 +27,7 @@ const (
 	cdcpSubtype = 0x0e
 
 	// CDCPRoleBridge and CDCPRoleStation are the Role bit's values.
-	CDCPRoleBridge = 0
+	CDCPRoleBridge  = 0
 	CDCPRoleStation = 1
 
 	// MaxCDCPPairs is the most SCID/SVID pairs a CDCP TLV holds.
