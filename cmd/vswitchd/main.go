@@ -53,6 +53,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&fdbMax, "fdb-max", datapath.DefaultFDBMax, "MACs the switch learns in all (the table takes 64 bytes per MAC); more are dropped as fdb_full")
 	var preassoc time.Duration
 	fs.DurationVar(&preassoc, "preassociate-timeout", 5*time.Minute, "how long the VSIs of a VM migrating in stay pre-associated (802.1Qbg VDP) when the VM sends nothing; they are associated as soon as it sends its first frame, or libvirt resumes it here (--libvirt) (0: until then); counted from the port's addition, before the memory is copied: without --libvirt, set it longer than the longest migration")
+	fs.StringVar(&o.CDCP, "cdcp", daemon.CDCPAuto, "S-channels and the adjacent bridge (802.1Qbg CDCP): auto (ask for each port's S-channel; follow the answer of a bridge that speaks CDCP, a port whose S-channel it did not grant is down; a bridge without CDCP leaves S-channels as configured), on (an S-channel carries nothing until the bridge grants it) or off (S-channels as configured, no CDCP)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
 	var off offlineArgs
 	fs.BoolVar(&off.check, "check", false, "check the --state file and print its ports and problems, then exit (0: vswitchd starts with it and every port; 1: not); works while vswitchd cannot start, refuses a file a running vswitchd holds")
@@ -100,6 +101,10 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	default:
 		o.LLDPInterval = lldp
+	}
+	if err := daemon.CheckCDCP(o.CDCP, o.LLDPInterval >= 0); err != nil {
+		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
+		return 2
 	}
 	switch {
 	case preassoc == 0:

@@ -22,6 +22,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--mtu", "9", "--uplink", "eth0"}, "invalid --mtu"},
 		{[]string{"--lldp-interval", "10ms", "--uplink", "eth0"}, "invalid --lldp-interval"},
 		{[]string{"--lldp-interval", "soon", "--uplink", "eth0"}, "invalid value"},
+		{[]string{"--cdcp", "yes", "--uplink", "eth0"}, "invalid --cdcp"},
+		{[]string{"--cdcp", "on", "--lldp-interval", "0", "--uplink", "eth0"}, "--cdcp on needs LLDP"},
 		{[]string{"--datapath-priority", "high", "--uplink", "eth0"}, "invalid --datapath-priority"},
 		{[]string{"--preassociate-timeout", "10ms", "--uplink", "eth0"}, "invalid --preassociate-timeout"},
 		{[]string{"--preassociate-timeout", "48h", "--uplink", "eth0"}, "invalid --preassociate-timeout"},

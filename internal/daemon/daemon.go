@@ -51,6 +51,9 @@ type Options struct {
 	// its VSIs pre-associated when the VM sends no frame (0: 5 minutes;
 	// negative: until it sends one).
 	PreassociateTimeout time.Duration
+	// CDCP is auto, on or off ("": auto): whether S-channel ports follow
+	// the adjacent bridge's CDCP grants (cdcp.go).
+	CDCP string
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -107,6 +110,9 @@ type Daemon struct {
 	incoming   map[string]*incomingPort
 	migratedIn map[string]bool
 	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
+
+	cdcp     atomic.Pointer[vepa.CDCPStation] // the CDCP agent once running (cdcp.go)
+	chanSVID map[string]uint16                // under mu: the S-VID of each port on an S-channel
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -214,6 +220,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		}
 		d.followMigrationLocked(c)
 	}
+	d.syncChannelsLocked()
 	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true
