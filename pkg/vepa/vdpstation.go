@@ -54,16 +54,34 @@ type VDPConfig struct {
 	Send      func(frame []byte) error
 	ManagerID [16]byte
 	// Timer exponents (10 µs × 2^exp): RKA is the keep-alive (default 20,
-	// 10.5 s), RWD how long to wait for the bridge's answer (default 20).
-	// R and RTE drive ECP.
+	// 10.5 s), RWD the bridge's resource wait delay (default 20), from
+	// which, with R and RTE, comes how long the station waits for an
+	// answer (Timers.ResponseWait). R and RTE drive ECP. SetTimers
+	// changes them all (to what the EVB TLV negotiated).
 	RKA, RWD, RTE uint8
 	R             int
 	Logger        *slog.Logger
 }
 
+// VDPStats count what the station sent and what became of it.
+type VDPStats struct {
+	// Requests sent, by kind: Associations and PreAssociations are first
+	// requests and re-sends of unanswered ones, KeepAlives the refreshes
+	// of answered ones, Deassociations the DEASSOCs.
+	Associations, PreAssociations, KeepAlives, Deassociations uint64
+	// Answers: Acknowledged (the bridge accepted), Refused (an error
+	// status), Timeouts (no answer within the response wait delay: the
+	// VSI failed), BridgeDeassociations (the bridge dropped a VSI).
+	Acknowledged, Refused, Timeouts, BridgeDeassociations uint64
+	// Unacknowledged counts PDUs ECP could not deliver (no ECP
+	// acknowledgement after R retries).
+	Unacknowledged uint64
+}
+
 type vsiEntry struct {
 	VSIStatus
 	sent     time.Time // last request sent
+	asked    time.Time // first request of the unanswered ones (zero: answered)
 	deassoc  bool      // to be de-associated, then forgotten
 	hints    uint8     // of that de-association (VDPHintS)
 	answered bool      // an answer arrived since the last request
@@ -111,6 +129,8 @@ type VDPStation struct {
 	gone   []*VDPPDU // de-associations of replaced registrations, sent first
 	bridge bool
 	peer   [6]byte // the bridge's address, when bridge
+	timers Timers  // in use (SetTimers)
+	stats  VDPStats
 }
 
 // NewVDPStation returns a station with no VSIs.
@@ -133,7 +153,37 @@ func NewVDPStation(cfg VDPConfig) (*VDPStation, error) {
 		return nil, err
 	}
 	s.ecp = e
+	s.timers = Timers{R: uint8(min(e.cfg.Retries, MaxR)), RTE: e.cfg.RTE, RWD: cfg.RWD, RKA: cfg.RKA}
 	return s, nil
+}
+
+// SetTimers makes the station use t (the timers the EVB TLV negotiated)
+// from now on: ECP's R and RTE for the next request, RKA for the next
+// keep-alive of each VSI (one whose period under t has passed is
+// refreshed at once), RWD for the requests awaiting an answer.
+func (s *VDPStation) SetTimers(t Timers) {
+	s.ecp.SetTimers(t.R, t.RTE)
+	s.mu.Lock()
+	changed := s.timers != t
+	s.timers = t
+	s.mu.Unlock()
+	if changed {
+		s.poke()
+	}
+}
+
+// Timers are the timers the station uses.
+func (s *VDPStation) Timers() Timers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timers
+}
+
+// Stats returns the VDP counters.
+func (s *VDPStation) Stats() VDPStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
 }
 
 func (s *VDPStation) poke() {
@@ -165,11 +215,11 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 		case replaced && e.deassoc:
 			delete(s.vsis, id) // the new bridge never knew it
 		case replaced:
-			e.State, e.Reason, e.Updated, e.sent, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, false
+			e.State, e.Reason, e.Updated, e.sent, e.asked, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, time.Time{}, false
 		case !present && !e.deassoc:
-			e.State, e.Updated = VSIWaiting, now
+			e.State, e.Updated, e.asked = VSIWaiting, now, time.Time{}
 		case present && e.State == VSIWaiting:
-			e.State, e.Updated, e.sent = e.requesting(), now, time.Time{}
+			e.State, e.Updated, e.sent, e.asked = e.requesting(), now, time.Time{}, time.Time{}
 		}
 	}
 	if replaced || !present {
@@ -349,7 +399,8 @@ func (s *VDPStation) deliver(payload []byte) {
 		switch {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
 			// The bridge dropped it: register again.
-			e.State, e.Reason, e.Updated, e.sent = e.requesting(), "de-associated by the bridge", now, time.Time{}
+			e.State, e.Reason, e.Updated, e.sent, e.asked = e.requesting(), "de-associated by the bridge", now, time.Time{}, time.Time{}
+			s.stats.BridgeDeassociations++
 			kick = true
 		case v.Status&VDPStatusAck == 0:
 			// a request of ours reflected, or something not for us
@@ -358,12 +409,14 @@ func (s *VDPStation) deliver(payload []byte) {
 				delete(s.vsis, v.ID)
 			}
 		case refused && (v.Mode == e.VSI.Mode || v.Mode == VDPDeassoc):
-			e.State, e.Reason, e.Updated, e.answered = VSIFailed, refusal(v.Status), now, true
+			e.State, e.Reason, e.Updated, e.answered, e.asked = VSIFailed, refusal(v.Status), now, true, time.Time{}
+			s.stats.Refused++
 		case v.Mode == e.VSI.Mode:
 			if st := answeredState(e.VSI.Mode); e.State != st {
 				e.State, e.Reason, e.Updated = st, "", now
 			}
-			e.answered = true
+			e.answered, e.asked = true, time.Time{}
+			s.stats.Acknowledged++
 		}
 	}
 	s.mu.Unlock()
@@ -400,7 +453,7 @@ func refusal(status uint8) string {
 // ones after a second, keep-alives after RKA (and failed ones then too),
 // and DEASSOCs for removed and replaced ones.
 func (s *VDPStation) Run(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTimer(s.tick())
 	defer t.Stop()
 	var last time.Time // when the last PDU was acknowledged
 	for {
@@ -410,6 +463,13 @@ func (s *VDPStation) Run(ctx context.Context) {
 		case <-s.kick:
 		case <-t.C:
 		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(s.tick())
 		for _, pdu := range s.due(time.Now()) {
 			b, err := pdu.Append(nil)
 			if err != nil {
@@ -424,6 +484,9 @@ func (s *VDPStation) Run(ctx context.Context) {
 				}
 			}
 			if err := s.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
+				s.mu.Lock()
+				s.stats.Unacknowledged++
+				s.mu.Unlock()
 				s.log.Warn("VDP request not acknowledged by the bridge", "err", err)
 			}
 			last = time.Now()
@@ -431,7 +494,24 @@ func (s *VDPStation) Run(ctx context.Context) {
 	}
 }
 
-// due collects the PDUs to send now (one VSI each) and marks them sent.
+// tick is how often Run looks for what is due: 200 ms, or a quarter of
+// the keep-alive or response wait when that is shorter (1 ms at least).
+func (s *VDPStation) tick() time.Duration {
+	s.mu.Lock()
+	t := s.timers
+	s.mu.Unlock()
+	return min(200*time.Millisecond, max(time.Millisecond, min(t.KeepAlive(), t.ResponseWait())/4))
+}
+
+// due collects the PDUs to send now (one VSI each) and marks them sent:
+//
+//	new, or to be asked again         at once
+//	unanswered                        again every second (answerWait); once
+//	                                  unanswered for the response wait delay
+//	                                  (Timers.ResponseWait) it fails, and is
+//	                                  asked again after the keep-alive period
+//	answered (or failed)              again after the keep-alive period (RKA)
+//	removed                           one DEASSOC
 func (s *VDPStation) due(now time.Time) []*VDPPDU {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -439,22 +519,43 @@ func (s *VDPStation) due(now time.Time) []*VDPPDU {
 		return nil
 	}
 	out := s.gone
+	s.stats.Deassociations += uint64(len(out))
 	s.gone = nil
-	keep := Timer(s.cfg.RKA)
+	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
 	for id, e := range s.vsis {
 		v := e.VSI
+		if !e.deassoc && !e.answered && !e.asked.IsZero() && now.Sub(e.asked) >= respWait {
+			// The bridge has not answered within its resource wait
+			// delay: as 41.5.5.9 the request failed.
+			e.State, e.Updated, e.answered, e.asked = VSIFailed, now, true, time.Time{}
+			e.Reason = fmt.Sprintf("no answer from the bridge within the response wait delay (%v)", respWait.Round(time.Millisecond))
+			s.stats.Timeouts++
+			continue
+		}
 		switch {
 		case e.deassoc:
 			v.Mode, v.Status = VDPDeassoc, e.hints
 			delete(s.vsis, id) // one DEASSOC; the bridge's ACK needs no state
+			s.stats.Deassociations++
 		case e.sent.IsZero(),
 			!e.answered && now.Sub(e.sent) >= answerWait,
 			e.answered && now.Sub(e.sent) >= keep:
 			if !e.sent.IsZero() && !e.answered && e.State == answeredState(e.VSI.Mode) {
 				e.State, e.Reason, e.Updated = e.requesting(), "no answer to the keep-alive", now
 			}
+			switch {
+			case e.answered && e.State != VSIFailed:
+				s.stats.KeepAlives++
+			case v.Mode == VDPPreAssoc:
+				s.stats.PreAssociations++
+			default:
+				s.stats.Associations++
+			}
 			if e.State == VSIFailed {
 				e.State = e.requesting()
+			}
+			if e.answered || e.asked.IsZero() {
+				e.asked = now
 			}
 			e.sent, e.answered = now, false
 		default:
