@@ -46,6 +46,11 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	var lldp time.Duration
 	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
+	var evb evbFlags
+	fs.StringVar(&evb.r, "evb-r", "3", "EVB: ECP retries (R, 0-7) the station proposes; the larger of its and the bridge's is used")
+	fs.StringVar(&evb.rte, "evb-rte", "8", "EVB: ECP retransmission exponent (RTE, 0-31: 10us x 2^RTE, 8 = 2.56ms) the station proposes; the larger of its and the bridge's is used")
+	fs.StringVar(&evb.rwd, "evb-rwd", "20", "EVB: VDP resource wait delay exponent (RWD, 0-31: 10us x 2^RWD, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
+	fs.StringVar(&evb.rka, "evb-rka", "20", "EVB: VDP keep-alive exponent (RKA, 0-31: 10us x 2^RKA, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
 	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
 	var perPort, perVLAN, fdbMax int
 	fs.IntVar(&perPort, "max-macs-per-port", datapath.DefaultMaxMACsPerPort, "MACs a port learns unless its max_macs says otherwise (0: only registered MACs pass); more are dropped as mac_limit")
@@ -101,6 +106,12 @@ func run(args []string, stderr io.Writer) int {
 	default:
 		o.LLDPInterval = lldp
 	}
+	local, err := evb.local()
+	if err != nil {
+		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
+		return 2
+	}
+	o.EVBLocal = local
 	switch {
 	case preassoc == 0:
 		o.PreassociateTimeout = -1

@@ -51,6 +51,10 @@ type Options struct {
 	// its VSIs pre-associated when the VM sends no frame (0: 5 minutes;
 	// negative: until it sends one).
 	PreassociateTimeout time.Duration
+	// EVBLocal holds the EVB station's timer proposals (R, RTE, RWD, RKA;
+	// ROLRWD/ROLRKA: follow the bridge's): vswitchd --evb-r, --evb-rte,
+	// --evb-rwd, --evb-rka. nil: vepa.DefaultLocal.
+	EVBLocal *vepa.EVB
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).

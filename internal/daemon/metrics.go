@@ -113,6 +113,6 @@ func oneIf(b bool) float64 {
 
 func (d *Daemon) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{d})
+	reg.MustRegister(collector{d}, evbCollector{d})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

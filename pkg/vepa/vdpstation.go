@@ -22,6 +22,10 @@ const (
 	VSIFailed         = "failed"         // the bridge refused; retried after the keep-alive time
 )
 
+// VSIStates are the VSI states, in the order a VSI goes through them (the
+// metrics export each, so a state is never missing from a scrape).
+var VSIStates = []string{VSIWaiting, VSIPreAssociating, VSIPreAssociated, VSIAssociating, VSIAssociated, VSIFailed}
+
 // Hints a station sets in the status byte of its requests (IEEE
 // 802.1Qbg-2012 clause 41; lldpad's VDP22_MIGTO and VDP22_MIGFROM). In a
 // bridge's answer the same bits are the keep and hard-error flags: an
