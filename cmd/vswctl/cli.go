@@ -85,6 +85,7 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 		a.statsCmd(),
 		a.fdbCmd(),
 		a.vsisCmd(),
+		a.lldpCmd(),
 		a.captureCmd(),
 		a.libvirtHookCmd(),
 	)
