@@ -244,7 +244,7 @@ func TestVDPKeepAliveFollowsRKA(t *testing.T) {
 	waitVSI(t, b.st, "vnet1", VSIAssociated)
 	a := b.waitArrivals(t, 0, 3, 4*time.Second)
 	for _, g := range gaps(a[:3]) {
-		if g < Timer(17) || g > Timer(17)+300*time.Millisecond {
+		if g < Timer(17) || g > Timer(17)+100*time.Millisecond {
 			t.Errorf("keep-alive %v after the request before, want %v (RKA 17)", g, Timer(17))
 		}
 	}
@@ -252,7 +252,7 @@ func TestVDPKeepAliveFollowsRKA(t *testing.T) {
 	n := len(b.arrivals(0))
 	a = b.waitArrivals(t, n, 6, 3*time.Second)
 	for _, g := range gaps(a[1:6]) { // the first may come at once (the old period's time passed)
-		if g < Timer(15) || g > Timer(15)+150*time.Millisecond {
+		if g < Timer(15) || g > Timer(15)+100*time.Millisecond {
 			t.Errorf("keep-alive %v after the one before, want %v (RKA 15)", g, Timer(15))
 		}
 	}
@@ -309,4 +309,39 @@ func TestVDPResponseWaitFollowsRWD(t *testing.T) {
 	b.silent = false
 	b.mu.Unlock()
 	waitVSI(t, b.st, "vnet2", VSIAssociated)
+}
+
+// Run sleeps until the next request is due, not to a fixed tick: no
+// sooner (an idle station without a bridge wakes 5 times a second) and
+// no later than each keep-alive, re-send or response wait.
+func TestVDPWake(t *testing.T) {
+	st, err := NewVDPStation(VDPConfig{MAC: [6]byte{0x52, 0x54, 0, 0, 0, 0x5c}, ManagerID: ManagerID("vswitchd"), Send: func([]byte) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetTimers(Timers{R: 3, RTE: 8, RWD: 14, RKA: 15})
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 1, 3}
+	st.Associate("vnet3", testVSI(mac, 100))
+	now := time.Now()
+	if w := st.wake(now); w != 200*time.Millisecond {
+		t.Errorf("without a bridge, wake in %v, want 200ms", w)
+	}
+	st.SetBridge(bridgeMAC[:])
+	if w := st.wake(now); w != time.Millisecond {
+		t.Errorf("with a request due, wake in %v, want at once (1ms)", w)
+	}
+	st.due(now) // sent, unanswered: the response wait (273 ms) runs out before the re-send (1 s)
+	if w := st.wake(now); w != 200*time.Millisecond {
+		t.Errorf("unanswered, wake in %v, want the 200ms cap", w)
+	}
+	if w := st.wake(now.Add(150 * time.Millisecond)); w != (Timers{R: 3, RTE: 8, RWD: 14}).ResponseWait()-150*time.Millisecond {
+		t.Errorf("unanswered 150ms, wake in %v, want when the response wait runs out", w)
+	}
+	st.mu.Lock()
+	e := st.vsis[MACVSIID(mac)]
+	e.answered, e.asked = true, time.Time{}
+	st.mu.Unlock()
+	if w := st.wake(now.Add(300 * time.Millisecond)); w != Timer(15)-300*time.Millisecond {
+		t.Errorf("answered 300ms ago, wake in %v, want at the keep-alive (RKA 15: %v)", w, Timer(15))
+	}
 }

@@ -457,7 +457,7 @@ func refusal(status uint8) string {
 // ones after a second, keep-alives after RKA (and failed ones then too),
 // and DEASSOCs for removed and replaced ones.
 func (s *VDPStation) Run(ctx context.Context) {
-	t := time.NewTimer(s.tick())
+	t := time.NewTimer(s.wake(time.Now()))
 	defer t.Stop()
 	var last time.Time // when the last PDU was acknowledged
 	for {
@@ -467,13 +467,6 @@ func (s *VDPStation) Run(ctx context.Context) {
 		case <-s.kick:
 		case <-t.C:
 		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
-		t.Reset(s.tick())
 		for _, pdu := range s.due(time.Now()) {
 			b, err := pdu.Append(nil)
 			if err != nil {
@@ -495,16 +488,45 @@ func (s *VDPStation) Run(ctx context.Context) {
 			}
 			last = time.Now()
 		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(s.wake(time.Now()))
 	}
 }
 
-// tick is how often Run looks for what is due: 200 ms, or a quarter of
-// the keep-alive or response wait when that is shorter (1 ms at least).
-func (s *VDPStation) tick() time.Duration {
+// wake is how long Run may sleep: until the next request is due (a
+// keep-alive, a re-send, a response wait running out), 200 ms at most,
+// 1 ms at least, so each is sent on time whatever the timers.
+func (s *VDPStation) wake(now time.Time) time.Duration {
 	s.mu.Lock()
-	t := s.timers
-	s.mu.Unlock()
-	return min(200*time.Millisecond, max(time.Millisecond, min(t.KeepAlive(), t.ResponseWait())/4))
+	defer s.mu.Unlock()
+	next := now.Add(200 * time.Millisecond)
+	if !s.bridge {
+		return next.Sub(now) // nothing is sent: SetBridge pokes Run
+	}
+	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
+	for _, e := range s.vsis {
+		var at time.Time
+		switch {
+		case e.deassoc || e.sent.IsZero():
+			at = now
+		case e.answered:
+			at = e.sent.Add(keep)
+		default:
+			at = e.sent.Add(answerWait)
+			if !e.asked.IsZero() && e.asked.Add(respWait).Before(at) {
+				at = e.asked.Add(respWait)
+			}
+		}
+		if at.Before(next) {
+			next = at
+		}
+	}
+	return max(time.Millisecond, next.Sub(now))
 }
 
 // due collects the PDUs to send now (one VSI each) and marks them sent:
