@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,4 +224,37 @@ func grepLines(s string, prefixes ...string) string {
 		}
 	}
 	return b.String()
+}
+
+// Without an EVB bridge GET /v1/lldp has no peer and the local timers in
+// use (--evb-rka remote: the default until a bridge says otherwise), and
+// vswctl lldp says so; with --lldp-interval 0 there is no station at all.
+func TestLLDPWithoutBridge(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		_, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		h.start("--lldp-interval", "1s", "--evb-rte", "12", "--evb-rka", "remote")
+		l := h.waitLLDP("LLDPDUs sent", 5*time.Second, func(l api.LLDP) bool { return l.LLDP != nil && l.LLDP.Sent >= 1 })
+		if !l.Station || l.Peer != nil || l.Relay.State != "unknown" || l.Timers.RTE != 12 || l.Timers.RKA != 20 || l.Timers.RKAFrom != "local" ||
+			!l.Local.FollowRKA || l.Local.EVB.RKA != 0 || !l.Local.EVB.ROLRKA || l.Local.EVB.RTE != 12 || l.Local.EVB.RRStat != "unknown" {
+			t.Errorf("GET /v1/lldp without a bridge: %+v local %+v timers %+v", l, l.Local, l.Timers)
+		}
+		out := strings.Join(strings.Fields(h.mustCtl("lldp")), " ")
+		if !strings.Contains(out, "bridge: none heard") || !strings.Contains(out, "RKA 20 local remote - keep-alive 10.486s") {
+			t.Errorf("vswctl lldp without a bridge:\n%s", out)
+		}
+		if err := h.d.kill(syscall.SIGTERM, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		h.start("--lldp-interval", "0")
+		if l := h.lldp(); l.Station || l.Timers != nil || l.Uplink != "uplink" {
+			t.Errorf("GET /v1/lldp with no station: %+v", l)
+		}
+		if out := h.mustCtl("lldp"); !strings.Contains(out, "off (vswitchd --lldp-interval 0)") {
+			t.Errorf("vswctl lldp with no station:\n%s", out)
+		}
+		if m := h.metrics(); strings.Contains(m, "vswitch_reflective_relay_state") || strings.Contains(m, "vswitch_vdp_vsis") {
+			t.Errorf("EVB series exported with no station:\n%s", grepLines(m, "vswitch_reflective", "vswitch_vdp"))
+		}
+	})
 }
