@@ -244,20 +244,24 @@ func TestVDPKeepAliveFollowsRKA(t *testing.T) {
 	waitVSI(t, b.st, "vnet1", VSIAssociated)
 	a := b.waitArrivals(t, 0, 3, 4*time.Second)
 	for _, g := range gaps(a[:3]) {
-		if g < Timer(17) || g > Timer(17)+100*time.Millisecond {
+		if g < Timer(17)-20*time.Millisecond || g > Timer(17)+100*time.Millisecond {
 			t.Errorf("keep-alive %v after the request before, want %v (RKA 17)", g, Timer(17))
 		}
 	}
-	b.st.SetTimers(Timers{R: 3, RTE: 8, RWD: 20, RKA: 15})
 	n := len(b.arrivals(0))
+	b.st.SetTimers(Timers{R: 3, RTE: 8, RWD: 20, RKA: 15})
+	changed := time.Now()
 	a = b.waitArrivals(t, n, 6, 3*time.Second)
-	for _, g := range gaps(a[1:6]) { // the first may come at once (the old period's time passed)
-		if g < Timer(15) || g > Timer(15)+100*time.Millisecond {
+	if d := a[0].Sub(changed); d > 100*time.Millisecond {
+		t.Errorf("first keep-alive %v after the change, want at once", d)
+	}
+	for _, g := range gaps(a[1:6]) {
+		if g < Timer(15)-20*time.Millisecond || g > Timer(15)+100*time.Millisecond {
 			t.Errorf("keep-alive %v after the one before, want %v (RKA 15)", g, Timer(15))
 		}
 	}
 	s := b.st.Stats()
-	if s.Associations != 1 || s.KeepAlives < 7 || s.Acknowledged < 8 || s.Timeouts != 0 {
+	if s.Associations != 1 || s.KeepAlives < 8 || s.Acknowledged < 9 || s.Timeouts != 0 {
 		t.Errorf("stats %+v, want 1 association, keep-alives, acknowledgements", s)
 	}
 	if b.st.Timers().RKA != 15 {
@@ -290,7 +294,7 @@ func TestVDPResponseWaitFollowsRWD(t *testing.T) {
 	}
 	// Asked again after RKA (1.31 s), failing again.
 	a := b.waitArrivals(t, 0, 2, 3*time.Second)
-	if g := a[1].Sub(a[0]); g < Timer(17) || g > Timer(17)+400*time.Millisecond {
+	if g := a[1].Sub(a[0]); g < Timer(17)-20*time.Millisecond || g > Timer(17)+400*time.Millisecond {
 		t.Errorf("asked again %v after the first request, want after RKA (%v)", g, Timer(17))
 	}
 	// A resource wait delay of 42.9 s (RWD 22): no failure, a request a second.
@@ -343,5 +347,32 @@ func TestVDPWake(t *testing.T) {
 	st.mu.Unlock()
 	if w := st.wake(now.Add(300 * time.Millisecond)); w != Timer(15)-300*time.Millisecond {
 		t.Errorf("answered 300ms ago, wake in %v, want at the keep-alive (RKA 15: %v)", w, Timer(15))
+	}
+}
+
+// A longer keep-alive period is announced at once: a keep-alive goes when
+// RKA grows, not one new period after the last (the bridge would time the
+// VSI out under the old period first), then one every new period.
+func TestVDPKeepAliveAtOnceWhenRKAGrows(t *testing.T) {
+	b := newTimedBridge(t, Timers{R: 3, RTE: 8, RWD: 20, RKA: 15})
+	b.st.Associate("vnet4", testVSI(net.HardwareAddr{0x52, 0x54, 0, 0, 1, 4}, 100))
+	waitVSI(t, b.st, "vnet4", VSIAssociated)
+	b.waitArrivals(t, 0, 2, 2*time.Second) // the association and a keep-alive
+	n := len(b.arrivals(0))
+	b.st.SetTimers(Timers{R: 3, RTE: 8, RWD: 20, RKA: 17})
+	changed := time.Now()
+	a := b.waitArrivals(t, n, 2, 3*time.Second)
+	if d := a[0].Sub(changed); d > 100*time.Millisecond {
+		t.Errorf("keep-alive %v after RKA grew, want at once (before the bridge's old timeout, %v)", d, (Timers{R: 3, RTE: 8, RKA: 15}).BridgeKeepAliveTimeout())
+	}
+	if g := a[1].Sub(a[0]); g < Timer(17)-20*time.Millisecond || g > Timer(17)+100*time.Millisecond {
+		t.Errorf("then %v apart, want %v", g, Timer(17))
+	}
+	// Other timers changing sends nothing early.
+	n = len(b.arrivals(0))
+	b.st.SetTimers(Timers{R: 4, RTE: 9, RWD: 21, RKA: 17})
+	time.Sleep(300 * time.Millisecond)
+	if got := len(b.arrivals(n)); got != 0 {
+		t.Errorf("%d requests right after R, RTE and RWD changed, want none", got)
 	}
 }

@@ -162,13 +162,25 @@ func NewVDPStation(cfg VDPConfig) (*VDPStation, error) {
 }
 
 // SetTimers makes the station use t (the timers the EVB TLV negotiated)
-// from now on: ECP's R and RTE for the next request, RKA for the next
-// keep-alive of each VSI (one whose period under t has passed is
-// refreshed at once), RWD for the requests awaiting an answer.
+// from now on: ECP's R and RTE for the next request, RWD for the requests
+// awaiting an answer, RKA for the keep-alives. A new RKA is announced with
+// a keep-alive of each (pre-)associated VSI at once: the bridge times a
+// VSI out after 1.5 × its keep-alive period from the last refresh, under
+// the period it used then, so after a longer period the next keep-alive
+// must not wait for it (lldpad dropped a VSI whose keep-alive went from
+// 655 ms to 2.6 s when its RKA rose: its timer still ran for 1.15 s).
 func (s *VDPStation) SetTimers(t Timers) {
 	s.ecp.SetTimers(t.R, t.RTE)
 	s.mu.Lock()
 	changed := s.timers != t
+	if t.RKA != s.timers.RKA {
+		now := time.Now()
+		for _, e := range s.vsis {
+			if e.answered && !e.deassoc && e.State == answeredState(e.VSI.Mode) {
+				e.sent = now.Add(-t.KeepAlive()) // due at once, as a keep-alive
+			}
+		}
+	}
 	s.timers = t
 	s.mu.Unlock()
 	if changed {

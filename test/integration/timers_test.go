@@ -176,7 +176,14 @@ func TestEVBTimersWithLLDPAD(t *testing.T) {
 		if ll.VDP.KeepAlives < 8 || ll.VDP.Timeouts != 0 || ll.VDP.VSIs["associated"] != 1 || ll.ECP.Sent < 9 || ll.ECP.Acked < 9 || ll.ECP.TimedOut != 0 {
 			t.Errorf("counters vdp %+v ecp %+v", ll.VDP, ll.ECP)
 		}
+		// The VSI lived through the change: vswitchd refreshed it at once
+		// when the period grew, before lldpad's timer, still armed for
+		// 1.5 × the old period (1.15 s), ran out.
+		if ll.VDP.BridgeDeassociations != 0 || strings.Contains(lp.Output(), "timeout keep alive timer") {
+			t.Errorf("lldpad timed the VSI out (%d de-associations by the bridge)", ll.VDP.BridgeDeassociations)
+		}
 		out := h.mustCtl("lldp")
+		t.Logf("vswctl lldp:\n%s", out)
 		words := strings.Join(strings.Fields(out), " ") // the table's spacing aside
 		for _, want := range []string{"RKA 18 bridge 14 18 keep-alive 2.621s", "R 5 bridge 3 5 6 tries at most",
 			"chassis " + mac.String() + " (MAC address)", "ttl:"} {
