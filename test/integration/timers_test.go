@@ -146,7 +146,7 @@ func TestEVBTimersWithLLDPAD(t *testing.T) {
 		// Keep-alives every 655 ms (RKA 16), as lldpad receives them.
 		skip := 0
 		_, skip = vsiArrivals(t, lp, h.swPort, skip, 1, 5*time.Second) // one, to start from
-		at, skip := vsiArrivals(t, lp, h.swPort, skip, 7, 10*time.Second)
+		at, _ := vsiArrivals(t, lp, h.swPort, skip, 7, 10*time.Second)
 		g16 := medianGap(at)
 		if g16 < 600*time.Millisecond || g16 > 800*time.Millisecond {
 			t.Errorf("keep-alives %v apart with RKA 16, want about %v", g16, vepa.Timer(16))
