@@ -13,8 +13,9 @@ import (
 )
 
 // The EVB station's timers and the operator's view of it (GET /v1/lldp,
-// vswctl lldp, the vswitch_ecp_*, vswitch_vdp_* and
-// vswitch_reflective_relay_state series).
+// vswctl lldp, the vswitch_ecp_*, vswitch_vdp_*, vswitch_evb_timer_seconds
+// and vswitch_reflective_relay_state series; VSIs per state are
+// vswitch_vsis, in metrics.go).
 
 // evbLocal is the station's timer proposals: --evb-r, --evb-rte,
 // --evb-rwd, --evb-rka, or lldpad's defaults.
@@ -137,7 +138,6 @@ type evbCollector struct{ d *Daemon }
 
 var (
 	descRelayState  = prometheus.NewDesc("vswitch_reflective_relay_state", "The 802.1Qbg reflective relay state as a number: 0 unknown, 1 granted, 2 refused (vswitch_reflective_relay has one series per state); absent when the EVB station is off.", []string{"uplink"}, nil)
-	descVSIs        = prometheus.NewDesc("vswitch_vdp_vsis", "VSIs registered with the adjacent bridge (VDP) per state; every state is exported, 0 when no VSI is in it.", []string{"state"}, nil)
 	descECPRequests = prometheus.NewDesc("vswitch_ecp_requests_total", "ECP requests (VDP PDUs) sent to the bridge, first transmissions only.", []string{"uplink"}, nil)
 	descECPRetrans  = prometheus.NewDesc("vswitch_ecp_retransmissions_total", "ECP requests sent again because no acknowledgement came within the ECP timer (10 us x 2^RTE).", []string{"uplink"}, nil)
 	descECPTimeouts = prometheus.NewDesc("vswitch_ecp_timeouts_total", "ECP requests given up: not acknowledged after R retries.", []string{"uplink"}, nil)
@@ -148,7 +148,7 @@ var (
 )
 
 func (c evbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRelayState, descVSIs, descECPRequests, descECPRetrans, descECPTimeouts, descECPDups, descVDPRequests, descVDPAnswers, descEVBTimer} {
+	for _, d := range []*prometheus.Desc{descRelayState, descECPRequests, descECPRetrans, descECPTimeouts, descECPDups, descVDPRequests, descVDPAnswers, descEVBTimer} {
 		ch <- d
 	}
 }
@@ -163,9 +163,6 @@ func (c evbCollector) Collect(ch chan<- prometheus.Metric) {
 		if i := slices.Index(relayStates, l.Relay.State); i >= 0 {
 			ch <- prometheus.MustNewConstMetric(descRelayState, gauge, float64(i), l.Uplink)
 		}
-	}
-	for _, s := range vepa.VSIStates {
-		ch <- prometheus.MustNewConstMetric(descVSIs, gauge, float64(l.VDP.VSIs[s]), s)
 	}
 	e, v := l.ECP, l.VDP
 	ch <- prometheus.MustNewConstMetric(descECPRequests, ctr, float64(e.Sent), l.Uplink)

@@ -195,8 +195,8 @@ func TestEVBTimersWithLLDPAD(t *testing.T) {
 			t.Errorf("vswctl neighbors -o json:\n%s", out)
 		}
 		m := h.metrics()
-		for _, want := range []string{`vswitch_evb_timer_seconds{timer="keepalive"} 2.62144`, `vswitch_vdp_vsis{state="associated"} 1`,
-			`vswitch_vdp_vsis{state="failed"} 0`, `vswitch_reflective_relay_state{uplink="uplink"} 1`, `vswitch_ecp_timeouts_total{uplink="uplink"} 0`,
+		for _, want := range []string{`vswitch_evb_timer_seconds{timer="keepalive"} 2.62144`, `vswitch_vsis{state="associated"} 1`,
+			`vswitch_vsis{state="failed"} 0`, `vswitch_reflective_relay_state{uplink="uplink"} 1`, `vswitch_ecp_timeouts_total{uplink="uplink"} 0`,
 			`vswitch_ecp_retransmissions_total{uplink="uplink"}`, `vswitch_reflective_relay{state="granted",uplink="uplink"} 1`} {
 			if !strings.Contains(m, want) {
 				t.Errorf("metrics lack %q", want)
@@ -260,7 +260,7 @@ func TestLLDPWithoutBridge(t *testing.T) {
 		if out := h.mustCtl("lldp"); !strings.Contains(out, "off (vswitchd --lldp-interval 0)") {
 			t.Errorf("vswctl lldp with no station:\n%s", out)
 		}
-		if m := h.metrics(); strings.Contains(m, "vswitch_reflective_relay_state") || strings.Contains(m, "vswitch_vdp_vsis") {
+		if m := h.metrics(); strings.Contains(m, "vswitch_reflective_relay_state") || strings.Contains(m, "vswitch_vsis") {
 			t.Errorf("EVB series exported with no station:\n%s", grepLines(m, "vswitch_reflective", "vswitch_vdp"))
 		}
 	})
