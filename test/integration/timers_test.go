@@ -86,12 +86,15 @@ func medianGap(at []time.Time) time.Duration {
 	return g[len(g)/2]
 }
 
-// The timers against lldpad: lldpad as the bridge proposes R 5, RTE 10 and
+// The timers against lldpad: lldpad as the bridge proposes R 5, RTE 12 and
 // RKA 16 (655 ms), vswitchd R 3, RTE 8, RKA 14 (164 ms); each side uses the
 // larger, and GET /v1/lldp, vswctl lldp and the metrics say so. lldpad then
 // sees a keep-alive of the VSI every 655 ms. Its RKA changed live to 18
 // (2.6 s), vswitchd follows with its next LLDPDU and the keep-alives come
 // 2.6 s apart: the keep-alive period visibly follows the bridge's RKA.
+// lldpad's RTE is 12 (41 ms: ECP gives up after 6 tries, 246 ms): with 10
+// (61 ms in all) a keep-alive's acknowledgements were once all late on a
+// loaded test machine, which the test counts as a failure.
 func TestEVBTimersWithLLDPAD(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		l, hvs := newLab(t, dp, 1)
@@ -106,7 +109,7 @@ func TestEVBTimersWithLLDPAD(t *testing.T) {
 				t.Logf("lldpad log tail:\n%s", log)
 			}
 		}()
-		for _, kv := range []string{"ecpretries=5", "ecprte=10", "vdprka=16"} {
+		for _, kv := range []string{"ecpretries=5", "ecprte=12", "vdprka=16"} {
 			if _, err := lp.Tool("-T", "-i", h.swPort, "-g", "ncb", "-V", "evb", "-c", kv); err != nil {
 				t.Fatalf("lldptool %s: %v", kv, err)
 			}
@@ -120,7 +123,7 @@ func TestEVBTimersWithLLDPAD(t *testing.T) {
 		h.addPort(vm1.port, "--vlan", "100", "--mac", vm1.mac.String())
 
 		ll := h.waitLLDP("lldpad's timers in use", 15*time.Second, func(l api.LLDP) bool {
-			return l.Timers != nil && l.Timers.RKA == 16 && l.Timers.R == 5 && l.Timers.RTE == 10 && l.Peer != nil && l.Peer.EVB != nil && l.Peer.EVB.RRStat == "yes"
+			return l.Timers != nil && l.Timers.RKA == 16 && l.Timers.R == 5 && l.Timers.RTE == 12 && l.Peer != nil && l.Peer.EVB != nil && l.Peer.EVB.RRStat == "yes"
 		})
 		p := ll.Peer
 		if p == nil || p.MAC != mac.String() || p.ChassisID != mac.String() || p.ChassisIDSubtype != "MAC address" || p.PortID == "" ||
@@ -128,13 +131,13 @@ func TestEVBTimersWithLLDPAD(t *testing.T) {
 			t.Fatalf("peer %+v, want lldpad on %s (%s) with TTL 120", p, h.swPort, mac)
 		}
 		if x := p.EVB; x.Mode != "bridge" || !slices.Contains(x.BridgeStatus, "rrcap") || !slices.Contains(x.BridgeStatus, "rrctr") ||
-			x.R != 5 || x.RTE != 10 || x.RKA != 16 || x.ROLRKA || x.RWD != 20 || !x.ROLRWD || x.RRStat != "yes" || !slices.Contains(x.StationStatus, "rrreq") {
+			x.R != 5 || x.RTE != 12 || x.RKA != 16 || x.ROLRKA || x.RWD != 20 || !x.ROLRWD || x.RRStat != "yes" || !slices.Contains(x.StationStatus, "rrreq") {
 			t.Errorf("lldpad's TLV as decoded: %+v", x) // RWD: 20 both sides, lldpad marks a tie as ours (ROL)
 		}
 		if x := ll.Local.EVB; x.Mode != "station" || x.R != 3 || x.RTE != 8 || x.RKA != 14 || x.ROLRKA || x.RWD != 20 {
 			t.Errorf("our TLV: %+v", x)
 		}
-		if tm := ll.Timers; tm.RKAFrom != "bridge" || tm.RFrom != "bridge" || tm.RWDFrom != "both" || tm.KeepAliveUS != 655360 || tm.ECPAckTimeoutUS != 10240 {
+		if tm := ll.Timers; tm.RKAFrom != "bridge" || tm.RFrom != "bridge" || tm.RWDFrom != "both" || tm.KeepAliveUS != 655360 || tm.ECPAckTimeoutUS != 40960 {
 			t.Errorf("timers %+v", tm)
 		}
 		// lldpad's own view of what we sent: our proposals, not an echo.
