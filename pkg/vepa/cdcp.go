@@ -67,6 +67,9 @@ func ParseCDCP(v []byte) (CDCP, error) {
 	if !IsCDCPTLV(v) {
 		return CDCP{}, fmt.Errorf("cdcp: not a CDCP TLV")
 	}
+	if len(v) > maxTLVLen {
+		return CDCP{}, fmt.Errorf("cdcp: TLV of %d bytes, over the %d an LLDP TLV holds", len(v), maxTLVLen)
+	}
 	if len(v) < 8 || (len(v)-8)%3 != 0 {
 		return CDCP{}, fmt.Errorf("cdcp: TLV of %d bytes, want 8 + 3 per SCID/SVID pair", len(v))
 	}

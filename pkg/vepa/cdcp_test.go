@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -356,4 +358,47 @@ func TestCDCPStationOverflow(t *testing.T) {
 	if w := st.State().Wanted; len(w) != 3 || w[2] != (SChannel{3, 30}) {
 		t.Fatalf("wanted after 20 left: %+v", w)
 	}
+}
+
+// FuzzCDCPStation feeds the agent arbitrary frames, each cut from the fuzz
+// input by a length byte, against a set of wanted S-VIDs: it never panics,
+// and what it grants is always what the last answer it followed says.
+func FuzzCDCPStation(f *testing.F) {
+	grant := &LLDPDU{ChassisSubtype: ChassisIDMAC, ChassisID: bridgeMAC[:], PortSubtype: PortIDIfName, PortID: []byte("p1"), TTL: 120,
+		CDCP: &CDCP{Role: CDCPRoleBridge, SComp: true, ChnCap: 4, Pairs: []SChannel{{1, 1}, {2, 10}}}}
+	fr, err := grant.Frame(NearestNonTPMRBridge, bridgeMAC)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(append([]byte{byte(len(fr))}, fr...))
+	f.Add([]byte{3, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		st, err := NewCDCPStation(CDCPConfig{MAC: stationMAC, Send: func([]byte) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.SetChannels([]uint16{10, 20})
+		for len(in) > 0 {
+			n := min(int(in[0]), len(in)-1)
+			frame := in[1 : 1+n]
+			in = in[1+n:]
+			if len(frame) >= 6 {
+				copy(frame, NearestNonTPMRBridge[:]) // reach the parser more often
+			}
+			st.Handle(frame)
+			s := st.State()
+			if !s.Bridge && len(s.Granted) != 0 {
+				t.Fatalf("grants without a bridge: %+v", s)
+			}
+			for _, svid := range []uint16{10, 20} {
+				ok, why := s.Channel(svid)
+				if ok == (why != "") {
+					t.Fatalf("S-VID %d: %v with reason %q", svid, ok, why)
+				}
+				if s.Bridge && ok && !slices.Contains(s.Granted, SChannel{SCID: svid/10 + 1, SVID: svid}) {
+					t.Fatalf("S-VID %d granted without its pair in %+v", svid, s.Granted)
+				}
+			}
+		}
+	})
 }
