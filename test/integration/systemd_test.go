@@ -163,8 +163,8 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case strings.HasPrefix(line, "vswitchd: uplink no-such-uplink"):
-			failed = true // the start error, on stderr as before
+		case strings.HasPrefix(line, "<3>vswitchd: uplink no-such-uplink"):
+			failed = true // the start error, the line as before, an err entry
 			continue
 		case !prio.MatchString(line) || strings.Contains(line, "time="):
 			t.Errorf("log line not in the journal's form: %q", line)
