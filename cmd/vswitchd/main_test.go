@@ -51,6 +51,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--max-macs-per-vlan", "0", "--uplink", "eth0"}, "invalid --max-macs-per-vlan 0: use 1-1048576"},
 		{[]string{"--fdb-max", "0", "--uplink", "eth0"}, "invalid --fdb-max 0: use 1-1048576"},
 		{[]string{"--fdb-max", "many", "--uplink", "eth0"}, `invalid argument "many" for "--fdb-max" flag`},
+		{[]string{"--state", "", "--uplink", "eth0"}, "--state needs a PATH: leave it out for the default, /var/lib/vswitchd/state.db"},
+		{[]string{"--socket", "", "--uplink", "eth0"}, "--socket needs a PATH: leave it out for the default"},
 	} {
 		var stdout, stderr bytes.Buffer
 		// No config file: the machine's must not change the outcome.
@@ -175,6 +177,8 @@ lldp-interval = 0
 		{"uplink = eth1\ncheck", nil, p + ":2: check cannot be set in the file"},
 		{"mtu = 1500", nil, "vswitchd: --uplink IF is required (the NIC facing the adjacent bridge; or uplink = IF in " + p + ")"},
 		{"uplink =", nil, p + ":1: --uplink IF is required"},
+		{"uplink = eth1\nsocket =", nil, p + ":2: --socket needs a PATH"},
+		{"uplink = eth1\nstate = \"\"", nil, p + ":2: --state needs a PATH"},
 	} {
 		if err := os.WriteFile(p, []byte(tc.conf), 0o644); err != nil {
 			t.Fatal(err)
