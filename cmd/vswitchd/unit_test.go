@@ -83,6 +83,13 @@ func TestUnitSettings(t *testing.T) {
 			t.Errorf("unit lacks %s", want)
 		}
 	}
+	// The watchdog tolerates a slow disk: every change is fsynced under the
+	// lock the watchdog's check takes (internal/daemon notifyReady).
+	if w := unitValues(t, "WatchdogSec"); len(w) != 1 {
+		t.Errorf("WatchdogSec=%v, want one", w)
+	} else if d, err := time.ParseDuration(strings.TrimSuffix(w[0], "in")); err != nil || d < 2*time.Minute {
+		t.Errorf("WatchdogSec=%s (%v): under 2 minutes, a stalled fsync gets vswitchd killed", w[0], err)
+	}
 	// The directories it makes are vswitchd's defaults.
 	fs := FlagSet()
 	for _, f := range []string{"state", "socket"} {
