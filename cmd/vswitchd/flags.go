@@ -162,6 +162,15 @@ func (s *settings) options() (daemon.Options, error) {
 		}
 		return o, badFlag(f, "%v", err)
 	}
+	// Empty, they would fail only once the daemon runs (exit 1, which
+	// systemd restarts forever), the uplink already touched: "socket ="
+	// in the config file reads like "the default", and is not.
+	if o.StatePath == "" {
+		return o, badFlag("state", "--state needs a PATH: leave it out for the default, %s", store.DefaultPath)
+	}
+	if o.Socket == "" {
+		return o, badFlag("socket", "--socket needs a PATH: leave it out for the default, %s", api.SocketFromEnv())
+	}
 	if o.Mode != "vepa" && o.Mode != "veb" {
 		return o, badFlag("mode", "invalid --mode %q: use vepa or veb", o.Mode)
 	}
