@@ -138,3 +138,29 @@ func TestCDCPModes(t *testing.T) {
 		}
 	})
 }
+
+// --cdcp auto (the default) against lldpad, which has no CDCP: the station
+// asks, nobody answers, and S-channel ports forward as configured while
+// reflective relay is granted as before.
+func TestCDCPAutoWithLLDPAD(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		lldpadBridge(t, l, false, h)
+		vm1, vm2 := h.addVM(1), h.addVM(2)
+		h.start("--lldp-interval", "1s")
+		h.addPort(vm1.port, "--vlan", "100", "--svid", "10")
+		h.addPort(vm2.port, "--vlan", "100", "--svid", "10")
+		h.waitRelay("granted by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "granted" })
+		vm2.mustPing(vm1)
+		st := h.status()
+		if st.CDCP == nil || st.CDCP.Mode != "auto" || st.CDCP.Bridge != "" || len(st.CDCP.Wanted) != 2 || st.CDCP.Wanted[1].SVID != 10 {
+			t.Fatalf("cdcp %+v", st.CDCP)
+		}
+		for _, p := range h.ports() {
+			if p.State != "up" || p.Problem != "" {
+				t.Errorf("port %+v", p)
+			}
+		}
+	})
+}
