@@ -59,6 +59,13 @@ type Options struct {
 	// stored ports are restored) and pings its watchdog (serve.go); nil:
 	// not started by systemd.
 	Notify *sdnotify.Notifier
+	// EVBLocal holds the EVB station's timer proposals (R, RTE, RWD, RKA;
+	// ROLRWD/ROLRKA: follow the bridge's): vswitchd --evb-r, --evb-rte,
+	// --evb-rwd, --evb-rka. nil: vepa.DefaultLocal.
+	EVBLocal *vepa.EVB
+	// CDCP is auto, on or off ("": auto): whether S-channel ports follow
+	// the adjacent bridge's CDCP grants (cdcp.go).
+	CDCP string
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -120,6 +127,9 @@ type Daemon struct {
 	// VDP registers nothing for, with why (logged once).
 	assigned  map[string]vlanAssignment
 	vdpWarned map[string]string
+
+	cdcp     atomic.Pointer[vepa.CDCPStation] // the CDCP agent once running (cdcp.go)
+	chanSVID map[string]uint16                // under mu: the S-VID of each port on an S-channel
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
@@ -230,6 +240,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		}
 		d.followMigrationLocked(c)
 	}
+	d.syncChannelsLocked()
 	d.applyVLANsLocked() // ports whose VLAN the bridge assigns wait for VDP
 	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())

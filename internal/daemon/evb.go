@@ -41,13 +41,15 @@ func (d *Daemon) runEVB(ctx context.Context) {
 	}
 	st, err := vepa.NewStation(vepa.StationConfig{
 		MAC: mac, Send: d.sw.SendControl, RequestRelay: d.mode == datapath.ModeVEPA, GroupIDs: true,
-		Interval: d.opts.LLDPInterval, Local: vepa.DefaultLocal, OnChange: d.relayChanged, Logger: d.log,
+		Interval: d.opts.LLDPInterval, Local: d.evbLocal(), OnChange: d.relayChanged, OnTimers: d.timersChanged, Logger: d.log,
 	})
 	if err != nil {
 		d.log.Error("EVB station not started", "err", err)
 		return
 	}
 	d.evb.Store(st)
+	cdcpDone := d.startCDCP(ctx, mac)
+	defer func() { <-cdcpDone }()
 	vdpDone := make(chan struct{})
 	go func() { defer close(vdpDone); d.runVDP(ctx, mac) }()
 	defer func() { <-vdpDone }()

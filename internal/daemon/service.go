@@ -50,11 +50,21 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
 		StatePath: d.st.Path(), PortsUnusable: len(bad) + len(d.refused), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
 	}
+	st.CDCP = d.cdcpStatus()
 	if d.libvirt != nil {
 		lv := d.libvirt.Status()
 		st.Libvirt = &lv
 	}
 	return st, nil
+}
+
+// apiPortLocked is the API's view of stored port c: its state, counters,
+// why CDCP holds it (cdcp.go) and what VDP did for it (vlanassign.go).
+// d.mu is held.
+func (d *Daemon) apiPortLocked(c port.Config, attached bool, counters api.PortCounters) api.Port {
+	p := d.withChannelProblemLocked(api.NewPort(c, d.portStateLocked(c.Name, attached), counters))
+	d.vdpViewLocked(c, &p)
+	return p
 }
 
 func (d *Daemon) portLocked(c port.Config) api.Port {
@@ -63,14 +73,10 @@ func (d *Daemon) portLocked(c port.Config) api.Port {
 	}
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			ap := api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
-			d.vdpViewLocked(c, &ap)
-			return ap
+			return d.apiPortLocked(c, p.Attached, portCounters(p))
 		}
 	}
-	ap := api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
-	d.vdpViewLocked(c, &ap)
-	return ap
+	return d.apiPortLocked(c, false, api.PortCounters{})
 }
 
 // refusedPortLocked is the API's view of a stored port the datapath
@@ -104,9 +110,7 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 			continue
 		}
 		s := stats[c.Name]
-		ap := api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s))
-		d.vdpViewLocked(c, &ap)
-		out = append(out, ap)
+		out = append(out, d.apiPortLocked(c, s.Attached, portCounters(s)))
 	}
 	// An unusable record is a port that is down, with the reason: kept in
 	// the file until it is deleted (del-port) or replaced (add-port).
@@ -172,6 +176,7 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
+	d.syncChannelsLocked()
 	d.syncPortLocked(c.Name)
 	d.followMigrationLocked(c)
 	d.syncVSIsLocked()
@@ -208,6 +213,7 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 		delete(d.refused, name)
 		d.syncPortLocked(name)
 	}
+	d.syncChannelsLocked()
 	if old.Migration == port.MigrationIncoming && c.Migration == port.MigrationNone {
 		d.migratedIn[name] = true // promoted by hand: its VM migrated here all the same
 	}
@@ -232,6 +238,7 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	}
 	d.forgetIncomingLocked(name)
 	delete(d.migratedIn, name)
+	d.syncChannelsLocked()
 	d.syncVSIsLocked()
 	d.log.Info("port deleted", "port", name)
 	return nil

@@ -75,6 +75,7 @@ func (d *Daemon) serveVDP(ctx context.Context, st *vepa.VDPStation, kick <-chan 
 	d.vdp.Store(st)
 	if evb := d.evb.Load(); evb != nil {
 		r := evb.Relay()
+		st.SetTimers(evb.Timers().Timers) // timersChanged holds d.mu too
 		st.SetGroups(bridgeGroups(r))
 		st.SetBridge(r.PeerMAC)
 	}

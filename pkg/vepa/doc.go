@@ -41,9 +41,21 @@
 // either backend (pkg/datapath Config.Control and Switch.SendControl).
 //
 // VDPStation associates each VSI once an EVB bridge is present, refreshes
-// it every RKA, re-sends an unanswered one after RWD, associates again when
-// the bridge drops it, and de-associates removed ones; frames it sent that
-// a reflective relay floods back are ignored by source address.
+// it every RKA, re-sends an unanswered one every second and fails it once
+// the response wait delay (from RWD, R and RTE) has passed, associates
+// again when the bridge drops it, and de-associates removed ones; frames
+// it sent that a reflective relay floods back are ignored by source
+// address.
+//
+// The timers (timers.go): the EVB TLV carries R, RTE, RWD and RKA, each
+// side's proposal; Negotiate picks the values in use (the larger of the
+// station's and the bridge's, the ROL bits saying otherwise for RWD and
+// RKA), the station reports them (StationConfig.OnTimers, Relay.Timers)
+// and the daemon hands them to VDPStation.SetTimers, which applies them
+// live: ECP's retries and acknowledgement timer (on every channel's
+// endpoint, those of S-channels included), the keep-alive period
+// (a new one announced with a keep-alive at once), the response wait.
+// Relay.Neighbor is what an operator sees of the bridge (neighbor.go).
 //
 // A filter may ask the bridge for its VID (VID 0) or name a group ID
 // (formats 3 and 4, sent only while the bridge's EVB TLV sets BGID:
@@ -65,6 +77,21 @@
 // lldpad's log does). A bridge refuses with an error in the answer's
 // status, in the request's mode or, as lldpad does, in a DEASSOC: the VSI
 // is then failed with the bridge's reason, and asked again after RKA.
+//
+// CDCPStation (cdcpstation.go) is the station's S-VLAN component in CDCP
+// (clause 42, the CDCP TLV of cdcp.go): a second LLDP agent, untagged to the
+// nearest non-TPMR bridge address, that asks the bridge for the default
+// S-channel and one SCID per S-VID the ports use, and follows the bridge's
+// answer with the same peer rules as Station. CDCPState.Channel is the rule
+// that says whether an S-channel may carry traffic, and why not:
+//
+//	no S-channel (S-VID 0)                 -> yes
+//	no CDCP bridge heard (or its TTL ran)  -> yes, unless Required (then no)
+//	the answer holds our SCID and S-VID    -> yes
+//	our SCID with another S-VID, or absent -> no, saying which
+//
+// lldpad has no CDCP; test/evbbridge, written from the standard, is the
+// bridge the tests use.
 //
 // Facts checked against lldpad (intel/openlldp lldp_evb22.c,
 // include/lldp_evb22.h) and tested against it: see test/integration.

@@ -25,6 +25,10 @@ const (
 	VSIFailed         = "failed"         // the bridge refused; retried after the keep-alive time
 )
 
+// VSIStates are the VSI states, in the order a VSI goes through them (the
+// metrics export each, so a state is never missing from a scrape).
+var VSIStates = []string{VSIWaiting, VSIPreAssociating, VSIPreAssociated, VSIAssociating, VSIAssociated, VSIFailed}
+
 // Hints a station sets in the status byte of its requests (IEEE
 // 802.1Qbg-2012 clause 41; lldpad's VDP22_MIGTO and VDP22_MIGFROM). In a
 // bridge's answer the same bits are the keep and hard-error flags: an
@@ -70,8 +74,10 @@ type VDPConfig struct {
 	Send      func(frame []byte) error
 	ManagerID [16]byte
 	// Timer exponents (10 µs × 2^exp): RKA is the keep-alive (default 20,
-	// 10.5 s), RWD how long to wait for the bridge's answer (default 20).
-	// R and RTE drive ECP.
+	// 10.5 s), RWD the bridge's resource wait delay (default 20), from
+	// which, with R and RTE, comes how long the station waits for an
+	// answer (Timers.ResponseWait). R and RTE drive ECP. SetTimers
+	// changes them all (to what the EVB TLV negotiated).
 	RKA, RWD, RTE uint8
 	R             int
 	// OnChange, when set, is called after a VSI's state, reason or
@@ -83,9 +89,25 @@ type VDPConfig struct {
 	Logger   *slog.Logger
 }
 
+// VDPStats count what the station sent and what became of it.
+type VDPStats struct {
+	// Requests sent, by kind: Associations and PreAssociations are first
+	// requests and re-sends of unanswered ones, KeepAlives the refreshes
+	// of answered ones, Deassociations the DEASSOCs.
+	Associations, PreAssociations, KeepAlives, Deassociations uint64
+	// Answers: Acknowledged (the bridge accepted), Refused (an error
+	// status), Timeouts (no answer within the response wait delay: the
+	// VSI failed), BridgeDeassociations (the bridge dropped a VSI).
+	Acknowledged, Refused, Timeouts, BridgeDeassociations uint64
+	// Unacknowledged counts PDUs ECP could not deliver (no ECP
+	// acknowledgement after R retries).
+	Unacknowledged uint64
+}
+
 type vsiEntry struct {
 	VSIStatus
 	sent     time.Time // last request sent
+	asked    time.Time // first request of the unanswered ones (zero: answered)
 	deassoc  bool      // to be de-associated, then forgotten
 	hints    uint8     // of that de-association (VDPHintS)
 	answered bool      // an answer arrived since the last request
@@ -183,6 +205,8 @@ type VDPStation struct {
 	bridge  bool
 	peer    [6]byte // the bridge's address, when bridge
 	groups  bool    // the bridge takes group IDs (BGID)
+	timers  Timers  // in use (SetTimers)
+	stats   VDPStats
 }
 
 // NewVDPStation returns a station with no VSIs.
@@ -200,9 +224,12 @@ func NewVDPStation(cfg VDPConfig) (*VDPStation, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &VDPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), vsis: map[[16]byte]*vsiEntry{}, chans: map[uint16]*vdpChannel{}}
-	if _, err := s.channelLocked(0); err != nil {
+	c, err := s.channelLocked(0)
+	if err != nil {
 		return nil, err
 	}
+	e := c.ecp // its R and RTE are cfg's, with ECP's defaults
+	s.timers = Timers{R: uint8(min(e.cfg.Retries, MaxR)), RTE: e.cfg.RTE, RWD: cfg.RWD, RKA: cfg.RKA}
 	return s, nil
 }
 
@@ -230,6 +257,11 @@ func (s *VDPStation) channelLocked(svid uint16) (*vdpChannel, error) {
 	e, err := NewECP(ECPConfig{MAC: s.cfg.MAC, Send: send, Deliver: func(p []byte) { s.deliver(svid, p) }, Retries: s.cfg.R, RTE: s.cfg.RTE, Peer: peer})
 	if err != nil {
 		return nil, err
+	}
+	if svid != 0 {
+		// The untagged link's endpoint, made by NewVDPStation, is where
+		// the timers come from; an S-channel's uses those in use.
+		e.SetTimers(s.timers.R, s.timers.RTE)
 	}
 	c := &vdpChannel{svid: svid, ecp: e}
 	s.chans[svid] = c
@@ -265,6 +297,52 @@ func (s *VDPStation) notify() {
 	}
 }
 
+// SetTimers makes the station use t (the timers the EVB TLV negotiated)
+// from now on: ECP's R and RTE for the next request, RWD for the requests
+// awaiting an answer, RKA for the keep-alives. A new RKA is announced with
+// a keep-alive of each (pre-)associated VSI at once: the bridge times a
+// VSI out after 1.5 × its keep-alive period from the last refresh, under
+// the period it used then, so after a longer period the next keep-alive
+// must not wait for it (lldpad dropped a VSI whose keep-alive went from
+// 655 ms to 2.6 s when its RKA rose: its timer still ran for 1.15 s).
+//
+// R and RTE apply to the ECP endpoints of every channel: the untagged
+// link's and each S-channel's (and to those made later).
+func (s *VDPStation) SetTimers(t Timers) {
+	s.mu.Lock()
+	for _, c := range s.chans {
+		c.ecp.SetTimers(t.R, t.RTE)
+	}
+	changed := s.timers != t
+	if t.RKA != s.timers.RKA {
+		now := time.Now()
+		for _, e := range s.vsis {
+			if e.answered && !e.deassoc && e.State == answeredState(e.VSI.Mode) {
+				e.sent = now.Add(-t.KeepAlive()) // due at once, as a keep-alive
+			}
+		}
+	}
+	s.timers = t
+	s.mu.Unlock()
+	if changed {
+		s.poke()
+	}
+}
+
+// Timers are the timers the station uses.
+func (s *VDPStation) Timers() Timers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timers
+}
+
+// Stats returns the VDP counters.
+func (s *VDPStation) Stats() VDPStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
 func (s *VDPStation) poke() {
 	select {
 	case s.kick <- struct{}{}:
@@ -296,13 +374,13 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 		case replaced && e.deassoc:
 			delete(s.vsis, id) // the new bridge never knew it
 		case replaced:
-			e.State, e.Reason, e.Updated, e.sent, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, false
+			e.State, e.Reason, e.Updated, e.sent, e.asked, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, time.Time{}, false
 			e.lapse()
 		case !present && !e.deassoc:
-			e.State, e.Updated = VSIWaiting, now
+			e.State, e.Updated, e.asked = VSIWaiting, now, time.Time{}
 			e.lapse()
 		case present && e.State == VSIWaiting:
-			e.State, e.Updated, e.sent = e.requesting(), now, time.Time{}
+			e.State, e.Updated, e.sent, e.asked = e.requesting(), now, time.Time{}, time.Time{}
 		}
 	}
 	if replaced || !present {
@@ -328,7 +406,7 @@ func (s *VDPStation) SetGroups(bridge bool) {
 		now := time.Now()
 		for _, e := range s.vsis {
 			if e.State == VSIFailed && e.Reason == reasonNoGroups {
-				e.State, e.Reason, e.Updated, e.sent, e.answered = e.requesting(), "", now, time.Time{}, false
+				e.State, e.Reason, e.Updated, e.sent, e.asked, e.answered = e.requesting(), "", now, time.Time{}, time.Time{}, false
 			}
 		}
 	}
@@ -579,8 +657,9 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
 			// The bridge dropped it: register again (a VID it had
 			// assigned is asked for anew).
-			e.State, e.Reason, e.Updated, e.sent = e.requesting(), "de-associated by the bridge", now, time.Time{}
+			e.State, e.Reason, e.Updated, e.sent, e.asked = e.requesting(), "de-associated by the bridge", now, time.Time{}, time.Time{}
 			e.lapse()
+			s.stats.BridgeDeassociations++
 			kick, changed = true, true
 		case v.Status&VDPStatusAck == 0:
 			// a request of ours reflected, or something not for us
@@ -589,8 +668,9 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 				delete(s.vsis, v.ID)
 			}
 		case refused && (v.Mode == e.VSI.Mode || v.Mode == VDPDeassoc):
-			e.State, e.Reason, e.Updated, e.answered = VSIFailed, refusal(v.Status), now, true
+			e.State, e.Reason, e.Updated, e.answered, e.asked = VSIFailed, refusal(v.Status), now, true, time.Time{}
 			e.lapse()
+			s.stats.Refused++
 			changed = true
 		case v.Mode == e.VSI.Mode:
 			e.answered = true
@@ -610,6 +690,7 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 				changed = true
 			}
 			e.Answer = v.Filters
+			s.stats.Acknowledged++
 		}
 	}
 	s.mu.Unlock()
@@ -663,7 +744,7 @@ func refusal(status uint8) string {
 // ones after a second, keep-alives after RKA (and failed ones then too),
 // and DEASSOCs for removed and replaced ones.
 func (s *VDPStation) Run(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTimer(s.wake(time.Now()))
 	defer t.Stop()
 	var last time.Time // when the last PDU was acknowledged
 	for {
@@ -687,16 +768,70 @@ func (s *VDPStation) Run(ctx context.Context) {
 				}
 			}
 			if err := p.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
+				s.mu.Lock()
+				s.stats.Unacknowledged++
+				s.mu.Unlock()
 				s.log.Warn("VDP request not acknowledged by the bridge", "err", err, "svid", p.svid)
 			}
 			last = time.Now()
 		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(s.wake(time.Now()))
 	}
 }
 
+// wake is how long Run may sleep: until the next request is due (a
+// keep-alive, a re-send, a response wait running out), 200 ms at most,
+// 1 ms at least, so each is sent on time whatever the timers.
+func (s *VDPStation) wake(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := now.Add(200 * time.Millisecond)
+	if !s.bridge {
+		return next.Sub(now) // nothing is sent: SetBridge pokes Run
+	}
+	if len(s.gone) > 0 {
+		return time.Millisecond // DEASSOCs to send
+	}
+	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
+	for _, e := range s.vsis {
+		var at time.Time
+		switch {
+		case !e.deassoc && !s.groups && GroupFormat(e.VSI.FilterFormat):
+			continue // not sent (due): SetGroups pokes Run
+		case e.deassoc || e.sent.IsZero():
+			at = now
+		case e.answered:
+			at = e.sent.Add(keep)
+		default:
+			at = e.sent.Add(answerWait)
+			if !e.asked.IsZero() && e.asked.Add(respWait).Before(at) {
+				at = e.asked.Add(respWait)
+			}
+		}
+		if at.Before(next) {
+			next = at
+		}
+	}
+	return max(time.Millisecond, next.Sub(now))
+}
+
 // due collects the PDUs to send now (one VSI each, on its channel) and
-// marks them sent. A VSI with a group ID is not sent while the bridge
-// takes none: it fails with that reason.
+// marks them sent:
+//
+//	new, or to be asked again         at once
+//	unanswered                        again every second (answerWait); once
+//	                                  unanswered for the response wait delay
+//	                                  (Timers.ResponseWait) it fails, and is
+//	                                  asked again after the keep-alive period
+//	answered (or failed)              again after the keep-alive period (RKA)
+//	removed                           one DEASSOC
+//	with a group ID, no BGID          nothing: failed with that reason
 func (s *VDPStation) due(now time.Time) []pending {
 	s.mu.Lock()
 	if !s.bridge {
@@ -704,23 +839,35 @@ func (s *VDPStation) due(now time.Time) []pending {
 		return nil
 	}
 	out := s.gone
+	s.stats.Deassociations += uint64(len(out))
 	s.gone = nil
-	keep := Timer(s.cfg.RKA)
+	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
 	changed := false
 	for id, e := range s.vsis {
 		if !e.deassoc && !s.groups && GroupFormat(e.VSI.FilterFormat) {
 			if e.State != VSIFailed || e.Reason != reasonNoGroups {
-				e.State, e.Reason, e.Updated = VSIFailed, reasonNoGroups, now
+				e.State, e.Reason, e.Updated, e.asked = VSIFailed, reasonNoGroups, now, time.Time{}
 				e.lapse()
 				changed = true
 			}
 			continue
 		}
 		v := e.wire()
+		if !e.deassoc && !e.answered && !e.asked.IsZero() && now.Sub(e.asked) >= respWait {
+			// The bridge has not answered within its resource wait
+			// delay: as 41.5.5.9 the request failed.
+			e.State, e.Updated, e.answered, e.asked = VSIFailed, now, true, time.Time{}
+			e.Reason = fmt.Sprintf("no answer from the bridge within the response wait delay (%v)", respWait.Round(time.Millisecond))
+			e.lapse()
+			s.stats.Timeouts++
+			changed = true
+			continue
+		}
 		switch {
 		case e.deassoc:
 			v.Mode, v.Status = VDPDeassoc, e.hints
 			delete(s.vsis, id) // one DEASSOC; the bridge's ACK needs no state
+			s.stats.Deassociations++
 		case e.sent.IsZero(),
 			!e.answered && now.Sub(e.sent) >= answerWait,
 			e.answered && now.Sub(e.sent) >= keep:
@@ -728,9 +875,20 @@ func (s *VDPStation) due(now time.Time) []pending {
 				e.State, e.Reason, e.Updated = e.requesting(), "no answer to the keep-alive", now
 				changed = true
 			}
+			switch {
+			case e.answered && e.State != VSIFailed:
+				s.stats.KeepAlives++
+			case v.Mode == VDPPreAssoc:
+				s.stats.PreAssociations++
+			default:
+				s.stats.Associations++
+			}
 			if e.State == VSIFailed {
 				e.State = e.requesting()
 				changed = true
+			}
+			if e.answered || e.asked.IsZero() {
+				e.asked = now
 			}
 			e.sent, e.answered = now, false
 		default:

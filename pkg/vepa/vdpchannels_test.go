@@ -1,0 +1,90 @@
+package vepa
+
+import (
+	"net"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// ecpTimers are the R and RTE an endpoint uses for its next request.
+func ecpTimers(e *ECP) (int, uint8) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.Retries, e.cfg.RTE
+}
+
+// The negotiated R and RTE drive the ECP endpoint of every channel: the
+// untagged link's, an S-channel's made before SetTimers and one made
+// after (R 0 included, which NewECP alone would take for its default 3).
+func TestVDPTimersOnEveryChannel(t *testing.T) {
+	s, err := NewVDPStation(VDPConfig{MAC: [6]byte{0x52, 0x54, 0, 0, 0, 0x61}, Send: func([]byte) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm := s.Timers(); tm.R != 3 || tm.RTE != 8 {
+		t.Errorf("initial timers %+v, want ECP's defaults R 3, RTE 8", tm)
+	}
+	s.RegisterOn(30, "a", ManagerID("vswitchd"), testVSI(net.HardwareAddr{0x52, 0x54, 0, 0, 6, 1}, 5))
+	s.SetTimers(Timers{R: 0, RTE: 12, RWD: 20, RKA: 20})
+	s.RegisterOn(40, "b", ManagerID("vswitchd"), testVSI(net.HardwareAddr{0x52, 0x54, 0, 0, 6, 2}, 5))
+	s.mu.Lock()
+	chans := map[uint16]*ECP{}
+	for svid, c := range s.chans {
+		chans[svid] = c.ecp
+	}
+	s.mu.Unlock()
+	if len(chans) != 3 {
+		t.Fatalf("channels %v, want 0, 30 and 40", chans)
+	}
+	for svid, e := range chans {
+		if r, rte := ecpTimers(e); r != 0 || rte != 12 {
+			t.Errorf("channel %d: ECP R %d RTE %d, want 0 and 12 (SetTimers)", svid, r, rte)
+		}
+	}
+}
+
+// ECPStats.add sums every counter: the S-channels' endpoints are summed
+// with it, and a counter it missed would vanish from GET /v1/lldp.
+func TestECPStatsAddEveryField(t *testing.T) {
+	var a, b ECPStats
+	bv := reflect.ValueOf(&b).Elem()
+	for i := range bv.NumField() {
+		if bv.Field(i).Kind() != reflect.Uint64 {
+			t.Fatalf("ECPStats.%s is not a uint64 counter: teach add and this test", bv.Type().Field(i).Name)
+		}
+		bv.Field(i).SetUint(uint64(i + 1))
+	}
+	a.add(b)
+	a.add(b)
+	av := reflect.ValueOf(a)
+	for i := range av.NumField() {
+		if got := av.Field(i).Uint(); got != 2*uint64(i+1) {
+			t.Errorf("ECPStats.%s: %d after adding %d twice", av.Type().Field(i).Name, got, i+1)
+		}
+	}
+}
+
+// Run does not spin on a VSI it may not send: one with a group ID while
+// the bridge has no BGID is never due, so wake keeps its 200 ms cap.
+func TestVDPWakeSkipsHeldBackVSIs(t *testing.T) {
+	s, err := NewVDPStation(VDPConfig{MAC: [6]byte{0x52, 0x54, 0, 0, 0, 0x62}, Send: func([]byte) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetBridge(bridgeMAC[:])
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 6, 3}
+	v := VSI{IDFormat: VSIIDMAC, ID: MACVSIID(mac), FilterFormat: FilterGroupMACVID, Filters: []Filter{{VID: 5, MAC: mac, GroupID: 7}}}
+	s.Register("g", ManagerID("vswitchd"), v)
+	now := time.Now()
+	if w := s.wake(now); w != 200*time.Millisecond {
+		t.Errorf("a group VSI without BGID: wake in %v, want the 200ms cap", w)
+	}
+	if due := s.due(now); len(due) != 0 {
+		t.Fatalf("due %+v without BGID", due)
+	}
+	s.SetGroups(true)
+	if w := s.wake(now); w != time.Millisecond {
+		t.Errorf("with BGID: wake in %v, want at once", w)
+	}
+}
