@@ -14,7 +14,9 @@ import (
 // sits on that S-channel; with CDCP the station asks the adjacent bridge
 // for each S-channel its ports use, and a port whose S-channel the bridge
 // did not grant carries nothing: it is detached from the datapath (state
-// down) and its problem says why, until the bridge grants it.
+// down) and its problem says why, until the bridge grants it. Nor does VDP
+// register its VSIs there meanwhile (holdVDPChannelsLocked): they wait,
+// and are registered once the S-channel is granted.
 //
 //	--cdcp auto (default)  ask; follow the answer of a bridge that speaks
 //	                       CDCP; with none (a bridge without CDCP, lldpad
@@ -95,6 +97,26 @@ func (d *Daemon) cdcpChanged(st vepa.CDCPState) {
 	for name := range d.chanSVID {
 		d.syncChannelPortLocked(name)
 	}
+	d.holdVDPChannelsLocked()
+	d.applyVLANsLocked() // a held port has no VLAN from the bridge either
+}
+
+// holdVDPChannelsLocked tells VDP the S-channels of held ports
+// (channelProblemLocked): it sends nothing on them, their VSIs waiting
+// with the reason, until the bridge grants them; then their VSIs are
+// registered at once. d.mu is held.
+func (d *Daemon) holdVDPChannelsLocked() {
+	v := d.vdp.Load()
+	if v == nil {
+		return
+	}
+	held := map[uint16]string{}
+	for name, svid := range d.chanSVID {
+		if why := d.channelProblemLocked(name); why != "" {
+			held[svid] = why
+		}
+	}
+	v.SetHeldChannels(held)
 }
 
 // syncChannelsLocked reads the S-VIDs of the stored ports, tells the CDCP
@@ -122,6 +144,7 @@ func (d *Daemon) syncChannelsLocked() {
 	for name := range d.chanSVID {
 		d.syncChannelPortLocked(name)
 	}
+	d.holdVDPChannelsLocked()
 }
 
 // syncChannelPortLocked attaches or detaches a port as its S-channel

@@ -79,6 +79,7 @@ func (d *Daemon) serveVDP(ctx context.Context, st *vepa.VDPStation, kick <-chan 
 		st.SetGroups(bridgeGroups(r))
 		st.SetBridge(r.PeerMAC)
 	}
+	d.holdVDPChannelsLocked() // before the first registrations: none goes out on a held S-channel
 	d.syncVSIsLocked()
 	d.mu.Unlock()
 	st.Run(ctx)

@@ -25,6 +25,8 @@ import (
 //	ACK with VID 0 or 4095, refusal          down, with the bridge's reason
 //	different VIDs for the port's VSIs       down, with the VIDs
 //	DEASSOC by the bridge, bridge gone       waiting: asked again with VID 0
+//	its S-channel not granted (CDCP)         down, with CDCP's reason; VDP
+//	                                         sends nothing there until granted
 //
 // A restarted daemon asks again. applyVLANsLocked runs after every change
 // of the ports' VSIs (syncVSIsLocked) and whenever the VDP station reports
@@ -84,6 +86,9 @@ func (d *Daemon) applyVLANsLocked() {
 		}
 		seen[c.Name] = true
 		a := assignmentFor(c, st != nil, vsis[c.Name])
+		if why := d.channelProblemLocked(c.Name); why != "" {
+			a = vlanAssignment{down: true, reason: why} // VDP waits for the S-channel (cdcp.go)
+		}
 		old, had := d.assigned[c.Name]
 		d.assigned[c.Name] = a
 		if old.vid == a.vid {

@@ -65,7 +65,10 @@
 // and a DEASSOC from the bridge or its going away asks again with VID 0.
 // OnChange tells the caller. A VSI of an S-channel (RegisterOn) talks over
 // an ECP endpoint of that channel: its frames carry the S-tag, and the
-// bridge's S-tagged frames reach only that channel's VSIs.
+// bridge's S-tagged frames reach only that channel's VSIs. While CDCP has
+// not granted an S-channel (SetHeldChannels, with CDCPState.Channel's
+// reason) its VSIs wait and nothing is sent there; granted, they are
+// registered at once.
 //
 // Live migration follows 802.1Qbg's flow, as libvirt and lldpad do it for
 // macvtap: the destination registers the VSI with VDPPreAssoc (the bridge

@@ -88,3 +88,78 @@ func TestVDPWakeSkipsHeldBackVSIs(t *testing.T) {
 		t.Errorf("with BGID: wake in %v, want at once", w)
 	}
 }
+
+// sentOn counts the frames the station sent with S-VID svid.
+func (b *chanBridge) sentOn(svid uint16) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, t := range b.sentTags {
+		if t == svid {
+			n++
+		}
+	}
+	return n
+}
+
+// A held S-channel (CDCP did not grant it) carries no VDP: its VSIs wait
+// with the reason and nothing goes out with its S-tag, not even a DEASSOC,
+// while the untagged link's VSIs associate. Released, its VSIs associate
+// at once; held again, they lose the VID the bridge assigned and wait.
+func TestVDPHeldSChannel(t *testing.T) {
+	b := newChanBridge(t, 10)
+	s := b.st
+	b.setAnswer(assign(42))
+	const why = "S-channel S-VID 10 (SCID 2): not granted by the bridge"
+	s.SetHeldChannels(map[uint16]string{10: why})
+	s.SetBridge(bridgeMAC[:])
+	macA, macC := net.HardwareAddr{0x52, 0x54, 0, 0, 7, 1}, net.HardwareAddr{0x52, 0x54, 0, 0, 7, 3}
+	s.RegisterOn(10, "a", ManagerID("vswitchd"), testVSI(macA, 0))
+	s.Register("c", ManagerID("vswitchd"), testVSI(macC, 100))
+	waitVSI(t, s, "c", VSIAssociated)
+	time.Sleep(300 * time.Millisecond)
+	if v := waitVSI(t, s, "a", VSIWaiting); v.Reason != why || v.Answer != nil {
+		t.Errorf("held VSI %+v, want waiting with the hold's reason", v)
+	}
+	if n := b.sentOn(10); n != 0 {
+		t.Errorf("%d frames sent on the held S-channel", n)
+	}
+	if w := s.wake(time.Now()); w < 100*time.Millisecond {
+		t.Errorf("wake in %v with only a held VSI unsent: Run would spin", w)
+	}
+
+	// Granted: associated at once, with the bridge's VID, on the S-channel.
+	released := time.Now()
+	s.SetHeldChannels(nil)
+	v := waitVSI(t, s, "a", VSIAssociated)
+	if d := time.Since(released); d > 2*time.Second || v.Reason != "" || len(v.Answer) != 1 || v.Answer[0].VID != 42 {
+		t.Errorf("released VSI %+v after %v, want associated with VID 42 at once", v, d)
+	}
+	b.waitGot(0, time.Second, func(g chanVSI) bool { return g.ID == MACVSIID(macA) && g.svid == 10 && g.Mode == VDPAssoc })
+
+	// Held again: waiting, the VID forgotten; nothing sent there, and a
+	// removal sends no DEASSOC.
+	time.Sleep(100 * time.Millisecond) // the last acknowledgement's way
+	changes := b.changes.Load()
+	s.SetHeldChannels(map[uint16]string{10: why})
+	if v := waitVSI(t, s, "a", VSIWaiting); v.Answer != nil || v.Reason != why {
+		t.Errorf("held again: %+v", v)
+	}
+	if b.changes.Load() == changes {
+		t.Error("holding the S-channel did not call OnChange")
+	}
+	n := b.sentOn(10)
+	s.Deassociate(MACVSIID(macA))
+	time.Sleep(300 * time.Millisecond)
+	if got := b.sentOn(10); got != n {
+		t.Errorf("%d frames sent on the held S-channel after the removal", got-n)
+	}
+	for _, v := range s.VSIs() {
+		if v.Key == "a" {
+			t.Errorf("removed VSI still listed: %+v", v)
+		}
+	}
+	if v := waitVSI(t, s, "c", VSIAssociated); v.SVID != 0 {
+		t.Errorf("untagged VSI %+v", v)
+	}
+}

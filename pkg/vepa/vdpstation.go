@@ -64,7 +64,7 @@ type VSIStatus struct {
 	// DEASSOC carry the assigned VIDs, as lldpad's station does.
 	Answer  []Filter
 	State   string
-	Reason  string // the bridge's reason for a failure, or why the station asks again
+	Reason  string // the bridge's reason for a failure, why the station asks again, or why it waits (SetHeldChannels)
 	Updated time.Time
 }
 
@@ -203,9 +203,10 @@ type VDPStation struct {
 	chans   map[uint16]*vdpChannel
 	retired ECPStats // of the S-channels' endpoints since closed
 	bridge  bool
-	peer    [6]byte // the bridge's address, when bridge
-	groups  bool    // the bridge takes group IDs (BGID)
-	timers  Timers  // in use (SetTimers)
+	peer    [6]byte           // the bridge's address, when bridge
+	groups  bool              // the bridge takes group IDs (BGID)
+	held    map[uint16]string // S-channels VDP may not use, with why (SetHeldChannels)
+	timers  Timers            // in use (SetTimers)
 	stats   VDPStats
 }
 
@@ -223,7 +224,7 @@ func NewVDPStation(cfg VDPConfig) (*VDPStation, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &VDPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), vsis: map[[16]byte]*vsiEntry{}, chans: map[uint16]*vdpChannel{}}
+	s := &VDPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), vsis: map[[16]byte]*vsiEntry{}, chans: map[uint16]*vdpChannel{}, held: map[uint16]string{}}
 	c, err := s.channelLocked(0)
 	if err != nil {
 		return nil, err
@@ -373,6 +374,8 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 		switch {
 		case replaced && e.deassoc:
 			delete(s.vsis, id) // the new bridge never knew it
+		case !e.deassoc && s.held[e.SVID] != "":
+			// waits for its S-channel, whatever the bridge (SetHeldChannels)
 		case replaced:
 			e.State, e.Reason, e.Updated, e.sent, e.asked, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, time.Time{}, false
 			e.lapse()
@@ -410,6 +413,60 @@ func (s *VDPStation) SetGroups(bridge bool) {
 			}
 		}
 	}
+	s.mu.Unlock()
+	if changed {
+		s.poke()
+		s.notify()
+	}
+}
+
+// SetHeldChannels names the S-channels VDP may not use now, each with why
+// (CDCP: the bridge did not grant it); the others, and the untagged link,
+// may be used. The VSIs of a held S-channel wait (VSIWaiting, Reason the
+// why) and nothing is sent for them there, not even a DEASSOC: a bridge
+// that has not granted the S-channel has none of its VSIs. Once an
+// S-channel is no longer held, its VSIs are registered again at once
+// (a VID the bridge had assigned is asked for anew).
+func (s *VDPStation) SetHeldChannels(held map[uint16]string) {
+	s.mu.Lock()
+	now, changed := time.Now(), false
+	was := s.held
+	s.held = map[uint16]string{}
+	for svid, why := range held {
+		if svid &= 0xfff; svid != 0 && why != "" {
+			s.held[svid] = why
+		}
+	}
+	for id, e := range s.vsis {
+		why := s.held[e.SVID]
+		switch {
+		case why != "" && e.deassoc:
+			delete(s.vsis, id) // the bridge has no VSI on the S-channel
+		case why != "":
+			if e.State != VSIWaiting || e.Reason != why {
+				e.State, e.Reason, e.Updated = VSIWaiting, why, now
+				changed = true
+			}
+			e.sent, e.asked, e.answered = time.Time{}, time.Time{}, false
+			if e.Answer != nil {
+				e.lapse()
+				changed = true
+			}
+		case was[e.SVID] != "" && !e.deassoc:
+			e.State, e.Reason, e.Updated, e.sent, e.asked, e.answered = VSIWaiting, "", now, time.Time{}, time.Time{}, false
+			if s.bridge {
+				e.State = e.requesting()
+			}
+			changed = true
+		}
+	}
+	gone := s.gone[:0]
+	for _, g := range s.gone {
+		if s.held[g.svid] == "" {
+			gone = append(gone, g)
+		}
+	}
+	s.gone = gone
 	s.mu.Unlock()
 	if changed {
 		s.poke()
@@ -467,7 +524,7 @@ func (s *VDPStation) RegisterOn(svid uint16, key string, mgr [16]byte, v VSI) {
 		s.mu.Unlock()
 		return
 	}
-	if ok && !old.deassoc && old.known() && s.bridge && !same {
+	if ok && !old.deassoc && old.known() && s.bridge && !same && s.held[old.SVID] == "" {
 		d := old.wire()
 		d.Mode, d.Status = VDPDeassoc, 0
 		if c, err := s.channelLocked(old.SVID); err == nil {
@@ -483,7 +540,10 @@ func (s *VDPStation) RegisterOn(svid uint16, key string, mgr [16]byte, v VSI) {
 	if same {
 		e.Answer = old.Answer // a new mode or hint keeps what the bridge assigned
 	}
-	if s.bridge {
+	switch why := s.held[svid]; {
+	case why != "":
+		e.Reason = why // waits for its S-channel (SetHeldChannels)
+	case s.bridge:
 		e.State = e.requesting()
 	}
 	s.vsis[v.ID] = e
@@ -802,8 +862,8 @@ func (s *VDPStation) wake(now time.Time) time.Duration {
 	for _, e := range s.vsis {
 		var at time.Time
 		switch {
-		case !e.deassoc && !s.groups && GroupFormat(e.VSI.FilterFormat):
-			continue // not sent (due): SetGroups pokes Run
+		case !e.deassoc && (s.held[e.SVID] != "" || !s.groups && GroupFormat(e.VSI.FilterFormat)):
+			continue // not sent (due): SetHeldChannels and SetGroups poke Run
 		case e.deassoc || e.sent.IsZero():
 			at = now
 		case e.answered:
@@ -831,6 +891,7 @@ func (s *VDPStation) wake(now time.Time) time.Duration {
 //	                                  asked again after the keep-alive period
 //	answered (or failed)              again after the keep-alive period (RKA)
 //	removed                           one DEASSOC
+//	on an S-channel held (CDCP)       nothing: waiting (SetHeldChannels)
 //	with a group ID, no BGID          nothing: failed with that reason
 func (s *VDPStation) due(now time.Time) []pending {
 	s.mu.Lock()
@@ -844,6 +905,9 @@ func (s *VDPStation) due(now time.Time) []pending {
 	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
 	changed := false
 	for id, e := range s.vsis {
+		if !e.deassoc && s.held[e.SVID] != "" {
+			continue // waiting for its S-channel (SetHeldChannels)
+		}
 		if !e.deassoc && !s.groups && GroupFormat(e.VSI.FilterFormat) {
 			if e.State != VSIFailed || e.Reason != reasonNoGroups {
 				e.State, e.Reason, e.Updated, e.asked = VSIFailed, reasonNoGroups, now, time.Time{}
