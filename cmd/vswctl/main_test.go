@@ -652,7 +652,7 @@ func TestVLANFromBridgeFlags(t *testing.T) {
 	var out bytes.Buffer
 	if err := writePorts(&out, []api.Port{
 		{Name: "vnet1", VLANFromBridge: true, AssignedVLAN: 200, State: "up"},
-		{Name: "vnet3", VLANFromBridge: true, State: "waiting", StateReason: "VDP asked the bridge for the VLAN (VID 0); no answer yet"},
+		{Name: "vnet3", VLANFromBridge: true, State: "waiting", Problem: "VDP asked the bridge for the VLAN (VID 0); no answer yet"},
 		{Name: "vnet4", Trunk: []int{1, 2}, State: "up", VDPError: "port vnet4: VDP would register ..."},
 	}); err != nil {
 		t.Fatal(err)
@@ -660,7 +660,7 @@ func TestVLANFromBridgeFlags(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 6 || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "vnet1 200 (bridge) - 0 - up") ||
 		!strings.HasPrefix(strings.Join(strings.Fields(lines[2]), " "), "vnet3 - (bridge) - 0 - waiting") ||
-		lines[4] != "vnet3: waiting: VDP asked the bridge for the VLAN (VID 0); no answer yet" ||
+		lines[4] != "vnet3: VDP asked the bridge for the VLAN (VID 0); no answer yet" ||
 		lines[5] != "vnet4: no VSI registered: port vnet4: VDP would register ..." {
 		t.Errorf("list-ports:\n%s", out.String())
 	}

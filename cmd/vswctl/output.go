@@ -118,8 +118,8 @@ func describePort(p api.Port) string {
 		parts = append(parts, "migration "+p.Migration)
 	}
 	state := "state " + dash(p.State)
-	if p.StateReason != "" {
-		state += " (" + p.StateReason + ")"
+	if p.Problem != "" {
+		state += " (" + p.Problem + ")"
 	}
 	parts = append(parts, state)
 	if p.VDPError != "" {
@@ -217,10 +217,11 @@ func writePorts(w io.Writer, ps []api.Port) error {
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	// Ports the daemon cannot use, waiting or down for VDP, or that VDP
-	// registers nothing for, below the table: the reasons are long.
+	// Why a port cannot forward (its problem: an unusable record, CDCP,
+	// VDP) and why VDP registers nothing for it, below the table: the
+	// reasons are long.
 	for _, p := range ps {
-		for _, line := range []struct{ what, why string }{{"", p.Problem}, {p.State + ": ", p.StateReason}, {"no VSI registered: ", p.VDPError}} {
+		for _, line := range []struct{ what, why string }{{"", p.Problem}, {"no VSI registered: ", p.VDPError}} {
 			if line.why == "" {
 				continue
 			}
@@ -340,8 +341,8 @@ func writePortStats(w io.Writer, p api.Port) error {
 	row("port", p.Name)
 	row("vlan", vlanColumn(p))
 	state := dash(p.State)
-	if p.StateReason != "" {
-		state += " (" + p.StateReason + ")"
+	if p.Problem != "" {
+		state += " (" + p.Problem + ")"
 	}
 	row("state", state)
 	row("rx packets", p.RxPackets)

@@ -163,7 +163,7 @@ func TestCDCPHoldsSChannelVDP(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	waitPort(t, d, "vnet2", "waiting for VDP's answer", func(p api.Port) bool {
-		return p.State == "waiting" && strings.Contains(p.StateReason, "no answer yet")
+		return p.State == "waiting" && strings.Contains(p.Problem, "no answer yet")
 	})
 
 	// The grant taken back (the bridge's goodbye, --cdcp on): waiting

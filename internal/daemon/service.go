@@ -58,9 +58,10 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
-// apiPortLocked is the API's view of stored port c: its state, counters,
-// why CDCP holds it (cdcp.go) and what VDP did for it (vlanassign.go).
-// d.mu is held.
+// apiPortLocked is the API's view of stored port c: its state, counters
+// and, while it cannot forward, the one reason in Problem: its S-channel
+// is not granted (CDCP, cdcp.go), else what VDP says of the VLAN the
+// bridge assigns (vlanassign.go). d.mu is held.
 func (d *Daemon) apiPortLocked(c port.Config, attached bool, counters api.PortCounters) api.Port {
 	p := d.withChannelProblemLocked(api.NewPort(c, d.portStateLocked(c.Name, attached), counters))
 	d.vdpViewLocked(c, &p)

@@ -172,8 +172,9 @@ func assignmentFor(c port.Config, vdp bool, vsis []vepa.VSIStatus) vlanAssignmen
 
 // vdpViewLocked adds what VDP did for stored port c to its API object p:
 // the VID the bridge assigned and, while there is none, why the port
-// waits or is down; and why VDP registers nothing for it when its filters
-// do not fit a VSI TLV. d.mu is held.
+// waits or is down (in Problem, unless it has a problem already: CDCP's
+// hold comes first); and why VDP registers nothing for it when its
+// filters do not fit a VSI TLV. d.mu is held.
 func (d *Daemon) vdpViewLocked(c port.Config, p *api.Port) {
 	if c.RegistersVSIs() {
 		if err := c.CheckVDP(); err != nil {
@@ -185,7 +186,7 @@ func (d *Daemon) vdpViewLocked(c port.Config, p *api.Port) {
 	}
 	a := d.assigned[c.Name]
 	p.AssignedVLAN = int(a.vid)
-	if a.vid == 0 && p.State != "absent" {
-		p.StateReason = a.reason
+	if a.vid == 0 && p.State != "absent" && p.Problem == "" {
+		p.Problem = a.reason
 	}
 }

@@ -50,25 +50,25 @@ type Port struct {
 	// the backend (see pkg/afpacket and pkg/afxdp). Omitted when the
 	// port's queues never reported any.
 	Backend map[string]uint64 `json:"backend,omitempty"`
-	// Problem says why a port is down that the daemon cannot use: its
-	// record in the state file breaks the port rules or does not decode
-	// (the other fields are then zero), or why a usable port is held down:
-	// its S-channel is not granted by the adjacent bridge (CDCP). Empty
-	// for every port that can forward.
+	// Problem is the one reason a port cannot forward now, whatever it
+	// is: its record in the state file breaks the port rules or does not
+	// decode (the other fields are then zero); the datapath refused it at
+	// start; its S-channel is not granted by the adjacent bridge (CDCP:
+	// state "down"); its VLAN is the bridge's and VDP has none for it yet
+	// (state "waiting") or the bridge's answer was unusable (the bridge
+	// assigned no usable VLAN, refused the VSI, ...: "down"). The first
+	// of these that applies; empty for every port that can forward.
 	Problem string `json:"problem,omitempty"`
 	// VLANFromBridge: the access port's VLAN is assigned by the adjacent
 	// bridge over VDP ("vlan" stays 0, as configured). AssignedVLAN is the
 	// VID it assigned and the port forwards on (omitted while none: the
-	// port is "waiting", or "down" when the bridge's answer was unusable).
+	// port is "waiting", or "down" when the bridge's answer was unusable,
+	// and Problem says why).
 	VLANFromBridge bool `json:"vlan_from_bridge,omitempty"`
 	AssignedVLAN   int  `json:"assigned_vlan,omitempty"`
 	// VSIGroup is the VSIs' group ID (VDP filter formats 3 and 4);
 	// omitted: none.
 	VSIGroup int64 `json:"vsi_group,omitempty"`
-	// StateReason says why a port is "waiting" (for the bridge to assign
-	// its VLAN) or "down" for a reason of VDP (the bridge assigned no
-	// usable VLAN, refused the VSI, ...); omitted otherwise.
-	StateReason string `json:"state_reason,omitempty"`
 	// VDPError says why VDP registers no VSI for the port although it
 	// would (it has MACs, a group or a VLAN from the bridge): its filters
 	// do not fit one VSI TLV (a trunk of many VLANs). The port forwards

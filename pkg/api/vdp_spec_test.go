@@ -104,7 +104,7 @@ func TestNewPortBridgeVLAN(t *testing.T) {
 		t.Errorf("waiting port JSON %s", b)
 	}
 	b, _ = json.Marshal(api.NewPort(port.Config{Name: "vnet1", VLAN: 100}, "up", api.PortCounters{}))
-	for _, k := range []string{"vlan_from_bridge", "assigned_vlan", "vsi_group", "state_reason", "vdp_error"} {
+	for _, k := range []string{"vlan_from_bridge", "assigned_vlan", "vsi_group", "problem", "vdp_error"} {
 		if strings.Contains(string(b), k) {
 			t.Errorf("a plain port's JSON has %q: %s", k, b)
 		}
