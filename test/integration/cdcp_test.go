@@ -15,14 +15,18 @@ import (
 // forward (tenant A's VMs reach each other through the bridge, S-tagged);
 // the ports on 20 are down with the reason and carry nothing; granted
 // later, they come up and forward; a bridge that takes the grant back
-// brings them down again.
+// brings them down again. VDP follows: the VSI of a port on 10 is
+// associated over S-tagged ECP on 10, while that of a port on 20 waits and
+// the bridge receives nothing on 20 until it grants it.
 func TestCDCPWithEVBBridge(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		l, hvs := newLab(t, dp, 1)
 		h := hvs[0]
-		peer := evbPeer(t, l, h, evbbridge.Config{CDCP: &evbbridge.CDCPConfig{ChnCap: 8, Grant: evbbridge.GrantSVIDs(10)}})
+		evb := evbbridge.DefaultEVB
+		evb.RKA = 16 // VDP keep-alives every 655 ms: a held S-channel's silence shows within seconds
+		peer := evbPeer(t, l, h, evbbridge.Config{EVB: evb, CDCP: &evbbridge.CDCPConfig{ChnCap: 8, Grant: evbbridge.GrantSVIDs(10)}})
 		vm1, vm2, vm3, vm4 := h.addVM(1), h.addVM(2), h.addVM(3), h.addVM(4)
-		h.start("--lldp-interval", "1s")
+		h.start("--lldp-interval", "1s", "--evb-rka", "16")
 		waitCDCP := func(what string, cond func(c *api.CDCPStatus) bool) *api.CDCPStatus {
 			t.Helper()
 			var st api.Status
@@ -38,11 +42,10 @@ func TestCDCPWithEVBBridge(t *testing.T) {
 			}
 		}
 		waitCDCP("the bridge's CDCP answer", func(c *api.CDCPStatus) bool { return c.Bridge != "" && c.Mode == "auto" })
-		h.addPort(vm1.port, "--vlan", "100", "--svid", "10")
+		h.addPort(vm1.port, "--vlan", "100", "--svid", "10", "--mac", vm1.mac.String())
 		h.addPort(vm2.port, "--vlan", "100", "--svid", "10")
-		for _, v := range []*vm{vm3, vm4} {
-			h.mustCtl("add-port", v.port, "--vlan", "100", "--svid", "20")
-		}
+		h.mustCtl("add-port", vm3.port, "--vlan", "100", "--svid", "20", "--mac", vm3.mac.String())
+		h.mustCtl("add-port", vm4.port, "--vlan", "100", "--svid", "20")
 		waitCDCP("S-VID 20 asked for, 10 granted", func(c *api.CDCPStatus) bool {
 			return len(c.Wanted) == 3 && len(c.Granted) == 2 && c.Granted[1].SVID == 10
 		})
@@ -74,6 +77,17 @@ func TestCDCPWithEVBBridge(t *testing.T) {
 		}
 		vm2.mustPing(vm1)
 		vm4.mustNotPing(vm3, "S-channel 20 is not granted")
+		// VDP: vm1's VSI associated on S-channel 10; vm3's waits for its
+		// S-channel, and nothing reached the bridge on S-VID 20.
+		h.waitVSIs("vm1's VSI associated, vm3's waiting", 10*time.Second, func(vs []api.VSI) bool {
+			return len(vs) == 2 && vs[0].Port == vm1.port && vs[0].State == "associated" && vs[0].SVID == 10 &&
+				vs[1].Port == vm3.port && vs[1].State == "waiting" && strings.Contains(vs[1].Reason, "not granted")
+		})
+		for _, r := range peer.Requests() {
+			if r.SVID == 20 {
+				t.Errorf("the bridge received a VDP request on S-VID 20, not granted: %+v", r)
+			}
+		}
 
 		// Granted later: up, and forwarding.
 		peer.SetCDCP(&evbbridge.CDCPConfig{ChnCap: 8})
@@ -82,11 +96,36 @@ func TestCDCPWithEVBBridge(t *testing.T) {
 		}
 		vm4.mustPing(vm3)
 		vm2.mustNotPing(vm4, "vm4 is on S-channel 20, vm2 on 10")
+		if _, err := peer.WaitRequest(10*time.Second, "vm3's ASSOC on S-VID 20", func(r evbbridge.Request) bool {
+			return r.SVID == 20 && r.VSI.Mode == evbbridge.Assoc && r.VSI.Filters[0].MAC.String() == vm3.mac.String()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitVSIs("vm3's VSI associated on S-channel 20", 10*time.Second, func(vs []api.VSI) bool {
+			return len(vs) == 2 && vs[1].State == "associated" && vs[1].SVID == 20
+		})
 
 		// Taken back: down again.
 		peer.SetCDCP(&evbbridge.CDCPConfig{ChnCap: 8, Grant: evbbridge.GrantSVIDs(10)})
 		h.waitState(vm3.port, "down", 10*time.Second)
+		h.waitVSIs("vm3's VSI waiting again", 10*time.Second, func(vs []api.VSI) bool {
+			return len(vs) == 2 && vs[1].State == "waiting"
+		})
+		n := len(peer.Requests())
 		vm2.mustPing(vm1)
+		time.Sleep(2 * time.Second) // three keep-alive periods (RKA 16)
+		on10 := 0
+		for _, r := range peer.Requests()[n:] {
+			switch r.SVID {
+			case 10:
+				on10++
+			case 20:
+				t.Errorf("the bridge received a VDP request on S-VID 20 after taking it back: %+v", r)
+			}
+		}
+		if on10 == 0 {
+			t.Error("no keep-alive of vm1's VSI on S-VID 10 in 2 s: the silence on 20 proves nothing")
+		}
 	})
 }
 
