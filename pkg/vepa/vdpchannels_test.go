@@ -163,3 +163,40 @@ func TestVDPHeldSChannel(t *testing.T) {
 		t.Errorf("untagged VSI %+v", v)
 	}
 }
+
+// An answer on its way when the S-channel is held (a keep-alive's ACK
+// that crossed CDCP's withdrawal) changes nothing: the VSI keeps waiting,
+// with no VID, until the S-channel is granted again.
+func TestVDPHeldSChannelIgnoresLateAnswers(t *testing.T) {
+	s, err := NewVDPStation(VDPConfig{MAC: [6]byte{0x52, 0x54, 0, 0, 0, 0x63}, Send: func([]byte) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetBridge(bridgeMAC[:])
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 6, 4}
+	v := testVSI(mac, 0)
+	s.RegisterOn(20, "p", ManagerID("vswitchd"), v)
+	if due := s.due(time.Now()); len(due) != 1 || due[0].svid != 20 {
+		t.Fatalf("due %+v", due)
+	}
+	ack := v
+	ack.Mode, ack.Status, ack.Filters = VDPAssoc, VDPStatusAck, []Filter{{VID: 300, MAC: mac}}
+	b, err := (&VDPPDU{ManagerID: ManagerID("vswitchd"), VSIs: []VSI{ack}}).Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const why = "S-channel S-VID 20: not granted"
+	s.SetHeldChannels(map[uint16]string{20: why})
+	s.deliver(20, b)
+	if vs := s.VSIs(); len(vs) != 1 || vs[0].State != VSIWaiting || vs[0].Reason != why || vs[0].Answer != nil {
+		t.Fatalf("after a late answer on the held S-channel: %+v", vs)
+	}
+	s.SetHeldChannels(nil)
+	if due := s.due(time.Now()); len(due) != 1 || due[0].pdu.VSIs[0].Filters[0].VID != 0 {
+		t.Fatalf("granted again: due %+v, want the request with VID 0 again", due)
+	}
+	s.deliver(20, b)
+	if vs := s.VSIs(); len(vs) != 1 || vs[0].State != VSIAssociated || len(vs[0].Answer) != 1 || vs[0].Answer[0].VID != 300 {
+		t.Fatalf("answered once granted: %+v", vs)
+	}
+}

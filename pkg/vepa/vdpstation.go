@@ -694,7 +694,7 @@ func (s *VDPStation) Handle(frame []byte) {
 // DEASSOC.
 //
 // svid is the channel the PDU came on: it speaks only of the VSIs
-// registered there.
+// registered there, and not at all while the channel is held.
 func (s *VDPStation) deliver(svid uint16, payload []byte) {
 	p, err := ParseVDP(payload)
 	if err != nil {
@@ -703,6 +703,12 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 	}
 	now := time.Now()
 	s.mu.Lock()
+	if s.held[svid] != "" {
+		// An answer that was on its way when CDCP took the S-channel
+		// back: its VSIs wait (SetHeldChannels), whatever it says.
+		s.mu.Unlock()
+		return
+	}
 	kick, changed := false, false
 	for _, v := range p.VSIs {
 		e, ok := s.vsis[v.ID]
