@@ -76,8 +76,11 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 	var sent [][]byte
 	var mu sync.Mutex
 	st := withCDCP(t, d, &sent, &mu)
-	for name, svid := range map[string]int{"vnet1": 10, "vnet2": 20} {
-		if _, err := d.AddPort(ctx, api.PortSpec{Name: name, VLAN: intp(100), SVID: intp(svid)}); err != nil {
+	for _, p := range []struct {
+		name string
+		svid int
+	}{{"vnet1", 10}, {"vnet2", 20}} { // in this order: the first S-VID asked for gets SCID 2
+		if _, err := d.AddPort(ctx, api.PortSpec{Name: p.name, VLAN: intp(100), SVID: intp(p.svid)}); err != nil {
 			t.Fatal(err)
 		}
 	}
