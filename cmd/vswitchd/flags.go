@@ -155,11 +155,11 @@ func (s *settings) options() (daemon.Options, error) {
 		return o, badFlag(f, "--datapath and --port-datapath need a value (auto|afpacket|afxdp, afpacket|afxdp)")
 	}
 	if err := daemon.CheckDatapaths(o.Datapath, o.PortDatapath); err != nil {
-		f := "datapath"
-		if strings.Contains(err.Error(), "--port-datapath") {
-			f = "port-datapath"
+		var de *daemon.DatapathError
+		if errors.As(err, &de) {
+			return o, badFlag(de.Flag, "%v", err)
 		}
-		return o, badFlag(f, "%v", err)
+		return o, err
 	}
 	// Empty, they would fail only once the daemon runs (exit 1, which
 	// systemd restarts forever), the uplink already touched: "socket ="
@@ -170,7 +170,9 @@ func (s *settings) options() (daemon.Options, error) {
 	if o.Socket == "" {
 		return o, badFlag("socket", "--socket needs a PATH: leave it out for the default, %s", api.SocketFromEnv())
 	}
-	if o.Mode != "vepa" && o.Mode != "veb" {
+	// datapath.ParseMode takes "" for its default (vepa); a flag given
+	// empty is refused, as --datapath's is.
+	if _, err := datapath.ParseMode(o.Mode); err != nil || o.Mode == "" {
 		return o, badFlag("mode", "invalid --mode %q: use vepa or veb", o.Mode)
 	}
 	switch {

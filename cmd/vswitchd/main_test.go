@@ -171,6 +171,9 @@ lldp-interval = 0
 		{"uplink = eth1\nmode = bridge", nil, p + `:2: invalid --mode "bridge": use vepa or veb`},
 		{"uplink = eth1\ndatapath = dpdk", nil, p + `:2: invalid --datapath "dpdk"`},
 		{"uplink = eth1\nport-datapath = auto", nil, p + `:2: invalid --port-datapath "auto"`},
+		// The flag an error is about is known, not guessed from its text.
+		{"uplink = eth1\ndatapath = no--port-datapath", nil, p + `:2: invalid --datapath "no--port-datapath": use auto, afpacket or afxdp`},
+		{"uplink = eth1\nmode =", nil, p + `:2: invalid --mode "": use vepa or veb`},
 		{"uplink = eth1\nlog-format = xml", nil, p + `:2: invalid --log-format "xml"`},
 		{"uplink = eth1\nsocket-group = no-such-group-vsw", nil, p + ":2: invalid --socket-group"},
 		{"uplinc = eth1", nil, p + `:1: unknown setting "uplinc"`},
