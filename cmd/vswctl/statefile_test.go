@@ -36,3 +36,25 @@ func TestUnusablePortsShown(t *testing.T) {
 		}
 	}
 }
+
+// status shows the scheduling the datapath threads got, and why it is not
+// the one asked for; a daemon that does not report it shows what it asked.
+func TestStatusDatapathPriority(t *testing.T) {
+	for _, tc := range []struct {
+		st   api.Status
+		want string
+	}{
+		{api.Status{DatapathPriority: "SCHED_RR 1", DatapathPriorityEffective: "normal", DatapathPriorityError: "set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)"},
+			"datapath threads:  normal, not SCHED_RR 1 as configured: set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)\n"},
+		{api.Status{DatapathPriority: "SCHED_RR 1", DatapathPriorityEffective: "SCHED_RR 1"}, "datapath threads:  SCHED_RR 1\n"},
+		{api.Status{DatapathPriority: "nice -10"}, "datapath threads:  nice -10\n"},
+	} {
+		var b bytes.Buffer
+		if err := writeStatus(&b, tc.st); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("status lacks %q:\n%s", tc.want, b.String())
+		}
+	}
+}

@@ -134,6 +134,12 @@ type Status struct {
 	// Libvirt is the connection to libvirtd (vswitchd --libvirt; omitted
 	// without it).
 	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
+
+	// DatapathPriorityEffective is the scheduling the datapath threads
+	// got: DatapathPriority, or "normal" when it could not be set
+	// (DatapathPriorityError says why, e.g. no CAP_SYS_NICE).
+	DatapathPriorityEffective string `json:"datapath_priority_effective,omitempty"`
+	DatapathPriorityError     string `json:"datapath_priority_error,omitempty"`
 }
 
 // LibvirtStatus reports vswitchd's connection to libvirtd, whose domain

@@ -58,6 +58,9 @@ type Switch struct {
 
 	prioOnce   sync.Once   // the priority warning, once
 	prioFailed atomic.Bool // the priority cannot be set: stop trying
+	// prioErr is why the priority could not be set (PriorityErr); nil
+	// while it could.
+	prioErr atomic.Pointer[error]
 
 	nworkers int // ingress and egress workers running (Config.Workers). Guarded by mu.
 }
@@ -143,6 +146,17 @@ func (s *Switch) SetMode(m Mode) {
 
 // Backend returns the backend's name.
 func (s *Switch) Backend() string { return s.cfg.Backend.Name() }
+
+// PriorityErr says why the datapath threads do not run with
+// Config.Priority (they then run at normal priority), or nil when they do
+// (or none was asked for). Once setting it failed, the switch stops
+// trying: the error stays.
+func (s *Switch) PriorityErr() error {
+	if p := s.prioErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // PortBackend returns the name of the backend VM ports use (differs from
 // Backend with a backend.Split).
