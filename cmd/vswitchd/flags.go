@@ -22,7 +22,7 @@ import (
 const defaultConfig = "/etc/vswitch/vswitchd.conf"
 
 // synopsis is the usage's first lines (--help, the man page).
-const synopsis = `usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--evb-r N] [--evb-rte N] [--evb-rwd N|remote] [--evb-rka N|remote] [--log-level info] [--config FILE]
+const synopsis = `usage: vswitchd --uplink IF [--uplink-wait 1m] [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--evb-r N] [--evb-rte N] [--evb-rwd N|remote] [--evb-rka N|remote] [--log-level info] [--config FILE]
        vswitchd [--state PATH] --check [--salvage NEWFILE] | --drop-port NAME   (offline, vswitchd stopped)
        vswitchd --version
 `
@@ -34,6 +34,7 @@ type settings struct {
 	level, logFormat         string
 	group, prio              string
 	lldp, preassoc           time.Duration
+	uplinkWait               time.Duration
 	perPort, perVLAN, fdbMax int
 	evb                      evbFlags
 	off                      offlineArgs
@@ -52,6 +53,7 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.SortFlags = false
 	o := &s.o
 	fs.StringVar(&o.Uplink, "uplink", "", "uplink `IF` facing the adjacent (reflective-relay) bridge (required)")
+	fs.DurationVar(&s.uplinkWait, "uplink-wait", time.Minute, "at start, wait this long for an uplink that does not exist yet (a bond or VLAN still being created, a NIC udev still renames), the API answering \"starting\" meanwhile; then give up (exit 1) (0: do not wait)")
 	fs.StringVar(&o.Datapath, "datapath", "auto", "datapath backend of the uplink: auto|afpacket|afxdp (auto: AF_XDP when its program loads and binds there)")
 	fs.StringVar(&o.PortDatapath, "port-datapath", "afpacket", "backend of the VM ports: afpacket (guest checksum/TSO offloads work) or afxdp (VMs must turn those offloads off)")
 	fs.StringVar(&o.Mode, "mode", "vepa", "forwarding mode: vepa (VM to VM through the adjacent bridge; veb while that bridge refuses reflective relay) or veb (switch VM to VM locally)")
@@ -235,6 +237,10 @@ func (s *settings) options() (daemon.Options, error) {
 		}
 		return o, badFlag("uplink", "%s", msg)
 	}
+	if s.uplinkWait < 0 || s.uplinkWait > time.Hour {
+		return o, badFlag("uplink-wait", "invalid --uplink-wait %v: use 0 (do not wait) to 1h", s.uplinkWait)
+	}
+	o.UplinkWait = s.uplinkWait
 	if s.group != "" {
 		gid, err := lookupGroup(s.group)
 		if err != nil {

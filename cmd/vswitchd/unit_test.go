@@ -77,6 +77,7 @@ func TestUnitSettings(t *testing.T) {
 		"Type=notify", "NotifyAccess=main", "Restart=on-failure", "RestartPreventExitStatus=2",
 		"RuntimeDirectory=vswitchd", "StateDirectory=vswitchd", "LimitMEMLOCK=infinity",
 		"Before=network.target libvirtd.service virtqemud.service", "WantedBy=multi-user.target",
+		"After=network-pre.target networking.service systemd-networkd.service",
 		"ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "WatchdogSec=",
 	} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want)).Match(unit) {

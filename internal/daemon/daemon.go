@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,10 @@ type Options struct {
 	// ROLRWD/ROLRKA: follow the bridge's): vswitchd --evb-r, --evb-rte,
 	// --evb-rwd, --evb-rka. nil: vepa.DefaultLocal.
 	EVBLocal *vepa.EVB
+	// UplinkWait is how long Run waits for an uplink that does not exist
+	// yet before it starts, the API answering "starting" meanwhile
+	// (uplinkwait.go); 0: not at all (the start fails at once).
+	UplinkWait time.Duration
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -119,16 +124,52 @@ type Daemon struct {
 	incoming   map[string]*incomingPort
 	migratedIn map[string]bool
 	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
+
+	// apiListener is the API socket the wait for the uplink listened on
+	// (uplinkwait.go), which Serve takes over; nil: Serve listens.
+	apiListener net.Listener
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
-// gracefully (rings closed, state flushed).
+// gracefully (rings closed, state flushed). An uplink that does not exist
+// yet is waited for first, up to o.UplinkWait (uplinkwait.go); a ctx
+// cancelled meanwhile ends Run without an error.
 func Run(ctx context.Context, o Options) error {
-	d, err := Start(o)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return run(ctx, o, hostSystem(o.Logger))
+}
+
+// run is Run on the given host (unit tests pass a fake one).
+func run(ctx context.Context, o Options, sys system) error {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	held, err := waitForUplink(ctx, o, sys)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil // stopped while waiting
+		}
+		return err
+	}
+	if held != nil {
+		// The wait holds the uplink's lock: Start keeps it (and releases
+		// it should it fail).
+		sys.lockUplink = func(string) (func(), error) { return held.unlock, nil }
+	}
+	d, err := start(o, sys)
+	if err != nil {
+		if held != nil {
+			held.ln.Close()
+		}
 		return err
 	}
 	defer d.Close()
+	if held != nil {
+		d.apiListener = held.ln
+		defer held.ln.Close() // Serve's server closes it, unless Serve fails before
+	}
 	return d.Serve(ctx)
 }
 

@@ -21,8 +21,9 @@
 // Every failure is a JSON body {"error": "...", "code": "..."}: 400 for the
 // invalid_* codes, 404 not_found, 409 already_exists, 405 wrong method, 413
 // body over 1 MiB, 415 body not application/json, and 500 only for code
-// internal (a Service error that carries no code, or a recovered panic). A
-// Service reports semantic problems by returning an error CodeOf maps to a
+// internal (a Service error that carries no code, or a recovered panic);
+// 503 starting from a daemon that does not serve yet (it waits for its
+// uplink: NotServing answers for it). A Service reports semantic problems by returning an error CodeOf maps to a
 // code: NewError(code, msg); a *port.Error from the port rules (invalid_name,
 // invalid_vlan, invalid_pcp, invalid_mac by the field at fault); port.NotFound
 // and port.Exists (not_found, already_exists). The message should tell the

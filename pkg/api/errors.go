@@ -33,7 +33,7 @@ func HTTPStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeInternal, CodeBadRecord:
 		return http.StatusInternalServerError
-	case CodeUnavailable:
+	case CodeUnavailable, CodeStarting:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest

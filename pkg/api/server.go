@@ -101,6 +101,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return Serve(ctx, l, s.Handler(), s.log)
 }
 
+// NotServing answers every request with code's HTTP status and code, and
+// the message msg returns at the time: the API of a daemon that does not
+// serve yet (CodeStarting), on its socket, so that a client learns why
+// rather than finding no socket.
+func NotServing(code string, msg func() string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, HTTPStatus(code), code, msg())
+	})
+}
+
 // ShutdownGrace is how long Serve lets running requests finish once its
 // context is done; requests still running then are cut off, so whoever
 // stops next (the datapath, the store) never races a handler.

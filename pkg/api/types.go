@@ -272,6 +272,10 @@ const (
 	// CodeInvalidVSI: a VSI type, type version, manager or instance ID
 	// that VDP cannot carry.
 	CodeInvalidVSI = "invalid_vsi"
+	// CodeStarting: vswitchd is starting and serves no request yet: it
+	// waits for its uplink to appear (vswitchd --uplink-wait); the message
+	// says which and for how long. HTTP 503: try again once it runs.
+	CodeStarting = "starting"
 )
 
 // ServiceError carries an API error code; services return it (wrapped or
