@@ -57,10 +57,18 @@ func (a *app) completions(root *cobra.Command) {
 	}
 	// Flag values.
 	fixed := func(vals ...string) cobra.CompletionFunc {
-		return cobra.FixedCompletions(vals, cobra.ShellCompDirectiveNoFileComp)
+		return func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var out []cobra.Completion
+			for _, v := range vals {
+				if strings.HasPrefix(v, toComplete) {
+					out = append(out, v)
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		}
 	}
 	register := func(c *cobra.Command, flag string, f cobra.CompletionFunc) {
-		if c != nil && c.Flags().Lookup(flag) != nil {
+		if c != nil && (c.Flags().Lookup(flag) != nil || c.PersistentFlags().Lookup(flag) != nil) {
 			_ = c.RegisterFlagCompletionFunc(flag, f) // only fails for an unknown or twice-registered flag
 		}
 	}

@@ -250,7 +250,7 @@ func dedent(line string) string {
 }
 
 // escapeLine escapes a line of text that starts a roff input line: a
-// leading '.' or '\'' would be read as a request.
+// leading '.' or '\” would be read as a request.
 func escapeLine(s string) string {
 	s = escape(s)
 	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
