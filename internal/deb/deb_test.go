@@ -38,8 +38,8 @@ func TestVersion(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ describe, revision, why string }{
-		{"dev", "1", "set DEB_VERSION"},        // an unstamped build
-		{"", "1", "not git describe output"},   // nothing
+		{"dev", "1", "set DEB_VERSION"},      // an unstamped build
+		{"", "1", "not git describe output"}, // nothing
 		{"release-1.0", "1", "starts with a digit"},
 		{"v1.0_beta", "1", "starts with a digit"},
 		{"v1.0", "", "invalid Debian revision"},
