@@ -87,7 +87,11 @@ func TestRenderNeedsNameSectionTitle(t *testing.T) {
 func TestEscapingThroughGroff(t *testing.T) {
 	groff, err := exec.LookPath("groff")
 	if err != nil {
-		t.Skip("groff not installed (Debian: groff-base)")
+		msg := "groff not installed (Debian: groff-base; make deps installs it)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	lines := []string{
 		`.TH not a request`,
