@@ -201,3 +201,74 @@ func TestCopyrightCoversModules(t *testing.T) {
 		}
 	}
 }
+
+// The maintainer scripts, run with deb-systemd-helper, deb-systemd-invoke
+// and systemctl replaced by stubs that log their arguments: a first
+// install enables the unit and starts nothing, an upgrade keeps the
+// admin's choice and restarts a running vswitchd (when systemd runs),
+// remove stops it and masks the unit. (purge would delete
+// /var/lib/vswitchd: not run here.)
+func TestMaintainerScripts(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	systemd := false
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		systemd = true
+	}
+	run := func(wasEnabled bool, script string, args ...string) string {
+		t.Helper()
+		stubs := t.TempDir()
+		log := filepath.Join(stubs, "log")
+		was := "0"
+		if !wasEnabled {
+			was = "1"
+		}
+		for _, name := range []string{"deb-systemd-helper", "deb-systemd-invoke", "systemctl"} {
+			body := "#!/bin/sh\necho \"" + name + " $*\" >> " + log + "\n"
+			if name == "deb-systemd-helper" {
+				body += "case \"$*\" in *was-enabled*) exit " + was + ";; esac\n"
+			}
+			if err := os.WriteFile(filepath.Join(stubs, name), []byte(body+"exit 0\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := exec.Command(sh, append([]string{"../../contrib/debian/" + script}, args...)...)
+		cmd.Env = []string{"PATH=" + stubs + ":/usr/bin:/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
+		}
+		b, _ := os.ReadFile(log)
+		return string(b)
+	}
+	for _, c := range []struct {
+		name       string
+		wasEnabled bool
+		script     string
+		args       []string
+		want       string // the calls, in order
+		withSD     string // and then, when systemd runs
+	}{
+		{"first install", true, "postinst", []string{"configure", ""},
+			"deb-systemd-helper unmask vswitchd.service\ndeb-systemd-helper --quiet was-enabled vswitchd.service\ndeb-systemd-helper enable vswitchd.service\n",
+			"systemctl --system daemon-reload\n"},
+		{"upgrade, disabled", false, "postinst", []string{"configure", "0.0~git20261101.1234567-1"},
+			"deb-systemd-helper unmask vswitchd.service\ndeb-systemd-helper --quiet was-enabled vswitchd.service\ndeb-systemd-helper update-state vswitchd.service\n",
+			"systemctl --system daemon-reload\ndeb-systemd-invoke try-restart vswitchd.service\n"},
+		{"upgrade: prerm leaves it running", true, "prerm", []string{"upgrade", "0.0~git20261201.1234567-1"}, "", ""},
+		{"remove", true, "prerm", []string{"remove"}, "", "deb-systemd-invoke stop vswitchd.service\n"},
+		{"removed", true, "postrm", []string{"remove"}, "deb-systemd-helper mask vswitchd.service\n", ""},
+	} {
+		want := c.want
+		if systemd {
+			want += c.withSD
+			if c.name == "removed" {
+				want = "systemctl --system daemon-reload\n" + c.want
+			}
+		}
+		if got := run(c.wasEnabled, c.script, c.args...); got != want {
+			t.Errorf("%s: %s %v called\n%s\nwant\n%s", c.name, c.script, c.args, got, want)
+		}
+	}
+}
