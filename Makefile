@@ -44,6 +44,7 @@ BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR  ?= $(DATADIR)/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 UNIT     := contrib/systemd/vswitchd.service
+CONF     := contrib/systemd/vswitchd.conf
 DOCS     := README.md docs/libvirt.md docs/security.md docs/vsw-port.rng
 INSTALL  ?= install
 
@@ -62,6 +63,8 @@ completion: build
 # install: PREFIX=/usr/local, DESTDIR for staging; vswitchd in SBINDIR, vswctl
 # in BINDIR. The unit's and the hook's paths to the binaries are rewritten to
 # where they are installed. Man pages are installed compressed (gzip -9n).
+# The example configuration goes to /etc/vswitch/vswitchd.conf unless a file
+# is there already (it is the operator's; uninstall leaves it too).
 install: build man completion
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
@@ -83,6 +86,9 @@ install: build man completion
 		       -e 's|^(Exec[A-Za-z]*=[-@!+:]*)[^ ]*/vswctl|\1$(BINDIR)/vswctl|' $(UNIT) > $(BUILD)/vswitchd.service && \
 		$(INSTALL) -m 0644 $(BUILD)/vswitchd.service $(DESTDIR)$(UNITDIR)/vswitchd.service; \
 	else echo "note: $(UNIT) not in this tree: no systemd unit installed"; fi
+	if [ -f $(CONF) ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/vswitch/vswitchd.conf ]; then \
+		$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR)/vswitch && \
+		$(INSTALL) -m 0644 $(CONF) $(DESTDIR)$(SYSCONFDIR)/vswitch/vswitchd.conf; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/vswitchd $(DESTDIR)$(BINDIR)/vswctl $(DESTDIR)$(MANDIR)/man8/vswitchd.8.gz \

@@ -17,8 +17,15 @@ import (
 // root is the source tree: make runs there.
 const root = "../.."
 
-// unit is the systemd unit's source, installed when the tree has it.
-const unit = root + "/contrib/systemd/vswitchd.service"
+// unit is the systemd unit's source and conf the example configuration,
+// installed when the tree has them.
+const (
+	unit = root + "/contrib/systemd/vswitchd.service"
+	conf = root + "/contrib/systemd/vswitchd.conf"
+)
+
+// confPath is where the configuration is installed (it outlives uninstall).
+const confPath = "/etc/vswitch/vswitchd.conf"
 
 // need skips the test when tool is missing, or fails it under CI, where
 // `make deps` installed everything.
@@ -129,6 +136,9 @@ func expected(t *testing.T, prefix string, man []string) map[string]fs.FileMode 
 	if _, err := os.Stat(unit); err == nil {
 		want[prefix+"/lib/systemd/system/vswitchd.service"] = 0o644
 	}
+	if _, err := os.Stat(conf); err == nil {
+		want[confPath] = 0o644
+	}
 	return want
 }
 
@@ -212,8 +222,23 @@ func TestMakeInstall(t *testing.T) {
 		t.Errorf("installed vswitchd --help: %v\n%s", err, out)
 	}
 
+	// An operator's configuration survives a second install and uninstall.
+	if _, err := os.Stat(conf); err == nil {
+		if read(t, dest+confPath) != read(t, conf) {
+			t.Errorf("%s is not the example %s", confPath, conf)
+		}
+		if err := os.WriteFile(dest+confPath, []byte("uplink = eth9\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runMake(t, dir, "DESTDIR="+dest, "install")
+		if got := read(t, dest+confPath); got != "uplink = eth9\n" {
+			t.Errorf("a second make install replaced the operator's %s: %q", confPath, got)
+		}
+	}
 	runMake(t, dir, "DESTDIR="+dest, "uninstall")
-	if left := files(t, dest); len(left) != 0 {
+	left := files(t, dest)
+	delete(left, confPath)
+	if len(left) != 0 {
 		t.Errorf("make uninstall left %v", left)
 	}
 }
@@ -310,8 +335,12 @@ func TestMakeDeb(t *testing.T) {
 	if out, err := exec.Command(dpkgDeb, "-e", deb, ctrl).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg-deb -e: %v\n%s", err, out)
 	}
-	if got := read(t, ctrl+"/conffiles"); !strings.Contains("\n"+got, "\n/etc/libvirt/hooks/qemu.d/vswitch\n") {
-		t.Errorf("conffiles %q: want the hook", got)
+	wantConf := "/etc/libvirt/hooks/qemu.d/vswitch\n"
+	if _, err := os.Stat(conf); err == nil {
+		wantConf += confPath + "\n"
+	}
+	if got := read(t, ctrl+"/conffiles"); got != wantConf {
+		t.Errorf("conffiles %q, want %q", got, wantConf)
 	}
 	for _, s := range []string{"postinst", "prerm", "postrm"} {
 		if !strings.Contains(read(t, ctrl+"/"+s), "vswitchd.service") {
