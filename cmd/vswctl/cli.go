@@ -74,6 +74,7 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.socket, "socket", api.SocketFromEnv(), "vswitchd API socket `PATH` (env VSWITCHD_SOCKET)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output `FORMAT`: table or json")
+	versionFlag(root)
 
 	root.AddCommand(
 		a.statusCmd(),
@@ -86,6 +87,7 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 		a.vsisCmd(),
 		a.captureCmd(),
 		a.libvirtHookCmd(),
+		a.versionCmd(),
 		a.manCmd(),
 	)
 	a.completions(root)
