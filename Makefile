@@ -53,6 +53,7 @@ INSTALL  ?= install
 man: build
 	rm -rf $(BUILD)/man
 	env -u VSWITCHD_SOCKET $(BIN)/vswctl __man $(BUILD)/man >/dev/null
+	env -u VSWITCHD_SOCKET $(BIN)/vswitchd --man > $(BUILD)/man/vswitchd.8
 
 completion: build
 	mkdir -p $(BUILD)/completion

@@ -38,6 +38,7 @@ type settings struct {
 	off                      offlineArgs
 	config                   string
 	version                  bool
+	man                      bool // --man: write vswitchd(8) (make man)
 }
 
 // FlagSet returns vswitchd's flags with their defaults and help, parsing
@@ -74,8 +75,10 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.StringVar(&s.off.salvage, "salvage", "", "copy the usable ports of the --state file, damaged or not, into the new state file `NEWFILE` (with --check), then exit")
 	fs.StringVar(&s.off.dropPort, "drop-port", "", "delete port `NAME`'s record from the --state file while vswitchd is stopped, then exit")
 	fs.BoolVar(&s.version, "version", false, "print vswitchd's version and exit")
+	fs.BoolVar(&s.man, "man", false, "write the manual page vswitchd(8) on stdout and exit (make man)")
+	_ = fs.MarkHidden("man") // for the build, not for operators
 	for name, why := range map[string]string{
-		"config": "it names the file", "version": "a one-off command",
+		"config": "it names the file", "version": "a one-off command", "man": "a one-off command",
 		"check": "a one-off command", "salvage": "a one-off command", "drop-port": "a one-off command",
 	} {
 		_ = fs.SetAnnotation(name, flagfile.NotInFile, []string{why})

@@ -47,7 +47,7 @@ func parse(args []string, stdout io.Writer) (*settings, flagfile.Origins, error)
 	if fs.NArg() != 0 {
 		return nil, nil, fmt.Errorf("unexpected argument %q (see vswitchd --help)", fs.Arg(0))
 	}
-	if s.version {
+	if s.version || s.man {
 		return s, nil, nil
 	}
 	origins := flagfile.Origins{}
@@ -70,6 +70,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	case s.version:
 		fmt.Fprintln(stdout, version.Program("vswitchd"))
+		return 0
+	case s.man:
+		if err := manPage().Render(stdout); err != nil {
+			fmt.Fprintf(stderr, "vswitchd: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	if s.off.set() {
