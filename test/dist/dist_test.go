@@ -51,7 +51,14 @@ func runMake(t *testing.T, dir string, args ...string) string {
 	need(t, "git", "git")
 	args = append([]string{"-C", root, "--no-print-directory", "BIN=" + filepath.Join(dir, "bin"), "BUILD=" + filepath.Join(dir, "build")}, args...)
 	cmd := exec.Command("make", args...)
-	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
+	// Not the make that runs the tests (make test): its jobserver and
+	// flags are not this make's.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" && k != "PATH" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
