@@ -22,7 +22,7 @@ import (
 const defaultConfig = "/etc/vswitch/vswitchd.conf"
 
 // synopsis is the usage's first lines (--help, the man page).
-const synopsis = `usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--log-level info] [--config FILE]
+const synopsis = `usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--evb-r N] [--evb-rte N] [--evb-rwd N|remote] [--evb-rka N|remote] [--log-level info] [--config FILE]
        vswitchd [--state PATH] --check [--salvage NEWFILE] | --drop-port NAME   (offline, vswitchd stopped)
        vswitchd --version
 `
@@ -35,6 +35,7 @@ type settings struct {
 	group, prio              string
 	lldp, preassoc           time.Duration
 	perPort, perVLAN, fdbMax int
+	evb                      evbFlags
 	off                      offlineArgs
 	config                   string
 	version                  bool
@@ -63,6 +64,10 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	fs.StringVar(&s.prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	fs.DurationVar(&s.lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
+	fs.StringVar(&s.evb.r, "evb-r", "3", "EVB: ECP retries (R, 0-7) the station proposes; the larger of its and the bridge's is used")
+	fs.StringVar(&s.evb.rte, "evb-rte", "8", "EVB: ECP retransmission exponent (RTE, 0-31: 10us x 2^RTE, 8 = 2.56ms) the station proposes; the larger of its and the bridge's is used")
+	fs.StringVar(&s.evb.rwd, "evb-rwd", "20", "EVB: VDP resource wait delay exponent (RWD, 0-31: 10us x 2^RWD, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
+	fs.StringVar(&s.evb.rka, "evb-rka", "20", "EVB: VDP keep-alive exponent (RKA, 0-31: 10us x 2^RKA, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
 	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
 	fs.IntVar(&s.perPort, "max-macs-per-port", datapath.DefaultMaxMACsPerPort, "MACs a port learns unless its max_macs says otherwise (0: only registered MACs pass); more are dropped as mac_limit")
 	fs.IntVar(&s.perVLAN, "max-macs-per-vlan", datapath.DefaultMaxMACsPerVLAN, "MACs all ports together learn in one VLAN (of one S-channel); more are dropped as fdb_full")
@@ -170,6 +175,11 @@ func (s *settings) options() (daemon.Options, error) {
 	default:
 		o.LLDPInterval = s.lldp
 	}
+	local, err := s.evb.local()
+	if err != nil {
+		return o, err
+	}
+	o.EVBLocal = local
 	switch {
 	case s.preassoc == 0:
 		o.PreassociateTimeout = -1

@@ -59,6 +59,10 @@ type Options struct {
 	// stored ports are restored) and pings its watchdog (serve.go); nil:
 	// not started by systemd.
 	Notify *sdnotify.Notifier
+	// EVBLocal holds the EVB station's timer proposals (R, RTE, RWD, RKA;
+	// ROLRWD/ROLRKA: follow the bridge's): vswitchd --evb-r, --evb-rte,
+	// --evb-rwd, --evb-rka. nil: vepa.DefaultLocal.
+	EVBLocal *vepa.EVB
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).

@@ -69,7 +69,7 @@ var portStates = []string{"up", "down", "absent"}
 
 // vsiStates are the VDP states of a VSI (api.VSI.State), each exported as
 // a series of vswitch_vsis.
-var vsiStates = []string{vepa.VSIWaiting, vepa.VSIPreAssociating, vepa.VSIPreAssociated, vepa.VSIAssociating, vepa.VSIAssociated, vepa.VSIFailed}
+var vsiStates = vepa.VSIStates
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descPortLearned, descPortMoves, descFDBEntries, descFDBMax, descLibvirt, descLvEvents, descBuildInfo, descPortOperUp, descPortState, descUpUp, descDrops, descVSIs, descUpBytes} {
@@ -193,7 +193,7 @@ func oneIf(b bool) float64 {
 // and logged; the rest is served.
 func (d *Daemon) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{d: d, build: d.opts.Build}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collector{d: d, build: d.opts.Build}, evbCollector{d}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: promLog{d.log}})
 }
 

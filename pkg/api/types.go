@@ -334,4 +334,5 @@ type Service interface {
 	FDB(ctx context.Context, vlan int) ([]FDBEntry, error) // vlan 0 = all
 	Stats(ctx context.Context) (Stats, error)
 	VSIs(ctx context.Context) ([]VSI, error)
+	LLDP(ctx context.Context) (LLDP, error)
 }
