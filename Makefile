@@ -45,7 +45,7 @@ ZSHCOMPDIR  ?= $(DATADIR)/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,s
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 UNIT     := contrib/systemd/vswitchd.service
 CONF     := contrib/systemd/vswitchd.conf
-DOCS     := README.md docs/libvirt.md docs/security.md docs/vsw-port.rng
+DOCS     := README.md $(sort $(wildcard docs/*))
 INSTALL  ?= install
 
 # man: vswctl's pages (one per command) and vswitchd(8), from the binaries'
