@@ -383,6 +383,8 @@ func TestMakeDeb(t *testing.T) {
 		t.Errorf("changelog.Debian.gz does not start with this version:\n%s", cl)
 	}
 
+	lifecycle(t, deb, filepath.Join(dir, "root"), read(t, ctrl+"/postrm"))
+
 	// lintian: nothing at error or warning level.
 	cmd := exec.Command(lintian, "--tag-display-limit", "0", deb)
 	var so bytes.Buffer
@@ -398,4 +400,94 @@ func TestMakeDeb(t *testing.T) {
 		t.Errorf("lintian %s: %v\n%s", base, err, strings.Join(bad, "\n"))
 	}
 	t.Logf("lintian: %s", strings.TrimSpace(so.String()))
+}
+
+// lifecycle installs the package with dpkg into an empty tree (dpkg
+// --root, maintainer scripts run with DPKG_ROOT, which they honour: no
+// service of this machine is touched), then removes and purges it: install
+// lays out the files and enables the unit; remove takes the programs,
+// keeps the conffiles and the state file, masks the unit; purge leaves
+// nothing.
+func lifecycle(t *testing.T, deb, root, postrm string) {
+	t.Helper()
+	// Scripts run on this machine: a postrm that deletes outside
+	// DPKG_ROOT would purge this machine's vswitchd state. Not run then.
+	if strings.Count(postrm, "/var/lib/vswitchd") != strings.Count(postrm, `"$DPKG_ROOT/var/lib/vswitchd"`) {
+		t.Fatalf("postrm deletes /var/lib/vswitchd outside $DPKG_ROOT: not running the package's scripts here\n%s", postrm)
+	}
+	dpkg := need(t, "dpkg", "dpkg")
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(dpkg, append([]string{"--root=" + root, "--force-script-chrootless", "--force-not-root"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	exists := func(rel string) bool {
+		_, err := os.Lstat(filepath.Join(root, rel))
+		return err == nil
+	}
+	hasUnit := false
+	if _, err := os.Stat(unit); err == nil {
+		hasUnit = true
+	}
+
+	run("-i", deb)
+	for _, f := range []string{"usr/sbin/vswitchd", "usr/bin/vswctl", "etc/libvirt/hooks/qemu.d/vswitch", "usr/share/man/man8/vswitchd.8.gz"} {
+		if !exists(f) {
+			t.Errorf("dpkg -i: no %s", f)
+		}
+	}
+	wants := "etc/systemd/system/multi-user.target.wants/vswitchd.service"
+	if hasUnit && !exists(wants) {
+		t.Errorf("dpkg -i: vswitchd.service not enabled (no %s)", wants)
+	}
+	// What vswitchd and the operator leave: the state file, a changed configuration.
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/vswitchd"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "var/lib/vswitchd/state.db"), []byte("ports"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	run("-r", "vswitch")
+	for _, f := range []string{"usr/sbin/vswitchd", "usr/bin/vswctl", "usr/share/man/man8/vswitchd.8.gz"} {
+		if exists(f) {
+			t.Errorf("dpkg -r left %s", f)
+		}
+	}
+	for _, f := range []string{"etc/libvirt/hooks/qemu.d/vswitch", "var/lib/vswitchd/state.db"} {
+		if !exists(f) {
+			t.Errorf("dpkg -r removed %s (a conffile or the state: purge's)", f)
+		}
+	}
+	if mask, err := os.Readlink(filepath.Join(root, "etc/systemd/system/vswitchd.service")); hasUnit && (err != nil || mask != "/dev/null") {
+		t.Errorf("dpkg -r: vswitchd.service not masked: %q %v", mask, err)
+	}
+
+	run("-P", "vswitch")
+	var left []string
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(root, p)
+		switch {
+		case err != nil:
+			return err
+		case rel == "var/lib/dpkg":
+			return filepath.SkipDir
+		case !d.IsDir():
+			left = append(left, rel)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("dpkg -P left %v", left)
+	}
 }

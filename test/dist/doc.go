@@ -4,7 +4,9 @@
 // them rewritten; `make uninstall` takes them away again; `make deb`
 // builds a package that lintian accepts without an error or a warning,
 // whose control fields, conffiles and contents (dpkg-deb -f, -c) are what
-// an operator's dpkg will see, and whose programs run.
+// an operator's dpkg will see, and whose programs run; dpkg installs,
+// removes and purges it in an empty tree (dpkg --root: the maintainer
+// scripts honour DPKG_ROOT and touch no service of the machine).
 //
 // The tests run make in the source tree with their own BUILD and BIN
 // directories (temporary), so a developer's build/ and bin/ are left
