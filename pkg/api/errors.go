@@ -35,6 +35,10 @@ func HTTPStatus(code string) int {
 		return http.StatusInternalServerError
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeTooManyCaptures:
+		return http.StatusTooManyRequests
+	case CodeNotSupported:
+		return http.StatusNotImplemented
 	}
 	return http.StatusBadRequest
 }

@@ -329,3 +329,12 @@ type Service interface {
 	Stats(ctx context.Context) (Stats, error)
 	VSIs(ctx context.Context) ([]VSI, error)
 }
+
+// Error codes of GET /v1/capture.
+const (
+	// CodeTooManyCaptures: vswitchd runs as many captures as it allows
+	// (HTTP 429); the message names them.
+	CodeTooManyCaptures = "too_many_captures"
+	// CodeNotSupported: the server cannot do what was asked (HTTP 501).
+	CodeNotSupported = "not_supported"
+)

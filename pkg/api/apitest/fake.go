@@ -26,6 +26,12 @@ type Fake struct {
 	StatusV api.Status
 	FDBV    []api.FDBEntry
 	VSIsV   []api.VSI
+	// CaptureFrames, CaptureDropped and CaptureEnd shape what Capture
+	// streams; CaptureReq is the last capture request (see Capture).
+	CaptureFrames  []api.CapturedFrame
+	CaptureDropped uint64
+	CaptureEnd     error
+	CaptureReq     api.CaptureRequest
 	// PanicOn makes the named method panic (to test recovery).
 	PanicOn string
 	// Calls counts calls per method name.
