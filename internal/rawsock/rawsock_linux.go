@@ -38,7 +38,7 @@ type Conn struct {
 	rwait  bool // this read waits for a frame (ReadMsg, not TryReadMsg)
 	rn     int
 	rerr   error
-	rflags int // msg_flags of the last read
+	rflags int                       // msg_flags of the last read
 	rfrom  unix.RawSockaddrLinklayer // the sender's address (msg_name) of the last read
 }
 
