@@ -21,6 +21,8 @@ import (
 
 	"github.com/vswitch/vswitch/internal/capture"
 	"github.com/vswitch/vswitch/internal/pcapfile"
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/api/apitest"
 	"github.com/vswitch/vswitch/test/topo"
 )
 
@@ -504,4 +506,68 @@ func (l *capLab) packetSockets(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return inodes
+}
+
+// Reaching vswitchd's socket (its --socket-group) is not enough to
+// capture: vswitchd answers only root or a process with CAP_NET_RAW, as a
+// packet capture would need. The binary runs as nobody, in the socket's
+// group, without and with CAP_NET_RAW.
+func TestCaptureThroughDaemonNeedsNetRaw(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	fake := apitest.NewFake()
+	if _, err := fake.AddPort(context.Background(), api.PortSpec{Name: "vnet1", VLAN: ptrInt(100)}); err != nil {
+		t.Fatal(err)
+	}
+	fake.CaptureFrames = []api.CapturedFrame{{Time: time.Now(), Data: make([]byte, 60), Length: 60}}
+	dir := apitest.ShortTempDir(t)
+	sock := filepath.Join(dir, "v.sock")
+	l, err := api.ListenUnixGroup(sock, 65534)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.NewServer(fake, nil).Serve(ctx, l) }()
+	defer func() { cancel(); <-done }()
+	bin := buildVswctl(t)
+	out := apitest.ShortTempDir(t)
+	for _, d := range []string{filepath.Dir(bin), dir, out} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(caps ...string) (int, string, string) {
+		file := filepath.Join(out, fmt.Sprintf("x%d.pcapng", len(caps)))
+		args := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups"}, caps...)
+		args = append(args, "--", bin, "--socket", sock, "capture", "vnet1", "-w", file, "-c", "1")
+		cmd := exec.Command(setpriv, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stdout.String(), stderr.String()
+	}
+	code, _, stderr := run("--inh-caps=-all")
+	if want := "vswctl: capturing needs root or CAP_NET_RAW, as a packet capture does (uid 65534 has neither): run vswctl capture as root\n"; code != 1 || stderr != want {
+		t.Errorf("nobody: exit %d, stderr %q; want 1, %q", code, stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(out, "x1.pcapng")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused capture created its file (%v)", err)
+	}
+	code, stdout, stderr := run("--inh-caps=+net_raw", "--ambient-caps=+net_raw")
+	if code != 0 || !strings.HasPrefix(stdout, "captured 1 frames on vnet1") {
+		t.Errorf("nobody with CAP_NET_RAW: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
 }

@@ -209,6 +209,18 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, CodeNotSupported, "this server cannot capture")
 		return
 	}
+	// Reaching the socket (its group) is the permission to configure,
+	// not to read every VM's traffic.
+	conn, _ := r.Context().Value(connKey{}).(net.Conn)
+	if conn == nil {
+		err = errors.New("capturing: cannot tell who is asking (the server does not record its connections: see ConnContext)")
+	} else {
+		err = peerMayCapture(conn)
+	}
+	if err != nil {
+		writeError(w, http.StatusForbidden, CodeForbidden, err.Error())
+		return
+	}
 	st, err := cs.Capture(r.Context(), req)
 	if err != nil {
 		s.reply(w, r, http.StatusOK, nil, err)
@@ -309,6 +321,21 @@ func (s *Server) flushCapture(pw *pcapfile.Writer, rc *http.ResponseController) 
 // serveCtxKey is the request context value Serve stores: the context
 // whose end starts the shutdown, so that streams can end in time.
 type serveCtxKey struct{}
+
+// connKey is the request context value ConnContext stores: the
+// connection, to ask who is at its other end.
+type connKey struct{}
+
+// ConnContext records the connection c in ctx, so that a handler can tell
+// who is at its other end (GET /v1/capture answers only root or
+// CAP_NET_RAW). Serve sets it as its http.Server's ConnContext; a server
+// of its own must too.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitedConn); ok {
+		c = lc.Conn
+	}
+	return context.WithValue(ctx, connKey{}, c)
+}
 
 // CaptureReader is a capture streaming from vswitchd (Client.Capture): a
 // pcapng or pcap file, read with Read. Stop ends it gracefully: vswitchd

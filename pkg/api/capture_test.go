@@ -219,8 +219,11 @@ func TestCaptureRefusals(t *testing.T) {
 	sock2 := apitest.Serve(t, noCapture{apitest.NewFake()})
 	status, _, body = raw(t, sock2, "GET", "/v1/capture?port=vnet1", "", nil)
 	wantAPIError(t, status, body, 501, api.CodeNotSupported, "this server cannot capture")
-	if got := api.HTTPStatus(api.CodeTooManyCaptures); got != http.StatusTooManyRequests {
-		t.Errorf("too_many_captures is HTTP %d", got)
+	for code, want := range map[string]int{api.CodeTooManyCaptures: http.StatusTooManyRequests,
+		api.CodeForbidden: http.StatusForbidden, api.CodeNotSupported: http.StatusNotImplemented} {
+		if got := api.HTTPStatus(code); got != want {
+			t.Errorf("%s is HTTP %d, want %d", code, got, want)
+		}
 	}
 }
 
@@ -246,6 +249,7 @@ func serveWith(t *testing.T, fake *apitest.Fake, hs *http.Server) *api.Client {
 		t.Fatal(err)
 	}
 	hs.Handler = api.NewServer(fake, nil).Handler()
+	hs.ConnContext = api.ConnContext
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
 	c := api.NewClient(sock)

@@ -39,6 +39,8 @@ func HTTPStatus(code string) int {
 		return http.StatusTooManyRequests
 	case CodeNotSupported:
 		return http.StatusNotImplemented
+	case CodeForbidden:
+		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
 }

@@ -128,6 +128,7 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger
 		BaseContext: func(net.Listener) context.Context {
 			return context.WithValue(context.Background(), serveCtxKey{}, ctx)
 		},
+		ConnContext: ConnContext,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(newLimitListener(l, MaxConns)) }()

@@ -337,4 +337,7 @@ const (
 	CodeTooManyCaptures = "too_many_captures"
 	// CodeNotSupported: the server cannot do what was asked (HTTP 501).
 	CodeNotSupported = "not_supported"
+	// CodeForbidden: the client may not do this (HTTP 403): capturing
+	// needs root or CAP_NET_RAW.
+	CodeForbidden = "forbidden"
 )

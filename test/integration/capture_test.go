@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
 	"github.com/vswitch/vswitch/internal/pcapfile"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/test/topo"
@@ -220,6 +221,18 @@ func TestCaptureThroughDatapath(t *testing.T) {
 			for i, p := range f.Packets {
 				if p.Dir != pcapfile.Inbound && p.Dir != pcapfile.Outbound {
 					t.Errorf("%s: frame %d has no direction", c.name, i)
+				}
+			}
+			// Another reader (gopacket's, as tshark would) reads it too.
+			b, _ := os.ReadFile(c.file)
+			ng, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.DefaultNgReaderOptions)
+			if err != nil {
+				t.Fatalf("%s: pcapgo: %v", c.name, err)
+			}
+			for i, p := range f.Packets {
+				data, _, err := ng.ReadPacketData()
+				if err != nil || !bytes.Equal(data, p.Data) {
+					t.Fatalf("%s: pcapgo frame %d: %v", c.name, i, err)
 				}
 			}
 		}
