@@ -105,11 +105,13 @@ put back. At most 8 local captures run at once on a host.`,
 	f.StringVarP(&o.file, "write", "w", "", "capture `FILE` to write (- for stdout)")
 	f.IntVarP(&o.count, "count", "c", 0, "stop after `COUNT` frames (0 = until interrupted)")
 	f.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`, e.g. 30s (0 = no limit)")
-	f.StringVar(&o.direction, "direction", "both", "frames `in` (received on IF), out (sent on IF) or both")
+	f.StringVar(&o.direction, "direction", "both", "`WHICH` frames: in (received on IF), out (sent on IF) or both")
 	f.StringVar(&o.format, "format", "pcapng", "file `FORMAT`: pcapng (with each frame's direction) or pcap")
 	f.IntVarP(&o.snaplen, "snaplen", "s", 0, "keep at most `BYTES` of each frame (0 = whole frames)")
 	f.IntVarP(&o.bufferKiB, "buffer-size", "B", 0, "vswitchd's buffer for this capture in `KiB` (0 = its default, 4096)")
 	f.BoolVar(&o.local, "local", false, "capture with a packet socket in vswctl's namespace, without vswitchd")
+	_ = cmd.RegisterFlagCompletionFunc("direction", cobra.FixedCompletions([]string{"in", "out", "both"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"pcapng", "pcap"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
