@@ -90,6 +90,9 @@ put back. At most 8 local captures run at once on a host.`,
 			// capture runs until told to stop.
 			ctx, stop := signal.NotifyContext(context.WithoutCancel(cmd.Context()), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// The first signal ends the capture well; a second one, while
+			// the end is written, kills vswctl as usual.
+			context.AfterFunc(ctx, stop)
 			if o.timeout > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, o.timeout)
