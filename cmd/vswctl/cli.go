@@ -75,6 +75,7 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.socket, "socket", api.SocketFromEnv(), "vswitchd API socket `PATH` (env VSWITCHD_SOCKET)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output `FORMAT`: table or json")
+	versionFlag(root)
 
 	root.AddCommand(
 		a.statusCmd(),
@@ -85,8 +86,10 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 		a.statsCmd(),
 		a.fdbCmd(),
 		a.vsisCmd(),
+		a.lldpCmd(),
 		a.captureCmd(),
 		a.libvirtHookCmd(),
+		a.versionCmd(),
 	)
 	return root
 }

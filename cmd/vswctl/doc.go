@@ -6,6 +6,7 @@
 //	vswctl set-port IF [flags] | del-port IF | list-ports | stats [IF] | fdb [--vlan VID]
 //	vswctl capture IF -w FILE|- [-c COUNT] [--direction in|out|both] [--format pcapng|pcap] [--local]
 //	vswctl libvirt-hook DOMAIN OPERATION SUBOP [EXTRA] (as /etc/libvirt/hooks/qemu; domain XML on stdin)
+//	vswctl version [--client] | --version
 //
 // The socket is --socket, else $VSWITCHD_SOCKET, else /run/vswitchd/vswitchd.sock.
 //

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vswitch/vswitch/internal/version"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/api/apitest"
 )
@@ -611,5 +612,72 @@ func TestVSIFlagsAndTable(t *testing.T) {
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "PORT MAC VLAN STATE VSIID MANAGER TYPE VERSION MIGRATED REASON" ||
 		strings.Join(strings.Fields(lines[1]), " ") != "vnet1 52:54:00:12:34:56 100 failed 0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d 12 1193047 2 yes insufficient resources" {
 		t.Errorf("vsis:\n%s", r.stdout)
+	}
+}
+
+// --version prints vswctl's build; version adds the daemon's, from its
+// status; a daemon that cannot be reached leaves vswctl's line, one line
+// on stderr and exit 1 (--client does not ask).
+func TestVersions(t *testing.T) {
+	fake, sock := daemon(t)
+	fake.StatusV.Version, fake.StatusV.Commit, fake.StatusV.BuildDate, fake.StatusV.GoVersion = "v1.2.3", "0123456789abcdef0123", "2026-11-27T09:00:00Z", "go1.26.0"
+	client := version.Program("vswctl")
+	r := vswctl(t, "", "--version")
+	r.expect(t, 0, "")
+	if r.stdout != client+"\n" {
+		t.Errorf("--version: %q, want %q", r.stdout, client)
+	}
+	r = vswctl(t, sock, "version")
+	r.expect(t, 0, "")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != client ||
+		strings.Join(strings.Fields(lines[1]), " ") != "vswitchd v1.2.3 (commit 0123456789ab, built 2026-11-27T09:00:00Z, go1.26.0)" {
+		t.Errorf("version:\n%s", r.stdout)
+	}
+	r = vswctl(t, sock, "-o", "json", "version")
+	r.expect(t, 0, "")
+	var v struct {
+		Client, Daemon *version.Info
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Client == nil || *v.Client != version.Get() ||
+		v.Daemon == nil || v.Daemon.Commit != "0123456789abcdef0123" || v.Daemon.BuildDate != "2026-11-27T09:00:00Z" {
+		t.Errorf("-o json version: %v %q", err, r.stdout)
+	}
+
+	down := filepath.Join(t.TempDir(), "down.sock")
+	r = vswctl(t, down, "version")
+	r.expect(t, 1, "cannot reach vswitchd at "+down+": is vswitchd running?")
+	if strings.Join(strings.Fields(r.stdout), " ") != client {
+		t.Errorf("version with the daemon down: stdout %q, want vswctl's line", r.stdout)
+	}
+	r = vswctl(t, down, "-o", "json", "version")
+	r.expect(t, 1, "cannot reach vswitchd")
+	v.Client, v.Daemon = nil, nil
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Daemon != nil || v.Client == nil {
+		t.Errorf("-o json version, daemon down: %v %q", err, r.stdout)
+	}
+	r = vswctl(t, down, "version", "--client")
+	r.expect(t, 0, "")
+	if strings.Join(strings.Fields(r.stdout), " ") != client {
+		t.Errorf("version --client: %q", r.stdout)
+	}
+	vswctl(t, sock, "version", "extra").expect(t, 2, "version takes no arguments")
+
+	// status shows the build; an older daemon's status without commit
+	// and date shows only its version.
+	r = vswctl(t, sock, "status")
+	for _, want := range []string{"version:", "v1.2.3", "commit:", "0123456789abcdef0123", "build date:", "2026-11-27T09:00:00Z"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	fake.StatusV.Commit, fake.StatusV.BuildDate, fake.StatusV.GoVersion = "", "", ""
+	r = vswctl(t, sock, "status")
+	if strings.Contains(r.stdout, "commit:") || strings.Contains(r.stdout, "build date:") {
+		t.Errorf("status of an older daemon:\n%s", r.stdout)
+	}
+	r = vswctl(t, sock, "version")
+	if !strings.Contains(r.stdout, "vswitchd  v1.2.3\n") {
+		t.Errorf("version of an older daemon:\n%s", r.stdout)
 	}
 }

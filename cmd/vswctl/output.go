@@ -111,6 +111,12 @@ func writeStatus(w io.Writer, st api.Status) error {
 	t := newTable(w)
 	row := func(k, v string) { fmt.Fprintf(t, "%s:\t%s\n", k, v) }
 	row("version", dash(st.Version))
+	if st.Commit != "" {
+		row("commit", st.Commit)
+	}
+	if st.BuildDate != "" {
+		row("build date", st.BuildDate)
+	}
 	row("uplink", fmt.Sprintf("%s (%s)", dash(st.Uplink), dash(st.UplinkState)))
 	mode := dash(st.Mode)
 	if st.ConfiguredMode != "" && st.ConfiguredMode != st.Mode {

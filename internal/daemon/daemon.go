@@ -11,7 +11,9 @@ import (
 
 	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/netdev"
+	"github.com/vswitch/vswitch/internal/sdnotify"
 	"github.com/vswitch/vswitch/internal/store"
+	"github.com/vswitch/vswitch/internal/version"
 	"github.com/vswitch/vswitch/pkg/datapath"
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
@@ -30,8 +32,10 @@ type Options struct {
 	// members may use the API (mode 0660). nil: the daemon's own group.
 	SocketGroup *int
 	Metrics     string // TCP address for /metrics; "" = off
-	Version     string
-	Logger      *slog.Logger
+	// Build is the build's identity the status shows (zero: this
+	// binary's, version.Get()).
+	Build  version.Info
+	Logger *slog.Logger
 	// UplinkQueues overrides the number of uplink RX workers (0 = automatic).
 	UplinkQueues int
 	// MTU of the VM ports (0: 1500); longer frames are dropped as malformed.
@@ -51,6 +55,14 @@ type Options struct {
 	// its VSIs pre-associated when the VM sends no frame (0: 5 minutes;
 	// negative: until it sends one).
 	PreassociateTimeout time.Duration
+	// Notify tells systemd when the daemon is ready (the API listens, the
+	// stored ports are restored) and pings its watchdog (serve.go); nil:
+	// not started by systemd.
+	Notify *sdnotify.Notifier
+	// EVBLocal holds the EVB station's timer proposals (R, RTE, RWD, RKA;
+	// ROLRWD/ROLRKA: follow the bridge's): vswitchd --evb-r, --evb-rte,
+	// --evb-rwd, --evb-rka. nil: vepa.DefaultLocal.
+	EVBLocal *vepa.EVB
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -133,6 +145,9 @@ func Start(o Options) (*Daemon, error) {
 func start(o Options, sys system) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Build.Version == "" {
+		o.Build = version.Get()
 	}
 	if o.Uplink == "" {
 		return nil, errors.New("no uplink: use --uplink IF (the NIC facing the adjacent bridge)")

@@ -20,7 +20,8 @@
 //     the uplink, the state file or the socket is touched).
 //   - service.go: the control API (api.Service) on top of the store and
 //     the switch; serve.go: the HTTP servers (API socket, --metrics) and
-//     the background loops.
+//     the background loops, and under systemd (Options.Notify) READY=1
+//     once the API listens, STOPPING=1, and the watchdog's pings.
 //   - control.go: the bounded hand-off of control frames (LLDP, ECP) from
 //     the datapath's workers, which must never block, to the stations.
 //   - evb.go, vdp.go: the 802.1Qbg EVB station (reflective relay; a refusal

@@ -41,7 +41,7 @@ func (d *Daemon) runEVB(ctx context.Context) {
 	}
 	st, err := vepa.NewStation(vepa.StationConfig{
 		MAC: mac, Send: d.sw.SendControl, RequestRelay: d.mode == datapath.ModeVEPA,
-		Interval: d.opts.LLDPInterval, Local: vepa.DefaultLocal, OnChange: d.relayChanged, Logger: d.log,
+		Interval: d.opts.LLDPInterval, Local: d.evbLocal(), OnChange: d.relayChanged, OnTimers: d.timersChanged, Logger: d.log,
 	})
 	if err != nil {
 		d.log.Error("EVB station not started", "err", err)

@@ -44,7 +44,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		}
 	}
 	st := api.Status{
-		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
+		Version: d.opts.Build.Version, Commit: d.opts.Build.Commit, BuildDate: d.opts.Build.BuildDate, GoVersion: d.opts.Build.GoVersion, Uplink: d.opts.Uplink, UplinkState: ustate,
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),

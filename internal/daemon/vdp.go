@@ -32,6 +32,7 @@ func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
 	d.mu.Lock() // relayChanged holds it too: no relay change is lost in between
 	d.vdp.Store(st)
 	if evb := d.evb.Load(); evb != nil {
+		st.SetTimers(evb.Timers().Timers) // timersChanged holds d.mu too
 		st.SetBridge(evb.Relay().PeerMAC)
 	}
 	d.syncVSIsLocked()

@@ -13,6 +13,7 @@
 //	GET    /v1/fdb?vlan=N      []FDBEntry (no vlan or 0 = all)
 //	GET    /v1/stats           Stats
 //	GET    /v1/vsis            []VSI
+//	GET    /v1/lldp            LLDP (the EVB station: bridge, timers, ECP/VDP counters)
 //	GET    /v1/capture?port=IF a capture stream (pcapng or pcap), see Capture
 //	GET    /metrics            mounted by the daemon with Server.Handle
 //

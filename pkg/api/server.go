@@ -42,10 +42,11 @@ func NewServer(svc Service, logger *slog.Logger) *Server {
 	s.route("/v1/fdb", map[string]http.HandlerFunc{"GET": s.fdb})
 	s.route("/v1/stats", map[string]http.HandlerFunc{"GET": s.stats})
 	s.route("/v1/vsis", map[string]http.HandlerFunc{"GET": s.vsis})
+	s.route("/v1/lldp", map[string]http.HandlerFunc{"GET": s.lldp})
 	s.route("/v1/capture", map[string]http.HandlerFunc{"GET": s.capture})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound,
-			fmt.Sprintf("no API endpoint %s: see /v1/status, /v1/ports, /v1/fdb, /v1/stats, /v1/vsis, /v1/capture", r.URL.Path))
+			fmt.Sprintf("no API endpoint %s: see /v1/status, /v1/ports, /v1/fdb, /v1/stats, /v1/vsis, /v1/lldp, /v1/capture", r.URL.Path))
 	})
 	return s
 }

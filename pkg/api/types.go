@@ -100,7 +100,13 @@ const MaxMACsDefault = -1
 
 // Status is GET /v1/status.
 type Status struct {
-	Version        string `json:"version"`
+	Version string `json:"version"`
+	// Commit and BuildDate identify vswitchd's build (internal/version:
+	// the full commit hash, and the build's date in RFC 3339, UTC);
+	// GoVersion is its toolchain. Empty when unknown.
+	Commit         string `json:"commit,omitempty"`
+	BuildDate      string `json:"build_date,omitempty"`
+	GoVersion      string `json:"go_version,omitempty"`
 	Uplink         string `json:"uplink"`
 	UplinkState    string `json:"uplink_state"`
 	Mode           string `json:"mode"`            // vepa|veb (effective)
@@ -328,6 +334,7 @@ type Service interface {
 	FDB(ctx context.Context, vlan int) ([]FDBEntry, error) // vlan 0 = all
 	Stats(ctx context.Context) (Stats, error)
 	VSIs(ctx context.Context) ([]VSI, error)
+	LLDP(ctx context.Context) (LLDP, error)
 }
 
 // Error codes of GET /v1/capture.

@@ -78,6 +78,13 @@ func (c *Counters) Drops() map[string]uint64 {
 	return m
 }
 
+// addDrops adds o's drops to c's.
+func (c *Counters) addDrops(o *Counters) {
+	for i := range c.drops {
+		c.drops[i].Add(o.drops[i].Load())
+	}
+}
+
 // addQueueDrops adds a queue's own drops to a counter snapshot.
 func (cs *CounterSnapshot) addQueueDrops(st backend.QueueStats) {
 	if st.RxOversize != 0 {

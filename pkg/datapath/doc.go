@@ -53,7 +53,9 @@
 // port.Config.MaxMACs): a new MAC over a limit is dropped (mac_limit,
 // fdb_full), nothing is evicted. learn.go has the rules that keep one VM
 // from taking what others rely on (registered MACs, MAC moves and their
-// rate). Drops are counted per port and per Reason. Backends live
+// rate). Drops are counted per port and per Reason; DropTotals sums them
+// over the switch, keeping those of deleted ports, so totals never go down.
+// Backends live
 // elsewhere (pkg/afpacket, pkg/afxdp); queuetest is an in-memory backend
 // for unit tests.
 package datapath

@@ -38,6 +38,9 @@ type Switch struct {
 	nslot   int
 	uplink  Counters
 	control atomic.Uint64 // uplink control frames (CounterSnapshot.Control)
+	// retired holds the drops of the ports deleted since New, so that
+	// DropTotals never goes down. Changed under mu.
+	retired Counters
 	workers []*ingressWorker
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -408,6 +411,7 @@ func (s *Switch) DeletePort(name string) error {
 	}
 	s.detachLocked(p)
 	s.endCapturesLocked(p, false, fmt.Errorf("%w: port %s was deleted", ErrCaptureEnded, name))
+	s.retired.addDrops(&p.ctr)
 	delete(s.ports, name)
 	old := p.view.Load()
 	s.doms.release(&old.cfg)

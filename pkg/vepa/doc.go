@@ -41,9 +41,20 @@
 // either backend (pkg/datapath Config.Control and Switch.SendControl).
 //
 // VDPStation associates each VSI once an EVB bridge is present, refreshes
-// it every RKA, re-sends an unanswered one after RWD, associates again when
-// the bridge drops it, and de-associates removed ones; frames it sent that
-// a reflective relay floods back are ignored by source address.
+// it every RKA, re-sends an unanswered one every second and fails it once
+// the response wait delay (from RWD, R and RTE) has passed, associates
+// again when the bridge drops it, and de-associates removed ones; frames
+// it sent that a reflective relay floods back are ignored by source
+// address.
+//
+// The timers (timers.go): the EVB TLV carries R, RTE, RWD and RKA, each
+// side's proposal; Negotiate picks the values in use (the larger of the
+// station's and the bridge's, the ROL bits saying otherwise for RWD and
+// RKA), the station reports them (StationConfig.OnTimers, Relay.Timers)
+// and the daemon hands them to VDPStation.SetTimers, which applies them
+// live: ECP's retries and acknowledgement timer, the keep-alive period
+// (a new one announced with a keep-alive at once), the response wait.
+// Relay.Neighbor is what an operator sees of the bridge (neighbor.go).
 //
 // Live migration follows 802.1Qbg's flow, as libvirt and lldpad do it for
 // macvtap: the destination registers the VSI with VDPPreAssoc (the bridge

@@ -24,7 +24,9 @@ import (
 // every request with the same sequence number and passes a request up only
 // when its sequence number differs from the last one it passed up (a
 // retransmission whose acknowledgement was lost is acknowledged again but
-// not delivered twice). The sender retransmits after 10 µs × 2^RTE, R times.
+// not delivered twice). The sender retransmits after 10 µs × 2^RTE, R times,
+// without back-off (as lldpad's ecp22.c); R and RTE are the values the EVB
+// TLV negotiated (SetTimers), taken at the start of each request.
 const (
 	EtherTypeECP = 0x8940
 
@@ -86,8 +88,8 @@ type ECPConfig struct {
 	// must not keep the slice.
 	Deliver func(payload []byte)
 	// Retries (R) and RTE (retransmission exponent) of requests we send
-	// (defaults 3 and 8, lldpad's; each side uses the larger of its own
-	// and the peer's values from the EVB TLV).
+	// (zero: 3 and 8, lldpad's defaults; SetTimers sets any value, the
+	// ones the EVB TLV negotiated).
 	Retries int
 	RTE     uint8
 	// Peer is the only address frames are taken from (SetPeer changes
@@ -118,7 +120,10 @@ type ECP struct {
 
 // ECPStats counts ECP traffic.
 type ECPStats struct {
-	Sent, Retransmitted, Acked, Failed uint64 // our requests
+	// Our requests: Sent (first transmissions), Retransmitted (again
+	// after an acknowledgement timer ran out), Acked, Failed (not
+	// acknowledged after R retries: timed out).
+	Sent, Retransmitted, Acked, Failed uint64
 	Received, Duplicates, Bad          uint64 // the peer's requests
 	// Refused frames: Tagged carried a VLAN tag (ECP runs untagged
 	// between station and bridge), Foreign came from another address
@@ -157,6 +162,15 @@ func (e *ECP) SetPeer(mac net.HardwareAddr) {
 		e.haveRx = false // a new peer's sequence numbers start afresh
 	}
 	e.peer, e.hasPeer = peer, has
+}
+
+// SetTimers sets R (retries, 0-7) and RTE (the acknowledgement timer,
+// 10 µs × 2^RTE) of the requests sent from now on; a request under way
+// keeps the values it started with.
+func (e *ECP) SetTimers(r, rte uint8) {
+	e.mu.Lock()
+	e.cfg.Retries, e.cfg.RTE = int(r), rte
+	e.mu.Unlock()
 }
 
 // SetMAC changes the source address of the frames sent from now on.
@@ -198,6 +212,7 @@ func (e *ECP) Request(ctx context.Context, payload []byte) error {
 	seq := e.seq
 	acks := make(chan uint16, 4)
 	e.waiting = acks
+	retries, timeout := e.cfg.Retries, Timer(e.cfg.RTE)
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -205,11 +220,7 @@ func (e *ECP) Request(ctx context.Context, payload []byte) error {
 		e.mu.Unlock()
 	}()
 	frame := ECPFrame(e.src(), ECPRequest, ECPSubtypeVDP, seq, payload)
-	timeout := Timer(e.cfg.RTE)
-	if timeout < time.Millisecond {
-		timeout = time.Millisecond
-	}
-	for try := 0; try <= e.cfg.Retries; try++ {
+	for try := 0; try <= retries; try++ {
 		if err := e.cfg.Send(frame); err != nil {
 			return fmt.Errorf("ecp: send request %d: %w", seq, err)
 		}
@@ -236,10 +247,9 @@ func (e *ECP) Request(ctx context.Context, payload []byte) error {
 				waiting = false
 			}
 		}
-		timeout *= 2 // back off, as lldpad does
 	}
 	e.count(func(s *ECPStats) { s.Failed++ })
-	return fmt.Errorf("%w: sequence %d, %d tries", ErrNoAck, seq, e.cfg.Retries+1)
+	return fmt.Errorf("%w: sequence %d, %d tries %v apart", ErrNoAck, seq, retries+1, timeout)
 }
 
 func (e *ECP) count(f func(*ECPStats)) {

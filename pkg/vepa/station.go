@@ -44,6 +44,11 @@ type Relay struct {
 	// other than the peer while the peer's TTL runs, ForeignShutdown the
 	// shutdown LLDPDUs (TTL 0) of anyone but the peer.
 	Tagged, Foreign, ForeignShutdown uint64
+	// Neighbor is the peer's last LLDPDU (nil: no peer).
+	Neighbor *Neighbor
+	// Timers are the ECP and VDP timers in use (Negotiate): the local
+	// ones while no bridge is heard.
+	Timers NegotiatedTimers
 }
 
 // StationConfig configures a Station.
@@ -57,11 +62,15 @@ type StationConfig struct {
 	// Interval between LLDPDUs after the fast start (default 30 s).
 	Interval time.Duration
 	// Local holds the station's ECP/VDP timer proposals (R, RTE, RWD,
-	// RKA); the status bits and mode are the station's to set.
+	// RKA, and ROLRWD/ROLRKA to follow the bridge's RWD/RKA: see
+	// Negotiate); the status bits and mode are the station's to set.
 	Local EVB
 	// OnChange is called (from the station's goroutine or Handle) when
 	// the relay state or peer changes.
 	OnChange func(Relay)
+	// OnTimers is called, before OnChange, when the timers in use change
+	// (the bridge's EVB TLV changed them, or the bridge went away).
+	OnTimers func(NegotiatedTimers)
 	Logger   *slog.Logger
 }
 
@@ -112,8 +121,11 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if err := cfg.Local.Timers().Check(); err != nil {
+		return nil, fmt.Errorf("evb station: %w", err)
+	}
 	return &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: append(net.HardwareAddr(nil), cfg.MAC...),
-		relay: Relay{State: RelayUnknown, Updated: time.Now()}}, nil
+		relay: Relay{State: RelayUnknown, Updated: time.Now(), Timers: Negotiate(cfg.Local, nil)}}, nil
 }
 
 // SetMAC changes the station's address (the uplink was replaced by one
@@ -151,7 +163,18 @@ func (s *Station) Relay() Relay {
 	if len(r.PeerMAC) == 0 {
 		r.PeerMAC = nil
 	}
+	if r.Neighbor != nil {
+		n := *r.Neighbor
+		r.Neighbor = &n
+	}
 	return r
+}
+
+// Timers are the ECP and VDP timers in use now.
+func (s *Station) Timers() NegotiatedTimers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.relay.Timers
 }
 
 // LLDPDU is what the station sends now. RRSTAT is unknown until a bridge
@@ -161,7 +184,7 @@ func (s *Station) LLDPDU() *LLDPDU {
 	s.mu.Lock()
 	bridge, mac := s.relay.Bridge, s.mac
 	s.mu.Unlock()
-	e := s.cfg.Local
+	e := advertised(s.cfg.Local)
 	e.BridgeStatus = 0
 	e.Mode = ModeStation
 	e.StationStatus = RRStatUnknown
@@ -261,7 +284,9 @@ func (s *Station) expire(now time.Time) {
 	}
 	s.log.Warn("EVB bridge information expired", "peer", s.relay.Peer)
 	changed := s.setLocked(RelayUnknown, nil, nil, now)
+	timers := s.negotiateLocked()
 	s.mu.Unlock()
+	s.timersChanged(timers)
 	s.changed(changed)
 }
 
@@ -327,8 +352,10 @@ func (s *Station) Handle(frame []byte) {
 		// 802.1AB 9.2.7.1): forget it now rather than after its TTL.
 		s.peer, s.expires = nil, now
 		changed := s.setLocked(RelayUnknown, nil, nil, now)
+		timers := s.negotiateLocked()
 		s.mu.Unlock()
 		s.poke() // RRSTAT back to unknown
+		s.timersChanged(timers)
 		s.changed(changed)
 		return
 	}
@@ -361,12 +388,34 @@ func (s *Station) Handle(frame []byte) {
 	e := *d.EVB
 	before := s.relay.Bridge
 	changed := s.setLocked(state, d, &e, now)
+	s.relay.Neighbor = neighborOf(d, now)
+	timers := s.negotiateLocked()
 	rrstatChanged := before == nil || before.Granted() != e.Granted()
 	s.mu.Unlock()
 	if changed || rrstatChanged {
 		s.poke() // tell the bridge our new RRSTAT at once
 	}
+	s.timersChanged(timers)
 	s.changed(changed)
+}
+
+// negotiateLocked recomputes the timers in use from the bridge's TLV; it
+// returns them when they changed, else nil.
+func (s *Station) negotiateLocked() *NegotiatedTimers {
+	n := Negotiate(s.cfg.Local, s.relay.Bridge)
+	if n == s.relay.Timers {
+		return nil
+	}
+	s.log.Info("EVB timers", "r", n.R, "rte", n.RTE, "rwd", n.RWD, "rka", n.RKA,
+		"ecp_ack_timeout", n.ECPAckTimeout(), "keepalive", n.KeepAlive(), "response_wait", n.ResponseWait())
+	s.relay.Timers = n
+	return &n
+}
+
+func (s *Station) timersChanged(n *NegotiatedTimers) {
+	if n != nil && s.cfg.OnTimers != nil {
+		s.cfg.OnTimers(*n)
+	}
 }
 
 // setLocked records the state and the peer (d: the peer's LLDPDU, nil:
@@ -378,6 +427,7 @@ func (s *Station) setLocked(state string, d *LLDPDU, bridge *EVB, now time.Time)
 		peer, mac = chassisString(d), append(net.HardwareAddr(nil), s.peer.src[:]...)
 	} else {
 		s.peer = nil
+		s.relay.Neighbor = nil
 	}
 	macChanged := s.relay.PeerMAC.String() != mac.String()
 	s.relay.PeerMAC = mac
@@ -396,16 +446,7 @@ func (s *Station) changed(changed bool) {
 }
 
 // chassisString shows a chassis ID: a MAC address as such, printable text
-// as text, anything else in hex.
+// as text, anything else in hex (RenderID).
 func chassisString(d *LLDPDU) string {
-	id := d.ChassisID
-	if d.ChassisSubtype == ChassisIDMAC && len(id) == 6 {
-		return net.HardwareAddr(id).String()
-	}
-	for _, c := range id {
-		if c < 0x20 || c > 0x7e {
-			return fmt.Sprintf("%x", id)
-		}
-	}
-	return string(id)
+	return RenderID(d.ChassisID, d.ChassisSubtype == ChassisIDMAC, false)
 }

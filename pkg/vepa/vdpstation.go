@@ -22,6 +22,10 @@ const (
 	VSIFailed         = "failed"         // the bridge refused; retried after the keep-alive time
 )
 
+// VSIStates are the VSI states, in the order a VSI goes through them (the
+// metrics export each, so a state is never missing from a scrape).
+var VSIStates = []string{VSIWaiting, VSIPreAssociating, VSIPreAssociated, VSIAssociating, VSIAssociated, VSIFailed}
+
 // Hints a station sets in the status byte of its requests (IEEE
 // 802.1Qbg-2012 clause 41; lldpad's VDP22_MIGTO and VDP22_MIGFROM). In a
 // bridge's answer the same bits are the keep and hard-error flags: an
@@ -54,16 +58,34 @@ type VDPConfig struct {
 	Send      func(frame []byte) error
 	ManagerID [16]byte
 	// Timer exponents (10 µs × 2^exp): RKA is the keep-alive (default 20,
-	// 10.5 s), RWD how long to wait for the bridge's answer (default 20).
-	// R and RTE drive ECP.
+	// 10.5 s), RWD the bridge's resource wait delay (default 20), from
+	// which, with R and RTE, comes how long the station waits for an
+	// answer (Timers.ResponseWait). R and RTE drive ECP. SetTimers
+	// changes them all (to what the EVB TLV negotiated).
 	RKA, RWD, RTE uint8
 	R             int
 	Logger        *slog.Logger
 }
 
+// VDPStats count what the station sent and what became of it.
+type VDPStats struct {
+	// Requests sent, by kind: Associations and PreAssociations are first
+	// requests and re-sends of unanswered ones, KeepAlives the refreshes
+	// of answered ones, Deassociations the DEASSOCs.
+	Associations, PreAssociations, KeepAlives, Deassociations uint64
+	// Answers: Acknowledged (the bridge accepted), Refused (an error
+	// status), Timeouts (no answer within the response wait delay: the
+	// VSI failed), BridgeDeassociations (the bridge dropped a VSI).
+	Acknowledged, Refused, Timeouts, BridgeDeassociations uint64
+	// Unacknowledged counts PDUs ECP could not deliver (no ECP
+	// acknowledgement after R retries).
+	Unacknowledged uint64
+}
+
 type vsiEntry struct {
 	VSIStatus
 	sent     time.Time // last request sent
+	asked    time.Time // first request of the unanswered ones (zero: answered)
 	deassoc  bool      // to be de-associated, then forgotten
 	hints    uint8     // of that de-association (VDPHintS)
 	answered bool      // an answer arrived since the last request
@@ -111,6 +133,8 @@ type VDPStation struct {
 	gone   []*VDPPDU // de-associations of replaced registrations, sent first
 	bridge bool
 	peer   [6]byte // the bridge's address, when bridge
+	timers Timers  // in use (SetTimers)
+	stats  VDPStats
 }
 
 // NewVDPStation returns a station with no VSIs.
@@ -133,7 +157,49 @@ func NewVDPStation(cfg VDPConfig) (*VDPStation, error) {
 		return nil, err
 	}
 	s.ecp = e
+	s.timers = Timers{R: uint8(min(e.cfg.Retries, MaxR)), RTE: e.cfg.RTE, RWD: cfg.RWD, RKA: cfg.RKA}
 	return s, nil
+}
+
+// SetTimers makes the station use t (the timers the EVB TLV negotiated)
+// from now on: ECP's R and RTE for the next request, RWD for the requests
+// awaiting an answer, RKA for the keep-alives. A new RKA is announced with
+// a keep-alive of each (pre-)associated VSI at once: the bridge times a
+// VSI out after 1.5 × its keep-alive period from the last refresh, under
+// the period it used then, so after a longer period the next keep-alive
+// must not wait for it (lldpad dropped a VSI whose keep-alive went from
+// 655 ms to 2.6 s when its RKA rose: its timer still ran for 1.15 s).
+func (s *VDPStation) SetTimers(t Timers) {
+	s.ecp.SetTimers(t.R, t.RTE)
+	s.mu.Lock()
+	changed := s.timers != t
+	if t.RKA != s.timers.RKA {
+		now := time.Now()
+		for _, e := range s.vsis {
+			if e.answered && !e.deassoc && e.State == answeredState(e.VSI.Mode) {
+				e.sent = now.Add(-t.KeepAlive()) // due at once, as a keep-alive
+			}
+		}
+	}
+	s.timers = t
+	s.mu.Unlock()
+	if changed {
+		s.poke()
+	}
+}
+
+// Timers are the timers the station uses.
+func (s *VDPStation) Timers() Timers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timers
+}
+
+// Stats returns the VDP counters.
+func (s *VDPStation) Stats() VDPStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
 }
 
 func (s *VDPStation) poke() {
@@ -165,11 +231,11 @@ func (s *VDPStation) SetBridge(peer net.HardwareAddr) {
 		case replaced && e.deassoc:
 			delete(s.vsis, id) // the new bridge never knew it
 		case replaced:
-			e.State, e.Reason, e.Updated, e.sent, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, false
+			e.State, e.Reason, e.Updated, e.sent, e.asked, e.answered = e.requesting(), "the bridge changed", now, time.Time{}, time.Time{}, false
 		case !present && !e.deassoc:
-			e.State, e.Updated = VSIWaiting, now
+			e.State, e.Updated, e.asked = VSIWaiting, now, time.Time{}
 		case present && e.State == VSIWaiting:
-			e.State, e.Updated, e.sent = e.requesting(), now, time.Time{}
+			e.State, e.Updated, e.sent, e.asked = e.requesting(), now, time.Time{}, time.Time{}
 		}
 	}
 	if replaced || !present {
@@ -349,7 +415,8 @@ func (s *VDPStation) deliver(payload []byte) {
 		switch {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
 			// The bridge dropped it: register again.
-			e.State, e.Reason, e.Updated, e.sent = e.requesting(), "de-associated by the bridge", now, time.Time{}
+			e.State, e.Reason, e.Updated, e.sent, e.asked = e.requesting(), "de-associated by the bridge", now, time.Time{}, time.Time{}
+			s.stats.BridgeDeassociations++
 			kick = true
 		case v.Status&VDPStatusAck == 0:
 			// a request of ours reflected, or something not for us
@@ -358,12 +425,14 @@ func (s *VDPStation) deliver(payload []byte) {
 				delete(s.vsis, v.ID)
 			}
 		case refused && (v.Mode == e.VSI.Mode || v.Mode == VDPDeassoc):
-			e.State, e.Reason, e.Updated, e.answered = VSIFailed, refusal(v.Status), now, true
+			e.State, e.Reason, e.Updated, e.answered, e.asked = VSIFailed, refusal(v.Status), now, true, time.Time{}
+			s.stats.Refused++
 		case v.Mode == e.VSI.Mode:
 			if st := answeredState(e.VSI.Mode); e.State != st {
 				e.State, e.Reason, e.Updated = st, "", now
 			}
-			e.answered = true
+			e.answered, e.asked = true, time.Time{}
+			s.stats.Acknowledged++
 		}
 	}
 	s.mu.Unlock()
@@ -400,7 +469,7 @@ func refusal(status uint8) string {
 // ones after a second, keep-alives after RKA (and failed ones then too),
 // and DEASSOCs for removed and replaced ones.
 func (s *VDPStation) Run(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTimer(s.wake(time.Now()))
 	defer t.Stop()
 	var last time.Time // when the last PDU was acknowledged
 	for {
@@ -424,14 +493,63 @@ func (s *VDPStation) Run(ctx context.Context) {
 				}
 			}
 			if err := s.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
+				s.mu.Lock()
+				s.stats.Unacknowledged++
+				s.mu.Unlock()
 				s.log.Warn("VDP request not acknowledged by the bridge", "err", err)
 			}
 			last = time.Now()
 		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(s.wake(time.Now()))
 	}
 }
 
-// due collects the PDUs to send now (one VSI each) and marks them sent.
+// wake is how long Run may sleep: until the next request is due (a
+// keep-alive, a re-send, a response wait running out), 200 ms at most,
+// 1 ms at least, so each is sent on time whatever the timers.
+func (s *VDPStation) wake(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := now.Add(200 * time.Millisecond)
+	if !s.bridge {
+		return next.Sub(now) // nothing is sent: SetBridge pokes Run
+	}
+	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
+	for _, e := range s.vsis {
+		var at time.Time
+		switch {
+		case e.deassoc || e.sent.IsZero():
+			at = now
+		case e.answered:
+			at = e.sent.Add(keep)
+		default:
+			at = e.sent.Add(answerWait)
+			if !e.asked.IsZero() && e.asked.Add(respWait).Before(at) {
+				at = e.asked.Add(respWait)
+			}
+		}
+		if at.Before(next) {
+			next = at
+		}
+	}
+	return max(time.Millisecond, next.Sub(now))
+}
+
+// due collects the PDUs to send now (one VSI each) and marks them sent:
+//
+//	new, or to be asked again         at once
+//	unanswered                        again every second (answerWait); once
+//	                                  unanswered for the response wait delay
+//	                                  (Timers.ResponseWait) it fails, and is
+//	                                  asked again after the keep-alive period
+//	answered (or failed)              again after the keep-alive period (RKA)
+//	removed                           one DEASSOC
 func (s *VDPStation) due(now time.Time) []*VDPPDU {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -439,22 +557,43 @@ func (s *VDPStation) due(now time.Time) []*VDPPDU {
 		return nil
 	}
 	out := s.gone
+	s.stats.Deassociations += uint64(len(out))
 	s.gone = nil
-	keep := Timer(s.cfg.RKA)
+	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
 	for id, e := range s.vsis {
 		v := e.VSI
+		if !e.deassoc && !e.answered && !e.asked.IsZero() && now.Sub(e.asked) >= respWait {
+			// The bridge has not answered within its resource wait
+			// delay: as 41.5.5.9 the request failed.
+			e.State, e.Updated, e.answered, e.asked = VSIFailed, now, true, time.Time{}
+			e.Reason = fmt.Sprintf("no answer from the bridge within the response wait delay (%v)", respWait.Round(time.Millisecond))
+			s.stats.Timeouts++
+			continue
+		}
 		switch {
 		case e.deassoc:
 			v.Mode, v.Status = VDPDeassoc, e.hints
 			delete(s.vsis, id) // one DEASSOC; the bridge's ACK needs no state
+			s.stats.Deassociations++
 		case e.sent.IsZero(),
 			!e.answered && now.Sub(e.sent) >= answerWait,
 			e.answered && now.Sub(e.sent) >= keep:
 			if !e.sent.IsZero() && !e.answered && e.State == answeredState(e.VSI.Mode) {
 				e.State, e.Reason, e.Updated = e.requesting(), "no answer to the keep-alive", now
 			}
+			switch {
+			case e.answered && e.State != VSIFailed:
+				s.stats.KeepAlives++
+			case v.Mode == VDPPreAssoc:
+				s.stats.PreAssociations++
+			default:
+				s.stats.Associations++
+			}
 			if e.State == VSIFailed {
 				e.State = e.requesting()
+			}
+			if e.answered || e.asked.IsZero() {
+				e.asked = now
 			}
 			e.sent, e.answered = now, false
 		default:
