@@ -193,6 +193,11 @@ func (e *captureWriteError) Unwrap() error { return e.err }
 // handler: the datapath drops what does not fit in the capture's buffer
 // and counts it.
 func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet { // the GET pattern also takes HEAD: no capture without a body
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s: use GET", r.Method, r.URL.Path))
+		return
+	}
 	req, err := ParseCaptureQuery(r.URL.Query())
 	if err != nil {
 		code := CodeInvalidBody

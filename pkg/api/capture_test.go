@@ -206,6 +206,9 @@ func TestCaptureRefusals(t *testing.T) {
 	}
 	status, _, body := raw(t, sock, "POST", "/v1/capture?port=vnet1", "", nil)
 	wantAPIError(t, status, body, 405, api.CodeMethodNotAllowed, "use GET")
+	if status, _, _ := raw(t, sock, "HEAD", "/v1/capture?port=vnet1", "", nil); status != 405 {
+		t.Errorf("HEAD /v1/capture: %d, want 405 (no capture without a body)", status)
+	}
 
 	_, err := c.Capture(context.Background(), api.CaptureRequest{Port: "vnet9"})
 	if api.CodeOf(err) != api.CodeNotFound {
