@@ -68,6 +68,7 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.StringVar(&s.evb.rte, "evb-rte", "8", "EVB: ECP retransmission exponent (RTE, 0-31: 10us x 2^RTE, 8 = 2.56ms) the station proposes; the larger of its and the bridge's is used")
 	fs.StringVar(&s.evb.rwd, "evb-rwd", "20", "EVB: VDP resource wait delay exponent (RWD, 0-31: 10us x 2^RWD, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
 	fs.StringVar(&s.evb.rka, "evb-rka", "20", "EVB: VDP keep-alive exponent (RKA, 0-31: 10us x 2^RKA, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
+	fs.StringVar(&o.CDCP, "cdcp", daemon.CDCPAuto, "S-channels and the adjacent bridge (802.1Qbg CDCP): auto (ask for each port's S-channel; follow the answer of a bridge that speaks CDCP: a port whose S-channel it did not grant is down; with a bridge without CDCP S-channels stay as configured), on (an S-channel carries nothing until the bridge grants it) or off (S-channels as configured, no CDCP)")
 	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
 	fs.IntVar(&s.perPort, "max-macs-per-port", datapath.DefaultMaxMACsPerPort, "MACs a port learns unless its max_macs says otherwise (0: only registered MACs pass); more are dropped as mac_limit")
 	fs.IntVar(&s.perVLAN, "max-macs-per-vlan", datapath.DefaultMaxMACsPerVLAN, "MACs all ports together learn in one VLAN (of one S-channel); more are dropped as fdb_full")
@@ -164,6 +165,15 @@ func (s *settings) options() (daemon.Options, error) {
 		}
 		return o, badFlag(f, "%v", err)
 	}
+	// Empty, they would fail only once the daemon runs (exit 1, which
+	// systemd restarts forever), the uplink already touched: "socket ="
+	// in the config file reads like "the default", and is not.
+	if o.StatePath == "" {
+		return o, badFlag("state", "--state needs a PATH: leave it out for the default, %s", store.DefaultPath)
+	}
+	if o.Socket == "" {
+		return o, badFlag("socket", "--socket needs a PATH: leave it out for the default, %s", api.SocketFromEnv())
+	}
 	if o.Mode != "vepa" && o.Mode != "veb" {
 		return o, badFlag("mode", "invalid --mode %q: use vepa or veb", o.Mode)
 	}
@@ -174,6 +184,9 @@ func (s *settings) options() (daemon.Options, error) {
 		return o, badFlag("lldp-interval", "invalid --lldp-interval %v: use 1s-1h, or 0 for no EVB station", s.lldp)
 	default:
 		o.LLDPInterval = s.lldp
+	}
+	if err := daemon.CheckCDCP(o.CDCP, o.LLDPInterval >= 0); err != nil {
+		return o, badFlag("cdcp", "%v", err)
 	}
 	local, err := s.evb.local()
 	if err != nil {

@@ -61,13 +61,19 @@ func parse(args []string, stdout io.Writer) (*settings, flagfile.Origins, error)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// The error that ends vswitchd: one line on stderr, with priority err
+	// when that is the journal (--log-format, auto until it is known).
+	format := logging.Auto
+	fail := func(code int, err error) int {
+		logging.ErrorLine(stderr, format, "vswitchd: "+err.Error())
+		return code
+	}
 	s, origins, err := parse(args, stdout)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
-		return 2
+		return fail(2, err)
 	case s.version:
 		fmt.Fprintln(stdout, version.Program("vswitchd"))
 		return 0
@@ -78,10 +84,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if f, err := logging.ParseFormat(s.logFormat); err == nil {
+		format = f
+	}
 	if s.off.set() {
 		if err := s.off.validate(); err != nil {
-			fmt.Fprintf(stderr, "vswitchd: %v\n", err)
-			return 2
+			return fail(2, err)
 		}
 		return offline(s.o.StatePath, s.off, stdout, stderr)
 	}
@@ -90,8 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.Logger, err = s.logger(stderr)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "vswitchd: %v\n", withOrigin(err, origins))
-		return 2
+		return fail(2, withOrigin(err, origins))
 	}
 	// What a package logs without being given the logger (slog.Default,
 	// the log package: net/http's errors) takes the same form.
@@ -104,13 +111,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// For profiling the datapath under the benchmark harness.
 		f, err := os.Create(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "vswitchd: VSWITCHD_CPUPROFILE: %v\n", err)
-			return 1
+			return fail(1, fmt.Errorf("VSWITCHD_CPUPROFILE: %w", err))
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "vswitchd: start CPU profile: %v\n", err)
-			return 1
+			return fail(1, fmt.Errorf("start CPU profile: %w", err))
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -121,8 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// again).
 	context.AfterFunc(ctx, stop)
 	if err := daemon.Run(ctx, o); err != nil {
-		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
-		return 1
+		return fail(1, err)
 	}
 	return 0
 }

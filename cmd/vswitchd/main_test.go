@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +31,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--mode", "bridge", "--uplink", "eth0"}, "invalid --mode"},
 		{[]string{"--mtu", "9", "--uplink", "eth0"}, "invalid --mtu"},
 		{[]string{"--lldp-interval", "10ms", "--uplink", "eth0"}, "invalid --lldp-interval"},
+		{[]string{"--cdcp", "yes", "--uplink", "eth0"}, "invalid --cdcp"},
+		{[]string{"--cdcp", "on", "--lldp-interval", "0", "--uplink", "eth0"}, "--cdcp on needs LLDP"},
 		{[]string{"--lldp-interval", "soon", "--uplink", "eth0"}, `invalid argument "soon" for "--lldp-interval" flag`},
 		{[]string{"--datapath-priority", "high", "--uplink", "eth0"}, "invalid --datapath-priority"},
 		{[]string{"--preassociate-timeout", "10ms", "--uplink", "eth0"}, "invalid --preassociate-timeout"},
@@ -49,6 +53,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--max-macs-per-vlan", "0", "--uplink", "eth0"}, "invalid --max-macs-per-vlan 0: use 1-1048576"},
 		{[]string{"--fdb-max", "0", "--uplink", "eth0"}, "invalid --fdb-max 0: use 1-1048576"},
 		{[]string{"--fdb-max", "many", "--uplink", "eth0"}, `invalid argument "many" for "--fdb-max" flag`},
+		{[]string{"--state", "", "--uplink", "eth0"}, "--state needs a PATH: leave it out for the default, /var/lib/vswitchd/state.db"},
+		{[]string{"--socket", "", "--uplink", "eth0"}, "--socket needs a PATH: leave it out for the default"},
 	} {
 		var stdout, stderr bytes.Buffer
 		// No config file: the machine's must not change the outcome.
@@ -75,7 +81,7 @@ func TestHelp(t *testing.T) {
 		if code := run([]string{h}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
 			t.Fatalf("%s: exit %d, stderr %q", h, code, stderr.String())
 		}
-		for _, f := range []string{"--uplink IF", "--datapath", "--port-datapath", "--mode", "--state PATH", "--socket PATH", "--metrics ADDR", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--log-format", "--config FILE", "--socket-group GROUP", "--check", "--salvage NEWFILE", "--drop-port NAME", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt URI", "--preassociate-timeout", "--version", "(default \"/etc/vswitch/vswitchd.conf\")", "usage: vswitchd --uplink IF"} {
+		for _, f := range []string{"--uplink IF", "--datapath", "--port-datapath", "--mode", "--state PATH", "--socket PATH", "--metrics ADDR", "--mtu", "--datapath-priority", "--lldp-interval", "--cdcp", "--log-level", "--log-format", "--config FILE", "--socket-group GROUP", "--check", "--salvage NEWFILE", "--drop-port NAME", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt URI", "--preassociate-timeout", "--version", "(default \"/etc/vswitch/vswitchd.conf\")", "usage: vswitchd --uplink IF"} {
 			if !strings.Contains(stdout.String(), f) {
 				t.Errorf("%s: help does not mention %s:\n%s", h, f, stdout.String())
 			}
@@ -173,6 +179,8 @@ lldp-interval = 0
 		{"uplink = eth1\ncheck", nil, p + ":2: check cannot be set in the file"},
 		{"mtu = 1500", nil, "vswitchd: --uplink IF is required (the NIC facing the adjacent bridge; or uplink = IF in " + p + ")"},
 		{"uplink =", nil, p + ":1: --uplink IF is required"},
+		{"uplink = eth1\nsocket =", nil, p + ":2: --socket needs a PATH"},
+		{"uplink = eth1\nstate = \"\"", nil, p + ":2: --state needs a PATH"},
 	} {
 		if err := os.WriteFile(p, []byte(tc.conf), 0o644); err != nil {
 			t.Fatal(err)
@@ -271,6 +279,50 @@ func TestSettingsPrecedence(t *testing.T) {
 		s, _, err := parse(append([]string{"--config", p}, tc.args...), io.Discard)
 		if err != nil || s.o.Socket != tc.want {
 			t.Errorf("file %q, args %v: socket %q (%v), want %q", tc.conf, tc.args, s.o.Socket, err, tc.want)
+		}
+	}
+}
+
+// The line vswitchd ends with is an err entry when stderr is the journal
+// (auto, as under systemd), so `journalctl -u vswitchd -p err` shows why
+// it did not start; --log-format text keeps it as it is.
+func TestFatalLineInJournal(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "vswitchd.conf")
+	if err := os.WriteFile(conf, []byte("uplink = eth0\nmtu = 9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := os.Create(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	fi, err := stderr.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", conf}, "<3>vswitchd: " + conf + ":2: invalid --mtu 9: use 68-65000\n"},
+		{[]string{"--config", conf, "--log-format", "journal"}, "<3>vswitchd: " + conf + ":2: invalid --mtu 9: use 68-65000\n"},
+		{[]string{"--config=", "--no-such-flag"}, "<3>vswitchd: unknown flag: --no-such-flag (see vswitchd --help)\n"},
+		{[]string{"--config", conf, "--log-format", "text"}, "vswitchd: " + conf + ":2: invalid --mtu 9: use 68-65000\n"},
+	} {
+		if err := stderr.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stderr.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if code := run(tc.args, io.Discard, stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.args, code)
+		}
+		if b, _ := os.ReadFile(stderr.Name()); string(b) != tc.want {
+			t.Errorf("%v: stderr %q, want %q", tc.args, b, tc.want)
 		}
 	}
 }

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -77,6 +83,13 @@ func TestUnitSettings(t *testing.T) {
 			t.Errorf("unit lacks %s", want)
 		}
 	}
+	// The watchdog tolerates a slow disk: every change is fsynced under the
+	// lock the watchdog's check takes (internal/daemon notifyReady).
+	if w := unitValues(t, "WatchdogSec"); len(w) != 1 {
+		t.Errorf("WatchdogSec=%v, want one", w)
+	} else if d, err := time.ParseDuration(strings.TrimSuffix(w[0], "in")); err != nil || d < 2*time.Minute {
+		t.Errorf("WatchdogSec=%s (%v): under 2 minutes, a stalled fsync gets vswitchd killed", w[0], err)
+	}
 	// The directories it makes are vswitchd's defaults.
 	fs := FlagSet()
 	for _, f := range []string{"state", "socket"} {
@@ -131,4 +144,98 @@ func durationsEqual(f *pflag.Flag, v string) bool {
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	d := fs.Duration("x", 0, "")
 	return fs.Set("x", v) == nil && d.String() == f.DefValue
+}
+
+// unitValues returns the values of the unit's key= lines, in order.
+func unitValues(t *testing.T, key string) []string {
+	t.Helper()
+	unit, err := os.ReadFile(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(key)+`=(.*)$`).FindAllSubmatch(unit, -1) {
+		out = append(out, string(m[1]))
+	}
+	return out
+}
+
+// crashEnv makes this test binary, run by TestUnitRestartsAfterCrash, stand
+// in for vswitchd: the same Go runtime, crashing one way or another.
+const crashEnv = "VSWITCHD_TEST_CRASH"
+
+// A Go panic and the watchdog's SIGABRT (WatchdogSignal='s default) end
+// vswitchd in a way the unit restarts: the Go runtime's default for both is
+// exit status 2, the status of a usage error, which RestartPreventExitStatus=
+// keeps from restarting. Checked on this test binary (the same runtime) run
+// with the unit's Environment= and judged as systemd does: Restart=on-failure
+// restarts a non-zero exit status outside RestartPreventExitStatus=, or a
+// death by a signal other than SIGHUP, SIGINT, SIGTERM and SIGPIPE. Every
+// goroutine's stack must reach stderr (the journal).
+func TestUnitRestartsAfterCrash(t *testing.T) {
+	switch os.Getenv(crashEnv) {
+	case "panic":
+		go func() { select {} }()
+		panic("vswitchd test crash")
+	case "watchdog": // hangs until the watchdog's SIGABRT
+		go func() { select {} }()
+		fmt.Println("ready")
+		time.Sleep(time.Minute)
+		return
+	}
+	if got := unitValues(t, "Restart"); !slices.Equal(got, []string{"on-failure"}) {
+		t.Fatalf("Restart=%v: this test judges Restart=on-failure", got)
+	}
+	prevent := map[int]bool{}
+	for _, v := range unitValues(t, "RestartPreventExitStatus") {
+		for _, f := range strings.Fields(v) {
+			if n, err := strconv.Atoi(f); err == nil {
+				prevent[n] = true
+			}
+		}
+	}
+	var env []string
+	for _, v := range unitValues(t, "Environment") {
+		env = append(env, strings.Fields(v)...)
+	}
+	for _, how := range []string{"panic", "watchdog"} {
+		t.Run(how, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestUnitRestartsAfterCrash$")
+			cmd.Env = append(append(slices.Clone(os.Environ()), env...), crashEnv+"="+how)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if how == "watchdog" {
+				line, _ := bufio.NewReader(stdout).ReadString('\n')
+				if line != "ready\n" {
+					cmd.Process.Kill()
+					t.Fatalf("child said %q", line)
+				}
+				if err := cmd.Process.Signal(syscall.SIGABRT); err != nil {
+					t.Fatal(err)
+				}
+			}
+			io.Copy(io.Discard, stdout)
+			cmd.Wait()
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			switch {
+			case ws.Exited() && (ws.ExitStatus() == 0 || prevent[ws.ExitStatus()]):
+				t.Errorf("after a %s vswitchd exits with status %d: systemd would not restart vswitchd (RestartPreventExitStatus=%v, Environment=%v)",
+					how, ws.ExitStatus(), unitValues(t, "RestartPreventExitStatus"), env)
+			case ws.Signaled() && slices.Contains([]syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE}, ws.Signal()):
+				t.Errorf("after a %s vswitchd dies by %v, a clean exit for systemd: not restarted", how, ws.Signal())
+			case !ws.Exited() && !ws.Signaled():
+				t.Errorf("after a %s: wait status %v", how, ws)
+			}
+			if n := strings.Count(stderr.String(), "\ngoroutine "); n < 2 {
+				t.Errorf("after a %s vswitchd wrote %d goroutine stacks to stderr, want every goroutine's:\n%s", how, n, stderr.String())
+			}
+		})
+	}
 }

@@ -161,3 +161,16 @@ func (j *journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (j *journalHandler) WithGroup(name string) slog.Handler {
 	return &journalHandler{h: j.h.WithGroup(name), out: j.out}
 }
+
+// ErrorLine writes line, a program's one-line error before it exits, on w:
+// in the journal's form when f resolves to it for w, i.e. with priority err
+// ("<3>", newlines made blanks: one entry), so that `journalctl -p err`
+// shows why the program stopped; elsewhere as it is. The line is not a
+// record of the logger: it stays the same text, as the program's error
+// message is a contract.
+func ErrorLine(w io.Writer, f Format, line string) {
+	if f.Resolve(w) == Journal {
+		line = "<" + strconv.Itoa(Priority(slog.LevelError)) + ">" + strings.ReplaceAll(line, "\n", " ")
+	}
+	fmt.Fprintln(w, line)
+}

@@ -156,3 +156,37 @@ func TestPriority(t *testing.T) {
 		}
 	}
 }
+
+// A program's last error line is an err entry of the journal (one line),
+// and the same text elsewhere or where another format was asked for.
+func TestErrorLine(t *testing.T) {
+	journal, file := tempFile(t, "journal"), tempFile(t, "file")
+	t.Setenv("JOURNAL_STREAM", stream(t, journal))
+	for _, tc := range []struct {
+		f      *os.File
+		format Format
+		want   string
+	}{
+		{journal, Auto, "<3>prog: bad\tthing here\n"},
+		{journal, Journal, "<3>prog: bad\tthing here\n"},
+		{file, Journal, "<3>prog: bad\tthing here\n"},
+		{file, Auto, "prog: bad\tthing\nhere\n"},
+		{journal, Text, "prog: bad\tthing\nhere\n"},
+		{journal, JSON, "prog: bad\tthing\nhere\n"},
+	} {
+		if err := tc.f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tc.f.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		ErrorLine(tc.f, tc.format, "prog: bad\tthing\nhere")
+		b, err := os.ReadFile(tc.f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%s on %s: %q, want %q", tc.format, filepath.Base(tc.f.Name()), b, tc.want)
+		}
+	}
+}

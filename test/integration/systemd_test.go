@@ -163,8 +163,8 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case strings.HasPrefix(line, "vswitchd: uplink no-such-uplink"):
-			failed = true // the start error, on stderr as before
+		case strings.HasPrefix(line, "<3>vswitchd: uplink no-such-uplink"):
+			failed = true // the start error, the line as before, an err entry
 			continue
 		case !prio.MatchString(line) || strings.Contains(line, "time="):
 			t.Errorf("log line not in the journal's form: %q", line)
@@ -176,16 +176,26 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 	}
 }
 
-// unitCapabilities are the capabilities of the unit's key
-// (CapabilityBoundingSet, AmbientCapabilities): in setpriv's form (+net_admin,+net_raw,...)
-// and as the mask /proc/PID/status shows.
-func unitCapabilities(t *testing.T, key string) (setpriv string, mask uint64) {
+// unitValues are the values of the unit's key= lines, in order.
+func unitValues(t *testing.T, key string) []string {
 	t.Helper()
 	unit, err := os.ReadFile("../../contrib/systemd/vswitchd.service")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^`+key+`=(.+)$`).FindAllSubmatch(unit, -1)
+	var out []string
+	for _, m := range regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(key)+`=(.*)$`).FindAllSubmatch(unit, -1) {
+		out = append(out, string(m[1]))
+	}
+	return out
+}
+
+// unitCapabilities are the capabilities of the unit's key
+// (CapabilityBoundingSet, AmbientCapabilities): in setpriv's form (+net_admin,+net_raw,...)
+// and as the mask /proc/PID/status shows.
+func unitCapabilities(t *testing.T, key string) (setpriv string, mask uint64) {
+	t.Helper()
+	m := unitValues(t, key)
 	if len(m) != 1 {
 		t.Fatalf("%d %s= lines in the unit, want 1", len(m), key)
 	}
@@ -193,7 +203,7 @@ func unitCapabilities(t *testing.T, key string) (setpriv string, mask uint64) {
 		"CAP_IPC_LOCK": unix.CAP_IPC_LOCK, "CAP_SYS_NICE": unix.CAP_SYS_NICE, "CAP_BPF": unix.CAP_BPF, "CAP_PERFMON": unix.CAP_PERFMON,
 		"CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN, "CAP_SYS_RESOURCE": unix.CAP_SYS_RESOURCE}
 	var caps []string
-	for _, c := range strings.Fields(string(m[0][1])) {
+	for _, c := range strings.Fields(m[0]) {
 		bit, ok := bits[c]
 		if !ok {
 			t.Fatalf("the unit's %s is not known to this test: add it", c)
@@ -293,4 +303,40 @@ func TestUnitCapabilities(t *testing.T) {
 			})
 		}
 	})
+}
+
+// systemd's watchdog kills a vswitchd that stopped pinging with SIGABRT.
+// Under the unit's Environment= the real vswitchd then dies by that signal,
+// every goroutine's stack in its log, and not with exit status 2 (the Go
+// runtime's default), which the unit's RestartPreventExitStatus= keeps from
+// restarting. cmd/vswitchd's TestUnitRestartsAfterCrash covers a panic.
+func TestWatchdogKillIsRestarted(t *testing.T) {
+	needBinaries(t)
+	t.Parallel()
+	_, hvs := newLab(t, "afpacket", 1)
+	h := hvs[0]
+	h.wrap = []string{"env"}
+	for _, v := range unitValues(t, "Environment") {
+		h.wrap = append(h.wrap, strings.Fields(v)...)
+	}
+	h.start()
+	err := h.d.kill(syscall.SIGABRT, 10*time.Second)
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("vswitchd after SIGABRT: %v", err)
+	}
+	ws := ee.Sys().(syscall.WaitStatus)
+	for _, v := range unitValues(t, "RestartPreventExitStatus") {
+		for _, f := range strings.Fields(v) {
+			if ws.Exited() && f == fmt.Sprint(ws.ExitStatus()) {
+				t.Errorf("vswitchd killed by the watchdog exits with status %s: RestartPreventExitStatus=%s keeps systemd from restarting it", f, v)
+			}
+		}
+	}
+	if !ws.Signaled() || ws.Signal() != syscall.SIGABRT {
+		t.Errorf("vswitchd after the watchdog's SIGABRT: %v, want killed by SIGABRT (Restart=on-failure restarts that)", ee.ProcessState)
+	}
+	if n := strings.Count(h.logTail(100000), "\ngoroutine "); n < 2 {
+		t.Errorf("%d goroutine stacks in the log, want every goroutine's", n)
+	}
 }
