@@ -143,7 +143,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"stats", "a", "b"}, `got extra argument "b"`},
 		{[]string{"add-port", "vnet1", "--vlan"}, "flag needs an argument: --vlan"},
 		{[]string{"--bogus", "status"}, "unknown flag: --bogus"},
-		{[]string{"capture", "vnet1"}, "capture needs -w FILE.pcap"},
+		{[]string{"capture", "vnet1"}, "capture needs -w FILE (- for stdout)"},
 		{[]string{"capture", "vnet1", "-w", "f", "-c", "many"}, `invalid argument "many"`},
 	}
 	for _, tc := range cases {
@@ -353,6 +353,8 @@ func TestStatusAndFDBTables(t *testing.T) {
 	fake, sock := daemon(t)
 	fake.StatusV.Relay = &api.RelayStatus{State: "granted", Peer: "00:11:22:33:44:55"}
 	fake.StatusV.UptimeSeconds = 3725
+	fake.StatusV.CDCP = &api.CDCPStatus{Mode: "auto", Bridge: "02:00:00:00:00:01", ChnCap: 8,
+		Wanted: []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 10}, {SCID: 3, SVID: 20}}, Granted: []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 10}}}
 	fake.StatusV.Libvirt = &api.LibvirtStatus{URI: "qemu:///system", State: "disconnected", Since: "2026-11-27T08:00:00Z",
 		Error: "dial unix /run/libvirt/libvirt-sock:\n no such file", Events: 7, Reconciled: "2026-11-27T07:00:00Z", Domains: 3, Reconciles: 2}
 	fake.FDBV = []api.FDBEntry{
@@ -363,6 +365,7 @@ func TestStatusAndFDBTables(t *testing.T) {
 	r.expect(t, 0, "")
 	for _, want := range []string{"uplink:", "eth0 (up)", "mode:", "vepa", "datapath:", "afpacket",
 		"reflective relay:", "granted by 00:11:22:33:44:55", "uptime:", "1h2m5s",
+		"s-channels (cdcp auto):", "asked 10 20, granted 10 by 02:00:00:00:00:01 (chncap 8)",
 		"libvirt:", "disconnected from qemu:///system since 2026-11-27T08:00:00Z, reconciled at 2026-11-27T07:00:00Z (3 domains running; 2 reconciles), 7 events: dial unix /run/libvirt/libvirt-sock: no such file"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)

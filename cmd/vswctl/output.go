@@ -151,6 +151,9 @@ func writeStatus(w io.Writer, st api.Status) error {
 	} else {
 		row("reflective relay", "-")
 	}
+	if c := st.CDCP; c != nil {
+		row("s-channels (cdcp "+c.Mode+")", cdcpText(c))
+	}
 	if lv := st.Libvirt; lv != nil {
 		v := lv.State + " to " + lv.URI
 		if lv.State == "disconnected" {
@@ -398,4 +401,26 @@ func writeVSIs(w io.Writer, vs []api.VSI) error {
 			v.TypeID, v.TypeVer, migrated, dash(v.Reason))
 	}
 	return t.Flush()
+}
+
+// cdcpText shows the S-channels asked for and what the bridge granted:
+// "asked 10 20, granted 10 by 02:00:00:00:00:01 (chncap 8)".
+func cdcpText(c *api.CDCPStatus) string {
+	svids := func(ps []api.SChannel) string {
+		var out []string
+		for _, p := range ps {
+			if p.SCID != 1 { // the default S-channel is always there
+				out = append(out, strconv.Itoa(p.SVID))
+			}
+		}
+		if len(out) == 0 {
+			return "none"
+		}
+		return strings.Join(out, " ")
+	}
+	v := "asked " + svids(c.Wanted)
+	if c.Bridge == "" {
+		return v + ", no CDCP bridge heard"
+	}
+	return fmt.Sprintf("%s, granted %s by %s (chncap %d)", v, svids(c.Granted), c.Bridge, c.ChnCap)
 }

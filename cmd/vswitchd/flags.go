@@ -40,6 +40,7 @@ type settings struct {
 	off                      offlineArgs
 	config                   string
 	version                  bool
+	man                      bool // --man: write vswitchd(8) (make man)
 }
 
 // FlagSet returns vswitchd's flags with their defaults and help, parsing
@@ -69,6 +70,7 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.StringVar(&s.evb.rte, "evb-rte", "8", "EVB: ECP retransmission exponent (RTE, 0-31: 10us x 2^RTE, 8 = 2.56ms) the station proposes; the larger of its and the bridge's is used")
 	fs.StringVar(&s.evb.rwd, "evb-rwd", "20", "EVB: VDP resource wait delay exponent (RWD, 0-31: 10us x 2^RWD, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
 	fs.StringVar(&s.evb.rka, "evb-rka", "20", "EVB: VDP keep-alive exponent (RKA, 0-31: 10us x 2^RKA, 20 = 10.5s) the station proposes, the larger of its and the bridge's being used; or remote: the bridge's")
+	fs.StringVar(&o.CDCP, "cdcp", daemon.CDCPAuto, "S-channels and the adjacent bridge (802.1Qbg CDCP): auto (ask for each port's S-channel; follow the answer of a bridge that speaks CDCP: a port whose S-channel it did not grant is down; with a bridge without CDCP S-channels stay as configured), on (an S-channel carries nothing until the bridge grants it) or off (S-channels as configured, no CDCP)")
 	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
 	fs.IntVar(&s.perPort, "max-macs-per-port", datapath.DefaultMaxMACsPerPort, "MACs a port learns unless its max_macs says otherwise (0: only registered MACs pass); more are dropped as mac_limit")
 	fs.IntVar(&s.perVLAN, "max-macs-per-vlan", datapath.DefaultMaxMACsPerVLAN, "MACs all ports together learn in one VLAN (of one S-channel); more are dropped as fdb_full")
@@ -81,8 +83,10 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.StringVar(&s.off.salvage, "salvage", "", "copy the usable ports of the --state file, damaged or not, into the new state file `NEWFILE` (with --check), then exit")
 	fs.StringVar(&s.off.dropPort, "drop-port", "", "delete port `NAME`'s record from the --state file while vswitchd is stopped, then exit")
 	fs.BoolVar(&s.version, "version", false, "print vswitchd's version and exit")
+	fs.BoolVar(&s.man, "man", false, "write the manual page vswitchd(8) on stdout and exit (make man)")
+	_ = fs.MarkHidden("man") // for the build, not for operators
 	for name, why := range map[string]string{
-		"config": "it names the file", "version": "a one-off command",
+		"config": "it names the file", "version": "a one-off command", "man": "a one-off command",
 		"check": "a one-off command", "salvage": "a one-off command", "drop-port": "a one-off command",
 	} {
 		_ = fs.SetAnnotation(name, flagfile.NotInFile, []string{why})
@@ -184,6 +188,9 @@ func (s *settings) options() (daemon.Options, error) {
 		return o, badFlag("lldp-interval", "invalid --lldp-interval %v: use 1s-1h, or 0 for no EVB station", s.lldp)
 	default:
 		o.LLDPInterval = s.lldp
+	}
+	if err := daemon.CheckCDCP(o.CDCP, o.LLDPInterval >= 0); err != nil {
+		return o, badFlag("cdcp", "%v", err)
 	}
 	local, err := s.evb.local()
 	if err != nil {

@@ -31,6 +31,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--mode", "bridge", "--uplink", "eth0"}, "invalid --mode"},
 		{[]string{"--mtu", "9", "--uplink", "eth0"}, "invalid --mtu"},
 		{[]string{"--lldp-interval", "10ms", "--uplink", "eth0"}, "invalid --lldp-interval"},
+		{[]string{"--cdcp", "yes", "--uplink", "eth0"}, "invalid --cdcp"},
+		{[]string{"--cdcp", "on", "--lldp-interval", "0", "--uplink", "eth0"}, "--cdcp on needs LLDP"},
 		{[]string{"--lldp-interval", "soon", "--uplink", "eth0"}, `invalid argument "soon" for "--lldp-interval" flag`},
 		{[]string{"--datapath-priority", "high", "--uplink", "eth0"}, "invalid --datapath-priority"},
 		{[]string{"--preassociate-timeout", "10ms", "--uplink", "eth0"}, "invalid --preassociate-timeout"},
@@ -81,7 +83,7 @@ func TestHelp(t *testing.T) {
 		if code := run([]string{h}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
 			t.Fatalf("%s: exit %d, stderr %q", h, code, stderr.String())
 		}
-		for _, f := range []string{"--uplink IF", "--uplink-wait", "--datapath", "--port-datapath", "--mode", "--state PATH", "--socket PATH", "--metrics ADDR", "--mtu", "--datapath-priority", "--lldp-interval", "--log-level", "--log-format", "--config FILE", "--socket-group GROUP", "--check", "--salvage NEWFILE", "--drop-port NAME", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt URI", "--preassociate-timeout", "--version", "(default \"/etc/vswitch/vswitchd.conf\")", "usage: vswitchd --uplink IF"} {
+		for _, f := range []string{"--uplink IF", "--uplink-wait", "--datapath", "--port-datapath", "--mode", "--state PATH", "--socket PATH", "--metrics ADDR", "--mtu", "--datapath-priority", "--lldp-interval", "--cdcp", "--log-level", "--log-format", "--config FILE", "--socket-group GROUP", "--check", "--salvage NEWFILE", "--drop-port NAME", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt URI", "--preassociate-timeout", "--version", "(default \"/etc/vswitch/vswitchd.conf\")", "usage: vswitchd --uplink IF"} {
 			if !strings.Contains(stdout.String(), f) {
 				t.Errorf("%s: help does not mention %s:\n%s", h, f, stdout.String())
 			}

@@ -64,6 +64,9 @@ type Options struct {
 	// ROLRWD/ROLRKA: follow the bridge's): vswitchd --evb-r, --evb-rte,
 	// --evb-rwd, --evb-rka. nil: vepa.DefaultLocal.
 	EVBLocal *vepa.EVB
+	// CDCP is auto, on or off ("": auto): whether S-channel ports follow
+	// the adjacent bridge's CDCP grants (cdcp.go).
+	CDCP string
 	// UplinkWait is how long Run waits for an uplink that does not exist
 	// yet before it starts, the API answering "starting" meanwhile
 	// (uplinkwait.go); 0: not at all (the start fails at once).
@@ -124,6 +127,9 @@ type Daemon struct {
 	incoming   map[string]*incomingPort
 	migratedIn map[string]bool
 	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
+
+	cdcp     atomic.Pointer[vepa.CDCPStation] // the CDCP agent once running (cdcp.go)
+	chanSVID map[string]uint16                // under mu: the S-VID of each port on an S-channel
 
 	// apiListener is the API socket the wait for the uplink listened on
 	// (uplinkwait.go), which Serve takes over; nil: Serve listens.
@@ -270,6 +276,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		}
 		d.followMigrationLocked(c)
 	}
+	d.syncChannelsLocked()
 	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true

@@ -48,6 +48,8 @@ func (d *Daemon) runEVB(ctx context.Context) {
 		return
 	}
 	d.evb.Store(st)
+	cdcpDone := d.startCDCP(ctx, mac)
+	defer func() { <-cdcpDone }()
 	vdpDone := make(chan struct{})
 	go func() { defer close(vdpDone); d.runVDP(ctx, mac) }()
 	defer func() { <-vdpDone }()

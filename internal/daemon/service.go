@@ -50,6 +50,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
 		StatePath: d.st.Path(), PortsUnusable: len(bad) + len(d.refused), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
 	}
+	st.CDCP = d.cdcpStatus()
 	st.DatapathPriorityEffective = st.DatapathPriority
 	if err := d.sw.PriorityErr(); err != nil {
 		st.DatapathPriorityEffective, st.DatapathPriorityError = "normal", err.Error()
@@ -67,10 +68,10 @@ func (d *Daemon) portLocked(c port.Config) api.Port {
 	}
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
+			return d.withChannelProblemLocked(api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p)))
 		}
 	}
-	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
+	return d.withChannelProblemLocked(api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{}))
 }
 
 // refusedPortLocked is the API's view of a stored port the datapath
@@ -104,7 +105,7 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 			continue
 		}
 		s := stats[c.Name]
-		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s)))
+		out = append(out, d.withChannelProblemLocked(api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s))))
 	}
 	// An unusable record is a port that is down, with the reason: kept in
 	// the file until it is deleted (del-port) or replaced (add-port).
@@ -170,6 +171,7 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
+	d.syncChannelsLocked()
 	d.syncPortLocked(c.Name)
 	d.followMigrationLocked(c)
 	d.syncVSIsLocked()
@@ -206,6 +208,7 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 		delete(d.refused, name)
 		d.syncPortLocked(name)
 	}
+	d.syncChannelsLocked()
 	if old.Migration == port.MigrationIncoming && c.Migration == port.MigrationNone {
 		d.migratedIn[name] = true // promoted by hand: its VM migrated here all the same
 	}
@@ -230,6 +233,7 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	}
 	d.forgetIncomingLocked(name)
 	delete(d.migratedIn, name)
+	d.syncChannelsLocked()
 	d.syncVSIsLocked()
 	d.log.Info("port deleted", "port", name)
 	return nil

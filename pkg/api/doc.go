@@ -14,7 +14,28 @@
 //	GET    /v1/stats           Stats
 //	GET    /v1/vsis            []VSI
 //	GET    /v1/lldp            LLDP (the EVB station: bridge, timers, ECP/VDP counters)
+//	GET    /v1/capture?port=IF a capture stream (pcapng or pcap), see Capture
 //	GET    /metrics            mounted by the daemon with Server.Handle
+//
+// # Capture
+//
+// GET /v1/capture?port=IF[&direction=in|out|both][&count=N][&snaplen=N]
+// [&buffer=KiB][&format=pcapng|pcap] streams the frames of a port or of the
+// uplink as vswitchd's datapath sees them (a Service that implements
+// CaptureService; vswitchd's takes them inside the switch). The answer is
+// a capture file written as the frames come (chunked, flushed after each
+// batch): pcapng by default, with each frame's direction in its epb_flags,
+// or classic pcap. It ends when the count is reached, when the client
+// closes its side of the connection (Client.Capture's Stop: vswctl on
+// Ctrl-C), when vswitchd ends it (the port was deleted) or shuts down; the
+// file then ends with a pcapng Interface Statistics Block, and the HTTP
+// trailers Vswitch-Capture-Frames, -Dropped, -Seen and -Ended carry the
+// CaptureSummary: frames written, frames lost because the reader did not
+// keep up, frames seen, and why vswitchd ended it. A reader that stops
+// reading costs only drops: the datapath never waits for it. The server's
+// read and write timeouts do not apply to the stream. Refusals are JSON
+// errors: invalid_request (the query), invalid_name, not_found (no such
+// port or uplink), too_many_captures (HTTP 429: at most 8 run at once).
 //
 // # Errors
 //

@@ -35,6 +35,12 @@ func HTTPStatus(code string) int {
 		return http.StatusInternalServerError
 	case CodeUnavailable, CodeStarting:
 		return http.StatusServiceUnavailable
+	case CodeTooManyCaptures:
+		return http.StatusTooManyRequests
+	case CodeNotSupported:
+		return http.StatusNotImplemented
+	case CodeForbidden:
+		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
 }

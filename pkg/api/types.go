@@ -52,7 +52,9 @@ type Port struct {
 	Backend map[string]uint64 `json:"backend,omitempty"`
 	// Problem says why a port is down that the daemon cannot use: its
 	// record in the state file breaks the port rules or does not decode
-	// (the other fields are then zero). Empty for every usable port.
+	// (the other fields are then zero), or why a usable port is held down:
+	// its S-channel is not granted by the adjacent bridge (CDCP). Empty
+	// for every port that can forward.
 	Problem string `json:"problem,omitempty"`
 }
 
@@ -134,12 +136,36 @@ type Status struct {
 	// Libvirt is the connection to libvirtd (vswitchd --libvirt; omitted
 	// without it).
 	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
+	// CDCP is the S-channel negotiation with the adjacent bridge
+	// (vswitchd --cdcp; omitted when off).
+	CDCP *CDCPStatus `json:"cdcp,omitempty"`
 
 	// DatapathPriorityEffective is the scheduling the datapath threads
 	// got: DatapathPriority, or "normal" when it could not be set
 	// (DatapathPriorityError says why, e.g. no CAP_SYS_NICE).
 	DatapathPriorityEffective string `json:"datapath_priority_effective,omitempty"`
 	DatapathPriorityError     string `json:"datapath_priority_error,omitempty"`
+}
+
+// CDCPStatus is what the station's CDCP agent (802.1Qbg clause 42) knows:
+// the S-channels it asks for and the ones the bridge granted.
+type CDCPStatus struct {
+	Mode string `json:"mode"` // auto|on
+	// Bridge is the chassis ID of the bridge whose CDCP answer counts
+	// ("": none heard, or its TTL ran out).
+	Bridge string `json:"bridge,omitempty"`
+	// ChnCap is the number of S-channels the bridge supports.
+	ChnCap int `json:"chncap,omitempty"`
+	// Wanted are the SCID/S-VID pairs the station asks for (SCID 1, S-VID
+	// 1 is the default S-channel), Granted the bridge's answer.
+	Wanted  []SChannel `json:"wanted"`
+	Granted []SChannel `json:"granted"`
+}
+
+// SChannel is one SCID/S-VID pair of CDCP.
+type SChannel struct {
+	SCID int `json:"scid"`
+	SVID int `json:"svid"`
 }
 
 // LibvirtStatus reports vswitchd's connection to libvirtd, whose domain
@@ -346,3 +372,15 @@ type Service interface {
 	VSIs(ctx context.Context) ([]VSI, error)
 	LLDP(ctx context.Context) (LLDP, error)
 }
+
+// Error codes of GET /v1/capture.
+const (
+	// CodeTooManyCaptures: vswitchd runs as many captures as it allows
+	// (HTTP 429); the message names them.
+	CodeTooManyCaptures = "too_many_captures"
+	// CodeNotSupported: the server cannot do what was asked (HTTP 501).
+	CodeNotSupported = "not_supported"
+	// CodeForbidden: the client may not do this (HTTP 403): capturing
+	// needs root or CAP_NET_RAW.
+	CodeForbidden = "forbidden"
+)

@@ -67,6 +67,21 @@
 // status, in the request's mode or, as lldpad does, in a DEASSOC: the VSI
 // is then failed with the bridge's reason, and asked again after RKA.
 //
+// CDCPStation (cdcpstation.go) is the station's S-VLAN component in CDCP
+// (clause 42, the CDCP TLV of cdcp.go): a second LLDP agent, untagged to the
+// nearest non-TPMR bridge address, that asks the bridge for the default
+// S-channel and one SCID per S-VID the ports use, and follows the bridge's
+// answer with the same peer rules as Station. CDCPState.Channel is the rule
+// that says whether an S-channel may carry traffic, and why not:
+//
+//	no S-channel (S-VID 0)                 -> yes
+//	no CDCP bridge heard (or its TTL ran)  -> yes, unless Required (then no)
+//	the answer holds our SCID and S-VID    -> yes
+//	our SCID with another S-VID, or absent -> no, saying which
+//
+// lldpad has no CDCP; test/evbbridge, written from the standard, is the
+// bridge the tests use.
+//
 // Facts checked against lldpad (intel/openlldp lldp_evb22.c,
 // include/lldp_evb22.h) and tested against it: see test/integration.
 package vepa

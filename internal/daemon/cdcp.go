@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/vepa"
+)
+
+// S-channels and CDCP (IEEE 802.1Qbg-2012 clause 42). A port with an S-VID
+// sits on that S-channel; with CDCP the station asks the adjacent bridge
+// for each S-channel its ports use, and a port whose S-channel the bridge
+// did not grant carries nothing: it is detached from the datapath (state
+// down) and its problem says why, until the bridge grants it.
+//
+//	--cdcp auto (default)  ask; follow the answer of a bridge that speaks
+//	                       CDCP; with none (a bridge without CDCP, lldpad
+//	                       included, or its answer's TTL ran out) S-channels
+//	                       are static, as configured
+//	--cdcp on              S-channels need the bridge's grant: without a
+//	                       CDCP answer every S-channel port is down
+//	--cdcp off             no CDCP: S-channels are static
+//
+// CDCP rides on LLDP: with the EVB station off (--lldp-interval 0) it is
+// off too. The decision per S-VID is vepa.CDCPState.Channel's.
+
+// CDCP modes (Options.CDCP, vswitchd --cdcp).
+const (
+	CDCPAuto = "auto"
+	CDCPOn   = "on"
+	CDCPOff  = "off"
+)
+
+// CDCPModes lists the values of --cdcp.
+var CDCPModes = []string{CDCPAuto, CDCPOn, CDCPOff}
+
+// CheckCDCP checks a --cdcp value ("" is auto) against the LLDP interval
+// (negative: no EVB station, so no LLDP for CDCP to ride on).
+func CheckCDCP(mode string, lldpInterval bool) error {
+	if mode != "" && !slices.Contains(CDCPModes, mode) {
+		return fmt.Errorf("invalid --cdcp %q: use auto, on or off", mode)
+	}
+	if mode == CDCPOn && !lldpInterval {
+		return fmt.Errorf("--cdcp on needs LLDP: CDCP rides on it; give --lldp-interval a duration")
+	}
+	return nil
+}
+
+func (d *Daemon) cdcpMode() string {
+	if d.opts.CDCP == "" {
+		return CDCPAuto
+	}
+	return d.opts.CDCP
+}
+
+// startCDCP runs the station's CDCP agent (vepa.CDCPStation) on the uplink
+// until ctx ends, unless CDCP is off; the channel is closed when it has
+// stopped (at once when off).
+func (d *Daemon) startCDCP(ctx context.Context, mac net.HardwareAddr) <-chan struct{} {
+	done := make(chan struct{})
+	if d.cdcpMode() == CDCPOff {
+		close(done)
+		return done
+	}
+	st, err := vepa.NewCDCPStation(vepa.CDCPConfig{MAC: mac, Send: d.sw.SendControl, Interval: d.opts.LLDPInterval,
+		Required: d.cdcpMode() == CDCPOn, OnChange: d.cdcpChanged, Logger: d.log})
+	if err != nil {
+		d.log.Error("CDCP not started", "err", err)
+		close(done)
+		return done
+	}
+	d.mu.Lock()
+	d.cdcp.Store(st)
+	d.syncChannelsLocked()
+	d.mu.Unlock()
+	go func() {
+		defer close(done)
+		st.Run(ctx)
+		if err := st.Shutdown(); err != nil {
+			d.log.Debug("CDCP shutdown LLDPDU not sent", "err", err)
+		}
+	}()
+	return done
+}
+
+// cdcpChanged follows the bridge's CDCP answer: every S-channel port is
+// attached or detached as its S-channel is granted or not.
+func (d *Daemon) cdcpChanged(st vepa.CDCPState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.log.Info("CDCP", "bridge", st.Peer, "granted", fmt.Sprint(st.Granted), "wanted", fmt.Sprint(st.Wanted))
+	for name := range d.chanSVID {
+		d.syncChannelPortLocked(name)
+	}
+}
+
+// syncChannelsLocked reads the S-VIDs of the stored ports, tells the CDCP
+// agent the S-channels to ask for, and re-syncs every port that is or was
+// on an S-channel (its S-VID may have changed). d.mu is held.
+func (d *Daemon) syncChannelsLocked() {
+	ports, _ := d.st.Ports() // unusable records: no port, no S-channel
+	old := d.chanSVID
+	d.chanSVID = map[string]uint16{}
+	var svids []uint16
+	for _, p := range ports {
+		if p.SVID != 0 {
+			d.chanSVID[p.Name] = p.SVID
+			svids = append(svids, p.SVID)
+		}
+	}
+	if st := d.cdcp.Load(); st != nil {
+		st.SetChannels(svids)
+	}
+	for name := range old {
+		if _, still := d.chanSVID[name]; !still {
+			d.syncChannelPortLocked(name)
+		}
+	}
+	for name := range d.chanSVID {
+		d.syncChannelPortLocked(name)
+	}
+}
+
+// syncChannelPortLocked attaches or detaches a port as its S-channel
+// allows, logging a change. d.mu is held.
+func (d *Daemon) syncChannelPortLocked(name string) {
+	was := d.sw.Attached(name)
+	d.syncPortLocked(name)
+	now := d.sw.Attached(name)
+	if why := d.channelProblemLocked(name); was && !now && why != "" {
+		d.log.Warn("port down: its S-channel is not granted", "port", name, "why", why)
+	} else if !was && now && d.chanSVID[name] != 0 {
+		d.log.Info("port up: its S-channel is granted", "port", name, "svid", d.chanSVID[name])
+	}
+}
+
+// channelProblemLocked says why port name's S-channel may not carry
+// traffic now ("": it may, or the port has none). d.mu is held.
+func (d *Daemon) channelProblemLocked(name string) string {
+	svid, ok := d.chanSVID[name]
+	if !ok || d.cdcpMode() == CDCPOff || d.opts.LLDPInterval < 0 {
+		return ""
+	}
+	st := vepa.CDCPState{Required: d.cdcpMode() == CDCPOn} // not running yet
+	if s := d.cdcp.Load(); s != nil {
+		st = s.State()
+	}
+	if ok, why := st.Channel(svid); !ok {
+		return why
+	}
+	return ""
+}
+
+// withChannelProblemLocked adds a held port's reason to its API view.
+// d.mu is held.
+func (d *Daemon) withChannelProblemLocked(p api.Port) api.Port {
+	if why := d.channelProblemLocked(p.Name); why != "" && p.Problem == "" {
+		p.Problem = why
+	}
+	return p
+}
+
+// cdcpStatus is the CDCP agent's state for the API (nil when off).
+func (d *Daemon) cdcpStatus() *api.CDCPStatus {
+	s := d.cdcp.Load()
+	if s == nil {
+		return nil
+	}
+	st := s.State()
+	pairs := func(ps []vepa.SChannel) []api.SChannel {
+		out := make([]api.SChannel, 0, len(ps))
+		for _, p := range ps {
+			out = append(out, api.SChannel{SCID: int(p.SCID), SVID: int(p.SVID)})
+		}
+		return out
+	}
+	return &api.CDCPStatus{Mode: d.cdcpMode(), Bridge: st.Peer, ChnCap: int(st.ChnCap), Wanted: pairs(st.Wanted), Granted: pairs(st.Granted)}
+}

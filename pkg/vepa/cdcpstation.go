@@ -1,0 +1,439 @@
+package vepa
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/vlan"
+)
+
+// CDCPStation is the station's S-VLAN component in CDCP (IEEE
+// 802.1Qbg-2012 clause 42): an LLDP agent of its own, to the nearest
+// non-TPMR bridge address, that tells the adjacent bridge which
+// S-channels the station wants and follows the bridge's answer.
+//
+// The station asks for the default S-channel (SCID 1, S-VID 1) and one
+// SCID per S-VID its ports use (SetChannels), each with that S-VID: the
+// ports' S-VIDs are configured, so the station never leaves the choice to
+// the bridge (S-VID 0). An SCID stays with its S-VID as long as a port
+// uses it; new ones take the lowest free SCID from 2.
+//
+// The bridge (role B) answers with the pairs it set up. An S-channel is
+// granted when the bridge's answer holds its SCID with its S-VID; an SCID
+// the bridge left out, or gave another S-VID, is not (CDCPState.Channel
+// says why). The answer counts while its TTL runs; after that, or after the
+// bridge's shutdown LLDPDU, no CDCP bridge is heard and:
+//
+//	Required (vswitchd --cdcp on)   no S-channel but the default is granted
+//	otherwise (--cdcp auto)         S-channels are static: all of them work,
+//	                                as without CDCP (bridges that do not
+//	                                speak CDCP, lldpad among them)
+//
+// Like Station it follows one bridge (chassis ID, port ID and source
+// address) until its TTL runs out or it says goodbye, refuses tagged
+// LLDPDUs (CDCP runs untagged on the physical link) and ignores its own
+// frames reflected back. The package does no I/O: frames go out through
+// Send and come in through Handle.
+type CDCPStation struct {
+	cfg  CDCPConfig
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu      sync.Mutex
+	mac     net.HardwareAddr
+	scids   map[uint16]uint16 // S-VID -> SCID of the channels asked for
+	over    map[uint16]bool   // S-VIDs no SCID was left for (the TLV is full)
+	peer    *peerID
+	expires time.Time
+	state   CDCPState
+}
+
+// CDCPConfig configures a CDCPStation.
+type CDCPConfig struct {
+	// MAC of the uplink: source address, chassis ID and port ID.
+	MAC net.HardwareAddr
+	// Send transmits a frame on the uplink.
+	Send func(frame []byte) error
+	// Interval between LLDPDUs after the fast start (default 30 s).
+	Interval time.Duration
+	// ChnCap is the number of S-channels the station supports, the
+	// default one included (0 or more than MaxCDCPPairs: MaxCDCPPairs).
+	ChnCap uint16
+	// Required: without a CDCP bridge no S-channel but the default one is
+	// granted (see CDCPStation).
+	Required bool
+	// OnChange is called (from Run's or Handle's goroutine, no lock held)
+	// when what the bridge granted, or whether one is heard, changes.
+	OnChange func(CDCPState)
+	Logger   *slog.Logger
+}
+
+// CDCPState is what the station knows about its S-channels.
+type CDCPState struct {
+	// Bridge is set while a CDCP bridge's answer counts (its TTL runs).
+	Bridge  bool
+	Peer    string           // its chassis ID ("" when none)
+	PeerMAC net.HardwareAddr // the source address of its LLDPDUs
+	ChnCap  uint16           // the bridge's ChnCap
+	// Wanted are the pairs the station asks for (the default one first),
+	// Granted the pairs of the bridge's last answer.
+	Wanted, Granted []SChannel
+	Required        bool
+	Updated         time.Time // last change of Bridge, Peer or Granted
+	// Sent and Received count LLDPDUs of this agent; Bad the ones that
+	// did not parse, Tagged the tagged ones refused, Foreign the CDCP
+	// TLVs of another bridge while the peer's TTL runs.
+	Sent, Received, Bad, Tagged, Foreign uint64
+	// overflow are S-VIDs left out of the TLV (it holds MaxCDCPPairs).
+	overflow []uint16
+}
+
+// Channel reports whether the S-channel of S-VID svid may carry traffic,
+// and why not when it may not. svid 0 (no S-channel: the default one) is
+// always granted.
+func (st CDCPState) Channel(svid uint16) (bool, string) {
+	if svid == 0 {
+		return true, ""
+	}
+	if !st.Bridge {
+		if st.Required {
+			return false, fmt.Sprintf("S-channel S-VID %d: no CDCP answer from the bridge (vswitchd --cdcp on); it carries nothing until the bridge grants it", svid)
+		}
+		return true, ""
+	}
+	if slices.Contains(st.overflow, svid) {
+		return false, fmt.Sprintf("S-channel S-VID %d: not asked for: a CDCP TLV holds %d S-channels", svid, MaxCDCPPairs)
+	}
+	if svid == DefaultSVID {
+		return false, "S-channel S-VID 1: S-VID 1 is the default S-channel's in CDCP; give the port another S-VID"
+	}
+	var scid uint16
+	for _, w := range st.Wanted {
+		if w.SVID == svid {
+			scid = w.SCID
+		}
+	}
+	for _, g := range st.Granted {
+		if g.SCID != scid {
+			continue
+		}
+		if g.SVID == svid {
+			return true, ""
+		}
+		return false, fmt.Sprintf("S-channel S-VID %d: the bridge gave its SCID %d S-VID %d instead (CDCP)", svid, scid, g.SVID)
+	}
+	return false, fmt.Sprintf("S-channel S-VID %d (SCID %d): not granted by the bridge %s (CDCP; it supports %d S-channels)", svid, scid, st.Peer, st.ChnCap)
+}
+
+// NewCDCPStation checks cfg and returns a station (not yet running) that
+// asks for the default S-channel only.
+func NewCDCPStation(cfg CDCPConfig) (*CDCPStation, error) {
+	if len(cfg.MAC) != 6 {
+		return nil, fmt.Errorf("cdcp station: uplink MAC %q is not an Ethernet address", cfg.MAC)
+	}
+	if cfg.Send == nil {
+		return nil, fmt.Errorf("cdcp station: no Send function")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.ChnCap == 0 || cfg.ChnCap > MaxCDCPPairs {
+		cfg.ChnCap = MaxCDCPPairs
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &CDCPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: slices.Clone(cfg.MAC),
+		scids: map[uint16]uint16{}, over: map[uint16]bool{}}
+	s.state = CDCPState{Required: cfg.Required, Updated: time.Now(), Wanted: []SChannel{{DefaultSCID, DefaultSVID}}}
+	return s, nil
+}
+
+// SetChannels sets the S-VIDs of the S-channels the station wants (its
+// ports' S-VIDs; 0 and repeats are ignored). A change is sent at once.
+func (s *CDCPStation) SetChannels(svids []uint16) {
+	want := map[uint16]bool{}
+	for _, v := range svids {
+		if v > DefaultSVID && v <= 4094 {
+			want[v] = true
+		}
+	}
+	s.mu.Lock()
+	changed := false
+	for v := range s.scids {
+		if !want[v] {
+			delete(s.scids, v)
+			changed = true
+		}
+	}
+	for v := range s.over {
+		if !want[v] {
+			delete(s.over, v)
+			changed = true
+		}
+	}
+	used := map[uint16]bool{DefaultSCID: true}
+	for _, c := range s.scids {
+		used[c] = true
+	}
+	next := uint16(DefaultSCID + 1)
+	for _, v := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := s.scids[v]; ok {
+			continue
+		}
+		if len(s.scids)+1 >= int(min(s.cfg.ChnCap, MaxCDCPPairs)) {
+			if !s.over[v] {
+				s.over[v], changed = true, true
+			}
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		s.scids[v], used[next] = next, true
+		delete(s.over, v)
+		changed = true
+	}
+	if changed {
+		s.state.Wanted = s.wantedLocked()
+		s.state.overflow = slices.Sorted(maps.Keys(s.over))
+	}
+	s.mu.Unlock()
+	if changed {
+		s.poke()
+	}
+}
+
+// wantedLocked lists the pairs asked for, by SCID, the default first.
+func (s *CDCPStation) wantedLocked() []SChannel {
+	out := []SChannel{{DefaultSCID, DefaultSVID}}
+	for v, c := range s.scids {
+		out = append(out, SChannel{SCID: c, SVID: v})
+	}
+	slices.SortFunc(out, func(a, b SChannel) int { return int(a.SCID) - int(b.SCID) })
+	return out
+}
+
+// SetMAC changes the station's address (the uplink was replaced).
+func (s *CDCPStation) SetMAC(mac net.HardwareAddr) {
+	if len(mac) != 6 {
+		return
+	}
+	s.mu.Lock()
+	same := string(s.mac) == string(mac)
+	s.mac = slices.Clone(mac)
+	s.mu.Unlock()
+	if !same {
+		s.poke()
+	}
+}
+
+func (s *CDCPStation) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// State returns what the station knows now.
+func (s *CDCPStation) State() CDCPState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stateLocked()
+}
+
+func (s *CDCPStation) stateLocked() CDCPState {
+	st := s.state
+	st.Wanted = slices.Clone(st.Wanted)
+	st.Granted = slices.Clone(st.Granted)
+	st.PeerMAC = slices.Clone(st.PeerMAC)
+	st.overflow = slices.Clone(st.overflow)
+	return st
+}
+
+// LLDPDU is what the station sends now: its CDCP TLV, role S, SComp set,
+// its ChnCap and the pairs it wants.
+func (s *CDCPStation) LLDPDU() *LLDPDU {
+	s.mu.Lock()
+	mac, wanted := s.mac, slices.Clone(s.state.Wanted)
+	s.mu.Unlock()
+	ttl := min(s.cfg.Interval*ttlMultiplier+time.Second, 65535*time.Second)
+	return &LLDPDU{
+		ChassisSubtype: ChassisIDMAC, ChassisID: []byte(mac),
+		PortSubtype: PortIDMAC, PortID: []byte(mac),
+		TTL:  uint16(ttl / time.Second),
+		CDCP: &CDCP{Role: CDCPRoleStation, SComp: true, ChnCap: s.cfg.ChnCap, Pairs: wanted},
+	}
+}
+
+func (s *CDCPStation) sendPDU(d *LLDPDU) error {
+	f, err := d.Frame(NearestNonTPMRBridge, [6]byte(d.ChassisID))
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Send(f); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.state.Sent++
+	s.mu.Unlock()
+	return nil
+}
+
+// Shutdown sends a shutdown LLDPDU (TTL 0, no CDCP TLV): the bridge
+// forgets the station's S-channels at once. Call it after Run returned.
+func (s *CDCPStation) Shutdown() error {
+	d := s.LLDPDU()
+	d.TTL, d.CDCP = 0, nil
+	return s.sendPDU(d)
+}
+
+// Run sends LLDPDUs (fast at start and after a change, then every
+// Interval) and expires the bridge's answer, until ctx ends.
+func (s *CDCPStation) Run(ctx context.Context) {
+	fast := fastCount
+	t := time.NewTimer(0)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+			fast = fastCount
+		case <-t.C:
+		}
+		if err := s.sendPDU(s.LLDPDU()); err != nil {
+			if !failing {
+				s.log.Warn("cannot send LLDP (CDCP) on the uplink; retrying", "err", err)
+				failing = true
+			}
+		} else {
+			failing = false
+		}
+		s.expire(time.Now())
+		next := s.cfg.Interval
+		if fast > 0 {
+			fast--
+			next = fastInterval
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// expire forgets the bridge when its TTL ran out.
+func (s *CDCPStation) expire(now time.Time) {
+	s.mu.Lock()
+	if s.peer == nil || now.Before(s.expires) {
+		s.mu.Unlock()
+		return
+	}
+	s.log.Warn("CDCP bridge information expired", "peer", s.state.Peer)
+	s.forgetLocked(now)
+	st := s.stateLocked()
+	s.mu.Unlock()
+	s.changed(st)
+}
+
+func (s *CDCPStation) forgetLocked(now time.Time) {
+	s.peer = nil
+	s.state.Bridge, s.state.Peer, s.state.PeerMAC, s.state.ChnCap, s.state.Granted, s.state.Updated = false, "", nil, 0, nil, now
+}
+
+// Handle takes a received LLDP frame addressed to the nearest non-TPMR
+// bridge (as it was on the wire, tags included):
+//
+//	tagged                                  -> refused, Tagged++
+//	another destination                     -> ignored (another agent's)
+//	malformed                               -> ignored, Bad++
+//	our own (reflected)                     -> ignored
+//	TTL 0 from the peer                     -> the bridge is gone
+//	no CDCP TLV, or not role B              -> ignored
+//	another bridge while the peer's TTL runs -> ignored, Foreign++
+//	the peer, or a bridge once there is none -> its answer is followed
+func (s *CDCPStation) Handle(frame []byte) {
+	if vlan.IsTagged(frame) {
+		s.count(func(st *CDCPState) { st.Tagged++ })
+		return
+	}
+	if len(frame) < 14 || [6]byte(frame[:6]) != NearestNonTPMRBridge {
+		return
+	}
+	d, err := ParseFrame(frame)
+	if err != nil {
+		s.count(func(st *CDCPState) { st.Bad++ })
+		s.log.Debug("bad LLDP frame to the nearest non-TPMR bridge on the uplink", "err", err)
+		return
+	}
+	id := peerOf(d, [6]byte(frame[6:12]))
+	now := time.Now()
+	s.mu.Lock()
+	s.state.Received++
+	if string(id.src[:]) == string(s.mac) {
+		s.mu.Unlock()
+		return
+	}
+	fromPeer := s.peer != nil && *s.peer == id
+	if d.TTL == 0 {
+		if !fromPeer {
+			s.mu.Unlock()
+			return
+		}
+		s.log.Info("the CDCP bridge said goodbye", "peer", s.state.Peer)
+		s.forgetLocked(now)
+		st := s.stateLocked()
+		s.mu.Unlock()
+		s.changed(st)
+		return
+	}
+	if d.CDCP == nil || d.CDCP.Role != CDCPRoleBridge {
+		s.mu.Unlock()
+		return
+	}
+	if !fromPeer && s.peer != nil && now.Before(s.expires) {
+		s.state.Foreign++
+		s.mu.Unlock()
+		return
+	}
+	s.peer, s.expires = &id, now.Add(time.Duration(d.TTL)*time.Second)
+	granted := slices.Clone(d.CDCP.Pairs)
+	if !d.CDCP.SComp {
+		granted = nil // no S-VLAN component: nothing but the link itself
+	}
+	peer := chassisString(d)
+	changed := !s.state.Bridge || s.state.Peer != peer || s.state.ChnCap != d.CDCP.ChnCap || !slices.Equal(s.state.Granted, granted)
+	if changed {
+		s.state.Bridge, s.state.Peer, s.state.PeerMAC = true, peer, net.HardwareAddr(slices.Clone(id.src[:]))
+		s.state.ChnCap, s.state.Granted, s.state.Updated = d.CDCP.ChnCap, granted, now
+	}
+	st := s.stateLocked()
+	s.mu.Unlock()
+	if changed {
+		s.log.Info("CDCP answer from the bridge", "peer", peer, "chncap", d.CDCP.ChnCap, "granted", fmt.Sprint(granted))
+		s.changed(st)
+	}
+}
+
+func (s *CDCPStation) count(f func(*CDCPState)) {
+	s.mu.Lock()
+	f(&s.state)
+	s.mu.Unlock()
+}
+
+func (s *CDCPStation) changed(st CDCPState) {
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange(st)
+	}
+}

@@ -1,0 +1,166 @@
+package integration
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/test/evbbridge"
+)
+
+// CDCP against the test bridge: vswitchd asks for the S-channels of its
+// ports (S-VIDs 10 and 20); the bridge grants 10 only. The ports on 10
+// forward (tenant A's VMs reach each other through the bridge, S-tagged);
+// the ports on 20 are down with the reason and carry nothing; granted
+// later, they come up and forward; a bridge that takes the grant back
+// brings them down again.
+func TestCDCPWithEVBBridge(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		peer := evbPeer(t, l, h, evbbridge.Config{CDCP: &evbbridge.CDCPConfig{ChnCap: 8, Grant: evbbridge.GrantSVIDs(10)}})
+		vm1, vm2, vm3, vm4 := h.addVM(1), h.addVM(2), h.addVM(3), h.addVM(4)
+		h.start("--lldp-interval", "1s")
+		waitCDCP := func(what string, cond func(c *api.CDCPStatus) bool) *api.CDCPStatus {
+			t.Helper()
+			var st api.Status
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				if st = h.status(); st.CDCP != nil && cond(st.CDCP) {
+					return st.CDCP
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: not reached; cdcp %+v", what, st.CDCP)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		waitCDCP("the bridge's CDCP answer", func(c *api.CDCPStatus) bool { return c.Bridge != "" && c.Mode == "auto" })
+		h.addPort(vm1.port, "--vlan", "100", "--svid", "10")
+		h.addPort(vm2.port, "--vlan", "100", "--svid", "10")
+		for _, v := range []*vm{vm3, vm4} {
+			h.mustCtl("add-port", v.port, "--vlan", "100", "--svid", "20")
+		}
+		waitCDCP("S-VID 20 asked for, 10 granted", func(c *api.CDCPStatus) bool {
+			return len(c.Wanted) == 3 && len(c.Granted) == 2 && c.Granted[1].SVID == 10
+		})
+		for _, v := range []*vm{vm3, vm4} {
+			h.waitState(v.port, "down", 10*time.Second)
+		}
+		for _, p := range h.ports() {
+			switch p.Name {
+			case vm1.port, vm2.port:
+				if p.State != "up" || p.Problem != "" {
+					t.Errorf("granted port %+v", p)
+				}
+			case vm3.port, vm4.port:
+				if !strings.Contains(p.Problem, "S-VID 20") || !strings.Contains(p.Problem, "not granted") {
+					t.Errorf("port not granted: problem %q", p.Problem)
+				}
+			}
+		}
+		if out := h.mustCtl("list-ports"); !strings.Contains(out, "not granted") {
+			t.Errorf("vswctl list-ports does not show why:\n%s", out)
+		}
+		if out := h.mustCtl("status"); !strings.Contains(out, "asked 10 20, granted 10") {
+			t.Errorf("vswctl status does not show the S-channels:\n%s", out)
+		}
+		sc, ok := peer.StationCDCP()
+		if !ok || sc.Role != evbbridge.RoleS || !sc.SComp || len(sc.Pairs) != 3 || sc.Pairs[0] != (evbbridge.Pair{SCID: 1, SVID: 1}) ||
+			sc.Pairs[1].SVID != 10 || sc.Pairs[2].SVID != 20 || sc.Pairs[1].SCID == sc.Pairs[2].SCID {
+			t.Fatalf("the bridge heard %+v (%v)", sc, ok)
+		}
+		vm2.mustPing(vm1)
+		vm4.mustNotPing(vm3, "S-channel 20 is not granted")
+
+		// Granted later: up, and forwarding.
+		peer.SetCDCP(&evbbridge.CDCPConfig{ChnCap: 8})
+		for _, v := range []*vm{vm3, vm4} {
+			h.waitState(v.port, "up", 10*time.Second)
+		}
+		vm4.mustPing(vm3)
+		vm2.mustNotPing(vm4, "vm4 is on S-channel 20, vm2 on 10")
+
+		// Taken back: down again.
+		peer.SetCDCP(&evbbridge.CDCPConfig{ChnCap: 8, Grant: evbbridge.GrantSVIDs(10)})
+		h.waitState(vm3.port, "down", 10*time.Second)
+		vm2.mustPing(vm1)
+	})
+}
+
+// --cdcp on without a CDCP bridge (lldpad's place taken by a peer that
+// speaks only EVB): S-channel ports stay down with the reason; --cdcp off
+// with the same bridge that denies everything: they forward as configured.
+func TestCDCPModes(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		peer := evbPeer(t, l, h, evbbridge.Config{})
+		vm1, vm2 := h.addVM(1), h.addVM(2)
+		h.start("--lldp-interval", "1s", "--cdcp", "on")
+		for _, v := range []*vm{vm1, vm2} {
+			h.mustCtl("add-port", v.port, "--vlan", "100", "--svid", "10")
+			h.waitState(v.port, "down", 10*time.Second)
+		}
+		p := h.ports()[0]
+		if !strings.Contains(p.Problem, "no CDCP answer") {
+			t.Fatalf("--cdcp on, no CDCP bridge: %+v", p)
+		}
+		vm2.mustNotPing(vm1, "no S-channel granted")
+		if err := peer.Wait(5*time.Second, "the station's CDCP TLV", func(s evbbridge.Snapshot) bool { return s.CDCP != nil }); err != nil {
+			t.Fatal(err)
+		}
+
+		// The bridge starts answering, and denies: still down, now with
+		// the bridge's answer as the reason.
+		peer.SetCDCP(&evbbridge.CDCPConfig{Grant: evbbridge.DenyAll})
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(h.ports()[0].Problem, "not granted by the bridge") {
+			if time.Now().After(deadline) {
+				t.Fatalf("denied: %+v", h.ports()[0])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		// Off: S-channels are static whatever the bridge says.
+		if err := h.d.kill(syscall.SIGTERM, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		h.start("--lldp-interval", "1s", "--cdcp", "off")
+		for _, v := range []*vm{vm1, vm2} {
+			h.waitState(v.port, "up", 10*time.Second)
+		}
+		vm2.mustPing(vm1)
+		if st := h.status(); st.CDCP != nil {
+			t.Errorf("--cdcp off reports %+v", st.CDCP)
+		}
+	})
+}
+
+// --cdcp auto (the default) against lldpad, which has no CDCP: the station
+// asks, nobody answers, and S-channel ports forward as configured while
+// reflective relay is granted as before.
+func TestCDCPAutoWithLLDPAD(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		lldpadBridge(t, l, false, h)
+		vm1, vm2 := h.addVM(1), h.addVM(2)
+		h.start("--lldp-interval", "1s")
+		h.addPort(vm1.port, "--vlan", "100", "--svid", "10")
+		h.addPort(vm2.port, "--vlan", "100", "--svid", "10")
+		h.waitRelay("granted by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "granted" })
+		vm2.mustPing(vm1)
+		st := h.status()
+		if st.CDCP == nil || st.CDCP.Mode != "auto" || st.CDCP.Bridge != "" || len(st.CDCP.Wanted) != 2 || st.CDCP.Wanted[1].SVID != 10 {
+			t.Fatalf("cdcp %+v", st.CDCP)
+		}
+		for _, p := range h.ports() {
+			if p.State != "up" || p.Problem != "" {
+				t.Errorf("port %+v", p)
+			}
+		}
+	})
+}
