@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -40,21 +41,22 @@ func TestUnusablePortsShown(t *testing.T) {
 // status shows the scheduling the datapath threads got, and why it is not
 // the one asked for; a daemon that does not report it shows what it asked.
 func TestStatusDatapathPriority(t *testing.T) {
+	line := regexp.MustCompile(`(?m)^datapath threads:\s+(.*)$`)
 	for _, tc := range []struct {
 		st   api.Status
 		want string
 	}{
 		{api.Status{DatapathPriority: "SCHED_RR 1", DatapathPriorityEffective: "normal", DatapathPriorityError: "set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)"},
-			"datapath threads:  normal, not SCHED_RR 1 as configured: set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)\n"},
-		{api.Status{DatapathPriority: "SCHED_RR 1", DatapathPriorityEffective: "SCHED_RR 1"}, "datapath threads:  SCHED_RR 1\n"},
-		{api.Status{DatapathPriority: "nice -10"}, "datapath threads:  nice -10\n"},
+			"normal, not SCHED_RR 1 as configured: set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)"},
+		{api.Status{DatapathPriority: "SCHED_RR 1", DatapathPriorityEffective: "SCHED_RR 1"}, "SCHED_RR 1"},
+		{api.Status{DatapathPriority: "nice -10"}, "nice -10"},
 	} {
 		var b bytes.Buffer
 		if err := writeStatus(&b, tc.st); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(b.String(), tc.want) {
-			t.Errorf("status lacks %q:\n%s", tc.want, b.String())
+		if m := line.FindStringSubmatch(b.String()); m == nil || m[1] != tc.want {
+			t.Errorf("datapath threads %q, want %q:\n%s", m, tc.want, b.String())
 		}
 	}
 }

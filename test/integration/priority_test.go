@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -50,10 +51,10 @@ func TestDatapathPriority(t *testing.T) {
 				if want := "set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)"; st.DatapathPriorityError != want {
 					t.Errorf("status datapath_priority_error %q, want %q", st.DatapathPriorityError, want)
 				}
-				if want := "datapath threads:  normal, not SCHED_RR 1 as configured: set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)\n"; !strings.Contains(text, want) {
-					t.Errorf("vswctl status lacks %q:\n%s", want, text)
+				if want := "normal, not SCHED_RR 1 as configured: set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)"; threadsLine(text) != want {
+					t.Errorf("vswctl status: datapath threads %q, want %q:\n%s", threadsLine(text), want, text)
 				}
-			} else if st.DatapathPriorityError != "" || !strings.Contains(text, "datapath threads:  "+c.status+"\n") {
+			} else if st.DatapathPriorityError != "" || threadsLine(text) != c.status {
 				t.Errorf("datapath_priority_error %q; vswctl status:\n%s", st.DatapathPriorityError, text)
 			}
 			rr, err := rrThreads(h.d.pid())
@@ -66,6 +67,15 @@ func TestDatapathPriority(t *testing.T) {
 			}
 		})
 	}
+}
+
+// threadsLine is the value of vswctl status's "datapath threads" line.
+func threadsLine(status string) string {
+	m := regexp.MustCompile(`(?m)^datapath threads:\s+(.*)$`).FindStringSubmatch(status)
+	if m == nil {
+		return ""
+	}
+	return m[1]
 }
 
 // rrThreads counts the process's threads with policy SCHED_RR (field 41 of
