@@ -20,6 +20,8 @@ command -v setpriv >/dev/null || need+=(util-linux)   # vswitchd with exactly th
 # promtool checks contrib/prometheus/alerts.yml and the dashboard's queries (about 19 MB; on a host
 # that runs systemd the package also enables a Prometheus server on :9090).
 command -v promtool >/dev/null || need+=(prometheus)
+command -v lintian >/dev/null || need+=(lintian)      # test/dist: make deb's package must pass lintian
+command -v groff >/dev/null || need+=(groff-base)     # internal/manpage: the pages must format without a warning
 if [ "${WITH_BENCH:-0}" = 1 ]; then
   command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)   # OVS rows of make bench
 fi

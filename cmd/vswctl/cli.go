@@ -62,7 +62,6 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 			}
 			return nil
 		},
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 	}
 	root.SuggestionsMinimumDistance = 2
 	// The root runs only to report unknown commands: do not advertise
@@ -90,7 +89,9 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 		a.captureCmd(),
 		a.libvirtHookCmd(),
 		a.versionCmd(),
+		a.manCmd(),
 	)
+	a.completions(root)
 	return root
 }
 

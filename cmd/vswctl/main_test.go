@@ -147,7 +147,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"stats", "a", "b"}, `got extra argument "b"`},
 		{[]string{"add-port", "vnet1", "--vlan"}, "flag needs an argument: --vlan"},
 		{[]string{"--bogus", "status"}, "unknown flag: --bogus"},
-		{[]string{"capture", "vnet1"}, "capture needs -w FILE.pcap"},
+		{[]string{"capture", "vnet1"}, "capture needs -w FILE (- for stdout)"},
 		{[]string{"capture", "vnet1", "-w", "f", "-c", "many"}, `invalid argument "many"`},
 	}
 	for _, tc := range cases {

@@ -153,7 +153,12 @@ func writeStatus(w io.Writer, st api.Status) error {
 		row("port datapath", st.PortDatapath)
 	}
 	if st.DatapathPriority != "" {
-		row("datapath threads", st.DatapathPriority)
+		prio := st.DatapathPriority
+		if eff := st.DatapathPriorityEffective; eff != "" && eff != prio {
+			// What the threads got, then what was asked for and why not.
+			prio = fmt.Sprintf("%s, not %s as configured: %s", eff, prio, dash(oneLine(st.DatapathPriorityError)))
+		}
+		row("datapath threads", prio)
 	}
 	if st.Relay != nil {
 		r := st.Relay.State

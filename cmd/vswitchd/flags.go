@@ -22,7 +22,7 @@ import (
 const defaultConfig = "/etc/vswitch/vswitchd.conf"
 
 // synopsis is the usage's first lines (--help, the man page).
-const synopsis = `usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--evb-r N] [--evb-rte N] [--evb-rwd N|remote] [--evb-rka N|remote] [--log-level info] [--config FILE]
+const synopsis = `usage: vswitchd --uplink IF [--uplink-wait 1m] [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--evb-r N] [--evb-rte N] [--evb-rwd N|remote] [--evb-rka N|remote] [--log-level info] [--config FILE]
        vswitchd [--state PATH] --check [--salvage NEWFILE] | --drop-port NAME   (offline, vswitchd stopped)
        vswitchd --version
 `
@@ -34,11 +34,13 @@ type settings struct {
 	level, logFormat         string
 	group, prio              string
 	lldp, preassoc           time.Duration
+	uplinkWait               time.Duration
 	perPort, perVLAN, fdbMax int
 	evb                      evbFlags
 	off                      offlineArgs
 	config                   string
 	version                  bool
+	man                      bool // --man: write vswitchd(8) (make man)
 }
 
 // FlagSet returns vswitchd's flags with their defaults and help, parsing
@@ -52,6 +54,7 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.SortFlags = false
 	o := &s.o
 	fs.StringVar(&o.Uplink, "uplink", "", "uplink `IF` facing the adjacent (reflective-relay) bridge (required)")
+	fs.DurationVar(&s.uplinkWait, "uplink-wait", time.Minute, "at start, wait this long for an uplink that does not exist yet (a bond or VLAN still being created, a NIC udev still renames), the API answering \"starting\" meanwhile; then give up (exit 1) (0: do not wait)")
 	fs.StringVar(&o.Datapath, "datapath", "auto", "datapath backend of the uplink: auto|afpacket|afxdp (auto: AF_XDP when its program loads and binds there)")
 	fs.StringVar(&o.PortDatapath, "port-datapath", "afpacket", "backend of the VM ports: afpacket (guest checksum/TSO offloads work) or afxdp (VMs must turn those offloads off)")
 	fs.StringVar(&o.Mode, "mode", "vepa", "forwarding mode: vepa (VM to VM through the adjacent bridge; veb while that bridge refuses reflective relay) or veb (switch VM to VM locally)")
@@ -80,8 +83,10 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.StringVar(&s.off.salvage, "salvage", "", "copy the usable ports of the --state file, damaged or not, into the new state file `NEWFILE` (with --check), then exit")
 	fs.StringVar(&s.off.dropPort, "drop-port", "", "delete port `NAME`'s record from the --state file while vswitchd is stopped, then exit")
 	fs.BoolVar(&s.version, "version", false, "print vswitchd's version and exit")
+	fs.BoolVar(&s.man, "man", false, "write the manual page vswitchd(8) on stdout and exit (make man)")
+	_ = fs.MarkHidden("man") // for the build, not for operators
 	for name, why := range map[string]string{
-		"config": "it names the file", "version": "a one-off command",
+		"config": "it names the file", "version": "a one-off command", "man": "a one-off command",
 		"check": "a one-off command", "salvage": "a one-off command", "drop-port": "a one-off command",
 	} {
 		_ = fs.SetAnnotation(name, flagfile.NotInFile, []string{why})
@@ -156,11 +161,11 @@ func (s *settings) options() (daemon.Options, error) {
 		return o, badFlag(f, "--datapath and --port-datapath need a value (auto|afpacket|afxdp, afpacket|afxdp)")
 	}
 	if err := daemon.CheckDatapaths(o.Datapath, o.PortDatapath); err != nil {
-		f := "datapath"
-		if strings.Contains(err.Error(), "--port-datapath") {
-			f = "port-datapath"
+		var de *daemon.DatapathError
+		if errors.As(err, &de) {
+			return o, badFlag(de.Flag, "%v", err)
 		}
-		return o, badFlag(f, "%v", err)
+		return o, err
 	}
 	// Empty, they would fail only once the daemon runs (exit 1, which
 	// systemd restarts forever), the uplink already touched: "socket ="
@@ -171,7 +176,9 @@ func (s *settings) options() (daemon.Options, error) {
 	if o.Socket == "" {
 		return o, badFlag("socket", "--socket needs a PATH: leave it out for the default, %s", api.SocketFromEnv())
 	}
-	if o.Mode != "vepa" && o.Mode != "veb" {
+	// datapath.ParseMode takes "" for its default (vepa); a flag given
+	// empty is refused, as --datapath's is.
+	if _, err := datapath.ParseMode(o.Mode); err != nil || o.Mode == "" {
 		return o, badFlag("mode", "invalid --mode %q: use vepa or veb", o.Mode)
 	}
 	switch {
@@ -237,6 +244,10 @@ func (s *settings) options() (daemon.Options, error) {
 		}
 		return o, badFlag("uplink", "%s", msg)
 	}
+	if s.uplinkWait < 0 || s.uplinkWait > time.Hour {
+		return o, badFlag("uplink-wait", "invalid --uplink-wait %v: use 0 (do not wait) to 1h", s.uplinkWait)
+	}
+	o.UplinkWait = s.uplinkWait
 	if s.group != "" {
 		gid, err := lookupGroup(s.group)
 		if err != nil {

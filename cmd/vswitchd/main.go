@@ -47,7 +47,7 @@ func parse(args []string, stdout io.Writer) (*settings, flagfile.Origins, error)
 	if fs.NArg() != 0 {
 		return nil, nil, fmt.Errorf("unexpected argument %q (see vswitchd --help)", fs.Arg(0))
 	}
-	if s.version {
+	if s.version || s.man {
 		return s, nil, nil
 	}
 	origins := flagfile.Origins{}
@@ -76,6 +76,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(2, err)
 	case s.version:
 		fmt.Fprintln(stdout, version.Program("vswitchd"))
+		return 0
+	case s.man:
+		if err := manPage().Render(stdout); err != nil {
+			fmt.Fprintf(stderr, "vswitchd: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	if f, err := logging.ParseFormat(s.logFormat); err == nil {

@@ -38,6 +38,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--preassociate-timeout", "10ms", "--uplink", "eth0"}, "invalid --preassociate-timeout"},
 		{[]string{"--preassociate-timeout", "48h", "--uplink", "eth0"}, "invalid --preassociate-timeout"},
 		{[]string{"--log-level", "loud", "--uplink", "eth0"}, "invalid --log-level"},
+		{[]string{"--uplink-wait", "-1s", "--uplink", "eth0"}, "invalid --uplink-wait -1s: use 0 (do not wait) to 1h"},
+		{[]string{"--uplink-wait", "2h", "--uplink", "eth0"}, "invalid --uplink-wait 2h0m0s: use 0 (do not wait) to 1h"},
 		{[]string{"--datapath", "afxdp"}, "--uplink IF is required"},
 		{[]string{"--uplink", "eth0", "extra"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag (see vswitchd --help)"},
@@ -81,7 +83,7 @@ func TestHelp(t *testing.T) {
 		if code := run([]string{h}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
 			t.Fatalf("%s: exit %d, stderr %q", h, code, stderr.String())
 		}
-		for _, f := range []string{"--uplink IF", "--datapath", "--port-datapath", "--mode", "--state PATH", "--socket PATH", "--metrics ADDR", "--mtu", "--datapath-priority", "--lldp-interval", "--cdcp", "--log-level", "--log-format", "--config FILE", "--socket-group GROUP", "--check", "--salvage NEWFILE", "--drop-port NAME", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt URI", "--preassociate-timeout", "--version", "(default \"/etc/vswitch/vswitchd.conf\")", "usage: vswitchd --uplink IF"} {
+		for _, f := range []string{"--uplink IF", "--uplink-wait", "--datapath", "--port-datapath", "--mode", "--state PATH", "--socket PATH", "--metrics ADDR", "--mtu", "--datapath-priority", "--lldp-interval", "--cdcp", "--log-level", "--log-format", "--config FILE", "--socket-group GROUP", "--check", "--salvage NEWFILE", "--drop-port NAME", "--max-macs-per-port", "--max-macs-per-vlan", "--fdb-max", "--libvirt URI", "--preassociate-timeout", "--version", "(default \"/etc/vswitch/vswitchd.conf\")", "usage: vswitchd --uplink IF"} {
 			if !strings.Contains(stdout.String(), f) {
 				t.Errorf("%s: help does not mention %s:\n%s", h, f, stdout.String())
 			}
@@ -173,6 +175,9 @@ lldp-interval = 0
 		{"uplink = eth1\nmode = bridge", nil, p + `:2: invalid --mode "bridge": use vepa or veb`},
 		{"uplink = eth1\ndatapath = dpdk", nil, p + `:2: invalid --datapath "dpdk"`},
 		{"uplink = eth1\nport-datapath = auto", nil, p + `:2: invalid --port-datapath "auto"`},
+		// The flag an error is about is known, not guessed from its text.
+		{"uplink = eth1\ndatapath = no--port-datapath", nil, p + `:2: invalid --datapath "no--port-datapath": use auto, afpacket or afxdp`},
+		{"uplink = eth1\nmode =", nil, p + `:2: invalid --mode "": use vepa or veb`},
 		{"uplink = eth1\nlog-format = xml", nil, p + `:2: invalid --log-format "xml"`},
 		{"uplink = eth1\nsocket-group = no-such-group-vsw", nil, p + ":2: invalid --socket-group"},
 		{"uplinc = eth1", nil, p + `:1: unknown setting "uplinc"`},

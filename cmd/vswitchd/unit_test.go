@@ -77,6 +77,7 @@ func TestUnitSettings(t *testing.T) {
 		"Type=notify", "NotifyAccess=main", "Restart=on-failure", "RestartPreventExitStatus=2",
 		"RuntimeDirectory=vswitchd", "StateDirectory=vswitchd", "LimitMEMLOCK=infinity",
 		"Before=network.target libvirtd.service virtqemud.service", "WantedBy=multi-user.target",
+		"After=network-pre.target networking.service systemd-networkd.service",
 		"ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "WatchdogSec=",
 	} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want)).Match(unit) {
@@ -237,5 +238,59 @@ func TestUnitRestartsAfterCrash(t *testing.T) {
 				t.Errorf("after a %s vswitchd wrote %d goroutine stacks to stderr, want every goroutine's:\n%s", how, n, stderr.String())
 			}
 		})
+	}
+}
+
+// A panic's output is an err entry of the journal, so that `journalctl -u
+// vswitchd -p err` shows why vswitchd died. The Go runtime writes it to
+// stderr without the "<N>" prefix vswitchd's own lines carry, and the
+// journal gives such a line the unit's SyslogLevel= (info by default).
+// Judged as the journal does on this test binary's panic (the same
+// runtime), under the unit's Environment=.
+func TestUnitCrashIsAnError(t *testing.T) {
+	if os.Getenv(crashEnv) == "panic" {
+		go func() { select {} }()
+		panic("vswitchd test crash")
+	}
+	level := 6 // info, systemd's default
+	if v := unitValues(t, "SyslogLevel"); len(v) == 1 {
+		p, ok := map[string]int{"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}[v[0]]
+		if !ok {
+			t.Fatalf("SyslogLevel=%s is not known to this test", v[0])
+		}
+		level = p
+	}
+	if v := unitValues(t, "SyslogLevelPrefix"); len(v) != 0 && v[0] != "yes" && v[0] != "true" {
+		t.Fatalf("SyslogLevelPrefix=%s: the journal would not read vswitchd's own priorities", v[0])
+	}
+	var env []string
+	for _, v := range unitValues(t, "Environment") {
+		env = append(env, strings.Fields(v)...)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUnitCrashIsAnError$")
+	cmd.Env = append(append(slices.Clone(os.Environ()), env...), crashEnv+"=panic")
+	out, _ := cmd.CombinedOutput()
+	prio := regexp.MustCompile(`^<([0-7])>`)
+	var crash, stacks int
+	for _, line := range strings.Split(string(out), "\n") {
+		p := level
+		if m := prio.FindStringSubmatch(line); m != nil {
+			p, _ = strconv.Atoi(m[1])
+		}
+		switch {
+		case strings.HasPrefix(line, "panic: vswitchd test crash"):
+			crash = p + 1
+		case strings.HasPrefix(line, "goroutine "):
+			stacks++
+			if p > 3 {
+				t.Errorf("%q would be a journal entry of priority %d, not err", line, p)
+			}
+		}
+	}
+	if crash == 0 || stacks < 2 {
+		t.Fatalf("no panic with its stacks in the output:\n%s", out)
+	}
+	if crash-1 > 3 {
+		t.Errorf("a panic is a journal entry of priority %d (SyslogLevel=%v), not err: journalctl -p err does not show why vswitchd died", crash-1, unitValues(t, "SyslogLevel"))
 	}
 }

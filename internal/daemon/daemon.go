@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type Options struct {
 	// CDCP is auto, on or off ("": auto): whether S-channel ports follow
 	// the adjacent bridge's CDCP grants (cdcp.go).
 	CDCP string
+	// UplinkWait is how long Run waits for an uplink that does not exist
+	// yet before it starts, the API answering "starting" meanwhile
+	// (uplinkwait.go); 0: not at all (the start fails at once).
+	UplinkWait time.Duration
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -130,16 +135,52 @@ type Daemon struct {
 
 	cdcp     atomic.Pointer[vepa.CDCPStation] // the CDCP agent once running (cdcp.go)
 	chanSVID map[string]uint16                // under mu: the S-VID of each port on an S-channel
+
+	// apiListener is the API socket the wait for the uplink listened on
+	// (uplinkwait.go), which Serve takes over; nil: Serve listens.
+	apiListener net.Listener
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
-// gracefully (rings closed, state flushed).
+// gracefully (rings closed, state flushed). An uplink that does not exist
+// yet is waited for first, up to o.UplinkWait (uplinkwait.go); a ctx
+// cancelled meanwhile ends Run without an error.
 func Run(ctx context.Context, o Options) error {
-	d, err := Start(o)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return run(ctx, o, hostSystem(o.Logger))
+}
+
+// run is Run on the given host (unit tests pass a fake one).
+func run(ctx context.Context, o Options, sys system) error {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	held, err := waitForUplink(ctx, o, sys)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil // stopped while waiting
+		}
+		return err
+	}
+	if held != nil {
+		// The wait holds the uplink's lock: Start keeps it (and releases
+		// it should it fail).
+		sys.lockUplink = func(string) (func(), error) { return held.unlock, nil }
+	}
+	d, err := start(o, sys)
+	if err != nil {
+		if held != nil {
+			held.ln.Close()
+		}
 		return err
 	}
 	defer d.Close()
+	if held != nil {
+		d.apiListener = held.ln
+		defer held.ln.Close() // Serve's server closes it, unless Serve fails before
+	}
 	return d.Serve(ctx)
 }
 

@@ -38,9 +38,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 func (d *Daemon) serveHTTP(ctx context.Context) error {
 	srv := api.NewServer(d, d.log)
 	srv.Handle("GET /metrics", d.metricsHandler()) // also on the socket
-	ln, err := api.ListenUnixGroup(d.opts.Socket, d.opts.socketGID())
-	if err != nil {
-		return err
+	// The socket listens since the wait for the uplink (uplinkwait.go), or
+	// from now on.
+	ln := d.apiListener
+	var err error
+	if ln == nil {
+		if ln, err = api.ListenUnixGroup(d.opts.Socket, d.opts.socketGID()); err != nil {
+			return err
+		}
 	}
 	defer os.Remove(d.opts.Socket)
 	var mln net.Listener

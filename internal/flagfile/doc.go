@@ -15,5 +15,6 @@
 // may stand alone for true. Each name appears at most once. Flags already
 // given on the command line are not touched: the command line wins. A flag
 // annotated with NotInFile (a one-off command such as --check) cannot be
-// set in the file. Every mistake is an error naming the file and line.
+// set in the file. A UTF-8 byte order mark at the start of the file is
+// skipped, and so is the carriage return of a CRLF line end. Every mistake is an error naming the file and line.
 package flagfile

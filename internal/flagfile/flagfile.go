@@ -17,6 +17,9 @@ import (
 // the file may not set; its value says why, e.g. "a one-off command".
 const NotInFile = "flagfile/not-in-file"
 
+// byteOrderMark is U+FEFF encoded in UTF-8.
+const byteOrderMark = "\ufeff"
+
 // Origins maps the name of each flag the file set to "PATH:LINE".
 type Origins map[string]string
 
@@ -44,7 +47,13 @@ func apply(set *pflag.FlagSet, path string, r io.Reader) (Origins, error) {
 	for sc.Scan() {
 		n++
 		at := fmt.Sprintf("%s:%d", path, n)
-		name, value, hasValue, err := parseLine(sc.Text())
+		line := sc.Text()
+		if n == 1 {
+			// A byte order mark, which some editors write at the start
+			// of a UTF-8 file: not part of the first setting's name.
+			line = strings.TrimPrefix(line, byteOrderMark)
+		}
+		name, value, hasValue, err := parseLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", at, err)
 		}

@@ -85,6 +85,24 @@ func TestCommandLineWins(t *testing.T) {
 	}
 }
 
+// A file that an editor saved with a UTF-8 byte order mark (Notepad does)
+// reads as the same file without it; a BOM anywhere else is no blank.
+func TestByteOrderMark(t *testing.T) {
+	p := write(t, "\ufeffuplink = eth1\r\nmtu = 9000\r\n")
+	var v vals
+	origins, err := Apply(flags(&v), p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.uplink != "eth1" || v.mtu != 9000 || origins["uplink"] != p+":1" {
+		t.Errorf("uplink %q mtu %d origins %v: want eth1 and 9000, uplink from line 1", v.uplink, v.mtu, origins)
+	}
+	p = write(t, "\ufeff# settings\n\ufeffuplink = eth1\n")
+	if _, err := Apply(flags(&v), p, false); err == nil || !strings.Contains(err.Error(), p+`:2: unknown setting "\ufeffuplink"`) {
+		t.Errorf("a BOM on line 2: %v", err)
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	var v vals
 	missing := filepath.Join(t.TempDir(), "none.conf")

@@ -16,6 +16,10 @@
 //     but not the stream (a shell redirected to a file) gets text, since
 //     the device and inode no longer match.
 //
+// What the Go runtime writes to stderr itself, a panic's or a fatal
+// error's stacks, bypasses the logger and has no prefix: the journal gives
+// it the unit's SyslogLevel= (contrib/systemd/vswitchd.service sets err).
+//
 // The journal handler writes to the stream rather than speaking the
 // journal's native protocol (github.com/systemd/slog-journal does that):
 // the stream is what systemd already gives the service, needs no socket of

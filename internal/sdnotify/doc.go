@@ -12,6 +12,10 @@
 //     of the state file are restored: `systemctl start vswitchd` returns,
 //     and units ordered after it (libvirtd, virtqemud, whose hook needs the
 //     API) start, only then.
+//   - before that, while it waits for its uplink to appear (vswitchd
+//     --uplink-wait), a STATUS= line that says so and EXTEND_TIMEOUT_USEC=
+//     covering the wait, so that systemd's start timeout does not end it
+//     first.
 //   - STOPPING=1 when a SIGTERM or SIGINT begins the graceful stop.
 //   - WATCHDOG=1 every half of $WATCHDOG_USEC (WatchdogSec= in the unit),
 //     while a check of the daemon passes: a daemon whose control plane

@@ -80,6 +80,15 @@ func (n *Notifier) Status(status string) error {
 	return n.Send("STATUS=" + oneLine(status))
 }
 
+// Starting updates the status while the service is still starting, and
+// asks systemd to wait at least extend from now for what comes next
+// (EXTEND_TIMEOUT_USEC, systemd 236 and later; it only ever lengthens
+// TimeoutStartSec=, and older versions ignore it): for a start that waits
+// for something on purpose, so that systemd does not give up first.
+func (n *Notifier) Starting(status string, extend time.Duration) error {
+	return n.Send(fmt.Sprintf("STATUS=%s\nEXTEND_TIMEOUT_USEC=%d", oneLine(status), extend.Microseconds()))
+}
+
 // Stopping says the service began to stop.
 func (n *Notifier) Stopping() error {
 	return n.Send("STOPPING=1\nSTATUS=stopping")

@@ -160,3 +160,24 @@ func TestSendToNobody(t *testing.T) {
 		t.Errorf("Ready to a missing socket: %v", err)
 	}
 }
+
+// A start that waits says what for and extends systemd's start timeout,
+// in microseconds.
+func TestStarting(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "notify")
+	c := listen(t, name)
+	n, err := fromEnv(env(map[string]string{"NOTIFY_SOCKET": name}), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Starting("waiting for uplink bond0\nto appear", 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := recv(t, c), "STATUS=waiting for uplink bond0 to appear\nEXTEND_TIMEOUT_USEC=90000000"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	var none *Notifier
+	if err := none.Starting("x", time.Second); err != nil {
+		t.Errorf("nil notifier: %v", err)
+	}
+}

@@ -168,6 +168,12 @@ type Status struct {
 	// CDCP is the S-channel negotiation with the adjacent bridge
 	// (vswitchd --cdcp; omitted when off).
 	CDCP *CDCPStatus `json:"cdcp,omitempty"`
+
+	// DatapathPriorityEffective is the scheduling the datapath threads
+	// got: DatapathPriority, or "normal" when it could not be set
+	// (DatapathPriorityError says why, e.g. no CAP_SYS_NICE).
+	DatapathPriorityEffective string `json:"datapath_priority_effective,omitempty"`
+	DatapathPriorityError     string `json:"datapath_priority_error,omitempty"`
 }
 
 // CDCPStatus is what the station's CDCP agent (802.1Qbg clause 42) knows:
@@ -335,6 +341,10 @@ const (
 	// CodeInvalidVSI: a VSI type, type version, manager or instance ID
 	// that VDP cannot carry.
 	CodeInvalidVSI = "invalid_vsi"
+	// CodeStarting: vswitchd is starting and serves no request yet: it
+	// waits for its uplink to appear (vswitchd --uplink-wait); the message
+	// says which and for how long. HTTP 503: try again once it runs.
+	CodeStarting = "starting"
 )
 
 // ServiceError carries an API error code; services return it (wrapped or
@@ -405,3 +415,15 @@ type Service interface {
 	VSIs(ctx context.Context) ([]VSI, error)
 	LLDP(ctx context.Context) (LLDP, error)
 }
+
+// Error codes of GET /v1/capture.
+const (
+	// CodeTooManyCaptures: vswitchd runs as many captures as it allows
+	// (HTTP 429); the message names them.
+	CodeTooManyCaptures = "too_many_captures"
+	// CodeNotSupported: the server cannot do what was asked (HTTP 501).
+	CodeNotSupported = "not_supported"
+	// CodeForbidden: the client may not do this (HTTP 403): capturing
+	// needs root or CAP_NET_RAW.
+	CodeForbidden = "forbidden"
+)

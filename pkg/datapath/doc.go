@@ -30,6 +30,12 @@
 // Config.Workers tells the embedder how many workers run, so it can give
 // the runtime a P for each (thread_linux.go says why both).
 //
+// Captures (capture.go) copy frames at the points where the switch sees
+// them, port in and out, uplink in and out, into a bounded buffer per
+// session that a reader drains (vswitchd's GET /v1/capture); a full buffer
+// drops and counts, so a slow reader never holds a worker up, and with no
+// capture running a point costs one atomic pointer load per batch.
+//
 // Configuration is an immutable snapshot swapped atomically; the pipelines
 // load it once per batch and never lock per frame. A change copies the
 // snapshot and rewrites only what the changed port touches: its VIDs' port

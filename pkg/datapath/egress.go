@@ -93,6 +93,9 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		w.local.begin(snap)
 	}
 	w.now = w.s.fdb.now()
+	if cs := w.p.capture.Load(); cs != nil {
+		cs.batch(DirIn, b) // as the VM sent them: before the checks and the tag push
+	}
 	passed := false
 	for i := 0; i < b.N; i++ {
 		rxp++
@@ -119,6 +122,9 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		up.TxBytes.Add(bytes)
 		if n < len(w.up) {
 			c.Drop(DropTxError, uint64(len(w.up)-n))
+		}
+		if cs := w.s.upCapture.Load(); cs != nil {
+			cs.frames(DirOut, w.up[:n]) // with our tags
 		}
 		clear(w.up)
 		w.up = w.up[:0]

@@ -58,8 +58,16 @@ type Switch struct {
 
 	prioOnce   sync.Once   // the priority warning, once
 	prioFailed atomic.Bool // the priority cannot be set: stop trying
+	// prioErr is why the priority could not be set (PriorityErr); nil
+	// while it could.
+	prioErr atomic.Pointer[error]
 
 	nworkers int // ingress and egress workers running (Config.Workers). Guarded by mu.
+
+	// captures are the running capture sessions (capture.go), guarded by
+	// mu; upCapture is the uplink's for its workers (nil: none).
+	captures  map[*Capture]struct{}
+	upCapture atomic.Pointer[captureSet]
 }
 
 type port struct {
@@ -76,6 +84,8 @@ type port struct {
 	// (WatchFirstFrame); its egress worker clears it and calls
 	// Config.FirstFrame.
 	watch atomic.Bool
+	// capture is the port's running captures (capture.go), nil when none.
+	capture atomic.Pointer[captureSet]
 }
 
 type portIO struct {
@@ -143,6 +153,17 @@ func (s *Switch) SetMode(m Mode) {
 
 // Backend returns the backend's name.
 func (s *Switch) Backend() string { return s.cfg.Backend.Name() }
+
+// PriorityErr says why the datapath threads do not run with
+// Config.Priority (they then run at normal priority), or nil when they do
+// (or none was asked for). Once setting it failed, the switch stops
+// trying: the error stays.
+func (s *Switch) PriorityErr() error {
+	if p := s.prioErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // PortBackend returns the name of the backend VM ports use (differs from
 // Backend with a backend.Split).
@@ -273,6 +294,7 @@ func (s *Switch) Stop() {
 	}
 	s.started = false
 	close(s.stop)
+	s.endCapturesLocked(nil, true, fmt.Errorf("%w: vswitchd is stopping", ErrCaptureEnded))
 	for _, p := range s.ports {
 		s.detachLocked(p)
 	}
@@ -310,6 +332,9 @@ func (s *Switch) SendControl(frame []byte) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("send control frame on %s: the queue refused it (full, or longer than the MTU)", s.cfg.Uplink)
+	}
+	if cs := s.upCapture.Load(); cs != nil {
+		cs.frames(DirOut, fr)
 	}
 	return nil
 }
@@ -399,6 +424,7 @@ func (s *Switch) DeletePort(name string) error {
 		return portcfg.NotFound(name)
 	}
 	s.detachLocked(p)
+	s.endCapturesLocked(p, false, fmt.Errorf("%w: port %s was deleted", ErrCaptureEnded, name))
 	s.retired.addDrops(&p.ctr)
 	delete(s.ports, name)
 	old := p.view.Load()

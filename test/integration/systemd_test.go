@@ -85,9 +85,9 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	run := func(uplink string) (*exec.Cmd, chan error) {
-		cmd := h.ns.Command(context.Background(), vswitchdBin, "--config=", "--uplink", uplink, "--datapath", "afpacket",
-			"--state", h.state, "--socket", h.sock, "--uplink-queues", "1")
+	run := func(uplink string, extra ...string) (*exec.Cmd, chan error) {
+		cmd := h.ns.Command(context.Background(), vswitchdBin, append([]string{"--config=", "--uplink", uplink, "--datapath", "afpacket",
+			"--state", h.state, "--socket", h.sock, "--uplink-queues", "1"}, extra...)...)
 		cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath, "WATCHDOG_USEC=400000", "JOURNAL_STREAM="+journalStream(t, logf))
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -100,8 +100,8 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 		return cmd, done
 	}
 
-	// A start that fails: no READY=1, exit 1.
-	_, done := run("no-such-uplink")
+	// A start that fails (the uplink never comes): no READY=1, exit 1.
+	_, done := run("no-such-uplink", "--uplink-wait", "1s")
 	select {
 	case err := <-done:
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
@@ -109,6 +109,9 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("vswitchd with a missing uplink did not exit")
+	}
+	if got := sd.next(100 * time.Millisecond); !strings.HasPrefix(got, "STATUS=waiting for uplink no-such-uplink to appear (up to 1s)\n") {
+		t.Fatalf("a vswitchd waiting for its uplink sent %q", got)
 	}
 	if got := sd.next(100 * time.Millisecond); got != "" {
 		t.Fatalf("a vswitchd that failed to start sent %q", got)
@@ -163,7 +166,7 @@ func TestSystemdNotifyAndJournal(t *testing.T) {
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case strings.HasPrefix(line, "<3>vswitchd: uplink no-such-uplink"):
+		case strings.HasPrefix(line, "<3>vswitchd: uplink no-such-uplink did not appear within 1s (vswitchd --uplink-wait)"):
 			failed = true // the start error, the line as before, an err entry
 			continue
 		case !prio.MatchString(line) || strings.Contains(line, "time="):

@@ -28,6 +28,12 @@ type Fake struct {
 	VSIsV   []api.VSI
 	// LLDPV is returned by LLDP.
 	LLDPV api.LLDP
+	// CaptureFrames, CaptureDropped and CaptureEnd shape what Capture
+	// streams; CaptureReq is the last capture request (see Capture).
+	CaptureFrames  []api.CapturedFrame
+	CaptureDropped uint64
+	CaptureEnd     error
+	CaptureReq     api.CaptureRequest
 	// PanicOn makes the named method panic (to test recovery).
 	PanicOn string
 	// Calls counts calls per method name.
