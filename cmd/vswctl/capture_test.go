@@ -161,3 +161,49 @@ func TestCaptureEndedByDaemon(t *testing.T) {
 		t.Errorf("%d frames, statistics %v", len(f.Packets), f.Stats)
 	}
 }
+
+// Without --format the file's name chooses: FILE.pcap is classic pcap, as
+// `vswctl capture IF -w FILE.pcap` always wrote (scripts read it with
+// pcap-only readers), anything else (FILE.pcapng, -) is pcapng; --format
+// overrides the name.
+func TestCaptureFormatFromFileName(t *testing.T) {
+	fake, sock := captureDaemon(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file   string
+		flags  []string
+		format pcapfile.Format
+	}{
+		{"x.pcap", nil, pcapfile.Pcap},
+		{"X.PCAP", nil, pcapfile.Pcap},
+		{"x.pcapng", nil, pcapfile.Pcapng},
+		{"x", nil, pcapfile.Pcapng},
+		{"-", nil, pcapfile.Pcapng},
+		{"y.pcap", []string{"--format", "pcapng"}, pcapfile.Pcapng},
+		{"y.pcapng", []string{"--format", "pcap"}, pcapfile.Pcap},
+	} {
+		file := tc.file
+		if file != "-" {
+			file = filepath.Join(dir, tc.file)
+		}
+		args := append([]string{"-o", "json", "capture", "vnet1", "-w", file, "-c", "1"}, tc.flags...)
+		r := vswctl(t, sock, args...)
+		if r.code != 0 {
+			t.Fatalf("%s %v: exit %d: %s", tc.file, tc.flags, r.code, r.stderr)
+		}
+		if fake.CaptureReq.Format != tc.format.String() {
+			t.Errorf("%s %v: asked vswitchd for %q, want %q", tc.file, tc.flags, fake.CaptureReq.Format, tc.format)
+		}
+		b := []byte(r.stdout)
+		if file != "-" {
+			b, _ = os.ReadFile(file)
+			var s captureSummary
+			if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.Format != tc.format.String() {
+				t.Errorf("%s %v: summary %q says another format than %v", tc.file, tc.flags, r.stdout, tc.format)
+			}
+		}
+		if f := readCaptureFile(t, b); f.Format != tc.format {
+			t.Errorf("%s %v: a %v file, want %v", tc.file, tc.flags, f.Format, tc.format)
+		}
+	}
+}
