@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -235,7 +236,10 @@ func (a *app) captureDaemon(ctx context.Context, ifname string, o captureOpts) e
 	req := api.CaptureRequest{Port: ifname, Direction: o.direction, Count: o.count, Snaplen: o.snaplen,
 		BufferKiB: o.bufferKiB, Format: o.format}
 	// The stream lives until it ends, not until ctx: Stop ends it well.
-	cr, err := a.api().Capture(context.WithoutCancel(ctx), req)
+	// Until vswitchd answers, though, ctx (a signal, --timeout) and the
+	// request timeout of every vswctl call end the wait: a vswitchd that
+	// is stuck must not hold a script's capture past its --timeout.
+	cr, err := a.startCapture(ctx, req)
 	switch {
 	case api.IsUnreachable(err):
 		return fmt.Errorf("%v; vswctl capture --local %s captures with a packet socket instead", err, ifname)
@@ -306,6 +310,44 @@ func (a *app) captureDaemon(ctx context.Context, ifname string, o captureOpts) e
 	}
 	return a.summarize(out, captureSummary{Interface: ifname, File: o.file, Frames: sum.Frames, Dropped: sum.Dropped,
 		Seen: sum.Seen, Direction: o.direction, Format: o.format, Source: "vswitchd"}, line)
+}
+
+// startCapture asks vswitchd for the capture and waits for its answer
+// until ctx is done or requestTimeout passes; the stream it returns lives
+// on without them.
+func (a *app) startCapture(ctx context.Context, req api.CaptureRequest) (*api.CaptureReader, error) {
+	wait, cancelWait := context.WithTimeout(ctx, requestTimeout)
+	defer cancelWait()
+	stream, abort := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	answered := false
+	stop := context.AfterFunc(wait, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !answered {
+			abort()
+		}
+	})
+	defer stop()
+	cr, err := a.api().Capture(stream, req)
+	mu.Lock()
+	answered = true
+	aborted := stream.Err() != nil
+	mu.Unlock()
+	if aborted {
+		if cr != nil {
+			cr.Close()
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("vswitchd at %s did not start the capture on %s before --timeout or the signal", a.api().Socket(), req.Port)
+		}
+		return nil, fmt.Errorf("vswitchd at %s did not answer the capture request on %s within %v (is it stuck? see its log)", a.api().Socket(), req.Port, requestTimeout)
+	}
+	if err != nil {
+		abort()
+		return nil, err
+	}
+	return cr, nil // stream stays live: it is the stream's context
 }
 
 // waitStream waits for the end of a stream vswitchd was asked to end. It

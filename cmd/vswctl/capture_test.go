@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,5 +206,41 @@ func TestCaptureFormatFromFileName(t *testing.T) {
 		if f := readCaptureFile(t, b); f.Format != tc.format {
 			t.Errorf("%s %v: a %v file, want %v", tc.file, tc.flags, f.Format, tc.format)
 		}
+	}
+}
+
+// A vswitchd that takes the capture request and never answers (stuck)
+// does not hold vswctl capture past its --timeout: scripts count on it.
+func TestCaptureTimeoutWhileVswitchdSilent(t *testing.T) {
+	sock := filepath.Join(apitest.ShortTempDir(t), "silent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	file := filepath.Join(t.TempDir(), "x.pcapng")
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() { done <- vswctl(t, sock, "capture", "vnet1", "-w", file, "--timeout", "300ms") }()
+	select {
+	case r := <-done:
+		if el := time.Since(start); el > 3*time.Second {
+			t.Errorf("--timeout 300ms took %v", el)
+		}
+		r.expect(t, 1, "vswitchd at "+sock+" did not start the capture on vnet1 before --timeout or the signal")
+		if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a capture that never started created %s", file)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("vswctl capture --timeout 300ms still waits for a silent vswitchd after 10 s")
 	}
 }
