@@ -304,7 +304,10 @@ func (a *app) captureDaemon(ctx context.Context, ifname string, o captureOpts) e
 		return fmt.Errorf("vswitchd ended the capture on %s after %d frames (%d dropped): %s; they are saved in %s",
 			ifname, sum.Frames, sum.Dropped, strings.TrimPrefix(sum.Ended, "capture ended: "), out.where)
 	}
-	line := fmt.Sprintf("captured %d frames on %s to %s, %d dropped", sum.Frames, ifname, out.where, sum.Dropped)
+	// The first line is the one vswctl always printed (scripts read the
+	// file name at its end); the drops follow on their own, as tcpdump's
+	// "dropped by kernel" does.
+	line := fmt.Sprintf("captured %d frames on %s to %s\n%d frames dropped", sum.Frames, ifname, out.where, sum.Dropped)
 	if sum.Dropped > 0 {
 		line += " (the capture was not read fast enough: write to a faster disk, capture one --direction, or raise -B)"
 	}

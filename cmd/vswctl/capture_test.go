@@ -54,7 +54,7 @@ func TestCaptureFromDaemonCount(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "x.pcapng")
 	r := vswctl(t, sock, "capture", "vnet1", "-w", file, "-c", "2", "--direction", "in", "-s", "128", "-B", "1024")
 	r.expect(t, 0, "")
-	if want := "captured 2 frames on vnet1 to " + file + ", 7 dropped (the capture was not read fast enough: write to a faster disk, capture one --direction, or raise -B)\n"; r.stdout != want {
+	if want := "captured 2 frames on vnet1 to " + file + "\n7 frames dropped (the capture was not read fast enough: write to a faster disk, capture one --direction, or raise -B)\n"; r.stdout != want {
 		t.Errorf("stdout %q\nwant   %q", r.stdout, want)
 	}
 	b, err := os.ReadFile(file)
@@ -107,7 +107,7 @@ func TestCaptureFromDaemonToStdoutUntilStopped(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.HasPrefix(r.stderr, "captured 3 frames on vnet1 to stdout, 7 dropped (") {
+	if !strings.HasPrefix(r.stderr, "captured 3 frames on vnet1 to stdout\n7 frames dropped (") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	f := readCaptureFile(t, []byte(r.stdout))
