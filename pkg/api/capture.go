@@ -271,7 +271,7 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 		err = s.flushCapture(pw, rc)
 	}
 	if err != nil {
-		s.log.Debug("capture client gone", "port", req.Port, "err", err)
+		s.log.Info("capture ended: the client went away", "port", req.Port, "direction", dir, "err", err)
 		return
 	}
 	write := func(f CapturedFrame) error {
@@ -295,7 +295,7 @@ stream:
 		switch {
 		case err == nil:
 		case errors.As(err, &we):
-			s.log.Debug("capture client gone", "port", req.Port, "err", err)
+			s.log.Info("capture ended: the client went away", "port", req.Port, "direction", dir, "err", err)
 			return
 		case errors.Is(err, io.EOF):
 			break stream
