@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,9 +53,10 @@ holds both directions:
                and PCP) and S-tag, and its own LLDP and ECP frames
   uplink in    what the network sent, as received (tags on, LLDP/ECP too)
 
-The file is pcapng (the default), where every frame says its direction
-(tshark: frame.packet_flags_direction; 1 inbound, 2 outbound), or classic
-pcap with --format pcap, which cannot say it (capture one --direction).
+The file is pcapng, where every frame says its direction (tshark:
+frame.packet_flags_direction; 1 inbound, 2 outbound), or classic pcap
+(--format pcap, or a FILE named *.pcap, as before), which cannot say it
+(capture one --direction).
 Output is written as frames come, so "vswctl capture vnet0 -w - | tshark -r -"
 or "| wireshark -k -i -" shows them live.
 
@@ -109,7 +112,7 @@ put back. At most 8 local captures run at once on a host.`,
 	f.IntVarP(&o.count, "count", "c", 0, "stop after `COUNT` frames (0 = until interrupted)")
 	f.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`, e.g. 30s (0 = no limit)")
 	f.StringVar(&o.direction, "direction", "both", "`WHICH` frames: in (received on IF), out (sent on IF) or both")
-	f.StringVar(&o.format, "format", "pcapng", "file `FORMAT`: pcapng (with each frame's direction) or pcap")
+	f.StringVar(&o.format, "format", "", "file `FORMAT`: pcapng (with each frame's direction) or pcap (default: pcap for a FILE ending in .pcap, else pcapng)")
 	f.IntVarP(&o.snaplen, "snaplen", "s", 0, "keep at most `BYTES` of each frame (0 = whole frames)")
 	f.IntVarP(&o.bufferKiB, "buffer-size", "B", 0, "vswitchd's buffer for this capture in `KiB` (0 = its default, 4096)")
 	f.BoolVar(&o.local, "local", false, "capture with a packet socket in vswctl's namespace, without vswitchd")
@@ -136,6 +139,9 @@ func (o *captureOpts) check(ifname string) error {
 	if err := api.CheckDirection(o.direction); err != nil {
 		return err
 	}
+	if o.format == "" {
+		o.format = defaultFormat(o.file)
+	}
 	if _, err := pcapfile.ParseFormat(o.format); err != nil {
 		return err
 	}
@@ -149,6 +155,16 @@ func (o *captureOpts) check(ifname string) error {
 		return errors.New("-B sets vswitchd's buffer: a --local capture has none (it uses an 8 MiB socket buffer)")
 	}
 	return nil
+}
+
+// defaultFormat is the format of a capture to file without --format:
+// classic pcap for FILE.pcap, as vswctl capture always wrote there (and
+// scripts read it with pcap-only readers), else pcapng.
+func defaultFormat(file string) string {
+	if file != "-" && strings.EqualFold(filepath.Ext(file), ".pcap") {
+		return pcapfile.Pcap.String()
+	}
+	return pcapfile.Pcapng.String()
 }
 
 // output is where a capture writes: FILE (created only once the capture
@@ -220,7 +236,10 @@ func (a *app) captureDaemon(ctx context.Context, ifname string, o captureOpts) e
 	req := api.CaptureRequest{Port: ifname, Direction: o.direction, Count: o.count, Snaplen: o.snaplen,
 		BufferKiB: o.bufferKiB, Format: o.format}
 	// The stream lives until it ends, not until ctx: Stop ends it well.
-	cr, err := a.api().Capture(context.WithoutCancel(ctx), req)
+	// Until vswitchd answers, though, ctx (a signal, --timeout) and the
+	// request timeout of every vswctl call end the wait: a vswitchd that
+	// is stuck must not hold a script's capture past its --timeout.
+	cr, err := a.startCapture(ctx, req)
 	switch {
 	case api.IsUnreachable(err):
 		return fmt.Errorf("%v; vswctl capture --local %s captures with a packet socket instead", err, ifname)
@@ -285,12 +304,53 @@ func (a *app) captureDaemon(ctx context.Context, ifname string, o captureOpts) e
 		return fmt.Errorf("vswitchd ended the capture on %s after %d frames (%d dropped): %s; they are saved in %s",
 			ifname, sum.Frames, sum.Dropped, strings.TrimPrefix(sum.Ended, "capture ended: "), out.where)
 	}
-	line := fmt.Sprintf("captured %d frames on %s to %s, %d dropped", sum.Frames, ifname, out.where, sum.Dropped)
+	// The first line is the one vswctl always printed (scripts read the
+	// file name at its end); the drops follow on their own, as tcpdump's
+	// "dropped by kernel" does.
+	line := fmt.Sprintf("captured %d frames on %s to %s\n%d frames dropped", sum.Frames, ifname, out.where, sum.Dropped)
 	if sum.Dropped > 0 {
 		line += " (the capture was not read fast enough: write to a faster disk, capture one --direction, or raise -B)"
 	}
 	return a.summarize(out, captureSummary{Interface: ifname, File: o.file, Frames: sum.Frames, Dropped: sum.Dropped,
 		Seen: sum.Seen, Direction: o.direction, Format: o.format, Source: "vswitchd"}, line)
+}
+
+// startCapture asks vswitchd for the capture and waits for its answer
+// until ctx is done or requestTimeout passes; the stream it returns lives
+// on without them.
+func (a *app) startCapture(ctx context.Context, req api.CaptureRequest) (*api.CaptureReader, error) {
+	wait, cancelWait := context.WithTimeout(ctx, requestTimeout)
+	defer cancelWait()
+	stream, abort := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	answered := false
+	stop := context.AfterFunc(wait, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !answered {
+			abort()
+		}
+	})
+	defer stop()
+	cr, err := a.api().Capture(stream, req)
+	mu.Lock()
+	answered = true
+	aborted := stream.Err() != nil
+	mu.Unlock()
+	if aborted {
+		if cr != nil {
+			cr.Close()
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("vswitchd at %s did not start the capture on %s before --timeout or the signal", a.api().Socket(), req.Port)
+		}
+		return nil, fmt.Errorf("vswitchd at %s did not answer the capture request on %s within %v (is it stuck? see its log)", a.api().Socket(), req.Port, requestTimeout)
+	}
+	if err != nil {
+		abort()
+		return nil, err
+	}
+	return cr, nil // stream stays live: it is the stream's context
 }
 
 // waitStream waits for the end of a stream vswitchd was asked to end. It

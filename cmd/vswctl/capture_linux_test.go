@@ -542,6 +542,11 @@ func TestCaptureThroughDaemonNeedsNetRaw(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The test's own temporary directory (0700): a process in a user
+	// namespace of its own cannot pass it, even as that namespace's root.
+	if err := os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o711); err != nil {
+		t.Fatal(err)
+	}
 	run := func(caps ...string) (int, string, string) {
 		file := filepath.Join(out, fmt.Sprintf("x%d.pcapng", len(caps)))
 		args := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups"}, caps...)
@@ -569,5 +574,13 @@ func TestCaptureThroughDaemonNeedsNetRaw(t *testing.T) {
 	code, stdout, stderr := run("--inh-caps=+net_raw", "--ambient-caps=+net_raw")
 	if code != 0 || !strings.HasPrefix(stdout, "captured 1 frames on vnet1") {
 		t.Errorf("nobody with CAP_NET_RAW: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// Every capability, but in a user namespace of its own (unshare -Ur,
+	// which any user may run): they count there, not on the host.
+	if unshare, err := exec.LookPath("unshare"); err == nil {
+		code, stdout, stderr = run("--inh-caps=-all", "--", unshare, "-Ur")
+		if want := "vswctl: capturing needs root or CAP_NET_RAW, as a packet capture does (uid 65534 has neither): run vswctl capture as root\n"; code != 1 || stderr != want {
+			t.Errorf("nobody, root of its own user namespace: exit %d, stdout %q, stderr %q; want 1, %q", code, stdout, stderr, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +54,7 @@ func TestCaptureFromDaemonCount(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "x.pcapng")
 	r := vswctl(t, sock, "capture", "vnet1", "-w", file, "-c", "2", "--direction", "in", "-s", "128", "-B", "1024")
 	r.expect(t, 0, "")
-	if want := "captured 2 frames on vnet1 to " + file + ", 7 dropped (the capture was not read fast enough: write to a faster disk, capture one --direction, or raise -B)\n"; r.stdout != want {
+	if want := "captured 2 frames on vnet1 to " + file + "\n7 frames dropped (the capture was not read fast enough: write to a faster disk, capture one --direction, or raise -B)\n"; r.stdout != want {
 		t.Errorf("stdout %q\nwant   %q", r.stdout, want)
 	}
 	b, err := os.ReadFile(file)
@@ -106,7 +107,7 @@ func TestCaptureFromDaemonToStdoutUntilStopped(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.HasPrefix(r.stderr, "captured 3 frames on vnet1 to stdout, 7 dropped (") {
+	if !strings.HasPrefix(r.stderr, "captured 3 frames on vnet1 to stdout\n7 frames dropped (") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	f := readCaptureFile(t, []byte(r.stdout))
@@ -159,5 +160,87 @@ func TestCaptureEndedByDaemon(t *testing.T) {
 	b, _ := os.ReadFile(file)
 	if f := readCaptureFile(t, b); len(f.Packets) != 3 || f.Stats == nil {
 		t.Errorf("%d frames, statistics %v", len(f.Packets), f.Stats)
+	}
+}
+
+// Without --format the file's name chooses: FILE.pcap is classic pcap, as
+// `vswctl capture IF -w FILE.pcap` always wrote (scripts read it with
+// pcap-only readers), anything else (FILE.pcapng, -) is pcapng; --format
+// overrides the name.
+func TestCaptureFormatFromFileName(t *testing.T) {
+	fake, sock := captureDaemon(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file   string
+		flags  []string
+		format pcapfile.Format
+	}{
+		{"x.pcap", nil, pcapfile.Pcap},
+		{"X.PCAP", nil, pcapfile.Pcap},
+		{"x.pcapng", nil, pcapfile.Pcapng},
+		{"x", nil, pcapfile.Pcapng},
+		{"-", nil, pcapfile.Pcapng},
+		{"y.pcap", []string{"--format", "pcapng"}, pcapfile.Pcapng},
+		{"y.pcapng", []string{"--format", "pcap"}, pcapfile.Pcap},
+	} {
+		file := tc.file
+		if file != "-" {
+			file = filepath.Join(dir, tc.file)
+		}
+		args := append([]string{"-o", "json", "capture", "vnet1", "-w", file, "-c", "1"}, tc.flags...)
+		r := vswctl(t, sock, args...)
+		if r.code != 0 {
+			t.Fatalf("%s %v: exit %d: %s", tc.file, tc.flags, r.code, r.stderr)
+		}
+		if fake.CaptureReq.Format != tc.format.String() {
+			t.Errorf("%s %v: asked vswitchd for %q, want %q", tc.file, tc.flags, fake.CaptureReq.Format, tc.format)
+		}
+		b := []byte(r.stdout)
+		if file != "-" {
+			b, _ = os.ReadFile(file)
+			var s captureSummary
+			if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.Format != tc.format.String() {
+				t.Errorf("%s %v: summary %q says another format than %v", tc.file, tc.flags, r.stdout, tc.format)
+			}
+		}
+		if f := readCaptureFile(t, b); f.Format != tc.format {
+			t.Errorf("%s %v: a %v file, want %v", tc.file, tc.flags, f.Format, tc.format)
+		}
+	}
+}
+
+// A vswitchd that takes the capture request and never answers (stuck)
+// does not hold vswctl capture past its --timeout: scripts count on it.
+func TestCaptureTimeoutWhileVswitchdSilent(t *testing.T) {
+	sock := filepath.Join(apitest.ShortTempDir(t), "silent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	file := filepath.Join(t.TempDir(), "x.pcapng")
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() { done <- vswctl(t, sock, "capture", "vnet1", "-w", file, "--timeout", "300ms") }()
+	select {
+	case r := <-done:
+		if el := time.Since(start); el > 3*time.Second {
+			t.Errorf("--timeout 300ms took %v", el)
+		}
+		r.expect(t, 1, "vswitchd at "+sock+" did not start the capture on vnet1 before --timeout or the signal")
+		if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a capture that never started created %s", file)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("vswctl capture --timeout 300ms still waits for a silent vswitchd after 10 s")
 	}
 }

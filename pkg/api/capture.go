@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vswitch/vswitch/internal/pcapfile"
@@ -236,8 +237,16 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 	// the request's context ends; so does a shutdown of the server.
 	stopClient := context.AfterFunc(r.Context(), st.Close)
 	defer stopClient()
+	// A shutdown ends it too, and the summary says so (else the client
+	// would take it for a normal end).
+	var stopping atomic.Bool
 	if sctx, ok := r.Context().Value(serveCtxKey{}).(context.Context); ok {
-		stopServe := context.AfterFunc(sctx, st.Close)
+		stopServe := context.AfterFunc(sctx, func() {
+			if r.Context().Err() == nil { // not stopped by the client first
+				stopping.Store(true)
+			}
+			st.Close()
+		})
 		defer stopServe()
 	}
 	// A capture runs as long as it runs: lift the server's read and write
@@ -262,7 +271,7 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 		err = s.flushCapture(pw, rc)
 	}
 	if err != nil {
-		s.log.Debug("capture client gone", "port", req.Port, "err", err)
+		s.log.Info("capture ended: the client went away", "port", req.Port, "direction", dir, "err", err)
 		return
 	}
 	write := func(f CapturedFrame) error {
@@ -286,7 +295,7 @@ stream:
 		switch {
 		case err == nil:
 		case errors.As(err, &we):
-			s.log.Debug("capture client gone", "port", req.Port, "err", err)
+			s.log.Info("capture ended: the client went away", "port", req.Port, "direction", dir, "err", err)
 			return
 		case errors.Is(err, io.EOF):
 			break stream
@@ -296,8 +305,11 @@ stream:
 		}
 	}
 	sum := st.Summary()
-	if ended != nil {
+	switch {
+	case ended != nil:
 		sum.Ended = ended.Error()
+	case stopping.Load():
+		sum.Ended = "vswitchd is stopping"
 	}
 	if err := pw.WriteStats(pcapfile.Stats{Start: sum.Start, End: time.Now(), Received: sum.Seen,
 		Dropped: sum.Dropped, Delivered: sum.Frames}); err == nil {

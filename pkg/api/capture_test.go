@@ -290,7 +290,8 @@ func TestCaptureOutlivesTimeouts(t *testing.T) {
 	}
 }
 
-// A server shutting down ends its captures in time, with their summary.
+// A server shutting down ends its captures in time, with their summary
+// and the reason.
 func TestCaptureEndsAtShutdown(t *testing.T) {
 	fake := apitest.NewFake()
 	fake.CaptureFrames = captureFrames()
@@ -313,8 +314,10 @@ func TestCaptureEndsAtShutdown(t *testing.T) {
 	if _, err := pr.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("at shutdown: %v", err)
 	}
-	if sum, ok := cr.Summary(); !ok || sum.Frames != 3 {
-		t.Errorf("summary %+v (%v)", sum, ok)
+	// It says why it ended: not a normal end (vswctl would report one and
+	// exit 0 while vswitchd went away).
+	if sum, ok := cr.Summary(); !ok || sum.Frames != 3 || sum.Ended != "vswitchd is stopping" {
+		t.Errorf("summary %+v (%v), want 3 frames, ended: vswitchd is stopping", sum, ok)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -173,7 +173,7 @@ func wantEcho(t *testing.T, what string, es []echoFrame, want echoFrame) {
 	t.Errorf("%s capture lacks %v; it holds %v", what, want, es)
 }
 
-var summaryLine = regexp.MustCompile(`^captured (\d+) frames on (\S+) to (\S+), (\d+) dropped`)
+var summaryLine = regexp.MustCompile(`^captured (\d+) frames on (\S+) to (\S+)\n(\d+) frames dropped`)
 
 // A capture through vswitchd, on every backend, of a ping in both
 // directions between two VMs: the VM port's capture holds each echo
