@@ -102,6 +102,9 @@ type VDPStats struct {
 	// Unacknowledged counts PDUs ECP could not deliver (no ECP
 	// acknowledgement after R retries).
 	Unacknowledged uint64
+	// Unsolicited counts the bridge's acknowledgements (and refusals)
+	// of a VSI that had no request out: ignored (deliver).
+	Unsolicited uint64
 }
 
 type vsiEntry struct {
@@ -686,9 +689,10 @@ func (s *VDPStation) Handle(frame []byte) {
 
 // deliver takes a VDP PDU from the bridge: answers to our requests, or a
 // de-association of its own (it forgets a VSI that was not refreshed).
-// An answer counts only for the registration it answers (same manager,
-// type, version and filters): one for a registration since replaced is
-// ignored. A de-association of the bridge's own matches by VSIID and
+// An answer counts only while the VSI's request is out (one to no
+// request is ignored and counted as Unsolicited) and only for the
+// registration it answers (same manager, type, version and filters): one
+// for a registration since replaced is ignored. A de-association of the bridge's own matches by VSIID and
 // filters. A bridge refuses with an error in the status (hard, keep, or a
 // reason), answering with the request's mode or, as lldpad does, with a
 // DEASSOC.
@@ -719,6 +723,9 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 			continue // an answer for a registration since replaced
 		}
 		refused := v.Status&(VDPStatusHard|VDPStatusKeep|0x0f) != 0
+		// A request of the VSI's is out: sent, and not answered nor
+		// timed out since.
+		outstanding := !e.sent.IsZero() && !e.answered
 		switch {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
 			// The bridge dropped it: register again (a VID it had
@@ -733,6 +740,14 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 			if v.Mode == VDPDeassoc {
 				delete(s.vsis, v.ID)
 			}
+		case !outstanding:
+			// An answer to no request: the station takes the bridge's
+			// response only while it waits for one (41.5.5); associated,
+			// it heeds its keep-alive timer and the bridge's DEASSOC. A
+			// late answer (one that crossed the bridge's DEASSOC, or came
+			// after the response wait ran out) or a forged one must not
+			// move the VSI to another VLAN nor fail it.
+			s.stats.Unsolicited++
 		case refused && (v.Mode == e.VSI.Mode || v.Mode == VDPDeassoc):
 			e.State, e.Reason, e.Updated, e.answered, e.asked = VSIFailed, refusal(v.Status), now, true, time.Time{}
 			e.lapse()
