@@ -249,3 +249,40 @@ func TestVDPErrorShown(t *testing.T) {
 		t.Errorf("VSIs %+v", vs)
 	}
 }
+
+// A VM migrating in on a port whose VLAN the bridge assigns, to a bridge
+// that assigns it only to the association (its answer to the PRE-ASSOC
+// keeps VID 0): the port forwards nothing while pre-associated, yet the
+// VM's first frame (QEMU's announcement, dropped as vid_unassigned) still
+// promotes it, and the ASSOC gets the VLAN. Before, the dropped frame was
+// not the VM's first frame: the port stayed incoming and without a VLAN
+// until --preassociate-timeout (5 minutes) or libvirt's resume event.
+func TestIncomingPortWaitingForItsVLAN(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	ctx := context.Background()
+	for _, n := range []string{"up0", "vnet1"} {
+		ev, _ := r.links.Link(n)
+		d.linkChanged(ev)
+	}
+	b := withAnsweringBridge(t, d)
+	b.set(false, func(v *vepa.VSI) {
+		if v.Mode == vepa.VDPAssoc {
+			assignVID(300)(v)
+		}
+	})
+	yes, in := true, "incoming"
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLANFromBridge: &yes, MACs: &[]string{"52:54:00:00:00:01"}, Migration: &in}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPort(t, d, "vnet1", "down for the PRE-ASSOC's VID 0", func(p api.Port) bool { return p.State == "down" })
+	if p.Migration != "incoming" || !strings.Contains(p.Problem, "assigned no VLAN") {
+		t.Fatalf("pre-associated: %+v", p)
+	}
+	r.mem.Iface("vnet1").Inject(frame(1, 0xff)) // the VM runs here
+	p = waitPort(t, d, "vnet1", "promoted and given VLAN 300", func(p api.Port) bool { return p.AssignedVLAN == 300 })
+	if p.Migration != "" || p.State != "up" || p.Drops["vid_unassigned"] != 1 {
+		t.Errorf("after the VM's first frame: %+v", p)
+	}
+	sendsTagged(t, r.mem, "vnet1", 300)
+}
