@@ -208,9 +208,18 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 	if _, ok := d.refused[name]; ok {
 		update = d.sw.AddPort // not in the datapath yet: the change may make it fit
 	}
+	assigned, hadAssigned := d.assigned[name]
+	if c.BridgeVLAN && assigned.vid != 0 && !assignmentKept(old, c) {
+		// New registrations: the datapath must not have the changed port
+		// on the VID the bridge gave the old ones (vlanassign.go).
+		d.assigned[name] = vlanAssignment{reason: "the port's VSIs changed: VDP asks the bridge for the VLAN again"}
+	}
 	if err := update(d.dpConfigLocked(c)); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
+		}
+		if hadAssigned {
+			d.assigned[name] = assigned
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}

@@ -286,3 +286,53 @@ func TestIncomingPortWaitingForItsVLAN(t *testing.T) {
 	}
 	sendsTagged(t, r.mem, "vnet1", 300)
 }
+
+// A change of a port's VSIs (its S-channel, MACs, type, PCP, ...) makes
+// them new registrations whose VLAN the bridge has yet to give: the
+// datapath gets the port waiting at once, never the VID the bridge gave
+// the old ones (moved to another S-channel, that VID may be another
+// tenant's VLAN there). Before, UpdatePort gave the datapath the changed
+// port with the old VID, and only the re-registration that followed took
+// it away: two configurations, the VM's frames forwarded meanwhile on a
+// VLAN nobody assigned to the new registration. A change VDP does not see
+// keeps the VID. (The answering bridge talks on the untagged link, so the
+// change here is the PCP, which the filters carry.)
+func TestChangedVSIsDropTheAssignmentAtOnce(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	ctx := context.Background()
+	for _, n := range []string{"up0", "vnet1"} {
+		ev, _ := r.links.Link(n)
+		d.linkChanged(ev)
+	}
+	b := withAnsweringBridge(t, d)
+	b.set(false, assignVID(200))
+	yes := true
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLANFromBridge: &yes, MACs: &[]string{"52:54:00:00:00:01"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitPort(t, d, "vnet1", "VLAN 200", func(p api.Port) bool { return p.AssignedVLAN == 200 })
+	b.set(true, nil) // the new registrations stay unanswered
+
+	v := d.sw.FDBVersion() // counts the datapath's configurations
+	p, err := d.UpdatePort(ctx, "vnet1", api.PortSpec{Flood: &yes})
+	if err != nil || p.AssignedVLAN != 200 || p.State != "up" {
+		t.Fatalf("set-port --flood: %+v, %v; want VLAN 200 kept", p, err)
+	}
+	if n := d.sw.FDBVersion() - v; n != 1 {
+		t.Errorf("set-port --flood configured the datapath %d times, want 1", n)
+	}
+	v = d.sw.FDBVersion()
+	p, err = d.UpdatePort(ctx, "vnet1", api.PortSpec{PCP: intp(5)})
+	if err != nil || p.AssignedVLAN != 0 || p.State != "waiting" {
+		t.Fatalf("set-port --pcp 5: %+v, %v; want waiting", p, err)
+	}
+	if n := d.sw.FDBVersion() - v; n != 1 {
+		t.Errorf("set-port --pcp 5 configured the datapath %d times, want once (waiting), not first on VLAN 200", n)
+	}
+	for _, ps := range d.sw.Ports() {
+		if ps.Config.Name == "vnet1" && (ps.Config.VLAN != 0 || ps.Config.PCP != 5) {
+			t.Errorf("the datapath has %+v, want PCP 5 and no VLAN", ps.Config)
+		}
+	}
+}
