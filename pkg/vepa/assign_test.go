@@ -32,10 +32,11 @@ type chanBridge struct {
 	changes  atomic.Int64 // OnChange calls
 }
 
-// chanVSI is a VSI TLV the bridge received, with its channel.
+// chanVSI is a VSI TLV the bridge received, with its channel and when.
 type chanVSI struct {
 	svid uint16
 	VSI
+	at time.Time
 }
 
 func newChanBridge(t *testing.T, svids ...uint16) *chanBridge {
@@ -113,7 +114,7 @@ func (b *chanBridge) deliver(svid uint16, p []byte) {
 	b.mu.Lock()
 	answer := b.answer
 	for _, v := range rec.VSIs {
-		b.received = append(b.received, chanVSI{svid, v})
+		b.received = append(b.received, chanVSI{svid: svid, VSI: v, at: time.Now()})
 	}
 	e := b.ecps[svid]
 	b.mu.Unlock()
@@ -391,7 +392,7 @@ func TestVDPSChannelPruned(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_ = due[0].ecp.Request(ctx, []byte{0}) // unanswered: counted as sent
+	_ = due[0].ch.ecp.Request(ctx, []byte{0}) // unanswered: counted as sent
 	s.Deassociate(MACVSIID(mac))
 	if due := s.due(now); len(due) != 1 || due[0].pdu.VSIs[0].Mode != VDPDeassoc || due[0].svid != 30 {
 		t.Fatalf("due %+v, want the DEASSOC on channel 30", due)
