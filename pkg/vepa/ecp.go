@@ -182,8 +182,8 @@ func (e *ECP) signalLocked() {
 
 // SetTimers sets R (retries, 0-7) and RTE (the acknowledgement timer,
 // 10 µs × 2^RTE). A request under way follows them too: its running timer
-// counts the new value from its last try, and it is given up when it
-// already made more than R retries. Otherwise a bridge that once
+// counts the new value from its last try, and when it runs out the request
+// is given up if it already made R retries. Otherwise a bridge that once
 // advertised RTE 31 (a 6-hour timer) would hold VDP behind one lost frame
 // for up to 8 × 6 hours, whatever it advertised next.
 func (e *ECP) SetTimers(r, rte uint8) {
@@ -288,12 +288,12 @@ func (e *ECP) Request(ctx context.Context, payload []byte) error {
 					return nil
 				}
 			case <-changed:
-				retries, to, gone := e.params(gen)
-				if gone || try > retries {
+				_, to, gone := e.params(gen)
+				if gone {
 					waiting = false // given up at the top of the loop
 					continue
 				}
-				if to != timeout {
+				if to != timeout { // R is looked at when this try's timer runs out
 					timeout = to
 					resetTimer(t, max(0, time.Until(sent.Add(timeout))))
 				}

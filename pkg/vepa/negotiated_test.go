@@ -411,7 +411,8 @@ func TestECPRequestUnderWayFollowsNewTimers(t *testing.T) {
 		t.Errorf("stats %+v, want 1 sent, 2 retransmitted (R 2), 1 failed", s)
 	}
 
-	// R lowered below the tries already made: given up at once.
+	// R lowered below the tries already made: given up when the timer of
+	// the last try runs out.
 	l.a.SetTimers(7, 12)
 	go func() { errc <- l.a.Request(context.Background(), []byte("y")) }()
 	time.Sleep(100 * time.Millisecond) // 3 tries out
