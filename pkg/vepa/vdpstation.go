@@ -833,13 +833,24 @@ func (s *VDPStation) Run(ctx context.Context) {
 				case <-time.After(wait):
 				}
 			}
-			if err := p.ecp.Request(ctx, b); err != nil && ctx.Err() == nil {
+			err = p.ecp.Request(ctx, b)
+			last = time.Now()
+			switch {
+			case err == nil, ctx.Err() != nil:
+			case errors.Is(err, ErrPeerChanged):
+				// The bridge went or was replaced (SetBridge): the rest
+				// of these PDUs were for it too; what the next one needs
+				// is due afresh.
+				s.log.Debug("VDP request given up: the bridge changed", "err", err)
+			default:
 				s.mu.Lock()
 				s.stats.Unacknowledged++
 				s.mu.Unlock()
 				s.log.Warn("VDP request not acknowledged by the bridge", "err", err, "svid", p.svid)
 			}
-			last = time.Now()
+			if errors.Is(err, ErrPeerChanged) {
+				break
+			}
 		}
 		if !t.Stop() {
 			select {
