@@ -402,3 +402,56 @@ func FuzzCDCPStation(f *testing.F) {
 		}
 	})
 }
+
+// The bridge's answer counts until its TTL runs out, not until the
+// station's next transmission (an hour here, after the fast start): with
+// --cdcp on, a granted S-channel stops being granted when the bridge went
+// quiet TTL seconds ago.
+func TestCDCPStationExpiresOnTime(t *testing.T) {
+	var mu sync.Mutex
+	sent := 0
+	changes := make(chan CDCPState, 64)
+	st, err := NewCDCPStation(CDCPConfig{MAC: stationMAC[:], Required: true, Interval: time.Hour, Logger: slog.New(slog.DiscardHandler),
+		Send:     func([]byte) error { mu.Lock(); sent++; mu.Unlock(); return nil },
+		OnChange: func(s CDCPState) { changes <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetChannels([]uint16{10})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { st.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(6 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := sent
+		mu.Unlock()
+		if n >= fastCount+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fast start: %d LLDPDUs", n)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the fast start is over: next one in an hour
+	d := &LLDPDU{ChassisSubtype: ChassisIDMAC, ChassisID: bridgeMAC[:], PortSubtype: PortIDIfName, PortID: []byte("p1"), TTL: 1,
+		CDCP: &CDCP{Role: CDCPRoleBridge, SComp: true, ChnCap: 4, Pairs: []SChannel{{1, 1}, {2, 10}}}}
+	f, err := d.Frame(NearestNonTPMRBridge, bridgeMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Handle(f)
+	if s := <-changes; !s.Bridge {
+		t.Fatalf("the answer: %+v", s)
+	} else if ok, why := s.Channel(10); !ok {
+		t.Fatalf("S-VID 10 not granted: %s", why)
+	}
+	select {
+	case s := <-changes:
+		if ok, _ := s.Channel(10); s.Bridge || ok {
+			t.Fatalf("after the TTL: %+v", s)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the bridge's TTL of 1 s ran out 2 s ago, and its grant still counts")
+	}
+}

@@ -295,56 +295,31 @@ func (s *CDCPStation) Shutdown() error {
 }
 
 // Run sends LLDPDUs (fast at start and after a change, then every
-// Interval) and expires the bridge's answer, until ctx ends.
+// Interval, within 802.1AB's transmit credit) and forgets the bridge's
+// answer when its TTL runs out, until ctx ends (txLoop).
 func (s *CDCPStation) Run(ctx context.Context) {
-	fast := fastCount
-	t := time.NewTimer(0)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.kick:
-			fast = fastCount
-		case <-t.C:
-		}
-		if err := s.sendPDU(s.LLDPDU()); err != nil {
-			if !failing {
-				s.log.Warn("cannot send LLDP (CDCP) on the uplink; retrying", "err", err)
-				failing = true
-			}
-		} else {
-			failing = false
-		}
-		s.expire(time.Now())
-		next := s.cfg.Interval
-		if fast > 0 {
-			fast--
-			next = fastInterval
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
-		t.Reset(next)
-	}
+	send := func() error { return s.sendPDU(s.LLDPDU()) }
+	txLoop{interval: s.cfg.Interval, kick: s.kick, send: send, expire: s.expire, log: s.log, what: "CDCP"}.run(ctx)
 }
 
-// expire forgets the bridge when its TTL ran out.
-func (s *CDCPStation) expire(now time.Time) {
+// expire forgets the bridge when its TTL ran out; it returns when the
+// answer it still follows runs out (zero: none).
+func (s *CDCPStation) expire(now time.Time) time.Time {
 	s.mu.Lock()
-	if s.peer == nil || now.Before(s.expires) {
+	if s.peer == nil {
 		s.mu.Unlock()
-		return
+		return time.Time{}
+	}
+	if now.Before(s.expires) {
+		defer s.mu.Unlock()
+		return s.expires
 	}
 	s.log.Warn("CDCP bridge information expired", "peer", s.state.Peer)
 	s.forgetLocked(now)
 	st := s.stateLocked()
 	s.mu.Unlock()
 	s.changed(st)
+	return time.Time{}
 }
 
 func (s *CDCPStation) forgetLocked(now time.Time) {

@@ -7,7 +7,9 @@
 // LLDP framing (lldp.go) and the EVB TLV (evb.go) are pure functions of
 // bytes, fuzzed. Station (station.go) is the state machine: it sends an
 // LLDPDU at start (four times a second apart, as 802.1AB's fast start) and
-// every Interval after, with RRREQ when the configured mode is VEPA and
+// every Interval after, never more than 802.1AB's transmit credit allows
+// (five at once, then one a second; lldptx.go, shared with CDCPStation),
+// with RRREQ when the configured mode is VEPA and
 // RRSTAT telling the bridge what it understood; it reads the bridge's EVB
 // TLV from frames handed to Handle:
 //

@@ -3,6 +3,7 @@ package vepa
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // that lose frames.
 
 // ECP sends a request R+1 times, RTE apart with no back-off, with the R
-// and RTE set last; a request under way keeps its own.
+// and RTE set last.
 func TestECPRetriesFollowTimers(t *testing.T) {
 	l, _, _ := newLink(t)
 	var mu sync.Mutex
@@ -374,5 +375,121 @@ func TestVDPKeepAliveAtOnceWhenRKAGrows(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := len(b.arrivals(n)); got != 0 {
 		t.Errorf("%d requests right after R, RTE and RWD changed, want none", got)
+	}
+}
+
+// A request under way follows the timers set while it waits: the bridge
+// that raised RTE to 31 (an ECP timer of 6 h) and lowers it again, or
+// lowers R, must not leave VDP stuck behind one lost frame for hours
+// (R + 1 tries 6 h apart). The new timer counts from the last try.
+func TestECPRequestUnderWayFollowsNewTimers(t *testing.T) {
+	l, _, _ := newLink(t)
+	var mu sync.Mutex
+	var sent []time.Time
+	l.drop = func(from string, f []byte) bool {
+		if from == "a" {
+			mu.Lock()
+			sent = append(sent, time.Now())
+			mu.Unlock()
+		}
+		return true // everything is lost
+	}
+	l.a.SetTimers(7, MaxExponent) // 8 tries, 6 h apart
+	errc := make(chan error, 1)
+	go func() { errc <- l.a.Request(context.Background(), []byte("x")) }()
+	time.Sleep(50 * time.Millisecond)
+	l.a.SetTimers(2, 12) // 3 tries, 40.96 ms apart
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrNoAck) {
+			t.Fatalf("err %v, want ErrNoAck", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request still waits on the 6 h timer it started with after the bridge lowered RTE to 12")
+	}
+	if s := l.a.Stats(); s.Sent != 1 || s.Retransmitted != 2 || s.Failed != 1 {
+		t.Errorf("stats %+v, want 1 sent, 2 retransmitted (R 2), 1 failed", s)
+	}
+
+	// R lowered below the tries already made: given up when the timer of
+	// the last try runs out.
+	l.a.SetTimers(7, 12)
+	go func() { errc <- l.a.Request(context.Background(), []byte("y")) }()
+	time.Sleep(100 * time.Millisecond) // 3 tries out
+	l.a.SetTimers(0, 12)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrNoAck) {
+			t.Fatalf("err %v, want ErrNoAck", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("R lowered to 0 after three tries: the request goes on")
+	}
+}
+
+// A request under way is given up when the peer changes or goes (the
+// bridge's TTL ran out, another bridge took over): it was for a bridge
+// that is not there, and VDP must be free to talk to the next one.
+func TestECPRequestAbandonedWhenPeerChanges(t *testing.T) {
+	for _, next := range []net.HardwareAddr{nil, {2, 0, 0, 0, 0, 0xc}} {
+		l, _, _ := newLink(t)
+		l.drop = func(string, []byte) bool { return true }
+		l.a.SetTimers(7, MaxExponent)
+		errc := make(chan error, 1)
+		go func() { errc <- l.a.Request(context.Background(), []byte("x")) }()
+		time.Sleep(50 * time.Millisecond)
+		l.a.SetPeer(net.HardwareAddr{2, 0, 0, 0, 0, 0xb}) // the same peer again: nothing changes
+		select {
+		case err := <-errc:
+			t.Fatalf("the same peer named again ended the request: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		l.a.SetPeer(next)
+		select {
+		case err := <-errc:
+			if !errors.Is(err, ErrPeerChanged) {
+				t.Fatalf("peer %v: err %v, want ErrPeerChanged", next, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("peer %v: the request for the old bridge still waits", next)
+		}
+	}
+}
+
+// VDP behind an ECP request stuck on a bridge's huge timer (RTE 31: 6 h,
+// the station's request lost): the bridge goes (its TTL ran out) and comes
+// back, or lowers its RTE, and the VSIs are associated within moments, not
+// after the old request's 8 × 6 h.
+func TestVDPNotStuckBehindHugeECPTimer(t *testing.T) {
+	for _, how := range []string{"bridge back", "RTE lowered"} {
+		t.Run(how, func(t *testing.T) {
+			s, b := newVDPPair(t)
+			huge := Timers{R: 7, RTE: MaxExponent, RWD: 17, RKA: 17}
+			s.SetTimers(huge)
+			b.mu.Lock()
+			b.mute = true
+			b.mu.Unlock()
+			s.SetBridge(bridgeMAC[:])
+			for i := byte(1); i <= 3; i++ {
+				s.Associate(fmt.Sprintf("vnet%d", i), testVSI(net.HardwareAddr{0x52, 0x54, 0, 0, 1, i}, 10))
+			}
+			time.Sleep(100 * time.Millisecond) // the first ASSOC is out, lost
+			b.mu.Lock()
+			b.mute = false
+			b.mu.Unlock()
+			switch how {
+			case "bridge back":
+				s.SetBridge(nil)
+				s.SetBridge(bridgeMAC[:]) // timers as before: RTE 31
+			case "RTE lowered":
+				s.SetTimers(Timers{R: 3, RTE: 10, RWD: 17, RKA: 17})
+			}
+			for i := byte(1); i <= 3; i++ {
+				waitVSI(t, s, fmt.Sprintf("vnet%d", i), VSIAssociated)
+			}
+			if st := s.Stats(); how == "bridge back" && st.Unacknowledged != 0 {
+				t.Errorf("stats %+v: a request given up for a bridge that went is not an unacknowledged one", st)
+			}
+		})
 	}
 }

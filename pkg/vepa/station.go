@@ -243,57 +243,32 @@ func (s *Station) sendPDU(d *LLDPDU) error {
 }
 
 // Run sends LLDPDUs (fast at start and after a change, then every
-// Interval) and expires the bridge's information, until ctx ends.
+// Interval, within 802.1AB's transmit credit) and forgets the bridge when
+// its TTL runs out, until ctx ends (txLoop).
 func (s *Station) Run(ctx context.Context) {
-	fast := fastCount
-	t := time.NewTimer(0)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.kick:
-			fast = fastCount
-		case <-t.C:
-		}
-		if err := s.send(); err != nil {
-			if !failing {
-				s.log.Warn("cannot send LLDP (EVB) on the uplink; retrying", "err", err)
-				failing = true
-			}
-		} else {
-			failing = false
-		}
-		s.expire(time.Now())
-		next := s.cfg.Interval
-		if fast > 0 {
-			fast--
-			next = fastInterval
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
-		t.Reset(next)
-	}
+	txLoop{interval: s.cfg.Interval, kick: s.kick, send: s.send, expire: s.expire, log: s.log, what: "EVB"}.run(ctx)
 }
 
-// expire forgets the bridge when its TTL ran out.
-func (s *Station) expire(now time.Time) {
+// expire forgets the bridge when its TTL ran out; it returns when the
+// bridge it still follows runs out (zero: none).
+func (s *Station) expire(now time.Time) time.Time {
 	s.mu.Lock()
-	if s.relay.Peer == "" || now.Before(s.expires) {
+	if s.relay.Peer == "" {
 		s.mu.Unlock()
-		return
+		return time.Time{}
+	}
+	if now.Before(s.expires) {
+		defer s.mu.Unlock()
+		return s.expires
 	}
 	s.log.Warn("EVB bridge information expired", "peer", s.relay.Peer)
 	changed := s.setLocked(RelayUnknown, nil, nil, now)
 	timers := s.negotiateLocked()
 	s.mu.Unlock()
+	s.poke() // RRSTAT back to unknown
 	s.timersChanged(timers)
 	s.changed(changed)
+	return time.Time{}
 }
 
 // Handle takes a received LLDP frame (as it was on the wire, tags

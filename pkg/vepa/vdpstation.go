@@ -888,18 +888,26 @@ func (s *VDPStation) send(ctx context.Context, batch []pending) {
 			case <-time.After(wait):
 			}
 		}
-		if err := c.ecp.Request(ctx, b); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		err = c.ecp.Request(ctx, b)
+		s.mu.Lock()
+		c.last = time.Now()
+		s.mu.Unlock()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrPeerChanged):
+			// The bridge went or was replaced (SetBridge): the rest of
+			// the batch was for it too; what the next one needs is due
+			// afresh.
+			s.log.Debug("VDP request given up: the bridge changed", "err", err, "svid", p.svid)
+			return
+		default:
 			s.mu.Lock()
 			s.stats.Unacknowledged++
 			s.mu.Unlock()
 			s.log.Warn("VDP request not acknowledged by the bridge", "err", err, "svid", p.svid)
 		}
-		s.mu.Lock()
-		c.last = time.Now()
-		s.mu.Unlock()
 	}
 }
 

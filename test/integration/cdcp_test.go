@@ -203,3 +203,45 @@ func TestCDCPAutoWithLLDPAD(t *testing.T) {
 		}
 	})
 }
+
+// The CDCP bridge goes quiet (it stops sending its CDCP TLV, without a
+// goodbye): its answer counts until its TTL runs out (1 s for the test
+// bridge), not until vswitchd's next LLDPDU (--lldp-interval, the default
+// 30 s here, once the fast start is over). With auto the S-channels are
+// static again: the port the bridge denied comes up; with on, every
+// S-channel port goes down.
+func TestCDCPBridgeGoesQuiet(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		peer := evbPeer(t, l, h, evbbridge.Config{CDCP: &evbbridge.CDCPConfig{ChnCap: 8, Grant: evbbridge.GrantSVIDs(10)}})
+		vm1, vm2 := h.addVM(1), h.addVM(2)
+		h.start()
+		h.addPort(vm1.port, "--vlan", "100", "--svid", "10")
+		h.mustCtl("add-port", vm2.port, "--vlan", "100", "--svid", "20")
+		h.waitState(vm2.port, "down", 10*time.Second)
+		time.Sleep(5 * time.Second) // the fast start after the last change is over
+		peer.SetCDCP(nil)
+		h.waitState(vm2.port, "up", 4*time.Second)
+		if st := h.status(); st.CDCP == nil || st.CDCP.Bridge != "" {
+			t.Fatalf("auto, the bridge quiet: cdcp %+v", st.CDCP)
+		}
+
+		if err := h.d.kill(syscall.SIGTERM, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		peer.SetCDCP(&evbbridge.CDCPConfig{ChnCap: 8})
+		h.start("--cdcp", "on")
+		for _, v := range []*vm{vm1, vm2} {
+			h.waitState(v.port, "up", 10*time.Second)
+		}
+		time.Sleep(5 * time.Second)
+		peer.SetCDCP(nil)
+		for _, v := range []*vm{vm1, vm2} {
+			h.waitState(v.port, "down", 4*time.Second)
+		}
+		if p := h.ports()[0]; !strings.Contains(p.Problem, "no CDCP answer") {
+			t.Errorf("on, the bridge quiet: %+v", p)
+		}
+	})
+}
