@@ -50,7 +50,7 @@ func portNamed(t *testing.T, d *Daemon, name string) api.Port {
 	}
 	for _, p := range ps {
 		if p.Name == name {
-			if g, err := d.GetPort(context.Background(), name); err != nil || g.State != p.State || g.Problem != p.Problem {
+			if g, err := d.GetPort(context.Background(), name); err != nil || g.State != p.State || g.StateReason != p.StateReason {
 				t.Fatalf("GET %s %+v (%v) disagrees with the list's %+v", name, g, err, p)
 			}
 			return p
@@ -91,18 +91,18 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 		t.Fatalf("asked for %+v", w)
 	}
 	for _, n := range []string{"vnet1", "vnet2"} {
-		if p := portNamed(t, d, n); p.State != "up" || p.Problem != "" {
+		if p := portNamed(t, d, n); p.State != "up" || p.StateReason != "" {
 			t.Fatalf("no CDCP bridge (auto): %s %+v", n, p)
 		}
 	}
 	// The bridge grants S-VID 10 only.
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 10}))
-	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("granted vnet1: %+v", p)
 	}
 	p := portNamed(t, d, "vnet2")
-	if p.State != "down" || !strings.Contains(p.Problem, "S-VID 20") || !strings.Contains(p.Problem, "not granted") {
-		t.Fatalf("vnet2 not granted: %+v", p)
+	if p.State != "down" || !strings.Contains(p.StateReason, "S-VID 20") || !strings.Contains(p.StateReason, "not granted") || p.Problem != "" {
+		t.Fatalf("vnet2 not granted (state_reason says why; problem stays for stored records only): %+v", p)
 	}
 	if r.mem.Iface("vnet2").Inject(frame(1, 2)) {
 		t.Fatal("vnet2 still has an open queue")
@@ -118,7 +118,7 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 	}
 	// Granted later: up, forwarding S-tagged.
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 10}, vepa.SChannel{SCID: 3, SVID: 20}))
-	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("vnet2 granted later: %+v", p)
 	}
 	if !r.mem.Iface("vnet2").Inject(frame(1, 2)) {
@@ -129,7 +129,7 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 	if _, err := d.UpdatePort(ctx, "vnet2", api.PortSpec{SVID: intp(30)}); err != nil {
 		t.Fatal(err)
 	}
-	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.Problem, "S-VID 30") {
+	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.StateReason, "S-VID 30") {
 		t.Fatalf("vnet2 on S-VID 30: %+v", p)
 	}
 	if w := st.State().Wanted; len(w) != 3 || w[1] != (vepa.SChannel{SCID: 2, SVID: 10}) || w[2] != (vepa.SChannel{SCID: 3, SVID: 30}) {
@@ -139,7 +139,7 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 	if _, err := d.UpdatePort(ctx, "vnet2", api.PortSpec{SVID: intp(0)}); err != nil {
 		t.Fatal(err)
 	}
-	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("vnet2 without S-channel: %+v", p)
 	}
 	if err := d.DeletePort(ctx, "vnet1"); err != nil {
@@ -165,7 +165,7 @@ func TestCDCPOnHoldsPortsWithoutAnAnswer(t *testing.T) {
 		d.linkChanged(ev)
 	}
 	// Before the agent runs (the EVB station waits for the uplink).
-	if p := portNamed(t, d, "vnet1"); p.State != "down" || !strings.Contains(p.Problem, "no CDCP answer") {
+	if p := portNamed(t, d, "vnet1"); p.State != "down" || !strings.Contains(p.StateReason, "no CDCP answer") {
 		t.Fatalf("before the agent: %+v", p)
 	}
 	var sent [][]byte
@@ -175,7 +175,7 @@ func TestCDCPOnHoldsPortsWithoutAnAnswer(t *testing.T) {
 		t.Fatalf("no answer yet: %+v", p)
 	}
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 10}))
-	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("granted: %+v", p)
 	}
 	// The bridge's goodbye: down again.

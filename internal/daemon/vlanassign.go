@@ -206,7 +206,7 @@ func (d *Daemon) vdpViewLocked(c port.Config, p *api.Port) {
 	}
 	a := d.assigned[c.Name]
 	p.AssignedVLAN = int(a.vid)
-	if a.vid == 0 && p.State != "absent" && p.Problem == "" {
-		p.Problem = a.reason
+	if a.vid == 0 && p.State != "absent" && p.StateReason == "" {
+		p.StateReason = a.reason
 	}
 }

@@ -141,7 +141,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.State != "waiting" || !p.VLANFromBridge || p.VLAN != 0 || p.AssignedVLAN != 0 || !strings.Contains(p.Problem, "no answer yet") {
+	if p.State != "waiting" || !p.VLANFromBridge || p.VLAN != 0 || p.AssignedVLAN != 0 || !strings.Contains(p.StateReason, "no answer yet") {
 		t.Fatalf("added: %+v, want waiting for the bridge's answer", p)
 	}
 	r.mem.Iface("vnet1").Inject(frame(1, 2))
@@ -164,7 +164,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 
 	b.set(false, assignVID(200))
 	p = waitPort(t, d, "vnet1", "VLAN 200 assigned", func(p api.Port) bool { return p.AssignedVLAN == 200 })
-	if p.State != "up" || p.VLAN != 0 || p.Problem != "" {
+	if p.State != "up" || p.VLAN != 0 || p.StateReason != "" {
 		t.Errorf("assigned: %+v", p)
 	}
 	sendsTagged(t, r.mem, "vnet1", 200)
@@ -207,7 +207,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = waitPort(t, d, "vnet1", "down for VID 0", func(p api.Port) bool { return p.State == "down" })
-	if p.AssignedVLAN != 0 || !strings.Contains(p.Problem, "assigned no VLAN") {
+	if p.AssignedVLAN != 0 || !strings.Contains(p.StateReason, "assigned no VLAN") {
 		t.Errorf("down: %+v", p)
 	}
 	r.mem.Iface("vnet1").Inject(frame(1, 2))
@@ -225,7 +225,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 		d.linkChanged(ev)
 	}
 	p, _ = d.GetPort(ctx, "vnet1")
-	if p.State != "waiting" || p.AssignedVLAN != 0 || !p.VLANFromBridge || !strings.Contains(p.Problem, "VDP is not running") {
+	if p.State != "waiting" || p.AssignedVLAN != 0 || !p.VLANFromBridge || !strings.Contains(p.StateReason, "VDP is not running") {
 		t.Errorf("after a restart: %+v", p)
 	}
 }
@@ -276,7 +276,7 @@ func TestIncomingPortWaitingForItsVLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := waitPort(t, d, "vnet1", "down for the PRE-ASSOC's VID 0", func(p api.Port) bool { return p.State == "down" })
-	if p.Migration != "incoming" || !strings.Contains(p.Problem, "assigned no VLAN") {
+	if p.Migration != "incoming" || !strings.Contains(p.StateReason, "assigned no VLAN") {
 		t.Fatalf("pre-associated: %+v", p)
 	}
 	r.mem.Iface("vnet1").Inject(frame(1, 0xff)) // the VM runs here
