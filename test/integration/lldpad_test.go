@@ -81,7 +81,8 @@ func TestEVBWithLLDPAD(t *testing.T) {
 // when lldpad is not installed). With vdp it is restarted once
 // configured, since lldpad takes its VDP bridge role from the saved
 // configuration at start. The bridge gets STP on, or it would forward the
-// station's LLDPDUs itself (topo.BridgeSTP).
+// station's LLDPDUs itself (topo.BridgeSTP). A failing test shows the tail
+// of lldpad's log.
 func lldpadBridge(t *testing.T, l *lab, vdp bool, hvs ...*hv) *topo.LLDPAD {
 	t.Helper()
 	if err := topo.BridgeSTP(l.sw, "br0", true); err != nil {
@@ -106,5 +107,14 @@ func lldpadBridge(t *testing.T, l *lab, vdp bool, hvs ...*hv) *topo.LLDPAD {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			log := lp.Output()
+			if len(log) > 12000 {
+				log = log[len(log)-12000:]
+			}
+			t.Logf("lldpad log tail:\n%s", log)
+		}
+	})
 	return lp
 }

@@ -100,15 +100,6 @@ func TestEVBTimersWithLLDPAD(t *testing.T) {
 		l, hvs := newLab(t, dp, 1)
 		h := hvs[0]
 		lp := lldpadBridge(t, l, true, h)
-		defer func() {
-			if t.Failed() {
-				log := lp.Output()
-				if len(log) > 6000 {
-					log = log[len(log)-6000:]
-				}
-				t.Logf("lldpad log tail:\n%s", log)
-			}
-		}()
 		for _, kv := range []string{"ecpretries=5", "ecprte=12", "vdprka=16"} {
 			if _, err := lp.Tool("-T", "-i", h.swPort, "-g", "ncb", "-V", "evb", "-c", kv); err != nil {
 				t.Fatalf("lldptool %s: %v", kv, err)

@@ -281,15 +281,6 @@ func TestVDPTrunkGroupAndVID0WithLLDPAD(t *testing.T) {
 		l, hvs := newLab(t, dp, 1)
 		h := hvs[0]
 		lp := lldpadBridge(t, l, true, h)
-		defer func() {
-			if t.Failed() {
-				log := lp.Output()
-				if len(log) > 8000 {
-					log = log[len(log)-8000:]
-				}
-				t.Logf("lldpad log tail:\n%s", log)
-			}
-		}()
 		vm1, vm2, vm3 := h.addVM(1), h.addVM(2), h.addVM(3)
 		h.start("--lldp-interval", "1s")
 		h.waitRelay("granted by lldpad", 15*time.Second, func(st api.Status) bool { return st.Relay.State == "granted" })
