@@ -156,7 +156,13 @@ func (d *Daemon) syncChannelPortLocked(name string) {
 	if why := d.channelProblemLocked(name); was && !now && why != "" {
 		d.log.Warn("port down: its S-channel is not granted", "port", name, "why", why)
 	} else if !was && now && d.chanSVID[name] != 0 {
-		d.log.Info("port up: its S-channel is granted", "port", name, "svid", d.chanSVID[name])
+		args := []any{"port", name, "svid", d.chanSVID[name]}
+		if s := d.cdcp.Load(); s != nil {
+			if scid, ok := s.State().SCID(d.chanSVID[name]); ok {
+				args = append(args, "bridge_scid", scid)
+			}
+		}
+		d.log.Info("port up: its S-channel is granted", args...)
 	}
 }
 
@@ -200,5 +206,18 @@ func (d *Daemon) cdcpStatus() *api.CDCPStatus {
 		}
 		return out
 	}
-	return &api.CDCPStatus{Mode: d.cdcpMode(), Bridge: st.Peer, ChnCap: int(st.ChnCap), Wanted: pairs(st.Wanted), Granted: pairs(st.Granted)}
+	out := &api.CDCPStatus{Mode: d.cdcpMode(), Bridge: st.Peer, ChnCap: int(st.ChnCap), Wanted: pairs(st.Wanted), Granted: pairs(st.Granted)}
+	for _, svid := range st.Channels() {
+		c := api.CDCPChannel{SVID: int(svid), AskedSCID: int(st.AskedSCID(svid))}
+		scid, granted := st.SCID(svid)
+		c.SCID, c.Granted = int(scid), granted
+		if !granted {
+			c.SCID = c.AskedSCID
+		}
+		if ok, why := st.Channel(svid); !ok {
+			c.Problem = why
+		}
+		out.Channels = append(out.Channels, c)
+	}
+	return out
 }

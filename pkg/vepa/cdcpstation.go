@@ -25,9 +25,12 @@ import (
 // uses it; new ones take the lowest free SCID from 2.
 //
 // The bridge (role B) answers with the pairs it set up. An S-channel is
-// granted when the bridge's answer holds its SCID with its S-VID; an SCID
-// the bridge left out, or gave another S-VID, is not (CDCPState.Channel
-// says why). The answer counts while its TTL runs; after that, or after the
+// granted when the bridge's answer holds its S-VID, under the SCID the
+// station asked for or another one: the station follows the bridge's
+// numbering (a bridge with static S-channels has its own), and keeps
+// asking for its own SCIDs (its wants do not change with the answer, so
+// the exchange cannot oscillate). An S-VID the answer lacks is not granted
+// (CDCPState.Channel says why, CDCPState.SCID gives the bridge's SCID). The answer counts while its TTL runs; after that, or after the
 // bridge's shutdown LLDPDU, no CDCP bridge is heard and:
 //
 //	Required (vswitchd --cdcp on)   no S-channel but the default is granted
@@ -97,6 +100,13 @@ type CDCPState struct {
 // Channel reports whether the S-channel of S-VID svid may carry traffic,
 // and why not when it may not. svid 0 (no S-channel: the default one) is
 // always granted.
+//
+// The bridge's answer rules (clause 42: the station's S-VLAN component is
+// configured with the pairs the bridge answers, whatever SCIDs the
+// station asked for): the S-channel exists when the answer holds its
+// S-VID under any SCID but the default one. A bridge with static
+// S-channels numbers them its own way, so the SCID the station asked for
+// may carry another S-VID there and ours another SCID (SCID says which).
 func (st CDCPState) Channel(svid uint16) (bool, string) {
 	if svid == 0 {
 		return true, ""
@@ -113,22 +123,57 @@ func (st CDCPState) Channel(svid uint16) (bool, string) {
 	if svid == DefaultSVID {
 		return false, "S-channel S-VID 1: S-VID 1 is the default S-channel's in CDCP; give the port another S-VID"
 	}
-	var scid uint16
-	for _, w := range st.Wanted {
-		if w.SVID == svid {
-			scid = w.SCID
-		}
+	if _, ok := st.SCID(svid); ok {
+		return true, ""
 	}
+	scid := st.AskedSCID(svid)
 	for _, g := range st.Granted {
-		if g.SCID != scid {
-			continue
+		if g.SCID == scid {
+			return false, fmt.Sprintf("S-channel S-VID %d: the bridge gave its SCID %d S-VID %d instead, and S-VID %d to no SCID (CDCP)", svid, scid, g.SVID, svid)
 		}
-		if g.SVID == svid {
-			return true, ""
-		}
-		return false, fmt.Sprintf("S-channel S-VID %d: the bridge gave its SCID %d S-VID %d instead (CDCP)", svid, scid, g.SVID)
 	}
 	return false, fmt.Sprintf("S-channel S-VID %d (SCID %d): not granted by the bridge %s (CDCP; it supports %d S-channels)", svid, scid, st.Peer, st.ChnCap)
+}
+
+// SCID returns the SCID under which the bridge's answer holds S-VID svid
+// (the lowest when it lists the S-VID twice), and false when the answer
+// does not hold it (or no bridge answered). The default S-channel's SCID
+// 1 carries S-VID 1 only: an answer giving it another S-VID grants
+// nothing.
+func (st CDCPState) SCID(svid uint16) (uint16, bool) {
+	if !st.Bridge || svid <= DefaultSVID {
+		return 0, false
+	}
+	var scid uint16
+	for _, g := range st.Granted {
+		if g.SVID == svid && g.SCID > DefaultSCID && (scid == 0 || g.SCID < scid) {
+			scid = g.SCID
+		}
+	}
+	return scid, scid != 0
+}
+
+// AskedSCID is the SCID the station asks for S-VID svid (0: none).
+func (st CDCPState) AskedSCID(svid uint16) uint16 {
+	for _, w := range st.Wanted {
+		if w.SVID == svid {
+			return w.SCID
+		}
+	}
+	return 0
+}
+
+// Channels lists the S-VIDs of the S-channels the station wants (those
+// asked for and those a full TLV left out), sorted.
+func (st CDCPState) Channels() []uint16 {
+	out := slices.Clone(st.overflow)
+	for _, w := range st.Wanted {
+		if w.SCID != DefaultSCID {
+			out = append(out, w.SVID)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // NewCDCPStation checks cfg and returns a station (not yet running) that

@@ -92,8 +92,9 @@
 //
 //	no S-channel (S-VID 0)                 -> yes
 //	no CDCP bridge heard (or its TTL ran)  -> yes, unless Required (then no)
-//	the answer holds our SCID and S-VID    -> yes
-//	our SCID with another S-VID, or absent -> no, saying which
+//	the answer holds our S-VID, any SCID   -> yes (the bridge's SCID
+//	                                          is the channel's: SCID)
+//	our S-VID absent from the answer       -> no, saying which
 //
 // lldpad has no CDCP; test/evbbridge, written from the standard, is the
 // bridge the tests use.
