@@ -126,8 +126,12 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 	fmt.Fprintln(w)
 	t = newTable(w)
 	if c := l.LLDP; c != nil {
-		row("lldp", fmt.Sprintf("sent %d, received %d, bad %d, tagged %d, foreign peer %d, foreign shutdown %d",
-			c.Sent, c.Received, c.Bad, c.Tagged, c.ForeignPeer, c.ForeignShutdown))
+		row("lldp", fmt.Sprintf("sent %d, received %d, bad %d, tagged %d, foreign peer %d, foreign shutdown %d, ignored %d",
+			c.Sent, c.Received, c.Bad, c.Tagged, c.ForeignPeer, c.ForeignShutdown, c.Ignored))
+	}
+	if c := l.CDCP; c != nil {
+		row("cdcp", fmt.Sprintf("sent %d, received %d, bad %d, tagged %d, foreign peer %d",
+			c.Sent, c.Received, c.Bad, c.Tagged, c.ForeignPeer))
 	}
 	if c := l.ECP; c != nil {
 		row("ecp", fmt.Sprintf("sent %d, acked %d, retransmitted %d, timed out %d, received %d, duplicates %d, bad %d, tagged %d, foreign peer %d",

@@ -71,7 +71,12 @@ func (d *Daemon) LLDP(ctx context.Context) (api.LLDP, error) {
 	out.Local = &api.LLDPLocal{ChassisID: vepa.RenderID(own.ChassisID, true, false), PortID: vepa.RenderID(own.PortID, true, false),
 		TTL: int(own.TTL), IntervalSeconds: int(interval / time.Second), EVB: evbTLV(*own.EVB), FollowRWD: local.ROLRWD, FollowRKA: local.ROLRKA}
 	out.Timers = evbTimers(r.Timers)
-	out.LLDP = &api.LLDPCounters{Sent: r.Sent, Received: r.Received, Bad: r.Bad, Tagged: r.Tagged, ForeignPeer: r.Foreign, ForeignShutdown: r.ForeignShutdown}
+	out.LLDP = &api.LLDPCounters{Sent: r.Sent, Received: r.Received, Bad: r.Bad, Tagged: r.Tagged, ForeignPeer: r.Foreign, ForeignShutdown: r.ForeignShutdown,
+		Ignored: r.Ignored}
+	if c := d.cdcp.Load(); c != nil {
+		cs := c.State()
+		out.CDCP = &api.LLDPCDCP{Mode: d.cdcpMode(), Sent: cs.Sent, Received: cs.Received, Bad: cs.Bad, Tagged: cs.Tagged, ForeignPeer: cs.Foreign}
+	}
 	var e vepa.ECPStats
 	var v vepa.VDPStats
 	states := map[string]int{}

@@ -126,3 +126,62 @@ func TestLLDPView(t *testing.T) {
 		t.Errorf("relay state after the shutdown:\n%s", rec.Body.String())
 	}
 }
+
+// LLDPDUs to another agent's address are counted where GET /v1/lldp
+// shows them: to the nearest bridge (01:80:c2:00:00:0e) always, and to the
+// nearest non-TPMR bridge (01:80:c2:00:00:03, CDCP's) with --cdcp off, as
+// the EVB station's received and ignored; with a CDCP agent, those to
+// 01:80:c2:00:00:03 are its own (cdcp.received), not the station's.
+func TestLLDPCountsOtherAgentsLLDPDUs(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
+	d := &Daemon{log: log, opts: Options{Uplink: "up0", LLDPInterval: 5 * time.Second, CDCP: CDCPOff}}
+	evb, err := vepa.NewStation(vepa.StationConfig{MAC: mac, Send: func([]byte) error { return nil }, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.evb.Store(evb)
+	bridge := [6]byte{2, 0, 0, 0, 0, 0x99}
+	to := func(dst [6]byte) []byte {
+		f, err := (&vepa.LLDPDU{ChassisSubtype: vepa.ChassisIDMAC, ChassisID: bridge[:], PortSubtype: vepa.PortIDIfName, PortID: []byte("p1"), TTL: 120,
+			CDCP: &vepa.CDCP{Role: vepa.CDCPRoleBridge, SComp: true, ChnCap: 4, Pairs: []vepa.SChannel{{SCID: 1, SVID: 1}}}}).Frame(dst, bridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	nearestBridge := [6]byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e}
+	d.controlFrame(to(vepa.NearestNonTPMRBridge))
+	d.controlFrame(to(vepa.NearestNonTPMRBridge))
+	d.controlFrame(to(nearestBridge))
+	l, err := d.LLDP(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LLDP.Ignored != 3 || l.LLDP.Received != 3 || l.CDCP != nil {
+		t.Fatalf("--cdcp off: lldp %+v cdcp %+v, want 3 received and ignored, no cdcp section", l.LLDP, l.CDCP)
+	}
+
+	d.opts.CDCP = CDCPAuto
+	st, err := vepa.NewCDCPStation(vepa.CDCPConfig{MAC: mac, Send: func([]byte) error { return nil }, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cdcp.Store(st)
+	d.controlFrame(to(vepa.NearestNonTPMRBridge))
+	d.controlFrame(withSTag(to(vepa.NearestNonTPMRBridge)))
+	l, _ = d.LLDP(context.Background())
+	if l.LLDP.Ignored != 3 || l.LLDP.Received != 3 {
+		t.Errorf("with a CDCP agent the EVB station counted CDCP's LLDPDUs: %+v", l.LLDP)
+	}
+	if c := l.CDCP; c == nil || c.Mode != CDCPAuto || c.Received != 1 || c.Tagged != 1 {
+		t.Errorf("cdcp %+v, want 1 received, 1 tagged", c)
+	}
+}
+
+// withSTag inserts an S-tag (S-VID 10) after the addresses of f.
+func withSTag(f []byte) []byte {
+	out := append([]byte(nil), f[:12]...)
+	out = append(out, 0x88, 0xa8, 0x00, 10)
+	return append(out, f[12:]...)
+}

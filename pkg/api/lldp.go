@@ -29,6 +29,24 @@ type LLDP struct {
 	LLDP *LLDPCounters `json:"lldp,omitempty"`
 	ECP  *ECPCounters  `json:"ecp,omitempty"`
 	VDP  *VDPCounters  `json:"vdp,omitempty"`
+	// CDCP is the S-channel agent (802.1Qbg clause 42, the LLDP agent of
+	// the nearest non-TPMR bridge address); omitted with --cdcp off or
+	// while it has not started.
+	CDCP *LLDPCDCP `json:"cdcp,omitempty"`
+}
+
+// LLDPCDCP is what the CDCP agent counts: its LLDPDUs sent; received
+// (every LLDPDU to 01:80:c2:00:00:03); bad (did not parse); and refused:
+// tagged, foreign_peer (another bridge's CDCP TLV while the peer's TTL
+// runs). The refused ones are also in UplinkStats.ControlRejected
+// (cdcp_tagged, cdcp_foreign_peer). Mode is --cdcp (auto or on).
+type LLDPCDCP struct {
+	Mode        string `json:"mode"`
+	Sent        uint64 `json:"sent"`
+	Received    uint64 `json:"received"`
+	Bad         uint64 `json:"bad"`
+	Tagged      uint64 `json:"tagged"`
+	ForeignPeer uint64 `json:"foreign_peer"`
 }
 
 // LLDPPeer is the bridge's last LLDPDU.
@@ -118,11 +136,15 @@ type EVBTimers struct {
 	BridgeKeepAliveTimeoutUS int64 `json:"bridge_keepalive_timeout_us"`
 }
 
-// LLDPCounters count LLDPDUs: sent; received (any to the agent's address);
-// bad (did not parse); and refused: tagged, foreign_peer (another
-// bridge's EVB TLV while the peer's TTL runs), foreign_shutdown (a
-// shutdown LLDPDU not from the peer). The refused ones are also in
-// UplinkStats.ControlRejected.
+// LLDPCounters count the EVB station's LLDPDUs: sent; received (to the
+// agent's address, and those of ignored); bad (did not parse); and
+// refused: tagged, foreign_peer (another bridge's EVB TLV while the
+// peer's TTL runs), foreign_shutdown (a shutdown LLDPDU not from the
+// peer). The refused ones are also in UplinkStats.ControlRejected.
+// Ignored counts the LLDPDUs to another agent's address that no agent of
+// vswitchd takes: the nearest bridge's (01:80:c2:00:00:0e), and the
+// nearest non-TPMR bridge's (01:80:c2:00:00:03) with --cdcp off (with
+// CDCP on they are the CDCP agent's: LLDP.CDCP).
 type LLDPCounters struct {
 	Sent            uint64 `json:"sent"`
 	Received        uint64 `json:"received"`
@@ -130,6 +152,7 @@ type LLDPCounters struct {
 	Tagged          uint64 `json:"tagged"`
 	ForeignPeer     uint64 `json:"foreign_peer"`
 	ForeignShutdown uint64 `json:"foreign_shutdown"`
+	Ignored         uint64 `json:"ignored"`
 }
 
 // ECPCounters count ECP (802.1Qbg clause 43) traffic. Our requests: sent

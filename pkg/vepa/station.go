@@ -37,8 +37,11 @@ type Relay struct {
 	// Bridge is the last EVB TLV heard from the bridge (nil: none).
 	Bridge *EVB
 	// Sent and Received count LLDPDUs; Bad counts received frames that
-	// did not parse.
-	Sent, Received, Bad uint64
+	// did not parse. Ignored counts the LLDPDUs to another agent's
+	// address handed to the station (Received counts them too): the
+	// nearest bridge's (01:80:c2:00:00:0e), and the nearest non-TPMR
+	// bridge's (01:80:c2:00:00:03, CDCP's) when no CDCP agent runs.
+	Sent, Received, Bad, Ignored uint64
 	// Frames refused by the peer rules (see Handle): Tagged counts
 	// LLDPDUs that carried a VLAN tag, Foreign the EVB TLVs of a bridge
 	// other than the peer while the peer's TTL runs, ForeignShutdown the
@@ -276,7 +279,8 @@ func (s *Station) expire(now time.Time) time.Time {
 // identified by chassis ID, port ID and source address (peerID):
 //
 //	tagged (any VLAN tag, priority tags too)  -> refused, Tagged++
-//	not to the nearest-customer-bridge address -> ignored (another agent)
+//	not to the nearest-customer-bridge address -> ignored (another agent's),
+//	                                              Received++, Ignored++
 //	malformed                                  -> ignored, Bad++
 //	our own LLDPDU (reflected by the relay)    -> ignored
 //	TTL 0 from the peer                        -> the peer is gone: unknown
@@ -302,6 +306,7 @@ func (s *Station) Handle(frame []byte) {
 	if len(frame) >= 6 && [6]byte(frame[:6]) != NearestCustomerBridge {
 		s.mu.Lock()
 		s.relay.Received++
+		s.relay.Ignored++
 		s.mu.Unlock()
 		return
 	}
