@@ -114,10 +114,18 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 		if p := l.Peer; p != nil && p.EVB != nil {
 			br, brte, brwd, brka = strconv.Itoa(p.EVB.R), strconv.Itoa(p.EVB.RTE), strconv.Itoa(p.EVB.RWD), strconv.Itoa(p.EVB.RKA)
 		}
+		clamped := func(param string) string {
+			for _, c := range tm.Clamped {
+				if c.Param == param {
+					return fmt.Sprintf("; clamped: %d negotiated, out of vswitchd's bounds", c.Negotiated)
+				}
+			}
+			return ""
+		}
 		fmt.Fprintf(t, "R\t%d\t%s\t%s\t%s\t%d tries at most\n", tm.R, tm.RFrom, lr, br, tm.R+1)
-		fmt.Fprintf(t, "RTE\t%d\t%s\t%s\t%s\tECP ack timeout %s\n", tm.RTE, tm.RTEFrom, lrte, brte, usString(tm.ECPAckTimeoutUS))
+		fmt.Fprintf(t, "RTE\t%d\t%s\t%s\t%s\tECP ack timeout %s%s\n", tm.RTE, tm.RTEFrom, lrte, brte, usString(tm.ECPAckTimeoutUS), clamped("rte"))
 		fmt.Fprintf(t, "RWD\t%d\t%s\t%s\t%s\tresource wait %s, response wait %s\n", tm.RWD, tm.RWDFrom, lrwd, brwd, usString(tm.ResourceWaitUS), usString(tm.ResponseWaitUS))
-		fmt.Fprintf(t, "RKA\t%d\t%s\t%s\t%s\tkeep-alive %s (the bridge drops a VSI after %s)\n", tm.RKA, tm.RKAFrom, lrka, brka, usString(tm.KeepAliveUS), usString(tm.BridgeKeepAliveTimeoutUS))
+		fmt.Fprintf(t, "RKA\t%d\t%s\t%s\t%s\tkeep-alive %s (the bridge drops a VSI after %s)%s\n", tm.RKA, tm.RKAFrom, lrka, brka, usString(tm.KeepAliveUS), usString(tm.BridgeKeepAliveTimeoutUS), clamped("rka"))
 		if err := t.Flush(); err != nil {
 			return err
 		}

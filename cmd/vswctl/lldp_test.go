@@ -77,6 +77,20 @@ func TestLLDPCommand(t *testing.T) {
 	if !strings.Contains(r.stdout, "none heard") || strings.Contains(r.stdout, "\nbridge   ") {
 		t.Errorf("without a peer:\n%s", r.stdout)
 	}
+	// Timers held to vswitchd's sanity bounds say so.
+	l = sampleLLDP()
+	l.Timers.RTE, l.Timers.ECPAckTimeoutUS = 18, 2621440
+	l.Timers.Clamped = []api.EVBTimerClamp{{Param: "rte", Negotiated: 31, InUse: 18}}
+	fake.LLDPV = l
+	r = vswctl(t, sock, "lldp")
+	if !strings.Contains(r.stdout, "ECP ack timeout 2.621s; clamped: 31 negotiated, out of vswitchd's bounds") ||
+		strings.Contains(r.stdout, "drops a VSI after 2.035s; clamped") {
+		t.Errorf("a clamped RTE:\n%s", r.stdout)
+	}
+	r = vswctl(t, sock, "-o", "json", "lldp")
+	if !strings.Contains(r.stdout, `"clamped": [`) || !strings.Contains(r.stdout, `"negotiated": 31`) {
+		t.Errorf("-o json lacks the clamp:\n%s", r.stdout)
+	}
 	fake.LLDPV = api.LLDP{Uplink: "eth0"}
 	r = vswctl(t, sock, "lldp")
 	r.expect(t, 0, "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,10 +132,14 @@ func evbTLV(e vepa.EVB) api.EVBTLV {
 
 func evbTimers(n vepa.NegotiatedTimers) *api.EVBTimers {
 	us := func(d time.Duration) int64 { return int64(d / time.Microsecond) }
-	return &api.EVBTimers{R: int(n.R), RTE: int(n.RTE), RWD: int(n.RWD), RKA: int(n.RKA),
+	t := &api.EVBTimers{R: int(n.R), RTE: int(n.RTE), RWD: int(n.RWD), RKA: int(n.RKA),
 		RFrom: n.RFrom, RTEFrom: n.RTEFrom, RWDFrom: n.RWDFrom, RKAFrom: n.RKAFrom,
 		ECPAckTimeoutUS: us(n.ECPAckTimeout()), ResourceWaitUS: us(n.ResourceWait()), ResponseWaitUS: us(n.ResponseWait()),
 		KeepAliveUS: us(n.KeepAlive()), BridgeKeepAliveTimeoutUS: us(n.BridgeKeepAliveTimeout())}
+	for _, c := range n.Clamps() {
+		t.Clamped = append(t.Clamped, api.EVBTimerClamp{Param: strings.ToLower(c.Param), Negotiated: int(c.Negotiated), InUse: int(c.InUse)})
+	}
+	return t
 }
 
 // evbCollector exports the EVB station's state to Prometheus at scrape

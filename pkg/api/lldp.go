@@ -134,6 +134,18 @@ type EVBTimers struct {
 	// this long (1.5 × ((1+2R) × ECPAckTimeout + KeepAlive)).
 	KeepAliveUS              int64 `json:"keepalive_us"`
 	BridgeKeepAliveTimeoutUS int64 `json:"bridge_keepalive_timeout_us"`
+	// Clamped lists the parameters whose negotiated value lay outside
+	// vswitchd's sanity bounds (RTE at most 18, an ECP timer of 2.62 s;
+	// RKA at least 14, a keep-alive of 163.84 ms): the bound is in use
+	// (in the fields above) instead. Omitted when none.
+	Clamped []EVBTimerClamp `json:"clamped,omitempty"`
+}
+
+// EVBTimerClamp is one timer parameter held to a sanity bound.
+type EVBTimerClamp struct {
+	Param      string `json:"param"` // rte or rka
+	Negotiated int    `json:"negotiated"`
+	InUse      int    `json:"in_use"`
 }
 
 // LLDPCounters count the EVB station's LLDPDUs: sent; received (to the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -130,8 +132,29 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	if err := cfg.Local.Timers().Check(); err != nil {
 		return nil, fmt.Errorf("evb station: %w", err)
 	}
-	return &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: append(net.HardwareAddr(nil), cfg.MAC...),
-		relay: Relay{State: RelayUnknown, Updated: time.Now(), Timers: Negotiate(cfg.Local, nil)}}, nil
+	s := &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: append(net.HardwareAddr(nil), cfg.MAC...),
+		relay: Relay{State: RelayUnknown, Updated: time.Now(), Timers: Negotiate(cfg.Local, nil)}}
+	s.warnClamps(NegotiatedTimers{}, s.relay.Timers)
+	return s, nil
+}
+
+// warnClamps logs, at warn, the sanity bounds n applies that were not
+// applied, or not to the same values, in prev: once per clamp, not at
+// every LLDPDU.
+func (s *Station) warnClamps(prev, n NegotiatedTimers) {
+	old := prev.Clamps()
+	for _, c := range n.Clamps() {
+		if slices.Contains(old, c) {
+			continue
+		}
+		from := n.RTEFrom
+		bound := "at most"
+		if c.Param == "RKA" {
+			from, bound = n.RKAFrom, "at least"
+		}
+		s.log.Warn("EVB timer out of vswitchd's sanity bounds: using the bound", "param", c.Param, "negotiated", c.Negotiated,
+			"from", from, "in_use", c.InUse, "bound", bound+" "+strconv.Itoa(int(c.InUse)), "timer", Timer(c.InUse))
+	}
 }
 
 // SetMAC changes the station's address (the uplink was replaced by one
@@ -395,6 +418,7 @@ func (s *Station) negotiateLocked() *NegotiatedTimers {
 	}
 	s.log.Info("EVB timers", "r", n.R, "rte", n.RTE, "rwd", n.RWD, "rka", n.RKA,
 		"ecp_ack_timeout", n.ECPAckTimeout(), "keepalive", n.KeepAlive(), "response_wait", n.ResponseWait())
+	s.warnClamps(s.relay.Timers, n)
 	s.relay.Timers = n
 	return &n
 }
