@@ -141,6 +141,17 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 		row("cdcp", fmt.Sprintf("sent %d, received %d, bad %d, tagged %d, foreign peer %d",
 			c.Sent, c.Received, c.Bad, c.Tagged, c.ForeignPeer))
 	}
+	if len(l.HoldDown) > 0 {
+		var parts []string
+		for _, h := range l.HoldDown {
+			p := fmt.Sprintf("%s %d changes, %d suppressed", h.Kind, h.Changes, h.Suppressed)
+			if h.Flapping {
+				p += " (flapping: at most one a second)"
+			}
+			parts = append(parts, p)
+		}
+		row("hold-down", strings.Join(parts, "; "))
+	}
 	if c := l.ECP; c != nil {
 		row("ecp", fmt.Sprintf("sent %d, acked %d, retransmitted %d, timed out %d, received %d, duplicates %d, bad %d, tagged %d, foreign peer %d",
 			c.Sent, c.Acked, c.Retransmitted, c.TimedOut, c.Received, c.Duplicates, c.Bad, c.Tagged, c.ForeignPeer))

@@ -21,8 +21,10 @@ func sampleLLDP() api.LLDP {
 		Timers: &api.EVBTimers{R: 4, RTE: 9, RWD: 18, RKA: 17, RFrom: "bridge", RTEFrom: "bridge", RWDFrom: "bridge", RKAFrom: "bridge", ECPAckTimeoutUS: 5120, ResourceWaitUS: 2621440, ResponseWaitUS: 4001280, KeepAliveUS: 1310720, BridgeKeepAliveTimeoutUS: 2035200},
 		LLDP:   &api.LLDPCounters{Sent: 12, Received: 10, Ignored: 2},
 		CDCP:   &api.LLDPCDCP{Mode: "auto", Sent: 7, Received: 6, Bad: 1, Tagged: 2, ForeignPeer: 3},
-		ECP:    &api.ECPCounters{Sent: 5, Acked: 5, Retransmitted: 2, TimedOut: 1, Duplicates: 3},
-		VDP:    &api.VDPCounters{Associations: 1, KeepAlives: 4, Acknowledged: 5, Timeouts: 1, VSIs: map[string]int{"associated": 2, "failed": 1, "waiting": 0}},
+		HoldDown: []api.HoldDown{{Kind: "relay", Changes: 1000, Suppressed: 992, Flapping: true}, {Kind: "timers", Changes: 2},
+			{Kind: "cdcp", Changes: 3, Suppressed: 1}},
+		ECP: &api.ECPCounters{Sent: 5, Acked: 5, Retransmitted: 2, TimedOut: 1, Duplicates: 3},
+		VDP: &api.VDPCounters{Associations: 1, KeepAlives: 4, Acknowledged: 5, Timeouts: 1, VSIs: map[string]int{"associated": 2, "failed": 1, "waiting": 0}},
 	}
 }
 
@@ -47,7 +49,9 @@ func TestLLDPCommand(t *testing.T) {
 			"RWD    18      bridge  remote  18      resource wait 2.621s, response wait 4.001s",
 			"RKA    17      bridge  14      17      keep-alive 1.311s (the bridge drops a VSI after 2.035s)",
 			"sent 12, received 10, bad 0", "foreign shutdown 0, ignored 2",
-			"cdcp:", "sent 7, received 6, bad 1, tagged 2, foreign peer 3", "sent 5, acked 5, retransmitted 2, timed out 1, received 0, duplicates 3",
+			"cdcp:", "sent 7, received 6, bad 1, tagged 2, foreign peer 3",
+			"hold-down:", "relay 1000 changes, 992 suppressed (flapping: at most one a second); timers 2 changes, 0 suppressed; cdcp 3 changes, 1 suppressed",
+			"sent 5, acked 5, retransmitted 2, timed out 1, received 0, duplicates 3",
 			"associations 1, preassociations 0, keep-alives 4", "timeouts 1",
 			"vsis:", "associated 2, failed 1",
 		} {
@@ -62,7 +66,7 @@ func TestLLDPCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Timers == nil || got.Timers.RKA != 17 || got.Peer.SystemName != "leaf1" {
 		t.Errorf("-o json: %v %+v\n%s", err, got, r.stdout)
 	}
-	for _, k := range []string{`"ttl_left_seconds": 97`, `"rka_from": "bridge"`, `"timed_out": 1`, `"follow_bridge_rwd": true`, `"ignored": 2`, `"cdcp": {`} {
+	for _, k := range []string{`"ttl_left_seconds": 97`, `"rka_from": "bridge"`, `"timed_out": 1`, `"follow_bridge_rwd": true`, `"ignored": 2`, `"cdcp": {`, `"hold_down": [`, `"suppressed": 992`} {
 		if !strings.Contains(r.stdout, k) {
 			t.Errorf("-o json lacks %s", k)
 		}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 
@@ -90,10 +91,14 @@ func (d *Daemon) startCDCP(ctx context.Context, mac net.HardwareAddr) <-chan str
 
 // cdcpChanged follows the bridge's CDCP answer: every S-channel port is
 // attached or detached as its S-channel is granted or not.
+//
+// The agent's hold-down (vepa/holddown.go) calls it at most once a second
+// for a bridge that flaps; meanwhile (Flapping) its lines, and the ports',
+// are logged at debug: the agent logs the episode.
 func (d *Daemon) cdcpChanged(st vepa.CDCPState) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.log.Info("CDCP", "bridge", st.Peer, "granted", fmt.Sprint(st.Granted), "wanted", fmt.Sprint(st.Wanted))
+	d.log.Log(context.Background(), cdcpLevel(st, slog.LevelInfo), "CDCP", "bridge", st.Peer, "granted", fmt.Sprint(st.Granted), "wanted", fmt.Sprint(st.Wanted))
 	for name := range d.chanSVID {
 		d.syncChannelPortLocked(name)
 	}
@@ -153,17 +158,31 @@ func (d *Daemon) syncChannelPortLocked(name string) {
 	was := d.sw.Attached(name)
 	d.syncPortLocked(name)
 	now := d.sw.Attached(name)
+	if was == now {
+		return
+	}
+	var st vepa.CDCPState
+	if s := d.cdcp.Load(); s != nil {
+		st = s.State()
+	}
 	if why := d.channelProblemLocked(name); was && !now && why != "" {
-		d.log.Warn("port down: its S-channel is not granted", "port", name, "why", why)
+		d.log.Log(context.Background(), cdcpLevel(st, slog.LevelWarn), "port down: its S-channel is not granted", "port", name, "why", why)
 	} else if !was && now && d.chanSVID[name] != 0 {
 		args := []any{"port", name, "svid", d.chanSVID[name]}
-		if s := d.cdcp.Load(); s != nil {
-			if scid, ok := s.State().SCID(d.chanSVID[name]); ok {
-				args = append(args, "bridge_scid", scid)
-			}
+		if scid, ok := st.SCID(d.chanSVID[name]); ok {
+			args = append(args, "bridge_scid", scid)
 		}
-		d.log.Info("port up: its S-channel is granted", args...)
+		d.log.Log(context.Background(), cdcpLevel(st, slog.LevelInfo), "port up: its S-channel is granted", args...)
 	}
+}
+
+// cdcpLevel is the level of a line about a CDCP change: l, or debug while
+// the bridge's grants flap (the agent logs the episode).
+func cdcpLevel(st vepa.CDCPState, l slog.Level) slog.Level {
+	if st.Hold.Flapping {
+		return slog.LevelDebug
+	}
+	return l
 }
 
 // channelProblemLocked says why port name's S-channel may not carry

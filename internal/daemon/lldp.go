@@ -74,9 +74,14 @@ func (d *Daemon) LLDP(ctx context.Context) (api.LLDP, error) {
 	out.Timers = evbTimers(r.Timers)
 	out.LLDP = &api.LLDPCounters{Sent: r.Sent, Received: r.Received, Bad: r.Bad, Tagged: r.Tagged, ForeignPeer: r.Foreign, ForeignShutdown: r.ForeignShutdown,
 		Ignored: r.Ignored}
+	hold := func(kind string, h vepa.HoldDown) api.HoldDown {
+		return api.HoldDown{Kind: kind, Changes: h.Changes, Suppressed: h.Suppressed, Flapping: h.Flapping}
+	}
+	out.HoldDown = []api.HoldDown{hold("relay", r.RelayHold), hold("timers", r.TimersHold)}
 	if c := d.cdcp.Load(); c != nil {
 		cs := c.State()
 		out.CDCP = &api.LLDPCDCP{Mode: d.cdcpMode(), Sent: cs.Sent, Received: cs.Received, Bad: cs.Bad, Tagged: cs.Tagged, ForeignPeer: cs.Foreign}
+		out.HoldDown = append(out.HoldDown, hold("cdcp", cs.Hold))
 	}
 	var e vepa.ECPStats
 	var v vepa.VDPStats
@@ -155,10 +160,14 @@ var (
 	descVDPRequests = prometheus.NewDesc("vswitch_vdp_requests_total", "VDP requests sent per kind: associate, preassociate (first requests and re-sends of unanswered ones), keepalive, deassociate.", []string{"kind"}, nil)
 	descVDPAnswers  = prometheus.NewDesc("vswitch_vdp_answers_total", "What became of VDP requests: acknowledged, refused (an error status), timeout (no answer within the response wait delay), bridge_deassociated (the bridge dropped a VSI).", []string{"result"}, nil)
 	descEVBTimer    = prometheus.NewDesc("vswitch_evb_timer_seconds", "The 802.1Qbg timers in use (negotiated with the bridge): ecp_ack (RTE), resource_wait (RWD), response_wait, keepalive (RKA).", []string{"timer"}, nil)
+	descHoldChanges = prometheus.NewDesc("vswitch_evb_bridge_changes_total", "Changes of the adjacent bridge's word per kind: relay (reflective relay state, peer, BGID), timers, cdcp (CDCP grants).", []string{"kind"}, nil)
+	descHoldSupp    = prometheus.NewDesc("vswitch_evb_bridge_changes_suppressed_total", "Changes of the bridge's word never applied by the flap hold-down (at most 5 at once, then one a second per kind; overtaken within the hold, or undone).", []string{"kind"}, nil)
+	descHoldFlap    = prometheus.NewDesc("vswitch_evb_bridge_flapping", "1 while the bridge's word of this kind flaps (changes are being held down), else 0.", []string{"kind"}, nil)
 )
 
 func (c evbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRelayState, descECPRequests, descECPRetrans, descECPTimeouts, descECPDups, descVDPRequests, descVDPAnswers, descEVBTimer} {
+	for _, d := range []*prometheus.Desc{descRelayState, descECPRequests, descECPRetrans, descECPTimeouts, descECPDups, descVDPRequests, descVDPAnswers, descEVBTimer,
+		descHoldChanges, descHoldSupp, descHoldFlap} {
 		ch <- d
 	}
 }
@@ -197,5 +206,14 @@ func (c evbCollector) Collect(ch chan<- prometheus.Metric) {
 		us    int64
 	}{{"ecp_ack", t.ECPAckTimeoutUS}, {"resource_wait", t.ResourceWaitUS}, {"response_wait", t.ResponseWaitUS}, {"keepalive", t.KeepAliveUS}} {
 		ch <- prometheus.MustNewConstMetric(descEVBTimer, gauge, float64(x.us)/1e6, x.timer)
+	}
+	for _, h := range l.HoldDown {
+		flapping := 0.0
+		if h.Flapping {
+			flapping = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHoldChanges, ctr, float64(h.Changes), h.Kind)
+		ch <- prometheus.MustNewConstMetric(descHoldSupp, ctr, float64(h.Suppressed), h.Kind)
+		ch <- prometheus.MustNewConstMetric(descHoldFlap, gauge, flapping, h.Kind)
 	}
 }

@@ -33,6 +33,22 @@ type LLDP struct {
 	// the nearest non-TPMR bridge address); omitted with --cdcp off or
 	// while it has not started.
 	CDCP *LLDPCDCP `json:"cdcp,omitempty"`
+	// HoldDown is what the flap dampening did with the bridge's changes,
+	// one entry per kind: relay (the reflective relay state, the peer,
+	// its BGID), timers (the timers in use), and cdcp (the CDCP grants,
+	// while the CDCP agent runs). Each kind applies at most five changes
+	// at once, then one a second, the bridge's latest word winning.
+	HoldDown []HoldDown `json:"hold_down,omitempty"`
+}
+
+// HoldDown counts one kind of the bridge's changes: changes seen,
+// suppressed (never applied: overtaken by a later one within the hold, or
+// undone), and whether it flaps now (changes are being held).
+type HoldDown struct {
+	Kind       string `json:"kind"`
+	Changes    uint64 `json:"changes"`
+	Suppressed uint64 `json:"suppressed"`
+	Flapping   bool   `json:"flapping"`
 }
 
 // LLDPCDCP is what the CDCP agent counts: its LLDPDUs sent; received

@@ -47,6 +47,7 @@ type CDCPStation struct {
 	cfg  CDCPConfig
 	log  *slog.Logger
 	kick chan struct{}
+	wake chan struct{} // a change is held: Run's timer is to be looked at
 
 	mu      sync.Mutex
 	mac     net.HardwareAddr
@@ -54,7 +55,22 @@ type CDCPStation struct {
 	over    map[uint16]bool   // S-VIDs no SCID was left for (the TLV is full)
 	peer    *peerID
 	expires time.Time
-	state   CDCPState
+	state   CDCPState // the bridge's answer as applied (the hold-down's)
+	latest  cdcpView  // the bridge's last word
+	hold    holdDown
+}
+
+// cdcpView is what OnChange reports a change of: whether a CDCP bridge is
+// heard, which, its ChnCap and its pairs.
+type cdcpView struct {
+	bridge    bool
+	peer, mac string
+	chncap    uint16
+	granted   []SChannel
+}
+
+func (v cdcpView) equal(w cdcpView) bool {
+	return v.bridge == w.bridge && v.peer == w.peer && v.mac == w.mac && v.chncap == w.chncap && slices.Equal(v.granted, w.granted)
 }
 
 // CDCPConfig configures a CDCPStation.
@@ -93,6 +109,10 @@ type CDCPState struct {
 	// did not parse, Tagged the tagged ones refused, Foreign the CDCP
 	// TLVs of another bridge while the peer's TTL runs.
 	Sent, Received, Bad, Tagged, Foreign uint64
+	// Hold is what the hold-down (holddown.go) did with the bridge's
+	// changes: Bridge, Peer, PeerMAC, ChnCap, Granted and Updated are the
+	// applied ones.
+	Hold HoldDown
 	// overflow are S-VIDs left out of the TLV (it holds MaxCDCPPairs).
 	overflow []uint16
 }
@@ -194,8 +214,9 @@ func NewCDCPStation(cfg CDCPConfig) (*CDCPStation, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &CDCPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: slices.Clone(cfg.MAC),
+	s := &CDCPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), mac: slices.Clone(cfg.MAC),
 		scids: map[uint16]uint16{}, over: map[uint16]bool{}}
+	s.hold = holdDown{what: "CDCP grants", log: s.log}
 	s.state = CDCPState{Required: cfg.Required, Updated: time.Now(), Wanted: []SChannel{{DefaultSCID, DefaultSVID}}}
 	return s, nil
 }
@@ -295,6 +316,7 @@ func (s *CDCPStation) State() CDCPState {
 
 func (s *CDCPStation) stateLocked() CDCPState {
 	st := s.state
+	st.Hold = s.hold.HoldDown
 	st.Wanted = slices.Clone(st.Wanted)
 	st.Granted = slices.Clone(st.Granted)
 	st.PeerMAC = slices.Clone(st.PeerMAC)
@@ -340,36 +362,84 @@ func (s *CDCPStation) Shutdown() error {
 }
 
 // Run sends LLDPDUs (fast at start and after a change, then every
-// Interval, within 802.1AB's transmit credit) and forgets the bridge's
-// answer when its TTL runs out, until ctx ends (txLoop).
+// Interval, within 802.1AB's transmit credit), forgets the bridge's answer
+// when its TTL runs out and applies the changes the hold-down held, until
+// ctx ends (txLoop).
 func (s *CDCPStation) Run(ctx context.Context) {
 	send := func() error { return s.sendPDU(s.LLDPDU()) }
-	txLoop{interval: s.cfg.Interval, kick: s.kick, send: send, expire: s.expire, log: s.log, what: "CDCP"}.run(ctx)
+	txLoop{interval: s.cfg.Interval, kick: s.kick, wake: s.wake, send: send, tick: s.tick, log: s.log, what: "CDCP"}.run(ctx)
 }
 
-// expire forgets the bridge when its TTL ran out; it returns when the
-// answer it still follows runs out (zero: none).
-func (s *CDCPStation) expire(now time.Time) time.Time {
+// tick forgets the bridge when its TTL ran out at now and applies a change
+// the hold-down held whose credit is back; it returns when it is next due
+// (zero: nothing to wait for).
+func (s *CDCPStation) tick(now time.Time) time.Time {
 	s.mu.Lock()
-	if s.peer == nil {
-		s.mu.Unlock()
-		return time.Time{}
+	changed := false
+	if s.peer != nil && !now.Before(s.expires) {
+		s.log.Warn("CDCP bridge information expired", "peer", s.latest.peer)
+		changed = s.forgetLocked(now)
 	}
-	if now.Before(s.expires) {
-		defer s.mu.Unlock()
-		return s.expires
+	apply, next := s.hold.tick(now)
+	if apply {
+		changed = s.applyLocked(now) || changed
 	}
-	s.log.Warn("CDCP bridge information expired", "peer", s.state.Peer)
-	s.forgetLocked(now)
+	if s.peer != nil {
+		next = earliest(next, s.expires)
+	}
 	st := s.stateLocked()
 	s.mu.Unlock()
-	s.changed(st)
-	return time.Time{}
+	if changed {
+		s.changed(st)
+	}
+	return next
 }
 
-func (s *CDCPStation) forgetLocked(now time.Time) {
+// forgetLocked drops the bridge at now (TTL, goodbye) and offers the
+// hold-down that change; it reports whether it was applied at once.
+func (s *CDCPStation) forgetLocked(now time.Time) bool {
 	s.peer = nil
-	s.state.Bridge, s.state.Peer, s.state.PeerMAC, s.state.ChnCap, s.state.Granted, s.state.Updated = false, "", nil, 0, nil, now
+	return s.offerLocked(cdcpView{}, now)
+}
+
+// offerLocked takes the bridge's latest word (v) to the hold-down: it
+// reports whether that changed the applied state now. A change held wakes
+// Run, which applies it when its credit is back.
+func (s *CDCPStation) offerLocked(v cdcpView, now time.Time) bool {
+	if v.equal(s.latest) {
+		return false
+	}
+	s.latest = v
+	applied := cdcpView{bridge: s.state.Bridge, peer: s.state.Peer, mac: string(s.state.PeerMAC), chncap: s.state.ChnCap, granted: s.state.Granted}
+	if !s.hold.change(now, v.equal(applied)) {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		return false
+	}
+	return s.applyLocked(now)
+}
+
+// applyLocked makes the bridge's latest word the applied state, logging
+// it; it reports whether that changed it.
+func (s *CDCPStation) applyLocked(now time.Time) bool {
+	v := s.latest
+	if v.equal(cdcpView{bridge: s.state.Bridge, peer: s.state.Peer, mac: string(s.state.PeerMAC), chncap: s.state.ChnCap, granted: s.state.Granted}) {
+		return false
+	}
+	var mac net.HardwareAddr
+	if v.mac != "" {
+		mac = net.HardwareAddr(v.mac)
+	}
+	s.state.Bridge, s.state.Peer, s.state.PeerMAC, s.state.ChnCap = v.bridge, v.peer, mac, v.chncap
+	s.state.Granted, s.state.Updated = slices.Clone(v.granted), now
+	if v.bridge {
+		s.hold.logChange("CDCP answer from the bridge", "peer", v.peer, "chncap", v.chncap, "granted", fmt.Sprint(v.granted))
+	} else {
+		s.hold.logChange("no CDCP bridge: its answer no longer counts")
+	}
+	return true
 }
 
 // Handle takes a received LLDP frame addressed to the nearest non-TPMR
@@ -411,11 +481,13 @@ func (s *CDCPStation) Handle(frame []byte) {
 			s.mu.Unlock()
 			return
 		}
-		s.log.Info("the CDCP bridge said goodbye", "peer", s.state.Peer)
-		s.forgetLocked(now)
+		s.hold.logChange("the CDCP bridge said goodbye", "peer", s.latest.peer)
+		changed := s.forgetLocked(now)
 		st := s.stateLocked()
 		s.mu.Unlock()
-		s.changed(st)
+		if changed {
+			s.changed(st)
+		}
 		return
 	}
 	if d.CDCP == nil || d.CDCP.Role != CDCPRoleBridge {
@@ -432,16 +504,10 @@ func (s *CDCPStation) Handle(frame []byte) {
 	if !d.CDCP.SComp {
 		granted = nil // no S-VLAN component: nothing but the link itself
 	}
-	peer := chassisString(d)
-	changed := !s.state.Bridge || s.state.Peer != peer || s.state.ChnCap != d.CDCP.ChnCap || !slices.Equal(s.state.Granted, granted)
-	if changed {
-		s.state.Bridge, s.state.Peer, s.state.PeerMAC = true, peer, net.HardwareAddr(slices.Clone(id.src[:]))
-		s.state.ChnCap, s.state.Granted, s.state.Updated = d.CDCP.ChnCap, granted, now
-	}
+	changed := s.offerLocked(cdcpView{bridge: true, peer: chassisString(d), mac: string(id.src[:]), chncap: d.CDCP.ChnCap, granted: granted}, now)
 	st := s.stateLocked()
 	s.mu.Unlock()
 	if changed {
-		s.log.Info("CDCP answer from the bridge", "peer", peer, "chncap", d.CDCP.ChnCap, "granted", fmt.Sprint(granted))
 		s.changed(st)
 	}
 }

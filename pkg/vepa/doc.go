@@ -37,6 +37,14 @@
 // configured mode is VEPA, as DESIGN's forwarding rules say, and back when
 // the bridge grants or goes away.
 //
+// What the bridge's word makes the caller do is held down (holddown.go):
+// per kind (the relay state and peer, the timers, CDCP's grants) at most
+// five changes apply at once, then one a second, the bridge's latest word
+// winning; so a bridge that flips its answer with every frame, or anyone
+// imitating it, cannot make vswitchd switch VEPA/VEB or attach S-channel
+// ports per frame. Relay.RelayHold, Relay.TimersHold and CDCPState.Hold
+// count the changes and the suppressed ones; the flapping is logged once.
+//
 // The package does no I/O of its own: the stations send through the Send
 // function they are given and are fed received frames with Handle. In
 // vswitchd both come from the datapath, which owns all uplink I/O under
