@@ -131,6 +131,12 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 		}
 	}
 
+	if c := l.CDCP; c != nil {
+		if err := writeCDCPTLVs(w, c); err != nil {
+			return err
+		}
+	}
+
 	fmt.Fprintln(w)
 	t = newTable(w)
 	if c := l.LLDP; c != nil {
@@ -169,6 +175,41 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 			states = []string{"none"}
 		}
 		row("vsis", strings.Join(states, ", "))
+	}
+	return t.Flush()
+}
+
+// writeCDCPTLVs is the CDCP part of `vswctl lldp`: the CDCP bridge, then
+// a table of its CDCP TLV and ours.
+func writeCDCPTLVs(w io.Writer, c *api.LLDPCDCP) error {
+	fmt.Fprintln(w)
+	t := newTable(w)
+	if b := c.Bridge; b != nil {
+		fmt.Fprintf(t, "cdcp bridge:\tchassis %s, from %s, ttl %ds, %ds left, last seen %s\n", b.ChassisID, b.MAC, b.TTL, b.TTLLeft, b.LastSeen)
+	} else {
+		fmt.Fprintf(t, "cdcp bridge:\tnone heard (or its TTL ran out; cdcp %s)\n", c.Mode)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	t = newTable(w)
+	fmt.Fprintln(t, "CDCP TLV\tROLE\tSCOMP\tCHNCAP\tPAIRS (SCID/S-VID)")
+	tlvRow := func(who string, x *api.CDCPTLV) {
+		scomp := "no"
+		if x.SComp {
+			scomp = "yes"
+		}
+		var pairs []string
+		for _, p := range x.Pairs {
+			pairs = append(pairs, fmt.Sprintf("%d/%d", p.SCID, p.SVID))
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\n", who, x.Role, scomp, x.ChnCap, dash(strings.Join(pairs, " ")))
+	}
+	if b := c.Bridge; b != nil {
+		tlvRow("bridge", &b.TLV)
+	}
+	if c.Local != nil {
+		tlvRow("local", c.Local)
 	}
 	return t.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/vepa"
@@ -218,14 +219,7 @@ func (d *Daemon) cdcpStatus() *api.CDCPStatus {
 		return nil
 	}
 	st := s.State()
-	pairs := func(ps []vepa.SChannel) []api.SChannel {
-		out := make([]api.SChannel, 0, len(ps))
-		for _, p := range ps {
-			out = append(out, api.SChannel{SCID: int(p.SCID), SVID: int(p.SVID)})
-		}
-		return out
-	}
-	out := &api.CDCPStatus{Mode: d.cdcpMode(), Bridge: st.Peer, ChnCap: int(st.ChnCap), Wanted: pairs(st.Wanted), Granted: pairs(st.Granted)}
+	out := &api.CDCPStatus{Mode: d.cdcpMode(), Bridge: st.Peer, ChnCap: int(st.ChnCap), Wanted: apiPairs(st.Wanted), Granted: apiPairs(st.Granted)}
 	for _, svid := range st.Channels() {
 		c := api.CDCPChannel{SVID: int(svid), AskedSCID: int(st.AskedSCID(svid))}
 		scid, granted := st.SCID(svid)
@@ -237,6 +231,41 @@ func (d *Daemon) cdcpStatus() *api.CDCPStatus {
 			c.Problem = why
 		}
 		out.Channels = append(out.Channels, c)
+	}
+	return out
+}
+
+// apiPairs are SCID/S-VID pairs for the API (never nil).
+func apiPairs(ps []vepa.SChannel) []api.SChannel {
+	out := make([]api.SChannel, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, api.SChannel{SCID: int(p.SCID), SVID: int(p.SVID)})
+	}
+	return out
+}
+
+// cdcpTLV decodes a CDCP TLV for the API.
+func cdcpTLV(c vepa.CDCP) api.CDCPTLV {
+	role := "bridge"
+	if c.Role == vepa.CDCPRoleStation {
+		role = "station"
+	}
+	return api.CDCPTLV{Role: role, SComp: c.SComp, ChnCap: int(c.ChnCap), Pairs: apiPairs(c.Pairs)}
+}
+
+// cdcpLLDP is the CDCP agent's part of GET /v1/lldp: its counters, the
+// bridge it follows with its last TLV, and the TLV vswitchd sends.
+func (d *Daemon) cdcpLLDP(s *vepa.CDCPStation) *api.LLDPCDCP {
+	cs := s.State()
+	out := &api.LLDPCDCP{Mode: d.cdcpMode(), Sent: cs.Sent, Received: cs.Received, Bad: cs.Bad, Tagged: cs.Tagged, ForeignPeer: cs.Foreign}
+	if c := s.LLDPDU().CDCP; c != nil {
+		t := cdcpTLV(*c)
+		out.Local = &t
+	}
+	if n := cs.Neighbor; n != nil {
+		left := time.Until(n.LastSeen.Add(time.Duration(n.TTL) * time.Second))
+		out.Bridge = &api.CDCPPeer{MAC: n.MAC.String(), ChassisID: n.ChassisID, TTL: int(n.TTL), TTLLeft: int(max(0, (left+time.Second-1)/time.Second)),
+			LastSeen: n.LastSeen.UTC().Format(time.RFC3339), TLV: cdcpTLV(n.TLV)}
 	}
 	return out
 }

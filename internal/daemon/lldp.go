@@ -79,9 +79,8 @@ func (d *Daemon) LLDP(ctx context.Context) (api.LLDP, error) {
 	}
 	out.HoldDown = []api.HoldDown{hold("relay", r.RelayHold), hold("timers", r.TimersHold)}
 	if c := d.cdcp.Load(); c != nil {
-		cs := c.State()
-		out.CDCP = &api.LLDPCDCP{Mode: d.cdcpMode(), Sent: cs.Sent, Received: cs.Received, Bad: cs.Bad, Tagged: cs.Tagged, ForeignPeer: cs.Foreign}
-		out.HoldDown = append(out.HoldDown, hold("cdcp", cs.Hold))
+		out.CDCP = d.cdcpLLDP(c)
+		out.HoldDown = append(out.HoldDown, hold("cdcp", c.State().Hold))
 	}
 	var e vepa.ECPStats
 	var v vepa.VDPStats
@@ -163,11 +162,14 @@ var (
 	descHoldChanges = prometheus.NewDesc("vswitch_evb_bridge_changes_total", "Changes of the adjacent bridge's word per kind: relay (reflective relay state, peer, BGID), timers, cdcp (CDCP grants).", []string{"kind"}, nil)
 	descHoldSupp    = prometheus.NewDesc("vswitch_evb_bridge_changes_suppressed_total", "Changes of the bridge's word never applied by the flap hold-down (at most 5 at once, then one a second per kind; overtaken within the hold, or undone).", []string{"kind"}, nil)
 	descHoldFlap    = prometheus.NewDesc("vswitch_evb_bridge_flapping", "1 while the bridge's word of this kind flaps (changes are being held down), else 0.", []string{"kind"}, nil)
+	descCDCPWanted  = prometheus.NewDesc("vswitch_cdcp_schannels_wanted", "S-channels the ports use (S-VIDs, the default S-channel not counted) that the CDCP agent asks the bridge for; absent with --cdcp off.", []string{"uplink"}, nil)
+	descCDCPGranted = prometheus.NewDesc("vswitch_cdcp_schannels_granted", "Of the S-channels the ports use, those the CDCP bridge's answer grants (their S-VID in it, under any SCID).", []string{"uplink"}, nil)
+	descCDCPHeld    = prometheus.NewDesc("vswitch_cdcp_schannels_held", "Of the S-channels the ports use, those that carry nothing now (not granted, or no CDCP answer with --cdcp on): their ports are down.", []string{"uplink"}, nil)
 )
 
 func (c evbCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRelayState, descECPRequests, descECPRetrans, descECPTimeouts, descECPDups, descVDPRequests, descVDPAnswers, descEVBTimer,
-		descHoldChanges, descHoldSupp, descHoldFlap} {
+		descHoldChanges, descHoldSupp, descHoldFlap, descCDCPWanted, descCDCPGranted, descCDCPHeld} {
 		ch <- d
 	}
 }
@@ -215,5 +217,19 @@ func (c evbCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHoldChanges, ctr, float64(h.Changes), h.Kind)
 		ch <- prometheus.MustNewConstMetric(descHoldSupp, ctr, float64(h.Suppressed), h.Kind)
 		ch <- prometheus.MustNewConstMetric(descHoldFlap, gauge, flapping, h.Kind)
+	}
+	if c := c.d.cdcpStatus(); c != nil {
+		granted, held := 0, 0
+		for _, x := range c.Channels {
+			if x.Granted {
+				granted++
+			}
+			if x.Problem != "" {
+				held++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descCDCPWanted, gauge, float64(len(c.Channels)), l.Uplink)
+		ch <- prometheus.MustNewConstMetric(descCDCPGranted, gauge, float64(granted), l.Uplink)
+		ch <- prometheus.MustNewConstMetric(descCDCPHeld, gauge, float64(held), l.Uplink)
 	}
 }

@@ -63,6 +63,38 @@ type LLDPCDCP struct {
 	Bad         uint64 `json:"bad"`
 	Tagged      uint64 `json:"tagged"`
 	ForeignPeer uint64 `json:"foreign_peer"`
+	// Bridge is the CDCP bridge the agent follows and its last CDCP TLV
+	// (omitted: none heard, its TTL ran out, or it said goodbye).
+	Bridge *CDCPPeer `json:"bridge,omitempty"`
+	// Local is the CDCP TLV vswitchd sends.
+	Local *CDCPTLV `json:"local,omitempty"`
+}
+
+// CDCPPeer is the CDCP bridge's last LLDPDU to the nearest non-TPMR
+// bridge address.
+type CDCPPeer struct {
+	// MAC is the source address of its LLDPDUs, ChassisID its chassis ID
+	// as text (as LLDPPeer's).
+	MAC       string `json:"mac"`
+	ChassisID string `json:"chassis_id"`
+	// TTL as sent, what is left of it now, and when the last LLDPDU came
+	// (RFC 3339, UTC).
+	TTL      int     `json:"ttl_seconds"`
+	TTLLeft  int     `json:"ttl_left_seconds"`
+	LastSeen string  `json:"last_seen"`
+	TLV      CDCPTLV `json:"tlv"`
+}
+
+// CDCPTLV is a CDCP TLV (802.1Qbg-2012 D.2.13) decoded: the sender's role
+// (bridge or station), whether it has an S-VLAN component (scomp), the
+// S-channels it supports (chncap, the default one included) and its
+// SCID/S-VID pairs (a bridge's: the S-channels it set up). Pairs is never
+// null.
+type CDCPTLV struct {
+	Role   string     `json:"role"`
+	SComp  bool       `json:"scomp"`
+	ChnCap int        `json:"chncap"`
+	Pairs  []SChannel `json:"pairs"`
 }
 
 // LLDPPeer is the bridge's last LLDPDU.

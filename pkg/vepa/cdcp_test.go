@@ -311,6 +311,9 @@ func TestCDCPStationRequiredAndPeerRules(t *testing.T) {
 	if ok, _ := st.State().Channel(10); ok {
 		t.Fatal("still granted after the bridge's shutdown LLDPDU")
 	}
+	if n := st.State().Neighbor; n != nil {
+		t.Errorf("the bridge's last word kept after its goodbye: %+v", n)
+	}
 	// What the station sends: role S, SComp, ChnCap 167, its pairs, to the
 	// nearest non-TPMR bridge; the shutdown has no CDCP TLV.
 	if err := st.sendPDU(st.LLDPDU()); err != nil {
@@ -487,6 +490,10 @@ func TestCDCPStationFollowsTheBridgesSCIDs(t *testing.T) {
 	}
 	if scid, ok := s.SCID(100); !ok || scid != 3 {
 		t.Errorf("S-VID 100's SCID %d (%v), want the bridge's 3", scid, ok)
+	}
+	if n := s.Neighbor; n == nil || n.ChassisID != "02:00:00:00:00:01" || n.MAC.String() != "02:00:00:00:00:01" || n.TTL != 120 ||
+		n.TLV.Role != CDCPRoleBridge || !n.TLV.SComp || n.TLV.ChnCap != 8 || len(n.TLV.Pairs) != 3 || time.Since(n.LastSeen) > time.Minute {
+		t.Errorf("the bridge's last word %+v", n)
 	}
 	if ok, why := s.Channel(300); ok || !strings.Contains(why, "SCID 3 S-VID 100 instead") {
 		t.Errorf("S-VID 300, in no pair: %v %q", ok, why)

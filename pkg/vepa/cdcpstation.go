@@ -113,8 +113,22 @@ type CDCPState struct {
 	// changes: Bridge, Peer, PeerMAC, ChnCap, Granted and Updated are the
 	// applied ones.
 	Hold HoldDown
+	// Neighbor is the last LLDPDU of the CDCP bridge followed (nil: none):
+	// the bridge's last word, which the applied fields may lag behind
+	// while a change is held.
+	Neighbor *CDCPNeighbor
 	// overflow are S-VIDs left out of the TLV (it holds MaxCDCPPairs).
 	overflow []uint16
+}
+
+// CDCPNeighbor is the CDCP bridge's last LLDPDU: who sent it, its CDCP
+// TLV, its TTL and when it came.
+type CDCPNeighbor struct {
+	ChassisID string // as text (RenderID)
+	MAC       net.HardwareAddr
+	TLV       CDCP
+	TTL       uint16
+	LastSeen  time.Time
 }
 
 // Channel reports whether the S-channel of S-VID svid may carry traffic,
@@ -320,6 +334,11 @@ func (s *CDCPStation) stateLocked() CDCPState {
 	st.Wanted = slices.Clone(st.Wanted)
 	st.Granted = slices.Clone(st.Granted)
 	st.PeerMAC = slices.Clone(st.PeerMAC)
+	if st.Neighbor != nil {
+		n := *st.Neighbor
+		n.MAC, n.TLV.Pairs = slices.Clone(n.MAC), slices.Clone(n.TLV.Pairs)
+		st.Neighbor = &n
+	}
 	st.overflow = slices.Clone(st.overflow)
 	return st
 }
@@ -399,6 +418,7 @@ func (s *CDCPStation) tick(now time.Time) time.Time {
 // hold-down that change; it reports whether it was applied at once.
 func (s *CDCPStation) forgetLocked(now time.Time) bool {
 	s.peer = nil
+	s.state.Neighbor = nil
 	return s.offerLocked(cdcpView{}, now)
 }
 
@@ -500,6 +520,7 @@ func (s *CDCPStation) Handle(frame []byte) {
 		return
 	}
 	s.peer, s.expires = &id, now.Add(time.Duration(d.TTL)*time.Second)
+	s.state.Neighbor = &CDCPNeighbor{ChassisID: chassisString(d), MAC: net.HardwareAddr(slices.Clone(id.src[:])), TLV: *d.CDCP, TTL: d.TTL, LastSeen: now}
 	granted := slices.Clone(d.CDCP.Pairs)
 	if !d.CDCP.SComp {
 		granted = nil // no S-VLAN component: nothing but the link itself

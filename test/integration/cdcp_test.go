@@ -168,6 +168,20 @@ func TestCDCPBridgeNumbersSChannels(t *testing.T) {
 		vm2.mustPing(vm1)
 		vm4.mustPing(vm3)
 		vm2.mustNotPing(vm4, "vm2 is on S-channel 10, vm4 on 20")
+		// The bridge's CDCP TLV as it sent it, in GET /v1/lldp and vswctl
+		// lldp; the metrics count both S-channels granted.
+		ll := h.lldp()
+		if c := ll.CDCP; c == nil || c.Bridge == nil || c.Bridge.TLV.Role != "bridge" || !c.Bridge.TLV.SComp || c.Bridge.TLV.ChnCap != 8 ||
+			!slices.Equal(c.Bridge.TLV.Pairs, []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 20}, {SCID: 3, SVID: 10}}) || c.Received == 0 {
+			t.Errorf("GET /v1/lldp cdcp %+v", ll.CDCP)
+		}
+		if out := h.mustCtl("lldp"); !strings.Contains(out, "1/1 2/20 3/10") || !strings.Contains(out, "CDCP TLV") {
+			t.Errorf("vswctl lldp does not show the bridge's CDCP TLV:\n%s", out)
+		}
+		if m := h.metrics(); !strings.Contains(m, `vswitch_cdcp_schannels_granted{uplink="uplink"} 2`) ||
+			!strings.Contains(m, `vswitch_cdcp_schannels_held{uplink="uplink"} 0`) {
+			t.Errorf("metrics:\n%s", grepLines(m, "vswitch_cdcp"))
+		}
 	})
 }
 
