@@ -60,7 +60,8 @@
 // The timers (timers.go): the EVB TLV carries R, RTE, RWD and RKA, each
 // side's proposal; Negotiate picks the values in use (the larger of the
 // station's and the bridge's, the ROL bits saying otherwise for RWD and
-// RKA), the station reports them (StationConfig.OnTimers, Relay.Timers)
+// RKA; then held to sanity bounds, RTE at most 18 and RKA at least 14,
+// whoever proposed them: NegotiatedTimers.Clamps), the station reports them (StationConfig.OnTimers, Relay.Timers)
 // and the daemon hands them to VDPStation.SetTimers, which applies them
 // live: ECP's retries and acknowledgement timer (on every channel's
 // endpoint, those of S-channels included), the keep-alive period
