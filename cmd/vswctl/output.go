@@ -118,8 +118,8 @@ func describePort(p api.Port) string {
 		parts = append(parts, "migration "+p.Migration)
 	}
 	state := "state " + dash(p.State)
-	if p.Problem != "" {
-		state += " (" + p.Problem + ")"
+	if r := p.Reason(); r != "" {
+		state += " (" + r + ")"
 	}
 	parts = append(parts, state)
 	if p.VDPError != "" {
@@ -226,7 +226,7 @@ func writePorts(w io.Writer, ps []api.Port) error {
 	// VDP) and why VDP registers nothing for it, below the table: the
 	// reasons are long.
 	for _, p := range ps {
-		for _, line := range []struct{ what, why string }{{"", p.Problem}, {"no VSI registered: ", p.VDPError}} {
+		for _, line := range []struct{ what, why string }{{"", p.Reason()}, {"no VSI registered: ", p.VDPError}} {
 			if line.why == "" {
 				continue
 			}
@@ -346,8 +346,8 @@ func writePortStats(w io.Writer, p api.Port) error {
 	row("port", p.Name)
 	row("vlan", vlanColumn(p))
 	state := dash(p.State)
-	if p.Problem != "" {
-		state += " (" + p.Problem + ")"
+	if r := p.Reason(); r != "" {
+		state += " (" + r + ")"
 	}
 	row("state", state)
 	row("rx packets", p.RxPackets)

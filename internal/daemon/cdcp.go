@@ -206,8 +206,8 @@ func (d *Daemon) channelProblemLocked(name string) string {
 // withChannelProblemLocked adds a held port's reason to its API view.
 // d.mu is held.
 func (d *Daemon) withChannelProblemLocked(p api.Port) api.Port {
-	if why := d.channelProblemLocked(p.Name); why != "" && p.Problem == "" {
-		p.Problem = why
+	if why := d.channelProblemLocked(p.Name); why != "" && p.StateReason == "" {
+		p.StateReason = why
 	}
 	return p
 }
@@ -228,7 +228,7 @@ func (d *Daemon) cdcpStatus() *api.CDCPStatus {
 			c.SCID = c.AskedSCID
 		}
 		if ok, why := st.Channel(svid); !ok {
-			c.Problem = why
+			c.Reason = why
 		}
 		out.Channels = append(out.Channels, c)
 	}

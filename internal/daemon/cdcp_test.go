@@ -51,7 +51,7 @@ func portNamed(t *testing.T, d *Daemon, name string) api.Port {
 	}
 	for _, p := range ps {
 		if p.Name == name {
-			if g, err := d.GetPort(context.Background(), name); err != nil || g.State != p.State || g.Problem != p.Problem {
+			if g, err := d.GetPort(context.Background(), name); err != nil || g.State != p.State || g.StateReason != p.StateReason {
 				t.Fatalf("GET %s %+v (%v) disagrees with the list's %+v", name, g, err, p)
 			}
 			return p
@@ -92,18 +92,18 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 		t.Fatalf("asked for %+v", w)
 	}
 	for _, n := range []string{"vnet1", "vnet2"} {
-		if p := portNamed(t, d, n); p.State != "up" || p.Problem != "" {
+		if p := portNamed(t, d, n); p.State != "up" || p.StateReason != "" {
 			t.Fatalf("no CDCP bridge (auto): %s %+v", n, p)
 		}
 	}
 	// The bridge grants S-VID 10 only.
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 10}))
-	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("granted vnet1: %+v", p)
 	}
 	p := portNamed(t, d, "vnet2")
-	if p.State != "down" || !strings.Contains(p.Problem, "S-VID 20") || !strings.Contains(p.Problem, "not granted") {
-		t.Fatalf("vnet2 not granted: %+v", p)
+	if p.State != "down" || !strings.Contains(p.StateReason, "S-VID 20") || !strings.Contains(p.StateReason, "not granted") || p.Problem != "" {
+		t.Fatalf("vnet2 not granted (state_reason says why; problem stays for stored records only): %+v", p)
 	}
 	if r.mem.Iface("vnet2").Inject(frame(1, 2)) {
 		t.Fatal("vnet2 still has an open queue")
@@ -119,7 +119,7 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 	}
 	// Granted later: up, forwarding S-tagged.
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 10}, vepa.SChannel{SCID: 3, SVID: 20}))
-	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("vnet2 granted later: %+v", p)
 	}
 	if !r.mem.Iface("vnet2").Inject(frame(1, 2)) {
@@ -130,7 +130,7 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 	if _, err := d.UpdatePort(ctx, "vnet2", api.PortSpec{SVID: intp(30)}); err != nil {
 		t.Fatal(err)
 	}
-	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.Problem, "S-VID 30") {
+	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.StateReason, "S-VID 30") {
 		t.Fatalf("vnet2 on S-VID 30: %+v", p)
 	}
 	if w := st.State().Wanted; len(w) != 3 || w[1] != (vepa.SChannel{SCID: 2, SVID: 10}) || w[2] != (vepa.SChannel{SCID: 3, SVID: 30}) {
@@ -140,7 +140,7 @@ func TestCDCPHoldsPortsTheBridgeDidNotGrant(t *testing.T) {
 	if _, err := d.UpdatePort(ctx, "vnet2", api.PortSpec{SVID: intp(0)}); err != nil {
 		t.Fatal(err)
 	}
-	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet2"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("vnet2 without S-channel: %+v", p)
 	}
 	if err := d.DeletePort(ctx, "vnet1"); err != nil {
@@ -166,7 +166,7 @@ func TestCDCPOnHoldsPortsWithoutAnAnswer(t *testing.T) {
 		d.linkChanged(ev)
 	}
 	// Before the agent runs (the EVB station waits for the uplink).
-	if p := portNamed(t, d, "vnet1"); p.State != "down" || !strings.Contains(p.Problem, "no CDCP answer") {
+	if p := portNamed(t, d, "vnet1"); p.State != "down" || !strings.Contains(p.StateReason, "no CDCP answer") {
 		t.Fatalf("before the agent: %+v", p)
 	}
 	var sent [][]byte
@@ -176,7 +176,7 @@ func TestCDCPOnHoldsPortsWithoutAnAnswer(t *testing.T) {
 		t.Fatalf("no answer yet: %+v", p)
 	}
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 10}))
-	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.Problem != "" {
+	if p := portNamed(t, d, "vnet1"); p.State != "up" || p.StateReason != "" {
 		t.Fatalf("granted: %+v", p)
 	}
 	// The bridge's goodbye: down again.
@@ -218,7 +218,7 @@ func TestCDCPFollowsTheBridgesSCIDs(t *testing.T) {
 	}
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 20}, vepa.SChannel{SCID: 3, SVID: 10}))
 	for _, n := range []string{"vnet1", "vnet2"} {
-		if p := portNamed(t, d, n); p.State != "up" || p.Problem != "" {
+		if p := portNamed(t, d, n); p.State != "up" || p.StateReason != "" {
 			t.Fatalf("%s, its S-VID in the bridge's answer under another SCID: %+v", n, p)
 		}
 	}
@@ -229,14 +229,14 @@ func TestCDCPFollowsTheBridgesSCIDs(t *testing.T) {
 	}
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 20}))
 	p := portNamed(t, d, "vnet1")
-	if p.State != "down" || !strings.Contains(p.Problem, "SCID 2 S-VID 20 instead") {
+	if p.State != "down" || !strings.Contains(p.StateReason, "SCID 2 S-VID 20 instead") {
 		t.Fatalf("vnet1, S-VID 10 dropped by the bridge: %+v", p)
 	}
 	if p := portNamed(t, d, "vnet2"); p.State != "up" {
 		t.Fatalf("vnet2: %+v", p)
 	}
 	st, _ = d.Status(ctx)
-	if c := st.CDCP.Channels; len(c) != 2 || c[0].Granted || c[0].SCID != 2 || c[0].Problem != p.Problem {
+	if c := st.CDCP.Channels; len(c) != 2 || c[0].Granted || c[0].SCID != 2 || c[0].Reason != p.StateReason {
 		t.Fatalf("status channels %+v", c)
 	}
 }

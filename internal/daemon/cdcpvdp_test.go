@@ -135,7 +135,7 @@ func TestCDCPHoldsSChannelVDP(t *testing.T) {
 			t.Fatalf("%s's VSIs while held: %+v", n, vs)
 		}
 	}
-	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.Problem, "no CDCP answer") || p.AssignedVLAN != 0 {
+	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.StateReason, "no CDCP answer") || p.AssignedVLAN != 0 {
 		t.Fatalf("vnet2 (VLAN from the bridge) while held: %+v", p)
 	}
 
@@ -163,7 +163,7 @@ func TestCDCPHoldsSChannelVDP(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	waitPort(t, d, "vnet2", "waiting for VDP's answer", func(p api.Port) bool {
-		return p.State == "waiting" && strings.Contains(p.Problem, "no answer yet")
+		return p.State == "waiting" && strings.Contains(p.StateReason, "no answer yet")
 	})
 
 	// The grant taken back (the bridge's goodbye, --cdcp on): waiting
@@ -180,7 +180,7 @@ func TestCDCPHoldsSChannelVDP(t *testing.T) {
 	if vs := vsisOf(st, "vnet1"); len(vs) != 1 || vs[0].State != vepa.VSIWaiting {
 		t.Fatalf("vnet1's VSIs after the grant was taken back: %+v", vs)
 	}
-	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.Problem, "no CDCP answer") {
+	if p := portNamed(t, d, "vnet2"); p.State != "down" || !strings.Contains(p.StateReason, "no CDCP answer") {
 		t.Fatalf("vnet2 after the grant was taken back: %+v", p)
 	}
 	if vs := vsisOf(st, "vnet9"); len(vs) != 1 || vs[0].State != vepa.VSIAssociating {

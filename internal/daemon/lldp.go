@@ -98,7 +98,7 @@ func (d *Daemon) LLDP(ctx context.Context) (api.LLDP, error) {
 		Duplicates: e.Duplicates, Bad: e.Bad, Tagged: e.Tagged, ForeignPeer: e.Foreign}
 	out.VDP = &api.VDPCounters{Associations: v.Associations, PreAssociations: v.PreAssociations, KeepAlives: v.KeepAlives,
 		Deassociations: v.Deassociations, Acknowledged: v.Acknowledged, Refused: v.Refused, Timeouts: v.Timeouts,
-		BridgeDeassociations: v.BridgeDeassociations, Unacknowledged: v.Unacknowledged, VSIs: states}
+		BridgeDeassociations: v.BridgeDeassociations, Unacknowledged: v.Unacknowledged, VSIs: states, Unsolicited: v.Unsolicited}
 	return out, nil
 }
 
@@ -157,7 +157,7 @@ var (
 	descECPTimeouts = prometheus.NewDesc("vswitch_ecp_timeouts_total", "ECP requests given up: not acknowledged after R retries.", []string{"uplink"}, nil)
 	descECPDups     = prometheus.NewDesc("vswitch_ecp_duplicates_total", "ECP requests from the bridge received again (its retransmission after our acknowledgement was lost): acknowledged, not passed up.", []string{"uplink"}, nil)
 	descVDPRequests = prometheus.NewDesc("vswitch_vdp_requests_total", "VDP requests sent per kind: associate, preassociate (first requests and re-sends of unanswered ones), keepalive, deassociate.", []string{"kind"}, nil)
-	descVDPAnswers  = prometheus.NewDesc("vswitch_vdp_answers_total", "What became of VDP requests: acknowledged, refused (an error status), timeout (no answer within the response wait delay), bridge_deassociated (the bridge dropped a VSI).", []string{"result"}, nil)
+	descVDPAnswers  = prometheus.NewDesc("vswitch_vdp_answers_total", "What became of VDP requests: acknowledged, refused (an error status), timeout (no answer within the response wait delay), bridge_deassociated (the bridge dropped a VSI), unsolicited (an answer to no request: ignored).", []string{"result"}, nil)
 	descEVBTimer    = prometheus.NewDesc("vswitch_evb_timer_seconds", "The 802.1Qbg timers in use (negotiated with the bridge): ecp_ack (RTE), resource_wait (RWD), response_wait, keepalive (RKA).", []string{"timer"}, nil)
 	descHoldChanges = prometheus.NewDesc("vswitch_evb_bridge_changes_total", "Changes of the adjacent bridge's word per kind: relay (reflective relay state, peer, BGID), timers, cdcp (CDCP grants).", []string{"kind"}, nil)
 	descHoldSupp    = prometheus.NewDesc("vswitch_evb_bridge_changes_suppressed_total", "Changes of the bridge's word never applied by the flap hold-down (at most 5 at once, then one a second per kind; overtaken within the hold, or undone).", []string{"kind"}, nil)
@@ -199,7 +199,7 @@ func (c evbCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range []struct {
 		result string
 		n      uint64
-	}{{"acknowledged", v.Acknowledged}, {"refused", v.Refused}, {"timeout", v.Timeouts}, {"bridge_deassociated", v.BridgeDeassociations}} {
+	}{{"acknowledged", v.Acknowledged}, {"refused", v.Refused}, {"timeout", v.Timeouts}, {"bridge_deassociated", v.BridgeDeassociations}, {"unsolicited", v.Unsolicited}} {
 		ch <- prometheus.MustNewConstMetric(descVDPAnswers, ctr, float64(r.n), r.result)
 	}
 	t := l.Timers
@@ -224,7 +224,7 @@ func (c evbCollector) Collect(ch chan<- prometheus.Metric) {
 			if x.Granted {
 				granted++
 			}
-			if x.Problem != "" {
+			if x.Reason != "" {
 				held++
 			}
 		}

@@ -102,7 +102,7 @@ func TestLLDPView(t *testing.T) {
 	for _, want := range []string{
 		`vswitch_reflective_relay_state{uplink="up0"} 1`,
 		`vswitch_ecp_retransmissions_total{uplink="up0"} 0`, `vswitch_ecp_timeouts_total{uplink="up0"} 0`,
-		`vswitch_vdp_requests_total{kind="keepalive"} 0`, `vswitch_vdp_answers_total{result="timeout"} 0`,
+		`vswitch_vdp_requests_total{kind="keepalive"} 0`, `vswitch_vdp_answers_total{result="timeout"} 0`, `vswitch_vdp_answers_total{result="unsolicited"} 0`,
 		`vswitch_evb_timer_seconds{timer="keepalive"} 1.31072`, `vswitch_evb_timer_seconds{timer="ecp_ack"} 0.00512`,
 	} {
 		if !strings.Contains(body, want+"\n") {

@@ -63,7 +63,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 }
 
 // apiPortLocked is the API's view of stored port c: its state, counters
-// and, while it cannot forward, the one reason in Problem: its S-channel
+// and, while it cannot forward, the one reason in StateReason: its S-channel
 // is not granted (CDCP, cdcp.go), else what VDP says of the VLAN the
 // bridge assigns (vlanassign.go). d.mu is held.
 func (d *Daemon) apiPortLocked(c port.Config, attached bool, counters api.PortCounters) api.Port {
@@ -93,6 +93,7 @@ func (d *Daemon) refusedPortLocked(c port.Config) (api.Port, bool) {
 	}
 	p := api.NewPort(c, "down", api.PortCounters{})
 	p.Problem = fmt.Sprintf("the datapath refused this stored port at start: %v; change it (vswctl set-port) or delete it (vswctl del-port)", err)
+	p.StateReason = p.Problem
 	return p, true
 }
 
@@ -120,7 +121,7 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 	// An unusable record is a port that is down, with the reason: kept in
 	// the file until it is deleted (del-port) or replaced (add-port).
 	for _, e := range bad {
-		out = append(out, api.Port{Name: e.Port, State: "down", Problem: e.Error(), Drops: map[string]uint64{}})
+		out = append(out, api.Port{Name: e.Port, State: "down", Problem: e.Error(), StateReason: e.Error(), Drops: map[string]uint64{}})
 	}
 	slices.SortFunc(out, func(a, b api.Port) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -208,9 +209,18 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 	if _, ok := d.refused[name]; ok {
 		update = d.sw.AddPort // not in the datapath yet: the change may make it fit
 	}
+	assigned, hadAssigned := d.assigned[name]
+	if c.BridgeVLAN && assigned.vid != 0 && !assignmentKept(old, c) {
+		// New registrations: the datapath must not have the changed port
+		// on the VID the bridge gave the old ones (vlanassign.go).
+		d.assigned[name] = vlanAssignment{reason: "the port's VSIs changed: VDP asks the bridge for the VLAN again"}
+	}
 	if err := update(d.dpConfigLocked(c)); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
+		}
+		if hadAssigned {
+			d.assigned[name] = assigned
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}

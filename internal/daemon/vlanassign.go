@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -59,6 +60,25 @@ func (d *Daemon) dpConfigLocked(c port.Config) port.Config {
 		c.VLAN = d.assigned[c.Name].vid
 	}
 	return c
+}
+
+// assignmentKept reports whether port c, changed from old, keeps the VLAN
+// the bridge assigned to old: VDP registers the same VSIs for it, on the
+// same S-channel and under the same manager (VDPStation.RegisterOn keeps
+// the bridge's answer then), and they stay registered. Any other change
+// makes new registrations, whose VLAN the bridge has yet to give: on
+// another S-channel the old VID may be another tenant's VLAN.
+func assignmentKept(old, c port.Config) bool {
+	if !old.BridgeVLAN || !c.BridgeVLAN || old.SVID != c.SVID || managerID(old.VSIManager) != managerID(c.VSIManager) ||
+		c.Migration == port.MigrationOutgoing {
+		return false
+	}
+	was, err := portVSIs(old)
+	if err != nil {
+		return false
+	}
+	now, err := portVSIs(c)
+	return err == nil && reflect.DeepEqual(was, now)
 }
 
 // applyVLANsLocked gives every port whose VLAN the bridge assigns the VID
@@ -186,7 +206,7 @@ func (d *Daemon) vdpViewLocked(c port.Config, p *api.Port) {
 	}
 	a := d.assigned[c.Name]
 	p.AssignedVLAN = int(a.vid)
-	if a.vid == 0 && p.State != "absent" && p.Problem == "" {
-		p.Problem = a.reason
+	if a.vid == 0 && p.State != "absent" && p.StateReason == "" {
+		p.StateReason = a.reason
 	}
 }

@@ -141,7 +141,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.State != "waiting" || !p.VLANFromBridge || p.VLAN != 0 || p.AssignedVLAN != 0 || !strings.Contains(p.Problem, "no answer yet") {
+	if p.State != "waiting" || !p.VLANFromBridge || p.VLAN != 0 || p.AssignedVLAN != 0 || !strings.Contains(p.StateReason, "no answer yet") {
 		t.Fatalf("added: %+v, want waiting for the bridge's answer", p)
 	}
 	r.mem.Iface("vnet1").Inject(frame(1, 2))
@@ -164,7 +164,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 
 	b.set(false, assignVID(200))
 	p = waitPort(t, d, "vnet1", "VLAN 200 assigned", func(p api.Port) bool { return p.AssignedVLAN == 200 })
-	if p.State != "up" || p.VLAN != 0 || p.Problem != "" {
+	if p.State != "up" || p.VLAN != 0 || p.StateReason != "" {
 		t.Errorf("assigned: %+v", p)
 	}
 	sendsTagged(t, r.mem, "vnet1", 200)
@@ -207,7 +207,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = waitPort(t, d, "vnet1", "down for VID 0", func(p api.Port) bool { return p.State == "down" })
-	if p.AssignedVLAN != 0 || !strings.Contains(p.Problem, "assigned no VLAN") {
+	if p.AssignedVLAN != 0 || !strings.Contains(p.StateReason, "assigned no VLAN") {
 		t.Errorf("down: %+v", p)
 	}
 	r.mem.Iface("vnet1").Inject(frame(1, 2))
@@ -225,7 +225,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 		d.linkChanged(ev)
 	}
 	p, _ = d.GetPort(ctx, "vnet1")
-	if p.State != "waiting" || p.AssignedVLAN != 0 || !p.VLANFromBridge || !strings.Contains(p.Problem, "VDP is not running") {
+	if p.State != "waiting" || p.AssignedVLAN != 0 || !p.VLANFromBridge || !strings.Contains(p.StateReason, "VDP is not running") {
 		t.Errorf("after a restart: %+v", p)
 	}
 }
@@ -247,5 +247,92 @@ func TestVDPErrorShown(t *testing.T) {
 	}
 	if vs := d.vsis(); len(vs) != 0 {
 		t.Errorf("VSIs %+v", vs)
+	}
+}
+
+// A VM migrating in on a port whose VLAN the bridge assigns, to a bridge
+// that assigns it only to the association (its answer to the PRE-ASSOC
+// keeps VID 0): the port forwards nothing while pre-associated, yet the
+// VM's first frame (QEMU's announcement, dropped as vid_unassigned) still
+// promotes it, and the ASSOC gets the VLAN. Before, the dropped frame was
+// not the VM's first frame: the port stayed incoming and without a VLAN
+// until --preassociate-timeout (5 minutes) or libvirt's resume event.
+func TestIncomingPortWaitingForItsVLAN(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	ctx := context.Background()
+	for _, n := range []string{"up0", "vnet1"} {
+		ev, _ := r.links.Link(n)
+		d.linkChanged(ev)
+	}
+	b := withAnsweringBridge(t, d)
+	b.set(false, func(v *vepa.VSI) {
+		if v.Mode == vepa.VDPAssoc {
+			assignVID(300)(v)
+		}
+	})
+	yes, in := true, "incoming"
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLANFromBridge: &yes, MACs: &[]string{"52:54:00:00:00:01"}, Migration: &in}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPort(t, d, "vnet1", "down for the PRE-ASSOC's VID 0", func(p api.Port) bool { return p.State == "down" })
+	if p.Migration != "incoming" || !strings.Contains(p.StateReason, "assigned no VLAN") {
+		t.Fatalf("pre-associated: %+v", p)
+	}
+	r.mem.Iface("vnet1").Inject(frame(1, 0xff)) // the VM runs here
+	p = waitPort(t, d, "vnet1", "promoted and given VLAN 300", func(p api.Port) bool { return p.AssignedVLAN == 300 })
+	if p.Migration != "" || p.State != "up" || p.Drops["vid_unassigned"] != 1 {
+		t.Errorf("after the VM's first frame: %+v", p)
+	}
+	sendsTagged(t, r.mem, "vnet1", 300)
+}
+
+// A change of a port's VSIs (its S-channel, MACs, type, PCP, ...) makes
+// them new registrations whose VLAN the bridge has yet to give: the
+// datapath gets the port waiting at once, never the VID the bridge gave
+// the old ones (moved to another S-channel, that VID may be another
+// tenant's VLAN there). Before, UpdatePort gave the datapath the changed
+// port with the old VID, and only the re-registration that followed took
+// it away: two configurations, the VM's frames forwarded meanwhile on a
+// VLAN nobody assigned to the new registration. A change VDP does not see
+// keeps the VID. (The answering bridge talks on the untagged link, so the
+// change here is the PCP, which the filters carry.)
+func TestChangedVSIsDropTheAssignmentAtOnce(t *testing.T) {
+	r := newRig(t)
+	d := r.start(t)
+	ctx := context.Background()
+	for _, n := range []string{"up0", "vnet1"} {
+		ev, _ := r.links.Link(n)
+		d.linkChanged(ev)
+	}
+	b := withAnsweringBridge(t, d)
+	b.set(false, assignVID(200))
+	yes := true
+	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLANFromBridge: &yes, MACs: &[]string{"52:54:00:00:00:01"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitPort(t, d, "vnet1", "VLAN 200", func(p api.Port) bool { return p.AssignedVLAN == 200 })
+	b.set(true, nil) // the new registrations stay unanswered
+
+	v := d.sw.FDBVersion() // counts the datapath's configurations
+	p, err := d.UpdatePort(ctx, "vnet1", api.PortSpec{Flood: &yes})
+	if err != nil || p.AssignedVLAN != 200 || p.State != "up" {
+		t.Fatalf("set-port --flood: %+v, %v; want VLAN 200 kept", p, err)
+	}
+	if n := d.sw.FDBVersion() - v; n != 1 {
+		t.Errorf("set-port --flood configured the datapath %d times, want 1", n)
+	}
+	v = d.sw.FDBVersion()
+	p, err = d.UpdatePort(ctx, "vnet1", api.PortSpec{PCP: intp(5)})
+	if err != nil || p.AssignedVLAN != 0 || p.State != "waiting" {
+		t.Fatalf("set-port --pcp 5: %+v, %v; want waiting", p, err)
+	}
+	if n := d.sw.FDBVersion() - v; n != 1 {
+		t.Errorf("set-port --pcp 5 configured the datapath %d times, want once (waiting), not first on VLAN 200", n)
+	}
+	for _, ps := range d.sw.Ports() {
+		if ps.Config.Name == "vnet1" && (ps.Config.VLAN != 0 || ps.Config.PCP != 5) {
+			t.Errorf("the datapath has %+v, want PCP 5 and no VLAN", ps.Config)
+		}
 	}
 }

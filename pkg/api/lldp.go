@@ -238,7 +238,8 @@ type ECPCounters struct {
 // deassociations. Answers: acknowledged, refused (an error status),
 // timeouts (no answer within the response wait: the VSI failed),
 // bridge_deassociations (the bridge dropped a VSI), unacknowledged (ECP
-// could not deliver the PDU). VSIs counts the registered VSIs per state,
+// could not deliver the PDU), unsolicited (an answer while the VSI had no
+// request out: ignored). VSIs counts the registered VSIs per state,
 // every state present.
 type VDPCounters struct {
 	Associations         uint64         `json:"associations"`
@@ -251,6 +252,7 @@ type VDPCounters struct {
 	BridgeDeassociations uint64         `json:"bridge_deassociations"`
 	Unacknowledged       uint64         `json:"unacknowledged"`
 	VSIs                 map[string]int `json:"vsis"`
+	Unsolicited          uint64         `json:"unsolicited"`
 }
 
 // LLDP is GET /v1/lldp.

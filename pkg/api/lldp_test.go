@@ -26,7 +26,7 @@ func TestClientLLDP(t *testing.T) {
 		LLDP: &api.LLDPCounters{Sent: 1, Received: 2, Bad: 3, Tagged: 4, ForeignPeer: 5, ForeignShutdown: 6},
 		ECP:  &api.ECPCounters{Sent: 1, Retransmitted: 2, Acked: 3, TimedOut: 4, Received: 5, Duplicates: 6, Bad: 7, Tagged: 8, ForeignPeer: 9},
 		VDP: &api.VDPCounters{Associations: 1, PreAssociations: 2, KeepAlives: 3, Deassociations: 4, Acknowledged: 5, Refused: 6, Timeouts: 7,
-			BridgeDeassociations: 8, Unacknowledged: 9, VSIs: map[string]int{"associated": 1, "failed": 0}},
+			BridgeDeassociations: 8, Unacknowledged: 9, VSIs: map[string]int{"associated": 1, "failed": 0}, Unsolicited: 10},
 	}
 	got, err := c.LLDP(context.Background())
 	if err != nil || !reflect.DeepEqual(got, fake.LLDPV) {
@@ -52,7 +52,7 @@ func TestClientLLDP(t *testing.T) {
 		"local":  {"chassis_id", "port_id", "ttl_seconds", "interval_seconds", "evb", "follow_bridge_rka"},
 		"timers": {"r", "rte", "rwd", "rka", "rka_from", "ecp_ack_timeout_us", "response_wait_us", "keepalive_us", "bridge_keepalive_timeout_us"},
 		"ecp":    {"sent", "retransmitted", "acked", "timed_out", "received", "duplicates"},
-		"vdp":    {"associations", "keepalives", "timeouts", "vsis"},
+		"vdp":    {"associations", "keepalives", "timeouts", "vsis", "unsolicited"},
 		"lldp":   {"sent", "received", "bad", "tagged", "foreign_peer", "foreign_shutdown"},
 	} {
 		for _, k := range keys {

@@ -50,15 +50,21 @@ type Port struct {
 	// the backend (see pkg/afpacket and pkg/afxdp). Omitted when the
 	// port's queues never reported any.
 	Backend map[string]uint64 `json:"backend,omitempty"`
-	// Problem is the one reason a port cannot forward now, whatever it
-	// is: its record in the state file breaks the port rules or does not
-	// decode (the other fields are then zero); the datapath refused it at
-	// start; its S-channel is not granted by the adjacent bridge (CDCP:
-	// state "down"); its VLAN is the bridge's and VDP has none for it yet
-	// (state "waiting") or the bridge's answer was unusable (the bridge
-	// assigned no usable VLAN, refused the VSI, ...: "down"). The first
-	// of these that applies; empty for every port that can forward.
+	// Problem says what is wrong with the port's stored configuration,
+	// which only del-port or add-port/set-port mends: its record in the
+	// state file breaks the port rules or does not decode (the other
+	// fields are then zero), or the datapath refused it at start. Its
+	// meaning is unchanged since it was introduced (scripts may delete
+	// ports that have one); StateReason is the wider why.
 	Problem string `json:"problem,omitempty"`
+	// StateReason is the one reason a port cannot forward now, whatever
+	// it is: Problem's; its S-channel is not granted by the adjacent
+	// bridge (CDCP: state "down"); its VLAN is the bridge's and VDP has
+	// none for it yet (state "waiting") or the bridge's answer was
+	// unusable (the bridge assigned no usable VLAN, refused the VSI, ...:
+	// "down"). The first of these that applies; empty for every port that
+	// can forward. Reason reads it from any daemon.
+	StateReason string `json:"state_reason,omitempty"`
 	// VLANFromBridge: the access port's VLAN is assigned by the adjacent
 	// bridge over VDP ("vlan" stays 0, as configured). AssignedVLAN is the
 	// VID it assigned and the port forwards on (omitted while none: the
@@ -207,10 +213,11 @@ type CDCPChannel struct {
 	AskedSCID int `json:"asked_scid"`
 	// Granted: the bridge's answer holds the S-VID.
 	Granted bool `json:"granted"`
-	// Problem is why the S-channel carries nothing ("": it may carry
+	// Reason is why the S-channel carries nothing ("": it may carry
 	// traffic: granted, or static while no CDCP bridge answers with
-	// --cdcp auto); its ports are down with it.
-	Problem string `json:"problem,omitempty"`
+	// --cdcp auto); its ports are down with it, this as their
+	// state_reason.
+	Reason string `json:"reason,omitempty"`
 }
 
 // SChannel is one SCID/S-VID pair of CDCP.
@@ -449,3 +456,12 @@ const (
 	// needs root or CAP_NET_RAW.
 	CodeForbidden = "forbidden"
 )
+
+// Reason is why the port cannot forward: StateReason, or Problem from a
+// daemon older than StateReason.
+func (p Port) Reason() string {
+	if p.StateReason != "" {
+		return p.StateReason
+	}
+	return p.Problem
+}

@@ -440,8 +440,11 @@ func (s *Switch) DeletePort(name string) error {
 // registered MAC, when it has any), or stops watching (on false). A VM
 // migrating in is paused until it runs on this host, and the first thing
 // it sends then is QEMU's announcement of its MACs (RARP, or the guest's
-// gratuitous ARP): this is how the daemon learns that it runs. Unknown
-// name: port.ErrNotFound.
+// gratuitous ARP): this is how the daemon learns that it runs. A port
+// waiting for the bridge's VLAN drops the frame (vid_unassigned) but
+// reports it all the same when its source is the VM's (the bridge may
+// assign the VLAN only once the VM is associated). Unknown name:
+// port.ErrNotFound.
 func (s *Switch) WatchFirstFrame(name string, on bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

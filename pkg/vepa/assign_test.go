@@ -32,10 +32,11 @@ type chanBridge struct {
 	changes  atomic.Int64 // OnChange calls
 }
 
-// chanVSI is a VSI TLV the bridge received, with its channel.
+// chanVSI is a VSI TLV the bridge received, with its channel and when.
 type chanVSI struct {
 	svid uint16
 	VSI
+	at time.Time
 }
 
 func newChanBridge(t *testing.T, svids ...uint16) *chanBridge {
@@ -113,7 +114,7 @@ func (b *chanBridge) deliver(svid uint16, p []byte) {
 	b.mu.Lock()
 	answer := b.answer
 	for _, v := range rec.VSIs {
-		b.received = append(b.received, chanVSI{svid, v})
+		b.received = append(b.received, chanVSI{svid: svid, VSI: v, at: time.Now()})
 	}
 	e := b.ecps[svid]
 	b.mu.Unlock()
@@ -391,7 +392,7 @@ func TestVDPSChannelPruned(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_ = due[0].ecp.Request(ctx, []byte{0}) // unanswered: counted as sent
+	_ = due[0].ch.ecp.Request(ctx, []byte{0}) // unanswered: counted as sent
 	s.Deassociate(MACVSIID(mac))
 	if due := s.due(now); len(due) != 1 || due[0].pdu.VSIs[0].Mode != VDPDeassoc || due[0].svid != 30 {
 		t.Fatalf("due %+v, want the DEASSOC on channel 30", due)
@@ -436,5 +437,59 @@ func TestVDPAssignOverLossyLink(t *testing.T) {
 	}
 	if st := s.ECPStats(); st.Retransmitted == 0 {
 		t.Errorf("ECP stats %+v: the link lost frames but nothing was retransmitted", st)
+	}
+}
+
+// An answer counts only while the station waits for one (41.5.5: the
+// station's state machine takes the bridge's response after it sent a
+// request; associated, it acts only on its keep-alive timer, its own
+// commands and the bridge's DEASSOC). An acknowledgement that answers
+// nothing (a forged one, or one that crossed the bridge's own DEASSOC)
+// neither moves the VSI to another VLAN nor fails it; the answer to the
+// next keep-alive may.
+func TestVDPUnsolicitedAnswerIgnored(t *testing.T) {
+	b := newChanBridge(t)
+	s := b.st
+	b.setAnswer(assign(200))
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 2, 9}
+	s.SetBridge(bridgeMAC[:])
+	s.Associate("vnet1", testVSI(mac, 0))
+	waitVSI(t, s, "vnet1", VSIAssociated)
+	n := len(b.got())
+
+	for _, status := range []uint8{VDPStatusAck, VDPStatusAck | VDPStatusHard | 2} {
+		v := testVSI(mac, 400)
+		v.Mode, v.Status = VDPAssoc, status
+		resp, _ := (&VDPPDU{ManagerID: ManagerID("vswitchd"), VSIs: []VSI{v}}).Append(nil)
+		if err := b.ecps[0].Request(context.Background(), resp); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if len(b.got()) != n {
+			t.Skip("a keep-alive went out meanwhile (the machine is slow): the answer was not unsolicited")
+		}
+		st := s.VSIs()[0]
+		if st.State != VSIAssociated || len(st.Answer) != 1 || st.Answer[0].VID != 200 || st.Reason != "" {
+			t.Fatalf("after an unsolicited answer (status %#x) with VID 400: %+v, want associated with VID 200", status, st)
+		}
+	}
+
+	if st := s.Stats(); st.Unsolicited != 2 || st.Refused != 0 {
+		t.Errorf("stats %+v, want 2 unsolicited answers, none refused", st)
+	}
+
+	// The bridge answers the next keep-alive with another VID: taken.
+	b.setAnswer(func(_ uint16, v *VSI) { v.Filters[0].VID = 400 })
+	b.waitGot(n, 3*time.Second, func(v chanVSI) bool { return v.Mode == VDPAssoc && v.Filters[0].VID == 200 })
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st := s.VSIs()[0]
+		if st.State == VSIAssociated && st.Answer != nil && st.Answer[0].VID == 400 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the keep-alive's answer with VID 400: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -130,7 +130,10 @@ type ECPStats struct {
 	Received, Duplicates, Bad          uint64 // the peer's requests
 	// Refused frames: Tagged carried a VLAN tag (ECP runs untagged
 	// between station and bridge), Foreign came from another address
-	// than the peer's (or before there was a peer).
+	// than the peer's (or before there was a peer) or went to another
+	// address than the nearest-customer-bridge group address (the
+	// bridge's ECP sends to it, and no bridge forwards it: a frame to us
+	// or to everyone was forwarded from elsewhere).
 	Tagged, Foreign uint64
 }
 
@@ -337,9 +340,11 @@ func (e *ECP) count(f func(*ECPStats)) {
 // Handle takes a received ECP frame (as it was on the wire, tags
 // included): acknowledgements complete the outstanding request; requests
 // are acknowledged and, unless repeated, delivered. Only untagged frames
-// from the peer count (see ECPConfig.Peer): a tagged one crossed a VLAN,
-// and anyone else's acknowledgement must not complete our request nor its
-// request change what the bridge is believed to know.
+// from the peer to the nearest-customer-bridge address count (see
+// ECPConfig.Peer): a tagged one crossed a VLAN, one to another address
+// (ours, broadcast) was forwarded by a bridge from elsewhere, and anyone
+// else's acknowledgement must not complete our request nor its request
+// change what the bridge is believed to know.
 func (e *ECP) Handle(frame []byte) {
 	if vlan.IsTagged(frame) {
 		e.count(func(s *ECPStats) { s.Tagged++ })
@@ -350,7 +355,15 @@ func (e *ECP) Handle(frame []byte) {
 		e.count(func(s *ECPStats) { s.Bad++ })
 		return
 	}
-	if !e.fromPeer([6]byte(frame[6:12])) { // ParseECP checked the length
+	if [6]byte(frame[:6]) != NearestCustomerBridge { // ParseECP checked the length
+		// Not the adjacent bridge's ECP: it sends to the nearest-
+		// customer-bridge address, which no 802.1Q bridge forwards. A
+		// frame to us or to everyone with the bridge's source address
+		// was forwarded from elsewhere: a forgery.
+		e.count(func(s *ECPStats) { s.Foreign++ })
+		return
+	}
+	if !e.fromPeer([6]byte(frame[6:12])) {
 		return
 	}
 	if h.Op == ECPAck {

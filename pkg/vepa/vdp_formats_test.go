@@ -248,7 +248,7 @@ func TestVDPSTagBytes(t *testing.T) {
 		t.Fatalf("due %+v", p)
 	}
 	pl, _ := p[0].pdu.Append(nil)
-	_ = p[0].ecp.Request(t.Context(), pl) // not answered: retried once, then given up
+	_ = p[0].ch.ecp.Request(t.Context(), pl) // not answered: retried once, then given up
 	if len(sent) == 0 {
 		t.Fatal("nothing sent")
 	}

@@ -200,3 +200,46 @@ func TestVDPHeldSChannelIgnoresLateAnswers(t *testing.T) {
 		t.Fatalf("answered once granted: %+v", vs)
 	}
 }
+
+// An S-channel whose bridge side never acknowledges ECP (not set up on
+// the bridge: a static S-channel it does not have) does not hold up VDP
+// on the other channels: each channel sends on its own, so the untagged
+// link's keep-alives keep their period while every PDU on the dead
+// S-channel waits out its R retries (here 4 × 164 ms). Before, one
+// sender took the channels' PDUs in turn: behind five dead VSIs the
+// healthy VSI's keep-alives came about 4 s apart, past the 3.7 s after
+// which the bridge drops a VSI (BridgeKeepAliveTimeout), and with it the
+// VLAN it assigned.
+func TestVDPDeadSChannelDoesNotStallOthers(t *testing.T) {
+	b := newChanBridge(t) // the bridge answers on the untagged link only
+	s := b.st
+	tm := Timers{R: 3, RTE: 14, RWD: 17, RKA: 17}
+	s.SetTimers(tm)
+	s.SetBridge(bridgeMAC[:])
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 7, 0}
+	s.Associate("ok", testVSI(mac, 100))
+	waitVSI(t, s, "ok", VSIAssociated)
+	for i := byte(1); i <= 5; i++ {
+		s.RegisterOn(7, "dead", ManagerID("vswitchd"), testVSI(net.HardwareAddr{0x52, 0x54, 0, 0, 7, i}, 100))
+	}
+	start := time.Now()
+	n := len(b.got())
+	time.Sleep(6 * time.Second)
+	var times []time.Time
+	for _, v := range b.got()[n:] {
+		if v.svid == 0 && v.Mode == VDPAssoc {
+			times = append(times, v.at)
+		}
+	}
+	gap, last := time.Duration(0), start
+	for _, at := range append(times, time.Now()) {
+		gap, last = max(gap, at.Sub(last)), at
+	}
+	if limit := tm.KeepAlive() + 700*time.Millisecond; gap > limit {
+		t.Errorf("the healthy VSI's keep-alives came up to %v apart (%d in 6 s), want about %v (at most %v; the bridge drops it after %v)",
+			gap.Round(time.Millisecond), len(times), tm.KeepAlive(), limit, tm.BridgeKeepAliveTimeout())
+	}
+	if st := s.VSIs(); st[len(st)-1].Key != "ok" || st[len(st)-1].State != VSIAssociated {
+		t.Errorf("VSIs %v", st)
+	}
+}

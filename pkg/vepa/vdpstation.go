@@ -102,6 +102,9 @@ type VDPStats struct {
 	// Unacknowledged counts PDUs ECP could not deliver (no ECP
 	// acknowledgement after R retries).
 	Unacknowledged uint64
+	// Unsolicited counts the bridge's acknowledgements (and refusals)
+	// of a VSI that had no request out: ignored (deliver).
+	Unsolicited uint64
 }
 
 type vsiEntry struct {
@@ -148,6 +151,11 @@ type vdpChannel struct {
 	svid uint16
 	ecp  *ECP
 	idle time.Time // since when no VSI uses it (zero: in use)
+	// busy: a sender of Run's has PDUs of this channel out (due takes no
+	// more of its PDUs meanwhile); last: when its last PDU was
+	// acknowledged (pduGap).
+	busy bool
+	last time.Time
 }
 
 // channelLinger is how long an S-channel no VSI uses keeps its ECP
@@ -157,7 +165,7 @@ const channelLinger = 10 * time.Second
 // pending is a PDU due on a channel.
 type pending struct {
 	svid uint16
-	ecp  *ECP
+	ch   *vdpChannel
 	pdu  *VDPPDU
 }
 
@@ -281,7 +289,7 @@ func (s *VDPStation) pruneLocked(now time.Time) {
 	}
 	for svid, c := range s.chans {
 		switch {
-		case svid == 0 || used[svid]:
+		case svid == 0 || used[svid] || c.busy:
 			c.idle = time.Time{}
 		case c.idle.IsZero():
 			c.idle = now
@@ -528,7 +536,7 @@ func (s *VDPStation) RegisterOn(svid uint16, key string, mgr [16]byte, v VSI) {
 		d := old.wire()
 		d.Mode, d.Status = VDPDeassoc, 0
 		if c, err := s.channelLocked(old.SVID); err == nil {
-			s.gone = append(s.gone, pending{svid: old.SVID, ecp: c.ecp, pdu: &VDPPDU{ManagerID: old.Manager, VSIs: []VSI{d}}})
+			s.gone = append(s.gone, pending{svid: old.SVID, ch: c, pdu: &VDPPDU{ManagerID: old.Manager, VSIs: []VSI{d}}})
 		}
 	}
 	if _, err := s.channelLocked(svid); err != nil {
@@ -686,9 +694,10 @@ func (s *VDPStation) Handle(frame []byte) {
 
 // deliver takes a VDP PDU from the bridge: answers to our requests, or a
 // de-association of its own (it forgets a VSI that was not refreshed).
-// An answer counts only for the registration it answers (same manager,
-// type, version and filters): one for a registration since replaced is
-// ignored. A de-association of the bridge's own matches by VSIID and
+// An answer counts only while the VSI's request is out (one to no
+// request is ignored and counted as Unsolicited) and only for the
+// registration it answers (same manager, type, version and filters): one
+// for a registration since replaced is ignored. A de-association of the bridge's own matches by VSIID and
 // filters. A bridge refuses with an error in the status (hard, keep, or a
 // reason), answering with the request's mode or, as lldpad does, with a
 // DEASSOC.
@@ -719,6 +728,9 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 			continue // an answer for a registration since replaced
 		}
 		refused := v.Status&(VDPStatusHard|VDPStatusKeep|0x0f) != 0
+		// A request of the VSI's is out: sent, and not answered nor
+		// timed out since.
+		outstanding := !e.sent.IsZero() && !e.answered
 		switch {
 		case v.Status&VDPStatusAck == 0 && v.Mode == VDPDeassoc:
 			// The bridge dropped it: register again (a VID it had
@@ -733,6 +745,14 @@ func (s *VDPStation) deliver(svid uint16, payload []byte) {
 			if v.Mode == VDPDeassoc {
 				delete(s.vsis, v.ID)
 			}
+		case !outstanding:
+			// An answer to no request: the station takes the bridge's
+			// response only while it waits for one (41.5.5); associated,
+			// it heeds its keep-alive timer and the bridge's DEASSOC. A
+			// late answer (one that crossed the bridge's DEASSOC, or came
+			// after the response wait ran out) or a forged one must not
+			// move the VSI to another VLAN nor fail it.
+			s.stats.Unsolicited++
 		case refused && (v.Mode == e.VSI.Mode || v.Mode == VDPDeassoc):
 			e.State, e.Reason, e.Updated, e.answered, e.asked = VSIFailed, refusal(v.Status), now, true, time.Time{}
 			e.lapse()
@@ -808,11 +828,15 @@ func refusal(status uint8) string {
 
 // Run sends what is due until ctx ends: requests for new VSIs, unanswered
 // ones after a second, keep-alives after RKA (and failed ones then too),
-// and DEASSOCs for removed and replaced ones.
+// and DEASSOCs for removed and replaced ones. Each channel sends on its
+// own (a goroutine per batch, one batch per channel at a time): an
+// S-channel whose bridge side never acknowledges, each PDU waiting out its
+// R retries, does not hold up the keep-alives of the other channels.
 func (s *VDPStation) Run(ctx context.Context) {
+	var senders sync.WaitGroup
+	defer senders.Wait() // they end with ctx
 	t := time.NewTimer(s.wake(time.Now()))
 	defer t.Stop()
-	var last time.Time // when the last PDU was acknowledged
 	for {
 		select {
 		case <-ctx.Done():
@@ -820,37 +844,12 @@ func (s *VDPStation) Run(ctx context.Context) {
 		case <-s.kick:
 		case <-t.C:
 		}
-		for _, p := range s.due(time.Now()) {
-			b, err := p.pdu.Append(nil)
-			if err != nil {
-				s.log.Error("encode VDP PDU", "err", err)
-				continue
-			}
-			if wait := pduGap - time.Since(last); wait > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-			}
-			err = p.ecp.Request(ctx, b)
-			last = time.Now()
-			switch {
-			case err == nil, ctx.Err() != nil:
-			case errors.Is(err, ErrPeerChanged):
-				// The bridge went or was replaced (SetBridge): the rest
-				// of these PDUs were for it too; what the next one needs
-				// is due afresh.
-				s.log.Debug("VDP request given up: the bridge changed", "err", err)
-			default:
-				s.mu.Lock()
-				s.stats.Unacknowledged++
-				s.mu.Unlock()
-				s.log.Warn("VDP request not acknowledged by the bridge", "err", err, "svid", p.svid)
-			}
-			if errors.Is(err, ErrPeerChanged) {
-				break
-			}
+		for _, batch := range s.batches(s.due(time.Now())) {
+			senders.Add(1)
+			go func() {
+				defer senders.Done()
+				s.send(ctx, batch)
+			}()
 		}
 		if !t.Stop() {
 			select {
@@ -862,9 +861,68 @@ func (s *VDPStation) Run(ctx context.Context) {
 	}
 }
 
+// send sends a batch of PDUs of one channel, in order, each once ECP
+// acknowledged the one before and pduGap after it; then the channel may
+// take the next batch (due), and Run is poked for it.
+func (s *VDPStation) send(ctx context.Context, batch []pending) {
+	c := batch[0].ch
+	defer func() {
+		s.mu.Lock()
+		c.busy = false
+		s.mu.Unlock()
+		s.poke()
+	}()
+	for _, p := range batch {
+		b, err := p.pdu.Append(nil)
+		if err != nil {
+			s.log.Error("encode VDP PDU", "err", err)
+			continue
+		}
+		s.mu.Lock()
+		last := c.last
+		s.mu.Unlock()
+		if wait := pduGap - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		err = c.ecp.Request(ctx, b)
+		s.mu.Lock()
+		c.last = time.Now()
+		s.mu.Unlock()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrPeerChanged):
+			// The bridge went or was replaced (SetBridge): the rest of
+			// the batch was for it too; what the next one needs is due
+			// afresh.
+			s.log.Debug("VDP request given up: the bridge changed", "err", err, "svid", p.svid)
+			return
+		default:
+			s.mu.Lock()
+			s.stats.Unacknowledged++
+			s.mu.Unlock()
+			s.log.Warn("VDP request not acknowledged by the bridge", "err", err, "svid", p.svid)
+		}
+	}
+}
+
+// busyLocked reports whether S-VLAN svid's channel has a batch out (Run's
+// send). s.mu is held.
+func (s *VDPStation) busyLocked(svid uint16) bool {
+	c := s.chans[svid]
+	return c != nil && c.busy
+}
+
 // wake is how long Run may sleep: until the next request is due (a
 // keep-alive, a re-send, a response wait running out), 200 ms at most,
-// 1 ms at least, so each is sent on time whatever the timers.
+// 1 ms at least, so each is sent on time whatever the timers. What waits
+// for a busy channel is not due before the channel is free (send pokes
+// Run then), but its response wait still runs out.
 func (s *VDPStation) wake(now time.Time) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -872,8 +930,10 @@ func (s *VDPStation) wake(now time.Time) time.Duration {
 	if !s.bridge {
 		return next.Sub(now) // nothing is sent: SetBridge pokes Run
 	}
-	if len(s.gone) > 0 {
-		return time.Millisecond // DEASSOCs to send
+	for _, g := range s.gone {
+		if !g.ch.busy {
+			return time.Millisecond // DEASSOCs to send
+		}
 	}
 	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
 	for _, e := range s.vsis {
@@ -881,6 +941,11 @@ func (s *VDPStation) wake(now time.Time) time.Duration {
 		switch {
 		case !e.deassoc && (s.held[e.SVID] != "" || !s.groups && GroupFormat(e.VSI.FilterFormat)):
 			continue // not sent (due): SetHeldChannels and SetGroups poke Run
+		case s.busyLocked(e.SVID):
+			if e.deassoc || e.answered || e.asked.IsZero() {
+				continue
+			}
+			at = e.asked.Add(respWait)
 		case e.deassoc || e.sent.IsZero():
 			at = now
 		case e.answered:
@@ -898,8 +963,8 @@ func (s *VDPStation) wake(now time.Time) time.Duration {
 	return max(time.Millisecond, next.Sub(now))
 }
 
-// due collects the PDUs to send now (one VSI each, on its channel) and
-// marks them sent:
+// due collects the PDUs to send now (one VSI each, on its channel, none
+// of a busy one: see batches) and marks them sent:
 //
 //	new, or to be asked again         at once
 //	unanswered                        again every second (answerWait); once
@@ -910,15 +975,25 @@ func (s *VDPStation) wake(now time.Time) time.Duration {
 //	removed                           one DEASSOC
 //	on an S-channel held (CDCP)       nothing: waiting (SetHeldChannels)
 //	with a group ID, no BGID          nothing: failed with that reason
+//	on a busy channel                 once the channel's batch is done
 func (s *VDPStation) due(now time.Time) []pending {
 	s.mu.Lock()
 	if !s.bridge {
 		s.mu.Unlock()
 		return nil
 	}
-	out := s.gone
-	s.stats.Deassociations += uint64(len(out))
-	s.gone = nil
+	var out []pending
+	gone := s.gone[:0]
+	for _, g := range s.gone {
+		if g.ch.busy {
+			gone = append(gone, g) // after the channel's batch
+			continue
+		}
+		out = append(out, g)
+		s.stats.Deassociations++
+	}
+	clear(s.gone[len(gone):])
+	s.gone = gone
 	keep, respWait := s.timers.KeepAlive(), s.timers.ResponseWait()
 	changed := false
 	for id, e := range s.vsis {
@@ -943,6 +1018,9 @@ func (s *VDPStation) due(now time.Time) []pending {
 			s.stats.Timeouts++
 			changed = true
 			continue
+		}
+		if s.busyLocked(e.SVID) {
+			continue // its channel's batch first
 		}
 		switch {
 		case e.deassoc:
@@ -979,7 +1057,7 @@ func (s *VDPStation) due(now time.Time) []pending {
 		if err != nil {
 			continue // NewECP refuses only a missing Send, checked at the start
 		}
-		out = append(out, pending{svid: e.SVID, ecp: c.ecp, pdu: &VDPPDU{ManagerID: e.Manager, VSIs: []VSI{v}}})
+		out = append(out, pending{svid: e.SVID, ch: c, pdu: &VDPPDU{ManagerID: e.Manager, VSIs: []VSI{v}}})
 	}
 	s.pruneLocked(now)
 	s.mu.Unlock()
@@ -987,6 +1065,29 @@ func (s *VDPStation) due(now time.Time) []pending {
 		s.notify()
 	}
 	return out
+}
+
+// batches groups what due collected into one batch per channel, in the
+// order collected (a replaced registration's DEASSOC before its new
+// request), and marks those channels busy until send is done with their
+// batch. Only Run calls due and batches, one after the other, so no PDU
+// of a channel is collected between the two.
+func (s *VDPStation) batches(out []pending) [][]pending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var batches [][]pending
+	at := map[*vdpChannel]int{}
+	for _, p := range out {
+		i, ok := at[p.ch]
+		if !ok {
+			i = len(batches)
+			at[p.ch] = i
+			batches = append(batches, nil)
+			p.ch.busy = true
+		}
+		batches[i] = append(batches[i], p)
+	}
+	return batches
 }
 
 // String shows a VSI status for logs.

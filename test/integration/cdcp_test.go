@@ -56,12 +56,12 @@ func TestCDCPWithEVBBridge(t *testing.T) {
 		for _, p := range h.ports() {
 			switch p.Name {
 			case vm1.port, vm2.port:
-				if p.State != "up" || p.Problem != "" {
+				if p.State != "up" || p.StateReason != "" {
 					t.Errorf("granted port %+v", p)
 				}
 			case vm3.port, vm4.port:
-				if !strings.Contains(p.Problem, "S-VID 20") || !strings.Contains(p.Problem, "not granted") {
-					t.Errorf("port not granted: problem %q", p.Problem)
+				if !strings.Contains(p.StateReason, "S-VID 20") || !strings.Contains(p.StateReason, "not granted") {
+					t.Errorf("port not granted: problem %q", p.StateReason)
 				}
 			}
 		}
@@ -200,7 +200,7 @@ func TestCDCPModes(t *testing.T) {
 			h.waitState(v.port, "down", 10*time.Second)
 		}
 		p := h.ports()[0]
-		if !strings.Contains(p.Problem, "no CDCP answer") {
+		if !strings.Contains(p.StateReason, "no CDCP answer") {
 			t.Fatalf("--cdcp on, no CDCP bridge: %+v", p)
 		}
 		vm2.mustNotPing(vm1, "no S-channel granted")
@@ -212,7 +212,7 @@ func TestCDCPModes(t *testing.T) {
 		// the bridge's answer as the reason.
 		peer.SetCDCP(&evbbridge.CDCPConfig{Grant: evbbridge.DenyAll})
 		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(h.ports()[0].Problem, "not granted by the bridge") {
+		for !strings.Contains(h.ports()[0].StateReason, "not granted by the bridge") {
 			if time.Now().After(deadline) {
 				t.Fatalf("denied: %+v", h.ports()[0])
 			}
@@ -253,7 +253,7 @@ func TestCDCPAutoWithLLDPAD(t *testing.T) {
 			t.Fatalf("cdcp %+v", st.CDCP)
 		}
 		for _, p := range h.ports() {
-			if p.State != "up" || p.Problem != "" {
+			if p.State != "up" || p.StateReason != "" {
 				t.Errorf("port %+v", p)
 			}
 		}
@@ -296,7 +296,7 @@ func TestCDCPBridgeGoesQuiet(t *testing.T) {
 		for _, v := range []*vm{vm1, vm2} {
 			h.waitState(v.port, "down", 4*time.Second)
 		}
-		if p := h.ports()[0]; !strings.Contains(p.Problem, "no CDCP answer") {
+		if p := h.ports()[0]; !strings.Contains(p.StateReason, "no CDCP answer") {
 			t.Errorf("on, the bridge quiet: %+v", p)
 		}
 	})

@@ -95,7 +95,7 @@ func TestVLANFromBridgeWithEVBBridge(t *testing.T) {
 		if n := h.drops(vm1.port, "vid_unassigned"); n == 0 {
 			t.Error("the waiting port counted no vid_unassigned drops")
 		}
-		if p := h.port(vm1.port); !p.VLANFromBridge || p.VLAN != 0 || p.AssignedVLAN != 0 || !strings.Contains(p.Problem, "no answer yet") {
+		if p := h.port(vm1.port); !p.VLANFromBridge || p.VLAN != 0 || p.AssignedVLAN != 0 || !strings.Contains(p.StateReason, "no answer yet") {
 			t.Errorf("waiting port %+v", p)
 		}
 
@@ -103,7 +103,7 @@ func TestVLANFromBridgeWithEVBBridge(t *testing.T) {
 		// the reflective relay.
 		peer.SetDefaultAnswer(evbbridge.Answer{VID: 300, GroupVIDs: map[uint32]uint16{77: 300}})
 		h.waitState(vm1.port, "up", 10*time.Second)
-		if p := h.port(vm1.port); p.AssignedVLAN != 300 || p.VLAN != 0 || p.Problem != "" {
+		if p := h.port(vm1.port); p.AssignedVLAN != 300 || p.VLAN != 0 || p.StateReason != "" {
 			t.Errorf("assigned port %+v", p)
 		}
 		vm1.mustPing(vm2)
@@ -137,7 +137,7 @@ func TestVLANFromBridgeWithEVBBridge(t *testing.T) {
 		peer.SetAnswer(id4, evbbridge.Answer{}) // accepts, VID 0 stays 0
 		h.mustCtl("add-port", vm4.port, "--vlan", "0", "--mac", vm4.mac.String(), "--instance-id", noVID)
 		h.waitState(vm4.port, "down", 10*time.Second)
-		if p := h.port(vm4.port); !strings.Contains(p.Problem, "assigned no VLAN") {
+		if p := h.port(vm4.port); !strings.Contains(p.StateReason, "assigned no VLAN") {
 			t.Errorf("port answered with VID 0: %+v", p)
 		}
 		vm4.mustNotPing(vm2, "the bridge assigned vm4 no VLAN")
@@ -328,7 +328,7 @@ func TestVDPTrunkGroupAndVID0WithLLDPAD(t *testing.T) {
 
 		h.mustCtl("add-port", vm3.port, "--vlan", "0", "--mac", vm3.mac.String())
 		h.waitState(vm3.port, "down", 15*time.Second)
-		if p := h.port(vm3.port); !strings.Contains(p.Problem, "assigned no VLAN") || p.AssignedVLAN != 0 {
+		if p := h.port(vm3.port); !strings.Contains(p.StateReason, "assigned no VLAN") || p.AssignedVLAN != 0 {
 			t.Errorf("port lldpad answered VID 0: %+v", p)
 		}
 		vm3.mustNotPing(vm2, "lldpad assigned vm3 no VLAN")
