@@ -114,11 +114,25 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 		if p := l.Peer; p != nil && p.EVB != nil {
 			br, brte, brwd, brka = strconv.Itoa(p.EVB.R), strconv.Itoa(p.EVB.RTE), strconv.Itoa(p.EVB.RWD), strconv.Itoa(p.EVB.RKA)
 		}
+		clamped := func(param string) string {
+			for _, c := range tm.Clamped {
+				if c.Param == param {
+					return fmt.Sprintf("; clamped: %d negotiated, out of vswitchd's bounds", c.Negotiated)
+				}
+			}
+			return ""
+		}
 		fmt.Fprintf(t, "R\t%d\t%s\t%s\t%s\t%d tries at most\n", tm.R, tm.RFrom, lr, br, tm.R+1)
-		fmt.Fprintf(t, "RTE\t%d\t%s\t%s\t%s\tECP ack timeout %s\n", tm.RTE, tm.RTEFrom, lrte, brte, usString(tm.ECPAckTimeoutUS))
+		fmt.Fprintf(t, "RTE\t%d\t%s\t%s\t%s\tECP ack timeout %s%s\n", tm.RTE, tm.RTEFrom, lrte, brte, usString(tm.ECPAckTimeoutUS), clamped("rte"))
 		fmt.Fprintf(t, "RWD\t%d\t%s\t%s\t%s\tresource wait %s, response wait %s\n", tm.RWD, tm.RWDFrom, lrwd, brwd, usString(tm.ResourceWaitUS), usString(tm.ResponseWaitUS))
-		fmt.Fprintf(t, "RKA\t%d\t%s\t%s\t%s\tkeep-alive %s (the bridge drops a VSI after %s)\n", tm.RKA, tm.RKAFrom, lrka, brka, usString(tm.KeepAliveUS), usString(tm.BridgeKeepAliveTimeoutUS))
+		fmt.Fprintf(t, "RKA\t%d\t%s\t%s\t%s\tkeep-alive %s (the bridge drops a VSI after %s)%s\n", tm.RKA, tm.RKAFrom, lrka, brka, usString(tm.KeepAliveUS), usString(tm.BridgeKeepAliveTimeoutUS), clamped("rka"))
 		if err := t.Flush(); err != nil {
+			return err
+		}
+	}
+
+	if c := l.CDCP; c != nil {
+		if err := writeCDCPTLVs(w, c); err != nil {
 			return err
 		}
 	}
@@ -126,8 +140,23 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 	fmt.Fprintln(w)
 	t = newTable(w)
 	if c := l.LLDP; c != nil {
-		row("lldp", fmt.Sprintf("sent %d, received %d, bad %d, tagged %d, foreign peer %d, foreign shutdown %d",
-			c.Sent, c.Received, c.Bad, c.Tagged, c.ForeignPeer, c.ForeignShutdown))
+		row("lldp", fmt.Sprintf("sent %d, received %d, bad %d, tagged %d, foreign peer %d, foreign shutdown %d, ignored %d",
+			c.Sent, c.Received, c.Bad, c.Tagged, c.ForeignPeer, c.ForeignShutdown, c.Ignored))
+	}
+	if c := l.CDCP; c != nil {
+		row("cdcp", fmt.Sprintf("sent %d, received %d, bad %d, tagged %d, foreign peer %d",
+			c.Sent, c.Received, c.Bad, c.Tagged, c.ForeignPeer))
+	}
+	if len(l.HoldDown) > 0 {
+		var parts []string
+		for _, h := range l.HoldDown {
+			p := fmt.Sprintf("%s %d changes, %d suppressed", h.Kind, h.Changes, h.Suppressed)
+			if h.Flapping {
+				p += " (flapping: at most one a second)"
+			}
+			parts = append(parts, p)
+		}
+		row("hold-down", strings.Join(parts, "; "))
 	}
 	if c := l.ECP; c != nil {
 		row("ecp", fmt.Sprintf("sent %d, acked %d, retransmitted %d, timed out %d, received %d, duplicates %d, bad %d, tagged %d, foreign peer %d",
@@ -146,6 +175,41 @@ func writeLLDP(w io.Writer, l api.LLDP) error {
 			states = []string{"none"}
 		}
 		row("vsis", strings.Join(states, ", "))
+	}
+	return t.Flush()
+}
+
+// writeCDCPTLVs is the CDCP part of `vswctl lldp`: the CDCP bridge, then
+// a table of its CDCP TLV and ours.
+func writeCDCPTLVs(w io.Writer, c *api.LLDPCDCP) error {
+	fmt.Fprintln(w)
+	t := newTable(w)
+	if b := c.Bridge; b != nil {
+		fmt.Fprintf(t, "cdcp bridge:\tchassis %s, from %s, ttl %ds, %ds left, last seen %s\n", b.ChassisID, b.MAC, b.TTL, b.TTLLeft, b.LastSeen)
+	} else {
+		fmt.Fprintf(t, "cdcp bridge:\tnone heard (or its TTL ran out; cdcp %s)\n", c.Mode)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	t = newTable(w)
+	fmt.Fprintln(t, "CDCP TLV\tROLE\tSCOMP\tCHNCAP\tPAIRS (SCID/S-VID)")
+	tlvRow := func(who string, x *api.CDCPTLV) {
+		scomp := "no"
+		if x.SComp {
+			scomp = "yes"
+		}
+		var pairs []string
+		for _, p := range x.Pairs {
+			pairs = append(pairs, fmt.Sprintf("%d/%d", p.SCID, p.SVID))
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\n", who, x.Role, scomp, x.ChnCap, dash(strings.Join(pairs, " ")))
+	}
+	if b := c.Bridge; b != nil {
+		tlvRow("bridge", &b.TLV)
+	}
+	if c.Local != nil {
+		tlvRow("local", c.Local)
 	}
 	return t.Flush()
 }

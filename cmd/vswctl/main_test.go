@@ -375,6 +375,13 @@ func TestStatusAndFDBTables(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	// A bridge that numbers the S-channels its own way (clause 42: the
+	// station follows it): the SCID it gave shows.
+	fake.StatusV.CDCP.Granted = []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 20}, {SCID: 3, SVID: 10}}
+	r = vswctl(t, sock, "status")
+	if want := "asked 10 20, granted 20 (bridge SCID 2) 10 (bridge SCID 3) by 02:00:00:00:00:01"; !strings.Contains(r.stdout, want) {
+		t.Errorf("status lacks %q:\n%s", want, r.stdout)
+	}
 	r = vswctl(t, sock, "fdb")
 	r.expect(t, 0, "")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")

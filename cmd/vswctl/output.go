@@ -465,14 +465,25 @@ func writeVSIs(w io.Writer, vs []api.VSI) error {
 }
 
 // cdcpText shows the S-channels asked for and what the bridge granted:
-// "asked 10 20, granted 10 by 02:00:00:00:00:01 (chncap 8)".
+// "asked 10 20, granted 10 by 02:00:00:00:00:01 (chncap 8)"; a granted
+// S-VID the bridge numbers otherwise than asked says so: "granted 10
+// (bridge SCID 3)".
 func cdcpText(c *api.CDCPStatus) string {
+	asked := map[int]int{}
+	for _, w := range c.Wanted {
+		asked[w.SVID] = w.SCID
+	}
 	svids := func(ps []api.SChannel) string {
 		var out []string
 		for _, p := range ps {
-			if p.SCID != 1 { // the default S-channel is always there
-				out = append(out, strconv.Itoa(p.SVID))
+			if p.SCID == 1 { // the default S-channel is always there
+				continue
 			}
+			v := strconv.Itoa(p.SVID)
+			if a, ok := asked[p.SVID]; ok && a != p.SCID {
+				v += fmt.Sprintf(" (bridge SCID %d)", p.SCID)
+			}
+			out = append(out, v)
 		}
 		if len(out) == 0 {
 			return "none"

@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/vepa"
@@ -90,10 +92,14 @@ func (d *Daemon) startCDCP(ctx context.Context, mac net.HardwareAddr) <-chan str
 
 // cdcpChanged follows the bridge's CDCP answer: every S-channel port is
 // attached or detached as its S-channel is granted or not.
+//
+// The agent's hold-down (vepa/holddown.go) calls it at most once a second
+// for a bridge that flaps; meanwhile (Flapping) its lines, and the ports',
+// are logged at debug: the agent logs the episode.
 func (d *Daemon) cdcpChanged(st vepa.CDCPState) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.log.Info("CDCP", "bridge", st.Peer, "granted", fmt.Sprint(st.Granted), "wanted", fmt.Sprint(st.Wanted))
+	d.log.Log(context.Background(), cdcpLevel(st, slog.LevelInfo), "CDCP", "bridge", st.Peer, "granted", fmt.Sprint(st.Granted), "wanted", fmt.Sprint(st.Wanted))
 	for name := range d.chanSVID {
 		d.syncChannelPortLocked(name)
 	}
@@ -153,11 +159,31 @@ func (d *Daemon) syncChannelPortLocked(name string) {
 	was := d.sw.Attached(name)
 	d.syncPortLocked(name)
 	now := d.sw.Attached(name)
-	if why := d.channelProblemLocked(name); was && !now && why != "" {
-		d.log.Warn("port down: its S-channel is not granted", "port", name, "why", why)
-	} else if !was && now && d.chanSVID[name] != 0 {
-		d.log.Info("port up: its S-channel is granted", "port", name, "svid", d.chanSVID[name])
+	if was == now {
+		return
 	}
+	var st vepa.CDCPState
+	if s := d.cdcp.Load(); s != nil {
+		st = s.State()
+	}
+	if why := d.channelProblemLocked(name); was && !now && why != "" {
+		d.log.Log(context.Background(), cdcpLevel(st, slog.LevelWarn), "port down: its S-channel is not granted", "port", name, "why", why)
+	} else if !was && now && d.chanSVID[name] != 0 {
+		args := []any{"port", name, "svid", d.chanSVID[name]}
+		if scid, ok := st.SCID(d.chanSVID[name]); ok {
+			args = append(args, "bridge_scid", scid)
+		}
+		d.log.Log(context.Background(), cdcpLevel(st, slog.LevelInfo), "port up: its S-channel is granted", args...)
+	}
+}
+
+// cdcpLevel is the level of a line about a CDCP change: l, or debug while
+// the bridge's grants flap (the agent logs the episode).
+func cdcpLevel(st vepa.CDCPState, l slog.Level) slog.Level {
+	if st.Hold.Flapping {
+		return slog.LevelDebug
+	}
+	return l
 }
 
 // channelProblemLocked says why port name's S-channel may not carry
@@ -193,12 +219,53 @@ func (d *Daemon) cdcpStatus() *api.CDCPStatus {
 		return nil
 	}
 	st := s.State()
-	pairs := func(ps []vepa.SChannel) []api.SChannel {
-		out := make([]api.SChannel, 0, len(ps))
-		for _, p := range ps {
-			out = append(out, api.SChannel{SCID: int(p.SCID), SVID: int(p.SVID)})
+	out := &api.CDCPStatus{Mode: d.cdcpMode(), Bridge: st.Peer, ChnCap: int(st.ChnCap), Wanted: apiPairs(st.Wanted), Granted: apiPairs(st.Granted)}
+	for _, svid := range st.Channels() {
+		c := api.CDCPChannel{SVID: int(svid), AskedSCID: int(st.AskedSCID(svid))}
+		scid, granted := st.SCID(svid)
+		c.SCID, c.Granted = int(scid), granted
+		if !granted {
+			c.SCID = c.AskedSCID
 		}
-		return out
+		if ok, why := st.Channel(svid); !ok {
+			c.Reason = why
+		}
+		out.Channels = append(out.Channels, c)
 	}
-	return &api.CDCPStatus{Mode: d.cdcpMode(), Bridge: st.Peer, ChnCap: int(st.ChnCap), Wanted: pairs(st.Wanted), Granted: pairs(st.Granted)}
+	return out
+}
+
+// apiPairs are SCID/S-VID pairs for the API (never nil).
+func apiPairs(ps []vepa.SChannel) []api.SChannel {
+	out := make([]api.SChannel, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, api.SChannel{SCID: int(p.SCID), SVID: int(p.SVID)})
+	}
+	return out
+}
+
+// cdcpTLV decodes a CDCP TLV for the API.
+func cdcpTLV(c vepa.CDCP) api.CDCPTLV {
+	role := "bridge"
+	if c.Role == vepa.CDCPRoleStation {
+		role = "station"
+	}
+	return api.CDCPTLV{Role: role, SComp: c.SComp, ChnCap: int(c.ChnCap), Pairs: apiPairs(c.Pairs)}
+}
+
+// cdcpLLDP is the CDCP agent's part of GET /v1/lldp: its counters, the
+// bridge it follows with its last TLV, and the TLV vswitchd sends.
+func (d *Daemon) cdcpLLDP(s *vepa.CDCPStation) *api.LLDPCDCP {
+	cs := s.State()
+	out := &api.LLDPCDCP{Mode: d.cdcpMode(), Sent: cs.Sent, Received: cs.Received, Bad: cs.Bad, Tagged: cs.Tagged, ForeignPeer: cs.Foreign}
+	if c := s.LLDPDU().CDCP; c != nil {
+		t := cdcpTLV(*c)
+		out.Local = &t
+	}
+	if n := cs.Neighbor; n != nil {
+		left := time.Until(n.LastSeen.Add(time.Duration(n.TTL) * time.Second))
+		out.Bridge = &api.CDCPPeer{MAC: n.MAC.String(), ChassisID: n.ChassisID, TTL: int(n.TTL), TTLLeft: int(max(0, (left+time.Second-1)/time.Second)),
+			LastSeen: n.LastSeen.UTC().Format(time.RFC3339), TLV: cdcpTLV(n.TLV)}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -187,5 +188,110 @@ func TestCDCPOnHoldsPortsWithoutAnAnswer(t *testing.T) {
 	d.controlFrame(bye)
 	if p := portNamed(t, d, "vnet1"); p.State != "down" {
 		t.Fatalf("after the bridge's goodbye: %+v", p)
+	}
+}
+
+// A bridge with static S-channels numbers them its own way: asked for
+// S-VID 10 as SCID 2 and 20 as SCID 3, it answers SCID 2 with S-VID 20
+// and SCID 3 with 10. Both S-channels exist on the bridge, so both ports
+// forward, and the status shows the bridge's SCIDs; when the bridge drops
+// S-VID 10, its port is down and says what became of its SCID.
+func TestCDCPFollowsTheBridgesSCIDs(t *testing.T) {
+	r := newRig(t)
+	r.opts.LLDPInterval = 30e9
+	d := r.start(t)
+	ctx := context.Background()
+	for _, n := range []string{"up0", "vnet1", "vnet2"} {
+		ev, _ := r.links.Link(n)
+		d.linkChanged(ev)
+	}
+	var sent [][]byte
+	var mu sync.Mutex
+	withCDCP(t, d, &sent, &mu)
+	for _, p := range []struct {
+		name string
+		svid int
+	}{{"vnet1", 10}, {"vnet2", 20}} {
+		if _, err := d.AddPort(ctx, api.PortSpec{Name: p.name, VLAN: intp(100), SVID: intp(p.svid)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 20}, vepa.SChannel{SCID: 3, SVID: 10}))
+	for _, n := range []string{"vnet1", "vnet2"} {
+		if p := portNamed(t, d, n); p.State != "up" || p.StateReason != "" {
+			t.Fatalf("%s, its S-VID in the bridge's answer under another SCID: %+v", n, p)
+		}
+	}
+	st, _ := d.Status(ctx)
+	want := []api.CDCPChannel{{SVID: 10, SCID: 3, AskedSCID: 2, Granted: true}, {SVID: 20, SCID: 2, AskedSCID: 3, Granted: true}}
+	if st.CDCP == nil || !slices.Equal(st.CDCP.Channels, want) {
+		t.Fatalf("status channels %+v, want %+v", st.CDCP, want)
+	}
+	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 20}))
+	p := portNamed(t, d, "vnet1")
+	if p.State != "down" || !strings.Contains(p.StateReason, "SCID 2 S-VID 20 instead") {
+		t.Fatalf("vnet1, S-VID 10 dropped by the bridge: %+v", p)
+	}
+	if p := portNamed(t, d, "vnet2"); p.State != "up" {
+		t.Fatalf("vnet2: %+v", p)
+	}
+	st, _ = d.Status(ctx)
+	if c := st.CDCP.Channels; len(c) != 2 || c[0].Granted || c[0].SCID != 2 || c[0].Reason != p.StateReason {
+		t.Fatalf("status channels %+v", c)
+	}
+}
+
+// GET /v1/lldp shows the CDCP bridge and its CDCP TLV (role, SComp,
+// ChnCap, pairs) next to the one vswitchd sends, and the metrics count
+// the S-channels the ports use, those granted and those held.
+func TestCDCPInLLDPViewAndMetrics(t *testing.T) {
+	r := newRig(t)
+	r.opts.LLDPInterval = 30e9
+	d := r.start(t)
+	ctx := context.Background()
+	for _, n := range []string{"up0", "vnet1", "vnet2"} {
+		ev, _ := r.links.Link(n)
+		d.linkChanged(ev)
+	}
+	var sent [][]byte
+	var mu sync.Mutex
+	withCDCP(t, d, &sent, &mu)
+	evb, err := vepa.NewStation(vepa.StationConfig{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Send: func([]byte) error { return nil }, Logger: d.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.evb.Store(evb)
+	for _, p := range []struct {
+		name string
+		svid int
+	}{{"vnet1", 10}, {"vnet2", 20}} {
+		if _, err := d.AddPort(ctx, api.PortSpec{Name: p.name, VLAN: intp(100), SVID: intp(p.svid)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := d.LLDP(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := l.CDCP; c == nil || c.Bridge != nil || c.Local == nil || c.Local.Role != "station" || !c.Local.SComp || c.Local.ChnCap != vepa.MaxCDCPPairs ||
+		!slices.Equal(c.Local.Pairs, []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 10}, {SCID: 3, SVID: 20}}) {
+		t.Fatalf("cdcp before any answer %+v", l.CDCP)
+	}
+	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 3, SVID: 10}, vepa.SChannel{SCID: 4, SVID: 30}))
+	l, _ = d.LLDP(ctx)
+	b := l.CDCP.Bridge
+	if b == nil || b.MAC != "02:00:00:00:00:99" || b.ChassisID != "02:00:00:00:00:99" || b.TTL != 120 || b.TTLLeft < 119 || b.LastSeen == "" {
+		t.Fatalf("cdcp bridge %+v", b)
+	}
+	want := api.CDCPTLV{Role: "bridge", SComp: true, ChnCap: 8, Pairs: []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 3, SVID: 10}, {SCID: 4, SVID: 30}}}
+	if b.TLV.Role != want.Role || b.TLV.SComp != want.SComp || b.TLV.ChnCap != want.ChnCap || !slices.Equal(b.TLV.Pairs, want.Pairs) {
+		t.Errorf("the bridge's CDCP TLV %+v, want %+v", b.TLV, want)
+	}
+	m := scrapeEVB(t, d)
+	for _, w := range []string{`vswitch_cdcp_schannels_wanted{uplink="up0"} 2`, `vswitch_cdcp_schannels_granted{uplink="up0"} 1`,
+		`vswitch_cdcp_schannels_held{uplink="up0"} 1`} {
+		if !strings.Contains(m, w+"\n") {
+			t.Errorf("metrics lack %s:\n%s", w, m)
+		}
 	}
 }

@@ -114,8 +114,10 @@ func (d *Daemon) controlFrame(f []byte) {
 		if len(f) >= 6 && [6]byte(f[:6]) == vepa.NearestNonTPMRBridge {
 			if st := d.cdcp.Load(); st != nil {
 				st.Handle(f) // the S-VLAN components' agent: CDCP
+				return
 			}
-			return
+			// No CDCP agent (--cdcp off): the EVB station counts it as
+			// another agent's LLDPDU (received, ignored).
 		}
 		if st := d.evb.Load(); st != nil {
 			st.Handle(f)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"time"
 
@@ -61,11 +62,18 @@ func (d *Daemon) runEVB(ctx context.Context) {
 
 // relayChanged follows the bridge's answer: with VEPA configured, a bridge
 // that refuses reflective relay makes the switch fall back to VEB (local
-// switching), and a grant, or a bridge gone, brings VEPA back.
+// switching), and a grant, or a bridge gone, brings VEPA back. The
+// station's hold-down (vepa/holddown.go) calls it at most once a second
+// for a bridge that flaps; meanwhile (Flapping) its lines are logged at
+// debug: the station logs the episode.
 func (d *Daemon) relayChanged(r vepa.Relay) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.log.Info("reflective relay", "state", r.State, "bridge", r.Peer)
+	info, warn := slog.LevelInfo, slog.LevelWarn
+	if r.RelayHold.Flapping {
+		info, warn = slog.LevelDebug, slog.LevelDebug
+	}
+	d.log.Log(context.Background(), info, "reflective relay", "state", r.State, "bridge", r.Peer)
 	if v := d.vdp.Load(); v != nil {
 		v.SetGroups(bridgeGroups(r)) // first: the requests SetBridge lets go know whether group IDs may go
 		v.SetBridge(r.PeerMAC)       // VDP talks only to an EVB bridge, ECP only with its address
@@ -82,9 +90,9 @@ func (d *Daemon) relayChanged(r vepa.Relay) {
 	}
 	d.sw.SetMode(want)
 	if want == datapath.ModeVEB {
-		d.log.Warn("the adjacent bridge refuses reflective relay: switching VM to VM traffic locally (VEB) until it grants it", "bridge", r.Peer)
+		d.log.Log(context.Background(), warn, "the adjacent bridge refuses reflective relay: switching VM to VM traffic locally (VEB) until it grants it", "bridge", r.Peer)
 	} else {
-		d.log.Info("back to VEPA forwarding", "relay", r.State)
+		d.log.Log(context.Background(), info, "back to VEPA forwarding", "relay", r.State)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,7 +72,16 @@ func (d *Daemon) LLDP(ctx context.Context) (api.LLDP, error) {
 	out.Local = &api.LLDPLocal{ChassisID: vepa.RenderID(own.ChassisID, true, false), PortID: vepa.RenderID(own.PortID, true, false),
 		TTL: int(own.TTL), IntervalSeconds: int(interval / time.Second), EVB: evbTLV(*own.EVB), FollowRWD: local.ROLRWD, FollowRKA: local.ROLRKA}
 	out.Timers = evbTimers(r.Timers)
-	out.LLDP = &api.LLDPCounters{Sent: r.Sent, Received: r.Received, Bad: r.Bad, Tagged: r.Tagged, ForeignPeer: r.Foreign, ForeignShutdown: r.ForeignShutdown}
+	out.LLDP = &api.LLDPCounters{Sent: r.Sent, Received: r.Received, Bad: r.Bad, Tagged: r.Tagged, ForeignPeer: r.Foreign, ForeignShutdown: r.ForeignShutdown,
+		Ignored: r.Ignored}
+	hold := func(kind string, h vepa.HoldDown) api.HoldDown {
+		return api.HoldDown{Kind: kind, Changes: h.Changes, Suppressed: h.Suppressed, Flapping: h.Flapping}
+	}
+	out.HoldDown = []api.HoldDown{hold("relay", r.RelayHold), hold("timers", r.TimersHold)}
+	if c := d.cdcp.Load(); c != nil {
+		out.CDCP = d.cdcpLLDP(c)
+		out.HoldDown = append(out.HoldDown, hold("cdcp", c.State().Hold))
+	}
 	var e vepa.ECPStats
 	var v vepa.VDPStats
 	states := map[string]int{}
@@ -126,10 +136,14 @@ func evbTLV(e vepa.EVB) api.EVBTLV {
 
 func evbTimers(n vepa.NegotiatedTimers) *api.EVBTimers {
 	us := func(d time.Duration) int64 { return int64(d / time.Microsecond) }
-	return &api.EVBTimers{R: int(n.R), RTE: int(n.RTE), RWD: int(n.RWD), RKA: int(n.RKA),
+	t := &api.EVBTimers{R: int(n.R), RTE: int(n.RTE), RWD: int(n.RWD), RKA: int(n.RKA),
 		RFrom: n.RFrom, RTEFrom: n.RTEFrom, RWDFrom: n.RWDFrom, RKAFrom: n.RKAFrom,
 		ECPAckTimeoutUS: us(n.ECPAckTimeout()), ResourceWaitUS: us(n.ResourceWait()), ResponseWaitUS: us(n.ResponseWait()),
 		KeepAliveUS: us(n.KeepAlive()), BridgeKeepAliveTimeoutUS: us(n.BridgeKeepAliveTimeout())}
+	for _, c := range n.Clamps() {
+		t.Clamped = append(t.Clamped, api.EVBTimerClamp{Param: strings.ToLower(c.Param), Negotiated: int(c.Negotiated), InUse: int(c.InUse)})
+	}
+	return t
 }
 
 // evbCollector exports the EVB station's state to Prometheus at scrape
@@ -145,10 +159,17 @@ var (
 	descVDPRequests = prometheus.NewDesc("vswitch_vdp_requests_total", "VDP requests sent per kind: associate, preassociate (first requests and re-sends of unanswered ones), keepalive, deassociate.", []string{"kind"}, nil)
 	descVDPAnswers  = prometheus.NewDesc("vswitch_vdp_answers_total", "What became of VDP requests: acknowledged, refused (an error status), timeout (no answer within the response wait delay), bridge_deassociated (the bridge dropped a VSI), unsolicited (an answer to no request: ignored).", []string{"result"}, nil)
 	descEVBTimer    = prometheus.NewDesc("vswitch_evb_timer_seconds", "The 802.1Qbg timers in use (negotiated with the bridge): ecp_ack (RTE), resource_wait (RWD), response_wait, keepalive (RKA).", []string{"timer"}, nil)
+	descHoldChanges = prometheus.NewDesc("vswitch_evb_bridge_changes_total", "Changes of the adjacent bridge's word per kind: relay (reflective relay state, peer, BGID), timers, cdcp (CDCP grants).", []string{"kind"}, nil)
+	descHoldSupp    = prometheus.NewDesc("vswitch_evb_bridge_changes_suppressed_total", "Changes of the bridge's word never applied by the flap hold-down (at most 5 at once, then one a second per kind; overtaken within the hold, or undone).", []string{"kind"}, nil)
+	descHoldFlap    = prometheus.NewDesc("vswitch_evb_bridge_flapping", "1 while the bridge's word of this kind flaps (changes are being held down), else 0.", []string{"kind"}, nil)
+	descCDCPWanted  = prometheus.NewDesc("vswitch_cdcp_schannels_wanted", "S-channels the ports use (S-VIDs, the default S-channel not counted) that the CDCP agent asks the bridge for; absent with --cdcp off.", []string{"uplink"}, nil)
+	descCDCPGranted = prometheus.NewDesc("vswitch_cdcp_schannels_granted", "Of the S-channels the ports use, those the CDCP bridge's answer grants (their S-VID in it, under any SCID).", []string{"uplink"}, nil)
+	descCDCPHeld    = prometheus.NewDesc("vswitch_cdcp_schannels_held", "Of the S-channels the ports use, those that carry nothing now (not granted, or no CDCP answer with --cdcp on): their ports are down.", []string{"uplink"}, nil)
 )
 
 func (c evbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRelayState, descECPRequests, descECPRetrans, descECPTimeouts, descECPDups, descVDPRequests, descVDPAnswers, descEVBTimer} {
+	for _, d := range []*prometheus.Desc{descRelayState, descECPRequests, descECPRetrans, descECPTimeouts, descECPDups, descVDPRequests, descVDPAnswers, descEVBTimer,
+		descHoldChanges, descHoldSupp, descHoldFlap, descCDCPWanted, descCDCPGranted, descCDCPHeld} {
 		ch <- d
 	}
 }
@@ -187,5 +208,28 @@ func (c evbCollector) Collect(ch chan<- prometheus.Metric) {
 		us    int64
 	}{{"ecp_ack", t.ECPAckTimeoutUS}, {"resource_wait", t.ResourceWaitUS}, {"response_wait", t.ResponseWaitUS}, {"keepalive", t.KeepAliveUS}} {
 		ch <- prometheus.MustNewConstMetric(descEVBTimer, gauge, float64(x.us)/1e6, x.timer)
+	}
+	for _, h := range l.HoldDown {
+		flapping := 0.0
+		if h.Flapping {
+			flapping = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHoldChanges, ctr, float64(h.Changes), h.Kind)
+		ch <- prometheus.MustNewConstMetric(descHoldSupp, ctr, float64(h.Suppressed), h.Kind)
+		ch <- prometheus.MustNewConstMetric(descHoldFlap, gauge, flapping, h.Kind)
+	}
+	if c := c.d.cdcpStatus(); c != nil {
+		granted, held := 0, 0
+		for _, x := range c.Channels {
+			if x.Granted {
+				granted++
+			}
+			if x.Reason != "" {
+				held++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descCDCPWanted, gauge, float64(len(c.Channels)), l.Uplink)
+		ch <- prometheus.MustNewConstMetric(descCDCPGranted, gauge, float64(granted), l.Uplink)
+		ch <- prometheus.MustNewConstMetric(descCDCPHeld, gauge, float64(held), l.Uplink)
 	}
 }

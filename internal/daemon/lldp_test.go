@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
 
@@ -124,5 +126,111 @@ func TestLLDPView(t *testing.T) {
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if !bytes.Contains(rec.Body.Bytes(), []byte(`vswitch_reflective_relay_state{uplink="up0"} 0`+"\n")) {
 		t.Errorf("relay state after the shutdown:\n%s", rec.Body.String())
+	}
+}
+
+// LLDPDUs to another agent's address are counted where GET /v1/lldp
+// shows them: to the nearest bridge (01:80:c2:00:00:0e) always, and to the
+// nearest non-TPMR bridge (01:80:c2:00:00:03, CDCP's) with --cdcp off, as
+// the EVB station's received and ignored; with a CDCP agent, those to
+// 01:80:c2:00:00:03 are its own (cdcp.received), not the station's.
+func TestLLDPCountsOtherAgentsLLDPDUs(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
+	d := &Daemon{log: log, opts: Options{Uplink: "up0", LLDPInterval: 5 * time.Second, CDCP: CDCPOff}}
+	evb, err := vepa.NewStation(vepa.StationConfig{MAC: mac, Send: func([]byte) error { return nil }, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.evb.Store(evb)
+	bridge := [6]byte{2, 0, 0, 0, 0, 0x99}
+	to := func(dst [6]byte) []byte {
+		f, err := (&vepa.LLDPDU{ChassisSubtype: vepa.ChassisIDMAC, ChassisID: bridge[:], PortSubtype: vepa.PortIDIfName, PortID: []byte("p1"), TTL: 120,
+			CDCP: &vepa.CDCP{Role: vepa.CDCPRoleBridge, SComp: true, ChnCap: 4, Pairs: []vepa.SChannel{{SCID: 1, SVID: 1}}}}).Frame(dst, bridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	nearestBridge := [6]byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e}
+	d.controlFrame(to(vepa.NearestNonTPMRBridge))
+	d.controlFrame(to(vepa.NearestNonTPMRBridge))
+	d.controlFrame(to(nearestBridge))
+	l, err := d.LLDP(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LLDP.Ignored != 3 || l.LLDP.Received != 3 || l.CDCP != nil {
+		t.Fatalf("--cdcp off: lldp %+v cdcp %+v, want 3 received and ignored, no cdcp section", l.LLDP, l.CDCP)
+	}
+
+	d.opts.CDCP = CDCPAuto
+	st, err := vepa.NewCDCPStation(vepa.CDCPConfig{MAC: mac, Send: func([]byte) error { return nil }, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cdcp.Store(st)
+	d.controlFrame(to(vepa.NearestNonTPMRBridge))
+	d.controlFrame(withSTag(to(vepa.NearestNonTPMRBridge)))
+	l, _ = d.LLDP(context.Background())
+	if l.LLDP.Ignored != 3 || l.LLDP.Received != 3 {
+		t.Errorf("with a CDCP agent the EVB station counted CDCP's LLDPDUs: %+v", l.LLDP)
+	}
+	if c := l.CDCP; c == nil || c.Mode != CDCPAuto || c.Received != 1 || c.Tagged != 1 {
+		t.Errorf("cdcp %+v, want 1 received, 1 tagged", c)
+	}
+}
+
+// withSTag inserts an S-tag (S-VID 10) after the addresses of f.
+func withSTag(f []byte) []byte {
+	out := append([]byte(nil), f[:12]...)
+	out = append(out, 0x88, 0xa8, 0x00, 10)
+	return append(out, f[12:]...)
+}
+
+// A bridge's RTE 31 (6 h a try) and, followed with --evb-rka remote, its
+// RKA 0 (a keep-alive every 10 µs) are held to the sanity bounds: VDP gets
+// RTE 18 and RKA 14, and GET /v1/lldp says what was clamped.
+func TestLLDPTimersClamped(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	stationMAC := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
+	send := func([]byte) error { return nil }
+	local := vepa.EVB{R: 3, RTE: 8, RWD: 20, RKA: 20, ROLRKA: true}
+	d := &Daemon{log: log, opts: Options{Uplink: "up0", LLDPInterval: 5 * time.Second, EVBLocal: &local}}
+	evb, err := vepa.NewStation(vepa.StationConfig{MAC: stationMAC, Send: send, RequestRelay: true, Local: d.evbLocal(), Interval: 5 * time.Second,
+		OnTimers: d.timersChanged, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vdp, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: [6]byte(stationMAC), Send: send, ManagerID: vepa.ManagerID(vdpManager), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.evb.Store(evb)
+	d.vdp.Store(vdp)
+	bridge := [6]byte{0x02, 0xb7, 0x1d, 0x9e, 0, 1}
+	e := vepa.EVB{Mode: vepa.ModeBridge, BridgeStatus: vepa.BridgeRRCAP | vepa.BridgeRRCTR, R: 7, RTE: 31, RWD: 20, RKA: 0}
+	f, err := (&vepa.LLDPDU{ChassisSubtype: vepa.ChassisIDMAC, ChassisID: bridge[:], PortSubtype: vepa.PortIDIfName, PortID: []byte("p1"),
+		TTL: 120, EVB: &e}).Frame(vepa.NearestCustomerBridge, bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.controlFrame(f)
+	if got := vdp.Timers(); got != (vepa.Timers{R: 7, RTE: 18, RWD: 20, RKA: 14}) {
+		t.Errorf("VDP uses %+v, want RTE 18 and RKA 14 (the bounds)", got)
+	}
+	l, err := d.LLDP(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := l.Timers
+	want := []api.EVBTimerClamp{{Param: "rte", Negotiated: 31, InUse: 18}, {Param: "rka", Negotiated: 0, InUse: 14}}
+	if tm.RTE != 18 || tm.RKA != 14 || tm.ECPAckTimeoutUS != 2621440 || tm.KeepAliveUS != 163840 || !slices.Equal(tm.Clamped, want) {
+		t.Errorf("timers %+v, want RTE 18, RKA 14, clamped %+v", tm, want)
+	}
+	// What vswitchd advertises for the followed RKA is the bound, so a
+	// bridge taking the larger uses the keep-alive vswitchd sends.
+	if x := l.Local.EVB; x.RKA != 14 || !x.ROLRKA {
+		t.Errorf("advertised %+v, want RKA 14 with ROL", x)
 	}
 }

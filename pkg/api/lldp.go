@@ -29,6 +29,72 @@ type LLDP struct {
 	LLDP *LLDPCounters `json:"lldp,omitempty"`
 	ECP  *ECPCounters  `json:"ecp,omitempty"`
 	VDP  *VDPCounters  `json:"vdp,omitempty"`
+	// CDCP is the S-channel agent (802.1Qbg clause 42, the LLDP agent of
+	// the nearest non-TPMR bridge address); omitted with --cdcp off or
+	// while it has not started.
+	CDCP *LLDPCDCP `json:"cdcp,omitempty"`
+	// HoldDown is what the flap dampening did with the bridge's changes,
+	// one entry per kind: relay (the reflective relay state, the peer,
+	// its BGID), timers (the timers in use), and cdcp (the CDCP grants,
+	// while the CDCP agent runs). Each kind applies at most five changes
+	// at once, then one a second, the bridge's latest word winning.
+	HoldDown []HoldDown `json:"hold_down,omitempty"`
+}
+
+// HoldDown counts one kind of the bridge's changes: changes seen,
+// suppressed (never applied: overtaken by a later one within the hold, or
+// undone), and whether it flaps now (changes are being held).
+type HoldDown struct {
+	Kind       string `json:"kind"`
+	Changes    uint64 `json:"changes"`
+	Suppressed uint64 `json:"suppressed"`
+	Flapping   bool   `json:"flapping"`
+}
+
+// LLDPCDCP is what the CDCP agent counts: its LLDPDUs sent; received
+// (every LLDPDU to 01:80:c2:00:00:03); bad (did not parse); and refused:
+// tagged, foreign_peer (another bridge's CDCP TLV while the peer's TTL
+// runs). The refused ones are also in UplinkStats.ControlRejected
+// (cdcp_tagged, cdcp_foreign_peer). Mode is --cdcp (auto or on).
+type LLDPCDCP struct {
+	Mode        string `json:"mode"`
+	Sent        uint64 `json:"sent"`
+	Received    uint64 `json:"received"`
+	Bad         uint64 `json:"bad"`
+	Tagged      uint64 `json:"tagged"`
+	ForeignPeer uint64 `json:"foreign_peer"`
+	// Bridge is the CDCP bridge the agent follows and its last CDCP TLV
+	// (omitted: none heard, its TTL ran out, or it said goodbye).
+	Bridge *CDCPPeer `json:"bridge,omitempty"`
+	// Local is the CDCP TLV vswitchd sends.
+	Local *CDCPTLV `json:"local,omitempty"`
+}
+
+// CDCPPeer is the CDCP bridge's last LLDPDU to the nearest non-TPMR
+// bridge address.
+type CDCPPeer struct {
+	// MAC is the source address of its LLDPDUs, ChassisID its chassis ID
+	// as text (as LLDPPeer's).
+	MAC       string `json:"mac"`
+	ChassisID string `json:"chassis_id"`
+	// TTL as sent, what is left of it now, and when the last LLDPDU came
+	// (RFC 3339, UTC).
+	TTL      int     `json:"ttl_seconds"`
+	TTLLeft  int     `json:"ttl_left_seconds"`
+	LastSeen string  `json:"last_seen"`
+	TLV      CDCPTLV `json:"tlv"`
+}
+
+// CDCPTLV is a CDCP TLV (802.1Qbg-2012 D.2.13) decoded: the sender's role
+// (bridge or station), whether it has an S-VLAN component (scomp), the
+// S-channels it supports (chncap, the default one included) and its
+// SCID/S-VID pairs (a bridge's: the S-channels it set up). Pairs is never
+// null.
+type CDCPTLV struct {
+	Role   string     `json:"role"`
+	SComp  bool       `json:"scomp"`
+	ChnCap int        `json:"chncap"`
+	Pairs  []SChannel `json:"pairs"`
 }
 
 // LLDPPeer is the bridge's last LLDPDU.
@@ -116,13 +182,29 @@ type EVBTimers struct {
 	// this long (1.5 × ((1+2R) × ECPAckTimeout + KeepAlive)).
 	KeepAliveUS              int64 `json:"keepalive_us"`
 	BridgeKeepAliveTimeoutUS int64 `json:"bridge_keepalive_timeout_us"`
+	// Clamped lists the parameters whose negotiated value lay outside
+	// vswitchd's sanity bounds (RTE at most 18, an ECP timer of 2.62 s;
+	// RKA at least 14, a keep-alive of 163.84 ms): the bound is in use
+	// (in the fields above) instead. Omitted when none.
+	Clamped []EVBTimerClamp `json:"clamped,omitempty"`
 }
 
-// LLDPCounters count LLDPDUs: sent; received (any to the agent's address);
-// bad (did not parse); and refused: tagged, foreign_peer (another
-// bridge's EVB TLV while the peer's TTL runs), foreign_shutdown (a
-// shutdown LLDPDU not from the peer). The refused ones are also in
-// UplinkStats.ControlRejected.
+// EVBTimerClamp is one timer parameter held to a sanity bound.
+type EVBTimerClamp struct {
+	Param      string `json:"param"` // rte or rka
+	Negotiated int    `json:"negotiated"`
+	InUse      int    `json:"in_use"`
+}
+
+// LLDPCounters count the EVB station's LLDPDUs: sent; received (to the
+// agent's address, and those of ignored); bad (did not parse); and
+// refused: tagged, foreign_peer (another bridge's EVB TLV while the
+// peer's TTL runs), foreign_shutdown (a shutdown LLDPDU not from the
+// peer). The refused ones are also in UplinkStats.ControlRejected.
+// Ignored counts the LLDPDUs to another agent's address that no agent of
+// vswitchd takes: the nearest bridge's (01:80:c2:00:00:0e), and the
+// nearest non-TPMR bridge's (01:80:c2:00:00:03) with --cdcp off (with
+// CDCP on they are the CDCP agent's: LLDP.CDCP).
 type LLDPCounters struct {
 	Sent            uint64 `json:"sent"`
 	Received        uint64 `json:"received"`
@@ -130,6 +212,7 @@ type LLDPCounters struct {
 	Tagged          uint64 `json:"tagged"`
 	ForeignPeer     uint64 `json:"foreign_peer"`
 	ForeignShutdown uint64 `json:"foreign_shutdown"`
+	Ignored         uint64 `json:"ignored"`
 }
 
 // ECPCounters count ECP (802.1Qbg clause 43) traffic. Our requests: sent

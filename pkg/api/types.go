@@ -195,6 +195,29 @@ type CDCPStatus struct {
 	// 1 is the default S-channel), Granted the bridge's answer.
 	Wanted  []SChannel `json:"wanted"`
 	Granted []SChannel `json:"granted"`
+	// Channels is each S-channel the ports use, by S-VID (omitted: none).
+	Channels []CDCPChannel `json:"channels,omitempty"`
+}
+
+// CDCPChannel is one S-channel the ports use, as CDCP left it. The
+// bridge's answer decides (802.1Qbg clause 42): the S-channel is granted
+// when the answer holds its S-VID, under the SCID asked for or another
+// one (a bridge with static S-channels numbers them its own way); SCID is
+// then the bridge's.
+type CDCPChannel struct {
+	SVID int `json:"svid"`
+	// SCID is the bridge's SCID for the S-VID once it granted it, else
+	// AskedSCID, the one the station asks for (0: not asked, the TLV is
+	// full).
+	SCID      int `json:"scid"`
+	AskedSCID int `json:"asked_scid"`
+	// Granted: the bridge's answer holds the S-VID.
+	Granted bool `json:"granted"`
+	// Reason is why the S-channel carries nothing ("": it may carry
+	// traffic: granted, or static while no CDCP bridge answers with
+	// --cdcp auto); its ports are down with it, this as their
+	// state_reason.
+	Reason string `json:"reason,omitempty"`
 }
 
 // SChannel is one SCID/S-VID pair of CDCP.

@@ -311,6 +311,9 @@ func TestCDCPStationRequiredAndPeerRules(t *testing.T) {
 	if ok, _ := st.State().Channel(10); ok {
 		t.Fatal("still granted after the bridge's shutdown LLDPDU")
 	}
+	if n := st.State().Neighbor; n != nil {
+		t.Errorf("the bridge's last word kept after its goodbye: %+v", n)
+	}
 	// What the station sends: role S, SComp, ChnCap 167, its pairs, to the
 	// nearest non-TPMR bridge; the shutdown has no CDCP TLV.
 	if err := st.sendPDU(st.LLDPDU()); err != nil {
@@ -395,8 +398,8 @@ func FuzzCDCPStation(f *testing.F) {
 				if ok == (why != "") {
 					t.Fatalf("S-VID %d: %v with reason %q", svid, ok, why)
 				}
-				if s.Bridge && ok && !slices.Contains(s.Granted, SChannel{SCID: svid/10 + 1, SVID: svid}) {
-					t.Fatalf("S-VID %d granted without its pair in %+v", svid, s.Granted)
+				if s.Bridge && ok && !slices.ContainsFunc(s.Granted, func(g SChannel) bool { return g.SVID == svid && g.SCID > DefaultSCID }) {
+					t.Fatalf("S-VID %d granted without a pair holding it in %+v", svid, s.Granted)
 				}
 			}
 		}
@@ -453,5 +456,114 @@ func TestCDCPStationExpiresOnTime(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("the bridge's TTL of 1 s ran out 2 s ago, and its grant still counts")
+	}
+}
+
+// A bridge with static S-channels numbers them its own way: the station
+// asks for S-VID 100 as SCID 2 and 300 as SCID 3, the bridge answers SCID
+// 2 with S-VID 200 and SCID 3 with S-VID 100. Clause 42's station follows
+// the bridge's pairs: S-VID 100 is granted (as the bridge's SCID 3); 300,
+// in no pair, is not, and says what the bridge did with its SCID. The
+// station keeps asking for its own SCIDs (nothing to oscillate on).
+func TestCDCPStationFollowsTheBridgesSCIDs(t *testing.T) {
+	var sent [][]byte
+	st, err := NewCDCPStation(CDCPConfig{MAC: stationMAC[:], Required: true, Logger: slog.New(slog.DiscardHandler),
+		Send: func(f []byte) error { sent = append(sent, f); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetChannels([]uint16{100, 300})
+	answer := func(pairs ...SChannel) {
+		t.Helper()
+		d := &LLDPDU{ChassisSubtype: ChassisIDMAC, ChassisID: bridgeMAC[:], PortSubtype: PortIDIfName, PortID: []byte("p1"), TTL: 120,
+			CDCP: &CDCP{Role: CDCPRoleBridge, SComp: true, ChnCap: 8, Pairs: pairs}}
+		f, err := d.Frame(NearestNonTPMRBridge, bridgeMAC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Handle(f)
+	}
+	answer(SChannel{1, 1}, SChannel{2, 200}, SChannel{3, 100})
+	s := st.State()
+	if ok, why := s.Channel(100); !ok {
+		t.Fatalf("S-VID 100, in the bridge's answer as SCID 3: held: %s", why)
+	}
+	if scid, ok := s.SCID(100); !ok || scid != 3 {
+		t.Errorf("S-VID 100's SCID %d (%v), want the bridge's 3", scid, ok)
+	}
+	if n := s.Neighbor; n == nil || n.ChassisID != "02:00:00:00:00:01" || n.MAC.String() != "02:00:00:00:00:01" || n.TTL != 120 ||
+		n.TLV.Role != CDCPRoleBridge || !n.TLV.SComp || n.TLV.ChnCap != 8 || len(n.TLV.Pairs) != 3 || time.Since(n.LastSeen) > time.Minute {
+		t.Errorf("the bridge's last word %+v", n)
+	}
+	if ok, why := s.Channel(300); ok || !strings.Contains(why, "SCID 3 S-VID 100 instead") {
+		t.Errorf("S-VID 300, in no pair: %v %q", ok, why)
+	}
+	if _, ok := s.SCID(300); ok {
+		t.Error("S-VID 300 has an SCID without being in the answer")
+	}
+	if err := st.sendPDU(st.LLDPDU()); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := ParseFrame(sent[len(sent)-1]); err != nil || !slices.Equal(d.CDCP.Pairs, []SChannel{{1, 1}, {2, 100}, {3, 300}}) {
+		t.Errorf("the station asks for %+v (%v), want its own SCIDs as before", d.CDCP, err)
+	}
+	// The default S-channel's SCID carries S-VID 1 only; a pair (1, 300)
+	// grants nothing. Listed twice, the lower SCID names it.
+	answer(SChannel{1, 300}, SChannel{5, 100}, SChannel{4, 100})
+	s = st.State()
+	if ok, _ := s.Channel(300); ok {
+		t.Error("S-VID 300 granted by the pair (1, 300)")
+	}
+	if scid, ok := s.SCID(100); !ok || scid != 4 {
+		t.Errorf("S-VID 100 under SCIDs 5 and 4: SCID %d (%v), want 4", scid, ok)
+	}
+}
+
+// The same against the independent test bridge, configured the way a
+// static S-channel table behaves: its SCID 2 is S-VID 200 and its SCID 3
+// S-VID 100, whatever the station asks. The station asks 100 as SCID 2
+// and 200 as SCID 3; both are granted, each under the bridge's SCID.
+func TestCDCPStationWithStaticBridgeNumbering(t *testing.T) {
+	var st *CDCPStation
+	toStation := &lossyLink{rng: rand.New(rand.NewPCG(1, 1)), to: func(f []byte) { st.Handle(f) }}
+	static := map[uint16]uint16{2: 200, 3: 100}
+	br, err := evbbridge.New(evbbridge.Config{MAC: bridgeMAC[:], Interval: 100 * time.Millisecond, EVB: evbbridge.EVBConfig{Off: true},
+		CDCP: &evbbridge.CDCPConfig{ChnCap: 8, Grant: func(want evbbridge.Pair) (uint16, bool) {
+			svid, ok := static[want.SCID]
+			return svid, ok
+		}}}, toStation.send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toBridge := &lossyLink{rng: rand.New(rand.NewPCG(1, 2)), to: br.Handle}
+	st, err = NewCDCPStation(CDCPConfig{MAC: stationMAC[:], Send: toBridge.send, Interval: 100 * time.Millisecond, Required: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Add(2)
+	go func() { defer wg.Done(); br.Run(ctx) }()
+	go func() { defer wg.Done(); st.Run(ctx) }()
+	st.SetChannels([]uint16{100, 200})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := st.State()
+		ok100, why100 := s.Channel(100)
+		ok200, why200 := s.Channel(200)
+		if s.Bridge && ok100 && ok200 {
+			c100, _ := s.SCID(100)
+			c200, _ := s.SCID(200)
+			if c100 != 3 || c200 != 2 || !slices.Equal(s.Wanted, []SChannel{{1, 1}, {2, 100}, {3, 200}}) {
+				t.Fatalf("SCIDs in use 100: %d, 200: %d (want the bridge's 3 and 2); wanted %+v", c100, c200, s.Wanted)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not both granted: 100 %q, 200 %q; state %+v", why100, why200, s)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -25,9 +25,12 @@ import (
 // uses it; new ones take the lowest free SCID from 2.
 //
 // The bridge (role B) answers with the pairs it set up. An S-channel is
-// granted when the bridge's answer holds its SCID with its S-VID; an SCID
-// the bridge left out, or gave another S-VID, is not (CDCPState.Channel
-// says why). The answer counts while its TTL runs; after that, or after the
+// granted when the bridge's answer holds its S-VID, under the SCID the
+// station asked for or another one: the station follows the bridge's
+// numbering (a bridge with static S-channels has its own), and keeps
+// asking for its own SCIDs (its wants do not change with the answer, so
+// the exchange cannot oscillate). An S-VID the answer lacks is not granted
+// (CDCPState.Channel says why, CDCPState.SCID gives the bridge's SCID). The answer counts while its TTL runs; after that, or after the
 // bridge's shutdown LLDPDU, no CDCP bridge is heard and:
 //
 //	Required (vswitchd --cdcp on)   no S-channel but the default is granted
@@ -44,6 +47,7 @@ type CDCPStation struct {
 	cfg  CDCPConfig
 	log  *slog.Logger
 	kick chan struct{}
+	wake chan struct{} // a change is held: Run's timer is to be looked at
 
 	mu      sync.Mutex
 	mac     net.HardwareAddr
@@ -51,7 +55,22 @@ type CDCPStation struct {
 	over    map[uint16]bool   // S-VIDs no SCID was left for (the TLV is full)
 	peer    *peerID
 	expires time.Time
-	state   CDCPState
+	state   CDCPState // the bridge's answer as applied (the hold-down's)
+	latest  cdcpView  // the bridge's last word
+	hold    holdDown
+}
+
+// cdcpView is what OnChange reports a change of: whether a CDCP bridge is
+// heard, which, its ChnCap and its pairs.
+type cdcpView struct {
+	bridge    bool
+	peer, mac string
+	chncap    uint16
+	granted   []SChannel
+}
+
+func (v cdcpView) equal(w cdcpView) bool {
+	return v.bridge == w.bridge && v.peer == w.peer && v.mac == w.mac && v.chncap == w.chncap && slices.Equal(v.granted, w.granted)
 }
 
 // CDCPConfig configures a CDCPStation.
@@ -90,13 +109,38 @@ type CDCPState struct {
 	// did not parse, Tagged the tagged ones refused, Foreign the CDCP
 	// TLVs of another bridge while the peer's TTL runs.
 	Sent, Received, Bad, Tagged, Foreign uint64
+	// Hold is what the hold-down (holddown.go) did with the bridge's
+	// changes: Bridge, Peer, PeerMAC, ChnCap, Granted and Updated are the
+	// applied ones.
+	Hold HoldDown
+	// Neighbor is the last LLDPDU of the CDCP bridge followed (nil: none):
+	// the bridge's last word, which the applied fields may lag behind
+	// while a change is held.
+	Neighbor *CDCPNeighbor
 	// overflow are S-VIDs left out of the TLV (it holds MaxCDCPPairs).
 	overflow []uint16
+}
+
+// CDCPNeighbor is the CDCP bridge's last LLDPDU: who sent it, its CDCP
+// TLV, its TTL and when it came.
+type CDCPNeighbor struct {
+	ChassisID string // as text (RenderID)
+	MAC       net.HardwareAddr
+	TLV       CDCP
+	TTL       uint16
+	LastSeen  time.Time
 }
 
 // Channel reports whether the S-channel of S-VID svid may carry traffic,
 // and why not when it may not. svid 0 (no S-channel: the default one) is
 // always granted.
+//
+// The bridge's answer rules (clause 42: the station's S-VLAN component is
+// configured with the pairs the bridge answers, whatever SCIDs the
+// station asked for): the S-channel exists when the answer holds its
+// S-VID under any SCID but the default one. A bridge with static
+// S-channels numbers them its own way, so the SCID the station asked for
+// may carry another S-VID there and ours another SCID (SCID says which).
 func (st CDCPState) Channel(svid uint16) (bool, string) {
 	if svid == 0 {
 		return true, ""
@@ -113,22 +157,57 @@ func (st CDCPState) Channel(svid uint16) (bool, string) {
 	if svid == DefaultSVID {
 		return false, "S-channel S-VID 1: S-VID 1 is the default S-channel's in CDCP; give the port another S-VID"
 	}
-	var scid uint16
-	for _, w := range st.Wanted {
-		if w.SVID == svid {
-			scid = w.SCID
-		}
+	if _, ok := st.SCID(svid); ok {
+		return true, ""
 	}
+	scid := st.AskedSCID(svid)
 	for _, g := range st.Granted {
-		if g.SCID != scid {
-			continue
+		if g.SCID == scid {
+			return false, fmt.Sprintf("S-channel S-VID %d: the bridge gave its SCID %d S-VID %d instead, and S-VID %d to no SCID (CDCP)", svid, scid, g.SVID, svid)
 		}
-		if g.SVID == svid {
-			return true, ""
-		}
-		return false, fmt.Sprintf("S-channel S-VID %d: the bridge gave its SCID %d S-VID %d instead (CDCP)", svid, scid, g.SVID)
 	}
 	return false, fmt.Sprintf("S-channel S-VID %d (SCID %d): not granted by the bridge %s (CDCP; it supports %d S-channels)", svid, scid, st.Peer, st.ChnCap)
+}
+
+// SCID returns the SCID under which the bridge's answer holds S-VID svid
+// (the lowest when it lists the S-VID twice), and false when the answer
+// does not hold it (or no bridge answered). The default S-channel's SCID
+// 1 carries S-VID 1 only: an answer giving it another S-VID grants
+// nothing.
+func (st CDCPState) SCID(svid uint16) (uint16, bool) {
+	if !st.Bridge || svid <= DefaultSVID {
+		return 0, false
+	}
+	var scid uint16
+	for _, g := range st.Granted {
+		if g.SVID == svid && g.SCID > DefaultSCID && (scid == 0 || g.SCID < scid) {
+			scid = g.SCID
+		}
+	}
+	return scid, scid != 0
+}
+
+// AskedSCID is the SCID the station asks for S-VID svid (0: none).
+func (st CDCPState) AskedSCID(svid uint16) uint16 {
+	for _, w := range st.Wanted {
+		if w.SVID == svid {
+			return w.SCID
+		}
+	}
+	return 0
+}
+
+// Channels lists the S-VIDs of the S-channels the station wants (those
+// asked for and those a full TLV left out), sorted.
+func (st CDCPState) Channels() []uint16 {
+	out := slices.Clone(st.overflow)
+	for _, w := range st.Wanted {
+		if w.SCID != DefaultSCID {
+			out = append(out, w.SVID)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // NewCDCPStation checks cfg and returns a station (not yet running) that
@@ -149,8 +228,9 @@ func NewCDCPStation(cfg CDCPConfig) (*CDCPStation, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &CDCPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: slices.Clone(cfg.MAC),
+	s := &CDCPStation{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), mac: slices.Clone(cfg.MAC),
 		scids: map[uint16]uint16{}, over: map[uint16]bool{}}
+	s.hold = holdDown{what: "CDCP grants", log: s.log}
 	s.state = CDCPState{Required: cfg.Required, Updated: time.Now(), Wanted: []SChannel{{DefaultSCID, DefaultSVID}}}
 	return s, nil
 }
@@ -250,9 +330,15 @@ func (s *CDCPStation) State() CDCPState {
 
 func (s *CDCPStation) stateLocked() CDCPState {
 	st := s.state
+	st.Hold = s.hold.HoldDown
 	st.Wanted = slices.Clone(st.Wanted)
 	st.Granted = slices.Clone(st.Granted)
 	st.PeerMAC = slices.Clone(st.PeerMAC)
+	if st.Neighbor != nil {
+		n := *st.Neighbor
+		n.MAC, n.TLV.Pairs = slices.Clone(n.MAC), slices.Clone(n.TLV.Pairs)
+		st.Neighbor = &n
+	}
 	st.overflow = slices.Clone(st.overflow)
 	return st
 }
@@ -295,36 +381,85 @@ func (s *CDCPStation) Shutdown() error {
 }
 
 // Run sends LLDPDUs (fast at start and after a change, then every
-// Interval, within 802.1AB's transmit credit) and forgets the bridge's
-// answer when its TTL runs out, until ctx ends (txLoop).
+// Interval, within 802.1AB's transmit credit), forgets the bridge's answer
+// when its TTL runs out and applies the changes the hold-down held, until
+// ctx ends (txLoop).
 func (s *CDCPStation) Run(ctx context.Context) {
 	send := func() error { return s.sendPDU(s.LLDPDU()) }
-	txLoop{interval: s.cfg.Interval, kick: s.kick, send: send, expire: s.expire, log: s.log, what: "CDCP"}.run(ctx)
+	txLoop{interval: s.cfg.Interval, kick: s.kick, wake: s.wake, send: send, tick: s.tick, log: s.log, what: "CDCP"}.run(ctx)
 }
 
-// expire forgets the bridge when its TTL ran out; it returns when the
-// answer it still follows runs out (zero: none).
-func (s *CDCPStation) expire(now time.Time) time.Time {
+// tick forgets the bridge when its TTL ran out at now and applies a change
+// the hold-down held whose credit is back; it returns when it is next due
+// (zero: nothing to wait for).
+func (s *CDCPStation) tick(now time.Time) time.Time {
 	s.mu.Lock()
-	if s.peer == nil {
-		s.mu.Unlock()
-		return time.Time{}
+	changed := false
+	if s.peer != nil && !now.Before(s.expires) {
+		s.log.Warn("CDCP bridge information expired", "peer", s.latest.peer)
+		changed = s.forgetLocked(now)
 	}
-	if now.Before(s.expires) {
-		defer s.mu.Unlock()
-		return s.expires
+	apply, next := s.hold.tick(now)
+	if apply {
+		changed = s.applyLocked(now) || changed
 	}
-	s.log.Warn("CDCP bridge information expired", "peer", s.state.Peer)
-	s.forgetLocked(now)
+	if s.peer != nil {
+		next = earliest(next, s.expires)
+	}
 	st := s.stateLocked()
 	s.mu.Unlock()
-	s.changed(st)
-	return time.Time{}
+	if changed {
+		s.changed(st)
+	}
+	return next
 }
 
-func (s *CDCPStation) forgetLocked(now time.Time) {
+// forgetLocked drops the bridge at now (TTL, goodbye) and offers the
+// hold-down that change; it reports whether it was applied at once.
+func (s *CDCPStation) forgetLocked(now time.Time) bool {
 	s.peer = nil
-	s.state.Bridge, s.state.Peer, s.state.PeerMAC, s.state.ChnCap, s.state.Granted, s.state.Updated = false, "", nil, 0, nil, now
+	s.state.Neighbor = nil
+	return s.offerLocked(cdcpView{}, now)
+}
+
+// offerLocked takes the bridge's latest word (v) to the hold-down: it
+// reports whether that changed the applied state now. A change held wakes
+// Run, which applies it when its credit is back.
+func (s *CDCPStation) offerLocked(v cdcpView, now time.Time) bool {
+	if v.equal(s.latest) {
+		return false
+	}
+	s.latest = v
+	applied := cdcpView{bridge: s.state.Bridge, peer: s.state.Peer, mac: string(s.state.PeerMAC), chncap: s.state.ChnCap, granted: s.state.Granted}
+	if !s.hold.change(now, v.equal(applied)) {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		return false
+	}
+	return s.applyLocked(now)
+}
+
+// applyLocked makes the bridge's latest word the applied state, logging
+// it; it reports whether that changed it.
+func (s *CDCPStation) applyLocked(now time.Time) bool {
+	v := s.latest
+	if v.equal(cdcpView{bridge: s.state.Bridge, peer: s.state.Peer, mac: string(s.state.PeerMAC), chncap: s.state.ChnCap, granted: s.state.Granted}) {
+		return false
+	}
+	var mac net.HardwareAddr
+	if v.mac != "" {
+		mac = net.HardwareAddr(v.mac)
+	}
+	s.state.Bridge, s.state.Peer, s.state.PeerMAC, s.state.ChnCap = v.bridge, v.peer, mac, v.chncap
+	s.state.Granted, s.state.Updated = slices.Clone(v.granted), now
+	if v.bridge {
+		s.hold.logChange("CDCP answer from the bridge", "peer", v.peer, "chncap", v.chncap, "granted", fmt.Sprint(v.granted))
+	} else {
+		s.hold.logChange("no CDCP bridge: its answer no longer counts")
+	}
+	return true
 }
 
 // Handle takes a received LLDP frame addressed to the nearest non-TPMR
@@ -366,11 +501,13 @@ func (s *CDCPStation) Handle(frame []byte) {
 			s.mu.Unlock()
 			return
 		}
-		s.log.Info("the CDCP bridge said goodbye", "peer", s.state.Peer)
-		s.forgetLocked(now)
+		s.hold.logChange("the CDCP bridge said goodbye", "peer", s.latest.peer)
+		changed := s.forgetLocked(now)
 		st := s.stateLocked()
 		s.mu.Unlock()
-		s.changed(st)
+		if changed {
+			s.changed(st)
+		}
 		return
 	}
 	if d.CDCP == nil || d.CDCP.Role != CDCPRoleBridge {
@@ -383,20 +520,15 @@ func (s *CDCPStation) Handle(frame []byte) {
 		return
 	}
 	s.peer, s.expires = &id, now.Add(time.Duration(d.TTL)*time.Second)
+	s.state.Neighbor = &CDCPNeighbor{ChassisID: chassisString(d), MAC: net.HardwareAddr(slices.Clone(id.src[:])), TLV: *d.CDCP, TTL: d.TTL, LastSeen: now}
 	granted := slices.Clone(d.CDCP.Pairs)
 	if !d.CDCP.SComp {
 		granted = nil // no S-VLAN component: nothing but the link itself
 	}
-	peer := chassisString(d)
-	changed := !s.state.Bridge || s.state.Peer != peer || s.state.ChnCap != d.CDCP.ChnCap || !slices.Equal(s.state.Granted, granted)
-	if changed {
-		s.state.Bridge, s.state.Peer, s.state.PeerMAC = true, peer, net.HardwareAddr(slices.Clone(id.src[:]))
-		s.state.ChnCap, s.state.Granted, s.state.Updated = d.CDCP.ChnCap, granted, now
-	}
+	changed := s.offerLocked(cdcpView{bridge: true, peer: chassisString(d), mac: string(id.src[:]), chncap: d.CDCP.ChnCap, granted: granted}, now)
 	st := s.stateLocked()
 	s.mu.Unlock()
 	if changed {
-		s.log.Info("CDCP answer from the bridge", "peer", peer, "chncap", d.CDCP.ChnCap, "granted", fmt.Sprint(granted))
 		s.changed(st)
 	}
 }

@@ -37,6 +37,14 @@
 // configured mode is VEPA, as DESIGN's forwarding rules say, and back when
 // the bridge grants or goes away.
 //
+// What the bridge's word makes the caller do is held down (holddown.go):
+// per kind (the relay state and peer, the timers, CDCP's grants) at most
+// five changes apply at once, then one a second, the bridge's latest word
+// winning; so a bridge that flips its answer with every frame, or anyone
+// imitating it, cannot make vswitchd switch VEPA/VEB or attach S-channel
+// ports per frame. Relay.RelayHold, Relay.TimersHold and CDCPState.Hold
+// count the changes and the suppressed ones; the flapping is logged once.
+//
 // The package does no I/O of its own: the stations send through the Send
 // function they are given and are fed received frames with Handle. In
 // vswitchd both come from the datapath, which owns all uplink I/O under
@@ -52,7 +60,8 @@
 // The timers (timers.go): the EVB TLV carries R, RTE, RWD and RKA, each
 // side's proposal; Negotiate picks the values in use (the larger of the
 // station's and the bridge's, the ROL bits saying otherwise for RWD and
-// RKA), the station reports them (StationConfig.OnTimers, Relay.Timers)
+// RKA; then held to sanity bounds, RTE at most 18 and RKA at least 14,
+// whoever proposed them: NegotiatedTimers.Clamps), the station reports them (StationConfig.OnTimers, Relay.Timers)
 // and the daemon hands them to VDPStation.SetTimers, which applies them
 // live: ECP's retries and acknowledgement timer (on every channel's
 // endpoint, those of S-channels included), the keep-alive period
@@ -92,8 +101,9 @@
 //
 //	no S-channel (S-VID 0)                 -> yes
 //	no CDCP bridge heard (or its TTL ran)  -> yes, unless Required (then no)
-//	the answer holds our SCID and S-VID    -> yes
-//	our SCID with another S-VID, or absent -> no, saying which
+//	the answer holds our S-VID, any SCID   -> yes (the bridge's SCID
+//	                                          is the channel's: SCID)
+//	our S-VID absent from the answer       -> no, saying which
 //
 // lldpad has no CDCP; test/evbbridge, written from the standard, is the
 // bridge the tests use.

@@ -20,6 +20,8 @@ import (
 //	            waiting for credit goes out as soon as there is one
 //	expiry      the peer's information is forgotten when its TTL runs out
 //	            (rxInfoAge), not at the next transmission
+//	hold-down   a change of the peer's word held back (holddown.go) is
+//	            applied as soon as its credit is back
 const (
 	txCreditMax  = 5           // 802.1AB's default txCreditMax
 	txCreditTick = time.Second // a credit comes back every txTick
@@ -44,14 +46,16 @@ func (c *txCredit) take(now time.Time) {
 }
 
 // txLoop runs an agent until ctx ends: send transmits its current
-// LLDPDU; expire forgets the peer whose TTL ran out at now and returns
-// when the peer it still follows runs out (zero: none); kick asks for a
-// transmission now (and a new fast start).
+// LLDPDU; tick does what is due at now (forgets the peer whose TTL ran
+// out, applies a change the hold-down held: holddown.go) and returns when
+// it is next due (zero: nothing pending); kick asks for a transmission now
+// (and a new fast start), wake only for a new look at tick's time.
 type txLoop struct {
 	interval time.Duration
 	kick     <-chan struct{}
+	wake     <-chan struct{}
 	send     func() error
-	expire   func(now time.Time) time.Time
+	tick     func(now time.Time) time.Time
 	log      *slog.Logger
 	what     string // the agent, for the log: "EVB", "CDCP"
 }
@@ -86,16 +90,14 @@ func (l txLoop) run(ctx context.Context) {
 				nextSend = now.Add(next)
 			}
 		}
-		wake := nextSend
-		if exp := l.expire(time.Now()); !exp.IsZero() && exp.Before(wake) {
-			wake = exp
-		}
+		wake := earliest(nextSend, l.tick(time.Now()))
 		resetTimer(t, max(0, time.Until(wake)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.kick:
 			fast, nextSend = fastCount, time.Now()
+		case <-l.wake:
 		case <-t.C:
 		}
 	}

@@ -202,11 +202,11 @@ func TestStationExpires(t *testing.T) {
 	s, _, changes := newTestStation(t, true)
 	s.Handle(bridgeFrame(t, BridgeRRCAP|BridgeRRCTR, 2))
 	expectChange(t, changes, RelayGranted, net.HardwareAddr(bridgeMAC[:]).String())
-	s.expire(time.Now().Add(time.Second))
+	s.tick(time.Now().Add(time.Second))
 	if s.Relay().State != RelayGranted {
 		t.Fatal("expired before its TTL")
 	}
-	s.expire(time.Now().Add(3 * time.Second))
+	s.tick(time.Now().Add(3 * time.Second))
 	expectChange(t, changes, RelayUnknown, "")
 }
 

@@ -34,11 +34,35 @@ import (
 //	            its own ROL bit): the bridge's value, whatever it is.
 //
 // The station advertises its own configured values with ROL clear, and
-// with ROL set and the value 0 for a parameter that follows the bridge:
-// a bridge that takes the larger of the two (lldpad) then shows its own
+// with ROL set and the value 0 (RKA: MinRKAInUse, below) for a parameter
+// that follows the bridge: a bridge that takes the larger of the two (lldpad) then shows its own
 // value, and keeps showing it when it changes. lldpad's station instead
 // advertises the values in use (the larger), which pins them at the
 // largest either side ever had until one side restarts.
+//
+// Sanity bounds. The fields allow values no working link needs: RTE 31 is
+// an ECP timer of 6 hours per try (with R 7 and a lost acknowledgement VDP
+// waits 48 hours behind one request), RKA 0 a keep-alive every 10 µs. The
+// larger-of rule keeps a bridge from lowering RTE or RKA below the
+// station's, but nothing stops it raising RTE, and a station that follows
+// the bridge's RKA (--evb-rka remote) takes its 0. So the values in use are
+// clamped (Negotiate, the one home of the rule), whoever proposed them:
+//
+//	RTE  at most MaxRTEInUse (18: 2.62 s per try, a request given up
+//	     within 21 s at R 7); the largest defaults known are HPE/H3C's
+//	     fixed RTE 16 (655 ms), Cisco DFA's 14 and lldpad's 8
+//	RKA  at least MinRKAInUse (14: 163.84 ms), the smallest keep-alive
+//	     exponent HPE/H3C let a bridge configure (14-31); lldpad defaults
+//	     to 20
+//
+// NegotiatedTimers.Clamps names what was clamped. R (at most 7 tries of
+// RTE) and RWD (the bridge's resource wait: a small one fails requests
+// sooner, which VDP re-sends every second anyway; a large one delays
+// nothing, unanswered requests being re-sent every second until it runs
+// out) need no bound. What the station advertises respects the bounds too:
+// RTE at most 18, and RKA at least 14 (also for a followed RKA, instead of
+// 0), so a bridge that takes the larger of the two times VSIs out on the
+// keep-alive period the station really uses.
 
 // Timers are timer exponents in use (or proposed): R retries, RTE the ECP
 // acknowledgement timer, RWD the VDP resource wait delay, RKA the VDP
@@ -51,6 +75,12 @@ type Timers struct {
 const (
 	MaxR        = 7
 	MaxExponent = 31
+)
+
+// The sanity bounds of the timers in use (see the top of this file).
+const (
+	MaxRTEInUse = 18 // ECP acknowledgement timer at most 10 µs × 2^18 = 2.62 s
+	MinRKAInUse = 14 // keep-alive at least 10 µs × 2^14 = 163.84 ms
 )
 
 // Timers the station proposes unless told otherwise (lldpad's defaults,
@@ -186,13 +216,46 @@ type NegotiatedTimers struct {
 	Timers
 	// Source of R, RTE, RWD and RKA: FromLocal, FromBridge or FromBoth.
 	RFrom, RTEFrom, RWDFrom, RKAFrom string
+	// Unclamped are the values negotiation picked before the sanity
+	// bounds (MaxRTEInUse, MinRKAInUse); Timers differs from them where
+	// a bound applied (Clamps).
+	Unclamped Timers
+}
+
+// Clamp is a timer parameter whose negotiated value lay outside the
+// sanity bounds: the bound is in use instead.
+type Clamp struct {
+	Param             string // "RTE" or "RKA"
+	Negotiated, InUse uint8
+}
+
+// Clamps lists the parameters the sanity bounds changed (nil: none).
+func (n NegotiatedTimers) Clamps() []Clamp {
+	var out []Clamp
+	if n.Unclamped.RTE != n.RTE {
+		out = append(out, Clamp{"RTE", n.Unclamped.RTE, n.RTE})
+	}
+	if n.Unclamped.RKA != n.RKA {
+		out = append(out, Clamp{"RKA", n.Unclamped.RKA, n.RKA})
+	}
+	return out
+}
+
+// clamp applies the sanity bounds to the values in n.Timers, keeping
+// them in n.Unclamped.
+func (n NegotiatedTimers) clamp() NegotiatedTimers {
+	n.Unclamped = n.Timers
+	n.RTE = min(n.RTE, MaxRTEInUse)
+	n.RKA = max(n.RKA, MinRKAInUse)
+	return n
 }
 
 // Negotiate returns the timers the station uses given its configuration
 // (local: R, RTE, RWD, RKA, and ROLRWD/ROLRKA set to follow the bridge)
 // and the bridge's EVB TLV (nil: none heard). See the rules at the top of
 // this file. A parameter that follows the bridge uses the local value (the
-// default, DefaultLocal's) while no bridge is heard.
+// default, DefaultLocal's) while no bridge is heard. The sanity bounds
+// apply last.
 func Negotiate(local EVB, bridge *EVB) NegotiatedTimers {
 	var n NegotiatedTimers
 	if bridge == nil {
@@ -204,13 +267,13 @@ func Negotiate(local EVB, bridge *EVB) NegotiatedTimers {
 			n.RKA = DefaultLocal.RKA
 		}
 		n.RFrom, n.RTEFrom, n.RWDFrom, n.RKAFrom = FromLocal, FromLocal, FromLocal, FromLocal
-		return n
+		return n.clamp()
 	}
 	n.R, n.RFrom = larger(local.R, bridge.R)
 	n.RTE, n.RTEFrom = larger(local.RTE, bridge.RTE)
 	n.RWD, n.RWDFrom = withROL(local.RWD, local.ROLRWD, bridge.RWD, bridge.ROLRWD)
 	n.RKA, n.RKAFrom = withROL(local.RKA, local.ROLRKA, bridge.RKA, bridge.ROLRKA)
-	return n
+	return n.clamp()
 }
 
 func larger(local, bridge uint8) (uint8, string) {
@@ -240,7 +303,8 @@ func withROL(local uint8, followRemote bool, bridge uint8, bridgeROL bool) (uint
 
 // advertised is the station's TLV for its configuration: its own values
 // with ROL clear, and 0 with ROL set for a parameter that follows the
-// bridge.
+// bridge, within the sanity bounds (RTE at most MaxRTEInUse, RKA at least
+// MinRKAInUse, a followed one included).
 func advertised(local EVB) EVB {
 	if local.ROLRWD {
 		local.RWD = 0
@@ -248,5 +312,7 @@ func advertised(local EVB) EVB {
 	if local.ROLRKA {
 		local.RKA = 0
 	}
+	local.RTE = min(local.RTE, MaxRTEInUse)
+	local.RKA = max(local.RKA, MinRKAInUse)
 	return local
 }

@@ -1,7 +1,11 @@
 package vepa
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,18 +107,18 @@ func TestNegotiate(t *testing.T) {
 		bridge *EVB
 		want   NegotiatedTimers
 	}{
-		{"no bridge", local, nil, NegotiatedTimers{Timers{3, 8, 20, 20}, FromLocal, FromLocal, FromLocal, FromLocal}},
-		{"no bridge, following it", EVB{R: 1, RTE: 9, ROLRWD: true, ROLRKA: true}, nil, NegotiatedTimers{Timers{1, 9, 20, 20}, FromLocal, FromLocal, FromLocal, FromLocal}},
-		{"the same", local, &EVB{R: 3, RTE: 8, RWD: 20, RKA: 20}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromBoth, FromBoth, FromBoth, FromBoth}},
-		{"the bridge's larger", local, &EVB{R: 5, RTE: 10, RWD: 22, RKA: 24}, NegotiatedTimers{Timers{5, 10, 22, 24}, FromBridge, FromBridge, FromBridge, FromBridge}},
-		{"ours larger", local, &EVB{R: 1, RTE: 4, RWD: 12, RKA: 14}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromLocal, FromLocal, FromLocal, FromLocal}},
+		{"no bridge", local, nil, NegotiatedTimers{Timers{3, 8, 20, 20}, FromLocal, FromLocal, FromLocal, FromLocal, Timers{3, 8, 20, 20}}},
+		{"no bridge, following it", EVB{R: 1, RTE: 9, ROLRWD: true, ROLRKA: true}, nil, NegotiatedTimers{Timers{1, 9, 20, 20}, FromLocal, FromLocal, FromLocal, FromLocal, Timers{1, 9, 20, 20}}},
+		{"the same", local, &EVB{R: 3, RTE: 8, RWD: 20, RKA: 20}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromBoth, FromBoth, FromBoth, FromBoth, Timers{3, 8, 20, 20}}},
+		{"the bridge's larger", local, &EVB{R: 5, RTE: 10, RWD: 22, RKA: 24}, NegotiatedTimers{Timers{5, 10, 22, 24}, FromBridge, FromBridge, FromBridge, FromBridge, Timers{5, 10, 22, 24}}},
+		{"ours larger", local, &EVB{R: 1, RTE: 4, RWD: 12, RKA: 14}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromLocal, FromLocal, FromLocal, FromLocal, Timers{3, 8, 20, 20}}},
 		// lldpad sets ROL when it took our value (ties too): ours rules.
-		{"bridge took ours", local, &EVB{R: 3, RTE: 8, RWD: 20, ROLRWD: true, RKA: 20, ROLRKA: true}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromBoth, FromBoth, FromBoth, FromBoth}},
+		{"bridge took ours", local, &EVB{R: 3, RTE: 8, RWD: 20, ROLRWD: true, RKA: 20, ROLRKA: true}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromBoth, FromBoth, FromBoth, FromBoth, Timers{3, 8, 20, 20}}},
 		// A stale echo of a larger value we no longer have does not pin it.
-		{"stale echo", local, &EVB{R: 3, RTE: 8, RWD: 25, ROLRWD: true, RKA: 26, ROLRKA: true}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromBoth, FromBoth, FromLocal, FromLocal}},
+		{"stale echo", local, &EVB{R: 3, RTE: 8, RWD: 25, ROLRWD: true, RKA: 26, ROLRKA: true}, NegotiatedTimers{Timers{3, 8, 20, 20}, FromBoth, FromBoth, FromLocal, FromLocal, Timers{3, 8, 20, 20}}},
 		// R and RTE have no ROL: the larger always.
-		{"following the bridge", follow, &EVB{R: 1, RTE: 4, RWD: 12, RKA: 14}, NegotiatedTimers{Timers{3, 8, 12, 14}, FromLocal, FromLocal, FromBridge, FromBridge}},
-		{"following the bridge, ROL set", follow, &EVB{R: 3, RTE: 8, RWD: 12, ROLRWD: true, RKA: 30, ROLRKA: true}, NegotiatedTimers{Timers{3, 8, 12, 30}, FromBoth, FromBoth, FromBridge, FromBridge}},
+		{"following the bridge", follow, &EVB{R: 1, RTE: 4, RWD: 12, RKA: 14}, NegotiatedTimers{Timers{3, 8, 12, 14}, FromLocal, FromLocal, FromBridge, FromBridge, Timers{3, 8, 12, 14}}},
+		{"following the bridge, ROL set", follow, &EVB{R: 3, RTE: 8, RWD: 12, ROLRWD: true, RKA: 30, ROLRKA: true}, NegotiatedTimers{Timers{3, 8, 12, 30}, FromBoth, FromBoth, FromBridge, FromBridge, Timers{3, 8, 12, 30}}},
 	} {
 		if got := Negotiate(tc.local, tc.bridge); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
@@ -176,16 +180,94 @@ func TestNegotiationConvergesWithLLDPAD(t *testing.T) {
 	if n := exchange(EVB{R: 5, RTE: 12, RWD: 24, RKA: 21}, "lldpad's all larger"); n.Timers != (Timers{5, 12, 24, 21}) {
 		t.Errorf("timers %+v", n.Timers)
 	}
-	// Following the bridge: the station advertises 0 with ROL set, so
-	// lldpad shows its own policy, whatever it is.
+	// Following the bridge: the station advertises the least RKA it uses
+	// (MinRKAInUse) with ROL set, so lldpad shows its own policy, whatever
+	// it is, down to that bound, and both use the same.
 	s.cfg.Local.ROLRKA = true
-	if e := s.LLDPDU().EVB; e.RKA != 0 || !e.ROLRKA || e.RWD != 20 || e.ROLRWD {
-		t.Errorf("advertised %+v, want RKA 0 with ROL, RWD 20 without", e)
+	if e := s.LLDPDU().EVB; e.RKA != MinRKAInUse || !e.ROLRKA || e.RWD != 20 || e.ROLRWD {
+		t.Errorf("advertised %+v, want RKA %d with ROL, RWD 20 without", e, MinRKAInUse)
 	}
-	for _, rka := range []uint8{16, 25, 12} {
-		if n := exchange(EVB{R: 3, RTE: 8, RWD: 20, RKA: rka}, "following lldpad"); n.RKA != rka {
-			t.Errorf("following lldpad's RKA %d: using %d", rka, n.RKA)
+	for _, rka := range []uint8{16, 25, 12, 0} {
+		if n := exchange(EVB{R: 3, RTE: 8, RWD: 20, RKA: rka}, "following lldpad"); n.RKA != max(rka, MinRKAInUse) || len(n.Clamps()) != 0 {
+			t.Errorf("following lldpad's RKA %d: using %d (clamps %+v)", rka, n.RKA, n.Clamps())
 		}
+	}
+}
+
+// The sanity bounds: whoever proposes them, an ECP timer over 2.62 s (RTE
+// 18) and a keep-alive under 163.84 ms (RKA 14) are not used; the bound is,
+// and Clamps says what was negotiated. A bridge that keeps to the bounds
+// is unaffected.
+func TestNegotiateClamps(t *testing.T) {
+	local := EVB{R: 3, RTE: 8, RWD: 20, RKA: 20}
+	follow := local
+	follow.ROLRKA = true
+	for _, tc := range []struct {
+		name   string
+		local  EVB
+		bridge *EVB
+		want   Timers
+		clamps []Clamp
+	}{
+		{"the bridge's RTE 31 (6 h a try)", local, &EVB{R: 7, RTE: 31, RWD: 20, RKA: 20}, Timers{7, 18, 20, 20}, []Clamp{{"RTE", 31, 18}}},
+		{"the bridge's RTE 19", local, &EVB{R: 3, RTE: 19, RWD: 20, RKA: 20}, Timers{3, 18, 20, 20}, []Clamp{{"RTE", 19, 18}}},
+		{"the bridge's RTE 18, the bound", local, &EVB{R: 3, RTE: 18, RWD: 20, RKA: 20}, Timers{3, 18, 20, 20}, nil},
+		{"HPE's fixed R 3, RTE 16, its least RKA 14", local, &EVB{R: 3, RTE: 16, RWD: 20, RKA: 14}, Timers{3, 16, 20, 20}, nil},
+		{"following the bridge's RKA 0", follow, &EVB{R: 3, RTE: 8, RWD: 20, RKA: 0}, Timers{3, 8, 20, 14}, []Clamp{{"RKA", 0, 14}}},
+		{"following the bridge's RKA 13", follow, &EVB{R: 3, RTE: 8, RWD: 20, RKA: 13}, Timers{3, 8, 20, 14}, []Clamp{{"RKA", 13, 14}}},
+		{"following the bridge's RKA 31", follow, &EVB{R: 3, RTE: 8, RWD: 20, RKA: 31}, Timers{3, 8, 20, 31}, nil},
+		{"configured out of bounds, no bridge", EVB{R: 3, RTE: 25, RWD: 20, RKA: 5}, nil, Timers{3, 18, 20, 14}, []Clamp{{"RTE", 25, 18}, {"RKA", 5, 14}}},
+	} {
+		n := Negotiate(tc.local, tc.bridge)
+		if n.Timers != tc.want || !slices.Equal(n.Clamps(), tc.clamps) {
+			t.Errorf("%s: in use %+v, clamps %+v; want %+v, %+v", tc.name, n.Timers, n.Clamps(), tc.want, tc.clamps)
+		}
+		if n.ECPAckTimeout() > 2621440*time.Microsecond || n.KeepAlive() < 163840*time.Microsecond {
+			t.Errorf("%s: ECP timer %v, keep-alive %v out of bounds", tc.name, n.ECPAckTimeout(), n.KeepAlive())
+		}
+	}
+	// What the station advertises keeps to the bounds too.
+	if e := advertised(EVB{R: 3, RTE: 25, RWD: 20, RKA: 5}); e.RTE != 18 || e.RKA != 14 || e.ROLRKA {
+		t.Errorf("advertised %+v, want RTE 18, RKA 14", e)
+	}
+}
+
+// A station told RTE 31 by the bridge warns once (not at every LLDPDU),
+// uses 18, and says so in its timers; the bridge lowering it ends the
+// clamp, raising it again warns again.
+func TestStationWarnsOnceWhenClamping(t *testing.T) {
+	var logs bytes.Buffer
+	var got []NegotiatedTimers
+	s, err := NewStation(StationConfig{MAC: stationMAC, Send: (&sink{}).send, RequestRelay: true, Local: DefaultLocal, Interval: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnTimers: func(n NegotiatedTimers) { got = append(got, n) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(rte uint8) {
+		d := &LLDPDU{ChassisSubtype: ChassisIDMAC, ChassisID: bridgeMAC[:], PortSubtype: PortIDIfName, PortID: []byte("swp1"), TTL: 120,
+			EVB: &EVB{BridgeStatus: BridgeRRCAP | BridgeRRCTR, Mode: ModeBridge, R: 7, RTE: rte, RWD: 20, RKA: 20}}
+		f, err := d.Frame(NearestCustomerBridge, bridgeMAC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Handle(f)
+	}
+	for range 5 {
+		send(31)
+	}
+	if n := strings.Count(logs.String(), "sanity bounds"); n != 1 {
+		t.Fatalf("%d warnings for 5 LLDPDUs with RTE 31, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "param=RTE negotiated=31 from=bridge in_use=18") {
+		t.Errorf("warning:\n%s", logs.String())
+	}
+	if tm := s.Timers(); tm.RTE != 18 || tm.Unclamped.RTE != 31 || len(got) != 1 || got[0].RTE != 18 {
+		t.Errorf("timers %+v, told %+v", tm, got)
+	}
+	send(12)
+	send(31)
+	if n := strings.Count(logs.String(), "sanity bounds"); n != 2 {
+		t.Errorf("%d warnings after RTE 31, 12, 31, want 2", n)
 	}
 }
 

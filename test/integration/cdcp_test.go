@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,6 +126,61 @@ func TestCDCPWithEVBBridge(t *testing.T) {
 		}
 		if on10 == 0 {
 			t.Error("no keep-alive of vm1's VSI on S-VID 10 in 2 s: the silence on 20 proves nothing")
+		}
+	})
+}
+
+// A bridge whose S-channels are configured statically numbers them its own
+// way: its SCID 2 is S-VID 20 and its SCID 3 S-VID 10, whatever the
+// station asks (the test bridge's Grant looks at the SCID only).
+// vswitchd asks for S-VID 10 as SCID 2 and 20 as SCID 3; both S-VIDs are
+// in the bridge's answer, so, as clause 42's station follows the bridge's
+// pairs, every port forwards on its S-channel (with --cdcp on, so nothing
+// is static), and status shows the bridge's SCIDs.
+func TestCDCPBridgeNumbersSChannels(t *testing.T) {
+	forEachDatapath(t, func(t *testing.T, dp string) {
+		l, hvs := newLab(t, dp, 1)
+		h := hvs[0]
+		static := map[uint16]uint16{2: 20, 3: 10}
+		evbPeer(t, l, h, evbbridge.Config{CDCP: &evbbridge.CDCPConfig{ChnCap: 8, Grant: func(want evbbridge.Pair) (uint16, bool) {
+			svid, ok := static[want.SCID]
+			return svid, ok
+		}}})
+		vm1, vm2, vm3, vm4 := h.addVM(1), h.addVM(2), h.addVM(3), h.addVM(4)
+		h.start("--lldp-interval", "1s", "--cdcp", "on")
+		for _, p := range []struct {
+			v    *vm
+			svid string
+		}{{vm1, "10"}, {vm2, "10"}, {vm3, "20"}, {vm4, "20"}} { // 10 first: it is asked for as SCID 2
+			h.mustCtl("add-port", p.v.port, "--vlan", "100", "--svid", p.svid)
+		}
+		for _, v := range []*vm{vm1, vm2, vm3, vm4} {
+			h.waitState(v.port, "up", 15*time.Second)
+		}
+		st := h.status()
+		want := []api.CDCPChannel{{SVID: 10, SCID: 3, AskedSCID: 2, Granted: true}, {SVID: 20, SCID: 2, AskedSCID: 3, Granted: true}}
+		if st.CDCP == nil || !slices.Equal(st.CDCP.Channels, want) || len(st.CDCP.Wanted) != 3 || st.CDCP.Wanted[1] != (api.SChannel{SCID: 2, SVID: 10}) {
+			t.Fatalf("cdcp %+v, want channels %+v", st.CDCP, want)
+		}
+		if out := h.mustCtl("status"); !strings.Contains(out, "10 (bridge SCID 3)") {
+			t.Errorf("vswctl status does not show the bridge's SCID:\n%s", out)
+		}
+		vm2.mustPing(vm1)
+		vm4.mustPing(vm3)
+		vm2.mustNotPing(vm4, "vm2 is on S-channel 10, vm4 on 20")
+		// The bridge's CDCP TLV as it sent it, in GET /v1/lldp and vswctl
+		// lldp; the metrics count both S-channels granted.
+		ll := h.lldp()
+		if c := ll.CDCP; c == nil || c.Bridge == nil || c.Bridge.TLV.Role != "bridge" || !c.Bridge.TLV.SComp || c.Bridge.TLV.ChnCap != 8 ||
+			!slices.Equal(c.Bridge.TLV.Pairs, []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 20}, {SCID: 3, SVID: 10}}) || c.Received == 0 {
+			t.Errorf("GET /v1/lldp cdcp %+v", ll.CDCP)
+		}
+		if out := h.mustCtl("lldp"); !strings.Contains(out, "1/1 2/20 3/10") || !strings.Contains(out, "CDCP TLV") {
+			t.Errorf("vswctl lldp does not show the bridge's CDCP TLV:\n%s", out)
+		}
+		if m := h.metrics(); !strings.Contains(m, `vswitch_cdcp_schannels_granted{uplink="uplink"} 2`) ||
+			!strings.Contains(m, `vswitch_cdcp_schannels_held{uplink="uplink"} 0`) {
+			t.Errorf("metrics:\n%s", grepLines(m, "vswitch_cdcp"))
 		}
 	})
 }

@@ -228,7 +228,8 @@ func grepLines(s string, prefixes ...string) string {
 }
 
 // Without an EVB bridge GET /v1/lldp has no peer and the local timers in
-// use (--evb-rka remote: the default until a bridge says otherwise), and
+// use (--evb-rka remote: the default until a bridge says otherwise;
+// advertised as the least RKA vswitchd uses, 14, with ROL), and
 // vswctl lldp says so; with --lldp-interval 0 there is no station at all.
 func TestLLDPWithoutBridge(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
@@ -237,7 +238,7 @@ func TestLLDPWithoutBridge(t *testing.T) {
 		h.start("--lldp-interval", "1s", "--evb-rte", "12", "--evb-rka", "remote")
 		l := h.waitLLDP("LLDPDUs sent", 5*time.Second, func(l api.LLDP) bool { return l.LLDP != nil && l.LLDP.Sent >= 1 })
 		if !l.Station || l.Peer != nil || l.Relay.State != "unknown" || l.Timers.RTE != 12 || l.Timers.RKA != 20 || l.Timers.RKAFrom != "local" ||
-			!l.Local.FollowRKA || l.Local.EVB.RKA != 0 || !l.Local.EVB.ROLRKA || l.Local.EVB.RTE != 12 || l.Local.EVB.RRStat != "unknown" {
+			!l.Local.FollowRKA || l.Local.EVB.RKA != 14 || !l.Local.EVB.ROLRKA || l.Local.EVB.RTE != 12 || l.Local.EVB.RRStat != "unknown" {
 			t.Errorf("GET /v1/lldp without a bridge: %+v local %+v timers %+v", l, l.Local, l.Timers)
 		}
 		out := strings.Join(strings.Fields(h.mustCtl("lldp")), " ")
