@@ -15,6 +15,13 @@ command -v libvirtd >/dev/null || need+=(libvirt-daemon libvirt-daemon-driver-qe
 command -v virsh >/dev/null || need+=(libvirt-clients)
 dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static) # the guest's userland
 command -v xmllint >/dev/null || need+=(libxml2-utils) # validates the libvirt metadata examples against docs/vsw-port.rng
+command -v systemd-analyze >/dev/null || need+=(systemd) # systemd-analyze verify of contrib/systemd/vswitchd.service (not started)
+command -v setpriv >/dev/null || need+=(util-linux)   # vswitchd with exactly the unit's capabilities
+# promtool checks contrib/prometheus/alerts.yml and the dashboard's queries (about 19 MB; on a host
+# that runs systemd the package also enables a Prometheus server on :9090).
+command -v promtool >/dev/null || need+=(prometheus)
+command -v lintian >/dev/null || need+=(lintian)      # test/dist: make deb's package must pass lintian
+command -v groff >/dev/null || need+=(groff-base)     # internal/manpage: the pages must format without a warning
 if [ "${WITH_BENCH:-0}" = 1 ]; then
   command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)   # OVS rows of make bench
 fi

@@ -19,9 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/vswitch/vswitch/internal/capture"
+	"github.com/vswitch/vswitch/internal/pcapfile"
+	"github.com/vswitch/vswitch/pkg/api"
+	"github.com/vswitch/vswitch/pkg/api/apitest"
 	"github.com/vswitch/vswitch/test/topo"
 )
 
@@ -88,27 +89,22 @@ func (l *capLab) sendUntil(t *testing.T, stop <-chan struct{}) *sync.WaitGroup {
 	return &wg
 }
 
-// readRecords reads a pcap and returns its frames.
+// readRecords reads a capture file (pcapng or pcap) and returns its
+// frames.
 func readRecords(t *testing.T, r io.Reader) [][]byte {
 	t.Helper()
-	pr, err := pcapgo.NewReader(r)
+	f, err := pcapfile.ReadAll(r)
 	if err != nil {
-		t.Fatalf("not a pcap: %v", err)
+		t.Fatalf("not a capture file: %v", err)
 	}
-	if pr.LinkType() != layers.LinkTypeEthernet || pr.Snaplen() != 65535 {
-		t.Errorf("pcap header: link type %v snaplen %d, want Ethernet 65535", pr.LinkType(), pr.Snaplen())
+	if f.Interfaces[0].Snaplen != 65535 {
+		t.Errorf("snaplen %d, want 65535", f.Interfaces[0].Snaplen)
 	}
 	var out [][]byte
-	for {
-		data, _, err := pr.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("record %d: %v", len(out), err)
-		}
-		out = append(out, data)
+	for _, p := range f.Packets {
+		out = append(out, p.Data)
 	}
+	return out
 }
 
 // checkSequence asserts recs are consecutive frames of the seqFrame stream,
@@ -140,7 +136,7 @@ func TestCaptureCountInProcess(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c3.pcap")
 	stop := make(chan struct{})
 	wg := l.sendUntil(t, stop)
-	r := l.vswctlIn(t, "capture", "cap0", "-w", file, "-c", "3", "--timeout", "10s")
+	r := l.vswctlIn(t, "capture", "cap0", "--local", "-w", file, "-c", "3", "--timeout", "10s")
 	close(stop)
 	wg.Wait()
 	r.expect(t, 0, "")
@@ -172,7 +168,7 @@ func TestCaptureTimeoutAndJSON(t *testing.T) {
 	l := newCapLab(t)
 	file := filepath.Join(t.TempDir(), "t.pcap")
 	start := time.Now()
-	r := l.vswctlIn(t, "-o", "json", "capture", "cap0", "-w", file, "--timeout", "300ms")
+	r := l.vswctlIn(t, "-o", "json", "capture", "cap0", "--local", "-w", file, "--timeout", "300ms")
 	el := time.Since(start)
 	r.expect(t, 0, "")
 	if el < 300*time.Millisecond || el > 3*time.Second {
@@ -194,12 +190,12 @@ func TestCaptureErrorsInNamespace(t *testing.T) {
 	l := newCapLab(t)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "vnet9.pcap")
-	r := l.vswctlIn(t, "capture", "vnet9", "-w", missing)
+	r := l.vswctlIn(t, "capture", "vnet9", "--local", "-w", missing)
 	r.expect(t, 1, "no interface vnet9 in this network namespace (see ip link; vswctl must run where vswitchd runs)")
 	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed capture created %s (%v)", missing, err)
 	}
-	r = l.vswctlIn(t, "capture", "cap0", "-w", filepath.Join(dir, "no", "such", "dir.pcap"))
+	r = l.vswctlIn(t, "capture", "cap0", "--local", "-w", filepath.Join(dir, "no", "such", "dir.pcap"))
 	r.expect(t, 1, "cannot write "+filepath.Join(dir, "no", "such", "dir.pcap")+": no such file or directory")
 
 	// The interface disappears mid-capture: exit 1, frames kept.
@@ -210,7 +206,7 @@ func TestCaptureErrorsInNamespace(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		_ = l.ns.DelLink("cap0")
 	}()
-	r = l.vswctlIn(t, "capture", "cap0", "-w", file, "--timeout", "10s")
+	r = l.vswctlIn(t, "capture", "cap0", "--local", "-w", file, "--timeout", "10s")
 	r.expect(t, 1, "interface cap0 disappeared (deleted or moved to another namespace) after 1 frames; they are saved in "+file)
 	f, err := os.Open(file)
 	if err != nil {
@@ -230,11 +226,16 @@ func TestCaptureFlagErrors(t *testing.T) {
 	}{
 		{[]string{"capture"}, 2, "capture needs one interface name (IF)"},
 		{[]string{"capture", "a", "b", "-w", "f"}, 2, `got extra argument "b"`},
-		{[]string{"capture", "vnet1"}, 2, "capture needs -w FILE.pcap"},
+		{[]string{"capture", "vnet1"}, 2, "capture needs -w FILE (- for stdout)"},
 		{[]string{"capture", "vnet1", "-w"}, 2, "flag needs an argument: 'w' in -w"},
 		{[]string{"capture", "vnet1", "-w", "f", "-c", "many"}, 2, `invalid argument "many"`},
 		{[]string{"capture", "vnet1", "-w", "f", "--timeout", "soon"}, 2, `invalid argument "soon"`},
-		{[]string{"capture", "vnet1", "-w", "f", "--snaplen", "9"}, 2, "unknown flag: --snaplen"},
+		{[]string{"capture", "vnet1", "-w", "f", "--filter", "icmp"}, 2, "unknown flag: --filter"},
+		{[]string{"capture", "vnet1", "-w", "f", "--direction", "sideways"}, 1, `invalid direction "sideways": use in, out or both`},
+		{[]string{"capture", "vnet1", "-w", "f", "--format", "erf"}, 1, `invalid format "erf": use pcapng or pcap`},
+		{[]string{"capture", "vnet1", "-w", "f", "-s", "70000"}, 1, "invalid snaplen 70000: must be 1-65535 (0: whole frames)"},
+		{[]string{"capture", "vnet1", "-w", "f", "-B", "-1"}, 1, "invalid buffer size -1 KiB"},
+		{[]string{"capture", "vnet1", "-w", "f", "--local", "-B", "1024"}, 1, "a --local capture has none"},
 		{[]string{"capture", "vnet1", "-w", "f", "-c", "-1"}, 1, "invalid count -1: must be 0 (no limit) or more"},
 		{[]string{"capture", "vnet1", "-w", "f", "--timeout", "-1s"}, 1, "invalid timeout -1s"},
 		{[]string{"capture", "a/b", "-w", "f"}, 1, `invalid interface name "a/b"`},
@@ -251,7 +252,7 @@ func TestCaptureBinaryToStdoutUntilSIGINT(t *testing.T) {
 	l := newCapLab(t)
 	bin := buildVswctl(t)
 	var stdout, stderr topo.SyncBuffer
-	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "-w", "-")
+	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "--local", "-w", "-")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -305,21 +306,20 @@ func TestCaptureBinaryToStdoutUntilSIGINT(t *testing.T) {
 	checkSequence(t, recs)
 }
 
-// countRecords counts complete pcap records in b (24-byte file header,
-// 16-byte record headers with the captured length at offset 8).
+// countRecords counts the complete records at the start of b, a capture
+// file still being written.
 func countRecords(b []byte) int {
-	if len(b) < 24 {
+	r, err := pcapfile.NewReader(bytes.NewReader(b))
+	if err != nil {
 		return 0
 	}
 	n := 0
-	for off := 24; off+16 <= len(b); n++ {
-		l := int(uint32(b[off+8]) | uint32(b[off+9])<<8 | uint32(b[off+10])<<16 | uint32(b[off+11])<<24)
-		if off+16+l > len(b) {
-			break
+	for {
+		if _, err := r.Next(); err != nil {
+			return n
 		}
-		off += 16 + l
+		n++
 	}
-	return n
 }
 
 // buildVswctl builds the vswctl binary into a temporary directory.
@@ -347,7 +347,7 @@ func TestCaptureNotRoot(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "x.pcap")
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
-		"--", bin, "capture", "lo", "-w", file)
+		"--", bin, "capture", "lo", "--local", "-w", file)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -413,7 +413,7 @@ func TestCaptureRefusedWhenAllSlotsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	me := fmt.Sprintf("pid %d on cap0", os.Getpid())
-	r := l.vswctlLimited(t, lim, "capture", "cap0", "-w", file, "-c", "1")
+	r := l.vswctlLimited(t, lim, "capture", "cap0", "--local", "-w", file, "-c", "1")
 	r.expect(t, 1, "capture on cap0: too many captures running: all 2 slots are taken ("+me+", "+me+
 		"): stop one of them (Ctrl-C, or kill PID) and try again")
 	if b, _ := os.ReadFile(file); string(b) != "keep" {
@@ -424,7 +424,7 @@ func TestCaptureRefusedWhenAllSlotsTaken(t *testing.T) {
 	held = held[1:]
 	stop := make(chan struct{})
 	wg := l.sendUntil(t, stop)
-	r = l.vswctlLimited(t, lim, "capture", "cap0", "-w", file, "-c", "2", "--timeout", "10s")
+	r = l.vswctlLimited(t, lim, "capture", "cap0", "--local", "-w", file, "-c", "2", "--timeout", "10s")
 	close(stop)
 	wg.Wait()
 	r.expect(t, 0, "")
@@ -446,7 +446,7 @@ func TestCaptureBinaryEndsWhenReaderGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stderr topo.SyncBuffer
-	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "-w", "-")
+	cmd := l.ns.Command(context.Background(), bin, "capture", "cap0", "--local", "-w", "-")
 	cmd.Stdout, cmd.Stderr = pw, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -506,4 +506,81 @@ func (l *capLab) packetSockets(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return inodes
+}
+
+// Reaching vswitchd's socket (its --socket-group) is not enough to
+// capture: vswitchd answers only root or a process with CAP_NET_RAW, as a
+// packet capture would need. The binary runs as nobody, in the socket's
+// group, without and with CAP_NET_RAW.
+func TestCaptureThroughDaemonNeedsNetRaw(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	fake := apitest.NewFake()
+	if _, err := fake.AddPort(context.Background(), api.PortSpec{Name: "vnet1", VLAN: ptrInt(100)}); err != nil {
+		t.Fatal(err)
+	}
+	fake.CaptureFrames = []api.CapturedFrame{{Time: time.Now(), Data: make([]byte, 60), Length: 60}}
+	dir := apitest.ShortTempDir(t)
+	sock := filepath.Join(dir, "v.sock")
+	l, err := api.ListenUnixGroup(sock, 65534)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.NewServer(fake, nil).Serve(ctx, l) }()
+	defer func() { cancel(); <-done }()
+	bin := buildVswctl(t)
+	out := apitest.ShortTempDir(t)
+	for _, d := range []string{filepath.Dir(bin), dir, out} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test's own temporary directory (0700): a process in a user
+	// namespace of its own cannot pass it, even as that namespace's root.
+	if err := os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	run := func(caps ...string) (int, string, string) {
+		file := filepath.Join(out, fmt.Sprintf("x%d.pcapng", len(caps)))
+		args := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups"}, caps...)
+		args = append(args, "--", bin, "--socket", sock, "capture", "vnet1", "-w", file, "-c", "1")
+		cmd := exec.Command(setpriv, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stdout.String(), stderr.String()
+	}
+	code, _, stderr := run("--inh-caps=-all")
+	if want := "vswctl: capturing needs root or CAP_NET_RAW, as a packet capture does (uid 65534 has neither): run vswctl capture as root\n"; code != 1 || stderr != want {
+		t.Errorf("nobody: exit %d, stderr %q; want 1, %q", code, stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(out, "x1.pcapng")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused capture created its file (%v)", err)
+	}
+	code, stdout, stderr := run("--inh-caps=+net_raw", "--ambient-caps=+net_raw")
+	if code != 0 || !strings.HasPrefix(stdout, "captured 1 frames on vnet1") {
+		t.Errorf("nobody with CAP_NET_RAW: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// Every capability, but in a user namespace of its own (unshare -Ur,
+	// which any user may run): they count there, not on the host.
+	if unshare, err := exec.LookPath("unshare"); err == nil {
+		code, stdout, stderr = run("--inh-caps=-all", "--", unshare, "-Ur")
+		if want := "vswctl: capturing needs root or CAP_NET_RAW, as a packet capture does (uid 65534 has neither): run vswctl capture as root\n"; code != 1 || stderr != want {
+			t.Errorf("nobody, root of its own user namespace: exit %d, stdout %q, stderr %q; want 1, %q", code, stdout, stderr, want)
+		}
+	}
 }

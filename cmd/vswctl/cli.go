@@ -62,7 +62,6 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 			}
 			return nil
 		},
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 	}
 	root.SuggestionsMinimumDistance = 2
 	// The root runs only to report unknown commands: do not advertise
@@ -75,6 +74,7 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.socket, "socket", api.SocketFromEnv(), "vswitchd API socket `PATH` (env VSWITCHD_SOCKET)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output `FORMAT`: table or json")
+	versionFlag(root)
 
 	root.AddCommand(
 		a.statusCmd(),
@@ -85,9 +85,13 @@ Exit status: 0 ok, 1 error (the message says what to do), 2 usage error.`,
 		a.statsCmd(),
 		a.fdbCmd(),
 		a.vsisCmd(),
+		a.lldpCmd(),
 		a.captureCmd(),
 		a.libvirtHookCmd(),
+		a.versionCmd(),
+		a.manCmd(),
 	)
+	a.completions(root)
 	return root
 }
 
@@ -192,10 +196,11 @@ type portFlags struct {
 	clearMACs                      bool
 	// the VSI identity and migration state (802.1Qbg VDP)
 	vsiType, vsiTypeVersion, vsiManager, instanceID, migration string
+	vsiGroup                                                   string
 }
 
 func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
-	fs.StringVar(&pf.vlan, "vlan", "", "access port: tag the port's frames with VLAN `VID` (1-4094)")
+	fs.StringVar(&pf.vlan, "vlan", "", "access port: tag the port's frames with VLAN `VID` (1-4094; 0: the bridge assigns it over VDP, and the port waits for it)")
 	fs.StringVar(&pf.trunk, "trunk", "", "trunk port: allowed VLAN IDs `VIDS`, e.g. 10,20-30")
 	fs.StringVar(&pf.native, "native-vlan", "", "trunk port: `VID` for untagged frames (0 = drop them)")
 	fs.StringSliceVar(&pf.macs, "mac", nil, "`MAC` the VM may send from (repeatable; then only these are allowed)")
@@ -211,6 +216,7 @@ func (pf *portFlags) register(fs *pflag.FlagSet, set bool) {
 	fs.StringVar(&pf.vsiTypeVersion, "vsi-type-version", "", "VDP: the VSI type `VERSION` (0-255)")
 	fs.StringVar(&pf.vsiManager, "vsi-manager", "", "VDP: the VSI manager `ID`: 0-255 (libvirt's managerid) or a name of 2-16 characters (\"\": vswitchd)")
 	fs.StringVar(&pf.instanceID, "instance-id", "", "VDP: the VM's VSI instance `UUID` (\"\": derived from the owner's UUID and each MAC)")
+	fs.StringVar(&pf.vsiGroup, "vsi-group", "", "VDP: the VSIs' group `ID` (1-4294967295, 0 = none): filter formats group+VID, group+MAC+VID; the bridge maps it to the VID")
 	fs.StringVar(&pf.migration, "migration", "", "live migration `STATE`: incoming (add-port: VSIs pre-associated until the VM's first frame), outgoing (VSIs de-associated, S bit) or none")
 	if set {
 		fs.BoolVar(&pf.clearMACs, "clear-macs", false, "remove every registered MAC (the port may send from any MAC)")
@@ -236,11 +242,15 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		return s, fmt.Errorf("add-port %s needs --vlan VID (access port) or --trunk VIDS (trunk port)", name)
 	}
 	if changed("vlan") {
-		v, err := port.ParseNumber(port.FieldVLAN, pf.vlan)
+		vid, fromBridge, err := port.ParseAccessVLAN(pf.vlan)
 		if err != nil {
 			return s, err
 		}
+		v := int(vid)
 		s.VLAN = &v
+		if fromBridge {
+			s.VLANFromBridge = &fromBridge
+		}
 		if !add {
 			// Turning a trunk port into an access port clears its VID set.
 			empty := ""
@@ -276,6 +286,14 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 			return s, err
 		}
 		s.SVID = &v
+	}
+	if changed("vsi-group") {
+		g, err := port.ParseVSIGroup(pf.vsiGroup)
+		if err != nil {
+			return s, err
+		}
+		n := int64(g)
+		s.VSIGroup = &n
 	}
 	if changed("pcp") {
 		v, err := port.ParseNumber(port.FieldPCP, pf.pcp)
@@ -345,7 +363,7 @@ func (pf *portFlags) spec(cmd *cobra.Command, name string, add bool) (api.PortSp
 		}
 	}
 	if !add && s == (api.PortSpec{}) {
-		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood, --max-macs, --vsi-type, --vsi-type-version, --vsi-manager, --instance-id, --migration", name)
+		return s, fmt.Errorf("set-port %s: nothing to change: give at least one of --vlan, --trunk, --native-vlan, --mac, --clear-macs, --pcp, --svid, --flood, --max-macs, --vsi-type, --vsi-type-version, --vsi-manager, --instance-id, --vsi-group, --migration", name)
 	}
 	if add {
 		_, err := s.Apply(port.Config{})

@@ -54,9 +54,10 @@ const preassociateWait = 10 * time.Second
 func (a *app) libvirtHookCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "libvirt-hook DOMAIN OPERATION SUBOP [EXTRA]",
-		Short: "Entry point for libvirt's qemu hook (/etc/libvirt/hooks/qemu)",
-		Long: `Entry point for libvirt's qemu hook: link /etc/libvirt/hooks/qemu to a script running
-"vswctl libvirt-hook \"$@\"". NICs are <interface type='ethernet'> and their ports are described in the
+		Short: "Entry point for libvirt's qemu hook (/etc/libvirt/hooks/qemu.d/vswitch)",
+		Long: `Entry point for libvirt's qemu hook: make install and the Debian package install
+/etc/libvirt/hooks/qemu.d/vswitch, a script running "vswctl libvirt-hook \"$@\"", which libvirt 6.5
+and later runs after /etc/libvirt/hooks/qemu (restart libvirtd once after installing it). NICs are <interface type='ethernet'> and their ports are described in the
 domain's <metadata>, matched by MAC:
 
   <vsw:ports xmlns:vsw="urn:vswitch:libvirt:1">

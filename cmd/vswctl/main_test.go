@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vswitch/vswitch/internal/version"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/api/apitest"
 )
@@ -61,7 +62,12 @@ func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"add-port", "vnet1", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
+		{[]string{"add-port", "vnet1", "--vlan", "0", "--trunk", "10"}, "use either --vlan VID (access port) or --trunk VIDS (trunk port), not both"},
+		{[]string{"add-port", "vnet1", "--vlan", "0", "--native-vlan", "5"}, "--native-vlan only applies to trunk ports"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--vsi-group", "-1"}, "invalid VSI group -1: must be 1-4294967295, or 0 for none"},
+		{[]string{"add-port", "vnet1", "--vlan", "10", "--vsi-group", "lots"}, `invalid VSI group "lots": must be a number`},
+		{[]string{"set-port", "vnet1", "--vsi-group", "4294967296"}, "invalid VSI group 4294967296"},
+		{[]string{"add-port", "vnet1", "--trunk", "1-100", "--vsi-group", "7"}, "port vnet1: VDP would register 100 filter entries per VSI (100 VIDs), more than the 81 of format group+VID"},
 		{[]string{"add-port", "vnet1", "--vlan", "4095"}, "invalid VLAN 4095: must be 1-4094"},
 		{[]string{"add-port", "vnet1", "--vlan", "5000"}, "invalid VLAN 5000: must be 1-4094"},
 		{[]string{"add-port", "vnet1", "--vlan", "ten"}, `invalid VLAN "ten": must be a number 1-4094`},
@@ -95,7 +101,6 @@ func TestBadValuesExit1BeforeContactingDaemon(t *testing.T) {
 		{[]string{"add-port", "..", "--vlan", "10"}, `invalid interface name ".."`},
 		{[]string{"add-port", "vnet1", "--trunk", ""}, `invalid trunk "": use VLAN IDs 1-4094 and ranges, e.g. 10,20-30`},
 		{[]string{"add-port", "vnet1", "--trunk", "10,,20"}, `invalid trunk "10,,20": empty element`},
-		{[]string{"set-port", "vnet1", "--vlan", "0"}, "invalid VLAN 0: must be 1-4094"},
 		{[]string{"set-port", "vnet1", "--trunk", ""}, `invalid trunk ""`},
 		{[]string{"set-port", "vnet1", "--svid", "-1"}, "invalid S-VLAN -1: must be 1-4094, or 0 for none"},
 		{[]string{"set-port", "vnet1", "--mac", "01:00:5e:00:00:01"}, "must be unicast"},
@@ -142,7 +147,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"stats", "a", "b"}, `got extra argument "b"`},
 		{[]string{"add-port", "vnet1", "--vlan"}, "flag needs an argument: --vlan"},
 		{[]string{"--bogus", "status"}, "unknown flag: --bogus"},
-		{[]string{"capture", "vnet1"}, "capture needs -w FILE.pcap"},
+		{[]string{"capture", "vnet1"}, "capture needs -w FILE (- for stdout)"},
 		{[]string{"capture", "vnet1", "-w", "f", "-c", "many"}, `invalid argument "many"`},
 	}
 	for _, tc := range cases {
@@ -352,6 +357,8 @@ func TestStatusAndFDBTables(t *testing.T) {
 	fake, sock := daemon(t)
 	fake.StatusV.Relay = &api.RelayStatus{State: "granted", Peer: "00:11:22:33:44:55"}
 	fake.StatusV.UptimeSeconds = 3725
+	fake.StatusV.CDCP = &api.CDCPStatus{Mode: "auto", Bridge: "02:00:00:00:00:01", ChnCap: 8,
+		Wanted: []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 10}, {SCID: 3, SVID: 20}}, Granted: []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 10}}}
 	fake.StatusV.Libvirt = &api.LibvirtStatus{URI: "qemu:///system", State: "disconnected", Since: "2026-11-27T08:00:00Z",
 		Error: "dial unix /run/libvirt/libvirt-sock:\n no such file", Events: 7, Reconciled: "2026-11-27T07:00:00Z", Domains: 3, Reconciles: 2}
 	fake.FDBV = []api.FDBEntry{
@@ -362,10 +369,18 @@ func TestStatusAndFDBTables(t *testing.T) {
 	r.expect(t, 0, "")
 	for _, want := range []string{"uplink:", "eth0 (up)", "mode:", "vepa", "datapath:", "afpacket",
 		"reflective relay:", "granted by 00:11:22:33:44:55", "uptime:", "1h2m5s",
+		"s-channels (cdcp auto):", "asked 10 20, granted 10 by 02:00:00:00:00:01 (chncap 8)",
 		"libvirt:", "disconnected from qemu:///system since 2026-11-27T08:00:00Z, reconciled at 2026-11-27T07:00:00Z (3 domains running; 2 reconciles), 7 events: dial unix /run/libvirt/libvirt-sock: no such file"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// A bridge that numbers the S-channels its own way (clause 42: the
+	// station follows it): the SCID it gave shows.
+	fake.StatusV.CDCP.Granted = []api.SChannel{{SCID: 1, SVID: 1}, {SCID: 2, SVID: 20}, {SCID: 3, SVID: 10}}
+	r = vswctl(t, sock, "status")
+	if want := "asked 10 20, granted 20 (bridge SCID 2) 10 (bridge SCID 3) by 02:00:00:00:00:01"; !strings.Contains(r.stdout, want) {
+		t.Errorf("status lacks %q:\n%s", want, r.stdout)
 	}
 	r = vswctl(t, sock, "fdb")
 	r.expect(t, 0, "")
@@ -611,5 +626,127 @@ func TestVSIFlagsAndTable(t *testing.T) {
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "PORT MAC VLAN STATE VSIID MANAGER TYPE VERSION MIGRATED REASON" ||
 		strings.Join(strings.Fields(lines[1]), " ") != "vnet1 52:54:00:12:34:56 100 failed 0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d 12 1193047 2 yes insufficient resources" {
 		t.Errorf("vsis:\n%s", r.stdout)
+	}
+}
+
+// --vlan 0 asks the bridge for the VLAN (vlan_from_bridge, the API's
+// explicit marker), on add-port and set-port; --vsi-group reaches the
+// daemon; list-ports shows the VID the bridge assigned, or why the port
+// waits; vsis shows the assignment, the S-channel and the group.
+func TestVLANFromBridgeFlags(t *testing.T) {
+	fake, sock := daemon(t)
+	r := vswctl(t, sock, "add-port", "vnet1", "--vlan", "0", "--mac", "52:54:00:12:34:56", "--vsi-group", "4000000000")
+	r.expect(t, 0, "")
+	if !strings.Contains(r.stdout, "vlan from the bridge") || !strings.Contains(r.stdout, "vsi group 4000000000") {
+		t.Errorf("add-port said %q", r.stdout)
+	}
+	p, _ := fake.GetPort(context.Background(), "vnet1")
+	if !p.VLANFromBridge || p.VLAN != 0 || p.VSIGroup != 4000000000 {
+		t.Fatalf("port %+v", p)
+	}
+	vswctl(t, sock, "add-port", "vnet2", "--vlan", "100").expect(t, 0, "")
+	vswctl(t, sock, "set-port", "vnet2", "--vlan", " 0").expect(t, 0, "")
+	if p, _ := fake.GetPort(context.Background(), "vnet2"); !p.VLANFromBridge || p.VLAN != 0 {
+		t.Fatalf("set-port --vlan 0: %+v", p)
+	}
+	vswctl(t, sock, "set-port", "vnet2", "--vlan", "300").expect(t, 0, "")
+	if p, _ := fake.GetPort(context.Background(), "vnet2"); p.VLANFromBridge || p.VLAN != 300 {
+		t.Fatalf("set-port --vlan 300: %+v", p)
+	}
+
+	// What the table shows of a port the bridge gave VLAN 200 and of one
+	// still waiting.
+	var out bytes.Buffer
+	if err := writePorts(&out, []api.Port{
+		{Name: "vnet1", VLANFromBridge: true, AssignedVLAN: 200, State: "up"},
+		{Name: "vnet3", VLANFromBridge: true, State: "waiting", Problem: "VDP asked the bridge for the VLAN (VID 0); no answer yet"},
+		{Name: "vnet4", Trunk: []int{1, 2}, State: "up", VDPError: "port vnet4: VDP would register ..."},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "vnet1 200 (bridge) - 0 - up") ||
+		!strings.HasPrefix(strings.Join(strings.Fields(lines[2]), " "), "vnet3 - (bridge) - 0 - waiting") ||
+		lines[4] != "vnet3: VDP asked the bridge for the VLAN (VID 0); no answer yet" ||
+		lines[5] != "vnet4: no VSI registered: port vnet4: VDP would register ..." {
+		t.Errorf("list-ports:\n%s", out.String())
+	}
+	fake.VSIsV = []api.VSI{
+		{Port: "vnet1", UUID: "u1", State: "associated", MgrID: "vswitchd", VLAN: 0, AssignedVLAN: 200, MAC: "52:54:00:12:34:56", SVID: 10, Group: 7},
+		{Port: "vnet4", UUID: "u2", State: "associating", MgrID: "vswitchd", VLAN: 1, VLANs: []int{1, 2, 3, 10}},
+	}
+	r = vswctl(t, sock, "vsis")
+	lines = strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "PORT MAC VLAN STATE VSIID MANAGER TYPE VERSION MIGRATED SVID GROUP REASON" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "vnet1 52:54:00:12:34:56 0 -> 200 associated u1 vswitchd 0 0 - 10 7 -" ||
+		strings.Join(strings.Fields(lines[2]), " ") != "vnet4 - 1-3,10 associating u2 vswitchd 0 0 - - - -" {
+		t.Errorf("vsis:\n%s", r.stdout)
+	}
+}
+
+// --version prints vswctl's build; version adds the daemon's, from its
+// status; a daemon that cannot be reached leaves vswctl's line, one line
+// on stderr and exit 1 (--client does not ask).
+func TestVersions(t *testing.T) {
+	fake, sock := daemon(t)
+	fake.StatusV.Version, fake.StatusV.Commit, fake.StatusV.BuildDate, fake.StatusV.GoVersion = "v1.2.3", "0123456789abcdef0123", "2026-11-27T09:00:00Z", "go1.26.0"
+	client := version.Program("vswctl")
+	r := vswctl(t, "", "--version")
+	r.expect(t, 0, "")
+	if r.stdout != client+"\n" {
+		t.Errorf("--version: %q, want %q", r.stdout, client)
+	}
+	r = vswctl(t, sock, "version")
+	r.expect(t, 0, "")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != client ||
+		strings.Join(strings.Fields(lines[1]), " ") != "vswitchd v1.2.3 (commit 0123456789ab, built 2026-11-27T09:00:00Z, go1.26.0)" {
+		t.Errorf("version:\n%s", r.stdout)
+	}
+	r = vswctl(t, sock, "-o", "json", "version")
+	r.expect(t, 0, "")
+	var v struct {
+		Client, Daemon *version.Info
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Client == nil || *v.Client != version.Get() ||
+		v.Daemon == nil || v.Daemon.Commit != "0123456789abcdef0123" || v.Daemon.BuildDate != "2026-11-27T09:00:00Z" {
+		t.Errorf("-o json version: %v %q", err, r.stdout)
+	}
+
+	down := filepath.Join(t.TempDir(), "down.sock")
+	r = vswctl(t, down, "version")
+	r.expect(t, 1, "cannot reach vswitchd at "+down+": is vswitchd running?")
+	if strings.Join(strings.Fields(r.stdout), " ") != client {
+		t.Errorf("version with the daemon down: stdout %q, want vswctl's line", r.stdout)
+	}
+	r = vswctl(t, down, "-o", "json", "version")
+	r.expect(t, 1, "cannot reach vswitchd")
+	v.Client, v.Daemon = nil, nil
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Daemon != nil || v.Client == nil {
+		t.Errorf("-o json version, daemon down: %v %q", err, r.stdout)
+	}
+	r = vswctl(t, down, "version", "--client")
+	r.expect(t, 0, "")
+	if strings.Join(strings.Fields(r.stdout), " ") != client {
+		t.Errorf("version --client: %q", r.stdout)
+	}
+	vswctl(t, sock, "version", "extra").expect(t, 2, "version takes no arguments")
+
+	// status shows the build; an older daemon's status without commit
+	// and date shows only its version.
+	r = vswctl(t, sock, "status")
+	for _, want := range []string{"version:", "v1.2.3", "commit:", "0123456789abcdef0123", "build date:", "2026-11-27T09:00:00Z"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	fake.StatusV.Commit, fake.StatusV.BuildDate, fake.StatusV.GoVersion = "", "", ""
+	r = vswctl(t, sock, "status")
+	if strings.Contains(r.stdout, "commit:") || strings.Contains(r.stdout, "build date:") {
+		t.Errorf("status of an older daemon:\n%s", r.stdout)
+	}
+	r = vswctl(t, sock, "version")
+	if !strings.Contains(r.stdout, "vswitchd  v1.2.3\n") {
+		t.Errorf("version of an older daemon:\n%s", r.stdout)
 	}
 }

@@ -42,8 +42,13 @@ func vidList(vids []int) string {
 	return set.String()
 }
 
-// vlanColumn is "100" for an access port, "trunk 10,20-30 native 10" for a trunk.
+// vlanColumn is "100" for an access port, "trunk 10,20-30 native 10" for a
+// trunk, "200 (bridge)" for a port whose VLAN the bridge assigned and
+// "- (bridge)" while it has none.
 func vlanColumn(p api.Port) string {
+	if p.VLANFromBridge {
+		return num(p.AssignedVLAN) + " (bridge)"
+	}
 	if len(p.Trunk) > 0 {
 		s := "trunk " + vidList(p.Trunk)
 		if p.NativeVLAN != 0 {
@@ -70,6 +75,12 @@ func describePort(p api.Port) string {
 		if p.NativeVLAN != 0 {
 			parts = append(parts, fmt.Sprintf("native vlan %d", p.NativeVLAN))
 		}
+	} else if p.VLANFromBridge {
+		v := "vlan from the bridge"
+		if p.AssignedVLAN != 0 {
+			v += fmt.Sprintf(" (assigned %d)", p.AssignedVLAN)
+		}
+		parts = append(parts, v)
 	} else {
 		parts = append(parts, fmt.Sprintf("vlan %d", p.VLAN))
 	}
@@ -100,10 +111,20 @@ func describePort(p api.Port) string {
 	if p.InstanceID != "" {
 		parts = append(parts, "instance "+p.InstanceID)
 	}
+	if p.VSIGroup != 0 {
+		parts = append(parts, fmt.Sprintf("vsi group %d", p.VSIGroup))
+	}
 	if p.Migration != "" {
 		parts = append(parts, "migration "+p.Migration)
 	}
-	parts = append(parts, "state "+dash(p.State))
+	state := "state " + dash(p.State)
+	if r := p.Reason(); r != "" {
+		state += " (" + r + ")"
+	}
+	parts = append(parts, state)
+	if p.VDPError != "" {
+		parts = append(parts, "no VSI registered: "+p.VDPError)
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -111,6 +132,12 @@ func writeStatus(w io.Writer, st api.Status) error {
 	t := newTable(w)
 	row := func(k, v string) { fmt.Fprintf(t, "%s:\t%s\n", k, v) }
 	row("version", dash(st.Version))
+	if st.Commit != "" {
+		row("commit", st.Commit)
+	}
+	if st.BuildDate != "" {
+		row("build date", st.BuildDate)
+	}
 	row("uplink", fmt.Sprintf("%s (%s)", dash(st.Uplink), dash(st.UplinkState)))
 	mode := dash(st.Mode)
 	if st.ConfiguredMode != "" && st.ConfiguredMode != st.Mode {
@@ -126,7 +153,12 @@ func writeStatus(w io.Writer, st api.Status) error {
 		row("port datapath", st.PortDatapath)
 	}
 	if st.DatapathPriority != "" {
-		row("datapath threads", st.DatapathPriority)
+		prio := st.DatapathPriority
+		if eff := st.DatapathPriorityEffective; eff != "" && eff != prio {
+			// What the threads got, then what was asked for and why not.
+			prio = fmt.Sprintf("%s, not %s as configured: %s", eff, prio, dash(oneLine(st.DatapathPriorityError)))
+		}
+		row("datapath threads", prio)
 	}
 	if st.Relay != nil {
 		r := st.Relay.State
@@ -139,6 +171,9 @@ func writeStatus(w io.Writer, st api.Status) error {
 		row("reflective relay", r)
 	} else {
 		row("reflective relay", "-")
+	}
+	if c := st.CDCP; c != nil {
+		row("s-channels (cdcp "+c.Mode+")", cdcpText(c))
 	}
 	if lv := st.Libvirt; lv != nil {
 		v := lv.State + " to " + lv.URI
@@ -187,10 +222,15 @@ func writePorts(w io.Writer, ps []api.Port) error {
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	// Ports the daemon cannot use, below the table: the reason is long.
+	// Why a port cannot forward (its problem: an unusable record, CDCP,
+	// VDP) and why VDP registers nothing for it, below the table: the
+	// reasons are long.
 	for _, p := range ps {
-		if p.Problem != "" {
-			if _, err := fmt.Fprintf(w, "%s: %s\n", p.Name, p.Problem); err != nil {
+		for _, line := range []struct{ what, why string }{{"", p.Reason()}, {"no VSI registered: ", p.VDPError}} {
+			if line.why == "" {
+				continue
+			}
+			if _, err := fmt.Fprintf(w, "%s: %s%s\n", p.Name, line.what, line.why); err != nil {
 				return err
 			}
 		}
@@ -305,7 +345,11 @@ func writePortStats(w io.Writer, p api.Port) error {
 	row := func(k string, v any) { fmt.Fprintf(t, "%s:\t%v\n", k, v) }
 	row("port", p.Name)
 	row("vlan", vlanColumn(p))
-	row("state", dash(p.State))
+	state := dash(p.State)
+	if r := p.Reason(); r != "" {
+		state += " (" + r + ")"
+	}
+	row("state", state)
 	row("rx packets", p.RxPackets)
 	row("rx bytes", p.RxBytes)
 	row("tx packets", p.TxPackets)
@@ -374,17 +418,81 @@ func svidString(svid int) string {
 
 // writeVSIs is `vswctl vsis`: the columns of before, then the VSI type and
 // version, whether the VM migrated here, and why the VSI is not as asked
-// (the bridge's reason for a refusal).
+// (the bridge's reason for a refusal). VLAN is the filters' VIDs ("0 ->
+// 200" when the request asked the bridge, which assigned 200; a trunk's
+// list); SVID and GROUP columns, before REASON, only when a VSI has one.
 func writeVSIs(w io.Writer, vs []api.VSI) error {
+	schan, groups := false, false
+	for _, v := range vs {
+		schan, groups = schan || v.SVID != 0, groups || v.Group != 0
+	}
 	t := newTable(w)
-	fmt.Fprintln(t, "PORT\tMAC\tVLAN\tSTATE\tVSIID\tMANAGER\tTYPE\tVERSION\tMIGRATED\tREASON")
+	fmt.Fprint(t, "PORT\tMAC\tVLAN\tSTATE\tVSIID\tMANAGER\tTYPE\tVERSION\tMIGRATED\t")
+	if schan {
+		fmt.Fprint(t, "SVID\t")
+	}
+	if groups {
+		fmt.Fprint(t, "GROUP\t")
+	}
+	fmt.Fprintln(t, "REASON")
 	for _, v := range vs {
 		migrated := "-"
 		if v.Migrated {
 			migrated = "yes"
 		}
-		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Port, dash(v.MAC), v.VLAN, v.State, v.UUID, dash(v.MgrID),
-			v.TypeID, v.TypeVer, migrated, dash(v.Reason))
+		vid := strconv.Itoa(v.VLAN)
+		switch {
+		case len(v.VLANs) > 0:
+			vid = vidList(v.VLANs)
+		case v.AssignedVLAN != 0:
+			vid += fmt.Sprintf(" -> %d", v.AssignedVLAN)
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t", v.Port, dash(v.MAC), vid, v.State, v.UUID, dash(v.MgrID),
+			v.TypeID, v.TypeVer, migrated)
+		if schan {
+			fmt.Fprintf(t, "%s\t", num(v.SVID))
+		}
+		if groups {
+			g := "-"
+			if v.Group != 0 {
+				g = strconv.FormatInt(v.Group, 10)
+			}
+			fmt.Fprintf(t, "%s\t", g)
+		}
+		fmt.Fprintf(t, "%s\n", dash(v.Reason))
 	}
 	return t.Flush()
+}
+
+// cdcpText shows the S-channels asked for and what the bridge granted:
+// "asked 10 20, granted 10 by 02:00:00:00:00:01 (chncap 8)"; a granted
+// S-VID the bridge numbers otherwise than asked says so: "granted 10
+// (bridge SCID 3)".
+func cdcpText(c *api.CDCPStatus) string {
+	asked := map[int]int{}
+	for _, w := range c.Wanted {
+		asked[w.SVID] = w.SCID
+	}
+	svids := func(ps []api.SChannel) string {
+		var out []string
+		for _, p := range ps {
+			if p.SCID == 1 { // the default S-channel is always there
+				continue
+			}
+			v := strconv.Itoa(p.SVID)
+			if a, ok := asked[p.SVID]; ok && a != p.SCID {
+				v += fmt.Sprintf(" (bridge SCID %d)", p.SCID)
+			}
+			out = append(out, v)
+		}
+		if len(out) == 0 {
+			return "none"
+		}
+		return strings.Join(out, " ")
+	}
+	v := "asked " + svids(c.Wanted)
+	if c.Bridge == "" {
+		return v + ", no CDCP bridge heard"
+	}
+	return fmt.Sprintf("%s, granted %s by %s (chncap %d)", v, svids(c.Granted), c.Bridge, c.ChnCap)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -33,6 +34,29 @@ func TestUnusablePortsShown(t *testing.T) {
 	for _, want := range []string{"1 (1 up), 1 unusable in the state file (see list-ports)", "state file note:", "the unusable meta page was rewritten"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// status shows the scheduling the datapath threads got, and why it is not
+// the one asked for; a daemon that does not report it shows what it asked.
+func TestStatusDatapathPriority(t *testing.T) {
+	line := regexp.MustCompile(`(?m)^datapath threads:\s+(.*)$`)
+	for _, tc := range []struct {
+		st   api.Status
+		want string
+	}{
+		{api.Status{DatapathPriority: "SCHED_RR 1", DatapathPriorityEffective: "normal", DatapathPriorityError: "set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)"},
+			"normal, not SCHED_RR 1 as configured: set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)"},
+		{api.Status{DatapathPriority: "SCHED_RR 1", DatapathPriorityEffective: "SCHED_RR 1"}, "SCHED_RR 1"},
+		{api.Status{DatapathPriority: "nice -10"}, "nice -10"},
+	} {
+		var b bytes.Buffer
+		if err := writeStatus(&b, tc.st); err != nil {
+			t.Fatal(err)
+		}
+		if m := line.FindStringSubmatch(b.String()); m == nil || m[1] != tc.want {
+			t.Errorf("datapath threads %q, want %q:\n%s", m, tc.want, b.String())
 		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,183 +12,136 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"syscall"
-	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/vswitch/vswitch/internal/daemon"
-	"github.com/vswitch/vswitch/internal/libvirt/events"
-	"github.com/vswitch/vswitch/internal/store"
+	"github.com/vswitch/vswitch/internal/flagfile"
+	"github.com/vswitch/vswitch/internal/logging"
+	"github.com/vswitch/vswitch/internal/sdnotify"
 	"github.com/vswitch/vswitch/internal/version"
-	"github.com/vswitch/vswitch/pkg/api"
-	"github.com/vswitch/vswitch/pkg/datapath"
-	"github.com/vswitch/vswitch/pkg/port"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vswitchd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o daemon.Options
-	var level string
-	fs.StringVar(&o.Uplink, "uplink", "", "uplink `IF` facing the adjacent (reflective-relay) bridge (required)")
-	fs.StringVar(&o.Datapath, "datapath", "auto", "datapath backend of the uplink: auto|afpacket|afxdp (auto: AF_XDP when its program loads and binds there)")
-	fs.StringVar(&o.PortDatapath, "port-datapath", "afpacket", "backend of the VM ports: afpacket (guest checksum/TSO offloads work) or afxdp (VMs must turn those offloads off)")
-	fs.StringVar(&o.Mode, "mode", "vepa", "forwarding mode: vepa (VM to VM through the adjacent bridge; veb while that bridge refuses reflective relay) or veb (switch VM to VM locally)")
-	fs.StringVar(&o.StatePath, "state", store.DefaultPath, "state file `PATH`")
-	fs.StringVar(&o.Socket, "socket", api.SocketFromEnv(), "API unix socket `PATH` (env VSWITCHD_SOCKET)")
-	var group string
-	fs.StringVar(&group, "socket-group", "", "`GROUP` (name or number) that owns the API socket: its members may use vswctl without root (default: root's group only)")
-	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics on TCP `ADDR` (e.g. :9477)")
-	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
-	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
-	var prio string
-	fs.StringVar(&prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
-	var lldp time.Duration
-	fs.DurationVar(&lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
-	fs.StringVar(&o.Libvirt, "libvirt", "", "follow libvirtd's domain events at `URI` (qemu:///system, or the path of its socket): ports for NICs hot-plugged or changed with virsh --live, reconciled with the running domains on every connection (default: off; the libvirt hook works without it)")
-	var perPort, perVLAN, fdbMax int
-	fs.IntVar(&perPort, "max-macs-per-port", datapath.DefaultMaxMACsPerPort, "MACs a port learns unless its max_macs says otherwise (0: only registered MACs pass); more are dropped as mac_limit")
-	fs.IntVar(&perVLAN, "max-macs-per-vlan", datapath.DefaultMaxMACsPerVLAN, "MACs all ports together learn in one VLAN (of one S-channel); more are dropped as fdb_full")
-	fs.IntVar(&fdbMax, "fdb-max", datapath.DefaultFDBMax, "MACs the switch learns in all (the table takes 64 bytes per MAC); more are dropped as fdb_full")
-	var preassoc time.Duration
-	fs.DurationVar(&preassoc, "preassociate-timeout", 5*time.Minute, "how long the VSIs of a VM migrating in stay pre-associated (802.1Qbg VDP) when the VM sends nothing; they are associated as soon as it sends its first frame, or libvirt resumes it here (--libvirt) (0: until then); counted from the port's addition, before the memory is copied: without --libvirt, set it longer than the longest migration")
-	fs.StringVar(&level, "log-level", "info", "log level: debug|info|warn|error")
-	var off offlineArgs
-	fs.BoolVar(&off.check, "check", false, "check the --state file and print its ports and problems, then exit (0: vswitchd starts with it and every port; 1: not); works while vswitchd cannot start, refuses a file a running vswitchd holds")
-	fs.StringVar(&off.salvage, "salvage", "", "copy the usable ports of the --state file, damaged or not, into the new state file `NEWFILE` (with --check), then exit")
-	fs.StringVar(&off.dropPort, "drop-port", "", "delete port `NAME`'s record from the --state file while vswitchd is stopped, then exit")
+// errHelp is parse's answer to --help (printed, exit 0).
+var errHelp = errors.New("help")
+
+// parse reads the command line, then the config file for what the command
+// line left unset. Its errors are usage errors (exit 2); errHelp when
+// --help was asked (the usage is printed on stdout).
+func parse(args []string, stdout io.Writer) (*settings, flagfile.Origins, error) {
+	s := &settings{}
+	fs := newFlagSet(s)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vswitchd --uplink IF [--datapath auto|afpacket|afxdp] [--port-datapath afpacket|afxdp] [--mode vepa|veb] [--state PATH] [--socket PATH] [--metrics ADDR] [--max-macs-per-port N] [--max-macs-per-vlan N] [--fdb-max N] [--libvirt URI] [--log-level info]\n")
-		fmt.Fprintf(stderr, "       vswitchd [--state PATH] --check [--salvage NEWFILE] | --drop-port NAME   (offline, vswitchd stopped)\n\n")
-		fs.PrintDefaults()
+		fmt.Fprint(stdout, synopsis+"\n")
+		fmt.Fprint(stdout, fs.FlagUsages())
+		fmt.Fprintf(stdout, "\nThe single-dash spelling of the flags (-uplink eth0) is still accepted.\n")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	if err := fs.Parse(gnuArgs(fs, args)); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, nil, errHelp
 		}
-		return 2
+		return nil, nil, fmt.Errorf("%w (see vswitchd --help)", err)
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "vswitchd: unexpected argument %q (see vswitchd -h)\n", fs.Arg(0))
-		return 2
+		return nil, nil, fmt.Errorf("unexpected argument %q (see vswitchd --help)", fs.Arg(0))
 	}
-	if off.set() {
-		if err := off.validate(); err != nil {
+	if s.version || s.man {
+		return s, nil, nil
+	}
+	origins := flagfile.Origins{}
+	if s.config != "" {
+		var err error
+		if origins, err = flagfile.Apply(fs, s.config, !fs.Changed("config")); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s, origins, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	// The error that ends vswitchd: one line on stderr, with priority err
+	// when that is the journal (--log-format, auto until it is known).
+	format := logging.Auto
+	fail := func(code int, err error) int {
+		logging.ErrorLine(stderr, format, "vswitchd: "+err.Error())
+		return code
+	}
+	s, origins, err := parse(args, stdout)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case err != nil:
+		return fail(2, err)
+	case s.version:
+		fmt.Fprintln(stdout, version.Program("vswitchd"))
+		return 0
+	case s.man:
+		if err := manPage().Render(stdout); err != nil {
 			fmt.Fprintf(stderr, "vswitchd: %v\n", err)
-			return 2
+			return 1
 		}
-		return offline(o.StatePath, off, os.Stdout, stderr)
+		return 0
 	}
-	if o.Datapath == "" || o.PortDatapath == "" {
-		fmt.Fprintln(stderr, "vswitchd: --datapath and --port-datapath need a value (auto|afpacket|afxdp, afpacket|afxdp)")
-		return 2
+	if f, err := logging.ParseFormat(s.logFormat); err == nil {
+		format = f
 	}
-	if err := daemon.CheckDatapaths(o.Datapath, o.PortDatapath); err != nil {
-		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
-		return 2
-	}
-	if o.Mode != "vepa" && o.Mode != "veb" {
-		fmt.Fprintf(stderr, "vswitchd: invalid --mode %q: use vepa or veb\n", o.Mode)
-		return 2
-	}
-	switch {
-	case lldp == 0:
-		o.LLDPInterval = -1
-	case lldp < time.Second || lldp > time.Hour:
-		fmt.Fprintf(stderr, "vswitchd: invalid --lldp-interval %v: use 1s-1h, or 0 for no EVB station\n", lldp)
-		return 2
-	default:
-		o.LLDPInterval = lldp
-	}
-	switch {
-	case preassoc == 0:
-		o.PreassociateTimeout = -1
-	case preassoc < time.Second || preassoc > 24*time.Hour:
-		fmt.Fprintf(stderr, "vswitchd: invalid --preassociate-timeout %v: use 1s-24h, or 0 to wait for the VM's first frame\n", preassoc)
-		return 2
-	default:
-		o.PreassociateTimeout = preassoc
-	}
-	if o.MTU < 68 || o.MTU > 65000 {
-		fmt.Fprintf(stderr, "vswitchd: invalid --mtu %d: use 68-65000\n", o.MTU)
-		return 2
-	}
-	if port.CheckNumber(port.FieldMaxMACs, perPort) != nil { // the range of a port's max_macs
-		fmt.Fprintf(stderr, "vswitchd: invalid --max-macs-per-port %d: use 0-%d (0: ports learn no MACs unless their max_macs says so)\n", perPort, port.MaxLearnedMACs)
-		return 2
-	}
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"max-macs-per-vlan", perVLAN}, {"fdb-max", fdbMax}} {
-		if f.v < 1 || f.v > port.MaxLearnedMACs {
-			fmt.Fprintf(stderr, "vswitchd: invalid --%s %d: use 1-%d\n", f.name, f.v, port.MaxLearnedMACs)
-			return 2
+	if s.off.set() {
+		if err := s.off.validate(); err != nil {
+			return fail(2, err)
 		}
+		return offline(s.o.StatePath, s.off, stdout, stderr)
 	}
-	o.FDB = datapath.FDBLimits{PerPort: perPort, PerVLAN: perVLAN, Total: fdbMax}
-	if perPort == 0 {
-		o.FDB.PerPort = datapath.NoMACs
+	o, err := s.options()
+	if err == nil {
+		o.Logger, err = s.logger(stderr)
 	}
-	switch prio {
-	case "rt":
-		o.Priority = datapath.Priority{RealTime: 1}
-	case "nice":
-		o.Priority = datapath.Priority{Nice: -10}
-	case "normal":
-	default:
-		fmt.Fprintf(stderr, "vswitchd: invalid --datapath-priority %q: use rt, nice or normal\n", prio)
-		return 2
+	if err != nil {
+		return fail(2, withOrigin(err, origins))
 	}
-	if o.Libvirt != "" {
-		if _, err := events.ParseURI(o.Libvirt); err != nil {
-			fmt.Fprintf(stderr, "vswitchd: invalid --libvirt: %v\n", err)
-			return 2
-		}
+	// What a package logs without being given the logger (slog.Default,
+	// the log package: net/http's errors) takes the same form.
+	slog.SetDefault(o.Logger)
+	o.Build = version.Get()
+	if o.Notify, err = sdnotify.FromEnv(); err != nil {
+		o.Logger.Warn("not telling systemd about readiness", "err", err)
 	}
-	if o.Uplink == "" {
-		fmt.Fprintln(stderr, "vswitchd: --uplink IF is required (the NIC facing the adjacent bridge)")
-		return 2
-	}
-	if group != "" {
-		gid, err := lookupGroup(group)
-		if err != nil {
-			fmt.Fprintf(stderr, "vswitchd: invalid --socket-group: %v\n", err)
-			return 2
-		}
-		o.SocketGroup = &gid
-	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		fmt.Fprintf(stderr, "vswitchd: invalid --log-level %q: use debug, info, warn or error\n", level)
-		return 2
-	}
-	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	o.Version = version.Get().Version
 	if path := os.Getenv("VSWITCHD_CPUPROFILE"); path != "" {
 		// For profiling the datapath under the benchmark harness.
 		f, err := os.Create(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "vswitchd: VSWITCHD_CPUPROFILE: %v\n", err)
-			return 1
+			return fail(1, fmt.Errorf("VSWITCHD_CPUPROFILE: %w", err))
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "vswitchd: start CPU profile: %v\n", err)
-			return 1
+			return fail(1, fmt.Errorf("start CPU profile: %w", err))
 		}
 		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// The first signal starts a graceful stop; a second one ends the
-	// process at once (default signal behaviour again).
+	// The first signal starts a graceful stop (the daemon tells systemd);
+	// a second one ends the process at once (default signal behaviour
+	// again).
 	context.AfterFunc(ctx, stop)
 	if err := daemon.Run(ctx, o); err != nil {
-		fmt.Fprintf(stderr, "vswitchd: %v\n", err)
-		return 1
+		return fail(1, err)
 	}
 	return 0
+}
+
+// logger is the daemon's logger on stderr (--log-level, --log-format).
+func (s *settings) logger(stderr io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(s.level)); err != nil {
+		return nil, badFlag("log-level", "invalid --log-level %q: use debug, info, warn or error", s.level)
+	}
+	f, err := logging.ParseFormat(s.logFormat)
+	if err != nil {
+		return nil, badFlag("log-format", "%v", err)
+	}
+	return logging.New(stderr, f, lv), nil
 }
 
 // lookupGroup resolves a group name or number (from /etc/group; no cgo).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,7 +116,7 @@ func TestOfflineRefusesRunningDaemonsFile(t *testing.T) {
 
 func TestOfflineUsage(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := run([]string{"--check", "--drop-port", "vnet1"}, &stderr); code != 2 || !strings.Contains(stderr.String(), "--drop-port does not combine") {
+	if code := run([]string{"--config=", "--check", "--drop-port", "vnet1"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "--drop-port does not combine") {
 		t.Errorf("--check --drop-port: exit %d, %q", code, stderr.String())
 	}
 }

@@ -3,6 +3,8 @@ package capture
 import (
 	"errors"
 	"time"
+
+	"github.com/vswitch/vswitch/internal/pcapfile"
 )
 
 // Snaplen is the most bytes of one frame a capture keeps, and the snaplen
@@ -53,17 +55,25 @@ func (l Limit) withDefaults() Limit {
 	return l
 }
 
-// Options says when Run stops.
+// Options says what Run records, how, and when it stops.
 type Options struct {
 	// Count stops the capture after this many frames; 0 means no limit.
 	Count int
 	// Timeout stops the capture after this long; 0 means no limit.
 	Timeout time.Duration
+	// Format of the file (the zero value is pcapng, where each frame says
+	// its direction).
+	Format pcapfile.Format
+	// Direction keeps the frames the interface received ("in"), those the
+	// host sent on it ("out"), or both (anything else).
+	Direction string
+	// Snaplen is the most bytes kept of each frame; 0 means Snaplen.
+	Snaplen int
 }
 
 // Stats is what one Run recorded.
 type Stats struct {
-	// Frames written to the pcap.
+	// Frames written to the file.
 	Frames int
 	// Drops is the number of frames the kernel dropped because the socket's
 	// receive buffer was full (PACKET_STATISTICS tp_drops) during the Run.

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,13 +11,11 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/vswitch/vswitch/internal/pcapfile"
 	"github.com/vswitch/vswitch/internal/rawsock"
 )
 
@@ -37,7 +34,7 @@ type Capture struct {
 	buf []byte
 	oob []byte
 
-	bw *bufio.Writer // the pcap output, flushed when the socket is idle
+	pw *pcapfile.Writer // the output, flushed when the socket is idle
 
 	// linkEvent is set by the link watcher of a down interface before it
 	// wakes the blocked read (see watchLink).
@@ -155,50 +152,59 @@ func (c *Capture) Close() error {
 }
 
 // read receives one frame into buf[tagLen:] and its control messages
-// into oob, returning the frame's full length. When none is queued it
-// first flushes buffered output, so a reader of the file sees everything
-// captured so far, then waits (rawsock's TryReadMsg, then ReadMsg).
-func (c *Capture) read() (n, oobn int, err error) {
+// into oob, returning the frame's full length and its packet type
+// (unix.PACKET_OUTGOING: the host sent it). When none is queued it first
+// flushes buffered output, so a reader of the file sees everything
+// captured so far, then waits (rawsock's TryReadMsgType, then
+// ReadMsgType).
+func (c *Capture) read() (n, oobn int, pkttype uint8, err error) {
 	b := c.buf[tagLen:]
-	n, oobn, _, err = c.conn.TryReadMsg(b, c.oob)
+	n, oobn, _, pkttype, err = c.conn.TryReadMsgType(b, c.oob)
 	if !errors.Is(err, unix.EAGAIN) {
-		return n, oobn, err
+		return n, oobn, pkttype, err
 	}
-	if c.bw != nil && c.bw.Buffered() > 0 {
-		if err := c.bw.Flush(); err != nil {
-			return 0, 0, &flushError{err}
+	if c.pw != nil && c.pw.Buffered() > 0 {
+		if err := c.pw.Flush(); err != nil {
+			return 0, 0, 0, &flushError{err}
 		}
 	}
-	n, oobn, _, err = c.conn.ReadMsg(b, c.oob)
-	return n, oobn, err
+	n, oobn, _, pkttype, err = c.conn.ReadMsgType(b, c.oob)
+	return n, oobn, pkttype, err
 }
 
 // flushError is a failed write of the pcap output while reading.
 type flushError struct{ err error }
 
-func (e *flushError) Error() string { return "write pcap: " + e.err.Error() }
+func (e *flushError) Error() string { return "write capture: " + e.err.Error() }
 func (e *flushError) Unwrap() error { return e.err }
 
-// Run writes a pcap file to w (header first, then one record per frame)
+// Run writes a capture file to w (header first, then one record per frame)
 // until opt says stop, ctx is cancelled, or the interface disappears. A
 // timeout or cancellation is a normal end and returns a nil error. The
-// output is flushed before Run returns; w itself is not closed.
+// output is flushed before Run returns, a pcapng file ending with its
+// statistics; w itself is not closed.
 func (c *Capture) Run(ctx context.Context, w io.Writer, opt Options) (Stats, error) {
 	var st Stats
+	start := time.Now()
 	if opt.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opt.Timeout)
 		defer cancel()
 	}
-	c.bw = bufio.NewWriterSize(w, 256<<10)
-	defer func() { c.bw = nil }()
-	pw := pcapgo.NewWriterNanos(c.bw)
-	if err := pw.WriteFileHeader(Snaplen, layers.LinkTypeEthernet); err != nil {
-		return st, fmt.Errorf("write pcap header: %w", err)
+	dir := opt.Direction
+	if dir != "in" && dir != "out" {
+		dir = "both"
 	}
-	if err := c.bw.Flush(); err != nil {
-		return st, fmt.Errorf("write pcap header: %w", err)
+	pw, err := pcapfile.NewWriter(w, opt.Format, pcapfile.Interface{Name: c.ifname, Snaplen: opt.Snaplen,
+		Description: "vswctl capture --local (packet socket), direction " + dir})
+	if err == nil {
+		err = pw.Flush()
 	}
+	if err != nil {
+		return st, fmt.Errorf("write %s header: %w", opt.Format, err)
+	}
+	c.pw = pw
+	defer func() { c.pw = nil }()
 
 	if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
 		return st, fmt.Errorf("capture on %s: %w", c.ifname, err)
@@ -207,18 +213,23 @@ func (c *Capture) Run(ctx context.Context, w io.Writer, opt Options) (Stats, err
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	err := c.loop(ctx, pw, opt.Count, &st)
-	if ferr := c.bw.Flush(); ferr != nil && err == nil {
-		err = fmt.Errorf("write pcap: %w", ferr)
-	}
+	err = c.loop(ctx, dir, opt.Count, &st)
 	// Best effort: the drop count is advice for the operator.
 	if s, serr := c.conn.Stats(); serr == nil {
 		st.Drops = s.Drops
 	}
+	if err == nil {
+		err = pw.WriteStats(pcapfile.Stats{Start: start, End: time.Now(), Received: uint64(st.Frames) + uint64(st.Drops),
+			Dropped: uint64(st.Drops), Delivered: uint64(st.Frames),
+			Comment: fmt.Sprintf("%d frames captured, %d dropped by the kernel", st.Frames, st.Drops)})
+	}
+	if ferr := pw.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("write capture: %w", ferr)
+	}
 	return st, err
 }
 
-func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *Stats) error {
+func (c *Capture) loop(ctx context.Context, dir string, count int, st *Stats) error {
 	down := false
 	var unwatch func() // stops the link watcher, once started
 	defer func() {
@@ -230,7 +241,7 @@ func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *St
 		if ctx.Err() != nil {
 			return nil
 		}
-		n, oobn, err := c.read()
+		n, oobn, pkttype, err := c.read()
 		var fe *flushError
 		switch {
 		case errors.As(err, &fe):
@@ -267,7 +278,14 @@ func (c *Capture) loop(ctx context.Context, pw *pcapgo.Writer, count int, st *St
 			continue
 		}
 		down = false
-		if err := c.writeFrame(pw, n, oobn); err != nil {
+		d := pcapfile.Inbound
+		if pkttype == unix.PACKET_OUTGOING {
+			d = pcapfile.Outbound
+		}
+		if (dir == "in" && d != pcapfile.Inbound) || (dir == "out" && d != pcapfile.Outbound) {
+			continue
+		}
+		if err := c.writeFrame(d, n, oobn); err != nil {
 			return err
 		}
 		st.Frames++
@@ -347,8 +365,8 @@ func (c *Capture) checkGone() error {
 }
 
 // writeFrame turns the frame in buf[tagLen:tagLen+n] (n is its real length,
-// maybe more than was read) into one pcap record. It allocates nothing.
-func (c *Capture) writeFrame(pw *pcapgo.Writer, n, oobn int) error {
+// maybe more than was read) into one record. It allocates nothing.
+func (c *Capture) writeFrame(d pcapfile.Direction, n, oobn int) error {
 	meta := parseCmsgs(c.oob[:oobn])
 	caplen := min(n, Snaplen)
 	data := c.buf[tagLen : tagLen+caplen]
@@ -366,9 +384,8 @@ func (c *Capture) writeFrame(pw *pcapgo.Writer, n, oobn int) error {
 	if !meta.tsValid {
 		ts = time.Now()
 	}
-	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: caplen, Length: length, InterfaceIndex: c.ifindex}
-	if err := pw.WritePacket(ci, data); err != nil {
-		return fmt.Errorf("write pcap: %w", err)
+	if err := c.pw.WritePacket(pcapfile.Packet{Time: ts, Dir: d, Data: data, Length: length}); err != nil {
+		return fmt.Errorf("write capture: %w", err)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/vswitch/vswitch/internal/pcapfile"
 	"github.com/vswitch/vswitch/test/topo"
 )
 
@@ -103,32 +104,46 @@ func waitTimeout(t *testing.T, d time.Duration, wait func() (*bytes.Buffer, Stat
 
 type record struct {
 	ci   gopacket.CaptureInfo
+	dir  pcapfile.Direction
 	data []byte
 }
 
+// readPcap reads a capture file (pcapng or pcap) with pcapfile's reader,
+// and a pcap also with pcapgo's, and returns its records.
 func readPcap(t *testing.T, r io.Reader) []record {
 	t.Helper()
-	pr, err := pcapgo.NewReader(r)
+	b, err := io.ReadAll(r)
 	if err != nil {
-		t.Fatalf("pcap reader: %v", err)
+		t.Fatal(err)
 	}
-	if pr.LinkType() != layers.LinkTypeEthernet {
-		t.Errorf("link type %v, want Ethernet", pr.LinkType())
+	f, err := pcapfile.ReadAll(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("capture file: %v", err)
 	}
-	if pr.Snaplen() != Snaplen {
-		t.Errorf("snaplen %d, want %d", pr.Snaplen(), Snaplen)
+	if f.Interfaces[0].Snaplen != Snaplen {
+		t.Errorf("snaplen %d, want %d", f.Interfaces[0].Snaplen, Snaplen)
 	}
 	var out []record
-	for {
-		data, ci, err := pr.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("read record %d: %v", len(out), err)
-		}
-		out = append(out, record{ci, data})
+	for _, p := range f.Packets {
+		ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(p.Data), Length: p.Length}
+		out = append(out, record{ci, p.Dir, p.Data})
 	}
+	if f.Format == pcapfile.Pcap {
+		pr, err := pcapgo.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("pcapgo: %v", err)
+		}
+		if pr.LinkType() != layers.LinkTypeEthernet {
+			t.Errorf("link type %v, want Ethernet", pr.LinkType())
+		}
+		for i := range out {
+			data, _, err := pr.ReadPacketData()
+			if err != nil || !bytes.Equal(data, out[i].data) {
+				t.Fatalf("pcapgo record %d: %v", i, err)
+			}
+		}
+	}
+	return out
 }
 
 var (
@@ -191,6 +206,50 @@ func TestUntaggedAndTaggedFramesAreByteIdentical(t *testing.T) {
 	}
 	if tpid, tci, ok := topo.OuterTag(recs[1].data); !ok || tpid != 0x8100 || tci&0xfff != 100 || tci>>13 != 5 {
 		t.Errorf("record 1 tag: tpid %#x tci %#x ok %v, want 0x8100 VID 100 PCP 5", tpid, tci, ok)
+	}
+	for i, r := range recs {
+		want := pcapfile.Inbound
+		if i == 3 {
+			want = pcapfile.Outbound
+		}
+		if r.dir != want {
+			t.Errorf("record %d: direction %v, want %v", i, r.dir, want)
+		}
+	}
+}
+
+// TestDirectionAndFormat: --direction keeps the frames of one direction
+// (the pkttype of the packet socket says which); the pcap format is read
+// by pcapgo.
+func TestDirectionAndFormat(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want []byte
+	}{{"in", udp(0)}, {"out", udp(1)}} {
+		t.Run(tc.dir, func(t *testing.T) {
+			l := newLab(t)
+			c := l.open(t, "cap0")
+			self, err := l.ns.PacketConn("cap0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wait := run(context.Background(), c, Options{Count: 1, Timeout: 5 * time.Second, Direction: tc.dir, Format: pcapfile.Pcap})
+			time.Sleep(100 * time.Millisecond) // Run is reading
+			if err := l.peer.WriteFrame(udp(0)); err != nil {
+				t.Fatal(err)
+			}
+			if err := self.WriteFrame(udp(1)); err != nil {
+				t.Fatal(err)
+			}
+			buf, st, err := waitTimeout(t, 10*time.Second, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := readPcap(t, buf)
+			if st.Frames != 1 || len(recs) != 1 || !bytes.Equal(recs[0].data, tc.want) || recs[0].dir != pcapfile.Unknown {
+				t.Fatalf("direction %s: %d frames %v, want only % x (without a direction: pcap has none)", tc.dir, st.Frames, recs, tc.want)
+			}
+		})
 	}
 }
 
@@ -508,11 +567,15 @@ func TestParseCmsgsAndRebuild(t *testing.T) {
 	copy(c.buf[tagLen:], frame)
 	oobn := fakeCmsgs(c.oob, 0x88a8, 2<<13|300, time.Unix(1700000000, 123456789))
 	var out bytes.Buffer
-	pw := pcapgo.NewWriterNanos(&out)
-	if err := pw.WriteFileHeader(Snaplen, layers.LinkTypeEthernet); err != nil {
+	pw, err := pcapfile.NewWriter(&out, pcapfile.Pcapng, pcapfile.Interface{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.writeFrame(pw, len(frame), oobn); err != nil {
+	c.pw = pw
+	if err := c.writeFrame(pcapfile.Outbound, len(frame), oobn); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	recs := readPcap(t, &out)
@@ -529,12 +592,16 @@ func BenchmarkHandleFrame(b *testing.B) {
 	c := &Capture{buf: make([]byte, tagLen+Snaplen), oob: make([]byte, 256), ifindex: 7}
 	frame := udp(1)
 	oobn := fakeCmsgs(c.oob, 0x8100, 100, time.Now())
-	pw := pcapgo.NewWriterNanos(io.Discard)
+	pw, err := pcapfile.NewWriter(io.Discard, pcapfile.Pcapng, pcapfile.Interface{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.pw = pw
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame) + tagLen))
 	for b.Loop() {
 		copy(c.buf[tagLen:], frame)
-		if err := c.writeFrame(pw, len(frame), oobn); err != nil {
+		if err := c.writeFrame(pcapfile.Inbound, len(frame), oobn); err != nil {
 			b.Fatal(err)
 		}
 	}

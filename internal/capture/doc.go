@@ -1,5 +1,10 @@
-// Package capture records the frames on one network interface into a pcap
-// file, the way vswctl capture does on a hypervisor.
+// Package capture records the frames on one network interface into a
+// capture file with a packet socket beside vswitchd: vswctl capture
+// --local, for when vswitchd is down or for an interface that is no port.
+// vswctl capture without --local asks vswitchd, whose datapath copies the
+// frames from inside the switch (pkg/datapath's Capture, GET /v1/capture)
+// and so sees what this cannot: what vswitchd sends, and under AF_XDP
+// what it receives.
 //
 // # What it opens
 //
@@ -9,9 +14,11 @@
 // PACKET_QDISC_BYPASS, as vswitchd's datapath sends them, skip the point
 // where the kernel copies outgoing frames to packet sockets and are not
 // seen: on the uplink the capture shows what the bridge sends back, not what
-// vswitchd transmits (capture from inside the datapath would). It is not
-// PACKET_IGNORE_OUTGOING: what the stack sends is shown. Nothing is marked
-// or filtered.
+// vswitchd transmits (capture from inside the datapath does). It is not
+// PACKET_IGNORE_OUTGOING: what the stack sends is shown. Each frame's
+// direction comes from the packet type of its sender's address
+// (sll_pkttype: PACKET_OUTGOING is out, anything else in); Options.Direction
+// keeps one of them.
 //
 // The socket is bound to the interface with protocol 0 (receives nothing),
 // configured, and only then bound again with ETH_P_ALL, so no frame slips in
@@ -43,10 +50,12 @@
 //
 // SO_TIMESTAMPNS makes the kernel stamp each frame when it was received (or
 // handed to the device); the stamp arrives as an SCM_TIMESTAMPNS control
-// message. The file is a classic pcap with nanosecond timestamps
-// (pcapgo.NewWriterNanos), link type Ethernet, snaplen 65535. Frames longer
-// than that (GSO super-packets on a veth) are cut to 65535 bytes; the record
-// keeps their real length.
+// message. The file is written by internal/pcapfile: pcapng by default
+// (Options.Format), each frame with its direction and, at the end, an
+// Interface Statistics Block with the kernel's drop count, or classic pcap;
+// nanosecond timestamps, link type Ethernet, snaplen 65535 (or
+// Options.Snaplen). Frames longer than that (GSO super-packets on a veth)
+// are cut; the record keeps their real length.
 //
 // Output is buffered and flushed whenever the socket has nothing more to
 // read, so `vswctl capture IF -w - | wireshark -k -i -` shows frames live
@@ -99,7 +108,7 @@
 //
 // # Allocation
 //
-// The per-frame path (recvmsg, control message parse, tag rebuild, pcap
-// record write into a bufio.Writer) allocates nothing; see
+// The per-frame path (recvmsg, control message parse, tag rebuild, record
+// write into the buffered pcapfile.Writer) allocates nothing; see
 // BenchmarkHandleFrame.
 package capture

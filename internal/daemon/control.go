@@ -111,6 +111,14 @@ func (d *Daemon) controlFrame(f []byte) {
 	}
 	switch h.EtherType {
 	case vepa.EtherTypeLLDP:
+		if len(f) >= 6 && [6]byte(f[:6]) == vepa.NearestNonTPMRBridge {
+			if st := d.cdcp.Load(); st != nil {
+				st.Handle(f) // the S-VLAN components' agent: CDCP
+				return
+			}
+			// No CDCP agent (--cdcp off): the EVB station counts it as
+			// another agent's LLDPDU (received, ignored).
+		}
 		if st := d.evb.Load(); st != nil {
 			st.Handle(f)
 		}
@@ -145,8 +153,13 @@ func (d *Daemon) controlRejects() []controlReject {
 	if v := d.vdp.Load(); v != nil {
 		e = v.ECPStats()
 	}
-	return []controlReject{
+	out := []controlReject{
 		{"lldp", "tagged", r.Tagged}, {"lldp", "foreign_peer", r.Foreign}, {"lldp", "foreign_shutdown", r.ForeignShutdown},
 		{"ecp", "tagged", e.Tagged}, {"ecp", "foreign_peer", e.Foreign},
 	}
+	if c := d.cdcp.Load(); c != nil {
+		cs := c.State()
+		out = append(out, controlReject{"cdcp", "tagged", cs.Tagged}, controlReject{"cdcp", "foreign_peer", cs.Foreign})
+	}
+	return out
 }

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/netdev"
+	"github.com/vswitch/vswitch/internal/sdnotify"
 	"github.com/vswitch/vswitch/internal/store"
+	"github.com/vswitch/vswitch/internal/version"
 	"github.com/vswitch/vswitch/pkg/datapath"
 	"github.com/vswitch/vswitch/pkg/vepa"
 )
@@ -30,8 +33,10 @@ type Options struct {
 	// members may use the API (mode 0660). nil: the daemon's own group.
 	SocketGroup *int
 	Metrics     string // TCP address for /metrics; "" = off
-	Version     string
-	Logger      *slog.Logger
+	// Build is the build's identity the status shows (zero: this
+	// binary's, version.Get()).
+	Build  version.Info
+	Logger *slog.Logger
 	// UplinkQueues overrides the number of uplink RX workers (0 = automatic).
 	UplinkQueues int
 	// MTU of the VM ports (0: 1500); longer frames are dropped as malformed.
@@ -51,6 +56,21 @@ type Options struct {
 	// its VSIs pre-associated when the VM sends no frame (0: 5 minutes;
 	// negative: until it sends one).
 	PreassociateTimeout time.Duration
+	// Notify tells systemd when the daemon is ready (the API listens, the
+	// stored ports are restored) and pings its watchdog (serve.go); nil:
+	// not started by systemd.
+	Notify *sdnotify.Notifier
+	// EVBLocal holds the EVB station's timer proposals (R, RTE, RWD, RKA;
+	// ROLRWD/ROLRKA: follow the bridge's): vswitchd --evb-r, --evb-rte,
+	// --evb-rwd, --evb-rka. nil: vepa.DefaultLocal.
+	EVBLocal *vepa.EVB
+	// CDCP is auto, on or off ("": auto): whether S-channel ports follow
+	// the adjacent bridge's CDCP grants (cdcp.go).
+	CDCP string
+	// UplinkWait is how long Run waits for an uplink that does not exist
+	// yet before it starts, the API answering "starting" meanwhile
+	// (uplinkwait.go); 0: not at all (the start fails at once).
+	UplinkWait time.Duration
 }
 
 // socketGID is SocketGroup for api.ListenUnixGroup (-1: unchanged).
@@ -107,16 +127,60 @@ type Daemon struct {
 	incoming   map[string]*incomingPort
 	migratedIn map[string]bool
 	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
+	// VDP, under mu: the VID the bridge assigned to each port whose VLAN
+	// it assigns, as the datapath has it (vlanassign.go), and the ports
+	// VDP registers nothing for, with why (logged once).
+	assigned  map[string]vlanAssignment
+	vdpWarned map[string]string
+
+	cdcp     atomic.Pointer[vepa.CDCPStation] // the CDCP agent once running (cdcp.go)
+	chanSVID map[string]uint16                // under mu: the S-VID of each port on an S-channel
+
+	// apiListener is the API socket the wait for the uplink listened on
+	// (uplinkwait.go), which Serve takes over; nil: Serve listens.
+	apiListener net.Listener
 }
 
 // Run starts the daemon and serves until ctx is cancelled; it then stops
-// gracefully (rings closed, state flushed).
+// gracefully (rings closed, state flushed). An uplink that does not exist
+// yet is waited for first, up to o.UplinkWait (uplinkwait.go); a ctx
+// cancelled meanwhile ends Run without an error.
 func Run(ctx context.Context, o Options) error {
-	d, err := Start(o)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return run(ctx, o, hostSystem(o.Logger))
+}
+
+// run is Run on the given host (unit tests pass a fake one).
+func run(ctx context.Context, o Options, sys system) error {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	held, err := waitForUplink(ctx, o, sys)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil // stopped while waiting
+		}
+		return err
+	}
+	if held != nil {
+		// The wait holds the uplink's lock: Start keeps it (and releases
+		// it should it fail).
+		sys.lockUplink = func(string) (func(), error) { return held.unlock, nil }
+	}
+	d, err := start(o, sys)
+	if err != nil {
+		if held != nil {
+			held.ln.Close()
+		}
 		return err
 	}
 	defer d.Close()
+	if held != nil {
+		d.apiListener = held.ln
+		defer held.ln.Close() // Serve's server closes it, unless Serve fails before
+	}
 	return d.Serve(ctx)
 }
 
@@ -134,6 +198,9 @@ func start(o Options, sys system) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Build.Version == "" {
+		o.Build = version.Get()
+	}
 	if o.Uplink == "" {
 		return nil, errors.New("no uplink: use --uplink IF (the NIC facing the adjacent bridge)")
 	}
@@ -142,7 +209,7 @@ func start(o Options, sys system) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: o, log: o.Logger, sys: sys, mode: mode, start: time.Now(), links: map[string]netdev.Event{}, portIndex: map[string]int{}, retries: map[string]*attachRetry{}, refused: map[string]error{},
-		incoming: map[string]*incomingPort{}, migratedIn: map[string]bool{}}
+		incoming: map[string]*incomingPort{}, migratedIn: map[string]bool{}, assigned: map[string]vlanAssignment{}}
 	if o.Libvirt != "" {
 		u, err := events.ParseURI(o.Libvirt)
 		if err != nil {
@@ -214,6 +281,8 @@ func start(o Options, sys system) (*Daemon, error) {
 		}
 		d.followMigrationLocked(c)
 	}
+	d.syncChannelsLocked()
+	d.applyVLANsLocked() // ports whose VLAN the bridge assigns wait for VDP
 	d.restoreFDB()
 	d.log.Info("vswitchd started", "uplink", o.Uplink, "datapath", d.sw.Backend(), "port_datapath", d.sw.PortBackend(), "why", d.reason, "priority", o.Priority, "mode", mode, "ports", len(ports), "state", d.st.Path())
 	ok = true

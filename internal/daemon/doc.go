@@ -16,11 +16,16 @@
 //   - links.go: link following. Ports attach when their taps appear and
 //     detach when they go; a failed attach is retried with back-off; the
 //     uplink's return reopens its queues and reattaches every present port.
+//   - uplinkwait.go: Run's wait, before Start, for an uplink that does not
+//     exist yet (--uplink-wait), the API socket answering "starting" and
+//     systemd told what vswitchd waits for; the socket and the uplink's
+//     lock are then handed to Start and Serve.
 //   - uplinklock_linux.go: one vswitchd per uplink (an flock taken before
 //     the uplink, the state file or the socket is touched).
 //   - service.go: the control API (api.Service) on top of the store and
 //     the switch; serve.go: the HTTP servers (API socket, --metrics) and
-//     the background loops.
+//     the background loops, and under systemd (Options.Notify) READY=1
+//     once the API listens, STOPPING=1, and the watchdog's pings.
 //   - control.go: the bounded hand-off of control frames (LLDP, ECP) from
 //     the datapath's workers, which must never block, to the stations.
 //   - evb.go, vdp.go: the 802.1Qbg EVB station (reflective relay; a refusal

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"time"
 
@@ -40,14 +41,16 @@ func (d *Daemon) runEVB(ctx context.Context) {
 		}
 	}
 	st, err := vepa.NewStation(vepa.StationConfig{
-		MAC: mac, Send: d.sw.SendControl, RequestRelay: d.mode == datapath.ModeVEPA,
-		Interval: d.opts.LLDPInterval, Local: vepa.DefaultLocal, OnChange: d.relayChanged, Logger: d.log,
+		MAC: mac, Send: d.sw.SendControl, RequestRelay: d.mode == datapath.ModeVEPA, GroupIDs: true,
+		Interval: d.opts.LLDPInterval, Local: d.evbLocal(), OnChange: d.relayChanged, OnTimers: d.timersChanged, Logger: d.log,
 	})
 	if err != nil {
 		d.log.Error("EVB station not started", "err", err)
 		return
 	}
 	d.evb.Store(st)
+	cdcpDone := d.startCDCP(ctx, mac)
+	defer func() { <-cdcpDone }()
 	vdpDone := make(chan struct{})
 	go func() { defer close(vdpDone); d.runVDP(ctx, mac) }()
 	defer func() { <-vdpDone }()
@@ -59,13 +62,21 @@ func (d *Daemon) runEVB(ctx context.Context) {
 
 // relayChanged follows the bridge's answer: with VEPA configured, a bridge
 // that refuses reflective relay makes the switch fall back to VEB (local
-// switching), and a grant, or a bridge gone, brings VEPA back.
+// switching), and a grant, or a bridge gone, brings VEPA back. The
+// station's hold-down (vepa/holddown.go) calls it at most once a second
+// for a bridge that flaps; meanwhile (Flapping) its lines are logged at
+// debug: the station logs the episode.
 func (d *Daemon) relayChanged(r vepa.Relay) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.log.Info("reflective relay", "state", r.State, "bridge", r.Peer)
+	info, warn := slog.LevelInfo, slog.LevelWarn
+	if r.RelayHold.Flapping {
+		info, warn = slog.LevelDebug, slog.LevelDebug
+	}
+	d.log.Log(context.Background(), info, "reflective relay", "state", r.State, "bridge", r.Peer)
 	if v := d.vdp.Load(); v != nil {
-		v.SetBridge(r.PeerMAC) // VDP talks only to an EVB bridge, ECP only with its address
+		v.SetGroups(bridgeGroups(r)) // first: the requests SetBridge lets go know whether group IDs may go
+		v.SetBridge(r.PeerMAC)       // VDP talks only to an EVB bridge, ECP only with its address
 	}
 	if d.mode != datapath.ModeVEPA {
 		return
@@ -79,9 +90,9 @@ func (d *Daemon) relayChanged(r vepa.Relay) {
 	}
 	d.sw.SetMode(want)
 	if want == datapath.ModeVEB {
-		d.log.Warn("the adjacent bridge refuses reflective relay: switching VM to VM traffic locally (VEB) until it grants it", "bridge", r.Peer)
+		d.log.Log(context.Background(), warn, "the adjacent bridge refuses reflective relay: switching VM to VM traffic locally (VEB) until it grants it", "bridge", r.Peer)
 	} else {
-		d.log.Info("back to VEPA forwarding", "relay", r.State)
+		d.log.Log(context.Background(), info, "back to VEPA forwarding", "relay", r.State)
 	}
 }
 

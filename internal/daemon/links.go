@@ -79,12 +79,16 @@ func (d *Daemon) syncUplinkLocked(ev netdev.Event) {
 			if st := d.vdp.Load(); st != nil {
 				st.SetMAC(ev.HardwareAddr)
 			}
+			if st := d.cdcp.Load(); st != nil {
+				st.SetMAC(ev.HardwareAddr)
+			}
 		}
 	}
 }
 
 // syncPortLocked attaches a configured port whose interface exists and
-// detaches one whose interface is gone. d.mu is held.
+// detaches one whose interface is gone, or whose S-channel the bridge did
+// not grant (CDCP, cdcp.go). d.mu is held.
 func (d *Daemon) syncPortLocked(name string) {
 	if !d.sw.HasPort(name) {
 		d.stopAttachRetryLocked(name) // deleted meanwhile
@@ -98,14 +102,15 @@ func (d *Daemon) syncPortLocked(name string) {
 		d.sw.Detach(name)
 		attached = false
 	}
+	held := d.channelProblemLocked(name) != "" // its S-channel is not granted (cdcp.go)
 	switch {
-	case present && !attached:
+	case present && !attached && !held:
 		if err := d.sw.Attach(name); err != nil {
 			d.log.Warn("attach port failed; retrying", "port", name, "err", err, "in", d.retryAttachLocked(name))
 			return
 		}
 		d.portIndex[name] = ev.Index
-	case !present && attached:
+	case (!present || held) && attached:
 		d.sw.Detach(name)
 		delete(d.portIndex, name)
 	}
@@ -167,13 +172,18 @@ func (d *Daemon) stopAttachRetryLocked(name string) {
 	}
 }
 
-// portState is up|down|absent.
+// portState is up|down|absent, or waiting (or down) for a port whose VLAN
+// the bridge has not assigned (vlanassign.go).
 func (d *Daemon) portStateLocked(name string, attached bool) string {
 	ev, present := d.links[name]
 	switch {
 	case !present:
 		return "absent"
-	case attached && ev.Up:
+	}
+	if a, ok := d.assigned[name]; ok && a.vid == 0 {
+		return a.state() // waiting for the bridge's VLAN, or down for its answer (vlanassign.go)
+	}
+	if attached && ev.Up {
 		return "up"
 	}
 	return "down"

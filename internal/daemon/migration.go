@@ -97,7 +97,7 @@ func (d *Daemon) promote(name, why string) {
 		d.log.Error("VM migrated in runs, but its port cannot be saved; VSIs stay pre-associated", "port", name, "err", err)
 		return
 	}
-	if err := d.sw.UpdatePort(c); err != nil {
+	if err := d.sw.UpdatePort(d.dpConfigLocked(c)); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
 		}

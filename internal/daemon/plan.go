@@ -15,19 +15,32 @@ const (
 
 // CheckDatapaths validates the --datapath (auto|afpacket|afxdp) and
 // --port-datapath (afpacket|afxdp) values; "" means the default. vswitchd's
-// flag parsing and Start share it.
+// flag parsing and Start share it. Its error is a *DatapathError, which
+// names the flag.
 func CheckDatapaths(datapath, portDatapath string) error {
 	switch datapath {
 	case "", backendAuto, backendAFPacket, backendAFXDP:
 	default:
-		return fmt.Errorf("invalid --datapath %q: use auto, afpacket or afxdp", datapath)
+		return &DatapathError{Flag: "datapath", Value: datapath, Use: "auto, afpacket or afxdp"}
 	}
 	switch portDatapath {
 	case "", backendAFPacket, backendAFXDP:
 	default:
-		return fmt.Errorf("invalid --port-datapath %q: use afpacket or afxdp", portDatapath)
+		return &DatapathError{Flag: "port-datapath", Value: portDatapath, Use: "afpacket or afxdp"}
 	}
 	return nil
+}
+
+// DatapathError is a --datapath or --port-datapath value CheckDatapaths
+// refused.
+type DatapathError struct {
+	Flag  string // the flag's name: datapath or port-datapath
+	Value string // the value refused
+	Use   string // the values it takes, in words
+}
+
+func (e *DatapathError) Error() string {
+	return fmt.Sprintf("invalid --%s %q: use %s", e.Flag, e.Value, e.Use)
 }
 
 // planInput is what the backend choice depends on.

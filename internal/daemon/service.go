@@ -44,11 +44,16 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		}
 	}
 	st := api.Status{
-		Version: d.opts.Version, Uplink: d.opts.Uplink, UplinkState: ustate,
+		Version: d.opts.Build.Version, Commit: d.opts.Build.Commit, BuildDate: d.opts.Build.BuildDate, GoVersion: d.opts.Build.GoVersion, Uplink: d.opts.Uplink, UplinkState: ustate,
 		Mode: d.sw.Mode().String(), ConfiguredMode: d.mode.String(),
 		Datapath: d.sw.Backend(), DatapathReason: d.reason, PortDatapath: d.sw.PortBackend(), DatapathPriority: d.opts.Priority.String(),
 		Ports: len(ps), PortsUp: up, UptimeSeconds: int64(time.Since(d.start) / time.Second),
 		StatePath: d.st.Path(), PortsUnusable: len(bad) + len(d.refused), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
+	}
+	st.CDCP = d.cdcpStatus()
+	st.DatapathPriorityEffective = st.DatapathPriority
+	if err := d.sw.PriorityErr(); err != nil {
+		st.DatapathPriorityEffective, st.DatapathPriorityError = "normal", err.Error()
 	}
 	if d.libvirt != nil {
 		lv := d.libvirt.Status()
@@ -57,16 +62,26 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
+// apiPortLocked is the API's view of stored port c: its state, counters
+// and, while it cannot forward, the one reason in StateReason: its S-channel
+// is not granted (CDCP, cdcp.go), else what VDP says of the VLAN the
+// bridge assigns (vlanassign.go). d.mu is held.
+func (d *Daemon) apiPortLocked(c port.Config, attached bool, counters api.PortCounters) api.Port {
+	p := d.withChannelProblemLocked(api.NewPort(c, d.portStateLocked(c.Name, attached), counters))
+	d.vdpViewLocked(c, &p)
+	return p
+}
+
 func (d *Daemon) portLocked(c port.Config) api.Port {
 	if p, ok := d.refusedPortLocked(c); ok {
 		return p
 	}
 	for _, p := range d.sw.Ports() {
 		if p.Config.Name == c.Name {
-			return api.NewPort(c, d.portStateLocked(c.Name, p.Attached), portCounters(p))
+			return d.apiPortLocked(c, p.Attached, portCounters(p))
 		}
 	}
-	return api.NewPort(c, d.portStateLocked(c.Name, false), api.PortCounters{})
+	return d.apiPortLocked(c, false, api.PortCounters{})
 }
 
 // refusedPortLocked is the API's view of a stored port the datapath
@@ -78,6 +93,7 @@ func (d *Daemon) refusedPortLocked(c port.Config) (api.Port, bool) {
 	}
 	p := api.NewPort(c, "down", api.PortCounters{})
 	p.Problem = fmt.Sprintf("the datapath refused this stored port at start: %v; change it (vswctl set-port) or delete it (vswctl del-port)", err)
+	p.StateReason = p.Problem
 	return p, true
 }
 
@@ -100,12 +116,12 @@ func (d *Daemon) ListPorts(ctx context.Context) ([]api.Port, error) {
 			continue
 		}
 		s := stats[c.Name]
-		out = append(out, api.NewPort(c, d.portStateLocked(c.Name, s.Attached), portCounters(s)))
+		out = append(out, d.apiPortLocked(c, s.Attached, portCounters(s)))
 	}
 	// An unusable record is a port that is down, with the reason: kept in
 	// the file until it is deleted (del-port) or replaced (add-port).
 	for _, e := range bad {
-		out = append(out, api.Port{Name: e.Port, State: "down", Problem: e.Error(), Drops: map[string]uint64{}})
+		out = append(out, api.Port{Name: e.Port, State: "down", Problem: e.Error(), StateReason: e.Error(), Drops: map[string]uint64{}})
 	}
 	slices.SortFunc(out, func(a, b api.Port) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -166,6 +182,7 @@ func (d *Daemon) AddPort(ctx context.Context, spec api.PortSpec) (api.Port, erro
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
+	d.syncChannelsLocked()
 	d.syncPortLocked(c.Name)
 	d.followMigrationLocked(c)
 	d.syncVSIsLocked()
@@ -192,9 +209,18 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 	if _, ok := d.refused[name]; ok {
 		update = d.sw.AddPort // not in the datapath yet: the change may make it fit
 	}
-	if err := update(c); err != nil {
+	assigned, hadAssigned := d.assigned[name]
+	if c.BridgeVLAN && assigned.vid != 0 && !assignmentKept(old, c) {
+		// New registrations: the datapath must not have the changed port
+		// on the VID the bridge gave the old ones (vlanassign.go).
+		d.assigned[name] = vlanAssignment{reason: "the port's VSIs changed: VDP asks the bridge for the VLAN again"}
+	}
+	if err := update(d.dpConfigLocked(c)); err != nil {
 		if rerr := d.st.PutPort(old); rerr != nil {
 			d.log.Error("roll back port in the state file", "port", name, "err", rerr)
+		}
+		if hadAssigned {
+			d.assigned[name] = assigned
 		}
 		return api.Port{}, api.NewError(api.CodeInvalidBody, err.Error())
 	}
@@ -202,6 +228,7 @@ func (d *Daemon) UpdatePort(ctx context.Context, name string, spec api.PortSpec)
 		delete(d.refused, name)
 		d.syncPortLocked(name)
 	}
+	d.syncChannelsLocked()
 	if old.Migration == port.MigrationIncoming && c.Migration == port.MigrationNone {
 		d.migratedIn[name] = true // promoted by hand: its VM migrated here all the same
 	}
@@ -226,6 +253,7 @@ func (d *Daemon) DeletePort(ctx context.Context, name string) error {
 	}
 	d.forgetIncomingLocked(name)
 	delete(d.migratedIn, name)
+	d.syncChannelsLocked()
 	d.syncVSIsLocked()
 	d.log.Info("port deleted", "port", name)
 	return nil

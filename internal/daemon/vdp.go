@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"errors"
 	"net"
+	"slices"
 
 	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/internal/uuid"
@@ -17,34 +18,91 @@ import (
 const vdpManager = "vswitchd"
 
 // runVDP registers the VMs with the adjacent bridge (VDP over ECP) until ctx
-// ends: each access port without an S-channel and with registered MACs
-// registers its VSIs (portVSIs). It talks only while the EVB station hears
-// an EVB bridge (relayChanged calls SetBridge). ECP frames come from the
-// datapath through controlFrame and go out through Switch.SendControl.
+// ends: each port with registered MACs, a VSI group or a VLAN from the
+// bridge registers its VSIs (portVSIs), a port on an S-channel on that
+// channel. It talks only while the EVB station hears an EVB bridge
+// (relayChanged calls SetBridge). ECP frames come from the datapath through
+// controlFrame and go out through Switch.SendControl. What the bridge
+// answers reaches the ports whose VLAN it assigns through applyVLANsLocked,
+// run from a goroutine of its own (the station's OnChange may not take
+// d.mu).
 func (d *Daemon) runVDP(ctx context.Context, mac net.HardwareAddr) {
 	var src [6]byte
 	copy(src[:], mac)
-	st, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: src, Send: d.sw.SendControl, ManagerID: vepa.ManagerID(vdpManager), Logger: d.log})
+	kick := make(chan struct{}, 1)
+	st, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: src, Send: d.sw.SendControl, ManagerID: vepa.ManagerID(vdpManager), Logger: d.log,
+		OnChange: kicker(kick)})
 	if err != nil {
 		d.log.Error("VDP not started", "err", err)
 		return
 	}
+	d.serveVDP(ctx, st, kick)
+}
+
+// kicker is a VDPConfig.OnChange that never blocks: a change pending in
+// kick covers the next.
+func kicker(kick chan struct{}) func() {
+	return func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// serveVDP makes st the daemon's VDP station, registers the ports' VSIs
+// and runs it until ctx ends; a receive on kick (st's OnChange) makes the
+// ports whose VLAN the bridge assigns follow its answers.
+func (d *Daemon) serveVDP(ctx context.Context, st *vepa.VDPStation, kick <-chan struct{}) {
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-kick:
+				d.mu.Lock()
+				if !d.closed {
+					d.applyVLANsLocked()
+				}
+				d.mu.Unlock()
+			}
+		}
+	}()
+	defer func() { <-applied }()
 	d.mu.Lock() // relayChanged holds it too: no relay change is lost in between
 	d.vdp.Store(st)
 	if evb := d.evb.Load(); evb != nil {
-		st.SetBridge(evb.Relay().PeerMAC)
+		r := evb.Relay()
+		st.SetTimers(evb.Timers().Timers) // timersChanged holds d.mu too
+		st.SetGroups(bridgeGroups(r))
+		st.SetBridge(r.PeerMAC)
 	}
+	d.holdVDPChannelsLocked() // before the first registrations: none goes out on a held S-channel
 	d.syncVSIsLocked()
 	d.mu.Unlock()
 	st.Run(ctx)
+}
+
+// bridgeGroups reports whether the bridge takes group IDs: its EVB TLV set
+// BGID (the station sets SGID).
+func bridgeGroups(r vepa.Relay) bool {
+	return r.Bridge != nil && r.Bridge.BridgeStatus&vepa.BridgeBGID != 0
 }
 
 // syncVSIsLocked makes the registered VSIs follow the ports: a port's VSIs
 // are pre-associated while it is incoming, associated otherwise (with the
 // M bit once it was incoming: its VM migrated here), and de-associated
 // with the S bit when it turns outgoing (its VM left); VSIs of ports gone
-// are de-associated. d.mu is held.
+// are de-associated. Then the ports whose VLAN the bridge assigns follow
+// what is registered now (applyVLANsLocked). d.mu is held.
 func (d *Daemon) syncVSIsLocked() {
+	d.registerVSIsLocked()
+	d.applyVLANsLocked()
+}
+
+func (d *Daemon) registerVSIsLocked() {
 	st := d.vdp.Load()
 	if st == nil {
 		return
@@ -57,8 +115,15 @@ func (d *Daemon) syncVSIsLocked() {
 	}
 	want := map[[16]byte]string{} // VSIID -> port
 	away := map[[16]byte]bool{}
+	warned := map[string]string{}
 	for _, p := range ports {
-		vs := portVSIs(p)
+		vs, err := portVSIs(p)
+		if err != nil {
+			if d.vdpWarned[p.Name] != err.Error() {
+				d.log.Warn("VDP: the port registers no VSI", "port", p.Name, "err", err)
+			}
+			warned[p.Name] = err.Error()
+		}
 		if p.Migration == port.MigrationOutgoing {
 			for _, v := range vs {
 				away[v.ID] = true
@@ -79,9 +144,10 @@ func (d *Daemon) syncVSIsLocked() {
 			} else if d.migratedIn[p.Name] {
 				v.Status = vepa.VDPHintM
 			}
-			st.Register(p.Name, mgr, v)
+			st.RegisterOn(p.SVID, p.Name, mgr, v)
 		}
 	}
+	d.vdpWarned = warned
 	for _, v := range st.VSIs() {
 		switch _, ok := want[v.VSI.ID]; {
 		case ok:
@@ -93,30 +159,57 @@ func (d *Daemon) syncVSIsLocked() {
 	}
 }
 
-// portVSIs are the VSIs of an access port without an S-channel (others
-// register none, nor does a port without registered MACs): each carries
-// the port's VSI type and version and filters of format MAC+VID. Their
-// VSIIDs:
+// portVSIs are the VSIs a port registers (port.Config.RegistersVSIs:
+// registered MACs, a VSI group or a VLAN from the bridge; none
+// otherwise), or why it registers none (its filters do not fit a VSI
+// TLV: port.Config.CheckVDP). Each carries the port's VSI type and
+// version; the filter format follows its MACs and group
+// (VDPFilterFormat), with an entry per VID (VDPVIDs: the access VLAN, 0
+// when the bridge assigns it, or each VID of a trunk) carrying the
+// port's PCP and group. A port on an S-channel registers them there
+// (RegisterOn). Their VSIIDs:
 //
-//   - with an instance ID, one VSI of that ID with a filter per MAC;
+//   - with an instance ID, one VSI of that ID with the filters of every
+//     MAC;
 //   - else, when the owner is a UUID (the libvirt hook records the
 //     domain's), one VSI per MAC whose VSIID is the version 5 UUID of the
 //     MAC's text (52:54:00:12:34:56) in the owner's namespace: the same on
 //     every host, so the bridge follows the VM when it migrates;
-//   - else one VSI per MAC named after the port and the MAC (vsiUUID).
-func portVSIs(c port.Config) []vepa.VSI {
-	if c.VLAN == 0 || c.SVID != 0 || len(c.MACs) == 0 {
-		return nil
+//   - else one VSI per MAC named after the port and the MAC (vsiUUID);
+//   - without MACs, one VSI named after the port (vsiUUID with no MAC):
+//     host-local, so give such a VM an instance ID to migrate it.
+func portVSIs(c port.Config) ([]vepa.VSI, error) {
+	if !c.RegistersVSIs() {
+		return nil, nil
 	}
-	base := vepa.VSI{TypeID: c.VSIType, TypeVersion: c.VSITypeVersion, IDFormat: vepa.VSIIDUUID, FilterFormat: vepa.FilterMACVID}
-	filter := func(hw net.HardwareAddr) vepa.Filter { return vepa.Filter{VID: c.VLAN, PCP: c.PCP, MAC: hw} }
+	if err := c.CheckVDP(); err != nil {
+		return nil, err
+	}
+	base := vepa.VSI{TypeID: c.VSIType, TypeVersion: c.VSITypeVersion, IDFormat: vepa.VSIIDUUID, FilterFormat: c.VDPFilterFormat()}
+	vids := c.VDPVIDs()
+	filters := func(hw net.HardwareAddr) []vepa.Filter {
+		out := make([]vepa.Filter, 0, len(vids))
+		for _, vid := range vids {
+			out = append(out, vepa.Filter{VID: vid, PCP: c.PCP, MAC: hw, GroupID: c.VSIGroup})
+		}
+		return out
+	}
 	if id, err := uuid.Parse(c.InstanceID); err == nil {
 		v := base
 		v.ID = id
 		for _, hw := range c.MACs {
-			v.Filters = append(v.Filters, filter(hw))
+			v.Filters = append(v.Filters, filters(hw)...)
 		}
-		return []vepa.VSI{v}
+		if len(c.MACs) == 0 {
+			v.Filters = filters(nil)
+		}
+		return []vepa.VSI{v}, nil
+	}
+	if len(c.MACs) == 0 {
+		v := base
+		v.ID = vsiUUID(c.Name, nil)
+		v.Filters = filters(nil)
+		return []vepa.VSI{v}, nil
 	}
 	owner, err := uuid.Parse(c.Owner)
 	out := make([]vepa.VSI, 0, len(c.MACs))
@@ -127,10 +220,10 @@ func portVSIs(c port.Config) []vepa.VSI {
 		} else {
 			v.ID = vsiUUID(c.Name, hw)
 		}
-		v.Filters = []vepa.Filter{filter(hw)}
+		v.Filters = filters(hw)
 		out = append(out, v)
 	}
-	return out
+	return out, nil
 }
 
 // managerID is the 16-byte manager ID of a port's manager text ("":
@@ -151,11 +244,28 @@ func (d *Daemon) vsis() []api.VSI {
 	}
 	for _, v := range st.VSIs() {
 		a := api.VSI{Port: v.Key, UUID: uuid.UUID(v.VSI.ID).String(), State: v.State, MgrID: vepa.ManagerText(v.Manager),
-			TypeID: int(v.VSI.TypeID), TypeVer: int(v.VSI.TypeVersion), Reason: v.Reason, Migrated: v.VSI.Status&vepa.VDPHintM != 0}
-		if len(v.VSI.Filters) > 0 {
-			a.VLAN = int(v.VSI.Filters[0].VID)
-			if f := v.VSI.Filters[0]; len(f.MAC) == 6 {
-				a.MAC = f.MAC.String()
+			TypeID: int(v.VSI.TypeID), TypeVer: int(v.VSI.TypeVersion), Reason: v.Reason, Migrated: v.VSI.Status&vepa.VDPHintM != 0,
+			SVID: int(v.SVID), FilterFormat: vepa.FilterFormatName(v.VSI.FilterFormat)}
+		if fs := v.VSI.Filters; len(fs) > 0 {
+			a.VLAN = int(fs[0].VID)
+			if len(fs[0].MAC) == 6 {
+				a.MAC = fs[0].MAC.String()
+			}
+			if vepa.GroupFormat(v.VSI.FilterFormat) {
+				a.Group = int64(fs[0].GroupID)
+			}
+			if len(v.Answer) == len(fs) && (fs[0].VID == 0 || vepa.GroupFormat(v.VSI.FilterFormat)) {
+				a.AssignedVLAN = int(v.Answer[0].VID)
+			}
+			for _, f := range fs[1:] {
+				if f.VID != fs[0].VID {
+					for _, g := range fs {
+						a.VLANs = append(a.VLANs, int(g.VID))
+					}
+					slices.Sort(a.VLANs)
+					a.VLANs = slices.Compact(a.VLANs)
+					break
+				}
 			}
 		}
 		out = append(out, a)

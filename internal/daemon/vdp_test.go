@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,12 +39,12 @@ const domUUID = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
 // The VSIs of a port: a domain's (owner a UUID) are named by the domain
 // and the MAC, whatever the port is called, so the same VM has the same
 // VSIIDs on every host; an instance ID names one VSI with every MAC; a
-// port nobody named keeps the VSIID vswitchd always gave it; trunks,
-// S-channel ports and ports without MACs register nothing.
+// port nobody named keeps the VSIID vswitchd always gave it; a port
+// without MACs, group or VLAN from the bridge registers nothing.
 func TestPortVSIs(t *testing.T) {
 	m1, m2 := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}, net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x57}
 	c := port.Config{Name: "vnet1", VLAN: 100, PCP: 3, MACs: []net.HardwareAddr{m1, m2}, Owner: domUUID, VSIType: 0x123457, VSITypeVersion: 2}
-	vs := portVSIs(c)
+	vs := mustVSIs(t, c)
 	dom, _ := uuid.Parse(domUUID)
 	if len(vs) != 2 || vs[0].ID != uuid.NameBased(dom, "52:54:00:12:34:56") || vs[1].ID != uuid.NameBased(dom, "52:54:00:12:34:57") {
 		t.Fatalf("owned port: %+v", vs)
@@ -55,22 +56,64 @@ func TestPortVSIs(t *testing.T) {
 		}
 	}
 	c.Name = "vnet7" // the same VM on another host, another tap
-	if again := portVSIs(c); again[0].ID != vs[0].ID {
+	if again := mustVSIs(t, c); again[0].ID != vs[0].ID {
 		t.Errorf("the VSIID changed with the tap's name")
 	}
 	c.InstanceID = "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d"
-	vs = portVSIs(c)
+	vs = mustVSIs(t, c)
 	if len(vs) != 1 || uuid.UUID(vs[0].ID).String() != c.InstanceID || len(vs[0].Filters) != 2 || vs[0].Filters[1].MAC.String() != m2.String() {
 		t.Fatalf("instance ID: %+v", vs)
 	}
 	c.InstanceID, c.Owner = "", "someone"
-	if vs = portVSIs(c); len(vs) != 2 || vs[0].ID != vsiUUID("vnet7", m1) {
+	if vs = mustVSIs(t, c); len(vs) != 2 || vs[0].ID != vsiUUID("vnet7", m1) {
 		t.Fatalf("owner not a UUID: %+v", vs)
 	}
-	for _, c := range []port.Config{{Name: "t", Trunk: c.Trunk, MACs: c.MACs}, {Name: "s", VLAN: 10, SVID: 20, MACs: c.MACs}, {Name: "n", VLAN: 10}} {
-		if vs := portVSIs(c); len(vs) != 0 {
-			t.Errorf("%+v registers %+v", c, vs)
+	if vs := mustVSIs(t, port.Config{Name: "n", VLAN: 10}); len(vs) != 0 {
+		t.Errorf("a port without MACs registers %+v", vs)
+	}
+}
+
+func mustVSIs(t *testing.T, c port.Config) []vepa.VSI {
+	t.Helper()
+	vs, err := portVSIs(c)
+	if err != nil {
+		t.Fatalf("portVSIs(%+v): %v", c, err)
+	}
+	return vs
+}
+
+// Trunks, VLANs from the bridge and groups: a trunk's VSI has a filter
+// per VID (its native VLAN too); a VLAN from the bridge asks with VID 0,
+// with format VID when the port names nothing else (one VSI named after
+// the port); a group makes formats 3 and 4, its ID in every entry; a
+// trunk VDP cannot carry in one TLV registers nothing, and says why.
+func TestPortVSIsFormats(t *testing.T) {
+	m1 := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}
+	tr, _ := port.ParseTrunk("10,20-21")
+	vs := mustVSIs(t, port.Config{Name: "t", Trunk: tr, NativeVLAN: 5, PCP: 2, MACs: []net.HardwareAddr{m1}, SVID: 30})
+	if len(vs) != 1 || vs[0].FilterFormat != vepa.FilterMACVID || len(vs[0].Filters) != 4 {
+		t.Fatalf("trunk: %+v", vs)
+	}
+	for i, vid := range []uint16{5, 10, 20, 21} {
+		if f := vs[0].Filters[i]; f.VID != vid || f.MAC.String() != m1.String() || f.PCP != 2 {
+			t.Errorf("trunk filter %d: %+v, want VID %d", i, f, vid)
 		}
+	}
+	vs = mustVSIs(t, port.Config{Name: "b", BridgeVLAN: true, VLAN: 300})
+	if len(vs) != 1 || vs[0].FilterFormat != vepa.FilterVID || len(vs[0].Filters) != 1 || vs[0].Filters[0].VID != 0 || vs[0].ID != vsiUUID("b", nil) {
+		t.Fatalf("VLAN from the bridge, nothing else: %+v", vs)
+	}
+	vs = mustVSIs(t, port.Config{Name: "g", BridgeVLAN: true, VSIGroup: 0xfeedbeef})
+	if len(vs) != 1 || vs[0].FilterFormat != vepa.FilterGroupVID || vs[0].Filters[0].GroupID != 0xfeedbeef || vs[0].Filters[0].VID != 0 {
+		t.Fatalf("group: %+v", vs)
+	}
+	vs = mustVSIs(t, port.Config{Name: "g", VLAN: 7, VSIGroup: 3, MACs: []net.HardwareAddr{m1}})
+	if len(vs) != 1 || vs[0].FilterFormat != vepa.FilterGroupMACVID || vs[0].Filters[0].GroupID != 3 || vs[0].Filters[0].VID != 7 || vs[0].Filters[0].MAC.String() != m1.String() {
+		t.Fatalf("group and MAC: %+v", vs)
+	}
+	all, _ := port.ParseTrunk("1-4094")
+	if vs, err := portVSIs(port.Config{Name: "big", Trunk: all, MACs: []net.HardwareAddr{m1}}); err == nil || len(vs) != 0 || !strings.Contains(err.Error(), "4094 filter entries") {
+		t.Errorf("trunk of every VLAN: %+v, %v", vs, err)
 	}
 }
 

@@ -96,6 +96,9 @@ func TestUpdateSpecAndDescribes(t *testing.T) {
 			return p.VLAN == 0 && len(p.Trunk) == 1 && p.NativeVLAN == 0 && p.PCP == 0 && p.SVID == 0
 		}},
 		{`vlan="100" pcp="2" svid="9"`, func(p api.Port) bool { return p.VLAN == 100 && p.PCP == 2 && p.SVID == 9 }},
+		{`vlan="0" vsi-group="7"`, func(p api.Port) bool {
+			return p.VLAN == 0 && p.VLANFromBridge && p.VSIGroup == 7 && len(p.Trunk) == 0 && p.NativeVLAN == 0 && p.SVID == 0
+		}},
 	} {
 		b := bind(c.attrs)
 		cfg, err := b.UpdateSpec().Apply(old)
@@ -126,6 +129,8 @@ func TestUpdateSpecAndDescribes(t *testing.T) {
 		"vsi type version": func(p *api.Port) { p.VSITypeVersion = 7 },
 		"vsi manager":      func(p *api.Port) { p.VSIManager = "12" },
 		"instance ID":      func(p *api.Port) { p.InstanceID = "0b6d9a3c-5e55-4f4e-9f11-2f0d5a6b7c8d" },
+		"vlan from bridge": func(p *api.Port) { p.VLAN, p.VLANFromBridge = 0, true },
+		"vsi group":        func(p *api.Port) { p.VSIGroup = 3 },
 	} {
 		p := api.NewPort(cfg, "up", api.PortCounters{})
 		if !b.Describes(p) {

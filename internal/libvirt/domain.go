@@ -35,7 +35,9 @@ type Interface struct {
 // Port is a <vsw:port> element: the switch port of one NIC. Nil fields
 // were not given.
 type Port struct {
-	MAC        net.HardwareAddr
+	MAC net.HardwareAddr
+	// VLAN is the access VLAN; 0 asks the adjacent bridge to assign it
+	// over VDP (port.ParseAccessVLAN).
 	VLAN       *int
 	Trunk      *string
 	NativeVLAN *int
@@ -49,6 +51,9 @@ type Port struct {
 	VSITypeVersion *int
 	VSIManager     *string
 	InstanceID     *string
+	// VSIGroup is the VSIs' group ID (attribute vsi-group; VDP filter
+	// formats 3 and 4).
+	VSIGroup *int64
 }
 
 // Domain is what vswitch reads from a domain XML.
@@ -68,13 +73,21 @@ type Binding struct {
 }
 
 // Spec is the request that adds the binding's port: named after the tap,
-// with the described VLAN(s), priority, S-channel and VSI identity, the
-// NIC's MAC registered and the domain as its owner.
+// with the described VLAN(s) (vlan="0": the bridge assigns it,
+// vlan_from_bridge), priority, S-channel and VSI identity, the NIC's MAC
+// registered and the domain as its owner.
 func (b Binding) Spec() api.PortSpec {
 	owner := b.Owner
-	return api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
+	s := api.PortSpec{Name: b.Tap, VLAN: b.Port.VLAN, Trunk: b.Port.Trunk, NativeVLAN: b.Port.NativeVLAN,
 		PCP: b.Port.PCP, SVID: b.Port.SVID, MACs: &[]string{b.Port.MAC.String()}, Owner: &owner,
-		VSIType: b.Port.VSIType, VSITypeVersion: b.Port.VSITypeVersion, VSIManager: b.Port.VSIManager, InstanceID: b.Port.InstanceID}
+		VSIType: b.Port.VSIType, VSITypeVersion: b.Port.VSITypeVersion, VSIManager: b.Port.VSIManager, InstanceID: b.Port.InstanceID,
+		VSIGroup: b.Port.VSIGroup}
+	if b.Port.VLAN != nil {
+		if _, fromBridge, err := port.ParseAccessVLAN(strconv.Itoa(*b.Port.VLAN)); err == nil && fromBridge {
+			s.VLANFromBridge = &fromBridge
+		}
+	}
+	return s
 }
 
 // UpdateSpec is the change (api.Service.UpdatePort) that makes an existing
@@ -101,6 +114,9 @@ func (b Binding) UpdateSpec() api.PortSpec {
 	s.PCP, s.SVID = zero(s.PCP), zero(s.SVID)
 	s.VSIType, s.VSITypeVersion = zero(s.VSIType), zero(s.VSITypeVersion)
 	s.VSIManager, s.InstanceID = empty(s.VSIManager), empty(s.InstanceID)
+	if s.VSIGroup == nil {
+		s.VSIGroup = new(int64)
+	}
 	if s.Trunk != nil {
 		s.NativeVLAN = zero(s.NativeVLAN) // an access VLAN clears it by itself
 	}
@@ -118,7 +134,8 @@ func (b Binding) Describes(p api.Port) bool {
 	w := api.NewPort(want, "", api.PortCounters{})
 	return p.Name == w.Name && p.VLAN == w.VLAN && slices.Equal(p.Trunk, w.Trunk) && p.NativeVLAN == w.NativeVLAN &&
 		p.SVID == w.SVID && p.PCP == w.PCP && slices.EqualFunc(p.MACs, w.MACs, strings.EqualFold) && p.Owner == w.Owner &&
-		p.VSIType == w.VSIType && p.VSITypeVersion == w.VSITypeVersion && p.VSIManager == w.VSIManager && p.InstanceID == w.InstanceID
+		p.VSIType == w.VSIType && p.VSITypeVersion == w.VSITypeVersion && p.VSIManager == w.VSIManager && p.InstanceID == w.InstanceID &&
+		p.VLANFromBridge == w.VLANFromBridge && p.VSIGroup == w.VSIGroup
 }
 
 // Owner is what the hook records as the owner of the domain's ports
@@ -263,7 +280,7 @@ func parsePorts(doc []byte) ([]Port, error) {
 }
 
 // portAttributes are the attributes of <vsw:port>, for messages.
-const portAttributes = "mac, vlan, trunk, native-vlan, pcp, svid, vsi-type, vsi-type-version, vsi-manager, instance-id"
+const portAttributes = "mac, vlan, trunk, native-vlan, pcp, svid, vsi-type, vsi-type-version, vsi-manager, instance-id, vsi-group"
 
 func parsePort(attrs []xml.Attr) (Port, error) {
 	var p Port
@@ -313,6 +330,12 @@ func parsePort(attrs []xml.Attr) (Port, error) {
 		case "instance-id":
 			t := v
 			p.InstanceID = &t
+		case "vsi-group":
+			g, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if perr != nil {
+				return p, fmt.Errorf("libvirt: <vsw:port vsi-group=%q>: not a number", v)
+			}
+			p.VSIGroup = &g
 		default:
 			return p, fmt.Errorf("libvirt: <vsw:port %s=...>: unknown attribute (%s)", a.Name.Local, portAttributes)
 		}

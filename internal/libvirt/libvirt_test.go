@@ -123,7 +123,9 @@ func TestBindingsUseThePortRules(t *testing.T) {
 	const m = "52:54:00:00:00:01"
 	for attrs, want := range map[string]string{
 		`vlan="5000"`:                   "domain d: port vnet1: invalid VLAN 5000: must be 1-4094",
-		`vlan="0"`:                      "invalid VLAN 0: must be 1-4094",
+		`vlan="-1"`:                     "invalid VLAN -1: must be 1-4094",
+		`trunk="1-100" vsi-group="3"`:   "VDP would register 100 filter entries per VSI",
+		`vlan="10" vsi-group="-1"`:      "invalid VSI group -1",
 		`vlan="10" native-vlan="20"`:    "port vnet1: a native VLAN needs a trunk port",
 		`trunk="30-20"`:                 "range 30-20 is backwards; write it 20-30",
 		`trunk=""`:                      "needs a VLAN",

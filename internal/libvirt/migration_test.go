@@ -35,7 +35,7 @@ func TestPortVSIAttributes(t *testing.T) {
 		`vsi-type-version="256"`:   "invalid VSI type version 256",
 		`vsi-manager="300"`:        `invalid VSI manager "300"`,
 		`instance-id="not-a-uuid"`: `invalid instance ID "not-a-uuid"`,
-		`vsi-typ="1"`:              "unknown attribute (mac, vlan, trunk, native-vlan, pcp, svid, vsi-type, vsi-type-version, vsi-manager, instance-id)",
+		`vsi-typ="1"`:              "unknown attribute (mac, vlan, trunk, native-vlan, pcp, svid, vsi-type, vsi-type-version, vsi-manager, instance-id, vsi-group)",
 		`instance-id="00000000000000000000000000000000"`: "nil UUID",
 	} {
 		d, err := ParseDomain(strings.NewReader(dom(attrs)))

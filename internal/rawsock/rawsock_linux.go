@@ -38,7 +38,8 @@ type Conn struct {
 	rwait  bool // this read waits for a frame (ReadMsg, not TryReadMsg)
 	rn     int
 	rerr   error
-	rflags int // msg_flags of the last read
+	rflags int                       // msg_flags of the last read
+	rfrom  unix.RawSockaddrLinklayer // the sender's address (msg_name) of the last read
 }
 
 // InterfaceIndex returns the index of the interface called name in the
@@ -92,6 +93,7 @@ func Listen(ifindex int, typ Type, protocol uint16, cfg *Config) (*Conn, error) 
 		return nil, opErr("listen", ifindex, err)
 	}
 	conn := &Conn{ifindex: ifindex, typ: typ, polled: !c.Unpolled, f: f, rc: rc}
+	conn.rmsg.Name = (*byte)(unsafe.Pointer(&conn.rfrom))
 	conn.rmsg.Iov = &conn.riov
 	conn.rmsg.SetIovlen(1)
 	conn.rfn = conn.recvmsg
@@ -250,19 +252,34 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // unix.MSG_TRUNC), the bytes of oob filled and the message flags. It
 // allocates nothing.
 func (c *Conn) ReadMsg(b, oob []byte) (n, oobn, flags int, err error) {
+	n, oobn, flags, _, err = c.read(b, oob, true)
+	return n, oobn, flags, err
+}
+
+// ReadMsgType is ReadMsg that also returns the frame's packet type, the
+// sll_pkttype of its sender's address: unix.PACKET_OUTGOING for a frame
+// the host sent, PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST or
+// PACKET_OTHERHOST for one it received.
+func (c *Conn) ReadMsgType(b, oob []byte) (n, oobn, flags int, pkttype uint8, err error) {
 	return c.read(b, oob, true)
+}
+
+// TryReadMsgType is ReadMsgType without the wait, as TryReadMsg.
+func (c *Conn) TryReadMsgType(b, oob []byte) (n, oobn, flags int, pkttype uint8, err error) {
+	return c.read(b, oob, false)
 }
 
 // TryReadMsg is ReadMsg without the wait: when no frame is queued it
 // returns at once with an error matching unix.EAGAIN (a caller does its
 // idle work, then waits in ReadMsg).
 func (c *Conn) TryReadMsg(b, oob []byte) (n, oobn, flags int, err error) {
-	return c.read(b, oob, false)
+	n, oobn, flags, _, err = c.read(b, oob, false)
+	return n, oobn, flags, err
 }
 
-func (c *Conn) read(b, oob []byte, wait bool) (n, oobn, flags int, err error) {
+func (c *Conn) read(b, oob []byte, wait bool) (n, oobn, flags int, pkttype uint8, err error) {
 	if !c.polled {
-		return 0, 0, 0, c.wrap("read", ErrUnpolled)
+		return 0, 0, 0, 0, c.wrap("read", ErrUnpolled)
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -278,6 +295,7 @@ func (c *Conn) read(b, oob []byte, wait bool) (n, oobn, flags int, err error) {
 		c.rmsg.SetControllen(len(oob))
 	}
 	c.rmsg.Flags = 0
+	c.rmsg.Namelen = unix.SizeofSockaddrLinklayer
 	c.rwait = wait
 	err = c.rc.Read(c.rfn)
 	if err == nil {
@@ -286,9 +304,9 @@ func (c *Conn) read(b, oob []byte, wait bool) (n, oobn, flags int, err error) {
 	// Drop the references to the caller's buffers.
 	c.riov.Base, c.rmsg.Control = nil, nil
 	if err != nil {
-		return 0, 0, 0, c.wrap("read", err)
+		return 0, 0, 0, 0, c.wrap("read", err)
 	}
-	return c.rn, int(c.rmsg.Controllen), c.rflags, nil
+	return c.rn, int(c.rmsg.Controllen), c.rflags, c.rfrom.Pkttype, nil
 }
 
 // recvmsg is the RawConn callback of read: one non-blocking recvmsg

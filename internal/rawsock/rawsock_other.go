@@ -66,5 +66,15 @@ func (c *Conn) TryReadMsg(b, oob []byte) (n, oobn, flags int, err error) {
 	return 0, 0, 0, unsupported("read")
 }
 
+// ReadMsgType reports ErrUnsupported.
+func (c *Conn) ReadMsgType(b, oob []byte) (n, oobn, flags int, pkttype uint8, err error) {
+	return 0, 0, 0, 0, unsupported("read")
+}
+
+// TryReadMsgType reports ErrUnsupported.
+func (c *Conn) TryReadMsgType(b, oob []byte) (n, oobn, flags int, pkttype uint8, err error) {
+	return 0, 0, 0, 0, unsupported("read")
+}
+
 // Close does nothing.
 func (c *Conn) Close() error { return nil }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Set by the linker (-X); empty in an unstamped build. They are the only
@@ -59,23 +60,30 @@ func from(v, c, d string, read func() (*debug.BuildInfo, bool)) Info {
 
 // String is the one-line form --version prints:
 // "v0.3.0-12-gabc1234 (commit abc1234567ab, built 2026-11-27T09:00:00Z, go1.26.0)".
+// What is unknown is left out (an older vswitchd's status has no commit,
+// date or Go version: then it is the version alone).
 func (in Info) String() string {
-	s := in.Version + " ("
+	var parts []string
 	if in.Commit != "" {
 		c := in.Commit
 		if len(c) > 12 {
 			c = c[:12]
 		}
-		s += "commit " + c
 		if in.Modified {
-			s += "+changes"
+			c += "+changes"
 		}
-		s += ", "
+		parts = append(parts, "commit "+c)
 	}
 	if in.BuildDate != "" {
-		s += "built " + in.BuildDate + ", "
+		parts = append(parts, "built "+in.BuildDate)
 	}
-	return s + in.GoVersion + ")"
+	if in.GoVersion != "" {
+		parts = append(parts, in.GoVersion)
+	}
+	if len(parts) == 0 {
+		return in.Version
+	}
+	return in.Version + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // Program is the line `PROG --version` prints, e.g. "vswitchd v0.3.0 (...)".

@@ -49,3 +49,20 @@ func TestGetNeverEmpty(t *testing.T) {
 		t.Errorf("Get() = %+v: version and go version must be set", in)
 	}
 }
+
+// TestStringLeavesOutTheUnknown: a daemon's status from before commit and
+// date were reported gives only a version; no empty parentheses or commas.
+func TestStringLeavesOutTheUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		in   Info
+		want string
+	}{
+		{Info{Version: "v0.2.0"}, "v0.2.0"},
+		{Info{Version: "v0.3.0", Commit: "0123456789abcdef"}, "v0.3.0 (commit 0123456789ab)"},
+		{Info{Version: "v0.3.0", BuildDate: "2026-11-27T09:00:00Z", GoVersion: "go1.26.0"}, "v0.3.0 (built 2026-11-27T09:00:00Z, go1.26.0)"},
+	} {
+		if got := tc.in.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

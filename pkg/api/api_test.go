@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -565,11 +566,35 @@ func TestHTTPStatus(t *testing.T) {
 	for code, want := range map[string]int{
 		api.CodeInvalidVLAN: 400, api.CodeInvalidMAC: 400, api.CodeInvalidPCP: 400, api.CodeInvalidName: 400,
 		api.CodeInvalidBody: 400, api.CodeNotFound: 404, api.CodeAlreadyExists: 409, api.CodeInternal: 500,
-		"something_new": 400,
+		api.CodeStarting: 503, "something_new": 400,
 	} {
 		if got := api.HTTPStatus(code); got != want {
 			t.Errorf("HTTPStatus(%q) = %d, want %d", code, got, want)
 		}
+	}
+}
+
+// A daemon that does not serve yet answers every request with its code
+// and the message of the moment, which the client returns as the error.
+func TestNotServing(t *testing.T) {
+	sock := filepath.Join(apitest.ShortTempDir(t), "v.sock")
+	l, err := api.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n atomic.Int32
+	go api.Serve(ctx, l, api.NotServing(api.CodeStarting, func() string { return fmt.Sprintf("starting\n(%d)", n.Add(1)) }), nil)
+	c := api.NewClient(sock)
+	defer c.Close()
+	_, err = c.Status(context.Background())
+	if api.CodeOf(err) != api.CodeStarting || err.Error() != "starting (1)" {
+		t.Errorf("status: %v (code %s)", err, api.CodeOf(err))
+	}
+	_, err = c.AddPort(context.Background(), api.PortSpec{Name: "vnet1"})
+	if api.CodeOf(err) != api.CodeStarting || err.Error() != "starting (2)" || api.IsUnreachable(err) {
+		t.Errorf("add-port: %v", err)
 	}
 }
 

@@ -99,12 +99,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("read answer to %s %s from vswitchd at %s: %w", method, path, c.socket, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e Error
-		if json.Unmarshal(data, &e) == nil && e.Code != "" {
-			return &ServiceError{Code: e.Code, Msg: oneLine(e.Message)}
-		}
-		return &ServiceError{Code: CodeInternal, Msg: fmt.Sprintf("vswitchd at %s answered %s to %s %s: %s",
-			c.socket, resp.Status, method, path, oneLine(truncate(string(data), 200)))}
+		return c.answerError(resp, data, method, path)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -113,6 +108,17 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("decode answer to %s %s from vswitchd at %s: %w", method, path, c.socket, err)
 	}
 	return nil
+}
+
+// answerError is the error of an answer that is not a success: the
+// *ServiceError of its JSON error body, or one that quotes what came.
+func (c *Client) answerError(resp *http.Response, data []byte, method, path string) error {
+	var e Error
+	if json.Unmarshal(data, &e) == nil && e.Code != "" {
+		return &ServiceError{Code: e.Code, Msg: oneLine(e.Message)}
+	}
+	return &ServiceError{Code: CodeInternal, Msg: fmt.Sprintf("vswitchd at %s answered %s to %s %s: %s",
+		c.socket, resp.Status, method, path, oneLine(truncate(string(data), 200)))}
 }
 
 func truncate(s string, n int) string {

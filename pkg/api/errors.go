@@ -33,8 +33,14 @@ func HTTPStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeInternal, CodeBadRecord:
 		return http.StatusInternalServerError
-	case CodeUnavailable:
+	case CodeUnavailable, CodeStarting:
 		return http.StatusServiceUnavailable
+	case CodeTooManyCaptures:
+		return http.StatusTooManyRequests
+	case CodeNotSupported:
+		return http.StatusNotImplemented
+	case CodeForbidden:
+		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
 }

@@ -42,9 +42,11 @@ func NewServer(svc Service, logger *slog.Logger) *Server {
 	s.route("/v1/fdb", map[string]http.HandlerFunc{"GET": s.fdb})
 	s.route("/v1/stats", map[string]http.HandlerFunc{"GET": s.stats})
 	s.route("/v1/vsis", map[string]http.HandlerFunc{"GET": s.vsis})
+	s.route("/v1/lldp", map[string]http.HandlerFunc{"GET": s.lldp})
+	s.route("/v1/capture", map[string]http.HandlerFunc{"GET": s.capture})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound,
-			fmt.Sprintf("no API endpoint %s: see /v1/status, /v1/ports, /v1/fdb, /v1/stats, /v1/vsis", r.URL.Path))
+			fmt.Sprintf("no API endpoint %s: see /v1/status, /v1/ports, /v1/fdb, /v1/stats, /v1/vsis, /v1/lldp, /v1/capture", r.URL.Path))
 	})
 	return s
 }
@@ -100,6 +102,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return Serve(ctx, l, s.Handler(), s.log)
 }
 
+// NotServing answers every request with code's HTTP status and code, and
+// the message msg returns at the time: the API of a daemon that does not
+// serve yet (CodeStarting), on its socket, so that a client learns why
+// rather than finding no socket.
+func NotServing(code string, msg func() string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, HTTPStatus(code), code, msg())
+	})
+}
+
 // ShutdownGrace is how long Serve lets running requests finish once its
 // context is done; requests still running then are cut off, so whoever
 // stops next (the datapath, the store) never races a handler.
@@ -122,6 +134,12 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Streams (GET /v1/capture) watch ctx to end in time at a shutdown;
+		// other requests finish as they would.
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithValue(context.Background(), serveCtxKey{}, ctx)
+		},
+		ConnContext: ConnContext,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(newLimitListener(l, MaxConns)) }()

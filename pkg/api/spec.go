@@ -22,7 +22,8 @@ type specValues struct {
 // configuration. In a spec, vlan 0 means "no access VLAN" and trunk ""
 // "no trunk": both are how a PATCH switches a port between access and
 // trunk. Setting both at once leaves a port with neither, so that is
-// refused as VLAN 0. Errors are *port.Error.
+// refused as VLAN 0, unless vlan_from_bridge asks the bridge for the VLAN
+// (then vlan may only be 0 and the trunk empty). Errors are *port.Error.
 func (s PortSpec) Check() error {
 	_, err := s.values()
 	return err
@@ -47,8 +48,19 @@ func (s PortSpec) values() (specValues, error) {
 		}
 		v.trunk = set
 	}
-	if s.VLAN != nil && *s.VLAN == 0 && s.Trunk != nil && *s.Trunk == "" {
-		return v, port.CheckNumber(port.FieldVLAN, 0)
+	fromBridge := s.VLANFromBridge != nil && *s.VLANFromBridge
+	switch {
+	case fromBridge && s.VLAN != nil && *s.VLAN != 0:
+		return v, &port.Error{Port: s.Name, Field: port.FieldVLAN, Reason: fmt.Sprintf("vlan_from_bridge asks the bridge for the VLAN; drop vlan %d (or vlan_from_bridge)", *s.VLAN)}
+	case fromBridge && v.trunk.Len() != 0:
+		return v, &port.Error{Port: s.Name, Field: port.FieldVLAN, Reason: "the bridge assigns a VLAN to an access port (vlan_from_bridge), not to a trunk; drop one of them"}
+	case !fromBridge && s.VLAN != nil && *s.VLAN == 0 && s.Trunk != nil && *s.Trunk == "":
+		return v, vlanZero()
+	}
+	if s.VSIGroup != nil {
+		if err := port.CheckVSIGroup(*s.VSIGroup); err != nil {
+			return v, err
+		}
 	}
 	for _, f := range []struct {
 		field port.Field
@@ -94,6 +106,14 @@ func (s PortSpec) values() (specValues, error) {
 	return v, nil
 }
 
+// vlanZero is the error for an access VLAN 0 that asks for no trunk: VDP's
+// VID 0 is asked for with vlan_from_bridge.
+func vlanZero() error {
+	err := port.CheckNumber(port.FieldVLAN, 0).(*port.Error)
+	err.Reason += " (vlan_from_bridge asks the bridge to assign one over VDP)"
+	return err
+}
+
 // maxOwner bounds PortSpec.Owner (a libvirt domain UUID has 36
 // characters).
 const maxOwner = 128
@@ -122,7 +142,11 @@ func checkOwner(o string) error {
 //
 // A port switches kind through the same fields: setting vlan to a VID
 // makes it an access port (its trunk and native VLAN go), setting a
-// non-empty trunk makes it a trunk port (its VLAN goes). A port becomes
+// non-empty trunk makes it a trunk port (its VLAN goes), and
+// vlan_from_bridge true an access port whose VLAN the bridge assigns
+// (VLAN 0, trunk and native VLAN gone); either of the first two ends a
+// VLAN from the bridge. A port with a VLAN from the bridge or a VSI group
+// must also fit VDP (port.CheckVDP): only VDP gives those their meaning. A port becomes
 // "incoming" (migration) only when it is added: a VSI once associated is
 // not pre-associated again. Errors are the *port.Error of the first rule
 // broken (CodeOf maps them to the API's codes), with the zero Config.
@@ -145,14 +169,23 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 	if s.VLAN != nil {
 		c.VLAN = uint16(*s.VLAN)
 		if *s.VLAN != 0 {
-			c.Trunk, c.NativeVLAN = vlan.VIDSet{}, 0
+			c.Trunk, c.NativeVLAN, c.BridgeVLAN = vlan.VIDSet{}, 0, false
 		}
 	}
 	if s.Trunk != nil {
 		c.Trunk = v.trunk
 		if *s.Trunk != "" {
-			c.VLAN = 0
+			c.VLAN, c.BridgeVLAN = 0, false
 		}
+	}
+	if s.VLANFromBridge != nil {
+		c.BridgeVLAN = *s.VLANFromBridge
+		if c.BridgeVLAN {
+			c.VLAN, c.Trunk, c.NativeVLAN = 0, vlan.VIDSet{}, 0
+		}
+	}
+	if s.VSIGroup != nil {
+		c.VSIGroup = uint32(*s.VSIGroup)
 	}
 	if s.NativeVLAN != nil {
 		c.NativeVLAN = uint16(*s.NativeVLAN)
@@ -193,13 +226,20 @@ func (s PortSpec) Apply(c port.Config) (port.Config, error) {
 	if s.Migration != nil {
 		c.Migration = v.migration
 	}
-	if c.VLAN == 0 && c.Trunk.Len() == 0 && s.VLAN != nil && *s.VLAN == 0 {
+	if c.VLAN == 0 && c.Trunk.Len() == 0 && !c.BridgeVLAN && s.VLAN != nil && *s.VLAN == 0 {
 		// The request asked for VLAN 0 and the port has no trunk to fall
 		// back on: say so rather than that a VLAN is missing.
-		return port.Config{}, port.CheckNumber(port.FieldVLAN, 0)
+		return port.Config{}, vlanZero()
 	}
 	if err := c.Validate(); err != nil {
 		return port.Config{}, err
+	}
+	if c.BridgeVLAN || c.VSIGroup != 0 {
+		// Only VDP gives these ports their meaning: one whose VSIs do not
+		// fit VDP is refused (a plain port registers none and forwards).
+		if err := c.CheckVDP(); err != nil {
+			return port.Config{}, err
+		}
 	}
 	return c, nil
 }
@@ -218,16 +258,24 @@ type PortCounters struct {
 }
 
 // NewPort builds the API's port object from a port's configuration, its
-// state (up, down or absent) and its counters. Lists are never null in
-// the JSON: an access port has "trunk":[], a port without registered MACs
-// "macs":[], and "drops" is always an object.
+// state (up, down, absent or waiting) and its counters. Lists are never
+// null in the JSON: an access port has "trunk":[], a port without
+// registered MACs "macs":[], and "drops" is always an object. For a port
+// whose VLAN the bridge assigns, c.VLAN (the datapath's configuration
+// holds the assigned VID there) is shown as assigned_vlan, and vlan is 0.
 func NewPort(c port.Config, state string, ctr PortCounters) Port {
 	p := Port{
 		Name: c.Name, VLAN: int(c.VLAN), Trunk: c.Trunk.List(), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID),
 		PCP: int(c.PCP), MACs: make([]string, 0, len(c.MACs)), Flood: c.Flood, Owner: c.Owner, State: state,
 		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration,
+		VLANFromBridge: c.BridgeVLAN, VSIGroup: int64(c.VSIGroup),
 		RxPackets: ctr.RxPackets, RxBytes: ctr.RxBytes, TxPackets: ctr.TxPackets, TxBytes: ctr.TxBytes,
 		Drops: ctr.Drops, Backend: ctr.Backend, LearnedMACs: ctr.LearnedMACs, MACMoves: ctr.MACMoves,
+	}
+	if c.BridgeVLAN {
+		// "vlan" is what was configured (0: the bridge's); the bridge's
+		// VID, when the datapath's configuration has it, is assigned_vlan.
+		p.VLAN, p.AssignedVLAN = 0, int(c.VLAN)
 	}
 	if c.MaxMACs != nil {
 		n := *c.MaxMACs

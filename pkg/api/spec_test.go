@@ -381,6 +381,9 @@ func FuzzApply(f *testing.F) {
 		if has(5) {
 			s.MACs = &[]string{mac}
 		}
+		if has(6) {
+			s.VLANFromBridge = ptr(set&0x80 != 0)
+		}
 		c, err := s.Apply(port.Config{})
 		if err != nil {
 			code := api.CodeOf(err)
@@ -401,7 +404,7 @@ func FuzzApply(f *testing.F) {
 			macs = append(macs, m.String())
 		}
 		vlanID, tr, nat, sv, pc := int(c.VLAN), c.Trunk.String(), int(c.NativeVLAN), int(c.SVID), int(c.PCP)
-		again, err := api.PortSpec{VLAN: &vlanID, Trunk: &tr, NativeVLAN: &nat, SVID: &sv, PCP: &pc, MACs: &macs}.Apply(c)
+		again, err := api.PortSpec{VLAN: &vlanID, Trunk: &tr, NativeVLAN: &nat, SVID: &sv, PCP: &pc, MACs: &macs, VLANFromBridge: ptr(c.BridgeVLAN)}.Apply(c)
 		if err != nil || !reflect.DeepEqual(again, c) {
 			t.Fatalf("re-applying %+v: %+v, %v", c, again, err)
 		}

@@ -18,7 +18,7 @@ type Port struct {
 	MACs       []string          `json:"macs"`
 	Flood      bool              `json:"flood_unknown,omitempty"`
 	Owner      string            `json:"owner,omitempty"` // who added it (the libvirt hook: the domain's UUID); omitted: nobody said
-	State      string            `json:"state"`           // up|down|absent
+	State      string            `json:"state"`           // up|down|absent|waiting (for a VLAN from the bridge)
 	RxPackets  uint64            `json:"rx_packets"`
 	RxBytes    uint64            `json:"rx_bytes"`
 	TxPackets  uint64            `json:"tx_packets"`
@@ -50,10 +50,36 @@ type Port struct {
 	// the backend (see pkg/afpacket and pkg/afxdp). Omitted when the
 	// port's queues never reported any.
 	Backend map[string]uint64 `json:"backend,omitempty"`
-	// Problem says why a port is down that the daemon cannot use: its
-	// record in the state file breaks the port rules or does not decode
-	// (the other fields are then zero). Empty for every usable port.
+	// Problem says what is wrong with the port's stored configuration,
+	// which only del-port or add-port/set-port mends: its record in the
+	// state file breaks the port rules or does not decode (the other
+	// fields are then zero), or the datapath refused it at start. Its
+	// meaning is unchanged since it was introduced (scripts may delete
+	// ports that have one); StateReason is the wider why.
 	Problem string `json:"problem,omitempty"`
+	// StateReason is the one reason a port cannot forward now, whatever
+	// it is: Problem's; its S-channel is not granted by the adjacent
+	// bridge (CDCP: state "down"); its VLAN is the bridge's and VDP has
+	// none for it yet (state "waiting") or the bridge's answer was
+	// unusable (the bridge assigned no usable VLAN, refused the VSI, ...:
+	// "down"). The first of these that applies; empty for every port that
+	// can forward. Reason reads it from any daemon.
+	StateReason string `json:"state_reason,omitempty"`
+	// VLANFromBridge: the access port's VLAN is assigned by the adjacent
+	// bridge over VDP ("vlan" stays 0, as configured). AssignedVLAN is the
+	// VID it assigned and the port forwards on (omitted while none: the
+	// port is "waiting", or "down" when the bridge's answer was unusable,
+	// and Problem says why).
+	VLANFromBridge bool `json:"vlan_from_bridge,omitempty"`
+	AssignedVLAN   int  `json:"assigned_vlan,omitempty"`
+	// VSIGroup is the VSIs' group ID (VDP filter formats 3 and 4);
+	// omitted: none.
+	VSIGroup int64 `json:"vsi_group,omitempty"`
+	// VDPError says why VDP registers no VSI for the port although it
+	// would (it has MACs, a group or a VLAN from the bridge): its filters
+	// do not fit one VSI TLV (a trunk of many VLANs). The port forwards
+	// all the same. Omitted otherwise.
+	VDPError string `json:"vdp_error,omitempty"`
 }
 
 // PortSpec is the body of POST /v1/ports (Name required) and PATCH
@@ -92,6 +118,17 @@ type PortSpec struct {
 	// VM has left: its VSIs are de-associated with the S bit) or ""
 	// (none: an incoming port's VSIs are associated at once).
 	Migration *string `json:"migration,omitempty"`
+	// VLANFromBridge true makes the port an access port whose VLAN the
+	// adjacent bridge assigns over VDP (its VSIs ask with VID 0; it
+	// forwards nothing until the bridge answered): "vlan", if given with
+	// it, must be 0, and a trunk goes. false goes back to needing a vlan
+	// or a trunk, which setting either does too. A plain "vlan":0 keeps
+	// meaning "no access VLAN" (with a trunk), as it always did.
+	VLANFromBridge *bool `json:"vlan_from_bridge,omitempty"`
+	// VSIGroup sets the VSIs' group ID (1-4294967295; 0 clears it): their
+	// filters carry it (formats 3 and 4) and the bridge maps it to the
+	// VID; the bridge must support group IDs (BGID).
+	VSIGroup *int64 `json:"vsi_group,omitempty"`
 }
 
 // MaxMACsDefault as PortSpec.MaxMACs: the port follows the daemon's
@@ -100,7 +137,13 @@ const MaxMACsDefault = -1
 
 // Status is GET /v1/status.
 type Status struct {
-	Version        string `json:"version"`
+	Version string `json:"version"`
+	// Commit and BuildDate identify vswitchd's build (internal/version:
+	// the full commit hash, and the build's date in RFC 3339, UTC);
+	// GoVersion is its toolchain. Empty when unknown.
+	Commit         string `json:"commit,omitempty"`
+	BuildDate      string `json:"build_date,omitempty"`
+	GoVersion      string `json:"go_version,omitempty"`
 	Uplink         string `json:"uplink"`
 	UplinkState    string `json:"uplink_state"`
 	Mode           string `json:"mode"`            // vepa|veb (effective)
@@ -128,6 +171,59 @@ type Status struct {
 	// Libvirt is the connection to libvirtd (vswitchd --libvirt; omitted
 	// without it).
 	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
+	// CDCP is the S-channel negotiation with the adjacent bridge
+	// (vswitchd --cdcp; omitted when off).
+	CDCP *CDCPStatus `json:"cdcp,omitempty"`
+
+	// DatapathPriorityEffective is the scheduling the datapath threads
+	// got: DatapathPriority, or "normal" when it could not be set
+	// (DatapathPriorityError says why, e.g. no CAP_SYS_NICE).
+	DatapathPriorityEffective string `json:"datapath_priority_effective,omitempty"`
+	DatapathPriorityError     string `json:"datapath_priority_error,omitempty"`
+}
+
+// CDCPStatus is what the station's CDCP agent (802.1Qbg clause 42) knows:
+// the S-channels it asks for and the ones the bridge granted.
+type CDCPStatus struct {
+	Mode string `json:"mode"` // auto|on
+	// Bridge is the chassis ID of the bridge whose CDCP answer counts
+	// ("": none heard, or its TTL ran out).
+	Bridge string `json:"bridge,omitempty"`
+	// ChnCap is the number of S-channels the bridge supports.
+	ChnCap int `json:"chncap,omitempty"`
+	// Wanted are the SCID/S-VID pairs the station asks for (SCID 1, S-VID
+	// 1 is the default S-channel), Granted the bridge's answer.
+	Wanted  []SChannel `json:"wanted"`
+	Granted []SChannel `json:"granted"`
+	// Channels is each S-channel the ports use, by S-VID (omitted: none).
+	Channels []CDCPChannel `json:"channels,omitempty"`
+}
+
+// CDCPChannel is one S-channel the ports use, as CDCP left it. The
+// bridge's answer decides (802.1Qbg clause 42): the S-channel is granted
+// when the answer holds its S-VID, under the SCID asked for or another
+// one (a bridge with static S-channels numbers them its own way); SCID is
+// then the bridge's.
+type CDCPChannel struct {
+	SVID int `json:"svid"`
+	// SCID is the bridge's SCID for the S-VID once it granted it, else
+	// AskedSCID, the one the station asks for (0: not asked, the TLV is
+	// full).
+	SCID      int `json:"scid"`
+	AskedSCID int `json:"asked_scid"`
+	// Granted: the bridge's answer holds the S-VID.
+	Granted bool `json:"granted"`
+	// Reason is why the S-channel carries nothing ("": it may carry
+	// traffic: granted, or static while no CDCP bridge answers with
+	// --cdcp auto); its ports are down with it, this as their
+	// state_reason.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SChannel is one SCID/S-VID pair of CDCP.
+type SChannel struct {
+	SCID int `json:"scid"`
+	SVID int `json:"svid"`
 }
 
 // LibvirtStatus reports vswitchd's connection to libvirtd, whose domain
@@ -231,6 +327,20 @@ type VSI struct {
 	// Migrated: the VSI's VM migrated here (its associations carry the
 	// M bit).
 	Migrated bool `json:"migrated,omitempty"`
+	// SVID is the S-channel the VSI is registered on (its VDP frames
+	// carry that S-tag); omitted: the untagged link.
+	SVID int `json:"svid,omitempty"`
+	// FilterFormat is the VSI's filter format: VID, MAC+VID, group+VID or
+	// group+MAC+VID.
+	FilterFormat string `json:"filter_format,omitempty"`
+	// Group is the filters' group ID (omitted: none).
+	Group int64 `json:"group,omitempty"`
+	// VLANs lists the VID of every filter entry when there are several
+	// (a trunk port: one per allowed VID); VLAN is the first.
+	VLANs []int `json:"vlans,omitempty"`
+	// AssignedVLAN is the VID the bridge answered with where the request
+	// asked for one (VLAN 0) or named a group; omitted until then.
+	AssignedVLAN int `json:"assigned_vlan,omitempty"`
 }
 
 // Error is the JSON error body of every 4xx/5xx answer.
@@ -260,6 +370,10 @@ const (
 	// CodeInvalidVSI: a VSI type, type version, manager or instance ID
 	// that VDP cannot carry.
 	CodeInvalidVSI = "invalid_vsi"
+	// CodeStarting: vswitchd is starting and serves no request yet: it
+	// waits for its uplink to appear (vswitchd --uplink-wait); the message
+	// says which and for how long. HTTP 503: try again once it runs.
+	CodeStarting = "starting"
 )
 
 // ServiceError carries an API error code; services return it (wrapped or
@@ -309,7 +423,7 @@ func fieldCode(f port.Field) string {
 		return CodeInvalidMAC
 	case port.FieldMaxMACs:
 		return CodeInvalidMaxMACs
-	case port.FieldVSIType, port.FieldVSITypeVersion, port.FieldVSIManager, port.FieldInstanceID:
+	case port.FieldVSIType, port.FieldVSITypeVersion, port.FieldVSIManager, port.FieldInstanceID, port.FieldVSIGroup, port.FieldVSIFilters:
 		return CodeInvalidVSI
 	case port.FieldMigration:
 		return CodeInvalidBody
@@ -328,4 +442,26 @@ type Service interface {
 	FDB(ctx context.Context, vlan int) ([]FDBEntry, error) // vlan 0 = all
 	Stats(ctx context.Context) (Stats, error)
 	VSIs(ctx context.Context) ([]VSI, error)
+	LLDP(ctx context.Context) (LLDP, error)
+}
+
+// Error codes of GET /v1/capture.
+const (
+	// CodeTooManyCaptures: vswitchd runs as many captures as it allows
+	// (HTTP 429); the message names them.
+	CodeTooManyCaptures = "too_many_captures"
+	// CodeNotSupported: the server cannot do what was asked (HTTP 501).
+	CodeNotSupported = "not_supported"
+	// CodeForbidden: the client may not do this (HTTP 403): capturing
+	// needs root or CAP_NET_RAW.
+	CodeForbidden = "forbidden"
+)
+
+// Reason is why the port cannot forward: StateReason, or Problem from a
+// daemon older than StateReason.
+func (p Port) Reason() string {
+	if p.StateReason != "" {
+		return p.StateReason
+	}
+	return p.Problem
 }

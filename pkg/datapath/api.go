@@ -55,6 +55,40 @@ func (s *Switch) UplinkCounters() CounterSnapshot {
 	return cs
 }
 
+// DropTotals returns the switch's drops per reason name, every reason
+// present (zero included): the uplink's, every port's and those of the
+// ports deleted since New. Unlike a port's counters, which go with the
+// port, no total ever goes down, so a rate or an alert over them is right
+// while ports come and go, from the first drop on (vswitch_drops_total).
+func (s *Switch) DropTotals() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n [numReasons]uint64
+	add := func(c *Counters) {
+		for i := range n {
+			n[i] += c.drops[i].Load()
+		}
+	}
+	add(&s.uplink)
+	add(&s.retired)
+	for _, p := range s.ports {
+		add(&p.ctr)
+	}
+	cs := CounterSnapshot{Drops: make(map[string]uint64, numReasons)}
+	for i, v := range n {
+		cs.Drops[Reason(i).String()] = v
+	}
+	for _, w := range s.workers {
+		cs.addQueueDrops(w.q.Stats())
+	}
+	for _, p := range s.ports {
+		if io := p.io.Load(); io != nil {
+			cs.addQueueDrops(io.tap.Stats())
+		}
+	}
+	return cs.Drops
+}
+
 // LearnedFDB lists the learned (not registered) entries, for saving.
 func (s *Switch) LearnedFDB() []FDBEntry {
 	s.mu.Lock() // for the learning domains' pairs
@@ -157,7 +191,9 @@ func (s *Switch) FDBSize(vid uint16) int {
 				vids = 1
 			}
 		case !v.cfg.IsTrunk():
-			vids = 1
+			if v.cfg.VLAN != 0 { // 0: waiting for the bridge's VID, in no VLAN
+				vids = 1
+			}
 		default:
 			vids = v.cfg.Trunk.Len()
 			if nv := v.cfg.NativeVLAN; nv != 0 && !v.cfg.Trunk.Has(nv) {

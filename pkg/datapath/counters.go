@@ -29,13 +29,14 @@ const (
 	DropMACLimit                     // a new source MAC beyond the port's learned-MAC limit
 	DropFDBFull                      // a new source MAC beyond the limit of its VLAN or of the FDB
 	DropMACMoveLimit                 // a MAC another port is using moved here too often
+	DropVIDUnassigned                // the port waits for the bridge to assign its VLAN (VDP): it forwards nothing
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"malformed", "tagged_on_access", "bad_src", "spoofed_src", "vlan_not_allowed",
 	"unknown_vlan", "unknown_dst", "link_local", "port_down", "tx_error", "control_unhandled", "reflection", "rx_overrun",
-	"control_overrun", "mac_limit", "fdb_full", "mac_move_limit",
+	"control_overrun", "mac_limit", "fdb_full", "mac_move_limit", "vid_unassigned",
 }
 
 func (r Reason) String() string {
@@ -76,6 +77,13 @@ func (c *Counters) Drops() map[string]uint64 {
 		}
 	}
 	return m
+}
+
+// addDrops adds o's drops to c's.
+func (c *Counters) addDrops(o *Counters) {
+	for i := range c.drops {
+		c.drops[i].Add(o.drops[i].Load())
+	}
 }
 
 // addQueueDrops adds a queue's own drops to a counter snapshot.

@@ -265,6 +265,9 @@ func (f *fanout) sendTo(snap *snapshot, slot int, frames [][]byte) {
 		return
 	}
 	n, _ := io.tap.Send(frames)
+	if cs := v.p.capture.Load(); cs != nil {
+		cs.frames(DirOut, frames[:n])
+	}
 	var bytes uint64
 	for _, fr := range frames[:n] {
 		bytes += uint64(len(fr))

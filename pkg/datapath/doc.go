@@ -30,6 +30,12 @@
 // Config.Workers tells the embedder how many workers run, so it can give
 // the runtime a P for each (thread_linux.go says why both).
 //
+// Captures (capture.go) copy frames at the points where the switch sees
+// them, port in and out, uplink in and out, into a bounded buffer per
+// session that a reader drains (vswitchd's GET /v1/capture); a full buffer
+// drops and counts, so a slow reader never holds a worker up, and with no
+// capture running a point costs one atomic pointer load per batch.
+//
 // Configuration is an immutable snapshot swapped atomically; the pipelines
 // load it once per batch and never lock per frame. A change copies the
 // snapshot and rewrites only what the changed port touches: its VIDs' port
@@ -47,7 +53,9 @@
 // port.Config.MaxMACs): a new MAC over a limit is dropped (mac_limit,
 // fdb_full), nothing is evicted. learn.go has the rules that keep one VM
 // from taking what others rely on (registered MACs, MAC moves and their
-// rate). Drops are counted per port and per Reason. Backends live
+// rate). Drops are counted per port and per Reason; DropTotals sums them
+// over the switch, keeping those of deleted ports, so totals never go down.
+// Backends live
 // elsewhere (pkg/afpacket, pkg/afxdp); queuetest is an in-memory backend
 // for unit tests.
 package datapath

@@ -131,10 +131,13 @@ func (d *domains) pair(dom uint16) (svid, cvid uint16, ok bool) {
 	return uint16(k >> 12), uint16(k & 0xfff), true
 }
 
-// each calls fn for every VID of c.
+// each calls fn for every VID of c (none while it waits for the bridge to
+// assign its VLAN).
 func each(c *portcfg.Config, fn func(vid uint16)) {
 	if !c.IsTrunk() {
-		fn(c.VLAN)
+		if c.VLAN != 0 {
+			fn(c.VLAN)
+		}
 		return
 	}
 	for vid := uint16(1); vid <= vlan.MaxVID; vid++ {

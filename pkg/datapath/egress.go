@@ -24,6 +24,9 @@ type egressWorker struct {
 	maxLen int
 	now    uint32 // FDB clock, read once per batch
 	moves  moveBucket
+	// vmSeen: a frame of this batch came from the VM's own address,
+	// though dropped as vid_unassigned (for Config.FirstFrame).
+	vmSeen bool
 	// batches counts batches for workerPriority.
 	batches uint32
 }
@@ -93,7 +96,11 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		w.local.begin(snap)
 	}
 	w.now = w.s.fdb.now()
+	if cs := w.p.capture.Load(); cs != nil {
+		cs.batch(DirIn, b) // as the VM sent them: before the checks and the tag push
+	}
 	passed := false
+	w.vmSeen = false
 	for i := 0; i < b.N; i++ {
 		rxp++
 		rxb += uint64(b.Len[i])
@@ -105,7 +112,7 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 	}
 	c.RxPackets.Add(rxp)
 	c.RxBytes.Add(rxb)
-	if passed && w.p.watch.Load() && w.p.watch.CompareAndSwap(true, false) && w.s.cfg.FirstFrame != nil {
+	if (passed || w.vmSeen) && w.p.watch.Load() && w.p.watch.CompareAndSwap(true, false) && w.s.cfg.FirstFrame != nil {
 		w.s.cfg.FirstFrame(w.p.name)
 	}
 	if len(w.up) > 0 {
@@ -119,6 +126,9 @@ func (w *egressWorker) process(snap *snapshot, v *portView) {
 		up.TxBytes.Add(bytes)
 		if n < len(w.up) {
 			c.Drop(DropTxError, uint64(len(w.up)-n))
+		}
+		if cs := w.s.upCapture.Load(); cs != nil {
+			cs.frames(DirOut, w.up[:n]) // with our tags
 		}
 		clear(w.up)
 		w.up = w.up[:0]
@@ -146,6 +156,16 @@ func (w *egressWorker) frame(snap *snapshot, v *portView, b *backend.Batch, i in
 	tci := v.ctag.TCI
 	off, n := b.Off[i], b.Len[i]
 	if !cfg.IsTrunk() {
+		if cfg.VLAN == 0 {
+			// Waiting for the bridge's VID (portcfg.Config.Waiting). A
+			// frame from the VM's own address still says that the VM runs
+			// here: an incoming migration is associated then, and the
+			// bridge may assign the VLAN only to the association.
+			if src := f[6:12]; src[0]&1 == 0 && !isZeroMAC(src) && (len(v.macs) == 0 || hasMAC(v.macs, src)) {
+				w.vmSeen = true
+			}
+			return DropVIDUnassigned, false
+		}
 		if h.NTags != 0 {
 			return DropTaggedOnAccess, false
 		}

@@ -94,3 +94,59 @@ func TestWatchFirstFrame(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// A port waiting for the bridge's VLAN (VDP, VID 0) forwards nothing, but
+// its VM's frames still tell that the VM runs here: an incoming migration
+// is associated only then, and the bridge may give the VLAN only to the
+// association. So a frame from the port's own MAC is reported, dropped as
+// vid_unassigned all the same; one from another MAC (or a multicast
+// source) is not.
+func TestWatchFirstFrameOfWaitingPort(t *testing.T) {
+	be := queuetest.New()
+	got := make(chan string, 8)
+	sw, err := datapath.New(datapath.Config{Uplink: "up0", Backend: be, Logger: slog.New(slog.DiscardHandler),
+		FirstFrame: func(p string) { got <- p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sw.Stop)
+	for _, c := range []port.Config{{Name: "vnet1", BridgeVLAN: true, MACs: []net.HardwareAddr{mac1}}, {Name: "vnet2", BridgeVLAN: true}} {
+		if err := sw.AddPort(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := sw.Attach(c.Name); err != nil {
+			t.Fatal(err)
+		}
+		if err := sw.WatchFirstFrame(c.Name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm1, vm2 := be.Iface("vnet1"), be.Iface("vnet2")
+	vm1.Inject(eth(macR, mac2), eth(macR, net.HardwareAddr{1, 0, 0x5e, 0, 0, 1})) // another MAC, a multicast source
+	vm2.Inject(eth(macR, net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}))
+	select {
+	case p := <-got:
+		t.Fatalf("reported %s for frames that are not the VM's", p)
+	case <-time.After(200 * time.Millisecond):
+	}
+	vm1.Inject(eth(bcast, mac1)) // QEMU's announcement
+	vm2.Inject(eth(bcast, mac3)) // no registered MACs: any unicast source
+	seen := map[string]bool{}
+	for range 2 {
+		select {
+		case p := <-got:
+			seen[p] = true
+		case <-time.After(time.Second):
+			t.Fatalf("first frames reported for %v, want vnet1 and vnet2", seen)
+		}
+	}
+	if !seen["vnet1"] || !seen["vnet2"] {
+		t.Errorf("first frames reported for %v, want vnet1 and vnet2", seen)
+	}
+	if got := be.Iface("up0").Sent(); len(got) != 0 {
+		t.Fatalf("a waiting port sent %d frames to the uplink", len(got))
+	}
+}

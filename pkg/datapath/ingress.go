@@ -63,6 +63,9 @@ func (w *ingressWorker) process(snap *snapshot) {
 	b := w.b
 	up := &w.s.uplink
 	w.rxp, w.rxb, w.ctl = 0, 0, 0
+	if cs := w.s.upCapture.Load(); cs != nil {
+		cs.batch(DirIn, b) // as received: before the tags are popped in place
+	}
 	for i := 0; i < b.N; i++ {
 		w.rxp++
 		w.rxb += uint64(b.Len[i])

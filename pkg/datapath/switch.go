@@ -38,6 +38,9 @@ type Switch struct {
 	nslot   int
 	uplink  Counters
 	control atomic.Uint64 // uplink control frames (CounterSnapshot.Control)
+	// retired holds the drops of the ports deleted since New, so that
+	// DropTotals never goes down. Changed under mu.
+	retired Counters
 	workers []*ingressWorker
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -55,8 +58,16 @@ type Switch struct {
 
 	prioOnce   sync.Once   // the priority warning, once
 	prioFailed atomic.Bool // the priority cannot be set: stop trying
+	// prioErr is why the priority could not be set (PriorityErr); nil
+	// while it could.
+	prioErr atomic.Pointer[error]
 
 	nworkers int // ingress and egress workers running (Config.Workers). Guarded by mu.
+
+	// captures are the running capture sessions (capture.go), guarded by
+	// mu; upCapture is the uplink's for its workers (nil: none).
+	captures  map[*Capture]struct{}
+	upCapture atomic.Pointer[captureSet]
 }
 
 type port struct {
@@ -73,6 +84,8 @@ type port struct {
 	// (WatchFirstFrame); its egress worker clears it and calls
 	// Config.FirstFrame.
 	watch atomic.Bool
+	// capture is the port's running captures (capture.go), nil when none.
+	capture atomic.Pointer[captureSet]
 }
 
 type portIO struct {
@@ -140,6 +153,17 @@ func (s *Switch) SetMode(m Mode) {
 
 // Backend returns the backend's name.
 func (s *Switch) Backend() string { return s.cfg.Backend.Name() }
+
+// PriorityErr says why the datapath threads do not run with
+// Config.Priority (they then run at normal priority), or nil when they do
+// (or none was asked for). Once setting it failed, the switch stops
+// trying: the error stays.
+func (s *Switch) PriorityErr() error {
+	if p := s.prioErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // PortBackend returns the name of the backend VM ports use (differs from
 // Backend with a backend.Split).
@@ -270,6 +294,7 @@ func (s *Switch) Stop() {
 	}
 	s.started = false
 	close(s.stop)
+	s.endCapturesLocked(nil, true, fmt.Errorf("%w: vswitchd is stopping", ErrCaptureEnded))
 	for _, p := range s.ports {
 		s.detachLocked(p)
 	}
@@ -307,6 +332,9 @@ func (s *Switch) SendControl(frame []byte) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("send control frame on %s: the queue refused it (full, or longer than the MTU)", s.cfg.Uplink)
+	}
+	if cs := s.upCapture.Load(); cs != nil {
+		cs.frames(DirOut, fr)
 	}
 	return nil
 }
@@ -396,6 +424,8 @@ func (s *Switch) DeletePort(name string) error {
 		return portcfg.NotFound(name)
 	}
 	s.detachLocked(p)
+	s.endCapturesLocked(p, false, fmt.Errorf("%w: port %s was deleted", ErrCaptureEnded, name))
+	s.retired.addDrops(&p.ctr)
 	delete(s.ports, name)
 	old := p.view.Load()
 	s.doms.release(&old.cfg)
@@ -410,8 +440,11 @@ func (s *Switch) DeletePort(name string) error {
 // registered MAC, when it has any), or stops watching (on false). A VM
 // migrating in is paused until it runs on this host, and the first thing
 // it sends then is QEMU's announcement of its MACs (RARP, or the guest's
-// gratuitous ARP): this is how the daemon learns that it runs. Unknown
-// name: port.ErrNotFound.
+// gratuitous ARP): this is how the daemon learns that it runs. A port
+// waiting for the bridge's VLAN drops the frame (vid_unassigned) but
+// reports it all the same when its source is the VM's (the bridge may
+// assign the VLAN only once the VM is associated). Unknown name:
+// port.ErrNotFound.
 func (s *Switch) WatchFirstFrame(name string, on bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -111,10 +112,15 @@ func (s *Switch) workerPriority(batches *uint32) {
 }
 
 func (s *Switch) prioWarn(err error) {
-	s.prioFailed.Store(true)
 	s.prioOnce.Do(func() {
+		err = fmt.Errorf("set %s: %w", s.cfg.Priority, err)
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			err = fmt.Errorf("%w (needs CAP_SYS_NICE)", err)
+		}
+		s.prioErr.Store(&err)
 		s.log.Warn("cannot set the datapath threads' priority; they run at normal priority (needs CAP_SYS_NICE)", "priority", s.cfg.Priority, "err", err)
 	})
+	s.prioFailed.Store(true)
 }
 
 // threadHasPriority reports whether thread tid (0: the caller) runs with p.

@@ -1,12 +1,15 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vswitch/vswitch/pkg/backend/queuetest"
 	portcfg "github.com/vswitch/vswitch/pkg/port"
@@ -179,5 +182,25 @@ func TestWorkersCallback(t *testing.T) {
 	want := []int{2, 3, 4, 3, 2, 0, 2, 3, 2, 0}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Workers saw %v, want %v", got, want)
+	}
+}
+
+// A policy the switch may not set is reported by PriorityErr, with what
+// it lacks, for the status to show what the threads really got.
+func TestPriorityErr(t *testing.T) {
+	s, err := New(Config{Uplink: "up0", Backend: queuetest.New(), Priority: Priority{RealTime: 1}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PriorityErr(); err != nil {
+		t.Fatalf("before any attempt: %v", err)
+	}
+	s.prioWarn(unix.EPERM)
+	s.prioWarn(unix.EINVAL) // the first error stays
+	if err := s.PriorityErr(); err == nil || err.Error() != "set SCHED_RR 1: operation not permitted (needs CAP_SYS_NICE)" || !errors.Is(err, unix.EPERM) {
+		t.Errorf("PriorityErr %v", err)
+	}
+	if !s.prioFailed.Load() {
+		t.Error("the workers keep trying")
 	}
 }

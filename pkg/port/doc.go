@@ -23,6 +23,10 @@
 //     no '/', ':' or white space (CheckName).
 //   - A port is an access port (VLAN 1-4094, no trunk) or a trunk port
 //     (VLAN 0, at least one VID in Trunk), never both and never neither.
+//     An access port may have its VLAN assigned by the adjacent bridge
+//     over 802.1Qbg VDP instead (BridgeVLAN, vswctl --vlan 0): VLAN is
+//     then 0 until the bridge assigned one (the port forwards nothing
+//     meanwhile: Waiting), and it has no trunk.
 //   - A native VLAN (1-4094) only on a trunk port; 0 means none.
 //   - SVID is 1-4094, or 0 for none; PCP is 0-7.
 //   - Each MAC is a 6-byte unicast address other than all zeros, listed
@@ -35,6 +39,16 @@
 //     characters (ParseVSIManager), instance ID a UUID other than the nil
 //     one (ParseInstanceID), each in canonical form.
 //   - Migration is none, incoming or outgoing (ParseMigration).
+//   - VSIGroup, the VSIs' group ID, is 1-4294967295 or 0 for none
+//     (CheckVSIGroup, ParseVSIGroup).
+//
+// What a port registers over VDP follows from these fields (vdp.go): it
+// registers VSIs when it has MACs, a group or a VLAN from the bridge; the
+// filter format is VID, MAC+VID, group+VID or group+MAC+VID
+// (VDPFilterFormat), one entry per VID (VDPVIDs: the access VLAN, 0 to
+// ask the bridge, or every VID of a trunk). CheckVDP says whether the
+// VSIs fit one VSI TLV each; a port whose VSIs do not is still valid, but
+// registers none.
 //
 // A broken rule is an *Error. Its Field says which part of the
 // configuration is at fault (the API maps it to its error codes:
@@ -48,7 +62,7 @@
 // # Text
 //
 // Operators write ports as text: flags, XML attributes, JSON. ParseNumber,
-// ParseTrunk, ParseMAC, ParseMACs, ParseVSIManager, ParseInstanceID and
+// ParseTrunk, ParseMAC, ParseMACs, ParseVSIManager, ParseInstanceID, ParseVSIGroup and
 // ParseMigration read one field's text and check it
 // with the same rules and messages, so a command line can refuse a bad
 // value before it sends anything:

@@ -30,6 +30,8 @@ const (
 	FieldVSIManager                      // the VSI manager ID
 	FieldInstanceID                      // the VSI instance ID (the VSIID)
 	FieldMigration                       // the port's part in a live migration
+	FieldVSIGroup                        // the VSIs' group ID (VDP filter formats 3 and 4)
+	FieldVSIFilters                      // the VSIs' filters, as VDP carries them
 )
 
 // String is the field's name in messages ("native VLAN").
@@ -61,6 +63,10 @@ func (f Field) String() string {
 		return "instance ID"
 	case FieldMigration:
 		return "migration"
+	case FieldVSIGroup:
+		return "VSI group"
+	case FieldVSIFilters:
+		return "VSI filters"
 	}
 	return fmt.Sprintf("Field(%d)", int(f))
 }
@@ -156,6 +162,26 @@ func ParseNumber(f Field, s string) (int, error) {
 		return 0, err
 	}
 	return v, nil
+}
+
+// ParseAccessVLAN parses an access port's VLAN as operators write it on
+// the command line and in libvirt's metadata: a VID 1-4094, or 0 for a
+// VLAN the adjacent bridge assigns over VDP (fromBridge; Config.BridgeVLAN).
+// Other text is refused as ParseNumber refuses it, with 0 in the range:
+//
+//	invalid VLAN 4095: must be 1-4094, or 0 for the bridge to assign it
+func ParseAccessVLAN(s string) (vid uint16, fromBridge bool, err error) {
+	t := strings.TrimSpace(s)
+	v, err := strconv.Atoi(t)
+	switch {
+	case err != nil:
+		return 0, false, &Error{Field: FieldVLAN, Value: quote(t), Reason: "must be a number 1-4094, or 0 for the bridge to assign it", Err: err}
+	case v == 0:
+		return 0, true, nil
+	case v < 0 || v > vlan.MaxVID:
+		return 0, false, &Error{Field: FieldVLAN, Value: strconv.Itoa(v), Reason: "must be 1-4094, or 0 for the bridge to assign it"}
+	}
+	return uint16(v), false, nil
 }
 
 // ParseTrunk parses a trunk's VID set ("10,20-30", see vlan.ParseVIDSet).

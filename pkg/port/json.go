@@ -26,6 +26,10 @@ type record struct {
 	VSIManager     string `json:"vsi_manager,omitempty"`
 	InstanceID     string `json:"instance_id,omitempty"`
 	Migration      string `json:"migration,omitempty"`
+	// A VLAN the bridge assigns (no "vlan": the assignment is not
+	// saved) and the VSIs' group ID; omitted when unset.
+	BridgeVLAN bool  `json:"vlan_from_bridge,omitempty"`
+	VSIGroup   int64 `json:"vsi_group,omitempty"`
 }
 
 // MarshalJSON writes c as
@@ -33,10 +37,16 @@ type record struct {
 //	{"name":"vnet2","trunk":"10,20-30","native_vlan":10,"macs":["52:54:00:12:34:56"]}
 //
 // with the trunk in canonical form and zero values left out (max_macs is
-// written when set, 0 included). It does not validate c.
+// written when set, 0 included). A port whose VLAN the bridge assigns is
+// written "vlan_from_bridge":true without the VID it may have now. It does
+// not validate c.
 func (c Config) MarshalJSON() ([]byte, error) {
 	r := record{Name: c.Name, VLAN: int(c.VLAN), NativeVLAN: int(c.NativeVLAN), SVID: int(c.SVID), PCP: int(c.PCP), Flood: c.Flood, Owner: c.Owner, MaxMACs: c.MaxMACs,
-		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration}
+		VSIType: int(c.VSIType), VSITypeVersion: int(c.VSITypeVersion), VSIManager: c.VSIManager, InstanceID: c.InstanceID, Migration: c.Migration,
+		BridgeVLAN: c.BridgeVLAN, VSIGroup: int64(c.VSIGroup)}
+	if c.BridgeVLAN {
+		r.VLAN = 0 // the bridge's assignment is asked for again at the next start
+	}
 	if c.Trunk.Len() != 0 {
 		r.Trunk = c.Trunk.String()
 	}
@@ -58,7 +68,14 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if err := CheckName(r.Name); err != nil {
 		return withPort(err, r.Name)
 	}
-	n := Config{Name: r.Name, Flood: r.Flood, Owner: r.Owner, MaxMACs: r.MaxMACs}
+	n := Config{Name: r.Name, Flood: r.Flood, Owner: r.Owner, MaxMACs: r.MaxMACs, BridgeVLAN: r.BridgeVLAN}
+	if r.BridgeVLAN && r.VLAN != 0 {
+		return withPort(&Error{Field: FieldVLAN, Reason: fmt.Sprintf("the record asks the bridge for the VLAN (vlan_from_bridge) and names VLAN %d too; keep one", r.VLAN)}, r.Name)
+	}
+	if err := CheckVSIGroup(r.VSIGroup); err != nil {
+		return withPort(err, r.Name)
+	}
+	n.VSIGroup = uint32(r.VSIGroup)
 	for _, f := range []struct {
 		field Field
 		v     int

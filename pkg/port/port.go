@@ -22,14 +22,22 @@ const (
 
 // Config is one switch port: the VM tap it stands for, how its frames are
 // tagged and which source MACs it may use. A port is an access port when
-// VLAN != 0 and a trunk port otherwise (Trunk then holds the VIDs it
-// carries). Validate says whether a Config is usable; the zero Config is
-// not (it has no name).
+// VLAN != 0 or BridgeVLAN is set, and a trunk port otherwise (Trunk then
+// holds the VIDs it carries). Validate says whether a Config is usable;
+// the zero Config is not (it has no name).
 type Config struct {
 	// Name is the interface (tap) name, as Linux accepts it.
 	Name string
-	// VLAN is the access port's VID (1-4094); 0 on a trunk port.
+	// VLAN is the access port's VID (1-4094); 0 on a trunk port. With
+	// BridgeVLAN it is the VID the bridge assigned, 0 while there is none.
 	VLAN uint16
+	// BridgeVLAN makes an access port whose VLAN the adjacent bridge
+	// assigns over 802.1Qbg VDP (vswctl --vlan 0): its VSIs ask with VID
+	// 0, and until the bridge's answer carries a VID (then in VLAN) the
+	// port forwards nothing (Waiting). The assignment is not
+	// configuration: the JSON record keeps no VLAN, so the port asks again
+	// after every restart.
+	BridgeVLAN bool
 	// Trunk is the trunk port's set of allowed VIDs; empty on an access port.
 	Trunk vlan.VIDSet
 	// NativeVLAN is the VID of a trunk port's untagged frames (0: they are
@@ -67,20 +75,29 @@ type Config struct {
 	VSITypeVersion uint8
 	VSIManager     string
 	InstanceID     string
+	// VSIGroup is the VSIs' group ID (0: none): their filters then carry
+	// it (802.1Qbg filter formats 3 and 4), and the bridge answers with the
+	// VID it maps the group to (see VDPFilterFormat).
+	VSIGroup uint32
 	// Migration is the port's part in a live migration of its VM:
 	// MigrationNone, MigrationIncoming or MigrationOutgoing.
 	Migration string
 }
 
-// IsTrunk reports whether c is a trunk port (it has no access VLAN).
-func (c *Config) IsTrunk() bool { return c.VLAN == 0 }
+// IsTrunk reports whether c is a trunk port (it has no access VLAN, nor
+// waits for one from the bridge).
+func (c *Config) IsTrunk() bool { return c.VLAN == 0 && !c.BridgeVLAN }
+
+// Waiting reports whether c is an access port still waiting for the
+// bridge to assign its VLAN: it forwards nothing.
+func (c *Config) Waiting() bool { return c.VLAN == 0 && c.BridgeVLAN }
 
 // HasVID reports whether frames of VLAN vid belong to the port: its access
-// VLAN, or one of its trunk VIDs or its native VLAN. It is on the frame
-// path: no allocation, no lock.
+// VLAN, or one of its trunk VIDs or its native VLAN (none while it is
+// Waiting). It is on the frame path: no allocation, no lock.
 func (c *Config) HasVID(vid uint16) bool {
-	if c.VLAN != 0 {
-		return c.VLAN == vid
+	if c.VLAN != 0 || c.BridgeVLAN {
+		return c.VLAN == vid && vid != 0
 	}
 	return c.Trunk.Has(vid) || (c.NativeVLAN != 0 && c.NativeVLAN == vid)
 }
@@ -96,6 +113,17 @@ func (c *Config) validate() error {
 	}
 	trunk := c.Trunk.Len() != 0
 	switch {
+	case c.BridgeVLAN && trunk:
+		return &Error{Field: FieldVLAN, Reason: "the bridge assigns a VLAN to an access port (--vlan 0), not to a trunk; drop one of them"}
+	case c.BridgeVLAN:
+		if c.VLAN != 0 {
+			if err := CheckNumber(FieldVLAN, int(c.VLAN)); err != nil {
+				return err
+			}
+		}
+		if c.NativeVLAN != 0 {
+			return &Error{Field: FieldNativeVLAN, Reason: "a native VLAN needs a trunk port"}
+		}
 	case c.VLAN != 0 && trunk:
 		return &Error{Field: FieldVLAN, Reason: "use either a VLAN (access port) or a trunk, not both"}
 	case c.VLAN != 0:

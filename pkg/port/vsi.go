@@ -109,6 +109,31 @@ func ParseMigration(s string) (string, error) {
 	return "", &Error{Field: FieldMigration, Value: quote(s), Reason: "use incoming, outgoing or none"}
 }
 
+// MaxVSIGroup is the largest VSI group ID: VDP carries it in four bytes.
+const MaxVSIGroup = 1<<32 - 1
+
+// CheckVSIGroup checks a VSI group ID: 1-4294967295, or 0 for none.
+func CheckVSIGroup(g int64) error {
+	if g < 0 || g > MaxVSIGroup {
+		return &Error{Field: FieldVSIGroup, Value: strconv.FormatInt(g, 10), Reason: "must be 1-4294967295, or 0 for none"}
+	}
+	return nil
+}
+
+// ParseVSIGroup reads a VSI group ID (spaces around it allowed) and checks
+// it as CheckVSIGroup does.
+func ParseVSIGroup(s string) (uint32, error) {
+	t := strings.TrimSpace(s)
+	g, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		return 0, &Error{Field: FieldVSIGroup, Value: quote(t), Reason: "must be a number 1-4294967295, or 0 for none", Err: err}
+	}
+	if err := CheckVSIGroup(g); err != nil {
+		return 0, err
+	}
+	return uint32(g), nil
+}
+
 // validateVSI checks the VSI identity and migration fields of c: each in
 // its canonical form, so that what the state file and the API hold reads
 // back the same.

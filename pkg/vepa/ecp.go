@@ -24,7 +24,10 @@ import (
 // every request with the same sequence number and passes a request up only
 // when its sequence number differs from the last one it passed up (a
 // retransmission whose acknowledgement was lost is acknowledged again but
-// not delivered twice). The sender retransmits after 10 µs × 2^RTE, R times.
+// not delivered twice). The sender retransmits after 10 µs × 2^RTE, R times,
+// without back-off (as lldpad's ecp22.c); R and RTE are the values the EVB
+// TLV negotiated (SetTimers), followed by a request under way too. A
+// request is given up when the peer changes (SetPeer).
 const (
 	EtherTypeECP = 0x8940
 
@@ -86,8 +89,8 @@ type ECPConfig struct {
 	// must not keep the slice.
 	Deliver func(payload []byte)
 	// Retries (R) and RTE (retransmission exponent) of requests we send
-	// (defaults 3 and 8, lldpad's; each side uses the larger of its own
-	// and the peer's values from the EVB TLV).
+	// (zero: 3 and 8, lldpad's defaults; SetTimers sets any value, the
+	// ones the EVB TLV negotiated).
 	Retries int
 	RTE     uint8
 	// Peer is the only address frames are taken from (SetPeer changes
@@ -107,8 +110,10 @@ type ECP struct {
 	reqMu sync.Mutex // one request outstanding
 
 	mu      sync.Mutex
-	seq     uint16      // last sequence number sent
-	waiting chan uint16 // acks of the outstanding request
+	seq     uint16        // last sequence number sent
+	waiting chan uint16   // acks of the outstanding request
+	changed chan struct{} // the outstanding request's timers or peer changed
+	peerGen uint64        // counts changes of the peer (SetPeer)
 	lastRx  uint16
 	haveRx  bool
 	peer    [6]byte
@@ -118,12 +123,31 @@ type ECP struct {
 
 // ECPStats counts ECP traffic.
 type ECPStats struct {
-	Sent, Retransmitted, Acked, Failed uint64 // our requests
+	// Our requests: Sent (first transmissions), Retransmitted (again
+	// after an acknowledgement timer ran out), Acked, Failed (not
+	// acknowledged after R retries: timed out).
+	Sent, Retransmitted, Acked, Failed uint64
 	Received, Duplicates, Bad          uint64 // the peer's requests
 	// Refused frames: Tagged carried a VLAN tag (ECP runs untagged
 	// between station and bridge), Foreign came from another address
-	// than the peer's (or before there was a peer).
+	// than the peer's (or before there was a peer) or went to another
+	// address than the nearest-customer-bridge group address (the
+	// bridge's ECP sends to it, and no bridge forwards it: a frame to us
+	// or to everyone was forwarded from elsewhere).
 	Tagged, Foreign uint64
+}
+
+// add adds b's counts to a's.
+func (a *ECPStats) add(b ECPStats) {
+	a.Sent += b.Sent
+	a.Retransmitted += b.Retransmitted
+	a.Acked += b.Acked
+	a.Failed += b.Failed
+	a.Received += b.Received
+	a.Duplicates += b.Duplicates
+	a.Bad += b.Bad
+	a.Tagged += b.Tagged
+	a.Foreign += b.Foreign
 }
 
 // NewECP returns an ECP endpoint.
@@ -155,8 +179,42 @@ func (e *ECP) SetPeer(mac net.HardwareAddr) {
 	defer e.mu.Unlock()
 	if has != e.hasPeer || peer != e.peer {
 		e.haveRx = false // a new peer's sequence numbers start afresh
+		e.peerGen++      // and a request for the old one is given up
+		e.signalLocked()
 	}
 	e.peer, e.hasPeer = peer, has
+}
+
+// signalLocked tells the outstanding request, if any, that its timers or
+// its peer changed. e.mu is held.
+func (e *ECP) signalLocked() {
+	if e.changed != nil {
+		select {
+		case e.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SetTimers sets R (retries, 0-7) and RTE (the acknowledgement timer,
+// 10 µs × 2^RTE). A request under way follows them too: its running timer
+// counts the new value from its last try, and when it runs out the request
+// is given up if it already made R retries. Otherwise a bridge that once
+// advertised RTE 31 (a 6-hour timer) would hold VDP behind one lost frame
+// for up to 8 × 6 hours, whatever it advertised next.
+func (e *ECP) SetTimers(r, rte uint8) {
+	e.mu.Lock()
+	e.cfg.Retries, e.cfg.RTE = int(r), rte
+	e.signalLocked()
+	e.mu.Unlock()
+}
+
+// params are the outstanding request's retries and timer now, and whether
+// the peer changed since it started (gen).
+func (e *ECP) params(gen uint64) (retries int, timeout time.Duration, peerChanged bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.Retries, Timer(e.cfg.RTE), e.peerGen != gen
 }
 
 // SetMAC changes the source address of the frames sent from now on.
@@ -185,8 +243,15 @@ func (e *ECP) Stats() ECPStats {
 // ErrNoAck is returned when a request was not acknowledged after all retries.
 var ErrNoAck = errors.New("ecp: request not acknowledged")
 
+// ErrPeerChanged is returned for a request given up because the peer it
+// was sent to changed or went (SetPeer).
+var ErrPeerChanged = errors.New("ecp: the peer changed while the request waited")
+
 // Request sends payload as the next request and waits for its
-// acknowledgement, retransmitting as configured. Requests are serialised.
+// acknowledgement, retransmitting as configured (R and RTE as they are
+// now: SetTimers applies to a request under way too). It is given up with
+// ErrPeerChanged when the peer changes or goes (SetPeer) before the
+// acknowledgement. Requests are serialised.
 func (e *ECP) Request(ctx context.Context, payload []byte) error {
 	e.reqMu.Lock()
 	defer e.reqMu.Unlock()
@@ -196,20 +261,27 @@ func (e *ECP) Request(ctx context.Context, payload []byte) error {
 		e.seq = 1
 	}
 	seq := e.seq
-	acks := make(chan uint16, 4)
-	e.waiting = acks
+	acks, changed := make(chan uint16, 4), make(chan struct{}, 1)
+	e.waiting, e.changed = acks, changed
+	gen := e.peerGen
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
-		e.waiting = nil
+		e.waiting, e.changed = nil, nil
 		e.mu.Unlock()
 	}()
 	frame := ECPFrame(e.src(), ECPRequest, ECPSubtypeVDP, seq, payload)
-	timeout := Timer(e.cfg.RTE)
-	if timeout < time.Millisecond {
-		timeout = time.Millisecond
-	}
-	for try := 0; try <= e.cfg.Retries; try++ {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for try := 0; ; try++ {
+		retries, to, gone := e.params(gen)
+		if gone {
+			return fmt.Errorf("%w: sequence %d", ErrPeerChanged, seq)
+		}
+		if try > retries {
+			e.count(func(s *ECPStats) { s.Failed++ })
+			return fmt.Errorf("%w: sequence %d, %d tries %v apart", ErrNoAck, seq, try, to)
+		}
 		if err := e.cfg.Send(frame); err != nil {
 			return fmt.Errorf("ecp: send request %d: %w", seq, err)
 		}
@@ -220,26 +292,43 @@ func (e *ECP) Request(ctx context.Context, payload []byte) error {
 				s.Retransmitted++
 			}
 		})
-		t := time.NewTimer(timeout)
+		sent, timeout := time.Now(), to
+		resetTimer(t, timeout)
 		for waiting := true; waiting; {
 			select {
 			case <-ctx.Done():
-				t.Stop()
 				return ctx.Err()
 			case got := <-acks:
 				if got == seq {
-					t.Stop()
 					e.count(func(s *ECPStats) { s.Acked++ })
 					return nil
+				}
+			case <-changed:
+				_, to, gone := e.params(gen)
+				if gone {
+					waiting = false // given up at the top of the loop
+					continue
+				}
+				if to != timeout { // R is looked at when this try's timer runs out
+					timeout = to
+					resetTimer(t, max(0, time.Until(sent.Add(timeout))))
 				}
 			case <-t.C:
 				waiting = false
 			}
 		}
-		timeout *= 2 // back off, as lldpad does
 	}
-	e.count(func(s *ECPStats) { s.Failed++ })
-	return fmt.Errorf("%w: sequence %d, %d tries", ErrNoAck, seq, e.cfg.Retries+1)
+}
+
+// resetTimer stops t, drains a value it may hold, and starts it for d.
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
 }
 
 func (e *ECP) count(f func(*ECPStats)) {
@@ -251,9 +340,11 @@ func (e *ECP) count(f func(*ECPStats)) {
 // Handle takes a received ECP frame (as it was on the wire, tags
 // included): acknowledgements complete the outstanding request; requests
 // are acknowledged and, unless repeated, delivered. Only untagged frames
-// from the peer count (see ECPConfig.Peer): a tagged one crossed a VLAN,
-// and anyone else's acknowledgement must not complete our request nor its
-// request change what the bridge is believed to know.
+// from the peer to the nearest-customer-bridge address count (see
+// ECPConfig.Peer): a tagged one crossed a VLAN, one to another address
+// (ours, broadcast) was forwarded by a bridge from elsewhere, and anyone
+// else's acknowledgement must not complete our request nor its request
+// change what the bridge is believed to know.
 func (e *ECP) Handle(frame []byte) {
 	if vlan.IsTagged(frame) {
 		e.count(func(s *ECPStats) { s.Tagged++ })
@@ -264,7 +355,15 @@ func (e *ECP) Handle(frame []byte) {
 		e.count(func(s *ECPStats) { s.Bad++ })
 		return
 	}
-	if !e.fromPeer([6]byte(frame[6:12])) { // ParseECP checked the length
+	if [6]byte(frame[:6]) != NearestCustomerBridge { // ParseECP checked the length
+		// Not the adjacent bridge's ECP: it sends to the nearest-
+		// customer-bridge address, which no 802.1Q bridge forwards. A
+		// frame to us or to everyone with the bridge's source address
+		// was forwarded from elsewhere: a forgery.
+		e.count(func(s *ECPStats) { s.Foreign++ })
+		return
+	}
+	if !e.fromPeer([6]byte(frame[6:12])) {
 		return
 	}
 	if h.Op == ECPAck {

@@ -48,6 +48,7 @@ type LLDPDU struct {
 	PortID         []byte
 	TTL            uint16
 	EVB            *EVB
+	CDCP           *CDCP // the CDCP TLV (S-VLAN components' agent), if any
 	Other          []TLV
 }
 
@@ -107,6 +108,14 @@ func ParseLLDPDU(b []byte) (*LLDPDU, error) {
 				d.EVB = &e
 				continue
 			}
+			if IsCDCPTLV(v) {
+				c, err := ParseCDCP(v)
+				if err != nil {
+					return nil, err
+				}
+				d.CDCP = &c
+				continue
+			}
 			d.Other = append(d.Other, TLV{Type: typ, Value: clone(v)})
 		default:
 			d.Other = append(d.Other, TLV{Type: typ, Value: clone(v)})
@@ -125,7 +134,7 @@ func AppendTLV(b []byte, typ uint8, value []byte) ([]byte, error) {
 	return append(b, value...), nil
 }
 
-// Append encodes d (mandatory TLVs, EVB, Other, End) after b.
+// Append encodes d (mandatory TLVs, EVB, CDCP, Other, End) after b.
 func (d *LLDPDU) Append(b []byte) ([]byte, error) {
 	var err error
 	if len(d.ChassisID) == 0 || len(d.ChassisID) > 255 || len(d.PortID) == 0 || len(d.PortID) > 255 {
@@ -142,6 +151,15 @@ func (d *LLDPDU) Append(b []byte) ([]byte, error) {
 	}
 	if d.EVB != nil {
 		if b, err = AppendTLV(b, tlvOrg, d.EVB.Append(nil)); err != nil {
+			return b, err
+		}
+	}
+	if d.CDCP != nil {
+		v, err := d.CDCP.Append(nil)
+		if err != nil {
+			return b, err
+		}
+		if b, err = AppendTLV(b, tlvOrg, v); err != nil {
 			return b, err
 		}
 	}

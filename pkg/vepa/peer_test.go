@@ -313,3 +313,61 @@ func TestVDPNewBridgeReassociates(t *testing.T) {
 		t.Errorf("ECP stats %+v: the old bridge's frames not counted as foreign", st)
 	}
 }
+
+// ECP frames count only when sent to the nearest-customer-bridge address,
+// as the bridge's ECP sends them (and lldpad's, and ours): an 802.1Q
+// bridge never forwards that address, so such a frame came from the
+// adjacent bridge and not, with the bridge's source address forged, from
+// a host elsewhere in the bridge's network whose unicast or broadcast
+// frame the bridge forwarded to the uplink (a native VLAN). A VDP answer
+// carried that way would assign a VLAN. Refused frames are neither
+// acknowledged nor delivered, and do not complete a request; they count
+// as Foreign.
+func TestECPOnlyToNearestCustomerBridge(t *testing.T) {
+	own, peer := [6]byte{2, 0, 0, 0, 0, 0xa}, [6]byte{2, 0, 0, 0, 0, 0xb}
+	var acks, delivered int
+	e, err := NewECP(ECPConfig{MAC: own, Peer: peer, RTE: 7, Retries: 1,
+		Send: func(f []byte) error {
+			if h, _, err := ParseECP(f); err == nil && h.Op == ECPAck {
+				acks++
+			}
+			return nil
+		},
+		Deliver: func([]byte) { delivered++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := func(dst [6]byte, op uint8, seq uint16) []byte {
+		f := ECPFrame(peer, op, ECPSubtypeVDP, seq, []byte("answer"))
+		copy(f[:6], dst[:])
+		return f
+	}
+	for i, dst := range [][6]byte{own, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x01, 0x80, 0xc2, 0, 0, 0x0e}, {0x01, 0x80, 0xc2, 0, 0, 0x03}} {
+		e.Handle(to(dst, ECPRequest, uint16(10+i)))
+	}
+	if s := e.Stats(); acks != 0 || delivered != 0 || s.Received != 0 || s.Foreign != 4 {
+		t.Fatalf("requests to other addresses than 01:80:c2:00:00:00: %d acks, %d delivered, stats %+v; want none, 4 foreign", acks, delivered, s)
+	}
+	e.Handle(to(NearestCustomerBridge, ECPRequest, 20))
+	if s := e.Stats(); acks != 1 || delivered != 1 || s.Received != 1 {
+		t.Fatalf("the bridge's request: %d acks, %d delivered, stats %+v; want 1, 1", acks, delivered, s)
+	}
+
+	// An acknowledgement to our unicast address does not complete a
+	// request.
+	var seq uint16
+	e.cfg.Send = func(f []byte) error {
+		if h, _, err := ParseECP(f); err == nil && h.Op == ECPRequest {
+			seq = h.Seq
+			go e.Handle(to(own, ECPAck, h.Seq))
+		}
+		return nil
+	}
+	if err := e.Request(context.Background(), []byte("x")); !errors.Is(err, ErrNoAck) {
+		t.Fatalf("an ack to our unicast address: %v, want ErrNoAck", err)
+	}
+	e.Handle(to(NearestCustomerBridge, ECPAck, seq)) // too late: nothing waits
+	if s := e.Stats(); s.Foreign != 6 || s.Acked != 0 {
+		t.Errorf("stats %+v, want 6 foreign (two tries), none acked", s)
+	}
+}

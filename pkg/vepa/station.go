@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,13 +39,26 @@ type Relay struct {
 	// Bridge is the last EVB TLV heard from the bridge (nil: none).
 	Bridge *EVB
 	// Sent and Received count LLDPDUs; Bad counts received frames that
-	// did not parse.
-	Sent, Received, Bad uint64
+	// did not parse. Ignored counts the LLDPDUs to another agent's
+	// address handed to the station (Received counts them too): the
+	// nearest bridge's (01:80:c2:00:00:0e), and the nearest non-TPMR
+	// bridge's (01:80:c2:00:00:03, CDCP's) when no CDCP agent runs.
+	Sent, Received, Bad, Ignored uint64
 	// Frames refused by the peer rules (see Handle): Tagged counts
 	// LLDPDUs that carried a VLAN tag, Foreign the EVB TLVs of a bridge
 	// other than the peer while the peer's TTL runs, ForeignShutdown the
 	// shutdown LLDPDUs (TTL 0) of anyone but the peer.
 	Tagged, Foreign, ForeignShutdown uint64
+	// Neighbor is the peer's last LLDPDU (nil: no peer).
+	Neighbor *Neighbor
+	// Timers are the ECP and VDP timers in use (Negotiate): the local
+	// ones while no bridge is heard.
+	Timers NegotiatedTimers
+	// RelayHold and TimersHold are what the hold-down (holddown.go) did
+	// with the bridge's changes of State, Peer, PeerMAC or BGID, and of
+	// Timers: State, Peer, PeerMAC, Updated and Timers are the applied
+	// ones; Bridge, Neighbor and the counters are the bridge's last word.
+	RelayHold, TimersHold HoldDown
 }
 
 // StationConfig configures a Station.
@@ -57,11 +72,18 @@ type StationConfig struct {
 	// Interval between LLDPDUs after the fast start (default 30 s).
 	Interval time.Duration
 	// Local holds the station's ECP/VDP timer proposals (R, RTE, RWD,
-	// RKA); the status bits and mode are the station's to set.
+	// RKA, and ROLRWD/ROLRKA to follow the bridge's RWD/RKA: see
+	// Negotiate); the status bits and mode are the station's to set.
 	Local EVB
+	// GroupIDs sets SGID: the station takes group IDs in VDP (filter
+	// formats 3 and 4; they are used when the bridge sets BGID too).
+	GroupIDs bool
 	// OnChange is called (from the station's goroutine or Handle) when
-	// the relay state or peer changes.
+	// the relay state or peer changes, or the bridge's BGID.
 	OnChange func(Relay)
+	// OnTimers is called, before OnChange, when the timers in use change
+	// (the bridge's EVB TLV changed them, or the bridge went away).
+	OnTimers func(NegotiatedTimers)
 	Logger   *slog.Logger
 }
 
@@ -78,11 +100,28 @@ type Station struct {
 	log  *slog.Logger
 	kick chan struct{} // send now
 
+	wake chan struct{} // a change is held: Run's timer is to be looked at
+
 	mu      sync.Mutex
 	mac     net.HardwareAddr
 	relay   Relay
 	peer    *peerID   // the bridge followed (nil: none)
 	expires time.Time // when the peer's information runs out
+	// latest is what the bridge's last word says of the relay (the
+	// applied view is in relay, and bgid); latestTimers the timers it
+	// gives. They differ from the applied ones while the hold-down holds
+	// a change (relayHold, timersHold).
+	latest                relayView
+	bgid                  bool
+	latestTimers          NegotiatedTimers
+	relayHold, timersHold holdDown
+}
+
+// relayView is what OnChange reports a change of: the relay state, the
+// peer (chassis ID and source MAC) and the bridge's BGID.
+type relayView struct {
+	state, peer, mac string
+	bgid             bool
 }
 
 // peerID identifies the LLDP agent the station follows: chassis ID, port
@@ -112,8 +151,35 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), mac: append(net.HardwareAddr(nil), cfg.MAC...),
-		relay: Relay{State: RelayUnknown, Updated: time.Now()}}, nil
+	if err := cfg.Local.Timers().Check(); err != nil {
+		return nil, fmt.Errorf("evb station: %w", err)
+	}
+	s := &Station{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), mac: append(net.HardwareAddr(nil), cfg.MAC...),
+		relay: Relay{State: RelayUnknown, Updated: time.Now(), Timers: Negotiate(cfg.Local, nil)}}
+	s.latest, s.latestTimers = relayView{state: RelayUnknown}, s.relay.Timers
+	s.relayHold = holdDown{what: "reflective relay", log: s.log}
+	s.timersHold = holdDown{what: "EVB timers", log: s.log}
+	s.warnClamps(NegotiatedTimers{}, s.relay.Timers)
+	return s, nil
+}
+
+// warnClamps logs, at warn, the sanity bounds n applies that were not
+// applied, or not to the same values, in prev: once per clamp, not at
+// every LLDPDU.
+func (s *Station) warnClamps(prev, n NegotiatedTimers) {
+	old := prev.Clamps()
+	for _, c := range n.Clamps() {
+		if slices.Contains(old, c) {
+			continue
+		}
+		from := n.RTEFrom
+		bound := "at most"
+		if c.Param == "RKA" {
+			from, bound = n.RKAFrom, "at least"
+		}
+		s.log.Warn("EVB timer out of vswitchd's sanity bounds: using the bound", "param", c.Param, "negotiated", c.Negotiated,
+			"from", from, "in_use", c.InUse, "bound", bound+" "+strconv.Itoa(int(c.InUse)), "timer", Timer(c.InUse))
+	}
 }
 
 // SetMAC changes the station's address (the uplink was replaced by one
@@ -143,6 +209,7 @@ func (s *Station) Relay() Relay {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.relay
+	r.RelayHold, r.TimersHold = s.relayHold.HoldDown, s.timersHold.HoldDown
 	if r.Bridge != nil {
 		b := *r.Bridge
 		r.Bridge = &b
@@ -151,7 +218,18 @@ func (s *Station) Relay() Relay {
 	if len(r.PeerMAC) == 0 {
 		r.PeerMAC = nil
 	}
+	if r.Neighbor != nil {
+		n := *r.Neighbor
+		r.Neighbor = &n
+	}
 	return r
+}
+
+// Timers are the ECP and VDP timers in use now.
+func (s *Station) Timers() NegotiatedTimers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.relay.Timers
 }
 
 // LLDPDU is what the station sends now. RRSTAT is unknown until a bridge
@@ -161,12 +239,15 @@ func (s *Station) LLDPDU() *LLDPDU {
 	s.mu.Lock()
 	bridge, mac := s.relay.Bridge, s.mac
 	s.mu.Unlock()
-	e := s.cfg.Local
+	e := advertised(s.cfg.Local)
 	e.BridgeStatus = 0
 	e.Mode = ModeStation
 	e.StationStatus = RRStatUnknown
 	if s.cfg.RequestRelay {
 		e.StationStatus |= StationRRREQ
+	}
+	if s.cfg.GroupIDs {
+		e.StationStatus |= StationSGID
 	}
 	switch {
 	case bridge == nil:
@@ -214,55 +295,53 @@ func (s *Station) sendPDU(d *LLDPDU) error {
 }
 
 // Run sends LLDPDUs (fast at start and after a change, then every
-// Interval) and expires the bridge's information, until ctx ends.
+// Interval, within 802.1AB's transmit credit), forgets the bridge when its
+// TTL runs out and applies the changes the hold-down held, until ctx ends
+// (txLoop).
 func (s *Station) Run(ctx context.Context) {
-	fast := fastCount
-	t := time.NewTimer(0)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.kick:
-			fast = fastCount
-		case <-t.C:
-		}
-		if err := s.send(); err != nil {
-			if !failing {
-				s.log.Warn("cannot send LLDP (EVB) on the uplink; retrying", "err", err)
-				failing = true
-			}
-		} else {
-			failing = false
-		}
-		s.expire(time.Now())
-		next := s.cfg.Interval
-		if fast > 0 {
-			fast--
-			next = fastInterval
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
-		t.Reset(next)
-	}
+	txLoop{interval: s.cfg.Interval, kick: s.kick, wake: s.wake, send: s.send, tick: s.tick, log: s.log, what: "EVB"}.run(ctx)
 }
 
-// expire forgets the bridge when its TTL ran out.
-func (s *Station) expire(now time.Time) {
+// tick forgets the bridge when its TTL ran out at now and applies the
+// changes the hold-down held whose credit is back; it returns when it is
+// next due (zero: nothing to wait for).
+func (s *Station) tick(now time.Time) time.Time {
 	s.mu.Lock()
-	if s.relay.Peer == "" || now.Before(s.expires) {
-		s.mu.Unlock()
-		return
+	changed, poke := false, false
+	var timers *NegotiatedTimers
+	if s.peer != nil && !now.Before(s.expires) {
+		s.log.Warn("EVB bridge information expired", "peer", s.latest.peer)
+		changed, timers = s.forgetLocked(now)
+		poke = true // RRSTAT back to unknown
 	}
-	s.log.Warn("EVB bridge information expired", "peer", s.relay.Peer)
-	changed := s.setLocked(RelayUnknown, nil, nil, now)
+	apply, next := s.relayHold.tick(now)
+	if apply {
+		changed = s.applyRelayLocked(now) || changed
+	}
+	apply, nt := s.timersHold.tick(now)
+	if apply {
+		timers = s.applyTimersLocked()
+	}
+	next = earliest(next, nt)
+	if s.peer != nil {
+		next = earliest(next, s.expires)
+	}
 	s.mu.Unlock()
+	if poke {
+		s.poke()
+	}
+	s.timersChanged(timers)
 	s.changed(changed)
+	return next
+}
+
+// forgetLocked drops the peer at now (its TTL ran out, or it said
+// goodbye) and offers the hold-down what that changes: the relay
+// unknown, the local timers. It reports what was applied at once.
+func (s *Station) forgetLocked(now time.Time) (bool, *NegotiatedTimers) {
+	s.peer, s.expires = nil, now
+	s.relay.Bridge, s.relay.Neighbor = nil, nil
+	return s.offerRelayLocked(relayView{state: RelayUnknown}, now), s.offerTimersLocked(now)
 }
 
 // Handle takes a received LLDP frame (as it was on the wire, tags
@@ -270,7 +349,8 @@ func (s *Station) expire(now time.Time) {
 // identified by chassis ID, port ID and source address (peerID):
 //
 //	tagged (any VLAN tag, priority tags too)  -> refused, Tagged++
-//	not to the nearest-customer-bridge address -> ignored (another agent)
+//	not to the nearest-customer-bridge address -> ignored (another agent's),
+//	                                              Received++, Ignored++
 //	malformed                                  -> ignored, Bad++
 //	our own LLDPDU (reflected by the relay)    -> ignored
 //	TTL 0 from the peer                        -> the peer is gone: unknown
@@ -296,6 +376,7 @@ func (s *Station) Handle(frame []byte) {
 	if len(frame) >= 6 && [6]byte(frame[:6]) != NearestCustomerBridge {
 		s.mu.Lock()
 		s.relay.Received++
+		s.relay.Ignored++
 		s.mu.Unlock()
 		return
 	}
@@ -325,10 +406,10 @@ func (s *Station) Handle(frame []byte) {
 		}
 		// The peer says goodbye (a shutdown LLDPDU has no EVB TLV,
 		// 802.1AB 9.2.7.1): forget it now rather than after its TTL.
-		s.peer, s.expires = nil, now
-		changed := s.setLocked(RelayUnknown, nil, nil, now)
+		changed, timers := s.forgetLocked(now)
 		s.mu.Unlock()
 		s.poke() // RRSTAT back to unknown
+		s.timersChanged(timers)
 		s.changed(changed)
 		return
 	}
@@ -355,37 +436,98 @@ func (s *Station) Handle(frame []byte) {
 		state = RelayRefused // cannot, or saw the request (it echoes our status) and said no
 	}
 	if !fromPeer && s.peer != nil {
-		s.log.Info("EVB bridge replaced after its TTL ran out", "old", s.relay.Peer, "new", chassisString(d))
+		s.log.Info("EVB bridge replaced after its TTL ran out", "old", s.latest.peer, "new", chassisString(d))
 	}
 	s.peer, s.expires = &id, now.Add(time.Duration(d.TTL)*time.Second)
 	e := *d.EVB
 	before := s.relay.Bridge
-	changed := s.setLocked(state, d, &e, now)
+	s.relay.Bridge = &e
+	s.relay.Neighbor = neighborOf(d, now)
+	changed := s.offerRelayLocked(relayView{state: state, peer: chassisString(d), mac: string(id.src[:]), bgid: e.BridgeStatus&BridgeBGID != 0}, now)
+	timers := s.offerTimersLocked(now)
 	rrstatChanged := before == nil || before.Granted() != e.Granted()
 	s.mu.Unlock()
 	if changed || rrstatChanged {
 		s.poke() // tell the bridge our new RRSTAT at once
 	}
+	s.timersChanged(timers)
 	s.changed(changed)
 }
 
-// setLocked records the state and the peer (d: the peer's LLDPDU, nil:
-// none); it reports whether State or Peer changed.
-func (s *Station) setLocked(state string, d *LLDPDU, bridge *EVB, now time.Time) bool {
-	s.relay.Bridge = bridge
-	peer, mac := "", net.HardwareAddr(nil)
-	if d != nil {
-		peer, mac = chassisString(d), append(net.HardwareAddr(nil), s.peer.src[:]...)
-	} else {
-		s.peer = nil
-	}
-	macChanged := s.relay.PeerMAC.String() != mac.String()
-	s.relay.PeerMAC = mac
-	if s.relay.State == state && s.relay.Peer == peer && !macChanged {
+// offerRelayLocked takes what the bridge's latest word says of the relay
+// (v) to the hold-down: it reports whether that changed the applied view
+// now. A change held wakes Run, which applies it when its credit is back.
+func (s *Station) offerRelayLocked(v relayView, now time.Time) bool {
+	if v == s.latest {
 		return false
 	}
-	s.relay.State, s.relay.Peer, s.relay.Updated = state, peer, now
+	s.latest = v
+	applied := relayView{state: s.relay.State, peer: s.relay.Peer, mac: string(s.relay.PeerMAC), bgid: s.bgid}
+	if !s.relayHold.change(now, v == applied) {
+		s.wakeUp()
+		return false
+	}
+	return s.applyRelayLocked(now)
+}
+
+// applyRelayLocked makes the bridge's latest word the applied view; it
+// reports whether that changed it.
+func (s *Station) applyRelayLocked(now time.Time) bool {
+	v := s.latest
+	mac := net.HardwareAddr(v.mac)
+	if len(mac) == 0 {
+		mac = nil
+	}
+	if s.relay.State == v.state && s.relay.Peer == v.peer && string(s.relay.PeerMAC) == v.mac && s.bgid == v.bgid {
+		return false
+	}
+	if s.relay.State != v.state || s.relay.Peer != v.peer || string(s.relay.PeerMAC) != v.mac {
+		s.relay.Updated = now
+	}
+	s.relay.State, s.relay.Peer, s.relay.PeerMAC, s.bgid = v.state, v.peer, mac, v.bgid
 	return true
+}
+
+// offerTimersLocked takes the timers the bridge's latest word gives to
+// the hold-down; it returns them when they are applied now, else nil.
+func (s *Station) offerTimersLocked(now time.Time) *NegotiatedTimers {
+	n := Negotiate(s.cfg.Local, s.relay.Bridge)
+	if n == s.latestTimers {
+		return nil
+	}
+	s.latestTimers = n
+	if !s.timersHold.change(now, n == s.relay.Timers) {
+		s.wakeUp()
+		return nil
+	}
+	return s.applyTimersLocked()
+}
+
+// applyTimersLocked makes the latest timers the ones in use; it returns
+// them when they changed, else nil.
+func (s *Station) applyTimersLocked() *NegotiatedTimers {
+	n := s.latestTimers
+	if n == s.relay.Timers {
+		return nil
+	}
+	s.timersHold.logChange("EVB timers", "r", n.R, "rte", n.RTE, "rwd", n.RWD, "rka", n.RKA,
+		"ecp_ack_timeout", n.ECPAckTimeout(), "keepalive", n.KeepAlive(), "response_wait", n.ResponseWait())
+	s.warnClamps(s.relay.Timers, n)
+	s.relay.Timers = n
+	return &n
+}
+
+func (s *Station) wakeUp() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Station) timersChanged(n *NegotiatedTimers) {
+	if n != nil && s.cfg.OnTimers != nil {
+		s.cfg.OnTimers(*n)
+	}
 }
 
 func (s *Station) changed(changed bool) {
@@ -396,16 +538,7 @@ func (s *Station) changed(changed bool) {
 }
 
 // chassisString shows a chassis ID: a MAC address as such, printable text
-// as text, anything else in hex.
+// as text, anything else in hex (RenderID).
 func chassisString(d *LLDPDU) string {
-	id := d.ChassisID
-	if d.ChassisSubtype == ChassisIDMAC && len(id) == 6 {
-		return net.HardwareAddr(id).String()
-	}
-	for _, c := range id {
-		if c < 0x20 || c > 0x7e {
-			return fmt.Sprintf("%x", id)
-		}
-	}
-	return string(id)
+	return RenderID(d.ChassisID, d.ChassisSubtype == ChassisIDMAC, false)
 }

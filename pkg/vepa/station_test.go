@@ -202,11 +202,11 @@ func TestStationExpires(t *testing.T) {
 	s, _, changes := newTestStation(t, true)
 	s.Handle(bridgeFrame(t, BridgeRRCAP|BridgeRRCTR, 2))
 	expectChange(t, changes, RelayGranted, net.HardwareAddr(bridgeMAC[:]).String())
-	s.expire(time.Now().Add(time.Second))
+	s.tick(time.Now().Add(time.Second))
 	if s.Relay().State != RelayGranted {
 		t.Fatal("expired before its TTL")
 	}
-	s.expire(time.Now().Add(3 * time.Second))
+	s.tick(time.Now().Add(3 * time.Second))
 	expectChange(t, changes, RelayUnknown, "")
 }
 
@@ -243,5 +243,79 @@ func TestStationRunSends(t *testing.T) {
 	}
 	if s.Relay().Sent < 3 {
 		t.Errorf("Sent %d", s.Relay().Sent)
+	}
+}
+
+// 802.1AB's transmit credit (txCreditMax 5, one back a second): a bridge
+// whose answer flips with every LLDPDU (or a sender that imitates it) makes
+// the station say its new RRSTAT at once, but not once per frame it
+// receives; the last word still goes out within a second or so.
+func TestStationTxCredit(t *testing.T) {
+	out := &sink{}
+	s, err := NewStation(StationConfig{MAC: stationMAC, Send: out.send, RequestRelay: true, Local: DefaultLocal,
+		Interval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	grant, refuse := bridgeFrame(t, BridgeRRCAP|BridgeRRCTR, 120), bridgeFrame(t, 0, 120)
+	start := time.Now()
+	for i := 0; time.Since(start) < 1500*time.Millisecond; i++ {
+		if i%2 == 0 {
+			s.Handle(grant)
+		} else {
+			s.Handle(refuse)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	s.Handle(grant)
+	n, recv := len(out.all()), s.Relay().Received
+	t.Logf("%d LLDPDUs sent for %d received", n, recv)
+	if n > txCreditMax+2 {
+		t.Errorf("%d LLDPDUs sent in 1.5 s for %d received: want at most 5 at once and one a second", n, recv)
+	}
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	for {
+		fs := out.all()
+		d, err := ParseFrame(fs[len(fs)-1])
+		if err == nil && d.EVB.RRStat() == RRStatYes {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the final RRSTAT (yes) was not sent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The bridge's information is forgotten when its TTL runs out, not at the
+// station's next transmission (up to --lldp-interval later: 30 s by
+// default, an hour here).
+func TestStationExpiresOnTime(t *testing.T) {
+	s, out, changes := newTestStation(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	s.Handle(bridgeFrame(t, BridgeRRCAP|BridgeRRCTR, 120))
+	expectChange(t, changes, RelayGranted, peerName)
+	for deadline := time.Now().Add(6 * time.Second); len(out.all()) < fastCount+1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("fast start: %d LLDPDUs", len(out.all()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)                   // the fast start is over: next one in an hour
+	s.Handle(bridgeFrame(t, BridgeRRCAP|BridgeRRCTR, 1)) // the same answer, TTL 1 s
+	select {
+	case r := <-changes:
+		if r.State != RelayUnknown || r.Peer != "" {
+			t.Fatalf("change %+v, want unknown without a peer", r)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the bridge's TTL of 1 s ran out 2 s ago, and it is still followed")
 	}
 }

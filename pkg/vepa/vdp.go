@@ -114,6 +114,43 @@ func ManagerText(id [16]byte) string {
 	return string(id[:last+1])
 }
 
+// MaxFilters is how many filter entries of format one VSI TLV holds: its
+// value is at most 511 bytes (the 9-bit length of the TLV header), 25 of
+// them before the entries. That is 243 entries of format VID, 60 of
+// MAC+VID, 81 of group+VID and 40 of group+MAC+VID; 0 for an unknown
+// format.
+func MaxFilters(format uint8) int {
+	n, err := entryLen(format)
+	if err != nil {
+		return 0
+	}
+	return (maxTLVLen - vdpVSIFixedLen) / n
+}
+
+// GroupFormat reports whether filter format carries a group ID (formats 3
+// and 4): a station may use those only when the bridge's EVB TLV set BGID
+// and its own set SGID (the EVB TLV, 802.1Qbg-2012 D.2.12; lldpad's evb22 computes
+// the same "gpid" from both bits).
+func GroupFormat(format uint8) bool {
+	return format == FilterGroupVID || format == FilterGroupMACVID
+}
+
+// FilterFormatName names a filter format as messages and the API show
+// it: "VID", "MAC+VID", "group+VID", "group+MAC+VID".
+func FilterFormatName(format uint8) string {
+	switch format {
+	case FilterVID:
+		return "VID"
+	case FilterMACVID:
+		return "MAC+VID"
+	case FilterGroupVID:
+		return "group+VID"
+	case FilterGroupMACVID:
+		return "group+MAC+VID"
+	}
+	return fmt.Sprintf("format %d", format)
+}
+
 func entryLen(format uint8) (int, error) {
 	switch format {
 	case FilterVID:

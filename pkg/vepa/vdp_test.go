@@ -97,6 +97,10 @@ func TestVDPRejects(t *testing.T) {
 
 func FuzzParseVDP(f *testing.F) {
 	f.Add(mustHexF(lldpadAssoc))
+	for _, tc := range formatPDUs { // formats 1-4, VID-0 requests and assigned answers
+		f.Add(mustHexF(tc.req))
+		f.Add(mustHexF(tc.answer))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParseVDP(b)
 		if err != nil {

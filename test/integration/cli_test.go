@@ -27,7 +27,8 @@ func TestCLIErrors(t *testing.T) {
 		code int
 		want []string // substrings of stderr (case-insensitive)
 	}{
-		{"vid 0", []string{"add-port", "vnet2", "--vlan", "0"}, "", 1, []string{"vlan"}},
+		{"vid -1", []string{"add-port", "vnet2", "--vlan", "-1"}, "", 1, []string{"vlan"}}, // (--vlan 0 asks the bridge for the VLAN)
+		{"vid 0 and a native VLAN", []string{"add-port", "vnet2", "--vlan", "0", "--native-vlan", "10"}, "", 1, []string{"native-vlan"}},
 		{"vid 4095", []string{"add-port", "vnet2", "--vlan", "4095"}, "", 1, []string{"vlan", "4095"}},
 		{"vid 5000", []string{"add-port", "vnet2", "--vlan", "5000"}, "", 1, []string{"vlan", "5000"}},
 		{"trunk vid 4095", []string{"add-port", "vnet2", "--trunk", "10,4095"}, "", 1, []string{"4095"}},

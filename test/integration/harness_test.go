@@ -117,6 +117,9 @@ type hv struct {
 	// status (default: those of the lab's variant), for tests whose flags
 	// override the variant's.
 	wantDP [2]string
+	// wrap is a command vswitchd runs under, e.g. setpriv limiting its
+	// capabilities (empty: none).
+	wrap []string
 }
 
 // vm is a VM namespace whose eth0 is a veth peer of a port in its hypervisor.
@@ -340,7 +343,9 @@ func (h *hv) tryStart(extra ...string) error {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "=== start %s %s\n", time.Now().Format(time.StampMilli), strings.Join(extra, " "))
-	args := append([]string{"netns", "exec", h.ns.Name, vswitchdBin, "--uplink", "uplink"}, datapathArgs(h.lab.dp)...)
+	// --config=: the host's /etc/vswitch/vswitchd.conf, if any, is not the test's.
+	args := append(append([]string{"netns", "exec", h.ns.Name}, h.wrap...), vswitchdBin, "--config=", "--uplink", "uplink")
+	args = append(args, datapathArgs(h.lab.dp)...)
 	args = append(append(args, "--state", h.state, "--socket", h.sock,
 		"--log-level", "debug", "--uplink-queues", "1"), extra...)
 	cmd := exec.Command("ip", args...)

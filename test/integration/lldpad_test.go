@@ -34,11 +34,12 @@ func TestEVBWithLLDPAD(t *testing.T) {
 			t.Errorf("granted: peer %s mode %s, want %s vepa", st.Relay.Peer, st.Mode, mac)
 		}
 		vm1.mustPing(vm2)
-		// lldpad's view of the station: RRREQ and RRSTAT yes (0x5).
+		// lldpad's view of the station: SGID (it takes group IDs in VDP),
+		// RRREQ and RRSTAT yes (0xd).
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			out, err := lp.ReceivedEVB(h.swPort)
-			if err == nil && strings.Contains(out, "station:rrreq,rrstat(0x5)") && strings.Contains(out, "mode:station") {
+			if err == nil && strings.Contains(out, "station:sgid,rrreq,rrstat(0xd)") && strings.Contains(out, "mode:station") {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -80,7 +81,8 @@ func TestEVBWithLLDPAD(t *testing.T) {
 // when lldpad is not installed). With vdp it is restarted once
 // configured, since lldpad takes its VDP bridge role from the saved
 // configuration at start. The bridge gets STP on, or it would forward the
-// station's LLDPDUs itself (topo.BridgeSTP).
+// station's LLDPDUs itself (topo.BridgeSTP). A failing test shows the tail
+// of lldpad's log.
 func lldpadBridge(t *testing.T, l *lab, vdp bool, hvs ...*hv) *topo.LLDPAD {
 	t.Helper()
 	if err := topo.BridgeSTP(l.sw, "br0", true); err != nil {
@@ -105,5 +107,14 @@ func lldpadBridge(t *testing.T, l *lab, vdp bool, hvs ...*hv) *topo.LLDPAD {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			log := lp.Output()
+			if len(log) > 12000 {
+				log = log[len(log)-12000:]
+			}
+			t.Logf("lldpad log tail:\n%s", log)
+		}
+	})
 	return lp
 }

@@ -16,20 +16,10 @@ import (
 )
 
 // vdpLLDPAD is lldpadBridge with the VDP bridge role on the switch ports
-// of hvs, showing lldpad's log tail when the test fails.
+// of hvs.
 func vdpLLDPAD(t *testing.T, l *lab, hvs ...*hv) *topo.LLDPAD {
 	t.Helper()
-	lp := lldpadBridge(t, l, true, hvs...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			log := lp.Output()
-			if len(log) > 12000 {
-				log = log[len(log)-12000:]
-			}
-			t.Logf("lldpad log tail:\n%s", log)
-		}
-	})
-	return lp
+	return lldpadBridge(t, l, true, hvs...)
 }
 
 // waitBridgeVSI waits until lldpad received, after the first skip VSI

@@ -52,15 +52,6 @@ func TestVDPWithLLDPAD(t *testing.T) {
 			t.Errorf("vswctl vsis:\n%s", out)
 		}
 		// The same MAC on a second port (VLAN 200): a second VSI of its own.
-		defer func() {
-			if t.Failed() {
-				log := lp.Output()
-				if len(log) > 6000 {
-					log = log[len(log)-6000:]
-				}
-				t.Logf("lldpad log tail:\n%s", log)
-			}
-		}()
 		vm2 := h.addVM(2)
 		h.addPort(vm2.port, "--vlan", "200", "--mac", vm1.mac.String())
 		vs = h.waitVSIs("VSI with two filters associated", 15*time.Second, func(vs []api.VSI) bool {

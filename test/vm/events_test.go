@@ -256,9 +256,9 @@ func TestLibvirtEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := l.libvirtStatus()
-		// libvirtd comes back with README's hook: from now on both paths
-		// are at work, as on a hypervisor that runs both.
-		hook := filepath.Join(l.lv.Dir, "etc", "hooks", "qemu")
+		// libvirtd comes back with the installed hook: from now on both
+		// paths are at work, as on a hypervisor that runs both.
+		hook := filepath.Join(l.lv.Dir, vm.HookPath)
 		if err := os.MkdirAll(filepath.Dir(hook), 0o755); err != nil {
 			t.Fatal(err)
 		}

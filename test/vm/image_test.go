@@ -220,12 +220,26 @@ func TestDomainXML(t *testing.T) {
 	}
 }
 
+// The tests' hook is the installed one with their binary and socket, and
+// what README.md and docs/libvirt.md show is its command.
 func TestHookScript(t *testing.T) {
-	// README: printf '#!/bin/sh\nexec /usr/local/bin/vswctl --socket
-	// /run/vswitchd/vswitchd.sock libvirt-hook "$@"\n'
-	want := "#!/bin/sh\nexec /usr/local/bin/vswctl --socket /run/vswitchd/vswitchd.sock libvirt-hook \"$@\"\n"
-	if got := HookScript("/usr/local/bin/vswctl", "/run/vswitchd/vswitchd.sock"); got != want {
-		t.Errorf("HookScript = %q, want README's %q", got, want)
+	got := HookScript("/tmp/x/vswctl", "/tmp/x/sock")
+	exec := "exec /tmp/x/vswctl --socket /tmp/x/sock libvirt-hook \"$@\"\n"
+	if !strings.HasPrefix(got, "#!/bin/sh\n") || !strings.HasSuffix(got, "\n"+exec) || strings.Count(got, "vswctl") < 2 {
+		t.Errorf("HookScript = %q, want the template ending in %q", got, exec)
+	}
+	installed := "exec /usr/local/bin/vswctl --socket /run/vswitchd/vswitchd.sock libvirt-hook \"$@\""
+	for _, doc := range []string{"../../README.md", "../../docs/libvirt.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), installed) {
+			t.Errorf("%s does not show the installed hook's command %q", doc, installed)
+		}
+	}
+	if want := "\n" + installed + "\n"; !strings.HasSuffix(HookScript("/usr/local/bin/vswctl", "/run/vswitchd/vswitchd.sock"), want) {
+		t.Errorf("the template does not end in %q", want)
 	}
 }
 

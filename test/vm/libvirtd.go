@@ -76,8 +76,8 @@ type Libvirtd struct {
 // ErrMissing marks a missing program or image (see Require).
 var ErrMissing = errors.New("not installed")
 
-// StartLibvirtd starts a private libvirtd in ns with hook as its
-// /etc/libvirt/hooks/qemu ("" for none). Everything goes at tp's Cleanup:
+// StartLibvirtd starts a private libvirtd in ns with hook as its qemu hook
+// (HookPath; "" for none). Everything goes at tp's Cleanup:
 // the domains (Define registers their removal), libvirtd, the anchor, Dir.
 func StartLibvirtd(tp *topo.Topo, ns *topo.NS, hook string) (*Libvirtd, error) {
 	return StartLibvirtdWith(tp, ns, LibvirtdOptions{Hook: hook})
@@ -85,7 +85,8 @@ func StartLibvirtd(tp *topo.Topo, ns *topo.NS, hook string) (*Libvirtd, error) {
 
 // LibvirtdOptions configure a private libvirtd.
 type LibvirtdOptions struct {
-	// Hook is its /etc/libvirt/hooks/qemu ("" for none).
+	// Hook is its qemu hook, installed where make install and the
+	// package put it (HookPath); "" for none.
 	Hook string
 	// HostUUID is the host UUID it reports (libvirtd.conf host_uuid);
 	// "": the machine's. libvirt refuses to migrate a domain between two
@@ -95,6 +96,12 @@ type LibvirtdOptions struct {
 	// QEMUConf is appended to its qemu.conf (e.g. migration_address).
 	QEMUConf string
 }
+
+// HookPath is where a private libvirtd's hook is, under Dir: its
+// /etc/libvirt/hooks/qemu.d/vswitch, as make install and the package
+// install it (libvirt runs it after /etc/libvirt/hooks/qemu, which the
+// tests leave absent).
+const HookPath = "etc/hooks/qemu.d/vswitch"
 
 // StartLibvirtdWith is StartLibvirtd with options.
 func StartLibvirtdWith(tp *topo.Topo, ns *topo.NS, o LibvirtdOptions) (*Libvirtd, error) {
@@ -126,7 +133,7 @@ func StartLibvirtdWith(tp *topo.Topo, ns *topo.NS, o LibvirtdOptions) (*Libvirtd
 	}
 	files := map[string]string{"etc/qemu.conf": qemuConf + o.QEMUConf, "etc/libvirtd.conf": conf}
 	if hook != "" {
-		files["etc/hooks/qemu"] = hook
+		files[HookPath] = hook
 	}
 	for name, content := range files {
 		p := filepath.Join(dir, name)

@@ -5,7 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/vswitch/vswitch/pkg/api"
 )
 
 // Programs the VM tests run: QEMU, the libvirt daemon and client, and
@@ -50,9 +55,18 @@ func Require(tb testing.TB) Image {
 	return img
 }
 
-// HookScript is /etc/libvirt/hooks/qemu as README.md tells operators to
-// install it: libvirt runs hooks with a minimal PATH and environment, so
-// it names the binary and the socket.
+// HookScript is the hook script make install and the package install
+// (contrib/libvirt/qemu-hook.in, the one copy of its text) with vswctl
+// and socket in place of the installed binary and the default socket: the
+// VM tests run what operators run. libvirt runs hooks with a minimal PATH
+// and environment, so the script names both. It panics if the source tree
+// is not where this file was compiled from, which a test run never sees.
 func HookScript(vswctl, socket string) string {
-	return fmt.Sprintf("#!/bin/sh\nexec %s --socket %s libvirt-hook \"$@\"\n", vswctl, socket)
+	_, self, _, _ := runtime.Caller(0)
+	in := filepath.Join(filepath.Dir(self), "..", "..", "contrib", "libvirt", "qemu-hook.in")
+	b, err := os.ReadFile(in)
+	if err != nil {
+		panic(fmt.Sprintf("vm.HookScript: the hook script's template: %v", err))
+	}
+	return strings.NewReplacer("@BINDIR@/vswctl", vswctl, " "+api.DefaultSocket+" ", " "+socket+" ").Replace(string(b))
 }

@@ -3,6 +3,7 @@ package vm_test
 import (
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func (l *lab) wireTag(mac net.HardwareAddr, timeout time.Duration) (tci uint16, 
 	return tci, ok, nil
 }
 
-// Three real TCG guests under a real libvirtd, with README's hook, on one
+// Three real TCG guests under a real libvirtd, with the installed hook, on one
 // hypervisor whose uplink goes to a hairpin bridge: the hook gives each
 // NIC its port from the domain metadata at "start begin"; vm1 and vm2 on
 // VLAN 100 ping each other through vswitchd and the relay, tagged on the
@@ -96,6 +97,20 @@ func TestVMs(t *testing.T) {
 				t.Errorf("port %s: vlan %d pcp %d macs %v state %s; want vlan %d pcp %d macs [%s] up",
 					nic.Tap, p.VLAN, p.PCP, p.MACs, p.State, w.vlan, w.pcp, nic.MAC)
 			}
+		}
+	})
+
+	t.Run("hook-failure-fails-start", func(t *testing.T) {
+		// The hook is installed as qemu.d/vswitch (vm.HookPath), where
+		// libvirt runs it after hooks/qemu: its failure at "start begin"
+		// still fails the start, with its message, and leaves no port.
+		bad := l.guest(4, `vlan="5000"`)
+		err := bad.Start()
+		if err == nil || !strings.Contains(err.Error(), "5000") {
+			t.Errorf("virsh start of a domain with VLAN 5000: %v; want it refused with the hook's message", err)
+		}
+		if p, ok := l.ports()[bad.Spec.NICs[0].Tap]; ok {
+			t.Errorf("port %+v added for the refused domain", p)
 		}
 	})
 

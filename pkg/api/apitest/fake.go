@@ -26,6 +26,14 @@ type Fake struct {
 	StatusV api.Status
 	FDBV    []api.FDBEntry
 	VSIsV   []api.VSI
+	// LLDPV is returned by LLDP.
+	LLDPV api.LLDP
+	// CaptureFrames, CaptureDropped and CaptureEnd shape what Capture
+	// streams; CaptureReq is the last capture request (see Capture).
+	CaptureFrames  []api.CapturedFrame
+	CaptureDropped uint64
+	CaptureEnd     error
+	CaptureReq     api.CaptureRequest
 	// PanicOn makes the named method panic (to test recovery).
 	PanicOn string
 	// Calls counts calls per method name.
@@ -178,6 +186,14 @@ func (f *Fake) VSIs(ctx context.Context) ([]api.VSI, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]api.VSI{}, f.VSIsV...), nil
+}
+
+// LLDP implements api.Service.
+func (f *Fake) LLDP(ctx context.Context) (api.LLDP, error) {
+	f.enter("LLDP")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.LLDPV, nil
 }
 
 // SetCounters sets a port's runtime state and counters (for output tests).
