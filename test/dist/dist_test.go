@@ -491,3 +491,47 @@ func lifecycle(t *testing.T, deb, root, postrm string) {
 		t.Errorf("dpkg -P left %v", left)
 	}
 }
+
+// TestHookWithoutVswctl runs the libvirt hook script (contrib/libvirt/qemu-hook.in)
+// as libvirt does, with the domain XML on stdin: with vswctl present it
+// hands over to it (its exit status is the hook's), and with vswctl gone
+// (`apt remove` leaves the hook, a conffile, behind) it exits 0 printing
+// nothing, since libvirt refuses to start a VM whose hook fails: removing
+// vswitch must not stop every VM on the host from starting.
+func TestHookWithoutVswctl(t *testing.T) {
+	sh := need(t, "sh", "dash")
+	tmpl := read(t, root+"/contrib/libvirt/qemu-hook.in")
+	bindir := t.TempDir()
+	hook := filepath.Join(t.TempDir(), "vswitch")
+	if err := os.WriteFile(hook, []byte(strings.ReplaceAll(tmpl, "@BINDIR@", bindir)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	xml := `<domain type="kvm"><name>vm1</name><uuid>11111111-2222-3333-4444-555555555555</uuid></domain>`
+	run := func() (string, int) {
+		cmd := exec.Command(sh, hook, "vm1", "start", "begin", "-")
+		cmd.Stdin = strings.NewReader(xml)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"} // libvirt's minimal environment
+		out, err := cmd.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("run hook: %v", err)
+		}
+		return string(out), code
+	}
+	if out, code := run(); code != 0 || out != "" {
+		t.Errorf("hook without vswctl: exit %d, stdout %q; want exit 0 and nothing (libvirt would refuse to start the VM)", code, out)
+	}
+	// A stand-in vswctl: the hook must still run it with libvirt's
+	// arguments, and fail the start when it fails.
+	fake := "#!/bin/sh\necho \"$@\"\ncat\nexit 3\n"
+	if err := os.WriteFile(filepath.Join(bindir, "vswctl"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run()
+	want := "--socket /run/vswitchd/vswitchd.sock libvirt-hook vm1 start begin -\n" + xml
+	if code != 3 || out != want {
+		t.Errorf("hook with vswctl: exit %d, stdout %q; want exit 3 and %q", code, out, want)
+	}
+}
