@@ -103,8 +103,8 @@ uninstall:
 # internal/deb/mkdeb adds DEBIAN/ (control, conffiles, md5sums, maintainer
 # scripts from contrib/debian), the copyright and changelog.Debian.gz.
 # VERSION (git describe) becomes the Debian version (internal/deb.Version):
-# no tag yet gives 0.0~gitYYYYMMDD.HASH-1, tag v1.2 gives 1.2-1, 3 commits
-# after it 1.2+gitYYYYMMDD.HASH-1 (DEB_REVISION=2 for a rebuild); DEB_VERSION=...
+# no tag yet gives 0.0~gitYYYYMMDD.HHMMSS.HASH-1, tag v1.2 gives 1.2-1, 3 commits
+# after it 1.2+gitYYYYMMDD.HHMMSS.HASH-1 (DEB_REVISION=2 for a rebuild); DEB_VERSION=...
 # overrides.
 DEBSTAGE   := $(BUILD)/deb/root
 COMMITTIME ?= $(shell git log -1 --format=%ct 2>/dev/null)

@@ -40,7 +40,10 @@ func Version(describe string, commitTime time.Time, revision string) (string, er
 		return "", fmt.Errorf("invalid Debian revision %q: use letters, digits and . + ~ (e.g. 1)", revision)
 	}
 	d := strings.TrimSpace(describe)
-	date := commitTime.UTC().Format("20060102")
+	// Date and time: with the date alone, two commits of one day would
+	// sort by their hashes, so the later build could be the "older"
+	// version and apt would not upgrade to it.
+	date := commitTime.UTC().Format("20060102.150405")
 	if m := describeHash.FindStringSubmatch(d); m != nil {
 		return "0.0~git" + date + "." + m[1] + dirty(m[2]) + "-" + revision, nil
 	}

@@ -22,14 +22,14 @@ func TestVersion(t *testing.T) {
 	for _, c := range []struct {
 		describe, revision, want string
 	}{
-		{"9cf0f38", "1", "0.0~git20261127.9cf0f38-1"},
-		{"9cf0f38-dirty", "1", "0.0~git20261127.9cf0f38.dirty-1"},
+		{"9cf0f38", "1", "0.0~git20261127.090600.9cf0f38-1"},
+		{"9cf0f38-dirty", "1", "0.0~git20261127.090600.9cf0f38.dirty-1"},
 		{"v1.2.3", "1", "1.2.3-1"},
 		{"1.2", "2", "1.2-2"},
-		{"v1.2.3-4-gabcdef0", "1", "1.2.3+git20261127.abcdef0-1"},
-		{"v1.2.3-4-gabcdef0-dirty", "1", "1.2.3+git20261127.abcdef0.dirty-1"},
+		{"v1.2.3-4-gabcdef0", "1", "1.2.3+git20261127.090600.abcdef0-1"},
+		{"v1.2.3-4-gabcdef0-dirty", "1", "1.2.3+git20261127.090600.abcdef0.dirty-1"},
 		{"v1.2.3-rc1", "1", "1.2.3~rc1-1"},
-		{"v0.3.0-rc.2-12-g0123456789ab", "1", "0.3.0~rc.2+git20261127.0123456789ab-1"},
+		{"v0.3.0-rc.2-12-g0123456789ab", "1", "0.3.0~rc.2+git20261127.090600.0123456789ab-1"},
 		{" v2.0\n", "1", "2.0-1"},
 	} {
 		got, err := Version(c.describe, commit, c.revision)
@@ -51,7 +51,8 @@ func TestVersion(t *testing.T) {
 	}
 	// Versions sort as releases do (dpkg --compare-versions).
 	if dpkg, err := exec.LookPath("dpkg"); err == nil {
-		order := []string{"0.0~git20261127.9cf0f38-1", "0.0~git20261128.1234567-1", "0.1~rc1-1", "0.1-1", "0.1+git20261201.abcdef0-1", "0.2-1"}
+		// Two commits of one day sort by time, whatever their hashes.
+		order := []string{"0.0~git20261127.090600.f000000-1", "0.0~git20261127.101500.1234567-1", "0.0~git20261128.000001.0000000-1", "0.1~rc1-1", "0.1-1", "0.1+git20261201.000000.abcdef0-1", "0.2-1"}
 		for i := 1; i < len(order); i++ {
 			if err := exec.Command(dpkg, "--compare-versions", order[i-1], "lt", order[i]).Run(); err != nil {
 				t.Errorf("dpkg: %s is not older than %s", order[i-1], order[i])
@@ -92,7 +93,7 @@ func TestStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := Meta{Version: "0.0~git20261127.9cf0f38-1", Arch: "amd64", Describe: "9cf0f38", CommitTime: commit}
+	m := Meta{Version: "0.0~git20261127.090600.9cf0f38-1", Arch: "amd64", Describe: "9cf0f38", CommitTime: commit}
 	if err := Stage(root, contrib, m); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestStage(t *testing.T) {
 		return string(b)
 	}
 	control := read("DEBIAN/control")
-	for _, want := range []string{"Package: vswitch\n", "Version: 0.0~git20261127.9cf0f38-1\n", "Architecture: amd64\n", "Section: net\n", "Suggests: libvirt-daemon-system, lldpad\n"} {
+	for _, want := range []string{"Package: vswitch\n", "Version: 0.0~git20261127.090600.9cf0f38-1\n", "Architecture: amd64\n", "Section: net\n", "Suggests: libvirt-daemon-system, lldpad\n"} {
 		if !strings.Contains(control, want) {
 			t.Errorf("control lacks %q:\n%s", want, control)
 		}
@@ -158,7 +159,7 @@ func TestStage(t *testing.T) {
 	if z.Header.Name != "" || !z.Header.ModTime.IsZero() && z.Header.ModTime.Unix() != 0 {
 		t.Errorf("changelog.Debian.gz has a name or time (%q %v): not reproducible", z.Header.Name, z.Header.ModTime)
 	}
-	entry := "vswitch (0.0~git20261127.9cf0f38-1) unstable; urgency=medium\n\n  * Built from git 9cf0f38.\n\n -- vswitch maintainers <"
+	entry := "vswitch (0.0~git20261127.090600.9cf0f38-1) unstable; urgency=medium\n\n  * Built from git 9cf0f38.\n\n -- vswitch maintainers <"
 	if !bytes.HasPrefix(cl, []byte(entry)) || !bytes.HasSuffix(cl, []byte(">  Fri, 27 Nov 2026 09:06:00 +0000\n")) {
 		t.Errorf("changelog:\n%s\nwant it to start %q and end with the commit's date", cl, entry)
 	}

@@ -21,10 +21,11 @@
 // The version comes from `git describe` (internal/version's VERSION) and
 // the commit's date, by Version: Debian versions must start with a digit
 // and sort by age, which a bare commit hash does not. Without a tag:
-// 0.0~gitYYYYMMDD.HASH-1 ('~' sorts before anything, so the first tagged
+// 0.0~gitYYYYMMDD.HHMMSS.HASH-1 ('~' sorts before anything, so the first tagged
 // release, 0.1-1, is newer); on tag v1.2: 1.2-1; three commits after it:
-// 1.2+gitYYYYMMDD.HASH-1; a tree with uncommitted changes adds ".dirty".
-// The date is the commit's, not the build's, so two builds of one commit
+// 1.2+gitYYYYMMDD.HHMMSS.HASH-1 (the commit's time in UTC, so that two
+// commits of one day sort by age, not by hash); a tree with uncommitted changes adds ".dirty".
+// The time is the commit's, not the build's, so two builds of one commit
 // get the same version: bump the Debian revision (mkdeb -revision) to ship
 // a rebuild of it.
 package deb
