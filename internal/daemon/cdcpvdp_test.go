@@ -84,15 +84,8 @@ func vsisOf(st *vepa.VDPStation, name string) []vepa.VSIStatus {
 // once. A port whose VLAN is the bridge's is down with CDCP's reason
 // while held, then waits for VDP's answer.
 func TestCDCPHoldsSChannelVDP(t *testing.T) {
-	r := newRig(t)
-	r.opts.LLDPInterval = 30e9
-	r.opts.CDCP = CDCPOn
-	d := r.start(t)
+	_, d := cdcpDaemon(t, CDCPOn, "up0", "vnet1", "vnet2")
 	ctx := context.Background()
-	for _, n := range []string{"up0", "vnet1", "vnet2"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
 	log := &channelLog{seqs: map[[2]uint16]bool{}}
 	st, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: testStationMAC, Send: log.send, ManagerID: vepa.ManagerID(vdpManager), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -140,9 +133,7 @@ func TestCDCPHoldsSChannelVDP(t *testing.T) {
 	}
 
 	// Granted: both register on S-channel 10 at once.
-	var sent [][]byte
-	var mu sync.Mutex
-	withCDCP(t, d, &sent, &mu)
+	withCDCP(t, d)
 	d.controlFrame(bridgeCDCP(t, vepa.SChannel{SCID: 2, SVID: 10}))
 	deadline = time.Now().Add(3 * time.Second)
 	for {
