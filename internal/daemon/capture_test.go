@@ -21,10 +21,7 @@ func TestCaptureService(t *testing.T) {
 	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(100)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	if !d.sw.Attached("vnet1") {
 		t.Fatal("vnet1 not attached after its link event")
 	}

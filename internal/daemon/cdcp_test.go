@@ -20,10 +20,7 @@ func cdcpDaemon(t *testing.T, mode string, links ...string) (*rig, *Daemon) {
 	r.opts.LLDPInterval = 30e9
 	r.opts.CDCP = mode
 	d := r.start(t)
-	for _, n := range links {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp(links...)
 	return r, d
 }
 
@@ -168,10 +165,7 @@ func TestCDCPOnHoldsPortsWithoutAnAnswer(t *testing.T) {
 	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(100), SVID: intp(10)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	// Before the agent runs (the EVB station waits for the uplink).
 	if p := portNamed(t, d, "vnet1"); p.State != "down" || !strings.Contains(p.StateReason, "no CDCP answer") {
 		t.Fatalf("before the agent: %+v", p)

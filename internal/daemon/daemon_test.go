@@ -141,6 +141,15 @@ func (r *rig) start(t *testing.T) *Daemon {
 	return d
 }
 
+// linksUp tells the rig's daemon that the named links exist and are up,
+// as the link watcher would.
+func (r *rig) linksUp(names ...string) {
+	for _, n := range names {
+		ev, _ := r.links.Link(n)
+		r.d.linkChanged(ev)
+	}
+}
+
 func intp(v int) *int { return &v }
 
 // frame is an untagged unicast frame from src to dst.
@@ -189,10 +198,7 @@ func TestStartRestoresPortsAndAttachesPresentTaps(t *testing.T) {
 	}
 	// Start attaches nothing itself: link events do (the watcher reports
 	// every present link first).
-	for _, n := range []string{"up0", "vnet1", "vnet2"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1", "vnet2")
 	p, _ := d.GetPort(ctx, "vnet1")
 	if p.State != "up" {
 		t.Fatalf("vnet1 state %q after its link event, want up", p.State)
@@ -266,10 +272,7 @@ func TestUplinkReturnReattachesReplacedTap(t *testing.T) {
 	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(100)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	sendsTagged(t, r.mem, "vnet1", 100)
 
 	// The uplink goes away.
@@ -451,10 +454,7 @@ func TestAttachFailureIsRetried(t *testing.T) {
 	d.mu.Unlock()
 	ctx := context.Background()
 	r.mem.SetMissing("vnet1", true)
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet1", VLAN: intp(100)}); err != nil {
 		t.Fatal(err)
 	}

@@ -129,10 +129,7 @@ func TestFDBLimitsInStatsAndMetrics(t *testing.T) {
 	if _, err := d.AddPort(ctx, api.PortSpec{Name: "vnet2", VLAN: intp(100), MaxMACs: intp(0)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"up0", "vnet1", "vnet2"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1", "vnet2")
 	for src := byte(1); src <= 5; src++ {
 		if !r.mem.Iface("vnet1").Inject(frame(src, 0x99)) {
 			t.Fatal("vnet1 not attached")

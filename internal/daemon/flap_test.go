@@ -64,10 +64,7 @@ func TestFlappingBridgeIsHeldDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	for _, n := range []string{"up0", "vnet1", "vnet2"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1", "vnet2")
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
 	nop := func([]byte) error { return nil }
 	evb, err := vepa.NewStation(vepa.StationConfig{MAC: mac, Send: nop, RequestRelay: true, Interval: time.Hour, Local: vepa.DefaultLocal,

@@ -86,10 +86,7 @@ func TestMetricsPortStateSeries(t *testing.T) {
 	if _, err := d.AddPort(context.Background(), api.PortSpec{Name: "vnet1", VLAN: intp(100)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	wantLines(t, "vnet1 up", scrape(t, d),
 		`vswitch_port_oper_up{port="vnet1"} 1`,
 		`vswitch_port_state{port="vnet1",state="up"} 1`,
@@ -133,10 +130,7 @@ func TestMetricsNonUTF8PortName(t *testing.T) {
 func TestMetricsVSIsPerState(t *testing.T) {
 	r := newRig(t)
 	d := r.start(t)
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	if m := scrape(t, d); strings.Contains(m, "vswitch_vsis{") {
 		t.Errorf("vswitch_vsis without a VDP station")
 	}

@@ -214,10 +214,7 @@ func TestMigrationFollowsTheVM(t *testing.T) {
 	r := newRig(t)
 	d := r.start(t)
 	ctx := context.Background()
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	log := &bridgeLog{}
 	withVDP(t, d, log)
 	mac := "52:54:00:00:00:01"

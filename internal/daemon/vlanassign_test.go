@@ -130,10 +130,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 	r := newRig(t)
 	d := r.start(t)
 	ctx := context.Background()
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	b := withAnsweringBridge(t, d)
 	b.set(true, nil) // silent for now
 	yes := true
@@ -220,10 +217,7 @@ func TestBridgeAssignedVLAN(t *testing.T) {
 	// give again.
 	d.Close()
 	d = r.start(t)
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	p, _ = d.GetPort(ctx, "vnet1")
 	if p.State != "waiting" || p.AssignedVLAN != 0 || !p.VLANFromBridge || !strings.Contains(p.StateReason, "VDP is not running") {
 		t.Errorf("after a restart: %+v", p)
@@ -261,10 +255,7 @@ func TestIncomingPortWaitingForItsVLAN(t *testing.T) {
 	r := newRig(t)
 	d := r.start(t)
 	ctx := context.Background()
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	b := withAnsweringBridge(t, d)
 	b.set(false, func(v *vepa.VSI) {
 		if v.Mode == vepa.VDPAssoc {
@@ -301,10 +292,7 @@ func TestChangedVSIsDropTheAssignmentAtOnce(t *testing.T) {
 	r := newRig(t)
 	d := r.start(t)
 	ctx := context.Background()
-	for _, n := range []string{"up0", "vnet1"} {
-		ev, _ := r.links.Link(n)
-		d.linkChanged(ev)
-	}
+	r.linksUp("up0", "vnet1")
 	b := withAnsweringBridge(t, d)
 	b.set(false, assignVID(200))
 	yes := true
