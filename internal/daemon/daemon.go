@@ -12,6 +12,7 @@ import (
 
 	"github.com/vswitch/vswitch/internal/libvirt/events"
 	"github.com/vswitch/vswitch/internal/netdev"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/internal/sdnotify"
 	"github.com/vswitch/vswitch/internal/store"
 	"github.com/vswitch/vswitch/internal/version"
@@ -43,6 +44,10 @@ type Options struct {
 	MTU int
 	// Priority is the scheduling policy of the datapath threads.
 	Priority datapath.Priority
+	// BusyPoll is how long a receiving queue that found no more frames
+	// polls every queue before it sleeps (internal/rxwait.Group; 0: it
+	// sleeps at once).
+	BusyPoll time.Duration
 	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
 	// 802.1AB default of 30 s; negative: no EVB station).
 	LLDPInterval time.Duration
@@ -126,7 +131,8 @@ type Daemon struct {
 	// associations carry the M bit).
 	incoming   map[string]*incomingPort
 	migratedIn map[string]bool
-	procs      *procSizer // GOMAXPROCS: a P per datapath worker (procs.go)
+	procs      *procSizer    // GOMAXPROCS: a P per datapath worker (procs.go)
+	busy       *rxwait.Group // the receiving queues' busy poll (--busy-poll), made with the first switch
 	// VDP, under mu: the VID the bridge assigned to each port whose VLAN
 	// it assigns, as the datapath has it (vlanassign.go), and the ports
 	// VDP registers nothing for, with why (logged once).
@@ -307,6 +313,7 @@ func (d *Daemon) Close() error {
 	d.restoreUplinkCoalescingLocked()
 	d.mu.Unlock()
 	err := d.st.Close()
+	_ = d.busy.Close()
 	d.unlockUplink()
 	d.log.Info("vswitchd stopped")
 	return err

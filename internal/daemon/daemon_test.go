@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/internal/netdev"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/api"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/backend/queuetest"
@@ -122,7 +123,7 @@ func newRig(t *testing.T) *rig {
 	r.sys = system{
 		links:        r.links,
 		probeXDP:     func(string) error { return errors.New("no AF_XDP in this test") },
-		backend:      func(name string) backend.Backend { return named{r.mem, name} },
+		backend:      func(name string, _ *rxwait.Group) backend.Backend { return named{r.mem, name} },
 		rxQueues:     func(string) int { return 1 },
 		noCoalescing: func(string) (restorer, error) { return nil, nil },
 		lockUplink:   func(string) (func(), error) { return func() {}, nil },
@@ -305,7 +306,7 @@ func TestAutoFallsBackWhenAFXDPFailsToStart(t *testing.T) {
 	r := newRig(t)
 	r.opts.Datapath = backendAuto
 	r.sys.probeXDP = func(string) error { return nil }
-	r.sys.backend = func(name string) backend.Backend {
+	r.sys.backend = func(name string, _ *rxwait.Group) backend.Backend {
 		if name == backendAFXDP {
 			return broken{name}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
 	"github.com/vswitch/vswitch/pkg/datapath"
 )
@@ -45,10 +46,17 @@ func (d *Daemon) startSwitch(present []string) error {
 // instance of each backend, shared by the uplink and the ports when they
 // are the same).
 func (d *Daemon) newSwitch(p backendPlan) error {
-	up := d.sys.backend(p.uplink)
+	if d.busy == nil && d.opts.BusyPoll > 0 {
+		g, err := rxwait.NewGroup(d.opts.BusyPoll)
+		if err != nil {
+			return err
+		}
+		d.busy = g // once: both backends' queues, and a later switch's, share it
+	}
+	up := d.sys.backend(p.uplink, d.busy)
 	be := up
 	if p.port != p.uplink {
-		be = backend.Split{Port: d.sys.backend(p.port), Uplink: up}
+		be = backend.Split{Port: d.sys.backend(p.port, d.busy), Uplink: up}
 	}
 	queues := d.opts.UplinkQueues
 	if p.uplink == backendAFXDP {

@@ -51,6 +51,10 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		StatePath: d.st.Path(), PortsUnusable: len(bad) + len(d.refused), StateNotes: d.st.Notes(), Relay: d.relayStatus(), FDB: d.fdbStatus(),
 	}
 	st.CDCP = d.cdcpStatus()
+	if d.busy != nil {
+		b := d.busy.Stats()
+		st.BusyPoll = &api.BusyPollStatus{BudgetMicros: d.busy.Budget().Microseconds(), Spins: b.Spins, Hits: b.Hits, Skipped: b.Skipped, SpunSeconds: b.Spun.Seconds()}
+	}
 	st.DatapathPriorityEffective = st.DatapathPriority
 	if err := d.sw.PriorityErr(); err != nil {
 		st.DatapathPriorityEffective, st.DatapathPriorityError = "normal", err.Error()

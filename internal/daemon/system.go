@@ -7,6 +7,7 @@ import (
 
 	"github.com/vswitch/vswitch/internal/ethtool"
 	"github.com/vswitch/vswitch/internal/netdev"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/afpacket"
 	"github.com/vswitch/vswitch/pkg/afxdp"
 	"github.com/vswitch/vswitch/pkg/backend"
@@ -32,8 +33,9 @@ type system struct {
 	links LinkSource
 	// probeXDP reports whether AF_XDP works on an interface.
 	probeXDP func(ifname string) error
-	// backend returns the backend named afpacket or afxdp.
-	backend func(name string) backend.Backend
+	// backend returns the backend named afpacket or afxdp, its receiving
+	// queues in busy (nil: no busy poll).
+	backend func(name string, busy *rxwait.Group) backend.Backend
 	// rxQueues counts an interface's receive queues (one XSK each).
 	rxQueues func(ifname string) int
 	// noCoalescing switches receive coalescing (GRO, LRO) off on an
@@ -55,11 +57,13 @@ func hostSystem(log *slog.Logger) system {
 	return system{
 		links:    netlinkSource{log: log},
 		probeXDP: afxdp.Probe,
-		backend: func(name string) backend.Backend {
+		backend: func(name string, busy *rxwait.Group) backend.Backend {
 			if name == backendAFXDP {
-				return afxdp.New(afxdp.Options{Logger: log})
+				return afxdp.New(afxdp.Options{Logger: log, BusyPoll: busy})
 			}
-			return afpacket.New()
+			b := afpacket.New()
+			b.BusyPoll = busy
+			return b
 		},
 		rxQueues:   sysfsRXQueues,
 		lockUplink: lockUplink,

@@ -83,6 +83,13 @@ type Waiter struct {
 	lastBatch time.Duration
 	streak    int
 
+	// group busy-polls before Park sleeps (nil: never); fresh is set by
+	// Received (frames came since the last Park), so only a Park after
+	// work spins, never the jam watchdog's periodic ones.
+	group *Group
+	fresh bool
+	peek  func() bool // SetPeek
+
 	// Park's check of the caller's ready: checkFn (w.check, made once)
 	// counts the calls, so Park knows whether the goroutine waited.
 	ready   func(uintptr) bool
@@ -92,8 +99,10 @@ type Waiter struct {
 
 // New prepares both ways of waiting for the RX ring of socket sock.
 // spreading counts the waiters that wait on their own thread (one counter
-// shared by a backend's queues); name is for error messages only.
-func New(sock int, spreading *atomic.Int32, name string) (*Waiter, error) {
+// shared by a backend's queues); group, if not nil, is the busy poll the
+// waiter joins (one for the whole process); name is for error messages
+// only.
+func New(sock int, spreading *atomic.Int32, group *Group, name string) (*Waiter, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll instance for the netpoller: %w", err)
@@ -124,8 +133,20 @@ func New(sock int, spreading *atomic.Int32, name string) (*Waiter, error) {
 	w.pfd[0] = unix.PollFd{Fd: int32(sock), Events: unix.POLLIN}
 	w.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
 	w.checkFn = w.check
+	if err := group.join(ep); err != nil {
+		unix.Close(efd)
+		f.Close()
+		return nil, err
+	}
+	w.group = group
 	return w, nil
 }
+
+// SetPeek gives the busy poll (see Group) a look at the caller's ring: peek
+// reports whether frames are there, with no other effect (Park's ready may
+// have some). Without one the waiter never spins. Call it before the first
+// Wait or Park, from the receiving goroutine or before it starts.
+func (w *Waiter) SetPeek(peek func() bool) { w.peek = peek }
 
 // WakeFD is the eventfd Close writes: a caller that waits in a poll of its
 // own (on its own thread) polls it too.
@@ -145,6 +166,7 @@ func (w *Waiter) Received(n int) {
 		w.streak = 0
 	}
 	w.lastBatch = now
+	w.fresh = true
 	w.yield(now)
 	if w.spread || n < SpreadBatch && w.streak < BusyStreak {
 		return
@@ -262,6 +284,13 @@ func (w *Waiter) Park(ready func(uintptr) bool, timeout time.Duration) error {
 	} else if w.deadline != 0 {
 		w.deadline = 0
 		_ = w.f.SetReadDeadline(time.Time{})
+	}
+	if w.fresh {
+		// Spin first (the Group's busy poll): an answer to the frames
+		// just sent, coming back within it on any queue, then crosses
+		// the switch on this thread without a wake-up.
+		w.fresh = false
+		w.group.spin(w.ep, w.peek)
 	}
 	w.ready, w.checks = ready, 0
 	err := w.rc.Read(w.checkFn)

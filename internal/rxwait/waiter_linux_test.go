@@ -50,9 +50,11 @@ func (s *fakeSocket) take() {
 
 func (s *fakeSocket) isReady(uintptr) bool { return s.ready.Load() }
 
+func (s *fakeSocket) peek() bool { return s.ready.Load() }
+
 func newTestWaiter(t *testing.T, s *fakeSocket, spreading *atomic.Int32) *Waiter {
 	t.Helper()
-	w, err := New(s.fd, spreading, "fake")
+	w, err := New(s.fd, spreading, nil, "fake")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +126,7 @@ func TestWaiterCloseWakes(t *testing.T) {
 	for _, spread := range []bool{false, true} {
 		s := newFakeSocket(t)
 		var spreading atomic.Int32
-		w, err := New(s.fd, &spreading, "fake")
+		w, err := New(s.fd, &spreading, nil, "fake")
 		if err != nil {
 			t.Fatal(err)
 		}

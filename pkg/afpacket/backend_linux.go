@@ -71,6 +71,11 @@ type Backend struct {
 	// Logger receives open/close events (default slog.Default()).
 	Logger *slog.Logger
 
+	// BusyPoll, if not nil, is the busy poll the receiving queues join
+	// (internal/rxwait.Group: one for the whole process, shared with the
+	// other backend's queues).
+	BusyPoll *rxwait.Group
+
 	// spreading counts the receiving queues that wait for frames on their
 	// own thread (see internal/rxwait).
 	spreading atomic.Int32
@@ -197,7 +202,7 @@ func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err er
 		return nil, err
 	}
 	if cfg.Role != backend.RoleUplinkTX {
-		if err := q.setupRX(b.geometry(cfg), cfg.FrameSize, vnet, &b.spreading); err != nil {
+		if err := q.setupRX(b.geometry(cfg), cfg.FrameSize, vnet, &b.spreading, b.BusyPoll); err != nil {
 			return nil, err
 		}
 	}
@@ -249,7 +254,7 @@ func (q *Queue) setupTX(batch int, vnet bool) error {
 // frames, an LLDPDU of the control plane included, must not come back in;
 // and prepares the waiter Recv sleeps in (an epoll instance the netpoller
 // watches and an eventfd: two descriptors).
-func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool, spreading *atomic.Int32) error {
+func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool, spreading *atomic.Int32, busy *rxwait.Group) error {
 	err := q.conn.Control(func(fd int) error {
 		var err error
 		q.rx, err = newRxRing(fd, g, vnet)
@@ -261,12 +266,13 @@ func (q *Queue) setupRX(g ringGeometry, frameSize int, vnet bool, spreading *ato
 	if err := q.conn.SetIgnoreOutgoing(true); err != nil {
 		return err
 	}
-	w, err := rxwait.New(q.fd, spreading, q.ifname)
+	w, err := rxwait.New(q.fd, spreading, busy, q.ifname)
 	if err != nil {
 		return err
 	}
 	q.waiter, q.wake = w, w.WakeFD()
 	q.parkFn = q.parkReady
+	w.SetPeek(q.rx.ready) // parkReady is not a mere look
 	q.rx.maxFrame = frameSize
 	if vnet {
 		q.rx.initArena(frameSize, gsoSlots)

@@ -295,7 +295,7 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	// The waiter first: registering the socket with the netpoller polls
 	// it, and in copy mode a poll drives transmission and counts
 	// xsk_tx_ring_empty; that belongs before the base below.
-	w, err := rxwait.New(x.fd, &b.spreading, x.ifname)
+	w, err := rxwait.New(x.fd, &b.spreading, b.opts.BusyPoll, x.ifname)
 	if err != nil {
 		return err
 	}
@@ -324,6 +324,7 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	q.prog = p
 	q.wait = w
 	q.rxReady = q.ready // one func value for the queue's life: waiting allocates nothing
+	w.SetPeek(func() bool { return q.ready(0) })
 	x.rxOwner = q
 	q.rx = true
 	return nil

@@ -1,6 +1,10 @@
 package afxdp
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/vswitch/vswitch/internal/rxwait"
+)
 
 // XDPMode chooses where the XDP program runs.
 type XDPMode int
@@ -22,6 +26,10 @@ type Options struct {
 	XDPMode XDPMode
 	// NoZeroCopy skips the XDP_ZEROCOPY bind attempt.
 	NoZeroCopy bool
+	// BusyPoll, if not nil, is the busy poll the receiving queues join
+	// (internal/rxwait.Group: one for the whole process, shared with the
+	// other backend's queues).
+	BusyPoll *rxwait.Group
 
 	// noVLANHint loads the plain program only (tests: shows what is lost
 	// without it).

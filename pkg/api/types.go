@@ -180,6 +180,22 @@ type Status struct {
 	// (DatapathPriorityError says why, e.g. no CAP_SYS_NICE).
 	DatapathPriorityEffective string `json:"datapath_priority_effective,omitempty"`
 	DatapathPriorityError     string `json:"datapath_priority_error,omitempty"`
+	// BusyPoll is the receiving queues' busy poll (vswitchd --busy-poll;
+	// omitted when off).
+	BusyPoll *BusyPollStatus `json:"busy_poll,omitempty"`
+}
+
+// BusyPollStatus counts the busy poll's spins: after a queue found no more
+// frames, every queue is polled for up to BudgetMicros before the queue
+// sleeps; a spin that saw frames come (Hits) spared a thread's wake-up.
+type BusyPollStatus struct {
+	BudgetMicros int64  `json:"budget_us"`
+	Spins        uint64 `json:"spins"`
+	Hits         uint64 `json:"hits"`
+	// Skipped counts the spins not made because the busy poll had used
+	// its share of a CPU (a tenth).
+	Skipped     uint64  `json:"skipped"`
+	SpunSeconds float64 `json:"spun_seconds"`
 }
 
 // CDCPStatus is what the station's CDCP agent (802.1Qbg clause 42) knows:

@@ -194,7 +194,9 @@
 // (see above); netsniff-ng only to compare generators by hand.
 // Debugging aids: VSBENCH_KEEP_LOGS=DIR copies each contender's temp dir
 // (OVS logs, state) there; VSBENCH_HOLD=40s keeps a topology that failed
-// verification alive that long for inspection.
+// verification alive that long for inspection; VSBENCH_PIN=prober=0,reader=0,responder=1
+// pins the latency prober's sending and receiving threads and VM2's
+// responder to CPUs, to study where wake-ups land (pin_linux.go).
 //
 // Everything runs bounded: helper commands 20 s, setup waits 10 s, the whole
 // run -timeout (6 min 30 s). Teardown (also on Ctrl-C, SIGTERM or a failure)

@@ -142,6 +142,7 @@ func (p *prober) run(ctx context.Context, link probeLink, tmpl []byte, interval,
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	pinFromEnv("prober")
 	start := time.Now()
 	sent := 0
 	for i := range p.rtt {
@@ -331,6 +332,7 @@ func (l *sockLink) attach(p *prober) (func(), error) {
 		defer close(done)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		pinFromEnv("reader")
 		r := newTSReader(l.fd)
 		for !stop.Load() {
 			f, now, krx, err := r.read()
@@ -365,6 +367,7 @@ func (r *sockResponder) run() {
 	defer close(r.done)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	pinFromEnv("responder")
 	rd := newTSReader(r.fd)
 	for !r.stopped.Load() {
 		f, _, krx, err := rd.read()

@@ -42,6 +42,7 @@ func TestIdleCPU(t *testing.T) {
 		vms[0].mustPing(vms[1]) // the datapath works; then leave it alone
 		time.Sleep(time.Second) // attach logs, the ping's ARP and FDB updates settle
 
+		spins, frames := h.status().BusyPoll.Spins, h.framesIn()
 		pid := h.d.pid()
 		before, err := procCPU(pid)
 		if err != nil {
@@ -63,8 +64,25 @@ func TestIdleCPU(t *testing.T) {
 			t.Errorf("vswitchd %s uses %.2f %% of one core while idle, want < %.0f %%; busiest threads: %s",
 				dp, 100*share, 100*idleBudget, busiest(tb, ta, 5))
 		}
+		// The busy poll spins only after a queue received frames (a VM's
+		// IPv6 router solicitation, say), never on its own; one spin may
+		// follow a frame counted just before the first reading.
+		if n, f := h.status().BusyPoll.Spins-spins, h.framesIn()-frames; n > f+1 {
+			t.Errorf("vswitchd %s: %d busy-poll spins while idle, after %d frames", dp, n, f)
+		}
 		h.alive()
 	})
+}
+
+// framesIn counts the frames the switch received, from the ports and the
+// uplink.
+func (h *hv) framesIn() uint64 {
+	st := h.stats()
+	n := st.Uplink.RxPackets
+	for _, p := range st.Ports {
+		n += p.RxPackets
+	}
+	return n
 }
 
 // procCPU returns the user plus system time the process has used, all its

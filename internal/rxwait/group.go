@@ -1,0 +1,81 @@
+package rxwait
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Busy polling: how long a spin lasts, and how much of a CPU a Group may
+// spin away.
+const (
+	// DefaultBusyPoll is vswitchd's --busy-poll: long enough for a VM's
+	// answer to a frame (a wake-up of the VM, its stack, its send) to come
+	// back within it. Measured in the benchmark's light-load phase (2-vCPU
+	// VM, AF_XDP uplink): 50 us, NAPI's usual busy_poll, caught the answer
+	// in about half of the round trips, 100 us and 200 us in 97 %.
+	DefaultBusyPoll = 100 * time.Microsecond
+	// MaxBusyPoll bounds a spin: longer, a queue would rather poll.
+	MaxBusyPoll = time.Millisecond
+
+	// SpinShare: a Group spins at most 1/SpinShare of one CPU's time,
+	// averaged over SpinCredit budgets (a burst of misses spends the
+	// credit, then spins are skipped until it has grown back).
+	SpinShare = 10
+	// SpinCredit is how many full budgets of spinning a Group may spend
+	// at once (its credit starts full).
+	SpinCredit = 8
+)
+
+// Group is the busy poll of the waiters of one process: every queue of
+// every backend that waits in the netpoller, so that the queue an answer
+// comes back on is seen whoever spins. See the package documentation.
+type Group struct {
+	ep     int           // epoll instance watching every member's epoll instance, edge-triggered
+	budget time.Duration // longest spin
+
+	spinning atomic.Bool // one goroutine spins at a time
+	// Only the goroutine that set spinning touches these.
+	credit time.Duration // spin time it may still use
+	topped time.Duration // when credit was last topped up, since base
+	base   time.Time
+
+	spins, hits, skipped atomic.Uint64
+	spun                 atomic.Int64 // nanoseconds
+}
+
+// GroupStats counts a Group's spins.
+type GroupStats struct {
+	// Spins that ended because a queue got frames (Hits) or ran out
+	// (Spins - Hits).
+	Spins, Hits uint64
+	// Skipped: spins not started because the Group's credit was spent.
+	Skipped uint64
+	// Spun is the time spent spinning.
+	Spun time.Duration
+}
+
+// CheckBudget reports whether budget is a spin's length NewGroup takes:
+// 0 (none) up to MaxBusyPoll.
+func CheckBudget(budget time.Duration) error {
+	if budget < 0 || budget > MaxBusyPoll {
+		return fmt.Errorf("busy-poll time %v out of range 0-%v", budget, MaxBusyPoll)
+	}
+	return nil
+}
+
+// Budget is the longest spin (0: none).
+func (g *Group) Budget() time.Duration {
+	if g == nil {
+		return 0
+	}
+	return g.budget
+}
+
+// Stats returns the Group's counters (zero for a nil Group).
+func (g *Group) Stats() GroupStats {
+	if g == nil {
+		return GroupStats{}
+	}
+	return GroupStats{Spins: g.spins.Load(), Hits: g.hits.Load(), Skipped: g.skipped.Load(), Spun: time.Duration(g.spun.Load())}
+}

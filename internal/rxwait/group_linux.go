@@ -1,0 +1,101 @@
+//go:build linux
+
+package rxwait
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// NewGroup returns a Group whose waiters spin for up to budget before
+// they sleep (0: they never spin; a nil *Group is the same).
+func NewGroup(budget time.Duration) (*Group, error) {
+	if err := CheckBudget(budget); err != nil {
+		return nil, err
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll instance for busy polling: %w", err)
+	}
+	return &Group{ep: ep, budget: budget, credit: SpinCredit * budget, base: time.Now()}, nil
+}
+
+// Close frees the Group's epoll instance, once no member's queue can
+// receive any more (its descriptor number may be reused at once).
+func (g *Group) Close() error {
+	if g == nil {
+		return nil
+	}
+	return unix.Close(g.ep)
+}
+
+// join adds a waiter's epoll instance (readable whenever its socket has
+// frames) to the Group, edge-triggered: the Group reports a socket's new
+// frames once, not a frame its queue has not taken yet. Closing the
+// waiter's instance takes it out again.
+func (g *Group) join(ep int) error {
+	if g == nil || g.budget == 0 {
+		return nil
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(ep)}
+	if err := unix.EpollCtl(g.ep, unix.EPOLL_CTL_ADD, ep, &ev); err != nil {
+		return fmt.Errorf("join busy-poll group: %w", err)
+	}
+	return nil
+}
+
+// spin busy-polls for up to the budget, until the spinner's own ring has
+// frames (peek) or another member's socket gets some, and reports whether
+// either happened. self is the spinner's epoll instance: the Group's
+// edges for it are passed over (they may be from the frames it has just
+// taken; peek is what tells). Only one goroutine spins at a time; the
+// others, and any while the credit is spent, return false at once.
+func (g *Group) spin(self int, peek func() bool) bool {
+	if g == nil || g.budget == 0 || peek == nil || !g.spinning.CompareAndSwap(false, true) {
+		return false
+	}
+	defer g.spinning.Store(false)
+	start := time.Since(g.base)
+	g.credit = min(g.credit+(start-g.topped)/SpinShare, SpinCredit*g.budget)
+	g.topped = start
+	if g.credit < g.budget {
+		g.skipped.Add(1)
+		return false
+	}
+	var evs [16]unix.EpollEvent
+	hit, now := false, start
+	for !hit && now-start < g.budget {
+		if peek() {
+			hit = true
+			break
+		}
+		// A raw system call: it never blocks, and one made through the
+		// runtime wakes the runtime's sleeping monitor thread (a futex
+		// wake of another CPU) when no goroutine was running.
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(g.ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+		if e != 0 && e != unix.EINTR {
+			break // closed
+		}
+		n := 0
+		if e == 0 {
+			n = int(r)
+		}
+		for _, ev := range evs[:n] {
+			if int(ev.Fd) != self {
+				hit = true
+			}
+		}
+		now = time.Since(g.base)
+	}
+	spent := now - start
+	g.credit -= spent
+	g.spins.Add(1)
+	g.spun.Add(int64(spent))
+	if hit {
+		g.hits.Add(1)
+	}
+	return hit
+}

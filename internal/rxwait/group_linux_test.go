@@ -1,0 +1,191 @@
+//go:build linux
+
+package rxwait
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newTestGroup(t *testing.T, budget time.Duration) *Group {
+	t.Helper()
+	g, err := NewGroup(budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+func newGroupWaiter(t *testing.T, g *Group, s *fakeSocket) *Waiter {
+	t.Helper()
+	w, err := New(s.fd, new(atomic.Int32), g, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetPeek(s.peek)
+	t.Cleanup(func() {
+		w.Close()
+		w.Release()
+	})
+	return w
+}
+
+// A spin ends as soon as another member's socket gets frames, long before
+// its budget; with nothing coming it lasts the budget and reports a miss.
+func TestGroupSpinEndsOnOtherQueue(t *testing.T) {
+	g := newTestGroup(t, MaxBusyPoll)
+	a, b := newFakeSocket(t), newFakeSocket(t)
+	wa := newGroupWaiter(t, g, a)
+	newGroupWaiter(t, g, b)
+
+	start := time.Now()
+	if g.spin(wa.ep, a.peek) {
+		t.Fatal("spin reported frames with none coming")
+	}
+	if d := time.Since(start); d < MaxBusyPoll {
+		t.Fatalf("a spin with nothing coming lasted %v, want its budget %v", d, MaxBusyPoll)
+	}
+
+	go func() {
+		time.Sleep(200 * time.Microsecond)
+		b.post()
+	}()
+	// The budget is a millisecond: the frame must be seen well within
+	// it. Repeat, as a loaded test machine may deschedule the poster.
+	hits := 0
+	for i := 0; i < 5 && hits == 0; i++ {
+		if g.spin(wa.ep, a.peek) {
+			hits++
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no spin saw the other queue's frame")
+	}
+	st := g.Stats()
+	if st.Hits != 1 || st.Spins < 2 || st.Spun < MaxBusyPoll {
+		t.Fatalf("stats %+v: want 1 hit of at least 2 spins, at least %v spun", st, MaxBusyPoll)
+	}
+}
+
+// The spinner's own socket's edge from before the spin (the frames it has
+// just taken) does not end the spin; frames in its own ring do, at once.
+func TestGroupSpinOwnQueue(t *testing.T) {
+	g := newTestGroup(t, 300*time.Microsecond)
+	a := newFakeSocket(t)
+	wa := newGroupWaiter(t, g, a)
+	a.post() // the frame the queue has just received
+	a.take()
+	if g.spin(wa.ep, a.peek) {
+		t.Fatal("the spinner's own stale edge ended its spin")
+	}
+	if st := g.Stats(); st.Spun < 300*time.Microsecond {
+		t.Fatalf("spun %v, want the whole budget", st.Spun)
+	}
+	a.post()
+	a.post() // no new edge for the Group: its own ring is what tells
+	if !g.spin(wa.ep, a.peek) {
+		t.Fatal("frames in the spinner's own ring did not end its spin")
+	}
+	if st := g.Stats(); st.Spins != 2 || st.Hits != 1 {
+		t.Fatalf("stats %+v: want 2 spins, the second a hit", st)
+	}
+}
+
+// Spinning is bounded to a share of a CPU: misses in a row spend the
+// credit, then spins are skipped (and cost nothing) until it grows back.
+func TestGroupSpinCredit(t *testing.T) {
+	budget := 500 * time.Microsecond
+	g := newTestGroup(t, budget)
+	a := newFakeSocket(t)
+	wa := newGroupWaiter(t, g, a)
+	start := time.Now()
+	for i := 0; i < 3*SpinCredit; i++ {
+		g.spin(wa.ep, a.peek)
+	}
+	elapsed := time.Since(start)
+	st := g.Stats()
+	if st.Skipped == 0 {
+		t.Fatalf("%d misses in a row were never skipped: %+v", 3*SpinCredit, st)
+	}
+	// What was spun is the starting credit plus a tenth of the time it
+	// took, give or take one spin's overshoot.
+	limit := SpinCredit*budget + elapsed/SpinShare + 2*budget
+	if st.Spun > limit {
+		t.Fatalf("spun %v in %v, over the credit's bound %v", st.Spun, elapsed, limit)
+	}
+	time.Sleep(2 * SpinShare * budget) // credit for two spins grows back
+	before := g.Stats().Spins
+	g.spin(wa.ep, a.peek)
+	if g.Stats().Spins != before+1 {
+		t.Fatal("no spin once the credit had grown back")
+	}
+}
+
+// Only one goroutine spins at a time: a second one sleeps at once.
+func TestGroupOneSpinner(t *testing.T) {
+	g := newTestGroup(t, MaxBusyPoll)
+	newGroupWaiter(t, g, newFakeSocket(t))
+	wb := newGroupWaiter(t, g, newFakeSocket(t))
+	g.spinning.Store(true) // as if the first waiter spun now
+	start := time.Now()
+	if g.spin(wb.ep, nothing) || time.Since(start) > MaxBusyPoll/2 {
+		t.Fatal("a second goroutine spun beside the first")
+	}
+	g.spinning.Store(false)
+	if st := g.Stats(); st.Spins != 0 {
+		t.Fatalf("stats %+v: the refused spin was counted", st)
+	}
+}
+
+// Park spins only after the queue received frames (Received), so that the
+// answer coming back on another queue is seen; a Park without news (the
+// jam watchdog's) goes straight to sleep.
+func TestParkSpinsAfterFrames(t *testing.T) {
+	g := newTestGroup(t, MaxBusyPoll)
+	a, b := newFakeSocket(t), newFakeSocket(t)
+	wa := newGroupWaiter(t, g, a)
+	newGroupWaiter(t, g, b)
+
+	// No frames received: Park sleeps without spinning (and times out).
+	if err := wa.Park(a.isReady, 20*time.Millisecond); err != ErrTimeout {
+		t.Fatalf("Park: %v, want ErrTimeout", err)
+	}
+	if st := g.Stats(); st.Spins != 0 {
+		t.Fatalf("a Park without news spun: %+v", st)
+	}
+
+	wa.Received(1)
+	go func() {
+		time.Sleep(200 * time.Microsecond)
+		b.post()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- wa.Park(a.isReady, 50*time.Millisecond) }()
+	if err := <-done; err != ErrTimeout {
+		t.Fatalf("Park: %v, want ErrTimeout (its own socket got nothing)", err)
+	}
+	if st := g.Stats(); st.Spins != 1 {
+		t.Fatalf("Park after frames: %+v, want one spin", st)
+	}
+}
+
+// nothing is the peek of a ring that never has frames.
+func nothing() bool { return false }
+
+func TestCheckBudget(t *testing.T) {
+	for _, c := range []struct {
+		d  time.Duration
+		ok bool
+	}{{0, true}, {DefaultBusyPoll, true}, {MaxBusyPoll, true}, {-time.Microsecond, false}, {MaxBusyPoll + 1, false}} {
+		if err := CheckBudget(c.d); (err == nil) != c.ok {
+			t.Errorf("CheckBudget(%v) = %v", c.d, err)
+		}
+		g, err := NewGroup(c.d)
+		if (err == nil) != c.ok {
+			t.Errorf("NewGroup(%v) = %v", c.d, err)
+		}
+		g.Close()
+	}
+}
