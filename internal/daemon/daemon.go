@@ -276,6 +276,11 @@ func start(o Options, sys system) (*Daemon, error) {
 			present = append(present, c.Name)
 		}
 	}
+	defer func() {
+		if !ok {
+			_ = d.busy.Close() // made with the first switch, if any
+		}
+	}()
 	if err := d.startSwitch(present); err != nil {
 		return nil, err
 	}

@@ -53,7 +53,8 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	st.CDCP = d.cdcpStatus()
 	if d.busy != nil {
 		b := d.busy.Stats()
-		st.BusyPoll = &api.BusyPollStatus{BudgetMicros: d.busy.Budget().Microseconds(), Spins: b.Spins, Hits: b.Hits, Skipped: b.Skipped, SpunSeconds: b.Spun.Seconds()}
+		st.BusyPoll = &api.BusyPollStatus{BudgetMicros: d.busy.Budget().Microseconds(), Spins: b.Spins(), Hits: b.Hits, Misses: b.Misses,
+			Ready: b.Ready, Skipped: b.Skipped, SpunSeconds: b.Spun.Seconds()}
 	}
 	st.DatapathPriorityEffective = st.DatapathPriority
 	if err := d.sw.PriorityErr(); err != nil {

@@ -119,13 +119,28 @@
 // each waiter's epoll instance, edge triggered, polled with a raw
 // epoll_wait that never blocks (through the runtime, a system call wakes
 // its monitor thread when no goroutine was running: a futex wake of another
-// CPU on the frame's path). Only a Park after Received spins: an idle
-// queue's watchdog Parks never do, and an idle switch stays idle. One
-// goroutine spins at a time, and a Group spins at most a tenth of a CPU
-// (SpinShare) over time: misses in a row spend its credit (SpinCredit
-// budgets), then spins are skipped until it grows back, so sporadic
-// traffic on many ports cannot turn busy polling into a core's worth of
-// spinning. Under load queues wait on their own threads and never spin.
+// CPU on the frame's path), and the spinner's own ring through the
+// caller's side-effect-free peek (SetPeek). Work already there when the
+// spin would begin (the frame the spinner's own transmit reflected onto
+// the uplink's ring, or an answer the VM's kernel sent inside that
+// transmit) ends it before it starts: counted as ready, not as a hit. Only
+// a Park after Received spins (not after the queue's frames went stale on
+// its own thread): an idle queue's watchdog Parks never do, and an idle
+// switch stays idle. One goroutine spins at a time, and a Group spins at
+// most a tenth of a CPU (SpinShare) over time: misses in a row spend its
+// credit (SpinCredit budgets), then spins are skipped until it grows back,
+// so sporadic traffic on many ports cannot turn busy polling into a core's
+// worth of spinning (it can turn busy polling off, for everyone, until the
+// traffic stops). Under load queues wait on their own threads and never
+// spin.
+//
+// The spin runs at the datapath's priority (SCHED_RR by default). A VM
+// thread the kernel wakes on the spinner's CPU waits for the spin to end,
+// up to the budget: its answer then comes after the spin, a miss that also
+// delayed it. Dropping to normal priority for the spin was tried: a
+// real-time thread of the runtime waiting for the spinner (the priority
+// inversion pkg/datapath's thread_linux.go describes) stalled a spin for
+// 100 ms. The kernel mostly wakes the VM on an idle CPU, not the busy one.
 //
 // # Closing
 //

@@ -40,26 +40,32 @@ type Group struct {
 	topped time.Duration // when credit was last topped up, since base
 	base   time.Time
 
-	spins, hits, skipped atomic.Uint64
-	spun                 atomic.Int64 // nanoseconds
+	hits, misses, ready, skipped atomic.Uint64
+	spun                         atomic.Int64 // nanoseconds
 }
 
 // GroupStats counts a Group's spins.
 type GroupStats struct {
-	// Spins that ended because a queue got frames (Hits) or ran out
-	// (Spins - Hits).
-	Spins, Hits uint64
+	// Hits: spins that ended because a queue got frames meanwhile (a
+	// thread's wake-up spared); Misses: spins that ran out.
+	Hits, Misses uint64
+	// Ready: no spin, a queue had frames already (the spinner's own, or a
+	// reflected frame its transmit put on the uplink's ring).
+	Ready uint64
 	// Skipped: spins not started because the Group's credit was spent.
 	Skipped uint64
-	// Spun is the time spent spinning.
+	// Spun is the wall time spent spinning.
 	Spun time.Duration
 }
 
+// Spins is the number of spins made: Hits + Misses.
+func (s GroupStats) Spins() uint64 { return s.Hits + s.Misses }
+
 // CheckBudget reports whether budget is a spin's length NewGroup takes:
-// 0 (none) up to MaxBusyPoll.
+// 0 (none), or 1us up to MaxBusyPoll.
 func CheckBudget(budget time.Duration) error {
-	if budget < 0 || budget > MaxBusyPoll {
-		return fmt.Errorf("busy-poll time %v out of range 0-%v", budget, MaxBusyPoll)
+	if budget != 0 && (budget < time.Microsecond || budget > MaxBusyPoll) {
+		return fmt.Errorf("busy-poll time %v: use 0 (off) or 1us-%v", budget, MaxBusyPoll)
 	}
 	return nil
 }
@@ -77,5 +83,5 @@ func (g *Group) Stats() GroupStats {
 	if g == nil {
 		return GroupStats{}
 	}
-	return GroupStats{Spins: g.spins.Load(), Hits: g.hits.Load(), Skipped: g.skipped.Load(), Spun: time.Duration(g.spun.Load())}
+	return GroupStats{Hits: g.hits.Load(), Misses: g.misses.Load(), Ready: g.ready.Load(), Skipped: g.skipped.Load(), Spun: time.Duration(g.spun.Load())}
 }

@@ -26,10 +26,12 @@ func NewGroup(budget time.Duration) (*Group, error) {
 // Close frees the Group's epoll instance, once no member's queue can
 // receive any more (its descriptor number may be reused at once).
 func (g *Group) Close() error {
-	if g == nil {
+	if g == nil || g.ep < 0 {
 		return nil
 	}
-	return unix.Close(g.ep)
+	err := unix.Close(g.ep)
+	g.ep = -1
+	return err
 }
 
 // join adds a waiter's epoll instance (readable whenever its socket has
@@ -51,13 +53,20 @@ func (g *Group) join(ep int) error {
 // frames (peek) or another member's socket gets some, and reports whether
 // either happened. self is the spinner's epoll instance: the Group's
 // edges for it are passed over (they may be from the frames it has just
-// taken; peek is what tells). Only one goroutine spins at a time; the
-// others, and any while the credit is spent, return false at once.
+// taken; peek is what tells). Work that is there before the spin begins
+// (a frame the spinner's transmit reflected onto the uplink's ring) ends
+// it before it starts, counted as ready, not as a spin. Only one goroutine
+// spins at a time; the others, and any while the credit is spent, return
+// false at once.
 func (g *Group) spin(self int, peek func() bool) bool {
 	if g == nil || g.budget == 0 || peek == nil || !g.spinning.CompareAndSwap(false, true) {
 		return false
 	}
 	defer g.spinning.Store(false)
+	if peek() || g.other(self) {
+		g.ready.Add(1)
+		return true
+	}
 	start := time.Since(g.base)
 	g.credit = min(g.credit+(start-g.topped)/SpinShare, SpinCredit*g.budget)
 	g.topped = start
@@ -65,37 +74,38 @@ func (g *Group) spin(self int, peek func() bool) bool {
 		g.skipped.Add(1)
 		return false
 	}
-	var evs [16]unix.EpollEvent
 	hit, now := false, start
 	for !hit && now-start < g.budget {
-		if peek() {
-			hit = true
-			break
-		}
-		// A raw system call: it never blocks, and one made through the
-		// runtime wakes the runtime's sleeping monitor thread (a futex
-		// wake of another CPU) when no goroutine was running.
-		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(g.ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
-		if e != 0 && e != unix.EINTR {
-			break // closed
-		}
-		n := 0
-		if e == 0 {
-			n = int(r)
-		}
-		for _, ev := range evs[:n] {
-			if int(ev.Fd) != self {
-				hit = true
-			}
-		}
+		hit = peek() || g.other(self)
 		now = time.Since(g.base)
 	}
 	spent := now - start
 	g.credit -= spent
-	g.spins.Add(1)
 	g.spun.Add(int64(spent))
 	if hit {
 		g.hits.Add(1)
+	} else {
+		g.misses.Add(1)
 	}
 	return hit
+}
+
+// other reports whether a member other than self has had new frames since
+// the last look (it consumes the edges it sees).
+func (g *Group) other(self int) bool {
+	var evs [16]unix.EpollEvent
+	// A raw system call: it never blocks, and one made through the runtime
+	// wakes the runtime's sleeping monitor thread (a futex wake of another
+	// CPU) when no goroutine was running. EINTR cannot come with a zero
+	// timeout; any error (a closed Group) reads as nothing.
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(g.ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+	if e != 0 {
+		return false
+	}
+	for _, ev := range evs[:int(r)] {
+		if int(ev.Fd) != self {
+			return true
+		}
+	}
+	return false
 }

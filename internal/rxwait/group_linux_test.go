@@ -3,9 +3,13 @@
 package rxwait
 
 import (
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func newTestGroup(t *testing.T, budget time.Duration) *Group {
@@ -32,9 +36,33 @@ func newGroupWaiter(t *testing.T, g *Group, s *fakeSocket) *Waiter {
 	return w
 }
 
+// postLater posts frames on s after d, from a goroutine the test waits for
+// at its end (a post after the test ended would write to a closed fd).
+func postLater(t *testing.T, s *fakeSocket, d time.Duration) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(d)
+		s.ready.Store(true)
+		one := [8]byte{1}
+		_, _ = unix.Write(s.fd, one[:])
+	}()
+	t.Cleanup(wg.Wait)
+}
+
+// needTwoPs skips a test whose spinner holds the only P: the goroutine
+// that posts the frame it waits for could not run meanwhile.
+func needTwoPs(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs GOMAXPROCS >= 2: the spinner holds a P")
+	}
+}
+
 // A spin ends as soon as another member's socket gets frames, long before
 // its budget; with nothing coming it lasts the budget and reports a miss.
 func TestGroupSpinEndsOnOtherQueue(t *testing.T) {
+	needTwoPs(t)
 	g := newTestGroup(t, MaxBusyPoll)
 	a, b := newFakeSocket(t), newFakeSocket(t)
 	wa := newGroupWaiter(t, g, a)
@@ -48,48 +76,56 @@ func TestGroupSpinEndsOnOtherQueue(t *testing.T) {
 		t.Fatalf("a spin with nothing coming lasted %v, want its budget %v", d, MaxBusyPoll)
 	}
 
-	go func() {
-		time.Sleep(200 * time.Microsecond)
-		b.post()
-	}()
-	// The budget is a millisecond: the frame must be seen well within
-	// it. Repeat, as a loaded test machine may deschedule the poster.
-	hits := 0
-	for i := 0; i < 5 && hits == 0; i++ {
-		if g.spin(wa.ep, a.peek) {
-			hits++
-		}
+	postLater(t, b, 200*time.Microsecond)
+	// The budget is a millisecond: the frame must be seen well within it
+	// (or, on a loaded machine that delayed the poster, by a later spin).
+	hit := false
+	for i := 0; i < 50 && !hit; i++ {
+		hit = g.spin(wa.ep, a.peek)
 	}
-	if hits == 0 {
+	if !hit {
 		t.Fatal("no spin saw the other queue's frame")
 	}
 	st := g.Stats()
-	if st.Hits != 1 || st.Spins < 2 || st.Spun < MaxBusyPoll {
+	if st.Hits != 1 || st.Spins() < 2 || st.Ready != 0 || st.Spun < MaxBusyPoll {
 		t.Fatalf("stats %+v: want 1 hit of at least 2 spins, at least %v spun", st, MaxBusyPoll)
 	}
 }
 
-// The spinner's own socket's edge from before the spin (the frames it has
-// just taken) does not end the spin; frames in its own ring do, at once.
-func TestGroupSpinOwnQueue(t *testing.T) {
+// Work that is there before the spin (a reflected frame on another queue,
+// frames in the spinner's own ring) ends it before it starts: counted as
+// ready, no spin, no credit spent. The spinner's own edge from before (the
+// frames it has just taken) does not end it.
+func TestGroupSpinReady(t *testing.T) {
 	g := newTestGroup(t, 300*time.Microsecond)
-	a := newFakeSocket(t)
+	a, b := newFakeSocket(t), newFakeSocket(t)
 	wa := newGroupWaiter(t, g, a)
+	newGroupWaiter(t, g, b)
 	a.post() // the frame the queue has just received
 	a.take()
 	if g.spin(wa.ep, a.peek) {
 		t.Fatal("the spinner's own stale edge ended its spin")
 	}
-	if st := g.Stats(); st.Spun < 300*time.Microsecond {
-		t.Fatalf("spun %v, want the whole budget", st.Spun)
+	if st := g.Stats(); st.Misses != 1 || st.Spun < 300*time.Microsecond {
+		t.Fatalf("stats %+v: want one miss of the whole budget", st)
 	}
 	a.post()
 	a.post() // no new edge for the Group: its own ring is what tells
 	if !g.spin(wa.ep, a.peek) {
 		t.Fatal("frames in the spinner's own ring did not end its spin")
 	}
-	if st := g.Stats(); st.Spins != 2 || st.Hits != 1 {
-		t.Fatalf("stats %+v: want 2 spins, the second a hit", st)
+	a.take()
+	b.post()
+	if !g.spin(wa.ep, a.peek) {
+		t.Fatal("frames waiting on another queue did not end the spin")
+	}
+	credit := g.credit
+	if st := g.Stats(); st.Spins() != 1 || st.Ready != 2 || st.Hits != 0 {
+		t.Fatalf("stats %+v: want 2 ready, the first spin only", st)
+	}
+	b.take()
+	if g.spin(wa.ep, a.peek) || g.credit >= credit {
+		t.Fatal("the edge was seen twice, or a spin spent no credit")
 	}
 }
 
@@ -116,9 +152,9 @@ func TestGroupSpinCredit(t *testing.T) {
 		t.Fatalf("spun %v in %v, over the credit's bound %v", st.Spun, elapsed, limit)
 	}
 	time.Sleep(2 * SpinShare * budget) // credit for two spins grows back
-	before := g.Stats().Spins
+	before := g.Stats().Spins()
 	g.spin(wa.ep, a.peek)
-	if g.Stats().Spins != before+1 {
+	if g.Stats().Spins() != before+1 {
 		t.Fatal("no spin once the credit had grown back")
 	}
 }
@@ -134,7 +170,7 @@ func TestGroupOneSpinner(t *testing.T) {
 		t.Fatal("a second goroutine spun beside the first")
 	}
 	g.spinning.Store(false)
-	if st := g.Stats(); st.Spins != 0 {
+	if st := g.Stats(); st.Spins() != 0 || st.Ready != 0 {
 		t.Fatalf("stats %+v: the refused spin was counted", st)
 	}
 }
@@ -152,22 +188,28 @@ func TestParkSpinsAfterFrames(t *testing.T) {
 	if err := wa.Park(a.isReady, 20*time.Millisecond); err != ErrTimeout {
 		t.Fatalf("Park: %v, want ErrTimeout", err)
 	}
-	if st := g.Stats(); st.Spins != 0 {
+	if st := g.Stats(); st.Spins() != 0 {
 		t.Fatalf("a Park without news spun: %+v", st)
 	}
 
+	needTwoPs(t)
 	wa.Received(1)
-	go func() {
-		time.Sleep(200 * time.Microsecond)
-		b.post()
-	}()
-	done := make(chan error, 1)
-	go func() { done <- wa.Park(a.isReady, 50*time.Millisecond) }()
-	if err := <-done; err != ErrTimeout {
+	postLater(t, b, 200*time.Microsecond)
+	if err := wa.Park(a.isReady, 50*time.Millisecond); err != ErrTimeout {
 		t.Fatalf("Park: %v, want ErrTimeout (its own socket got nothing)", err)
 	}
-	if st := g.Stats(); st.Spins != 1 {
+	if st := g.Stats(); st.Spins() != 1 {
 		t.Fatalf("Park after frames: %+v, want one spin", st)
+	}
+	// Its frames went stale on its own thread: back in the netpoller it
+	// does not spin.
+	wa.Received(SpreadBatch)
+	wa.Unspread()
+	if err := wa.Park(a.isReady, 20*time.Millisecond); err != ErrTimeout {
+		t.Fatalf("Park: %v, want ErrTimeout", err)
+	}
+	if st := g.Stats(); st.Spins() != 1 {
+		t.Fatalf("a Park after Unspread spun: %+v", st)
 	}
 }
 

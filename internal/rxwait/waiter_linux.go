@@ -212,6 +212,7 @@ func (w *Waiter) Unspread() {
 	if w.spread {
 		w.spread = false
 		w.spreading.Add(-1)
+		w.fresh = false // its frames are SpreadIdle old: no answer to wait for
 		w.watch(true)
 	}
 }

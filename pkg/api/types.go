@@ -188,13 +188,21 @@ type Status struct {
 // BusyPollStatus counts the busy poll's spins: after a queue found no more
 // frames, every queue is polled for up to BudgetMicros before the queue
 // sleeps; a spin that saw frames come (Hits) spared a thread's wake-up.
+// The counters are read one by one, not at one instant.
 type BusyPollStatus struct {
-	BudgetMicros int64  `json:"budget_us"`
-	Spins        uint64 `json:"spins"`
-	Hits         uint64 `json:"hits"`
+	BudgetMicros int64 `json:"budget_us"`
+	// Spins = Hits + Misses: spins made, and those that ended because a
+	// queue got frames meanwhile.
+	Spins  uint64 `json:"spins"`
+	Hits   uint64 `json:"hits"`
+	Misses uint64 `json:"misses"`
+	// Ready counts the times no spin was needed: a queue had frames
+	// already (a frame the switch's own transmit reflected, say).
+	Ready uint64 `json:"ready"`
 	// Skipped counts the spins not made because the busy poll had used
 	// its share of a CPU (a tenth).
-	Skipped     uint64  `json:"skipped"`
+	Skipped uint64 `json:"skipped"`
+	// SpunSeconds is the wall time spent spinning.
 	SpunSeconds float64 `json:"spun_seconds"`
 }
 
