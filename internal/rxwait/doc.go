@@ -130,9 +130,9 @@
 // most a tenth of a CPU (SpinShare) over time: misses in a row spend its
 // credit (SpinCredit budgets), then spins are skipped until it grows back,
 // so sporadic traffic on many ports cannot turn busy polling into a core's
-// worth of spinning (it can turn busy polling off, for everyone, until the
-// traffic stops). Under load queues wait on their own threads and never
-// spin.
+// worth of spinning (the credit is the process's: such traffic holds
+// every queue's spinning to that tenth). Under load queues wait on their
+// own threads and never spin.
 //
 // The spin runs at the datapath's priority (SCHED_RR by default). A VM
 // thread the kernel wakes on the spinner's CPU waits for the spin to end,

@@ -12,8 +12,11 @@ const (
 	// DefaultBusyPoll is vswitchd's --busy-poll: long enough for a VM's
 	// answer to a frame (a wake-up of the VM, its stack, its send) to come
 	// back within it. Measured in the benchmark's light-load phase (2-vCPU
-	// VM, AF_XDP uplink): 50 us, NAPI's usual busy_poll, caught the answer
-	// in about half of the round trips, 100 us and 200 us in 97 %.
+	// VM, AF_XDP uplink, 400 round trips each, hits per round trip): 50 us,
+	// NAPI's usual busy_poll, caught the answer in 94.5 % of the round
+	// trips, 100 us in 99.5 %, 200 us in 99.75 %. Each round trip also
+	// spends one whole budget after the answer was delivered (a miss):
+	// 0.75, 1.3 and 2.4 % of a CPU at 100 round trips a second.
 	DefaultBusyPoll = 100 * time.Microsecond
 	// MaxBusyPoll bounds a spin: longer, a queue would rather poll.
 	MaxBusyPoll = time.Millisecond

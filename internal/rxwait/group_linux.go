@@ -56,8 +56,8 @@ func (g *Group) join(ep int) error {
 // taken; peek is what tells). Work that is there before the spin begins
 // (a frame the spinner's transmit reflected onto the uplink's ring) ends
 // it before it starts, counted as ready, not as a spin. Only one goroutine
-// spins at a time; the others, and any while the credit is spent, return
-// false at once.
+// spins at a time: the others return false at once; so does a spin that
+// found no work ready while the credit is spent (skipped).
 func (g *Group) spin(self int, peek func() bool) bool {
 	if g == nil || g.budget == 0 || peek == nil || !g.spinning.CompareAndSwap(false, true) {
 		return false

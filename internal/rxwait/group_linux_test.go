@@ -77,18 +77,21 @@ func TestGroupSpinEndsOnOtherQueue(t *testing.T) {
 	}
 
 	postLater(t, b, 200*time.Microsecond)
-	// The budget is a millisecond: the frame must be seen well within it
-	// (or, on a loaded machine that delayed the poster, by a later spin).
-	hit := false
-	for i := 0; i < 50 && !hit; i++ {
-		hit = g.spin(wa.ep, a.peek)
-	}
-	if !hit {
-		t.Fatal("no spin saw the other queue's frame")
+	// The budget is a millisecond: the frame must be seen well within it,
+	// or, on a loaded machine that delayed the poster, by a later spin
+	// (or before one, as ready); spent credit grows back meanwhile.
+	deadline := time.Now().Add(5 * time.Second)
+	for !g.spin(wa.ep, a.peek) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no spin saw the other queue's frame: %+v", g.Stats())
+		}
+		if g.Stats().Skipped > 0 {
+			time.Sleep(SpinShare * MaxBusyPoll)
+		}
 	}
 	st := g.Stats()
-	if st.Hits != 1 || st.Spins() < 2 || st.Ready != 0 || st.Spun < MaxBusyPoll {
-		t.Fatalf("stats %+v: want 1 hit of at least 2 spins, at least %v spun", st, MaxBusyPoll)
+	if st.Hits+st.Ready != 1 || st.Spins() < 2 || st.Spun < MaxBusyPoll {
+		t.Fatalf("stats %+v: want the frame seen once (a hit, or ready) after at least 2 spins, at least %v spun", st, MaxBusyPoll)
 	}
 }
 
@@ -119,13 +122,12 @@ func TestGroupSpinReady(t *testing.T) {
 	if !g.spin(wa.ep, a.peek) {
 		t.Fatal("frames waiting on another queue did not end the spin")
 	}
-	credit := g.credit
 	if st := g.Stats(); st.Spins() != 1 || st.Ready != 2 || st.Hits != 0 {
 		t.Fatalf("stats %+v: want 2 ready, the first spin only", st)
 	}
 	b.take()
-	if g.spin(wa.ep, a.peek) || g.credit >= credit {
-		t.Fatal("the edge was seen twice, or a spin spent no credit")
+	if g.spin(wa.ep, a.peek) || g.Stats().Misses != 2 {
+		t.Fatalf("the edge was seen twice, or the spin after it was not made: %+v", g.Stats())
 	}
 }
 

@@ -84,8 +84,9 @@ type Waiter struct {
 	streak    int
 
 	// group busy-polls before Park sleeps (nil: never); fresh is set by
-	// Received (frames came since the last Park), so only a Park after
-	// work spins, never the jam watchdog's periodic ones.
+	// Received (frames came since the last Park) and cleared by Park and
+	// Unspread (frames SpreadIdle old have no answer coming), so only a
+	// Park right after work spins, never the jam watchdog's periodic ones.
 	group *Group
 	fresh bool
 	peek  func() bool // SetPeek

@@ -191,8 +191,8 @@ type Status struct {
 // The counters are read one by one, not at one instant.
 type BusyPollStatus struct {
 	BudgetMicros int64 `json:"budget_us"`
-	// Spins = Hits + Misses: spins made, and those that ended because a
-	// queue got frames meanwhile.
+	// Spins = Hits + Misses: spins made. Hits ended because a queue got
+	// frames meanwhile, Misses ran out.
 	Spins  uint64 `json:"spins"`
 	Hits   uint64 `json:"hits"`
 	Misses uint64 `json:"misses"`

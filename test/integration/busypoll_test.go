@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vswitch/vswitch/test/topo"
 )
 
 // The busy poll (--busy-poll, internal/rxwait.Group) catches the answer: a
@@ -20,31 +22,43 @@ func TestBusyPollCatchesAnswer(t *testing.T) {
 		_, hvs := newLab(t, dp, 1)
 		h := hvs[0]
 		vm1, vm2 := h.pairOnVLAN100()
-		client := udpEcho(t, vm1, vm2)
-		before := h.status().BusyPoll
-		if before == nil || before.BudgetMicros != 100 {
-			t.Fatalf("status busy_poll %+v, want the default budget of 100 us", before)
-		}
+		echo, oneWay := udpEcho(t, vm1, vm2)
 		const trips = 40
-		for i := 0; i < trips; i++ {
-			client()
-			time.Sleep(5 * time.Millisecond) // apart, as at light load
+		// hitsOf counts the hits while fn runs trips times, apart as at
+		// light load.
+		hitsOf := func(what string, fn func()) uint64 {
+			before := h.status().BusyPoll
+			if before == nil || before.BudgetMicros != 100 {
+				t.Fatalf("status busy_poll %+v, want the default budget of 100 us", before)
+			}
+			for i := 0; i < trips; i++ {
+				fn()
+				time.Sleep(5 * time.Millisecond)
+			}
+			after := h.status().BusyPoll
+			t.Logf("vswitchd %s: %d %s, busy poll %+v (before %+v)", dp, trips, what, after, before)
+			return after.Hits - before.Hits
 		}
-		after := h.status().BusyPoll
-		hits := after.Hits - before.Hits
-		t.Logf("vswitchd %s: %d UDP round trips, busy poll %+v (before %+v)", dp, trips, after, before)
+		// The control: datagrams nobody answers. Their spins must miss (a
+		// stray frame, an IPv6 solicitation, may come during one).
+		control := hitsOf("one-way datagrams", oneWay)
+		hits := hitsOf("UDP round trips", echo)
+		if control > 2 {
+			t.Errorf("%d busy-poll hits for %d datagrams nobody answered: hits are not answers", control, trips)
+		}
 		// An answer is caught unless the echo process took longer than
 		// the budget to run, which on a loaded 2-CPU machine it often
 		// does (measured: 8-25 of 40 with the three datapaths' tests side
 		// by side); without the busy poll none is.
-		if hits < trips/10 {
-			t.Errorf("%d busy-poll hits for %d round trips: the answers were not caught", hits, trips)
+		if hits < control+trips/10 || hits > trips+2 {
+			t.Errorf("%d busy-poll hits for %d round trips (control %d): the answers were not caught, or counted twice", hits, trips, control)
 		}
-		if after.Ready <= before.Ready {
-			t.Errorf("no spin was found not needed (ready): the frames each transmit reflects onto the uplink's ring")
+		after := h.status().BusyPoll
+		if after.Ready < trips {
+			t.Errorf("busy poll %+v: fewer than one ready per datagram (the frame each transmit reflects onto the uplink's ring)", after)
 		}
-		if after.Spins != after.Hits+after.Misses || after.SpunSeconds <= before.SpunSeconds || after.SpunSeconds > 1 {
-			t.Errorf("inconsistent counters %+v (before %+v)", after, before)
+		if after.Spins != after.Hits+after.Misses || after.SpunSeconds <= 0 || after.SpunSeconds > 1 {
+			t.Errorf("inconsistent counters %+v", after)
 		}
 		m := h.metrics()
 		for _, r := range []string{"hit", "miss", "ready", "skipped"} {
@@ -60,7 +74,8 @@ func TestBusyPollCatchesAnswer(t *testing.T) {
 		_, offs := newLab(t, dp, 1)
 		off := offs[0]
 		a, b := off.pairOnVLAN100("--busy-poll", "0")
-		udpEcho(t, a, b)()
+		offEcho, _ := udpEcho(t, a, b)
+		offEcho()
 		if st := off.status(); st.BusyPoll != nil {
 			t.Errorf("--busy-poll 0: status busy_poll %+v, want none", st.BusyPoll)
 		}
@@ -70,19 +85,26 @@ func TestBusyPollCatchesAnswer(t *testing.T) {
 	})
 }
 
-// udpEcho starts a UDP echo process (a goroutine with a socket in dst's
-// namespace) and returns a client in src's that sends one datagram and
-// waits for its echo.
-func udpEcho(t *testing.T, src, dst *vm) func() {
+// udpEcho starts UDP echo (port 7) and discard (port 9) processes, each
+// a goroutine with a socket in dst's namespace, and returns clients in
+// src's: echo sends a datagram and waits for its answer, oneWay sends one
+// to the discard process and waits until it was read.
+func udpEcho(t *testing.T, src, dst *vm) (echo, oneWay func()) {
 	t.Helper()
-	var srv, cli *net.UDPConn
-	if err := dst.ns.Do(func() (err error) {
-		srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(dst.ip), Port: 7})
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	listen := func(ns *topo.NS, ip string, port int) *net.UDPConn {
+		var c *net.UDPConn
+		if err := ns.Do(func() (err error) {
+			c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip), Port: port})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
 	}
-	t.Cleanup(func() { srv.Close() })
+	srv, sink := listen(dst.ns, dst.ip, 7), listen(dst.ns, dst.ip, 9)
+	cli := listen(src.ns, src.ip, 0)
+	read := make(chan struct{}, 1)
 	go func() {
 		buf := make([]byte, 64)
 		for {
@@ -93,22 +115,38 @@ func udpEcho(t *testing.T, src, dst *vm) func() {
 			_, _ = srv.WriteToUDP(buf[:n], from)
 		}
 	}()
-	if err := src.ns.Do(func() (err error) {
-		cli, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(dst.ip), Port: 7})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	buf := make([]byte, 64)
-	return func() {
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, _, err := sink.ReadFromUDP(buf); err != nil {
+				return
+			}
+			read <- struct{}{}
+		}
+	}()
+	send := func(port int) {
 		t.Helper()
-		if _, err := cli.Write([]byte("busy-poll probe")); err != nil {
+		if _, err := cli.WriteToUDP([]byte("busy-poll probe"), &net.UDPAddr{IP: net.ParseIP(dst.ip), Port: port}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	buf := make([]byte, 64)
+	echo = func() {
+		t.Helper()
+		send(7)
 		_ = cli.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if _, err := cli.Read(buf); err != nil {
+		if _, _, err := cli.ReadFromUDP(buf); err != nil {
 			t.Fatalf("UDP echo %s -> %s: %v", src.ip, dst.ip, err)
 		}
 	}
+	oneWay = func() {
+		t.Helper()
+		send(9)
+		select {
+		case <-read:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("UDP datagram %s -> %s:9 not received", src.ip, dst.ip)
+		}
+	}
+	return echo, oneWay
 }
