@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vswitch/vswitch/test/topo"
+	"github.com/vswitch/vswitch/pkg/api"
 )
 
 // The busy poll (--busy-poll, internal/rxwait.Group) catches the answer: a
@@ -23,38 +23,47 @@ func TestBusyPollCatchesAnswer(t *testing.T) {
 		h := hvs[0]
 		vm1, vm2 := h.pairOnVLAN100()
 		echo, oneWay := udpEcho(t, vm1, vm2)
-		const trips = 40
-		// hitsOf counts the hits while fn runs trips times, apart as at
-		// light load.
-		hitsOf := func(what string, fn func()) uint64 {
-			before := h.status().BusyPoll
-			if before == nil || before.BudgetMicros != 100 {
-				t.Fatalf("status busy_poll %+v, want the default budget of 100 us", before)
+		const (
+			trips    = 40  // unanswered datagrams, the control
+			wantHits = 5   // answers caught
+			maxTrips = 400 // round trips to catch them in
+		)
+		busy := func() *api.BusyPollStatus {
+			b := h.status().BusyPoll
+			if b == nil || b.BudgetMicros != 100 {
+				t.Fatalf("status busy_poll %+v, want the default budget of 100 us", b)
 			}
-			for i := 0; i < trips; i++ {
-				fn()
-				time.Sleep(5 * time.Millisecond)
-			}
-			after := h.status().BusyPoll
-			t.Logf("vswitchd %s: %d %s, busy poll %+v (before %+v)", dp, trips, what, after, before)
-			return after.Hits - before.Hits
+			return b
 		}
-		// The control: datagrams nobody answers. Their spins must miss (a
-		// stray frame, an IPv6 solicitation, may come during one).
-		control := hitsOf("one-way datagrams", oneWay)
-		hits := hitsOf("UDP round trips", echo)
-		if control > 2 {
-			t.Errorf("%d busy-poll hits for %d datagrams nobody answered: hits are not answers", control, trips)
+		// The control: datagrams nobody answers, apart as at light load.
+		// Their spins must miss (a stray frame, an IPv6 solicitation, may
+		// come during one).
+		before := busy()
+		for i := 0; i < trips; i++ {
+			oneWay()
+			time.Sleep(5 * time.Millisecond)
 		}
-		// An answer is caught unless the echo process took longer than
-		// the budget to run, which on a loaded 2-CPU machine it often
-		// does (measured: 8-25 of 40 with the three datapaths' tests side
-		// by side); without the busy poll none is.
-		if hits < control+trips/10 || hits > trips+2 {
-			t.Errorf("%d busy-poll hits for %d round trips (control %d): the answers were not caught, or counted twice", hits, trips, control)
+		mid := busy()
+		if control := mid.Hits - before.Hits; control > 2 {
+			t.Errorf("%d busy-poll hits for %d datagrams nobody answered: hits are not answers (%+v)", control, trips, mid)
+		}
+		// Round trips until wantHits answers were caught. An answer is
+		// caught unless the echo process took longer than the budget to
+		// run, which on a loaded 2-CPU machine it often does (measured:
+		// 8-25 of 40 with the three datapaths' tests side by side, 2 of
+		// 40 during the whole make test); without the busy poll none is.
+		n := 0
+		for ; n < maxTrips && busy().Hits-mid.Hits < wantHits; n++ {
+			echo()
+			time.Sleep(5 * time.Millisecond)
+		}
+		end := busy()
+		t.Logf("vswitchd %s: %d one-way datagrams, then %d round trips: busy poll %+v (before %+v, between %+v)", dp, trips, n, end, before, mid)
+		if hits := end.Hits - mid.Hits; hits < wantHits || hits > uint64(n) {
+			t.Errorf("%d busy-poll hits for %d round trips: the answers were not caught, or counted twice", hits, n)
 		}
 		after := h.status().BusyPoll
-		if after.Ready < trips {
+		if after.Ready < uint64(trips+n) {
 			t.Errorf("busy poll %+v: fewer than one ready per datagram (the frame each transmit reflects onto the uplink's ring)", after)
 		}
 		if after.Spins != after.Hits+after.Misses || after.SpunSeconds <= 0 || after.SpunSeconds > 1 {
@@ -91,19 +100,8 @@ func TestBusyPollCatchesAnswer(t *testing.T) {
 // to the discard process and waits until it was read.
 func udpEcho(t *testing.T, src, dst *vm) (echo, oneWay func()) {
 	t.Helper()
-	listen := func(ns *topo.NS, ip string, port int) *net.UDPConn {
-		var c *net.UDPConn
-		if err := ns.Do(func() (err error) {
-			c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip), Port: port})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	srv, sink := listen(dst.ns, dst.ip, 7), listen(dst.ns, dst.ip, 9)
-	cli := listen(src.ns, src.ip, 0)
+	srv, sink := udpIn(t, dst.ns, dst.ip, 7), udpIn(t, dst.ns, dst.ip, 9)
+	cli := udpIn(t, src.ns, src.ip, 0)
 	read := make(chan struct{}, 1)
 	go func() {
 		buf := make([]byte, 64)
