@@ -28,28 +28,35 @@ func TestLatencyLightLoad(t *testing.T) {
 		vm1, vm2 := hvs[0].pairOnVLAN100()
 		// A frame must not wait for a ring block, a retire timer or a poll
 		// timeout: with TPACKET_V3 rings p50 was 50-70x macvlan-vepa's
-		// (2-2.6 ms), now it is 2-6x. The bound is generous (20x, and never
-		// below 0.5 ms, as macvlan's own p50 can be a few tens of
-		// microseconds) and the best of three measurements counts: the
-		// default test run shares two cores with other packages' tests
-		// (the benchmark smoke test floods), which can stall any process
-		// for milliseconds; the old rings never came below 1.9 ms in any
-		// run. p99 is logged, not asserted: on a shared 2-core machine it
-		// is set by the other tenants.
-		bound := max(20*ref.P50, 500*time.Microsecond)
-		var best topo.Latency
+		// (2-2.6 ms) and p99 3-4 ms (13 ms on AF_XDP), now p50 is 2-4x and
+		// p99 2-5x. The bounds are generous (20x, and never below 0.5 ms
+		// for p50, 2 ms for p99, as macvlan's own can be a few tens of
+		// microseconds) and the best of three measurements counts, for
+		// each: the default test run shares two cores with other
+		// packages' tests (the benchmark smoke test floods), which can
+		// stall any process for milliseconds (beside it: p99 0.3-0.6 ms);
+		// the old rings never came below 1.9 ms p50 in any run.
+		bound50 := max(20*ref.P50, 500*time.Microsecond)
+		bound99 := max(20*ref.P99, 2*time.Millisecond)
+		var best50, best99 time.Duration
 		for try := 1; try <= 3; try++ {
 			got := probeLatency(t, vm1.ns, vm1.ip, vm2.ip)
 			t.Logf("vswitchd %s, run %d: %v (p50 %.1fx, p99 %.1fx macvlan-vepa)", dp, try, got,
 				float64(got.P50)/float64(ref.P50), float64(got.P99)/float64(ref.P99))
-			if try == 1 || got.P50 < best.P50 {
-				best = got
+			if try == 1 {
+				best50, best99 = got.P50, got.P99
 			}
-			if best.P50 <= bound {
+			best50, best99 = min(best50, got.P50), min(best99, got.P99)
+			if best50 <= bound50 && best99 <= bound99 {
 				return
 			}
 		}
-		t.Errorf("vswitchd %s: light-load p50 %v (best of 3) is above %v (20x macvlan-vepa's %v)", dp, best.P50, bound, ref.P50)
+		if best50 > bound50 {
+			t.Errorf("vswitchd %s: light-load p50 %v (best of 3) is above %v (20x macvlan-vepa's %v)", dp, best50, bound50, ref.P50)
+		}
+		if best99 > bound99 {
+			t.Errorf("vswitchd %s: light-load p99 %v (best of 3) is above %v (20x macvlan-vepa's %v)", dp, best99, bound99, ref.P99)
+		}
 	})
 }
 
