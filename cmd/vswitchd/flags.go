@@ -66,7 +66,7 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket, one per NIC queue for afxdp)")
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	fs.StringVar(&s.prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
-	fs.DurationVar(&o.BusyPoll, "busy-poll", rxwait.DefaultBusyPoll, "after a receiving queue found no more frames, poll every queue for up to this long before sleeping (NAPI busy polling): a VM's answer coming back within it crosses the switch without waking a thread; at most a tenth of a CPU; 1us-1ms, or 0: sleep at once")
+	fs.DurationVar(&o.BusyPoll, "busy-poll", rxwait.DefaultBusyPoll, fmt.Sprintf("after a receiving queue found no more frames, poll every queue for up to this long before sleeping (NAPI busy polling): a VM's answer coming back within it crosses the switch without waking a thread; at most 1/%d of a CPU; 1us-%v, or 0: sleep at once", rxwait.SpinShare, rxwait.MaxBusyPoll))
 	fs.DurationVar(&s.lldp, "lldp-interval", 30*time.Second, "LLDP interval of the EVB station that asks the adjacent bridge for reflective relay (0: no EVB station)")
 	fs.StringVar(&s.evb.r, "evb-r", "3", "EVB: ECP retries (R, 0-7) the station proposes; the larger of its and the bridge's is used")
 	fs.StringVar(&s.evb.rte, "evb-rte", "8", "EVB: ECP retransmission exponent (RTE, 0-31: 10us x 2^RTE, 8 = 2.56ms) the station proposes; the larger of its and the bridge's is used, at most 18 (2.62s)")

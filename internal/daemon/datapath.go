@@ -26,6 +26,13 @@ func (d *Daemon) startSwitch(present []string) error {
 			d.log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "why", p.reason)
 		}
 	}
+	if d.busy == nil && d.opts.BusyPoll > 0 {
+		// Before the first switch, so that its failure is not taken for
+		// AF_XDP's; every switch's queues, on both backends, share it.
+		if d.busy, err = rxwait.NewGroup(d.opts.BusyPoll); err != nil {
+			return fmt.Errorf("busy poll: %w", err)
+		}
+	}
 	err = d.newSwitch(p)
 	if err != nil && p.fallback {
 		d.log.Warn("AF_XDP failed to start on the uplink, falling back to AF_PACKET", "err", err)
@@ -46,14 +53,7 @@ func (d *Daemon) startSwitch(present []string) error {
 // instance of each backend, shared by the uplink and the ports when they
 // are the same).
 func (d *Daemon) newSwitch(p backendPlan) error {
-	if d.busy == nil && d.opts.BusyPoll > 0 {
-		g, err := rxwait.NewGroup(d.opts.BusyPoll)
-		if err != nil {
-			return err
-		}
-		d.busy = g // once: both backends' queues, and a later switch's, share it
-	}
-	up := d.sys.backend(p.uplink, d.busy)
+	up := d.sys.backend(p.uplink, d.busy) // d.busy: made by startSwitch
 	be := up
 	if p.port != p.uplink {
 		be = backend.Split{Port: d.sys.backend(p.port, d.busy), Uplink: up}

@@ -127,8 +127,9 @@
 // a Park after Received spins (not after the queue's frames went stale on
 // its own thread): an idle queue's watchdog Parks never do, and an idle
 // switch stays idle. One goroutine spins at a time, and a Group spins at
-// most a tenth of a CPU (SpinShare) over time: misses in a row spend its
-// credit (SpinCredit budgets), then spins are skipped until it grows back,
+// most a tenth of a CPU (SpinShare) over time: every spin's length is
+// charged to its credit (SpinCredit budgets at most), misses in a row
+// spend it, then spins are skipped until it grows back,
 // so sporadic traffic on many ports cannot turn busy polling into a core's
 // worth of spinning (the credit is the process's: such traffic holds
 // every queue's spinning to that tenth). Under load queues wait on their

@@ -427,9 +427,10 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 }
 
 // wait blocks until the ring may have a frame for us, the queue is closed
-// or the socket reports an error. It never spins (NAPI's rule: poll while
-// there is work, sleep on a per-frame wake-up when idle), and it sleeps in
-// one of two ways (internal/rxwait says why):
+// or the socket reports an error. It follows NAPI's rule (poll while there
+// is work, sleep on a per-frame wake-up when idle; right after work, the
+// process's busy poll, rxwait.Group, may spin up to --busy-poll first),
+// and it sleeps in one of two ways (internal/rxwait says why):
 //
 //   - In the Go runtime's netpoller (park), the default: the goroutine
 //     holds no thread and no P while it sleeps, and the thread the socket

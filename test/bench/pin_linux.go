@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -18,11 +19,14 @@ func pinFromEnv(role string) {
 			continue
 		}
 		cpu, err := strconv.Atoi(v)
-		if err != nil {
+		if err != nil || cpu < 0 {
+			fmt.Fprintf(os.Stderr, "vsbench: VSBENCH_PIN %s=%q: not a CPU number, not pinned\n", role, v)
 			return
 		}
 		var set unix.CPUSet
 		set.Set(cpu)
-		_ = unix.SchedSetaffinity(0, &set)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			fmt.Fprintf(os.Stderr, "vsbench: VSBENCH_PIN %s=%d: %v, not pinned\n", role, cpu, err)
+		}
 	}
 }
