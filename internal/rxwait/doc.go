@@ -141,7 +141,9 @@
 // delayed it. Dropping to normal priority for the spin was tried: a
 // real-time thread of the runtime waiting for the spinner (the priority
 // inversion pkg/datapath's thread_linux.go describes) stalled a spin for
-// 100 ms. The kernel mostly wakes the VM on an idle CPU, not the busy one.
+// 100 ms. The kernel mostly wakes the VM on an idle CPU, not the busy one;
+// forced onto it (vswitchd and VM2's responder pinned to one CPU of the
+// benchmark machine), light-load p50 went from 151-158 us to 215-316 us.
 //
 // # Closing
 //
