@@ -161,7 +161,7 @@ func writeStatus(w io.Writer, st api.Status) error {
 		row("datapath threads", prio)
 	}
 	if b := st.BusyPoll; b != nil {
-		row("busy poll", fmt.Sprintf("%d us: %d spins (%d hit, %d missed), %d not needed, %d skipped, %.3f s spun", b.BudgetMicros, b.Spins, b.Hits, b.Misses, b.Ready, b.Skipped, b.SpunSeconds))
+		row("busy poll", fmt.Sprintf("%d us: %d spins (%d hit, %d missed), %d not needed, %d skipped, %d backed off, %.3f s spun", b.BudgetMicros, b.Spins, b.Hits, b.Misses, b.Ready, b.Skipped, b.BackedOff, b.SpunSeconds))
 	}
 	if st.Relay != nil {
 		r := st.Relay.State

@@ -56,7 +56,7 @@ var (
 	descUpUp        = prometheus.NewDesc("vswitch_uplink_up", "1 when the uplink interface is present and up, else 0.", []string{"uplink"}, nil)
 	descDrops       = prometheus.NewDesc("vswitch_drops_total", "Dropped frames per reason over the whole switch (the uplink, every port and the ports deleted since vswitchd started), every reason present from the start: never goes down while ports come and go, so alert on this one.", []string{"reason"}, nil)
 	descUpBytes     = prometheus.NewDesc("vswitch_uplink_bytes_total", "Bytes on the uplink per direction (rx: received from the bridge, tx: sent to it).", []string{"uplink", "direction"}, nil)
-	descBusyPolls   = prometheus.NewDesc("vswitch_busy_poll_total", "Spins of the receiving queues' busy poll (--busy-poll) by result: hit (frames came within it: a thread's wake-up spared), miss (none came), ready (no spin: a queue had frames already), skipped (not made: the busy poll had used its tenth of a CPU); absent when off.", []string{"result"}, nil)
+	descBusyPolls   = prometheus.NewDesc("vswitch_busy_poll_total", "Spins of the receiving queues' busy poll (--busy-poll) by result: hit (frames came within it: a thread's wake-up spared), miss (none came), ready (no spin: a queue had frames already), skipped (not made: the busy poll had used its tenth of a CPU), backoff (not made: a spin had just missed what came right after it); absent when off.", []string{"result"}, nil)
 	descBusySecs    = prometheus.NewDesc("vswitch_busy_poll_seconds_total", "Time the busy poll spun (--busy-poll; wall time, on one CPU at a time); absent when off.", nil, nil)
 	descVSIs        = prometheus.NewDesc("vswitch_vsis", "VSIs registered with the adjacent bridge (VDP) per state (waiting, preassociating, preassociated, associating, associated, failed), every state always present; absent when the EVB station is off.", []string{"state"}, nil)
 )
@@ -139,6 +139,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		emit(descBusyPolls, ctr, float64(b.Misses), "miss")
 		emit(descBusyPolls, ctr, float64(b.Ready), "ready")
 		emit(descBusyPolls, ctr, float64(b.Skipped), "skipped")
+		emit(descBusyPolls, ctr, float64(b.BackedOff), "backoff")
 		emit(descBusySecs, ctr, b.SpunSeconds)
 	}
 	if f := s.FDB; f != nil {

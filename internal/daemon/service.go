@@ -54,7 +54,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	if d.busy != nil {
 		b := d.busy.Stats()
 		st.BusyPoll = &api.BusyPollStatus{BudgetMicros: d.busy.Budget().Microseconds(), Spins: b.Spins(), Hits: b.Hits, Misses: b.Misses,
-			Ready: b.Ready, Skipped: b.Skipped, SpunSeconds: b.Spun.Seconds()}
+			Ready: b.Ready, Skipped: b.Skipped, BackedOff: b.BackedOff, SpunSeconds: b.Spun.Seconds()}
 	}
 	st.DatapathPriorityEffective = st.DatapathPriority
 	if err := d.sw.PriorityErr(); err != nil {

@@ -57,21 +57,31 @@ func (g *Group) join(ep int) error {
 // (a frame the spinner's transmit reflected onto the uplink's ring) ends
 // it before it starts, counted as ready, not as a spin. Only one goroutine
 // spins at a time: the others return false at once; so does a spin that
-// found no work ready while the credit is spent (skipped).
+// found no work ready while the credit is spent (skipped) or while it
+// backs off (BackoffSpins).
 func (g *Group) spin(self int, peek func() bool) bool {
 	if g == nil || g.budget == 0 || peek == nil || !g.spinning.CompareAndSwap(false, true) {
 		return false
 	}
 	defer g.spinning.Store(false)
+	start := time.Since(g.base)
+	if g.missed != 0 && start-g.missed < g.budget {
+		g.backoff = BackoffSpins // the last spin missed what came right after it
+	}
+	g.missed = 0
 	if peek() || g.other(self) {
 		g.ready.Add(1)
 		return true
 	}
-	start := time.Since(g.base)
 	g.credit = min(g.credit+(start-g.topped)/SpinShare, SpinCredit*g.budget)
 	g.topped = start
 	if g.credit < g.budget {
 		g.skipped.Add(1)
+		return false
+	}
+	if g.backoff > 0 {
+		g.backoff--
+		g.backedOff.Add(1)
 		return false
 	}
 	hit, now := false, start
@@ -86,6 +96,7 @@ func (g *Group) spin(self int, peek func() bool) bool {
 		g.hits.Add(1)
 	} else {
 		g.misses.Add(1)
+		g.missed = now
 	}
 	return hit
 }

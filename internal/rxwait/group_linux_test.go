@@ -112,6 +112,7 @@ func TestGroupSpinReady(t *testing.T) {
 	if st := g.Stats(); st.Misses != 1 || st.Spun < 300*time.Microsecond {
 		t.Fatalf("stats %+v: want one miss of the whole budget", st)
 	}
+	time.Sleep(300 * time.Microsecond) // no back-off: nothing came right after the miss
 	a.post()
 	a.post() // no new edge for the Group: its own ring is what tells
 	if !g.spin(wa.ep, a.peek) {
@@ -146,6 +147,7 @@ func TestGroupSpinCredit(t *testing.T) {
 	start := time.Now()
 	for i := 0; i < 3*SpinCredit; i++ {
 		g.spin(wa.ep, a.peek)
+		time.Sleep(budget) // not right after the miss: no back-off
 	}
 	elapsed, cpu := time.Since(start), threadCPU(t)-cpu0
 	st := g.Stats()
@@ -167,6 +169,46 @@ func TestGroupSpinCredit(t *testing.T) {
 		}
 		time.Sleep(2 * SpinShare * budget)
 		g.spin(wa.ep, a.peek)
+	}
+}
+
+// A spin that missed what came right after it (within the budget) did not
+// pay, and may have held it up (a VM thread woken on the spinning CPU):
+// the next BackoffSpins spins are not made. Work that comes later (the
+// next request of a ping-pong) leaves spinning on.
+func TestGroupSpinBackoff(t *testing.T) {
+	budget := 200 * time.Microsecond
+	g := newTestGroup(t, budget)
+	a, b := newFakeSocket(t), newFakeSocket(t)
+	wa := newGroupWaiter(t, g, a)
+	newGroupWaiter(t, g, b)
+
+	if g.spin(wa.ep, a.peek) {
+		t.Fatal("a spin with nothing coming hit")
+	}
+	time.Sleep(2 * budget) // work long after the miss
+	if g.spin(wa.ep, a.peek) || g.Stats().Misses != 2 || g.Stats().BackedOff != 0 {
+		t.Fatalf("a spin after work that came long after a miss was not made: %+v", g.Stats())
+	}
+	// Work right after that miss: back off.
+	for i := 0; i < BackoffSpins; i++ {
+		if g.spin(wa.ep, a.peek) {
+			t.Fatal("a backed-off spin hit")
+		}
+	}
+	if st := g.Stats(); st.BackedOff != BackoffSpins || st.Misses != 2 {
+		t.Fatalf("stats %+v: want %d spins backed off", st, BackoffSpins)
+	}
+	// Ready work is still seen while backing off; after BackoffSpins the
+	// spins resume.
+	b.post()
+	if !g.spin(wa.ep, a.peek) {
+		t.Fatal("ready work not seen")
+	}
+	b.take()
+	g.spin(wa.ep, a.peek)
+	if st := g.Stats(); st.Misses != 3 || st.Ready != 1 {
+		t.Fatalf("stats %+v: want spins resumed after the back-off", st)
 	}
 }
 

@@ -202,6 +202,10 @@ type BusyPollStatus struct {
 	// Skipped counts the spins not made because the busy poll had used
 	// its share of a CPU (a tenth).
 	Skipped uint64 `json:"skipped"`
+	// BackedOff counts the spins not made because a spin had just missed
+	// what came right after it (it did not pay, and may have held up a VM
+	// thread on the spinning CPU).
+	BackedOff uint64 `json:"backed_off"`
 	// SpunSeconds is the wall time spent spinning.
 	SpunSeconds float64 `json:"spun_seconds"`
 }

@@ -70,7 +70,7 @@ func TestBusyPollCatchesAnswer(t *testing.T) {
 			t.Errorf("inconsistent counters %+v", after)
 		}
 		m := h.metrics()
-		for _, r := range []string{"hit", "miss", "ready", "skipped"} {
+		for _, r := range []string{"hit", "miss", "ready", "skipped", "backoff"} {
 			if s := `vswitch_busy_poll_total{result="` + r + `"}`; !strings.Contains(m, s) {
 				t.Errorf("metrics lack %s", s)
 			}

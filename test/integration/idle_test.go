@@ -75,10 +75,10 @@ func TestIdleCPU(t *testing.T) {
 	})
 }
 
-// busyLooks counts the busy poll's looks: spins, found ready, skipped.
+// busyLooks counts the busy poll's looks: spins, found ready, skipped, backed off.
 func (h *hv) busyLooks() uint64 {
 	b := h.status().BusyPoll
-	return b.Spins + b.Ready + b.Skipped
+	return b.Spins + b.Ready + b.Skipped + b.BackedOff
 }
 
 // framesIn counts the frames the switch received, from the ports and the
