@@ -144,8 +144,9 @@
 // 100 ms. The kernel mostly wakes the VM on an idle CPU, not the busy one;
 // forced onto it (vswitchd and VM2's responder pinned to one CPU of the
 // benchmark machine), light-load p50 went from 151-158 us to 215-316 us.
-// Hence the back-off: a spin that missed what came right after it
-// (within the budget) did not pay and may have held it up, and the next
+// Hence the back-off: a spin that missed frames received right after it
+// (the first a spinner's queue received after the miss, within the
+// budget) did not pay and may have held them up, and the next
 // BackoffSpins spins are not made (pinned as above: 145-164 us against
 // 137-140 us without busy polling; unpinned, answers caught in 91 % of
 // the round trips instead of 99.5 %).

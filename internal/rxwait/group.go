@@ -28,8 +28,9 @@ const (
 	// SpinCredit is how many full budgets of spinning a Group may spend
 	// at once (its credit starts full).
 	SpinCredit = 8
-	// BackoffSpins: after a spin that missed and was followed by new work
-	// within the budget, the next BackoffSpins spins are not made. That
+	// BackoffSpins: when the first frames a spinner's queue received after
+	// a spin that missed came within the budget after it, the next
+	// BackoffSpins spins are not made. That
 	// spin did not pay (the work came just too late), and it may have
 	// held the work up: a VM thread the kernel woke on the spinning CPU
 	// cannot run before a real-time spin ends (measured with vswitchd and

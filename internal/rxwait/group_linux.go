@@ -58,17 +58,21 @@ func (g *Group) join(ep int) error {
 // it before it starts, counted as ready, not as a spin. Only one goroutine
 // spins at a time: the others return false at once; so does a spin that
 // found no work ready while the credit is spent (skipped) or while it
-// backs off (BackoffSpins).
-func (g *Group) spin(self int, peek func() bool) bool {
+// backs off (BackoffSpins). recv is when the spinner's queue received the
+// frames it has just handled: the first such frames after a miss tell
+// whether the miss came just too early.
+func (g *Group) spin(self int, peek func() bool, recv time.Time) bool {
 	if g == nil || g.budget == 0 || peek == nil || !g.spinning.CompareAndSwap(false, true) {
 		return false
 	}
 	defer g.spinning.Store(false)
 	start := time.Since(g.base)
-	if g.missed != 0 && start-g.missed < g.budget {
-		g.backoff = BackoffSpins // the last spin missed what came right after it
+	if at := recv.Sub(g.base); g.missed != 0 && at >= g.missed {
+		if at-g.missed < g.budget {
+			g.backoff = BackoffSpins // the last spin missed what came right after it
+		}
+		g.missed = 0
 	}
-	g.missed = 0
 	if peek() || g.other(self) {
 		g.ready.Add(1)
 		return true

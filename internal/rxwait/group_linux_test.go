@@ -69,7 +69,7 @@ func TestGroupSpinEndsOnOtherQueue(t *testing.T) {
 	newGroupWaiter(t, g, b)
 
 	start := time.Now()
-	if g.spin(wa.ep, a.peek) {
+	if g.spin(wa.ep, a.peek, time.Now()) {
 		t.Fatal("spin reported frames with none coming")
 	}
 	if d := time.Since(start); d < MaxBusyPoll {
@@ -81,7 +81,7 @@ func TestGroupSpinEndsOnOtherQueue(t *testing.T) {
 	// or, on a loaded machine that delayed the poster, by a later spin
 	// (or before one, as ready); spent credit grows back meanwhile.
 	deadline := time.Now().Add(5 * time.Second)
-	for !g.spin(wa.ep, a.peek) {
+	for !g.spin(wa.ep, a.peek, time.Now()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no spin saw the other queue's frame: %+v", g.Stats())
 		}
@@ -101,33 +101,33 @@ func TestGroupSpinEndsOnOtherQueue(t *testing.T) {
 // frames it has just taken) does not end it.
 func TestGroupSpinReady(t *testing.T) {
 	g := newTestGroup(t, 300*time.Microsecond)
+	before := time.Now() // the frames handled before each spin: older than any miss, no back-off
 	a, b := newFakeSocket(t), newFakeSocket(t)
 	wa := newGroupWaiter(t, g, a)
 	newGroupWaiter(t, g, b)
 	a.post() // the frame the queue has just received
 	a.take()
-	if g.spin(wa.ep, a.peek) {
+	if g.spin(wa.ep, a.peek, before) {
 		t.Fatal("the spinner's own stale edge ended its spin")
 	}
 	if st := g.Stats(); st.Misses != 1 || st.Spun < 300*time.Microsecond {
 		t.Fatalf("stats %+v: want one miss of the whole budget", st)
 	}
-	time.Sleep(300 * time.Microsecond) // no back-off: nothing came right after the miss
 	a.post()
 	a.post() // no new edge for the Group: its own ring is what tells
-	if !g.spin(wa.ep, a.peek) {
+	if !g.spin(wa.ep, a.peek, before) {
 		t.Fatal("frames in the spinner's own ring did not end its spin")
 	}
 	a.take()
 	b.post()
-	if !g.spin(wa.ep, a.peek) {
+	if !g.spin(wa.ep, a.peek, before) {
 		t.Fatal("frames waiting on another queue did not end the spin")
 	}
 	if st := g.Stats(); st.Spins() != 1 || st.Ready != 2 || st.Hits != 0 {
 		t.Fatalf("stats %+v: want 2 ready, the first spin only", st)
 	}
 	b.take()
-	if g.spin(wa.ep, a.peek) || g.Stats().Misses != 2 {
+	if g.spin(wa.ep, a.peek, before) || g.Stats().Misses != 2 {
 		t.Fatalf("the edge was seen twice, or the spin after it was not made: %+v", g.Stats())
 	}
 }
@@ -146,8 +146,7 @@ func TestGroupSpinCredit(t *testing.T) {
 	cpu0 := threadCPU(t)
 	start := time.Now()
 	for i := 0; i < 3*SpinCredit; i++ {
-		g.spin(wa.ep, a.peek)
-		time.Sleep(budget) // not right after the miss: no back-off
+		g.spin(wa.ep, a.peek, start) // frames older than the misses: no back-off
 	}
 	elapsed, cpu := time.Since(start), threadCPU(t)-cpu0
 	st := g.Stats()
@@ -168,47 +167,55 @@ func TestGroupSpinCredit(t *testing.T) {
 			t.Fatalf("no spin once the credit had had 5 s to grow back: %+v", g.Stats())
 		}
 		time.Sleep(2 * SpinShare * budget)
-		g.spin(wa.ep, a.peek)
+		g.spin(wa.ep, a.peek, time.Now())
 	}
 }
 
 // A spin that missed what came right after it (within the budget) did not
 // pay, and may have held it up (a VM thread woken on the spinning CPU):
 // the next BackoffSpins spins are not made. Work that comes later (the
-// next request of a ping-pong) leaves spinning on.
+// next request of a ping-pong) leaves spinning on, and so do frames from
+// before the miss.
 func TestGroupSpinBackoff(t *testing.T) {
-	budget := 200 * time.Microsecond
+	budget := MaxBusyPoll // long: "right after" must hold on a loaded machine
 	g := newTestGroup(t, budget)
 	a, b := newFakeSocket(t), newFakeSocket(t)
 	wa := newGroupWaiter(t, g, a)
 	newGroupWaiter(t, g, b)
+	old := time.Now()
 
-	if g.spin(wa.ep, a.peek) {
+	if g.spin(wa.ep, a.peek, old) {
 		t.Fatal("a spin with nothing coming hit")
 	}
-	time.Sleep(2 * budget) // work long after the miss
-	if g.spin(wa.ep, a.peek) || g.Stats().Misses != 2 || g.Stats().BackedOff != 0 {
-		t.Fatalf("a spin after work that came long after a miss was not made: %+v", g.Stats())
+	if g.spin(wa.ep, a.peek, old) || g.Stats().Misses != 2 {
+		t.Fatalf("frames from before the miss stopped the spins: %+v", g.Stats())
 	}
-	// Work right after that miss: back off.
-	for i := 0; i < BackoffSpins; i++ {
-		if g.spin(wa.ep, a.peek) {
+	time.Sleep(2 * budget)
+	if g.spin(wa.ep, a.peek, time.Now()) || g.Stats().Misses != 3 || g.Stats().BackedOff != 0 {
+		t.Fatalf("a spin after frames that came long after a miss was not made: %+v", g.Stats())
+	}
+	// Frames right after that miss: back off.
+	for i := 0; i < BackoffSpins/2; i++ {
+		if g.spin(wa.ep, a.peek, time.Now()) {
 			t.Fatal("a backed-off spin hit")
 		}
 	}
-	if st := g.Stats(); st.BackedOff != BackoffSpins || st.Misses != 2 {
-		t.Fatalf("stats %+v: want %d spins backed off", st, BackoffSpins)
-	}
-	// Ready work is still seen while backing off; after BackoffSpins the
-	// spins resume.
+	// Ready work is seen while backing off, and does not count.
 	b.post()
-	if !g.spin(wa.ep, a.peek) {
-		t.Fatal("ready work not seen")
+	if !g.spin(wa.ep, a.peek, time.Now()) {
+		t.Fatal("ready work not seen while backing off")
 	}
 	b.take()
-	g.spin(wa.ep, a.peek)
-	if st := g.Stats(); st.Misses != 3 || st.Ready != 1 {
-		t.Fatalf("stats %+v: want spins resumed after the back-off", st)
+	for i := 0; i < BackoffSpins/2; i++ {
+		g.spin(wa.ep, a.peek, time.Now())
+	}
+	if st := g.Stats(); st.BackedOff != BackoffSpins || st.Ready != 1 || st.Misses != 3 {
+		t.Fatalf("stats %+v: want %d spins backed off, 1 ready", st, BackoffSpins)
+	}
+	// Then the spins resume.
+	g.spin(wa.ep, a.peek, old)
+	if st := g.Stats(); st.Misses != 4 {
+		t.Fatalf("stats %+v: spins did not resume after the back-off", st)
 	}
 }
 
@@ -219,7 +226,7 @@ func TestGroupOneSpinner(t *testing.T) {
 	wb := newGroupWaiter(t, g, newFakeSocket(t))
 	g.spinning.Store(true) // as if the first waiter spun now
 	start := time.Now()
-	if g.spin(wb.ep, nothing) || time.Since(start) > MaxBusyPoll/2 {
+	if g.spin(wb.ep, nothing, time.Now()) || time.Since(start) > MaxBusyPoll/2 {
 		t.Fatal("a second goroutine spun beside the first")
 	}
 	g.spinning.Store(false)

@@ -292,7 +292,7 @@ func (w *Waiter) Park(ready func(uintptr) bool, timeout time.Duration) error {
 		// just sent, coming back within it on any queue, then crosses
 		// the switch on this thread without a wake-up.
 		w.fresh = false
-		w.group.spin(w.ep, w.peek)
+		w.group.spin(w.ep, w.peek, w.base.Add(w.lastBatch))
 	}
 	w.ready, w.checks = ready, 0
 	err := w.rc.Read(w.checkFn)
