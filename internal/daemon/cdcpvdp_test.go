@@ -34,20 +34,16 @@ func (b *channelLog) send(f []byte) error {
 		u := make([]byte, len(f))
 		f = u[:vlan.PopTo(u, f)]
 	}
-	h, payload, err := vepa.ParseECP(f)
-	if err != nil || h.Op != vepa.ECPRequest {
-		return nil
-	}
-	p, err := vepa.ParseVDP(payload)
-	if err != nil {
+	seq, p, ok := vdpRequest(f)
+	if !ok {
 		return nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.seqs[[2]uint16{svid, h.Seq}] {
+	if b.seqs[[2]uint16{svid, seq}] {
 		return nil
 	}
-	b.seqs[[2]uint16{svid, h.Seq}] = true
+	b.seqs[[2]uint16{svid, seq}] = true
 	for _, v := range p.VSIs {
 		b.got = append(b.got, channelVSI{svid, v})
 	}

@@ -33,17 +33,7 @@ func TestLLDPView(t *testing.T) {
 	if l, err := d.LLDP(context.Background()); err != nil || l.Station || l.Uplink != "up0" || l.Peer != nil || l.Timers != nil {
 		t.Fatalf("LLDP with the station off: %+v, %v", l, err)
 	}
-	evb, err := vepa.NewStation(vepa.StationConfig{MAC: stationMAC, Send: send, RequestRelay: true, Local: d.evbLocal(), Interval: 5 * time.Second,
-		OnTimers: d.timersChanged, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vdp, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: [6]byte(stationMAC), Send: send, ManagerID: vepa.ManagerID(vdpManager), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.evb.Store(evb)
-	d.vdp.Store(vdp)
+	vdp := lldpStations(t, d, stationMAC, send)
 	d.timersChanged(vepa.NegotiatedTimers{}) // as runVDP sets them at its start
 	if tm := vdp.Timers(); tm != (vepa.Timers{R: 3, RTE: 8, RWD: 20, RKA: 14}) {
 		t.Fatalf("VDP timers before any bridge %+v, want the local ones (RWD followed: the default)", tm)
@@ -197,17 +187,7 @@ func TestLLDPTimersClamped(t *testing.T) {
 	send := func([]byte) error { return nil }
 	local := vepa.EVB{R: 3, RTE: 8, RWD: 20, RKA: 20, ROLRKA: true}
 	d := &Daemon{log: log, opts: Options{Uplink: "up0", LLDPInterval: 5 * time.Second, EVBLocal: &local}}
-	evb, err := vepa.NewStation(vepa.StationConfig{MAC: stationMAC, Send: send, RequestRelay: true, Local: d.evbLocal(), Interval: 5 * time.Second,
-		OnTimers: d.timersChanged, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vdp, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: [6]byte(stationMAC), Send: send, ManagerID: vepa.ManagerID(vdpManager), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.evb.Store(evb)
-	d.vdp.Store(vdp)
+	vdp := lldpStations(t, d, stationMAC, send)
 	bridge := [6]byte{0x02, 0xb7, 0x1d, 0x9e, 0, 1}
 	e := vepa.EVB{Mode: vepa.ModeBridge, BridgeStatus: vepa.BridgeRRCAP | vepa.BridgeRRCTR, R: 7, RTE: 31, RWD: 20, RKA: 0}
 	f, err := (&vepa.LLDPDU{ChassisSubtype: vepa.ChassisIDMAC, ChassisID: bridge[:], PortSubtype: vepa.PortIDIfName, PortID: []byte("p1"),
@@ -233,4 +213,23 @@ func TestLLDPTimersClamped(t *testing.T) {
 	if x := l.Local.EVB; x.RKA != 14 || !x.ROLRKA {
 		t.Errorf("advertised %+v, want RKA 14 with ROL", x)
 	}
+}
+
+// lldpStations gives d an EVB station (LLDP every 5 s, its timers to
+// d.timersChanged) and a VDP station, both sending with send, as runEVB
+// and runVDP would, and returns the VDP station.
+func lldpStations(t *testing.T, d *Daemon, mac net.HardwareAddr, send func([]byte) error) *vepa.VDPStation {
+	t.Helper()
+	evb, err := vepa.NewStation(vepa.StationConfig{MAC: mac, Send: send, RequestRelay: true, Local: d.evbLocal(), Interval: 5 * time.Second,
+		OnTimers: d.timersChanged, Logger: d.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vdp, err := vepa.NewVDPStation(vepa.VDPConfig{MAC: [6]byte(mac), Send: send, ManagerID: vepa.ManagerID(vdpManager), Logger: d.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.evb.Store(evb)
+	d.vdp.Store(vdp)
+	return vdp
 }

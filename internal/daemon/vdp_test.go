@@ -126,24 +126,31 @@ type bridgeLog struct {
 	mgrs [][16]byte
 }
 
-func (b *bridgeLog) send(f []byte) error {
+// vdpRequest parses the station's untagged frame f as an ECP request
+// carrying a VDP PDU (ok false: something else).
+func vdpRequest(f []byte) (seq uint16, p *vepa.VDPPDU, ok bool) {
 	h, payload, err := vepa.ParseECP(f)
 	if err != nil || h.Op != vepa.ECPRequest {
-		return nil
+		return 0, nil, false
 	}
-	p, err := vepa.ParseVDP(payload)
-	if err != nil {
+	p, err = vepa.ParseVDP(payload)
+	return h.Seq, p, err == nil
+}
+
+func (b *bridgeLog) send(f []byte) error {
+	seq, p, ok := vdpRequest(f)
+	if !ok {
 		return nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.seqs[h.Seq] {
+	if b.seqs[seq] {
 		return nil
 	}
 	if b.seqs == nil {
 		b.seqs = map[uint16]bool{}
 	}
-	b.seqs[h.Seq] = true
+	b.seqs[seq] = true
 	for _, v := range p.VSIs {
 		b.got = append(b.got, v)
 		b.mgrs = append(b.mgrs, p.ManagerID)

@@ -18,16 +18,7 @@ import (
 // WatchFirstFrame(false) stops it.
 func TestWatchFirstFrame(t *testing.T) {
 	be := queuetest.New()
-	got := make(chan string, 8)
-	sw, err := datapath.New(datapath.Config{Uplink: "up0", Backend: be, Logger: slog.New(slog.DiscardHandler),
-		FirstFrame: func(p string) { got <- p }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sw.Stop)
+	sw, got := firstFrameSwitch(t, be)
 	for _, c := range []port.Config{access("vnet1", 100, 0, mac1), access("vnet2", 100, 0)} {
 		if err := sw.AddPort(c); err != nil {
 			t.Fatal(err)
@@ -103,16 +94,7 @@ func TestWatchFirstFrame(t *testing.T) {
 // source) is not.
 func TestWatchFirstFrameOfWaitingPort(t *testing.T) {
 	be := queuetest.New()
-	got := make(chan string, 8)
-	sw, err := datapath.New(datapath.Config{Uplink: "up0", Backend: be, Logger: slog.New(slog.DiscardHandler),
-		FirstFrame: func(p string) { got <- p }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sw.Stop)
+	sw, got := firstFrameSwitch(t, be)
 	for _, c := range []port.Config{{Name: "vnet1", BridgeVLAN: true, MACs: []net.HardwareAddr{mac1}}, {Name: "vnet2", BridgeVLAN: true}} {
 		if err := sw.AddPort(c); err != nil {
 			t.Fatal(err)
@@ -149,4 +131,20 @@ func TestWatchFirstFrameOfWaitingPort(t *testing.T) {
 	if got := be.Iface("up0").Sent(); len(got) != 0 {
 		t.Fatalf("a waiting port sent %d frames to the uplink", len(got))
 	}
+}
+
+// firstFrameSwitch starts a switch on be whose FirstFrame reports go to got.
+func firstFrameSwitch(t *testing.T, be *queuetest.Backend) (*datapath.Switch, <-chan string) {
+	t.Helper()
+	got := make(chan string, 8)
+	sw, err := datapath.New(datapath.Config{Uplink: "up0", Backend: be, Logger: slog.New(slog.DiscardHandler),
+		FirstFrame: func(p string) { got <- p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sw.Stop)
+	return sw, got
 }

@@ -19,16 +19,7 @@ import (
 // and RTE set last.
 func TestECPRetriesFollowTimers(t *testing.T) {
 	l, _, _ := newLink(t)
-	var mu sync.Mutex
-	var sent []time.Time
-	l.drop = func(from string, f []byte) bool {
-		if from == "a" {
-			mu.Lock()
-			sent = append(sent, time.Now())
-			mu.Unlock()
-		}
-		return true // everything is lost
-	}
+	sentTimes := loseAll(l)
 	l.a.SetTimers(5, 12) // 6 tries, 40.96 ms apart
 	start := time.Now()
 	if err := l.a.Request(context.Background(), []byte("x")); !errors.Is(err, ErrNoAck) {
@@ -42,13 +33,12 @@ func TestECPRetriesFollowTimers(t *testing.T) {
 	if el < 6*ack || el > 6*ack+400*time.Millisecond {
 		t.Errorf("6 tries took %v, want 6 × %v (no back-off)", el, ack)
 	}
-	mu.Lock()
+	sent := sentTimes()
 	for i := 1; i < len(sent); i++ {
 		if gap := sent[i].Sub(sent[i-1]); gap < ack || gap > ack+150*time.Millisecond {
 			t.Errorf("try %d came %v after the one before, want %v", i, gap, ack)
 		}
 	}
-	mu.Unlock()
 	l.a.SetTimers(0, 10) // R 0: one try
 	if err := l.a.Request(context.Background(), []byte("y")); !errors.Is(err, ErrNoAck) {
 		t.Fatalf("err %v, want ErrNoAck", err)
@@ -384,16 +374,7 @@ func TestVDPKeepAliveAtOnceWhenRKAGrows(t *testing.T) {
 // (R + 1 tries 6 h apart). The new timer counts from the last try.
 func TestECPRequestUnderWayFollowsNewTimers(t *testing.T) {
 	l, _, _ := newLink(t)
-	var mu sync.Mutex
-	var sent []time.Time
-	l.drop = func(from string, f []byte) bool {
-		if from == "a" {
-			mu.Lock()
-			sent = append(sent, time.Now())
-			mu.Unlock()
-		}
-		return true // everything is lost
-	}
+	loseAll(l)
 	l.a.SetTimers(7, MaxExponent) // 8 tries, 6 h apart
 	errc := make(chan error, 1)
 	go func() { errc <- l.a.Request(context.Background(), []byte("x")) }()
@@ -491,5 +472,25 @@ func TestVDPNotStuckBehindHugeECPTimer(t *testing.T) {
 				t.Errorf("stats %+v: a request given up for a bridge that went is not an unacknowledged one", st)
 			}
 		})
+	}
+}
+
+// loseAll makes l lose every frame and returns what tells the times a
+// sent its frames so far.
+func loseAll(l *link) (sentTimes func() []time.Time) {
+	var mu sync.Mutex
+	var sent []time.Time
+	l.drop = func(from string, _ []byte) bool {
+		if from == "a" {
+			mu.Lock()
+			sent = append(sent, time.Now())
+			mu.Unlock()
+		}
+		return true
+	}
+	return func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), sent...)
 	}
 }
