@@ -1,0 +1,412 @@
+//go:build linux
+
+package cpupoll
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// How a poller sleeps and sweeps (see the package documentation).
+const (
+	// SleepMax is the longest a poller sleeps in one epoll_wait.
+	SleepMax = 4 * time.Millisecond
+	// SchedEvery: a poller goes through the Go scheduler at least this
+	// often (the runtime's monitor preempts after 10 ms).
+	SchedEvery = 4 * time.Millisecond
+	// SweepEvery: a poller runs each of its targets at least this often,
+	// woken or not.
+	SweepEvery = 250 * time.Millisecond
+	// batchEvents is how many epoll events a poller takes at once.
+	batchEvents = 64
+)
+
+// Set is one poller per CPU the process may run on.
+type Set struct {
+	pollers []*poller
+	byCPU   []*poller   // indexed by CPU number; nil where none
+	all     unix.CPUSet // the process's CPUs when the Set was made
+	base    time.Time
+
+	mu    sync.Mutex // table slots
+	table []atomic.Pointer[Target]
+	free  []int
+
+	closed atomic.Bool
+	wg     sync.WaitGroup
+
+	wakeups, runs, moves atomic.Uint64
+	pinErr               atomic.Pointer[error]
+}
+
+// Stats are a Set's counters since New.
+type Stats struct {
+	Pollers int    // one per CPU
+	Wakeups uint64 // a poller woke up for work (not its timeout)
+	Runs    uint64 // target runs (one batch each at most)
+	Moves   uint64 // targets moved to another CPU's poller
+	// PinErr says why a poller could not be pinned to its CPU (it then
+	// runs wherever the kernel puts it), empty when all were.
+	PinErr string
+}
+
+type poller struct {
+	s      *Set
+	cpu    int
+	ep     int
+	efd    int // Close's wake-up
+	tid    int // the thread pinned to cpu (0: none)
+	now    []*Target
+	next   []*Target
+	mu     sync.Mutex // members
+	member map[*Target]struct{}
+}
+
+// Target is a descriptor a poller watches and the work it runs when the
+// descriptor signals (see New's Add).
+type Target struct {
+	s   *Set
+	tok int // index in s.table + 1 (0 is a poller's eventfd)
+	fd  int
+	fn  func(cpu int) bool
+
+	run     sync.Mutex // held while fn runs
+	pending atomic.Bool
+	removed bool // under run
+
+	emu sync.Mutex // on
+	on  *poller
+}
+
+// New starts a poller on every CPU the process may run on; at most
+// maxTargets targets can be added.
+func New(maxTargets int) (*Set, error) {
+	s := &Set{base: time.Now(), table: make([]atomic.Pointer[Target], maxTargets)}
+	if err := unix.SchedGetaffinity(0, &s.all); err != nil {
+		return nil, fmt.Errorf("cpu pollers: CPUs of the process: %w", err)
+	}
+	for cpu := 0; cpu < len(s.all)*64; cpu++ {
+		if !s.all.IsSet(cpu) {
+			continue
+		}
+		p, err := newPoller(s, cpu)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		for len(s.byCPU) <= cpu {
+			s.byCPU = append(s.byCPU, nil)
+		}
+		s.byCPU[cpu] = p
+		s.pollers = append(s.pollers, p)
+	}
+	for i := maxTargets - 1; i >= 0; i-- {
+		s.free = append(s.free, i)
+	}
+	for _, p := range s.pollers {
+		s.wg.Add(1)
+		go p.loop()
+	}
+	return s, nil
+}
+
+func newPoller(s *Set, cpu int) (*poller, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("cpu poller %d: epoll instance: %w", cpu, err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("cpu poller %d: eventfd: %w", cpu, err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: 0}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		unix.Close(ep)
+		unix.Close(efd)
+		return nil, fmt.Errorf("cpu poller %d: watch eventfd: %w", cpu, err)
+	}
+	return &poller{s: s, cpu: cpu, ep: ep, efd: efd, member: map[*Target]struct{}{}}, nil
+}
+
+// Pollers is the number of pollers (CPUs): each holds a P of the Go
+// runtime while it sleeps.
+func (s *Set) Pollers() int { return len(s.pollers) }
+
+// Stats returns the Set's counters.
+func (s *Set) Stats() Stats {
+	st := Stats{Pollers: len(s.pollers), Wakeups: s.wakeups.Load(), Runs: s.runs.Load(), Moves: s.moves.Load()}
+	if e := s.pinErr.Load(); e != nil {
+		st.PinErr = (*e).Error()
+	}
+	return st
+}
+
+// Close stops the pollers and waits for them. Remove every target first.
+func (s *Set) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	one := [8]byte{1}
+	for _, p := range s.pollers {
+		_, _ = unix.Write(p.efd, one[:])
+	}
+	s.wg.Wait()
+	for _, p := range s.pollers {
+		unix.Close(p.ep)
+		unix.Close(p.efd)
+	}
+}
+
+// ErrFull is Add's error when maxTargets targets exist.
+var ErrFull = errors.New("cpu pollers: too many targets")
+
+// Add makes a Target for descriptor fd, not watched yet (Enable). fn is
+// its work, run on the poller of cpu (its argument) when fd signals
+// (edge-triggered: once per new event) and at least every SweepEvery
+// while enabled: receive at most one batch, and report whether more may
+// be waiting (it then runs again after the poller's other ready targets).
+// fn may call the Target's Move and Disable.
+func (s *Set) Add(fd int, fn func(cpu int) bool) (*Target, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.free) == 0 {
+		return nil, ErrFull
+	}
+	i := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	t := &Target{s: s, tok: i + 1, fd: fd, fn: fn}
+	s.table[i].Store(t)
+	return t, nil
+}
+
+// poller returns the poller of cpu, or the first one for a CPU that has
+// none.
+func (s *Set) poller(cpu int) *poller {
+	if cpu >= 0 && cpu < len(s.byCPU) && s.byCPU[cpu] != nil {
+		return s.byCPU[cpu]
+	}
+	return s.pollers[0]
+}
+
+// Enable has the poller of cpu (the first one when cpu has none) watch
+// the target, or Move it there when another does. A descriptor that is
+// already readable runs it at once.
+func (t *Target) Enable(cpu int) error {
+	t.emu.Lock()
+	defer t.emu.Unlock()
+	return t.moveLocked(t.s.poller(cpu))
+}
+
+// Move is Enable for a target that runs somewhere already: a no-op when
+// it is disabled or already on cpu's poller.
+func (t *Target) Move(cpu int) error {
+	t.emu.Lock()
+	defer t.emu.Unlock()
+	if t.on == nil || t.on.cpu == cpu {
+		return nil
+	}
+	p := t.s.poller(cpu)
+	if p == t.on {
+		return nil
+	}
+	t.s.moves.Add(1)
+	return t.moveLocked(p)
+}
+
+func (t *Target) moveLocked(p *poller) error {
+	if t.on == p {
+		return nil
+	}
+	t.disableLocked()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(t.tok)}
+	if err := unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, t.fd, &ev); err != nil {
+		return fmt.Errorf("cpu poller %d: watch descriptor %d: %w", p.cpu, t.fd, err)
+	}
+	p.mu.Lock()
+	p.member[t] = struct{}{}
+	p.mu.Unlock()
+	t.on = p
+	return nil
+}
+
+// Disable stops watching the target's descriptor (its owner receives
+// some other way). fn may still be running, or run once more for an event
+// taken before.
+func (t *Target) Disable() {
+	t.emu.Lock()
+	defer t.emu.Unlock()
+	t.disableLocked()
+}
+
+func (t *Target) disableLocked() {
+	p := t.on
+	if p == nil {
+		return
+	}
+	_ = unix.EpollCtl(p.ep, unix.EPOLL_CTL_DEL, t.fd, nil) // fails only if fd is closed: then the kernel dropped it
+	p.mu.Lock()
+	delete(p.member, t)
+	p.mu.Unlock()
+	t.on = nil
+}
+
+// CPU is the CPU whose poller watches the target, -1 when disabled.
+func (t *Target) CPU() int {
+	t.emu.Lock()
+	defer t.emu.Unlock()
+	if t.on == nil {
+		return -1
+	}
+	return t.on.cpu
+}
+
+// Remove disables the target for good and returns once fn is not running
+// (and never will again). Call it before closing the descriptor. fn must
+// not call it.
+func (t *Target) Remove() {
+	t.Disable()
+	t.run.Lock()
+	t.removed = true
+	t.run.Unlock()
+	s := t.s
+	s.mu.Lock()
+	s.table[t.tok-1].Store(nil)
+	s.free = append(s.free, t.tok-1)
+	s.mu.Unlock()
+}
+
+// exec runs fn unless it is running already: the runner then goes round
+// again (pending), so that the event that found it busy is not lost. It
+// reports whether fn said more may be waiting.
+func (t *Target) exec(cpu int) bool {
+	t.pending.Store(true)
+	for t.pending.Load() {
+		if !t.run.TryLock() {
+			return false
+		}
+		t.pending.Store(false)
+		more := false
+		if !t.removed {
+			t.s.runs.Add(1)
+			more = t.fn(cpu)
+		}
+		t.run.Unlock()
+		if more {
+			return true
+		}
+	}
+	return false
+}
+
+// since is the time since the Set was made.
+func (s *Set) since() time.Duration { return time.Since(s.base) }
+
+func (p *poller) loop() {
+	defer p.s.wg.Done()
+	defer p.unpin()
+	var evs [batchEvents]unix.EpollEvent
+	s := p.s
+	var sched, sweep time.Duration
+	for {
+		now := s.since()
+		if now-sched >= SchedEvery {
+			runtime.Gosched()
+			sched = now
+		}
+		p.pin()
+		var (
+			n uintptr
+			e unix.Errno
+		)
+		if len(p.now) == 0 {
+			// Sleeps: through the runtime (its P stays ours while idle
+			// Ps exist, see the package documentation).
+			n, _, e = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents,
+				uintptr(SleepMax/time.Millisecond), 0, 0)
+			if e == 0 && n > 0 {
+				s.wakeups.Add(1)
+			}
+		} else {
+			// Work waits already: a look that never blocks.
+			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents, 0, 0, 0)
+		}
+		if s.closed.Load() {
+			return
+		}
+		if e != 0 {
+			n = 0 // EINTR; nothing else can fail on a valid instance
+		}
+		// Targets that had more last time go after the new events.
+		p.now, p.next = p.next[:0], p.now
+		for i := 0; i < int(n); i++ {
+			tok := int(evs[i].Fd)
+			if tok == 0 {
+				var b [8]byte
+				_, _ = unix.Read(p.efd, b[:])
+				continue
+			}
+			if t := s.table[tok-1].Load(); t != nil && t.exec(p.cpu) {
+				p.now = append(p.now, t)
+			}
+		}
+		for _, t := range p.next {
+			if t.exec(p.cpu) {
+				p.now = append(p.now, t)
+			}
+		}
+		if now-sweep >= SweepEvery {
+			sweep = now
+			p.sweep()
+		}
+	}
+}
+
+// sweep runs every target of the poller once.
+func (p *poller) sweep() {
+	p.mu.Lock()
+	for t := range p.member {
+		p.next = append(p.next, t)
+	}
+	p.mu.Unlock()
+	for _, t := range p.next {
+		if t.exec(p.cpu) {
+			p.now = append(p.now, t)
+		}
+	}
+	clear(p.next)
+	p.next = p.next[:0]
+}
+
+// pin makes sure the thread running the poller is pinned to its CPU, and
+// that the thread it ran on before (if it moved) is not any more.
+func (p *poller) pin() {
+	tid := unix.Gettid()
+	if tid == p.tid {
+		return
+	}
+	p.unpin()
+	var set unix.CPUSet
+	set.Set(p.cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		err = fmt.Errorf("pin cpu poller to CPU %d: %w", p.cpu, err)
+		p.s.pinErr.CompareAndSwap(nil, &err)
+		return
+	}
+	p.tid = tid
+}
+
+// unpin gives the thread pinned last all the process's CPUs back.
+func (p *poller) unpin() {
+	if p.tid != 0 {
+		_ = unix.SchedSetaffinity(p.tid, &p.s.all) // ESRCH: the thread is gone
+		p.tid = 0
+	}
+}
