@@ -163,6 +163,12 @@ func writeStatus(w io.Writer, st api.Status) error {
 	if b := st.BusyPoll; b != nil {
 		row("busy poll", fmt.Sprintf("%d us: %d spins (%d hit, %d missed), %d not needed, %d skipped, %d backed off, %.3f s spun", b.BudgetMicros, b.Spins, b.Hits, b.Misses, b.Ready, b.Skipped, b.BackedOff, b.SpunSeconds))
 	}
+	if c := st.CPUPoll; c != nil {
+		row("cpu poll", fmt.Sprintf("%d pollers: %d wake-ups, %d runs, %d moves, %d hand-offs", c.Pollers, c.Wakeups, c.Runs, c.Moves, c.Handoffs))
+		if c.PinError != "" {
+			row("cpu poll error", c.PinError)
+		}
+	}
 	if st.Relay != nil {
 		r := st.Relay.State
 		if st.Relay.Peer != "" {

@@ -410,3 +410,12 @@ func (p *poller) unpin() {
 		p.tid = 0
 	}
 }
+
+// CPUs lists the CPUs that have a poller, in order.
+func (s *Set) CPUs() []int {
+	cpus := make([]int, len(s.pollers))
+	for i, p := range s.pollers {
+		cpus[i] = p.cpu
+	}
+	return cpus
+}

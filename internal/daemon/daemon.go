@@ -48,6 +48,9 @@ type Options struct {
 	// polls every queue before it sleeps (internal/rxwait.Group; 0: it
 	// sleeps at once).
 	BusyPoll time.Duration
+	// CPUPoll receives the queues at light load on the CPU where their
+	// frames arrive (datapath.Config.CPUPoll).
+	CPUPoll bool
 	// LLDPInterval is the EVB station's LLDP transmit interval (0: the
 	// 802.1AB default of 30 s; negative: no EVB station).
 	LLDPInterval time.Duration

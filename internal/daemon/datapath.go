@@ -77,7 +77,7 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 	if d.procs == nil {
 		d.procs = newProcSizer() // once: a second switch must not take the first one's Ps for the CPUs
 	}
-	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, Workers: d.procs.workers, Control: d.ctlQueue.take, FDB: d.opts.FDB, FirstFrame: d.firstFrame, Logger: d.log})
+	sw, err := datapath.New(datapath.Config{Uplink: d.opts.Uplink, Mode: d.mode, Backend: be, UplinkQueues: queues, MTU: d.opts.MTU, Priority: d.opts.Priority, CPUPoll: d.opts.CPUPoll, Workers: d.procs.workers, Control: d.ctlQueue.take, FDB: d.opts.FDB, FirstFrame: d.firstFrame, Logger: d.log})
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,9 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		st.BusyPoll = &api.BusyPollStatus{BudgetMicros: d.busy.Budget().Microseconds(), Spins: b.Spins(), Hits: b.Hits, Misses: b.Misses,
 			Ready: b.Ready, Skipped: b.Skipped, BackedOff: b.BackedOff, SpunSeconds: b.Spun.Seconds()}
 	}
+	if p, ok := d.sw.PollStats(); ok {
+		st.CPUPoll = &api.CPUPollStatus{Pollers: p.Pollers, Wakeups: p.Wakeups, Runs: p.Runs, Moves: p.Moves, Handoffs: p.Handoffs, PinError: p.PinErr}
+	}
 	st.DatapathPriorityEffective = st.DatapathPriority
 	if err := d.sw.PriorityErr(); err != nil {
 		st.DatapathPriorityEffective, st.DatapathPriorityError = "normal", err.Error()

@@ -91,6 +91,10 @@ type Waiter struct {
 	fresh bool
 	peek  func() bool // SetPeek
 
+	// polled: someone else's poll loop receives while the queue is idle
+	// (SetPolled); the netpoller never watches the socket.
+	polled bool
+
 	// Park's check of the caller's ready: checkFn (w.check, made once)
 	// counts the calls, so Park knows whether the goroutine waited.
 	ready   func(uintptr) bool
@@ -149,6 +153,20 @@ func New(sock int, spreading *atomic.Int32, group *Group, name string) (*Waiter,
 // Wait or Park, from the receiving goroutine or before it starts.
 func (w *Waiter) SetPeek(peek func() bool) { w.peek = peek }
 
+// SetPolled hands the queue's idle waits to a poll loop of the caller's
+// (pkg/datapath's CPU pollers, internal/cpupoll): the netpoller stops
+// watching the socket for good, and Received still moves a queue that
+// streams to its own thread (Spread) but wakes no netpoller thread for
+// it. The caller must not Park or Wait while not Spread: Polled says so.
+// Call it before the first Received.
+func (w *Waiter) SetPolled() {
+	w.polled = true
+	w.watch(false)
+}
+
+// Polled reports whether SetPolled was called.
+func (w *Waiter) Polled() bool { return w.polled }
+
 // WakeFD is the eventfd Close writes: a caller that waits in a poll of its
 // own (on its own thread) polls it too.
 func (w *Waiter) WakeFD() int { return w.efd }
@@ -179,8 +197,10 @@ func (w *Waiter) Received(n int) {
 		return
 	}
 	w.spread = true
-	w.watch(false)
-	wakeNetpoller()
+	if !w.polled {
+		w.watch(false)
+		wakeNetpoller()
+	}
 }
 
 // wakeNetpoller makes the runtime start a thread that looks for work and,
@@ -225,6 +245,9 @@ func (w *Waiter) Unspread() {
 // the queue receives while it polls on its own thread, that is for every
 // frame of a stream.
 func (w *Waiter) watch(on bool) {
+	if on && w.polled {
+		return
+	}
 	// Only fails if the socket or ep is closed, when nobody waits any more.
 	if on {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.sock)}

@@ -79,6 +79,10 @@ type Backend struct {
 	// spreading counts the receiving queues that wait for frames on their
 	// own thread (see internal/rxwait).
 	spreading atomic.Int32
+
+	// steers are the polled uplinks' fanout groups (steer_linux.go).
+	steerMu sync.Mutex
+	steers  map[uint16]*steer
 }
 
 // New returns a Backend with default ring geometry.
@@ -96,6 +100,9 @@ var _ backend.Queue = (*Queue)(nil)
 // releases a batch. Callers that hold several batches at once must
 // release them and call Recv again.
 var ErrRingHeld = errors.New("ring slots are held by unreleased batches")
+
+// errBatchHeld is returned by Recv for a batch that is not empty.
+var errBatchHeld = errors.New("batch not released or of capacity 0")
 
 // errTxOnly is returned by Recv on a RoleUplinkTX queue.
 var errTxOnly = errors.New("queue is transmit-only (RoleUplinkTX)")
@@ -146,6 +153,20 @@ type Queue struct {
 	// lastResyncLog is clock() of the last resync warning (Recv's
 	// goroutine only).
 	lastResyncLog time.Duration
+
+	// polled: opened with QueueConfig.Polled (backend.Polled). rxCPU
+	// tells which CPU received the last frame (port queues; nil when the
+	// filter could not be attached, or not polled).
+	polled bool
+	rxCPU  *cpuNote
+	// steer is a polled uplink queue's fanout group (nil: none, or
+	// spread by CPU alone); steering says whether this queue counts as
+	// streaming there. fanout is the group's id (0: none); back is the
+	// Backend that opened the queue.
+	steer    *steer
+	steering bool
+	fanout   uint16
+	back     *Backend
 }
 
 // Open implements backend.Backend. It must be called from a goroutine whose
@@ -184,7 +205,7 @@ func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err er
 		return nil, fmt.Errorf("afpacket: open %s: unknown role %d", ifname, cfg.Role)
 	}
 
-	q := &Queue{ifname: ifname, role: cfg.Role, log: log, fd: -1, wake: -1}
+	q := &Queue{ifname: ifname, role: cfg.Role, log: log, fd: -1, wake: -1, back: b}
 	defer func() {
 		if err != nil {
 			q.closeFDs()
@@ -204,6 +225,18 @@ func (b *Backend) open(ifname string, cfg backend.QueueConfig) (_ *Queue, err er
 	if cfg.Role != backend.RoleUplinkTX {
 		if err := q.setupRX(b.geometry(cfg), cfg.FrameSize, vnet, &b.spreading, b.BusyPoll); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.Polled && q.rx != nil {
+		q.polled = true
+		q.waiter.SetPolled()
+		if cfg.Role == backend.RolePort {
+			// Best effort: without it the port's poller stays where it
+			// was put (a wake-up from another CPU, as without pollers).
+			if q.rxCPU, err = attachCPUNote(q.fd); err != nil {
+				log.Warn("afpacket: cannot tell which CPU receives a port's frames; its poller will not follow the VM", "iface", ifname, "err", err)
+				err = nil
+			}
 		}
 	}
 	if err := q.start(cfg); err != nil {
@@ -329,7 +362,15 @@ func (q *Queue) start(cfg backend.QueueConfig) error {
 		// per-flow order is kept. No DEFRAG: a switch forwards fragments as
 		// they are. The fanout group has its own prot hook, so the
 		// per-socket PACKET_IGNORE_OUTGOING must be repeated as a flag.
-		if err := q.conn.SetFanout(cfg.FanoutGroup, unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING); err != nil {
+		//
+		// Polled queues: by the CPU that received the frame while no
+		// queue streams, by flow while one does (steer_linux.go).
+		if q.polled {
+			if err := q.back.joinSteer(q, cfg.FanoutGroup); err != nil {
+				return err
+			}
+			q.fanout = cfg.FanoutGroup
+		} else if err := q.conn.SetFanout(cfg.FanoutGroup, unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING); err != nil {
 			return err
 		}
 	}
@@ -399,31 +440,39 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errTxOnly}
 	}
 	if b.N != 0 || b.Cap() == 0 {
-		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errors.New("batch not released or of capacity 0")}
+		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errBatchHeld}
 	}
 	for {
 		if q.rx.dead != nil {
 			return 0, &OpError{Op: "recv", Iface: q.ifname, Err: q.rx.dead}
 		}
-		n, nbytes, dropped := q.rx.fill(b)
-		if dropped != 0 {
-			q.rxDroppedUser.Add(uint64(dropped))
-			if q.rx.copyNote {
-				q.rx.copyNote = false
-				q.noteResync("a TP_STATUS_COPY slot's frame was missing from the receive queue or not its own; restarted both, dropping the super-frames in flight")
-			}
-		}
-		if n > 0 {
-			q.waiter.Received(n)
-			q.rx.nap = q.waiter.Busy()
-			q.rxPackets.Add(uint64(n))
-			q.rxBytes.Add(uint64(nbytes))
+		if n := q.take(b); n > 0 {
 			return n, nil
 		}
 		if err := q.wait(); err != nil {
 			return 0, err
 		}
 	}
+}
+
+// take reads what the ring has into b and counts it.
+func (q *Queue) take(b *backend.Batch) int {
+	n, nbytes, dropped := q.rx.fill(b)
+	if dropped != 0 {
+		q.rxDroppedUser.Add(uint64(dropped))
+		if q.rx.copyNote {
+			q.rx.copyNote = false
+			q.noteResync("a TP_STATUS_COPY slot's frame was missing from the receive queue or not its own; restarted both, dropping the super-frames in flight")
+		}
+	}
+	if n > 0 {
+		q.waiter.Received(n)
+		q.noteSpread()
+		q.rx.nap = q.waiter.Busy()
+		q.rxPackets.Add(uint64(n))
+		q.rxBytes.Add(uint64(nbytes))
+	}
+	return n
 }
 
 // wait blocks until the ring may have a frame for us, the queue is closed
@@ -511,7 +560,12 @@ func (q *Queue) wait() error {
 			woke, re, idle, err = q.sleep()
 			if idle && !r.ready() {
 				q.waiter.Unspread() // nothing for SpreadIdle: back to the netpoller
+				q.noteSpread()
 			}
+		} else if q.polled {
+			// The stream is over: back to the caller's poll loop, after
+			// a look at the socket's error (the loop reads none).
+			return q.idle()
 		} else {
 			r.nap = false // the netpoller batches by itself: no nap
 			woke, re, err = q.park()
@@ -581,6 +635,40 @@ func (q *Queue) park() (woke bool, re int16, err error) {
 		return false, 0, &OpError{Op: "poll", Iface: q.ifname, Err: e}
 	}
 	return fds[0].Revents != 0, fds[1].Revents &^ unix.POLLIN, nil
+}
+
+// idle is wait's end for a polled queue with nothing to read: the
+// socket's pending error, if any (a zero-timeout poll, as park's), else
+// backend.ErrIdle.
+func (q *Queue) idle() error {
+	if err := q.sockError(); err != nil {
+		return err
+	}
+	return backend.ErrIdle
+}
+
+// sockError reports the socket's pending error (SO_ERROR after a
+// zero-timeout poll saw POLLERR; ENETDOWN for POLLHUP), nil when none.
+func (q *Queue) sockError() error {
+	r := q.rx
+	fds := &r.pollfds
+	fds[1] = unix.PollFd{Fd: int32(q.fd), Events: unix.POLLIN | unix.POLLERR}
+	fds[1].Revents = 0
+	r.tsArg = unix.Timespec{}
+	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[1])), 1, uintptr(unsafe.Pointer(&r.tsArg)), 0, 0, 0)
+	if e != 0 || fds[1].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) == 0 {
+		return nil
+	}
+	soerr, err := unix.GetsockoptInt(q.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	switch {
+	case err != nil:
+		return &OpError{Op: "recv", Iface: q.ifname, Err: err}
+	case soerr != 0:
+		return &OpError{Op: "recv", Iface: q.ifname, Err: unix.Errno(soerr)}
+	case fds[1].Revents&(unix.POLLHUP|unix.POLLNVAL) != 0:
+		return &OpError{Op: "recv", Iface: q.ifname, Err: unix.ENETDOWN}
+	}
+	return nil
 }
 
 // parkReady is park's check, called by the netpoller before it parks the
@@ -738,10 +826,15 @@ func (q *Queue) Close() error {
 }
 
 func (q *Queue) closeFDs() {
+	if q.fanout != 0 {
+		q.back.leaveSteer(q, q.fanout)
+		q.fanout = 0
+	}
 	if q.conn != nil {
 		_ = q.conn.Close()
 		q.fd = -1
 	}
+	q.rxCPU.close()
 	if q.waiter != nil {
 		if !q.waiter.Closed() {
 			_ = q.waiter.Close() // failed open

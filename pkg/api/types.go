@@ -183,6 +183,29 @@ type Status struct {
 	// BusyPoll is the receiving queues' busy poll (vswitchd --busy-poll;
 	// omitted when off).
 	BusyPoll *BusyPollStatus `json:"busy_poll,omitempty"`
+	// CPUPoll is the CPU pollers' work (vswitchd --cpu-poll; omitted when
+	// off).
+	CPUPoll *CPUPollStatus `json:"cpu_poll,omitempty"`
+}
+
+// CPUPollStatus counts the work of the CPU pollers: one thread per CPU,
+// pinned, that receives the queues whose frames arrive on its CPU while
+// they come far apart. The counters are read one by one.
+type CPUPollStatus struct {
+	Pollers int `json:"pollers"`
+	// Wakeups counts the times a poller woke because a queue had frames
+	// (not its periodic timeout); Runs the batches it received (a run may
+	// find nothing).
+	Wakeups uint64 `json:"wakeups"`
+	Runs    uint64 `json:"runs"`
+	// Moves counts ports whose queue moved to another CPU's poller,
+	// following the VM's thread.
+	Moves uint64 `json:"moves"`
+	// Handoffs counts queues handed to a thread of their own (a stream
+	// began, or the queue reported an error).
+	Handoffs uint64 `json:"handoffs"`
+	// PinError says why a poller could not be pinned to its CPU.
+	PinError string `json:"pin_error,omitempty"`
 }
 
 // BusyPollStatus counts the busy poll's spins: after a queue found no more

@@ -5,6 +5,11 @@ import "errors"
 // ErrClosed is returned by Queue.Recv and Queue.Send after Close.
 var ErrClosed = errors.New("queue closed")
 
+// ErrIdle is returned by Recv of a queue opened with QueueConfig.Polled
+// when it would sleep: frames stopped streaming, and the caller's poll
+// loop takes the queue back (see Polled).
+var ErrIdle = errors.New("queue idle: back to its poller")
+
 // Headroom is the minimum number of writable bytes every backend leaves in
 // front of each received frame, so the pipeline can push an 802.1Q tag and an
 // 802.1ad S-tag in place without copying the frame.
@@ -55,6 +60,33 @@ type QueueConfig struct {
 	// FrameSize is the largest frame the queue must carry, tags included
 	// (default 2048 - headroom, enough for MTU 1500 + 2 tags).
 	FrameSize int
+	// Polled asks for a queue the caller's poll loop receives while frames
+	// come far apart (it implements Polled; a backend that cannot ignores
+	// the flag). RoleUplinkRX queues of a fanout group are then spread by
+	// the CPU that received the frame (PACKET_FANOUT_CPU), not by flow:
+	// queue i gets the frames of CPUs i, i+N, ...
+	Polled bool
+}
+
+// Polled is a Queue opened with QueueConfig.Polled: a poll loop of the
+// caller (pkg/datapath's CPU pollers) receives it with TryRecv whenever
+// PollFD signals, until Streaming says a stream began; a goroutine of the
+// caller then receives it with Recv, which returns ErrIdle once the stream
+// is over, and the poll loop takes it back.
+type Polled interface {
+	Queue
+	// PollFD is the descriptor that signals new frames: edge-triggered
+	// EPOLLIN (and EPOLLERR), one event per frame or more.
+	PollFD() int
+	// TryRecv is Recv without waiting: (0, nil) when no frame is there.
+	TryRecv(b *Batch) (int, error)
+	// Streaming reports whether the frames TryRecv returned look like a
+	// stream (a backlog, or batches in quick succession): Recv on a
+	// thread of its own serves it better.
+	Streaming() bool
+	// IncomingCPU is the CPU that received the queue's last frame, -1
+	// when unknown: its poll loop belongs there.
+	IncomingCPU() int
 }
 
 // Backend opens queues on network interfaces.

@@ -94,7 +94,7 @@ func runEgress(b *testing.B, sw *Switch, p *port, frame []byte) {
 // runIngress times the uplink -> VM pipeline over batches of frame, as
 // runEgress does.
 func runIngress(b *testing.B, sw *Switch, frame []byte) {
-	w := newIngressWorker(sw, &nullQueue{})
+	w := newIngressWorker(sw, &nullQueue{}, 0)
 	restore := fill(w.b, frame)
 	snap := sw.snap.Load()
 	b.ReportAllocs()

@@ -82,6 +82,12 @@ type Config struct {
 	// blocking system call holds one of the Go runtime's Ps; vswitchd
 	// gives the runtime one more P per worker (internal/daemon).
 	Workers func(n int)
+	// CPUPoll receives the queues at light load on the CPU where their
+	// frames arrive (internal/cpupoll: a poller thread per CPU, pinned;
+	// see polled.go). Queues of backends that cannot be polled, and all
+	// queues while frames stream, are received by their workers as
+	// without it.
+	CPUPoll bool
 	Logger  *slog.Logger
 }
 

@@ -64,7 +64,7 @@ func TestFanoutKeepsOrderPerPort(t *testing.T) {
 	for _, ports := range []int{8, 300} {
 		t.Run(fmt.Sprintf("ports=%d", ports), func(t *testing.T) {
 			sw := recTaps(t, ModeVEPA, ports)
-			w := newIngressWorker(sw, &nullQueue{})
+			w := newIngressWorker(sw, &nullQueue{}, 0)
 			want := map[string][]int{}
 			var frames [][]byte
 			for k := range sw.cfg.Batch {
@@ -253,7 +253,7 @@ func TestFanoutSharesForms(t *testing.T) {
 		}
 	}
 	tci := vlan.MakeTCI(5, false, 100)
-	iw := newIngressWorker(s, newFakeQ())
+	iw := newIngressWorker(s, newFakeQ(), 0)
 	iw.out.begin(s.snap.Load())
 	rfill(iw.b, withTag(seqFrame(bc, m1, 7), tci))
 	for i := range iw.b.N {
@@ -284,7 +284,7 @@ func TestLocalDeliveryAllocatesNothing(t *testing.T) {
 	p := sw.ports["vnet1"]
 	ew := newEgressWorker(sw, p, p.io.Load())
 	re := fill(ew.b, benchFrame(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, floodMAC(1)))
-	iw := newIngressWorker(sw, &nullQueue{})
+	iw := newIngressWorker(sw, &nullQueue{}, 0)
 	ri := fill(iw.b, benchFrame(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, net.HardwareAddr{0x52, 0x54, 0, 9, 9, 9}, ct(100)))
 	snap, v := sw.snap.Load(), p.view.Load()
 	runs := 0

@@ -43,9 +43,28 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 
 func (w *egressWorker) run() {
 	w.s.workerPriority(&w.batches)
+	pl := w.s.newPolling(w.io.tap, w.b, w.polled, w.s.portCPU(w.p.slot), true)
+	defer pl.remove()
+	err := pl.start()
 	failing := false
 	for {
-		n, err := w.io.tap.Recv(w.b)
+		var n int
+		switch {
+		case err != nil: // from start or giveBack: handled below
+		case !pl.owned():
+			var ok bool
+			if ok, err = pl.wait(w.io.stop); !ok {
+				return
+			}
+		default:
+			n, err = w.io.tap.Recv(w.b)
+			if errors.Is(err, backend.ErrIdle) {
+				failing = false
+				if err = pl.giveBack(); err == nil {
+					continue
+				}
+			}
+		}
 		if err != nil {
 			if errors.Is(err, backend.ErrClosed) {
 				return
@@ -64,6 +83,7 @@ func (w *egressWorker) run() {
 				w.s.log.Log(context.Background(), lv, "port receive failed; waiting for the interface to come back", "port", w.p.name, "err", err)
 				failing = true
 			}
+			err = nil
 			select {
 			case <-w.io.stop:
 				return
@@ -78,6 +98,14 @@ func (w *egressWorker) run() {
 		}
 		w.io.tap.Release(w.b)
 	}
+}
+
+// polled is the pipeline a CPU poller runs for the frames in w.b
+// (polling).
+func (w *egressWorker) polled() {
+	w.s.workerPriority(&w.batches)
+	w.process(w.s.snap.Load(), w.p.view.Load())
+	w.io.tap.Release(w.b)
 }
 
 func (w *egressWorker) process(snap *snapshot, v *portView) {

@@ -62,7 +62,7 @@ func deliver(sw *Switch, frame []byte) []string {
 	for n, p := range sw.ports {
 		before[n] = p.io.Load().tap.(*nullQueue).sent
 	}
-	w := newIngressWorker(sw, &nullQueue{})
+	w := newIngressWorker(sw, &nullQueue{}, 0)
 	load(w.b, frame)
 	w.process(sw.snap.Load())
 	var got []string

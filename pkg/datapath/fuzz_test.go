@@ -50,7 +50,7 @@ func FuzzPipelines(f *testing.F) {
 					t.Fatalf("%s: frame neither forwarded nor counted (rx %d, up %d, drops %v)", p.name, c.RxPackets, up, c.Drops)
 				}
 			}
-			w := newIngressWorker(sw, &nullQueue{})
+			w := newIngressWorker(sw, &nullQueue{}, 0)
 			load(w.b, frame)
 			w.process(snap)
 		}

@@ -13,6 +13,8 @@ import (
 type ingressWorker struct {
 	s    *Switch
 	q    backend.Queue
+	idx  int           // the uplink RX queue's number
+	stop chan struct{} // closed when the queue is about to close
 	done chan struct{} // closed when run returns
 	b    *backend.Batch
 	out  *fanout
@@ -22,15 +24,35 @@ type ingressWorker struct {
 	batches       uint32 // for workerPriority
 }
 
-func newIngressWorker(s *Switch, q backend.Queue) *ingressWorker {
-	return &ingressWorker{s: s, q: q, done: make(chan struct{}), b: backend.NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
+func newIngressWorker(s *Switch, q backend.Queue, idx int) *ingressWorker {
+	return &ingressWorker{s: s, q: q, idx: idx, stop: make(chan struct{}), done: make(chan struct{}), b: backend.NewBatch(s.cfg.Batch), out: newFanout(s.cfg.Batch)}
 }
 
 func (w *ingressWorker) run() {
 	w.s.workerPriority(&w.batches)
+	pl := w.s.newPolling(w.q, w.b, w.polled, w.s.uplinkCPU(w.idx), false)
+	defer pl.remove()
+
+	err := pl.start()
 	failing := false
 	for {
-		n, err := w.q.Recv(w.b)
+		var n int
+		switch {
+		case err != nil: // from start or giveBack: handled below
+		case !pl.owned():
+			var ok bool
+			if ok, err = pl.wait(w.stop); !ok {
+				return
+			}
+		default:
+			n, err = w.q.Recv(w.b)
+			if errors.Is(err, backend.ErrIdle) {
+				failing = false
+				if err = pl.giveBack(); err == nil {
+					continue
+				}
+			}
+		}
 		if err != nil {
 			if errors.Is(err, backend.ErrClosed) {
 				return
@@ -41,7 +63,10 @@ func (w *ingressWorker) run() {
 				w.s.log.Error("uplink receive failed; waiting for the uplink to come back", "uplink", w.s.cfg.Uplink, "err", err)
 				failing = true
 			}
+			err = nil
 			select {
+			case <-w.stop:
+				return
 			case <-w.s.stop:
 				return
 			case <-time.After(200 * time.Millisecond):
@@ -55,6 +80,14 @@ func (w *ingressWorker) run() {
 		}
 		w.q.Release(w.b)
 	}
+}
+
+// polled is the pipeline a CPU poller runs for the frames in w.b
+// (polling).
+func (w *ingressWorker) polled() {
+	w.s.workerPriority(&w.batches)
+	w.process(w.s.snap.Load())
+	w.q.Release(w.b)
 }
 
 // process forwards the frames of w.b; the Batch is released by the caller.

@@ -125,7 +125,7 @@ func TestRegressionIngressStaleSnapshotPanic(t *testing.T) {
 	old := s.snap.Load() // ingress worker loaded this at batch start
 	s.AddPort(portcfg.Config{Name: "b", VLAN: 100})
 	s.fdb.Learn(MACKey(100, m2), 1) // b's egress learns
-	w := newIngressWorker(s, newFakeQ())
+	w := newIngressWorker(s, newFakeQ(), 0)
 	rfill(w.b, mkEth(m2, mR, 60, ct(100)))
 	defer func() {
 		if r := recover(); r != nil {
@@ -139,7 +139,7 @@ func TestRegressionIngressStaleSnapshotPanic(t *testing.T) {
 func TestRegressionSilentSChannelDrop(t *testing.T) {
 	s, _ := newTestSwitch(t, ModeVEPA)
 	s.AddPort(portcfg.Config{Name: "a", VLAN: 100})
-	w := newIngressWorker(s, newFakeQ())
+	w := newIngressWorker(s, newFakeQ(), 0)
 	rfill(w.b, mkEth(bc, mR, 60, vlan.Tag{TPID: vlan.TPIDSTag, TCI: 5}, ct(100)))
 	w.process(s.snap.Load())
 	var total uint64
@@ -249,7 +249,7 @@ func TestRegressionIngressTrunkArenaOverflow(t *testing.T) {
 		s.AddPort(portcfg.Config{Name: n, Trunk: tr})
 		s.Attach(n)
 	}
-	w := newIngressWorker(s, newFakeQ())
+	w := newIngressWorker(s, newFakeQ(), 0)
 	frames := make([][]byte, 64)
 	for i := range frames {
 		frames[i] = mkEth(bc, mR, 1518, ct(100))

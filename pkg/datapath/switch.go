@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vswitch/vswitch/internal/cpupoll"
 	"github.com/vswitch/vswitch/pkg/backend"
 
 	portcfg "github.com/vswitch/vswitch/pkg/port"
@@ -61,6 +62,12 @@ type Switch struct {
 	// prioErr is why the priority could not be set (PriorityErr); nil
 	// while it could.
 	prioErr atomic.Pointer[error]
+
+	// pollers are the CPU pollers (Config.CPUPoll; nil without),
+	// made by Start, closed by Stop; handoffs counts the queues they gave
+	// to their workers' goroutines (a stream began, or an error).
+	pollers  *cpupoll.Set
+	handoffs atomic.Uint64
 
 	nworkers int // ingress and egress workers running (Config.Workers). Guarded by mu.
 
@@ -177,6 +184,14 @@ func (s *Switch) Start() error {
 		return errors.New("datapath: already started")
 	}
 	s.applyPriority()
+	if s.cfg.CPUPoll && s.pollers == nil {
+		ps, err := cpupoll.New(MaxPorts + s.cfg.UplinkQueues)
+		if err != nil {
+			return fmt.Errorf("datapath: %w", err)
+		}
+		s.pollers = ps
+		s.workersChangedLocked(ps.Pollers()) // each holds a P while it sleeps
+	}
 	if err := s.openUplinkLocked(); err != nil {
 		return err
 	}
@@ -192,14 +207,14 @@ func (s *Switch) openUplinkLocked() error {
 	group := uint16(os.Getpid()&0x7fff) | 0x100
 	var workers []*ingressWorker
 	for i := 0; i < s.cfg.UplinkQueues; i++ {
-		q, err := s.cfg.Backend.Open(s.cfg.Uplink, backend.QueueConfig{Role: backend.RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true, FrameSize: s.frameSize()})
+		q, err := s.cfg.Backend.Open(s.cfg.Uplink, backend.QueueConfig{Role: backend.RoleUplinkRX, Batch: s.cfg.Batch, FanoutGroup: group, QueueID: i, Promisc: true, FrameSize: s.frameSize(), Polled: s.pollers != nil})
 		if err != nil {
 			for _, w := range workers {
 				w.q.Close()
 			}
 			return fmt.Errorf("open uplink %s queue %d: %w", s.cfg.Uplink, i, err)
 		}
-		workers = append(workers, newIngressWorker(s, q))
+		workers = append(workers, newIngressWorker(s, q, i))
 	}
 	ctl, err := s.cfg.Backend.Open(s.cfg.Uplink, backend.QueueConfig{Role: backend.RoleUplinkTX, Batch: 4, QueueID: 0, FrameSize: s.frameSize()})
 	if err != nil {
@@ -226,6 +241,7 @@ func (s *Switch) openUplinkLocked() error {
 // queues. s.mu is held.
 func (s *Switch) closeUplinkLocked() {
 	for _, w := range s.workers {
+		close(w.stop)
 		w.q.Close()
 	}
 	for _, w := range s.workers {
@@ -301,6 +317,13 @@ func (s *Switch) Stop() {
 	s.closeUplinkLocked()
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.pollers != nil {
+		s.pollers.Close() // every worker, so every target, is gone
+		s.mu.Lock()
+		s.workersChangedLocked(-s.pollers.Pollers())
+		s.pollers = nil
+		s.mu.Unlock()
+	}
 }
 
 // UplinkOpen reports whether the uplink queues are open.
@@ -484,7 +507,7 @@ func (s *Switch) attachLocked(p *port) error {
 		return nil
 	}
 	name := p.name
-	tap, err := s.cfg.Backend.Open(name, backend.QueueConfig{Role: backend.RolePort, Batch: s.cfg.Batch, FrameSize: s.frameSize()})
+	tap, err := s.cfg.Backend.Open(name, backend.QueueConfig{Role: backend.RolePort, Batch: s.cfg.Batch, FrameSize: s.frameSize(), Polled: s.pollers != nil})
 	if err != nil {
 		return fmt.Errorf("attach %s: open port queue: %w", name, err)
 	}
