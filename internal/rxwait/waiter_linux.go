@@ -186,7 +186,13 @@ func (w *Waiter) Received(n int) {
 	}
 	w.lastBatch = now
 	w.fresh = true
-	w.yield(now)
+	if !w.polled || w.spread {
+		// A polled queue's frames are received by its poller, which
+		// goes through the scheduler on its own schedule, between
+		// frames: runtime.Gosched wakes an idle thread (wakep), an
+		// inter-processor interrupt on the frame's path.
+		w.yield(now)
+	}
 	if w.spread || n < SpreadBatch && w.streak < BusyStreak {
 		return
 	}
