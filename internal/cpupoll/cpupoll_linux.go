@@ -5,9 +5,11 @@ package cpupoll
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -17,13 +19,16 @@ import (
 // How a poller sleeps and sweeps (see the package documentation).
 const (
 	// SleepMax is the longest a poller sleeps in one epoll_wait.
-	SleepMax = 4 * time.Millisecond
+	SleepMax = 8 * time.Millisecond
 	// SchedEvery: a poller goes through the Go scheduler at least this
 	// often (the runtime's monitor preempts after 10 ms).
-	SchedEvery = 4 * time.Millisecond
+	SchedEvery = 8 * time.Millisecond
 	// SweepEvery: a poller runs each of its targets at least this often,
 	// woken or not.
-	SweepEvery = 250 * time.Millisecond
+	SweepEvery = 500 * time.Millisecond
+	// ParkAfter: a poller that saw no event for this long parks in the
+	// Go netpoller (and wakes only for an event, or to sweep).
+	ParkAfter = time.Second
 	// batchEvents is how many epoll events a poller takes at once.
 	batchEvents = 64
 )
@@ -42,7 +47,7 @@ type Set struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup
 
-	wakeups, runs, moves atomic.Uint64
+	wakeups, runs, moves, parks atomic.Uint64
 	pinErr               atomic.Pointer[error]
 }
 
@@ -52,6 +57,7 @@ type Stats struct {
 	Wakeups uint64 // a poller woke up for work (not its timeout)
 	Runs    uint64 // target runs (one batch each at most)
 	Moves   uint64 // targets moved to another CPU's poller
+	Parks   uint64 // pollers parked in the netpoller after ParkAfter quiet
 	// PinErr says why a poller could not be pinned to its CPU (it then
 	// runs wherever the kernel puts it), empty when all were.
 	PinErr string
@@ -62,6 +68,15 @@ type poller struct {
 	cpu    int
 	ep     int
 	efd    int // Close's wake-up
+	// park is an epoll instance the Go netpoller watches, which watches
+	// ep while the poller parks (and nothing otherwise); parkRC reads it;
+	// parkFn is park's check, parkLooked its state.
+	park       *os.File
+	parkEp     int // park's descriptor (os.File.Fd would make it blocking)
+	parkRC     syscall.RawConn
+	parkFn     func(uintptr) bool
+	parkLooked bool
+	active     time.Duration // when the last event came (Set.since)
 	tid    int // the thread pinned to cpu (0: none)
 	now    []*Target
 	next   []*Target
@@ -133,7 +148,28 @@ func newPoller(s *Set, cpu int) (*poller, error) {
 		unix.Close(efd)
 		return nil, fmt.Errorf("cpu poller %d: watch eventfd: %w", cpu, err)
 	}
-	return &poller{s: s, cpu: cpu, ep: ep, efd: efd, member: map[*Target]struct{}{}}, nil
+	pep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err == nil {
+		if err = unix.SetNonblock(pep, true); err != nil {
+			unix.Close(pep)
+		}
+	}
+	if err != nil {
+		unix.Close(ep)
+		unix.Close(efd)
+		return nil, fmt.Errorf("cpu poller %d: epoll instance to park on: %w", cpu, err)
+	}
+	f := os.NewFile(uintptr(pep), "cpupoll") // non-blocking: joins the netpoller
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		unix.Close(ep)
+		unix.Close(efd)
+		return nil, fmt.Errorf("cpu poller %d: register with the netpoller: %w", cpu, err)
+	}
+	p := &poller{s: s, cpu: cpu, ep: ep, efd: efd, park: f, parkEp: pep, parkRC: rc, member: map[*Target]struct{}{}}
+	p.parkFn = p.parkCheck
+	return p, nil
 }
 
 // Pollers is the number of pollers (CPUs): each holds a P of the Go
@@ -142,7 +178,7 @@ func (s *Set) Pollers() int { return len(s.pollers) }
 
 // Stats returns the Set's counters.
 func (s *Set) Stats() Stats {
-	st := Stats{Pollers: len(s.pollers), Wakeups: s.wakeups.Load(), Runs: s.runs.Load(), Moves: s.moves.Load()}
+	st := Stats{Pollers: len(s.pollers), Wakeups: s.wakeups.Load(), Runs: s.runs.Load(), Moves: s.moves.Load(), Parks: s.parks.Load()}
 	if e := s.pinErr.Load(); e != nil {
 		st.PinErr = (*e).Error()
 	}
@@ -160,6 +196,7 @@ func (s *Set) Close() {
 	}
 	s.wg.Wait()
 	for _, p := range s.pollers {
+		p.park.Close()
 		unix.Close(p.ep)
 		unix.Close(p.efd)
 	}
@@ -315,34 +352,49 @@ func (p *poller) loop() {
 	var evs [batchEvents]unix.EpollEvent
 	s := p.s
 	var sched, sweep time.Duration
+	p.active = s.since()
 	for {
 		now := s.since()
-		if now-sched >= SchedEvery {
-			runtime.Gosched()
-			sched = now
-		}
-		p.pin()
 		var (
 			n uintptr
 			e unix.Errno
 		)
-		if len(p.now) == 0 {
-			// Sleeps: through the runtime (its P stays ours while idle
-			// Ps exist, see the package documentation).
+		switch {
+		case len(p.now) > 0:
+			// Work waits already: a look that never blocks.
+			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents, 0, 0, 0)
+		case now-p.active >= ParkAfter:
+			// Quiet: sleep in the netpoller, holding no thread, until an
+			// event or the next sweep; then look.
+			p.sleep()
+			p.pin()
+			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents, 0, 0, 0)
+			now, sched = s.since(), now
+			if e == 0 && n > 0 {
+				s.wakeups.Add(1)
+			}
+		default:
+			if now-sched >= SchedEvery {
+				runtime.Gosched()
+				sched = now
+			}
+			p.pin()
+			// Sleeps on this CPU, through the runtime (its P stays ours
+			// while idle Ps exist, see the package documentation).
 			n, _, e = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents,
 				uintptr(SleepMax/time.Millisecond), 0, 0)
 			if e == 0 && n > 0 {
 				s.wakeups.Add(1)
 			}
-		} else {
-			// Work waits already: a look that never blocks.
-			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents, 0, 0, 0)
 		}
 		if s.closed.Load() {
 			return
 		}
 		if e != 0 {
 			n = 0 // EINTR; nothing else can fail on a valid instance
+		}
+		if n > 0 {
+			p.active = now
 		}
 		// Targets that had more last time go after the new events.
 		p.now, p.next = p.next[:0], p.now
@@ -367,6 +419,34 @@ func (p *poller) loop() {
 			p.sweep()
 		}
 	}
+}
+
+// sleep parks the poller in the Go netpoller until its epoll instance has
+// an event, or for at most SweepEvery. Its thread is unpinned first: the
+// runtime runs other goroutines on it meanwhile, and wakes the poller on
+// whichever thread polls (a wake-up from another CPU, once: the poller
+// pins that thread and stays awake while events come).
+func (p *poller) sleep() {
+	p.unpin()
+	p.s.parks.Add(1)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.ep)}
+	if err := unix.EpollCtl(p.parkEp, unix.EPOLL_CTL_ADD, p.ep, &ev); err != nil {
+		return // cannot happen; the loop looks at once, as after a wake-up
+	}
+	_ = p.park.SetReadDeadline(time.Now().Add(SweepEvery))
+	p.parkLooked = false
+	_ = p.parkRC.Read(p.parkFn) // nil, or the deadline
+	_ = unix.EpollCtl(p.parkEp, unix.EPOLL_CTL_DEL, p.ep, nil)
+}
+
+// parkCheck is sleep's check: not ready the first time, ready after any
+// wake-up (the loop looks at ep itself).
+func (p *poller) parkCheck(uintptr) bool {
+	if !p.parkLooked {
+		p.parkLooked = true
+		return false
+	}
+	return true
 }
 
 // sweep runs every target of the poller once.
