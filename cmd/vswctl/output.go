@@ -164,7 +164,7 @@ func writeStatus(w io.Writer, st api.Status) error {
 		row("busy poll", fmt.Sprintf("%d us: %d spins (%d hit, %d missed), %d not needed, %d skipped, %d backed off, %.3f s spun", b.BudgetMicros, b.Spins, b.Hits, b.Misses, b.Ready, b.Skipped, b.BackedOff, b.SpunSeconds))
 	}
 	if c := st.CPUPoll; c != nil {
-		row("cpu poll", fmt.Sprintf("%d pollers: %d wake-ups, %d runs, %d moves, %d hand-offs", c.Pollers, c.Wakeups, c.Runs, c.Moves, c.Handoffs))
+		row("cpu poll", fmt.Sprintf("%d pollers: %d wake-ups, %d runs, %d moves, %d hand-offs, %d parks", c.Pollers, c.Wakeups, c.Runs, c.Moves, c.Handoffs, c.Parks))
 		if c.PinError != "" {
 			row("cpu poll error", c.PinError)
 		}

@@ -26,9 +26,11 @@ func (d *Daemon) startSwitch(present []string) error {
 			d.log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "why", p.reason)
 		}
 	}
-	if d.busy == nil && d.opts.BusyPoll > 0 {
+	if d.busy == nil && d.opts.BusyPoll > 0 && !d.opts.CPUPoll {
 		// Before the first switch, so that its failure is not taken for
 		// AF_XDP's; every switch's queues, on both backends, share it.
+		// Only without CPU pollers: with them no queue waits in the
+		// netpoller, where the busy poll is made.
 		if d.busy, err = rxwait.NewGroup(d.opts.BusyPoll); err != nil {
 			return fmt.Errorf("busy poll: %w", err)
 		}

@@ -57,6 +57,7 @@ var (
 	descDrops       = prometheus.NewDesc("vswitch_drops_total", "Dropped frames per reason over the whole switch (the uplink, every port and the ports deleted since vswitchd started), every reason present from the start: never goes down while ports come and go, so alert on this one.", []string{"reason"}, nil)
 	descUpBytes     = prometheus.NewDesc("vswitch_uplink_bytes_total", "Bytes on the uplink per direction (rx: received from the bridge, tx: sent to it).", []string{"uplink", "direction"}, nil)
 	descBusyPolls   = prometheus.NewDesc("vswitch_busy_poll_total", "Spins of the receiving queues' busy poll (--busy-poll) by result: hit (frames came within it: a thread's wake-up spared), miss (none came), ready (no spin: a queue had frames already), skipped (not made: the busy poll had used its tenth of a CPU), backoff (not made: a spin had just missed what came right after it); absent when off.", []string{"result"}, nil)
+	descCPUPoll     = prometheus.NewDesc("vswitch_cpu_poll_total", "Work of the CPU pollers (--cpu-poll) by event: wakeup (a poller woke for a queue's frames), run (a batch received by a poller), move (a port's queue moved to the poller of the CPU its VM sends from), handoff (a queue handed to a thread of its own: a stream began, or an error), park (a poller idle for a second parked in the Go netpoller); absent when off.", []string{"event"}, nil)
 	descBusySecs    = prometheus.NewDesc("vswitch_busy_poll_seconds_total", "Time the busy poll spun (--busy-poll; wall time, on one CPU at a time); absent when off.", nil, nil)
 	descVSIs        = prometheus.NewDesc("vswitch_vsis", "VSIs registered with the adjacent bridge (VDP) per state (waiting, preassociating, preassociated, associating, associated, failed), every state always present; absent when the EVB station is off.", []string{"state"}, nil)
 )
@@ -74,7 +75,7 @@ var portStates = []string{"up", "down", "absent", "waiting"}
 var vsiStates = vepa.VSIStates
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descPortLearned, descPortMoves, descFDBEntries, descFDBMax, descLibvirt, descLvEvents, descBuildInfo, descPortOperUp, descPortState, descUpUp, descDrops, descVSIs, descUpBytes, descBusyPolls, descBusySecs} {
+	for _, d := range []*prometheus.Desc{descPortPackets, descPortBytes, descPortDrops, descPortBackend, descPortUp, descUpPackets, descUpDrops, descUpBackend, descUpControl, descUpRejected, descRelay, descMode, descPortLearned, descPortMoves, descFDBEntries, descFDBMax, descLibvirt, descLvEvents, descBuildInfo, descPortOperUp, descPortState, descUpUp, descDrops, descVSIs, descUpBytes, descBusyPolls, descBusySecs, descCPUPoll} {
 		ch <- d
 	}
 }
@@ -141,6 +142,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		emit(descBusyPolls, ctr, float64(b.Skipped), "skipped")
 		emit(descBusyPolls, ctr, float64(b.BackedOff), "backoff")
 		emit(descBusySecs, ctr, b.SpunSeconds)
+	}
+	if p := s.CPUPoll; p != nil {
+		emit(descCPUPoll, ctr, float64(p.Wakeups), "wakeup")
+		emit(descCPUPoll, ctr, float64(p.Runs), "run")
+		emit(descCPUPoll, ctr, float64(p.Moves), "move")
+		emit(descCPUPoll, ctr, float64(p.Handoffs), "handoff")
+		emit(descCPUPoll, ctr, float64(p.Parks), "park")
 	}
 	if f := s.FDB; f != nil {
 		emit(descFDBEntries, gauge, float64(f.Learned))

@@ -57,7 +57,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 			Ready: b.Ready, Skipped: b.Skipped, BackedOff: b.BackedOff, SpunSeconds: b.Spun.Seconds()}
 	}
 	if p, ok := d.sw.PollStats(); ok {
-		st.CPUPoll = &api.CPUPollStatus{Pollers: p.Pollers, Wakeups: p.Wakeups, Runs: p.Runs, Moves: p.Moves, Handoffs: p.Handoffs, PinError: p.PinErr}
+		st.CPUPoll = &api.CPUPollStatus{Pollers: p.Pollers, Wakeups: p.Wakeups, Runs: p.Runs, Moves: p.Moves, Handoffs: p.Handoffs, Parks: p.Parks, PinError: p.PinErr}
 	}
 	st.DatapathPriorityEffective = st.DatapathPriority
 	if err := d.sw.PriorityErr(); err != nil {

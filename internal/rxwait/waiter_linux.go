@@ -18,6 +18,10 @@ import (
 // ErrClosed is what Wait, Park and PollWait return once Close was called.
 var ErrClosed = errors.New("receive wait closed")
 
+// ErrIdle is what Wait returns for a polled waiter (SetPolled) instead of
+// sleeping in the netpoller.
+var ErrIdle = errors.New("receive wait idle: back to the caller's poll loop")
+
 // ErrTimeout is what Park returns when its timeout passed with nothing
 // ready.
 var ErrTimeout = errors.New("receive wait timed out")
@@ -291,6 +295,9 @@ func (w *Waiter) Wait(ready func(uintptr) bool) error {
 			return err
 		}
 		w.Unspread() // nothing for SpreadIdle: back to the netpoller
+	}
+	if w.polled {
+		return ErrIdle
 	}
 	return w.Park(ready, 0)
 }

@@ -68,7 +68,7 @@ func attachCPUNote(fd int) (*cpuNote, error) {
 
 // cpu is the CPU that received the last frame, -1 before the first.
 func (c *cpuNote) cpu() int {
-	if c == nil {
+	if c == nil || c.mem == nil {
 		return -1
 	}
 	return int(atomic.LoadUint32((*uint32)(unsafe.Pointer(&c.mem[0])))) - 1

@@ -54,4 +54,10 @@ func (q *Queue) Streaming() bool { return q.waiter != nil && q.waiter.Spread() }
 
 // IncomingCPU implements backend.Polled: the CPU the receive-CPU filter
 // saw last (port queues), -1 when unknown.
-func (q *Queue) IncomingCPU() int { return q.rxCPU.cpu() }
+func (q *Queue) IncomingCPU() int {
+	if !q.enter() {
+		return -1 // closed: the map is unmapped
+	}
+	defer q.exit()
+	return q.rxCPU.cpu()
+}

@@ -166,6 +166,7 @@ type queueTarget struct {
 	role    backend.Role
 	receive bool // RolePort or RoleUplinkRX: the queue owns the socket's RX side
 	promisc bool
+	polled  bool // QueueConfig.Polled (receiving queues)
 }
 
 // resolveTarget looks up ifname in the calling thread's network namespace
@@ -178,6 +179,7 @@ func resolveTarget(ifname string, cfg backend.QueueConfig) (queueTarget, error) 
 		role:    cfg.Role,
 		receive: cfg.Role == backend.RolePort || cfg.Role == backend.RoleUplinkRX,
 		promisc: cfg.Promisc,
+		polled:  cfg.Polled,
 	}
 	if t.batch <= 0 {
 		t.batch = backend.DefaultBatch
@@ -323,6 +325,9 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	p.refs++
 	q.prog = p
 	q.wait = w
+	if t.polled {
+		w.SetPolled()
+	}
 	q.rxReady = q.ready // one func value for the queue's life: waiting allocates nothing
 	w.SetPeek(func() bool { return q.ready(0) })
 	x.rxOwner = q

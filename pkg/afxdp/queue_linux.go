@@ -86,42 +86,84 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 	x := q.x
 	x.recvMu.Lock()
 	defer x.recvMu.Unlock()
-	max := b.Cap()
-	if max > q.batch {
-		max = q.batch
-	}
 	for {
 		if q.closed.Load() {
 			return 0, backend.ErrClosed
 		}
-		x.rxMu.Lock()
-		n := x.recvLocked(b.Buf[:max], b.Off[:max], b.Len[:max], b.Meta[:max])
-		if n == 0 {
-			// About to sleep: a zero-copy driver that ran out of fill
-			// ring entries waits for a kick before it receives again.
-			x.wakeRXLocked()
-		}
-		x.rxMu.Unlock()
-		if n > 0 {
-			b.N = n
-			var bytes uint64
-			for i := 0; i < n; i++ {
-				bytes += uint64(b.Len[i])
-			}
-			q.rxPackets.Add(uint64(n))
-			q.rxBytes.Add(bytes)
-			q.wait.Received(n)
+		if n := q.takeLocked(b); n > 0 {
 			return n, nil
 		}
 		// Nothing ready: sleep until the socket wakes us (see rxwait).
 		if err := q.wait.Wait(q.rxReady); err != nil {
-			if err == rxwait.ErrClosed || q.closed.Load() {
+			switch {
+			case err == rxwait.ErrClosed || q.closed.Load():
 				return 0, backend.ErrClosed
+			case err == rxwait.ErrIdle:
+				return 0, backend.ErrIdle
 			}
 			return 0, fmt.Errorf("afxdp wait on %s queue %d: %w", x.ifname, x.queueID, err)
 		}
 	}
 }
+
+// takeLocked reads what the RX ring has into b and counts it; the caller
+// holds x.recvMu.
+func (q *Queue) takeLocked(b *backend.Batch) int {
+	x := q.x
+	max := min(b.Cap(), q.batch)
+	x.rxMu.Lock()
+	n := x.recvLocked(b.Buf[:max], b.Off[:max], b.Len[:max], b.Meta[:max])
+	if n == 0 {
+		// About to sleep: a zero-copy driver that ran out of fill
+		// ring entries waits for a kick before it receives again.
+		x.wakeRXLocked()
+	}
+	x.rxMu.Unlock()
+	if n == 0 {
+		return 0
+	}
+	b.N = n
+	var bytes uint64
+	for i := 0; i < n; i++ {
+		bytes += uint64(b.Len[i])
+	}
+	q.rxPackets.Add(uint64(n))
+	q.rxBytes.Add(bytes)
+	q.wait.Received(n)
+	return n
+}
+
+// The backend.Polled side of a receiving queue opened with
+// QueueConfig.Polled.
+var _ backend.Polled = (*Queue)(nil)
+
+// PollFD implements backend.Polled: the XSK, readable when its RX ring has
+// frames.
+func (q *Queue) PollFD() int { return q.x.fd }
+
+// TryRecv implements backend.Polled: Recv without the wait.
+func (q *Queue) TryRecv(b *backend.Batch) (int, error) {
+	if !q.receives() {
+		return 0, fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)
+	}
+	if b.N != 0 || b.Cap() == 0 {
+		return 0, fmt.Errorf("afxdp recv on %s queue %d: batch not released or of capacity 0", q.x.ifname, q.x.queueID)
+	}
+	x := q.x
+	x.recvMu.Lock()
+	defer x.recvMu.Unlock()
+	if q.closed.Load() {
+		return 0, backend.ErrClosed
+	}
+	return q.takeLocked(b), nil
+}
+
+// Streaming implements backend.Polled: the waiter moved the queue to its
+// own thread (rxwait's spread).
+func (q *Queue) Streaming() bool { return q.wait != nil && q.wait.Spread() }
+
+// IncomingCPU implements backend.Polled: not known for an XSK (-1).
+func (q *Queue) IncomingCPU() int { return -1 }
 
 // ready is the waiter's re-check: frames in the RX ring, or Close. Only
 // the goroutine in Recv (holding recvMu) consumes the RX ring, so it may

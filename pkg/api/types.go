@@ -204,6 +204,10 @@ type CPUPollStatus struct {
 	// Handoffs counts queues handed to a thread of their own (a stream
 	// began, or the queue reported an error).
 	Handoffs uint64 `json:"handoffs"`
+	// Parks counts the times a poller that saw nothing for a second
+	// parked in the Go netpoller (it then holds no thread, and the next
+	// frame wakes it from wherever).
+	Parks uint64 `json:"parks"`
 	// PinError says why a poller could not be pinned to its CPU.
 	PinError string `json:"pin_error,omitempty"`
 }

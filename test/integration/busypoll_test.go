@@ -16,12 +16,16 @@ import (
 // crosses the switch on the same thread: a hit. (A ping would not show
 // it: vm2's kernel answers inside vswitchd's own transmit, and the answer
 // is there before any spin, counted as ready.) With --busy-poll 0 nothing
-// spins and neither status nor metrics mention it.
+// spins and neither status nor metrics mention it. The busy poll is for
+// queues that wait in the netpoller, so the test turns the CPU pollers
+// (the default, TestCPUPoll) off.
 func TestBusyPollCatchesAnswer(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		_, hvs := newLab(t, dp, 1)
 		h := hvs[0]
-		vm1, vm2 := h.pairOnVLAN100()
+		// The busy poll is for queues the netpoller waits for: with CPU
+		// pollers (the default) none does.
+		vm1, vm2 := h.pairOnVLAN100("--cpu-poll=false")
 		echo, oneWay := udpEcho(t, vm1, vm2)
 		const (
 			trips    = 40  // unanswered datagrams, the control
@@ -82,7 +86,7 @@ func TestBusyPollCatchesAnswer(t *testing.T) {
 		// Off: the same traffic works, and nothing spins.
 		_, offs := newLab(t, dp, 1)
 		off := offs[0]
-		a, b := off.pairOnVLAN100("--busy-poll", "0")
+		a, b := off.pairOnVLAN100("--cpu-poll=false", "--busy-poll", "0")
 		offEcho, _ := udpEcho(t, a, b)
 		offEcho()
 		if st := off.status(); st.BusyPoll != nil {

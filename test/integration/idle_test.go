@@ -42,7 +42,7 @@ func TestIdleCPU(t *testing.T) {
 		vms[0].mustPing(vms[1]) // the datapath works; then leave it alone
 		time.Sleep(time.Second) // attach logs, the ping's ARP and FDB updates settle
 
-		looks, frames := h.busyLooks(), h.framesIn()
+		looks, frames, wakes := h.busyLooks(), h.framesIn(), h.cpuWakeups()
 		pid := h.d.pid()
 		before, err := procCPU(pid)
 		if err != nil {
@@ -71,6 +71,14 @@ func TestIdleCPU(t *testing.T) {
 		if n, f := h.busyLooks()-looks, h.framesIn()-frames; n > f+1 {
 			t.Errorf("vswitchd %s: %d busy-poll looks while idle, after %d frames", dp, n, f)
 		}
+		// The CPU pollers (the default) wake for frames only, and park
+		// after a second without any.
+		if n, f := h.cpuWakeups()-wakes, h.framesIn()-frames; n > f+2 {
+			t.Errorf("vswitchd %s: CPU pollers woke %d times while idle, after %d frames", dp, n, f)
+		}
+		if c := h.status().CPUPoll; c == nil || c.Parks == 0 {
+			t.Errorf("vswitchd %s: no CPU poller parked while idle (status %+v)", dp, c)
+		}
 		h.alive()
 	})
 }
@@ -78,7 +86,18 @@ func TestIdleCPU(t *testing.T) {
 // busyLooks counts the busy poll's looks: spins, found ready, skipped, backed off.
 func (h *hv) busyLooks() uint64 {
 	b := h.status().BusyPoll
+	if b == nil {
+		return 0 // off: the CPU pollers (the default) receive idle queues
+	}
 	return b.Spins + b.Ready + b.Skipped + b.BackedOff
+}
+
+// cpuWakeups counts the CPU pollers' wake-ups (0 without pollers).
+func (h *hv) cpuWakeups() uint64 {
+	if c := h.status().CPUPoll; c != nil {
+		return c.Wakeups
+	}
+	return 0
 }
 
 // framesIn counts the frames the switch received, from the ports and the
