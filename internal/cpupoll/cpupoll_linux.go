@@ -48,7 +48,7 @@ type Set struct {
 	wg     sync.WaitGroup
 
 	wakeups, runs, moves, parks, homes atomic.Uint64
-	pinErr               atomic.Pointer[error]
+	pinErr                             atomic.Pointer[error]
 }
 
 // Stats are a Set's counters since New.
@@ -59,16 +59,16 @@ type Stats struct {
 	Moves   uint64 // targets moved to another CPU's poller
 	Parks   uint64 // pollers parked in the netpoller after ParkAfter quiet
 	Homes   uint64 // pollers moved back to their CPU (see pin)
-	// PinErr says why a poller could not be pinned to its CPU (it then
-	// runs wherever the kernel puts it), empty when all were.
+	// PinErr says why a poller could not be moved to its CPU (it then
+	// runs wherever the kernel puts it), empty when all could.
 	PinErr string
 }
 
 type poller struct {
-	s      *Set
-	cpu    int
-	ep     int
-	efd    int // Close's wake-up
+	s   *Set
+	cpu int
+	ep  int
+	efd int // Close's wake-up
 	// park is an epoll instance the Go netpoller watches, which watches
 	// ep while the poller parks (and nothing otherwise); parkRC reads it;
 	// parkFn is park's check, parkLooked its state.
@@ -78,10 +78,10 @@ type poller struct {
 	parkFn     func(uintptr) bool
 	parkLooked bool
 	active     time.Duration // when the last event came (Set.since)
-	now    []*Target
-	next   []*Target
-	mu     sync.Mutex // members
-	member map[*Target]struct{}
+	now        []*Target
+	next       []*Target
+	mu         sync.Mutex // members
+	member     map[*Target]struct{}
 }
 
 // Target is a descriptor a poller watches and the work it runs when the
@@ -424,10 +424,9 @@ func (p *poller) loop() {
 }
 
 // sleep parks the poller in the Go netpoller until its epoll instance has
-// an event, or for at most SweepEvery. Its thread is unpinned first: the
-// runtime runs other goroutines on it meanwhile, and wakes the poller on
-// whichever thread polls (a wake-up from another CPU, once: the poller
-// pins that thread and stays awake while events come).
+// an event, or for at most SweepEvery. The runtime wakes it on whichever
+// thread polls (a wake-up from another CPU, once: the poller moves that
+// thread home and stays awake while events come).
 func (p *poller) sleep() {
 	p.s.parks.Add(1)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.ep)}

@@ -181,16 +181,17 @@ type Status struct {
 	DatapathPriorityEffective string `json:"datapath_priority_effective,omitempty"`
 	DatapathPriorityError     string `json:"datapath_priority_error,omitempty"`
 	// BusyPoll is the receiving queues' busy poll (vswitchd --busy-poll;
-	// omitted when off).
+	// omitted when off, and with CPU pollers, where no queue waits in the
+	// netpoller).
 	BusyPoll *BusyPollStatus `json:"busy_poll,omitempty"`
 	// CPUPoll is the CPU pollers' work (vswitchd --cpu-poll; omitted when
 	// off).
 	CPUPoll *CPUPollStatus `json:"cpu_poll,omitempty"`
 }
 
-// CPUPollStatus counts the work of the CPU pollers: one thread per CPU,
-// pinned, that receives the queues whose frames arrive on its CPU while
-// they come far apart. The counters are read one by one.
+// CPUPollStatus counts the work of the CPU pollers: one per CPU, which
+// sleeps on that CPU and receives the queues whose frames arrive there
+// while they come far apart. The counters are read one by one.
 type CPUPollStatus struct {
 	Pollers int `json:"pollers"`
 	// Wakeups counts the times a poller woke because a queue had frames
@@ -208,7 +209,7 @@ type CPUPollStatus struct {
 	// parked in the Go netpoller (it then holds no thread, and the next
 	// frame wakes it from wherever).
 	Parks uint64 `json:"parks"`
-	// PinError says why a poller could not be pinned to its CPU.
+	// PinError says why a poller could not be moved to its CPU.
 	PinError string `json:"pin_error,omitempty"`
 }
 
