@@ -13,7 +13,7 @@ import (
 
 func newSet(t *testing.T, n int) *Set {
 	t.Helper()
-	s, err := New(n)
+	s, err := New(n, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

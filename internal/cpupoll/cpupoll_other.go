@@ -18,4 +18,4 @@ type Stats struct {
 type Target struct{}
 
 // New fails: the pollers need Linux's epoll and sched_setaffinity.
-func New(int) (*Set, error) { return nil, errors.New("cpu pollers need Linux") }
+func New(int, int) (*Set, error) { return nil, errors.New("cpu pollers need Linux") }

@@ -30,6 +30,16 @@
 // Config.Workers tells the embedder how many workers run, so it can give
 // the runtime a P for each (thread_linux.go says why both).
 //
+// With Config.CPUPoll a worker's goroutine runs only while its queue
+// streams: at light load the CPU pollers (internal/cpupoll: one per CPU,
+// sleeping on that CPU) receive the queue and run the worker's pipeline
+// themselves, so a VM's frame wakes the poller of the CPU the VM sent it
+// from instead of a thread on another, halted CPU (polled.go). The uplink
+// queues are a fanout group that spreads frames by the CPU that received
+// them while none streams (a frame the switch sent and the bridge
+// reflected comes back to the poller that sent it); a port follows the CPU
+// its VM sends from.
+//
 // Captures (capture.go) copy frames at the points where the switch sees
 // them, port in and out, uplink in and out, into a bounded buffer per
 // session that a reader drains (vswitchd's GET /v1/capture); a full buffer

@@ -185,7 +185,11 @@ func (s *Switch) Start() error {
 	}
 	s.applyPriority()
 	if s.cfg.CPUPoll && s.pollers == nil {
-		ps, err := cpupoll.New(MaxPorts + s.cfg.UplinkQueues)
+		rt := s.cfg.Priority.RealTime
+		if s.PriorityErr() != nil {
+			rt = 0 // the threads run at normal priority
+		}
+		ps, err := cpupoll.New(MaxPorts+s.cfg.UplinkQueues, rt)
 		if err != nil {
 			return fmt.Errorf("datapath: %w", err)
 		}
