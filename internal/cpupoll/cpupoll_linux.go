@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,8 +80,10 @@ type poller struct {
 	parkFn     func(uintptr) bool
 	parkLooked bool
 	active     time.Duration // when the last event came (Set.since)
-	now        []*Target
+	homed      time.Duration // when pin last moved the thread home
+	now        []*Target     // targets that have more: run again next round
 	next       []*Target
+	swept      []*Target  // sweep's list
 	mu         sync.Mutex // members
 	member     map[*Target]struct{}
 }
@@ -262,15 +265,30 @@ func (t *Target) Move(cpu int) error {
 	if p == t.on {
 		return nil
 	}
+	if err := t.moveLocked(p); err != nil {
+		return err
+	}
 	t.s.moves.Add(1)
-	return t.moveLocked(p)
+	return nil
 }
 
 func (t *Target) moveLocked(p *poller) error {
 	if t.on == p {
 		return nil
 	}
+	old := t.on
 	t.disableLocked()
+	if err := t.watchLocked(p); err != nil {
+		if old != nil && t.watchLocked(old) == nil {
+			return nil // stays where it was
+		}
+		return err
+	}
+	return nil
+}
+
+// watchLocked adds the target to p's epoll instance and members.
+func (t *Target) watchLocked(p *poller) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(t.tok)}
 	if err := unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, t.fd, &ev); err != nil {
 		return fmt.Errorf("cpu poller %d: watch descriptor %d: %w", p.cpu, t.fd, err)
@@ -366,26 +384,29 @@ func (p *poller) loop() {
 			n uintptr
 			e unix.Errno
 		)
+		if now-sched >= SchedEvery-time.Millisecond {
+			runtime.Gosched()
+			sched = now
+		}
 		switch {
 		case len(p.now) > 0:
 			// Work waits already: a look that never blocks.
+			p.active = now
 			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents, 0, 0, 0)
 		case now-p.active >= ParkAfter:
 			// Quiet: sleep in the netpoller, holding no thread, until an
-			// event or the next sweep; then look.
+			// event or the next sweep (scheduled again meanwhile); then
+			// look.
 			p.sleep()
-			p.pin()
+			now = s.since()
+			sched = now
+			p.pin(now)
 			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents, 0, 0, 0)
-			now, sched = s.since(), now
 			if e == 0 && n > 0 {
 				s.wakeups.Add(1)
 			}
 		default:
-			if now-sched >= SchedEvery-time.Millisecond {
-				runtime.Gosched()
-				sched = now
-			}
-			p.pin()
+			p.pin(now)
 			// Sleeps on this CPU, through the runtime (its P stays ours
 			// while idle Ps exist, see the package documentation), no
 			// longer than the next Gosched is due: the runtime's monitor
@@ -424,6 +445,7 @@ func (p *poller) loop() {
 				p.now = append(p.now, t)
 			}
 		}
+		clear(p.next)
 		if now-sweep >= SweepEvery {
 			sweep = now
 			p.sweep()
@@ -457,20 +479,21 @@ func (p *poller) parkCheck(uintptr) bool {
 	return true
 }
 
-// sweep runs every target of the poller once.
+// sweep runs every target of the poller once (those with more go on
+// p.now, unless there already).
 func (p *poller) sweep() {
 	p.mu.Lock()
+	p.swept = p.swept[:0]
 	for t := range p.member {
-		p.next = append(p.next, t)
+		p.swept = append(p.swept, t)
 	}
 	p.mu.Unlock()
-	for _, t := range p.next {
-		if t.exec(p.cpu) {
+	for _, t := range p.swept {
+		if t.exec(p.cpu) && !slices.Contains(p.now, t) {
 			p.now = append(p.now, t)
 		}
 	}
-	clear(p.next)
-	p.next = p.next[:0]
+	clear(p.swept) // keep no removed target reachable
 }
 
 // pin moves the thread running the poller to the poller's CPU when it
@@ -482,16 +505,25 @@ func (p *poller) sweep() {
 // real-time thread of the same or higher priority runs there, and then on
 // another, where it runs at once instead of waiting behind it (measured
 // with hard pinning beside other busy switches: light-load p99 5-9 ms).
-func (p *poller) pin() {
+func (p *poller) pin(now time.Duration) {
+	if now-p.homed < SweepEvery && p.homed != 0 {
+		// At most once per sweep: a poller whose CPU is busy with a
+		// real-time thread is woken elsewhere, and moving it back each
+		// time would displace that thread each time.
+		return
+	}
 	var cpu uint32
 	if _, _, e := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); e != 0 || int(cpu) == p.cpu {
 		return
 	}
+	p.homed = now
+	// Locked: a preemption between the system calls below must not
+	// leave another thread of the runtime with this affinity or priority.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	// One priority level up while it moves: the migration completes only
 	// once the thread runs on its CPU, and a real-time thread of its own
-	// level running there would hold it for as long as it runs (measured
-	// beside other busy switches: light-load p99 6-8 ms). Three raw system
-	// calls at the higher level, nothing that could wait for another thread.
+	// level running there would hold it for as long as it runs.
 	rt := p.s.rt
 	if rt > 0 && !setRR(rt+1) {
 		rt = 0
@@ -506,11 +538,18 @@ func (p *poller) pin() {
 		setRR(rt)
 	}
 	if err != nil {
-		err = fmt.Errorf("move cpu poller to CPU %d: %w", p.cpu, err)
-		p.s.pinErr.CompareAndSwap(nil, &err)
+		p.s.pinFailed(p.cpu, err)
 		return
 	}
 	p.s.homes.Add(1)
+}
+
+// pinFailed records the first error moving a poller home.
+func (s *Set) pinFailed(cpu int, err error) {
+	if s.pinErr.Load() == nil {
+		err = fmt.Errorf("move cpu poller to CPU %d: %w", cpu, err)
+		s.pinErr.CompareAndSwap(nil, &err)
+	}
 }
 
 // setRR sets the calling thread's policy to SCHED_RR at prio.

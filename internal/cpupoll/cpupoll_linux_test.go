@@ -93,7 +93,7 @@ func TestRunsOnItsCPU(t *testing.T) {
 		kick(t, fd)
 		waitFor(t, "the run", func() bool { return arg.Load() >= 0 })
 		if arg.Load() != int64(p.cpu) || ran.Load() != int64(p.cpu) {
-			t.Errorf("target on CPU %d: fn got cpu %d and ran on CPU %d", p.cpu, arg.Load(), ran.Load())
+			t.Errorf("target of CPU %d: fn got cpu %d and ran on CPU %d", p.cpu, arg.Load(), ran.Load())
 		}
 		tg.Remove()
 	}
@@ -127,8 +127,12 @@ func TestMoreIsFair(t *testing.T) {
 	}
 	kick(t, busyFD)
 	waitFor(t, "the busy target's runs", func() bool { return busyRuns.Load() > 100 })
+	kicked := time.Now()
 	kick(t, quietFD)
 	waitFor(t, "the quiet target", func() bool { return quietAt.Load() > 0 })
+	if d := time.Since(kicked); d > 50*time.Millisecond {
+		t.Errorf("the quiet target ran %v after its event, behind a busy one: want it in the next round", d)
+	}
 	stop.Store(true)
 	busy.Remove()
 	quiet.Remove()
@@ -234,8 +238,12 @@ func TestSweep(t *testing.T) {
 	go tg.exec(-1)
 	time.Sleep(5 * time.Millisecond)
 	slow.Store(false)
+	kicked := time.Now()
 	kick(t, fd)
 	waitFor(t, "the event's frame", func() bool { return got.Load() == 1 })
+	if d := time.Since(kicked); d > SweepEvery/2 {
+		t.Errorf("the event that came while fn ran was read %v later: only a sweep found it", d)
+	}
 	tg.Remove()
 }
 

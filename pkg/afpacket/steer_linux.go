@@ -144,9 +144,11 @@ func (b *Backend) joinSteer(q *Queue, id uint16) error {
 	if prog != nil {
 		defer prog.Close()
 		if err := unix.SetsockoptInt(q.fd, unix.SOL_PACKET, unix.PACKET_FANOUT_DATA, prog.FD()); err != nil {
-			// The group has no program: everything goes to its first
-			// member. Leave it so; say it.
-			q.log.Warn("afpacket: cannot set the uplink's fanout program: one queue receives everything", "iface", q.ifname, "err", err)
+			// Without its program the group would give every frame to
+			// its first member: fail (closing q takes the group away).
+			s.free()
+			delete(b.steers, id)
+			return fmt.Errorf("set the fanout group's program: %w", err)
 		}
 	}
 	s.refs++

@@ -63,8 +63,8 @@ type QueueConfig struct {
 	// Polled asks for a queue the caller's poll loop receives while frames
 	// come far apart (it implements Polled; a backend that cannot ignores
 	// the flag). RoleUplinkRX queues of a fanout group are then spread by
-	// the CPU that received the frame (PACKET_FANOUT_CPU), not by flow:
-	// queue i gets the frames of CPUs i, i+N, ...
+	// the CPU that received the frame while none streams (queue i gets the
+	// frames of CPUs i, i+N, ...), by flow while one does.
 	Polled bool
 }
 

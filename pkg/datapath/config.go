@@ -83,7 +83,7 @@ type Config struct {
 	// gives the runtime one more P per worker (internal/daemon).
 	Workers func(n int)
 	// CPUPoll receives the queues at light load on the CPU where their
-	// frames arrive (internal/cpupoll: a poller thread per CPU, pinned;
+	// frames arrive (internal/cpupoll: a poller per CPU, sleeping there;
 	// see polled.go). Queues of backends that cannot be polled, and all
 	// queues while frames stream, are received by their workers as
 	// without it.

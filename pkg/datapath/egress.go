@@ -45,22 +45,28 @@ func (w *egressWorker) run() {
 	w.s.workerPriority(&w.batches)
 	pl := w.s.newPolling(w.io.tap, w.b, w.polled, w.s.portCPU(w.p.slot), true)
 	defer pl.remove()
-	err := pl.start()
+	polled, err := pl.start()
 	failing := false
 	for {
 		var n int
 		switch {
 		case err != nil: // from start or giveBack: handled below
-		case !pl.owned():
+		case polled:
+			// The pollers receive; a message hands the queue over.
 			var ok bool
 			if ok, err = pl.wait(w.io.stop); !ok {
 				return
+			}
+			polled = false
+			if err == nil {
+				continue // a stream: Recv on our own thread
 			}
 		default:
 			n, err = w.io.tap.Recv(w.b)
 			if errors.Is(err, backend.ErrIdle) {
 				failing = false
 				if err = pl.giveBack(); err == nil {
+					polled = true
 					continue
 				}
 			}

@@ -1,7 +1,8 @@
 package datapath
 
 import (
-	"sync/atomic"
+	"errors"
+	"sync"
 
 	"github.com/vswitch/vswitch/internal/cpupoll"
 	"github.com/vswitch/vswitch/pkg/backend"
@@ -16,11 +17,15 @@ import (
 // backend.ErrIdle and the poller takes the queue back.
 //
 // The queue, its batch and the pipeline's state belong to one side at a
-// time: own says which. Only the poller's run hands the queue over (own
-// set, target disabled, a message on handoff), only the goroutine gives it
-// back (own cleared, target enabled); a run of the poller that comes
-// after the hand-over (an event it had already taken) finds own set and
-// does nothing.
+// time. Only a poller's run hands the queue to the goroutine (own set and
+// the target disabled under mu, then one message on handoff), and the
+// goroutine knows it owns the queue by that message alone, never by
+// reading own; only the goroutine gives it back (own cleared and the
+// target enabled under mu). A run checks own under mu first: a run that
+// comes after a hand-over (an event a poller had taken already, a sweep)
+// does nothing, and one that comes after a give-back is legitimate.
+// Every hand-over is a run, and runs of a target never overlap, so none
+// is under way while the goroutine owns the queue.
 type polling struct {
 	s      *Switch
 	q      backend.Polled
@@ -30,46 +35,57 @@ type polling struct {
 	follow bool   // ports: move to the CPU that receives the frames
 	home   int    // the CPU whose poller takes the queue back
 
-	own     atomic.Bool
-	handoff chan error // nil: a stream began; else TryRecv's error
+	mu      sync.Mutex // own with the target's enabling
+	own     bool
+	handoff chan error // one message per hand-over: nil (a stream began) or why
 }
 
 // newPolling returns q's polling, or nil when the switch has no pollers
 // or q cannot be polled (the worker then receives with Recv as ever).
 // home is the poller to start on; follow moves the queue to the CPU that
-// received its last frame.
+// received its last frame. The worker must call start before its loop.
 func (s *Switch) newPolling(q backend.Queue, b *backend.Batch, work func(), home int, follow bool) *polling {
 	pq, ok := q.(backend.Polled)
 	if s.pollers == nil || !ok {
 		return nil
 	}
-	pl := &polling{s: s, q: pq, b: b, work: work, follow: follow, home: home, handoff: make(chan error, 1)}
+	pl := &polling{s: s, q: pq, b: b, work: work, follow: follow, home: home, own: true, handoff: make(chan error, 1)}
 	t, err := s.pollers.Add(pq.PollFD(), pl.run)
 	if err != nil {
-		s.log.Warn("queue left to its worker: no CPU poller for it", "err", err)
+		// Cannot happen (a target per port slot and uplink queue): the
+		// queue's Recv returns ErrIdle, which the worker then treats as
+		// an error (errNoPoller).
+		s.log.Error("no CPU poller for a queue opened to be polled", "err", err)
 		return nil
 	}
 	pl.t = t
-	pl.own.Store(true) // the worker's until start
 	return pl
 }
 
-// start hands the queue to its poller; the worker calls it once, before
-// its loop.
-func (pl *polling) start() error {
-	if pl == nil {
-		return nil
-	}
-	return pl.giveBack()
-}
+// errNoPoller is a worker's error for a polled queue's ErrIdle when it has
+// no poller to give the queue to (newPolling failed).
+var errNoPoller = errors.New("queue idle, but no CPU poller takes it")
 
-// owned reports whether the worker's goroutine receives the queue now.
-func (pl *polling) owned() bool { return pl == nil || pl.own.Load() }
+// start hands the queue to its poller: true when the worker must wait
+// for a hand-over (polled), false when it receives with Recv (no pollers,
+// or enabling failed: err).
+func (pl *polling) start() (bool, error) {
+	if pl == nil {
+		return false, nil
+	}
+	if err := pl.giveBack(); err != nil {
+		return false, err
+	}
+	return true, nil
+}
 
 // run is the poller's work (cpupoll's fn): one batch through the
 // worker's pipeline.
 func (pl *polling) run(cpu int) bool {
-	if pl.own.Load() {
+	pl.mu.Lock()
+	own := pl.own
+	pl.mu.Unlock()
+	if own {
 		return false
 	}
 	n, err := pl.q.TryRecv(pl.b)
@@ -89,7 +105,10 @@ func (pl *polling) run(cpu int) bool {
 	if pl.follow {
 		if c := pl.q.IncomingCPU(); c >= 0 && c != cpu {
 			pl.home = c
-			_ = pl.t.Move(c) // fails only for a closed socket: its worker is stopping
+			if err := pl.t.Move(c); err != nil {
+				pl.handOff(err) // on no poller now: the worker retries
+				return false
+			}
 		}
 	}
 	return n == pl.b.Cap()
@@ -97,17 +116,16 @@ func (pl *polling) run(cpu int) bool {
 
 // handOff gives the queue to the worker's goroutine.
 func (pl *polling) handOff(err error) {
-	pl.own.Store(true)
+	pl.mu.Lock()
+	pl.own = true
 	pl.t.Disable()
+	pl.mu.Unlock()
 	pl.s.handoffs.Add(1)
-	select {
-	case pl.handoff <- err:
-	default: // cannot happen: one hand-over at a time
-	}
+	pl.handoff <- err // never blocks: one hand-over per give-back
 }
 
 // wait blocks the worker's goroutine until the poller hands it the queue
-// (true, with TryRecv's error if that was why) or stop is closed (false).
+// (true, with the reason if an error) or stop is closed (false).
 func (pl *polling) wait(stop <-chan struct{}) (bool, error) {
 	select {
 	case err := <-pl.handoff:
@@ -119,23 +137,32 @@ func (pl *polling) wait(stop <-chan struct{}) (bool, error) {
 
 // giveBack hands the queue to the poller of the CPU that received its
 // last frame (ports) or of its home CPU; it runs at once if frames are
-// there already.
+// there already. On error the queue stays the goroutine's.
 func (pl *polling) giveBack() error {
+	if pl == nil {
+		return errNoPoller
+	}
 	if pl.follow {
 		if c := pl.q.IncomingCPU(); c >= 0 {
 			pl.home = c
 		}
 	}
-	pl.own.Store(false)
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.own = false
 	if err := pl.t.Enable(pl.home); err != nil {
-		pl.own.Store(true)
+		pl.own = true
 		return err
 	}
 	return nil
 }
 
 // remove takes the queue from the pollers for good, once the worker
-// stops; a run in progress finishes first.
+// stops; a run in progress finishes first. The queue may be closed
+// already (a closed socket leaves the epoll sets by itself; no new
+// descriptor can take its number and be watched before this returns: the
+// switch opens queues under its lock, which the closer holds until the
+// worker is done).
 func (pl *polling) remove() {
 	if pl != nil {
 		pl.t.Remove()
@@ -143,9 +170,9 @@ func (pl *polling) remove() {
 }
 
 // uplinkCPU is the CPU whose poller receives uplink RX queue i of n:
-// with PACKET_FANOUT_CPU queue i gets the frames of the CPUs c with
-// c % n == i, so the first such CPU the process may use, else the i-th
-// CPU it may use.
+// queue i gets the frames of the CPUs c with c % n == i while the
+// group spreads by CPU (see pkg/afpacket's steer), so the first such CPU
+// the process may use, else the i-th CPU it may use.
 func uplinkCPU(cpus []int, i, n int) int {
 	for _, c := range cpus {
 		if c%n == i {

@@ -197,6 +197,11 @@ func (s *Switch) Start() error {
 		s.workersChangedLocked(ps.Pollers()) // each holds a P while it sleeps
 	}
 	if err := s.openUplinkLocked(); err != nil {
+		if s.pollers != nil {
+			s.pollers.Close()
+			s.workersChangedLocked(-s.pollers.Pollers())
+			s.pollers = nil
+		}
 		return err
 	}
 	s.wg.Add(1)
