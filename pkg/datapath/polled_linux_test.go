@@ -73,7 +73,7 @@ func TestPollingHandOver(t *testing.T) {
 	if err != nil || !polled {
 		t.Fatalf("start: %v, %v", polled, err)
 	}
-	const rounds = 20000
+	const rounds = 4000
 	deadline := time.AfterFunc(20*time.Second, func() { close(stop) })
 	defer deadline.Stop()
 	for i := 0; i < rounds; i++ {
