@@ -374,6 +374,11 @@ func (s *Set) since() time.Duration { return time.Since(s.base) }
 
 func (p *poller) loop() {
 	defer p.s.wg.Done()
+	// Locked: the poller keeps one thread, so its Gosched resumes it on
+	// the thread that sleeps on its CPU (an unlocked poller resumed on
+	// another thread, elsewhere, after many of them; see the package
+	// documentation). Never unlocked: the thread ends with the poller.
+	runtime.LockOSThread()
 	var evs [batchEvents]unix.EpollEvent
 	s := p.s
 	var sched, sweep time.Duration
@@ -397,9 +402,8 @@ func (p *poller) loop() {
 			// Quiet: sleep in the netpoller, holding no thread, until an
 			// event or the next sweep (scheduled again meanwhile); then
 			// look.
-			p.sleep()
+			p.sleep() // parked, usually: through the scheduler (not counted on)
 			now = s.since()
-			sched = now
 			p.pin(now)
 			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.ep), uintptr(unsafe.Pointer(&evs[0])), batchEvents, 0, 0, 0)
 			if e == 0 && n > 0 {
@@ -455,8 +459,9 @@ func (p *poller) loop() {
 
 // sleep parks the poller in the Go netpoller until its epoll instance has
 // an event, or for at most SweepEvery. The runtime wakes it on whichever
-// thread polls (a wake-up from another CPU, once: the poller moves that
-// thread home and stays awake while events come).
+// thread polls (a wake-up from another CPU: the poller moves that thread
+// home, if it did not move one in the last SweepEvery, and stays awake
+// while events come).
 func (p *poller) sleep() {
 	p.s.parks.Add(1)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.ep)}
@@ -517,10 +522,6 @@ func (p *poller) pin(now time.Duration) {
 		return
 	}
 	p.homed = now
-	// Locked: a preemption between the system calls below must not
-	// leave another thread of the runtime with this affinity or priority.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	// One priority level up while it moves: the migration completes only
 	// once the thread runs on its CPU, and a real-time thread of its own
 	// level running there would hold it for as long as it runs.

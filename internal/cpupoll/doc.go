@@ -39,30 +39,38 @@
 //
 // The poller's thread is not pinned. Before it sleeps, a poller that finds
 // itself on another CPU moves its thread home (affinity to its CPU alone,
-// which migrates it, then back to all): the kernel wakes a real-time
-// thread on the CPU it last ran on, unless a real-time thread of the same
-// or higher priority runs there, and then on another CPU, where it runs at
-// once. A pinned poller waited behind such threads instead (other busy
-// switches on the test machine: light-load p99 5-9 ms).
+// which migrates it, then back to all), at most once per SweepEvery: the
+// kernel wakes a real-time thread on the CPU it last ran on, unless a
+// real-time thread of the same or higher priority runs there, and then on
+// another CPU, where it runs at once. A pinned poller waited behind such
+// threads instead (other busy switches on the test machine: light-load
+// p99 5-9 ms), and so did one moved home after every such wake-up (the
+// migration completes only once the thread runs on its CPU): p99 2.7-4.3
+// ms beside the rest of the test suite, 0.7-1.6 ms with the move at most
+// every SweepEvery and made one real-time level up (the thread preempts
+// whatever runs there for the three system calls of the move).
 //
 // # The Go runtime
 //
-// A poller is a goroutine that sleeps in a blocking epoll_wait on the
-// thread it runs on. It is not locked to that thread
-// (runtime.LockOSThread): a locked goroutine can only go through the
-// scheduler by handing its P to another thread and back, two thread
-// wake-ups. But it must go through the scheduler at least every 10 ms,
-// asleep in the system call or not: the runtime's monitor (sysmon)
-// preempts a goroutine on the same scheduling for 10 ms, interrupting the
-// system call with a signal and taking its P (measured: light-load p99
-// 6.7 ms). So the poller sleeps at most until its next runtime.Gosched is
-// due, every SchedEvery; Gosched wakes an idle thread to look for work
-// (wakep, a futex wake), which is why it is never called on a frame's
-// path: a polled queue's rxwait.Waiter does not yield in Received either.
-// A poller's thread holds its P while it sleeps, so the process needs one
-// P per poller on top of the others (Pollers).
+// A poller is a goroutine locked to its thread (runtime.LockOSThread)
+// that sleeps in a blocking epoll_wait. It must go through the scheduler
+// at least every 10 ms, asleep in the system call or not: the runtime's
+// monitor (sysmon) preempts a goroutine on the same scheduling for 10 ms,
+// interrupting the system call with a signal and taking its P (measured:
+// light-load p99 6.7 ms). So the poller sleeps at most until its next
+// runtime.Gosched is due, every SchedEvery. A locked goroutine's Gosched
+// hands its P to another thread and back (two futex wake-ups), but it
+// resumes on its own thread, on its CPU; unlocked, it resumed on whatever
+// thread took it, often on the other CPU, and stayed away until its next
+// move home (light-load p50 no better than the netpoller's). Gosched is
+// never called on a frame's path: a polled queue's rxwait.Waiter does not
+// yield in Received either (its wake-up of an idle thread, wakep, is an
+// interrupt of another CPU). A poller's thread holds its P while it
+// sleeps, so the process needs one P per poller on top of the others
+// (Pollers).
 //
-// A poller that saw no event for ParkAfter parks in the Go netpoller: its
+// A poller that saw no event for ParkAfter (100 ms: the benchmark's
+// light load sends a probe every 10 ms) parks in the Go netpoller: its
 // epoll instance joins another one the netpoller watches, and the poller
 // holds no thread and no P until an event (or the next sweep) wakes it,
 // on whatever thread polls; it moves home and stays awake while events

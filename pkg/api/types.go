@@ -205,9 +205,10 @@ type CPUPollStatus struct {
 	// Handoffs counts queues handed to a thread of their own (a stream
 	// began, or the queue reported an error).
 	Handoffs uint64 `json:"handoffs"`
-	// Parks counts the times a poller that saw nothing for a second
+	// Parks counts the times a poller that saw nothing for 100 ms
 	// parked in the Go netpoller (it then holds no thread, and the next
-	// frame wakes it from wherever).
+	// frame wakes it from wherever), and again at each 500 ms sweep while
+	// parked.
 	Parks uint64 `json:"parks"`
 	// PinError says why a poller could not be moved to its CPU.
 	PinError string `json:"pin_error,omitempty"`

@@ -64,8 +64,8 @@ func (w *egressWorker) run() {
 		default:
 			n, err = w.io.tap.Recv(w.b)
 			if errors.Is(err, backend.ErrIdle) {
-				failing = false
 				if err = pl.giveBack(); err == nil {
+					failing = false
 					polled = true
 					continue
 				}

@@ -52,8 +52,8 @@ func (w *ingressWorker) run() {
 		default:
 			n, err = w.q.Recv(w.b)
 			if errors.Is(err, backend.ErrIdle) {
-				failing = false
 				if err = pl.giveBack(); err == nil {
+					failing = false
 					polled = true
 					continue
 				}

@@ -121,7 +121,14 @@ func (pl *polling) handOff(err error) {
 	pl.t.Disable()
 	pl.mu.Unlock()
 	pl.s.handoffs.Add(1)
-	pl.handoff <- err // never blocks: one hand-over per give-back
+	select {
+	case pl.handoff <- err: // one hand-over per give-back: never full
+	default:
+		// Cannot happen; were it to, the message is lost and this queue
+		// has no receiver, rather than the poller blocking with the
+		// target's run lock held (and Remove, and the switch, behind it).
+		pl.s.log.Error("CPU poller: a queue handed over twice without a give-back")
+	}
 }
 
 // wait blocks the worker's goroutine until the poller hands it the queue
@@ -159,10 +166,12 @@ func (pl *polling) giveBack() error {
 
 // remove takes the queue from the pollers for good, once the worker
 // stops; a run in progress finishes first. The queue may be closed
-// already (a closed socket leaves the epoll sets by itself; no new
-// descriptor can take its number and be watched before this returns: the
-// switch opens queues under its lock, which the closer holds until the
-// worker is done).
+// already: the target's EPOLL_CTL_DEL may then fail, and a stray event
+// may still carry its (freed, perhaps reused) token, which runs another
+// target's fn for nothing (its own check of own and its empty ring); and
+// no new descriptor is watched before this returns (the switch opens
+// queues under its lock, which the closer holds until the worker is
+// done).
 func (pl *polling) remove() {
 	if pl != nil {
 		pl.t.Remove()
