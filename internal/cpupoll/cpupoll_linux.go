@@ -390,7 +390,7 @@ func (p *poller) loop() {
 			e unix.Errno
 		)
 		if now-sched >= SchedEvery-time.Millisecond {
-			runtime.Gosched()
+			p.gosched()
 			sched = now
 		}
 		switch {
@@ -550,6 +550,23 @@ func (s *Set) pinFailed(cpu int, err error) {
 	if s.pinErr.Load() == nil {
 		err = fmt.Errorf("move cpu poller to CPU %d: %w", cpu, err)
 		s.pinErr.CompareAndSwap(nil, &err)
+	}
+}
+
+// gosched goes through the Go scheduler with the thread pinned to the
+// poller's CPU. A locked goroutine's Gosched hands its P to another thread
+// and sleeps until that thread hands it back; the kernel wakes it where it
+// last ran unless a real-time thread of its level runs there, and the
+// thread that hands the P back runs on this very CPU, since it took over
+// there: unpinned, every Gosched moved the poller to the other CPU (traced
+// on the 2-CPU benchmark machine: both pollers lived on each other's CPU).
+func (p *poller) gosched() {
+	var set unix.CPUSet
+	set.Set(p.cpu)
+	pinned := unix.SchedSetaffinity(0, &set) == nil
+	runtime.Gosched()
+	if pinned {
+		_ = unix.SchedSetaffinity(0, &p.s.all)
 	}
 }
 
