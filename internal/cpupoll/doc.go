@@ -19,7 +19,11 @@
 // the VM's thread (the datapath runs at real-time priority) the way
 // softirq would. Traced there: a crossing from the VM's transmit to the
 // wake-up of the VM on the other side in 30-80 us, no interrupt but the
-// one that wakes that VM (macvlan pays it too).
+// one that wakes that VM (macvlan pays it too). Measured with the
+// benchmark's prober pinned to CPU 0 and its responder to CPU 1
+// (VSBENCH_PIN), AF_PACKET: light-load p50 83-86 us against 179-192 us
+// through the netpoller with busy polling (macvlan-vepa 67-95 us);
+// unpinned, 81-131 us against 123-132 us (macvlan-vepa 48-82 us).
 //
 // # How
 //
@@ -59,10 +63,14 @@
 // interrupting the system call with a signal and taking its P (measured:
 // light-load p99 6.7 ms). So the poller sleeps at most until its next
 // runtime.Gosched is due, every SchedEvery. A locked goroutine's Gosched
-// hands its P to another thread and back (two futex wake-ups), but it
-// resumes on its own thread, on its CPU; unlocked, it resumed on whatever
-// thread took it, often on the other CPU, and stayed away until its next
-// move home (light-load p50 no better than the netpoller's). Gosched is
+// hands its P to another thread and back (two futex wake-ups) and resumes
+// on its own thread; the poller pins that thread to its CPU for the
+// Gosched, or the kernel woke it on the other CPU every time (the thread
+// handing the P back runs on this one). Unlocked, it resumed on whatever
+// thread took it, often on the other CPU. Either way the pollers ended on
+// each other's CPUs, and light-load p50 was no better than the
+// netpoller's; pinned for the Gosched, with the VMs pinned as below:
+// 83-86 us against 179-192 us. Gosched is
 // never called on a frame's path: a polled queue's rxwait.Waiter does not
 // yield in Received either (its wake-up of an idle thread, wakep, is an
 // interrupt of another CPU). A poller's thread holds its P while it
