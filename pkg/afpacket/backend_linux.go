@@ -436,11 +436,8 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 		return 0, backend.ErrClosed
 	}
 	defer q.exit()
-	if q.rx == nil {
-		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errTxOnly}
-	}
-	if b.N != 0 || b.Cap() == 0 {
-		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errBatchHeld}
+	if err := q.canRecv(b); err != nil {
+		return 0, err
 	}
 	for {
 		if q.rx.dead != nil {
@@ -453,6 +450,17 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// canRecv is Recv's and TryRecv's check of the queue and the batch.
+func (q *Queue) canRecv(b *backend.Batch) error {
+	if q.rx == nil {
+		return &OpError{Op: "recv", Iface: q.ifname, Err: errTxOnly}
+	}
+	if b.N != 0 || b.Cap() == 0 {
+		return &OpError{Op: "recv", Iface: q.ifname, Err: errBatchHeld}
+	}
+	return nil
 }
 
 // take reads what the ring has into b and counts it.

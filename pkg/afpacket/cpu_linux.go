@@ -4,6 +4,7 @@ package afpacket
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -36,20 +37,15 @@ func attachCPUNote(fd int) (*cpuNote, error) {
 	defer m.Close()
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "vsw_rx_cpu", Type: ebpf.SocketFilter, License: "Dual MIT/GPL",
-		Instructions: asm.Instructions{
+		Instructions: slices.Concat(asm.Instructions{
 			asm.FnGetSmpProcessorId.Call(),
 			asm.Add.Imm(asm.R0, 1),
 			asm.Mov.Reg(asm.R6, asm.R0),
-			asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-			asm.LoadMapPtr(asm.R1, m.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -4),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "accept"),
+		}, lookupFirst(m.FD(), "accept"), asm.Instructions{
 			asm.StoreMem(asm.R0, 0, asm.R6, asm.Word),
 			asm.Mov.Imm32(asm.R0, -1).WithSymbol("accept"), // the whole frame
 			asm.Return(),
-		},
+		}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("receive-CPU filter: %w", err)
@@ -64,6 +60,19 @@ func attachCPUNote(fd int) (*cpuNote, error) {
 		return nil, fmt.Errorf("attach receive-CPU filter: %w", err)
 	}
 	return &cpuNote{mem: mem}, nil
+}
+
+// lookupFirst looks up entry 0 of the array map mapFD: R0 is the value's
+// address, or it jumps to label when there is none (R1-R5 are clobbered).
+func lookupFirst(mapFD int, label string) asm.Instructions {
+	return asm.Instructions{
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, mapFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, label),
+	}
 }
 
 // cpu is the CPU that received the last frame, -1 before the first.

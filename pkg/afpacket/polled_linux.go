@@ -20,11 +20,8 @@ func (q *Queue) TryRecv(b *backend.Batch) (int, error) {
 		return 0, backend.ErrClosed
 	}
 	defer q.exit()
-	if q.rx == nil {
-		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errTxOnly}
-	}
-	if b.N != 0 || b.Cap() == 0 {
-		return 0, &OpError{Op: "recv", Iface: q.ifname, Err: errBatchHeld}
+	if err := q.canRecv(b); err != nil {
+		return 0, err
 	}
 	r := q.rx
 	if r.dead != nil {

@@ -4,6 +4,7 @@ package afpacket
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -56,14 +57,9 @@ func newSteer() (*steer, *ebpf.Program, error) {
 	defer m.Close()
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "vsw_fanout", Type: ebpf.SocketFilter, License: "Dual MIT/GPL",
-		Instructions: asm.Instructions{
+		Instructions: slices.Concat(asm.Instructions{
 			asm.Mov.Reg(asm.R6, asm.R1), // the context, for LoadAbs
-			asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-			asm.LoadMapPtr(asm.R1, m.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -4),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "cpu"),
+		}, lookupFirst(m.FD(), "cpu"), asm.Instructions{
 			asm.LoadMem(asm.R0, asm.R0, 0, asm.Word),
 			asm.JEq.Imm(asm.R0, 0, "cpu"),
 			// Streaming: the MAC addresses, folded.
@@ -79,7 +75,7 @@ func newSteer() (*steer, *ebpf.Program, error) {
 			asm.Return(),
 			asm.FnGetSmpProcessorId.Call().WithSymbol("cpu"),
 			asm.Return(),
-		},
+		}),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("fanout program: %w", err)

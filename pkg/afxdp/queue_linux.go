@@ -76,12 +76,8 @@ func (q *Queue) receives() bool { return q.rx }
 // 256 bytes in, less 4 in zero-copy mode when the program re-inserted a
 // VLAN tag) and Meta[i] is the chunk's UMEM address.
 func (q *Queue) Recv(b *backend.Batch) (int, error) {
-	if !q.receives() {
-		return 0, fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)
-	}
-	if b.N != 0 || b.Cap() == 0 {
-		// Receiving into an unreleased batch would leak its UMEM chunks.
-		return 0, fmt.Errorf("afxdp recv on %s queue %d: batch not released or of capacity 0", q.x.ifname, q.x.queueID)
+	if err := q.canRecv(b); err != nil {
+		return 0, err
 	}
 	x := q.x
 	x.recvMu.Lock()
@@ -104,6 +100,18 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			return 0, fmt.Errorf("afxdp wait on %s queue %d: %w", x.ifname, x.queueID, err)
 		}
 	}
+}
+
+// canRecv is Recv's and TryRecv's check of the queue and the batch.
+func (q *Queue) canRecv(b *backend.Batch) error {
+	if !q.receives() {
+		return fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)
+	}
+	if b.N != 0 || b.Cap() == 0 {
+		// Receiving into an unreleased batch would leak its UMEM chunks.
+		return fmt.Errorf("afxdp recv on %s queue %d: batch not released or of capacity 0", q.x.ifname, q.x.queueID)
+	}
+	return nil
 }
 
 // takeLocked reads what the RX ring has into b and counts it; the caller
@@ -143,11 +151,8 @@ func (q *Queue) PollFD() int { return q.x.fd }
 
 // TryRecv implements backend.Polled: Recv without the wait.
 func (q *Queue) TryRecv(b *backend.Batch) (int, error) {
-	if !q.receives() {
-		return 0, fmt.Errorf("afxdp %s queue on %s: receive on a transmit-only queue", q.role, q.x.ifname)
-	}
-	if b.N != 0 || b.Cap() == 0 {
-		return 0, fmt.Errorf("afxdp recv on %s queue %d: batch not released or of capacity 0", q.x.ifname, q.x.queueID)
+	if err := q.canRecv(b); err != nil {
+		return 0, err
 	}
 	x := q.x
 	x.recvMu.Lock()
