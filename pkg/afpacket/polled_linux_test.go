@@ -126,6 +126,34 @@ func TestPolledFanoutByCPU(t *testing.T) {
 	if len(a)+len(b) != 6 || len(a) != 0 && len(b) != 0 {
 		t.Errorf("one MAC pair from two CPUs while streaming: split %d/%d, want 6 on one queue", len(a), len(b))
 	}
+
+	// The stream ends (Recv waits rxwait.SpreadIdle, then ErrIdle): by
+	// CPU again.
+	if _, err := qs[0].Recv(backend.NewBatch(backend.DefaultBatch)); !errors.Is(err, backend.ErrIdle) {
+		t.Fatalf("Recv after the stream: %v, want ErrIdle", err)
+	}
+	for _, c := range cs[:2] {
+		send(c, byte(c), 2)
+		time.Sleep(10 * time.Millisecond)
+		if got := tryAll(t, qs[c%2]); len(got) != 2 {
+			t.Errorf("after the stream, 2 frames from CPU %d: queue %d got %d", c, c%2, len(got))
+		}
+	}
+
+	// A member that closes while streaming stops counting.
+	send(cs[1], 1, rxwait.SpreadBatch)
+	time.Sleep(10 * time.Millisecond)
+	if got := tryAll(t, qs[1]); len(got) != rxwait.SpreadBatch || !qs[1].Streaming() {
+		t.Fatalf("backlog on queue 1: %d frames, streaming %v", len(got), qs[1].Streaming())
+	}
+	s := qs[1].steer
+	qs[1].Close()
+	s.mu.Lock()
+	left := s.streaming
+	s.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d members count as streaming after the streaming one closed, want 0", left)
+	}
 }
 
 // TestPolledIncomingCPU: a polled port queue knows which CPU received its
