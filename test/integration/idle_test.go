@@ -29,58 +29,78 @@ func TestIdleCPU(t *testing.T) {
 		t.Skip("idle CPU measurement (10 s) skipped with -short")
 	}
 	forEachDatapath(t, func(t *testing.T, dp string) {
-		_, hvs := newLab(t, dp, 1)
-		h := hvs[0]
-		vms := make([]*vm, idlePorts)
-		for i := range vms {
-			vms[i] = h.addVM(i + 1)
-		}
-		h.start()
-		for _, v := range vms {
-			h.addPort(v.port, "--vlan", "100")
-		}
-		vms[0].mustPing(vms[1]) // the datapath works; then leave it alone
-		time.Sleep(time.Second) // attach logs, the ping's ARP and FDB updates settle
-
-		looks, frames, wakes := h.busyLooks(), h.framesIn(), h.cpuWakeups()
-		pid := h.d.pid()
-		before, err := procCPU(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tb, _ := threadCPU(pid)
-		start := time.Now()
-		time.Sleep(idleWindow)
-		after, err := procCPU(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		elapsed := time.Since(start)
-		share := (after - before).Seconds() / elapsed.Seconds()
-		t.Logf("vswitchd %s with %d ports idle for %v: %v CPU (%.2f %% of one core)",
-			dp, idlePorts, elapsed.Round(time.Millisecond), after-before, 100*share)
-		if share >= idleBudget {
-			ta, _ := threadCPU(pid)
-			t.Errorf("vswitchd %s uses %.2f %% of one core while idle, want < %.0f %%; busiest threads: %s",
-				dp, 100*share, 100*idleBudget, busiest(tb, ta, 5))
-		}
-		// The busy poll looks (spins, or finds work ready, or skips) only
-		// after a queue received frames (a VM's IPv6 router solicitation,
-		// say), never on its own; one look may follow a frame counted
-		// just before the first reading.
-		if n, f := h.busyLooks()-looks, h.framesIn()-frames; n > f+1 {
-			t.Errorf("vswitchd %s: %d busy-poll looks while idle, after %d frames", dp, n, f)
-		}
-		// The CPU pollers (the default) wake for frames only, and park
-		// after a second without any.
-		if n, f := h.cpuWakeups()-wakes, h.framesIn()-frames; n > f+2 {
-			t.Errorf("vswitchd %s: CPU pollers woke %d times while idle, after %d frames", dp, n, f)
-		}
-		if c := h.status().CPUPoll; c == nil || c.Parks == 0 {
-			t.Errorf("vswitchd %s: no CPU poller parked while idle (status %+v)", dp, c)
-		}
-		h.alive()
+		idleCPU(t, dp)
 	})
+}
+
+// TestIdleCPUNetpoller is TestIdleCPU without CPU pollers, where workers
+// wait in the netpoller and the busy poll may spin (its looks are checked).
+func TestIdleCPUNetpoller(t *testing.T) {
+	if testing.Short() {
+		t.Skip("idle CPU measurement (10 s) skipped with -short")
+	}
+	needBinaries(t)
+	t.Parallel()
+	idleCPU(t, "afpacket", "--cpu-poll=false")
+}
+
+// idleCPU measures vswitchd (datapath dp, started with args) with
+// idlePorts idle ports.
+func idleCPU(t *testing.T, dp string, args ...string) {
+	_, hvs := newLab(t, dp, 1)
+	h := hvs[0]
+	vms := make([]*vm, idlePorts)
+	for i := range vms {
+		vms[i] = h.addVM(i + 1)
+	}
+	h.start(args...)
+	for _, v := range vms {
+		h.addPort(v.port, "--vlan", "100")
+	}
+	vms[0].mustPing(vms[1]) // the datapath works; then leave it alone
+	time.Sleep(time.Second) // attach logs, the ping's ARP and FDB updates settle
+
+	looks, frames, wakes := h.busyLooks(), h.framesIn(), h.cpuWakeups()
+	pid := h.d.pid()
+	before, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := threadCPU(pid)
+	start := time.Now()
+	time.Sleep(idleWindow)
+	after, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	share := (after - before).Seconds() / elapsed.Seconds()
+	t.Logf("vswitchd %s with %d ports idle for %v: %v CPU (%.2f %% of one core)",
+		dp, idlePorts, elapsed.Round(time.Millisecond), after-before, 100*share)
+	if share >= idleBudget {
+		ta, _ := threadCPU(pid)
+		t.Errorf("vswitchd %s uses %.2f %% of one core while idle, want < %.0f %%; busiest threads: %s",
+			dp, 100*share, 100*idleBudget, busiest(tb, ta, 5))
+	}
+	// The busy poll looks (spins, or finds work ready, or skips) only
+	// after a queue received frames (a VM's IPv6 router solicitation,
+	// say), never on its own; one look may follow a frame counted
+	// just before the first reading.
+	if n, f := h.busyLooks()-looks, h.framesIn()-frames; n > f+1 {
+		t.Errorf("vswitchd %s: %d busy-poll looks while idle, after %d frames", dp, n, f)
+	}
+	// The CPU pollers (the default) wake for frames only, and park
+	// after a second without any.
+	if n, f := h.cpuWakeups()-wakes, h.framesIn()-frames; n > f+2 {
+		t.Errorf("vswitchd %s: CPU pollers woke %d times while idle, after %d frames", dp, n, f)
+	}
+	if c := h.status().CPUPoll; len(args) == 0 && (c == nil || c.Parks == 0) {
+		t.Errorf("vswitchd %s: no CPU poller parked while idle (status %+v)", dp, c)
+	}
+	if len(args) > 0 && h.status().BusyPoll == nil {
+		t.Errorf("vswitchd %s %v: no busy poll in status", dp, args)
+	}
+	h.alive()
 }
 
 // busyLooks counts the busy poll's looks: spins, found ready, skipped, backed off.
