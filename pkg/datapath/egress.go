@@ -43,33 +43,12 @@ func newEgressWorker(s *Switch, p *port, io *portIO) *egressWorker {
 
 func (w *egressWorker) run() {
 	w.s.workerPriority(&w.batches)
-	pl := w.s.newPolling(w.io.tap, w.b, w.polled, w.s.portCPU(w.p.slot), true)
-	defer pl.remove()
-	polled, err := pl.start()
-	failing := false
+	r := w.s.newReceiver(w.io.tap, w.b, w.polled, w.s.portCPU(w.p.slot), true)
+	defer r.remove()
 	for {
-		var n int
-		switch {
-		case err != nil: // from start or giveBack: handled below
-		case polled:
-			// The pollers receive; a message hands the queue over.
-			var ok bool
-			if ok, err = pl.wait(w.io.stop); !ok {
-				return
-			}
-			polled = false
-			if err == nil {
-				continue // a stream: Recv on our own thread
-			}
-		default:
-			n, err = w.io.tap.Recv(w.b)
-			if errors.Is(err, backend.ErrIdle) {
-				if err = pl.giveBack(); err == nil {
-					failing = false
-					polled = true
-					continue
-				}
-			}
+		n, stopped, err := r.next(w.io.stop)
+		if stopped {
+			return
 		}
 		if err != nil {
 			if errors.Is(err, backend.ErrClosed) {
@@ -78,7 +57,7 @@ func (w *egressWorker) run() {
 			// The interface went down (a VM reboot) or away: keep the
 			// queue; it receives again once the link is back, and a
 			// deleted interface is detached by the daemon (Close).
-			if !failing {
+			if !r.failing {
 				// A link going down or away is what every VM stop and
 				// reboot does: info, not a warning an operator must
 				// chase. Anything else is a warning.
@@ -87,9 +66,8 @@ func (w *egressWorker) run() {
 					lv = slog.LevelInfo
 				}
 				w.s.log.Log(context.Background(), lv, "port receive failed; waiting for the interface to come back", "port", w.p.name, "err", err)
-				failing = true
+				r.failing = true
 			}
-			err = nil
 			select {
 			case <-w.io.stop:
 				return
@@ -97,7 +75,6 @@ func (w *egressWorker) run() {
 			}
 			continue
 		}
-		failing = false
 		if n > 0 {
 			w.s.workerPriority(&w.batches) // now and then: the thread running us may be new
 			w.process(w.s.snap.Load(), w.p.view.Load())

@@ -30,34 +30,12 @@ func newIngressWorker(s *Switch, q backend.Queue, idx int) *ingressWorker {
 
 func (w *ingressWorker) run() {
 	w.s.workerPriority(&w.batches)
-	pl := w.s.newPolling(w.q, w.b, w.polled, w.s.uplinkCPU(w.idx), false)
-	defer pl.remove()
-
-	polled, err := pl.start()
-	failing := false
+	r := w.s.newReceiver(w.q, w.b, w.polled, w.s.uplinkCPU(w.idx), false)
+	defer r.remove()
 	for {
-		var n int
-		switch {
-		case err != nil: // from start or giveBack: handled below
-		case polled:
-			// The pollers receive; a message hands the queue over.
-			var ok bool
-			if ok, err = pl.wait(w.stop); !ok {
-				return
-			}
-			polled = false
-			if err == nil {
-				continue // a stream: Recv on our own thread
-			}
-		default:
-			n, err = w.q.Recv(w.b)
-			if errors.Is(err, backend.ErrIdle) {
-				if err = pl.giveBack(); err == nil {
-					failing = false
-					polled = true
-					continue
-				}
-			}
+		n, stopped, err := r.next(w.stop)
+		if stopped {
+			return
 		}
 		if err != nil {
 			if errors.Is(err, backend.ErrClosed) {
@@ -65,11 +43,10 @@ func (w *ingressWorker) run() {
 			}
 			// Typically the uplink went away: say so once; the daemon
 			// reopens the queues when it comes back.
-			if !failing {
+			if !r.failing {
 				w.s.log.Error("uplink receive failed; waiting for the uplink to come back", "uplink", w.s.cfg.Uplink, "err", err)
-				failing = true
+				r.failing = true
 			}
-			err = nil
 			select {
 			case <-w.stop:
 				return
@@ -79,7 +56,6 @@ func (w *ingressWorker) run() {
 			}
 			continue
 		}
-		failing = false
 		if n > 0 {
 			w.s.workerPriority(&w.batches) // now and then: the thread running us may be new
 			w.process(w.s.snap.Load())

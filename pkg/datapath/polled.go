@@ -40,6 +40,68 @@ type polling struct {
 	handoff chan error // one message per hand-over: nil (a stream began) or why
 }
 
+// receiver is a worker's receive side (egress and ingress workers alike):
+// Recv on the worker's goroutine, and with CPU pollers the wait for their
+// hand-overs in between (polling).
+type receiver struct {
+	pl     *polling // nil: no pollers
+	q      backend.Queue
+	b      *backend.Batch
+	polled bool  // the pollers have the queue: wait for a hand-over
+	err    error // start's or a give-back's failure, for the next call
+	// failing: the last receive failed (the worker says so once);
+	// cleared by one that did not, and by a give-back.
+	failing bool
+}
+
+// newReceiver makes a worker's receiver for q into b; with CPU pollers
+// they take the queue at once (newPolling says what work, home and follow
+// are).
+func (s *Switch) newReceiver(q backend.Queue, b *backend.Batch, work func(), home int, follow bool) *receiver {
+	r := &receiver{pl: s.newPolling(q, b, work, home, follow), q: q, b: b}
+	r.polled, r.err = r.pl.start()
+	return r
+}
+
+// next receives the next batch into b and returns its size (b to be
+// released after, even for 0), or the receive's error (nothing to
+// release), or stopped when stop was closed while the pollers had the
+// queue.
+func (r *receiver) next(stop <-chan struct{}) (n int, stopped bool, err error) {
+	for {
+		switch {
+		case r.err != nil:
+			err, r.err = r.err, nil
+			return 0, false, err
+		case r.polled:
+			ok, err := r.pl.wait(stop)
+			if !ok {
+				return 0, true, nil
+			}
+			r.polled = false // a stream, or an error: ours now
+			if err != nil {
+				return 0, false, err
+			}
+		default:
+			n, err := r.q.Recv(r.b)
+			if errors.Is(err, backend.ErrIdle) {
+				if err = r.pl.giveBack(); err == nil {
+					r.failing = false
+					r.polled = true
+					continue
+				}
+			}
+			if err == nil {
+				r.failing = false
+			}
+			return n, false, err
+		}
+	}
+}
+
+// remove takes the queue from the pollers for good (polling.remove).
+func (r *receiver) remove() { r.pl.remove() }
+
 // newPolling returns q's polling, or nil when the switch has no pollers
 // or q cannot be polled (the worker then receives with Recv as ever).
 // home is the poller to start on; follow moves the queue to the CPU that

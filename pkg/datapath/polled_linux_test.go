@@ -47,10 +47,11 @@ func (q *streamingQueue) TryRecv(b *backend.Batch) (int, error) {
 func (q *streamingQueue) Streaming() bool  { return true }
 func (q *streamingQueue) IncomingCPU() int { return -1 }
 
-// TestPollingHandOver runs the workers' loop (egress.go, ingress.go)
+// TestPollingHandOver runs the workers' receive loop (receiver.next)
 // against a queue that is handed over and given back as fast as possible:
-// the worker must never wait for a hand-over that will not come (a queue
-// nobody receives), and the poller and the worker never receive at once.
+// hand-overs must go on (a lost one leaves the queue with no receiver and
+// the loop waiting for ever), the poller and the worker never receive at
+// once, and the loop ends when stopped.
 func TestPollingHandOver(t *testing.T) {
 	ps, err := cpupoll.New(4, 0)
 	if err != nil {
@@ -66,40 +67,39 @@ func TestPollingHandOver(t *testing.T) {
 	s := &Switch{pollers: ps, log: slog.Default()}
 	b := backend.NewBatch(4)
 	cpus := ps.CPUs()
-	pl := s.newPolling(q, b, func() { q.Release(b) }, cpus[len(cpus)-1], false)
-	defer pl.remove()
-	stop := make(chan struct{})
-	polled, err := pl.start()
-	if err != nil || !polled {
-		t.Fatalf("start: %v, %v", polled, err)
+	r := s.newReceiver(q, b, func() { q.Release(b) }, cpus[len(cpus)-1], false)
+	defer r.remove()
+	if r.err != nil || !r.polled {
+		t.Fatalf("start: polled %v, %v", r.polled, r.err)
 	}
-	const rounds = 4000
-	deadline := time.AfterFunc(20*time.Second, func() { close(stop) })
-	defer deadline.Stop()
-	for i := 0; i < rounds; i++ {
-		if polled {
-			ok, err := pl.wait(stop)
-			if !ok {
-				t.Fatalf("round %d: no hand-over came (target on CPU %d): the queue has no receiver", i, pl.t.CPU())
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			polled = false
-			continue
+	stop := make(chan struct{})
+	type result struct {
+		stopped bool
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, stopped, err := r.next(stop) // the queue never has frames for Recv: returns only when stopped
+		done <- result{stopped, err}
+	}()
+	const rounds = 2000
+	deadline := time.Now().Add(20 * time.Second)
+	for s.handoffs.Load() < rounds {
+		if time.Now().After(deadline) {
+			t.Fatalf("hand-overs stopped at %d (target on CPU %d): the queue has no receiver", s.handoffs.Load(), r.pl.t.CPU())
 		}
-		if _, err := q.Recv(b); err != backend.ErrIdle {
-			t.Fatal(err)
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	select {
+	case res := <-done:
+		if !res.stopped || res.err != nil {
+			t.Errorf("next after stop: stopped %v, %v", res.stopped, res.err)
 		}
-		if err := pl.giveBack(); err != nil {
-			t.Fatal(err)
-		}
-		polled = true
+	case <-time.After(5 * time.Second):
+		t.Fatal("next did not return after stop")
 	}
 	if n := q.overlaps.Load(); n != 0 {
 		t.Errorf("the poller and the worker received at once %d times", n)
-	}
-	if got := s.handoffs.Load(); got < rounds/2 {
-		t.Errorf("%d hand-overs counted, want %d", got, rounds/2)
 	}
 }
