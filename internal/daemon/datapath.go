@@ -64,7 +64,10 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 	if p.uplink == backendAFXDP {
 		nic := d.sys.rxQueues(d.opts.Uplink) // one XSK per NIC queue
 		if queues <= 0 {
-			queues = nic
+			// At least one per CPU: queues beyond the NIC's share its
+			// queues' UMEMs, and the XDP program gives each the frames
+			// its CPU receives, for the CPU pollers (afxdp.Backend.OpenQueue).
+			queues = max(nic, runtime.NumCPU())
 		} else if queues < nic {
 			// The XDP program passes frames of a queue without a socket to
 			// the kernel: they never reach the switch or the EVB station.

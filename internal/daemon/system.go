@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/vswitch/vswitch/internal/ethtool"
 	"github.com/vswitch/vswitch/internal/netdev"
@@ -36,7 +35,8 @@ type system struct {
 	// backend returns the backend named afpacket or afxdp, its receiving
 	// queues in busy (nil: no busy poll).
 	backend func(name string, busy *rxwait.Group) backend.Backend
-	// rxQueues counts an interface's receive queues (one XSK each).
+	// rxQueues counts an interface's receive queues (one XSK each, and
+	// more sharing it: afxdp.Backend.OpenQueue).
 	rxQueues func(ifname string) int
 	// noCoalescing switches receive coalescing (GRO, LRO) off on an
 	// interface; the restorer switches back what it changed.
@@ -65,7 +65,7 @@ func hostSystem(log *slog.Logger) system {
 			b.BusyPoll = busy
 			return b
 		},
-		rxQueues:   sysfsRXQueues,
+		rxQueues:   afxdp.RXQueues,
 		lockUplink: lockUplink,
 		noCoalescing: func(ifname string) (restorer, error) {
 			r, err := ethtool.Disable(ifname, uplinkCoalescing...)
@@ -94,13 +94,4 @@ func (s netlinkSource) Watch(ctx context.Context) (<-chan netdev.Event, error) {
 		return nil, err
 	}
 	return w.Events(), nil
-}
-
-// sysfsRXQueues counts an interface's RX queues in sysfs (1 if unknown).
-func sysfsRXQueues(ifname string) int {
-	m, _ := filepath.Glob(filepath.Join("/sys/class/net", ifname, "queues", "rx-*"))
-	if len(m) == 0 {
-		return 1
-	}
-	return len(m)
 }

@@ -267,3 +267,31 @@ func anyBit(m []uint32) bool {
 	}
 	return false
 }
+
+// RXQueues returns how many receive queues ifname uses now (ethtool -l:
+// its RX plus combined channels, ETHTOOL_GCHANNELS), in the calling
+// thread's network namespace. Drivers without channels (tun, bridges)
+// answer with an error wrapping errors.ErrUnsupported.
+func RXQueues(ifname string) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("socket for ethtool: %w", err)
+	}
+	defer unix.Close(fd)
+	// struct ethtool_channels { u32 cmd, max_rx, max_tx, max_other,
+	// max_combined, rx_count, tx_count, other_count, combined_count; }
+	buf := make([]byte, 9*4)
+	ne := binary.NativeEndian
+	ne.PutUint32(buf, unix.ETHTOOL_GCHANNELS)
+	if _, err := ethtool(fd, ifname, buf); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			err = fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
+		}
+		return 0, fmt.Errorf("ethtool channels of %s: %w", ifname, err)
+	}
+	n := int(ne.Uint32(buf[5*4:])) + int(ne.Uint32(buf[8*4:]))
+	if n <= 0 {
+		return 0, fmt.Errorf("ethtool channels of %s: no RX channel: %w", ifname, errors.ErrUnsupported)
+	}
+	return n, nil
+}

@@ -4,6 +4,7 @@ package ethtool
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -110,4 +111,40 @@ func vethWithGRO(t *testing.T) *topo.NS {
 		t.Fatal(err)
 	}
 	return ns
+}
+
+// RXQueues reads a veth's RX queues in the calling thread's namespace
+// (a 1-queue veth and a 3-queue one, as `ethtool -l` shows them), and a
+// driver without channels (a bridge) is errors.ErrUnsupported.
+func TestRXQueues(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces")
+	}
+	ns := topo.VethNS(t, "rxq", "a0", "b0")
+	if _, err := ns.Run(context.Background(), "ip", "link", "add", "m0", "numrxqueues", "3", "numtxqueues", "3", "type", "veth", "peer", "name", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.Run(context.Background(), "ip", "link", "add", "br0", "type", "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	err := ns.Do(func() error {
+		for _, c := range []struct {
+			name string
+			want int
+		}{{"a0", 1}, {"m0", 3}} {
+			if n, err := RXQueues(c.name); n != c.want || err != nil {
+				t.Errorf("RXQueues(%s) = %d, %v; want %d", c.name, n, err, c.want)
+			}
+		}
+		if n, err := RXQueues("br0"); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("RXQueues(bridge) = %d, %v; want errors.ErrUnsupported", n, err)
+		}
+		if _, err := RXQueues("nope0"); err == nil || errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("RXQueues of a missing interface: %v, want another error", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

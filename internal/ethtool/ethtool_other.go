@@ -20,3 +20,6 @@ func (r *Restore) Restore() error { return nil }
 
 // Enabled is not supported on this OS.
 func Enabled(ifname, name string) (bool, error) { return false, errors.ErrUnsupported }
+
+// RXQueues is not supported on this OS.
+func RXQueues(ifname string) (int, error) { return 0, errors.ErrUnsupported }

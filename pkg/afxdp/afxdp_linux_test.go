@@ -172,9 +172,7 @@ func testControlFramesRedirected(t *testing.T, opts Options, vlanRestore bool) {
 	}
 
 	// No socket on the queue: the stack gets the control frames too.
-	if err := q.prog.xsks.Delete(uint32(0)); err != nil {
-		t.Fatalf("remove the socket from the XSKMAP: %v", err)
-	}
+	unplace(t, q)
 	sendRaw(t, fd, tp.bIdx, lldp)
 	seen = readRaw(sniffA, 500*time.Millisecond, fromB)
 	if len(seen) != 1 || !bytes.Equal(seen[0], lldp) {

@@ -26,3 +26,6 @@ func (*Backend) Open(string, backend.QueueConfig) (backend.Queue, error) {
 
 // Probe always reports that AF_XDP is unavailable.
 func Probe(string) error { return errUnsupported }
+
+// RXQueues is 1 outside Linux.
+func RXQueues(string) int { return 1 }

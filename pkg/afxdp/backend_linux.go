@@ -3,11 +3,13 @@
 package afxdp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +30,12 @@ type ifKey struct {
 	ifindex int
 }
 
+// sockKey names a socket: its interface, NIC queue and class (0 for the
+// queue's own socket, more for those sharing its UMEM; see OpenQueue).
 type sockKey struct {
 	ifKey
 	queue int
+	class int
 }
 
 // Backend opens AF_XDP queues. It keeps a registry of the XDP programs it
@@ -116,6 +121,17 @@ func (b *Backend) Open(ifname string, cfg backend.QueueConfig) (backend.Queue, e
 
 // OpenQueue is Open with the concrete type, for callers that want Info.
 //
+// Uplink queue IDs beyond the NIC's RX queue count (RXQueues, n) are
+// welcome: QueueID i names NIC queue i % n. RoleUplinkTX transmits through
+// that NIC queue's socket. RoleUplinkRX receives through the socket of
+// class i / n on it: class 0 is the NIC queue's own socket, the others
+// share its UMEM (XDP_SHARED_UMEM) and the XDP program gives each its
+// share of the queue's frames by the CPU that received them (see
+// ifaceProg.place). A veth or a NIC with fewer queues than CPUs so gets a
+// receiving socket per CPU, as AF_PACKET's fanout group does, and a
+// frame is received by the poller of its CPU (internal/cpupoll) without a
+// wake-up from another CPU.
+//
 // Opening a queue takes these steps, each a function below: raise
 // RLIMIT_MEMLOCK (once per Backend), resolve the interface and NIC queue
 // (resolveTarget), find the socket of that NIC queue or bind a new one
@@ -142,7 +158,7 @@ func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, err
 	q, err := b.newQueueLocked(t, x)
 	if err != nil {
 		if created {
-			x.teardown()
+			b.discardLocked(x)
 		}
 		return nil, err
 	}
@@ -150,7 +166,7 @@ func (b *Backend) OpenQueue(ifname string, cfg backend.QueueConfig) (*Queue, err
 	if created {
 		b.socks[t.key] = x
 	}
-	b.log.Debug("opened afxdp queue", "interface", ifname, "queue", t.key.queue, "role", cfg.Role.String(),
+	b.log.Debug("opened afxdp queue", "interface", ifname, "queue", t.key.queue, "class", t.key.class, "role", cfg.Role.String(),
 		"zerocopy", x.zeroCopy, "frame", x.chunk)
 	return q, nil
 }
@@ -196,11 +212,17 @@ func resolveTarget(ifname string, cfg backend.QueueConfig) (queueTarget, error) 
 	if err != nil {
 		return t, err
 	}
-	queueID := cfg.QueueID
-	if cfg.Role == backend.RolePort {
-		queueID = 0
+	if cfg.QueueID < 0 {
+		return t, fmt.Errorf("queue %d: negative", cfg.QueueID)
 	}
-	t.key = sockKey{ifKey{ns, nl.Attrs().Index}, queueID}
+	t.key = sockKey{ifKey: ifKey{ns, nl.Attrs().Index}}
+	if cfg.Role != backend.RolePort {
+		n := rxQueues(ifname, nl)
+		t.key.queue = cfg.QueueID % n
+		if cfg.Role == backend.RoleUplinkRX {
+			t.key.class = cfg.QueueID / n
+		}
+	}
 	t.mtu = nl.Attrs().MTU
 	return t, nil
 }
@@ -230,6 +252,9 @@ func (b *Backend) raiseMemlock() {
 // that out. A concurrent Open of the same queue that wins the bind is
 // joined instead.
 func (b *Backend) socketLocked(t queueTarget) (*xsk, bool, error) {
+	if t.key.class > 0 {
+		return b.sharedSocketLocked(t)
+	}
 	var x *xsk
 	created := false
 	for x == nil {
@@ -262,6 +287,63 @@ func (b *Backend) socketLocked(t queueTarget) (*xsk, bool, error) {
 		return nil, false, fmt.Errorf("open afxdp %s queue on %s queue %d: the queue already has a receiver (%s)", t.role, t.ifname, t.key.queue, x.rxOwner.role)
 	}
 	return x, created, nil
+}
+
+// sharedSocketLocked is socketLocked for a class > 0 socket: it shares the
+// UMEM of the NIC queue's own socket (class 0), which it finds or binds
+// and holds a reference on until it closes itself (discardLocked).
+func (b *Backend) sharedSocketLocked(t queueTarget) (*xsk, bool, error) {
+	if x := b.socks[t.key]; x != nil {
+		if t.receive && x.rxOwner != nil {
+			return nil, false, fmt.Errorf("open afxdp %s queue on %s queue %d class %d: it already has a receiver", t.role, t.ifname, t.key.queue, t.key.class)
+		}
+		return x, false, nil
+	}
+	pt := t
+	pt.key.class, pt.receive = 0, false
+	p, created, err := b.socketLocked(pt)
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		p.key = pt.key
+		b.socks[pt.key] = p
+	}
+	p.refs++
+	x, err := openSharedXSK(p, t.key.class)
+	if err != nil {
+		b.unrefLocked(p)
+		return nil, false, fmt.Errorf("open afxdp queue on %s: %w", t.ifname, err)
+	}
+	x.key = t.key
+	return x, true, nil
+}
+
+// unrefLocked drops a reference on x; the last one unregisters and closes
+// it (discardLocked). Caller holds b.mu.
+func (b *Backend) unrefLocked(x *xsk) {
+	x.refs--
+	if x.refs > 0 {
+		return
+	}
+	if b.socks[x.key] == x {
+		delete(b.socks, x.key)
+	}
+	b.discardLocked(x)
+}
+
+// discardLocked closes a socket no Queue uses, and drops its reference on
+// the socket whose UMEM it shares. Caller holds b.mu.
+func (b *Backend) discardLocked(x *xsk) {
+	mu := x.rxLock()
+	mu.Lock()
+	x.txMu.Lock()
+	x.teardown()
+	x.txMu.Unlock()
+	mu.Unlock()
+	if x.shared != nil {
+		b.unrefLocked(x.shared)
+	}
 }
 
 // newQueueLocked makes the Queue for t on socket x: it holds the interface
@@ -313,14 +395,23 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 		w.Release()
 		return err
 	}
-	if err := p.xsks.Put(uint32(queueID), uint32(x.fd)); err != nil {
+	if queueID >= p.queues {
+		err = fmt.Errorf("queue %d: the interface had %d RX queues when its XDP program was attached", queueID, p.queues)
+	} else {
+		p.rx[queueID] = insertByClass(p.rx[queueID], x)
+		if err = p.place(queueID); err != nil {
+			p.rx[queueID] = slices.DeleteFunc(p.rx[queueID], func(o *xsk) bool { return o == x })
+			_ = p.place(queueID)
+		}
+	}
+	if err != nil {
 		w.Close()
 		w.Release()
 		if p.refs == 0 {
 			p.close()
 			delete(b.progs, t.key.ifKey)
 		}
-		return fmt.Errorf("insert socket into XSKMAP at queue %d: %w", queueID, err)
+		return fmt.Errorf("insert socket into XSKMAP: %w", err)
 	}
 	p.refs++
 	q.prog = p
@@ -418,10 +509,28 @@ func (b *Backend) tryOpenSocket(ifname string, ifindex, queueID int, chunk uint6
 	return openXSK(ifname, ifindex, queueID, chunk, unix.XDP_COPY)
 }
 
-// releaseProgLocked removes queue's socket from the XSKMAP and detaches the
-// program when no receiving queue is left. Caller holds b.mu.
-func (b *Backend) releaseProgLocked(p *ifaceProg, queueID int) {
-	_ = p.xsks.Delete(uint32(queueID))
+// insertByClass inserts x into socks, kept in ascending class.
+func insertByClass(socks []*xsk, x *xsk) []*xsk {
+	i, _ := slices.BinarySearchFunc(socks, x.class, func(o *xsk, c int) int { return cmp.Compare(o.class, c) })
+	return slices.Insert(socks, i, x)
+}
+
+// releaseProgLocked removes receiving queue q from the interface's
+// steering and its socket from the XSKMAP, and detaches the program when
+// no receiving queue is left. Caller holds b.mu and q's recvMu.
+func (b *Backend) releaseProgLocked(p *ifaceProg, q *Queue) {
+	if q.streaming {
+		q.streaming = false
+		p.noteStreaming(false)
+	}
+	x := q.x
+	p.rx[x.queueID] = slices.DeleteFunc(p.rx[x.queueID], func(o *xsk) bool { return o == x })
+	if len(p.rx[x.queueID]) == 0 {
+		delete(p.rx, x.queueID)
+	}
+	if err := p.place(x.queueID); err != nil {
+		b.log.Warn("afxdp: XSKMAP not updated for a closed queue: frames steered to it are lost until the next open or close on the queue", "interface", p.ifname, "err", err)
+	}
 	p.refs--
 	if p.refs <= 0 {
 		p.close()
@@ -435,29 +544,22 @@ func (b *Backend) releaseProgLocked(p *ifaceProg, queueID int) {
 func (b *Backend) closeQueueLocked(q *Queue) {
 	x := q.x
 	if q.prog != nil {
-		b.releaseProgLocked(q.prog, x.queueID)
+		b.releaseProgLocked(q.prog, q)
 		q.prog = nil
 	}
 	if x.rxOwner == q {
 		x.rxOwner = nil
-		if x.refs > 1 {
-			// The socket lives on for transmitters: give frames still
-			// in the RX ring back to the fill ring so a later receiver
-			// starts clean.
-			x.rxMu.Lock()
+		if x.refs > 1 || x.shared != nil {
+			// The socket lives on for transmitters, or its chunks belong
+			// to a fill ring that does: give frames still in the RX ring
+			// back to the fill ring so they are not lost to it.
+			mu := x.rxLock()
+			mu.Lock()
 			x.drainRXLocked()
-			x.rxMu.Unlock()
+			mu.Unlock()
 		}
 	}
-	x.refs--
-	if x.refs == 0 {
-		delete(b.socks, x.key)
-		x.rxMu.Lock()
-		x.txMu.Lock()
-		x.teardown()
-		x.txMu.Unlock()
-		x.rxMu.Unlock()
-	}
+	b.unrefLocked(x)
 }
 
 // promiscSocket holds the interface in promiscuous mode for as long as the
@@ -508,17 +610,17 @@ func Probe(ifname string) error {
 		// Not fatal (stale programs are replaced), but worth knowing.
 		slog.Debug("afxdp probe: interface already has an XDP program", "interface", ifname, "prog_id", x.ProgId)
 	}
-	xsks, err := newXSKMap(ifname, nl.Attrs().NumRxQueues)
+	xsks, state, cpus, err := newProgMaps(ifname, 1)
 	if err != nil {
 		return fmt.Errorf("afxdp probe %s: %w", ifname, err)
 	}
-	prog, err := loadProgram(ifname, xsks, nl.Attrs().Index, 0)
+	prog, err := loadProgram(ifname, progMaps{xsks: xsks.FD(), state: state.FD(), cpus: cpus}, nl.Attrs().Index, 0)
+	xsks.Close()
+	state.Close()
 	if err != nil {
-		xsks.Close()
 		return fmt.Errorf("afxdp probe %s: %w", ifname, err)
 	}
 	prog.Close()
-	xsks.Close()
 	// The kernel frees a closed socket's queue binding in deferred work: a
 	// daemon restarted right after a stop finds the queue busy for a while.
 	x, err := openXSK(ifname, nl.Attrs().Index, 0, 2048, unix.XDP_COPY)

@@ -100,11 +100,23 @@
 //	    return XDP_PASS            // to the kernel stack, untouched
 //	tagged = bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0
 //	if tagged: put the tag back into the frame (see below)
-//	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
+//	cpu = bpf_get_smp_processor_id()
+//	state[1 + ctx->rx_queue_index] = cpu + 1
+//	k = state[0] == 0 ? cpu : hash(dst MAC, src MAC) % cpus
+//	return bpf_redirect_map(&xsks, ctx->rx_queue_index * cpus + k, XDP_PASS)
 //
-// xsks is an XSKMAP from NIC queue index to socket. The XDP_PASS in the
-// redirect's flags is the fallback when a queue has no socket, so a queue we
-// do not serve keeps working through the stack.
+// xsks is an XSKMAP with an entry per (NIC queue, possible CPU), each
+// holding one of the queue's receiving sockets (see "Sockets per CPU"
+// below; with one socket per queue, every entry of the queue holds it).
+// The XDP_PASS in the redirect's flags is the fallback when a queue has no
+// socket, so a queue we do not serve keeps working through the stack.
+//
+// state is a small array map we map into memory (BPF_F_MMAPABLE), so
+// reading or setting it is a load or a store: the CPU that received each
+// NIC queue's last frame, which is where a port's VM runs (the tap's or
+// veth's receive runs in the sender's softirq): Queue.IncomingCPU, which
+// lets the datapath's CPU pollers (internal/cpupoll) receive a port on
+// its VM's CPU; and the steering mode, by CPU or by MAC pair.
 //
 // LLDP and ECP frames (by ethertype, whatever their destination) are
 // redirected like data: the datapath, which owns the uplink's control
@@ -197,10 +209,39 @@
 //     them.
 //
 // At most one Queue receives on a socket; a second receiver on the same
-// queue is refused. When a receiver closes while transmitters keep the
+// queue is refused.
+//
+// # Sockets per CPU
+//
+// The datapath's CPU pollers (internal/cpupoll) receive a queue on the
+// CPU where its frames arrive, so that a frame wakes no thread on another
+// CPU (an inter-processor interrupt, 17-50 us on a virtual machine). A NIC
+// queue's frames arrive on the CPU of its interrupt; but a veth's, or a
+// NIC's with fewer queues than CPUs, arrive on many: through a veth uplink,
+// on the CPU whose transmit the bridge hairpinned. So RoleUplinkRX accepts
+// queue IDs beyond the NIC's count n (RXQueues): QueueID i receives NIC
+// queue i % n as its class i / n. Class 0 is the NIC queue's own socket;
+// the others are bound to the same (device, queue) with XDP_SHARED_UMEM:
+// they share its UMEM, fill ring and completion ring (the kernel allows
+// it for sockets of one queue: the program then picks the socket), have
+// an RX ring of their own, and transmit through class 0's socket. All
+// sockets of a NIC queue take and release chunks under class 0's rxMu.
+// NIC queue q's XSKMAP entry for key k holds its class
+// (k / n) % classes socket (ifaceProg.place): with n = 1, CPU c's frames
+// go to class c % classes, the socket the datapath's poller of CPU c
+// receives (vswitchd opens one uplink queue per CPU at least).
+//
+// By CPU, a stream through a veth would follow its transmitting thread as
+// the kernel moves it, split over the sockets, out of order and with two
+// receiving threads competing for the CPUs (pkg/afpacket's steer measured
+// it: vm->vm 0.12-0.17 instead of 0.21 Mpps). So while any receiving queue
+// of the interface streams (waits on its own thread, internal/rxwait's
+// spread), the program keys by a hash of the MAC pair instead, as
+// afpacket's fanout program does: a VM pair's frames stay on one socket. When a receiver closes while transmitters keep the
 // socket, frames left in its RX ring go back to the fill ring. The socket
 // closes with its last Queue. QueueConfig.FanoutGroup is ignored: spreading
-// uplink traffic is the NIC's RSS across queues, one RoleUplinkRX per queue.
+// uplink traffic is the NIC's RSS across queues, one RoleUplinkRX per queue,
+// and the XDP program's across the sockets of a queue (below).
 //
 // QueueConfig.Promisc is held with a packet socket (internal/rawsock) that
 // receives nothing but carries a PACKET_MR_PROMISC membership: the kernel counts it and drops
@@ -217,7 +258,9 @@
 // xsk_rx_dropped, xsk_rx_invalid_descs, xsk_tx_invalid_descs,
 // xsk_rx_ring_full, xsk_fill_ring_empty and xsk_tx_ring_empty (the Stat*
 // constants say what each counts). They are per socket, so transmit-only
-// queues, which send through their receiver's socket, report none. The
+// queues, which send through their receiver's socket, report none; the
+// fill ring's misses (xsk_fill_ring_empty) are counted per NIC queue, and
+// reported by its class 0 socket only (see rxDrops). The
 // kernel counts over the socket's whole life: a queue reports what was
 // counted while it was the receiver, and reads them a last time in Close.
 //

@@ -292,3 +292,15 @@ func (w tbWriter) Write(p []byte) (int, error) {
 func testOptions(tb testing.TB) Options {
 	return Options{Logger: slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }
+
+// unplace removes q's socket from the XSKMAP (every entry of its NIC
+// queue), as if the queue had no socket.
+func unplace(t *testing.T, q *Queue) {
+	t.Helper()
+	p := q.prog
+	for c := 0; c < p.cpus; c++ {
+		if err := p.xsks.Delete(uint32(q.x.queueID*p.cpus + c)); err != nil {
+			t.Fatalf("remove the socket from the XSKMAP: %v", err)
+		}
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -65,12 +68,14 @@ const (
 // (Under AF_PACKET the stack gets them too: a packet socket receives a
 // copy.)
 //
-// With vlanKfunc == 0 (the plain program) deliver is one call:
+// With vlanKfunc == 0 (the plain program) deliver is the redirect
+// (redirectInstructions):
 //
-//	return bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)
+//	return bpf_redirect_map(xsks, key, XDP_PASS)
 //
-// The XDP_PASS in the redirect flags is the action the kernel takes when
-// the map has no socket for the queue, so a queue without an XSK keeps
+// where key picks the socket among those of the frame's NIC queue (see
+// ifaceProg.place). The XDP_PASS in the redirect flags is the action the kernel
+// takes when the map has no socket there, so a queue without an XSK keeps
 // working through the stack.
 //
 // With vlanKfunc set to the BTF ID of bpf_xdp_metadata_rx_vlan_tag in
@@ -82,7 +87,7 @@ const (
 //	bpf_xdp_adjust_head(ctx, -4)    (no headroom: redirect untagged)
 //	move the MACs 4 bytes toward the head;
 //	write proto, htons(tci) at offset 12   // the frame as it was on the wire
-//	r = bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)
+//	r = bpf_redirect_map(xsks, key, XDP_PASS)
 //	if r == XDP_PASS: undo the insertion (no socket on this queue:
 //	    the stack must not see the tag twice, in the bytes and in metadata)
 //	return r
@@ -95,22 +100,15 @@ const (
 //
 // Loads from packet memory are in host byte order, so the classification's
 // constants are built from wire bytes (wire16, wire32).
-func programInstructions(xsksFD int, vlanKfunc btf.TypeID) asm.Instructions {
-	// redirect is the plain program's deliver; ctx is in R6.
-	redirect := asm.Instructions{
-		// return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
-		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
-		asm.LoadMapPtr(asm.R1, xsksFD),
-		asm.Mov.Imm(asm.R3, xdpPass),
-		asm.FnRedirectMap.Call(),
-		asm.Return(),
-	}
+func programInstructions(m progMaps, vlanKfunc btf.TypeID) asm.Instructions {
 	// R6 = ctx survives calls.
 	insns := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, classifyInstructions()...)
 	if vlanKfunc == 0 {
+		redirect := redirectInstructions(m, "")
 		redirect[0] = redirect[0].WithSymbol("deliver")
 		insns = append(insns, redirect...)
 		return append(insns,
+			asm.Return(),
 			asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 			asm.Return(),
 		)
@@ -153,11 +151,9 @@ func programInstructions(xsksFD int, vlanKfunc btf.TypeID) asm.Instructions {
 		asm.LoadMem(asm.R4, asm.RFP, stackVLANTCI, asm.Half),
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.StoreMem(asm.R2, 14, asm.R4, asm.Half),
-		// r = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
-		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
-		asm.LoadMapPtr(asm.R1, xsksFD),
-		asm.Mov.Imm(asm.R3, xdpPass),
-		asm.FnRedirectMap.Call(),
+	)
+	insns = append(insns, redirectInstructions(m, "_tagged")...)
+	insns = append(insns,
 		asm.JNE.Imm(asm.R0, xdpPass, "out"),
 		// No socket on this queue: give the stack the frame as the
 		// driver delivered it (tag in metadata only).
@@ -179,12 +175,99 @@ func programInstructions(xsksFD int, vlanKfunc btf.TypeID) asm.Instructions {
 		asm.Ja.Label("pass"),
 		asm.Return().WithSymbol("out"),
 	)
+	redirect := redirectInstructions(m, "")
 	redirect[0] = redirect[0].WithSymbol("redirect")
 	insns = append(insns, redirect...)
 	return append(insns,
+		asm.Return(),
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 		asm.Return(),
 	)
+}
+
+// progMaps are the maps a program uses and the geometry of its keys.
+type progMaps struct {
+	xsks  int // XSKMAP descriptor
+	state int // state map descriptor (see stateMode, stateCPU)
+	cpus  int // XSKMAP entries per NIC queue: the possible CPUs
+}
+
+// The state map (vsw_xsk_state) is an array map we map into memory
+// (BPF_F_MMAPABLE); an array map's elements are 8-byte aligned, so slot
+// i is at byte 8*i:
+//
+//	slot 0       steering mode: 0 by receiving CPU, 1 by MAC pair (see steerKey)
+//	slot 1 + q   1 + the CPU that received NIC queue q's last frame (0: none yet)
+const (
+	stateSlot    = 8 // bytes per slot
+	stateMode    = 0 // slot of the steering mode
+	stateCPUBase = 1 // slot of NIC queue 0's receiving CPU
+	stackKey     = -8
+)
+
+// redirectInstructions is the program's redirect, with ctx in R6: it
+// notes the receiving CPU of the frame's NIC queue in the state map and
+// returns with R0 = bpf_redirect_map(xsks, key, XDP_PASS), the key being
+//
+//	rx_queue_index * cpus + (mode == 0 ? cpu : hash(MAC pair) % cpus)
+//
+// (ifaceProg.place says which socket each key holds). sfx makes its labels unique when it appears twice.
+// It uses R7 and R8 and clobbers R1-R5.
+func redirectInstructions(m progMaps, sfx string) asm.Instructions {
+	noted, key := "noted"+sfx, "key"+sfx
+	lookup := func(label string) asm.Instructions {
+		return asm.Instructions{
+			asm.LoadMapPtr(asm.R1, m.state),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, stackKey),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, label),
+		}
+	}
+	insns := asm.Instructions{
+		asm.FnGetSmpProcessorId.Call(),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.LoadMem(asm.R8, asm.R6, mdRxQueueIndex, asm.Word),
+		// state[1+queue] = cpu+1
+		asm.Mov.Reg(asm.R1, asm.R8),
+		asm.Add.Imm(asm.R1, stateCPUBase),
+		asm.StoreMem(asm.RFP, stackKey, asm.R1, asm.Word),
+	}
+	insns = append(insns, lookup(noted)...)
+	insns = append(insns,
+		asm.Mov.Reg(asm.R1, asm.R7),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, stackKey, stateMode, asm.Word).WithSymbol(noted),
+	)
+	insns = append(insns, lookup(key)...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, key),
+		// By MAC pair: the 12 address bytes as three words, folded.
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 12),
+		asm.JGT.Reg(asm.R4, asm.R3, key), // a runt: by CPU
+		asm.LoadMem(asm.R7, asm.R2, 0, asm.Word),
+		asm.LoadMem(asm.R1, asm.R2, 4, asm.Word),
+		asm.Xor.Reg(asm.R7, asm.R1),
+		asm.LoadMem(asm.R1, asm.R2, 8, asm.Word),
+		asm.Xor.Reg(asm.R7, asm.R1),
+		asm.Mov.Reg(asm.R1, asm.R7),
+		asm.RSh.Imm(asm.R1, 16),
+		asm.Xor.Reg(asm.R7, asm.R1),
+		asm.Mod.Imm(asm.R7, int32(m.cpus)),
+		// key = queue*cpus + R7
+		asm.Mov.Reg(asm.R2, asm.R8).WithSymbol(key),
+		asm.Mul.Imm(asm.R2, int32(m.cpus)),
+		asm.Add.Reg(asm.R2, asm.R7),
+		asm.LoadMapPtr(asm.R1, m.xsks),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+	)
+	return insns
 }
 
 // classifyInstructions is the programs' common start (programInstructions):
@@ -284,6 +367,7 @@ type ifaceProg struct {
 	key    ifKey
 	ifname string
 	xsks   *ebpf.Map
+	stateM *ebpf.Map
 	prog   *ebpf.Program
 	link   link.Link
 	mode   string // "native" or "generic"
@@ -297,24 +381,134 @@ type ifaceProg struct {
 	vlanErr error
 	// offload holds the rx VLAN offloads we switched off, restored on close.
 	offload *ethtool.Restore
+
+	queues int // NIC RX queues the maps have room for
+	cpus   int // XSKMAP entries per NIC queue: the possible CPUs
+	// rx: per NIC queue, its receiving sockets in ascending class
+	// (Backend.mu).
+	rx map[int][]*xsk
+	// state is the state map's memory, mapped read-write (see stateMode);
+	// unmapped by close, which runs once no receiving queue is left.
+	state []byte
+
+	steerMu   sync.Mutex
+	streaming int // receiving queues that wait on their own thread
 }
 
-// newXSKMap creates the XSKMAP of an interface.
-func newXSKMap(ifname string, queues int) (*ebpf.Map, error) {
-	if queues < 64 {
-		queues = 64
+// newProgMaps creates the XSKMAP and the state map of an interface with
+// queues RX queues: an XSKMAP entry per (queue, possible CPU).
+func newProgMaps(ifname string, queues int) (xsks, state *ebpf.Map, cpus int, err error) {
+	cpus, err = ebpf.PossibleCPU()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("possible CPUs: %w", err)
 	}
-	xsks, err := ebpf.NewMap(&ebpf.MapSpec{
+	queues = max(queues, 1)
+	xsks, err = ebpf.NewMap(&ebpf.MapSpec{
 		Name:       "vsw_xsks",
 		Type:       ebpf.XSKMap,
 		KeySize:    4,
 		ValueSize:  4,
-		MaxEntries: uint32(queues),
+		MaxEntries: uint32(queues * cpus),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create XSKMAP for %s: %w", ifname, err)
+		return nil, nil, 0, fmt.Errorf("create XSKMAP for %s: %w", ifname, err)
 	}
-	return xsks, nil
+	state, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "vsw_xsk_state",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  stateSlot,
+		MaxEntries: uint32(stateCPUBase + queues),
+		Flags:      unix.BPF_F_MMAPABLE,
+	})
+	if err != nil {
+		xsks.Close()
+		return nil, nil, 0, fmt.Errorf("create XDP state map for %s: %w", ifname, err)
+	}
+	return xsks, state, cpus, nil
+}
+
+// mapState maps the state map into memory.
+func (p *ifaceProg) mapState() error {
+	size := (stateCPUBase + p.queues) * stateSlot
+	page := unix.Getpagesize()
+	mem, err := unix.Mmap(p.stateM.FD(), 0, (size+page-1)/page*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map XDP state map of %s: %w", p.ifname, err)
+	}
+	p.state = mem
+	return nil
+}
+
+// slot is the address of state slot i.
+func (p *ifaceProg) slot(i int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&p.state[i*stateSlot]))
+}
+
+// incomingCPU is the CPU that received NIC queue q's last frame, -1 when
+// none came yet. The caller keeps p open.
+func (p *ifaceProg) incomingCPU(q int) int {
+	if q < 0 || q >= p.queues || p.state == nil {
+		return -1
+	}
+	return int(atomic.LoadUint32(p.slot(stateCPUBase+q))) - 1
+}
+
+// noteStreaming counts a receiving queue that starts (on) or stops
+// waiting on its own thread, and sets the steering mode: by MAC pair
+// while one does. By CPU, each frame goes to the socket of the CPU that
+// received it, whose poller (internal/cpupoll) then needs no wake-up from
+// another CPU: through a veth uplink that is the CPU whose transmit the
+// bridge hairpinned. But a stream then follows its transmitting thread
+// as the kernel moves it between CPUs, and splits over the sockets, two
+// receiving threads competing for the CPUs and its frames out of order
+// (pkg/afpacket's steer measured what that costs); by MAC pair a VM
+// pair's frames stay on one socket, in order.
+func (p *ifaceProg) noteStreaming(on bool) {
+	p.steerMu.Lock()
+	defer p.steerMu.Unlock()
+	if on {
+		p.streaming++
+	} else {
+		p.streaming--
+	}
+	mode := uint32(0)
+	if p.streaming > 0 {
+		mode = 1
+	}
+	if p.state != nil {
+		atomic.StoreUint32(p.slot(stateMode), mode)
+	}
+}
+
+// place points NIC queue q's XSKMAP entries at its receiving sockets:
+// entry q*cpus + c, for the frames the program keys c (the CPU that
+// received them, or their MAC pair's hash), holds socket
+// rx[q][(c / queues) % len(rx[q])]. With one socket per NIC queue that is
+// every entry of the queue; with more (a NIC with fewer queues than CPUs,
+// a veth: see Backend.OpenQueue), the CPUs take turns, so that uplink
+// queue i, which the datapath polls on CPU i (of n), gets the frames CPU i
+// receives. Caller holds Backend.mu.
+func (p *ifaceProg) place(q int) error {
+	socks := p.rx[q]
+	var errs []error
+	for c := 0; c < p.cpus; c++ {
+		k := uint32(q*p.cpus + c)
+		if len(socks) == 0 {
+			if err := p.xsks.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		x := socks[(c/p.queues)%len(socks)]
+		if err := p.xsks.Put(k, uint32(x.fd)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("XSKMAP entries of %s queue %d: %w", p.ifname, q, err)
+	}
+	return nil
 }
 
 // loadProgram loads the program (not attached). With vlanKfunc set it is
@@ -322,12 +516,12 @@ func newXSKMap(ifname string, queues int) (*ebpf.Map, error) {
 // implemented per driver, so the kernel only accepts them in a program
 // loaded for one device (BPF_F_XDP_DEV_BOUND_ONLY), which can then be
 // attached to that device only, in native mode only.
-func loadProgram(ifname string, xsks *ebpf.Map, ifindex int, vlanKfunc btf.TypeID) (*ebpf.Program, error) {
+func loadProgram(ifname string, m progMaps, ifindex int, vlanKfunc btf.TypeID) (*ebpf.Program, error) {
 	spec := &ebpf.ProgramSpec{
 		Name:         "vsw_xsk_redir",
 		Type:         ebpf.XDP,
 		License:      "Dual MIT/GPL",
-		Instructions: programInstructions(xsks.FD(), vlanKfunc),
+		Instructions: programInstructions(m, vlanKfunc),
 	}
 	if vlanKfunc != 0 {
 		spec.Name = "vsw_xsk_vlan"
@@ -360,11 +554,17 @@ func attachProgram(log *slog.Logger, ifname string, ifindex int, mode XDPMode, v
 	if err := removeStaleProgram(log, nl); err != nil {
 		return nil, err
 	}
-	xsks, err := newXSKMap(ifname, nl.Attrs().NumRxQueues)
+	queues := rxQueues(ifname, nl)
+	xsks, state, cpus, err := newProgMaps(ifname, queues)
 	if err != nil {
 		return nil, err
 	}
-	p := &ifaceProg{ifname: ifname, xsks: xsks}
+	p := &ifaceProg{ifname: ifname, xsks: xsks, stateM: state, queues: queues, cpus: cpus, rx: map[int][]*xsk{}}
+	if err := p.mapState(); err != nil {
+		p.close()
+		return nil, err
+	}
+	m := progMaps{xsks: xsks.FD(), state: state.FD(), cpus: cpus}
 	if mode == XDPModeGeneric && vlanErr == nil {
 		vlanErr = errors.New("generic XDP mode has no driver metadata")
 	}
@@ -373,7 +573,7 @@ func attachProgram(log *slog.Logger, ifname string, ifindex int, mode XDPMode, v
 	}
 	var attachErrs []error
 	if vlanErr == nil {
-		prog, err := loadProgram(ifname, xsks, ifindex, vlanKfunc)
+		prog, err := loadProgram(ifname, m, ifindex, vlanKfunc)
 		if err == nil {
 			l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
 			if err == nil {
@@ -386,7 +586,7 @@ func attachProgram(log *slog.Logger, ifname string, ifindex int, mode XDPMode, v
 			vlanErr = err
 		}
 	}
-	prog, err := loadProgram(ifname, xsks, ifindex, 0)
+	prog, err := loadProgram(ifname, m, ifindex, 0)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -464,5 +664,13 @@ func (p *ifaceProg) close() {
 	if p.xsks != nil {
 		_ = p.xsks.Close()
 		p.xsks = nil
+	}
+	if p.state != nil {
+		_ = unix.Munmap(p.state)
+		p.state = nil
+	}
+	if p.stateM != nil {
+		_ = p.stateM.Close()
+		p.stateM = nil
 	}
 }

@@ -26,6 +26,7 @@ type Queue struct {
 	promiscSk *rawsock.Conn  // packet socket holding a promiscuous membership, or nil
 	wait      *rxwait.Waiter // puts Recv to sleep (receiving queues)
 	rxReady   func(uintptr) bool
+	streaming bool // counted in prog's steering (noteSpread); under x.recvMu
 
 	closed atomic.Bool
 
@@ -90,7 +91,9 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			return n, nil
 		}
 		// Nothing ready: sleep until the socket wakes us (see rxwait).
-		if err := q.wait.Wait(q.rxReady); err != nil {
+		err := q.wait.Wait(q.rxReady)
+		q.noteSpread()
+		if err != nil {
 			switch {
 			case err == rxwait.ErrClosed || q.closed.Load():
 				return 0, backend.ErrClosed
@@ -119,14 +122,15 @@ func (q *Queue) canRecv(b *backend.Batch) error {
 func (q *Queue) takeLocked(b *backend.Batch) int {
 	x := q.x
 	max := min(b.Cap(), q.batch)
-	x.rxMu.Lock()
+	mu := x.rxLock()
+	mu.Lock()
 	n := x.recvLocked(b.Buf[:max], b.Off[:max], b.Len[:max], b.Meta[:max])
 	if n == 0 {
 		// About to sleep: a zero-copy driver that ran out of fill
 		// ring entries waits for a kick before it receives again.
-		x.wakeRXLocked()
+		x.pool().wakeRXLocked()
 	}
-	x.rxMu.Unlock()
+	mu.Unlock()
 	if n == 0 {
 		return 0
 	}
@@ -138,7 +142,18 @@ func (q *Queue) takeLocked(b *backend.Batch) int {
 	q.rxPackets.Add(uint64(n))
 	q.rxBytes.Add(bytes)
 	q.wait.Received(n)
+	q.noteSpread()
 	return n
+}
+
+// noteSpread tells the interface's steering (ifaceProg.noteStreaming)
+// when q starts or stops waiting on its own thread. Caller holds
+// x.recvMu, and q is open.
+func (q *Queue) noteSpread() {
+	if on := q.wait.Spread(); on != q.streaming && q.prog != nil {
+		q.streaming = on
+		q.prog.noteStreaming(on)
+	}
 }
 
 // The backend.Polled side of a receiving queue opened with
@@ -167,8 +182,19 @@ func (q *Queue) TryRecv(b *backend.Batch) (int, error) {
 // own thread (rxwait's spread).
 func (q *Queue) Streaming() bool { return q.wait != nil && q.wait.Spread() }
 
-// IncomingCPU implements backend.Polled: not known for an XSK (-1).
-func (q *Queue) IncomingCPU() int { return -1 }
+// IncomingCPU implements backend.Polled: the CPU that received the last
+// frame of the queue's NIC queue, as the XDP program noted it (-1 before
+// the first, and once closed). For a port that is where its VM's thread
+// runs. An uplink NIC queue's sockets all have the one note.
+func (q *Queue) IncomingCPU() int {
+	x := q.x
+	x.recvMu.Lock() // Close takes it before the program (and its note) may go
+	defer x.recvMu.Unlock()
+	if q.closed.Load() || q.prog == nil {
+		return -1
+	}
+	return q.prog.incomingCPU(x.queueID)
+}
 
 // ready is the waiter's re-check: frames in the RX ring, or Close. Only
 // the goroutine in Recv (holding recvMu) consumes the RX ring, so it may
@@ -183,13 +209,11 @@ func (q *Queue) Release(b *backend.Batch) {
 	if b.N == 0 {
 		return
 	}
-	x := q.x
-	x.rxMu.Lock()
-	x.releaseLocked(b.Meta[:b.N])
-	if !x.closed {
-		x.wakeRXLocked()
-	}
-	x.rxMu.Unlock()
+	p := q.x.pool()
+	p.rxMu.Lock()
+	p.releaseLocked(b.Meta[:b.N])
+	p.wakeRXLocked()
+	p.rxMu.Unlock()
 	b.Reset()
 }
 
@@ -201,7 +225,7 @@ func (q *Queue) Send(frames [][]byte) (int, error) {
 	if q.closed.Load() {
 		return 0, backend.ErrClosed
 	}
-	x := q.x
+	x := q.x.pool() // a socket sharing a UMEM transmits through its pool's
 	x.txMu.Lock()
 	if x.closed {
 		x.txMu.Unlock()
@@ -276,7 +300,7 @@ func (q *Queue) Stats() backend.QueueStats {
 		TxErrors:  q.txErrors.Load(),
 	}
 	if q.receives() {
-		s.RxDropped, s.RxOversize = rxDrops(q.socketStats(), q.x.zeroCopy)
+		s.RxDropped, s.RxOversize = rxDrops(q.socketStats(), q.x.zeroCopy, q.x.shared != nil)
 	}
 	return s
 }

@@ -108,17 +108,19 @@ func TestRxDrops(t *testing.T) {
 	for _, c := range []struct {
 		name              string
 		st                unix.XDPStatistics
-		zeroCopy          bool
+		zeroCopy, shared  bool
 		overrun, oversize uint64
 	}{
-		{"copy: fill ring empty only", unix.XDPStatistics{Rx_dropped: 1472, Rx_fill_ring_empty_descs: 1472}, false, 1472, 0},
-		{"copy: oversize and fill ring empty", unix.XDPStatistics{Rx_dropped: 1010, Rx_fill_ring_empty_descs: 1000}, false, 1000, 10},
-		{"copy: ring full and bad descriptors", unix.XDPStatistics{Rx_ring_full: 7, Rx_invalid_descs: 2, Rx_dropped: 3}, false, 9, 3},
-		{"copy: misses beyond rx_dropped", unix.XDPStatistics{Rx_dropped: 2, Rx_fill_ring_empty_descs: 5}, false, 5, 0},
-		{"zero-copy: misses never in rx_dropped", unix.XDPStatistics{Rx_dropped: 4, Rx_fill_ring_empty_descs: 50, Rx_ring_full: 1}, true, 51, 4},
-		{"nothing", unix.XDPStatistics{}, false, 0, 0},
+		{"copy: fill ring empty only", unix.XDPStatistics{Rx_dropped: 1472, Rx_fill_ring_empty_descs: 1472}, false, false, 1472, 0},
+		{"copy: oversize and fill ring empty", unix.XDPStatistics{Rx_dropped: 1010, Rx_fill_ring_empty_descs: 1000}, false, false, 1000, 10},
+		{"copy: ring full and bad descriptors", unix.XDPStatistics{Rx_ring_full: 7, Rx_invalid_descs: 2, Rx_dropped: 3}, false, false, 9, 3},
+		{"copy: misses beyond rx_dropped", unix.XDPStatistics{Rx_dropped: 2, Rx_fill_ring_empty_descs: 5}, false, false, 5, 0},
+		{"zero-copy: misses never in rx_dropped", unix.XDPStatistics{Rx_dropped: 4, Rx_fill_ring_empty_descs: 50, Rx_ring_full: 1}, true, false, 51, 4},
+		{"copy, sharing a UMEM: rx_dropped is overrun", unix.XDPStatistics{Rx_dropped: 6, Rx_ring_full: 1}, false, true, 7, 0},
+		{"zero-copy, sharing a UMEM: rx_dropped is oversize", unix.XDPStatistics{Rx_dropped: 6, Rx_ring_full: 1}, true, true, 1, 6},
+		{"nothing", unix.XDPStatistics{}, false, false, 0, 0},
 	} {
-		overrun, oversize := rxDrops(c.st, c.zeroCopy)
+		overrun, oversize := rxDrops(c.st, c.zeroCopy, c.shared)
 		if overrun != c.overrun || oversize != c.oversize {
 			t.Errorf("%s: rxDrops = overrun %d, oversize %d; want %d, %d", c.name, overrun, oversize, c.overrun, c.oversize)
 		}

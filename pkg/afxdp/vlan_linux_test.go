@@ -291,9 +291,7 @@ func TestTaggedFrameWithoutSocketReachesStackOnce(t *testing.T) {
 	if !q.Info().VLANRestore {
 		t.Fatalf("VLAN-restoring program not in use")
 	}
-	if err := q.prog.xsks.Delete(uint32(0)); err != nil {
-		t.Fatalf("remove the socket from the XSKMAP: %v", err)
-	}
+	unplace(t, q)
 	sniffA := bt.packetSocket(t, bt.aIdx)
 	if err := unix.SetsockoptInt(sniffA, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 		t.Fatalf("PACKET_AUXDATA: %v", err)

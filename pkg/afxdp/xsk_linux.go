@@ -56,10 +56,30 @@ type xsk struct {
 	// closed is written with both rxMu and txMu held.
 	closed bool
 
+	// shared is, for a socket that shares another's UMEM on the same NIC
+	// queue (class > 0, see Backend.OpenQueue), that socket: its UMEM,
+	// fill ring, rxMu and outstanding serve both, and it transmits for
+	// both (a shared socket has an RX ring only). Nil otherwise.
+	shared *xsk
+	class  int
+
 	// Guarded by Backend.mu.
 	refs    int
 	rxOwner *Queue
 }
+
+// pool is the socket whose UMEM and fill ring x uses: x itself, or the
+// socket it shares them with.
+func (x *xsk) pool() *xsk {
+	if x.shared != nil {
+		return x.shared
+	}
+	return x
+}
+
+// rxLock is the mutex guarding x's RX ring and its pool's fill ring:
+// the pool's rxMu, one for every socket of the NIC queue.
+func (x *xsk) rxLock() *sync.Mutex { return &x.pool().rxMu }
 
 // openXSK creates, sizes, maps and binds one socket. bindFlags is
 // XDP_ZEROCOPY or XDP_COPY (XDP_USE_NEED_WAKEUP is always added).
@@ -162,6 +182,48 @@ func openXSK(ifname string, ifindex, queueID int, chunk uint64, bindFlags uint16
 	return x, nil
 }
 
+// openSharedXSK binds another socket to primary's (device, queue) that
+// shares its UMEM, fill and completion rings (XDP_SHARED_UMEM): the kernel
+// takes the chunks of frames the XDP program redirects to it from the
+// shared fill ring, and the new socket has only an RX ring of its own.
+// It receives for class (see Backend.OpenQueue).
+func openSharedXSK(primary *xsk, class int) (_ *xsk, err error) {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create AF_XDP socket: %w", err)
+	}
+	x := &xsk{ifname: primary.ifname, ifindex: primary.ifindex, queueID: primary.queueID, fd: fd,
+		chunk: primary.chunk, zeroCopy: primary.zeroCopy, shared: primary, class: class}
+	defer func() {
+		if err != nil {
+			x.teardown()
+		}
+	}()
+	if err := unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_RX_RING, rxFrames); err != nil {
+		return nil, fmt.Errorf("size rx ring: %w", err)
+	}
+	var off unix.XDPMmapOffsets
+	optlen := uint32(unsafe.Sizeof(off))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
+		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&optlen)), 0); e != 0 {
+		return nil, fmt.Errorf("get ring mmap offsets: %w", e)
+	}
+	if x.rx, err = mapDescRing(fd, unix.XDP_PGOFF_RX_RING, off.Rx, rxFrames, false); err != nil {
+		return nil, fmt.Errorf("rx ring: %w", err)
+	}
+	// A socket sharing a UMEM takes no mode flags: it gets the pool's.
+	sa := &unix.SockaddrXDP{
+		Flags:        unix.XDP_SHARED_UMEM,
+		Ifindex:      uint32(primary.ifindex),
+		QueueID:      uint32(primary.queueID),
+		SharedUmemFD: uint32(primary.fd),
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind %s queue %d sharing its UMEM (class %d): %w", primary.ifname, primary.queueID, class, err)
+	}
+	return x, nil
+}
+
 func setsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
 	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, uintptr(opt), uintptr(p), n, 0)
 	if e != 0 {
@@ -171,27 +233,29 @@ func setsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
 }
 
 // recvLocked moves up to cap(b) descriptors from the RX ring into the batch
-// arrays. Caller holds rxMu.
+// arrays. Caller holds x.rxLock().
 func (x *xsk) recvLocked(buf [][]byte, off, length []int, meta []uint64) int {
 	n := x.rx.consAvail(uint32(len(buf)))
 	if n == 0 {
 		return 0
 	}
+	p := x.pool()
 	mask := x.chunk - 1
 	for i := uint32(0); i < n; i++ {
 		d := &x.rx.descs[(x.rx.local+i)&x.rx.mask]
 		base := d.Addr &^ mask
-		buf[i] = x.umem[base : base+x.chunk : base+x.chunk]
+		buf[i] = p.umem[base : base+x.chunk : base+x.chunk]
 		off[i] = int(d.Addr - base)
 		length[i] = int(d.Len)
 		meta[i] = base
 	}
 	x.rx.consRelease(n)
-	x.outstanding += int(n)
+	p.outstanding += int(n)
 	return int(n)
 }
 
-// releaseLocked gives chunks back to the fill ring. Caller holds rxMu.
+// releaseLocked gives chunks back to the fill ring. x is a pool (see
+// pool); caller holds its rxMu.
 func (x *xsk) releaseLocked(meta []uint64) {
 	x.outstanding -= len(meta)
 	if x.closed {
@@ -212,8 +276,9 @@ func (x *xsk) releaseLocked(meta []uint64) {
 }
 
 // drainRXLocked returns every frame waiting in the RX ring to the fill
-// ring. Caller holds rxMu.
+// ring. Caller holds x.rxLock().
 func (x *xsk) drainRXLocked() {
+	p := x.pool()
 	var meta [64]uint64
 	for {
 		n := x.rx.consAvail(uint32(len(meta)))
@@ -224,8 +289,8 @@ func (x *xsk) drainRXLocked() {
 			meta[i] = x.rx.descs[(x.rx.local+i)&x.rx.mask].Addr
 		}
 		x.rx.consRelease(n)
-		x.outstanding += int(n)
-		x.releaseLocked(meta[:n])
+		p.outstanding += int(n)
+		p.releaseLocked(meta[:n])
 	}
 }
 
@@ -273,9 +338,10 @@ func (x *xsk) kickLocked() (errno unix.Errno) {
 
 // wakeRX nudges the driver to refill from the fill ring (zero-copy drivers
 // set need_wakeup on the fill ring when they ran dry). A raw system call,
-// like kickLocked's: it never blocks. Caller holds rxMu.
+// like kickLocked's: it never blocks. x is a pool (see pool); caller holds
+// its rxMu.
 func (x *xsk) wakeRXLocked() {
-	if x.fill.needWakeup() {
+	if !x.closed && x.fill.needWakeup() {
 		_, _, _ = unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	}
 }
@@ -293,7 +359,9 @@ func (x *xsk) stats() (unix.XDPStatistics, error) {
 
 // teardown closes the socket and unmaps the rings. The UMEM is unmapped
 // now if no batch points into it, else by the Release that returns the
-// last chunk. Callers hold rxMu and txMu (or own x exclusively).
+// last chunk (a socket sharing another's UMEM has none of its own). Callers
+// hold rxMu and txMu (or own x exclusively); for a shared socket, the
+// pool's rxMu.
 func (x *xsk) teardown() {
 	x.closed = true
 	x.fill.unmap()
