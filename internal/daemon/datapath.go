@@ -60,23 +60,16 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 	if p.port != p.uplink {
 		be = backend.Split{Port: d.sys.backend(p.port, d.busy), Uplink: up}
 	}
-	queues := d.opts.UplinkQueues
+	nic := 0
 	if p.uplink == backendAFXDP {
-		nic := d.sys.rxQueues(d.opts.Uplink) // one XSK per NIC queue
-		if queues <= 0 {
-			// At least one per CPU: queues beyond the NIC's share its
-			// queues' UMEMs, and the XDP program gives each the frames
-			// its CPU receives, for the CPU pollers (afxdp.Backend.OpenQueue).
-			queues = max(nic, runtime.NumCPU())
-		} else if queues < nic {
-			// The XDP program passes frames of a queue without a socket to
-			// the kernel: they never reach the switch or the EVB station.
-			d.log.Warn("--uplink-queues is below the uplink's RX queue count: frames the NIC puts on the other queues (data and LLDP/ECP alike) bypass vswitchd; use the NIC's count or `ethtool -L` it down",
-				"uplink_queues", queues, "nic_rx_queues", nic)
-		}
+		nic = d.sys.rxQueues(d.opts.Uplink) // one XSK per NIC queue
 	}
-	if queues <= 0 {
-		queues = runtime.NumCPU()
+	queues, short := uplinkQueues(d.opts.UplinkQueues, nic, runtime.NumCPU())
+	if short {
+		// The XDP program passes frames of a queue without a socket to
+		// the kernel: they never reach the switch or the EVB station.
+		d.log.Warn("--uplink-queues is below the uplink's RX queue count: frames the NIC puts on the other queues (data and LLDP/ECP alike) bypass vswitchd; use the NIC's count or `ethtool -L` it down",
+			"uplink_queues", queues, "nic_rx_queues", nic)
 	}
 	d.ctlQueue = newControlQueue()
 	if d.procs == nil {
@@ -91,4 +84,18 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 	}
 	d.sw = sw
 	return nil
+}
+
+// uplinkQueues is the number of uplink RX queues (workers) to open:
+// requested (--uplink-queues) when set, else one per CPU. nic is the
+// uplink's RX queue count on AF_XDP (0 on AF_PACKET, whose fanout group
+// spreads over any number): there at least one per NIC queue too, a
+// socket each, and the queues beyond the NIC's share their UMEMs and take
+// the frames of their CPUs (afxdp.Backend.OpenQueue). short: the request
+// leaves NIC queues without a socket.
+func uplinkQueues(requested, nic, cpus int) (n int, short bool) {
+	if requested > 0 {
+		return requested, requested < nic
+	}
+	return max(nic, cpus, 1), false
 }

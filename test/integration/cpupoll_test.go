@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -21,7 +22,14 @@ func TestCPUPoll(t *testing.T) {
 	forEachDatapath(t, func(t *testing.T, dp string) {
 		_, hvs := newLab(t, dp, 1)
 		h := hvs[0]
-		vm1, vm2 := h.pairOnVLAN100()
+		// The default uplink queues (the harness asks for one): one per
+		// CPU, on afxdp sockets sharing the veth's one NIC queue.
+		vm1, vm2 := h.pairOnVLAN100("--uplink-queues", "0")
+		if uplinkBackend(dp) == "afxdp" && runtime.NumCPU() > 1 {
+			if log, _ := os.ReadFile(h.logf); !strings.Contains(string(log), "class=1 role=uplink-rx") {
+				t.Errorf("afxdp with %d CPUs opened no uplink socket sharing the veth's one queue (class 1)", runtime.NumCPU())
+			}
+		}
 		echo, _ := udpEcho(t, vm1, vm2)
 		st := h.status()
 		if st.BusyPoll != nil {
