@@ -5,20 +5,28 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"github.com/vswitch/vswitch/test/topo"
 )
 
 // --datapath auto must fall back to AF_PACKET when AF_XDP passes its probe
-// (one queue) but the switch cannot open every uplink queue: here two RX
-// workers on a veth with one RX queue. The switch must then forward.
+// (an XSK binds the uplink's queue) but the switch cannot start on it:
+// here another process's XDP program holds the uplink through a live
+// bpf_link (an XDP tool, another switch), which vswitchd must not replace.
+// The switch must then forward.
 func TestAutoFallsBackWhenAFXDPCannotStart(t *testing.T) {
 	needBinaries(t)
 	t.Parallel()
 	_, hvs := newLab(t, "afxdp", 1) // skips where AF_XDP is unavailable
 	h := hvs[0]
 	vm1, vm2 := h.addVM(1), h.addVM(2)
+	holdXDP(t, h.ns, "uplink")
 	h.wantDP = [2]string{"afpacket", "afpacket"}
 	// tryStart, not start: start skips an afxdp lab whose daemon fails.
-	if err := h.tryStart("--datapath", "auto", "--uplink-queues", "2"); err != nil {
+	if err := h.tryStart("--datapath", "auto"); err != nil {
 		t.Fatal(err)
 	}
 	h.lab.started = true
@@ -50,4 +58,32 @@ func TestPortDatapathAFXDPRefusesJumboMTU(t *testing.T) {
 	if !strings.Contains(err.Error(), "MTU 9000 is above the 3818 AF_XDP supports") {
 		t.Errorf("error does not name the limit: %v", err)
 	}
+}
+
+// holdXDP attaches an XDP_PASS program to ifname in ns through a bpf_link
+// this test holds until it ends, as a running XDP tool would.
+func holdXDP(t *testing.T, ns *topo.NS, ifname string) {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.XDP,
+		License:      "MIT",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}, // XDP_PASS
+	})
+	if err != nil {
+		t.Fatalf("load an XDP program: %v", err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	var l link.Link
+	err = ns.Do(func() error {
+		idx, err := ns.Index(ifname)
+		if err != nil {
+			return err
+		}
+		l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: idx})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("attach an XDP program to %s: %v", ifname, err)
+	}
+	t.Cleanup(func() { l.Close() })
 }
