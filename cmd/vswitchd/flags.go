@@ -63,7 +63,7 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.StringVar(&o.Socket, "socket", api.SocketFromEnv(), "API unix socket `PATH` (env VSWITCHD_SOCKET)")
 	fs.StringVar(&s.group, "socket-group", "", "`GROUP` (name or number) that owns the API socket: its members may use vswctl without root (default: root's group only)")
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics on TCP `ADDR` (e.g. :9477)")
-	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU for afpacket; for afxdp one per NIC queue, and at least one per CPU)")
+	fs.IntVar(&o.UplinkQueues, "uplink-queues", 0, "uplink RX workers (0: one per CPU; for afxdp on a NIC with several RX queues, one per queue)")
 	fs.IntVar(&o.MTU, "mtu", 1500, "MTU of the VM ports: longer frames are dropped as malformed (raise the uplink MTU by 4, or 8 with S-channels)")
 	fs.StringVar(&s.prio, "datapath-priority", "rt", "scheduling of the datapath threads (all of vswitchd's but the Go runtime's monitor): rt (SCHED_RR 1, ahead of the VMs, like kernel softirq), nice (nice -10) or normal")
 	fs.BoolVar(&o.CPUPoll, "cpu-poll", true, "receive on the CPU where frames arrive: a poller per CPU sleeps there on the queues whose frames arrive there and runs the switch itself when one comes (as the kernel's softirq does), so a VM's frame wakes no thread on another CPU; while frames stream, queues are received on threads of their own as without it (false: the Go netpoller's one thread wakes for every queue, and --busy-poll applies)")

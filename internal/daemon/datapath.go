@@ -89,13 +89,19 @@ func (d *Daemon) newSwitch(p backendPlan) error {
 // uplinkQueues is the number of uplink RX queues (workers) to open:
 // requested (--uplink-queues) when set, else one per CPU. nic is the
 // uplink's RX queue count on AF_XDP (0 on AF_PACKET, whose fanout group
-// spreads over any number): there at least one per NIC queue too, a
-// socket each, and the queues beyond the NIC's share their UMEMs and take
-// the frames of their CPUs (afxdp.Backend.OpenQueue). short: the request
-// leaves NIC queues without a socket.
+// spreads over any number of queues): there one per NIC queue, a socket
+// each; and on a single-queue device (a veth, where a frame arrives on
+// the CPU that sent it) one per CPU still, the ones beyond the first
+// sharing its UMEM and taking the frames of their CPUs
+// (afxdp.Backend.OpenQueue). A NIC with several queues spreads its frames
+// over its queues' interrupt CPUs itself. short: the request leaves NIC
+// queues without a socket.
 func uplinkQueues(requested, nic, cpus int) (n int, short bool) {
-	if requested > 0 {
+	switch {
+	case requested > 0:
 		return requested, requested < nic
+	case nic > 1:
+		return nic, false
 	}
-	return max(nic, cpus, 1), false
+	return max(cpus, 1), false
 }

@@ -95,6 +95,8 @@ type Waiter struct {
 	fresh bool
 	peek  func() bool // SetPeek
 
+	onUnspread func() // SetOnUnspread
+
 	// polled: someone else's poll loop receives while the queue is idle
 	// (SetPolled); the netpoller never watches the socket.
 	polled bool
@@ -156,6 +158,12 @@ func New(sock int, spreading *atomic.Int32, group *Group, name string) (*Waiter,
 // have some). Without one the waiter never spins. Call it before the first
 // Wait or Park, from the receiving goroutine or before it starts.
 func (w *Waiter) SetPeek(peek func() bool) { w.peek = peek }
+
+// SetOnUnspread has Unspread call f once the queue is back from its own
+// thread, before Wait goes on to park or return: a caller that tells
+// others when its queue streams (pkg/afxdp's steering) hears it at once,
+// not at the next frame. Call it before the first Wait.
+func (w *Waiter) SetOnUnspread(f func()) { w.onUnspread = f }
 
 // SetPolled hands the queue's idle waits to a poll loop of the caller's
 // (pkg/datapath's CPU pollers, internal/cpupoll): the netpoller stops
@@ -245,6 +253,9 @@ func (w *Waiter) Unspread() {
 		w.spreading.Add(-1)
 		w.fresh = false // its frames are SpreadIdle old: no answer to wait for
 		w.watch(true)
+		if w.onUnspread != nil {
+			w.onUnspread()
+		}
 	}
 }
 

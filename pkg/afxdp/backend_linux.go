@@ -40,7 +40,8 @@ type sockKey struct {
 
 // Backend opens AF_XDP queues. It keeps a registry of the XDP programs it
 // attached (one per interface, reference counted by receiving queues) and
-// of its sockets (one per interface queue, shared by the Queues naming it).
+// of its sockets (one per interface queue and class, shared by the Queues
+// naming it).
 type Backend struct {
 	opts Options
 	log  *slog.Logger
@@ -309,6 +310,14 @@ func (b *Backend) sharedSocketLocked(t queueTarget) (*xsk, bool, error) {
 		p.key = pt.key
 		b.socks[pt.key] = p
 	}
+	if x := b.socks[t.key]; x != nil {
+		// Bound by a concurrent Open while socketLocked let go of b.mu
+		// (p was not created here then: that Open found or made it).
+		if t.receive && x.rxOwner != nil {
+			return nil, false, fmt.Errorf("open afxdp %s queue on %s queue %d class %d: it already has a receiver", t.role, t.ifname, t.key.queue, t.key.class)
+		}
+		return x, false, nil
+	}
 	p.refs++
 	x, err := openSharedXSK(p, t.key.class)
 	if err != nil {
@@ -337,6 +346,12 @@ func (b *Backend) unrefLocked(x *xsk) {
 func (b *Backend) discardLocked(x *xsk) {
 	mu := x.rxLock()
 	mu.Lock()
+	if x.shared != nil && !x.closed {
+		// A redirect that was under way when the socket left the XSKMAP
+		// may have landed since the receiver's drain: its chunks belong
+		// to the pool, which lives on.
+		x.drainRXLocked()
+	}
 	x.txMu.Lock()
 	x.teardown()
 	x.txMu.Unlock()
@@ -419,7 +434,8 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	if t.polled {
 		w.SetPolled()
 	}
-	q.rxReady = q.ready // one func value for the queue's life: waiting allocates nothing
+	w.SetOnUnspread(q.noteSpread) // the steering hears at once, not at the next frame
+	q.rxReady = q.ready           // one func value for the queue's life: waiting allocates nothing
 	w.SetPeek(func() bool { return q.ready(0) })
 	x.rxOwner = q
 	q.rx = true

@@ -24,9 +24,10 @@
 // back on the fill ring. Transmitting: we copy the frame into a free chunk,
 // post it on the TX ring and kick the kernel; when the frame has left, the
 // chunk's address comes back on the completion ring and is free again.
-// Each socket here owns 2048 RX chunks and 2048 TX chunks, and each ring is
-// as large as the set of chunks that travels on it, so a producer never
-// meets a full ring while it holds a chunk.
+// Each UMEM here has 2048 RX chunks and 2048 TX chunks (one UMEM per NIC
+// queue: the sockets sharing a queue share its UMEM, see "Sockets per
+// CPU"), and each ring is as large as the set of chunks that travels on
+// it, so a producer never meets a full ring while it holds a chunk.
 //
 // The indexes are free-running uint32 counters (slot = index & (size-1)).
 // A producer writes entries, then stores its index (a release store); a
@@ -196,40 +197,47 @@
 //
 // The kernel allows one UMEM owner per (device, queue): a second socket
 // bound to the same queue gets EBUSY unless it shares the first one's UMEM
-// and fill/completion rings (XDP_SHARED_UMEM), which would need a lock
-// across sockets anyway. So the Backend keeps one socket per (netns,
-// ifindex, queue) and hands out Queues that share it:
+// and fill/completion rings (XDP_SHARED_UMEM; see "Sockets per CPU" for
+// the receiving sockets that do). The Backend keeps one socket per (netns,
+// ifindex, NIC queue, class) and hands out Queues that share it. With n
+// the interface's RX queue count (RXQueues):
 //
 //   - RolePort binds queue 0 of a tap/veth, receives and transmits.
-//   - RoleUplinkRX binds uplink queue cfg.QueueID and receives (and may send).
-//   - RoleUplinkTX is transmit-only and needs no program: it joins the socket
-//     of (uplink, cfg.QueueID), creating it if needed. All transmitters of a
-//     socket serialise on one mutex per Send batch (never per frame); give
-//     ports different QueueIDs when the NIC has several queues to spread
-//     them.
+//   - RoleUplinkRX with QueueID i receives NIC queue i % n, as its class
+//     i / n (and may send, through class 0's socket).
+//   - RoleUplinkTX is transmit-only and needs no program: it joins the
+//     class 0 socket of NIC queue QueueID % n, creating it if needed. All
+//     transmitters of a socket serialise on one mutex per Send batch
+//     (never per frame); give ports different QueueIDs when the NIC has
+//     several queues to spread them.
 //
 // At most one Queue receives on a socket; a second receiver on the same
-// queue is refused.
+// queue and class is refused. When a receiver closes while transmitters
+// (or sockets sharing its UMEM) keep its socket, frames left in its RX ring
+// go back to the fill ring. A socket closes with its last Queue, class 0
+// after the last socket sharing it. QueueConfig.FanoutGroup is ignored:
+// spreading uplink traffic is the NIC's RSS across queues, one
+// RoleUplinkRX per queue, and the XDP program's across the sockets of a
+// queue (below).
 //
 // # Sockets per CPU
 //
 // The datapath's CPU pollers (internal/cpupoll) receive a queue on the
 // CPU where its frames arrive, so that a frame wakes no thread on another
 // CPU (an inter-processor interrupt, 17-50 us on a virtual machine). A NIC
-// queue's frames arrive on the CPU of its interrupt; but a veth's, or a
-// NIC's with fewer queues than CPUs, arrive on many: through a veth uplink,
-// on the CPU whose transmit the bridge hairpinned. So RoleUplinkRX accepts
-// queue IDs beyond the NIC's count n (RXQueues): QueueID i receives NIC
-// queue i % n as its class i / n. Class 0 is the NIC queue's own socket;
-// the others are bound to the same (device, queue) with XDP_SHARED_UMEM:
-// they share its UMEM, fill ring and completion ring (the kernel allows
-// it for sockets of one queue: the program then picks the socket), have
-// an RX ring of their own, and transmit through class 0's socket. All
-// sockets of a NIC queue take and release chunks under class 0's rxMu.
-// NIC queue q's XSKMAP entry for key k holds its class
-// (k / n) % classes socket (ifaceProg.place): with n = 1, CPU c's frames
-// go to class c % classes, the socket the datapath's poller of CPU c
-// receives (vswitchd opens one uplink queue per CPU at least).
+// queue's frames arrive on the CPU of its interrupt; but a veth's arrive on
+// the CPU that sent them: through a veth uplink, on the CPU whose transmit
+// the bridge hairpinned. So RoleUplinkRX accepts queue IDs beyond the
+// NIC's count (above), and vswitchd opens one uplink queue per CPU on a
+// single-queue device. Class 0 is the NIC queue's own socket; the others
+// are bound to the same (device, queue) with XDP_SHARED_UMEM: they share
+// its UMEM, fill ring and completion ring (the kernel allows it for
+// sockets of one queue: the program then picks the socket), have an RX
+// ring of their own, and transmit through class 0's socket. All sockets
+// of a NIC queue take and release chunks under class 0's rxMu. NIC queue
+// q's XSKMAP entry for key k holds its socket socketFor(k, n, classes)
+// (ifaceProg.place): with n = 1, CPU c's frames go to class c % classes,
+// the socket the datapath's poller of CPU c receives.
 //
 // By CPU, a stream through a veth would follow its transmitting thread as
 // the kernel moves it, split over the sockets, out of order and with two
@@ -237,11 +245,7 @@
 // it: vm->vm 0.12-0.17 instead of 0.21 Mpps). So while any receiving queue
 // of the interface streams (waits on its own thread, internal/rxwait's
 // spread), the program keys by a hash of the MAC pair instead, as
-// afpacket's fanout program does: a VM pair's frames stay on one socket. When a receiver closes while transmitters keep the
-// socket, frames left in its RX ring go back to the fill ring. The socket
-// closes with its last Queue. QueueConfig.FanoutGroup is ignored: spreading
-// uplink traffic is the NIC's RSS across queues, one RoleUplinkRX per queue,
-// and the XDP program's across the sockets of a queue (below).
+// afpacket's fanout program does: a VM pair's frames stay on one socket.
 //
 // QueueConfig.Promisc is held with a packet socket (internal/rawsock) that
 // receives nothing but carries a PACKET_MR_PROMISC membership: the kernel counts it and drops

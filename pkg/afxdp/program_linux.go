@@ -193,15 +193,15 @@ type progMaps struct {
 }
 
 // The state map (vsw_xsk_state) is an array map we map into memory
-// (BPF_F_MMAPABLE); an array map's elements are 8-byte aligned, so slot
-// i is at byte 8*i:
+// (BPF_F_MMAPABLE) with a cache line per element, so that queues noted on
+// different CPUs do not share one; slot i is at byte 64*i:
 //
 //	slot 0       steering mode: 0 by receiving CPU, 1 by MAC pair (see steerKey)
 //	slot 1 + q   1 + the CPU that received NIC queue q's last frame (0: none yet)
 const (
-	stateSlot    = 8 // bytes per slot
-	stateMode    = 0 // slot of the steering mode
-	stateCPUBase = 1 // slot of NIC queue 0's receiving CPU
+	stateSlot    = 64 // bytes per slot
+	stateMode    = 0  // slot of the steering mode
+	stateCPUBase = 1  // slot of NIC queue 0's receiving CPU
 	stackKey     = -8
 )
 
@@ -235,9 +235,13 @@ func redirectInstructions(m progMaps, sfx string) asm.Instructions {
 	}
 	insns = append(insns, lookup(noted)...)
 	insns = append(insns,
-		asm.Mov.Reg(asm.R1, asm.R7),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.Word),
+		// Stored only when it changed: a store per frame would bounce
+		// the cache line between CPUs.
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, 1),
+		asm.JEq.Reg(asm.R1, asm.R2, noted),
+		asm.StoreMem(asm.R0, 0, asm.R2, asm.Word),
 		asm.StoreImm(asm.RFP, stackKey, stateMode, asm.Word).WithSymbol(noted),
 	)
 	insns = append(insns, lookup(key)...)
@@ -481,14 +485,19 @@ func (p *ifaceProg) noteStreaming(on bool) {
 	}
 }
 
+// socketFor is the index of the socket among a NIC queue's n receiving
+// sockets (ascending class) that gets the frames keyed c, on an interface
+// with queues NIC queues (see place).
+func socketFor(c, queues, n int) int { return (c / queues) % n }
+
 // place points NIC queue q's XSKMAP entries at its receiving sockets:
 // entry q*cpus + c, for the frames the program keys c (the CPU that
 // received them, or their MAC pair's hash), holds socket
-// rx[q][(c / queues) % len(rx[q])]. With one socket per NIC queue that is
-// every entry of the queue; with more (a NIC with fewer queues than CPUs,
-// a veth: see Backend.OpenQueue), the CPUs take turns, so that uplink
-// queue i, which the datapath polls on CPU i (of n), gets the frames CPU i
-// receives. Caller holds Backend.mu.
+// rx[q][socketFor(c, queues, len(rx[q]))]. With one socket per NIC queue
+// that is every entry of the queue; with more (a veth uplink: see
+// Backend.OpenQueue), the CPUs take turns, so that uplink queue i, which
+// the datapath polls on CPU i (of n), gets the frames CPU i receives.
+// Caller holds Backend.mu.
 func (p *ifaceProg) place(q int) error {
 	socks := p.rx[q]
 	var errs []error
@@ -500,7 +509,7 @@ func (p *ifaceProg) place(q int) error {
 			}
 			continue
 		}
-		x := socks[(c/p.queues)%len(socks)]
+		x := socks[socketFor(c, p.queues, len(socks))]
 		if err := p.xsks.Put(k, uint32(x.fd)); err != nil {
 			errs = append(errs, err)
 		}

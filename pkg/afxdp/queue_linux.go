@@ -44,8 +44,11 @@ var _ backend.Queue = (*Queue)(nil)
 // Info describes how a queue ended up configured.
 type Info struct {
 	Interface string
-	QueueID   int
-	Role      backend.Role
+	QueueID   int // the NIC queue
+	// Class is the socket's among those receiving the NIC queue: 0 for
+	// its own socket, more for those sharing its UMEM (Backend.OpenQueue).
+	Class int
+	Role  backend.Role
 	// XDPMode is "native" or "generic" for receiving queues, "" for
 	// transmit-only queues (they need no program).
 	XDPMode string
@@ -60,7 +63,7 @@ type Info struct {
 
 // Info reports the queue's mode.
 func (q *Queue) Info() Info {
-	in := Info{Interface: q.x.ifname, QueueID: q.x.queueID, Role: q.role, ZeroCopy: q.x.zeroCopy, FrameSize: int(q.x.chunk)}
+	in := Info{Interface: q.x.ifname, QueueID: q.x.queueID, Class: q.x.class, Role: q.role, ZeroCopy: q.x.zeroCopy, FrameSize: int(q.x.chunk)}
 	q.b.mu.Lock()
 	if q.prog != nil {
 		in.XDPMode = q.prog.mode
@@ -91,9 +94,7 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			return n, nil
 		}
 		// Nothing ready: sleep until the socket wakes us (see rxwait).
-		err := q.wait.Wait(q.rxReady)
-		q.noteSpread()
-		if err != nil {
+		if err := q.wait.Wait(q.rxReady); err != nil {
 			switch {
 			case err == rxwait.ErrClosed || q.closed.Load():
 				return 0, backend.ErrClosed
@@ -147,8 +148,8 @@ func (q *Queue) takeLocked(b *backend.Batch) int {
 }
 
 // noteSpread tells the interface's steering (ifaceProg.noteStreaming)
-// when q starts or stops waiting on its own thread. Caller holds
-// x.recvMu, and q is open.
+// when q starts or stops waiting on its own thread: after Received, and
+// from the waiter's Unspread. Caller holds x.recvMu, and q is open.
 func (q *Queue) noteSpread() {
 	if on := q.wait.Spread(); on != q.streaming && q.prog != nil {
 		q.streaming = on

@@ -45,9 +45,6 @@ func (q *Queue) socketStats() unix.XDPStatistics {
 	defer x.txMu.Unlock()
 	if !x.closed {
 		if st, err := x.stats(); err == nil {
-			if x.shared != nil {
-				st.Rx_fill_ring_empty_descs = 0 // the pool's: class 0 reports it (rxDrops)
-			}
 			q.lastStats = st
 		}
 	}
@@ -70,20 +67,20 @@ func (q *Queue) socketStats() unix.XDPStatistics {
 //
 // The fill ring, and the kernel's count of its misses, belong to a NIC
 // queue's pool, which the sockets sharing its UMEM share (see "Sockets per
-// CPU" in the package doc); socketStats reports the count for class 0's
-// socket only, so that the uplink's totals have it once. A shared socket's
-// rx_dropped (shared) then has its own misses in it with no count to take
-// them out: in copy mode they are counted as overrun, the likely cause
-// (the pool ran dry under load), and a frame longer than a chunk on such
-// a socket is then an overrun too. Class 0's oversize may come out short
-// by the other sockets' misses (never below 0).
+// CPU" in the package doc): xsk.stats reports the count for class 0's
+// socket only, so that the uplink's totals have each miss once. A shared
+// socket's rx_dropped (shared) has its own misses in it, already in that
+// count, and its oversize frames, with nothing to tell them apart: in copy
+// mode it is left out (xsk_rx_dropped still shows it). Oversize frames
+// cannot reach a socket whose chunk fits the MTU, which vswitchd
+// enforces; class 0's oversize may come out short by the other sockets'
+// misses (never below 0).
 func rxDrops(st unix.XDPStatistics, zeroCopy, shared bool) (overrun, oversize uint64) {
 	overrun = st.Rx_ring_full + st.Rx_fill_ring_empty_descs + st.Rx_invalid_descs
 	oversize = st.Rx_dropped
 	switch {
 	case zeroCopy:
 	case shared:
-		overrun += oversize
 		oversize = 0
 	default:
 		oversize -= min(oversize, st.Rx_fill_ring_empty_descs)

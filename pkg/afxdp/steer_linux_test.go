@@ -60,8 +60,7 @@ func drain(tb testing.TB, q *Queue) int {
 	tb.Helper()
 	n := drainStreaming(tb, q)
 	q.x.recvMu.Lock()
-	q.wait.Unspread()
-	q.noteSpread()
+	q.wait.Unspread() // tells the steering (SetOnUnspread)
 	q.x.recvMu.Unlock()
 	return n
 }
@@ -145,6 +144,16 @@ func TestUplinkSocketPerCPU(t *testing.T) {
 		}
 	}
 
+	// A shared socket transmits through its pool's TX ring.
+	sniffB := tp.packetSocket(t, tp.bIdx)
+	if n, err := qs[1].Send([][]byte{frame(macB, macA, 1, 60)}); n != 1 || err != nil {
+		t.Fatalf("Send on a shared socket: %d, %v", n, err)
+	}
+	fromA := func(f []byte) bool { return len(f) >= 14 && bytes.Equal(f[6:12], macA) }
+	if got := readRaw(sniffB, 300*time.Millisecond, fromA); len(got) != 1 {
+		t.Errorf("peer got %d frames sent on a shared socket, want 1", len(got))
+	}
+
 	// A backlog makes class 0 stream: the program steers by MAC pair.
 	sendFrom(t, fd, tp.bIdx, cs[0], 3*rxwait.SpreadBatch, macB)
 	b := backend.NewBatch(backend.DefaultBatch)
@@ -181,18 +190,6 @@ func TestUplinkSocketPerCPU(t *testing.T) {
 		t.Errorf("after class %d closed, %d of 10 frames of its CPU reached class %d", streamer.x.class, got, other.x.class)
 	}
 
-	// A shared socket transmits through its pool's TX ring.
-	if other.x.shared == nil {
-		return // the class 0 queue is the one left
-	}
-	sniffB := tp.packetSocket(t, tp.bIdx)
-	if n, err := other.Send([][]byte{frame(macB, macA, 1, 60)}); n != 1 || err != nil {
-		t.Fatalf("Send on a shared socket: %d, %v", n, err)
-	}
-	fromA := func(f []byte) bool { return len(f) >= 14 && bytes.Equal(f[6:12], macA) }
-	if got := readRaw(sniffB, 300*time.Millisecond, fromA); len(got) != 1 {
-		t.Errorf("peer got %d frames sent on a shared socket, want 1", len(got))
-	}
 }
 
 // TestPortIncomingCPU: a port queue knows which CPU received its last
@@ -217,5 +214,135 @@ func TestPortIncomingCPU(t *testing.T) {
 	q.Close()
 	if got := q.IncomingCPU(); got != -1 {
 		t.Errorf("IncomingCPU after Close = %d, want -1", got)
+	}
+}
+
+// socketFor: on a one-queue veth CPU c goes to socket c % n, the one
+// polled on CPU c; on an interface with q queues and n sockets each, the
+// keys of uplink queue i = q*class + queue's CPU (i of q*n) go to class
+// i / q (pkg/datapath polls uplink queue i on CPU i).
+func TestSocketFor(t *testing.T) {
+	for _, c := range []struct{ key, queues, n, want int }{
+		{0, 1, 2, 0}, {1, 1, 2, 1}, {2, 1, 2, 0}, {3, 1, 2, 1},
+		{5, 1, 1, 0},
+		{0, 3, 2, 0}, {2, 3, 2, 0}, {3, 3, 2, 1}, {5, 3, 2, 1}, {6, 3, 2, 0},
+		{4, 2, 2, 0}, {2, 2, 2, 1}, {7, 2, 2, 1},
+	} {
+		if got := socketFor(c.key, c.queues, c.n); got != c.want {
+			t.Errorf("socketFor(%d, %d queues, %d sockets) = %d, want %d", c.key, c.queues, c.n, got, c.want)
+		}
+	}
+}
+
+// A shared socket's counters start from its own attach: the pool's fill
+// ring misses (counted before it opened) are class 0's, never a shared
+// socket's base (they would wrap around), and its overrun leaves them out.
+func TestSharedSocketStats(t *testing.T) {
+	tp := newTopo(t)
+	be := New(testOptions(t))
+	q0 := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX, QueueID: 0, Polled: true})
+	fd := tp.packetSocket(t, tp.bIdx)
+	// More frames than the pool has chunks, none read: the fill ring runs dry.
+	for i := 0; i < rxFrames+200; i++ {
+		sendRaw(t, fd, tp.bIdx, frame(macA, macB, uint32(i), 60))
+	}
+	time.Sleep(20 * time.Millisecond)
+	if st := q0.Stats(); st.RxDropped < 200 {
+		t.Fatalf("class 0 counted %d overruns after %d frames into %d chunks, want at least 200", st.RxDropped, rxFrames+200, rxFrames)
+	}
+	q1 := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX, QueueID: 1, Polled: true})
+	if in := q1.Info(); in.Class != 1 || in.QueueID != 0 {
+		t.Fatalf("Info of uplink queue 1 on a one-queue veth: NIC queue %d, class %d; want 0, 1", in.QueueID, in.Class)
+	}
+	st := q1.Stats()
+	if st.RxDropped != 0 || st.RxOversize != 0 {
+		t.Errorf("shared socket opened after the pool's misses: RxDropped %d, RxOversize %d; want 0", st.RxDropped, st.RxOversize)
+	}
+	for _, s := range q1.CustomStats(nil) {
+		if s.Value != 0 {
+			t.Errorf("shared socket opened after the pool's misses: %s = %d, want 0", s.Name, s.Value)
+		}
+	}
+	drain(t, q0)
+}
+
+// Unspread tells the steering at once: a queue that streamed and then
+// waits in the netpoller (no CPU poller) leaves the MAC-pair mode before
+// it sleeps, not at its next frame.
+func TestSteeringLeavesMACPairModeOnIdle(t *testing.T) {
+	tp := newTopo(t)
+	q := tp.open(t, New(testOptions(t)), tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX})
+	fd := tp.packetSocket(t, tp.bIdx)
+	for i := 0; i < 3*rxwait.SpreadBatch; i++ {
+		sendRaw(t, fd, tp.bIdx, frame(macA, macB, uint32(i), 60))
+	}
+	time.Sleep(20 * time.Millisecond)
+	got := make(chan int, 4)
+	go func() {
+		b := backend.NewBatch(backend.DefaultBatch)
+		for {
+			n, err := q.Recv(b)
+			if err != nil {
+				close(got)
+				return
+			}
+			q.Release(b)
+			got <- n
+		}
+	}()
+	if n := <-got; n < rxwait.SpreadBatch {
+		t.Fatalf("first Recv took %d frames of a %d-frame backlog", n, 3*rxwait.SpreadBatch)
+	}
+	p := q.prog
+	deadline := time.Now().Add(time.Second)
+	for atomic.LoadUint32(p.slot(stateMode)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if mode := atomic.LoadUint32(p.slot(stateMode)); mode != 0 {
+		t.Errorf("steering mode %d with the queue idle in the netpoller, want 0", mode)
+	}
+	q.Close()
+	for range got {
+	}
+}
+
+// A batch a shared socket received may be released after both its queue
+// and class 0's closed: the chunks go back to the pool, whose UMEM is
+// unmapped with the last of them, not before.
+func TestSharedReleaseAfterClose(t *testing.T) {
+	cs := twoCPUs(t)
+	tp := newTopo(t)
+	be := New(testOptions(t))
+	q0 := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX, QueueID: 0, Polled: true})
+	q1 := tp.open(t, be, tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX, QueueID: 1, Polled: true})
+	fd := tp.packetSocket(t, tp.bIdx)
+	c := cs[0]
+	if c%2 == 0 {
+		c = cs[1]
+	}
+	if c%2 != 1 {
+		t.Skip("needs an odd CPU")
+	}
+	sendFrom(t, fd, tp.bIdx, c, 3, macB)
+	b := backend.NewBatch(backend.DefaultBatch)
+	if n, err := q1.TryRecv(b); n != 3 || err != nil {
+		t.Fatalf("class 1 TryRecv: %d, %v; want the 3 frames of CPU %d", n, err, c)
+	}
+	f := bytes.Clone(b.Frame(0))
+	q1.Close()
+	q0.Close()
+	pool := q1.x.shared
+	if pool.umem == nil {
+		t.Fatal("UMEM unmapped while a batch still points into it")
+	}
+	if !bytes.Equal(b.Frame(0), f) {
+		t.Error("a held frame changed after its queues closed")
+	}
+	q1.Release(b)
+	if pool.umem != nil || pool.outstanding != 0 {
+		t.Errorf("after the last release: UMEM mapped %v, %d chunks outstanding; want unmapped, 0", pool.umem != nil, pool.outstanding)
+	}
+	if len(be.socks) != 0 || len(be.progs) != 0 {
+		t.Errorf("backend still holds %d sockets, %d programs", len(be.socks), len(be.progs))
 	}
 }

@@ -21,11 +21,10 @@ const (
 	txFrames = 2048
 )
 
-// xsk is one AF_XDP socket with its own UMEM, bound to (ifindex, queue).
-// The kernel lets only one UMEM owner bind a given (device, queue), so all
-// Queues of a Backend that name the same (interface, queue) share one xsk:
-// at most one of them receives, any number transmit (serialised per batch
-// by txMu).
+// xsk is one AF_XDP socket bound to (ifindex, queue), with its own UMEM
+// (class 0) or sharing class 0's (shared). All Queues of a Backend that
+// name the same (interface, queue, class) share one xsk: at most one of
+// them receives, any number transmit (serialised per batch by txMu).
 type xsk struct {
 	key      sockKey
 	ifname   string
@@ -346,13 +345,18 @@ func (x *xsk) wakeRXLocked() {
 	}
 }
 
-// stats reads the kernel's per-socket counters.
+// stats reads the kernel's per-socket counters. The fill ring's misses
+// are the pool's, which a socket sharing it reports as 0: its pool's
+// socket has them (see rxDrops).
 func (x *xsk) stats() (unix.XDPStatistics, error) {
 	var st unix.XDPStatistics
 	optlen := uint32(unsafe.Sizeof(st))
 	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(x.fd), unix.SOL_XDP, unix.XDP_STATISTICS,
 		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&optlen)), 0); e != 0 {
 		return st, e
+	}
+	if x.shared != nil {
+		st.Rx_fill_ring_empty_descs = 0
 	}
 	return st, nil
 }
