@@ -171,7 +171,12 @@ func (q *Queue) TryRecv(b *backend.Batch) (int, error) {
 		return 0, err
 	}
 	x := q.x
-	x.recvMu.Lock()
+	// Never waits: while the pollers own the queue only Close takes
+	// recvMu (for the program's detach, milliseconds), and a poller's
+	// locked thread that blocked would hand its P to a new thread.
+	if q.closed.Load() || !x.recvMu.TryLock() {
+		return 0, backend.ErrClosed
+	}
 	defer x.recvMu.Unlock()
 	if q.closed.Load() {
 		return 0, backend.ErrClosed
@@ -189,7 +194,11 @@ func (q *Queue) Streaming() bool { return q.wait != nil && q.wait.Spread() }
 // runs. An uplink NIC queue's sockets all have the one note.
 func (q *Queue) IncomingCPU() int {
 	x := q.x
-	x.recvMu.Lock() // Close takes it before the program (and its note) may go
+	// Close holds recvMu while the program (and its note) may go; a
+	// caller never waits for it (TryRecv says why): unknown then.
+	if !x.recvMu.TryLock() {
+		return -1
+	}
 	defer x.recvMu.Unlock()
 	if q.closed.Load() || q.prog == nil {
 		return -1
