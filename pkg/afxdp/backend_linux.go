@@ -349,7 +349,9 @@ func (b *Backend) discardLocked(x *xsk) {
 	if x.shared != nil && !x.closed {
 		// A redirect that was under way when the socket left the XSKMAP
 		// may have landed since the receiver's drain: its chunks belong
-		// to the pool, which lives on.
+		// to the pool, which lives on. (One still under way now is lost
+		// to the pool: at most one receive pass, a NAPI budget of
+		// chunks, per shared socket closed, out of rxFrames.)
 		x.drainRXLocked()
 	}
 	x.txMu.Lock()

@@ -174,8 +174,11 @@ func (q *Queue) TryRecv(b *backend.Batch) (int, error) {
 	// Never waits: while the pollers own the queue only Close takes
 	// recvMu (for the program's detach, milliseconds), and a poller's
 	// locked thread that blocked would hand its P to a new thread.
-	if q.closed.Load() || !x.recvMu.TryLock() {
-		return 0, backend.ErrClosed
+	if !x.recvMu.TryLock() {
+		if q.closed.Load() {
+			return 0, backend.ErrClosed
+		}
+		return 0, nil // an earlier receiver of the socket still closing
 	}
 	defer x.recvMu.Unlock()
 	if q.closed.Load() {

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -37,6 +38,9 @@ func TestAutoFallsBackWhenAFXDPCannotStart(t *testing.T) {
 	reason, _ := st["datapath_reason"].(string)
 	if !strings.Contains(reason, "AF_XDP failed to start on the uplink") {
 		t.Errorf("datapath_reason %q does not say why AF_XDP was dropped", reason)
+	}
+	if log, _ := os.ReadFile(h.logf); !strings.Contains(string(log), "held by a live bpf_link") {
+		t.Errorf("the log does not say AF_XDP failed for the other program's bpf_link")
 	}
 	h.addPort(vm1.port, "--vlan", "100")
 	h.addPort(vm2.port, "--vlan", "100")
