@@ -5,49 +5,14 @@ package afpacket
 import (
 	"errors"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
+	"github.com/vswitch/vswitch/test/topo"
 	"golang.org/x/sys/unix"
 )
-
-// onCPU runs fn on a thread pinned to cpu.
-func onCPU(tb testing.TB, cpu int, fn func()) {
-	tb.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // the thread exits with the goroutine: its affinity goes with it
-		var set unix.CPUSet
-		set.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			done <- err
-			return
-		}
-		fn()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		tb.Fatalf("pin to CPU %d: %v", cpu, err)
-	}
-}
-
-// cpus lists the CPUs the test may run on.
-func cpus(tb testing.TB) []int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		tb.Fatal(err)
-	}
-	var out []int
-	for c := 0; c < len(set)*64; c++ {
-		if set.IsSet(c) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
 
 // tryAll reads what a polled queue has now (TryRecv until empty) and
 // returns the test frames' first payload bytes.
@@ -76,7 +41,7 @@ func tryAll(tb testing.TB, q *Queue) (tags []byte) {
 // while no queue streams, and keeps a MAC pair's frames on one queue,
 // whatever CPU sent them, while one does.
 func TestPolledFanoutByCPU(t *testing.T) {
-	cs := cpus(t)
+	cs := topo.CPUs(t)
 	if len(cs) < 2 {
 		t.Skip("needs two CPUs")
 	}
@@ -89,7 +54,7 @@ func TestPolledFanoutByCPU(t *testing.T) {
 	}
 	peer := n.raw("va", false)
 	send := func(cpu int, mark byte, count int) {
-		onCPU(t, cpu, func() {
+		topo.OnCPU(t, cpu, func() {
 			for i := 0; i < count; i++ {
 				f := udpFrame(1, [4]byte{10, 1, 0, 1}, [4]byte{10, 2, 0, 1}, 1000, 53, 16)
 				f[len(f)-1] = mark
@@ -148,9 +113,7 @@ func TestPolledFanoutByCPU(t *testing.T) {
 	}
 	s := qs[1].steer
 	qs[1].Close()
-	s.mu.Lock()
-	left := s.streaming
-	s.mu.Unlock()
+	left := s.Streaming()
 	if left != 0 {
 		t.Errorf("%d members count as streaming after the streaming one closed, want 0", left)
 	}
@@ -168,8 +131,8 @@ func TestPolledIncomingCPU(t *testing.T) {
 		t.Errorf("IncomingCPU before any frame = %d, want -1", got)
 	}
 	peer := n.raw("va", false)
-	for _, c := range cpus(t) {
-		onCPU(t, c, func() { peer.send(t, ethFrame(c, nil, 0x88b5, 46)) })
+	for _, c := range topo.CPUs(t) {
+		topo.OnCPU(t, c, func() { peer.send(t, ethFrame(c, nil, 0x88b5, 46)) })
 		time.Sleep(5 * time.Millisecond)
 		if got := tryAll(t, q); len(got) != 1 {
 			t.Fatalf("CPU %d: received %d frames, want 1 (the filter must accept frames whole)", c, len(got))

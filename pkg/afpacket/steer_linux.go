@@ -5,12 +5,11 @@ package afpacket
 import (
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,12 +33,11 @@ import (
 // available to the program), and keeps a VM pair's frames in order.
 //
 // The mode is a one-entry array map we map into memory: a store switches
-// it.
+// it (rxwait.Steering counts the members that stream and stores it).
 type steer struct {
-	mu        sync.Mutex // streaming and the mode
-	refs      int        // member queues (Backend.steerMu)
-	mem       []byte     // the mode map's value, mapped read-write
-	streaming int        // members that receive on their own thread
+	rxwait.Steering
+	refs int    // member queues (Backend.steerMu)
+	mem  []byte // the mode map's value, mapped read-write
 }
 
 // skfLLOff is SKF_LL_OFF: an absolute load at this offset plus k reads
@@ -85,24 +83,9 @@ func newSteer() (*steer, *ebpf.Program, error) {
 		prog.Close()
 		return nil, nil, fmt.Errorf("map fanout mode map: %w", err)
 	}
-	return &steer{mem: mem}, prog, nil
-}
-
-// note counts a member that starts (on) or stops receiving on its own
-// thread, and sets the mode.
-func (s *steer) note(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if on {
-		s.streaming++
-	} else {
-		s.streaming--
-	}
-	mode := uint32(0)
-	if s.streaming > 0 {
-		mode = 1
-	}
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&s.mem[0])), mode)
+	s := &steer{mem: mem}
+	s.SetMode((*uint32)(unsafe.Pointer(&mem[0])))
+	return s, prog, nil
 }
 
 // joinSteer joins q to polled fanout group id: the first member of the
@@ -165,7 +148,7 @@ func (b *Backend) leaveSteer(q *Queue, id uint16) {
 	}
 	if q.steering {
 		q.steering = false
-		s.note(false)
+		s.Note(false)
 	}
 	if s.refs--; s.refs == 0 {
 		s.free()
@@ -175,6 +158,7 @@ func (b *Backend) leaveSteer(q *Queue, id uint16) {
 
 func (s *steer) free() {
 	if s.mem != nil {
+		s.SetMode(nil)
 		_ = unix.Munmap(s.mem)
 		s.mem = nil
 	}
@@ -188,6 +172,6 @@ func (q *Queue) noteSpread() {
 	}
 	if on := q.waiter.Spread(); on != q.steering {
 		q.steering = on
-		q.steer.note(on)
+		q.steer.Note(on)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vswitch/vswitch/internal/ethtool"
+	"github.com/vswitch/vswitch/internal/rxwait"
 	"golang.org/x/sys/unix"
 )
 
@@ -395,8 +395,9 @@ type ifaceProg struct {
 	// unmapped by close, which runs once no receiving queue is left.
 	state []byte
 
-	steerMu   sync.Mutex
-	streaming int // receiving queues that wait on their own thread
+	// steering counts the receiving queues that wait on their own thread
+	// and keeps the program's mode (state slot stateMode).
+	steering rxwait.Steering
 }
 
 // newProgMaps creates the XSKMAP and the state map of an interface with
@@ -441,6 +442,7 @@ func (p *ifaceProg) mapState() error {
 		return fmt.Errorf("map XDP state map of %s: %w", p.ifname, err)
 	}
 	p.state = mem
+	p.steering.SetMode(p.slot(stateMode))
 	return nil
 }
 
@@ -459,31 +461,9 @@ func (p *ifaceProg) incomingCPU(q int) int {
 }
 
 // noteStreaming counts a receiving queue that starts (on) or stops
-// waiting on its own thread, and sets the steering mode: by MAC pair
-// while one does. By CPU, each frame goes to the socket of the CPU that
-// received it, whose poller (internal/cpupoll) then needs no wake-up from
-// another CPU: through a veth uplink that is the CPU whose transmit the
-// bridge hairpinned. But a stream then follows its transmitting thread
-// as the kernel moves it between CPUs, and splits over the sockets, two
-// receiving threads competing for the CPUs and its frames out of order
-// (pkg/afpacket's steer measured what that costs); by MAC pair a VM
-// pair's frames stay on one socket, in order.
-func (p *ifaceProg) noteStreaming(on bool) {
-	p.steerMu.Lock()
-	defer p.steerMu.Unlock()
-	if on {
-		p.streaming++
-	} else {
-		p.streaming--
-	}
-	mode := uint32(0)
-	if p.streaming > 0 {
-		mode = 1
-	}
-	if p.state != nil {
-		atomic.StoreUint32(p.slot(stateMode), mode)
-	}
-}
+// waiting on its own thread: the program steers by MAC pair while one does
+// (rxwait.Steering says why).
+func (p *ifaceProg) noteStreaming(on bool) { p.steering.Note(on) }
 
 // socketFor is the index of the socket among a NIC queue's n receiving
 // sockets (ascending class) that gets the frames keyed c, on an interface
@@ -675,6 +655,7 @@ func (p *ifaceProg) close() {
 		p.xsks = nil
 	}
 	if p.state != nil {
+		p.steering.SetMode(nil)
 		_ = unix.Munmap(p.state)
 		p.state = nil
 	}

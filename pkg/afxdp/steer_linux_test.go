@@ -4,52 +4,22 @@ package afxdp
 
 import (
 	"bytes"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vswitch/vswitch/internal/rxwait"
 	"github.com/vswitch/vswitch/pkg/backend"
-	"golang.org/x/sys/unix"
+	vtopo "github.com/vswitch/vswitch/test/topo"
 )
-
-// onCPU runs fn on a thread pinned to cpu.
-func onCPU(tb testing.TB, cpu int, fn func()) {
-	tb.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // the thread exits with the goroutine: its affinity goes with it
-		var set unix.CPUSet
-		set.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			done <- err
-			return
-		}
-		fn()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		tb.Fatalf("pin to CPU %d: %v", cpu, err)
-	}
-}
 
 // twoCPUs returns two CPUs the test may run on, or skips.
 func twoCPUs(tb testing.TB) [2]int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		tb.Fatal(err)
-	}
-	var out []int
-	for c := 0; c < len(set)*64 && len(out) < 2; c++ {
-		if set.IsSet(c) {
-			out = append(out, c)
-		}
-	}
-	if len(out) < 2 {
+	cs := vtopo.CPUs(tb)
+	if len(cs) < 2 {
 		tb.Skip("needs two CPUs")
 	}
-	return [2]int{out[0], out[1]}
+	return [2]int{cs[0], cs[1]}
 }
 
 // drain reads what a queue has now (TryRecv until empty), releases it
@@ -104,7 +74,7 @@ func drainStreaming(tb testing.TB, q *Queue) int {
 // the XDP program on A runs on that CPU.
 func sendFrom(tb testing.TB, fd, ifindex, cpu, n int, src []byte) {
 	tb.Helper()
-	onCPU(tb, cpu, func() {
+	vtopo.OnCPU(tb, cpu, func() {
 		for i := 0; i < n; i++ {
 			sendRaw(tb, fd, ifindex, frame(macA, src, uint32(i), 60))
 		}

@@ -129,11 +129,9 @@ func openXSK(ifname string, ifindex, queueID int, chunk uint64, bindFlags uint16
 			return nil, fmt.Errorf("size %s ring: %w", r.name, err)
 		}
 	}
-	var off unix.XDPMmapOffsets
-	optlen := uint32(unsafe.Sizeof(off))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
-		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&optlen)), 0); e != 0 {
-		return nil, fmt.Errorf("get ring mmap offsets: %w", e)
+	off, err := mmapOffsets(fd)
+	if err != nil {
+		return nil, err
 	}
 	if x.fill, err = mapAddrRing(fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, rxFrames, true); err != nil {
 		return nil, fmt.Errorf("fill ring: %w", err)
@@ -201,11 +199,9 @@ func openSharedXSK(primary *xsk, class int) (_ *xsk, err error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_RX_RING, rxFrames); err != nil {
 		return nil, fmt.Errorf("size rx ring: %w", err)
 	}
-	var off unix.XDPMmapOffsets
-	optlen := uint32(unsafe.Sizeof(off))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
-		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&optlen)), 0); e != 0 {
-		return nil, fmt.Errorf("get ring mmap offsets: %w", e)
+	off, err := mmapOffsets(fd)
+	if err != nil {
+		return nil, err
 	}
 	if x.rx, err = mapDescRing(fd, unix.XDP_PGOFF_RX_RING, off.Rx, rxFrames, false); err != nil {
 		return nil, fmt.Errorf("rx ring: %w", err)
@@ -221,6 +217,18 @@ func openSharedXSK(primary *xsk, class int) (_ *xsk, err error) {
 		return nil, fmt.Errorf("bind %s queue %d sharing its UMEM (class %d): %w", primary.ifname, primary.queueID, class, err)
 	}
 	return x, nil
+}
+
+// mmapOffsets asks where in its mmap areas each of the socket's rings keeps
+// its producer and consumer indexes, flags and descriptors.
+func mmapOffsets(fd int) (unix.XDPMmapOffsets, error) {
+	var off unix.XDPMmapOffsets
+	optlen := uint32(unsafe.Sizeof(off))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
+		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&optlen)), 0); e != 0 {
+		return off, fmt.Errorf("get ring mmap offsets: %w", e)
+	}
+	return off, nil
 }
 
 func setsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
