@@ -5,6 +5,8 @@ package afxdp
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
+	"unsafe"
 
 	"github.com/vswitch/vswitch/internal/rawsock"
 	"github.com/vswitch/vswitch/internal/rxwait"
@@ -27,6 +29,11 @@ type Queue struct {
 	wait      *rxwait.Waiter // puts Recv to sleep (receiving queues)
 	rxReady   func(uintptr) bool
 	streaming bool // counted in prog's steering (noteSpread); under x.recvMu
+	// Recv's interrupt moderation (nap); under x.recvMu.
+	napped bool
+	naps   atomic.Int32 // naps taken (tests)
+	napFD  [1]unix.PollFd
+	napTS  unix.Timespec
 
 	closed atomic.Bool
 
@@ -91,7 +98,13 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			return 0, backend.ErrClosed
 		}
 		if n := q.takeLocked(b); n > 0 {
+			q.napped = false
 			return n, nil
+		}
+		if !q.napped && q.wait.Spread() && q.wait.Busy() {
+			q.napped = true
+			q.nap()
+			continue
 		}
 		// Nothing ready: sleep until the socket wakes us (see rxwait).
 		if err := q.wait.Wait(q.rxReady); err != nil {
@@ -104,6 +117,29 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			return 0, fmt.Errorf("afxdp wait on %s queue %d: %w", x.ifname, x.queueID, err)
 		}
 	}
+}
+
+// rxNap is how long Recv naps while frames stream (nap).
+const rxNap = 50 * time.Microsecond
+
+// nap is NAPI's interrupt moderation (napi_defer_hard_irqs,
+// gro_flush_timeout), as pkg/afpacket has it: while frames stream (the
+// queue waits on its own thread and its last batch came less than
+// rxwait.BusyGap after the one before), an empty Recv first sleeps rxNap
+// on the waiter's eventfd alone (Close wakes it) and takes what gathered,
+// rather than being woken by the socket for every frame or two. Each such
+// wake-up is a context switch here and a try_to_wake_up, an IPI under a
+// hypervisor, in the sender's time: through a VM port that is the VM's
+// vCPU (the XDP program runs in its transmit). Measured, afxdp-xsk under
+// the benchmark's load (4 interleaved runs each): the stream reached 81-86
+// of its 120 kpps target without, 122-129 with; load p99 0.8-1.5 ms ->
+// 0.57-0.98 ms; vm->vm 64 B +10 %. An isolated frame never waits for a nap.
+func (q *Queue) nap() {
+	q.naps.Add(1)
+	q.napFD[0] = unix.PollFd{Fd: int32(q.wait.WakeFD()), Events: unix.POLLIN}
+	q.napTS = unix.NsecToTimespec(int64(rxNap))
+	_, _, _ = unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&q.napFD[0])), 1,
+		uintptr(unsafe.Pointer(&q.napTS)), 0, 0, 0)
 }
 
 // canRecv is Recv's and TryRecv's check of the queue and the batch.

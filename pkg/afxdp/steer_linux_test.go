@@ -331,3 +331,52 @@ func TestSharedReleaseAfterClose(t *testing.T) {
 		t.Errorf("backend still holds %d sockets, %d programs", len(be.socks), len(be.progs))
 	}
 }
+
+// Recv naps once before it sleeps while frames stream (a backlog, then
+// batches in quick succession), and never for frames that come far apart.
+func TestRecvNapsWhileStreaming(t *testing.T) {
+	tp := newTopo(t)
+	q := tp.open(t, New(testOptions(t)), tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX})
+	fd := tp.packetSocket(t, tp.bIdx)
+	for i := 0; i < 3*backend.DefaultBatch; i++ {
+		sendRaw(t, fd, tp.bIdx, frame(macA, macB, uint32(i), 60))
+	}
+	time.Sleep(20 * time.Millisecond)
+	got := make(chan int, 16)
+	go func() {
+		b := backend.NewBatch(backend.DefaultBatch)
+		for {
+			n, err := q.Recv(b)
+			if err != nil {
+				close(got)
+				return
+			}
+			q.Release(b)
+			got <- n
+		}
+	}()
+	for n := 0; n < 3*backend.DefaultBatch; {
+		n += <-got
+	}
+	// The backlog's batches came back to back: the next, empty, Recv naps
+	// once, then sleeps on the socket.
+	time.Sleep(20 * time.Millisecond)
+	naps := func() int32 { return q.naps.Load() }
+	sendRaw(t, fd, tp.bIdx, frame(macA, macB, 1000, 60))
+	<-got
+	if n := naps(); n != 1 {
+		t.Fatalf("%d naps after a streamed backlog, want 1", n)
+	}
+	// Frames far apart (more than rxwait.BusyGap): no nap.
+	for i := 0; i < 3; i++ {
+		time.Sleep(5 * rxwait.BusyGap)
+		sendRaw(t, fd, tp.bIdx, frame(macA, macB, uint32(2000+i), 60))
+		<-got
+	}
+	if n := naps(); n != 1 {
+		t.Errorf("%d naps after frames %v apart, want still 1", n, 5*rxwait.BusyGap)
+	}
+	q.Close()
+	for range got {
+	}
+}
