@@ -101,7 +101,7 @@ func (q *Queue) Recv(b *backend.Batch) (int, error) {
 			q.napped = false
 			return n, nil
 		}
-		if !q.napped && q.wait.Spread() && q.wait.Busy() {
+		if q.role == backend.RolePort && !q.napped && q.wait.Spread() && q.wait.Busy() {
 			q.napped = true
 			q.nap()
 			continue
@@ -134,6 +134,9 @@ const rxNap = 50 * time.Microsecond
 // the benchmark's load (4 interleaved runs each): the stream reached 81-86
 // of its 120 kpps target without, 122-129 with; load p99 0.8-1.5 ms ->
 // 0.57-0.98 ms; vm->vm 64 B +10 %. An isolated frame never waits for a nap.
+// Ports only: an uplink queue's frames are hairpinned in vswitchd's own
+// transmit, not a VM's, and napping there halved the tap topology's
+// vm->vm rate (afxdp-tap 178-195 -> 99-126 kpps; ports only: 189-190).
 func (q *Queue) nap() {
 	q.naps.Add(1)
 	q.napFD[0] = unix.PollFd{Fd: int32(q.wait.WakeFD()), Events: unix.POLLIN}

@@ -332,11 +332,21 @@ func TestSharedReleaseAfterClose(t *testing.T) {
 	}
 }
 
-// Recv naps once before it sleeps while frames stream (a backlog, then
-// batches in quick succession), and never for frames that come far apart.
+// A port's Recv naps once before it sleeps while frames stream (a
+// backlog, then batches in quick succession), and never for frames that
+// come far apart; an uplink queue never naps.
 func TestRecvNapsWhileStreaming(t *testing.T) {
+	for _, c := range []struct {
+		role backend.Role
+		naps int32
+	}{{backend.RolePort, 1}, {backend.RoleUplinkRX, 0}} {
+		t.Run(c.role.String(), func(t *testing.T) { testRecvNaps(t, c.role, c.naps) })
+	}
+}
+
+func testRecvNaps(t *testing.T, role backend.Role, want int32) {
 	tp := newTopo(t)
-	q := tp.open(t, New(testOptions(t)), tp.a, backend.QueueConfig{Role: backend.RoleUplinkRX})
+	q := tp.open(t, New(testOptions(t)), tp.a, backend.QueueConfig{Role: role})
 	fd := tp.packetSocket(t, tp.bIdx)
 	for i := 0; i < 3*backend.DefaultBatch; i++ {
 		sendRaw(t, fd, tp.bIdx, frame(macA, macB, uint32(i), 60))
@@ -359,13 +369,12 @@ func TestRecvNapsWhileStreaming(t *testing.T) {
 		n += <-got
 	}
 	// The backlog's batches came back to back: the next, empty, Recv naps
-	// once, then sleeps on the socket.
+	// once (a port), then sleeps on the socket.
 	time.Sleep(20 * time.Millisecond)
-	naps := func() int32 { return q.naps.Load() }
 	sendRaw(t, fd, tp.bIdx, frame(macA, macB, 1000, 60))
 	<-got
-	if n := naps(); n != 1 {
-		t.Fatalf("%d naps after a streamed backlog, want 1", n)
+	if n := q.naps.Load(); n != want {
+		t.Fatalf("%s: %d naps after a streamed backlog, want %d", role, n, want)
 	}
 	// Frames far apart (more than rxwait.BusyGap): no nap.
 	for i := 0; i < 3; i++ {
@@ -373,8 +382,8 @@ func TestRecvNapsWhileStreaming(t *testing.T) {
 		sendRaw(t, fd, tp.bIdx, frame(macA, macB, uint32(2000+i), 60))
 		<-got
 	}
-	if n := naps(); n != 1 {
-		t.Errorf("%d naps after frames %v apart, want still 1", n, 5*rxwait.BusyGap)
+	if n := q.naps.Load(); n != want {
+		t.Errorf("%s: %d naps after frames %v apart, want still %d", role, n, 5*rxwait.BusyGap, want)
 	}
 	q.Close()
 	for range got {
