@@ -31,15 +31,18 @@ func TestLatencyLightLoad(t *testing.T) {
 		// (2-2.6 ms) and p99 3-4 ms (13 ms on AF_XDP), now p50 is 2-4x and
 		// p99 2-5x. The bounds are generous (20x, and never below 0.5 ms
 		// for p50, 2 ms for p99, as macvlan's own can be a few tens of
-		// microseconds) and the best of three measurements counts, for
-		// each: the default test run shares two cores with other
-		// packages' tests (the benchmark smoke test floods), which can
-		// stall any process for milliseconds (beside it: p99 0.3-0.6 ms);
-		// the old rings never came below 1.9 ms p50 in any run.
+		// microseconds) and the best of up to five measurements counts,
+		// for each: the default test run shares two cores with other
+		// packages' tests (the benchmark smoke test floods, QEMU guests
+		// boot), which can stall any process for milliseconds (beside it:
+		// p99 0.3-0.6 ms, but in 2 of 7 full runs one backend read
+		// 2.4-4.6 ms in three measurements in a row, 9 s); the old rings
+		// never came below 1.9 ms p50 in any run.
 		bound50 := max(20*ref.P50, 500*time.Microsecond)
 		bound99 := max(20*ref.P99, 2*time.Millisecond)
 		var best50, best99 time.Duration
-		for try := 1; try <= 3; try++ {
+		const tries = 5
+		for try := 1; try <= tries; try++ {
 			got := probeLatency(t, vm1.ns, vm1.ip, vm2.ip)
 			t.Logf("vswitchd %s, run %d: %v (p50 %.1fx, p99 %.1fx macvlan-vepa)", dp, try, got,
 				float64(got.P50)/float64(ref.P50), float64(got.P99)/float64(ref.P99))
@@ -52,10 +55,10 @@ func TestLatencyLightLoad(t *testing.T) {
 			}
 		}
 		if best50 > bound50 {
-			t.Errorf("vswitchd %s: light-load p50 %v (best of 3) is above %v (20x macvlan-vepa's %v)", dp, best50, bound50, ref.P50)
+			t.Errorf("vswitchd %s: light-load p50 %v (best of %d) is above %v (20x macvlan-vepa's %v)", dp, best50, tries, bound50, ref.P50)
 		}
 		if best99 > bound99 {
-			t.Errorf("vswitchd %s: light-load p99 %v (best of 3) is above %v (20x macvlan-vepa's %v)", dp, best99, bound99, ref.P99)
+			t.Errorf("vswitchd %s: light-load p99 %v (best of %d) is above %v (20x macvlan-vepa's %v)", dp, best99, tries, bound99, ref.P99)
 		}
 	})
 }
