@@ -3,13 +3,11 @@
 package afxdp
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,10 +126,10 @@ func (b *Backend) Open(ifname string, cfg backend.QueueConfig) (backend.Queue, e
 // class i / n on it: class 0 is the NIC queue's own socket, the others
 // share its UMEM (XDP_SHARED_UMEM) and the XDP program gives each its
 // share of the queue's frames by the CPU that received them (see
-// ifaceProg.place). A veth or a NIC with fewer queues than CPUs so gets a
-// receiving socket per CPU, as AF_PACKET's fanout group does, and a
-// frame is received by the poller of its CPU (internal/cpupoll) without a
-// wake-up from another CPU.
+// ifaceProg.place). A veth uplink so gets a receiving socket per CPU (as
+// vswitchd opens it), as AF_PACKET's fanout group does, and a frame is
+// received by the poller of its CPU (internal/cpupoll) without a wake-up
+// from another CPU.
 //
 // Opening a queue takes these steps, each a function below: raise
 // RLIMIT_MEMLOCK (once per Backend), resolve the interface and NIC queue
@@ -294,12 +292,8 @@ func (b *Backend) socketLocked(t queueTarget) (*xsk, bool, error) {
 // UMEM of the NIC queue's own socket (class 0), which it finds or binds
 // and holds a reference on until it closes itself (discardLocked).
 func (b *Backend) sharedSocketLocked(t queueTarget) (*xsk, bool, error) {
-	if x := b.socks[t.key]; x != nil {
-		if t.receive && x.rxOwner != nil {
-			return nil, false, fmt.Errorf("open afxdp %s queue on %s queue %d class %d: it already has a receiver", t.role, t.ifname, t.key.queue, t.key.class)
-		}
-		return x, false, nil
-	}
+	// Class 0 first: it exists whenever the socket asked for does (which
+	// holds a reference on it), so it is only bound here when neither is.
 	pt := t
 	pt.key.class, pt.receive = 0, false
 	p, created, err := b.socketLocked(pt)
@@ -311,8 +305,8 @@ func (b *Backend) sharedSocketLocked(t queueTarget) (*xsk, bool, error) {
 		b.socks[pt.key] = p
 	}
 	if x := b.socks[t.key]; x != nil {
-		// Bound by a concurrent Open while socketLocked let go of b.mu
-		// (p was not created here then: that Open found or made it).
+		// Open already (p was not created here then), perhaps by a
+		// concurrent Open while socketLocked let go of b.mu.
 		if t.receive && x.rxOwner != nil {
 			return nil, false, fmt.Errorf("open afxdp %s queue on %s queue %d class %d: it already has a receiver", t.role, t.ifname, t.key.queue, t.key.class)
 		}
@@ -415,11 +409,7 @@ func (b *Backend) attachRXLocked(q *Queue, t queueTarget) error {
 	if queueID >= p.queues {
 		err = fmt.Errorf("queue %d: the interface had %d RX queues when its XDP program was attached", queueID, p.queues)
 	} else {
-		p.rx[queueID] = insertByClass(p.rx[queueID], x)
-		if err = p.place(queueID); err != nil {
-			p.rx[queueID] = slices.DeleteFunc(p.rx[queueID], func(o *xsk) bool { return o == x })
-			_ = p.place(queueID)
-		}
+		err = p.addSocket(x)
 	}
 	if err != nil {
 		w.Close()
@@ -527,12 +517,6 @@ func (b *Backend) tryOpenSocket(ifname string, ifindex, queueID int, chunk uint6
 	return openXSK(ifname, ifindex, queueID, chunk, unix.XDP_COPY)
 }
 
-// insertByClass inserts x into socks, kept in ascending class.
-func insertByClass(socks []*xsk, x *xsk) []*xsk {
-	i, _ := slices.BinarySearchFunc(socks, x.class, func(o *xsk, c int) int { return cmp.Compare(o.class, c) })
-	return slices.Insert(socks, i, x)
-}
-
 // releaseProgLocked removes receiving queue q from the interface's
 // steering and its socket from the XSKMAP, and detaches the program when
 // no receiving queue is left. Caller holds b.mu and q's recvMu.
@@ -541,12 +525,7 @@ func (b *Backend) releaseProgLocked(p *ifaceProg, q *Queue) {
 		q.streaming = false
 		p.noteStreaming(false)
 	}
-	x := q.x
-	p.rx[x.queueID] = slices.DeleteFunc(p.rx[x.queueID], func(o *xsk) bool { return o == x })
-	if len(p.rx[x.queueID]) == 0 {
-		delete(p.rx, x.queueID)
-	}
-	if err := p.place(x.queueID); err != nil {
+	if err := p.removeSocket(q.x); err != nil {
 		b.log.Warn("afxdp: XSKMAP not updated for a closed queue: frames steered to it are lost until the next open or close on the queue", "interface", p.ifname, "err", err)
 	}
 	p.refs--

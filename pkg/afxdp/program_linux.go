@@ -3,10 +3,12 @@
 package afxdp
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -464,6 +466,30 @@ func (p *ifaceProg) incomingCPU(q int) int {
 // waiting on its own thread: the program steers by MAC pair while one does
 // (rxwait.Steering says why).
 func (p *ifaceProg) noteStreaming(on bool) { p.steering.Note(on) }
+
+// addSocket adds receiving socket x to its NIC queue's and points the
+// queue's XSKMAP entries anew (place); on failure x is out again.
+func (p *ifaceProg) addSocket(x *xsk) error {
+	q := x.queueID
+	i, _ := slices.BinarySearchFunc(p.rx[q], x.class, func(o *xsk, c int) int { return cmp.Compare(o.class, c) })
+	p.rx[q] = slices.Insert(p.rx[q], i, x) // ascending class
+	err := p.place(q)
+	if err != nil {
+		_ = p.removeSocket(x)
+	}
+	return err
+}
+
+// removeSocket takes receiving socket x from its NIC queue's and points the
+// queue's XSKMAP entries anew (place).
+func (p *ifaceProg) removeSocket(x *xsk) error {
+	q := x.queueID
+	p.rx[q] = slices.DeleteFunc(p.rx[q], func(o *xsk) bool { return o == x })
+	if len(p.rx[q]) == 0 {
+		delete(p.rx, q)
+	}
+	return p.place(q)
+}
 
 // socketFor is the index of the socket among a NIC queue's n receiving
 // sockets (ascending class) that gets the frames keyed c, on an interface
